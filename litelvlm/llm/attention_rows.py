@@ -79,10 +79,13 @@ def rotary_fn(module: nn.Module) -> Callable:
 def projected(module: nn.Module, x: torch.Tensor, which: str) -> torch.Tensor:
     """(..., H_which * d) query (``q``), key (``k``) or value (``v``) states of ``x``: ``q_proj`` / ``k_proj``
     / ``v_proj``, or the slice of a fused ``qkv_proj`` (Phi-3: queries, then keys, then values;
-    ``Phi3Attention``)."""
+    ``Phi3Attention``); a module with a per-head ``q_norm`` / ``k_norm`` (Qwen3's attention:
+    ``q_norm(q_proj(h).view(..., -1, head_dim))``) has it applied."""
     fused = getattr(module, "qkv_proj", None)
     if fused is None:
-        return getattr(module, f"{which}_proj")(x)
+        out = getattr(module, f"{which}_proj")(x)
+        norm = getattr(module, f"{which}_norm", None)
+        return out if norm is None else norm(out.view(*out.shape[:-1], -1, module.head_dim)).flatten(-2)
     d = module.head_dim
     q = module.config.num_attention_heads * d
     kv = module.config.num_key_value_heads * d

@@ -18,13 +18,16 @@ CARD = FamilyCard(
     cost=Lazy("litelvlm.sa2va.cost", "COST"),
     cost_archs={"sa2va-3b": "3b", "sa2va-7b": "7b", "sa2va-tiny": "tiny"},
     presets={"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b",
-             "sa2va-tiny-random": "tiny"},
+             "sa2va-tiny-random": "tiny",
+             # Sa2VA-Qwen3-VL (litelvlm.sa2va.qwen3_config)
+             "sa2va-qwen3-vl-4b-random": "qwen3-vl-4b", "sa2va-qwen3-vl-tiny-random": "qwen3-vl-tiny"},
+    small_presets=("tiny", "qwen3-vl-tiny"),
     architectures=("Sa2VAChatModelQwen",),
     default_model="sa2va-tiny-random:0",
     paper_model="a Sa2VA-Qwen2.5-VL-3B or -7B checkpoint folder (ByteDance/Sa2VA-Qwen2_5-VL-3B)",
     exif_transpose=False,  # Image.open(...).convert('RGB') (RES.py L206)
     video_eval=Lazy("litelvlm.sa2va.video_eval", "VIDEO_EVAL"),
-    hub_ids=("ByteDance/Sa2VA-Qwen2_5-VL-3B", "ByteDance/Sa2VA-Qwen2_5-VL-7B"),
+    hub_ids=("ByteDance/Sa2VA-Qwen2_5-VL-3B", "ByteDance/Sa2VA-Qwen2_5-VL-7B", "ByteDance/Sa2VA-Qwen3-VL-4B"),
     builds_in_memory=True,  # validate --no-write: litelvlm.sa2va.checkpoint.built_sa2va
     # litelvlm.qwen.vision_info.PROCESSOR_RESIZES: the fast processor's first
     image_resizes=("torchvision", "pil"),

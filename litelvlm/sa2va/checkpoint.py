@@ -1,5 +1,5 @@
-"""Random-weight Sa2VA-Qwen2.5-VL checkpoints in the released folder layout, and the loader of any such
-folder.
+"""Random-weight Sa2VA-Qwen2.5-VL and Sa2VA-Qwen3-VL checkpoints in the released folder layout, and the
+loader of any such folder (the backbone's classes: :mod:`litelvlm.sa2va.qwen3_checkpoint`).
 
 A released folder (``ByteDance/Sa2VA-Qwen2_5-VL-3B`` / ``-7B``) is what ``tools/convert_to_hf.py``
 (bytedance/Sa2VA @9832e1a, L82-83, L150-190) writes: ``Sa2VAChatModelQwen.save_pretrained`` under the
@@ -36,20 +36,11 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
 from ..errors import LiteLVLMError
 from ..model_folder import read_config
 from ..model_spec import ModelSpec
-from ..qwen.checkpoint import (
-    _write_tokenizer,
-    build_qwen,
-    preset_dtype,
-    quiet_transformers,
-    weight_files,
-)
-from ..qwen.config import generation_config, preprocessor_config
-from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
+from ..qwen.checkpoint import quiet_transformers, weight_files
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..random_weights import default_dtype, resolve_fill, skip_init, writes_folders
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
@@ -65,6 +56,7 @@ from .config import (
     sam2_config,
     sam2_size_of,
 )
+from .qwen3_checkpoint import KINDS, LLMKind, kind_of_config
 from .sam2_head import Sa2VASam2, TextHiddenFcs
 
 QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX = "model.", "grounding_encoder.sam2_model.", "text_hidden_fcs."
@@ -107,9 +99,10 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
     ``fill`` (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts with
     :func:`~litelvlm.sam2.keys.randomize`'s distributions), initialises the tiny one."""
     p = get_preset(preset)
-    fast = resolve_fill(fill, p.name != "tiny") == "fast"
-    dtype = preset_dtype(p.qwen) if dtype is None else dtype
-    qwen = build_qwen(p.qwen_preset(), seed=seed, dtype=dtype, device=device, fill="fast" if fast else "init")
+    fast = resolve_fill(fill, p.full_size) == "fast"
+    dtype = preset_dtype(p) if dtype is None else dtype
+    qwen = KINDS[p.backbone].build(p.qwen_preset(), seed=seed, dtype=dtype, device=device,
+                                   fill="fast" if fast else "init")
     size, llm = p.sam2_size, qwen.config.text_config.hidden_size
     with default_dtype(dtype), torch.device(device), skip_init() if fast else contextlib.nullcontext():
         fcs = TextHiddenFcs(llm, size.d_model).eval().requires_grad_(False)
@@ -151,7 +144,7 @@ def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed
     layout (module docstring)."""
     p = get_preset(preset)
     q = p.qwen_preset()
-    fill = resolve_fill(fill, p.name != "tiny")
+    fill = resolve_fill(fill, p.full_size)
     qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device, fill=fill)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -165,17 +158,14 @@ def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed
 def _write_processor_files(path: Path, p: Sa2VAPreset) -> None:
     """A random folder's tokenizer (the Qwen stand-in with Sa2VA's added tokens), generation, preprocessor and
     chat template files."""
-    tok = build_qwen_tokenizer(p.qwen)
-    tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)   # qwenvl.py L72
+    kind = KINDS[p.backbone]
+    tok = kind.tokenizer(p.qwen)
+    tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)   # qwenvl.py L72, qwen3vl.py add_special_tokens
     ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
     if ids != p.token_ids() or len(tok) != p.vocab_size:
         raise LiteLVLMError(f"Sa2VA preset {p.name!r}: the tokenizer gives {ids} ({len(tok)} tokens), "
                             f"expected {p.token_ids()} ({p.vocab_size})")
-    q = p.qwen_preset()
-    write_json(path / "generation_config.json", generation_config(q))
-    write_json(path / "preprocessor_config.json", preprocessor_config(q))
-    write_json(path / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
-    _write_tokenizer(tok, path)
+    kind.files(path, p.qwen_preset(), tok)
 
 
 def _random_config(p: Sa2VAPreset, qwen, seed: int, device, fill: str) -> dict:
@@ -194,9 +184,9 @@ def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dty
     files go through a temporary folder)."""
     spec = ModelSpec.of(model)
     p = get_preset(RANDOM_SA2VAS[spec.name])
-    fill, seed = resolve_fill("auto", p.name != "tiny"), CARD.seed(spec)
+    fill, seed = resolve_fill("auto", p.full_size), CARD.seed(spec)
     qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device, fill=fill)
-    dtype = dtype or preset_dtype(p.qwen)
+    dtype = dtype or preset_dtype(p)
     cfg = json.loads(json.dumps(_random_config(p, qwen, seed, device, fill)))  # as config.json holds it
     qwen, fcs, sam2 = (m.to(device, dtype).eval().requires_grad_(False) for m in (qwen, fcs, sam2))
     sam2.sam2_size, sam2.tracking = p.sam2_size, {k: v.to(dtype) for k, v in tracking.items()}
@@ -204,7 +194,7 @@ def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dty
     if processor:
         with tempfile.TemporaryDirectory(prefix="sa2va-processor-") as folder:
             _write_processor_files(Path(folder), p)
-            proc = _load_processor(Path(folder))
+            proc = _load_processor(Path(folder), KINDS[p.backbone])
     seg = int(proc.tokenizer.convert_tokens_to_ids("[SEG]")) if proc else -1
     return Sa2VAModules(qwen, fcs, sam2, proc, seg, cfg)
 
@@ -215,7 +205,7 @@ def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "c
     return random_preset_folder("sa2va", p.name, seed,
                                 lambda folder,
                                 fill: save_random_sa2va(folder, p, seed, device=device, fill=fill),
-                                full_size=p.name != "tiny")
+                                full_size=p.full_size)
 
 
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
@@ -276,9 +266,17 @@ def _check(found: dict, expected: dict, where: dict, what: str, folder: Path, pr
 
 
 def _qwen_config(cfg: dict):
+    """transformers' config of the backbone a Sa2VA ``config.json`` describes (:func:`kind_of_config`)."""
+    kind = kind_of_config(cfg)
     plain = {k: v for k, v in cfg.items() if k not in SA2VA_KEYS}
-    plain.update(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"])
-    return Qwen2_5_VLConfig.from_dict(plain)
+    plain.update(model_type=kind.model_type, architectures=[kind.architecture])
+    return kind.config.from_dict(plain)
+
+
+def preset_dtype(preset: str | Sa2VAPreset) -> torch.dtype:
+    """The dtype a preset's random checkpoint is written in (its backbone preset's: bfloat16 for the released
+    sizes)."""
+    return getattr(torch, get_preset(preset).qwen_preset().dtype)
 
 
 def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
@@ -289,6 +287,7 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
         return built_sa2va(model, device, dtype, processor)
     folder = sa2va_folder(model, device=device)
     cfg = read_config(folder)
+    kind = kind_of_config(cfg)
     qcfg = _qwen_config(cfg)
     tensors, where = _read_tensors(folder, dtype)
     dtype = dtype or next(iter(tensors.values())).dtype
@@ -299,12 +298,12 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     size = sam2_size_of(rnd.get("sam2", "sam2_hiera_l"))
     image_size = int(rnd.get("image_size", 1024))
     with default_dtype(dtype), torch.device(device), skip_init():  # every tensor is loaded below
-        qwen = Qwen2_5_VLForConditionalGeneration(qcfg)
+        qwen = kind.model(qcfg)
     expected = {k: tuple(v.shape) for k, v in qwen.state_dict().items()}
     qsd = {qwen_key(k[len(QWEN_PREFIX):]): v for k, v in tensors.items() if k.startswith(QWEN_PREFIX)}
     if qcfg.tie_word_embeddings:
         qsd.setdefault("lm_head.weight", qsd.get("model.language_model.embed_tokens.weight"))
-    _check(qsd, expected, where, "Qwen2.5-VL", folder)
+    _check(qsd, expected, where, kind.architecture, folder)
     qwen.load_state_dict(qsd, strict=True, assign=True)  # the read tensors become the weights
     if qcfg.tie_word_embeddings:
         qwen.tie_weights()
@@ -326,22 +325,23 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     fcs.load_state_dict(fsd, strict=True, assign=True)
     sam2.model.load_state_dict(hf, strict=True, assign=True)
     sam2.sam2_size, sam2.tracking = size, dict(rest)
-    proc = _load_processor(folder) if processor else None
+    proc = _load_processor(folder, kind) if processor else None
     seg = int(cfg.get("seg_token_id") or proc.tokenizer.convert_tokens_to_ids("[SEG]")) if proc else -1
     return Sa2VAModules(qwen.to(device).eval().requires_grad_(False),
                         fcs.to(device).eval().requires_grad_(False),
                         sam2.to(device).eval().requires_grad_(False), proc, seg, cfg)
 
 
-def _load_processor(folder: Path):
-    # Qwen2.5-VL's processor (config.json's auto_map names remote code; the processor files are Qwen's own);
+def _load_processor(folder: Path, kind: LLMKind):
+    # the backbone's processor (config.json's auto_map names remote code; the processor files are Qwen's own);
     try:
         # it resizes nothing: litelvlm.sa2va.protocol resizes as the official code does
         with quiet_transformers():
-            return Qwen2_5_VLProcessor.from_pretrained(str(folder), do_resize=False, trust_remote_code=False)
+            return kind.processor.from_pretrained(str(folder), do_resize=False, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as e:
         raise LiteLVLMError(f"could not load the processor of the Sa2VA checkpoint in {folder}: {e}") from e
 
 
-__all__ = ["Sa2VAModules", "build_sa2va", "built_sa2va", "load_sa2va", "qwen_key", "random_sa2va_dir",
+__all__ = ["Sa2VAModules", "build_sa2va", "built_sa2va", "load_sa2va", "preset_dtype", "qwen_key",
+           "random_sa2va_dir",
            "sa2va_config", "sa2va_folder", "sa2va_tensors", "save_random_sa2va"]

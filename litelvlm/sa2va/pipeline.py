@@ -29,6 +29,8 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..families import hub_folder
+from ..family_card import Lazy
 from ..lvlm.numerics import Numerics
 from ..model_spec import ModelSpec
 from ..qwen.mapped import frames_mapped_inputs
@@ -43,10 +45,12 @@ from .protocol import (
     image_question,
     llm_image,
     prepare_inputs,
+    processor_factor,
     seg_rows,
     seg_token_id,
     video_question,
 )
+from .qwen3_checkpoint import backbone_of
 from .video import joined, propagate, video_method_error, video_parts
 
 #: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
@@ -57,6 +61,9 @@ VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its mi
 #: how ``describe()`` labels this family's pruning
 ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual "
               "tokens of the Qwen2.5-VL grid")
+#: the pipeline class of each backbone a Sa2VA model is built on (:data:`litelvlm.sa2va.config.BACKBONES`)
+BACKBONE_PIPELINES = {"qwen2.5-vl": Lazy("litelvlm.sa2va.pipeline", "Sa2VAPipeline"),
+                      "qwen3-vl": Lazy("litelvlm.sa2va.qwen3_pipeline", "Sa2VAQwen3Pipeline")}
 
 
 @dataclass
@@ -69,6 +76,9 @@ class Sa2VAInput(QwenSam2Input):
     video: object | None = None
     #: a pruned video's prompt (:func:`litelvlm.sa2va.video.joined`): the official M-RoPE ids of its rows
     joined_positions: torch.Tensor | None = None
+    #: (D, N, h) Qwen3-VL's DeepStack features of the visual tokens (:mod:`litelvlm.sa2va.deepstack`); None on
+    #: Qwen2.5-VL
+    deepstack: torch.Tensor | None = None
 
 
 class Sa2VAPipeline(QwenSam2Pipeline):
@@ -83,6 +93,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     max_new_tokens = 2048
     #: while generating: the LM head's inputs, one per decoding step (:mod:`litelvlm.sa2va.generate`)
     _lm_head_inputs: list | None = None
+    #: how the methods' Qwen variants read the vision tower (:meth:`vision`)
+    vision_class = QwenVision
 
     def __init__(self, qwen, processor, fcs, sam2, name: str = "sa2va", numerics=None, clip=None,
                  clip_text: str = "question", context: str = "clip", similarity: str = "clip",
@@ -103,7 +115,22 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         self.seg_token_id = seg_token_id(processor.tokenizer)
         self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
         self.image_resize = image_resize
+        #: the processor's resize factor (its patch times its merge: 28 on Qwen2.5-VL, 32 on Qwen3-VL)
+        self.factor = processor_factor(processor)
         self.apply_attention()
+
+    @classmethod
+    def from_model_string(cls, model: str | ModelSpec, device: str | torch.device = "cpu",
+                          dtype: torch.dtype | None = None, **options) -> Sa2VAPipeline:
+        """The model string's pipeline, by the class of its backbone (:data:`BACKBONE_PIPELINES`: a random
+        preset's, or the one its folder's ``config.json`` describes), loaded as
+        :meth:`QwenSam2Pipeline.from_model_string` loads it."""
+        spec = ModelSpec.of(model)
+        spec = ModelSpec.of(folder) if (folder := hub_folder(spec)) is not None else spec
+        target = BACKBONE_PIPELINES[backbone_of(spec)].get()
+        if target is not cls:
+            return target.from_model_string(spec, device, dtype, **options)
+        return super().from_model_string(spec, device, dtype, **options)
 
     @classmethod
     def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
@@ -144,8 +171,15 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     def _image(self, image: Image.Image):
         """The processor's image inputs of the image the vision tower sees
         (:func:`litelvlm.sa2va.protocol.llm_image`)."""
-        seen = llm_image(image, self.min_pixels, self.max_pixels, self.image_resize)
+        seen = llm_image(image, self.min_pixels, self.max_pixels, self.image_resize, self.factor)
         return seen, self.processor.image_processor(images=[seen], do_resize=False, return_tensors="pt")
+
+    def _tower(self, px) -> tuple[tuple, torch.Tensor | None]:
+        """The vision tower on the processor's images: their merged tokens (one (N_i, h) tensor each) and what
+        the LLM further reads of them (none on Qwen2.5-VL)."""
+        out = self.qwen.model.get_image_features(px["pixel_values"].to(self.device),
+                                                 image_grid_thw=px["image_grid_thw"].to(self.device))
+        return out.pooler_output, None
 
     @torch.no_grad()
     def prepare_image(self, image: Image.Image, seed: int = 0) -> Sa2VAInput:
@@ -153,14 +187,14 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         image."""
         seen, px = self._image(image)
         grid = px["image_grid_thw"]
-        visual = self.qwen.model.get_image_features(px["pixel_values"].to(self.device),
-                                                    image_grid_thw=grid.to(self.device)).pooler_output[0]
+        visual, extra = self._tower(px)
         return Sa2VAInput(image=image, image_size=(image.height, image.width), sentences=[],
                           input_ids=torch.empty(0, dtype=torch.long),
                           mm_token_type_ids=torch.empty(0, dtype=torch.long),
-                          grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype),
+                          grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1),
+                          visual=visual[0].to(self.dtype),
                           sam_features=self.sam2.encode_image(self.sam2.preprocess(image)), seed=seed,
-                          llm_images=[seen])
+                          llm_images=[seen], deepstack=extra)
 
     @torch.no_grad()
     def prepare_video(self, frames: list, seed: int = 0) -> Sa2VAInput:
@@ -170,19 +204,18 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         if not frames:
             raise LiteLVLMError("a video needs at least one frame")
         parts = video_parts(self.sam2, frames)
-        seen = [llm_image(f, self.min_pixels, self.max_pixels, self.image_resize)
+        seen = [llm_image(f, self.min_pixels, self.max_pixels, self.image_resize, self.factor)
                 for f in frames[:parts.llm_frames]]
         px = self.processor.image_processor(images=seen, do_resize=False, return_tensors="pt")
         grid = px["image_grid_thw"]
-        feats = self.qwen.model.get_image_features(px["pixel_values"].to(self.device),
-                                                   image_grid_thw=grid.to(self.device)).pooler_output
+        feats, extra = self._tower(px)
         first = frames[0]
         return Sa2VAInput(image=first, image_size=(first.height, first.width), sentences=[],
                           input_ids=torch.empty(0, dtype=torch.long),
                           mm_token_type_ids=torch.empty(0, dtype=torch.long),
                           grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1),
                           visual=torch.cat(feats).to(self.dtype),
-                          sam_features=None, seed=seed, llm_images=seen, video=parts)
+                          sam_features=None, seed=seed, llm_images=seen, video=parts, deepstack=extra)
 
     def mask_shape(self, prepared: Sa2VAInput) -> tuple[int, ...]:
         """(H, W) of an image, (T, H, W) of a video."""
@@ -209,8 +242,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         if prepared.video is None:
             made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]),
                                   self.min_pixels, self.max_pixels, said, self.image_resize)
-        else:   # the frames as given (prepare_video resized them), the Ref-VOS question
-            made = prepare_inputs(self.processor, prepared.llm_images, video_question(sentences[0]),
+        else:   # the LLM's frames as given (resized as prepare_video resized them), the Ref-VOS question
+            made = prepare_inputs(self.processor, prepared.video.originals, video_question(sentences[0]),
                                   self.min_pixels, self.max_pixels, said, self.image_resize)
         got = made.inputs
         if not torch.equal(got["image_grid_thw"].cpu(), prepared.grid_thw):
@@ -252,8 +285,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         """The vision tower and ``prepared``'s image (:class:`litelvlm.qwen_vision.vision.QwenVision`)."""
         _, px = self._image(prepared.image)
         visual = self.qwen.model.visual
-        return QwenVision(visual, px["pixel_values"].to(self.device, visual.dtype),
-                          px["image_grid_thw"].to(self.device))
+        return self.vision_class(visual, px["pixel_values"].to(self.device, visual.dtype),
+                                 px["image_grid_thw"].to(self.device))
 
     def layout(self, prepared: Sa2VAInput, num_visual: int):
         """All N: transformers' ``get_rope_index`` over the image grid (3-D M-RoPE; a joined video's official
@@ -347,4 +380,4 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 default_clip = Sa2VAPipeline.default_clip
 
 
-__all__ = ["ADAPTATION", "Sa2VAInput", "Sa2VAPipeline", "default_clip"]
+__all__ = ["ADAPTATION", "BACKBONE_PIPELINES", "Sa2VAInput", "Sa2VAPipeline", "default_clip"]

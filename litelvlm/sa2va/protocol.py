@@ -11,7 +11,11 @@ bytedance/Sa2VA @9832e1a:
 2. the image the LLM sees (L205-214): ``qwen_vl_utils.process_vision_info`` first (``fetch_image``: RGB, then
    PIL's default bicubic resize to qwen-vl-utils' ``smart_resize`` with its defaults, factor 28, 4*28*28 ..
    16384*28*28 pixels), then the processor with ``min_pixels`` 512*28*28 and ``max_pixels`` 2048*28*28
-   (L45-46), whose image processor resizes again to transformers' ``smart_resize``. The evaluation scripts
+   (L45-46), whose image processor resizes again to transformers' ``smart_resize`` (factor 28, Qwen2.5-VL's
+   patch 14 merged 2 x 2; on Qwen3-VL, ``models_qwen3vl/`` L197-206, the same two steps, the second at
+   factor 32: patch 16 merged 2 x 2, transformers 4.57.0 ``processing_qwen3_vl.py`` L41-51 passing the
+   bounds to ``Qwen2VLImageProcessorFast``; qwen-vl-utils' ``process_vision_info`` keeps its default
+   ``image_patch_size`` 14, so its factor stays 28). The evaluation scripts
    load the processor with ``AutoProcessor.from_pretrained(path, trust_remote_code=True)``
    (``sa2va_eval_refcoco.py`` L92); under the official pin (``pyproject.toml``: transformers 4.57.0) with
    torchvision installed that is ``Qwen2VLImageProcessorFast`` (transformers 4.57.0
@@ -55,6 +59,8 @@ ANSWERS_LIST = ("It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].", "Sure, the
 ANSWER_MODES = ("teacher-forced", "generate")
 #: qwen_vl_utils' ``fetch_image`` defaults (IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS)
 FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS = 28, 4 * 28 * 28, 16384 * 28 * 28
+#: the processor's resize factor on Qwen2.5-VL (patch 14, merge 2)
+PROCESSOR_FACTOR = 28
 #: ``predict_forward``'s generation (L218-224)
 MAX_NEW_TOKENS = 2048
 #: frames of a video the LLM sees: the first five (``modeling_sa2va_qwen.py`` L121-122, L141)
@@ -71,20 +77,28 @@ def video_question(expression: str) -> str:
     return (VIDEO_QUESTION_ASKED if "?" in expression else VIDEO_QUESTION).format(expression)
 
 
-def llm_size(height: int, width: int, min_pixels: int,
-             max_pixels: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def llm_size(height: int, width: int, min_pixels: int, max_pixels: int,
+             factor: int = PROCESSOR_FACTOR) -> tuple[tuple[int, int], tuple[int, int]]:
     """((h1, w1), (h2, w2)): qwen-vl-utils' resize target, then the processor's (transformers'
-    ``smart_resize``)."""
+    ``smart_resize`` at ``factor``: the tower's patch times its merge, 28 on Qwen2.5-VL, 32 on Qwen3-VL)."""
     first = qwen_vl_utils_smart_resize(height, width, FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS)
-    second = smart_resize(first[0], first[1], factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
+    second = smart_resize(first[0], first[1], factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
     return first, (int(second[0]), int(second[1]))
 
 
-def llm_image(image: Image.Image, min_pixels: int, max_pixels: int,
-              resize: str = "torchvision") -> Image.Image:
+def processor_factor(processor) -> int:
+    """The resize factor of a Qwen processor's image processor: its ``patch_size`` times its
+    ``merge_size``."""
+    ip = processor.image_processor
+    return int(ip.patch_size) * int(ip.merge_size)
+
+
+def llm_image(image: Image.Image, min_pixels: int, max_pixels: int, resize: str = "torchvision",
+              factor: int = PROCESSOR_FACTOR) -> Image.Image:
     """The image the vision tower sees: ``fetch_image``'s RGB + PIL bicubic resize, then the processor's
-    resize (``resize``: ``"torchvision"``, the fast processor's, official; ``"pil"``, the slow one's)."""
-    (h1, w1), (h2, w2) = llm_size(image.height, image.width, min_pixels, max_pixels)
+    resize (``resize``: ``"torchvision"``, the fast processor's, official; ``"pil"``, the slow one's) at
+    ``factor``."""
+    (h1, w1), (h2, w2) = llm_size(image.height, image.width, min_pixels, max_pixels, factor)
     out = to_rgb(image).resize((w1, h1), Image.Resampling.BICUBIC)
     return processor_resize(out, w2, h2, resize)
 
@@ -131,7 +145,7 @@ def prepare_inputs(processor, images: list[Image.Image], question: str, min_pixe
     where the generated answer starts); ``resize``: the processor's resize (:func:`llm_image`)."""
     if response is not None and not 0 <= response < len(ANSWERS_LIST):
         raise LiteLVLMError(f"response {response} not in 0..{len(ANSWERS_LIST) - 1} (ANSWERS_LIST)")
-    seen = [llm_image(im, min_pixels, max_pixels, resize) for im in images]
+    seen = [llm_image(im, min_pixels, max_pixels, resize, processor_factor(processor)) for im in images]
     text = processor.apply_chat_template(chat_messages(question, seen), add_generation_prompt=True,
                                          tokenize=False)
     said = None if response is None else ANSWERS_LIST[response]
@@ -141,4 +155,5 @@ def prepare_inputs(processor, images: list[Image.Image], question: str, min_pixe
 
 __all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "PROCESSOR_RESIZES", "Sa2VAInputs",
            "chat_messages", "image_question",
-           "llm_image", "llm_size", "prepare_inputs", "seg_rows", "seg_token_id", "video_question"]
+           "llm_image", "llm_size", "prepare_inputs", "processor_factor", "seg_rows", "seg_token_id",
+           "video_question"]

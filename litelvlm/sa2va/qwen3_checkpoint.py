@@ -1,0 +1,157 @@
+"""The LVLM side of a Sa2VA checkpoint by backbone: Qwen2.5-VL's or Qwen3-VL's transformers classes, a random
+Qwen3-VL, and the processor files of a random Sa2VA-Qwen3-VL folder.
+
+A released Sa2VA-Qwen3-VL folder (``ByteDance/Sa2VA-Qwen3-VL-4B``) is what
+``Sa2VAChatModelQwen.save_pretrained``
+writes with ``models_qwen3vl/`` (bytedance/Sa2VA @9832e1a): the module tree of ``modeling_sa2va_qwen.py``
+L41-63 -- ``model.`` + ``Qwen3VLForConditionalGeneration``'s names (``model.model.visual.*`` with
+``deepstack_merger_list.*``, ``model.model.language_model.*``, ``model.lm_head.weight``),
+``grounding_encoder.sam2_model.*`` and ``text_hidden_fcs.*`` as on Qwen2.5-VL
+(:mod:`litelvlm.sa2va.checkpoint`)
+-- and ``config.json`` is ``Sa2VAChatConfigQwen(Qwen3VLConfig).to_dict()`` (``configuration_sa2va_chat.py``
+L12-34): ``model_type`` ``sa2va_chat``, ``text_config.model_type`` ``qwen3_vl_text``, which tells the two
+backbones apart (:func:`kind_of_config`). The rows: Qwen3's 151669 tokens + the five added = 151674
+(``qwen3vl.py`` ``add_special_tokens``: ``resize_token_embeddings(len(tokenizer))``).
+
+A random folder's tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with Qwen3's four further
+special tokens and this project's rendering of Qwen3-VL's chat template
+(:data:`litelvlm.sa2va.qwen3_config.CHAT_TEMPLATE`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from tokenizers import AddedToken
+from transformers import (
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLProcessor,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLProcessor,
+)
+
+from ..errors import LiteLVLMError
+from ..model_folder import read_config
+from ..model_spec import ModelSpec
+from ..qwen import config as qwen25
+from ..qwen.checkpoint import _write_tokenizer, build_qwen
+from ..qwen.tokenizer import CHAT_TEMPLATE as QWEN25_CHAT_TEMPLATE
+from ..qwen.tokenizer import build_qwen_tokenizer
+from ..random_models import write_json
+from ..random_weights import default_dtype, fast_fill, init_plan, skip_init
+from . import qwen3_config as qwen3
+from .card import CARD
+from .config import get_preset
+
+
+def build_qwen3(preset, seed: int = 0, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
+                fill: str = "init"):
+    """A random ``Qwen3VLForConditionalGeneration`` of ``preset`` (a :class:`~.qwen3_config.Qwen3VLPreset`,
+    eval mode, no grads) on ``device`` in ``dtype``; ``fill`` ``"init"`` (each module's initialisation after
+    ``torch.manual_seed(seed)``) or ``"fast"`` (:func:`litelvlm.random_weights.fast_fill`)."""
+    p = qwen3.get_preset(preset)
+    config = Qwen3VLConfig.from_dict(qwen3.released_config(p))
+    dtype = getattr(torch, p.dtype) if dtype is None else dtype
+    dev = torch.device(device)
+    if dev.type != "meta":
+        torch.manual_seed(seed)
+    fast = fill == "fast" and dev.type != "meta"
+    with default_dtype(dtype), dev, skip_init() if fast else contextlib.nullcontext():
+        model = Qwen3VLForConditionalGeneration(config)
+    if fast:
+        fast_fill(init_plan(model, config.text_config.initializer_range), seed,
+                  desc=f"random Qwen3-VL {p.name}: filling")
+    return model.eval().requires_grad_(False)
+
+
+def _build_qwen25(preset, seed: int = 0, dtype=None, device="cpu", fill: str = "init"):
+    return build_qwen(preset, seed=seed, dtype=dtype, device=device, fill=fill)
+
+
+def qwen3_tokenizer(preset):
+    """The stand-in tokenizer of a Qwen3-VL preset: Qwen2.5's stand-in at the same ``special_base`` with
+    Qwen3's
+    four further special tokens after its 22, and :data:`~.qwen3_config.CHAT_TEMPLATE`."""
+    p = qwen3.get_preset(preset)
+    base = qwen25.get_preset("tiny" if p.special_base < qwen25.QWEN_SPECIAL_BASE else "3b")
+    tok = build_qwen_tokenizer(replace(base, special_base=p.special_base,
+                                       vocab_size=max(base.vocab_size, p.vocab_size)))
+    tok.add_tokens([AddedToken(t, special=True, normalized=False)
+                    for t in qwen3.QWEN3_SPECIAL_TOKENS[len(qwen25.SPECIAL_TOKENS):]])
+    tok.chat_template = qwen3.CHAT_TEMPLATE
+    wrong = {t: tok.convert_tokens_to_ids(t) for t in qwen3.QWEN3_SPECIAL_TOKENS
+             if tok.convert_tokens_to_ids(t) != p.token_id(t)}
+    if wrong:
+        raise LiteLVLMError(f"Qwen3-VL preset {p.name!r}: special tokens at the wrong ids: {wrong}")
+    return tok
+
+
+def _qwen25_files(path: Path, q, tok) -> None:
+    write_json(path / "generation_config.json", qwen25.generation_config(q))
+    write_json(path / "preprocessor_config.json", qwen25.preprocessor_config(q))
+    write_json(path / "chat_template.json", {"chat_template": QWEN25_CHAT_TEMPLATE})
+    _write_tokenizer(tok, path)
+
+
+def _qwen3_files(path: Path, q, tok) -> None:
+    write_json(path / "generation_config.json", qwen3.generation_config(q))
+    write_json(path / "preprocessor_config.json", qwen3.preprocessor_config(q))
+    write_json(path / "video_preprocessor_config.json", qwen3.video_preprocessor_config(q))
+    write_json(path / "chat_template.json", {"chat_template": qwen3.CHAT_TEMPLATE})
+    _write_tokenizer(tok, path)
+    (path / "chat_template.jinja").unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class LLMKind:
+    """One backbone's transformers classes and random-folder writers (the LVLM of a Sa2VA model)."""
+
+    backbone: str
+    model_type: str               # the plain (non-Sa2VA) config's model_type
+    architecture: str
+    text_model_type: str          # config.json's text_config.model_type
+    config: type
+    model: type
+    processor: type
+    build: Callable               # (preset, seed, dtype, device, fill) -> the random model
+    tokenizer: Callable           # (preset) -> the stand-in tokenizer of a random folder
+    files: Callable               # (folder, preset, tokenizer) -> the processor, generation, template files
+
+
+KINDS: dict[str, LLMKind] = {
+    "qwen2.5-vl": LLMKind("qwen2.5-vl", "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl_text",
+                          Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
+                          _build_qwen25, build_qwen_tokenizer, _qwen25_files),
+    "qwen3-vl": LLMKind("qwen3-vl", "qwen3_vl", "Qwen3VLForConditionalGeneration", "qwen3_vl_text",
+                        Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor, build_qwen3,
+                        qwen3_tokenizer, _qwen3_files),
+}
+
+
+def kind_of_config(cfg: dict) -> LLMKind:
+    """The backbone a Sa2VA ``config.json`` describes: Qwen3-VL where its ``text_config`` says
+    ``qwen3_vl_text`` (``Sa2VAChatConfigQwen(Qwen3VLConfig)``), else Qwen2.5-VL (nested or flat)."""
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}
+    found = (k for k in KINDS.values() if text.get("model_type") == k.text_model_type)
+    return next(found, KINDS["qwen2.5-vl"])
+
+
+def backbone_of(model: str | ModelSpec) -> str:
+    """The backbone a Sa2VA model string is built on: its random preset's, or the one its folder's
+    ``config.json`` describes (:func:`kind_of_config`; Qwen2.5-VL where there is none to read)."""
+    spec = ModelSpec.of(model)
+    preset = CARD.preset(spec)
+    if preset is not None:
+        return get_preset(preset).backbone
+    if not (Path(spec.folder) / "config.json").is_file():
+        return KINDS["qwen2.5-vl"].backbone
+    return kind_of_config(read_config(spec.folder)).backbone
+
+
+__all__ = ["KINDS", "LLMKind", "backbone_of", "build_qwen3", "kind_of_config", "qwen3_tokenizer"]

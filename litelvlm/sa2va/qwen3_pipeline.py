@@ -1,0 +1,133 @@
+"""``Sa2VAQwen3Pipeline``: Sa2VA-Qwen3-VL (``ByteDance/Sa2VA-Qwen3-VL-4B``), the ``sa2va`` family on Qwen3-VL.
+
+What is Sa2VA's (bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen3vl/``, whose
+``modeling_sa2va_qwen.py`` differs from ``models_qwen2_5_vl/``'s only in building
+``Qwen3VLForConditionalGeneration`` from a ``Qwen3VLConfig``, L3, L35, L53): the protocol of
+:mod:`litelvlm.sa2va.protocol` (the prompt, the two resizes -- the processor's at Qwen3-VL's factor 32 --, the
+``[SEG]`` rows, SAM 2's input and decoding) and Qwen3-VL's LLM as transformers runs it: interleaved 3-D M-RoPE
+over the image grid and **DeepStack** (the features of three ViT blocks added to the visual rows after the
+first three LLM layers), made here by hooks on those layers (:mod:`litelvlm.sa2va.deepstack`).
+
+What is this project's (``describe()`` says so on every run): pruning it at all, as on Sa2VA-Qwen2.5-VL (the
+budget counts the merged tokens of Qwen3-VL's grid, the kept tokens keep their M-RoPE ids); **the kept visual
+tokens carry their own DeepStack features** wherever a method puts them (at the LLM input or inside the LLM; a
+merged or pooled token carries none); the methods' Qwen2.5-VL variants run on Qwen3-VL's tower where their
+rule
+reads nothing Qwen3-VL lacks (:class:`Qwen3Vision`: the tower has no window attention, so its tokens are in
+the LLM's order throughout), and VScan's, which takes its local scan from Qwen2.5-VL's first full-attention
+block between window-attention blocks, is refused (:data:`REFUSES`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ..model_spec import ModelSpec
+from ..qwen.pipeline import paired_clip
+from ..qwen_vision.vision import QwenVision
+from ..qwen_vision.vit_attention import received_from
+from .card import CARD
+from .deepstack import DeepStack
+from .pipeline import Sa2VAPipeline
+
+#: what Sa2VA-Qwen3-VL refuses beyond Sa2VA-Qwen2.5-VL (:class:`~litelvlm.lvlm.abilities.Abilities`
+#: ``refuses``)
+REFUSES = {"vscan": "{method}'s Qwen2.5-VL code takes its local scan from the vision tower's first "
+                    "full-attention block (fullatt_block_indexes[0]), the first block between Qwen2.5-VL's "
+                    "window-attention blocks; Qwen3-VL's tower has no window attention (every block attends "
+                    "to the whole image), so that block has no counterpart on it"}
+#: how ``describe()`` labels DeepStack under pruning
+DEEPSTACK = ("official on the unpruned sequence (the features of the ViT blocks deepstack_visual_indexes "
+             "added to the visual rows after the first LLM layers); pruned (this project's adaptation): each "
+             "kept visual token carries its own features, a merged or pooled token none")
+#: how ``describe()`` labels this backbone's pruning
+PRUNING = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual tokens "
+           "of the Qwen3-VL grid; the methods' Qwen2.5-VL variants run on Qwen3-VL's tower (no window "
+           "attention) where they apply")
+
+
+class Qwen3Vision(QwenVision):
+    """One image's pass through Qwen3-VL's vision tower (``Qwen3VLVisionModel``) for the methods' Qwen
+    variants:
+    as :class:`~litelvlm.qwen_vision.vision.QwenVision` reads Qwen2.5-VL's, with no window order (every block
+    attends to the whole image; its blocks, like its merger, see the patches in the LLM's order)."""
+
+    def window_order(self) -> torch.Tensor:
+        return torch.arange(sum(g.num_tokens for g in self.grids()))
+
+
+class Sa2VAQwen3Pipeline(Sa2VAPipeline):
+    """Sa2VA-Qwen3-VL: ``Qwen3VLForConditionalGeneration`` + processor + ``text_hidden_fcs`` + SAM 2."""
+
+    abilities = replace(Sa2VAPipeline.abilities, refuses={**Sa2VAPipeline.abilities.refuses, **REFUSES})
+    vision_class = Qwen3Vision
+
+    def __init__(self, qwen, processor, fcs, sam2, **kw) -> None:
+        super().__init__(qwen, processor, fcs, sam2, **kw)
+        #: DeepStack on the LLM's first layers (:mod:`litelvlm.sa2va.deepstack`)
+        depth = len(qwen.config.vision_config.deepstack_visual_indexes)
+        self.deepstack = DeepStack(self.language_model, depth)
+
+    @classmethod
+    def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
+        """The CLIP paired with a model string: the tiny random CLIP for the tiny preset, else as on
+        Sa2VA-Qwen2.5-VL (:func:`litelvlm.qwen.pipeline.paired_clip`)."""
+        spec = ModelSpec.of(model)
+        rnd = (config or {}).get("litelvlm_random") or {}
+        preset = CARD.preset(spec) or rnd.get("preset")
+        if preset is None:
+            return paired_clip(None)
+        seed = CARD.seed(spec) if CARD.preset(spec) is not None else int(rnd.get("seed", 0))
+        return paired_clip("tiny" if preset in CARD.small_presets else preset, seed)
+
+    def describe(self) -> dict:
+        out = super().describe()
+        out.update(backbone="Qwen3-VL", deepstack=DEEPSTACK, pruning=PRUNING)
+        return out
+
+    # -- the visual tokens and their DeepStack features --------------------------------------------------
+    def _tower(self, px) -> tuple[tuple, torch.Tensor]:
+        """The merged tokens of each image and their DeepStack features, (D, N, h) over all the images."""
+        out = self.qwen.model.get_image_features(px["pixel_values"].to(self.device),
+                                                 image_grid_thw=px["image_grid_thw"].to(self.device))
+        features = torch.stack([torch.cat(f) for f in out.deepstack_features]).to(self.dtype)
+        return out.pooler_output, features
+
+    def sequence_embeds(self, prepared, visual: torch.Tensor) -> torch.Tensor:
+        """As on Sa2VA-Qwen2.5-VL; the prepared input's visual tokens (and the given ones, at all N) are
+        registered with their DeepStack features first."""
+        self._register(prepared, visual)
+        return super().sequence_embeds(prepared, visual)
+
+    def run_clip_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
+        self._register(prepared, full)
+        return super().run_clip_stage(prepared, method, budget, full, **kw)
+
+    def run_llm_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
+        self._register(prepared, full)
+        return super().run_llm_stage(prepared, method, budget, full, **kw)
+
+    def _register(self, prepared, visual: torch.Tensor | None) -> None:
+        """``prepared``'s visual tokens, and ``visual`` when it stands for all N of them (given embeds), with
+        their DeepStack features."""
+        if prepared.deepstack is None:
+            return
+        self.deepstack.register(prepared.visual, prepared.deepstack)
+        if visual is not None and visual.dim() == 2 and visual.shape[0] == prepared.visual.shape[0]:
+            self.deepstack.register(visual, prepared.deepstack)
+
+    # -- LiteLVLM's context='vit' on Qwen3-VL's tower -------------------------------------------------------
+    def _mapped_inputs(self, prepared, clip_text: str):
+        """As on Sa2VA-Qwen2.5-VL; ``context='vit'`` reads the last block of Qwen3-VL's tower
+        (:class:`Qwen3Vision`)."""
+        cache = prepared.clip_cache
+        if self.context_source == "vit" and prepared.video is None and "vit_context" not in cache:
+            vision = self.vision(prepared)
+            block = len(vision.visual.blocks) - 1
+            cache["vit_context"] = received_from(vision, block, vision.block_inputs([block])[block])
+        return super()._mapped_inputs(prepared, clip_text)
+
+
+__all__ = ["DEEPSTACK", "REFUSES", "Qwen3Vision", "Sa2VAQwen3Pipeline"]
