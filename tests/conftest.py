@@ -205,8 +205,8 @@ def official_clip_towers(pipe):
 
 #: methods registered only for tests by :func:`unoffered_methods`: a CLIP-grid method without a Qwen2.5-VL
 #: variant, and one whose position rule is one-axis, which the unipixel family refuses with their reasons
-UNOFFERED = {"clip-grid-only": ("per-token scores", "vispruner:VISPRUNER"),
-             "one-axis-only": ("1-D RoPE", "sparsevlm:SPARSEVLM")}
+UNOFFERED = {"clip-grid-only": ("per-token scores", ("litelvlm.methods.vispruner", "VISPRUNER")),
+             "one-axis-only": ("1-D RoPE", ("litelvlm.methods.sparsevlm", "SPARSEVLM"))}
 
 
 @pytest.fixture
@@ -215,10 +215,11 @@ def unoffered_methods(monkeypatch):
     method runs on it through its Qwen2.5-VL variant), so a study's refusal can be tested whatever the
     variants cover."""
     from litelvlm import methods
+    from litelvlm.family_card import Lazy
 
     for name, (_, target) in UNOFFERED.items():
-        monkeypatch.setitem(methods.TABLE, name,
-                            (target, f"{name}: a test-only method the unipixel family refuses"))
+        monkeypatch.setitem(methods.TABLE, name, methods.Entry(
+            Lazy(*target), f"{name}: a test-only method the unipixel family refuses"))
     monkeypatch.setattr(methods, "_LOADED", {})
     return {name: why for name, (why, _) in UNOFFERED.items()}
 

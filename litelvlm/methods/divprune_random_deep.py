@@ -28,7 +28,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext, run_layers
-from ..method import Method, Option, no_layers
+from ..method import Method, no_layers
 from ..pruning.selection import Selection
 from .divprune import budget_from_ratio, divprune_select
 from .random_deep import checked_layer, input_seed, uniform_draw
@@ -93,17 +93,7 @@ def two_stage_schedule(budget: int, num_visual: int, num_layers: int, *, layer: 
     return ((0, m), (checked_layer(num_layers, layer), budget))
 
 
-#: its command-line options (:mod:`litelvlm.methods.options` reads them without importing this module); the
-#: layer is random-deep's own option (the same declaration)
-OPTIONS = (
-    Option("layer", "random_deep_layer", "1..L",
-           help="random-deep, divprune+random-deep (this project's reading of the information-horizon "
-                "paper): the LLM layer L from which K random visual tokens remain (default: 20 of 32 layers, "
-                "the same relative depth on other LLMs)"),
-    Option("ratio", "random_deep_ratio", value_type=float, default=DEFAULT_RATIO,
-           help="divprune+random-deep (this project's reading): the share of the N visual tokens DivPrune "
-                "keeps at the LLM input before the random deep pruning to K (at least K)"),
-)
+#: its command-line options (``--random-deep-layer``, ``--random-deep-ratio``):
+#: :data:`litelvlm.methods.options.DIVPRUNE_RANDOM_DEEP_OPTIONS`, named by its registry entry
 DIVPRUNE_RANDOM_DEEP = Method("llm-stages", divprune_random_deep_select, forward=two_stage_forward,
-                              schedule=two_stage_schedule, host_sync=True, options=OPTIONS,
-                              attention_weights=no_layers)
+                              schedule=two_stage_schedule, host_sync=True, attention_weights=no_layers)

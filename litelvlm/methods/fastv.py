@@ -15,7 +15,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext, run_layers
-from ..method import Method, Option
+from ..method import Method
 from ..pruning.selection import Selection
 
 #: FastV's default filtering layer (K=2 in the paper).
@@ -68,10 +68,7 @@ def fastv_attention_weights(num_layers: int) -> tuple[int, ...]:
     return (DEFAULT_LAYER - 1,)
 
 
-#: its command-line option (``--fastv-layer``; :mod:`litelvlm.methods.options` reads it without importing this
-#: module)
-OPTIONS = (
-    Option("layer", "fastv_layer", "1..L", default=DEFAULT_LAYER, help="FastV's K: prune after LLM layer K-1")
-    ,)
+#: its command-line option (``--fastv-layer``): :data:`litelvlm.methods.options.FASTV_OPTIONS`, named by its
+#: registry entry
 FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, ranks=True, schedule=pruned_at_layer,
-               positions="keep", options=OPTIONS, attention_weights=fastv_attention_weights)
+               positions="keep", attention_weights=fastv_attention_weights)

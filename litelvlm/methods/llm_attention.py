@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..llm.context import LLMContext
-from ..method import Method, Option
+from ..method import Method
 from ..pruning.selection import Selection
 
 
@@ -26,11 +26,6 @@ def middle_layer(num_layers: int) -> tuple[int, ...]:
     return (num_layers // 2,)
 
 
-#: its command-line options (:mod:`litelvlm.methods.options` reads them without importing this module)
-OPTIONS = (
-    Option("layer", "attention_layer", "0..L-1",
-           help="llm-attention: decoder layer (default: the middle one)"),
-           Option("queries", "attention_queries", value_type=str, default="seg",
-                  choices=("last", "text", "seg"), help="llm-attention: query rows"))
-LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True, options=OPTIONS,
-                       attention_weights=middle_layer)
+#: its command-line options (``--attention-layer``, ``--attention-queries``):
+#: :data:`litelvlm.methods.options.LLM_ATTENTION_OPTIONS`, named by its registry entry
+LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True, attention_weights=middle_layer)

@@ -30,7 +30,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
-from ..method import Method, Option, no_layers
+from ..method import Method, no_layers
 from ..pruning.selection import Selection
 from .fastv import pruned_at_layer, pruned_forward
 
@@ -81,12 +81,7 @@ def random_deep_schedule(budget: int, num_visual: int, num_layers: int, *, layer
     return pruned_at_layer(budget, num_visual, num_layers, layer=checked_layer(num_layers, layer))
 
 
-#: its command-line option (:mod:`litelvlm.methods.options` reads it without importing this module);
-#: ``divprune+random-deep`` declares the same one
-OPTIONS = (
-    Option("layer", "random_deep_layer", "1..L",
-           help="random-deep, divprune+random-deep (this project's reading of the information-horizon "
-                "paper): the LLM layer L from which K random visual tokens remain (default: 20 of 32 layers, "
-                "the same relative depth on other LLMs)"),)
+#: its command-line option (``--random-deep-layer``): :data:`litelvlm.methods.options.RANDOM_DEEP_OPTIONS`,
+#: named by its registry entry
 RANDOM_DEEP = Method("llm-layer", random_deep_select, forward=pruned_forward, schedule=random_deep_schedule,
-                     positions="keep", options=OPTIONS, attention_weights=no_layers)
+                     positions="keep", attention_weights=no_layers)

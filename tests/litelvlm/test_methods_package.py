@@ -1,18 +1,19 @@
 """One home for every method: each pruning method, whatever its stage, is one module of ``litelvlm/methods/``,
-its Qwen variant the module ``<name>_qwen`` beside it, its command-line options declared in it, the registry
-beside them; ``litelvlm/lvlm/`` holds only the family contract (no method is declared there or anywhere
-else)."""
+its Qwen variant the module ``<name>_qwen`` beside it, the registry beside them (each entry a typed reference
+to the module's Method, with the method's command-line options, declared typed in
+``litelvlm/methods/options.py``); ``litelvlm/lvlm/`` holds only the family contract (no method is declared
+there or anywhere else)."""
 
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
 
 from litelvlm import methods
 from litelvlm.method import Method
-from litelvlm.methods.options import declared_options
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "litelvlm" / "methods"
@@ -32,15 +33,15 @@ def _method_declarations(path: Path) -> list[str]:
 
 
 def _targets() -> list[tuple[str, str]]:
-    rows = [target for target, _ in methods.TABLE.values()] + [target for target,
-                                                               _ in methods.VARIANTS.values()]
-    return [tuple(t.split(":")) for t in rows]
+    """(module of the package, attribute) of every registry entry."""
+    refs = [e.method for e in [*methods.TABLE.values(), *methods.VARIANTS.values()]]
+    assert all(r.module.startswith("litelvlm.methods.") for r in refs), "a registry entry outside the package"
+    return [(r.module.removeprefix("litelvlm.methods."), r.attribute) for r in refs]
 
 
 def test_every_registered_method_is_a_module_of_the_package():
     for module, attr in _targets():
-        assert "." not in module, (f"{module}: a registry target names a module of litelvlm/methods/ by its "
-                                   "name alone")
+        assert "." not in module, f"{module}: a registry entry names a module of litelvlm/methods/ itself"
         path = PACKAGE / f"{module}.py"
         assert path.is_file(), f"{module}:{attr} is no module of litelvlm/methods/"
         assert attr in _method_declarations(path), f"{path.name} declares no Method {attr}"
@@ -65,24 +66,30 @@ def test_no_method_is_declared_outside_the_package():
 
 
 def test_a_qwen_variant_sits_beside_its_method():
-    for (name, backbone), (target, _) in methods.VARIANTS.items():
-        module = target.split(":")[0]
+    for (name, backbone), entry in methods.VARIANTS.items():
+        module = entry.method.module
         assert backbone == "qwen2.5-vl" and module.endswith("_qwen"), f"{name}'s variant {module}"
-        base = methods.TABLE[name][0].split(":")[0]
+        assert entry.options == (), f"{name}'s variant declares options: the method's own apply"
+        base = methods.TABLE[name].method.module
         assert module == f"{base}_qwen", f"{name}'s Qwen variant is {module}, not {base}_qwen beside {base}"
 
 
 @pytest.mark.parametrize("name", methods.method_names())
-def test_options_are_declared_in_the_method_module(name):
-    module = methods.TABLE[name][0].split(":")[0]
+def test_options_are_the_registry_entrys_and_name_keywords_of_select(name):
+    """A method's options are its registry entry's (its variants' too), declared once: the method module
+    declares none, and each names a keyword of ``select`` whose default is the option's."""
+    entry = methods.TABLE[name]
     spec = methods.get_method(name)
-    assert isinstance(spec, Method)
-    assert spec.options == declared_options(module), f"{module}.py: its OPTIONS read statically differ"
-    raw = getattr(__import__(f"litelvlm.methods.{module}", fromlist=["x"]),
-                  methods.TABLE[name][0].split(":")[1])
-    assert raw.options == spec.options, f"{module}.py: the Method does not carry its module's OPTIONS"
-    for backbone in {bb for (n, bb) in methods.VARIANTS if n == name}:
-        assert methods.get_method(name, backbone).options == spec.options
+    assert isinstance(spec, Method) and spec.options == entry.options
+    assert entry.method.get().options == (), f"{entry.method}: options are declared in the registry entry"
+    for variant in [spec] + [methods.get_method(name, bb) for n, bb in methods.VARIANTS if n == name]:
+        assert variant.options == entry.options
+        keywords = inspect.signature(variant.select).parameters
+        for opt in entry.options:
+            assert opt.name in keywords, f"{variant.select.__qualname__} takes no {opt.name}= ({opt.flag})"
+            assert keywords[opt.name].default == opt.default, (
+                f"{opt.flag}: default {opt.default!r}, but {variant.select.__qualname__}'s {opt.name}= "
+                f"defaults to {keywords[opt.name].default!r}")
 
 
 def test_the_registry_declares_no_options_of_its_own():

@@ -7,6 +7,7 @@ import pytest
 
 from litelvlm import methods
 from litelvlm.errors import LiteLVLMError
+from litelvlm.family_card import Lazy
 from litelvlm.lvlm.abilities import Abilities
 from litelvlm.lvlm.family import GroundingPipeline
 
@@ -17,7 +18,7 @@ class _Family(GroundingPipeline):
 
 def test_variant_is_found_for_its_backbone_only(monkeypatch):
     monkeypatch.setitem(methods.VARIANTS, ("random", "test-backbone"),
-                        ("fastv:FASTV", "random's test variant"))
+                        methods.Entry(Lazy("litelvlm.methods.fastv", "FASTV"), "random's test variant"))
     monkeypatch.setattr(methods, "_LOADED", {})
     own = methods.get_method("random")
     variant = methods.get_method("random", "test-backbone")
@@ -36,6 +37,6 @@ def test_unknown_name_is_refused_with_any_backbone():
 
 
 def test_every_variant_names_a_registered_method_and_a_module_method():
-    for (name, backbone), (_target, description) in methods.VARIANTS.items():
-        assert name in methods.TABLE and backbone and description
+    for (name, backbone), entry in methods.VARIANTS.items():
+        assert name in methods.TABLE and backbone and entry.description
         assert methods.get_method(name, backbone).backbone == backbone

@@ -13,6 +13,7 @@ import torch
 
 import litelvlm.methods as methods
 from litelvlm.errors import LiteLVLMError
+from litelvlm.family_card import Lazy
 from litelvlm.lvlm.family import GroundingPipeline
 from litelvlm.method import STAGE_TYPES, Method, TowerStage
 from litelvlm.tower import ClipTower, TowerBlock
@@ -45,10 +46,8 @@ def registered(monkeypatch):
     module = types.ModuleType("litelvlm.methods.tower_test")
     module.KEEP_LAST = KEEP_LAST
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(methods.TABLE, "tower-test",
-                        ("tower_test:KEEP_LAST", "keeps the last K patches after block 0"))
-    own = methods.declared_options
-    monkeypatch.setattr(methods, "declared_options", lambda m: () if m == "tower_test" else own(m))
+    monkeypatch.setitem(methods.TABLE, "tower-test", methods.Entry(
+        Lazy("litelvlm.methods.tower_test", "KEEP_LAST"), "keeps the last K patches after block 0"))
     monkeypatch.setattr(methods, "_LOADED", {})
     return "tower-test"
 

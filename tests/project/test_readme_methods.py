@@ -13,7 +13,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def test_every_published_method_is_in_the_readmes_list():
     bullet = README[README.index("**`litelvlm/`, the library**"):README.index("**`analysis/`, the studies**")]
-    names = {m.group(1) for _, text in TABLE.values() if (m := re.match(r"([A-Z][\w+-]+)[ ‡(:]", text))}
+    names = {m.group(1) for e in TABLE.values() if (m := re.match(r"([A-Z][\w+-]+)[ ‡(:]", e.description))}
     names = {n for n in names if n not in ("LiteLVLM", "LiteLVLM's")}
     assert "FlowCut" in names
     missing = sorted(n for n in names if n.rstrip("+") not in bullet)

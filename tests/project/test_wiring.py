@@ -58,9 +58,9 @@ OPTIONAL_USERS: set[tuple[str, str]] = {
     ("litelvlm/explore/notebook.py", "nbformat.v4"), ("analysis/figures/notebook_gen.py", "nbformat"),
     ("analysis/figures/notebook_gen.py", "nbformat.v4"), ("analysis/figures/notebook_run.py", "papermill"),
 }
-#: the modules that call ``importlib.import_module`` (each resolves names it is given, on first use)
-RESOLVERS = {"litelvlm/cli.py", "litelvlm/family_card.py", "litelvlm/methods/__init__.py",
-             "litelvlm/optional.py",
+#: the modules that call ``importlib.import_module`` (each resolves names it is given, on first use; the
+#: method registry's typed entries resolve through family_card's Lazy)
+RESOLVERS = {"litelvlm/cli.py", "litelvlm/family_card.py", "litelvlm/optional.py",
              "litelvlm/glamm/__init__.py", "litelvlm/qwen/__init__.py", "litelvlm/unipixel/__init__.py",
              "analysis/common/command.py", "analysis/video/__init__.py"}
 
