@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import errno
 import functools
-import importlib
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ from typing import NoReturn
 
 from . import __version__
 from .cli_args import split_list
+from .commands import Command
 from .errors import LiteLVLMError
 from .methods import describe
 from .model_spec import ModelSpec
@@ -28,14 +28,14 @@ from .run_owner import claim
 from .stop_signals import Stopped, stops_as_interrupts
 from .threads import default_threads, torch_threads
 
-#: The library's own subcommands: name -> (module, one-line help).
-COMMANDS: dict[str, tuple[str, str]] = {
-    "select": ("litelvlm.commands.select", "show which visual tokens a pruning method keeps for an image"),
-    "explore":
-    ("litelvlm.explore.command", "write an interactive page of the tokens each method keeps for an image, "
-                "at every budget (this project's own explorer)"),
-    "toy-data": ("litelvlm.toy.cli", "write a synthetic referring-segmentation set in REFER layout"),
-    "toy-train": ("litelvlm.toy.options", "train the bundled toy CLIP on synthetic scenes (CPU)"),
+#: The library's own subcommands: name -> its :class:`~litelvlm.commands.Command` (module, one-line help).
+COMMANDS: dict[str, Command] = {
+    "select": Command("litelvlm.commands.select",
+                      "show which visual tokens a pruning method keeps for an image"),
+    "explore": Command("litelvlm.explore.command", "write an interactive page of the tokens each method "
+                       "keeps for an image, at every budget (this project's own explorer)"),
+    "toy-data": Command("litelvlm.toy.cli", "write a synthetic referring-segmentation set in REFER layout"),
+    "toy-train": Command("litelvlm.toy.options", "train the bundled toy CLIP on synthetic scenes (CPU)"),
 }
 
 #: Packages add subcommands through this entry-point group: each entry is a dict like
@@ -44,11 +44,14 @@ ENTRY_POINT_GROUP = "litelvlm.commands"
 
 
 @functools.lru_cache(maxsize=1)
-def all_commands() -> dict[str, tuple[str, str]]:
+def all_commands() -> dict[str, Command]:
     """The library's subcommands and those that installed packages register (studies first)."""
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, Command] = {}
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        found.update(ep.load())
+        table = ep.load()
+        if not all(isinstance(c, Command) for c in table.values()):
+            raise TypeError(f"entry point {ep.value}: a table of litelvlm.commands.Command is expected")
+        found.update(table)
     return {**found, **COMMANDS}
 
 
@@ -68,11 +71,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"litelvlm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_) in all_commands().items():
-        p = sub.add_parser(name, help=help_, description=help_)
+    for name, command in all_commands().items():
+        p = sub.add_parser(name, help=command.help, description=command.help)
         if name != only:
             continue
-        mod = importlib.import_module(module)
+        mod = command.load()
         mod.add_arguments(p)
         with contextlib.suppress(argparse.ArgumentError):  # -v also after the subcommand
             p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -272,7 +275,7 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
         h.addFilter(once)
     global VERBOSE  # a command run by another (figures --smoke, demo) is as verbose as the one running it
     VERBOSE = bool(args.verbose) or (once is None and VERBOSE)
-    for name in {"litelvlm"} | {module.split(".")[0] for module, _ in all_commands().values()}:
+    for name in {"litelvlm"} | {command.package for command in all_commands().values()}:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     quiet_third_party(args.verbose)
     if not getattr(args, "command", None):

@@ -18,10 +18,9 @@ from litelvlm.family_card import PIECES, FamilyCard, Lazy
 
 ROOT = Path(__file__).resolve().parents[2]
 #: every ``import_module`` call of the library and the studies, (file, function): the card pieces' one place,
-#: and the registries that are no card's (the subcommands, GLaMM's lazy exports; the methods' entries are
+#: and the registries that are no card's (GLaMM's lazy exports; the methods' entries and the subcommands are
 #: Lazy references)
 IMPORTS = {("litelvlm/family_card.py", "resolve"): "a card's pieces and the registered cards",
-           ("litelvlm/cli.py", "build_parser"): "the subcommand's options module",
            ("litelvlm/glamm/__init__.py", "__getattr__"): "GLaMM's lazy exports",
            ("analysis/common/command.py", "run"): "a study's heavy function, after its checks",
            ("litelvlm/qwen/__init__.py", "__getattr__"): "the Qwen2.5-VL package's lazy exports",

@@ -59,8 +59,8 @@ OPTIONAL_USERS: set[tuple[str, str]] = {
     ("analysis/figures/notebook_gen.py", "nbformat.v4"), ("analysis/figures/notebook_run.py", "papermill"),
 }
 #: the modules that call ``importlib.import_module`` (each resolves names it is given, on first use; the
-#: method registry's typed entries resolve through family_card's Lazy)
-RESOLVERS = {"litelvlm/cli.py", "litelvlm/family_card.py", "litelvlm/optional.py",
+#: method registry's typed entries and the subcommands resolve through family_card's Lazy)
+RESOLVERS = {"litelvlm/family_card.py", "litelvlm/optional.py",
              "litelvlm/glamm/__init__.py", "litelvlm/qwen/__init__.py", "litelvlm/unipixel/__init__.py",
              "analysis/common/command.py", "analysis/video/__init__.py"}
 
@@ -69,7 +69,7 @@ def _command_modules() -> set[str]:
     from analysis.commands import COMMANDS as STUDIES
     from litelvlm.cli import COMMANDS
 
-    named = {m.replace(".", "/") + ".py" for m, _ in [*COMMANDS.values(), *STUDIES.values()]}
+    named = {c.module.replace(".", "/") + ".py" for c in [*COMMANDS.values(), *STUDIES.values()]}
     return named | {"litelvlm/cli.py", "analysis/commands.py", "analysis/common/command.py"} | {
         str(p.relative_to(ROOT)) for p in (ROOT / "litelvlm" / "commands").glob("*.py")}
 
