@@ -63,7 +63,8 @@ ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets
               "tokens of the Qwen2.5-VL grid")
 #: the pipeline class of each backbone a Sa2VA model is built on (:data:`litelvlm.sa2va.config.BACKBONES`)
 BACKBONE_PIPELINES = {"qwen2.5-vl": Lazy("litelvlm.sa2va.pipeline", "Sa2VAPipeline"),
-                      "qwen3-vl": Lazy("litelvlm.sa2va.qwen3_pipeline", "Sa2VAQwen3Pipeline")}
+                      "qwen3-vl": Lazy("litelvlm.sa2va.qwen3_pipeline", "Sa2VAQwen3Pipeline"),
+                      "internvl3": Lazy("litelvlm.sa2va.internvl.pipeline", "Sa2VAInternVLPipeline")}
 
 
 @dataclass

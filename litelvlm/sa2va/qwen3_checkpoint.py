@@ -48,6 +48,7 @@ from ..random_weights import default_dtype, fast_fill, init_plan, skip_init
 from . import qwen3_config as qwen3
 from .card import CARD
 from .config import get_preset
+from .internvl import config as internvl
 
 
 def build_qwen3(preset, seed: int = 0, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
@@ -144,14 +145,16 @@ def kind_of_config(cfg: dict) -> LLMKind:
 
 def backbone_of(model: str | ModelSpec) -> str:
     """The backbone a Sa2VA model string is built on: its random preset's, or the one its folder's
-    ``config.json`` describes (:func:`kind_of_config`; Qwen2.5-VL where there is none to read)."""
+    ``config.json`` describes (InternVL3: :func:`litelvlm.sa2va.internvl.config.is_internvl`, else
+    :func:`kind_of_config`; Qwen2.5-VL where there is none to read)."""
     spec = ModelSpec.of(model)
     preset = CARD.preset(spec)
     if preset is not None:
-        return get_preset(preset).backbone
+        return internvl.BACKBONE if preset in internvl.PRESETS else get_preset(preset).backbone
     if not (Path(spec.folder) / "config.json").is_file():
         return KINDS["qwen2.5-vl"].backbone
-    return kind_of_config(read_config(spec.folder)).backbone
+    cfg = read_config(spec.folder)   # Sa2VA-InternVL3's Sa2VAChatModel, or a Qwen-VL backbone
+    return internvl.BACKBONE if internvl.is_internvl(cfg) else kind_of_config(cfg).backbone
 
 
 __all__ = ["KINDS", "LLMKind", "backbone_of", "build_qwen3", "kind_of_config", "qwen3_tokenizer"]

@@ -9,9 +9,11 @@ from typing import Any
 import torch
 
 from ..budget import Budget, Count
+from ..errors import LiteLVLMError
 from ..video.pipeline_runner import PipelineVideoRunner
 from ..video.runner import FRAME_PATCHES, fraction_budget
-from .pipeline import VIDEO_PRUNING, Sa2VAPipeline
+from .pipeline import Sa2VAPipeline
+from .video import video_method_error
 from .video_eval import BUDGET_READING, offered_methods
 
 
@@ -36,12 +38,16 @@ class Sa2VARunner(PipelineVideoRunner):
         return self.frame_masks(rec, out.masks[0]), round(k / prep.video.llm_frames), {"llm_visual_tokens": k}
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
-        """``given``, or every method the video path offers."""
-        return given or offered_methods()
+        """``given``, or every method the video path offers, each checked against the loaded backbone's own
+        refusals (Sa2VA-InternVL3 refuses methods the Qwen-VL backbones run), before anything is written."""
+        if errors := [why for m in given if (why := video_method_error(self.pipe, m))]:
+            raise LiteLVLMError("; ".join(errors))
+        return given or [m for m in offered_methods() if video_method_error(self.pipe, m) is None]
 
     def config(self) -> dict:
         """What ``config.json`` records of this model's run."""
-        return {"family": self.pipe.family, "budget_reading": BUDGET_READING, "video_pruning": VIDEO_PRUNING,
+        return {"family": self.pipe.family, "budget_reading": BUDGET_READING,
+                "video_pruning": self.pipe.describe()["video_pruning"],
                 "propagation": "SAM 2's memory from the first min(5, T) frames (the frames the LLM sees)"}
 
     def summary(self, summary, expr):

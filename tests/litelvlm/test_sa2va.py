@@ -29,10 +29,12 @@ def test_presets_and_model_strings():
     from litelvlm.families import card, family_of
     from litelvlm.sa2va.config import PRESETS, RANDOM_SA2VAS
 
-    # the Qwen3-VL presets are tested in tests/litelvlm/sa2va/test_qwen3_pipeline.py
+    # the Qwen3-VL presets are tested in tests/litelvlm/sa2va/test_qwen3_pipeline.py, the InternVL3 ones in
+    # tests/litelvlm/sa2va/internvl/
     assert set(card("sa2va").presets) == {"sa2va-tiny-random", "sa2va-qwen2_5-vl-3b-random",
                                                 "sa2va-qwen2_5-vl-7b-random", "sa2va-qwen3-vl-4b-random",
-                                                "sa2va-qwen3-vl-tiny-random"}
+                                                "sa2va-qwen3-vl-tiny-random", "sa2va-internvl3-2b-random",
+                                                "sa2va-internvl3-tiny-random"}
     assert all(family_of(f"{n}:3") == "sa2va" for n in RANDOM_SA2VAS)
     # the released vocabulary: Qwen's 151665 tokens + [SEG], <p>, </p>, <vp>, </vp>
     for name in ("3b", "7b"):
