@@ -7,7 +7,7 @@
   ``config.json`` under :data:`TIMING_KEY`.
 
 The commands print them under their tables (and into ``summary.txt``); ``litelvlm figures`` draws them under
-every figure drawn from the run (:func:`draw_notes`, called by ``analysis.figures.figure_set.save_figures``).
+every figure drawn from the run (:func:`draw_notes`, called by ``analysis.common.figure_set.save_figures``).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis.common.figure_set import FigureSet
 from analysis.efficiency import plots
 from analysis.efficiency.compute import load_efficiency
-from analysis.figures.figure_set import FigureSet
 from litelvlm.cli import main
 from litelvlm.families import cards
 

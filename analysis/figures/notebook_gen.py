@@ -20,7 +20,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis.figures.figure_set import FigureSet
+from analysis.common.figure_set import FigureSet
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.io import atomic_path
 from litelvlm.optional import optional_import
@@ -129,7 +129,7 @@ def loading(figure_set: FigureSet) -> str:
             + plot_imports(figure_set)
             + "".join(f"{line}\n" for line in global_imports(figure_set))
             + "from analysis.figures.registry import FIGURE_SETS\n"
-            "from analysis.figures.figure_set import MODELS_KEY\n"
+            "from analysis.common.figure_set import MODELS_KEY\n"
             "from analysis.figures.output import save_runs\n"
             "from analysis.figures.tree import load_runs\n"
             + "".join(f"{line}\n" for line in figure_set.extra_imports)

@@ -2,10 +2,10 @@
 
 A run folder is a folder whose ``config.json`` records the run's identity (``study``, ``family``, ``model``,
 ``weights``: :mod:`analysis.common.identity`). The tree is walked once; each run goes to the figure sets
-registered for its study (:attr:`~analysis.figures.figure_set.FigureSet.studies`) that read its model family
-and hold the table they draw (a figure set with :attr:`~analysis.figures.figure_set.FigureSet.replaces` takes
+registered for its study (:attr:`~analysis.common.figure_set.FigureSet.studies`) that read its model family
+and hold the table they draw (a figure set with :attr:`~analysis.common.figure_set.FigureSet.replaces` takes
 the runs of its model families from a more general one). No figure set opens a folder to guess what it holds.
-A figure set draws each run on its own, or (:attr:`~analysis.figures.figure_set.FigureSet.together`) the runs
+A figure set draws each run on its own, or (:attr:`~analysis.common.figure_set.FigureSet.together`) the runs
 of one model in one folder, or all its runs, each labelled in the figure; every file is named ``<figure
 set>_<family>-<model>_<figure>`` and every figure carries ``family/model``. A folder it cannot draw is skipped
 with one line naming it and the reason, a folder holding a figure set's table but no ``config.json`` too
@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common import run_tree
-from analysis.common.run_tree import NO_RUN, Run, find_runs
-from analysis.common.screen import file_names
-from analysis.figures.figure_set import (
+from analysis.common.figure_set import (
     CAVEATS_KEY,
     MODELS_KEY,
     NAME_KEY,
@@ -34,6 +32,8 @@ from analysis.figures.figure_set import (
     results_models,
     runs_name,
 )
+from analysis.common.run_tree import NO_RUN, Run, find_runs
+from analysis.common.screen import file_names
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
 

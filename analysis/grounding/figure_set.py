@@ -6,8 +6,8 @@ import tempfile
 from pathlib import Path
 
 from analysis.common.caveats import null_results
-from analysis.figures.figure_set import FigureSet
-from analysis.figures.smoke_inputs import coco128_dir
+from analysis.common.figure_set import FigureSet
+from analysis.common.smoke_inputs import coco128_dir
 from analysis.grounding import plots
 from analysis.grounding.command import run
 from analysis.grounding.compute import load_grounding

@@ -9,11 +9,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from analysis.common.figure_set import FigureSet
 from analysis.common.grounding_runs import plan
 from analysis.common.grounding_scoring import evaluate_image, summarize
+from analysis.common.smoke_inputs import coco128_dir
 from analysis.common.study import resolve_config_path
-from analysis.figures.figure_set import FigureSet
-from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
 from analysis.importance.compute import ImportanceArgs, load_importance, run_importance

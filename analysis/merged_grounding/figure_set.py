@@ -8,8 +8,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from analysis.figures.figure_set import FigureSet
-from analysis.figures.smoke_inputs import coco128_dir
+from analysis.common.figure_set import FigureSet
+from analysis.common.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs, plots, run
 from analysis.grounding.figure_set import SMOKE_BUDGETS, SMOKE_METHODS, grounding_notes, read_grounding
 from litelvlm.data.fixtures import write_tiny_refer

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.figures.figure_set import FigureSet
-from analysis.figures.smoke_inputs import coco128_dir
+from analysis.common.figure_set import FigureSet
+from analysis.common.smoke_inputs import coco128_dir
 from analysis.positions import PositionsArgs, plots, run
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.families import DEFAULT_MODEL, card_of

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.figure_set import FigureSet
+from analysis.common.smoke_inputs import coco128_dir
 from analysis.common.study import read_json
-from analysis.figures.figure_set import FigureSet
-from analysis.figures.smoke_inputs import coco128_dir
 from analysis.quantization import plots
 from litelvlm.cli import main
 from litelvlm.data.fixtures import write_tiny_refer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.figures.figure_set import FigureSet
-from analysis.figures.smoke_inputs import SMOKE_MODEL, coco128_dir
+from analysis.common.figure_set import FigureSet
+from analysis.common.smoke_inputs import SMOKE_MODEL, coco128_dir
 from analysis.retention import plots
 from analysis.retention.compute import RetentionArgs, load_retention, run_retention
 

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.common import style
+from analysis.common.figure_set import FigureSet
 from analysis.common.merged_grid import CLIP_GRID, merged_params
+from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.common.study import read_json, resolve_config_path
-from analysis.figures.figure_set import FigureSet
-from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from litelvlm.cli import main
 from litelvlm.clip.traces import Geometry

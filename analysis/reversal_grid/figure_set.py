@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.common import style
+from analysis.common.figure_set import FigureSet
 from analysis.common.merged_grid import CLIP_GRID, merged_grid_families
-from analysis.figures.figure_set import FigureSet
-from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from analysis.reversal.figure_set import grid_run, read_reversal
 from litelvlm.cli import main

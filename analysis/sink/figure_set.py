@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.figures.figure_set import FigureSet, figure_set_dir
-from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.common.figure_set import FigureSet, figure_set_dir
+from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.sink import plots
 from litelvlm.cli import main
 

@@ -11,8 +11,8 @@ import pandas as pd
 from analysis.common import style
 from analysis.common.caveats import null_results
 from analysis.common.family_text import video_families
+from analysis.common.figure_set import FigureSet
 from analysis.common.identity import read_identity
-from analysis.figures.figure_set import FigureSet
 from analysis.video import VideoArgs, plots, run
 from analysis.video.statistics import load_statistics
 from litelvlm.families import DEFAULT_VIDEO_MODEL, card, family_of

@@ -7,8 +7,8 @@ import json
 import pytest
 
 import analysis.figures.registry as registry
+from analysis.common.figure_set import FigureSet
 from analysis.common.identity import run_identity
-from analysis.figures.figure_set import FigureSet
 from analysis.figures.registry import FIGURE_SETS
 from analysis.figures.tree import draw_figure_set
 from litelvlm.cli import main

@@ -244,7 +244,7 @@ def test_each_figure_notes_the_weights_of_its_own_data(coco128, tmp_path):
     """A tree of two models: each per-run figure names its own model, and saving adds no second note."""
     import matplotlib.pyplot as plt
 
-    from analysis.figures.figure_set import save_figures
+    from analysis.common.figure_set import save_figures
     from analysis.reversal.figure_set import draw_reversal, read_reversal
     from litelvlm.cli import main as cli_main
 

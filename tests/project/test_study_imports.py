@@ -2,8 +2,11 @@
 
 * a study's ``options`` never imports its heavy modules (``compute`` and the rest), not even inside a
   function: the command layer (``analysis/<study>/command.py``) imports ``options``, checks, then ``compute``;
-* no study imports another study's internals (the allowed set is :data:`FIGURE_CONTRACT` and
-  :data:`DRAWING_SIDE` below; shared pieces live in ``analysis/common``);
+* no study imports another study's internals (the allowed set is :data:`DRAWING_SIDE` below; shared pieces
+  live in ``analysis/common``, the figure-set base among them);
+* the packages of ``analysis/`` import each other without a cycle: the figure-set base
+  (``analysis.common.figure_set``) sits below the studies, the registry (``analysis.figures``) above them;
+* a figure set runs its study through the study's typed ``run(Args(...))``, never an argv list;
 * an import inside a function is of a heavy module or says why it is lazy (:data:`HEAVY_PACKAGES`).
 """
 
@@ -59,22 +62,21 @@ def test_options_imports_nothing_of_its_study_but_common_pieces(path):
 
 
 #: modules of its own study an ``options`` may import: light ones, themselves free of the heavy modules
-LIGHT_OPTION_PEERS: dict[str, tuple[str, ...]] = {"efficiency": ("arch",), "figures": ("figure_set",)}
+LIGHT_OPTION_PEERS: dict[str, tuple[str, ...]] = {"efficiency": ("arch",)}
 
 
 STUDIES = sorted(p.name for p in ANALYSIS.iterdir() if (p / "__init__.py").exists()
                  and p.name not in ("common",))
 
 #: A study imports, of another package of ``analysis/``, only:
-#: * ``analysis.common`` (the pieces two studies share) and ``analysis.commands``' table;
-#: * the figure layer's contract, ``analysis.figures.figure_set`` and ``analysis.figures.smoke_inputs`` (every
-#:   study's ``figure_set.py`` defines its figure set with them); ``analysis.figures`` itself imports every
-#:   study's ``figure_set`` (its registry draws them all);
+#: * ``analysis.common`` (the pieces two studies share, the figure-set base ``analysis.common.figure_set``
+#:   and ``analysis.common.smoke_inputs`` among them) and ``analysis.commands``' table; never
+#:   ``analysis.figures``, the registry above the studies that imports every study's ``figure_set``
+#:   (:func:`test_no_study_imports_the_figures_registry`);
 #: * a study's public API, its package's names (``from analysis.grounding import GroundingArgs, run``);
 #: * in a figure set that draws another study's tables (figure set 9 draws ``eval-grounding``'s tables of a
 #:   UniPixel run, figure set 10 ``reversal``'s on the merged grid): that study's ``figure_set`` (its reader)
 #:   and ``plots`` (its drawings), the published drawing side of a study.
-FIGURE_CONTRACT = ("analysis.figures.figure_set", "analysis.figures.smoke_inputs")
 DRAWING_SIDE = ("figure_set", "plots")
 #: cross-study imports not yet removed: (importing module, imported module); this list may only shrink
 KNOWN: set[tuple[str, str]] = set()
@@ -92,9 +94,8 @@ def cross_study_imports() -> set[tuple[str, str, int]]:
             parts = name.split(".")
             if parts[0] != "analysis" or len(parts) < 2 or parts[1] in (study, "common"):
                 continue
-            if study == "figures" or name in FIGURE_CONTRACT or any(name.startswith(c + ".")
-                                                                    for c in FIGURE_CONTRACT):
-                continue
+            if study == "figures":
+                continue  # the registry: it imports every study's figure set
             if parts[1] not in STUDIES:
                 continue  # ``from analysis import x``: x is checked as analysis.x
             if path.name == "figure_set.py" and len(parts) >= 3 and parts[2] in DRAWING_SIDE:
@@ -109,6 +110,79 @@ def test_no_study_imports_another_study_s_internals():
     found = {(m, t) for m, t, _ in cross_study_imports()}
     assert found - KNOWN == set(), sorted(cross_study_imports())
     assert KNOWN <= found, f"fixed: remove {sorted(KNOWN - found)} from KNOWN"
+
+
+# -- layers: the figure-set base below the studies, the registry above them ----------------------------------
+def _package_of(module: str) -> str | None:
+    path = _source_of(module)
+    if path is None:
+        return None
+    name = _module_name(path)
+    return name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+
+
+def package_graph() -> dict[str, set[str]]:
+    """package of ``analysis/`` -> the other packages of ``analysis/`` its modules import (at the top or
+    inside a function; ``from analysis import x`` counts as ``analysis.x``)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(ANALYSIS.rglob("*.py")):
+        source = _package_of(_module_name(path))
+        edges = graph.setdefault(source, set())
+        for _, _, name in imports(path):
+            target = _package_of(name) if name.startswith("analysis.") else None
+            if target is not None and target != source:
+                edges.add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one node of ``graph`` (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_cycles_finds_a_strongly_connected_group():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_packages_of_analysis_import_each_other_without_a_cycle():
+    graph = package_graph()
+    assert {"analysis.common", "analysis.figures", "analysis.grounding"} <= set(graph)  # the walk sees them
+    assert cycles(graph) == []
+
+
+def test_no_study_imports_the_figures_registry():
+    """``analysis.figures`` is the registry and the command above the studies; the figure-set base they build
+    on is ``analysis.common.figure_set`` (and ``analysis.common.smoke_inputs``)."""
+    found = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in sorted(ANALYSIS.rglob("*.py"))
+             if path.relative_to(ANALYSIS).parts[0] not in ("figures",)
+             for line, _, name in imports(path) if name == "analysis.figures" or name.startswith(
+                 "analysis.figures.")]
+    assert found == []
 
 
 # -- imports inside functions --------------------------------------------------------------------------------
@@ -184,3 +258,4 @@ def test_the_heavy_rule_tells_light_from_heavy_modules():
     assert is_heavy("torch") and is_heavy("analysis.reversal.compute") and is_heavy("litelvlm.clip")
     assert not is_heavy("analysis.reversal.options") and not is_heavy("litelvlm.errors") and not is_heavy(
         "json")
+

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from analysis.common.figure_set import runs_name
 from analysis.common.identity import CLIP_FAMILY, identity_tag
-from analysis.figures.figure_set import runs_name
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.families import family_names
 

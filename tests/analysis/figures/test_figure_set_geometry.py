@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from analysis.common import figure_set as figure_set_module  # noqa: E402
 from analysis.common import style  # noqa: E402
 from analysis.common.style import budget_axis  # noqa: E402
-from analysis.figures import figure_set as figure_set_module  # noqa: E402
 from analysis.figures import registry  # noqa: E402
 from analysis.figures.tree import draw_tree  # noqa: E402
 from litelvlm.cli import main  # noqa: E402

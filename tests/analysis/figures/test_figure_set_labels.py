@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from analysis.common.caveats import NOTE_GID, TIMING_KEY, null_results, run_caveats  # noqa: E402
-from analysis.figures.figure_set import save_figures  # noqa: E402
+from analysis.common.figure_set import save_figures  # noqa: E402
 
 BUSY = ("the machine was busy while timing (1-minute load 7.0 above 1 thread(s)): other work shared the "
         "cores, so times and their ratios are unreliable; rerun on a quiet machine")

@@ -22,8 +22,8 @@ import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from analysis.common.caveats import TIMING_KEY  # noqa: E402
+from analysis.common.figure_set import runs_name  # noqa: E402
 from analysis.figures import registry  # noqa: E402
-from analysis.figures.figure_set import runs_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = ROOT / "results"
@@ -317,8 +317,8 @@ def test_every_registered_family_has_two_cases():
 
 def _draw(case: Case, tmp_path: Path, monkeypatch) -> dict:
     """Draw ``case``'s run through the tree route, capturing every figure instead of writing it."""
+    from analysis.common import figure_set as family_mod
     from analysis.common import style
-    from analysis.figures import figure_set as family_mod
     from analysis.figures.tree import draw_tree
 
     root = tmp_path / "runs"
