@@ -9,61 +9,17 @@ cost description) and never name a family. The pipeline itself answers the rest 
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from .errors import LiteLVLMError
+from .lazy import Lazy  # the cards name their pieces with it (``from ..family_card import Lazy``)
 from .model_spec import ModelSpec
 
 #: what a family's ``prepare_image`` takes: a PIL image, or a list of frames
 INPUTS = ("image", "video")
-
-T = TypeVar("T")
-#: a dotted module name (``package.module``), as :class:`Lazy` checks it
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
-
-@dataclass(frozen=True)
-class Lazy(Generic[T]):
-    """A piece of a card that imports heavy code (its pipeline class, its video path, its cost description) or
-    a package that does (its protocol, its question templates: their packages import numpy, PIL or torch, and
-    the cards are read by ``litelvlm --help``), or an entry of a registry that imports on first use (a
-    method, a subcommand's module): ``attribute`` of ``module`` (None: the module itself), two fields checked
-    when the reference is made, imported on first use by :meth:`get`, the one import of a card's pieces
-    (:func:`resolve`); ``tests/project/test_typed_wiring.py`` resolves every reference of the code."""
-
-    module: str
-    attribute: str | None = None
-
-    def __post_init__(self) -> None:
-        if not _DOTTED.match(self.module) or not (self.attribute is None or self.attribute.isidentifier()):
-            raise ValueError(f"Lazy needs a dotted module name and an attribute name (or None); got "
-                             f"module={self.module!r}, attribute={self.attribute!r}")
-
-    @classmethod
-    def named(cls, target: str) -> Lazy:
-        """The piece ``"module:attribute"`` (or ``"module"``) names."""
-        module, attr = target.split(":") if ":" in target else (target, None)
-        return cls(module, attr or None)
-
-    def get(self) -> T:
-        """The piece itself (its module imported now, once per process): :func:`resolve`."""
-        return resolve(self)
-
-    def __str__(self) -> str:
-        return self.module if self.attribute is None else f"{self.module}:{self.attribute}"
-
-
-def resolve(ref: Lazy[T]) -> T:
-    """What ``ref`` names: the one place a card's pieces (and the registered cards themselves) are
-    imported."""
-    module = importlib.import_module(ref.module)
-    return module if ref.attribute is None else getattr(module, ref.attribute)
-
 
 def _lazy(value: Lazy | str | None) -> Lazy | None:
     """A piece as a :class:`Lazy`; a ``"module:attribute"`` string (a card written before them) is read as

@@ -215,7 +215,7 @@ def unoffered_methods(monkeypatch):
     method runs on it through its Qwen2.5-VL variant), so a study's refusal can be tested whatever the
     variants cover."""
     from litelvlm import methods
-    from litelvlm.family_card import Lazy
+    from litelvlm.lazy import Lazy
 
     for name, (_, target) in UNOFFERED.items():
         monkeypatch.setitem(methods.TABLE, name, methods.Entry(

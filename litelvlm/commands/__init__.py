@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import NamedTuple
 
-from ..family_card import Lazy
+from ..lazy import Lazy
 
 
 class Command(NamedTuple):
@@ -21,7 +21,7 @@ class Command(NamedTuple):
     help: str
 
     def load(self) -> ModuleType:
-        """The subcommand's module, imported now (:meth:`litelvlm.family_card.Lazy.get`)."""
+        """The subcommand's module, imported now (:meth:`litelvlm.lazy.Lazy.get`)."""
         return Lazy(self.module).get()
 
     @property

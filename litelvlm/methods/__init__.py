@@ -1,7 +1,7 @@
 """Every pruning method, one module each in this package, and the registry that names them.
 
 :data:`TABLE` maps a name to its :class:`Entry`: a typed reference to the :class:`~litelvlm.method.Method`
-(:class:`~litelvlm.family_card.Lazy`: the module of this package and the attribute that declares it, imported
+(:class:`~litelvlm.lazy.Lazy`: the module of this package and the attribute that declares it, imported
 only when the method is asked for, so listing the names loads no torch), its one-line description and its
 command-line options (:mod:`litelvlm.methods.options`, typed and light, so every command builds every method's
 flags before torch loads). ``get_method(name)`` imports the method and gives it its name, description and
@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from ..errors import LiteLVLMError
-from ..family_card import Lazy
+from ..lazy import Lazy
 from ..method import Method, Option
 from .options import (
     DIVPRUNE_RANDOM_DEEP_OPTIONS,

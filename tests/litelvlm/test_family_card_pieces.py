@@ -1,7 +1,7 @@
 """A family card refers to its pieces (pipeline class, video path, cost description, question templates,
-official sampler, merged-grid protocol) by one typed lazy reference, :class:`litelvlm.family_card.Lazy`,
-imported in one function, :func:`litelvlm.family_card.resolve`: no other code turns a card's
-``"module:attribute"`` string into an import."""
+official sampler, merged-grid protocol) by one typed lazy reference, :class:`litelvlm.lazy.Lazy` (which the
+cards import from :mod:`litelvlm.family_card`), imported in one function, :func:`litelvlm.lazy.resolve`: no
+other code turns a card's ``"module:attribute"`` string into an import."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: every ``import_module`` call of the library and the studies, (file, function): the card pieces' one place,
 #: and the registries that are no card's (GLaMM's lazy exports; the methods' entries and the subcommands are
 #: Lazy references)
-IMPORTS = {("litelvlm/family_card.py", "resolve"): "a card's pieces and the registered cards",
+IMPORTS = {("litelvlm/lazy.py", "resolve"): "card pieces, registered cards, methods, subcommands",
            ("litelvlm/glamm/__init__.py", "__getattr__"): "GLaMM's lazy exports",
            ("analysis/common/command.py", "run"): "a study's heavy function, after its checks",
            ("litelvlm/qwen/__init__.py", "__getattr__"): "the Qwen2.5-VL package's lazy exports",
@@ -58,7 +58,7 @@ def _import_module_calls() -> set[tuple[str, str]]:
 def test_one_function_imports_a_cards_pieces():
     calls = _import_module_calls()
     assert calls <= set(IMPORTS), sorted(calls - set(IMPORTS))
-    assert ("litelvlm/family_card.py", "resolve") in calls
+    assert ("litelvlm/lazy.py", "resolve") in calls
 
 
 def test_every_card_piece_is_a_lazy_reference():
@@ -77,7 +77,7 @@ def test_every_card_piece_is_a_lazy_reference():
 def test_the_public_readers_import_pieces_through_resolve(monkeypatch):
     """Every reader of a card's pieces (the pipeline class, the video path, the cost description, the
     questions, the official sampler, the merged-grid protocol) imports them through
-    :func:`litelvlm.family_card.resolve` alone."""
+    :func:`litelvlm.lazy.resolve` alone."""
     from analysis.common.clip_reversal import family_questions
     from analysis.common.grounding_runs import official_turns
     from analysis.common.merged_grid import grid_protocol
@@ -108,7 +108,7 @@ def test_the_public_readers_import_pieces_through_resolve(monkeypatch):
         if card.official_sample is not None:
             records = [SimpleNamespace(order=i, sentence=s) for i, s in enumerate(["a", "b"])]
             assert official_turns(SimpleNamespace(family=card.name), records, 0, 9, 3)[0]
-    assert seen and set(seen) == {("family_card.py", "resolve")}, seen
+    assert seen and set(seen) == {("lazy.py", "resolve")}, seen
     assert card_of(cards()[0].default_model) is cards()[0]
     assert len(REGISTERED) == len(cards())
 

@@ -7,7 +7,7 @@ import pytest
 
 from litelvlm import methods
 from litelvlm.errors import LiteLVLMError
-from litelvlm.family_card import Lazy
+from litelvlm.lazy import Lazy
 from litelvlm.lvlm.abilities import Abilities
 from litelvlm.lvlm.family import GroundingPipeline
 

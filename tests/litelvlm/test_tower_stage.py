@@ -13,7 +13,7 @@ import torch
 
 import litelvlm.methods as methods
 from litelvlm.errors import LiteLVLMError
-from litelvlm.family_card import Lazy
+from litelvlm.lazy import Lazy
 from litelvlm.lvlm.family import GroundingPipeline
 from litelvlm.method import STAGE_TYPES, Method, TowerStage
 from litelvlm.tower import ClipTower, TowerBlock

@@ -1,7 +1,7 @@
 """Wiring the reader can follow: every import named by text is a typed reference that one test resolves.
 
 A registry that imports on first use (the methods, the subcommands, a family card's pieces) names what it
-imports by :class:`litelvlm.family_card.Lazy`: the module and the attribute as two fields, checked when the
+imports by :class:`litelvlm.lazy.Lazy`: the module and the attribute as two fields, checked when the
 reference is made. :func:`test_every_named_import_resolves` imports every one of them, so a typo fails the
 suite instead of a run. The library evaluates no source text (no ``eval``, no ``exec``) and writes no
 ``"package.module:attribute"`` string (read with ``ast``; :data:`ALLOWED_STRINGS` lists the few that must
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import tomllib
 
-from litelvlm.family_card import Lazy
+from litelvlm.lazy import Lazy
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the files the string rules read: the library, and the studies' command table

@@ -11,8 +11,8 @@ Two explicit ways reach a heavy or optional piece later without an import statem
 * an optional package (the ``quantize`` and ``notebooks`` extras, psutil) only through
   :func:`litelvlm.optional.optional_import`, whose error names the extra (:data:`OPTIONAL_USERS`);
 * ``importlib.import_module`` only in the few modules that resolve named pieces on first use
-  (:data:`RESOLVERS`): the command dispatch, the families' :class:`litelvlm.family_card.Lazy` pieces, the
-  method registry and the light packages' ``__getattr__``.
+  (:data:`RESOLVERS`): :func:`litelvlm.lazy.resolve` (every :class:`litelvlm.lazy.Lazy`: the families' card
+  pieces, the method registry, the subcommands) and the light packages' ``__getattr__``.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ OPTIONAL_USERS: set[tuple[str, str]] = {
     ("analysis/figures/notebook_gen.py", "nbformat.v4"), ("analysis/figures/notebook_run.py", "papermill"),
 }
 #: the modules that call ``importlib.import_module`` (each resolves names it is given, on first use; the
-#: method registry's typed entries and the subcommands resolve through family_card's Lazy)
-RESOLVERS = {"litelvlm/family_card.py", "litelvlm/optional.py",
+#: family cards' pieces, the method registry's typed entries and the subcommands resolve through
+#: litelvlm.lazy.Lazy)
+RESOLVERS = {"litelvlm/lazy.py", "litelvlm/optional.py",
              "litelvlm/glamm/__init__.py", "litelvlm/qwen/__init__.py", "litelvlm/unipixel/__init__.py",
              "analysis/common/command.py", "analysis/video/__init__.py"}
 

@@ -1,0 +1,58 @@
+"""A typed reference to a piece of code imported on first use (:class:`Lazy`), and the one place such a
+reference is imported (:func:`resolve`).
+
+A light module (a family card, the method registry, the subcommand tables, read by ``litelvlm --help`` before
+torch loads) names a heavy piece as ``Lazy("package.module", "attribute")``: two fields, checked when the
+reference is made; ``tests/project/test_typed_wiring.py`` resolves every reference of the code, so a typo
+fails the suite instead of a run. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+#: a dotted module name (``package.module``), as :class:`Lazy` checks it
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+@dataclass(frozen=True)
+class Lazy(Generic[T]):
+    """A piece that imports heavy code (a family's pipeline class, its video path, its cost description), or a
+    package that does (its protocol, its question templates: their packages import numpy, PIL or torch), or an
+    entry of a registry that imports on first use (a method, a subcommand's module): ``attribute`` of
+    ``module`` (None: the module itself), imported on first use by :meth:`get` (:func:`resolve`)."""
+
+    module: str
+    attribute: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _DOTTED.match(self.module) or not (self.attribute is None or self.attribute.isidentifier()):
+            raise ValueError(f"Lazy needs a dotted module name and an attribute name (or None); got "
+                             f"module={self.module!r}, attribute={self.attribute!r}")
+
+    @classmethod
+    def named(cls, target: str) -> Lazy:
+        """The piece ``"module:attribute"`` (or ``"module"``) names."""
+        module, attr = target.split(":") if ":" in target else (target, None)
+        return cls(module, attr or None)
+
+    def get(self) -> T:
+        """The piece itself (its module imported now, once per process): :func:`resolve`."""
+        return resolve(self)
+
+    def __str__(self) -> str:
+        return self.module if self.attribute is None else f"{self.module}:{self.attribute}"
+
+
+def resolve(ref: Lazy[T]) -> T:
+    """What ``ref`` names: the one place a card's pieces, the registered cards, the methods and the
+    subcommands' modules are imported."""
+    module = importlib.import_module(ref.module)
+    return module if ref.attribute is None else getattr(module, ref.attribute)
+
+
+__all__ = ["Lazy", "resolve"]
