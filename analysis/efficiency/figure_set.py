@@ -6,18 +6,21 @@ from pathlib import Path
 
 from analysis.common.figure_set import FigureSet
 from analysis.efficiency import plots
+from analysis.efficiency.command import run
 from analysis.efficiency.compute import load_efficiency
-from litelvlm.cli import main
+from analysis.efficiency.options import EfficiencyArgs
+from litelvlm.budget import Budget
 from litelvlm.families import cards
+
+#: the smoke run: the tiny GLaMM's FLOPs and meta-device memory, these methods at these budgets
+SMOKE_METHODS = ["none", "litelvlm", "prumerge", "tome", "divprune", "fastv", "dart", "sparsevlm"]
+SMOKE_BUDGETS = "576,192,64"
 
 
 def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
     """Small efficiency results: FLOPs and meta-device memory of the tiny GLaMM (no timing, a few seconds)."""
-    rc = main(
-        ["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "prumerge", "tome",
-         "divprune",
-               "fastv", "dart", "sparsevlm",
-               "--budgets", "576", "192", "64", "--attn", "eager", "--no-figures", "--out", str(out_dir)])
+    rc = run(EfficiencyArgs(out=str(out_dir), arch="tiny", flops_only=True, methods=SMOKE_METHODS,
+                            budgets=Budget.parse_list(SMOKE_BUDGETS), attn=["eager"], figures=False))
     if rc:
         raise RuntimeError(f"litelvlm efficiency exited with status {rc}")
 

@@ -13,8 +13,8 @@ import pandas as pd
 
 from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import coco128_dir
+from analysis.grounding import GroundingArgs, run
 from analysis.paired import plots
-from litelvlm.cli import main
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.families import DEFAULT_MODEL, card_of
 
@@ -29,10 +29,9 @@ def smoke_paired(out_dir: Path, model: str | None = None) -> None:
     data = coco128_dir()
     if data is None:
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
-    rc = main(
-        ["eval-grounding", "--refer-dir", str(data), "--out", str(out_dir), "--model", model or DEFAULT_MODEL,
-               "--protocol", "official", "--limit-images", "3", "--methods", SMOKE_METHODS, "--budgets",
-               SMOKE_BUDGETS])
+    rc = run(GroundingArgs(refer_dir=str(data), out=str(out_dir), model=model or DEFAULT_MODEL,
+                           protocol="official", limit_images=3, methods=[SMOKE_METHODS],
+                           budgets=[SMOKE_BUDGETS]))
     if rc:
         raise RuntimeError(f"litelvlm eval-grounding exited with status {rc}")
 

@@ -13,12 +13,13 @@ from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import coco128_dir
 from analysis.common.study import read_json
 from analysis.quantization import plots
-from litelvlm.cli import main
+from analysis.validate import ValidateArgs, run
+from litelvlm.budget import Budget
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, LiteLVLM at three budgets, each precision that is installed
-SMOKE_BUDGETS = ("576", "64", "32")
+SMOKE_BUDGETS = "576,64,32"
 
 
 def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
@@ -29,10 +30,9 @@ def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     modes = ["none"] + (["int8", "nf4"] if importlib.util.find_spec("bitsandbytes") else [])
     for q in modes:  # every run's masks compared with the unquantized run's unpruned ones (its own for bf16)
-        rc = main(
-            ["validate", "--refer-dir", str(data), "--model", model or DEFAULT_MODEL, "--dtype", "bfloat16",
-                   "--methods", "litelvlm", "--budgets", *SMOKE_BUDGETS, "--quantize", q, "--out",
-                   str(out_dir / q), "--compare-to", str(out_dir / "none")])
+        rc = run(ValidateArgs(refer_dir=str(data), model=model or DEFAULT_MODEL, dtype="bfloat16",
+                              methods=["litelvlm"], budgets=Budget.parse_list(SMOKE_BUDGETS), quantize=q,
+                              out=str(out_dir / q), compare_to=str(out_dir / "none")))
         if rc:
             raise RuntimeError(f"litelvlm validate --quantize {q} exited with status {rc}")
 

@@ -15,8 +15,7 @@ from analysis.common.figure_set import FigureSet
 from analysis.common.merged_grid import CLIP_GRID, merged_params
 from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.common.study import read_json, resolve_config_path
-from analysis.reversal import plots
-from litelvlm.cli import main
+from analysis.reversal import ReversalArgs, command, plots
 from litelvlm.clip.traces import Geometry
 from litelvlm.data.geometry import transform_params
 from litelvlm.data.refer import load_coco_instances, load_refer
@@ -29,10 +28,9 @@ def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
     data = refer_data(Path(out_dir))
     models = [model] if model else [SMOKE_MODEL, f"{SMOKE_MODEL}:1"]
     for i, m in enumerate(models):
-        rc = main(
-            ["reversal", "--model", m, "--refer-dir", str(data), "--split", "val", "--limit-sentences", "16",
-                   "--layers", "all", "--n-boot", "200", "--save-maps", "3" if i == 0 else "0",
-                   "--out", str(Path(out_dir) / f"run{i}")])
+        rc = command.run(ReversalArgs(out=str(Path(out_dir) / f"run{i}"), model=m, refer_dir=str(data),
+                                      split="val", limit_sentences=16, layers=["all"], n_boot=200,
+                                      save_maps=3 if i == 0 else 0))
         if rc:
             raise RuntimeError(f"litelvlm reversal failed on {m} (status {rc})")
 

@@ -11,9 +11,8 @@ from analysis.common import style
 from analysis.common.figure_set import FigureSet
 from analysis.common.merged_grid import CLIP_GRID, merged_grid_families
 from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
-from analysis.reversal import plots
+from analysis.reversal import ReversalArgs, plots, run
 from analysis.reversal.figure_set import grid_run, read_reversal
-from litelvlm.cli import main
 from litelvlm.families import card
 
 #: the family whose merged grid the smoke results measure: the first whose card declares one
@@ -29,17 +28,15 @@ def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
     REFER folder when ../shared/data is absent)."""
     data = refer_data(Path(out_dir))
     for grid in (CLIP_GRID, SMOKE_GRID):
-        rc = main(["reversal", "--model", model or SMOKE_MODEL, "--refer-dir", str(data), "--split", "val",
-                   "--limit-sentences", "16", "--layers", "all", "--n-boot", "200", "--pad-to-square",
-                   "--grid", grid, "--save-maps", "0" if grid == CLIP_GRID else "2", "--out",
-                   str(Path(out_dir) / f"{grid}-grid")])
+        rc = run(ReversalArgs(out=str(Path(out_dir) / f"{grid}-grid"), model=model or SMOKE_MODEL,
+                              refer_dir=str(data), split="val", limit_sentences=16, layers=["all"],
+                              n_boot=200, pad_to_square=True, grid=grid,
+                              save_maps=0 if grid == CLIP_GRID else 2))
         if rc:
             raise RuntimeError(f"litelvlm reversal --grid {grid} failed (status {rc})")
-    rc = main(
-        ["reversal", "--space", "llm", "--grid", SMOKE_GRID, "--model", SMOKE_GRID_MODEL, "--refer-dir",
-         str(data),
-               "--split", "val", "--limit-sentences", "16", "--n-boot", "200", "--save-maps", "1", "--out",
-               str(Path(out_dir) / "llm-space")])
+    rc = run(ReversalArgs(out=str(Path(out_dir) / "llm-space"), space="llm", grid=SMOKE_GRID,
+                          model=SMOKE_GRID_MODEL, refer_dir=str(data), split="val", limit_sentences=16,
+                          n_boot=200, save_maps=1))
     if rc:
         raise RuntimeError(f"litelvlm reversal --space llm failed (status {rc})")
 

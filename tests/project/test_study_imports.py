@@ -259,3 +259,36 @@ def test_the_heavy_rule_tells_light_from_heavy_modules():
     assert not is_heavy("analysis.reversal.options") and not is_heavy("litelvlm.errors") and not is_heavy(
         "json")
 
+
+# -- figure sets run their study through its typed ``run(Args(...))`` ----------------------------------------
+FIGURE_SET_MODULES = sorted(p for p in ANALYSIS.glob("*/figure_set.py") if p.parent.name != "common")
+
+
+def _smoke_function(tree: ast.Module) -> ast.FunctionDef:
+    """The function a module's ``FIGURE_SET = FigureSet(..., make_smoke=NAME)`` names."""
+    calls = [n for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "FigureSet"]
+    name = next(k.value.id for c in calls for k in c.keywords if k.arg == "make_smoke")
+    return next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+def _typed_runs(fn: ast.FunctionDef) -> list[str]:
+    """The calls in ``fn`` given an options dataclass made in place (``run(GroundingArgs(...))``)."""
+    def callee(node: ast.AST) -> str:
+        return getattr(node, "id", getattr(node, "attr", ""))
+
+    return [callee(c.func) for c in ast.walk(fn) if isinstance(c, ast.Call)
+            and any(isinstance(a, ast.Call) and callee(a.func).endswith("Args") for a in c.args)]
+
+
+@pytest.mark.parametrize("path", FIGURE_SET_MODULES, ids=lambda p: p.parent.name)
+def test_a_figure_set_runs_its_study_through_its_typed_run(path):
+    tree = ast.parse(path.read_text())
+    argv = [name for _, _, name in imports(path)
+            if name == "litelvlm.cli" or name.startswith("litelvlm.cli.")]
+    assert argv == [], f"{path.parent.name}: a figure set runs its study as run(Args(...)), not by argv"
+    assert _typed_runs(_smoke_function(tree)), f"{path.parent.name}: its smoke results come from run(Args)"
+
+
+def test_the_figure_set_walk_sees_every_figure_set():
+    assert len(FIGURE_SET_MODULES) == 12
