@@ -1,6 +1,7 @@
-"""The official Sa2VA-Qwen2.5-VL code, imported for tests only (never by the library).
+"""The official Sa2VA-Qwen2.5-VL and Sa2VA-Qwen3-VL code, imported for tests only (never by the library).
 
-bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/`` (a copy in ``../shared/official/Sa2VA``):
+bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/`` and ``models_qwen3vl/`` (:data:`FOLDERS`,
+a copy in ``../shared/official/Sa2VA``):
 ``sam2.py`` imports torch alone and runs as it is; ``modeling_sa2va_qwen.py`` imports with transformers 5 once
 ``qwen_vl_utils`` (absent here, only ``process_vision_info`` is named, never called by what the tests run) is
 stubbed. The official code is CUDA-only in three places the tests step around without editing it:
@@ -27,26 +28,29 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "official" / "Sa2VA"
-CODE = ROOT / "projects" / "sa2va" / "hf" / "models_qwen2_5_vl"
-PACKAGE = "sa2va_official_qwen2_5_vl"
+#: the official model folder of each backbone (``projects/sa2va/hf/``)
+FOLDERS = {"qwen2.5-vl": "models_qwen2_5_vl", "qwen3-vl": "models_qwen3vl"}
+CODE = ROOT / "projects" / "sa2va" / "hf" / FOLDERS["qwen2.5-vl"]
 
 
-def available() -> bool:
-    return (CODE / "sam2.py").is_file() and (CODE / "modeling_sa2va_qwen.py").is_file()
+def available(backbone: str = "qwen2.5-vl") -> bool:
+    code = CODE.parent / FOLDERS[backbone]
+    return (code / "sam2.py").is_file() and (code / "modeling_sa2va_qwen.py").is_file()
 
 
-def official(module: str):
-    """``sam2``, ``modeling_sa2va_qwen`` or ``configuration_sa2va_chat`` of the official folder, imported
-    as-is."""
-    if PACKAGE not in sys.modules:
-        pkg = types.ModuleType(PACKAGE)
-        pkg.__path__ = [str(CODE)]
-        sys.modules[PACKAGE] = pkg
+def official(module: str, backbone: str = "qwen2.5-vl"):
+    """``sam2``, ``modeling_sa2va_qwen`` or ``configuration_sa2va_chat`` of the backbone's official folder,
+    imported as-is."""
+    package = f"sa2va_official_{FOLDERS[backbone]}"
+    if package not in sys.modules:
+        pkg = types.ModuleType(package)
+        pkg.__path__ = [str(CODE.parent / FOLDERS[backbone])]
+        sys.modules[package] = pkg
     if "qwen_vl_utils" not in sys.modules:
         stub = types.ModuleType("qwen_vl_utils")
         stub.process_vision_info = None
         sys.modules["qwen_vl_utils"] = stub
-    return importlib.import_module(f"{PACKAGE}.{module}")
+    return importlib.import_module(f"{package}.{module}")
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from ..qwen.pipeline import paired_clip
 from ..qwen_vision.vision import QwenVision
 from ..qwen_vision.vit_attention import received_from
 from .card import CARD
-from .deepstack import DeepStack
+from .deepstack import DeepStack, match_rows
 from .pipeline import Sa2VAPipeline
 
 #: what Sa2VA-Qwen3-VL refuses beyond Sa2VA-Qwen2.5-VL (:class:`~litelvlm.lvlm.abilities.Abilities`
@@ -110,12 +110,14 @@ class Sa2VAQwen3Pipeline(Sa2VAPipeline):
         return super().run_llm_stage(prepared, method, budget, full, **kw)
 
     def _register(self, prepared, visual: torch.Tensor | None) -> None:
-        """``prepared``'s visual tokens, and ``visual`` when it stands for all N of them (given embeds), with
-        their DeepStack features."""
+        """``prepared``'s visual tokens with their DeepStack features, and ``visual`` with them when it stands
+        for all N in their order with other values (``visual_embeds`` given to ``ground``: no row of it is one
+        of the prepared tokens; a reordering of them is not registered again)."""
         if prepared.deepstack is None:
             return
         self.deepstack.register(prepared.visual, prepared.deepstack)
-        if visual is not None and visual.dim() == 2 and visual.shape[0] == prepared.visual.shape[0]:
+        if (visual is not None and visual.dim() == 2 and visual.shape[0] == prepared.visual.shape[0]
+                and not bool((match_rows(visual.to(prepared.visual.dtype), prepared.visual) >= 0).any())):
             self.deepstack.register(visual, prepared.deepstack)
 
     # -- LiteLVLM's context='vit' on Qwen3-VL's tower -------------------------------------------------------

@@ -54,27 +54,29 @@ def _transformers_457_size(h: int, w: int, lo: int, hi: int, factor=28) -> tuple
     return h_bar, w_bar
 
 
-def official_pixel_values(image: Image.Image, lo: int, hi: int, fast: bool = True) -> torch.Tensor:
+def official_pixel_values(image: Image.Image, lo: int, hi: int, fast: bool = True, patch: int = 14,
+                          mean=MEAN, std=STD) -> torch.Tensor:
     """``fetch_image`` then ``Qwen2VLImageProcessorFast`` (``fast=False``: the slow processor's PIL
-    resize)."""
+    resize); ``patch``, ``mean``, ``std``: the processor's (Qwen3-VL's: 16 and 0.5, the resize factor then 32,
+    ``models_qwen3vl/modeling_sa2va_qwen.py`` L197-206)."""
     from torchvision.transforms.v2 import functional as F
 
     image = image.convert("RGB")
     h1, w1 = _qwen_vl_utils_size(image.height, image.width)
     image = image.resize((w1, h1))                                   # PIL's default filter: bicubic
-    h2, w2 = _transformers_457_size(h1, w1, lo, hi)
+    h2, w2 = _transformers_457_size(h1, w1, lo, hi, factor=2 * patch)
     if fast:
         x = F.resize(F.pil_to_tensor(image)[None], [h2, w2], interpolation=F.InterpolationMode.BICUBIC,
                      antialias=True)
     else:
         x = torch.from_numpy(np.array(image.resize((w2, h2), Image.Resampling.BICUBIC))).permute(2, 0, 1)[
             None]
-    mean, std = torch.tensor(MEAN) * (1.0 / (1 / 255)), torch.tensor(STD) * (1.0 / (1 / 255))
+    mean, std = torch.tensor(mean) * (1.0 / (1 / 255)), torch.tensor(std) * (1.0 / (1 / 255))
     x = F.normalize(x.to(torch.float32), mean.tolist(), std.tolist()).unsqueeze(1)
     x = torch.cat([x, x[:, -1:].repeat(1, 1, 1, 1, 1)], dim=1)       # temporal_patch_size 2
-    gh, gw = h2 // 14, w2 // 14
-    x = x.view(1, 1, 2, 3, gh // 2, 2, 14, gw // 2, 2, 14).permute(0, 1, 4, 7, 5, 8, 3, 2, 6, 9)
-    return x.reshape(gh * gw, 3 * 2 * 14 * 14)
+    gh, gw = h2 // patch, w2 // patch
+    x = x.view(1, 1, 2, 3, gh // 2, 2, patch, gw // 2, 2, patch).permute(0, 1, 4, 7, 5, 8, 3, 2, 6, 9)
+    return x.reshape(gh * gw, 3 * 2 * patch * patch)
 
 
 def _image(w: int, h: int, seed: int = 0) -> Image.Image:
