@@ -106,7 +106,6 @@ def _qwen3_files(path: Path, q, tok) -> None:
     write_json(path / "video_preprocessor_config.json", qwen3.video_preprocessor_config(q))
     write_json(path / "chat_template.json", {"chat_template": qwen3.CHAT_TEMPLATE})
     _write_tokenizer(tok, path)
-    (path / "chat_template.jinja").unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

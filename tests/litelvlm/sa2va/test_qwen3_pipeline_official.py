@@ -169,3 +169,28 @@ def test_the_kept_tokens_carry_their_deepstack_features(tiny, official):
                 attention_mask=torch.ones(1, layout.seq_len, dtype=torch.long), visual_pos_masks=rows,
                 deepstack_visual_embeds=[f[kept] for f in prep.deepstack]).last_hidden_state
         assert torch.equal(out.seg_hidden, ref[0, layout.seg_predictors]), method
+
+
+def test_the_generated_answer_is_the_official_generate(tiny, official):
+    """``answer="generate"``: ``predict_forward``'s ``model.generate(..., do_sample=False)`` (L214-220) on the
+    official module tree (its DeepStack in the prefill only), six greedy tokens."""
+    from litelvlm.sa2va.protocol import image_question
+
+    _, _, pipe = tiny
+    image = _image(61, 97, seed=2)
+    prep = pipe.with_sentences(pipe.prepare_image(image), ["the cat"], answer="generate")
+    saved, pipe.max_new_tokens = pipe.max_new_tokens, 6
+    try:
+        ours = pipe.ground(prep, "none", pipe.num_visual(prep)).generated
+    finally:
+        pipe.max_new_tokens = saved
+    text = pipe.processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image", "image": image},
+                                      {"type": "text",
+                                       "text": image_question("the cat").replace("<image>", "")}]}],
+        add_generation_prompt=True, tokenize=False)
+    inputs = pipe.processor(text=[text], images=prep.llm_images, do_resize=False, return_tensors="pt")
+    inputs["pixel_values"] = official_pixel_values(image, pipe.min_pixels, pipe.max_pixels, **QWEN3_PIXELS)
+    with torch.no_grad():
+        got = official.model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    assert torch.equal(ours.cpu(), got[0, inputs["input_ids"].shape[1]:])
