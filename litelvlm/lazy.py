@@ -10,29 +10,32 @@ fails the suite instead of a run. This module imports nothing heavy.
 from __future__ import annotations
 
 import importlib
-import re
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
-#: a dotted module name (``package.module``), as :class:`Lazy` checks it
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
-@dataclass(frozen=True)
-class Lazy(Generic[T]):
-    """A piece that imports heavy code (a family's pipeline class, its video path, its cost description), or a
-    package that does (its protocol, its question templates: their packages import numpy, PIL or torch), or an
-    entry of a registry that imports on first use (a method, a subcommand's module): ``attribute`` of
-    ``module`` (None: the module itself), imported on first use by :meth:`get` (:func:`resolve`)."""
-
+class _Reference(NamedTuple):
     module: str
     attribute: str | None = None
 
-    def __post_init__(self) -> None:
-        if not _DOTTED.match(self.module) or not (self.attribute is None or self.attribute.isidentifier()):
+
+class Lazy(_Reference, Generic[T]):
+    """A piece that imports heavy code (a family's pipeline class, its video path, its cost description), or a
+    package that does (its protocol, its question templates: their packages import numpy, PIL or torch), or an
+    entry of a registry that imports on first use (a method, a subcommand's module): ``attribute`` of
+    ``module`` (None: the module itself), imported on first use by :meth:`get` (:func:`resolve`). An immutable
+    pair (a named tuple: light to define, which ``litelvlm --help`` pays), its fields checked when it is
+    made."""
+
+    __slots__ = ()
+
+    def __new__(cls, module: str, attribute: str | None = None) -> Lazy:
+        if not all(part.isidentifier() for part in module.split(".")) or not (
+                attribute is None or attribute.isidentifier()):
             raise ValueError(f"Lazy needs a dotted module name and an attribute name (or None); got "
-                             f"module={self.module!r}, attribute={self.attribute!r}")
+                             f"module={module!r}, attribute={attribute!r}")
+        return super().__new__(cls, module, attribute)
 
     @classmethod
     def named(cls, target: str) -> Lazy:
