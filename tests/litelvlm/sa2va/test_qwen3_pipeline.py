@@ -140,9 +140,9 @@ def test_fastv_reads_the_q_k_normed_attention(qwen3_tiny):
 def test_eval_grounding_runs(coco128, tmp_path):
     out = tmp_path / "g"
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", MODEL,
-                 "--image-ids", "34", "--methods", "none,fastv,litelvlm", "--budgets", "8"]) == 0
+                 "--image-ids", "34", "--methods", "none,fastv", "--budgets", "8"]) == 0
     summary = pd.read_csv(out / "summary.csv")
-    assert len(summary) == 3 and summary["ciou"].gt(0).all()
+    assert len(summary) == 2 and summary["ciou"].gt(0).all()
 
 
 @pytest.mark.slow
