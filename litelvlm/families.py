@@ -4,9 +4,10 @@ A family is one package ``litelvlm/<family>/`` whose ``card.py`` holds a
 :class:`~litelvlm.family_card.FamilyCard` (its name, display name, presets and model strings, checkpoint
 architectures, inputs, video path, cost description) and whose pipeline implements
 :class:`~litelvlm.lvlm.family.GroundingPipeline`. ``load_pipeline(model, ...)`` reads the model string once
-(:class:`~litelvlm.model_spec.ModelSpec`), finds its family (a random preset's name, or the ``architectures``
-of a checkpoint folder's ``config.json``) and returns that family's pipeline. The command line and the studies
-ask the cards (:func:`cards`, :func:`card`,
+(:class:`~litelvlm.model_spec.ModelSpec`), resolves it once (:func:`resolve`: its family by a random preset's
+name, a hub id, or the ``architectures`` of a folder's ``config.json``, read once, into a
+:class:`~litelvlm.resolved_model.ResolvedModel` that travels) and returns that family's pipeline. The command
+line and the studies ask the cards (:func:`cards`, :func:`card`,
 :func:`card_of`) and never name a family. A new family is one package and one line in :data:`REGISTERED`
 (CONTRIBUTING.md). This module imports nothing heavy.
 """
@@ -17,15 +18,14 @@ import difflib
 import os
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from .budget import range_error
 from .errors import LiteLVLMError
 from .family_card import FamilyCard, Lazy
 from .image_resize import IMAGE_RESIZES
-from .model_folder import read_config
 from .model_spec import ModelSpec
+from .resolved_model import HUB_ID, ResolvedModel, of_family, resolve_in
 from .video.runner import VideoEval
 
 #: the registered families' cards, in the order commands list them ("module:attribute")
@@ -65,8 +65,23 @@ def card(name: str) -> FamilyCard:
 
 
 def card_of(model: str | ModelSpec) -> FamilyCard:
-    """The card of the family a model string names (:func:`family_of`)."""
-    return _cards()[family_of(model)]
+    """The card of the family a model string names (:func:`resolve`; a resolved model's own)."""
+    return resolve(model).card
+
+
+def resolve(model: str | ModelSpec) -> ResolvedModel:
+    """``model`` resolved once among the registered families (:func:`litelvlm.resolved_model.resolve_in`: a
+    resolved value is itself, so a command resolves its ``--model`` once and hands the value down); a string
+    of no family's is one line naming it."""
+    return resolve_in(model, _cards().values())
+
+
+def family_model(model: str | ModelSpec, family: FamilyCard) -> ResolvedModel:
+    """``model`` resolved (:func:`resolve`) as a model of ``family``, a released checkpoint's hub id
+    downloaded (:func:`hub_folder`) and resolved as its folder: what a family's loader reads; another family's
+    model is one line naming both."""
+    resolved = of_family(resolve(model), family)
+    return resolve(hub_folder(resolved)) if resolved.weights == HUB_ID else resolved
 
 
 #: the default ``--model`` of the commands that run a grounding model: the first family's documented offline
@@ -119,38 +134,18 @@ def get_family(name: str) -> type:
 
 
 def family_of(model: str | ModelSpec) -> str:
-    """The family a model string names: a random preset by its name, a folder by its ``config.json``'s
-    ``architectures`` (imports nothing)."""
-    spec = ModelSpec.of(model)
-    table = _cards()
-    for name, entry in table.items():
-        if spec.name in entry.presets:
-            return name
-    config = Path(spec.folder) / "config.json"
-    if not config.is_file() and (hub := hub_family(spec)) is not None:
-        return hub.name   # a released checkpoint's hub id: downloaded when it loads (hub_folder)
-    if not config.is_file():
-        presets = sorted(n for e in table.values() for n in e.presets)
-        raise LiteLVLMError(f"model {model!r}: not a folder with config.json, nor a random preset "
-                            f"({', '.join(p + '[:SEED]' for p in presets)})")
-    declared = read_config(spec.folder).get("architectures") or []
-    if not isinstance(declared, list) or not all(isinstance(a, str) for a in declared):
-        raise LiteLVLMError(f"model {model!r}: {config}'s 'architectures' must be a list of strings, got "
-                            f"{declared!r}")
-    for name, entry in table.items():
-        if set(declared) & set(entry.architectures):
-            return name
-    known = sorted(a for e in table.values() for a in e.architectures)
-    raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}; no family reads them "
-                        f"(known: {', '.join(known)})")
+    """The family a model string names (:func:`resolve`; a resolved model's own; imports nothing)."""
+    return resolve(model).family
 
 
 def check_budgets_fit(model: str | ModelSpec, budgets: Sequence[Any], option: str = "--budgets") -> None:
     """Refuse a budget above N before anything loads, where ``model``'s card knows N (a fixed-N preset or a
     released checkpoint's hub id); the same message as the check after loading."""
-    if not names_family(model) and not hub_family(model):
+    try:
+        resolved = resolve(model)
+    except LiteLVLMError:   # no family's model (a CLIP): its N is checked where it loads
         return
-    num = (card_of(model) if names_family(model) else hub_family(model)).fixed_num_visual(model)
+    num = resolved.card.fixed_num_visual(resolved)
     for budget in budgets if num is not None else ():
         tokens = getattr(budget, "tokens", budget)
         if isinstance(tokens, int) and tokens > num:
@@ -197,7 +192,8 @@ def hub_folder(model: str | ModelSpec) -> str | None:
     that cannot be had is one line naming the download command. None for any other model string."""
     spec = ModelSpec.of(model)
     family = hub_family(spec)
-    if family is None or os.path.isdir(spec.folder):
+    if family is None or (isinstance(spec, ResolvedModel) and spec.weights != HUB_ID) or os.path.isdir(
+            spec.folder):
         return None
     # no network: the cached snapshot only, at once (the hub client would retry for about 30 s)
     local = offline() or not Lazy("litelvlm.clip.hf", "hub_reachable").get()()
@@ -230,22 +226,23 @@ def exif_transpose(model: Any) -> bool:
 
 
 def names_family(model: str) -> bool:
-    """Whether ``model`` names a registered family's model (a random preset, or a folder whose ``config.json``
-    declares a family's architectures), not e.g. a CLIP: imports nothing and raises nothing."""
+    """Whether ``model`` names a registered family's model (a random preset, a hub id, or a folder whose
+    ``config.json`` declares a family's architectures), not e.g. a CLIP: imports nothing, raises nothing."""
     try:
-        family_of(model)
+        resolve(model)
     except LiteLVLMError:
         return False
     return True
 
 
 def load_pipeline(model: str | ModelSpec, **options: Any):
-    """The pipeline of ``model`` (any model string of a registered family, read once here), loaded with the
-    family's ``from_model_string(model, **options)``."""
-    spec = ModelSpec.of(model)
-    folder = hub_folder(spec)   # a released checkpoint's hub id: its downloaded folder
-    spec = ModelSpec.of(folder) if folder is not None else spec
-    return get_family(family_of(spec)).from_model_string(spec, **options)
+    """The pipeline of ``model`` (any model string of a registered family, resolved once here unless it comes
+    resolved: :func:`resolve`), loaded with the family's ``from_model_string(resolved, **options)``; a
+    released checkpoint's hub id is downloaded and resolved as its folder."""
+    resolved = resolve(model)
+    if resolved.weights == HUB_ID:
+        resolved = resolve(hub_folder(resolved))
+    return get_family(resolved.family).from_model_string(resolved, **options)
 
 
 def video_eval(model: str) -> VideoEval:

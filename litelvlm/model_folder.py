@@ -13,12 +13,15 @@ refuse. This module imports nothing heavy.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import LiteLVLMError
+from .model_spec import ModelSpec
 
 #: how an expected type reads in an error
 _WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
@@ -160,13 +163,12 @@ SCHEMAS: dict[str, FolderSchema] = {
 }
 
 
-def check_model_folder(folder: str | Path, schema: str | FolderSchema) -> dict:
+def check_model_folder(folder: str | Path, schema: str | FolderSchema, config: dict | None = None) -> dict:
     """The config of a model folder, checked against ``schema`` (a :class:`FolderSchema`, or the name of a
-    shared one in
-    :data:`SCHEMAS`): a JSON object, its keys of the types the loader reads, its tokenizer and processor files
-    present."""
+    shared one in :data:`SCHEMAS`): a JSON object, its keys of the types the loader reads, its tokenizer and
+    processor files present; ``config``: the folder's config as its resolution read it (not read again)."""
     schema = SCHEMAS[schema] if isinstance(schema, str) else schema
-    cfg = read_config(folder, schema.config)
+    cfg = read_config(folder, schema.config) if config is None else config
     check_types(cfg, schema.keys, f"model folder {str(folder)!r}: {schema.config}")
     for what, alternatives in schema.files:
         require_files(folder, what, alternatives)
@@ -186,3 +188,59 @@ def check_image_processor(folder: str | Path) -> None:
                             "object (it holds "
                             f"{_JSON.get(type(settings), 'a value') if settings is not None else 'none'}) "
                             "and there is no preprocessor_config.json")
+
+
+# -- a model string's folder, as its resolution checks it (litelvlm.families.resolve): one wording -----------
+#: the weight files one of which a model folder holds (its loader then reads the format it reads)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def model_error(model: str, problem: str) -> LiteLVLMError:
+    """The one wording of a model string that is refused: ``model 'M': <problem>``."""
+    return LiteLVLMError(f"model {str(model)!r}: {problem}")
+
+
+def no_model_error(model: str, presets: Iterable[str]) -> LiteLVLMError:
+    """The error of a string that names neither a random preset (``presets``: their names) nor a folder with
+    a config.json: an unknown preset (a random model's name), a folder without config.json, or
+    nothing."""
+    spec, presets = ModelSpec.of(model), list(presets)
+    if Path(spec.folder).is_dir():
+        problem = "the folder holds no config.json"
+    elif spec.is_random:
+        close = difflib.get_close_matches(spec.name, presets, n=2, cutoff=0.6)
+        problem = f"no family has the random preset {spec.name!r}" + (
+            f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else "")
+    else:
+        problem = "no such folder, random preset or released checkpoint"
+    return model_error(spec.text, f"{problem} (random presets: {', '.join(p + '[:SEED]' for p in presets)})")
+
+
+def declared_architectures(model: str, config: dict) -> list[str]:
+    """The ``architectures`` a folder's config.json declares (none: empty); anything but a list of strings is
+    an error naming the model."""
+    declared = config.get("architectures") or []
+    if not isinstance(declared, list) or not all(isinstance(a, str) for a in declared):
+        raise model_error(model, f"its config.json's 'architectures' must be a list of strings, got "
+                                 f"{declared!r}")
+    return declared
+
+
+def architecture_error(model: str, declared: Sequence[str], whose: str | None, architectures: Iterable[str],
+                       theirs: str | None = None) -> LiteLVLMError:
+    """The error of a folder that declares none of ``architectures``, those of ``whose`` (None: of any
+    family); ``theirs``: whose architectures it declares, where that is known."""
+    known = ", ".join(architectures)
+    if whose is None:
+        return model_error(model, f"its config.json declares architectures {list(declared)}; no family reads "
+                                  f"them (known: {known})")
+    return model_error(model, f"its config.json declares architectures {list(declared)}"
+                              + (f" ({theirs}'s)" if theirs else "") + f", not {whose}'s ({known})")
+
+
+def require_weights(model: str, folder: str | Path) -> None:
+    """``folder`` holds one of :data:`WEIGHT_FILES`; else an error naming the model."""
+    if not any((Path(folder) / f).is_file() for f in WEIGHT_FILES):
+        raise model_error(model, "the folder holds no weights (model.safetensors, pytorch_model.bin or the "
+                                 "index of their shards)")

@@ -47,7 +47,10 @@ class ModelSpec(str):
     def __new__(cls, model: str) -> ModelSpec:
         """Only :meth:`parse` makes one (a copy or an unpickled spec comes here too, with its text)."""
         out = super().__new__(cls, model)
-        out.name, _, out.rest = out.partition(":")
+        name, _, rest = out.partition(":")
+        # set as a frozen subclass sets its fields (litelvlm.resolved_model.ResolvedModel)
+        object.__setattr__(out, "name", name)
+        object.__setattr__(out, "rest", rest)
         return out
 
     def __getnewargs__(self) -> tuple[str]:

@@ -12,6 +12,7 @@ from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 from litelvlm.family_card import Lazy
 from tests.end_to_end.test_startup import _run
+from tests.fixtures.model_folders import fake_family_folder
 
 
 def test_every_hub_id_names_its_family():
@@ -42,7 +43,7 @@ def test_online_a_hub_id_is_downloaded_and_loaded_from_its_folder(monkeypatch, t
 
     def fake_download(repo_id, local_files_only=False):
         asked.append((repo_id, local_files_only))
-        return str(tmp_path / "snapshot")
+        return str(fake_family_folder(tmp_path / "snapshot", "unipixel"))   # config.json and weights
 
     real_get = Lazy.get
     fakes = {Lazy("huggingface_hub", "snapshot_download"): fake_download,
@@ -53,7 +54,6 @@ def test_online_a_hub_id_is_downloaded_and_loaded_from_its_folder(monkeypatch, t
     loaded = []
     monkeypatch.setattr(families, "get_family", lambda name: type("F", (), {
         "from_model_string": staticmethod(lambda spec, **o: loaded.append((name, str(spec))))}))
-    monkeypatch.setattr(families, "family_of", lambda spec: "unipixel")
     families.load_pipeline("PolyU-ChenLab/UniPixel-3B")
     assert loaded == [("unipixel", str(tmp_path / "snapshot"))]
 

@@ -65,7 +65,7 @@ def test_refusals(coco128, tmp_path, capsys):
     assert "add --grid FAMILY (unipixel)" in capsys.readouterr().err
     assert _run(coco128, tmp_path / "b", "--space", "llm", "--grid", "unipixel", "--model",
                 "tiny336-random") == 2
-    assert "nor a random preset (" in capsys.readouterr().err  # a CLIP is no LVLM of any family
+    assert "(random presets: " in capsys.readouterr().err  # a CLIP is no LVLM of any family
     assert _run(coco128, tmp_path / "c", "--space", "llm", "--grid", "unipixel", "--model",
                 "tiny-random:0") == 2
     assert "of the --grid family (unipixel)" in capsys.readouterr().err  # a GLaMM
