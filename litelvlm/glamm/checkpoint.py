@@ -303,8 +303,9 @@ def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the che
 
 
 def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                          dtype: torch.dtype = torch.float32):
-    """(GlammModel, tokenizer) from a GLaMM-RefSeg folder; the CLIP tower stays random until shared.
+                          dtype: torch.dtype = torch.float32, config: dict | None = None):
+    """(GlammModel, tokenizer) from a GLaMM-RefSeg folder; the CLIP tower stays random until shared;
+    ``config``: the folder's config.json as its resolution read it (:func:`litelvlm.families.resolve`).
 
     The model's ``ignored_checkpoint_tensors`` is {what: count} of the checkpoint tensors dropped
     (``IGNORED_PREFIXES``: the region encoder in the released checkpoint), logged in one INFO line."""
@@ -312,7 +313,7 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     if not path.is_dir():
         raise LiteLVLMError(f"GLaMM checkpoint folder {path} does not exist")
     # config types and tokenizer files, before transformers reads them
-    cfg = check_model_folder(path, FOLDER)
+    cfg = check_model_folder(path, FOLDER, config=config)
     tokenizer = load_tokenizer(path)
     sd, ignored = split_ignored(read_state_dict(path, dtype))
     _report_ignored(ignored, str(path))

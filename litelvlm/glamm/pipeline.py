@@ -34,19 +34,17 @@ from PIL import Image
 from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
-from ..families import hub_folder
+from ..families import card, family_model
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
 from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
-from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
 from ..quantize import check_quantize, quantize_llm_layers
 from ..random_models import random_preset_folder
 from ..random_weights import resolve_fill, writes_folders
 from ..tower import ClipTower
 from .build import build_glamm
-from .card import CARD
 from .checkpoint import load_glamm_checkpoint
 from .checkpoint_writer import save_random_glamm
 from .prompts import (
@@ -190,7 +188,7 @@ class GlammPipeline(GroundingPipeline):
         (:mod:`litelvlm.lvlm.upcast`); ``"auto"`` does so where float32 measured faster than bfloat16 on this
         machine (``layer_dtype_auto`` records why). ``clip_context``, ``clip_similarity``: UniPixel's options
         (GLaMM's visual tokens are CLIP's own: ``"clip"``)."""
-        model = ModelSpec.of(model)  # read once, at this edge
+        model = family_model(model, card(cls.family))  # resolved once, at this edge (a hub id downloaded)
         if clip_context != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps "
                                 "an external CLIP onto its own tokens; GLaMM's context part is its CLIP's "
@@ -203,20 +201,20 @@ class GlammPipeline(GroundingPipeline):
         check_quantize(quantize, quantize_backend)
         check_layer_dtype(layer_dtype, quantize)
         if dtype is None:
-            dtype = torch.float32 if CARD.preset(model) == "tiny" else torch.bfloat16
+            dtype = torch.float32 if model.is_preset and model.preset == "tiny" else torch.bfloat16
         load_on = "cpu" if quantize != "none" else device
-        if CARD.preset(model) is not None:
-            seed_i = CARD.seed(model)
-            path = _random_model_dir(CARD.preset(model), seed_i, tokenizer,
-                                     load_on) if writes_folders() else None
-            clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(model) == "tiny"
+        if model.is_preset:
+            seed_i = model.seed
+            path = _random_model_dir(model.preset, seed_i, tokenizer, load_on) if writes_folders() else None
+            clip = clip or (f"tiny336-random:{seed_i}" if model.preset == "tiny"
                             else f"vit-l-14-336-random:{seed_i}")
         else:
-            path = Path(hub_folder(model) or model)   # a released checkpoint's hub id: downloaded
+            path = model.path
             clip = clip or DEFAULT_HF_MODEL
         proc = sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
-        glamm, tok = load_glamm_checkpoint(path, device=load_on, dtype=dtype) if path is not None else \
-            _built_random(CARD.preset(model), seed_i, tokenizer, load_on, dtype)  # validate --no-write
+        # validate --no-write: built in memory
+        glamm, tok = load_glamm_checkpoint(path, device=load_on, dtype=dtype, config=model.config) \
+            if path is not None else _built_random(model.preset, seed_i, tokenizer, load_on, dtype)
         # before quantization; GLaMM's own vision tower is skipped: images go through the CLIP loaded
         # below (checked by load_clip), and a checkpoint need not fill that tower
         refuse_non_finite(glamm, f"GLaMM model {model!r}", skip="vision_tower")

@@ -30,7 +30,14 @@ from transformers.utils import logging as hf_logging
 
 from ..errors import LiteLVLMError
 from ..io import atomic_path
-from ..model_folder import check_model_folder, read_config
+from ..model_folder import (
+    architecture_error,
+    check_model_folder,
+    declared_architectures,
+    no_model_error,
+    read_config,
+    require_weights,
+)
 from ..model_spec import RANDOM_QWENS, ModelSpec
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
@@ -194,20 +201,18 @@ def random_qwen_dir(preset: str, seed: int = 0, device: str | torch.device = "cp
 
 def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """The checkpoint folder a model string names: a random preset's cached folder (written on first use),
-    or a Qwen2.5-VL folder (checked for ``config.json`` declaring ``Qwen2_5_VLForConditionalGeneration``)."""
+    or a Qwen2.5-VL folder, checked in the families' words (:mod:`litelvlm.model_folder`: config.json,
+    ``architectures`` declaring ``Qwen2_5_VLForConditionalGeneration``, weights)."""
     spec = ModelSpec.of(model)
     if spec.random_qwen is not None:
         return random_qwen_dir(spec.random_qwen, spec.random_seed(), device=device)
     folder = Path(spec.folder)
-    config = folder / "config.json"
-    if not config.is_file():
-        presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_QWENS)
-        raise LiteLVLMError(f"model {model!r}: not a Qwen2.5-VL checkpoint folder with config.json, nor a "
-                            f"random preset ({presets})")
-    declared = read_config(folder).get("architectures") or []
+    if not (folder / "config.json").is_file():
+        raise no_model_error(spec, RANDOM_QWENS)
+    declared = declared_architectures(spec, read_config(folder))
     if ARCHITECTURE not in declared:
-        raise LiteLVLMError(
-            f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
+        raise architecture_error(spec, declared, "Qwen2.5-VL", [ARCHITECTURE])
+    require_weights(spec, folder)
     return folder
 
 

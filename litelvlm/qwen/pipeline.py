@@ -34,7 +34,7 @@ from PIL import Image
 
 from ..clip import DEFAULT_HF_MODEL, load_clip
 from ..errors import LiteLVLMError
-from ..families import card, hub_folder
+from ..families import card, family_model
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import set_attention, tower_implementation
@@ -103,12 +103,12 @@ class QwenSam2Pipeline(GroundingPipeline):
     def from_model_string(cls, model: str | ModelSpec, device: str | torch.device = "cpu",
                           dtype: torch.dtype | None = None, numerics=None, quantize: str = "none",
                           layer_dtype: str = "model", **options) -> QwenSam2Pipeline:
-        """The family's random preset (``<preset>-random[:SEED]``) or checkpoint folder, read once here
-        (:meth:`ModelSpec.of`) and loaded by the family's :meth:`load_parts`; ``clip`` (default
-        :meth:`default_clip`), ``clip_text``, ``clip_context``, ``clip_similarity`` and the family's
-        :meth:`part_options` from ``options``; a released checkpoint's hub id is downloaded first."""
-        spec = ModelSpec.of(model)
-        spec = ModelSpec.of(folder) if (folder := hub_folder(spec)) is not None else spec
+        """The family's random preset (``<preset>-random[:SEED]``) or checkpoint folder, resolved once here
+        unless it comes resolved (:func:`litelvlm.families.family_model`) and loaded by the family's
+        :meth:`load_parts`; ``clip`` (default :meth:`default_clip`), ``clip_text``, ``clip_context``,
+        ``clip_similarity`` and the family's :meth:`part_options` from ``options``; a released checkpoint's
+        hub id is downloaded first."""
+        spec = family_model(model, cls.card())
         if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError(f"the {cls.family} family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
@@ -146,13 +146,13 @@ class QwenSam2Pipeline(GroundingPipeline):
 
     @classmethod
     def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
-        """The CLIP paired with a model string of the family (:func:`paired_clip` of its random preset); a
-        folder of random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
-        spec, card = ModelSpec.of(model), cls.card()
-        preset = card.preset(spec)
-        if preset is None and (random := random_folder_clip(config)):
-            return random
-        return paired_clip(preset, card.seed(spec) if preset is not None else 0)
+        """The CLIP paired with a model of the family, as its resolution found it (:func:`paired_clip` of a
+        random preset and its seed); a folder of random weights (``config``, else the one its resolution read)
+        pairs with the random CLIP of the preset and seed it records."""
+        resolved = family_model(model, cls.card())
+        if resolved.is_preset:
+            return paired_clip(resolved.preset, resolved.seed)
+        return random_folder_clip(resolved.config if config is None else config) or paired_clip(None)
 
     def _set_clip(self, clip, clip_text: str, context: str, similarity: str) -> None:
         """Check and keep the paired CLIP's options (:data:`CLIP_TEXTS`, :data:`CONTEXTS`,

@@ -38,8 +38,8 @@ import torch
 from safetensors import safe_open
 
 from ..errors import LiteLVLMError
+from ..families import family_model
 from ..model_folder import read_config
-from ..model_spec import ModelSpec
 from ..qwen.checkpoint import quiet_transformers, weight_files
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..random_weights import default_dtype, resolve_fill, skip_init, writes_folders
@@ -49,7 +49,6 @@ from .config import (
     ARCHITECTURE,
     EXTRA_TOKENS,
     MODEL_TYPE,
-    RANDOM_SA2VAS,
     TEMPLATE,
     Sa2VAPreset,
     get_preset,
@@ -182,9 +181,9 @@ def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dty
     that
     :func:`load_sa2va` reads back from its written folder, with no checkpoint written (the processor's small
     files go through a temporary folder)."""
-    spec = ModelSpec.of(model)
-    p = get_preset(RANDOM_SA2VAS[spec.name])
-    fill, seed = resolve_fill("auto", p.full_size), CARD.seed(spec)
+    resolved = family_model(model, CARD)   # a random preset
+    p = get_preset(resolved.preset)
+    fill, seed = resolve_fill("auto", p.full_size), resolved.seed
     qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device, fill=fill)
     dtype = dtype or preset_dtype(p)
     cfg = json.loads(json.dumps(_random_config(p, qwen, seed, device, fill)))  # as config.json holds it
@@ -209,21 +208,11 @@ def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "c
 
 
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names: a random preset's cached folder, or a checkpoint folder whose
-    ``config.json`` declares ``Sa2VAChatModelQwen``."""
-    spec = ModelSpec.of(model)
-    if spec.name in RANDOM_SA2VAS:
-        return random_sa2va_dir(RANDOM_SA2VAS[spec.name], CARD.seed(spec), device=device)
-    folder = Path(spec.folder)
-    if not (folder / "config.json").is_file():
-        presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_SA2VAS)
-        raise LiteLVLMError(f"model {model!r}: not a Sa2VA checkpoint folder with config.json, nor a random "
-                            f"preset ({presets})")
-    declared = read_config(folder).get("architectures") or []
-    if ARCHITECTURE not in declared:
-        raise LiteLVLMError(f"model {model!r}: {folder / 'config.json'} declares architectures {declared}, "
-                            f"not {ARCHITECTURE}")
-    return folder
+    """The folder a model string names, resolved once (:func:`litelvlm.families.family_model`, which checks
+    it): a random preset's cached folder (written on first use), or the Sa2VA checkpoint folder it names."""
+    resolved = family_model(model, CARD)
+    return random_sa2va_dir(resolved.preset, resolved.seed, device=device) if resolved.is_preset \
+        else resolved.path
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -283,10 +272,11 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
                processor: bool = True) -> Sa2VAModules:
     """The modules of a Sa2VA model string (``sa2va-*-random[:SEED]`` or a checkpoint folder); ``dtype`` None
     keeps the folder's. Every tensor is checked (module docstring)."""
-    if not writes_folders() and ModelSpec.of(model).name in RANDOM_SA2VAS:  # validate --no-write
-        return built_sa2va(model, device, dtype, processor)
-    folder = sa2va_folder(model, device=device)
-    cfg = read_config(folder)
+    resolved = family_model(model, CARD)
+    if not writes_folders() and resolved.is_preset:  # validate --no-write
+        return built_sa2va(resolved, device, dtype, processor)
+    folder = sa2va_folder(resolved, device=device)
+    cfg = read_config(folder) if resolved.config is None else resolved.config   # read once
     kind = kind_of_config(cfg)
     qcfg = _qwen_config(cfg)
     tensors, where = _read_tensors(folder, dtype)

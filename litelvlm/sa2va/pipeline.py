@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
-from ..families import hub_folder
+from ..families import family_model
 from ..family_card import Lazy
 from ..lvlm.numerics import Numerics
 from ..model_spec import ModelSpec
@@ -126,8 +126,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         """The model string's pipeline, by the class of its backbone (:data:`BACKBONE_PIPELINES`: a random
         preset's, or the one its folder's ``config.json`` describes), loaded as
         :meth:`QwenSam2Pipeline.from_model_string` loads it."""
-        spec = ModelSpec.of(model)
-        spec = ModelSpec.of(folder) if (folder := hub_folder(spec)) is not None else spec
+        spec = family_model(model, CARD)   # resolved once (a hub id downloaded)
         target = BACKBONE_PIPELINES[backbone_of(spec)].get()
         if target is not cls:
             return target.from_model_string(spec, device, dtype, **options)

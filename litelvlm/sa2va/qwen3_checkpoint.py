@@ -37,7 +37,7 @@ from transformers import (
 )
 
 from ..errors import LiteLVLMError
-from ..model_folder import read_config
+from ..families import family_model
 from ..model_spec import ModelSpec
 from ..qwen import config as qwen25
 from ..qwen.checkpoint import _write_tokenizer, build_qwen
@@ -145,14 +145,12 @@ def kind_of_config(cfg: dict) -> LLMKind:
 def backbone_of(model: str | ModelSpec) -> str:
     """The backbone a Sa2VA model string is built on: its random preset's, or the one its folder's
     ``config.json`` describes (InternVL3: :func:`litelvlm.sa2va.internvl.config.is_internvl`, else
-    :func:`kind_of_config`; Qwen2.5-VL where there is none to read)."""
-    spec = ModelSpec.of(model)
-    preset = CARD.preset(spec)
-    if preset is not None:
+    :func:`kind_of_config`), as its one resolution found them (:func:`litelvlm.families.family_model`)."""
+    resolved = family_model(model, CARD)
+    if resolved.is_preset:
+        preset = resolved.preset
         return internvl.BACKBONE if preset in internvl.PRESETS else get_preset(preset).backbone
-    if not (Path(spec.folder) / "config.json").is_file():
-        return KINDS["qwen2.5-vl"].backbone
-    cfg = read_config(spec.folder)   # Sa2VA-InternVL3's Sa2VAChatModel, or a Qwen-VL backbone
+    cfg = resolved.config   # Sa2VA-InternVL3's Sa2VAChatModel, or a Qwen-VL backbone
     return internvl.BACKBONE if internvl.is_internvl(cfg) else kind_of_config(cfg).backbone
 
 

@@ -35,8 +35,8 @@ from safetensors import safe_open
 from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from ..errors import LiteLVLMError
-from ..model_folder import check_model_folder, read_config
-from ..model_spec import ModelSpec
+from ..families import family_model
+from ..model_folder import check_model_folder
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
 from ..qwen.tokenizer import build_qwen_tokenizer
@@ -163,22 +163,11 @@ def random_unipixel_dir(preset: str, seed: int = 0, device: str | torch.device =
 
 
 def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names: a random preset's cached folder, or a UniPixel checkpoint folder
-    (checked for ``config.json`` declaring ``PixelQwen2_5_VLForConditionalGeneration``)."""
-    spec = ModelSpec.of(model)
-    if CARD.preset(spec) is not None:
-        return random_unipixel_dir(CARD.preset(spec), CARD.seed(spec), device=device)
-    folder = Path(spec.folder)
-    config = folder / "config.json"
-    if not config.is_file():
-        presets = ", ".join(CARD.preset_strings)
-        raise LiteLVLMError(f"model {model!r}: not a UniPixel checkpoint folder with config.json, nor a "
-                            f"random preset ({presets})")
-    declared = read_config(folder).get("architectures") or []
-    if ARCHITECTURE not in declared:
-        raise LiteLVLMError(
-            f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
-    return folder
+    """The folder a model string names, resolved once (:func:`litelvlm.families.family_model`, which checks
+    it): a random preset's cached folder (written on first use), or the UniPixel folder it names."""
+    resolved = family_model(model, CARD)
+    return random_unipixel_dir(resolved.preset, resolved.seed, device=device) if resolved.is_preset \
+        else resolved.path
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -289,9 +278,10 @@ def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.d
     """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint
     folder); ``dtype`` None keeps the folder's. Every tensor is checked (module docstring), the non-Qwen ones
     first."""
-    folder = unipixel_folder(model, device=device)
-    # config types, tokenizer and processor files, before any tensor
-    cfg = check_model_folder(folder, FOLDER)
+    resolved = family_model(model, CARD)
+    folder = unipixel_folder(resolved, device=device)
+    # config types (the resolution's read of config.json), tokenizer and processor files, before any tensor
+    cfg = check_model_folder(folder, FOLDER, config=resolved.config)
     if "seg_token_id" not in cfg:
         raise LiteLVLMError(f"{folder / 'config.json'} lacks UniPixel's setting 'seg_token_id'")
     qwen_config = _qwen_config(cfg)

@@ -35,8 +35,8 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ..errors import LiteLVLMError
-from ..model_folder import check_model_folder, read_config
-from ..model_spec import ModelSpec
+from ..families import family_model
+from ..model_folder import check_model_folder
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
@@ -148,28 +148,17 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
 
 
 def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """``videoglamm[-tiny]-random[:SEED]`` (written once under the cache) or a VideoGLaMM checkpoint
-    folder."""
-    spec = ModelSpec.of(model)
-    if CARD.preset(spec) is not None:
-        p, seed = get_preset(CARD.preset(spec)), CARD.seed(spec)
-        return random_preset_folder(
-            "videoglamm", p.name, seed,
-            lambda folder, fill: save_random_videoglamm(folder, p, seed, device=device, fill=fill),
-            full_size=p.name != "tiny")
-    folder = Path(spec.folder)
-    declared = _read_config(folder).get("architectures") or []
-    if ARCHITECTURE not in declared:
-        raise LiteLVLMError(f"model {model!r}: {folder / 'config.json'} declares {declared}, not "
-                            f"{ARCHITECTURE}")
-    return folder
-
-
-def _read_config(folder: Path) -> dict:
-    if not (folder / "config.json").is_file():
-        raise LiteLVLMError(f"not a VideoGLaMM checkpoint folder ({str(folder / 'config.json')!r} does not "
-                            "exist); random presets: videoglamm-random[:SEED], videoglamm-tiny-random[:SEED]")
-    return read_config(folder)
+    """The folder a model string names, resolved once (:func:`litelvlm.families.family_model`, which checks
+    it): ``videoglamm[-tiny]-random[:SEED]``'s cached folder (written on first use), or the VideoGLaMM
+    checkpoint folder it names."""
+    resolved = family_model(model, CARD)
+    if not resolved.is_preset:
+        return resolved.path
+    p, seed = get_preset(resolved.preset), resolved.seed
+    return random_preset_folder(
+        "videoglamm", p.name, seed,
+        lambda folder, fill: save_random_videoglamm(folder, p, seed, device=device, fill=fill),
+        full_size=p.name != "tiny")
 
 
 def _read_tensors(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -249,8 +238,10 @@ def _load_tokenizer(folder: Path):
 def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """(:class:`VideoGLaMM`, tokenizer, config.json) of a model string; every tensor checked by name and
     shape."""
-    folder = videoglamm_folder(model, device=device)
-    cfg = check_model_folder(folder, FOLDER)   # config types and tokenizer files, before any tensor
+    resolved = family_model(model, CARD)
+    folder = videoglamm_folder(resolved, device=device)
+    # config types (the resolution's read of config.json) and tokenizer files, before any tensor
+    cfg = check_model_folder(folder, FOLDER, config=resolved.config)
     name = (cfg.get("litelvlm_random") or {}).get("preset")
     p = PRESETS[name] if name in PRESETS else replace(get_preset("videoglamm"),
                                                       vocab_size=int(cfg.get("vocab_size", 32012)),

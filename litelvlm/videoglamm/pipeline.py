@@ -42,12 +42,13 @@ from ..budget import Budget, Count
 from ..clip import load_clip
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
+from ..families import family_model
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention, tower_implementation
 from ..lvlm.prune import llm_stage
-from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
+from .card import CARD
 from .checkpoint import load_videoglamm
 from .config import FRAME_PATCHES, IMAGE_TOKEN_INDEX, NUM_FRAMES
 from .frames import frame_stage
@@ -155,7 +156,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
         """``videoglamm[-tiny]-random[:SEED]`` or a VideoGLaMM checkpoint folder (:mod:`.checkpoint`);
         ``clip`` (default: :func:`litelvlm.videoglamm.pruning.default_clip`), ``clip_text``,
         ``arrangement``."""
-        model = ModelSpec.of(model)  # read once, at this edge
+        model = family_model(model, CARD)  # resolved once, at this edge (a hub id downloaded)
         if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError("the videoglamm family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):

@@ -158,8 +158,8 @@ def test_model_strings():
 
 
 def test_bad_folders_are_refused_by_name(tmp_path):
-    with pytest.raises(LiteLVLMError, match=r"model '.*nowhere': not a Qwen2.5-VL checkpoint "
-                       r"folder.*qwen2.5-vl-3b-random"):
+    with pytest.raises(LiteLVLMError, match=r"model '.*nowhere': no such folder, random preset or "
+                       r"released checkpoint.*qwen2.5-vl-3b-random"):
         load_qwen(str(tmp_path / "nowhere"))
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
     with pytest.raises(LiteLVLMError, match=r"config.json declares architectures \['LlamaForCausalLM'\]"):

@@ -302,14 +302,14 @@ def test_bad_checkpoints_are_refused_by_name(tiny_dir, tmp_path, case):
 
 
 def test_bad_folders_are_refused(tmp_path, tiny_dir):
-    with pytest.raises(LiteLVLMError, match=r"not a UniPixel checkpoint folder with "
-                       r"config.json.*unipixel-3b-random"):
+    with pytest.raises(LiteLVLMError, match=r"no such folder, random preset or released "
+                       r"checkpoint.*unipixel-3b-random"):
         load_unipixel(str(tmp_path / "nowhere"))
     (tmp_path / "config.json").write_text(
         json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"]}))
     with pytest.raises(LiteLVLMError,
-                       match=r"declares architectures \['Qwen2_5_VLForConditionalGeneration'\], "
-                                            r"not PixelQwen2_5_VLForConditionalGeneration"):
+                       match=r"declares architectures \['Qwen2_5_VLForConditionalGeneration'\]"
+                                            r"; no family reads them \(known: .*PixelQwen2_5_VL"):
         load_unipixel(str(tmp_path))
     import shutil
 
@@ -318,7 +318,7 @@ def test_bad_folders_are_refused(tmp_path, tiny_dir):
     with pytest.raises(LiteLVLMError, match=r"could not read checkpoint file .*corrupt/model.safetensors"):
         load_unipixel(str(tmp_path / "corrupt"))
     (tmp_path / "corrupt" / "model.safetensors").unlink()
-    with pytest.raises(LiteLVLMError, match=r"no UniPixel weights in"):
+    with pytest.raises(LiteLVLMError, match=r"corrupt': the folder holds no weights"):
         load_unipixel(str(tmp_path / "corrupt"))
     with pytest.raises(LiteLVLMError, match=r"unknown UniPixel preset 'unipixel-3b'; known: 3b, 7b, tiny"):
         get_preset("unipixel-3b")
