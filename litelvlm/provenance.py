@@ -27,6 +27,7 @@ from typing import Literal
 from .families import cards
 from .model_spec import ModelSpec
 from .random_models import random_models_root
+from .resolved_model import ResolvedModel
 
 WeightsKind = Literal["real", "random", "toy"]
 #: the order in which several models of one run decide its mark (the least real wins)
@@ -48,8 +49,9 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _folder_kind(path: Path) -> WeightsKind:
-    """The kind of a model folder, from where it lies and the markers its writer left."""
+def _folder_kind(path: Path, config: dict | None = None) -> WeightsKind:
+    """The kind of a model folder, from where it lies and the markers its writer left (``config``: its
+    config.json as its resolution read it)."""
     resolved = path.resolve()
     if resolved == _toy_dir() or (resolved / "training_metrics.json").is_file():
         return "toy"
@@ -58,7 +60,7 @@ def _folder_kind(path: Path) -> WeightsKind:
         return "random"
     if "litelvlm_arch" in _read_json(resolved / "open_clip_config.json"):
         return "random"
-    cfg = _read_json(resolved / "config.json")
+    cfg = _read_json(resolved / "config.json") if config is None else config
     if "litelvlm_random" in cfg:
         return "random"
     arch = cfg.get("litelvlm_arch")
@@ -74,7 +76,7 @@ def weights_kind(model: str | os.PathLike | None) -> WeightsKind:
         return "real"
     spec = ModelSpec.of(model)
     if os.path.isdir(spec.folder):
-        return _folder_kind(Path(spec.folder))
+        return _folder_kind(Path(spec.folder), spec.config if isinstance(spec, ResolvedModel) else None)
     return "random" if spec.is_random else "real"
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from litelvlm.families import family_of, names_family
+from litelvlm.errors import LiteLVLMError
+from litelvlm.families import resolve
 from litelvlm.model_spec import ModelSpec
 from litelvlm.provenance import weights_kind
 
@@ -36,10 +37,19 @@ def run_identity(study: str, model: str | None, family: str | None = None,
         raise ValueError(f"unknown study {study!r}; known: {', '.join(STUDIES)}")
     model = None if model is None else ModelSpec.of(model)  # a spec, read once already; written as its text
     if family is None:
-        family = family_of(model) if model is not None and names_family(model) else CLIP_FAMILY
+        family = CLIP_FAMILY if model is None else _family(model)
     if weights is None:
         weights = WEIGHTS[weights_kind(model)] if model is not None else "checkpoint"
     return {KEY: {"study": study, "family": family, "model": model, "weights": weights}}
+
+
+def _family(model: ModelSpec) -> str:
+    """The family of ``model`` as its one resolution finds it (a resolved model's own), or
+    :data:`CLIP_FAMILY` for a model of no family."""
+    try:
+        return resolve(model).family
+    except LiteLVLMError:
+        return CLIP_FAMILY
 
 
 def read_identity(config: object) -> dict | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_MODEL, model_help
+from litelvlm.families import DEFAULT_MODEL, model_help, resolve
 from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
 from litelvlm.model_spec import ModelSpec
 
@@ -108,7 +108,7 @@ class ModelDataArgs:
 
     def __post_init__(self) -> None:
         # read once: the command line's is read already, a Python caller's here
-        self.model = ModelSpec.of(self.model)
+        self.model = resolve(self.model)   # resolved once: the value travels (a resolved one as it is)
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)
         check_attn_device(self.attn, getattr(self, "device", None))   # a study's device, where it has one
 

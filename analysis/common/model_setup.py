@@ -5,7 +5,6 @@ torch)."""
 from __future__ import annotations
 
 from analysis.common.model_args import ModelDataArgs
-from litelvlm.families import card_of
 from litelvlm.lvlm.numerics import Numerics
 from litelvlm.quantize import check_quantize
 
@@ -14,7 +13,7 @@ def study_numerics(args: ModelDataArgs, protocol: str):
     """The pipeline's ``Numerics``: the official stack under ``protocol="official"``, the project's earlier
     numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` overriding; the official
     attention kernel is the family's (its card's ``official_attn``)."""
-    official = card_of(args.model).official_attn if protocol == "official" else None
+    official = args.model.card.official_attn if protocol == "official" else None   # resolved once
     return Numerics.for_protocol(protocol, attn=args.attn or official, clip_preprocess=args.clip_preprocess,
                                  score_dtype=args.score_dtype)
 

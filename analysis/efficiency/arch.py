@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from litelvlm.cost import CostArch, FamilyCost, cost_of_arch, costs, family_cost
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card, card_of, cards
+from litelvlm.families import card, cards, resolve
 
 
 def get_arch(name: str, text_tokens: int | None = None) -> CostArch:
@@ -29,8 +29,9 @@ def cost_of(arch: CostArch) -> FamilyCost:
 def arch_of_model(model: str) -> str:
     """The ``--arch`` of a family's random model string (``--model``): its preset's arch in the family's
     cost."""
-    c = card_of(model)
-    cost, preset = family_cost(c), c.preset(model)
+    resolved = resolve(model)   # resolved once (as it is, where the options resolved it)
+    c = resolved.card
+    cost, preset = family_cost(c), resolved.preset if resolved.is_preset else None
     name = cost.arch_of_preset(preset) if cost is not None and preset is not None else None
     if name is None:
         offered = [f"{m}[:SEED]" for m, p in c.presets.items() if cost is not None and cost.arch_of_preset(p)]

@@ -65,14 +65,14 @@ from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
-from litelvlm.families import exif_transpose, family_of, get_family, image_resize_record, load_pipeline
+from litelvlm.families import exif_transpose, get_family, image_resize_record, load_pipeline, resolve
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.llm.captured import install
 from litelvlm.method import position_error
-from litelvlm.model_spec import ModelSpec
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
+from litelvlm.resolved_model import ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,15 @@ ROW_COLUMNS = ["protocol", "method", "budget", "image_id", "ref_id", "ann_id", "
                "intersection", "union", "iou", "pred_area", "gt_area", "seq_len", "prune_layer"]
 
 
-def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: str | None) -> pd.DataFrame:
+def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: ResolvedModel | None
+                       ) -> pd.DataFrame:
     """``summary`` with the columns of the model family's own metric beside GLaMM's (``GroundingPipeline.
     summarize_metrics``: UniPixel's ``unipixel_ciou``, ``unipixel_giou``, ``unipixel_box_acc``), where its
     rows carry that family's per-sample columns; unchanged otherwise."""
 
     if model is None or rows.empty:
         return summary
-    cls = get_family(family_of(model))
+    cls = get_family(model.family)
     metric = cls.abilities.own_metric
     if not metric or f"{metric}_iou" not in rows:
         return summary
@@ -139,10 +140,12 @@ def load_grounding(results_dir: str | Path) -> dict:
 
 # -- resumable parts (analysis.common.parts) ---------------------------------------------------------------
 def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple[str, int]] | None = None,
-                num_layers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                num_layers: int | None = None, model: ResolvedModel | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(rows, summary, skipped) from every finished part, restricted to ``image_ids`` and ``pairs``
     when given (a run may reuse parts of a larger one); writes grounding.parquet, summary.csv, skipped.csv.
-    ``num_layers``: the model's LLM decoder layers (the leaderboard's ``reads_attention``)."""
+    ``num_layers``: the model's LLM decoder layers (the leaderboard's ``reads_attention``); ``model``: the
+    run's model as its options resolved it (None: the folder's config.json names it)."""
     store = PartStore(out)
     wanted = None if image_ids is None else set(image_ids)
     skipped = [s for s in store.skipped() if wanted is None or int(s["image_id"]) in wanted]
@@ -165,11 +168,11 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
         raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
                             f"{skipped[0]['reason']}); nothing written")
     cfg = read_json_if(out / "config.json") or {}
-    # read back from the folder, once
-    model = None if cfg.get("model") is None else ModelSpec.parse(cfg["model"])
+    if model is None and cfg.get("model") is not None:   # read back from the folder, resolved once
+        model = resolve(cfg["model"])
     summary = own_metric_summary(summarize(rows), rows, model)
     reads = None if num_layers is None or model is None else reads_attention(
-        sorted(set(rows["method"])), num_layers, get_family(family_of(model)).abilities.backbone)
+        sorted(set(rows["method"])), num_layers, get_family(model.family).abilities.backbone)
     summary = mark_weights(add_statistics(out, summary, rows, {**cfg, "model": model}, reads), model,
                            cfg.get("clip"))
     skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
@@ -287,7 +290,8 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
         shards.wait()
         if shards.is_main:
             rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs),
-                                                       int(pipe.language_model.config.num_hidden_layers))
+                                                       int(pipe.language_model.config.num_hidden_layers),
+                                                       a.model)
             main_view, board = split_view(summary)   # the leaderboard's columns: a second table
             shown = with_intervals(main_view).to_string(index=False) + board_text(board)  # all of summary.csv
             nulls = "".join(f"{line}\n"

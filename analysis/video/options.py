@@ -26,7 +26,7 @@ from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_pre
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, video_eval
+from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, resolve, video_eval
 from litelvlm.image_resize import image_resize_arg
 from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.model_spec import ModelSpec
@@ -144,7 +144,7 @@ class VideoArgs(PrefillArgs):
         # the command line's Budgets as they are; a Python caller's read
         self.budgets = Budget.list_of(self.budgets)
         # read once: the command line's already, a Python caller's here
-        self.model = ModelSpec.of(self.model)
+        self.model = resolve(self.model)   # resolved once: the value travels (a resolved one as it is)
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)
         check_attn_device(self.attn, self.device)
 
