@@ -128,9 +128,6 @@ def defer_quantization_backends() -> None:
 
 #: the arguments of the command running now (``litelvlm <CURRENT_ARGV>``); None when a study runs from Python
 CURRENT_ARGV: list[str] | None = None
-#: whether the command runs with ``--verbose``: then it also prints its full tables
-#: (``analysis.common.screen``)
-VERBOSE = False
 #: how many ``main`` calls are running (a command such as ``demo`` runs others through ``main``)
 _DEPTH = 0
 
@@ -273,8 +270,6 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for h in logging.getLogger().handlers if once else ():
         h.addFilter(once)
-    global VERBOSE  # a command run by another (figures --smoke, demo) is as verbose as the one running it
-    VERBOSE = bool(args.verbose) or (once is None and VERBOSE)
     for name in {"litelvlm"} | {command.package for command in all_commands().values()}:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     quiet_third_party(args.verbose)

@@ -23,6 +23,7 @@ from matplotlib.text import Text
 
 from analysis.common import style
 from analysis.common.caveats import draw_notes, run_caveats
+from analysis.common.command import Screen
 from analysis.common.defaults import DEFAULT_OUT
 from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
@@ -202,8 +203,9 @@ class FigureSet:
     requires: tuple[str, ...]
     #: the figure set's folder in a results tree (``results/<subdir>``)
     subdir: str
-    #: ``make_smoke(folder, model)`` writes small results into ``folder``
-    make_smoke: Callable[[Path, str | None], None]
+    #: ``make_smoke(folder, model, screen)`` writes small results into ``folder``, its studies printing as
+    #: ``screen`` says (:class:`analysis.common.command.Screen`)
+    make_smoke: Callable[[Path, str | None, Screen], None]
     #: ``read(folder)`` returns the result tables of a results folder
     read: Callable[[Path], dict]
     #: ``draw(tables)`` returns ``{name: figure}``; its body is copied verbatim into the notebook
@@ -268,16 +270,18 @@ class FigureSet:
         return (f"make them with `{self.make_results.format(out=target)}`, or small ones with "
                 f"`litelvlm figures --smoke --figure-set {self.name}`")
 
-    def smoke_results(self, out_dir: str | os.PathLike, model: str | None = None) -> Path:
-        """Make this figure set's small smoke results in ``out_dir/<subdir>``; returns that folder."""
+    def smoke_results(self, out_dir: str | os.PathLike, model: str | None = None,
+                      screen: Screen = Screen()) -> Path:
+        """Make this figure set's small smoke results in ``out_dir/<subdir>`` (its studies printing as
+        ``screen`` says); returns that folder."""
         self.check()
         d = Path(out_dir) / self.subdir
         d.mkdir(parents=True, exist_ok=True)
-        self.make_smoke(d, model)
+        self.make_smoke(d, model, screen)
         return d
 
     def load(self, results_dir: str | os.PathLike | None, smoke: bool = False,
-             model: str | None = None) -> dict:
+             model: str | None = None, screen: Screen = Screen()) -> dict:
         """The result tables of small smoke results made now (``smoke``, no ``results_dir``), under
         ``MODELS_KEY`` the model strings that made them (:func:`results_models`). A results tree is read run
         by run by :func:`analysis.figures.tree.load_runs` (the notebooks' route) or drawn by
@@ -290,7 +294,7 @@ class FigureSet:
             raise LiteLVLMError(f"figure set {self.name!r}: give --results DIR (or --smoke to make small "
                                 "results)")
         with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
-            folder = self.smoke_results(tmp, model)
+            folder = self.smoke_results(tmp, model, screen)
             tables = {**self.read(folder), MODELS_KEY: results_models(folder),
                       RUNS_KEY: run_identities(folder)}
             return {**tables, CAVEATS_KEY: self.run_notes(tables, tables[MODELS_KEY], [folder])}
@@ -305,7 +309,7 @@ class FigureSet:
                             **tables.get(CAVEATS_KEY, {}))
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
-                 model: str | None = None) -> list[Path]:
+                 model: str | None = None, screen: Screen = Screen()) -> list[Path]:
         """Load, draw and save this figure set's figures from its smoke results (``results_dir`` None);
         returns the written paths, named ``<figure set>_<family>-<model>_<name>`` (:func:`runs_name`). A
         results tree is drawn by
@@ -315,5 +319,5 @@ class FigureSet:
             raise LiteLVLMError(f"{self.name}: a results folder is drawn by "
                                 f"analysis.figures.tree.draw_figure_set(figure_set, {str(results_dir)!r}, "
                                 "out_dir), which reads every run under its own family and model")
-        tables = self.load(results_dir, smoke, model)
+        tables = self.load(results_dir, smoke, model, screen)
         return self.save(self.draw(tables), tables, out_dir)

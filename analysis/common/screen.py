@@ -1,18 +1,17 @@
 """Tables for the terminal and text files: a reader's view of a summary (the csv files keep every column), and
-the one rule of what a command prints: its progress and a short summary; a full table only with ``--verbose``
-(:func:`show_table`), otherwise one line naming the file that holds it; and at its end the headline
-(:func:`headline`), a few lines stating the run's answer with intervals and n, which ``--quiet`` silences."""
+the headline's pieces. The one rule of what a command prints (its progress and a short summary; a full table
+only with ``--verbose``, otherwise one line naming the file that holds it; at its end the headline, a few
+lines stating the run's answer with intervals and n, which ``--quiet`` silences) is kept by the run's
+:class:`analysis.common.command.Screen`, a value its command makes from the command line and hands down,
+never a global."""
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 
-from analysis.common import command
-from litelvlm import cli
 from litelvlm.methods import is_baseline
 
 #: the most columns a human-facing table shows
@@ -22,16 +21,6 @@ MIN_INTERVAL_N = 3
 #: what ``±mc`` means where a table shows it
 MC_NOTE = ("±mc: the Monte Carlo error of the interval's bounds (how much they move with another "
            "bootstrap seed), not a second interval")
-
-
-def verbose() -> bool:
-    """Whether the running command was given ``--verbose`` (``litelvlm -v COMMAND`` or ``COMMAND -v``)."""
-    return cli.VERBOSE
-
-
-def quiet() -> bool:
-    """Whether the running study was given ``--quiet`` (no headline)."""
-    return command.QUIET
 
 
 def estimate(value: float, lo: float | None = None, hi: float | None = None, n: int | None = None,
@@ -54,17 +43,6 @@ def counts_text(counts: Mapping[str, int], prefix: str = "", none: str = "none")
     parts = [f"{v} {k[len(prefix):].replace('_', ' ')}" for k, v in counts.items()
              if k.startswith(prefix) and v]
     return ", ".join(parts) or none
-
-
-def headline(command_name: str, lines: Iterable[str], banner: str | None = None) -> None:
-    """Print the run's answer: each of ``lines`` as ``COMMAND: line`` (unless ``--quiet``), then ``banner``
-    (the random-weights line, printed even with ``--quiet``: a number from random weights is always said
-    to be one)."""
-    if not quiet():
-        for line in lines:
-            print(f"{command_name}: {line}")
-    if banner:
-        print(banner)
 
 
 def _budget_order(budget) -> tuple:
@@ -133,14 +111,6 @@ def table_notes(summary: pd.DataFrame, n_of: str = "sentences", n_col: str = "n"
     return "".join(f"{line}\n" for line in lines)
 
 
-def show_table(text: str, where: str | os.PathLike, what: str = "table") -> None:
-    """Print ``text``, a full table, with ``--verbose``; otherwise one line saying which file holds it."""
-    if verbose():
-        print(text)
-    else:
-        print(f"{what}: {where} (--verbose prints it)")
-
-
 def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """``summary`` with each figure that has ``<name>_lo`` / ``<name>_hi`` columns shown as one ``v [lo, hi]``
     cell (``v [lo, hi ±mc]`` with the interval's Monte Carlo error ``<name>_mc``; ``v (n = 2, no interval)``
@@ -169,13 +139,3 @@ def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         out = out.drop(columns=[c for c in (f"{col}_lo", f"{col}_hi", f"{col}_mc") if c in out])
     return out
 
-
-def file_names(paths) -> str:
-    """The names of ``paths`` with ``--verbose``; otherwise their count and folder (a family's figures are
-    dozens)."""
-    paths = [os.fspath(p) for p in paths]
-    if verbose() or len(paths) <= 2:
-        return ", ".join(paths)
-    folders = sorted({os.path.dirname(p) for p in paths})
-    where = f" in {folders[0]}" if len(folders) == 1 and folders[0] else ""
-    return f"{len(paths)} files{where} (--verbose lists them)"

@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.common.command import Screen
 from analysis.common.run_folder import RunFolder
-from analysis.common.screen import verbose
 from analysis.common.stats import ci_text
 from analysis.common.style import weights_footnote
 from analysis.demo.options import DemoArgs
@@ -53,11 +53,11 @@ def resolve_model(model: str | None) -> str:
     return str(default_model_path())
 
 
-def _cli(argv: list[str]) -> None:
-    """Run ``litelvlm ARGV``; its own printed summary only with ``--verbose`` (the demo prints the
+def _cli(argv: list[str], screen: Screen) -> None:
+    """Run ``litelvlm ARGV``; its own printed summary only when ``screen`` is verbose (the demo prints the
     headlines)."""
     log.info("litelvlm %s", " ".join(argv))
-    loud = verbose()
+    loud = screen.verbose
     with contextlib.nullcontext() if loud else contextlib.redirect_stdout(io.StringIO()):
         rc = main(["-v", *argv] if loud else argv)
     if rc != 0:
@@ -135,9 +135,10 @@ def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
     return path
 
 
-def run_demo(a: DemoArgs) -> int:
+def run_demo(a: DemoArgs, screen: Screen = Screen()) -> int:
     # > 60 lines: the demo's steps in order: data, both studies, figures, summary
-    """Run the demo with checked options (:func:`analysis.demo.command.run` checks them)."""
+    """Run the demo with checked options (:func:`analysis.demo.command.run` checks them); with a verbose
+    ``screen`` the studies it runs print their own summaries too."""
     model = resolve_model(a.model)
     out = Path(a.out)
     if out.exists() and not out.is_dir():
@@ -168,7 +169,7 @@ def run_demo(a: DemoArgs) -> int:
             if a.backend:
                 common += ["--backend", a.backend]
             rev_dir = work / "results" / "reversal"
-            _cli(["reversal", "--out", str(rev_dir), *common, "--ks", *map(str, ks)])
+            _cli(["reversal", "--out", str(rev_dir), *common, "--ks", *map(str, ks)], screen)
             rev = pd.read_parquet(rev_dir / "reversal.parquet")
             rev_summary = pd.read_csv(rev_dir / "summary.csv")
             figures.append(_save(plot_demo_reversal_hist(rev, model=model)[0], out, "reversal_auroc", model))
@@ -178,7 +179,7 @@ def run_demo(a: DemoArgs) -> int:
                           "share_reversed", "n_sentences", "n_images")} for _, r in overall.iterrows()]
             copy_file(rev_dir / "summary.csv", out / "reversal_summary.csv")
 
-            sink, sink_ablation = run_sink(work / "results" / "sink", common, data / "images", out, figures)
+            sink, sink_ablation = run_sink(work / "results" / "sink", common, data / "images", out, screen)
 
             headline = selection_headline(sel_table)
             summary = {"model": a.model or "litelvlm/toy/weights", "weights": weights_kind(model),
@@ -201,11 +202,11 @@ def run_demo(a: DemoArgs) -> int:
     return 0
 
 
-def run_sink(sink_dir: Path, common: list[str], image_dir: Path, out: Path, figures: list[Path]
+def run_sink(sink_dir: Path, common: list[str], image_dir: Path, out: Path, screen: Screen
              ) -> tuple[dict, list[dict]]:
     """Study 2 through ``litelvlm sink``, with the sink ablation on the images; returns its headline
     numbers and, per vision layer, the AUROC of reversed similarity for each text representation."""
-    _cli(["sink", "--out", str(sink_dir), *common, "--image-dir", str(image_dir)])
+    _cli(["sink", "--out", str(sink_dir), *common, "--image-dir", str(image_dir)], screen)
     summary = pd.read_csv(sink_dir / "summary.csv")
     copy_file(sink_dir / "summary.csv", out / "sink_summary.csv")
     ablation: list[dict] = []

@@ -29,6 +29,7 @@ import torch
 from analysis.common.accuracy_stats import LITELVLM
 from analysis.common.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.caveats import TIMING_KEY, draw_notes, timing_caveat
+from analysis.common.command import Screen
 from analysis.common.device import device_name
 from analysis.common.flops import fit_paper_text_tokens
 from analysis.common.grounding_runs import Run, image_runs, plan
@@ -36,7 +37,6 @@ from analysis.common.identity import run_identity
 from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record
-from analysis.common.screen import headline, show_table
 from analysis.common.stage_plots import STAGE_FILES, stages_frame, write_stages
 from analysis.common.style import save_figure
 from analysis.efficiency import bound as _bound
@@ -186,17 +186,19 @@ def _runs(arch, methods: list[str], budgets: list[Budget]) -> list[Run]:
     return runs
 
 
-def run_efficiency(a: EfficiencyArgs) -> int:
-    """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
+def run_efficiency(a: EfficiencyArgs, screen: Screen = Screen()) -> int:
+    """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored);
+    ``screen`` says what it prints."""
     prev = torch.get_num_threads()
     try:
         with RunFolder(a.out, command="efficiency", owned=STAGE_FILES) as folder:
-            return _run(a, folder)
+            return _run(a, folder, screen)
     finally:
         torch.set_num_threads(prev)
 
 
-def _run(a: EfficiencyArgs, folder) -> int:  # > 60 lines: the run's steps: count, time, compare, write
+def _run(a: EfficiencyArgs, folder, screen: Screen
+         ) -> int:  # > 60 lines: the run's steps: count, time, compare, write
 
     a = resolve_arch(a)
     full_size = a.arch in cost_of(get_arch(a.arch)).full_size
@@ -290,12 +292,12 @@ def _run(a: EfficiencyArgs, folder) -> int:  # > 60 lines: the run's steps: coun
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text(tables + "\n")
     write_json(out / "config.json", config)
-    show_table(tables, out / "summary.txt", "the paper's quantities per method and budget")
+    screen.show_table(tables, out / "summary.txt", "the paper's quantities per method and budget")
     if bound := _bound.screen_warning(df, a.prefill == "captured"):  # overhead-bound prefills, with the ratio
         print(f"efficiency: {bound}")
     print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s; ratios: "
           f"{out / 'comparison.md'}")
-    headline("efficiency", efficiency_headline(df, arch.name, a.repeats))
+    screen.headline("efficiency", efficiency_headline(df, arch.name, a.repeats))
     return 0
 
 

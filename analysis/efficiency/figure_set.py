@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.efficiency import plots
 from analysis.efficiency.command import run
@@ -17,10 +18,11 @@ SMOKE_METHODS = ["none", "litelvlm", "prumerge", "tome", "divprune", "fastv", "d
 SMOKE_BUDGETS = "576,192,64"
 
 
-def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
+def smoke_efficiency(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """Small efficiency results: FLOPs and meta-device memory of the tiny GLaMM (no timing, a few seconds)."""
     rc = run(EfficiencyArgs(out=str(out_dir), arch="tiny", flops_only=True, methods=SMOKE_METHODS,
-                            budgets=Budget.parse_list(SMOKE_BUDGETS), attn=["eager"], figures=False))
+                            budgets=Budget.parse_list(SMOKE_BUDGETS), attn=["eager"], figures=False),
+             screen=screen)
     if rc:
         raise RuntimeError(f"litelvlm efficiency exited with status {rc}")
 

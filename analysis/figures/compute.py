@@ -18,9 +18,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 import analysis.figures.registry as registry
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.run_folder import RunFolder
-from analysis.common.screen import file_names
 from analysis.figures.notebook_run import execute_notebook
 from analysis.figures.options import FiguresArgs, check_args
 from analysis.figures.output import remove_stale
@@ -72,11 +72,12 @@ def skip_reason(fs: FigureSet, a: FiguresArgs, explicit: bool) -> str | None:
     return None
 
 
-def draw(fs: FigureSet, a: FiguresArgs) -> list[Path]:
-    """Draw ``fs`` the way ``a`` says (its functions or its notebook); returns the written files."""
+def draw(fs: FigureSet, a: FiguresArgs, screen: Screen = Screen()) -> list[Path]:
+    """Draw ``fs`` the way ``a`` says (its functions, the studies of its smoke results printing as ``screen``
+    says, or its notebook); returns the written files."""
     if a.via_notebooks:
         return execute_notebook(fs, a.results, a.out, a.smoke, a.model)
-    return fs(a.results, a.out, a.smoke, a.model)
+    return fs(a.results, a.out, a.smoke, a.model, screen)
 
 
 def summary(drawn: dict[str, list[Path]], skipped: dict[str, str], out: str) -> str:
@@ -89,8 +90,8 @@ def summary(drawn: dict[str, list[Path]], skipped: dict[str, str], out: str) -> 
     return text
 
 
-def draw_results(names: list[str], a: FiguresArgs, explicit: bool) -> tuple[dict[str, list[Path]],
-                                                                            dict[str, str]]:
+def draw_results(names: list[str], a: FiguresArgs, explicit: bool,
+                 screen: Screen = Screen()) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """``--results``: every run of the tree that the figure sets ``names`` draw
     (:func:`analysis.figures.tree.draw_tree`), then one line per selected figure set without runs, saying how
     to make them."""
@@ -104,7 +105,8 @@ def draw_results(names: list[str], a: FiguresArgs, explicit: bool) -> tuple[dict
     for fs in selected:
         if fs.missing():
             fs.check()
-    drawn, skipped = draw_tree(a.results, a.out, selected, list(registry.FIGURE_SETS.values()), explicit)
+    drawn, skipped = draw_tree(a.results, a.out, selected, list(registry.FIGURE_SETS.values()), explicit,
+                               screen)
     for fs in selected:
         # not drawn, and nothing said yet (a failed run, a skipped folder holding its tables)
         if fs.name not in drawn and fs.name not in skipped and not any(k.startswith(fs.name + " ")
@@ -118,8 +120,9 @@ def draw_results(names: list[str], a: FiguresArgs, explicit: bool) -> tuple[dict
     return drawn, skipped
 
 
-def run_figures(a: FiguresArgs) -> int:
-    """Draw the figure sets ``a`` selects (each a line), then the summary."""
+def run_figures(a: FiguresArgs, screen: Screen = Screen()) -> int:
+    """Draw the figure sets ``a`` selects (each a line, its files named as ``screen`` says), then the
+    summary."""
     names = selected(a)
     explicit = bool(split_list(a.figure_set))
     drawn: dict[str, list[Path]] = {}
@@ -127,7 +130,7 @@ def run_figures(a: FiguresArgs) -> int:
     # the figures reach --out together, when every figure set is drawn
     with RunFolder(a.out, direct=(), command="figures"):
         if a.results is not None:
-            drawn, skipped = draw_results(names, a, explicit)
+            drawn, skipped = draw_results(names, a, explicit, screen)
         for name in tqdm(names if a.results is None else (), desc="figures", unit="figure set",
                          disable=a.results is not None):
             fs = registry.FIGURE_SETS[name]
@@ -135,8 +138,8 @@ def run_figures(a: FiguresArgs) -> int:
             if reason is not None:
                 skipped[name] = reason
                 continue
-            drawn[name] = draw(fs, a)
-            print(f"figures: {name}: " + file_names(drawn[name]))
+            drawn[name] = draw(fs, a, screen)
+            print(f"figures: {name}: " + screen.file_names(drawn[name]))
         print(summary(drawn, skipped, a.out))
         if a.results is not None and not drawn:   # nothing written: the folder is left as it was
             raise LiteLVLMError(f"--results {a.results!r} holds no results of any figure set "

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common import run_tree
+from analysis.common.command import Screen
 from analysis.common.figure_set import (
     CAVEATS_KEY,
     MODELS_KEY,
@@ -33,7 +34,6 @@ from analysis.common.figure_set import (
     runs_name,
 )
 from analysis.common.run_tree import NO_RUN, Run, find_runs
-from analysis.common.screen import file_names
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
 
@@ -186,11 +186,12 @@ def survey(root: Path, figure_sets: list[FigureSet], every: list[FigureSet], exp
 
 
 def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_sets: list[FigureSet],
-              every: list[FigureSet], explicit: bool = False) -> tuple[dict[str, list[Path]], dict[str, str]]:
+              every: list[FigureSet], explicit: bool = False,
+              screen: Screen = Screen()) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """Draw every run under ``results`` that a figure set of ``figure_sets`` takes (``every``: all registered
-    figure sets, which decide which runs one replaces another on); one line per drawn group and per skipped
-    folder. Returns ({figure set: written files}, {figure set or folder: why skipped}). ``explicit``: a
-    failing figure set ends the run with its error."""
+    figure sets, which decide which runs one replaces another on); one line per drawn group (its files named
+    as ``screen`` says) and per skipped folder. Returns ({figure set: written files}, {figure set or folder:
+    why skipped}). ``explicit``: a failing figure set ends the run with its error."""
     root = Path(results)
     taken, why = survey(root, figure_sets, every, explicit)
     drawn: dict[str, list[Path]] = {}
@@ -214,7 +215,7 @@ def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_
                 why[f"{fs.name} {names}"] = "no figure"
                 continue
             labels = ", ".join(dict.fromkeys(r.label for r in group.runs))
-            print(f"figures: {fs.name}: {labels} from {names}: " + file_names([p.name for p in paths]))
+            print(f"figures: {fs.name}: {labels} from {names}: " + screen.file_names([p.name for p in paths]))
             drawn.setdefault(fs.name, []).extend(paths)
     return drawn, why
 

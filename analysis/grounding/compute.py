@@ -45,6 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.common.caveats import null_results
+from analysis.common.command import Screen
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_batches import BatchCheck, batch_notes, batch_summary, evaluate_images
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
@@ -55,7 +56,7 @@ from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.prefill_args import prefill_record
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import headline, methods_headline, show_table, table_notes, with_intervals
+from analysis.common.screen import methods_headline, table_notes, with_intervals
 from analysis.common.shards import Shards
 from analysis.common.study import llm_attn_record, portable_paths, read_json
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
@@ -71,8 +72,8 @@ from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.llm.captured import install
 from litelvlm.method import position_error
 from litelvlm.provenance import mark_weights, weights_banner
-from litelvlm.transaction import current
 from litelvlm.resolved_model import ResolvedModel
+from litelvlm.transaction import current
 
 log = logging.getLogger(__name__)
 
@@ -215,12 +216,13 @@ def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
     return image_ids[: a.limit_images] if a.limit_images is not None else image_ids
 
 
-def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Budget]] | None = None) -> int:
-    # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
+def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Budget]] | None = None,
+                  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
+                  screen: Screen = Screen()) -> int:
     """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point,
     which checks them once and hands ``checked``, :func:`check_args`' (methods, budgets), down); ``pipe`` (a
     family's pipeline) skips loading ``--model`` again when several evaluations share one model (it must be
-    the model ``a.model`` names)."""
+    the model ``a.model`` names); ``screen`` says what it prints."""
     methods, budgets = checked if checked is not None else check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:
@@ -300,15 +302,15 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
             with atomic_path(out / "summary.txt") as tmp:
                 tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n" + table_notes(summary) + nulls
                                + batching)
-            show_table(shown, out / "summary.txt", "cIoU/gIoU per method and budget")
+            screen.show_table(shown, out / "summary.txt", "cIoU/gIoU per method and budget")
             print(nulls + shown_check, end="")
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
             warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(),
                                a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
                                     sum(len(by_image[i]) for i in image_ids), log)
-            headline("eval-grounding", methods_headline(summary, {"ciou": "cIoU", "giou": "gIoU"}),
-                     weights_banner(a.model, a.clip))
+            screen.headline("eval-grounding", methods_headline(summary, {"ciou": "cIoU", "giou": "gIoU"}),
+                            weights_banner(a.model, a.clip))
     return 0
 
 

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from analysis.common.caveats import null_results
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import coco128_dir
 from analysis.grounding import plots
@@ -25,7 +26,7 @@ SMOKE_BUDGETS = "144,36"
 SMOKE_IMAGES = ["34", "81"]
 
 
-def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
+def smoke_grounding(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """Both protocols on two COCO-128 images (two expressions each) with the tiny random GLaMM
     (a synthetic REFER folder when ../shared/data is absent)."""
     data = coco128_dir()
@@ -37,7 +38,8 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     pipe = load_pipeline(model)  # one model for both protocols
     for protocol in ("per-expression", "official"):
         run(GroundingArgs(refer_dir=str(data), out=str(out_dir / protocol), model=model, protocol=protocol,
-                          methods=[SMOKE_METHODS], budgets=[SMOKE_BUDGETS], **pick), pipe=pipe)
+                          methods=[SMOKE_METHODS], budgets=[SMOKE_BUDGETS], **pick),
+            pipe=pipe, screen=screen)
 
 
 def read_grounding(results_dir: Path) -> dict:

@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from analysis.common.command import Screen
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.grounding_runs import clip_record
 from analysis.common.identity import run_identity
@@ -43,7 +44,7 @@ from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import estimate, headline, show_table
+from analysis.common.screen import estimate
 from analysis.common.study import portable_paths, read_json
 from analysis.importance.aggregate import area_bins, summarize
 from analysis.importance.correlation import compare
@@ -324,17 +325,18 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
         return merge_parts(out, a.n_boot, a.seed, image_ids, config)
 
 
-def run_and_report(a: ImportanceArgs) -> int:
-    """The ``litelvlm importance`` command with checked options: run, then print the head of the summary."""
+def run_and_report(a: ImportanceArgs, screen: Screen = Screen()) -> int:
+    """The ``litelvlm importance`` command with checked options: run, then print the head of the summary (as
+    ``screen`` says)."""
     rows, summary = run_importance(a)
     hm = summary[(summary["area_bin"] == "all")]
     cols = ["clip_signal", "llm_signal", "query", "layer", "n_sentences", "spearman_mean", "spearman_lo",
             "spearman_hi", "jaccard_64_mean"]
     with pd.option_context("display.width", 160, "display.max_rows", 60):
-        show_table(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"),
-                   Path(a.out) / "summary.csv", "rank correlations per signal pair")
+        screen.show_table(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"),
+                          Path(a.out) / "summary.csv", "rank correlations per signal pair")
     print(f"{rows['sent_id'].nunique()} sentence(s), {len(rows)} rows -> {a.out}")
-    headline("importance", importance_headline(summary), weights_banner(a.model, a.clip))
+    screen.headline("importance", importance_headline(summary), weights_banner(a.model, a.clip))
     return 0
 
 

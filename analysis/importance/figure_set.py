@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.grounding_runs import plan
 from analysis.common.grounding_scoring import evaluate_image, summarize
@@ -27,7 +28,7 @@ from litelvlm.io import write_csv
 from litelvlm.methods import BASELINE
 
 
-def smoke_importance(out_dir: Path, model: str | None = None) -> None:
+def smoke_importance(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """Small results: the tiny random GLaMM on one COCO-128 image (one sentence; a synthetic REFER folder
     when ../shared/data is absent), VisPruner's and FastV's own scores beside CLIP's, and the oracle ablation
     (eval-grounding's per-image scoring) on it."""

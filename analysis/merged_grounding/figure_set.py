@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs, plots, run
@@ -21,7 +22,7 @@ MERGED_FAMILIES = tuple(c for c in cards() if c.input == "image" and c.official_
 SMOKE_MODEL = MERGED_FAMILIES[0].default_model
 
 
-def smoke_merged_grounding(out_dir: Path, model: str | None = None) -> None:
+def smoke_merged_grounding(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """The family's protocol (one expression per prompt) on one COCO-128 image with :data:`SMOKE_MODEL`, the
     methods of figure set 4's smoke set that the family offers (a synthetic REFER folder when ../shared/data
     is absent)."""
@@ -36,7 +37,7 @@ def smoke_merged_grounding(out_dir: Path, model: str | None = None) -> None:
     methods = ",".join(m for m in SMOKE_METHODS.split(",") if pipe.method_error(m) is None)
     run(GroundingArgs(refer_dir=str(data), out=str(out_dir / "per-expression"), model=model,
                       protocol="per-expression", methods=[methods], budgets=[SMOKE_BUDGETS], **pick),
-        pipe=pipe)
+        pipe=pipe, screen=screen)
 
 
 def read_merged_grounding(results_dir: Path) -> dict:

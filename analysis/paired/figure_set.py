@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs, run
@@ -23,7 +24,7 @@ SMOKE_METHODS = "none,litelvlm,random,visionzip,fastv"
 SMOKE_BUDGETS = "144,36"
 
 
-def smoke_paired(out_dir: Path, model: str | None = None) -> None:
+def smoke_paired(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """``litelvlm eval-grounding`` (official protocol) on three COCO-128 images with the tiny random GLaMM (a
     synthetic REFER folder when ../shared/data is absent)."""
     data = coco128_dir()
@@ -31,7 +32,7 @@ def smoke_paired(out_dir: Path, model: str | None = None) -> None:
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     rc = run(GroundingArgs(refer_dir=str(data), out=str(out_dir), model=model or DEFAULT_MODEL,
                            protocol="official", limit_images=3, methods=[SMOKE_METHODS],
-                           budgets=[SMOKE_BUDGETS]))
+                           budgets=[SMOKE_BUDGETS]), screen=screen)
     if rc:
         raise RuntimeError(f"litelvlm eval-grounding exited with status {rc}")
 

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.common.command import Screen
 from analysis.common.grounding_runs import (
     Run,
     clip_record,
@@ -38,7 +39,6 @@ from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record
-from analysis.common.screen import headline, show_table
 from analysis.common.study import portable_paths
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
@@ -151,9 +151,9 @@ def positions_table(pipe, prep, pairs: list[Run], args, store: PartStore) -> pd.
     return rows.loc[run_keys(pairs)].reset_index()[TABLE_COLUMNS]
 
 
-def run_positions(a: PositionsArgs, checked: tuple | None = None) -> int:
+def run_positions(a: PositionsArgs, checked: tuple | None = None, screen: Screen = Screen()) -> int:
     """``litelvlm positions`` with checked options (``checked``: :func:`check_args`' result, handed down by
-    :func:`analysis.positions.command.run`; None: checked here): the table, then its head on screen."""
+    :func:`analysis.positions.command.run`; None: checked here): the table, then its head on ``screen``."""
     given, budgets = checked if checked is not None else check_args(a)
     out = Path(a.out)
     recs, image = pick_image(a)
@@ -181,10 +181,11 @@ def run_positions(a: PositionsArgs, checked: tuple | None = None) -> int:
         table = mark_weights(positions_table(pipe, prep, pairs, a, PartStore(out)), a.model, a.clip)
         write_csv(out / "positions.csv", table)
     with pd.option_context("display.width", 160, "display.max_rows", 80):
-        show_table(table.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"),
-                   out / "positions.csv", "[SEG] states and masks per method, budget and position rule")
+        shown = table.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}")
+        screen.show_table(shown, out / "positions.csv", "[SEG] states and masks per method, budget and "
+                          "position rule")
     print(f"{len(table)} rows -> {out / 'positions.csv'}")
-    headline("positions", positions_headline(table), weights_banner(a.model, a.clip))
+    screen.headline("positions", positions_headline(table), weights_banner(a.model, a.clip))
     return 0
 
 

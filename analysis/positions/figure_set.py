@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import coco128_dir
 from analysis.positions import PositionsArgs, plots, run
@@ -18,14 +19,14 @@ from litelvlm.families import DEFAULT_MODEL, card_of
 SMOKE_BUDGETS = ["64", "16"]
 
 
-def smoke_positions(out_dir: Path, model: str | None = None) -> None:
+def smoke_positions(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """``litelvlm positions`` on one COCO-128 image with the tiny random GLaMM (a synthetic REFER folder when
     ../shared/data is absent)."""
     data = coco128_dir()
     if data is None:
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     rc = run(PositionsArgs(refer_dir=str(data), out=str(out_dir), model=model or DEFAULT_MODEL,
-                           budgets=SMOKE_BUDGETS))
+                           budgets=SMOKE_BUDGETS), screen=screen)
     if rc:
         raise RuntimeError(f"litelvlm positions exited with status {rc}")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import coco128_dir
 from analysis.common.study import read_json
@@ -22,7 +23,7 @@ from litelvlm.families import DEFAULT_MODEL, card_of
 SMOKE_BUDGETS = "576,64,32"
 
 
-def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
+def smoke_quantization(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """``validate`` on one image with the tiny random GLaMM, once per precision (bf16 only when bitsandbytes
     is not installed); a synthetic REFER folder when ../shared/data is absent."""
     data = coco128_dir()
@@ -32,7 +33,7 @@ def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
     for q in modes:  # every run's masks compared with the unquantized run's unpruned ones (its own for bf16)
         rc = run(ValidateArgs(refer_dir=str(data), model=model or DEFAULT_MODEL, dtype="bfloat16",
                               methods=["litelvlm"], budgets=Budget.parse_list(SMOKE_BUDGETS), quantize=q,
-                              out=str(out_dir / q), compare_to=str(out_dir / "none")))
+                              out=str(out_dir / q), compare_to=str(out_dir / "none")), screen=screen)
         if rc:
             raise RuntimeError(f"litelvlm validate --quantize {q} exited with status {rc}")
 

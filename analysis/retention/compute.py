@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
+from analysis.common.command import Screen
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.parts import read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import headline, show_table
 from analysis.common.study import portable_paths, read_json
 from analysis.retention.options import RetentionArgs, model_family
 from analysis.retention.parts import selection_parts
@@ -292,20 +292,21 @@ def load_retention(results_dir: str | Path) -> dict:
             "config": config}
 
 
-def run_and_report(a: RetentionArgs) -> int:
-    """``litelvlm retention`` with checked options: write the retention tables and print what was done."""
+def run_and_report(a: RetentionArgs, screen: Screen = Screen()) -> int:
+    """``litelvlm retention`` with checked options: write the retention tables and print what was done (as
+    ``screen`` says)."""
     out = run_retention(a)
     skipped = read_json(Path(out) / "config.json").get("skipped", [])
     print(f"retention tables written to {out}; {len(skipped)} image(s) skipped as unreadable")
     if a.compare_to:
         ov = pd.read_csv(Path(out) / "overlap.csv").groupby(["method", "budget"])["overlap"].mean().unstack()
-        show_table(f"kept tokens shared with {a.compare_to} (mean over images; "
-                   f"overlap.csv):\n{ov.round(3).to_string()}",
-                   Path(out) / "overlap.csv", f"kept tokens shared with {a.compare_to}")
-    headline("retention", retention_headline(read_parquet(Path(out) / "retention.parquet"),
-                                             pd.read_csv(Path(out) / "overlap.csv") if a.compare_to else None,
-                                             a.compare_to),
-             weights_banner(a.model))
+        screen.show_table(f"kept tokens shared with {a.compare_to} (mean over images; "
+                          f"overlap.csv):\n{ov.round(3).to_string()}",
+                          Path(out) / "overlap.csv", f"kept tokens shared with {a.compare_to}")
+    screen.headline("retention", retention_headline(read_parquet(Path(out) / "retention.parquet"),
+                                                    pd.read_csv(Path(out) / "overlap.csv") if a.compare_to
+                                                    else None, a.compare_to),
+                    weights_banner(a.model))
     return 0
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import SMOKE_MODEL, coco128_dir
 from analysis.retention import plots
 from analysis.retention.compute import RetentionArgs, load_retention, run_retention
 
 
-def smoke_retention(out_dir: Path, model: str | None = None) -> None:
+def smoke_retention(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """Small retention results: one COCO-128 image (or a synthetic scene), the tiny 24x24 random CLIP."""
     data = coco128_dir()
     run_retention(

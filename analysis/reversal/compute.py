@@ -32,11 +32,12 @@ from analysis.common.clip_reversal import (
     summarise_reversal,
     vision_num_layers,
 )
+from analysis.common.command import Screen
 from analysis.common.features_cache import cached_text_embeds
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import counts_text, estimate, headline
+from analysis.common.screen import counts_text, estimate
 from analysis.common.stats import ci_text
 from analysis.common.study import portable_paths
 from analysis.reversal.options import ReversalArgs
@@ -50,15 +51,16 @@ from litelvlm.versions import run_versions
 log = logging.getLogger(__name__)
 
 
-def run_reversal(a: ReversalArgs) -> int:
-    """Run ``litelvlm reversal`` with checked options (:func:`analysis.reversal.command.run` checks them)."""
+def run_reversal(a: ReversalArgs, screen: Screen = Screen()) -> int:
+    """Run ``litelvlm reversal`` with checked options (:func:`analysis.reversal.command.run` checks them);
+    ``screen`` says what it prints."""
     records = load_records(a)
     # deferred: a rerun whose vision features and text embeddings are all cached never loads the model
     clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype), defer=True)
     layers = resolve_layers(a.layers, vision_num_layers(clip))
     prompts = prompts_for(records, a.text_template, a.seed)
     with RunFolder(a.out, owned=OPTIONAL_OUTPUTS, command="reversal") as folder:
-        return _run_locked(a, clip, records, layers, prompts, folder)
+        return _run_locked(a, clip, records, layers, prompts, folder, screen=screen)
 
 
 #: outputs only some runs write: a run that does not write them removes those of an older run
@@ -66,7 +68,7 @@ OPTIONAL_OUTPUTS = ("similarity_maps.parquet",)
 
 
 def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[int], prompts: list[str],
-                folder: RunFolder, extra_columns=None) -> int:
+                folder: RunFolder, extra_columns=None, *, screen: Screen) -> int:
     """Compute and write the results of a validated run while its ``--out`` folder is locked;
     ``extra_columns(df)`` adds columns to the rows (the video frames' names,
     :mod:`analysis.reversal.video`)."""
@@ -111,7 +113,7 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
     print(f"reversal: {counts.get('sentences_scored', 0)} of {len(records)} sentences scored on "
           f"{counts.get('images_scored', 0)} images; excluded: {counts_text(counts, 'excluded_')}; "
           f"cache {counts['cache_hits']} hits / {counts['cache_misses']} misses; wrote {out}")
-    headline("reversal", reversal_headline(overall), weights_banner(clip.name))
+    screen.headline("reversal", reversal_headline(overall), weights_banner(clip.name))
     return 0
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common import style
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.merged_grid import CLIP_GRID, merged_params
 from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
@@ -22,7 +23,7 @@ from litelvlm.data.refer import load_coco_instances, load_refer
 from litelvlm.families import card, exif_transpose
 
 
-def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
+def smoke_reversal(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """Two random-weight 24x24 CLIPs (two seeds) on a few COCO-128 val sentences (or a tiny hand-made REFER
     folder)."""
     data = refer_data(Path(out_dir))
@@ -30,7 +31,7 @@ def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
     for i, m in enumerate(models):
         rc = command.run(ReversalArgs(out=str(Path(out_dir) / f"run{i}"), model=m, refer_dir=str(data),
                                       split="val", limit_sentences=16, layers=["all"], n_boot=200,
-                                      save_maps=3 if i == 0 else 0))
+                                      save_maps=3 if i == 0 else 0), screen=screen)
         if rc:
             raise RuntimeError(f"litelvlm reversal failed on {m} (status {rc})")
 

@@ -24,11 +24,11 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.common.clip_reversal import load_records, reversal_metrics, summarise_reversal
+from analysis.common.command import Screen
 from analysis.common.identity import run_identity
 from analysis.common.merged_grid import grid_protocol, merged_coverage
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import headline
 from analysis.common.study import portable_paths
 from analysis.reversal.compute import reversal_headline
 from analysis.reversal.options import ReversalArgs
@@ -117,8 +117,9 @@ def llm_space_study(pipe, records, ks, threshold: float = 0.5,
     return df, dict(counts), maps
 
 
-def run_llm_space(a: ReversalArgs) -> int:
-    """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.command.run`)."""
+def run_llm_space(a: ReversalArgs, screen: Screen = Screen()) -> int:
+    """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.command.run`);
+    ``screen`` says what it prints."""
 
     if family_of(a.model) != a.grid:
         raise LiteLVLMError("--space llm reads the LLM input space of a model of the --grid family "
@@ -150,8 +151,8 @@ def run_llm_space(a: ReversalArgs) -> int:
                                          **run_identity("reversal", a.model)})
     print(f"reversal (LLM input space): {counts.get('sentences_scored', 0)} of {len(records)} sentences "
           f"scored on {counts.get('images_scored', 0)} images; wrote {out}")
-    headline("reversal", reversal_headline(summary[summary["breakdown"] == "all"], "LLM-input-space"),
-             weights_banner(a.model))
+    screen.headline("reversal", reversal_headline(summary[summary["breakdown"] == "all"], "LLM-input-space"),
+                    weights_banner(a.model))
     return 0
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from analysis.common.clip_reversal import prompts_for, resolve_layers, vision_num_layers
+from analysis.common.command import Screen
 from analysis.common.run_folder import RunFolder
 from analysis.reversal.compute import OPTIONAL_OUTPUTS, _run_locked
 from litelvlm.clip import load_clip
@@ -106,9 +107,9 @@ def with_frame_columns(df: pd.DataFrame, records: list[FrameRecord]) -> pd.DataF
     return out
 
 
-def run_video_reversal(a) -> int:
+def run_video_reversal(a, screen: Screen = Screen()) -> int:
     """``litelvlm reversal --video`` / ``--video-dir``: the image study's statistics on the frames'
-    referents."""
+    referents; ``screen`` says what it prints."""
     with tempfile.TemporaryDirectory() as tmp:
         records = frame_records(video_folder(a, tmp), a.video_split, a.limit_sentences)
         if not a.video_dir:  # a set written afresh each run: its frames' cache keys never repeat
@@ -118,4 +119,4 @@ def run_video_reversal(a) -> int:
         prompts = prompts_for(records, a.text_template, a.seed)
         with RunFolder(a.out, owned=OPTIONAL_OUTPUTS, command="reversal") as folder:
             return _run_locked(a, clip, records, layers, prompts, folder,
-                               extra_columns=lambda df: with_frame_columns(df, records))
+                               extra_columns=lambda df: with_frame_columns(df, records), screen=screen)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.common import style
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.merged_grid import CLIP_GRID, merged_grid_families
 from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
@@ -22,7 +23,7 @@ SMOKE_GRID = merged_grid_families()[0]
 SMOKE_GRID_MODEL = card(SMOKE_GRID).default_model
 
 
-def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
+def smoke_reversal_grid(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """One random-weight CLIP on 16 COCO-128 val sentences, on the padded image, ranked on CLIP's grid and on
     the merged grid of :data:`SMOKE_GRID`, and that family's model in its LLM input space (a tiny hand-made
     REFER folder when ../shared/data is absent)."""
@@ -31,12 +32,12 @@ def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
         rc = run(ReversalArgs(out=str(Path(out_dir) / f"{grid}-grid"), model=model or SMOKE_MODEL,
                               refer_dir=str(data), split="val", limit_sentences=16, layers=["all"],
                               n_boot=200, pad_to_square=True, grid=grid,
-                              save_maps=0 if grid == CLIP_GRID else 2))
+                              save_maps=0 if grid == CLIP_GRID else 2), screen=screen)
         if rc:
             raise RuntimeError(f"litelvlm reversal --grid {grid} failed (status {rc})")
     rc = run(ReversalArgs(out=str(Path(out_dir) / "llm-space"), space="llm", grid=SMOKE_GRID,
                           model=SMOKE_GRID_MODEL, refer_dir=str(data), split="val", limit_sentences=16,
-                          n_boot=200, save_maps=1))
+                          n_boot=200, save_maps=1), screen=screen)
     if rc:
         raise RuntimeError(f"litelvlm reversal --space llm failed (status {rc})")
 

@@ -37,10 +37,11 @@ from analysis.common.clip_reversal import (
     template_text,
     vision_num_layers,
 )
+from analysis.common.command import Screen
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import estimate, headline, show_table
+from analysis.common.screen import estimate
 from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
 from analysis.common.study import portable_paths
 from analysis.sink.options import SinkArgs
@@ -238,8 +239,9 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
     return texts, meta, recs
 
 
-def run_sink(a: SinkArgs) -> int:
-    """Run ``litelvlm sink`` with checked options (:func:`analysis.sink.command.run` checks them)."""
+def run_sink(a: SinkArgs, screen: Screen = Screen()) -> int:
+    """Run ``litelvlm sink`` with checked options (:func:`analysis.sink.command.run` checks them); ``screen``
+    says what it prints."""
     texts, meta, records = _texts_and_meta(a)
     ablation = records is not None  # the images of --refer-dir (or --image-dir); --expressions has none
     clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype))
@@ -249,7 +251,7 @@ def run_sink(a: SinkArgs) -> int:
             raise LiteLVLMError(f"--ablate-from {b}: text blocks are 0..{n_text_layers - 1} for this model")
     layers = resolve_layers(a.layers, vision_num_layers(clip)) if ablation else []
     with RunFolder(a.out, owned=OPTIONAL_OUTPUTS, command="sink") as folder:
-        return _run_locked(a, clip, texts, meta, records, layers, folder)
+        return _run_locked(a, clip, texts, meta, records, layers, folder, screen)
 
 
 #: why a run has no ablation (printed in the summary line and kept in config.json)
@@ -260,7 +262,7 @@ OPTIONAL_OUTPUTS = ("eos_attention_examples.parquet", "ablation.parquet", "ablat
 
 def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records: list | None,
                 # > 60 lines: the writes of one locked run, in order
-                layers: list[int], folder: RunFolder) -> int:
+                layers: list[int], folder: RunFolder, screen: Screen) -> int:
     """Compute and write the results of a validated run while its ``--out`` folder is locked."""
     ablation = bool(layers)
     t0 = time.perf_counter()
@@ -320,9 +322,9 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
           f"in {t_sink:.1f}s; ablation "
           f"{'done' if abl_df is not None else counts.get('ablation_skipped', 'not run')}; wrote {out}")
     if abl_df is not None:
-        show_table(ablation_lines(abl_sum), out / "ablation_summary.csv", "ablation AUROC per layer and text "
-                   "variant")
-    headline("sink", sink_headline(per_layer) + ablation_headline(abl_sum), weights_banner(clip.name))
+        screen.show_table(ablation_lines(abl_sum), out / "ablation_summary.csv",
+                          "ablation AUROC per layer and text variant")
+    screen.headline("sink", sink_headline(per_layer) + ablation_headline(abl_sum), weights_banner(clip.name))
     return 0
 
 

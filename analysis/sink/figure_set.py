@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet, figure_set_dir
 from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.sink import SinkArgs, plots, run
 
 
-def smoke_sink(out_dir: Path, model: str | None = None) -> None:
+def smoke_sink(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """The random-weight 24x24 CLIP on a few COCO-128 val sentences, with the ablation on their images."""
     data = refer_data(Path(out_dir))
     rc = run(SinkArgs(out=str(out_dir), model=model or SMOKE_MODEL, refer_dir=str(data),
                       image_dir=str(data / "images"), split="val", limit_sentences=16, ablate_from=[0, 1],
-                      n_boot=200, examples=2))
+                      n_boot=200, examples=2), screen=screen)
     if rc:
         raise RuntimeError(f"litelvlm sink failed (status {rc})")
 

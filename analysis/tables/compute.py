@@ -23,10 +23,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from analysis.common import run_tree
+from analysis.common.command import Screen
 from analysis.common.identity import identity_tag
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_tree import NO_RUN, Run, find_runs
-from analysis.common.screen import verbose
 from analysis.tables.accuracy import GROUNDING, VIDEO, accuracy_table
 from analysis.tables.efficiency import efficiency_table
 from analysis.tables.options import TablesArgs
@@ -123,9 +123,9 @@ def earlier_tables(out: Path) -> tuple[str, ...]:
                         if "/" not in rel and rel.rsplit(".", 1)[-1] in EXTENSIONS))
 
 
-def run_tables(a: TablesArgs) -> int:
+def run_tables(a: TablesArgs, screen: Screen = Screen()) -> int:
     """Write every table the tree under ``a.results`` gives into ``a.out`` (a line per table, per kind without
-    runs and per skipped run), then one closing line."""
+    runs and per skipped run; each table in full when ``screen`` is verbose), then one closing line."""
     root, out = Path(a.results), Path(a.out)
     tables, lines = read_tables(root)
     for line in lines:
@@ -138,8 +138,8 @@ def run_tables(a: TablesArgs) -> int:
         for table in tables:
             written += write_table(table, out)
             line = f"tables: {out / table.name}.{{{','.join(EXTENSIONS)}}} from {table.source}"
-            print(line if verbose() else f"{line} (--verbose prints it)")
-            if verbose():
+            print(line if screen.verbose else f"{line} (--verbose prints it)")
+            if screen.verbose:
                 print(to_markdown(table))
         folder.drop_stale([p.name for p in written])
     print(f"tables: wrote {len(tables)} tables ({len(written)} files) to {out}")

@@ -42,6 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.common.caveats import null_results
+from analysis.common.command import Screen
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
@@ -49,7 +50,7 @@ from analysis.common.leaderboard import encode_masks
 from analysis.common.parts import PartStore
 from analysis.common.prefill_args import prefill_record
 from analysis.common.run_record import run_record
-from analysis.common.screen import headline, methods_headline, show_table, table_notes
+from analysis.common.screen import methods_headline, table_notes
 from analysis.common.shards import Shards
 from analysis.common.study import llm_attn_record, portable_paths
 from analysis.video import batches, protocols, statistics
@@ -226,15 +227,15 @@ def config_skip(a: VideoArgs) -> tuple[str, ...]:
 
 
 def predictions(a: VideoArgs, out: Path, store: PartStore, groups: dict, pairs: list, expr: pd.DataFrame,
-                clip: str | None, note: str) -> int | None:
+                clip: str | None, note: str, screen: Screen) -> int | None:
     """The official servers' zips of a dataset that has them (:mod:`.protocols`); on a split scored by its
-    server also its tables and screen (:func:`server_run`, whose status is returned); None: the run goes on to
-    score."""
+    server also its tables and ``screen`` (:func:`server_run`, whose status is returned); None: the run goes
+    on to score."""
     if not protocols.writes_predictions(a.dataset):
         return None
     zips = protocols.write_predictions(out, collect_masks(store, groups, pairs), pairs, groups)
     return None if protocols.scored_locally(a.dataset, a.split) else server_run(a, out, expr, pairs, zips,
-                                                                                clip, note)
+                                                                                clip, note, screen)
 
 
 def video_work(run: VideoRunner, records: list, sets: list[int], dataset: str, method: str, budget: Budget,
@@ -251,7 +252,7 @@ def video_work(run: VideoRunner, records: list, sets: list[int], dataset: str, m
 
 
 def server_run(a: VideoArgs, out: Path, expr: pd.DataFrame, pairs: list, zips: list[str], clip: str | None,
-               note: str) -> int:
+               note: str, screen: Screen) -> int:
     """The tables of a split scored by its evaluation server (no J, F or J&F here): ``expressions.parquet``,
     ``submission.csv`` (the zip of each method and budget), and the on-screen note that the server gives
     J&F."""
@@ -260,7 +261,8 @@ def server_run(a: VideoArgs, out: Path, expr: pd.DataFrame, pairs: list, zips: l
     write_csv(out / "submission.csv", mark_weights(table, a.model, clip))
     said = protocols.server_note(a.dataset, a.split)
     write_text(out / "summary.txt", table.to_string(index=False) + "\n" + said + "\n")
-    show_table(table.to_string(index=False), out / "summary.txt", "the predictions per method and budget")
+    screen.show_table(table.to_string(index=False), out / "summary.txt",
+                      "the predictions per method and budget")
     print(said)
     print(f"{len(table)} zips -> {out / 'predictions'}; {len(expr)} expressions -> "
           f"{out / 'expressions.parquet'}")
@@ -289,10 +291,10 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
     return root, groups
 
 
-def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
+def run_video(a: VideoArgs, checked: tuple | None = None, screen: Screen = Screen()) -> int:
     # > 60 lines: the run's steps in order: check, plan, compute the parts, merge, write and report
     """``litelvlm eval-video`` (``checked``: ``check_args``' result, handed down by ``run``): parts, tables,
-    summary."""
+    summary, printed as ``screen`` says."""
     given, budgets, sets = checked if checked is not None else check_args(a)
     out = Path(a.out)
     family = video_eval(a.model)
@@ -341,7 +343,8 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
             if not shards.is_main:
                 return 0
             expr, objects = collect(store, groups, pairs)
-            if (done := predictions(a, out, store, groups, pairs, expr, run.clip_name, note)) is not None:
+            done = predictions(a, out, store, groups, pairs, expr, run.clip_name, note, screen)
+            if done is not None:
                 return done   # a split scored by its server: its zips and submission.csv, no J&F here
             summary = summary_table(expr, objects, pairs)
             summary = run.summary(summary, expr)   # the family's own score beside the DAVIS table, if any
@@ -359,16 +362,16 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
             batching, shown_check = batches.batch_summary(out, a, unbatched, check)   # "" at batch 1
             write_text(out / "summary.txt", shown + "\n" + table_notes(summary, "expressions", "expressions")
                        + "".join(f"{line}\n" for line in nulls) + batching)
-    announce(a, out, (shown, nulls, shown_check), summary, expr, run.clip_name, note)
+    announce(a, out, (shown, nulls, shown_check), summary, expr, run.clip_name, note, screen)
     return 0
 
 
 def announce(a: VideoArgs, out: Path, said: tuple[str, list[str], str], summary: pd.DataFrame,
-             expr: pd.DataFrame, clip: str | None, note: str) -> None:
+             expr: pd.DataFrame, clip: str | None, note: str, screen: Screen) -> None:
     """The screen of a scored run: the table, the null results, the batch check (``said``), where the tables
     went, the degenerate-run warning, the weights banner and the note."""
     shown, nulls, shown_check = said
-    show_table(shown, out / "summary.txt", "J&F per method and budget")
+    screen.show_table(shown, out / "summary.txt", "J&F per method and budget")
     for line in nulls:
         print(line)
     print(shown_check, end="")
@@ -377,7 +380,7 @@ def announce(a: VideoArgs, out: Path, said: tuple[str, list[str], str], summary:
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model,
                        out, "every J and F is 0 (every mask empty, or missing its object)")
     print(f"Note: {note}.")
-    headline("eval-video", video_headline(summary, a.arrangement), weights_banner(a.model, clip))
+    screen.headline("eval-video", video_headline(summary, a.arrangement), weights_banner(a.model, clip))
 
 
 def video_headline(summary: pd.DataFrame, arrangement: str) -> list[str]:

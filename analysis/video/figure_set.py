@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis.common import style
 from analysis.common.caveats import null_results
+from analysis.common.command import Screen
 from analysis.common.family_text import video_families
 from analysis.common.figure_set import FigureSet
 from analysis.common.identity import read_identity
@@ -24,12 +25,12 @@ SMOKE_METHODS = "vispruner,litelvlm"
 SMOKE_BUDGETS = "196,81"
 
 
-def smoke_video(out_dir: Path, model: str | None = None) -> None:
+def smoke_video(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """``litelvlm eval-video`` on two 4-frame synthetic videos (first annotator set) with the default video
     model (random weights): two, so that the intervals, which resample videos, exist."""
     rc = run(VideoArgs(out=str(out_dir), model=model or DEFAULT_VIDEO_MODEL, methods=[SMOKE_METHODS],
                        budgets=[SMOKE_BUDGETS], anno_sets=["0"], synthetic_videos=2, synthetic_frames=4,
-                       synthetic_seed=11))
+                       synthetic_seed=11), screen=screen)
     if rc:
         raise RuntimeError(f"litelvlm eval-video exited with status {rc}")
 

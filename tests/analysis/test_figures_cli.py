@@ -7,6 +7,7 @@ import json
 import pytest
 
 import analysis.figures.registry as registry
+from analysis.common.command import Screen
 from analysis.common.figure_set import FigureSet
 from analysis.common.identity import run_identity
 from analysis.figures.registry import FIGURE_SETS
@@ -86,6 +87,20 @@ def test_unavailable_family_is_skipped_in_smoke_and_an_error_when_asked_for(monk
     assert "analysis.no_such_module" in capsys.readouterr().err
     assert main(["figures", "--results", str(tmp_path), "--out", str(tmp_path)]) == 2  # not smoke: an error
     assert not list(tmp_path.glob("*.p*"))
+
+
+def test_the_studies_of_smoke_results_print_as_the_figures_command_was_asked(monkeypatch, tmp_path):
+    """``litelvlm -v figures --smoke``: the figure set's studies get the command's screen (no global)."""
+    seen = []
+    probe = FigureSet(name="probe", notebook="99_probe", title="Probe", description="",
+                      command="litelvlm probe", requires=(), subdir="probe",
+                      make_smoke=lambda d, model, screen: seen.append(screen), read=lambda d: {},
+                      draw=lambda tables: {}, results_files=("probe.csv",),
+                      make_results="litelvlm probe --out {out}")
+    monkeypatch.setattr(registry, "FIGURE_SETS", {"probe": probe})
+    assert main(["-v", "figures", "--smoke", "--out", str(tmp_path / "a")]) == 0
+    assert main(["figures", "--smoke", "--out", str(tmp_path / "b")]) == 0
+    assert seen == [Screen(verbose=True), Screen()]
 
 
 def test_empty_results_skip_every_family_with_one_line_naming_its_folder_and_command(capsys, tmp_path):

@@ -1,6 +1,6 @@
 """The headline helpers of :mod:`analysis.common.screen`: an estimate with its interval, or n where the
 interval would be over too few units; counts for a reader, never a Python dict; ``--quiet`` silences the
-headline only."""
+headline only, through the :class:`~analysis.common.command.Screen` the command hands the study."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import types
 from dataclasses import dataclass
 
 from analysis.common import command
-from analysis.common.screen import counts_text, estimate, headline
+from analysis.common.command import Screen
+from analysis.common.screen import counts_text, estimate
 
 
 def test_estimate_prints_the_interval_only_over_3_units_or_more():
@@ -27,26 +28,39 @@ def test_counts_text_reads_as_words():
     assert counts_text({}, "excluded_") == "none"
 
 
-def test_quiet_silences_the_headline_but_not_the_banner(capsys, monkeypatch):
-    headline("study", ["answer 1", "answer 2"], "RANDOM WEIGHTS (m): ...")
+def test_quiet_silences_the_headline_but_not_the_banner(capsys):
+    Screen().headline("study", ["answer 1", "answer 2"], "RANDOM WEIGHTS (m): ...")
     assert capsys.readouterr().out == "study: answer 1\nstudy: answer 2\nRANDOM WEIGHTS (m): ...\n"
-    monkeypatch.setattr(command, "QUIET", True)
-    headline("study", ["answer 1"], "RANDOM WEIGHTS (m): ...")
+    Screen(quiet=True).headline("study", ["answer 1"], "RANDOM WEIGHTS (m): ...")
     assert capsys.readouterr().out == "RANDOM WEIGHTS (m): ...\n"
 
 
-def test_study_run_sets_quiet_for_the_run_only(monkeypatch):
+def test_study_run_hands_the_study_the_screen_its_command_line_asks_for(monkeypatch):
     @dataclass
     class Args:
         out: str = "o"
 
     seen = []
-    mod = types.ModuleType("_quiet_probe")
-    mod.go = lambda a: seen.append(command.QUIET) or 0
-    monkeypatch.setitem(sys.modules, "_quiet_probe", mod)
-    run = command.study_run(Args, "_quiet_probe:go")
-    assert run(argparse.Namespace(out="x", quiet=True)) == 0 and run(Args()) == 0
-    assert seen == [True, False] and command.QUIET is False
+    mod = types.ModuleType("_screen_probe")
+    mod.go = lambda a, screen: seen.append(screen) or 0
+    mod.silent = lambda a: seen.append(a.out) or 0   # a study that prints no table nor headline
+    monkeypatch.setitem(sys.modules, "_screen_probe", mod)
+    run = command.study_run(Args, "_screen_probe:go")
+    assert run(argparse.Namespace(out="x", quiet=True, verbose=False)) == 0 and run(Args()) == 0
+    assert run(argparse.Namespace(out="x", verbose=True)) == 0
+    assert run(Args(), screen=Screen(verbose=True)) == 0   # a study run by another: the caller's screen
+    assert seen == [Screen(quiet=True), Screen(), Screen(verbose=True), Screen(verbose=True)]
+    assert command.study_run(Args, "_screen_probe:silent")(argparse.Namespace(out="y", verbose=True)) == 0
+    assert seen[-1] == "y"
     parser = argparse.ArgumentParser()
     command.with_quiet(lambda p: p.add_argument("--out"))(parser)
     assert parser.parse_args(["--out", "o", "--quiet"]).quiet is True
+
+
+def test_no_global_verbosity():
+    """What a command prints is the :class:`Screen` value it hands down, never a module's global."""
+    from analysis.common import screen
+    from litelvlm import cli
+
+    assert not hasattr(cli, "VERBOSE") and not hasattr(command, "QUIET")
+    assert not hasattr(screen, "verbose") and not hasattr(screen, "quiet")

@@ -22,20 +22,18 @@ def test_with_intervals_folds_each_interval_into_its_figure():
     assert list(summary.columns)[-1] == "weights" and len(summary.columns) == 19  # the data keep every column
 
 
-def test_a_full_table_is_printed_only_with_verbose(monkeypatch, capsys):
-    from analysis.common import screen
-    from litelvlm import cli
+def test_a_full_table_is_printed_only_with_verbose(capsys):
+    from analysis.common.command import Screen
 
-    monkeypatch.setattr(cli, "VERBOSE", False)
-    screen.show_table("a\nb\nc", "out/summary.csv", "the table")
+    quiet, loud = Screen(), Screen(verbose=True)
+    quiet.show_table("a\nb\nc", "out/summary.csv", "the table")
     assert capsys.readouterr().out == "the table: out/summary.csv (--verbose prints it)\n"
-    assert screen.file_names(["f/a.png", "f/a.pdf", "f/b.png"]) == "3 files in f (--verbose lists them)"
+    assert quiet.file_names(["f/a.png", "f/a.pdf", "f/b.png"]) == "3 files in f (--verbose lists them)"
     # two names are as short as a count
-    assert screen.file_names(["f/a.png", "f/a.pdf"]) == "f/a.png, f/a.pdf"
-    monkeypatch.setattr(cli, "VERBOSE", True)
-    screen.show_table("a\nb\nc", "out/summary.csv", "the table")
+    assert quiet.file_names(["f/a.png", "f/a.pdf"]) == "f/a.png, f/a.pdf"
+    loud.show_table("a\nb\nc", "out/summary.csv", "the table")
     assert capsys.readouterr().out == "a\nb\nc\n"
-    assert screen.file_names(["f/a.png", "f/a.pdf", "f/b.png"]) == "f/a.png, f/a.pdf, f/b.png"
+    assert loud.file_names(["f/a.png", "f/a.pdf", "f/b.png"]) == "f/a.png, f/a.pdf, f/b.png"
 
 
 def test_each_warning_is_shown_once_per_command_by_every_handler():
