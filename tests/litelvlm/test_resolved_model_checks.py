@@ -17,6 +17,7 @@ from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 from litelvlm.qwen.checkpoint import qwen_folder
 from litelvlm.sa2va.checkpoint import sa2va_folder
+from litelvlm.sa2va.internvl.loading import internvl_folder
 from litelvlm.unipixel.checkpoint import unipixel_folder
 from litelvlm.videoglamm.checkpoint import videoglamm_folder
 from tests.fixtures.cli import one_error_line
@@ -68,31 +69,35 @@ def test_each_bad_model_is_one_line_with_one_wording_for_every_family(case, tmp_
     assert len(wordings) == 1, wordings
 
 
-#: each family's own resolver in its checkpoint module (GLaMM's pipeline asks the resolution directly)
-RESOLVERS: dict[str, Callable[[str], object]] = {
-    "glamm": lambda model: families.family_model(model, families.card("glamm")),
-    "unipixel": unipixel_folder, "videoglamm": videoglamm_folder, "sa2va": sa2va_folder}
+#: each family's own resolvers in its checkpoint modules (GLaMM's pipeline asks the resolution directly; Sa2VA
+#: has one per backbone folder layout) -> (family, resolver)
+RESOLVERS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "glamm": ("glamm", lambda model: families.family_model(model, families.card("glamm"))),
+    "unipixel": ("unipixel", unipixel_folder), "videoglamm": ("videoglamm", videoglamm_folder),
+    "sa2va": ("sa2va", sa2va_folder), "sa2va-internvl3": ("sa2va", internvl_folder)}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("resolver", list(RESOLVERS))
 @pytest.mark.parametrize("case", list(BAD))
-def test_each_familys_checkpoint_module_raises_the_resolutions_line(family, case, tmp_path):
+def test_each_familys_checkpoint_module_raises_the_resolutions_line(resolver, case, tmp_path):
+    family, own_resolver = RESOLVERS[resolver]
     model = BAD[case](tmp_path, family)
     with pytest.raises(LiteLVLMError) as resolved:
         families.resolve(model)
     with pytest.raises(LiteLVLMError) as own:
-        RESOLVERS[family](model)
+        own_resolver(model)
     assert str(own.value) == str(resolved.value) and "\n" not in str(own.value)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_another_familys_folder_is_refused_by_name(family, tmp_path):
+@pytest.mark.parametrize("resolver", list(RESOLVERS))
+def test_another_familys_folder_is_refused_by_name(resolver, tmp_path):
     """A folder of another family, given to a family's loader: the line names the family it is and the one
     the loader reads, the same words for each."""
+    family, own_resolver = RESOLVERS[resolver]
     other = next(f for f in FAMILIES if f != family)
     folder = str(fake_family_folder(tmp_path / other, other))
     with pytest.raises(LiteLVLMError) as e:
-        RESOLVERS[family](folder)
+        own_resolver(folder)
     card, theirs = families.card(family), families.card(other)
     assert str(e.value) == (f"model {folder!r}: its config.json declares architectures "
                             f"{list(theirs.architectures[:1])} ({theirs.display_name}'s), not "

@@ -13,7 +13,8 @@ from safetensors import safe_open
 from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
 from ...errors import LiteLVLMError
-from ...model_folder import read_config
+from ...families import family_model
+from ...model_folder import model_error, read_config
 from ...model_spec import ModelSpec
 from ...qwen.checkpoint import quiet_transformers, weight_files
 from ...random_weights import default_dtype, resolve_fill, skip_init, writes_folders
@@ -47,19 +48,19 @@ def preset_of(model: str | ModelSpec) -> InternVLPreset | None:
 
 
 def internvl_folder(model: str | ModelSpec, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names: a random preset's cached folder, or a checkpoint folder whose
-    ``config.json`` declares ``Sa2VAChatModel`` with InternVL's ``vision_config`` and ``llm_config``."""
-    spec = ModelSpec.of(model)
-    if (p := preset_of(spec)) is not None:
-        return random_internvl_dir(p.name, CARD.seed(spec), device=device)
-    folder = Path(spec.folder)
-    if not (folder / "config.json").is_file():
-        raise LiteLVLMError(f"model {str(model)!r}: not a Sa2VA-InternVL3 checkpoint folder with "
-                            "config.json, nor a random preset")
-    if not is_internvl(read_config(folder)):
-        raise LiteLVLMError(f"model {str(model)!r}: {folder / 'config.json'} declares no {ARCHITECTURE} with "
-                            "an InternVL vision_config and llm_config")
-    return folder
+    """The folder a model string names, resolved once (:func:`litelvlm.families.family_model`, which checks
+    it): a random preset's cached folder, or a checkpoint folder whose ``config.json`` declares
+    ``Sa2VAChatModel`` with InternVL's ``vision_config`` and ``llm_config`` (else one line in the
+    resolution's words)."""
+    resolved = family_model(model, CARD)
+    if resolved.is_preset and (p := preset_of(resolved)) is not None:
+        return random_internvl_dir(p.name, resolved.seed, device=device)
+    if resolved.is_preset:
+        raise model_error(resolved, f"the random preset {resolved.name!r} is no Sa2VA-InternVL3 preset")
+    if not is_internvl(resolved.config):
+        raise model_error(resolved, f"its config.json declares no {ARCHITECTURE} with an InternVL "
+                                    "vision_config and llm_config")
+    return resolved.path
 
 
 def _read(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[str, Path]]:
@@ -145,10 +146,11 @@ def load_internvl(model: str | ModelSpec, device: str | torch.device = "cpu",
                   dtype: torch.dtype | None = None) -> InternVLModules:
     """The modules of a Sa2VA-InternVL3 model string (a random preset or a checkpoint folder); ``dtype`` None
     keeps the folder's. Every tensor is checked (module docstring)."""
-    if not writes_folders() and preset_of(model) is not None:   # validate --no-write
-        return built_internvl(model, device, dtype)
-    folder = internvl_folder(model, device=device)
-    cfg = read_config(folder)
+    resolved = family_model(model, CARD)
+    if not writes_folders() and preset_of(resolved) is not None:   # validate --no-write
+        return built_internvl(resolved, device, dtype)
+    folder = internvl_folder(resolved, device=device)
+    cfg = read_config(folder) if resolved.config is None else resolved.config   # read once
     tokenizer = _tokenizer(folder)
     for token in (IMG_CONTEXT, SEG_TOKEN):
         if len(tokenizer.encode(token, add_special_tokens=False)) != 1:
