@@ -58,7 +58,7 @@ def hidden_lines(ax, share: float = 0.01) -> list[str]:
     return hidden
 
 
-# --- a reviewer's checks, from matplotlib's own geometry (tests/analysis/figures/test_figure_set_geometry.py)
+# --- a reviewer's checks, from matplotlib's own geometry (tests/analysis/common/test_figure_set_geometry.py)
 
 #: an absolute path of a machine inside a text: a slash-rooted run of at least two folder names
 MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:[\w.+-]+/)+[\w.+-]*")
