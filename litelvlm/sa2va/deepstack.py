@@ -92,7 +92,7 @@ class DeepStack:
         self._seen: dict[int, list[_Seen]] = {}
         self._official = False
         self._handles = [lm.register_forward_pre_hook(self._on_model, with_kwargs=True),
-                         lm.register_forward_hook(self._off_model)]
+                         lm.register_forward_hook(self._off_model, always_call=True)]
         self._handles += [lm.layers[i].register_forward_hook(self._hook(i), with_kwargs=True)
                           for i in range(min(self.depth, len(lm.layers)))]
 
