@@ -1,5 +1,5 @@
 """Grounding throughput per batch size: images per second, CPU-seconds per image and peak activation memory at
-batch sizes B (``eval-grounding --batch-size``; :func:`litelvlm.lvlm.batched.ground_batch`), for ``none``
+batch sizes B (``eval-grounding --batch-size``; ``GroundingPipeline.ground_many``), for ``none``
 against the methods at each budget, and the largest B that fits a memory limit (pruning shortens every
 sequence, so a pruned batch takes less memory and more prompts fit).
 
@@ -13,7 +13,7 @@ the first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B
 (``--warmup``: on CUDA a whole pass over the P prompts at that B, so that no shape is timed on its first call;
 on a CPU one batch of at most 2), the
 repeats of the B interleaved (B = 1, B = 8, B = 1, ...: a load that comes and goes hits each B alike): B = 1
-is today's path (``ground``), B > 1 ``ground_batch`` per B prompts (padded LLM forwards, on a CPU with eager
+is today's path (``ground``), B > 1 ``ground_many`` per B prompts (padded LLM forwards, on a CPU with eager
 attention in sub-batches whose scores fit the last-level cache; ``--sub-batch-bytes none``: one forward per B
 prompts); a method that cannot batch (FastV: it prunes inside the LLM) runs prompt by prompt at every B and is
 marked ``batched = False``. The time covers ``ground`` (selection, LLM, mask head), not the per-image
@@ -81,17 +81,15 @@ def prompts(pipe, count: int, refer_dir: str | None) -> list:
 
 def ground_all(pipe, preps: list, method: str, budget, batch: int, batched: bool, sub_batch="auto") -> None:
     """Ground every prompt: one by one (B = 1, or a method that cannot batch), else B prompts per
-    ``ground_batch`` (its LLM forward split into cache-sized sub-batches per ``sub_batch``, its
+    ``ground_many`` (its LLM forward split into cache-sized sub-batches per ``sub_batch``, its
     ``sub_batch_bytes``)."""
-    from litelvlm.lvlm.batched import ground_batch
-
     with torch.no_grad():
         if batch == 1 or not batched:
             for p in preps:
                 pipe.ground(p, method, budget)
         else:
             for i in range(0, len(preps), batch):
-                ground_batch(pipe, preps[i:i + batch], method, budget, sub_batch_bytes=sub_batch)
+                pipe.ground_many(preps[i:i + batch], method, budget, sub_batch_bytes=sub_batch)
 
 
 def sync(device: str) -> None:
@@ -223,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                    "memory; flash: SDPA's FlashAttention backend, CUDA only)")
     p.add_argument("--sub-batch-bytes", default="auto",
                    type=lambda v: v if v == "auto" else None if v == "none"
-                   else int(v), help="ground_batch's budget for one padded LLM forward's eager attention "
+                   else int(v), help="ground_many's budget for one padded LLM forward's eager attention "
                    "(auto: the last-level cache on a CPU; none: one forward per batch, as before; or bytes)")
     p.add_argument("--warmup", default="auto", choices=["auto", "short", "full"],
                    help="the untimed warm-up per (method, budget, B): full grounds every prompt once (every "

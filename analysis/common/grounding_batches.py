@@ -1,9 +1,9 @@
-"""``eval-grounding --batch-size B`` (this project's addition): the prompts of several images scored with B
-prompts per LLM forward (:func:`litelvlm.lvlm.batched.ground_batch`), each pruned by its own selection. The
-rows are those of
-:func:`analysis.common.grounding_scoring.evaluate_image`, image by image, in its order; a run that cannot
-batch (:func:`~litelvlm.lvlm.batched.batch_error`) runs prompt by prompt. :class:`BatchCheck` counts, on each
-run's first batch, the mask pixels that differ from batch 1 (zero in float32; rounding only in bfloat16)."""
+"""``eval-grounding --batch-size B`` (this project's addition): the prompts of several images scored B at a
+time (``GroundingPipeline.ground_many``: B prompts per LLM forward, each pruned by its own selection). The
+rows are those of :func:`analysis.common.grounding_scoring.evaluate_image`, image by image, in its order; a
+run that cannot share a forward (:func:`~litelvlm.lvlm.batched.batch_error`) is run prompt by prompt by
+``ground_many`` itself. :class:`BatchCheck` counts, on each shared run's first batch, the mask pixels that
+differ from batch 1 (zero in float32; rounding only in bfloat16)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from analysis.common.grounding_runs import Run, method_options, run_keys
 from analysis.common.grounding_scoring import ScoringArgs, image_prompts, output_rows
 from litelvlm.io import write_csv
-from litelvlm.lvlm.batched import batch_error, ground_batch
+from litelvlm.lvlm.batched import batch_error
 from litelvlm.transaction import current
 
 #: the columns of ``OUT/batch_check.csv``
@@ -114,17 +114,15 @@ def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], p
         mine = [(j, p, b) for j, p in enumerate(prompts) for m,
                 b in p[4] if (m, b.column) == (method, column)]
         opts = method_options(args, method, pipe)
-        step = 1 if batch_error(pipe, method, args.answer) else batch_size
-        for start in range(0, len(mine), step):
-            part = mine[start:start + step]
+        # checked against batch 1: the runs whose prompts share a forward
+        checked = check is not None and batch_size > 1 and batch_error(pipe, method, args.answer) is None
+        for start in range(0, len(mine), batch_size):
+            part = mine[start:start + batch_size]
             budget = part[0][2]   # one budget column: equal budgets, each counted against its own image's N
-            if step == 1:
-                outs = [pipe.ground(part[0][1][2], method, budget, positions=args.positions, **opts)]
-            else:
-                outs = ground_batch(pipe, [p[2] for _, p, _ in part], method, budget,
-                                    positions=args.positions, **opts)
-                if check is not None and start == 0:
-                    check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
+            outs = pipe.ground_many([p[2] for _, p, _ in part], method, budget, positions=args.positions,
+                                    **opts)
+            if checked and start == 0:
+                check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
             for (j, p, b), out in zip(part, outs, strict=True):
                 done[(j, method, column)] = output_rows(pipe, args, p[1], p[3], method, b, out,
                                                         pipe.num_visual(p[2]))

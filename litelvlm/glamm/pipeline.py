@@ -379,7 +379,8 @@ class GlammPipeline(GroundingPipeline):
 
     def decode_masks_many(self, prepared: list[PreparedImage],
                           prompts: list[torch.Tensor]) -> list[torch.Tensor]:
-        """:meth:`decode_masks` of several inputs in one decoder call (``ground_batch``'s mask head)."""
+        """:meth:`decode_masks` of several inputs in one decoder call (``ground_many``'s mask head over the
+        inputs that shared an LLM forward)."""
         return self.model.decode_masks_many([p.sam_embeddings for p in prepared], prompts)
 
     def upscale_masks(self, prepared: PreparedImage, low: torch.Tensor) -> torch.Tensor:

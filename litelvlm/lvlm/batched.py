@@ -1,18 +1,22 @@
-"""Batched grounding: several prompts (and their images) through the LLM in ONE forward (this project's
-addition).
+"""``GroundingPipeline.ground_many`` (and ``ground``, its one-prompt case): one implementation for one
+prompt or many.
 
-:func:`ground_batch` is :meth:`~litelvlm.lvlm.family.GroundingPipeline.ground` for a list of prepared inputs
-and one method and budget: each input is pruned by its own selection (the method's stage, run per input: K, N
-and the sequence length may differ per input), the pruned sequences are right-padded to the longest and run
-through the LLM in one forward with an attention mask that hides the padding, and each input's ``[SEG]`` rows
-feed its own mask head (a video's expressions alike, each one sequence of its frames' tokens and its text, its
-masks from SAM 2 per prompt as ``ground`` makes them; SAM's decoder over every input's prompts in one call
-where the family has ``decode_masks_many``: GLaMM, the decoder keeping each (image, prompt) row apart). Right
-padding under a causal mask leaves every real row's attention unchanged, so the masks equal ``ground``'s up to
-floating-point rounding (identical in float32 on the tiny models; bfloat16 differs by rounding only, which
-``eval-grounding --batch-size`` and ``eval-video --batch-size`` report). :func:`batch_error` names the runs
-that cannot batch (a method with its own forward inside the LLM, an analysis oracle, a generated answer, a
-captured prefill); those run one by one.
+Each prepared input becomes one :class:`~litelvlm.lvlm.sequence.GroundingRun` (:func:`plan`: K counted once
+against the family's full budget, the family's ``run_input``, the position rule), then runs the same steps:
+the method's stage (:func:`~litelvlm.llm.positions_pad.stage_inputs`) and its LLM sequence, the LLM, the mask
+head (``seg_prompts``, ``decode_masks`` / ``decode_masks_many``, ``upscale_masks``), its
+:class:`~litelvlm.lvlm.sequence.GroundingOutput` (``GroundingRun.output``). Runs go through the LLM in groups:
+a group of one is the family's standard forward (``final_hidden``); several prompts that can share a forward
+(this project's addition; :func:`batch_error` is None) are one group, right-padded to the longest and run in
+one forward with an attention mask that hides the padding, each input pruned by its own selection (K, N and
+the sequence length may differ per input; a video's expressions alike) and each input's ``[SEG]`` rows
+feeding its own mask head (SAM's decoder over the group's prompts in one call where the family overrides
+``decode_masks_many``: GLaMM, the decoder keeping each (image, prompt) row apart). Right padding under a
+causal mask leaves every real row's attention unchanged, so the masks equal those of one prompt at a time up
+to floating-point rounding (identical in float32 on the tiny models; bfloat16 differs by rounding only, which
+``eval-grounding --batch-size`` and ``eval-video --batch-size`` report). The runs that cannot share a
+forward (a method with its own forward inside the LLM, an analysis oracle, a generated answer, a captured
+prefill, given ``visual_embeds``) run one at a time, each a group of one.
 :func:`padded_forward` is the padded forward alone (VideoGLaMM's own video path batches its expressions with
 it).
 
@@ -20,13 +24,14 @@ On a CPU with the eager attention (the official stack's kernel, which writes eve
 the padded forward runs in consecutive sub-batches whose scores fit the last-level cache (:func:`sub_batches`;
 where one decoder layer's weights fit in it too, as on the tiny models): past the cache each score pass goes
 to main memory and a batch of long sequences becomes slower per prompt than one prompt at a time. A sub-batch
-of one is exactly ``ground``'s forward; short (pruned) sequences still share one forward.
+of one is the standard forward of a group of one; short (pruned) sequences still share one forward.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,7 +41,9 @@ from ..llm.captured import runner_of
 from ..llm.limits import check_attention_memory, check_positions
 from ..llm.positions_pad import stage_inputs
 from ..memory import eager_attention_bytes
-from .sequence import GroundingOutput
+from ..method import Method, position_error
+from .generate import generated_output
+from .sequence import GroundingOutput, GroundingRun
 
 
 def batch_error(pipe, method: str, answer: str = "teacher-forced") -> str | None:
@@ -107,26 +114,6 @@ def sub_batches(lm, lengths: list[int], budget: int | str | None = "auto") -> li
     return [*out, slice(start, len(lengths))]
 
 
-def _select(pipe, prepared, method: str, budget, positions: str, options: dict) -> dict:
-    """One input's selection, as ``ground`` makes it: its LLM inputs, positions and layout (or the method's
-    own LLM output, when its selection ran the LLM)."""
-    spec = pipe.spec(method)
-    whole = pipe.full_budget(prepared)
-    k = Budget.of(budget).count(whole, spec.extra_tokens)
-    prepared = pipe.run_input(prepared, method, prunes=not spec.baseline and int(k) != whole)
-    positions, rule = pipe._position_rule(prepared, method, spec, positions)
-    # the stage's step under the rule (``pad``: its markers added), as ``ground`` runs it
-    vis, sel, kept, llm_output = stage_inputs(pipe, prepared, method, spec, k, None, positions, rule,
-                                              **options)
-    item = {"prepared": prepared, "budget": k, "sel": sel, "rule": rule, "llm_output": llm_output}
-    if llm_output is None:
-        layout = pipe.layout(prepared, int(vis.shape[0]))
-        item.update(embeds=pipe.sequence_embeds(prepared, vis)[0],
-                    pos=layout.position_ids if kept is None else pipe.kept_positions(prepared, kept),
-                    num_visual=layout.num_visual, pred=layout.seg_predictors)
-    return item
-
-
 def padded_forward(lm, name: str, embeds: list[torch.Tensor], positions: list[torch.Tensor],
                    num_visual: list[int | None], device) -> torch.Tensor:
     """(B, S_max, h) final normed hidden states of the LLM ``lm`` (model ``name``) over the sequences
@@ -147,62 +134,126 @@ def padded_forward(lm, name: str, embeds: list[torch.Tensor], positions: list[to
     return lm(inputs_embeds=batch, position_ids=pos, attention_mask=mask, use_cache=False).last_hidden_state
 
 
-def _forward(pipe, items: list[dict]) -> torch.Tensor:
-    """(B, S_max, h) final normed hidden states of the padded batch of ``items``' sequences, in one
-    forward."""
-    return padded_forward(pipe.language_model, pipe.name, [it["embeds"] for it in items],
-                          [it["pos"] for it in items], [it["num_visual"] for it in items], pipe.device)
 
-
-def _mask_heads(pipe, items: list[dict], method: str) -> list[GroundingOutput]:
-    """``ground``'s outputs for every input from its ``[SEG]`` rows' states: the prompts per input, SAM's
-    decoder over all inputs in one call where the family has one (``decode_masks_many``; else per input), the
-    upscaling per input."""
-    prompts = [pipe.seg_prompts(it["out"][0]) for it in items]
-    many = getattr(pipe, "decode_masks_many", None)
-    if many is not None and len(items) > 1 and sum(int(p.shape[0]) for p in prompts) > 0:
-        lows = many([it["prepared"] for it in items], prompts)
-    else:
-        lows = [pipe.decode_masks(it["prepared"], p) for it, p in zip(items, prompts, strict=True)]
-    return [_output(pipe, it, p, low, method) for it, p, low in zip(items, prompts, lows, strict=True)]
-
-
-def _output(pipe, item: dict, prompts: torch.Tensor, low: torch.Tensor, method: str) -> GroundingOutput:
-    """One input's :class:`GroundingOutput` from its prompts and the decoder's low-resolution logits."""
-    (seg_hidden, pred, seq_len), sel = item["out"], item["sel"]
-    logits = pipe.upscale_masks(item["prepared"], low)
-    return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
-                           prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
-                           method=method,
-                           budget=item["budget"], prune_layer=int(sel.prune_layer), seq_len=seq_len,
-                           selection=sel, position_rule=item["rule"])
-
-
-@torch.no_grad()
-def ground_batch(pipe, prepared: list, method: str = "none", budget: Budget | int | None = None,
-                 positions: str = "official", sub_batch_bytes: int | str | None = "auto",
-                 **options) -> list[GroundingOutput]:
-    """``pipe.ground(p, method, budget, positions=..., **options)`` for every ``p`` in ``prepared``, the LLM
-    run over all of them in right-padded, masked forwards (one per :func:`sub_batches` slice;
-    ``sub_batch_bytes``: its budget); refused (:func:`batch_error`) where that cannot be done."""
-    if not prepared:
-        return []
-    if why := pipe.method_error(method):
+def position_rule(pipe, prepared, method: str, spec: Method, positions: str) -> tuple[str, str]:
+    """A run's (positions, rule): ``ground(positions=...)`` resolved against the family's and the method's
+    rules, with their refusals."""
+    if why := position_error(method, spec, positions):
         raise LiteLVLMError(why)
-    answers = sorted({getattr(p, "answer", "teacher-forced") for p in prepared} - {"teacher-forced"})
-    if why := batch_error(pipe, method, answers[0] if answers else "teacher-forced"):
-        raise LiteLVLMError(f"cannot batch: {why}")
+    if positions == "official" and pipe.abilities.position_rule is not None:
+        positions = pipe.official_rule(method)
+    rule = spec.positions if positions == "official" else positions
+    if getattr(prepared, "answer", "teacher-forced") == "generate" and spec.forward is not None:
+        raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that "
+                            "prune at the LLM input (a pruned KV cache while decoding has no official "
+                            "definition)")
+    return positions, rule
+
+
+def plan(pipe, prepared, method: str, budget: Budget | int | None, positions: str,
+         full: torch.Tensor | None = None) -> GroundingRun:
+    """One input's run before any step: K counted once against the family's :meth:`full_budget`, the input
+    the family runs (its ``run_input``), the position rule; ``full`` (given ``visual_embeds``) checked."""
+    spec = pipe.spec(method)
+    whole = pipe.full_budget(prepared)
+    k = Budget.of(budget).count(whole, spec.extra_tokens)
+    prepared = pipe.run_input(prepared, method, prunes=not spec.baseline and int(k) != whole)
+    positions, rule = position_rule(pipe, prepared, method, spec, positions)
+    if full is not None and tuple(full.shape) != (n := pipe.num_visual(prepared), pipe.hidden_size):
+        raise LiteLVLMError(f"visual_embeds must have shape ({n}, {pipe.hidden_size}); "
+                            f"got {tuple(full.shape)}")
+    return GroundingRun(prepared, method, spec, k, positions, rule, full)
+
+
+def shares_forward(pipe, runs: list[GroundingRun]) -> bool:
+    """Whether ``runs`` go through the LLM together: more than one, none with given visual tokens, and
+    their method and answers allow it (:func:`batch_error`)."""
+    if len(runs) < 2 or any(run.full is not None for run in runs):
+        return False
+    answers = sorted({getattr(run.prepared, "answer", "teacher-forced") for run in runs} - {"teacher-forced"})
+    return batch_error(pipe, runs[0].method, answers[0] if answers else "teacher-forced") is None
+
+
+def _stage(pipe, run: GroundingRun, seg_states, options: dict) -> None:
+    """The method's stage step of ``run`` and its LLM sequence; where the stage ran the LLM itself, the states
+    the mask head reads, read at once (before another forward)."""
+    run.visual, run.selection, run.kept, llm_output = stage_inputs(
+        pipe, run.prepared, run.method, run.spec, run.budget, run.full, run.positions, run.rule, **options)
+    if llm_output is not None:
+        final, rows = llm_output
+        run.rows, run.seq_len = rows.to(final.device), int(final.shape[1])
+        run.seg_hidden = seg_states(final, run.rows)[0]
+        return
+    run.layout = pipe.layout(run.prepared, int(run.visual.shape[0]))
+    run.position_ids = (run.layout.position_ids if run.kept is None
+                        else pipe.kept_positions(run.prepared, run.kept))
+    run.embeds = pipe.sequence_embeds(run.prepared, run.visual)
+
+
+def _forward(pipe, runs: list[GroundingRun], seg_states) -> None:
+    """The LLM over ``runs``' sequences (one: the family's standard forward; several: one right-padded,
+    masked forward) and each run's states at the rows predicting its [SEG]s."""
+    if len(runs) == 1:
+        run = runs[0]
+        final = pipe.final_hidden(run.embeds, run.position_ids, run.layout.num_visual)
+    else:
+        final = padded_forward(pipe.language_model, pipe.name, [run.embeds[0] for run in runs],
+                               [run.position_ids for run in runs], [run.layout.num_visual for run in runs],
+                               pipe.device)
+    for i, run in enumerate(runs):
+        run.rows, run.seq_len = run.layout.seg_predictors.to(final.device), int(run.embeds.shape[1])
+        run.seg_hidden = seg_states(final, run.rows)[i]
+
+
+def _mask_heads(pipe, runs: list[GroundingRun]) -> list[GroundingOutput]:
+    """Each run's output from its [SEG] states: the prompts per run, the decoder per run (several runs with
+    prompts: ``decode_masks_many``, in one call where the family overrides it), the upscaling per run."""
+    prompts = [pipe.seg_prompts(run.seg_hidden) for run in runs]
+    if len(runs) > 1 and sum(int(p.shape[0]) for p in prompts) > 0:
+        lows = pipe.decode_masks_many([run.prepared for run in runs], prompts)
+    else:
+        lows = [pipe.decode_masks(run.prepared, p) for run, p in zip(runs, prompts, strict=True)]
+    return [run.output(p, low, pipe.upscale_masks(run.prepared, low))
+            for run, p, low in zip(runs, prompts, lows, strict=True)]
+
+
+def _ground_group(pipe, runs: list[GroundingRun], sub_batch_bytes: int | str | None,
+                  options: dict) -> list[GroundingOutput]:
+    """The outputs of a group of runs: each run's stage, then the LLM over the group's sequences (in
+    :func:`sub_batches`), then the mask heads; a generated answer (a group of one) decoded after its stage."""
     with pipe.seg_source() as seg_states:
-        items = [_select(pipe, p, method, budget, positions, options) for p in prepared]
-        if any(it["llm_output"] is not None for it in items):
-            raise LiteLVLMError(f"cannot batch: {method}'s selection runs the LLM on each prompt")
-        lengths = [int(it["embeds"].shape[0]) for it in items]
-        for part in sub_batches(pipe.language_model, lengths, sub_batch_bytes):
-            final = _forward(pipe, items[part])
-            for i, it in enumerate(items[part]):
-                pred = it["pred"].to(final.device)
-                it["out"] = (seg_states(final, pred)[i], pred, int(it["embeds"].shape[0]))
-    return _mask_heads(pipe, items, method)
+        for run in runs:
+            _stage(pipe, run, seg_states, options)
+        if runs[0].generates and runs[0].seg_hidden is None:
+            return [generated_output(pipe, runs[0])]
+        waiting = [run for run in runs if run.seg_hidden is None]
+        lengths = [int(run.embeds.shape[1]) for run in waiting]
+        for part in sub_batches(pipe.language_model, lengths, sub_batch_bytes) if waiting else ():
+            _forward(pipe, waiting[part], seg_states)
+    return _mask_heads(pipe, runs)
 
 
-__all__ = ["batch_error", "cache_bytes", "ground_batch", "padded_forward", "sub_batches"]
+def ground_many(pipe, prepared: list, method: str, budget: Budget | int | None,
+                visual_embeds: list[torch.Tensor | None] | None, positions: str,
+                sub_batch_bytes: int | str | None = "auto", **options: Any) -> list[GroundingOutput]:
+    """:meth:`GroundingPipeline.ground_many` after its checks: every input planned (:func:`plan`), then
+    grounded in one group when they can share the LLM's forward (:func:`shares_forward`), else one by one
+    (under ``answer="generate"``, inside the family's ``generated`` hook)."""
+    given = [None] * len(prepared) if visual_embeds is None else list(visual_embeds)
+    runs = [plan(pipe, p, method, budget, positions, full) for p, full in zip(prepared, given, strict=True)]
+    if shares_forward(pipe, runs):
+        return _ground_group(pipe, runs, sub_batch_bytes, options)
+    return [_ground_alone(pipe, run, options) for run in runs]
+
+
+def _ground_alone(pipe, run: GroundingRun, options: dict) -> GroundingOutput:
+    """One run as a group of one; under ``answer="generate"`` inside the family's ``generated`` hook."""
+
+    def go() -> GroundingOutput:
+        return _ground_group(pipe, [run], None, options)[0]
+
+    return pipe.generated(run.prepared, go) if run.generates else go()
+
+
+__all__ = ["GroundingRun", "batch_error", "cache_bytes", "ground_many", "padded_forward", "plan",
+           "position_rule", "shares_forward", "sub_batches"]

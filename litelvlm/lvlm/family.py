@@ -7,10 +7,12 @@ registered by its card in :mod:`litelvlm.families`. The contract has three parts
   LLM sequence (``language_model``, ``visual_tokens``, ``layout``, ``sequence_embeds``) and its mask head
   (``seg_prompts``, ``decode_masks``, ``upscale_masks``);
 * what it declares as data (``family``, ``abilities``: :class:`~litelvlm.lvlm.abilities.Abilities`) and what
-  it may override: defaults (``device``, ``num_visual``, ``mask_shape``, ...) and the hooks ``ground`` calls
-  (``run_input``, ``run_clip_stage``, ``run_llm_stage``, ``generated``);
-* what no family overrides (``typing.final``): ``ground``, one for every family, and what it runs
-  (``method_error``, ``run_llm``, the LLM layer by layer: :mod:`litelvlm.llm.context`).
+  it may override: defaults (``device``, ``num_visual``, ``mask_shape``, ...) and the hooks ``ground_many``
+  calls, each with its default (``run_input``, ``run_clip_stage``, ``run_llm_stage``, ``generated``,
+  ``decode_masks_many``);
+* what no family overrides (``typing.final``): ``ground_many`` and ``ground``, its one-prompt case, one for
+  every family (their steps: :mod:`litelvlm.lvlm.batched`), and what they run (``method_error``,
+  ``final_hidden``, the LLM layer by layer: :mod:`litelvlm.llm.context`).
 N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows
 predicting each [SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last axis
 only."""
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, final
 
@@ -29,13 +30,12 @@ import torch
 from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
-from ..llm.positions_pad import stage_inputs
-from ..method import Method, position_error
+from ..method import Method
 from ..methods import get_method
 from ..pruning import Selection
+from . import batched
 from . import contract_steps as steps
 from .abilities import Abilities
-from .generate import generated_output
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 from .visual_view import visual_grid, visual_window
@@ -208,7 +208,7 @@ class GroundingPipeline(abc.ABC):
         """The family's own summary columns over one (method, budget)'s rows of :meth:`sample_metrics`."""
         return {}
 
-    # -- the hooks ``ground`` calls --------------------------------------------------------------------------
+    # -- the hooks ``ground_many`` calls ---------------------------------------------------------------------
     def run_input(self, prepared, method: str, prunes: bool):
         """The input ``ground`` runs ``method`` on (default: ``prepared``); ``prunes``: the run keeps fewer
         than all the visual tokens. A family whose prompt differs when pruned (Sa2VA's video) returns that
@@ -229,6 +229,12 @@ class GroundingPipeline(abc.ABC):
         """``answer="generate"``: ``run()``'s output (:mod:`~litelvlm.lvlm.generate`) as the family's official
         code reads it."""
         return run()
+
+    def decode_masks_many(self, prepared: list, prompts: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`decode_masks` of several inputs (their ``prompts`` each), for the inputs that shared an LLM
+        forward in ``ground_many``; default: one call per input. A family whose decoder can take them in one
+        call (GLaMM) overrides it, each input's logits equal to its own call's up to rounding."""
+        return [self.decode_masks(p, q) for p, q in zip(prepared, prompts, strict=True)]
 
     # -- the same for every family (final) -------------------------------------------------------------------
     @final
@@ -300,85 +306,36 @@ class GroundingPipeline(abc.ABC):
     def ground(self, prepared, method: str = "none", budget: Budget | int | None = None,
                visual_embeds: torch.Tensor | None = None, positions: str = "official",
                **options) -> GroundingOutput:
-        """Masks for every [SEG] with ``method`` keeping ``budget`` (a :class:`~litelvlm.budget.Budget`; an
-        int K or None, all, are converted here), counted once against :meth:`full_budget` (N, or a video's
-        per-frame patches).
+        """Masks for every [SEG] with ``method`` keeping ``budget``: :meth:`ground_many` of this one prompt.
 
         ``visual_embeds`` (N, h) replaces the family's visual tokens (e.g. a leaf tensor for captum);
-        the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation). ``positions``
+        the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation)."""
+        given = None if visual_embeds is None else [visual_embeds]
+        return self.ground_many([prepared], method, budget, given, positions, **options)[0]
+
+    @final
+    def ground_many(self, prepared: list, method: str = "none", budget: Budget | int | None = None,
+                    visual_embeds: list[torch.Tensor | None] | None = None, positions: str = "official",
+                    sub_batch_bytes: int | str | None = "auto", **options) -> list[GroundingOutput]:
+        """Masks for every [SEG] of each input of ``prepared`` with ``method`` keeping ``budget`` (a
+        :class:`~litelvlm.budget.Budget`; an int K or None, all, are converted here), counted once per input
+        against :meth:`full_budget` (N, or a video's per-frame patches).
+
+        ``visual_embeds``: per input, (N, h) tokens in place of the family's (or None). ``positions``
         (:data:`POSITION_SWITCH`): the kept tokens' RoPE positions as the method's official code sets them,
         or their original ones (``keep``), or those of the shorter sequence (``renumber``), or PosPad's
-        (``pad``: original ones, one marker per dropped run). The family's hooks
-        run in order: :meth:`run_input`, the method's stage (:meth:`run_clip_stage` / :meth:`run_llm_stage`)
-        and, under ``answer="generate"``, :meth:`generated`.
-        """
+        (``pad``: original ones, one marker per dropped run). Per input the family's hooks run in order:
+        :meth:`run_input`, the method's stage (:meth:`run_clip_stage` / :meth:`run_llm_stage`), the mask head
+        (:meth:`decode_masks_many` for inputs that shared a forward) and, under ``answer="generate"``,
+        :meth:`generated`. Inputs that can share the LLM's forward run in one right-padded forward (its eager
+        attention in sub-batches within ``sub_batch_bytes``; this project's addition), the others one by one:
+        :mod:`litelvlm.lvlm.batched`."""
         if positions not in POSITION_SWITCH:
             raise LiteLVLMError(f"positions must be one of {', '.join(POSITION_SWITCH)}; got {positions!r}")
         if why := self.method_error(method):
             raise LiteLVLMError(why)
-        spec = self.spec(method)
-        whole = self.full_budget(prepared)
-        budget = Budget.of(budget).count(whole, spec.extra_tokens)
-        prepared = self.run_input(prepared, method, prunes=not spec.baseline and int(budget) != whole)
-        n = self.num_visual(prepared)
-        positions, rule = self._position_rule(prepared, method, spec, positions)
-        if visual_embeds is not None and tuple(visual_embeds.shape) != (n, self.hidden_size):
-            raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); "
-                                f"got {tuple(visual_embeds.shape)}")
-        run = functools.partial(self._run, prepared, method, spec, budget, visual_embeds, positions, rule,
-                                **options)
-        if getattr(prepared, "answer", "teacher-forced") == "generate":
-            return self.generated(prepared, run)
-        return run()
-
-    @final
-    def _run(self, prepared, method: str, spec: Method, budget: int, full, positions: str, rule: str,
-             **options) -> GroundingOutput:
-        """``ground``'s run of the method's stage (its own ``step_of``), the LLM and the mask head (or the
-        generation)."""
-        generate = getattr(prepared, "answer", "teacher-forced") == "generate"
-        with self.seg_source() as seg_states:
-            vis, sel, kept, llm_output = stage_inputs(self, prepared, method, spec, budget, full, positions,
-                                                      rule, **options)
-            if llm_output is None and generate:
-                return generated_output(self, prepared, vis, kept, method, budget, sel, rule)
-            if llm_output is None:
-                final_states, layout = self.run_llm(prepared, vis, kept)
-                pred = layout.seg_predictors
-            else:
-                final_states, pred = llm_output
-            seg_hidden = seg_states(final_states, pred.to(final_states.device))[0]
-        out = self._masks(prepared, final_states, seg_hidden, pred.to(final_states.device), method, budget,
-                          sel, int(sel.prune_layer))
-        out.position_rule = rule
-        return out
-
-    @final
-    def _position_rule(self, prepared, method: str, spec: Method, positions: str) -> tuple[str, str]:
-        """``ground``'s (positions, rule): the switch resolved against the family's and the method's rules,
-        refusals."""
-        if why := position_error(method, spec, positions):
-            raise LiteLVLMError(why)
-        if positions == "official" and self.abilities.position_rule is not None:
-            positions = self.official_rule(method)
-        rule = spec.positions if positions == "official" else positions
-        if getattr(prepared, "answer", "teacher-forced") == "generate" and spec.forward is not None:
-            raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that "
-                                "prune at the LLM input (a pruned KV cache while decoding has no official "
-                                "definition)")
-        return positions, rule
-
-    @final
-    def _masks(self, prepared, final_states, seg_hidden, pred, method, budget, sel,
-               prune_layer) -> GroundingOutput:
-        prompts = self.seg_prompts(seg_hidden)
-        low = self.decode_masks(prepared, prompts)
-        logits = self.upscale_masks(prepared, low)
-        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low,
-                               seg_hidden=seg_hidden,
-                               prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
-                               method=method, budget=budget, prune_layer=prune_layer,
-                               seq_len=int(final_states.shape[1]), selection=sel)
+        return batched.ground_many(self, list(prepared), method, budget, visual_embeds, positions,
+                                   sub_batch_bytes, **options)
 
     @final
     def context(self, prepared, visual_embeds: torch.Tensor | None = None) -> LLMContext:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..llm.limits import check_llm_input
-from . import family  # imports this module: GroundingOutput read at call time
+from .sequence import GroundingOutput, GroundingRun
 
 
 @dataclass
@@ -66,34 +66,26 @@ def greedy_with_seg(language_model, lm_head, embed_tokens, embeds: torch.Tensor,
                      seg_steps=torch.tensor(steps, dtype=torch.long))
 
 
-
-def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | None, method: str,
-                     budget: int, sel, rule: str):
-    """``ground``'s output under ``answer="generate"``: greedy decoding after the prefill with ``visual`` (K,
-    h) at the image's place; the mask of the first generated [SEG] (UniPixel's ``infer_seg.py`` L235-237 reads
-    ``model.seg[0]``), or the official failure's all-zero mask when none was generated (L216-220)."""
-    layout = pipe.layout(prepared, int(visual.shape[0]))
-    pos = layout.position_ids if kept is None else pipe.kept_positions(prepared, kept)
+def generated_output(pipe, run: GroundingRun) -> GroundingOutput:
+    """``ground``'s output of ``run`` (its stage's LLM sequence built) under ``answer="generate"``: greedy
+    decoding after the prefill; the mask of the first generated [SEG] (UniPixel's ``infer_seg.py`` L235-237
+    reads ``model.seg[0]``), or the official failure's all-zero mask when none was generated (L216-220)."""
+    layout, pos, embeds = run.layout, run.position_ids, run.embeds
     # the prompt, prefilled
     check_llm_input(pipe.language_model, pipe.name, layout.seq_len, pos, layout.num_visual)
-    embeds = pipe.sequence_embeds(prepared, visual)
     gen = greedy_with_seg(pipe.language_model, pipe.lm_head, pipe.language_model.embed_tokens, embeds,
                           pos.to(embeds.device), pipe.seg_token_id, pipe.stop_ids, pipe.max_new_tokens,
                           norm_input=pipe.abilities.seg_reads == "norm_input")
-    seg_hidden = gen.seg_hidden[:1]
-    if seg_hidden.shape[0]:
-        prompts = pipe.seg_prompts(seg_hidden)
-        low = pipe.decode_masks(prepared, prompts)
-        logits = pipe.upscale_masks(prepared, low)
+    run.seg_hidden, run.seq_len = gen.seg_hidden[:1], layout.seq_len
+    run.rows = layout.seq_len - 1 + gen.seg_steps[:1]
+    if run.seg_hidden.shape[0]:
+        prompts = pipe.seg_prompts(run.seg_hidden)
+        low = pipe.decode_masks(run.prepared, prompts)
+        logits = pipe.upscale_masks(run.prepared, low)
     else:
-        prompts, low = seg_hidden.new_zeros(0, 1), torch.zeros(0, 1, 1, 1)
-        logits = torch.zeros(1, *pipe.mask_shape(prepared))
-    return family.GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low,
-                                  seg_hidden=seg_hidden,
-                           prompt_embeddings=prompts, kept_indices=sel.indices,
-                           seg_positions=layout.seq_len - 1 + gen.seg_steps[:1], method=method, budget=budget,
-                           prune_layer=int(sel.prune_layer), seq_len=layout.seq_len, selection=sel,
-                           position_rule=rule, generated=gen.ids)
+        prompts, low = run.seg_hidden.new_zeros(0, 1), torch.zeros(0, 1, 1, 1)
+        logits = torch.zeros(1, *pipe.mask_shape(run.prepared))
+    return run.output(prompts, low, logits, generated=gen.ids)
 
 
 __all__ = ["Generated", "generated_output", "greedy_with_seg"]

@@ -1,6 +1,7 @@
 """What a family's pipeline hands the shared layer and returns from ``ground``: where the visual tokens sit in
-one prompt's LLM sequence (:class:`SequenceLayout`) and the masks with what produced them
-(:class:`GroundingOutput`)."""
+one prompt's LLM sequence (:class:`SequenceLayout`), the masks with what produced them
+(:class:`GroundingOutput`) and, between the two, one prompt's run as its steps fill it in
+(:class:`GroundingRun`, :mod:`litelvlm.lvlm.batched`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..pruning import Selection
+
+if TYPE_CHECKING:
+    from ..method import Method
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,49 @@ class GroundingOutput:
         return {"kept": len(self.selection)} if self.selection is not None and self.selection.short else {}
 
 
+@dataclass
+class GroundingRun:
+    """One prepared input's run in ``GroundingPipeline.ground_many``: what its plan fixed (the input the
+    family runs, K, the position rule), then what each step adds: the method's stage (the LLM inputs, the
+    selection), the LLM's sequence, the states the mask head reads (:mod:`litelvlm.lvlm.batched`)."""
+
+    prepared: Any                            # the input run (the family's ``run_input`` of the one given)
+    method: str
+    spec: Method                             # the method as it runs on this family (``pipe.spec``)
+    budget: int                              # K, a ``Count`` against the input's full budget
+    positions: str                           # ``ground(positions=...)`` resolved against the rules
+    rule: str                                # what the kept tokens' positions are: keep, renumber or pad
+    full: torch.Tensor | None = None         # (N, h) visual tokens given in place of the family's
+    # -- the method's stage
+    visual: torch.Tensor | None = None       # (K, h) the LLM inputs (None: the stage ran the LLM itself)
+    selection: Selection | None = None
+    kept: torch.Tensor | None = None         # the visual-token indices of the inputs, where they keep them
+    # -- the LLM's sequence (a stage applied at the LLM input)
+    layout: SequenceLayout | None = None
+    embeds: torch.Tensor | None = None       # (1, S, h)
+    position_ids: torch.Tensor | None = None
+    # -- what the mask head reads
+    seg_hidden: torch.Tensor | None = None   # (S, h) the states predicting each [SEG]
+    rows: torch.Tensor | None = None         # their rows in the run sequence
+    seq_len: int = 0                         # length of the run (pruned) sequence
+
+    @property
+    def generates(self) -> bool:
+        """Whether the input's answer is generated (``answer="generate"``) rather than teacher-forced."""
+        return getattr(self.prepared, "answer", "teacher-forced") == "generate"
+
+    def output(self, prompts: torch.Tensor, low: torch.Tensor, logits: torch.Tensor,
+               generated: torch.Tensor | None = None) -> GroundingOutput:
+        """The run's :class:`GroundingOutput` from the mask head's prompts, low-resolution and full-size mask
+        logits (``generated``: the generated ids)."""
+        sel = self.selection
+        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low,
+                               seg_hidden=self.seg_hidden, prompt_embeddings=prompts,
+                               kept_indices=sel.indices, seg_positions=self.rows, method=self.method,
+                               budget=self.budget, prune_layer=int(sel.prune_layer), seq_len=self.seq_len,
+                               selection=sel, position_rule=self.rule, generated=generated)
+
+
 @contextlib.contextmanager
 def norm_input_states(norm) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
     """Within: ``states(final, rows)``, (B, R, h) at sequence ``rows`` of the last input of the LLM's final
@@ -88,4 +136,4 @@ def norm_input_states(norm) -> Iterator[Callable[[torch.Tensor, torch.Tensor], t
         handle.remove()
 
 
-__all__ = ["GroundingOutput", "SequenceLayout", "norm_input_states"]
+__all__ = ["GroundingOutput", "GroundingRun", "SequenceLayout", "norm_input_states"]

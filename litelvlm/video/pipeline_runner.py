@@ -4,10 +4,10 @@ expression of that video, and the masks checked against the video's frames. A fa
 its budget rule, its row and its record.
 
 ``eval-video --batch-size B`` (this project's addition): :meth:`PipelineVideoRunner.ground` runs B expressions
-of one video through the LLM in one right-padded, masked forward (:func:`~litelvlm.lvlm.batched.ground_batch`:
-the shared frames prepared once, each expression pruned by its own selection), then each expression's masks
-come from SAM 2 as at batch 1; :meth:`PipelineVideoRunner.batch_error` names the methods that cannot share a
-forward."""
+of one video through the LLM in one right-padded, masked forward (``GroundingPipeline.ground_many``: the
+shared frames prepared once, each expression pruned by its own selection), then each expression's masks come
+from SAM 2 as at batch 1; :meth:`PipelineVideoRunner.batch_error` names the methods that cannot share a
+forward (``ground_many`` runs them one by one)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
 from ..image_resize import IMAGE_RESIZES, image_resize_kwargs
-from ..lvlm.batched import batch_error, ground_batch
+from ..lvlm.batched import batch_error
 from ..lvlm.numerics import Numerics
 
 
@@ -86,16 +86,15 @@ class PipelineVideoRunner:
 
     @torch.no_grad()
     def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
-        """[(prompt, K, ``ground``'s output)] of expressions ``recs`` of one video, their LLM forwards in one
-        padded batch (``batched``; K is the same for all: they share the video) or one by one (as
+        """[(prompt, K, ``ground``'s output)] of expressions ``recs`` of one video through ``ground_many``:
+        all at once (``batched``; K is the same for all: they share the video) or one at a time (as
         :meth:`expression`)."""
         preps = [self.prompt(rec) for rec in recs]
         ks = [self.count(p, method, budget) for p in preps]
-        if batched and len({int(k) for k in ks}) == 1:
-            outs = ground_batch(self.pipe, preps, method, Budget.of(ks[0]), positions=self.positions)
-        else:
-            outs = [self.pipe.ground(p, method, Budget.of(k), positions=self.positions)
-                    for p, k in zip(preps, ks, strict=True)]
+        size = len(preps) if batched and len({int(k) for k in ks}) == 1 else 1
+        outs = [out for i in range(0, len(preps), size)
+                for out in self.pipe.ground_many(preps[i:i + size], method, Budget.of(ks[i]),
+                                                 positions=self.positions)]
         return list(zip(preps, ks, outs, strict=True))
 
     def frame_masks(self, rec, masks: torch.Tensor) -> torch.Tensor:

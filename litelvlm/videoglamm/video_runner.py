@@ -5,7 +5,7 @@ Per video, each clip's towers and SAM 2 features and its CLIP trace are computed
 and a CLIP-side method segment through :func:`~litelvlm.videoglamm.referdavis.expression_masks` with the
 pruned visual input, an LLM-side method through the family's ``ground`` on each clip (:func:`family_masks`).
 Under ``eval-video --batch-size`` (:meth:`VideoGLaMMRunner.ground`) several expressions of a video go through
-each clip's LLM forward together (``segment_clips``, ``ground_batch``), each with its own pruned visual input;
+each clip's LLM forward together (``segment_clips``, ``ground_many``), each with its own pruned visual input;
 their masks are SAM 2's as at batch 1.
 """
 
@@ -21,7 +21,7 @@ import torch
 from ..budget import Budget
 from ..clip import load_clip
 from ..errors import LiteLVLMError
-from ..lvlm.batched import batch_error, ground_batch
+from ..lvlm.batched import batch_error
 from ..lvlm.numerics import Numerics
 from ..method import position_error
 from ..methods import available_methods
@@ -127,7 +127,7 @@ class VideoGLaMMRunner:
         """[(what the row needs, the per-frame K, the masks and mask logits over the video)] of expressions
         ``recs`` of one video, clip by clip as :meth:`expression` runs them, each clip's prompts in one padded
         LLM forward (``batched``) or one by one: an LLM-side method through the family's ``ground``
-        (``ground_batch``), the baseline and a CLIP-side method through ``segment_clip``
+        (``ground_many``), the baseline and a CLIP-side method through ``segment_clip``
         (``segment_clips``)."""
         spec = self.pipe.spec(method)
         k = budget.count(FRAME_PATCHES)
@@ -152,8 +152,9 @@ class VideoGLaMMRunner:
         """Each expression's (T, H, W) logits on ``clip`` of an LLM-side method (the family's ``ground``)."""
         given = VideoGLaMMInput(clip, [], torch.empty(0, dtype=torch.long), seed=self.args.seed)
         preps = [self.pipe.with_sentences(given, [rec.sentence]) for rec in recs]
-        outs = (ground_batch(self.pipe, preps, method, budget, positions=self.positions) if batched
-                else [self.pipe.ground(p, method, budget, positions=self.positions) for p in preps])
+        size = len(preps) if batched else 1   # all at once, or one at a time (as :meth:`expression`)
+        outs = [out for i in range(0, len(preps), size)
+                for out in self.pipe.ground_many(preps[i:i + size], method, budget, positions=self.positions)]
         return [out.mask_logits[0] for out in outs]
 
     def _clip_side(self, clip, recs: list, preps: list[dict], method: str, k: int, batched: bool) -> list:

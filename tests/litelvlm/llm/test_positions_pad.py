@@ -162,11 +162,9 @@ def test_merging_and_in_llm_methods_are_refused_with_the_reason(pipes, model):
 
 
 def test_the_batched_forward_pads_as_ground(pipes):
-    from litelvlm.lvlm.batched import ground_batch
-
     pipe, prep = pipes("tiny-random:0")
     one = pipe.ground(prep, "random", 16, positions="pad")
-    two = ground_batch(pipe, [prep, prep], "random", 16, positions="pad")
+    two = pipe.ground_many([prep, prep], "random", 16, positions="pad")
     assert [o.seq_len for o in two] == [one.seq_len] * 2 and {o.position_rule for o in two} == {"pad"}
     for out in two:
         torch.testing.assert_close(out.seg_hidden, one.seg_hidden, rtol=1e-4, atol=1e-5)

@@ -19,20 +19,23 @@ from litelvlm.lvlm.family import GroundingPipeline
 ABSTRACT = {"language_model", "prepare_image", "with_sentences", "visual_tokens", "layout", "sequence_embeds",
             "seg_prompts", "decode_masks", "upscale_masks"}
 #: what a family may override besides: defaults (from the LLM, the visual tokens, the image) and the hooks
-#: ``ground`` calls (``run_input``, ``generated``, ``run_clip_stage``, ``run_llm_stage``)
+#: ``ground_many`` calls (``run_input``, ``generated``, ``run_clip_stage``, ``run_llm_stage``,
+#: ``decode_masks_many``)
 OPTIONAL = {"device", "dtype", "hidden_size", "num_visual", "num_visual_tokens", "describe", "full_budget",
             "mask_shape", "keeps_everything", "visual_grid", "visual_window", "clip_selection_tokens",
             "clip_selection_rows", "tower_context", "lm_head", "stop_ids", "sample_metrics",
-            "summarize_metrics", "run_input", "generated", "run_clip_stage", "run_llm_stage", "stage_modules"}
+            "summarize_metrics", "run_input", "generated", "run_clip_stage", "run_llm_stage", "stage_modules",
+            "decode_masks_many"}
 #: what a family declares as data: its registry name and its abilities
 DECLARED = {"family", "abilities"}
 #: what each pipeline holds of its own (set by its ``__init__``)
 STATE = {"name", "numerics", "quantization", "layer_hooks", "seg_token_id", "max_new_tokens"}
 #: exactly what a family may override
 OVERRIDABLE = ABSTRACT | OPTIONAL | DECLARED | STATE
-#: what no family overrides (``typing.final``): ``ground`` and what it runs
+#: what no family overrides (``typing.final``): ``ground``, ``ground_many`` and what they run (the run's
+#: steps: :mod:`litelvlm.lvlm.batched`)
 FINAL = {"spec", "method_error", "official_rule", "prepare", "seg_source", "final_hidden", "run_llm",
-         "kept_positions", "ground", "_run", "_position_rule", "_masks", "context", "attention_rows"}
+         "kept_positions", "ground", "ground_many", "context", "attention_rows"}
 #: the class flags the abilities replaced: no family declares them any more
 OLD_FLAGS = {"seg_reads", "family_positions", "offers_clip_side", "clip_mapped", "position_axes",
              "sentences_per_prompt", "backbone", "answers", "budget_unit", "own_metric"}

@@ -1,5 +1,5 @@
 """``eval-video --batch-size B`` on the tiny random UniPixel and Sa2VA: B expressions of one video through the
-LLM in one padded, masked forward (``PipelineVideoRunner.ground``, ``litelvlm.lvlm.batched.ground_batch``),
+LLM in one padded, masked forward (``PipelineVideoRunner.ground``, ``GroundingPipeline.ground_many``),
 each pruned by its own selection, each expression's masks then from SAM 2's memory as at batch 1. In float32
 the masks equal batch 1's for B = 2..4 over an odd count of expressions (B dividing it or not), the [SEG]
 states and mask logits up to rounding; the methods pruning inside the LLM run at batch 1 with the reason. (The

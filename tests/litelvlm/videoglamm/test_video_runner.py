@@ -1,6 +1,6 @@
 """``eval-video --batch-size B`` on the tiny random VideoGLaMM (``VideoGLaMMRunner.ground``): B expressions of
 one video through each clip's LLM forward together, each with its own pruned visual input (the baseline and
-the CLIP-side methods through ``segment_clips``, an LLM-side one through ``ground_batch``), each expression's
+the CLIP-side methods through ``segment_clips``, an LLM-side one through ``ground_many``), each expression's
 masks then from SAM 2 as at batch 1. In float32 the rows and masks equal batch 1's for B = 2..4 over an odd
 count of expressions (B dividing it or not), the mask logits up to rounding; FastV runs at batch 1 with the
 reason."""
