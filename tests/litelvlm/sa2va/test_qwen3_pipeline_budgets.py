@@ -3,7 +3,7 @@ gives a mask of the image's size, and its LLM sequence is the DeepStack rule's -
 runs as transformers' ``Qwen3VLTextModel`` given the kept tokens' own features at their rows
 (``visual_pos_masks``, ``deepstack_visual_embeds``: this project's adaptation, through the official module), a
 cut inside the LLM as the loop of :func:`tests.litelvlm.sa2va.test_deepstack.reference_cut`. The default run
-takes K = 1 and K = N of a method of each kind (:data:`DEFAULT`); every method at every K is marked slow."""
+takes K = 1 and K = N of two methods (:data:`DEFAULT`); every method at every K is marked slow."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ BOUNDS = (4 * 32 * 32, 8 * 32 * 32)
 #: the methods whose one cut inside the LLM keeps ``kept_indices`` from ``prune_layer`` on (the rest of the
 #: in-LLM methods cut in stages, past the DeepStack layers at their defaults)
 ONE_CUT = {"fastv", "dart", "random-deep", "ivc-prune"}
-#: the default run's methods: the baseline, at the LLM input, inside the LLM, merging through Qwen3-VL's tower
-#: (a Qwen2.5-VL variant); the paired CLIP's in test_qwen3_pipeline_official.py
-DEFAULT = ("none", "divprune", "fastv", "tome")
+#: the default run's methods: at the LLM input, merging through Qwen3-VL's tower (a Qwen2.5-VL variant); a cut
+#: inside the LLM in test_deepstack.py, the paired CLIP's in test_qwen3_pipeline_official.py
+DEFAULT = ("divprune", "tome")
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(not off.available("qwen3-vl"),
                                 reason="the official Sa2VA code (../shared/official/Sa2VA) is absent")
 
 BACKBONE = "qwen3-vl"
-ODD_SIZES = [(1, 1), pytest.param((7, 300), marks=pytest.mark.slow), (91, 137),
-             pytest.param((333, 41), marks=pytest.mark.slow)]
+ODD_SIZES = [pytest.param((1, 1), marks=pytest.mark.slow), pytest.param((7, 300), marks=pytest.mark.slow),
+             (91, 137), pytest.param((333, 41), marks=pytest.mark.slow)]
 #: Qwen3-VL's processor: patch 16, mean and std 0.5 (``preprocessor_config.json`` of Qwen3-VL-4B-Instruct)
 QWEN3_PIXELS = {"patch": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 
