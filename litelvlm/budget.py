@@ -20,6 +20,14 @@ from .errors import LiteLVLMError
 
 #: how ``all`` is written on the command line
 ALL_TEXT = "all"
+#: The paper's budgets of LLaVA-1.5's 576 visual tokens: all of them (the unpruned model), then 192, 128 and
+#: 64.
+PAPER_BUDGETS: tuple[int, ...] = (576, 192, 128, 64)
+#: The paper's per-frame video budgets (of each frame's 576 CLIP patches; 576: all).
+PAPER_VIDEO_BUDGETS: tuple[int, ...] = (576, 196, 81)
+#: The paper's pruned per-frame video budgets (196 = 14 x 14, 81 = 9 x 9): ``eval-video``'s default and the
+#: video cost table's.
+VIDEO_BUDGETS: tuple[int, ...] = PAPER_VIDEO_BUDGETS[1:]
 
 
 class BudgetError(LiteLVLMError, ValueError):

@@ -7,8 +7,12 @@ import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Mapping
+from functools import cache
 from typing import Any, TypeVar
 
+from .budget import Budget
+from .errors import LiteLVLMError
 from .methods import method_option_list
 
 T = TypeVar("T")
@@ -16,21 +20,99 @@ T = TypeVar("T")
 
 def arg(default: Any = dataclasses.MISSING, *, help: str = "", flag: str | None = None,
         choices: list | None = None, nargs: str | None = None, metavar: str | None = None,
-        required: bool = False, minimum: float | None = None, deprecated: tuple[str, ...] = (),
-        each: type | None = None) -> Any:
+        required: bool = False, minimum: float | None = None, nonempty: bool = False,
+        deprecated: tuple[str, ...] = (), each: type | None = None, shared: str | None = None) -> Any:
     """Declare a dataclass field as a command-line option, with help text and argparse extras;
     ``minimum`` makes a smaller number a usage error (exit 2) at parse time, before any work;
+    ``nonempty``: a list option given no item (``--budgets ''``) is a usage error too;
     ``deprecated``: old flags still accepted (hidden from --help, a warning once per run);
     ``each`` (a type): for a list of strings such as ``--budgets 576,192 64``, every comma-separated
-    item must convert with it (and be >= ``minimum``) at parse time; the values stay as typed."""
+    item must convert with it (and be >= ``minimum``) at parse time; the values stay as typed;
+    ``shared``: the option group of :mod:`litelvlm.shared_options` that declared it. What the declaration
+    refuses, the parser refuses, and :func:`check_declared` for options built in code (:func:`refusal`)."""
     meta = {"help": help, "flag": flag, "choices": choices, "nargs": nargs, "metavar": metavar,
-            "required": required, "minimum": minimum, "deprecated": tuple(deprecated), "each": each}
+            "required": required, "minimum": minimum, "nonempty": nonempty, "deprecated": tuple(deprecated),
+            "each": each, "shared": shared}
     if default is dataclasses.MISSING:  # required on the command line; None when built in code
         default, meta["required"] = None, True
     if isinstance(default, (list, dict, set)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+#: the one refusal of a list option declared ``nonempty`` that is given no item
+EMPTY = "an empty list; give at least one value"
+
+
+def below(minimum: float, value: Any) -> str:
+    """The one refusal of a number under an option's declared ``minimum``."""
+    return f"must be >= {minimum:g}, got {value}"
+
+
+def _items(value: Any, each: type | None = None) -> list:
+    """The items of an option's value: a list's (its strings split on commas; converted with ``each`` where it
+    declares one), or the value itself."""
+    if not isinstance(value, (list, tuple)):
+        return [value]
+    if not any(isinstance(v, str) for v in value):
+        return list(value)
+    return split_list(value, _convert(each) if each is not None else str)
+
+
+def refusal(meta: Mapping[str, Any], value: Any) -> str | None:
+    """What an option's declaration (``arg``'s metadata) refuses in ``value``, None when nothing: an empty
+    list declared ``nonempty`` (:data:`EMPTY`), an item below ``minimum`` (:func:`below`), an item outside
+    ``choices``. None (a default rule: "not given") is refused by nothing."""
+    if value is None:
+        return None
+    try:
+        items = _items(value, meta.get("each"))
+    except ValueError as e:
+        return str(e)
+    if meta.get("nonempty") and not items:
+        return EMPTY
+    least, choices = meta.get("minimum"), meta.get("choices")
+    for item in items:
+        number = isinstance(item, (int, float)) and not isinstance(item, bool)
+        if least is not None and number and item < least:
+            return below(least, item)
+        if choices and item not in choices:
+            return f"invalid choice: {item!r} (choose from {', '.join(map(repr, choices))})"
+    return None
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of an options field (``field_name`` is ``--field-name`` unless it declares
+    another)."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def check_declared(options: Any) -> None:
+    """Refuse options built in code as the parser refuses the command line's (:func:`refusal` of every
+    field's declaration): a :class:`~litelvlm.errors.LiteLVLMError` naming the flag, one line."""
+    for f in dataclasses.fields(options):
+        why = refusal(f.metadata, getattr(options, f.name))
+        if why is not None:
+            raise LiteLVLMError(f"{flag_of(f)}: {why}")
+
+
+def declaration(action: argparse.Action) -> Mapping[str, Any]:
+    """The declaration (``arg``'s metadata) an argparse action was made from; empty for an option added
+    by hand."""
+    return getattr(action, "declaration", {})
+
+
+def read_declared(options: Any) -> None:
+    """Read the values a Python caller gave ``options`` (a dataclass being made) as the parser reads the
+    command line's: a list of budgets written ``"64,16"`` or ints becomes Budgets
+    (:meth:`~litelvlm.budget.Budget.list_of`); a value already read (the command line's list of Budgets)
+    passes as it is, the same object."""
+    for name in _budget_lists(type(options)):
+        value = getattr(options, name)
+        if value is not None and not (isinstance(value, list) and all(isinstance(b, Budget) and not b.is_all
+                                                                      for b in value)):
+            setattr(options, name, Budget.list_of(value))
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:
@@ -49,7 +131,7 @@ def _at_least(tp: type, minimum: float):
     def convert(text: str):
         value = tp(text)
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text}")
+            raise argparse.ArgumentTypeError(below(minimum, text))
         return value
 
     convert.__name__ = tp.__name__
@@ -73,20 +155,28 @@ def _items_of(tp: type, minimum: float | None):
                 raise argparse.ArgumentTypeError(
                     f"invalid {tp.__name__.replace('_', ' ')} value: {item!r}") from None
             if minimum is not None and value < minimum:
-                raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {item}")
+                raise argparse.ArgumentTypeError(below(minimum, item))
         return text
 
     check.__name__ = f"{tp.__name__} list"
     return check
 
 
-class JoinedList(argparse.Action):
-    """A list option whose words each parse to a list (``--budgets 576,192 64``: a type's ``list_argument``):
-    the words' lists joined in order; a repeated flag replaces the earlier value, as argparse's plain
-    store."""
+class ListOption(argparse.Action):
+    """A list option's store: with ``join``, its words each parse to a list (``--budgets 576,192 64``: a
+    type's ``list_argument``) and the lists are joined in order; with ``nonempty``, no item at all
+    (``--budgets ''``) is a usage error (:data:`EMPTY`). A repeated flag replaces the earlier value, as
+    argparse's plain store."""
+
+    def __init__(self, option_strings, dest, join: bool = False, nonempty: bool = False, **kw):
+        self.join, self.nonempty = join, nonempty
+        super().__init__(option_strings, dest, **kw)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, [item for word in values for item in word])
+        value = [item for word in values for item in word] if self.join else values
+        if self.nonempty and not (value if self.join else _items(value)):
+            raise argparse.ArgumentError(self, EMPTY)
+        setattr(namespace, self.dest, value)
 
 
 class DeprecatedFlag(argparse.Action):
@@ -107,13 +197,15 @@ class DeprecatedFlag(argparse.Action):
 
 def _value_type(tp: type, is_list: bool, meta: dict) -> dict[str, Any]:
     """argparse's ``type`` (and ``action``) of a non-flag field: a Budget list's words each parse to Budgets
-    and are joined (:class:`JoinedList`); ``each`` checks a list's comma-separated items; else the type, with
-    ``minimum``."""
+    and are joined (:class:`ListOption`); ``each`` checks a list's comma-separated items; else the type, with
+    ``minimum``; a list declared ``nonempty`` refuses no item (:class:`ListOption`)."""
     if is_list and hasattr(tp, "list_argument"):
-        return {"type": tp.list_argument, "action": JoinedList}
+        return {"type": tp.list_argument, "action": ListOption, "join": True,
+                "nonempty": bool(meta.get("nonempty"))}
+    out: dict[str, Any] = {"action": ListOption, "nonempty": True} if is_list and meta.get("nonempty") else {}
     if meta.get("each") is not None:
-        return {"type": _items_of(meta["each"], meta.get("minimum"))}
-    return {"type": _convert(tp) if meta.get("minimum") is None else _at_least(tp, meta["minimum"])}
+        return {**out, "type": _items_of(meta["each"], meta.get("minimum"))}
+    return {**out, "type": _convert(tp) if meta.get("minimum") is None else _at_least(tp, meta["minimum"])}
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -121,7 +213,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         meta = dict(f.metadata)
-        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        flag = flag_of(f)
         tp, is_list = _base_type(hints[f.name])
         kw: dict[str, Any] = {"dest": f.name, "help": meta.get("help", "")}
         if f.default is not dataclasses.MISSING:
@@ -150,7 +242,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kw.pop("default", None)
         if kw.get("default") is not None and kw["help"] and not is_list:
             kw["help"] += " (default: %(default)s)"
-        parser.add_argument(flag, **kw)
+        parser.add_argument(flag, **kw).declaration = f.metadata
         for old in meta.get("deprecated", ()):
             extra = {k: v for k, v in kw.items() if k in ("type", "nargs", "choices", "metavar")}
             parser.add_argument(old, dest=f.name, action=DeprecatedFlag, canonical=flag,
@@ -169,6 +261,13 @@ def method_flags() -> type:
         fields.append((opt.dest, opt.value_type | None, dataclasses.field(
             default=opt.default, kw_only=True, metadata=arg(opt.default, **kw).metadata)))
     return dataclasses.make_dataclass("MethodFlags", fields, kw_only=True)
+
+
+@cache
+def _budget_lists(cls: type) -> tuple[str, ...]:
+    """The fields of the options class ``cls`` that hold a list of budgets."""
+    hints = typing.get_type_hints(cls)
+    return tuple(f.name for f in dataclasses.fields(cls) if _base_type(hints[f.name]) == (Budget, True))
 
 
 def from_namespace(cls: type[T], ns: argparse.Namespace) -> T:

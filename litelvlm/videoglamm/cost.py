@@ -43,6 +43,7 @@ from types import SimpleNamespace
 
 import torch
 
+from ..budget import VIDEO_BUDGETS
 from ..clip.random_init import ARCHS
 from ..cost import CostArch, CountedRow, FamilyCost, counted
 from ..cost.clip import SENTENCE, paired_clip
@@ -62,8 +63,8 @@ from .tokenizer import build_phi3_tokenizer
 
 #: the paired CLIP's sizes (``litelvlm.clip.random_init.ARCHS``; ``litelvlm.videoglamm.pruning.default_clip``)
 PAIRED_CLIP = {"videoglamm": "vit-l-14-336", "tiny": "tiny-336"}
-#: the per-frame budgets of the paper's video table (196 = 14 x 14, 81 = 9 x 9)
-DEFAULT_BUDGETS = (196, 81)
+#: the per-frame budgets of the paper's video table (196 = 14 x 14, 81 = 9 x 9): the one constant
+DEFAULT_BUDGETS = VIDEO_BUDGETS
 #: (text tokens, of which before the 16 ``<image>``) of the official prompt on :data:`SENTENCE` with the
 #: answer ``It is [SEG].``, tokenized by Llama-2's SentencePiece with Phi-3's added tokens
 #: (``tests/test_efficiency_videoglamm`` recomputes it from /work/shared/data/llama_tokenizer); 46 without the
