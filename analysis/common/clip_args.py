@@ -14,7 +14,8 @@ from analysis.common.study import check_same_model
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card, question_templates
-from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
+from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from litelvlm.shared_options import device_option, dtype_option, model_option, out_option, seed_option
 
 
 def int_or_all(text: str) -> int | str:
@@ -26,10 +27,10 @@ def int_or_all(text: str) -> int | str:
 class ClipStudyArgs:
     """The options of a CLIP study (``sink``'s image options are those of its ablation)."""
 
-    out: str = arg(help="output folder", required=True)
-    model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local dir (hf); "
-                                              "ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); or "
-                                              "tiny-random[:SEED], tiny336-random, vit-l-14-336-random")
+    out: str = out_option("output folder")
+    model: ModelSpec = model_option(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or "
+                                    "local dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
+                                    "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
                        choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="folder with refs(<split-by>).p and instances.json (or <dir>/<dataset>/)")
@@ -51,30 +52,26 @@ class ClipStudyArgs:
                                        "(0 = embeddings, L = last), or 'all' (default: L-1 and L)",
                             metavar="LAYER", each=int_or_all)
     similarity: str = arg("dot", help="patch-text similarity", choices=["dot", "cosine"])
-    ks: list[int] = arg(list(DEFAULT_KS), help="k values for the lowest/highest-k inside shares", metavar="K")
+    ks: list[int] = arg(list(DEFAULT_KS), help="k values for the lowest/highest-k inside shares", metavar="K",
+                        minimum=1)
     threshold: float = arg(0.5, help="a patch is inside the referent when its mask coverage >= this")
     pad_to_square: bool = arg(False, help="LLaVA-style pad-to-square before the model's transform")
     batch_size: int = arg(8, help="images per vision forward pass", minimum=1)
     n_boot: int = arg(1000, help="bootstrap replicates (over images) for the CIs")
-    seed: int = arg(0, help="seed for the question templates and the bootstrap")
+    seed: int = seed_option("seed for the question templates and the bootstrap")
     cache: bool = arg(True, help="use the per-image vision-feature cache")
     cache_dir: str = arg(None, help="cache root (default: $LITELVLM_CACHE or ~/.cache/litelvlm)")
-    device: str = arg("cpu", help="torch device")
-    dtype: str = arg("float32", help="CLIP dtype: bfloat16 is about 2x faster on a CPU with native bfloat16 "
-                                     "(avx512_bf16, amx) and about 6-7x slower on an AVX2-only CPU, which "
-                                     "emulates it (its effect on AUROC "
-                                     "and the sink shares is bounded in the tests)",
-                     choices=["float32", "bfloat16"])
+    device: str = device_option()
+    dtype: str = dtype_option("float32", help="CLIP dtype: bfloat16 is about 2x faster on a CPU with native "
+                              "bfloat16 (avx512_bf16, amx) and about 6-7x slower on an AVX2-only CPU, which "
+                              "emulates it (its effect on AUROC and the sink shares is bounded in the tests)",
+                              choices=["float32", "bfloat16"])
 
 
 def check_clip_study(args: ClipStudyArgs) -> None:
     """Argument checks shared by the two studies (exit 2 on failure), before torch is imported."""
-    if any(k < 1 for k in args.ks):
-        raise LiteLVLMError(f"--ks must be positive, got {args.ks}")
     if not 0 < args.threshold <= 1:
         raise LiteLVLMError(f"--threshold must be in (0, 1], got {args.threshold}")
-    if args.batch_size < 1 or args.text_batch_size < 1:
-        raise LiteLVLMError("--batch-size and --text-batch-size must be >= 1")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise LiteLVLMError(f"--out {str(out)!r} exists and is not a folder")

@@ -119,9 +119,7 @@ def load_records(args) -> list[ReferRecord]:
         recs = load_refer(args.refer_dir, args.image_dir, args.dataset, args.split_by, args.split)
     else:
         recs = load_coco_instances(args.coco_instances, args.image_dir, args.split)
-    if args.limit_sentences is not None:
-        if args.limit_sentences < 1:
-            raise LiteLVLMError(f"--limit-sentences must be >= 1, got {args.limit_sentences}")
+    if args.limit_sentences is not None:   # >= 1: its declaration (analysis.common.clip_args)
         recs = recs[:args.limit_sentences]
     if not recs:
         raise LiteLVLMError("no sentences to process (check --split / --limit-sentences)")

@@ -22,11 +22,10 @@ def plan(methods: list[str], budgets: list[Budget], num_patches: int | None) -> 
     """(method, budget) runs: every method at every budget, the baseline (``none``) once at K = N
     (``Budget.ALL`` when N depends on the image: ``num_patches`` None). Against a fixed N this is the budgets'
     one range check (:meth:`Budget.checked`: the runs hold the checked budgets, which ``ground`` counts
-    without checking again); an unknown method or an empty list is an error."""
+    without checking again); an unknown method or no method is an error (no budget: the options' declaration
+    refuses it, :func:`litelvlm.shared_options.budgets_option`)."""
     if not methods:
         raise LiteLVLMError("--methods is empty")
-    if not budgets:
-        raise LiteLVLMError("--budgets is empty")
     if num_patches is not None:
         budgets = check_budgets(budgets, num_patches)
     # K = N: nothing to check
@@ -40,9 +39,7 @@ def plan(methods: list[str], budgets: list[Budget], num_patches: int | None) -> 
 def check_budgets(budgets: list[Budget], num_patches: int) -> list[Budget]:
     """``budgets`` checked once against a fixed N = ``num_patches`` (:meth:`Budget.checked`; those checked
     already are not checked again): the checked budgets, or a LiteLVLMError naming ``--budgets`` and the first
-    that does not fit (a study's check before any work); an empty list is an error too."""
-    if not budgets:
-        raise LiteLVLMError("--budgets is empty")
+    that does not fit (a study's check before any work)."""
     checked = {b: b.checked(num_patches) for b in budgets}
     if bad := next((b for b, c in checked.items() if c is None), None):
         raise LiteLVLMError(f"--budgets: {range_error(bad.tokens, num_patches)}")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from litelvlm.cli_args import arg
+from litelvlm.cli_args import arg, read_declared
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_MODEL, model_help, resolve
 from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
 from litelvlm.model_spec import ModelSpec
+from litelvlm.shared_options import DTYPES as DTYPES  # the --dtype names, declared there
+from litelvlm.shared_options import model_option, out_option
 
-#: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
-DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 #: ``--layer-dtype`` names (``litelvlm.lvlm.upcast.LAYER_DTYPES``, named here: this module imports no torch)
 LAYER_DTYPES: tuple[str, ...] = ("model", "float32", "auto")
 LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-encoder layers: model (--dtype, "
@@ -73,10 +73,10 @@ class ModelDataArgs:
 
     refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. "
                          "../shared/data/coco128_refer", required=True)
-    out: str = arg(help="output folder (the result tables and config.json; resumable)", required=True)
-    model: ModelSpec = arg(DEFAULT_MODEL, help="a model of any family: a random preset [:SEED] or a "
-                           "checkpoint folder "
-                                         f"({model_help()})")
+    out: str = out_option("output folder (the result tables and config.json; resumable)")
+    model: ModelSpec = model_option(DEFAULT_MODEL, help="a model of any family: a random preset [:SEED] or a "
+                                    "checkpoint folder "
+                                    f"({model_help()})")
     clip: ModelSpec | None = arg(None, help="CLIP model (hf id or folder); default: "
                                  "openai/clip-vit-large-patch14-336, "
                                       "or the matching tiny random CLIP for tiny-random")
@@ -107,6 +107,7 @@ class ModelDataArgs:
     image_resize: str = image_resize_arg()
 
     def __post_init__(self) -> None:
+        read_declared(self)   # a Python caller's budgets; the command line's are read already
         # read once: the command line's is read already, a Python caller's here
         self.model = resolve(self.model)   # resolved once: the value travels (a resolved one as it is)
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from litelvlm.cli_args import from_namespace
+from litelvlm.cli_args import check_declared, from_namespace
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import image_resize_record
 from litelvlm.records import read_record
@@ -75,9 +75,11 @@ STUDIES: dict[str, str | None] = {
 
 
 def as_args(cls: type, args: Any) -> Any:
-    """``args`` as the options dataclass ``cls``: itself when it is one (a run from code), else built from
-    the argparse namespace of the command line (``litelvlm.cli`` calls ``run`` with one)."""
+    """``args`` as the options dataclass ``cls``: itself when it is one (a run from code; what its options
+    declare checked here, as the parser checks the command line's), else built from the argparse namespace
+    of the command line (``litelvlm.cli`` calls ``run`` with one)."""
     if isinstance(args, cls):
+        check_declared(args)
         return args
     if not isinstance(args, argparse.Namespace):
         raise TypeError(f"expected {cls.__name__} or an argparse.Namespace, got {type(args).__name__}")

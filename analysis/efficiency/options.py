@@ -11,8 +11,8 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.arrangements import VIDEO_ARRANGEMENTS
+from analysis.common.defaults import GROUNDING_BUDGETS
 from analysis.common.model_args import ATTN_CHOICES as ATTNS
-from analysis.common.model_args import DTYPES
 from analysis.common.prefill_args import (
     CAPTURE_CHOICES,
     CAPTURE_HELP,
@@ -23,41 +23,47 @@ from analysis.common.prefill_args import (
     resolve_prefill,
 )
 from litelvlm.budget import Budget
-from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
+from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import cards
+from litelvlm.model_spec import ModelSpec
+from litelvlm.shared_options import (
+    DTYPES,
+    budgets_option,
+    device_option,
+    dtype_option,
+    methods_option,
+    model_option,
+    out_option,
+)
 
-DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
-
+#: the budgets of an image arch (a family with default budgets of its own, a video one, has those instead)
+DEFAULT_BUDGETS = GROUNDING_BUDGETS
 
 
 @dataclass
 class EfficiencyArgs(MethodFlags):
     """The options of one ``efficiency`` run."""
 
-    out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures",
-                   required=True)
+    out: str = out_option("output folder: efficiency.csv, comparison.csv/.md, config.json, figures")
     arch: str | None = arg(None, help="an architecture of a family's cost description (docs/efficiency.md "
                            "lists "
                                       "them: full-size presets, CPU-sized and test ones); default: the "
                            "paper's")
-    model: str | None = arg(None, help="a family's random model string (e.g. its documented tiny one): the "
-                            "arch of "
-                                       "its preset (instead of --arch)")
-    methods: list[str] = arg([], help="methods (space or comma separated; default: every registered method "
-                             "but the "
-                                      "analysis oracles); 'none' is the baseline")
-    budgets: list[Budget] = arg(Budget.parse_list(DEFAULT_BUDGETS), help="visual-token budgets K (a video "
-                                "prompt: per frame, default its family's)")
+    model: ModelSpec | None = model_option(None, help="a family's random model string (e.g. its documented "
+                                           "tiny one): the arch of its preset (instead of --arch)")
+    methods: list[str] = methods_option([], help="methods (space or comma separated; default: every "
+                                        "registered method but the analysis oracles); 'none' is the baseline")
+    budgets: list[Budget] = budgets_option(DEFAULT_BUDGETS, help="visual-token budgets K (a video prompt: "
+                                           "per frame, default its family's)")
     flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
-    device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
-    dtype: str | None = arg(None, choices=[*DTYPES, "auto"],
-                            help="weights/activations dtype (default: bfloat16 on cuda and for --flops-only, "
-                            "auto "
-                                 "for CPU timing); auto: the faster of bfloat16 and float32 on this CPU, "
-                            "measured by "
-                                 "a short matmul benchmark of the LLM's layer shape at start (recorded in "
-                                 "config.json as dtype_auto; bfloat16 on cuda)")
+    device: str = device_option("device for timing and memory", choices=["cpu", "cuda"])
+    dtype: str | None = dtype_option(None, choices=[*DTYPES, "auto"],
+                                     help="weights/activations dtype (default: bfloat16 on cuda and for "
+                                     "--flops-only, auto for CPU timing); auto: the faster of bfloat16 and "
+                                     "float32 on this CPU, measured by a short matmul benchmark of the LLM's "
+                                     "layer shape at start (recorded in config.json as dtype_auto; bfloat16 "
+                                     "on cuda)")
     attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager: the official "
                                                   "stacks' explicit softmax; sdpa; flash: SDPA's "
                                                   "FlashAttention backend in the LLM, CUDA only)")
@@ -68,14 +74,14 @@ class EfficiencyArgs(MethodFlags):
                                   "square-only pooling "
                                        "(pool: 144 LLM tokens a frame; pool-min: min(sqrt K, 12)^2; direct: "
                                   "K)")
-    warmup: int = arg(2, help="untimed warm-up calls before timing")
-    repeats: int = arg(5, help="timed calls; the median is reported")
+    warmup: int = arg(2, help="untimed warm-up calls before timing", minimum=0)
+    repeats: int = arg(5, help="timed calls; the median is reported", minimum=1)
     e2e: str = arg("auto", choices=["auto", "chain", "parts"],
                    help="end-to-end time: 'chain' times the whole CLIP->selector->LLM->SAM chain per row "
                         "(also its CUDA time and memory); 'parts' sums the parts' medians (CPU-cheap); "
                         "auto: chain on cuda, parts on cpu")
     threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy "
-                              "machine")
+                              "machine", minimum=1)
     figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
     prefill: str = arg("auto", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/efficiency.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
@@ -91,7 +97,7 @@ class EfficiencyArgs(MethodFlags):
                                 "weight-only)")
 
     def __post_init__(self) -> None:
-        self.budgets = Budget.parse_list(self.budgets)  # a Python caller may give strings or ints
+        read_declared(self)   # a Python caller's budgets; the command line's are read already
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,8 +107,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(a: EfficiencyArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before torch)."""
-    if not a.budgets:
-        raise LiteLVLMError("--budgets is empty")
     for at in split_list(a.attn):
         if at not in ATTNS:
             raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose among "
@@ -110,10 +114,6 @@ def check_args(a: EfficiencyArgs) -> None:
         if at == "flash" and a.device != "cuda":
             raise LiteLVLMError(f"--attn flash: SDPA's FlashAttention backend runs on CUDA only (--device "
                                 f"{a.device})")
-    if a.threads is not None and a.threads < 1:
-        raise LiteLVLMError("--threads must be >= 1")
-    if a.warmup < 0 or a.repeats < 1:
-        raise LiteLVLMError("--warmup must be >= 0 and --repeats >= 1")
     arrangements = split_list(a.arrangements)
     if bad := [x for x in arrangements if x not in VIDEO_ARRANGEMENTS] or (not arrangements and ["(none)"]):
         raise LiteLVLMError(f"--arrangements: unknown {', '.join(bad)}; choose among "

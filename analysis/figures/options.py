@@ -13,6 +13,8 @@ from pathlib import Path
 from analysis.common.defaults import DEFAULT_OUT
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
+from litelvlm.model_spec import ModelSpec
+from litelvlm.shared_options import model_option, out_option
 
 
 @dataclass
@@ -20,11 +22,11 @@ class FiguresArgs:
     results: str = arg(None, help="results folder: one subfolder per figure set (retention/, reversal/, ...) "
                                   "or one command's --out")
     smoke: bool = arg(False, help="without --results, make small results with tiny/bundled models first")
-    out: str = arg(DEFAULT_OUT, help="folder for the PDF and PNG files (the default is a new folder in the "
-                                            "working directory; the committed figures/ is remade only with "
-                                            "--out figures)")
+    out: str = out_option("folder for the PDF and PNG files (the default is a new folder in the working "
+                          "directory; the committed figures/ is remade only with --out figures)", DEFAULT_OUT)
     figure_set: list[str] = arg(None, help="only these figure sets (default: all)", metavar="NAME")
-    model: str = arg(None, help="model for smoke results (default: each figure set's tiny model)")
+    model: ModelSpec | None = model_option(None, help="model for smoke results (default: each figure set's "
+                                           "tiny model)")
     via_notebooks: bool = arg(False, help="execute the notebooks with papermill instead of calling the "
                                           "figure sets' functions (same files)")
 

@@ -9,14 +9,23 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.defaults import GROUNDING_BUDGETS
 from analysis.common.family_text import merged_grid_names, official_protocol_families
-from analysis.common.model_args import DTYPES, ModelDataArgs, positions_arg
+from analysis.common.model_args import ModelDataArgs, positions_arg
 from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
-from litelvlm.errors import LiteLVLMError
 from litelvlm.families import check_budgets_fit, check_hub_model, check_image_resize
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.shared_options import (
+    DTYPES,
+    budgets_option,
+    device_option,
+    dtype_option,
+    limit_images_option,
+    methods_option,
+    seed_option,
+)
 
 PROTOCOLS = ("per-expression", "official")
 
@@ -31,11 +40,10 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
     """Options of ``litelvlm eval-grounding`` (each method's own options:
     :data:`litelvlm.cli_args.MethodFlags`)."""
 
-    methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
-                                                        "(the list: `litelvlm select --list-methods`)")
-    budgets: list[Budget] = arg(Budget.parse_list("576,192,128,64,32"),
-                                help="visual-token budgets K (K >= 1; the "
-                                "baseline none runs once at all tokens)")
+    methods: list[str] = methods_option(["none", "litelvlm"], help="methods, comma or space separated "
+                                        "(the list: `litelvlm select --list-methods`)")
+    budgets: list[Budget] = budgets_option(GROUNDING_BUDGETS, help="visual-token budgets K (K >= 1; the "
+                                           "baseline none runs once at all tokens)")
     protocol: str = arg("official", help=f"evaluation protocol: official ({_OFFICIAL}'s, several expressions "
                         "per "
                                          "prompt; a family with one expression per prompt runs its own) or "
@@ -72,11 +80,10 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
                       "pruning at "
                                              "the LLM input only)",
                       choices=["teacher-forced", "generate"])
-    limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
-                                   deprecated=("--limit",))
+    limit_images: int | None = limit_images_option("only the first N images (sorted by image id)")
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "
                                         "before --limit-images)", each=int)
-    seed: int = arg(0, help="seed for templates, sampling, random selectors and (without --boot-seed) the "
+    seed: int = seed_option("seed for templates, sampling, random selectors and (without --boot-seed) the "
                             "bootstrap")
     n_boot: int = arg(1000, help="bootstrap replicates (over images, each image's expressions kept together, "
                                  "under both protocols) for the intervals and comparisons.csv (which "
@@ -87,10 +94,9 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
                                 "--seed); a new "
                                      "one into an existing --out recomputes only the statistics, from the "
                                 "stored rows")
-    device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
-    dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s "
-                     "evaluation), "
-                                  "float32 for a small random preset", choices=["auto", *DTYPES])
+    device: str = device_option("torch device (under accelerate: each process's own device)")
+    dtype: str = dtype_option("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s "
+                              "evaluation), float32 for a small random preset", choices=["auto", *DTYPES])
     chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
     batch_size: int = arg(1, help="prompts per LLM forward (this project's addition): B prompts of one "
                           "chunk's images, "
@@ -113,11 +119,6 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
                              "the vision tower, and for batched calls under --batch-size); off by default, "
                              "so that a seeded run's tables stay byte-identical")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        # the command line's Budgets as they are; a Python caller's read
-        self.budgets = Budget.list_of(self.budgets)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval-grounding`` options (one per :class:`GroundingArgs` field) to ``parser``."""
@@ -125,17 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
-    """(methods, budgets) as given; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it (a
-    budget's form is checked where it is read: the command line, :meth:`GroundingArgs.__post_init__`)."""
+    """(methods, budgets) as given; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it (what
+    an option declares, its budgets' form included, is checked where it is read: by the parser, or by
+    :func:`~litelvlm.cli_args.check_declared` for options built in code)."""
     methods = split_list(a.methods)
-    if not a.budgets:
-        raise LiteLVLMError("--budgets is empty")
-    if a.max_sentences < 1:
-        raise LiteLVLMError("--max-sentences must be >= 1")
-    if a.chunk < 1:
-        raise LiteLVLMError("--chunk must be >= 1")
-    if a.batch_size < 1:
-        raise LiteLVLMError("--batch-size must be >= 1")
     check_image_resize(a.image_resize, a.model)
     check_budgets_fit(a.model, a.budgets)   # against the card's N, before anything loads
     check_hub_model(a.model)   # a hub id offline with no cached snapshot

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.model_args import DTYPES, ModelDataArgs
+from analysis.common.model_args import ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import check_hub_model
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.shared_options import DTYPES, device_option, dtype_option, limit_images_option, seed_option
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
@@ -28,27 +29,26 @@ DEFAULT_SIGNALS = [s for s in LLM_SIGNALS if s != "layer_integrated_gradients"]
 class ImportanceArgs(ModelDataArgs):
     """Options of ``litelvlm importance``."""
 
-    limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
-                                   deprecated=("--limit",))
+    limit_images: int | None = limit_images_option("only the first N images (sorted by image id)")
     max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)",
                                     minimum=1)
     signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
-                                                   f"({', '.join(LLM_SIGNALS)}; or all)")
+                                                   f"({', '.join(LLM_SIGNALS)}; or all)", nonempty=True)
     method_signals: list[str] = arg([], help="also compare these methods' per-token ranking scores with the "
                                              "LLM signals, as CLIP-side signals method:NAME (methods that "
                                     "keep "
                                              "tokens by one score per token, e.g. vispruner, fastv, dart)")
     target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
                                    "prompt-embedding norm", choices=["mask", "seg_norm"])
-    ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients")
+    ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients", minimum=1)
     internal_batch_size: int = arg(4, help="IG steps evaluated at once (bounds memory)", minimum=1)
-    group: int = arg(4, help="ablation: remove group x group spatial token blocks")
+    group: int = arg(4, help="ablation: remove group x group spatial token blocks", minimum=1)
     per_head: bool = arg(True, help="also compare every attention head (not only the head mean)")
     save_scores: int = arg(8, help="keep the head-mean score vectors of the first N sentences (heat maps)")
     n_boot: int = arg(1000, help="bootstrap resamples (over images) for summary.csv")
-    seed: int = arg(0, help="seed (bootstrap; torch)")
-    device: str = arg("cpu", help="torch device")
-    dtype: str = arg("float32", help="model dtype", choices=list(DTYPES))
+    seed: int = seed_option("seed (bootstrap; torch)")
+    device: str = device_option()
+    dtype: str = dtype_option("float32", help="model dtype", choices=DTYPES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,19 +62,12 @@ def check_args(a: ImportanceArgs) -> list[str]:
     signals = split_list(a.signals)
     if signals == ["all"]:
         signals = list(LLM_SIGNALS)
-    if not signals:
-        raise LiteLVLMError("--signals is empty")
     bad = [s for s in signals if s not in LLM_SIGNALS]
     if bad:
         raise LiteLVLMError(f"--signals: unknown {', '.join(bad)}; choose from {', '.join(LLM_SIGNALS)}")
     for m in split_list(a.method_signals):
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
-    for name in ("ig_steps", "internal_batch_size", "group"):
-        if getattr(a, name) < 1:
-            raise LiteLVLMError(f"--{name.replace('_', '-')} must be >= 1")
-    if a.max_sentences is not None and a.max_sentences < 1:
-        raise LiteLVLMError("--max-sentences must be >= 1")
     check_refer_folder(a.refer_dir, a.dataset, a.split_by)   # before anything loads
     check_hub_model(a.model)   # a hub id offline with no cached snapshot
     return signals

@@ -13,10 +13,19 @@ from dataclasses import dataclass
 
 from analysis.common.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
 from litelvlm.budget import Budget
-from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_MODEL, card_of
 from litelvlm.methods import BASELINE, TABLE, describe, is_baseline
+from litelvlm.shared_options import (
+    budgets_option,
+    device_option,
+    dtype_option,
+    limit_images_option,
+    methods_option,
+    out_option,
+    seed_option,
+)
 
 #: The paper's comparison on RefCOCO/+/g, 9 methods (LiteLVLM and 8 published pruning methods) at each pruned
 #: budget, with the unpruned model once. Which 8 published methods the paper's table holds is this project's
@@ -29,17 +38,16 @@ PAPER_METHODS: tuple[str, ...] = ("litelvlm", "fastv", "sparsevlm", "prumerge+",
 class PlanArgs:
     """Options of ``litelvlm plan``."""
 
-    out: str = arg("runs/plan", help="plan folder: plan.json (every run, its estimate, its command) and "
-                   "plan.md")
+    out: str = out_option("plan folder: plan.json (every run, its estimate, its command) and plan.md",
+                          "runs/plan")
     data_dirs: list[str] = arg(help="folders holding the data, comma or space separated, each searched two "
                                "levels "
                                     "deep for the layouts: REFER (refs(unc).p / refs(umd).p beside "
                                "instances.json, "
                                     "images/ or --coco-images), Ref-DAVIS-17, Refer-YouTube-VOS, MeViS",
-                               required=True)
+                               required=True, nonempty=True)
     models: list[str] = arg([DEFAULT_MODEL], help="the checkpoints (or random presets), one per family, "
-                            "comma or "
-                                                  "space separated")
+                            "comma or space separated", nonempty=True)
     clip: str | None = arg(None, help="the CLIP folder passed to every command (default: each command's)")
     coco_images: str | None = arg(None, help="COCO train2014 image folder of the REFER layouts (default: "
                                   "each "
@@ -47,15 +55,12 @@ class PlanArgs:
     tree: str = arg("runs/results", help="the results tree the printed commands write into, one folder per "
                                        "run (<family>/<dataset>_<split>); `litelvlm figures --results TREE` "
                     "draws it")
-    methods: list[str] = arg(list(PAPER_METHODS), help="methods of every table (default: the paper's "
-                             "comparison, "
-                                                        "this project's reading of which 9); the unpruned "
-                             "baseline "
-                                                        "is always run")
-    budgets: list[Budget] = arg(Budget.parse_list(PAPER_BUDGETS[1:]), help="image budgets K of every method")
-    video_budgets: list[Budget] = arg(Budget.parse_list(PAPER_VIDEO_BUDGETS[1:]),
-                                      help="per-frame budgets of the video tables (of each frame's 576 CLIP "
-                                      "tokens)")
+    methods: list[str] = methods_option(list(PAPER_METHODS), help="methods of every table (default: the "
+                                        "paper's comparison, this project's reading of which 9); the "
+                                        "unpruned baseline is always run")
+    budgets: list[Budget] = budgets_option(PAPER_BUDGETS[1:], help="image budgets K of every method")
+    video_budgets: list[Budget] = budgets_option(PAPER_VIDEO_BUDGETS[1:], help="per-frame budgets of the "
+                                                 "video tables (of each frame's 576 CLIP tokens)")
     gpus: int = arg(1, help="processes per command (the GPUs of the node), torch.distributed.run's "
                     "--nproc-per-node", minimum=1)
     calibrate: int = arg(2, help="images timed per model, method and budget on this machine (after one "
@@ -66,17 +71,16 @@ class PlanArgs:
                        "is their median (made non-decreasing in the budget)", minimum=1)
     threads: int | None = arg(None, help="torch CPU threads of the calibration (default: 1 for tiny/toy "
                               "models, else the physical cores)", minimum=1)
-    device: str = arg("cpu", help="torch device of the calibration and of the printed commands")
-    dtype: str = arg("auto", help="model dtype of the calibration and of the printed commands",
-                     choices=["auto", "float32", "bfloat16", "float16"])
-    limit_images: int | None = arg(None, help="append --limit-images N to every printed image command (only "
-                                   "the "
-                                              "first N images; a short trial of the plan)", minimum=1)
-    seed: int = arg(0, help="seed of the calibration and of the printed commands")
+    device: str = device_option("torch device of the calibration and of the printed commands")
+    dtype: str = dtype_option("auto", help="model dtype of the calibration and of the printed commands",
+                              choices=["auto", "float32", "bfloat16", "float16"])
+    limit_images: int | None = limit_images_option("append --limit-images N to every printed image command "
+                                                   "(only the first N images; a short trial of the plan)",
+                                                   deprecated=())
+    seed: int = seed_option("seed of the calibration and of the printed commands")
 
     def __post_init__(self) -> None:
-        self.budgets = Budget.parse_list(self.budgets)
-        self.video_budgets = Budget.parse_list(self.video_budgets)
+        read_declared(self)   # a Python caller's budgets; the command line's are read already
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,16 +93,12 @@ def check_args(a: PlanArgs) -> tuple[list[str], list[str], list[str]]:
     family, two models of one family, an unknown method or an empty list is a :class:`LiteLVLMError` naming
     it."""
     dirs = split_list(a.data_dirs)
-    if not dirs:
-        raise LiteLVLMError("--data-dirs is empty")
     for d in dirs:
         if not os.path.isdir(d):
             raise LiteLVLMError(f"--data-dirs {d!r} is not a folder")
     if a.coco_images is not None and not os.path.isdir(a.coco_images):
         raise LiteLVLMError(f"--coco-images {a.coco_images!r} is not a folder")
     models = split_list(a.models)
-    if not models:
-        raise LiteLVLMError("--models is empty")
     families: dict[str, str] = {}
     for m in models:
         family = card_of(m).name   # names the model when it is no family's
@@ -110,9 +110,6 @@ def check_args(a: PlanArgs) -> tuple[list[str], list[str], list[str]]:
     for m in methods:
         if m not in TABLE:
             describe(m)   # the registry's error: the closest names
-    for option, budgets in (("--budgets", a.budgets), ("--video-budgets", a.video_budgets)):
-        if not budgets:
-            raise LiteLVLMError(f"{option} is empty: give at least one budget")
     if not [m for m in methods if not is_baseline(m)]:
         raise LiteLVLMError("--methods needs at least one pruning method")
     return dirs, models, [BASELINE, *dict.fromkeys(m for m in methods if not is_baseline(m))]

@@ -15,37 +15,40 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.defaults import POSITIONS_BUDGETS
 from analysis.common.family_text import official_protocol_families
-from analysis.common.model_args import DTYPES, ModelDataArgs
+from analysis.common.model_args import ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
-from litelvlm.errors import LiteLVLMError
 from litelvlm.families import check_budgets_fit, check_hub_model
 from litelvlm.methods import TABLE, describe
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.shared_options import (
+    DTYPES,
+    budgets_option,
+    device_option,
+    dtype_option,
+    methods_option,
+    seed_option,
+)
 
 
 @dataclass
 class PositionsArgs(MethodFlags, ModelDataArgs):
     """Options of ``litelvlm positions``."""
 
-    methods: list[str] = arg([], help="methods (default: every registered method but the baseline and the "
-                                      "analysis oracles)")
-    budgets: list[Budget] = arg(Budget.parse_list("192,64"), help="visual-token budgets K (K >= 1; at most "
-                                "the image's N)")
+    methods: list[str] = methods_option([], help="methods (default: every registered method but the baseline "
+                                        "and the analysis oracles)")
+    budgets: list[Budget] = budgets_option(POSITIONS_BUDGETS, help="visual-token budgets K (K >= 1; at most "
+                                           "the image's N)")
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image under an official multi-expression "
                              "protocol "
                                      f"({official_protocol_families()}: 3)", minimum=1)
-    seed: int = arg(0, help="seed of the official sampling and the random selector")
-    device: str = arg("cpu", help="torch device")
-    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint, float32 for tiny-random",
-                     choices=["auto", *DTYPES])
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        # the command line's Budgets as they are; a Python caller's read
-        self.budgets = Budget.list_of(self.budgets)
+    seed: int = seed_option("seed of the official sampling and the random selector")
+    device: str = device_option()
+    dtype: str = dtype_option("auto", help="model dtype; auto: bfloat16 for a checkpoint, float32 for "
+                              "tiny-random", choices=["auto", *DTYPES])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +62,6 @@ def check_args(a: PositionsArgs) -> tuple[list[str], list[Budget]]:
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
-    if not a.budgets:
-        raise LiteLVLMError("--budgets is empty")
     check_budgets_fit(a.model, a.budgets)   # against the card's N, before anything loads
     check_hub_model(a.model)   # a hub id offline with no cached snapshot
     check_refer_folder(a.refer_dir, a.dataset, a.split_by)

@@ -10,17 +10,27 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.common.defaults import RETENTION_BUDGETS
 from analysis.common.family_text import paper_family
 from analysis.common.study import check_same_model
 from litelvlm.budget import Budget
-from litelvlm.cli_args import add_dataclass_arguments, arg
+from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import cards, check_image_resize, family_of
 from litelvlm.image_resize import image_resize_arg
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from litelvlm.shared_options import (
+    budgets_option,
+    dtype_option,
+    limit_images_option,
+    methods_option,
+    model_option,
+    out_option,
+    seed_option,
+)
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
-BUDGETS = (576, 192, 64, 32)
+BUDGETS = RETENTION_BUDGETS
 
 
 #: the LVLM models ``--model``'s help names: each family's documented offline model string
@@ -31,30 +41,28 @@ _EXAMPLE = " or ".join(c.default_model for c in cards() if c.input == "image")
 class RetentionArgs:
     """The options of one ``retention`` run."""
 
-    out: str = arg(help="output folder", required=True)
-    model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): an hf id or folder, an "
-                                              "open_clip string, or a random one such as tiny336-random or "
-                                              "vit-l-14-336-random (see `litelvlm select --help`); or an "
-                     "LVLM of a "
-                                              f"model family (e.g. {_EXAMPLE}, or a checkpoint folder): the "
-                                              "methods it runs, on its own visual tokens")
+    out: str = out_option("output folder")
+    model: ModelSpec = model_option(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): an hf id or "
+                                    "folder, an open_clip string, or a random one such as tiny336-random or "
+                                    "vit-l-14-336-random (see `litelvlm select --help`); or an LVLM of a "
+                                    f"model family (e.g. {_EXAMPLE}, or a checkpoint folder): the methods it "
+                                    "runs, on its own visual tokens")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
                        choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic "
                          "image", deprecated=("--data",))
     image_dir: str = arg(None, help="image folder (default: <refer-dir>/images)")
-    limit_images: int = arg(2, help="only the first N images (val split first, by image id)", minimum=1,
-                            deprecated=("--limit",))
-    budgets: list[Budget] = arg(Budget.parse_list(BUDGETS), help="token budgets K >= 1 (a CLIP's: clipped to "
-                                "its number of patches; an LVLM's: planned as eval-grounding plans them)")
-    methods: list[str] = arg(None, help="methods (default: every CLIP-side method the CLIP backend runs; on "
-                             "an "
-                                        "LVLM, every method its family runs but the analysis oracles)")
-    seed: int = arg(0, help="seed for the random method")
+    limit_images: int = limit_images_option("only the first N images (val split first, by image id)", 2)
+    budgets: list[Budget] = budgets_option(BUDGETS, help="token budgets K >= 1 (a CLIP's: clipped to its "
+                                           "number of patches; an LVLM's: planned as eval-grounding plans "
+                                           "them)")
+    methods: list[str] = methods_option(None, help="methods (default: every CLIP-side method the CLIP "
+                                        "backend runs; on an LVLM, every method its family runs but the "
+                                        "analysis oracles)")
+    seed: int = seed_option("seed for the random method")
     image_resize: str = image_resize_arg()
-    dtype: str = arg("float32",
-                     help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in bfloat16)",
-                     choices=["float32", "bfloat16"])
+    dtype: str = dtype_option("float32", help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in "
+                              "bfloat16)", choices=["float32", "bfloat16"])
     quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or "
                         "nf4 "
                                      "(this project's option, to ask whether quantization changes what is "
@@ -67,8 +75,7 @@ class RetentionArgs:
 
 
     def __post_init__(self) -> None:
-        # a Python caller's "64,16" or ints: Budgets, as parsed
-        self.budgets = Budget.parse_list(self.budgets)
+        read_declared(self)   # a Python caller's budgets; the command line's are read already
 
 def model_family(model: str) -> str | None:
     """The model family ``model`` names (an LVLM: its retention runs on the family's pipeline), or None for a
@@ -89,10 +96,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(a: RetentionArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
-    if not a.budgets:
-        raise LiteLVLMError("--budgets is empty")
-    if a.limit_images < 1:
-        raise LiteLVLMError(f"--limit-images must be >= 1, got {a.limit_images}")
     if a.image_dir and not a.refer_dir:
         raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
     if a.refer_dir and not (Path(a.refer_dir) / "refs(unc).p").is_file():   # before anything loads

@@ -16,6 +16,7 @@ from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.shared_options import out_option
 
 #: the grids the reversal is measured on: CLIP's own patches, or a family's merged Qwen2.5-VL tokens (the
 #: families whose card declares a merged grid, :mod:`analysis.common.merged_grid`)
@@ -30,9 +31,9 @@ class ReversalArgs(ClipStudyArgs):
     """The options of one ``reversal`` run (the shared ones in
     :class:`~analysis.common.clip_args.ClipStudyArgs`)."""
 
-    out: str = arg(help="output folder (reversal.parquet, summary.csv, config.json)", required=True)
+    out: str = out_option("output folder (reversal.parquet, summary.csv, config.json)")
     save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "
-                                 "first N scored sentences (every requested layer), for plots")
+                                 "first N scored sentences (every requested layer), for plots", minimum=0)
     grid: str = arg(CLIP_GRID, choices=list(GRIDS),
                     help="where the similarity is ranked: CLIP's own patches, or the merged Qwen2.5-VL "
                     "tokens of the "
@@ -87,8 +88,6 @@ def check_args(a: ReversalArgs) -> None:
     if a.grid != CLIP_GRID and a.space == CLIP_SPACE and not a.pad_to_square:
         raise LiteLVLMError(f"--grid {a.grid} maps CLIP on the padded image (as LiteLVLM on "
                             f"{card(a.grid).display_name}): add --pad-to-square")
-    if a.save_maps < 0:
-        raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
     if a.refer_dir:   # its layout, before anything loads (--coco-instances may give the instances)
         check_refer_folder(a.refer_dir, a.dataset, a.split_by, instances=not a.coco_instances)
 

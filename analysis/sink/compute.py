@@ -218,9 +218,7 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
     """(texts, meta rows, records or None) from --expressions or a REFER / COCO source."""
     if a.expressions:
         exprs = load_expressions(a.expressions)
-        if a.limit_sentences is not None:
-            if a.limit_sentences < 1:
-                raise LiteLVLMError(f"--limit-sentences must be >= 1, got {a.limit_sentences}")
+        if a.limit_sentences is not None:   # >= 1: its declaration (analysis.common.clip_args)
             exprs = exprs[:a.limit_sentences]
         if not exprs:
             raise LiteLVLMError(f"{a.expressions!r} holds no expressions")

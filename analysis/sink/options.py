@@ -13,6 +13,7 @@ from analysis.common.clip_args import ClipStudyArgs, check_clip_study
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.shared_options import out_option
 
 
 @dataclass
@@ -20,13 +21,13 @@ class SinkArgs(ClipStudyArgs):
     """The options of one ``sink`` run: the text-side ones here, the shared ones (the image options are
     those of the ablation) in :class:`~analysis.common.clip_args.ClipStudyArgs`."""
 
-    out: str = arg(help="output folder (sink.parquet, summary.csv, config.json)", required=True)
+    out: str = out_option("output folder (sink.parquet, summary.csv, config.json)")
     expressions: str = arg(None, help="a text-only expressions JSON ({'items': [{'text': ...}]}), "
                                       "e.g. refcoco_unc_expressions/val.json")
     ablate_from: list[int] = arg([0], help="ablation: mask [SOS] for the [EOS] query in every text block "
                                            ">= this (one variant per value)", metavar="BLOCK")
     examples: int = arg(4, help="write OUT/eos_attention_examples.parquet: the head-averaged [EOS] attention "
-                                "over the tokens, per layer, for the first N sentences")
+                                "over the tokens, per layer, for the first N sentences", minimum=0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_args(a: SinkArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
     check_clip_study(a)
-    if a.examples < 0:
-        raise LiteLVLMError(f"--examples must be >= 0, got {a.examples}")
     if a.expressions and (a.refer_dir or a.coco_instances):
         raise LiteLVLMError("give either --expressions or --refer-dir/--coco-instances, not both")
     if not (a.expressions or a.refer_dir or a.coco_instances):

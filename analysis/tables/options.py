@@ -12,6 +12,7 @@ from pathlib import Path
 
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
+from litelvlm.shared_options import out_option
 
 #: where ``litelvlm tables`` writes without ``--out``: a new folder of the working directory
 DEFAULT_TABLES_OUT = "litelvlm-tables"
@@ -21,8 +22,8 @@ DEFAULT_TABLES_OUT = "litelvlm-tables"
 class TablesArgs:
     results: str = arg(help="results tree: every run folder of eval-grounding, efficiency, validate and "
                             "eval-video under it (at any depth, as `litelvlm figures --results` finds them)")
-    out: str = arg(DEFAULT_TABLES_OUT, help="folder for the tables, each as Markdown (.md), LaTeX (.tex, "
-                                            "booktabs) and CSV (.csv)")
+    out: str = out_option("folder for the tables, each as Markdown (.md), LaTeX (.tex, booktabs) and CSV "
+                          "(.csv)", DEFAULT_TABLES_OUT)
 
 
 def add_arguments(parser) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analysis.common.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
-from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs, positions_arg
+from analysis.common.model_args import LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs, positions_arg
 from analysis.common.prefill_args import (
     CAPTURE_CHOICES,
     CAPTURE_HELP,
@@ -27,6 +27,14 @@ from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card_of, check_budgets_fit, check_hub_model, family_input
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.shared_options import (
+    DTYPES,
+    budgets_option,
+    device_option,
+    dtype_option,
+    methods_option,
+    seed_option,
+)
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = tuple(Budget.parse_list(PAPER_BUDGETS))
@@ -55,25 +63,23 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     tokenizer: str | None = arg(None, help="a random full-size model whose checkpoint ships a tokenizer: "
                                 "that slow "
                                            "tokenizer's folder (docs/validate.md)")
-    methods: list[str] = arg([], help="methods (default: every registered method the model's family runs; "
-                             "one it "
-                                      "cannot run is refused)")
-    budgets: list[Budget] | None = arg(None, help="visual-token budgets K (default: 576,192,128,64; a K "
-                                       "above the image's N "
-                                         "is skipped when N depends on the image); a video model: per-frame "
-                                       "budgets of "
-                                         "each frame's 576 CLIP patches (default: 576,196,81)")
+    methods: list[str] = methods_option([], help="methods (default: every registered method the model's "
+                                        "family runs; one it cannot run is refused)")
+    budgets: list[Budget] | None = budgets_option(None, help="visual-token budgets K (default: "
+                                                  "576,192,128,64; a K above the image's N is skipped when N "
+                                                  "depends on the image); a video model: per-frame budgets "
+                                                  "of each frame's 576 CLIP patches (default: 576,196,81)")
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image by a family's official multi-sentence "
                                      "protocol; a family whose protocol holds a fixed number of expressions "
                              "per "
                                      "prompt takes that many",
                              minimum=1)
-    seed: int = arg(0, help="seed of the official sampling and the random selector")
-    device: str = arg("cpu", help="torch device (cuda: the GPU validation, CUDA-synchronised times)")
-    dtype: str = arg("auto", help="model dtype; auto: the family's official evaluation dtype (bfloat16 for a "
-                                  "checkpoint or a full-size random model), float32 for a tiny one",
-                     choices=["auto", *DTYPES])
+    seed: int = seed_option("seed of the official sampling and the random selector")
+    device: str = device_option("torch device (cuda: the GPU validation, CUDA-synchronised times)")
+    dtype: str = dtype_option("auto", help="model dtype; auto: the family's official evaluation dtype "
+                              "(bfloat16 for a checkpoint or a full-size random model), float32 for a tiny "
+                              "one", choices=["auto", *DTYPES])
     compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile, without CUDA graphs: per-"
                                     "layer graphs overwrite each other's outputs; --prefill captured graphs "
                         "the "
@@ -101,11 +107,6 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                             "masks (mask_iou_vs_compare, logit_diff_vs_compare); this run's "
                                  "own "
                                             "--out: its own unpruned masks (the agreement of pruning alone)")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.budgets is not None:  # None: the family's default; a Python caller may give strings or ints
-            self.budgets = Budget.list_of(self.budgets)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,8 +151,6 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
         raise LiteLVLMError(f"--video-dir: {a.model} is an image model; give --refer-dir")
     if not video and a.refer_dir is None:
         raise LiteLVLMError("the following arguments are required: --refer-dir")
-    if a.budgets is not None and not a.budgets:  # given, but empty (--budgets ""): not the default
-        raise LiteLVLMError("--budgets is empty")
     check_budgets_fit(a.model, a.budgets or [])   # against the card's N, before anything loads
     check_hub_model(a.model)   # a hub id offline with no cached snapshot
     if a.refer_dir is not None:

@@ -20,16 +20,26 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.defaults import VIDEO_BUDGETS
 from analysis.common.grounding_runs import check_budgets
 from analysis.common.model_args import attn_arg, check_attn_device, positions_arg
 from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
 from litelvlm.budget import Budget
-from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, resolve, video_eval
 from litelvlm.image_resize import image_resize_arg
 from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.model_spec import ModelSpec
+from litelvlm.shared_options import (
+    budgets_option,
+    device_option,
+    dtype_option,
+    methods_option,
+    model_option,
+    out_option,
+    seed_option,
+)
 from litelvlm.video.datasets import MEVIS, REF_DAVIS, REF_YOUTUBE_VOS, SPLITS
 from litelvlm.video.runner import FRAME_PATCHES
 
@@ -56,8 +66,7 @@ MODEL_HELP = "; ".join(f"{c.display_name} ({', '.join(c.preset_strings)} or a ch
 class VideoArgs(PrefillArgs):
     """Options of ``litelvlm eval-video``."""
 
-    out: str = arg(help="output folder (summary.csv, expressions.parquet, config.json; resumable)",
-                   required=True)
+    out: str = out_option("output folder (summary.csv, expressions.parquet, config.json; resumable)")
     video_dir: str | None = arg(None, help="the --dataset's folder in its released layout (Ref-DAVIS-17: "
                                       "meta_expressions/<split>/..., <split>/JPEGImages, "
                                 "<split>/Annotations); default: "
@@ -72,21 +81,20 @@ class VideoArgs(PrefillArgs):
                        "comes from "
                                        "the server)", choices=list(DEFAULT_SPLITS))
     split: str | None = arg(None, help="split of --video-dir (default: valid; valid_u for mevis)")
-    model: ModelSpec = arg(DEFAULT_VIDEO_MODEL, help="a model of a family with a video path, run on that "
-                           "family's own "
-                                               f"video path (what each offers: docs/video.md): {MODEL_HELP}")
+    model: ModelSpec = model_option(DEFAULT_VIDEO_MODEL, help="a model of a family with a video path, run on "
+                                    "that family's own video path (what each offers: docs/video.md): "
+                                    f"{MODEL_HELP}")
     clip: ModelSpec | None = arg(None, help="the CLIP paired with the family's vision tower for its text "
                                  "side, or the "
                                       "family's paired CLIP (default: openai/clip-vit-large-patch14-336, or "
                                  "the "
                                       "matching random CLIP for a random model)")
-    methods: list[str] = arg([], help="methods (default: every method the family's video path runs on the "
-                             "model, "
-                                      "CLIP-side ones first, oracles aside); the unpruned baseline is always "
-                             "run")
-    budgets: list[Budget] = arg(Budget.parse_list("196,81"), help="CLIP tokens kept per frame (1..576); "
-                                "LLM-side methods and a family seeing the video as merged tokens keep the "
-                                "same fraction of the video's visual tokens")
+    methods: list[str] = methods_option([], help="methods (default: every method the family's video path "
+                                        "runs on the model, CLIP-side ones first, oracles aside); the "
+                                        "unpruned baseline is always run")
+    budgets: list[Budget] = budgets_option(VIDEO_BUDGETS, help="CLIP tokens kept per frame (1..576); "
+                                           "LLM-side methods and a family seeing the video as merged tokens "
+                                           "keep the same fraction of the video's visual tokens")
     arrangement: str = arg("pool", help="how K kept tokens meet the square-only pooling: pool (to 12x12, the "
                                         "default), pool-min (to min(sqrt K, 12) squared), direct (no pooling)"
                            , choices=list(ARRANGEMENTS))
@@ -113,9 +121,8 @@ class VideoArgs(PrefillArgs):
     synthetic_videos: int = arg(2, help="videos of the synthetic set (without --video-dir)", minimum=1)
     synthetic_frames: int = arg(8, help="frames per synthetic video", minimum=2)
     synthetic_seed: int = arg(0, help="seed of the synthetic set")
-    seed: int = arg(0, help="seed of the random selector (frame f draws with seed + f) and (without "
-                    "--boot-seed) of "
-                            "the bootstrap")
+    seed: int = seed_option("seed of the random selector (frame f draws with seed + f) and (without "
+                            "--boot-seed) of the bootstrap")
     n_boot: int = arg(1000, help="bootstrap replicates (over videos) for the intervals, comparisons.csv and "
                       "claims.csv, "
                                  "and random swap patterns of the paired test beyond 16 videos")
@@ -124,7 +131,7 @@ class VideoArgs(PrefillArgs):
                                 "--seed); a new "
                                      "one into an existing --out recomputes only the statistics, from the "
                                 "stored rows")
-    device: str = arg("cpu", help="torch device")
+    device: str = device_option()
     batch_size: int = arg(1, help="expressions of one video per LLM forward (this project's addition): B "
                           "prompts "
                                   "sharing the video's frames right-padded through one masked forward, each "
@@ -135,14 +142,13 @@ class VideoArgs(PrefillArgs):
                           "(method, "
                                   "budget)'s first batch is checked against batch 1 (batch_check.csv)",
                           minimum=1)
-    dtype: str = arg("auto", help="model dtype (auto: the checkpoint's)",
-                     choices=["auto", "float32", "bfloat16", "float16"])
+    dtype: str = dtype_option("auto", help="model dtype (auto: the checkpoint's)",
+                              choices=["auto", "float32", "bfloat16", "float16"])
     attn: str | None = attn_arg()
     positions: str = positions_arg()
 
     def __post_init__(self) -> None:
-        # the command line's Budgets as they are; a Python caller's read
-        self.budgets = Budget.list_of(self.budgets)
+        read_declared(self)   # a Python caller's budgets; the command line's are read already
         # read once: the command line's already, a Python caller's here
         self.model = resolve(self.model)   # resolved once: the value travels (a resolved one as it is)
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)

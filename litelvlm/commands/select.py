@@ -15,11 +15,20 @@ from dataclasses import dataclass
 from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from ..families import DEFAULT_MODEL, card_of, cards, check_budgets_fit, check_image_resize, names_family
+from ..families import (
+    DEFAULT_MODEL,
+    card_of,
+    cards,
+    check_budgets_fit,
+    check_image_resize,
+    family_or_spec,
+    names_family,
+)
 from ..image_resize import image_resize_arg
 from ..io import save_plot
 from ..methods import available_methods, describe, get_method, method_names
-from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
+from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from ..shared_options import model_option, seed_option
 from .select_family import _load_image, run_family
 
 
@@ -33,19 +42,16 @@ class SelectArgs(MethodFlags):
                                      "no text accept none", flag="--text", nargs="append")
     budget: Budget = arg(None, help="visual tokens to keep: K, 1 <= K <= N, or all (required unless "
                          "--list-methods)")
-    model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local "
-                     "save_pretrained "
-                                              "dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH "
-                     "(open_clip); "
-                                              "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random; "
-                     "or a "
-                                              "grounding model of any family (a random preset such as "
-                                              f"{DEFAULT_MODEL}, or a checkpoint folder), whose pipeline "
-                                              "then runs the method on its own visual tokens")
+    model: ModelSpec = model_option(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or "
+                                    "local save_pretrained dir (hf); ARCH:TAG, ARCH:/ckpt.pt or "
+                                    "local-dir:PATH (open_clip); or tiny-random[:SEED], tiny336-random, "
+                                    "vit-l-14-336-random; or a grounding model of any family (a random "
+                                    f"preset such as {DEFAULT_MODEL}, or a checkpoint folder), whose "
+                                    "pipeline then runs the method on its own visual tokens")
     method: str = arg("litelvlm", help="selection method (see --list-methods)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
                        choices=["hf", "open_clip"])
-    seed: int = arg(0, help="seed for random methods")
+    seed: int = seed_option("seed for random methods")
     image_resize: str = image_resize_arg()
     raster: bool = arg(False, help="re-sort the kept indices into raster order")
     pad: bool = arg(False, help="LLaVA-style pad-to-square preprocessing instead of the centre crop")
@@ -124,6 +130,7 @@ def run(ns) -> int:
     if ns.list_methods:
         return _list_methods(ns.json)
     a = from_namespace(SelectArgs, ns)
+    a.model = family_or_spec(a.model)   # a family's model resolved once (a CLIP as it is)
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 from .. import families
 from ..budget import Budget, BudgetError
-from ..cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from ..cli_args import add_dataclass_arguments, arg, from_namespace, read_declared, split_list
 from ..errors import LiteLVLMError
 from ..families import check_image_resize, family_input, names_family
 from ..image_resize import image_resize_arg
+from ..model_spec import ModelSpec
+from ..shared_options import budgets_option, methods_option, model_option, seed_option
 from .defaults import DEFAULT_MODEL, image_models
 
 
@@ -23,32 +25,26 @@ class ExploreArgs:
     image: str = arg(None, help="image file (required)")
     text: list[str] = arg(None, help="an expression to ground (repeat --text for several; required)",
                           flag="--text", nargs="append")
-    model: str = arg(None, help=f"a grounding model (a random preset such as {' or '.join(image_models())}, "
-                     "or a "
-                                "checkpoint folder: kept tokens on its own grid, masks) or a CLIP "
-                     "(tiny336-random, "
-                                f"a folder: no masks); default: {DEFAULT_MODEL}, "
-                     f"{families.card_of(DEFAULT_MODEL).display_name}"
-                                "'s random preset")
-    methods: list[str] = arg(None, help="methods to show (default: litelvlm, litelvlm-ctx, clip_topsim, "
-                             "random, "
-                                        "vispruner, those the model runs)")
-    budgets: list[Budget] | None = arg(None, help="budgets stored in the page for every method (default: "
-                                       "every K "
-                                                  "from N to 1); the slider snaps to the nearest stored one")
-    mask_budgets: list[Budget] | None = arg(None, help="budgets at which the page holds each method's "
-                                            "predicted "
-                                                       "masks (default: N, N/3, N/9, N/18: 576, 192, 64, 32 "
-                                            "at "
-                                                       "N = 576; "
-                                                       "an empty value \"\": no masks)")
+    model: ModelSpec | None = model_option(None, help="a grounding model (a random preset such as "
+                                           f"{' or '.join(image_models())}, or a checkpoint folder: kept "
+                                           "tokens on its own grid, masks) or a CLIP (tiny336-random, a "
+                                           f"folder: no masks); default: {DEFAULT_MODEL}, "
+                                           f"{families.card_of(DEFAULT_MODEL).display_name}'s random preset")
+    methods: list[str] = methods_option(None, help="methods to show (default: litelvlm, litelvlm-ctx, "
+                                        "clip_topsim, random, vispruner, those the model runs)")
+    budgets: list[Budget] | None = budgets_option(None, help="budgets stored in the page for every method "
+                                                  "(default: every K from N to 1); the slider snaps to the "
+                                                  "nearest stored one")
+    mask_budgets: list[Budget] | None = budgets_option(None, nonempty=False, help="budgets at which the "
+                                                       "page holds each method's predicted masks (default: "
+                                                       "N, N/3, N/9, N/18: 576, 192, 64, 32 at N = 576; an "
+                                                       "empty value \"\": no masks)")
     page: str = arg(None, help="the HTML file to write (required)", flag="--out", metavar="PAGE.html")
-    seed: int = arg(0, help="seed for random methods")
+    seed: int = seed_option("seed for random methods")
     image_resize: str = image_resize_arg()
 
-    def __post_init__(self) -> None:  # a Python caller's "64,16" or ints: Budgets, as parsed
-        self.budgets, self.mask_budgets = (None if b is None else Budget.parse_list(b)
-                                           for b in (self.budgets, self.mask_budgets))
+    def __post_init__(self) -> None:
+        read_declared(self)   # a Python caller's "64,16" or ints: Budgets; the command line's are read
 
 
 def add_arguments(parser) -> None:
@@ -64,8 +60,6 @@ def check_args(a: ExploreArgs) -> None:
         raise LiteLVLMError(f"{' and '.join(missing)} required")
     if not os.path.isfile(os.path.expanduser(a.image)):
         raise LiteLVLMError(f"--image {a.image!r} is not a file")
-    if a.budgets is not None and not a.budgets:  # given, but empty (--budgets ""): not the default
-        raise LiteLVLMError("--budgets is empty")
     if any(not t.strip() for t in a.text):
         raise LiteLVLMError("--text: an expression is empty")
     if not a.page.lower().endswith((".html", ".htm")):
@@ -91,6 +85,7 @@ def check_args(a: ExploreArgs) -> None:
 
 def run(ns) -> int:
     a = from_namespace(ExploreArgs, ns)
+    a.model = families.family_or_spec(a.model) if a.model else None   # resolved once (a CLIP as it is)
     check_args(a)
     from .data import load
     from .page import link_budget, write_page

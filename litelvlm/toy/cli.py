@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..cli_args import add_dataclass_arguments, arg, from_namespace
+from ..shared_options import out_option, seed_option
 from .refer_layout import DEMO_SEED, write_refer
 
 
 @dataclass
 class ToyDataArgs:
-    out: str = arg(help="output folder (refs(unc).p, instances.json, images/)", required=True)
+    out: str = out_option("output folder (refs(unc).p, instances.json, images/)")
     scenes: int = arg(64, help="number of scenes (images)", minimum=1)
-    seed: int = arg(DEMO_SEED, help="scene seed (the toy CLIP was trained on seed 1; 2 is its held-out set)")
+    seed: int = seed_option("scene seed (the toy CLIP was trained on seed 1; 2 is its held-out set)",
+                            DEMO_SEED)
     size: int = arg(224, help="image side in pixels (at least 32: a 3x3 layout of shapes)", minimum=32)
     split: str = arg("val", help="split name written into every ref")
     sentences: int = arg(2, help="referring expressions per object", minimum=1)

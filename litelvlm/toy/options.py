@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..cli_args import add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
+from ..shared_options import out_option, seed_option
 from .scenes import CELLS
 
 
@@ -18,13 +19,14 @@ from .scenes import CELLS
 class ToyTrainArgs:
     """The options of one ``toy-train`` run (field ``name`` is the flag ``--name``, ``_`` as ``-``)."""
 
-    out: str = arg("toy-clip", help="output folder (save_pretrained layout)")
-    seed: int = arg(0, help="seed for the model initialisation and the batch sampling")
+    out: str = out_option("output folder (save_pretrained layout)", "toy-clip")
+    seed: int = seed_option("seed for the model initialisation and the batch sampling")
     steps: int = arg(4800, help="optimisation steps", minimum=1)
     batch_size: int = arg(64, help="scenes per batch", minimum=2)
     positives: int = arg(3, help="referring expressions (of different objects) per image (a scene has 3-5 "
                          "objects; "
-                                     "3 instead of 2 costs ~8%% more per step and trains binding faster)")
+                                     "3 instead of 2 costs ~8%% more per step and trains binding faster)",
+                         minimum=1)
     hard_negatives: int = arg(7, help="same-scene counterfactual captions per positive")
     binding_negatives: float = arg(1.0, help="share of the hard negatives drawn first from binding "
                                    "counterfactuals: "
@@ -47,7 +49,7 @@ class ToyTrainArgs:
     vision_layers: int = arg(4, help="vision transformer layers")
     vision_heads: int = arg(12, help="vision attention heads (0: one per 32 channels); more heads let the "
                             "CLS "
-                                    "token gather more regions separately")
+                                    "token gather more regions separately", minimum=0)
     text_width: int = arg(64, help="text transformer width")
     text_layers: int = arg(3, help="text transformer layers")
     embed_dim: int = arg(256, help="joint embedding size")
@@ -61,7 +63,7 @@ class ToyTrainArgs:
                              "2-D sin-cos grid (both are trained)")
     position_warmup: int = arg(400, help="first N steps on --warmup-objects scenes, each caption ('the red "
                                "circle at the "
-                                       "top') contrasted with the same caption at the other cells")
+                                       "top') contrasted with the same caption at the other cells", minimum=0)
     warmup_scenes: int = arg(2000, help="scenes rendered for the position warm-up")
     warmup_objects: int = arg(2, help="objects per warm-up scene (2: the other object's cell is a negative, "
                               "so the "
@@ -90,10 +92,6 @@ def check_workers(workers: int) -> None:
 
 def check_args(a: ToyTrainArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
-    if a.batch_size < 2 or a.steps < 1:
-        raise LiteLVLMError("--batch-size must be >= 2 and --steps >= 1")
-    if a.positives < 1:
-        raise LiteLVLMError(f"--positives must be >= 1, got {a.positives}")
     check_workers(a.workers)
     if not 0.0 <= a.binding_negatives <= 1.0:
         raise LiteLVLMError(f"--binding-negatives must be in [0, 1], got {a.binding_negatives}")
@@ -101,10 +99,9 @@ def check_args(a: ToyTrainArgs) -> None:
         raise LiteLVLMError(f"--warmup-objects must be between 1 and {len(CELLS)}, got {a.warmup_objects}")
     if not 0.0 <= a.position_mix <= 1.0:
         raise LiteLVLMError(f"--position-mix must be in [0, 1], got {a.position_mix}")
-    if a.position_warmup < 0 or (a.position_warmup and a.warmup_scenes < a.batch_size):
-        raise LiteLVLMError("--position-warmup must be >= 0, and --warmup-scenes at least --batch-size when "
-                            "it is used")
-    if a.vision_heads < 0 or (a.vision_heads and a.vision_width % a.vision_heads):
+    if a.position_warmup and a.warmup_scenes < a.batch_size:
+        raise LiteLVLMError("--warmup-scenes must be at least --batch-size when --position-warmup is used")
+    if a.vision_heads and a.vision_width % a.vision_heads:
         raise LiteLVLMError(f"--vision-heads {a.vision_heads} must divide --vision-width {a.vision_width}")
     if a.image_size % a.patch_size:
         raise LiteLVLMError(f"--image-size {a.image_size} is not a multiple of --patch-size {a.patch_size}")

@@ -28,8 +28,8 @@ def test_plan_runs_every_method_at_every_budget_and_the_baseline_once():
         plan(["litelvlm"], [B(600)], 576)
     with pytest.raises(LiteLVLMError, match="empty"):
         plan([], [B(64)], 576)
-    with pytest.raises(LiteLVLMError, match="empty"):
-        plan(["litelvlm"], [], 576)
+    # no budget: refused by the options' declaration, at the parser (tests/litelvlm/test_cli_args.py)
+    assert plan(["none", "litelvlm"], [], 576) == [("none", B(576))]
     with pytest.raises(LiteLVLMError, match="unknown|not-a-method"):
         plan(["not-a-method"], [B(64)], 576)
 
