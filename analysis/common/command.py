@@ -105,10 +105,10 @@ def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
     namespace) as ``options``; each of ``checks`` in order (one that returns an ``options`` instance replaces
     the options); then the heavy function ``"module:function"`` (or the one ``heavy(options)`` names) imported
     and called with the options and ``extra``, and with ``checked=`` the result of the check ``hands_down``
-    (one of ``checks``), so that the heavy function checks nothing again; a heavy function that prints a table
-    or a headline takes ``screen=``, what to print (:class:`Screen`): the one given
-    (``screen=``, a study run by another command: that command's), else the namespace's ``-v`` and
-    ``--quiet``. The returned function's ``study`` is ``options``."""
+    (one of ``checks``), so that the heavy function checks nothing again. A heavy function that prints a table
+    or a headline takes ``screen=``, what to print (:class:`Screen`): the one given to ``run`` (a study run
+    by another command gets that command's), else the namespace's ``-v`` and ``--quiet``. The returned
+    function's ``study`` is ``options``."""
 
     def run(args: Any, **extra: Any) -> int:
         screen = extra.pop("screen", None)
