@@ -76,6 +76,16 @@ def resolve(model: str | ModelSpec) -> ResolvedModel:
     return resolve_in(model, _cards().values())
 
 
+def family_or_spec(model: str | ModelSpec) -> ModelSpec:
+    """``model`` resolved (:func:`resolve`) where it names a family's model, else its spec as it is (a CLIP,
+    which the CLIP loader reads): the one resolution at the edge of a command whose ``--model`` takes
+    either."""
+    try:
+        return resolve(model)
+    except LiteLVLMError:
+        return ModelSpec.of(model)
+
+
 def family_model(model: str | ModelSpec, family: FamilyCard) -> ResolvedModel:
     """``model`` resolved (:func:`resolve`) as a model of ``family``, a released checkpoint's hub id
     downloaded (:func:`hub_folder`) and resolved as its folder: what a family's loader reads; another family's

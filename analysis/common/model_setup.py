@@ -5,6 +5,7 @@ torch)."""
 from __future__ import annotations
 
 from analysis.common.model_args import ModelDataArgs
+from litelvlm.families import resolve
 from litelvlm.lvlm.numerics import Numerics
 from litelvlm.quantize import check_quantize
 
@@ -13,7 +14,8 @@ def study_numerics(args: ModelDataArgs, protocol: str):
     """The pipeline's ``Numerics``: the official stack under ``protocol="official"``, the project's earlier
     numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` overriding; the official
     attention kernel is the family's (its card's ``official_attn``)."""
-    official = args.model.card.official_attn if protocol == "official" else None   # resolved once
+    # the model as its options resolved it (resolve: the value itself)
+    official = resolve(args.model).card.official_attn if protocol == "official" else None
     return Numerics.for_protocol(protocol, attn=args.attn or official, clip_preprocess=args.clip_preprocess,
                                  score_dtype=args.score_dtype)
 

@@ -63,7 +63,7 @@ from litelvlm.budget import Budget
 from litelvlm.busy import busy_warning
 from litelvlm.cost.stages import time_stages
 from litelvlm.cost.tokens import selects_on_clip
-from litelvlm.families import family_input, image_resize_record, load_pipeline
+from litelvlm.families import image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import write_json, write_parquet
 from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
@@ -267,7 +267,7 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
     image model) or ``--video-dir`` (a video model: the first video's first clip and expression; its records
     have no ``image_id``)."""
 
-    if family_input(a.model) == "video":
+    if a.model.card.input == "video":   # the model as its options resolved it
         rec, frames, root = pick_video(a, tmp)
         return [rec], frames, f"{root}/{rec.video} ({len(frames)} frames)"
     recs, image = pick_image(a)

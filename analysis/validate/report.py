@@ -32,7 +32,6 @@ from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_
 from analysis.common.stage_plots import STAGE_MS, screen_line, stages_frame, write_stages
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
-from litelvlm.families import card_of
 from litelvlm.io import atomic_path, write_csv
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import weights_banner
@@ -271,7 +270,7 @@ def prompt_line(setup: dict, a) -> str:
         said = "; ".join(f"\"{s}\"" for s in setup["sentences"])
         return (f"{head}. The family's protocol: {len(setup['sentences'])} expression(s) per prompt, "
                 f"{tokens}: {said}")
-    return (f"{head}. {card_of(a.model).display_name}'s official protocol (seed {a.seed}): "
+    return (f"{head}. {a.model.card.display_name}'s official protocol (seed {a.seed}): "
             f"{len(setup['sentences'])} sentences, {tokens}. Questions: "
             + "; ".join(f"\"{q}\"" for q in setup["questions"]))
 

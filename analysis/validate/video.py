@@ -25,7 +25,6 @@ import numpy as np
 from analysis.common.arrangements import VIDEO_ARRANGEMENTS
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import family_input
 from litelvlm.video.datasets import load_ref_davis
 from litelvlm.video.ref_davis import by_video
 from litelvlm.video.runner import FRAME_PATCHES
@@ -76,7 +75,7 @@ def use_arrangement(a, pipe, methods: list[str]) -> None:
     """Give the video pipeline its arrangement (before the video's forwards); refuse ``--arrangement`` for an
     image model, an unknown one, and a non-square budget of a pooling one for the CLIP-side ``methods`` (the
     pipeline refuses a ``direct`` prompt past the LLM's positions when it assembles it)."""
-    if family_input(a.model) != "video":
+    if a.model.card.input != "video":   # the model as its options resolved it
         if a.arrangement is not None:
             raise LiteLVLMError(f"--arrangement: {a.model} is an image model; the arrangement is a video "
                                 "model's (how a frame's kept CLIP tokens meet its square-only pooling)")
@@ -96,7 +95,7 @@ def arrangement_lines(a, pipe, rows) -> list[str]:
     """A video run's arrangement as one line (what the LLM reads a frame, and a prompt at each budget of the
     CLIP-side methods), then, where a pruning method's rows hold ``none``'s visual tokens (input and kept),
     one null-result line with the arrangement that would shorten the prompt; nothing for an image model."""
-    if family_input(a.model) != "video" or rows.empty:
+    if a.model.card.input != "video" or rows.empty:
         return []
     arrangement = arrangement_of(a)
     base = rows["method"].map(lambda m: pipe.spec(m).baseline)
@@ -121,7 +120,7 @@ def arrangement_lines(a, pipe, rows) -> list[str]:
 def with_arrangement(rows, a):
     """``rows`` with the run's ``arrangement`` column after ``budget`` (a video model's; ``rows`` as they are
     for an image model)."""
-    if family_input(a.model) != "video":
+    if a.model.card.input != "video":   # the model as its options resolved it
         return rows
     out = rows.copy()
     out.insert(int(out.columns.get_loc("budget")) + 1, "arrangement", arrangement_of(a))

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from ..families import DEFAULT_MODEL, card_of, cards, check_budgets_fit, check_image_resize, names_family
+from ..families import (
+    DEFAULT_MODEL,
+    card_of,
+    cards,
+    check_budgets_fit,
+    check_image_resize,
+    family_or_spec,
+    names_family,
+)
 from ..image_resize import image_resize_arg
 from ..io import save_plot
 from ..methods import available_methods, describe, get_method, method_names
@@ -122,6 +130,7 @@ def run(ns) -> int:
     if ns.list_methods:
         return _list_methods(ns.json)
     a = from_namespace(SelectArgs, ns)
+    a.model = family_or_spec(a.model)   # a family's model resolved once (a CLIP as it is)
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")

@@ -40,6 +40,7 @@ from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import set_attention, tower_implementation
 from ..model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
+from ..resolved_model import ResolvedModel
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
 
 #: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM
@@ -146,13 +147,15 @@ class QwenSam2Pipeline(GroundingPipeline):
 
     @classmethod
     def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
-        """The CLIP paired with a model of the family, as its resolution found it (:func:`paired_clip` of a
-        random preset and its seed); a folder of random weights (``config``, else the one its resolution read)
-        pairs with the random CLIP of the preset and seed it records."""
-        resolved = family_model(model, cls.card())
-        if resolved.is_preset:
-            return paired_clip(resolved.preset, resolved.seed)
-        return random_folder_clip(resolved.config if config is None else config) or paired_clip(None)
+        """The CLIP paired with a model string of the family (:func:`paired_clip` of its random preset); a
+        folder of random weights (its ``config``, else the one its resolution read) pairs with the random CLIP
+        of its preset and seed."""
+        spec, card = ModelSpec.of(model), cls.card()
+        if (preset := card.preset(spec)) is not None:
+            return paired_clip(preset, card.seed(spec))
+        if config is None and isinstance(spec, ResolvedModel):
+            config = spec.config
+        return random_folder_clip(config) or paired_clip(None)
 
     def _set_clip(self, clip, clip_text: str, context: str, similarity: str) -> None:
         """Check and keep the paired CLIP's options (:data:`CLIP_TEXTS`, :data:`CONTEXTS`,

@@ -46,10 +46,11 @@ from ..budget import Budget, BudgetError
 from ..clip import DEFAULT_HF_MODEL
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
-from ..families import family_model
 from ..methods import get_method, method_names
 from ..methods.select import select
+from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
+from ..resolved_model import ResolvedModel
 from .card import CARD
 from .config import CHUNK_SIZE, NUM_FRAMES
 from .inference import PreparedClip
@@ -87,14 +88,16 @@ def default_clip(model: str, config: dict | None = None) -> str:
     """The CLIP paired with a VideoGLaMM model string: a random CLIP of the preset's vision size for the
     random presets (seeded alike; its text tower is random) and for a folder of random weights (the preset and
     seed its ``config`` records), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
-    resolved = family_model(model, CARD)   # a resolved model as it is
-    rnd = ((resolved.config if config is None else config) or {}).get("litelvlm_random")
-    if resolved.is_preset:
-        preset, seed = resolved.preset, resolved.seed
-    elif isinstance(rnd, dict) and "preset" in rnd:
+    spec = ModelSpec.of(model)
+    if config is None and isinstance(spec, ResolvedModel):
+        config = spec.config   # the config.json its resolution read
+    preset, seed = CARD.preset(spec), None
+    rnd = (config or {}).get("litelvlm_random")
+    if preset is None and isinstance(rnd, dict) and "preset" in rnd:
         preset, seed = str(rnd["preset"]), int(rnd.get("seed", 0))
-    else:
+    if preset is None:
         return DEFAULT_HF_MODEL
+    seed = CARD.seed(spec) if seed is None else seed
     return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
 
 

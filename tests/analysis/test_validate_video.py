@@ -15,6 +15,7 @@ import pytest
 
 from analysis.validate.video import arrangement_lines, with_arrangement
 from litelvlm.cli import main
+from litelvlm.families import resolve
 
 MODEL = "videoglamm-tiny-random:0"
 
@@ -100,7 +101,7 @@ class _Pipe:
 
 
 def _args(arrangement, model=MODEL):
-    return type("A", (), {"arrangement": arrangement, "model": model})()
+    return type("A", (), {"arrangement": arrangement, "model": resolve(model)})()   # resolved, as the options
 
 
 def test_lines_per_arrangement_and_method():
