@@ -250,6 +250,16 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
         """The rows whose input is ``[SEG]`` (``get_seg_hidden_states`` L774-779)."""
         return protocol.seg_rows(input_ids, self.seg_token_id)
 
+    def visual_grid(self, prepared: InternVLInput) -> tuple[int, int]:
+        """(16, 16): the grid of one tile's (or one frame's) tokens; several tiles (and a thumbnail) are no
+        single grid of the image."""
+        if len(prepared.grid_thw) != 1:
+            raise LiteLVLMError(f"Sa2VA-InternVL3's {self.num_visual(prepared)} visual tokens are the grids "
+                                f"of {len(prepared.grid_thw)} tiles (a thumbnail's included) or frames, no "
+                                "single grid of the image; an image of one tile gives one 16 x 16 grid")
+        side = TILE // PATCH // 2
+        return side, side
+
     def vision(self, prepared):
         raise LiteLVLMError("the methods' Qwen2.5-VL variants read Qwen2.5-VL's vision tower; "
                             "Sa2VA-InternVL3 runs the methods' LLaVA form")

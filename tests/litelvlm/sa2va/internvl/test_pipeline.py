@@ -64,7 +64,7 @@ def test_methods_keep_their_own_position_rule(internvl_tiny):
     renumbers; N counts the <IMG_CONTEXT> tokens (one tile: 256)."""
     pipe = internvl_tiny.pipe
     prep = pipe.prepare(noise_image(40, 40, seed=1), ["the cat"])
-    assert pipe.num_visual(prep) == 256 and prep.grid.num_tiles == 1
+    assert pipe.num_visual(prep) == 256 and prep.grid.num_tiles == 1 and pipe.visual_grid(prep) == (16, 16)
     for method, rule in (("fastv", "keep"), ("divprune", "renumber")):
         out = pipe.ground(prep, method, 40)
         assert out.position_rule == rule and out.masks.shape == (1, 40, 40)
