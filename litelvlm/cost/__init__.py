@@ -101,6 +101,8 @@ class FamilyCost:
     archs: Mapping[str, str] = {}
     #: the full-size archs (counted anywhere, not timed on a CPU)
     full_size: tuple[str, ...] = ()
+    #: the family's presets the study counts under no arch -> why (declared, so none is missing unnoticed)
+    uncounted: Mapping[str, str] = {}
     #: the arch of the paper's efficiency table (its numbers appear only beside its rows); None: none
     paper_arch: str | None = None
     #: N is fixed by the visual grid (a budget outside 1..N is an error); False: it depends on the image
