@@ -244,3 +244,31 @@ def require_weights(model: str, folder: str | Path) -> None:
     if not any((Path(folder) / f).is_file() for f in WEIGHT_FILES):
         raise model_error(model, "the folder holds no weights (model.safetensors, pytorch_model.bin or the "
                                  "index of their shards)")
+
+
+#: a weight format's single file (its shards' index is ``<file>.index.json``)
+WEIGHT_FORMATS = {"safetensors": "model.safetensors", "bin": "pytorch_model.bin"}
+
+
+def weight_files(folder: str | Path, formats: Sequence[str] = ("safetensors",)) -> list[Path]:
+    """The weight files of a checkpoint folder in one of ``formats`` (:data:`WEIGHT_FORMATS`): the shards an
+    index lists (the first format's index first), else the single file; no weights, an index that cannot be
+    read or a missing shard is one line naming the folder, in the words of :func:`require_weights`."""
+    folder = Path(folder)
+    for index in (folder / f"{WEIGHT_FORMATS[f]}.index.json" for f in formats):
+        if index.exists():
+            try:
+                files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (ValueError, KeyError, AttributeError, TypeError) as e:
+                raise LiteLVLMError(f"{index} is not a valid shard index ({e})") from e
+            missing = [str(folder / f) for f in files if not (folder / f).exists()]
+            if missing:
+                raise LiteLVLMError(f"checkpoint shard(s) listed in {index} are missing: "
+                                    f"{', '.join(missing)}")
+            return [folder / f for f in files]
+    for single in (folder / WEIGHT_FORMATS[f] for f in formats):
+        if single.exists():
+            return [single]
+    expected = " or ".join(WEIGHT_FORMATS[f] for f in formats)
+    raise LiteLVLMError(f"model folder {str(folder)!r}: the folder holds no weights ({expected} or the index "
+                        "of its shards)")

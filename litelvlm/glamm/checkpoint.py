@@ -43,7 +43,6 @@ unexpected key is a ``LiteLVLMError`` naming the keys.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import replace
@@ -54,7 +53,7 @@ from safetensors import safe_open
 
 from ..checkpoint_keys import convert_key, template_regex
 from ..errors import LiteLVLMError
-from ..model_folder import check_model_folder
+from ..model_folder import check_model_folder, weight_files
 from .build import build_glamm
 from .config import ARCHS, GlammArch, with_vocab
 from .folder import FOLDER
@@ -185,23 +184,9 @@ def arch_from_config(cfg: dict, vocab_size: int) -> GlammArch:
 
 # -- reading ---------------------------------------------------------------------------------
 def _weight_files(path: Path) -> list[Path]:
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (path / index).exists():
-            try:
-                files = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
-            except (ValueError, KeyError) as e:
-                raise LiteLVLMError(f"{path / index} is not a valid shard index ({e})") from e
-            missing = [f for f in files if not (path / f).exists()]
-            if missing:
-                raise LiteLVLMError(f"checkpoint shard(s) listed in {path / index} are missing: "
-                                    + ", ".join(str(path / f) for f in missing))
-            return [path / f for f in files]
-    for single in ("model.safetensors", "pytorch_model.bin"):
-        if (path / single).exists():
-            return [path / single]
-    raise LiteLVLMError(f"no checkpoint weights in {path}: expected pytorch_model.bin, "
-                        "pytorch_model.bin.index.json + shards, model.safetensors or "
-                        "model.safetensors.index.json + shards")
+    """The folder's weights: safetensors or torch ``.bin``, sharded or not (:func:`model_folder.weight_files`,
+    its one wording)."""
+    return weight_files(path, ("safetensors", "bin"))
 
 
 def _read_file(f: Path, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:

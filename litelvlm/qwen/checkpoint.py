@@ -38,6 +38,7 @@ from ..model_folder import (
     read_config,
     require_weights,
 )
+from ..model_folder import weight_files as folder_weight_files
 from ..model_spec import RANDOM_QWENS, ModelSpec
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
@@ -104,22 +105,9 @@ def released_state_dict(model) -> dict[str, torch.Tensor]:
 
 
 def weight_files(folder: Path, what: str = "model") -> list[Path]:
-    """The safetensors files of a checkpoint folder: the shards its index lists, or ``model.safetensors``; a
-    missing shard or no weights is an error naming the folder (``what``: whose weights, for the message)."""
-    index = folder / "model.safetensors.index.json"
-    if index.exists():
-        try:
-            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError, AttributeError) as e:
-            raise LiteLVLMError(f"{index} is not a valid shard index ({e})") from e
-        missing = [str(folder / f) for f in files if not (folder / f).exists()]
-        if missing:
-            raise LiteLVLMError(f"checkpoint shard(s) listed in {index} are missing: {', '.join(missing)}")
-        return [folder / f for f in files]
-    if (folder / "model.safetensors").exists():
-        return [folder / "model.safetensors"]
-    raise LiteLVLMError(f"no {what} weights in {folder}: expected model.safetensors or "
-                        "model.safetensors.index.json + shards")
+    """The safetensors files of a checkpoint folder (``what``: whose weights, as the callers name them):
+    :func:`litelvlm.model_folder.weight_files`, whose one wording names the folder."""
+    return folder_weight_files(folder, ("safetensors",))
 
 
 @contextlib.contextmanager

@@ -26,7 +26,6 @@ folder records ``litelvlm_random`` and its preset, a real one is read as the ``v
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ..errors import LiteLVLMError
 from ..families import family_model
-from ..model_folder import check_model_folder
+from ..model_folder import check_model_folder, weight_files
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
@@ -162,14 +161,7 @@ def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
 
 
 def _read_tensors(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    index = folder / "model.safetensors.index.json"
-    if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (folder / "model.safetensors").exists():
-        files = ["model.safetensors"]
-    else:
-        raise LiteLVLMError(f"no VideoGLaMM weights in {folder}: expected model.safetensors or an index + "
-                            "shards")
+    files = [f.name for f in weight_files(folder)]   # the one wording of a folder's weights
     tensors, where = {}, {}
     for f in files:
         try:
