@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cli_args import add_dataclass_arguments, arg, from_namespace
+from ..cli_args import add_dataclass_arguments, arg, check_declared, from_namespace
 from ..errors import LiteLVLMError
 from ..shared_options import out_option, seed_option
 from .scenes import CELLS
@@ -91,7 +91,10 @@ def check_workers(workers: int) -> None:
 
 
 def check_args(a: ToyTrainArgs) -> None:
-    """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
+    """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work):
+    what the options declare (the parser's check, for options built in code: ``train(ToyTrainArgs(...))``),
+    then how they go together."""
+    check_declared(a)
     check_workers(a.workers)
     if not 0.0 <= a.binding_negatives <= 1.0:
         raise LiteLVLMError(f"--binding-negatives must be in [0, 1], got {a.binding_negatives}")
