@@ -22,7 +22,7 @@ from .cli_args import arg
 
 #: the fields the groups below declare (every command's option of that name comes from its group here)
 SHARED_OPTIONS: tuple[str, ...] = ("budgets", "seed", "model", "out", "device", "dtype", "limit_images",
-                                   "methods")
+                                   "methods", "n_boot", "boot_seed")
 #: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 
@@ -40,6 +40,18 @@ def budgets_option(default: Iterable[int] | None, help: str, *, flag: str | None
 def seed_option(help: str, default: int = 0) -> Any:
     """``--seed``: a whole number >= 0 (NumPy's generators refuse a negative one)."""
     return arg(default, help=help, minimum=0, shared="seed")
+
+
+def n_boot_option(help: str, default: int = 1000) -> Any:
+    """``--n-boot``: bootstrap replicates of a study's intervals (fewer than one: no interval, NaN)."""
+    return arg(default, help=help, shared="n_boot")
+
+
+def boot_seed_option() -> Any:
+    """``--boot-seed``: the statistics' own seed, >= 0 (the studies with resumable statistics)."""
+    return arg(None, minimum=0, help="seed of the bootstrap and of the paired test's patterns (default: "
+               "--seed); a new one into an existing --out recomputes only the statistics, from the stored "
+               "rows", shared="boot_seed")
 
 
 def model_option(default: str | None, help: str) -> Any:
@@ -77,5 +89,6 @@ def methods_option(default: list[str] | None, help: str) -> Any:
     return arg(default, help=help, shared="methods")
 
 
-__all__ = ["DTYPES", "SHARED_OPTIONS", "budgets_option", "device_option", "dtype_option",
-           "limit_images_option", "methods_option", "model_option", "out_option", "seed_option"]
+__all__ = ["DTYPES", "SHARED_OPTIONS", "boot_seed_option", "budgets_option", "device_option", "dtype_option",
+           "limit_images_option", "methods_option", "model_option", "n_boot_option", "out_option",
+           "seed_option"]

@@ -15,7 +15,14 @@ from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card, question_templates
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
-from litelvlm.shared_options import device_option, dtype_option, model_option, out_option, seed_option
+from litelvlm.shared_options import (
+    device_option,
+    dtype_option,
+    model_option,
+    n_boot_option,
+    out_option,
+    seed_option,
+)
 
 
 def int_or_all(text: str) -> int | str:
@@ -57,7 +64,7 @@ class ClipStudyArgs:
     threshold: float = arg(0.5, help="a patch is inside the referent when its mask coverage >= this")
     pad_to_square: bool = arg(False, help="LLaVA-style pad-to-square before the model's transform")
     batch_size: int = arg(8, help="images per vision forward pass", minimum=1)
-    n_boot: int = arg(1000, help="bootstrap replicates (over images) for the CIs")
+    n_boot: int = n_boot_option("bootstrap replicates (over images) for the CIs")
     seed: int = seed_option("seed for the question templates and the bootstrap")
     cache: bool = arg(True, help="use the per-image vision-feature cache")
     cache_dir: str = arg(None, help="cache root (default: $LITELVLM_CACHE or ~/.cache/litelvlm)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.model_spec import ModelSpec
-from litelvlm.shared_options import device_option, model_option, out_option, seed_option
+from litelvlm.shared_options import device_option, model_option, n_boot_option, out_option, seed_option
 
 #: where the demo writes by default: an untracked folder of the working directory, never the
 #: committed figures/demo/ of a checkout
@@ -37,7 +37,7 @@ class DemoArgs:
     show: int = arg(3, help="scenes shown in the token-selection and similarity figures", minimum=1)
     budget_share: float = arg(0.25, help="share of the visual tokens kept in the selection figure, in (0, 1] "
                                          "(`select --budget` is a count)", deprecated=("--budget",))
-    n_boot: int = arg(1000, help="bootstrap replicates for the confidence intervals")
+    n_boot: int = n_boot_option("bootstrap replicates for the confidence intervals")
     seed: int = seed_option("scene seed (the toy CLIP was trained on seed 1 and checked on seed 2)", 3)
     smoke: bool = arg(False, help="tiny and fast (for CI): 6 scenes, 2 shown, 100 bootstrap replicates")
     device: str = device_option()

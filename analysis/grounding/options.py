@@ -19,11 +19,13 @@ from litelvlm.families import check_budgets_fit, check_hub_model, check_image_re
 from litelvlm.refer_layout import check_refer_folder
 from litelvlm.shared_options import (
     DTYPES,
+    boot_seed_option,
     budgets_option,
     device_option,
     dtype_option,
     limit_images_option,
     methods_option,
+    n_boot_option,
     seed_option,
 )
 
@@ -85,15 +87,11 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
                                         "before --limit-images)", each=int)
     seed: int = seed_option("seed for templates, sampling, random selectors and (without --boot-seed) the "
                             "bootstrap")
-    n_boot: int = arg(1000, help="bootstrap replicates (over images, each image's expressions kept together, "
-                                 "under both protocols) for the intervals and comparisons.csv (which "
-                                 "claims.csv reads), and random swap patterns of the paired test beyond 16 "
-                                 "units")
-    boot_seed: int | None = arg(None, minimum=0,
-                                help="seed of the bootstrap and of the paired test's patterns (default: "
-                                "--seed); a new "
-                                     "one into an existing --out recomputes only the statistics, from the "
-                                "stored rows")
+    n_boot: int = n_boot_option("bootstrap replicates (over images, each image's expressions kept together, "
+                                "under both protocols) for the intervals and comparisons.csv (which "
+                                "claims.csv reads), and random swap patterns of the paired test beyond 16 "
+                                "units")
+    boot_seed: int | None = boot_seed_option()
     device: str = device_option("torch device (under accelerate: each process's own device)")
     dtype: str = dtype_option("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s "
                               "evaluation), float32 for a small random preset", choices=["auto", *DTYPES])

@@ -15,7 +15,14 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.families import check_hub_model
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
 from litelvlm.refer_layout import check_refer_folder
-from litelvlm.shared_options import DTYPES, device_option, dtype_option, limit_images_option, seed_option
+from litelvlm.shared_options import (
+    DTYPES,
+    device_option,
+    dtype_option,
+    limit_images_option,
+    n_boot_option,
+    seed_option,
+)
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
@@ -45,7 +52,7 @@ class ImportanceArgs(ModelDataArgs):
     group: int = arg(4, help="ablation: remove group x group spatial token blocks", minimum=1)
     per_head: bool = arg(True, help="also compare every attention head (not only the head mean)")
     save_scores: int = arg(8, help="keep the head-mean score vectors of the first N sentences (heat maps)")
-    n_boot: int = arg(1000, help="bootstrap resamples (over images) for summary.csv")
+    n_boot: int = n_boot_option("bootstrap resamples (over images) for summary.csv")
     seed: int = seed_option("seed (bootstrap; torch)")
     device: str = device_option()
     dtype: str = dtype_option("float32", help="model dtype", choices=DTYPES)

@@ -32,11 +32,13 @@ from litelvlm.image_resize import image_resize_arg
 from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.model_spec import ModelSpec
 from litelvlm.shared_options import (
+    boot_seed_option,
     budgets_option,
     device_option,
     dtype_option,
     methods_option,
     model_option,
+    n_boot_option,
     out_option,
     seed_option,
 )
@@ -123,14 +125,9 @@ class VideoArgs(PrefillArgs):
     synthetic_seed: int = arg(0, help="seed of the synthetic set")
     seed: int = seed_option("seed of the random selector (frame f draws with seed + f) and (without "
                             "--boot-seed) of the bootstrap")
-    n_boot: int = arg(1000, help="bootstrap replicates (over videos) for the intervals, comparisons.csv and "
-                      "claims.csv, "
-                                 "and random swap patterns of the paired test beyond 16 videos")
-    boot_seed: int | None = arg(None, minimum=0,
-                                help="seed of the bootstrap and of the paired test's patterns (default: "
-                                "--seed); a new "
-                                     "one into an existing --out recomputes only the statistics, from the "
-                                "stored rows")
+    n_boot: int = n_boot_option("bootstrap replicates (over videos) for the intervals, comparisons.csv and "
+                                "claims.csv, and random swap patterns of the paired test beyond 16 videos")
+    boot_seed: int | None = boot_seed_option()
     device: str = device_option()
     batch_size: int = arg(1, help="expressions of one video per LLM forward (this project's addition): B "
                           "prompts "
