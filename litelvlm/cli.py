@@ -87,8 +87,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --overwrite
                 p.add_argument("--overwrite", action="store_true", default=False,
                                help="replace whatever run --out holds (another command's, another "
-                               "configuration's "
-                                    "or damaged results) whole when this run finishes; a failed run keeps it")
+                                    "configuration's or damaged results) whole when this run finishes; a "
+                                    "failed run keeps it")
         p.set_defaults(_run=mod.run, _parser=p)
     return parser
 

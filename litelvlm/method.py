@@ -28,9 +28,8 @@ STAGES = {
     "llm-stages": "inside the LLM, over several stages: select(LLMContext, K) -> Selection, then "
                   "forward(LLMContext, Selection)",
     "vision-tower": "inside the family's vision tower, between its encoder blocks: select(TowerContext, K) "
-    "-> "
-                    "Selection; the tower finishes on the kept tokens (Selection.features: its output for "
-    "them)",
+                    "-> Selection; the tower finishes on the kept tokens (Selection.features: its output for "
+                    "them)",
 }
 
 

@@ -78,8 +78,8 @@ class ModelDataArgs:
                                     "checkpoint folder "
                                     f"({model_help()})")
     clip: ModelSpec | None = arg(None, help="CLIP model (hf id or folder); default: "
-                                 "openai/clip-vit-large-patch14-336, "
-                                      "or the matching tiny random CLIP for tiny-random")
+                                            "openai/clip-vit-large-patch14-336, or the matching tiny random "
+                                            "CLIP for tiny-random")
     sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
                                      "come from the model's checkpoint")
     image_dir: str | None = arg(None, help="image folder (default: <refer-dir>/images)")
@@ -88,17 +88,15 @@ class ModelDataArgs:
     split: str = arg("val", help="split (val, testA, testB, test, ...)")
     attn: str | None = attn_arg()
     clip_preprocess: str | None = arg(None, help="CLIP image preprocessing: official (transformers 4.28's "
-                                      "PIL path) "
-                                                 "or transformers (the installed default); default: the "
-                                      "study's", choices=["official", "transformers"])
+                                                 "PIL path) or transformers (the installed default); "
+                                                 "default: the study's", choices=["official", "transformers"])
     score_dtype: str | None = arg(None, help="precision of FastV's, SparseVLM's and DART's scores: model "
-                                  "(the "
-                                             "official: the model's dtype) or float32; default: the study's",
+                                             "(the official: the model's dtype) or float32; default: the "
+                                             "study's",
                                   choices=["model", "float32"])
     quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 "
-                        "(4-bit "
-                                     "NF4, double quantization); vision, CLIP text tower, SAM, projector and "
-                                     "heads keep --dtype (docs/quantization.md)",
+                                     "(4-bit NF4, double quantization); vision, CLIP text tower, SAM, "
+                                     "projector and heads keep --dtype (docs/quantization.md)",
                         choices=["none", "int8", "nf4"])
     quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; the "
                                                      "official stacks' library) or torchao (int8 weight-only)"

@@ -80,18 +80,15 @@ def paper_row(s: LLMSizes, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT
 #: The paper's definitions, for a run's ``config.json`` and reports.
 DEFINITIONS = {
     "paper_tflops": "sum over decoder layers of 4nd^2 + 2n^2d + 3ndm, n = tokens entering the layer-loop "
-    "iteration "
-                    "(FastV's pruning layer at the full n), no LM head, x 1e-12 (modeling_llama_fastv "
-    "L699-703); with "
-                    "grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k the key/value width (this project's "
-    "generalisation)",
+                    "iteration (FastV's pruning layer at the full n), no LM head, x 1e-12 "
+                    "(modeling_llama_fastv L699-703); with grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k "
+                    "the key/value width (this project's generalisation)",
     "paper_activation_gib": "sum over decoder layers of n(2d + m) x element size of the dtype, / 2^30 "
                             "(modeling_llama_fastv L706-707, L862-863): analytic, not a measured peak",
     "paper_prefill_ms": "time of the decoder-layer loop only (CUDA events on a GPU, perf_counter on a CPU; "
                         "modeling_llama_fastv L693-699, L850-855)",
     "cuda_time_reading_ms": "this project's reading of the paper's CUDA time (defined in no released file): "
-    "the "
-                            "whole pipeline (CLIP, selection, LLM prefill, SAM), timed the same way",
+                            "the whole pipeline (CLIP, selection, LLM prefill, SAM), timed the same way",
 }
 
 

@@ -63,8 +63,8 @@ def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]
         identity = read_identity(config)
         if identity is None:
             skipped.append(
-                (path.parent, "its config.json records no study (written before run identities, or not "
-                                         "a run folder of this project); rerun its command to draw it"))
+                (path.parent, "its config.json records no study (written before run identities, or not a run "
+                              "folder of this project); rerun its command to draw it"))
             continue
         runs.append(Run(path.parent, config, identity))
     return runs, skipped

@@ -50,10 +50,8 @@ def draw_efficiency(tables: dict) -> dict:
 FIGURE_SET = FigureSet(
     name="efficiency", notebook="06_efficiency", title="Efficiency",
     description="FLOPs, prefill time, CUDA time and memory per budget on the paper's definitions (its "
-    "compiled "
-                "loop's FLOPs and storing activation, the decoder-layer-loop prefill; CUDA time in this "
-    "project's "
-                "reading), with the paper's numbers and the FLOPs-ideal limit drawn in.",
+                "compiled loop's FLOPs and storing activation, the decoder-layer-loop prefill; CUDA time in "
+                "this project's reading), with the paper's numbers and the FLOPs-ideal limit drawn in.",
     command="litelvlm efficiency", requires=("analysis.efficiency.compute", "analysis.efficiency.plots"),
     subdir="efficiency", make_smoke=smoke_efficiency, read=read_efficiency, draw=draw_efficiency,
     smoke_note="`litelvlm efficiency --arch tiny --flops-only` (the tiny "

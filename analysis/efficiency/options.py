@@ -47,9 +47,8 @@ class EfficiencyArgs(MethodFlags):
 
     out: str = out_option("output folder: efficiency.csv, comparison.csv/.md, config.json, figures")
     arch: str | None = arg(None, help="an architecture of a family's cost description (docs/efficiency.md "
-                           "lists "
-                                      "them: full-size presets, CPU-sized and test ones); default: the "
-                           "paper's")
+                                      "lists them: full-size presets, CPU-sized and test ones); default: the "
+                                      "paper's")
     model: ModelSpec | None = model_option(None, help="a family's random model string (e.g. its documented "
                                            "tiny one): the arch of its preset (instead of --arch)")
     methods: list[str] = methods_option([], help="methods (space or comma separated; default: every "
@@ -71,9 +70,8 @@ class EfficiencyArgs(MethodFlags):
                                   help="prompt text tokens around the visual ones (default: the arch's)")
     arrangements: list[str] = arg(list(VIDEO_ARRANGEMENTS),
                                   help="a video prompt only: how a frame's K kept CLIP tokens meet the "
-                                  "square-only pooling "
-                                       "(pool: 144 LLM tokens a frame; pool-min: min(sqrt K, 12)^2; direct: "
-                                  "K)")
+                                       "square-only pooling (pool: 144 LLM tokens a frame; pool-min: "
+                                       "min(sqrt K, 12)^2; direct: K)")
     warmup: int = arg(2, help="untimed warm-up calls before timing", minimum=0)
     repeats: int = arg(5, help="timed calls; the median is reported", minimum=1)
     e2e: str = arg("auto", choices=["auto", "chain", "parts"],
@@ -88,10 +86,9 @@ class EfficiencyArgs(MethodFlags):
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     quantize: str = arg("none", choices=["none", "int8", "nf4"],
                         help="time the model with its LLM decoder layers' weights quantized (int8: "
-                        "LLM.int8(); nf4: "
-                             "4-bit NF4), as --quantize of the other commands (docs/quantization.md); not "
-                        "with "
-                             "--flops-only (quantization changes the weights' storage, not the FLOPs)")
+                             "LLM.int8(); nf4: 4-bit NF4), as --quantize of the other commands "
+                             "(docs/quantization.md); not with --flops-only (quantization changes the "
+                             "weights' storage, not the FLOPs)")
     quantize_backend: str = arg("bitsandbytes", choices=["bitsandbytes", "torchao"],
                                 help="library of --quantize: bitsandbytes (int8, nf4) or torchao (int8 "
                                 "weight-only)")

@@ -97,24 +97,19 @@ def draw_grounding(tables: dict) -> dict:
 FIGURE_SET = FigureSet(
     name="grounding", notebook="04_grounding_vs_budget", title="Grounding against budget",
     description="cIoU and gIoU against the visual-token budget, one line per method with its 95% bootstrap "
-                "interval (images resampled under both protocols, each image's expressions kept together; "
-                "a hit rate's interval is Clopper-Pearson's) and "
-                "the unpruned model as a dashed reference with its interval as a band, for the "
-    "`per-expression` "
-                "and `official` protocols side by side, the difference between the protocols, and the "
-    "paper's "
-                "claims table (`claims.csv`: LiteLVLM's share of the unpruned score, its margin over each "
-                "existing method with that pair's paired test from comparisons.csv; MET or MISSED on real "
-                "weights, 'not judged' on random or toy weights) "
-                "(`litelvlm eval-grounding`, one --out per protocol under `grounding/per-expression` and "
-                "`grounding/official`).",
+                "interval (images resampled under both protocols, each image's expressions kept together; a "
+                "hit rate's interval is Clopper-Pearson's) and the unpruned model as a dashed reference with "
+                "its interval as a band, for the `per-expression` and `official` protocols side by side, the "
+                "difference between the protocols, and the paper's claims table (`claims.csv`: LiteLVLM's "
+                "share of the unpruned score, its margin over each existing method with that pair's paired "
+                "test from comparisons.csv; MET or MISSED on real weights, 'not judged' on random or toy "
+                "weights) (`litelvlm eval-grounding`, one --out per protocol under "
+                "`grounding/per-expression` and `grounding/official`).",
     command="litelvlm eval-grounding", requires=("analysis.grounding.compute", "analysis.grounding.plots"),
     subdir="grounding", make_smoke=smoke_grounding, read=read_grounding, draw=draw_grounding,
     smoke_note=f"the random-weight `{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} (its tiny preset) "
-    "on two "
-               "COCO-128 images with "
-               "two generated expressions each (a synthetic REFER folder when ../shared/data is absent); the "
-               "numbers mean nothing",
+               "on two COCO-128 images with two generated expressions each (a synthetic REFER folder when "
+               "../shared/data is absent); the numbers mean nothing",
     results_files=("grounding.parquet", "per-expression/grounding.parquet", "official/grounding.parquet"),
     studies=("grounding",), together=protocol_pair, read_runs=read_protocol_pair, notes=grounding_notes,
     make_results="litelvlm eval-grounding --protocol per-expression --out {out}/per-expression "

@@ -47,40 +47,29 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
     budgets: list[Budget] = budgets_option(GROUNDING_BUDGETS, help="visual-token budgets K (K >= 1; the "
                                            "baseline none runs once at all tokens)")
     protocol: str = arg("official", help=f"evaluation protocol: official ({_OFFICIAL}'s, several expressions "
-                        "per "
-                                         "prompt; a family with one expression per prompt runs its own) or "
-                                         "per-expression (this project's)", choices=list(PROTOCOLS))
+                                         "per prompt; a family with one expression per prompt runs its own) "
+                                         "or per-expression (this project's)", choices=list(PROTOCOLS))
     max_sentences: int = arg(3, help=f"official protocol: sentences sampled per image ({_OFFICIAL}: 3)",
                              minimum=1)
     clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
                                           "or the bare expression", choices=["question", "expression"])
     clip_context: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's context part comes from: the paired "
-                            "CLIP's "
-                                         "[CLS] score mapped onto the merged grid, or the attention each "
-                            "merged "
-                                         "token receives in Qwen's last vision block (VScan's Qwen score); "
-                            "both "
-                                         "this project's adaptations", choices=["clip", "vit"])
+                                         "CLIP's [CLS] score mapped onto the merged grid, or the attention "
+                                         "each merged token receives in Qwen's last vision block (VScan's "
+                                         "Qwen score); both this project's "
+                                         "adaptations", choices=["clip", "vit"])
     clip_similarity: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's similarity part comes from: the "
-                               "paired CLIP's "
-                                            "patch-text similarity mapped onto the merged grid, or the "
-                               "relevance of "
-                                            "each merged token to the prompt's instruction in the LLM's "
-                               "input space "
-                                            "(cosine with the mean instruction-token embedding, as "
-                               "OpenVINO's CDPruner "
-                                            "port scores Qwen tokens); both this project's adaptations, the "
-                               "lowest "
-                                            "kept first as LiteLVLM's rule", choices=["clip", "llm"])
+                                            "paired CLIP's patch-text similarity mapped onto the merged "
+                                            "grid, or the relevance of each merged token to the prompt's "
+                                            "instruction in the LLM's input space (cosine with the mean "
+                                            "instruction-token embedding, as OpenVINO's CDPruner port "
+                                            "scores Qwen tokens); both this project's adaptations, the "
+                                            "lowest kept first as LiteLVLM's rule", choices=["clip", "llm"])
     answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the "
-                      "official "
-                                             f"evaluation of {_OFFICIAL}; this project's on a family that "
-                      "decodes its "
-                                             "answer, whose random weights never generate its [SEG] token) "
-                      "or "
-                                             "generate (that family's official greedy decoding; methods "
-                      "pruning at "
-                                             "the LLM input only)",
+                                             f"official evaluation of {_OFFICIAL}; this project's on a "
+                                             "family that decodes its answer, whose random weights never "
+                                             "generate its [SEG] token) or generate (that family's official "
+                                             "greedy decoding; methods pruning at the LLM input only)",
                       choices=["teacher-forced", "generate"])
     limit_images: int | None = limit_images_option("only the first N images (sorted by image id)")
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "
@@ -97,19 +86,14 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
                               "evaluation), float32 for a small random preset", choices=["auto", *DTYPES])
     chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
     batch_size: int = arg(1, help="prompts per LLM forward (this project's addition): B prompts of one "
-                          "chunk's images, "
-                                  "right-padded and masked, each pruned by its own selection; a method "
-                          "pruning inside "
-                                  "the LLM, an oracle or a generated answer runs at 1 (said once); raise "
-                          "--chunk to "
-                                  "fill batches", minimum=1)
+                                  "chunk's images, right-padded and masked, each pruned by its own "
+                                  "selection; a method pruning inside the LLM, an oracle or a generated "
+                                  "answer runs at 1 (said once); raise --chunk to fill batches", minimum=1)
     positions: str = positions_arg()
     gt_parts: str | None = arg(None, help="ground truth of a multi-polygon referent: sum (the official REFER "
                                           "code: overlapping parts count 2 and are scored as the official "
-                               "metric "
-                                          "does) or union; default: sum under --protocol official, union "
-                               "under "
-                                          "per-expression", choices=["sum", "union"])
+                                          "metric does) or union; default: sum under --protocol official, "
+                                          "union under per-expression", choices=["sum", "union"])
 
     time_pruning: bool = arg(False, help="time each call's pruning step (this project's addition): "
                              "summary.csv's prune_ms, the median ms of a CLIP-side method's selection (the "

@@ -132,17 +132,15 @@ def draw_importance(tables: dict) -> dict:
 FIGURE_SET = FigureSet(
     name="importance", notebook="05_importance_correlation", title="Importance correlation",
     description="Correlation of CLIP token ranks (-s, context, +s) with the LLM's token importance "
-    "(attention "
-                "rows per layer, captum attributions, group ablation) against LLM layer; one sentence's "
-                "scatter; top-k overlap against k; heat maps of every signal; the oracle ablation (cIoU "
-    "against "
-                "budget for LiteLVLM and the llm-attention / saliency oracles).",
+                "(attention rows per layer, captum attributions, group ablation) against LLM layer; one "
+                "sentence's scatter; top-k overlap against k; heat maps of every signal; the oracle ablation "
+                "(cIoU against budget for LiteLVLM and the llm-attention / saliency oracles).",
     command="litelvlm importance (and litelvlm eval-grounding --out OUT/ablation)",
     requires=("analysis.importance.compute", "analysis.importance.plots"), subdir="importance",
     make_smoke=smoke_importance, read=read_importance, draw=draw_importance,
     smoke_note=f"the random-weight `{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} on one COCO-128 "
-    "image (two sentences; a synthetic REFER "
-               "folder when ../shared/data is absent), so every number is meaningless: it only shows the "
-    "layout", results_files=("importance.parquet",), studies=("importance",),
+               "image (two sentences; a synthetic REFER folder when ../shared/data is absent), so every "
+               "number is meaningless: it only shows the "
+               "layout", results_files=("importance.parquet",), studies=("importance",),
     make_results="litelvlm importance --out {out} "
                  "(and litelvlm eval-grounding --out {out}/ablation for the oracle ablation)")

@@ -43,8 +43,8 @@ class ImportanceArgs(ModelDataArgs):
                                                    f"({', '.join(LLM_SIGNALS)}; or all)", nonempty=True)
     method_signals: list[str] = arg([], help="also compare these methods' per-token ranking scores with the "
                                              "LLM signals, as CLIP-side signals method:NAME (methods that "
-                                    "keep "
-                                             "tokens by one score per token, e.g. vispruner, fastv, dart)")
+                                             "keep tokens by one score per token, e.g. vispruner, fastv, "
+                                             "dart)")
     target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
                                    "prompt-embedding norm", choices=["mask", "seg_norm"])
     ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients", minimum=1)

@@ -64,15 +64,12 @@ _NAMES = ", ".join(c.display_name for c in MERGED_FAMILIES)
 FIGURE_SET = FigureSet(
     name="merged_grounding", notebook="09_merged_grid_grounding",
     title=f"Grounding on the merged-grid families ({_NAMES}: Qwen2.5-VL + SAM 2)",
-    description=f"cIoU and gIoU against the visual-token budget on the families that hold one expression per "
+    description="cIoU and gIoU against the visual-token budget on the families that hold one expression per "
                 f"prompt on a merged Qwen2.5-VL grid ({_NAMES}), one line per method each offers (those "
-    "acting with "
-                "the LLM, and, where the family maps an external CLIP's scores onto the merged grid, "
-    "LiteLVLM, its "
-                "ablations and random; kept tokens keep their M-RoPE ids: both this project's adaptations) "
-    "with the "
-                "unpruned model as a dashed reference (`litelvlm eval-grounding --model MODEL`, the family's "
-                "protocol: one expression per prompt).",
+                "acting with the LLM, and, where the family maps an external CLIP's scores onto the merged "
+                "grid, LiteLVLM, its ablations and random; kept tokens keep their M-RoPE ids: both this "
+                "project's adaptations) with the unpruned model as a dashed reference (`litelvlm "
+                "eval-grounding --model MODEL`, the family's protocol: one expression per prompt).",
     command="litelvlm eval-grounding --model MODEL",
     requires=("analysis.grounding.compute", "analysis.grounding.plots",
               *dict.fromkeys(c.pipeline.module for c in MERGED_FAMILIES)),

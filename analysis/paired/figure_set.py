@@ -59,19 +59,16 @@ def draw_paired(tables: dict) -> dict:
 FIGURE_SET = FigureSet(
     name="paired", notebook="12_paired_comparisons", title="Paired comparisons of the methods",
     description="Per metric (cIoU, gIoU, a family's own metric; J, F, J&F), every method minus the unpruned "
-    "model "
-                "and minus LiteLVLM at each budget, on the same images or expressions (`eval-grounding`) or "
-    "videos "
-                "(`eval-video`): the difference with the 95% interval that inverts the paired swap test, a "
-    "filled "
-                "marker where that test's p-value is below 0.05, exactly where the bar leaves 0 (Holm's "
-    "adjustment "
-                "is in `comparisons.csv`; each results folder drawn on its own).",
+                "model and minus LiteLVLM at each budget, on the same images or expressions "
+                "(`eval-grounding`) or videos (`eval-video`): the difference with the 95% interval that "
+                "inverts the paired swap test, a filled marker where that test's p-value is below 0.05, "
+                "exactly where the bar leaves 0 (Holm's adjustment is in `comparisons.csv`; each results "
+                "folder drawn on its own).",
     command="litelvlm eval-grounding / eval-video",
     requires=("analysis.common.accuracy_stats", "analysis.paired.plots"),
     subdir="paired", make_smoke=smoke_paired, read=read_paired, draw=draw_paired,
-    smoke_note="`litelvlm eval-grounding` (official protocol) with the random-weight "
-               f"`{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} on three "
-               "COCO-128 images (a synthetic REFER folder when ../shared/data is absent); the numbers mean "
-    "nothing", results_files=("comparisons.csv",), studies=("grounding", "video"),
+    smoke_note=f"`litelvlm eval-grounding` (official protocol) with the random-weight `{DEFAULT_MODEL}` "
+               f"{card_of(DEFAULT_MODEL).display_name} on three COCO-128 images (a synthetic REFER folder "
+               "when ../shared/data is absent); the numbers mean "
+               "nothing", results_files=("comparisons.csv",), studies=("grounding", "video"),
     make_results="litelvlm eval-grounding --out {out} (or litelvlm eval-video --out {out})")

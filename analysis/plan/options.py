@@ -41,20 +41,18 @@ class PlanArgs:
     out: str = out_option("plan folder: plan.json (every run, its estimate, its command) and plan.md",
                           "runs/plan")
     data_dirs: list[str] = arg(help="folders holding the data, comma or space separated, each searched two "
-                               "levels "
-                                    "deep for the layouts: REFER (refs(unc).p / refs(umd).p beside "
-                               "instances.json, "
-                                    "images/ or --coco-images), Ref-DAVIS-17, Refer-YouTube-VOS, MeViS",
+                                    "levels deep for the layouts: REFER (refs(unc).p / refs(umd).p beside "
+                                    "instances.json, images/ or --coco-images), Ref-DAVIS-17, "
+                                    "Refer-YouTube-VOS, MeViS",
                                required=True, nonempty=True)
     models: list[str] = arg([DEFAULT_MODEL], help="the checkpoints (or random presets), one per family, "
                             "comma or space separated", nonempty=True)
     clip: str | None = arg(None, help="the CLIP folder passed to every command (default: each command's)")
     coco_images: str | None = arg(None, help="COCO train2014 image folder of the REFER layouts (default: "
-                                  "each "
-                                             "layout's own images/ folder)")
+                                             "each layout's own images/ folder)")
     tree: str = arg("runs/results", help="the results tree the printed commands write into, one folder per "
-                                       "run (<family>/<dataset>_<split>); `litelvlm figures --results TREE` "
-                    "draws it")
+                                         "run (<family>/<dataset>_<split>); `litelvlm figures --results "
+                                         "TREE` draws it")
     methods: list[str] = methods_option(list(PAPER_METHODS), help="methods of every table (default: the "
                                         "paper's comparison, this project's reading of which 9); the "
                                         "unpruned baseline is always run")
@@ -64,8 +62,8 @@ class PlanArgs:
     gpus: int = arg(1, help="processes per command (the GPUs of the node), torch.distributed.run's "
                     "--nproc-per-node", minimum=1)
     calibrate: int = arg(2, help="images timed per model, method and budget on this machine (after one "
-                         "untimed "
-                                 "warm-up) to estimate every run's time; 0: the run list and commands only",
+                                 "untimed warm-up) to estimate every run's time; 0: the run list and "
+                                 "commands only",
                          minimum=0)
     repeats: int = arg(3, help="times each method and budget is run on each calibration image; the estimate "
                        "is their median (made non-decreasing in the budget)", minimum=1)

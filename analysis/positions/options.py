@@ -43,8 +43,7 @@ class PositionsArgs(MethodFlags, ModelDataArgs):
                                            "the image's N)")
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image under an official multi-expression "
-                             "protocol "
-                                     f"({official_protocol_families()}: 3)", minimum=1)
+                                     f"protocol ({official_protocol_families()}: 3)", minimum=1)
     seed: int = seed_option("seed of the official sampling and the random selector")
     device: str = device_option()
     dtype: str = dtype_option("auto", help="model dtype; auto: bfloat16 for a checkpoint, float32 for "

@@ -78,11 +78,9 @@ def draw_quantization(tables: dict) -> dict:
 FIGURE_SET = FigureSet(
     name="quantization", notebook="07_quantization", title="Quantization",
     description="The budget x precision trade-off of `validate` runs (bf16, int8 and nf4 decoder layers): "
-    "the "
-                "whole model's memory (weights + activation peak) and the LLM's activation peak against the "
-                "budget, per device, the prefill time of GPU runs, and (runs with `--compare-to` the bf16 "
-    "folder) "
-                "the IoU of the masks with the bf16 model's unpruned masks.",
+                "the whole model's memory (weights + activation peak) and the LLM's activation peak against "
+                "the budget, per device, the prefill time of GPU runs, and (runs with `--compare-to` the "
+                "bf16 folder) the IoU of the masks with the bf16 model's unpruned masks.",
     command="litelvlm validate --quantize",
     requires=("analysis.validate.memory", "analysis.quantization.plots"),
     subdir="validate", make_smoke=smoke_quantization, read=read_quantization, draw=draw_quantization,
@@ -92,5 +90,4 @@ FIGURE_SET = FigureSet(
     results_files=("memory.csv", "*/memory.csv"), studies=("validate",), together="parent",
     read_runs=read_quantization_runs, timed=("prefill_",),
     make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out "
-    "{out}/$Q "
-                 "--compare-to {out}/none; done")
+                 "{out}/$Q --compare-to {out}/none; done")

@@ -64,14 +64,13 @@ class RetentionArgs:
     dtype: str = dtype_option("float32", help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in "
                               "bfloat16)", choices=["float32", "bfloat16"])
     quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or "
-                        "nf4 "
-                                     "(this project's option, to ask whether quantization changes what is "
-                        "kept)", choices=["none", "int8", "nf4"])
+                                     "nf4 (this project's option, to ask whether quantization changes what "
+                                     "is kept)", choices=["none", "int8", "nf4"])
     quantize_backend: str = arg("bitsandbytes", help="library of --quantize",
                                 choices=["bitsandbytes", "torchao"])
     compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
                                      "unquantized run): writes overlap.csv, the share of kept tokens both "
-                          "keep")
+                                     "keep")
 
 
     def __post_init__(self) -> None:

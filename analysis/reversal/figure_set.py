@@ -137,14 +137,13 @@ def draw_reversal(tables: dict) -> dict:
 FIGURE_SET = FigureSet(
     name="reversal", notebook="01_similarity_reversal", title="Similarity reversal",
     description="A gallery of images with similarity maps, referent contours and the "
-    "lowest/highest-similarity "
-                "tokens; AUROC against vision layer, one line per CLIP model; reversal by mask area and "
-    "category.",
+                "lowest/highest-similarity tokens; AUROC against vision layer, one line per CLIP model; "
+                "reversal by mask area and category.",
     command="litelvlm reversal", requires=("analysis.reversal.compute", "analysis.reversal.plots"),
     subdir="reversal", make_smoke=smoke_reversal, read=read_reversal, draw=draw_reversal,
     smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
                "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is "
-    "absent)", results_files=("**/reversal.parquet",), tree=True, studies=("reversal",),
+               "absent)", results_files=("**/reversal.parquet",), tree=True, studies=("reversal",),
     extra_imports=("from analysis.reversal.figure_set import run_slug",),
     accepts=lambda config: not grid_run(config), together="all",
     read_runs=lambda runs: read_reversal(runs[0], runs),

@@ -36,26 +36,20 @@ class ReversalArgs(ClipStudyArgs):
                                  "first N scored sentences (every requested layer), for plots", minimum=0)
     grid: str = arg(CLIP_GRID, choices=list(GRIDS),
                     help="where the similarity is ranked: CLIP's own patches, or the merged Qwen2.5-VL "
-                    "tokens of the "
-                         f"family named ({', '.join(card(f).display_name for f in GRIDS[1:])}; CLIP on the "
-                    "padded "
-                         "image, its similarity mapped onto the merged grid by overlap area, as LiteLVLM "
-                    "selects on "
-                         "that family; needs --pad-to-square; this project's study option)")
+                         f"tokens of the family named ({', '.join(card(f).display_name for f in GRIDS[1:])}; "
+                         "CLIP on the padded image, its similarity mapped onto the merged grid by overlap "
+                         "area, as LiteLVLM selects on that family; needs --pad-to-square; this project's "
+                         "study option)")
     space: str = arg("clip", choices=list(SPACES),
                      help="where the similarity is measured: CLIP's joint space (--model a CLIP), or the "
-                     "LLM's input "
-                          "space of a model of the --grid family (--model that family's model, e.g. "
-                          f"{' or '.join(card(f).default_model for f in GRIDS[1:])}): each merged token's "
-                     "relevance to "
-                          "the prompt's mean instruction-token embedding (as OpenVINO's CDPruner port scores "
-                     "Qwen "
-                          "tokens); this project's study option")
+                          "LLM's input space of a model of the --grid family (--model that family's model, "
+                          f"e.g. {' or '.join(card(f).default_model for f in GRIDS[1:])}): each merged "
+                          "token's relevance to the prompt's mean instruction-token embedding (as "
+                          "OpenVINO's CDPruner port scores Qwen tokens); this project's study option")
     video: bool = arg(False, help="the reversal on video frames (this project's study option): every frame "
-                      "of every "
-                                  "expression is a sentence, its ground-truth mask the referent; without "
-                      "--video-dir, "
-                                  "the synthetic moving-shapes set (analysis/reversal/video.py)")
+                                  "of every expression is a sentence, its ground-truth mask the referent; "
+                                  "without --video-dir, the synthetic moving-shapes set "
+                                  "(analysis/reversal/video.py)")
     video_dir: str | None = arg(None, help="a Ref-DAVIS-17-layout folder for the video reversal (implies "
                                 "--video)")
     video_split: str = arg("valid", help="split of --video-dir")

@@ -81,30 +81,21 @@ FIGURE_SET = FigureSet(
     name="reversal_grid", notebook="10_reversal_merged_grid", title="Similarity reversal on a family's "
     "merged grid",
     description="Does the reversal hold where LiteLVLM selects on a family that maps CLIP onto its merged "
-    "grid "
-                f"({_NAME})? The same CLIP on the padded image, its similarity ranked on its own patches and "
-    "mapped "
-                "onto the family's merged Qwen2.5-VL tokens by overlap area (`litelvlm reversal --grid "
-    f"{SMOKE_GRID} "
-                "--pad-to-square`, this project's study option): AUROC against vision layer per grid, and "
-    "similarity "
-                "maps on the merged grid; and the same question in the family's LLM input space (`--space "
-    "llm`: each "
-                "merged token's relevance to the prompt's mean instruction-token embedding), its AUROC "
-    "beside the "
-                "CLIP runs'.",
+                f"grid ({_NAME})? The same CLIP on the padded image, its similarity ranked on its own "
+                "patches and mapped onto the family's merged Qwen2.5-VL tokens by overlap area (`litelvlm "
+                f"reversal --grid {SMOKE_GRID} --pad-to-square`, this project's study option): AUROC against "
+                "vision layer per grid, and similarity maps on the merged grid; and the same question in "
+                "the family's LLM input space (`--space llm`: each merged token's relevance to the prompt's "
+                "mean instruction-token embedding), its AUROC beside the CLIP runs'.",
     command=f"litelvlm reversal --grid {SMOKE_GRID}",
     requires=("analysis.reversal.compute", "analysis.reversal.plots"),
     subdir="reversal_grid", make_smoke=smoke_reversal_grid, read=read_reversal_grid, draw=draw_reversal_grid,
     smoke_note="one random-weight `tiny336-random` CLIP on 16 COCO-128 val sentences with generated "
-    "expressions, "
-               f"on both grids, and the random `{SMOKE_GRID_MODEL}` in its LLM input space (a tiny hand-made "
-    "REFER "
-               "folder when ../shared/data is absent)",
+               f"expressions, on both grids, and the random `{SMOKE_GRID_MODEL}` in its LLM input space (a "
+               "tiny hand-made REFER folder when ../shared/data is absent)",
     results_files=("**/reversal.parquet",), tree=True, studies=("reversal",), accepts=grid_run,
     together="all", read_runs=lambda runs: read_reversal(runs[0], runs),
     extra_imports=("from analysis.reversal_grid.figure_set import draw_llm_space",),
     make_results="litelvlm reversal --model MODEL --pad-to-square --grid clip|FAMILY --out {out}/GRID (one "
-    "run "
-                 "per grid); optionally litelvlm reversal --space llm --grid FAMILY --model MODEL --out "
+                 "run per grid); optionally litelvlm reversal --space llm --grid FAMILY --model MODEL --out "
                  "{out}/llm-space")

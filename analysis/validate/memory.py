@@ -74,8 +74,8 @@ def memory_claims(mem: pd.DataFrame, full: int = 576) -> pd.DataFrame:
             verdict = "MET" if abs(change) <= PRUNING_ONLY_MAX_CHANGE else "MISSED"
             out.append({"claim": f"pruning alone, LiteLVLM at {k}", "quantize": q,
                         "measured": f"{change:.2%} ({base - pk:.0f} MB of {base:.0f} MB)",
-                        "paper": f"within {PRUNING_ONLY_MAX_CHANGE:.0%}" if q == "none" else "(the claim is "
-                                 "about the unquantized model)",
+                        "paper": f"within {PRUNING_ONLY_MAX_CHANGE:.0%}" if q == "none" else
+                "(the claim is about the unquantized model)",
                         "verdict": verdict if q == "none" else "no claim"})
     ref, q8 = _peak(mem, "none", BASELINE, full), _peak(mem, "int8", BASELINE, full)
     row = {"claim": "8-bit weights, all tokens", "quantize": "int8",

@@ -48,21 +48,18 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
 
     refer_dir: str | None = arg(None, help="REFER folder (refs(<split-by>).p, instances.json), e.g. "
                                            "../shared/data/coco128_refer: an image model's image (required "
-                                "there)")
-    video_dir: str | None = arg(None, help="a video model: Ref-DAVIS-17-layout folder whose first "
-                                           "video (its first clip of at most 64 frames) and that video's "
-                                "first "
+                                           "there)")
+    video_dir: str | None = arg(None, help="a video model: Ref-DAVIS-17-layout folder whose first video (its "
+                                           "first clip of at most 64 frames) and that video's first "
                                            "expression are validated; default: the project's synthetic set, "
-                                "written "
-                                           "to a temporary folder")
+                                           "written to a temporary folder")
     arrangement: str | None = arg(None, choices=list(VIDEO_ARRANGEMENTS), help="a video model: how a "
                                   "frame's K kept CLIP tokens meet the square-only pooling: pool (default, "
                                   "the official pooling: 144 LLM tokens a frame whatever K), pool-min "
                                   "(min(sqrt K, 12)^2) or direct (K), both this project's readings "
                                   "(docs/video.md); refused for an image model")
     tokenizer: str | None = arg(None, help="a random full-size model whose checkpoint ships a tokenizer: "
-                                "that slow "
-                                           "tokenizer's folder (docs/validate.md)")
+                                           "that slow tokenizer's folder (docs/validate.md)")
     methods: list[str] = methods_option([], help="methods (default: every registered method the model's "
                                         "family runs; one it cannot run is refused)")
     budgets: list[Budget] | None = budgets_option(None, help="visual-token budgets K (default: "
@@ -72,21 +69,18 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image by a family's official multi-sentence "
                                      "protocol; a family whose protocol holds a fixed number of expressions "
-                             "per "
-                                     "prompt takes that many",
+                                     "per prompt takes that many",
                              minimum=1)
     seed: int = seed_option("seed of the official sampling and the random selector")
     device: str = device_option("torch device (cuda: the GPU validation, CUDA-synchronised times)")
     dtype: str = dtype_option("auto", help="model dtype; auto: the family's official evaluation dtype "
                               "(bfloat16 for a checkpoint or a full-size random model), float32 for a tiny "
                               "one", choices=["auto", *DTYPES])
-    compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile, without CUDA graphs: per-"
-                                    "layer graphs overwrite each other's outputs; --prefill captured graphs "
-                        "the "
-                                    "whole stack); every (method, budget) gets 2 untimed warm-up calls first "
-                        "(this "
-                                    "project's option; equal to the eager path, "
-                        "tests/litelvlm/llm/test_compiled_prefill.py)")
+    compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile, without CUDA graphs: "
+                                    "per-layer graphs overwrite each other's outputs; --prefill captured "
+                                    "graphs the whole stack); every (method, budget) gets 2 untimed warm-up "
+                                    "calls first (this project's option; equal to the eager path, "
+                                    "tests/litelvlm/llm/test_compiled_prefill.py)")
     prefill: str = arg("auto", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/validate.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
@@ -96,17 +90,13 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their "
                        "median", minimum=1)
     write: bool = arg(True, help="--no-write: a random preset built in memory, no checkpoint folder written "
-                      "(where only "
-                                 "timings are wanted: the same weights as the written folder's; the families "
-                      "that offer "
-                                 "it: docs/validate.md)")
+                                 "(where only timings are wanted: the same weights as the written folder's; "
+                                 "the families that offer it: docs/validate.md)")
     compare_to: str | None = arg(None, help="another validate folder of the same model, image and seed (e.g. "
-                                 "the "
-                                            "unquantized run): each run's masks are compared with its "
-                                 "unpruned "
-                                            "masks (mask_iou_vs_compare, logit_diff_vs_compare); this run's "
-                                 "own "
-                                            "--out: its own unpruned masks (the agreement of pruning alone)")
+                                            "the unquantized run): each run's masks are compared with its "
+                                            "unpruned masks (mask_iou_vs_compare, logit_diff_vs_compare); "
+                                            "this run's own --out: its own unpruned masks (the agreement of "
+                                            "pruning alone)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -99,25 +99,20 @@ _NAMES = video_families()
 FIGURE_SET = FigureSet(
     name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation",
     description=f"J&F (and J, F) of each family's video path ({_NAMES}; the run's family named on each "
-    "figure) on Ref-DAVIS-17 (DAVIS 2017 unsupervised task per annotator set, averaged over the sets) or "
-    "MeViS `valid_u` (its per-expression J&F; the protocol the run used named in each title, its files named "
-    "`..._mevis`), "
-                "one line per pruning method against the per-frame budget with its 95% bootstrap interval "
-    "over "
-                "videos (CLIP tokens kept per frame, 576 -> 196, 81; LLM-side methods and a family seeing "
-    "the video "
-                "as merged tokens keep the same fraction of the visual tokens), the unpruned model dashed "
-    "with its "
-                "interval as a band, and the paper's claims table on J&F (`claims.csv`; 'not judged' on "
-    "random or "
-                "toy weights). Pruning a video is this project's adaptation. The paper's video numbers need "
-                "weights that are not public (each figure says its run's note on the weights); the numbers "
-    "here "
-                "come from the weights named on each figure (random weights by default).",
+                "figure) on Ref-DAVIS-17 (DAVIS 2017 unsupervised task per annotator set, averaged over the "
+                "sets) or MeViS `valid_u` (its per-expression J&F; the protocol the run used named in each "
+                "title, its files named `..._mevis`), one line per pruning method against the per-frame "
+                "budget with its 95% bootstrap interval over videos (CLIP tokens kept per frame, 576 -> "
+                "196, 81; LLM-side methods and a family seeing the video as merged tokens keep the same "
+                "fraction of the visual tokens), the unpruned model dashed with its interval as a band, and "
+                "the paper's claims table on J&F (`claims.csv`; 'not judged' on random or toy weights). "
+                "Pruning a video is this project's adaptation. The paper's video numbers need weights that "
+                "are not public (each figure says its run's note on the weights); the numbers here come "
+                "from the weights named on each figure (random weights by default).",
     command="litelvlm eval-video", requires=("analysis.video.compute", "analysis.video.plots"),
     subdir="video", make_smoke=smoke_video, read=read_video, draw=draw_video,
     smoke_note=f"`litelvlm eval-video` with the random-weight `{DEFAULT_VIDEO_MODEL}` on two 4-frame "
-    "synthetic "
-               "videos, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
+               "synthetic videos, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean "
+               "nothing",
     results_files=("summary.csv",), studies=("video",), notes=video_notes,
     make_results="litelvlm eval-video --out {out}")

@@ -70,27 +70,21 @@ class VideoArgs(PrefillArgs):
 
     out: str = out_option("output folder (summary.csv, expressions.parquet, config.json; resumable)")
     video_dir: str | None = arg(None, help="the --dataset's folder in its released layout (Ref-DAVIS-17: "
-                                      "meta_expressions/<split>/..., <split>/JPEGImages, "
-                                "<split>/Annotations); default: "
-                                      "the synthetic moving-shapes set (Ref-DAVIS-17 layout), written to a "
-                                "temporary "
-                                      "folder")
+                                           "meta_expressions/<split>/..., <split>/JPEGImages, "
+                                           "<split>/Annotations); default: the synthetic moving-shapes set "
+                                           "(Ref-DAVIS-17 layout), written to a temporary folder")
     dataset: str = arg(REF_DAVIS, help="the layout and protocol of --video-dir: ref-davis17 (DAVIS J&F per "
-                       "annotator "
-                                       "set), mevis (MeViS's per-expression J&F on valid_u; the server's "
-                       "zips on "
-                                       "valid) or ref-youtube-vos (valid: the server's zips only, its J&F "
-                       "comes from "
-                                       "the server)", choices=list(DEFAULT_SPLITS))
+                                       "annotator set), mevis (MeViS's per-expression J&F on valid_u; the "
+                                       "server's zips on valid) or ref-youtube-vos (valid: the server's zips "
+                                       "only, its J&F comes from the server)", choices=list(DEFAULT_SPLITS))
     split: str | None = arg(None, help="split of --video-dir (default: valid; valid_u for mevis)")
     model: ModelSpec = model_option(DEFAULT_VIDEO_MODEL, help="a model of a family with a video path, run on "
                                     "that family's own video path (what each offers: docs/video.md): "
                                     f"{MODEL_HELP}")
     clip: ModelSpec | None = arg(None, help="the CLIP paired with the family's vision tower for its text "
-                                 "side, or the "
-                                      "family's paired CLIP (default: openai/clip-vit-large-patch14-336, or "
-                                 "the "
-                                      "matching random CLIP for a random model)")
+                                            "side, or the family's paired CLIP (default: "
+                                            "openai/clip-vit-large-patch14-336, or the matching random CLIP "
+                                            "for a random model)")
     methods: list[str] = methods_option([], help="methods (default: every method the family's video path "
                                         "runs on the model, CLIP-side ones first, oracles aside); the "
                                         "unpruned baseline is always run")
@@ -101,22 +95,18 @@ class VideoArgs(PrefillArgs):
                                         "default), pool-min (to min(sqrt K, 12) squared), direct (no pooling)"
                            , choices=list(ARRANGEMENTS))
     allocation: str = arg("uniform", help="how a clip's 16 x K tokens are shared by its frames (this "
-                          "project's idea, "
-                                          "the family's allocation module): uniform (K each, the default), "
-                          "relevance "
-                                          "(by CLIP's retrieval of the frames by the expression) or 16 "
-                          "comma-separated "
-                                          "weights; with pool / pool-min every frame gets a square (the "
-                          "total at most "
-                                          "16 K), with direct any count (the total exactly 16 K)")
+                                          "project's idea, the family's allocation module): uniform (K each, "
+                                          "the default), relevance (by CLIP's retrieval of the frames by the "
+                                          "expression) or 16 comma-separated weights; with pool / pool-min "
+                                          "every frame gets a square (the total at most 16 K), with direct "
+                                          "any count (the total exactly 16 K)")
     clip_text: str = arg("expression", help="CLIP text of the text-reading methods: the expression, or the "
                                             "family's question", choices=list(CLIP_TEXTS))
     image_resize: str = image_resize_arg()
     sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (the "
-                                  "family's "
-                                             "--use_sam2_video_branch) instead of frame-wise masks; recorded "
-                                  "in "
-                                             "config.json, a folder of the other kind is refused")
+                                              "family's --use_sam2_video_branch) instead of frame-wise "
+                                              "masks; recorded in config.json, a folder of the other kind is "
+                                              "refused")
     anno_sets: list[str] = arg(["0", "1", "2", "3"], help="Ref-DAVIS annotator sets scored (0..3; "
                                "ref-davis17 only)", each=int)
     limit_videos: int | None = arg(None, help="only the first N videos", minimum=1)
@@ -130,14 +120,11 @@ class VideoArgs(PrefillArgs):
     boot_seed: int | None = boot_seed_option()
     device: str = device_option()
     batch_size: int = arg(1, help="expressions of one video per LLM forward (this project's addition): B "
-                          "prompts "
-                                  "sharing the video's frames right-padded through one masked forward, each "
-                          "pruned "
-                                  "by its own selection, its masks from SAM 2 as at 1; a method or family "
-                          "that "
-                                  "cannot share a forward runs at 1, named once with the reason; each "
-                          "(method, "
-                                  "budget)'s first batch is checked against batch 1 (batch_check.csv)",
+                                  "prompts sharing the video's frames right-padded through one masked "
+                                  "forward, each pruned by its own selection, its masks from SAM 2 as at 1; "
+                                  "a method or family that cannot share a forward runs at 1, named once with "
+                                  "the reason; each (method, budget)'s first batch is checked against batch "
+                                  "1 (batch_check.csv)",
                           minimum=1)
     dtype: str = dtype_option("auto", help="model dtype (auto: the checkpoint's)",
                               choices=["auto", "float32", "bfloat16", "float16"])

@@ -55,8 +55,8 @@ class SelectArgs(MethodFlags):
     image_resize: str = image_resize_arg()
     raster: bool = arg(False, help="re-sort the kept indices into raster order")
     pad: bool = arg(False, help="LLaVA-style pad-to-square preprocessing instead of the centre crop")
-    json: bool = arg(False, help="print {method, budget, grid, indices, weights} as JSON "
-                                   "(weights: random, toy or real)")
+    json: bool = arg(False, help="print {method, budget, grid, indices, weights} as JSON (weights: random, "
+                                 "toy or real)")
     save_overlay: str = arg(None, help="save a PNG of the image with the kept tokens highlighted")
 
 

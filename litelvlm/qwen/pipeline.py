@@ -223,8 +223,8 @@ class QwenSam2Pipeline(GroundingPipeline):
                 "clip": {"model": clip, "text": self.clip_text, "view": "pad", "context": self.context_source,
                          "map": "area-weighted mean onto the merged grid (this project's adaptation)",
                          **({} if self.similarity_source == "clip"
-                            else {"similarity": "llm (the relevance in the "
-                            "LLM's input space, this project's adaptation)"})}}
+                            else {"similarity": "llm (the relevance in the LLM's input space, this project's "
+                                                "adaptation)"})}}
 
     def num_visual(self, prepared: QwenSam2Input) -> int:
         return int(prepared.visual.shape[0])

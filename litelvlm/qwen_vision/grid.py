@@ -51,8 +51,7 @@ class TokenGrid:
     def __post_init__(self) -> None:
         if min(self.t, self.h, self.w) < 1 or self.h % self.merge or self.w % self.merge:
             raise LiteLVLMError(f"grid (t, h, w) = {(self.t, self.h, self.w)}: h and w must be positive "
-                                "multiples "
-                             f"of the merge size {self.merge}")
+                                f"multiples of the merge size {self.merge}")
 
     @classmethod
     def from_thw(cls, thw: Sequence[int] | torch.Tensor, patch: int = PATCH, merge: int = MERGE) -> TokenGrid:

@@ -12,8 +12,7 @@ CARD = FamilyCard(
     name="sa2va",
     display_name="Sa2VA",
     description="Sa2VA-Qwen2.5-VL (Qwen2.5-VL 3B/7B + SAM 2 prompted by the [SEG] hidden state); pruning it "
-    "is this "
-                "project's adaptation",
+                "is this project's adaptation",
     pipeline=Lazy("litelvlm.sa2va.pipeline", "Sa2VAPipeline"),
     cost=Lazy("litelvlm.sa2va.cost", "COST"),
     cost_archs={"sa2va-3b": "3b", "sa2va-7b": "7b", "sa2va-tiny": "tiny"},

@@ -53,8 +53,7 @@ _DESCRIPTIONS = {
     "7b": "Sa2VA-Qwen2.5-VL-7B (litelvlm.sa2va PRESETS['7b']): Qwen2.5-VL-7B-Instruct, SAM 2 Hiera-L at 1024 "
     "px",
     "tiny": "litelvlm.sa2va PRESETS['tiny'] (tiny Qwen2.5-VL and SAM 2 of the same structure) with a 4-layer "
-    "LLM, "
-            "for tests",
+            "LLM, for tests",
 }
 
 

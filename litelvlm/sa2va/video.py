@@ -158,8 +158,8 @@ def joined(pipe, prepared):
 #: :class:`~litelvlm.lvlm.abilities. Abilities` ``refuses`` reads): the methods reading Qwen2.5-VL's vision
 #: tower over one image's grid
 VIDEO_REFUSES = {"reads_vision_blocks": "{method} reads Qwen2.5-VL's vision tower over one image's grid; "
-                 "Sa2VA's video "
-                                        "gives the tower min(5, T) images, for which no rule is defined yet",
+                                        "Sa2VA's video gives the tower min(5, T) images, for which no rule "
+                                        "is defined yet",
                  "downsample": "{method} pools one image's merged grid; Sa2VA's video gives the LLM min(5, "
                                "T) images' grids, for which no pooling is defined yet"}
 

@@ -24,16 +24,14 @@ class ToyTrainArgs:
     steps: int = arg(4800, help="optimisation steps", minimum=1)
     batch_size: int = arg(64, help="scenes per batch", minimum=2)
     positives: int = arg(3, help="referring expressions (of different objects) per image (a scene has 3-5 "
-                         "objects; "
-                                     "3 instead of 2 costs ~8%% more per step and trains binding faster)",
+                                 "objects; 3 instead of 2 costs ~8%% more per step and trains binding "
+                                 "faster)",
                          minimum=1)
     hard_negatives: int = arg(7, help="same-scene counterfactual captions per positive")
     binding_negatives: float = arg(1.0, help="share of the hard negatives drawn first from binding "
-                                   "counterfactuals: "
-                                             "the changed value (shape, colour, size or cell) belongs to "
-                                   "another "
-                                             "object of the scene, so only binding it to its object tells "
-                                   "them apart")
+                                             "counterfactuals: the changed value (shape, colour, size or "
+                                             "cell) belongs to another object of the scene, so only binding "
+                                             "it to its object tells them apart")
     lr: float = arg(5e-4, help="peak learning rate (AdamW, linear warm-up, cosine decay)")
     warmup: int = arg(100, help="warm-up steps", minimum=0)
     weight_decay: float = arg(0.05, help="AdamW weight decay")
@@ -48,8 +46,7 @@ class ToyTrainArgs:
     vision_width: int = arg(96, help="vision transformer width")
     vision_layers: int = arg(4, help="vision transformer layers")
     vision_heads: int = arg(12, help="vision attention heads (0: one per 32 channels); more heads let the "
-                            "CLS "
-                                    "token gather more regions separately", minimum=0)
+                                     "CLS token gather more regions separately", minimum=0)
     text_width: int = arg(64, help="text transformer width")
     text_layers: int = arg(3, help="text transformer layers")
     embed_dim: int = arg(256, help="joint embedding size")
@@ -59,29 +56,24 @@ class ToyTrainArgs:
     text_attn_init: float = arg(1.0, help="the same for the text tower's query and key projections")
     pos_init: str = arg("sincos", choices=["learned", "sincos"],
                         help="vision position embeddings at the start: transformers' random init, or a "
-                        "fixed-scale "
-                             "2-D sin-cos grid (both are trained)")
+                             "fixed-scale 2-D sin-cos grid (both are trained)")
     position_warmup: int = arg(400, help="first N steps on --warmup-objects scenes, each caption ('the red "
-                               "circle at the "
-                                       "top') contrasted with the same caption at the other cells", minimum=0)
+                                         "circle at the top') contrasted with the same caption at the other "
+                                         "cells", minimum=0)
     warmup_scenes: int = arg(2000, help="scenes rendered for the position warm-up")
     warmup_objects: int = arg(2, help="objects per warm-up scene (2: the other object's cell is a negative, "
-                              "so the "
-                                      "warm-up already asks which object sits where)")
+                                      "so the warm-up already asks which object sits where)")
     position_mix: float = arg(0.2, help="after the warm-up, share of steps whose captions name colour, shape "
-                              "and cell and "
-                                        "whose negatives are the same caption at other cells, occupied cells "
-                              "first")
+                                        "and cell and whose negatives are the same caption at other cells, "
+                                        "occupied cells first")
     attention: str = arg("eager", choices=["eager", "sdpa"],
                          help="attention kernel while training (the same function; with 37 vision and ~11 "
-                         "text "
-                              "tokens and heads of 8-16 channels, eager is ~20%% faster on a CPU than sdpa). "
-                              "The saved model loads with transformers' default either way")
+                              "text tokens and heads of 8-16 channels, eager is ~20%% faster on a CPU than "
+                              "sdpa). The saved model loads with transformers' default either way")
     threads: int = arg(2, help="torch CPU threads", minimum=1)
     workers: int = arg(0, help="1: a worker process makes the next batches while the model trains (a gain "
-                       "only with "
-                               "cores to spare beyond --threads); 0: in the training process. Same batches "
-                       "either way")
+                               "only with cores to spare beyond --threads); 0: in the training process. Same "
+                               "batches either way")
 
 
 def check_workers(workers: int) -> None:

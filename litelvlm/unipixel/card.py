@@ -12,8 +12,7 @@ CARD = FamilyCard(
     name="unipixel",
     display_name="UniPixel",
     description="UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's "
-    "LVLM beyond "
-                "LLaVA",
+                "LVLM beyond LLaVA",
     pipeline=Lazy("litelvlm.unipixel.pipeline", "UniPixelPipeline"),
     cost=Lazy("litelvlm.unipixel.cost", "COST"),
     cost_archs={"unipixel-3b": "3b", "unipixel-7b": "7b", "unipixel-tiny": "tiny"},

@@ -209,7 +209,7 @@ def _check_shapes(found: dict, expected: dict, where: dict[str, Path], what: str
     if wrong:
         parts.append("wrong shape(s): "
                      + ", ".join(f"{k} {tuple(found[k].shape)} in {where[k].name}, expected "
-                                                    f"{tuple(expected[k])}" for k in wrong[:6]))
+                                 f"{tuple(expected[k])}" for k in wrong[:6]))
     if parts:
         raise LiteLVLMError(f"{folder} does not have UniPixel's layout ({what}): " + "; ".join(parts))
 

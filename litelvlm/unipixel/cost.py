@@ -57,14 +57,11 @@ from .protocol import prepare_inputs, resize_frame, resized_size, video_frames
 
 _DESCRIPTIONS = {
     "3b": "UniPixel-3B (litelvlm.unipixel PRESETS['3b']): Qwen2.5-VL-3B-Instruct (GQA 16/2 heads, tied "
-    "embeddings), "
-          "SAM 2.1 hiera b+ at 768 px",
+          "embeddings), SAM 2.1 hiera b+ at 768 px",
     "7b": "UniPixel-7B (litelvlm.unipixel PRESETS['7b']): Qwen2.5-VL-7B-Instruct (GQA 28/4 heads), SAM 2.1 "
-    "hiera b+ "
-          "at 768 px",
+          "hiera b+ at 768 px",
     "tiny": "litelvlm.unipixel PRESETS['tiny'] (tiny Qwen2.5-VL and SAM 2 of the same structure) with a "
-    "4-layer LLM, "
-            "for tests",
+            "4-layer LLM, for tests",
 }
 
 

@@ -47,9 +47,8 @@ from .video_mapped import video_mapped_inputs
 PROPAGATIONS = ("sam2", "frame-wise")
 #: the methods whose Qwen2.5-VL variant reads one image's merged grid, and why they are refused on a video
 ONE_IMAGE_VARIANTS = {"vscan": "VScan's Qwen2.5-VL window scan runs over one image's merged grid (its "
-                      "official code "
-                               "prunes images); a video's several temporal patches have no scan of its own "
-                      "yet",
+                               "official code prunes images); a video's several temporal patches have no "
+                               "scan of its own yet",
                       "downsample": "{method} pools one image's merged grid; a video's several temporal "
                                     "patches have no pooling of their own yet"}
 
@@ -94,8 +93,8 @@ class UniPixelVideoPipeline(UniPixelPipeline):
         return {**super().describe(), "video": {
             "frames": f"{SAMPLE_FRAMES} sampled uniformly for the LLM (UniPixel's infer_seg.py), every frame "
             "for SAM 2", "propagation": self.propagation
-            + (" (this project's fallback: the frame-0 prompt decoded on each frame "
-                                               "without SAM 2's memory)" if self.propagation == "frame-wise"
+            + (" (this project's fallback: the frame-0 prompt decoded on each frame without SAM 2's "
+               "memory)" if self.propagation == "frame-wise"
                                                else
                                                " (SAM 2's memory from frame 0, UniPixel's)")}}
 

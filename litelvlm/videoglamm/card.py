@@ -9,8 +9,7 @@ CARD = FamilyCard(
     name="videoglamm",
     display_name="VideoGLaMM",
     description="VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled "
-    "frames, "
-                "per-frame budgets",
+                "frames, per-frame budgets",
     pipeline=Lazy("litelvlm.videoglamm.pipeline", "VideoGLaMMPipeline"),
     cost=Lazy("litelvlm.videoglamm.cost", "COST"),
     cost_archs={"videoglamm": "videoglamm", "videoglamm-tiny": "tiny"},

@@ -259,8 +259,7 @@ def test_each_figure_notes_the_weights_of_its_own_data(coco128, tmp_path):
         return [t.get_text().replace("\n", " ") for t in fig.texts if t.get_gid() == "weights-footnote"]
 
     assert notes(figs["by_category_tiny336-random-1"]) == ["RANDOM WEIGHTS (tiny336-random:1): numbers "
-                                                           "exercise the pipeline, "
-                                            "they are not findings"]
+                                                           "exercise the pipeline, they are not findings"]
     assert "tiny336-random:1" not in notes(figs["by_category_tiny336-random"])[
         0] and "tiny336-random" in notes(figs["map_0"])[0]
     save_figures(figs, tmp_path / "figs", "reversal", ["tiny336-random", "tiny336-random:1"])

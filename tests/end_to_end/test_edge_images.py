@@ -243,7 +243,7 @@ def test_skipped_images_and_refs_are_said_on_screen_by_every_study(toy_refer, tm
     total = len(load_refer(refer, None))
     assert any(
         line.startswith(f"{n_sentences} of {total} sentences left out: image unreadable ({n_sentences}): "
-                               f"image 2: image {str(image2)!r} could not be read")
+                        f"image 2: image {str(image2)!r} could not be read")
                for line in _left_out(caplog))
     caplog.clear()
     assert main(["retention", *common, "--out", str(tmp_path / "r"), "--limit-images", "2", "--budgets", "4",
@@ -262,4 +262,4 @@ def test_skipped_images_and_refs_are_said_on_screen_by_every_study(toy_refer, tm
     records = load_refer(refer, None)
     assert any(
         line.startswith(f"{total - len(records)} of {total} sentences left out: the ref names an annotation "
-                               "that instances.json lacks") for line in _left_out(caplog)), _left_out(caplog)
+                        "that instances.json lacks") for line in _left_out(caplog)), _left_out(caplog)

@@ -63,8 +63,7 @@ BAD_SEGMENTATIONS = {
     "infinite polygon coordinate":
     ([[1.0, 1.0, float("inf"), 1.0, 10.0, 10.0]], "non-finite coordinate (inf"),
     "polygon coordinate past pycocotools' int":
-    ([[1.0, 1.0, 1e9, 1.0, 10.0, 10.0]], "that pycocotools' rasteriser "
-                                                                                     "can hold"),
+    ([[1.0, 1.0, 1e9, 1.0, 10.0, 10.0]], "that pycocotools' rasteriser can hold"),
     "polygon whose boundary is too long to rasterise":
     ([[1.0, 1.0, 4e6, 1.0, 10.0, 10.0]], "upsampled points"),
     "polygon of 2 points": ([[1.0, 1.0, 10.0, 1.0]], "fewer than 3 points"),

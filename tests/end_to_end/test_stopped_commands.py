@@ -84,8 +84,8 @@ def earlier(coco128, tmp_path) -> tuple[Path, dict[str, bytes]]:
 
 
 @pytest.mark.odd_case("a run owns its --out", "SIGTERM (kill, timeout, a scheduler) or SIGHUP while "
-                                              "--overwrite "
-                      "has moved the earlier run aside", "reversal (the run machinery of every command)",
+                                              "--overwrite has moved the earlier run "
+                                              "aside", "reversal (the run machinery of every command)",
                       "exit 128+signal, one line; the earlier run back byte for byte, nothing left; sink "
                       "into "
                       "the folder then refused naming reversal")
@@ -130,8 +130,7 @@ def test_after_a_killed_overwrite_the_next_command_puts_the_earlier_run_back(coc
 @pytest.mark.slow
 @pytest.mark.odd_case("a run owns its --out", "SIGKILL at random moments of a real --overwrite run (-m slow)",
                       "reversal", "the folder holds the earlier run byte for byte or a complete new one; "
-                                  "sink "
-                      "refused either way")
+                                  "sink refused either way")
 def test_a_real_overwrite_killed_at_random_moments(coco128, earlier, capsys):
     out, before = earlier
     rng = random.Random(0)

@@ -17,8 +17,7 @@ def test_parse_reads_a_whole_number_or_all():
     assert Budget.parse("all") is Budget.ALL and Budget.parse("ALL") is Budget.ALL
     for bad in ("0", "-3", "1.5", "many", ""):
         with pytest.raises(BudgetError, match=r"budget must satisfy 1 <= K \(a whole number of visual "
-                           r"tokens\) or be "
-                                              r"'all'; got"):
+                                              r"tokens\) or be 'all'; got"):
             Budget.parse(bad)
     assert str(Budget.parse("64")) == "64" and str(Budget.ALL) == "all"
 

@@ -90,8 +90,7 @@ def test_a_processor_config_without_image_settings_is_named(content, tmp_path):
         load_clip(str(folder), "hf")
     (folder / "processor_config.json").unlink()
     with pytest.raises(LiteLVLMError, match=r"lacks the image processor file\(s\) preprocessor_config.json "
-                       r"\(or "
-                                            r"processor_config.json\)"):
+                                            r"\(or processor_config.json\)"):
         load_clip(str(folder), "hf")
 
 

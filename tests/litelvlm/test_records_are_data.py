@@ -123,9 +123,8 @@ BAD_JOURNALS = {
 }
 
 
-@pytest.mark.odd_case("damaged results", "a commit journal naming a folder or file outside --out, or not "
-                                         "of this "
-                      "project", "every command writing --out",
+@pytest.mark.odd_case("damaged results", "a commit journal naming a folder or file outside --out, or not of "
+                                         "this project", "every command writing --out",
                       "one line naming the journal as damaged (exit 2), nothing outside touched; --overwrite "
                       "removes the journal only")
 @pytest.mark.parametrize("case", list(BAD_JOURNALS))

@@ -132,8 +132,8 @@ def _stopped_at(out: Path, scenario: str, at: int, sig: int) -> int:
 
 
 @pytest.mark.odd_case("a run owns its --out", "SIGKILL at every named step of the commit and overwrite "
-                                              "protocol "
-                      "(a forked child stops itself at each step)", "every command writing --out",
+                                              "protocol (a forked child stops itself at each "
+                                              "step)", "every command writing --out",
                       "the next command on the folder finishes the commit or puts the earlier run back, "
                       "says so "
                       "in one line, then checks; the folder is the earlier run or the new one, byte for byte")
@@ -167,8 +167,7 @@ def test_a_run_killed_at_any_step_leaves_the_earlier_run_or_the_new_one(tmp_path
 
 
 @pytest.mark.odd_case("a run owns its --out", "SIGTERM or SIGHUP at every named step of the commit and "
-                                              "overwrite "
-                      "protocol", "every command writing --out",
+                                              "overwrite protocol", "every command writing --out",
                       "rolled back in the process as Ctrl-C is (or, inside the commit's moves, delivered "
                       "once it "
                       "is complete): the folder is the earlier run or the new one, byte for byte, nothing "

@@ -23,8 +23,7 @@ def test_plan_runs_every_method_at_every_budget_and_the_baseline_once():
     assert runs == [("none", Budget.ALL), ("fastv", B(64)), ("fastv", B(8))]
     assert run_keys(runs) == [("none", 0), ("fastv", 64), ("fastv", 8)]  # the tables' budget column
     with pytest.raises(LiteLVLMError, match=r"^--budgets: budget must satisfy 1 <= K <= 576 \(the number of "
-                       r"patches\); "
-                                            r"got 600$"):
+                                            r"patches\); got 600$"):
         plan(["litelvlm"], [B(600)], 576)
     with pytest.raises(LiteLVLMError, match="empty"):
         plan([], [B(64)], 576)

@@ -298,9 +298,8 @@ CASES = [
     Case("sink", "tiny336", sink_run("tiny336-random", 2, 2), slow=True),
     Case("sink", "toy", sink_run(TOY, 3, 2, "toy"), weights="toy"),
     Case("video", "sa2va-36",
-         video_run("sa2va-tiny-random:0", "sa2va", 36, "per-frame fraction of the N merged "
-                                                                                   "tokens (the reading it "
-                                        "records)"),
+         video_run("sa2va-tiny-random:0", "sa2va", 36, "per-frame fraction of the N merged tokens (the "
+                                                       "reading it records)"),
          model_family="sa2va", says=("(36 a frame)", "the reading it records"), not_tokens=("all 576",)),
     Case("video", "videoglamm-144", video_run("videoglamm-tiny-random:0", "videoglamm", 144),
          model_family="videoglamm", says=("(144 a frame)",), not_tokens=("all 576",), slow=True),

@@ -21,7 +21,7 @@ def _table() -> Table:
 def test_latex_escape_writes_specials_and_marks_as_latex():
     assert latex_escape("5% & a_b #1 {x} $y") == r"5\% \& a\_b \#1 \{x\} \$y"
     assert latex_escape("40.0†‡ — ×2 p < 0.05") == (r"40.0\textsuperscript{\dag}\textsuperscript{\ddag} --- "
-                                                     r"$\times$2 p $<$ 0.05")
+                                                    r"$\times$2 p $<$ 0.05")
 
 
 def test_markdown_is_a_caption_and_a_table_whose_pipes_are_escaped():

@@ -64,9 +64,9 @@ def _record(path: Path, width: int, height: int) -> ReferRecord:
 def test_an_image_that_does_not_fit_its_annotations_is_a_clear_error(tmp_path):
     path = _write(tmp_path, GOLDEN["exif"][5])  # orientation 6: stored 24 x 16, shown 16 x 24
     assert _record(path, 16, 24).image().size == (16, 24)
-    with pytest.raises(LiteLVLMError, match=r"orientation6\.jpg.*decodes to 16 x 24 .*annotations are for "
-                                            r"24 x 16; its EXIF orientation tag is 6, which the decoding "
-                       r"applied"):
+    with pytest.raises(LiteLVLMError, match=r"orientation6\.jpg.*decodes to 16 x 24 .*annotations are for 24 "
+                                            r"x 16; its EXIF orientation tag is 6, which the decoding "
+                                            r"applied"):
         _record(path, 24, 16).image()
     assert _record(path, 24, 16).image(exif_transpose=False).size == (24, 16)
     plain = tmp_path / "plain.png"

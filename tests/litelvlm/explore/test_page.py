@@ -122,8 +122,8 @@ def _crop(path: Path, rect: list[int]) -> np.ndarray:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (Debian: apt-get install "
-                    "chromium; "
-                                               "docs/testing.md), so the page is not opened in a browser")
+                                                "chromium; docs/testing.md), so the page is not opened in a "
+                                                "browser")
 def test_the_page_in_a_real_browser_opens_at_the_fragments_view(explored, tmp_path):
     data, page = explored
     browser = _chromium()

@@ -62,8 +62,8 @@ def test_every_family_refuses_a_prompt_past_its_positions(model):
     base = pipe.prepare_image(_image_or_clip(model))
     prep = pipe.with_sentences(base, [LONG])
     said = (rf"model {re.escape(model)}: the prompt is \d+ tokens \(\d+ text \+ \d+ visual\), more than the "
-            rf"{limit} " rf"positions its LLM has \(\w+, max_position_embeddings {limit}\); refused before "
-            r"the forward")
+            rf"{limit} positions its LLM has \(\w+, max_position_embeddings {limit}\); refused before the "
+            r"forward")
     for run in (lambda: pipe.ground(prep, "none"), lambda: pipe.context(prep),
                 lambda: pipe.ground(prep, "fastv")):
         with pytest.raises(LiteLVLMError, match=said):
@@ -89,8 +89,7 @@ def test_kept_positions_past_the_limit_are_refused_and_renumbered_ones_run(tiny_
     text = tiny_glamm.layout(prep, 576).seq_len - 576
     assert text + 576 > 2048 >= text + 32
     with pytest.raises(LiteLVLMError, match=rf"the prompt of {text + 32} tokens \({text} text \+ 32 visual\) "
-                       r"reaches "
-                                            rf"position {text + 575}, more than the 2048 positions"):
+                                            rf"reaches position {text + 575}, more than the 2048 positions"):
         tiny_glamm.ground(prep, "litelvlm", 32, positions="keep")
     with torch.no_grad():
         out = tiny_glamm.ground(prep, "litelvlm", 32, positions="renumber")
@@ -106,8 +105,7 @@ def test_videoglamm_direct_arrangement_past_phi3_positions_is_refused():
     pipe = load_pipeline("videoglamm-tiny-random:0", arrangement="direct")
     prep = pipe.prepare(_image_or_clip("videoglamm-tiny-random:0"), [PHRASE])
     with pytest.raises(LiteLVLMError, match=r"the prompt is \d+ tokens \(\d+ text \+ 4160 visual\), more "
-                       r"than the 4096 "
-                                            r"positions its LLM has \(Phi3Model"):
+                                            r"than the 4096 positions its LLM has \(Phi3Model"):
         pipe.ground(prep, "litelvlm", 196)
     with torch.no_grad():
         assert pipe.ground(prep, "litelvlm", 81).seq_len < 4096  # 16 x 81 + 1024 visual tokens fit
@@ -216,9 +214,8 @@ def test_attention_rows_past_the_available_memory_are_refused(tiny_glamm, monkey
     ctx.hidden_before(1)  # the layers run within the memory the machine has
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 1000)
     with pytest.raises(LiteLVLMError, match=r"the attention rows of \d+ queries over \d+ keys "
-                       r"\(LlamaAttention, 4 "
-                                            r"heads, in float32\) needs .* GiB at once; cpu has 9.3e-07 GiB "
-                       r"available"):
+                                            r"\(LlamaAttention, 4 heads, in float32\) needs .* GiB at once; "
+                                            r"cpu has 9.3e-07 GiB available"):
         ctx.attention_rows(1, "text")
 
 
@@ -245,7 +242,6 @@ def test_available_memory_is_read_per_device():
     assert memory.available_bytes("meta") is None
     memory.check_fits(10, "x", "y", "cpu", available=10)
     with pytest.raises(LiteLVLMError, match=r"^x needs 1.00 GiB at once; cpu has 0.50 GiB available. Refused "
-                       r"before "
-                                            r"allocating: y$"):
+                                            r"before allocating: y$"):
         memory.check_fits(2 ** 30, "x", "y", "cpu", available=2 ** 29)
     assert memory.gib(0) == "0.00 GiB" and memory.gib(3 * 2 ** 29) == "1.50 GiB"

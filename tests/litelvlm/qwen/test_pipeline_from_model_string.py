@@ -31,6 +31,5 @@ def test_the_shared_loader_refuses_as_each_family_did(family, display):
                        "yet"):
         cls.from_model_string(f"{family}-tiny-random", quantize="int8")
     with pytest.raises(LiteLVLMError, match=f"model '{family}-tiny-random:1': --sam does not apply: a "
-                       f"{display} "
-                                            "folder brings its own"):
+                                            f"{display} folder brings its own"):
         cls.from_model_string(f"{family}-tiny-random:1", sam="some/sam")

@@ -82,7 +82,7 @@ def test_a_method_reading_one_images_tower_is_refused_with_its_reason(tmp_path, 
     assert len(err.splitlines()) == 1
     name = methods.split(",")[0]
     assert (f"{name} reads Qwen2.5-VL's vision tower over one image's grid; Sa2VA's video gives the tower "
-            "min(5, T) " "images" in err)
+            "min(5, T) images" in err)
 
 
 @pytest.mark.parametrize("argv",

@@ -308,8 +308,8 @@ def test_bad_folders_are_refused(tmp_path, tiny_dir):
     (tmp_path / "config.json").write_text(
         json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"]}))
     with pytest.raises(LiteLVLMError,
-                       match=r"declares architectures \['Qwen2_5_VLForConditionalGeneration'\]"
-                                            r"; no family reads them \(known: .*PixelQwen2_5_VL"):
+                       match=r"declares architectures \['Qwen2_5_VLForConditionalGeneration'\]; no family "
+                             r"reads them \(known: .*PixelQwen2_5_VL"):
         load_unipixel(str(tmp_path))
     import shutil
 

@@ -154,7 +154,7 @@ def _seg2bmap(seg, width=None, height=None):
     # the official ``assert not (...)``, as an ``if``: pytest's assertion rewriting would evaluate every
     # operand of this chained comparison, which plain Python short-circuits before ``h | float``
     if width > w | height > h | abs(ar1 - ar2) > 0.01:
-        raise AssertionError("Can" "t convert %dx%d seg to %dx%d bmap." % (w, h, width, height))  # noqa: UP031
+        raise AssertionError("Cant convert %dx%d seg to %dx%d bmap." % (w, h, width, height))  # noqa: UP031
 
     e = np.zeros_like(seg)
     s = np.zeros_like(seg)

@@ -32,8 +32,7 @@ def test_every_video_family_resolves_through_the_registry(family):
 def test_a_family_without_a_video_path_is_refused(tmp_path, capsys):
     assert {n for n in family_names() if card(n).video_eval} == set(MODELS)
     with pytest.raises(LiteLVLMError, match="the glamm family has no video path; eval-video runs the "
-                       "families "
-                                            "sa2va, unipixel, videoglamm"):
+                                            "families sa2va, unipixel, videoglamm"):
         video_eval("tiny-random:0")
     assert main(["eval-video", "--out", str(tmp_path / "o"), "--model", "tiny-random:0"]) == 2
     assert "no video path" in capsys.readouterr().err and not (tmp_path / "o").exists()
