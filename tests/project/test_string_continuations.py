@@ -1,6 +1,6 @@
-"""A string continued over lines reads as one: every piece of an implicit concatenation starts on its own line,
-aligned with the first piece, with the first element after its bracket, or at a hanging indent (four columns in
-from the line that opens the bracket). Read from the tokens of every tracked Python file."""
+"""A string continued over lines reads as one: every piece of an implicit concatenation starts on its own
+line, aligned with the first piece, with the first element after its bracket, or at a hanging indent (four
+columns in from the line that opens the bracket). Read from the tokens of every tracked Python file."""
 
 from __future__ import annotations
 
