@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     from litelvlm.cost.timing import LayerLoopTimer
     from litelvlm.data.refer import load_refer
-    from litelvlm.families import load_pipeline
     from litelvlm.llm.captured import ATTR, install, uninstall
+    from litelvlm.models.families import load_pipeline
 
     pipe = load_pipeline(a.model, device=a.device)
     recs = load_refer(Path(a.refer_dir), None, split="all")

@@ -25,7 +25,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from analysis.common.model_args import DTYPES
 from litelvlm.llm.attention_rows import capture_attention_rows
-from litelvlm.memory import peak_memory
+from litelvlm.machine.memory import peak_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import paired_ratios, report  # noqa: E402

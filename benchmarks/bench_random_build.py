@@ -74,7 +74,7 @@ def timed(key, fn):
             phases[key + "_cpu"] = phases.get(key + "_cpu", 0.0) + cpu() - c
     return wrapper
 import importlib
-for name in ("litelvlm.checksums", "litelvlm.safetensors_stream", "safetensors.torch"):
+for name in ("litelvlm.runs.checksums", "litelvlm.models.safetensors_stream", "safetensors.torch"):
     try:
         importlib.import_module(name)
     except ImportError:  # the old revision has no streaming writer

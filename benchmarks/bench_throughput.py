@@ -11,22 +11,22 @@ sequence, so a pruned batch takes less memory and more prompts fit).
 Each model grounds the same P = max(B) prepared images (one expression each; synthetic odd-sized images, or
 the first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one untimed warm-up
 (``--warmup``: on CUDA a whole pass over the P prompts at that B, so that no shape is timed on its first call;
-on a CPU one batch of at most 2), the
-repeats of the B interleaved (B = 1, B = 8, B = 1, ...: a load that comes and goes hits each B alike): B = 1
-is today's path (``ground``), B > 1 ``ground_many`` per B prompts (padded LLM forwards, on a CPU with eager
-attention in sub-batches whose scores fit the last-level cache; ``--sub-batch-bytes none``: one forward per B
-prompts); a method that cannot batch (FastV: it prunes inside the LLM) runs prompt by prompt at every B and is
-marked ``batched = False``. The time covers ``ground`` (selection, LLM, mask head), not the per-image
-preparation (vision tower, SAM's image encoder), which batching does not change. Peak memory is the
-activations of one batch of B above the loaded model (:func:`litelvlm.memory. peak_activation_bytes`: the
-tracker of live tensors on a CPU, the allocator's peak on CUDA), measured in a separate, untimed pass; the
-largest B within ``--memory-limit-gib`` is extrapolated from the measured B by a line through the smallest and
-largest B (the ``fit`` column says so). Goal (this CPU, tiny GLaMM): ``none`` at B = 8 at least 2x the
-images/s of B = 1, a ratio measured in one run (MET / MISSED). Prints the CPU's flags; wall times on a loaded
-machine are inflated, so the CPU-seconds per image are printed beside them. The batch-1 calls are also timed
-by stage (:mod:`litelvlm.cost.stages`, in a separate pass over the P prompts: each stage's median over them),
-written to ``stages.csv`` beside ``throughput.csv``: ``ground`` alone, so ``vision`` holds only a tower-stage
-method's run and ``mask`` SAM's decoding and upscaling (its image encoder ran in the preparation).
+on a CPU one batch of at most 2), the repeats of the B interleaved (B = 1, B = 8, B = 1, ...: a load that
+comes and goes hits each B alike): B = 1 is today's path (``ground``), B > 1 ``ground_many`` per B prompts
+(padded LLM forwards, on a CPU with eager attention in sub-batches whose scores fit the last-level cache;
+``--sub-batch-bytes none``: one forward per B prompts); a method that cannot batch (FastV: it prunes inside
+the LLM) runs prompt by prompt at every B and is marked ``batched = False``. The time covers ``ground``
+(selection, LLM, mask head), not the per-image preparation (vision tower, SAM's image encoder), which batching
+does not change. Peak memory is the activations of one batch of B above the loaded model
+(:func:`litelvlm.machine.memory. peak_activation_bytes`: the tracker of live tensors on a CPU, the allocator's
+peak on CUDA), measured in a separate, untimed pass; the largest B within ``--memory-limit-gib`` is
+extrapolated from the measured B by a line through the smallest and largest B (the ``fit`` column says so).
+Goal (this CPU, tiny GLaMM): ``none`` at B = 8 at least 2x the images/s of B = 1, a ratio measured in one run
+(MET / MISSED). Prints the CPU's flags; wall times on a loaded machine are inflated, so the CPU-seconds per
+image are printed beside them. The batch-1 calls are also timed by stage (:mod:`litelvlm.cost.stages`, in a
+separate pass over the P prompts: each stage's median over them), written to ``stages.csv`` beside
+``throughput.csv``: ``ground`` alone, so ``vision`` holds only a tower-stage method's run and ``mask`` SAM's
+decoding and upscaling (its image encoder ran in the preparation).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats:
     repeats interleaved across the batch sizes (a load that comes and goes hits every B alike), and one
     batch's peak; ``warmup``: :func:`warmup_prompts`' mode."""
     from litelvlm.lvlm.batched import batch_error
-    from litelvlm.memory import peak_activation_bytes
+    from litelvlm.machine.memory import peak_activation_bytes
 
     batched = batch_error(pipe, method) is None
     for b in batches:  # warm-up
@@ -165,8 +165,8 @@ def largest_batch(rows: pd.DataFrame, limit_mib: float) -> int | None:
 def bench_model(model: str, a) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every (method, budget, B) of one model, with the speed-up over B = 1 and the largest B in the limit;
     and the batch-1 calls' time by stage per (method, budget)."""
-    from litelvlm.families import load_pipeline
     from litelvlm.methods import get_method
+    from litelvlm.models.families import load_pipeline
 
     pipe = load_pipeline(model, device=a.device, **({"tokenizer": a.tokenizer} if a.tokenizer else {}),
                          **({} if a.dtype == "auto" else {"dtype": getattr(torch, a.dtype)}))
@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.model}: none at B = 8 over B = 1: {r.speedup_vs_b1:.2f}x images/s "
               f"(goal {GOAL:g}x: {'MET' if r.speedup_vs_b1 >= GOAL else 'MISSED'})")
     if a.out:  # both tables reach the folder together, when the run's transaction commits
-        from litelvlm.io import write_csv
-        from litelvlm.run_folder import RunFolder
+        from litelvlm.runs.io import write_csv
+        from litelvlm.runs.run_folder import RunFolder
 
         with RunFolder(a.out):
             write_csv(Path(a.out) / "throughput.csv", df)

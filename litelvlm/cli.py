@@ -21,12 +21,12 @@ from . import __version__
 from .cli_args import split_list
 from .commands import Command
 from .errors import LiteLVLMError
+from .machine.threads import default_threads, torch_threads
 from .methods import describe
-from .model_spec import ModelSpec
-from .recovery import settle
-from .run_owner import claim
-from .stop_signals import Stopped, stops_as_interrupts
-from .threads import default_threads, torch_threads
+from .models.model_spec import ModelSpec
+from .runs.recovery import settle
+from .runs.run_owner import claim
+from .runs.stop_signals import Stopped, stops_as_interrupts
 
 #: The library's own subcommands: name -> its :class:`~litelvlm.commands.Command` (module, one-line help).
 COMMANDS: dict[str, Command] = {
@@ -83,7 +83,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --threads
             p.add_argument("--threads", type=int, default=None,
                            help="torch CPU threads (default: 1 for tiny/toy models, else the physical cores)")
-        if any(a.dest == "out" for a in p._actions):   # a run folder: the run owns it (litelvlm.run_owner)
+        if any(a.dest == "out" for a in p._actions):  # a run folder: its run owns it (runs.run_owner)
             with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --overwrite
                 p.add_argument("--overwrite", action="store_true", default=False,
                                help="replace whatever run --out holds (another command's, another "
@@ -118,7 +118,8 @@ QUANTIZATION_BACKENDS = ("bitsandbytes", "torchao")
 
 def defer_quantization_backends() -> None:
     """Hide the quantization back-ends from transformers, which imports torchao (seconds, and torch warnings)
-    whenever it is installed; :mod:`litelvlm.quantize` imports the one ``--quantize`` asks for. A ``None`` in
+    whenever it is installed; :mod:`litelvlm.models.quantize` imports the one ``--quantize`` asks for. A
+    ``None`` in
     ``sys.modules`` is Python's own "not importable" mark; only a process that has not imported them yet."""
     if "transformers" in sys.modules:
         return
@@ -192,9 +193,9 @@ def one_line(message: str) -> str:
 
 
 def _run_folders(args: argparse.Namespace) -> None:
-    """A run owns its ``--out`` (:func:`litelvlm.run_owner.claim`); another run's folder that the command
+    """A run owns its ``--out`` (:func:`litelvlm.runs.run_owner.claim`); another run's folder that the command
     reads (:data:`RUN_INPUTS`) first has what a killed run left there settled
-    (:func:`litelvlm.recovery.settle`)."""
+    (:func:`litelvlm.runs.recovery.settle`)."""
     with stops_as_interrupts():   # a stop while an unfinished run's folder is being settled
         out = getattr(args, "out", None)
         if isinstance(out, str) and out and isinstance(getattr(args, "command", None), str):
@@ -208,8 +209,8 @@ def _run_folders(args: argparse.Namespace) -> None:
 def check_common_options(args: argparse.Namespace) -> None:
     """The checks every subcommand shares, before any work and before torch is imported: output folders
     (``--out``, ...) and files (``--save-overlay``) must be writable where they are, an ``--out`` folder must
-    hold no other command's run and no damaged results (:func:`litelvlm.run_owner.claim`), input paths must
-    exist, method names must be registered, and ``--device cuda`` needs a GPU."""
+    hold no other command's run and no damaged results (:func:`litelvlm.runs.run_owner.claim`), input paths
+    must exist, method names must be registered, and ``--device cuda`` needs a GPU."""
     listing = getattr(args, "list", False) is True or getattr(args, "list_methods", False) is True
     for dest in () if listing else OUTPUT_FOLDERS + OUTPUT_FILES:  # a listing writes nothing
         path = getattr(args, dest, None)

@@ -1,12 +1,13 @@
 """``--image-resize``: one option definition for every command that runs a model whose family resizes the
 LLM's image with a processor of its own (Sa2VA's Qwen2-VL processor;
-:attr:`litelvlm.family_card.FamilyCard.image_resizes`).
+:attr:`litelvlm.models.family_card.FamilyCard.image_resizes`).
 
 The same help text, the same refusal for a model whose family offers no such resize (before the model loads),
 the same ``config.json`` record (only for a family that has a resize, so that every other family's folders
 stay as they were) and the same pipeline keyword for ``eval-grounding``, ``eval-video``, ``importance``,
 ``positions``, ``validate``, ``select``, ``explore`` and ``retention``; the refusal and the record ask the
-family registry (:func:`litelvlm.families.check_image_resize`, :func:`litelvlm.families.image_resize_record`).
+    family registry (:func:`litelvlm.models.families.check_image_resize`,
+    :func:`litelvlm.models.families.image_resize_record`).
 Imports nothing heavy.
 """
 

@@ -55,8 +55,9 @@ def boot_seed_option() -> Any:
 
 
 def model_option(default: str | None, help: str) -> Any:
-    """``--model``: a model string, read once by the parser into a :class:`~litelvlm.model_spec.ModelSpec`
-    (the field's type); what it names is looked up where the model is resolved."""
+    """``--model``: a model string, read once by the parser into a
+    :class:`~litelvlm.models.model_spec.ModelSpec` (the field's type); what it names is looked up where the
+    model is resolved."""
     return arg(default, help=help, shared="model")
 
 

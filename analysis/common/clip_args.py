@@ -13,8 +13,8 @@ from analysis.common.defaults import DEFAULT_KS
 from analysis.common.study import check_same_model
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card, question_templates
-from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from litelvlm.models.families import card, question_templates
+from litelvlm.models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 from litelvlm.shared_options import (
     device_option,
     dtype_option,

@@ -1,10 +1,10 @@
-"""What the studies' help and labels say of the families, asked of their cards (:mod:`litelvlm.families`): no
-study names a family. Light (imports only the cards)."""
+"""What the studies' help and labels say of the families, asked of their cards
+(:mod:`litelvlm.models.families`): no study names a family. Light (imports only the cards)."""
 
 from __future__ import annotations
 
-from litelvlm.families import cards
-from litelvlm.family_card import FamilyCard
+from litelvlm.models.families import cards
+from litelvlm.models.family_card import FamilyCard
 
 
 def names(selected: list[FamilyCard]) -> str:

@@ -4,7 +4,7 @@ Entries hold, for one image, the patch tokens of each requested layer already pr
 into the joint space (``visual_projection(post_layernorm(h))``, float32) and the image's
 original size. The namespace (cache key) is the model name, backend, weights hash,
 dtype, preprocessing geometry (including the pad option) and the layer set; writes go
-through :class:`litelvlm.cache.TensorCache` and are atomic, so an interrupted run keeps
+through :class:`litelvlm.runs.cache.TensorCache` and are atomic, so an interrupted run keeps
 every finished image and resumes from there.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from litelvlm.cache import TensorCache, config_key, default_cache_dir
 from litelvlm.data.refer import open_rgb
 from litelvlm.errors import LiteLVLMError
+from litelvlm.runs.cache import TensorCache, config_key, default_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
 from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, PNG_DPI, weights_footnote
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import PDF_METADATA, PNG_METADATA
-from litelvlm.transaction import current
+from litelvlm.runs.io import PDF_METADATA, PNG_METADATA
+from litelvlm.runs.transaction import current
 
 
 def figure_set_dir(results_dir: str | os.PathLike, sub: str) -> Path:

@@ -14,9 +14,9 @@ import torch
 
 from analysis.common.grounding_runs import Run, method_options, run_keys
 from analysis.common.grounding_scoring import ScoringArgs, image_prompts, output_rows
-from litelvlm.io import write_csv
 from litelvlm.lvlm.batched import batch_error
-from litelvlm.transaction import current
+from litelvlm.runs.io import write_csv
+from litelvlm.runs.transaction import current
 
 #: the columns of ``OUT/batch_check.csv``
 CHECK_COLUMNS = ["method", "budget", "batch_size", "prompts", "pixels", "differing", "max_logit_difference"]

@@ -9,8 +9,8 @@ import logging
 from litelvlm.budget import Budget, range_error
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card, exif_transpose
 from litelvlm.methods import get_method
+from litelvlm.models.families import card, exif_transpose
 
 log = logging.getLogger(__name__)
 

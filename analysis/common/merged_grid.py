@@ -19,7 +19,7 @@ import numpy as np
 from analysis.common.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.data.geometry import PatchCoverage, TransformParams, transform_params
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card
+from litelvlm.models.families import card
 from litelvlm.qwen_vision.grid import TokenGrid, resample_matrix, source_edges, token_coverage
 
 

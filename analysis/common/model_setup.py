@@ -5,9 +5,9 @@ torch)."""
 from __future__ import annotations
 
 from analysis.common.model_args import ModelDataArgs
-from litelvlm.families import resolve
 from litelvlm.lvlm.numerics import Numerics
-from litelvlm.quantize import check_quantize
+from litelvlm.models.families import resolve
+from litelvlm.models.quantize import check_quantize
 
 
 def study_numerics(args: ModelDataArgs, protocol: str):

@@ -29,9 +29,9 @@ import pyarrow.parquet as pq
 
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import write_json, write_parquet
-from litelvlm.records import inside
-from litelvlm.transaction import current
+from litelvlm.runs.io import write_json, write_parquet
+from litelvlm.runs.records import inside
+from litelvlm.runs.transaction import current
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A study's ``--out`` folder: :class:`litelvlm.run_folder.RunFolder` (the lock, one command per folder,
+"""A study's ``--out`` folder: :class:`litelvlm.runs.run_folder.RunFolder` (the lock, one command per folder,
 atomic results, cleanup of its own names only; see there) with the studies' resumable parts:
 :meth:`RunFolder.resume` checks the configuration the finished parts (``parts/``,
 :mod:`analysis.common.parts`) were computed with (``parts/config.json``) before any of them is reused, and
@@ -17,16 +17,16 @@ from typing import Any
 from analysis.common.parts import PartStore
 from analysis.common.study import check_config, read_json
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import write_json
-from litelvlm.run_folder import LOCK_NAME
-from litelvlm.run_folder import RunFolder as _RunFolder
+from litelvlm.runs.io import write_json
+from litelvlm.runs.run_folder import LOCK_NAME
+from litelvlm.runs.run_folder import RunFolder as _RunFolder
 
 #: the record of the configuration a folder's finished parts were computed with
 PARTS_CONFIG = Path("parts") / "config.json"
 
 
 class RunFolder(_RunFolder):
-    """:class:`litelvlm.run_folder.RunFolder` with :meth:`resume` (a study's finished parts)."""
+    """:class:`litelvlm.runs.run_folder.RunFolder` with :meth:`resume` (a study's finished parts)."""
 
     # -- what a study asks of its folder --------------------------------------------------------------
     def resume(self, config: dict, growable: dict[str, Callable[[Any, Any], bool]] | None = None,

@@ -11,7 +11,7 @@ import torch
 
 from analysis.common.study import git_commit
 from litelvlm import __version__, cli
-from litelvlm.versions import run_versions
+from litelvlm.machine.versions import run_versions
 
 
 def run_record() -> dict:
@@ -26,7 +26,8 @@ def run_record() -> dict:
 
 
 def torch_thread_count() -> int:
-    """The torch intra-op thread count of this run (``litelvlm.threads`` decides it), for config.json."""
+    """The torch intra-op thread count of this run (``litelvlm.machine.threads`` decides it), for
+    config.json."""
     return torch.get_num_threads()
 
 

@@ -1,9 +1,9 @@
 """The run folders of one results tree: every folder under ``--results`` (the root included) whose
 ``config.json`` records the run's identity (``study``, ``family``, ``model``, ``weights``:
-:mod:`analysis.common.identity`), read once and shared by the commands that read a tree (``litelvlm
-figures``, :mod:`analysis.figures.tree`; ``litelvlm tables``, :mod:`analysis.tables.compute`). A run's
-resumable ``parts/`` and hidden staging folders are not runs; a run folder that a killed run left
-half-replaced is settled first (:func:`litelvlm.recovery.settle`), so the tree shows its last finished run; a
+:mod:`analysis.common.identity`), read once and shared by the commands that read a tree (``litelvlm figures``,
+      :mod:`analysis.figures.tree`; ``litelvlm tables``, :mod:`analysis.tables.compute`). A run's resumable
+      ``parts/`` and hidden staging folders are not runs; a run folder that a killed run left half-replaced is
+      settled first (:func:`litelvlm.runs.recovery.settle`), so the tree shows its last finished run; a
 ``config.json`` that records no identity is skipped with the reason.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from analysis.common.identity import identity_label, read_identity
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
-from litelvlm.recovery import settle
-from litelvlm.transaction import JOURNAL, REPLACED_PREFIX
+from litelvlm.runs.recovery import settle
+from litelvlm.runs.transaction import JOURNAL, REPLACED_PREFIX
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from analysis.common.caveats import draw_notes
 from analysis.common.device import device_name
 from analysis.common.style import baseline, figure, label_weights, model_name, palette, save_figure
 from litelvlm.cost.stages import COLUMNS, OTHER, STAGES, TOTAL
-from litelvlm.io import write_csv
 from litelvlm.llm.captured import runner_of
+from litelvlm.runs.io import write_csv
 
 #: the row column of each stage's median milliseconds
 STAGE_MS = {s: f"stage_{s}_ms" for s in COLUMNS}
@@ -164,7 +164,7 @@ def _ms(frame: pd.DataFrame, method: str, budget, stage: str) -> float:
 def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str, figures: bool = True,
                  notes: Iterable[str] = ()) -> list[str]:
     """Write ``stages.csv`` (and, with ``figures``, ``stages.png``) of ``frame`` into ``out`` through the
-    run's transaction (:mod:`litelvlm.io`: they appear when the run commits); returns the names written
+    run's transaction (:mod:`litelvlm.runs.io`: they appear when the run commits); returns the names written
     (nothing when no stage was timed)."""
     if frame.empty:
         return []

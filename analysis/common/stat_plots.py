@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common.style import METHOD_ORDER, budget_axis, figsize, figure, method_label, method_style
-from litelvlm.families import card, family_names
+from litelvlm.models.families import card, family_names
 
 __all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences",
            "metric_slug"]

@@ -28,10 +28,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from litelvlm.cli_args import check_declared, from_namespace
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import image_resize_record
-from litelvlm.records import read_record
-from litelvlm.run_owner import check_config_fields, overwriting
-from litelvlm.transaction import current
+from litelvlm.models.families import image_resize_record
+from litelvlm.runs.records import read_record
+from litelvlm.runs.run_owner import check_config_fields, overwriting
+from litelvlm.runs.transaction import current
 
 
 def read_json(path: str | Path) -> Any:

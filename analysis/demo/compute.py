@@ -36,11 +36,11 @@ from litelvlm.clip import load_clip
 from litelvlm.data.geometry import patch_coverage
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import copy_file, save_plot, write_csv, write_json
 from litelvlm.methods import available_methods, get_method
 from litelvlm.methods.select import visual_features
-from litelvlm.provenance import weights_banner, weights_kind
+from litelvlm.models.provenance import weights_banner, weights_kind
 from litelvlm.pruning import SelectorInputs
+from litelvlm.runs.io import copy_file, save_plot, write_csv, write_json
 from litelvlm.toy import default_model_path
 from litelvlm.toy.refer_layout import write_refer
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.model_spec import ModelSpec
+from litelvlm.models.model_spec import ModelSpec
 from litelvlm.shared_options import device_option, model_option, n_boot_option, out_option, seed_option
 
 #: where the demo writes by default: an untracked folder of the working directory, never the

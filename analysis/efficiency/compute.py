@@ -60,16 +60,16 @@ from analysis.efficiency.plots import (
     plot_prefill_vs_budget,
 )
 from litelvlm.budget import Budget
-from litelvlm.busy import busy_warning
 from litelvlm.cli_args import split_list
 from litelvlm.cost import costs, counted, family_cost
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card
-from litelvlm.io import atomic_path, write_csv, write_json
 from litelvlm.lvlm.fastest_dtype import fastest_dtype
+from litelvlm.machine.busy import busy_warning
+from litelvlm.machine.versions import dist_version
 from litelvlm.methods import BASELINE, get_method, method_names
-from litelvlm.quantize import check_quantize
-from litelvlm.versions import dist_version
+from litelvlm.models.families import card
+from litelvlm.models.quantize import check_quantize
+from litelvlm.runs.io import atomic_path, write_csv, write_json
 
 log = logging.getLogger(__name__)
 #: the methods' options this command offers, at their defaults (``EfficiencyArgs``' fields)

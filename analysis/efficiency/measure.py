@@ -4,8 +4,8 @@ One random-weight pipeline (the family's cost description builds it: :meth:`lite
 per run, its LLM and CLIP attention switched per ``--attn`` value; the family's parts
 (:class:`~litelvlm.cost.parts.PrefillParts`) are timed (median wall time after warm-ups, LLM prefills
 round-robin; summed CUDA kernel time on GPUs) and their peak activation memory measured
-(:func:`litelvlm.memory.peak_activation_bytes`). Beside them, the paper's prefill time (``paper_prefill_ms``:
-the decoder-layer loop only, timed during the same calls,
+(:func:`litelvlm.machine.memory.peak_activation_bytes`). Beside them, the paper's prefill time
+(``paper_prefill_ms``: the decoder-layer loop only, timed during the same calls,
 :class:`~litelvlm.cost.timing.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
 (``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``). Where the chain is timed end to end, its
 time by stage too (:mod:`litelvlm.cost.stages`: ``stage_<stage>_ms``, the median of ``repeats`` more calls
@@ -33,7 +33,7 @@ from litelvlm.cost.stages import time_stages
 from litelvlm.cost.timing import LayerLoopTimer, cuda_time_ms, interleaved_wall_ms, llm_layers, wall_time_ms
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.llm.captured import runner_of
-from litelvlm.memory import peak_activation_bytes
+from litelvlm.machine.memory import peak_activation_bytes
 
 log = logging.getLogger("analysis.efficiency.compute")
 

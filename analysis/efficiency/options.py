@@ -25,8 +25,8 @@ from analysis.common.prefill_args import (
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import cards
-from litelvlm.model_spec import ModelSpec
+from litelvlm.models.families import cards
+from litelvlm.models.model_spec import ModelSpec
 from litelvlm.shared_options import (
     DTYPES,
     budgets_option,

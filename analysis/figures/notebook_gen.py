@@ -22,8 +22,8 @@ from pathlib import Path
 
 from analysis.common.figure_set import FigureSet
 from analysis.figures.registry import FIGURE_SETS
-from litelvlm.io import atomic_path
-from litelvlm.optional import optional_import
+from litelvlm.machine.optional import optional_import
+from litelvlm.runs.io import atomic_path
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -31,7 +31,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 
 #: the cell after loading: a banner (markdown) when the results were made from random or toy weights
 BANNER_CELL = ("from IPython.display import Markdown\n"
-               "from litelvlm.provenance import weights_banner\n\n"
+               "from litelvlm.models.provenance import weights_banner\n\n"
                "banner = weights_banner(*dict.fromkeys(m for tables in runs for m in tables[MODELS_KEY]))\n"
                "if banner:  # results of random or toy weights: the figures below are not findings\n"
                '    display(Markdown(f"> **⚠ {banner}**"))')

@@ -15,8 +15,8 @@ from analysis.common.figure_set import FigureSet
 from analysis.figures.notebook_gen import NOTEBOOK_DIR, notebook_path
 from analysis.figures.output import figure_files
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import copy_file
-from litelvlm.optional import optional_import
+from litelvlm.machine.optional import optional_import
+from litelvlm.runs.io import copy_file
 
 
 def kernel_name() -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from analysis.common.defaults import DEFAULT_OUT
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.model_spec import ModelSpec
+from litelvlm.models.model_spec import ModelSpec
 from litelvlm.shared_options import model_option, out_option
 
 

@@ -3,8 +3,9 @@ figure sets it draws are replaced as a whole, so an earlier run's files never st
 
 A file belongs to the figure set whose registered name is the longest one it starts with (``<name>_``:
 ``reversal_grid_...`` is ``reversal_grid``'s, not ``reversal``'s). Every figure file of a figure set drawn now
-that this run does not write again is removed when the run's folder commits
-(:func:`litelvlm.io.remove_result` inside :class:`litelvlm.run_folder.RunFolder`): a failed or stopped run
+    that this run does not write again is removed when the run's folder commits
+    (:func:`litelvlm.runs.io.remove_result` inside :class:`litelvlm.runs.run_folder.RunFolder`): a failed or
+    stopped run
 leaves the folder as it was. Other files, and other figure sets' files, are left alone.
 """
 
@@ -15,8 +16,8 @@ from pathlib import Path
 
 from analysis.common.figure_set import FigureSet, notebook_out_dir
 from analysis.figures.registry import FIGURE_SETS
-from litelvlm.io import remove_result
-from litelvlm.run_folder import RunFolder
+from litelvlm.runs.io import remove_result
+from litelvlm.runs.run_folder import RunFolder
 
 #: the kinds of file a figures run writes (``analysis.common.style.FORMATS``)
 FIGURE_SUFFIXES = (".pdf", ".png")

@@ -10,7 +10,7 @@ of one model in one folder, or all its runs, each labelled in the figure; every 
 set>_<family>-<model>_<figure>`` and every figure carries ``family/model``. A folder it cannot draw is skipped
 with one line naming it and the reason, a folder holding a figure set's table but no ``config.json`` too
 (:func:`unrecorded`); a figure set without runs names such a folder that holds its tables. A run folder that a
-killed run left half-replaced is settled first (:func:`litelvlm.recovery.settle`), so the tree shows its
+killed run left half-replaced is settled first (:func:`litelvlm.runs.recovery.settle`), so the tree shows its
 last finished run.
 """
 

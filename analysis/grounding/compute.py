@@ -65,15 +65,15 @@ from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
-from litelvlm.exclusions import announce_skipped_images
-from litelvlm.families import exif_transpose, get_family, image_resize_record, load_pipeline, resolve
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.llm.captured import install
 from litelvlm.method import position_error
-from litelvlm.provenance import mark_weights, weights_banner
-from litelvlm.resolved_model import ResolvedModel
-from litelvlm.transaction import current
+from litelvlm.models.families import exif_transpose, get_family, image_resize_record, load_pipeline, resolve
+from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.models.resolved_model import ResolvedModel
+from litelvlm.runs.exclusions import announce_skipped_images
+from litelvlm.runs.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.runs.transaction import current
 
 log = logging.getLogger(__name__)
 

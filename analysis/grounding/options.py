@@ -15,7 +15,7 @@ from analysis.common.model_args import ModelDataArgs, positions_arg
 from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
-from litelvlm.families import check_budgets_fit, check_hub_model, check_image_resize
+from litelvlm.models.families import check_budgets_fit, check_hub_model, check_image_resize
 from litelvlm.refer_layout import check_refer_folder
 from litelvlm.shared_options import (
     DTYPES,

@@ -23,8 +23,8 @@ from analysis.common import accuracy_stats as acc
 from analysis.common import leaderboard as lb
 from analysis.common.bootstrap import UnitStat, unit_stat
 from analysis.common.study import read_json
-from litelvlm.io import write_csv
-from litelvlm.provenance import mark_weights, run_weights_kind
+from litelvlm.models.provenance import mark_weights, run_weights_kind
+from litelvlm.runs.io import write_csv
 
 log = logging.getLogger(__name__)
 

@@ -60,12 +60,12 @@ from analysis.importance.signals import (
 from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
-from litelvlm.exclusions import announce_skipped_images
-from litelvlm.families import exif_transpose, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.io import atomic_path, remove_result, write_csv, write_json, write_parquet
-from litelvlm.provenance import mark_weights, weights_banner
-from litelvlm.transaction import current
+from litelvlm.models.families import exif_transpose, image_resize_record, load_pipeline
+from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.runs.exclusions import announce_skipped_images
+from litelvlm.runs.io import atomic_path, remove_result, write_csv, write_json, write_parquet
+from litelvlm.runs.transaction import current
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from litelvlm.budget import Budget
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_MODEL, card_of, exif_transpose, load_pipeline
-from litelvlm.io import write_csv
 from litelvlm.methods import BASELINE
+from litelvlm.models.families import DEFAULT_MODEL, card_of, exif_transpose, load_pipeline
+from litelvlm.runs.io import write_csv
 
 
 def smoke_importance(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:

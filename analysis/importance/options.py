@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from analysis.common.model_args import ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import check_hub_model
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
+from litelvlm.models.families import check_hub_model
 from litelvlm.refer_layout import check_refer_folder
 from litelvlm.shared_options import (
     DTYPES,

@@ -36,12 +36,12 @@ from analysis.plan.options import PlanArgs, check_args
 from analysis.plan.timing import monotonic_in_budget, per_image
 from analysis.plan.video import calibrate_video, refused
 from litelvlm.budget import Budget
-from litelvlm.busy import busy_warning
 from litelvlm.data.refer import load_refer
-from litelvlm.families import card_of, exif_transpose, load_pipeline
-from litelvlm.io import atomic_path, write_json
+from litelvlm.machine.busy import busy_warning
+from litelvlm.machine.threads import default_threads, torch_threads
 from litelvlm.methods import is_baseline
-from litelvlm.threads import default_threads, torch_threads
+from litelvlm.models.families import card_of, exif_transpose, load_pipeline
+from litelvlm.runs.io import atomic_path, write_json
 
 #: the launcher of every printed command (one node; ``--standalone`` picks a free rendezvous port)
 LAUNCH = ["python", "-m", "torch.distributed.run", "--standalone"]

@@ -15,8 +15,8 @@ from analysis.common.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_MODEL, card_of
 from litelvlm.methods import BASELINE, TABLE, describe, is_baseline
+from litelvlm.models.families import DEFAULT_MODEL, card_of
 from litelvlm.shared_options import (
     budgets_option,
     device_option,

@@ -43,12 +43,12 @@ from analysis.common.study import portable_paths
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.io import write_csv, write_json
 from litelvlm.method import position_error
 from litelvlm.methods import BASELINE, get_method, method_names
-from litelvlm.provenance import mark_weights, weights_banner
+from litelvlm.models.families import image_resize_record, load_pipeline
+from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.runs.io import write_csv, write_json
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from analysis.common.figure_set import FigureSet
 from analysis.common.smoke_inputs import coco128_dir
 from analysis.positions import PositionsArgs, plots, run
 from litelvlm.data.fixtures import write_tiny_refer
-from litelvlm.families import DEFAULT_MODEL, card_of
+from litelvlm.models.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, every method but the slow saliency oracle, two budgets
 SMOKE_BUDGETS = ["64", "16"]

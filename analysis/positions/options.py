@@ -20,8 +20,8 @@ from analysis.common.family_text import official_protocol_families
 from analysis.common.model_args import ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
-from litelvlm.families import check_budgets_fit, check_hub_model
 from litelvlm.methods import TABLE, describe
+from litelvlm.models.families import check_budgets_fit, check_hub_model
 from litelvlm.refer_layout import check_refer_folder
 from litelvlm.shared_options import (
     DTYPES,

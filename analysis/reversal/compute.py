@@ -44,9 +44,9 @@ from analysis.reversal.options import ReversalArgs
 from litelvlm.clip import load_clip
 from litelvlm.data.refer import ReferRecord
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import write_csv, write_json, write_parquet
-from litelvlm.provenance import mark_weights, weights_banner
-from litelvlm.versions import run_versions
+from litelvlm.machine.versions import run_versions
+from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.runs.io import write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 

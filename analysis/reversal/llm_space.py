@@ -33,12 +33,12 @@ from analysis.common.study import portable_paths
 from analysis.reversal.compute import reversal_headline
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
-from litelvlm.exclusions import Exclusions, one_line
-from litelvlm.families import card, exif_transpose, family_of, load_pipeline
-from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.llm.relevance import prompt_relevance
-from litelvlm.provenance import mark_weights, weights_banner
-from litelvlm.versions import run_versions
+from litelvlm.machine.versions import run_versions
+from litelvlm.models.families import card, exif_transpose, family_of, load_pipeline
+from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.runs.exclusions import Exclusions, one_line
+from litelvlm.runs.io import write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from analysis.common.clip_args import ClipStudyArgs, check_clip_study
 from analysis.common.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card
+from litelvlm.models.families import card
 from litelvlm.refer_layout import check_refer_folder
 from litelvlm.shared_options import out_option
 

@@ -14,7 +14,7 @@ from analysis.common.merged_grid import CLIP_GRID, merged_grid_families
 from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import ReversalArgs, plots, run
 from analysis.reversal.figure_set import grid_run, read_reversal
-from litelvlm.families import card
+from litelvlm.models.families import card
 
 #: the family whose merged grid the smoke results measure: the first whose card declares one
 SMOKE_GRID = merged_grid_families()[0]

@@ -49,9 +49,9 @@ from analysis.sink.text_ablation import content_mean_embeds, rerun_text_tower
 from litelvlm.clip import load_clip
 from litelvlm.data.expressions import load_expressions
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import write_csv, write_json, write_parquet
-from litelvlm.provenance import mark_weights, weights_banner
-from litelvlm.versions import run_versions
+from litelvlm.machine.versions import run_versions
+from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.runs.io import write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 

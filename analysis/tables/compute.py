@@ -32,7 +32,7 @@ from analysis.tables.efficiency import efficiency_table
 from analysis.tables.options import TablesArgs
 from analysis.tables.render import Table, to_markdown, write_table
 from litelvlm.errors import LiteLVLMError
-from litelvlm.run_owner import read_run_record
+from litelvlm.runs.run_owner import read_run_record
 
 #: what reading a run of an older layout, or a damaged one, raises
 UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, OSError)

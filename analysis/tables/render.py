@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from litelvlm.io import write_csv, write_text
+from litelvlm.runs.io import write_csv, write_text
 
 #: what a shown cell's characters become in LaTeX (the marks as superscripts, the dash and signs as LaTeX's)
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -1,6 +1,6 @@
 """``litelvlm validate``: one real image through the whole pruned model, every method at every budget.
 
-The model is loaded through the real loading path of its family (``litelvlm.families.load_pipeline``: a
+The model is loaded through the real loading path of its family (``litelvlm.models.families.load_pipeline``: a
 GLaMM-RefSeg folder, ``glamm-7b-random`` / ``tiny-random``, a UniPixel folder, ``unipixel-3b-random`` /
 ``unipixel-tiny-random``: a random model written once in its checkpoint layout and loaded back), and asked
 only what the family contract declares. One image of ``--refer-dir`` and its sentences go through the family's
@@ -60,16 +60,16 @@ from analysis.validate.report import ROW_COLUMNS, write_report
 from analysis.validate.video import pick_video
 from analysis.validate.weights import weights_mb
 from litelvlm.budget import Budget
-from litelvlm.busy import busy_warning
 from litelvlm.cost.stages import time_stages
 from litelvlm.cost.tokens import selects_on_clip
-from litelvlm.families import image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.io import write_json, write_parquet
 from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
+from litelvlm.machine.busy import busy_warning
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.methods.select import select
-from litelvlm.random_weights import no_write
+from litelvlm.models.families import image_resize_record, load_pipeline
+from litelvlm.models.random_weights import no_write
+from litelvlm.runs.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@
 * this project's reading of the paper's "CUDA time" (``cuda_time_reading_ms``): the whole call, timed the
   same way (CUDA events on a GPU, ``perf_counter`` on a CPU);
 * peak resident memory of the process during the call (sampled every 5 ms, ``/proc/self/statm``);
-* stored activation memory: the peak of the tensors the call creates (``litelvlm.memory.LiveTensorBytes``;
-  on CUDA the caching allocator's peak above the level before the call), for the whole call and for the
-  LLM span alone (its peak above the level at the span's start: the prefill's activations).
+* stored activation memory: the peak of the tensors the call creates
+  (``litelvlm.machine.memory.LiveTensorBytes``; on CUDA the caching allocator's peak above the level before
+  the call), for the whole call and for the LLM span alone (its peak above the level at the span's start: the
+  prefill's activations).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from analysis.common.layer_timer import LayerLoopTimer
-from litelvlm.memory import LiveTensorBytes
+from litelvlm.machine.memory import LiveTensorBytes
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 

@@ -2,9 +2,10 @@
 
 One ``validate`` folder holds one precision (``--quantize``); its ``memory.csv`` has, per (method, budget),
 the weights' storage bytes (every module of the pipeline, :mod:`analysis.validate.weights`: GLaMM and CLIP, or
-Qwen2.5-VL, seg head and SAM 2; quantized weights by what they hold: ``litelvlm.memory.storage_bytes``),
-the run's activation peak and their sum, ``peak_mb``: the whole model's memory during the call, the figure
-the paper's appendix compares (on CUDA the activation peak is the allocator's, above the weights).
+Qwen2.5-VL, seg head and SAM 2; quantized weights by what they hold:
+``litelvlm.machine.memory.storage_bytes``), the run's activation peak and their sum, ``peak_mb``: the whole
+model's memory during the call, the figure the paper's appendix compares (on CUDA the activation peak is the
+allocator's, above the weights).
 :func:`memory_claims` sets several folders (bf16, int8, nf4) beside the appendix's two claims.
 """
 

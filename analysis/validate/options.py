@@ -25,7 +25,7 @@ from analysis.common.prefill_args import (
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card_of, check_budgets_fit, check_hub_model, family_input
+from litelvlm.models.families import card_of, check_budgets_fit, check_hub_model, family_input
 from litelvlm.refer_layout import check_refer_folder
 from litelvlm.shared_options import (
     DTYPES,

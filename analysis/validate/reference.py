@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import atomic_path
-from litelvlm.records import inside
+from litelvlm.runs.io import atomic_path
+from litelvlm.runs.records import inside
 
 #: The columns of ``--compare-to``: agreement with another run's unpruned masks.
 COMPARED = ["mask_iou_vs_compare", "logit_diff_vs_compare"]

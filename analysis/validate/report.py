@@ -32,9 +32,9 @@ from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_
 from analysis.common.stage_plots import STAGE_MS, screen_line, stages_frame, write_stages
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
-from litelvlm.io import atomic_path, write_csv
 from litelvlm.methods import BASELINE, get_method, method_names
-from litelvlm.provenance import weights_banner
+from litelvlm.models.provenance import weights_banner
+from litelvlm.runs.io import atomic_path, write_csv
 
 ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "visual_tokens_input",
                "visual_tokens_kept", "keeps_all_in_order", "text_tokens", "seq_len", "seg_positions",

@@ -5,15 +5,15 @@ The family contract (``litelvlm.lvlm.family.GroundingPipeline``) names no such l
 reads what any pipeline exposes: each attribute that is a ``torch.nn.Module``, or a backend wrapper handing
 one out through ``modules()`` (GLaMM's CLIP backends). GLaMM: ``model`` (LLM, projector, SAM) and ``clip``
 (vision and text towers); UniPixel: ``qwen`` (Qwen2.5-VL), ``seg_head`` and ``sam2``. :func:`weights_mb`
-counts every storage once (``litelvlm.memory.storage_bytes``), so a module held by two attributes, or tied
-weights, are not counted twice.
+counts every storage once (``litelvlm.machine.memory.storage_bytes``), so a module held by two attributes, or
+tied weights, are not counted twice.
 """
 
 from __future__ import annotations
 
 import torch
 
-from litelvlm.memory import storage_bytes
+from litelvlm.machine.memory import storage_bytes
 
 
 def weight_modules(pipe) -> dict[str, torch.nn.Module]:

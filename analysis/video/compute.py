@@ -1,10 +1,11 @@
 """``litelvlm eval-video``: a family's video path with per-frame budgets on a Ref-DAVIS-layout folder, J / F /
 J&F per method and per-frame budget.
 
-The model's family is found in the registry and runs its own video path (:func:`litelvlm.families.video_eval`;
-each family's ``video_eval`` module says what a budget means on it and what it refuses). Per video, for the
-unpruned baseline (``none``, budget 576 a frame) and every (method, budget), every expression of the chosen
-annotator sets is segmented by the family's runner (``expression``) and scored:
+The model's family is found in the registry and runs its own video path
+(:func:`litelvlm.models.families.video_eval`; each family's ``video_eval`` module says what a budget means on
+it and what it refuses). Per video, for the unpruned baseline (``none``, budget 576 a frame) and every
+(method, budget), every expression of the chosen annotator sets is segmented by the family's runner
+(``expression``) and scored:
 
 * ``expressions.parquet``: one row per expression: J and F as frame means against the expression's own object
   (MeViS's per-expression protocol, ``litelvlm.video.metrics.mevis_scores``);
@@ -58,11 +59,11 @@ from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import image_resize_record, video_eval
-from litelvlm.io import write_csv, write_json, write_parquet, write_text
 from litelvlm.llm.captured import install
 from litelvlm.methods import BASELINE, is_baseline
-from litelvlm.provenance import mark_weights, weights_banner
+from litelvlm.models.families import image_resize_record, video_eval
+from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.runs.io import write_csv, write_json, write_parquet, write_text
 from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos
 from litelvlm.video.datasets import REF_DAVIS, load_video_expressions

@@ -38,7 +38,7 @@ from pycocotools import mask as mask_utils
 from analysis.video.batches import expression_results
 from analysis.video.options import DATASET_NAMES, DEFAULT_SPLITS
 from litelvlm.budget import Budget
-from litelvlm.io import atomic_path
+from litelvlm.runs.io import atomic_path
 from litelvlm.video.datasets import REF_DAVIS, SPLITS
 
 #: the display names (:data:`analysis.video.options.DATASET_NAMES`)

@@ -18,8 +18,8 @@ from analysis.common import accuracy_stats as acc
 from analysis.common import leaderboard as lb
 from analysis.common.bootstrap import unit_stat
 from analysis.common.screen import with_intervals
-from litelvlm.io import write_csv, write_parquet
-from litelvlm.provenance import mark_weights, run_weights_kind
+from litelvlm.models.provenance import mark_weights, run_weights_kind
+from litelvlm.runs.io import write_csv, write_parquet
 
 #: the resampling unit
 UNIT = "video"

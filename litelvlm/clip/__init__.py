@@ -25,10 +25,10 @@ from typing import Any
 import torch
 
 from ..errors import LiteLVLMError
-from ..family_card import Lazy
-from ..model_folder import SCHEMAS, check_model_folder, read_config
-from ..model_spec import DEFAULT_HF_MODEL, ModelSpec
-from ..random_models import cached_random_folder
+from ..models.family_card import Lazy
+from ..models.model_folder import SCHEMAS, check_model_folder, read_config
+from ..models.model_spec import DEFAULT_HF_MODEL, ModelSpec
+from ..models.random_models import cached_random_folder
 from .base import ClipBackend
 from .deferred import DeferredClip, description_path, read_description, save_description
 from .traces import HOOK_POINTS, Geometry, TextTrace, VisionTrace, attention_rows, hook_point

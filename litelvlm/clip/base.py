@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..cache import config_key, default_cache_dir
 from ..data.geometry import transform_params
 from ..data.resize_cap import check_resize
-from ..io import atomic_path
+from ..runs.cache import config_key, default_cache_dir
+from ..runs.io import atomic_path
 from .files import model_files
 from .traces import Geometry, TextTrace, VisionTrace, attention_rows
 

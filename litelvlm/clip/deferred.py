@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import clip as _package  # the package, partly imported here: load_clip read at call time
-from ..cache import config_key, default_cache_dir
 from ..errors import LiteLVLMError
-from ..io import atomic_path
-from ..versions import dist_version
+from ..machine.versions import dist_version
+from ..runs.cache import config_key, default_cache_dir
+from ..runs.io import atomic_path
 from .files import model_files
 from .traces import Geometry
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import try_to_load_from_cache
 
-from ..model_spec import ModelSpec
+from ..models.model_spec import ModelSpec
 
 
 def hub_snapshot_dir(repo_id: str) -> Path | None:

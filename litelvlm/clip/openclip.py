@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import LiteLVLMError, UnsupportedModelError
-from ..model_spec import OPEN_CLIP_PREFIXES, ModelSpec
+from ..models.model_spec import OPEN_CLIP_PREFIXES, ModelSpec
 from .base import ClipBackend
 from .hf import expand2square
 from .traces import Geometry, VisionTrace

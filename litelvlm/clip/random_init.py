@@ -17,7 +17,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from safetensors.torch import save_file
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-from ..io import atomic_path
+from ..runs.io import atomic_path
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from ..families import (
+from ..image_resize import image_resize_arg
+from ..methods import available_methods, describe, get_method, method_names
+from ..models.families import (
     DEFAULT_MODEL,
     card_of,
     cards,
@@ -24,10 +26,8 @@ from ..families import (
     family_or_spec,
     names_family,
 )
-from ..image_resize import image_resize_arg
-from ..io import save_plot
-from ..methods import available_methods, describe, get_method, method_names
-from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from ..models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from ..runs.io import save_plot
 from ..shared_options import model_option, seed_option
 from .select_family import _load_image, run_family
 
@@ -171,7 +171,7 @@ def run(ns) -> int:
     if a.raster:  # the same kept set, re-sorted (for every method: no method's own raster option is needed)
         indices = sorted(indices)
     result = {"method": a.method, "budget": k, "grid": list(clip.grid), "indices": indices}
-    from ..provenance import weights_banner, weights_kind
+    from ..models.provenance import weights_banner, weights_kind
 
     banner = weights_banner(a.model)
     result["weights"] = weights_kind(a.model)   # "random", "toy" or "real"

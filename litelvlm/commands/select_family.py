@@ -1,8 +1,9 @@
 """``litelvlm select --model <a grounding model>``: which visual tokens a method keeps in a model family's
 pipeline.
 
-With a GLaMM or UniPixel model string (a random preset or a checkpoint folder; :mod:`litelvlm.families`)
-instead of a CLIP, ``select`` runs the family's pipeline on the image and its expression(s),
+With a GLaMM or UniPixel model string (a random preset or a checkpoint folder;
+:mod:`litelvlm.models.families`) instead of a CLIP, ``select`` runs the family's pipeline on the image and its
+expression(s),
 ``ground(prepared, method, K)``, and reports the kept indices on the family's own token grid: GLaMM's 24 x 24
 CLIP patches, UniPixel's merged tokens (N depends on the image). Every method the family runs is offered, the
 LLM-side ones too (their kept indices are the tokens the last LLM layer sees), each as the family runs it (its
@@ -17,9 +18,9 @@ import sys
 import warnings
 
 from ..errors import LiteLVLMError
-from ..families import family_of, get_family, load_pipeline
 from ..image_resize import image_resize_kwargs
-from ..io import save_plot
+from ..models.families import family_of, get_family, load_pipeline
+from ..runs.io import save_plot
 
 
 def _load_image(path: str):
@@ -71,7 +72,7 @@ def run_family(a) -> int:
     result = {"method": a.method, "budget": k, "grid": grid, "indices": indices, "family": family,
               "num_visual": n, "prune_layer": out.prune_layer,
               "method_variant": pipe.spec(a.method).backbone or None}
-    from ..provenance import weights_banner, weights_kind
+    from ..models.provenance import weights_banner, weights_kind
 
     banner = weights_banner(a.model)
     result["weights"] = weights_kind(a.model)   # "random", "toy" or "real"

@@ -27,8 +27,8 @@ from typing import Any
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
-from ..families import cards, get_family
 from ..methods import get_method
+from ..models.families import cards, get_family
 from .tokens import schedule_plan
 
 
@@ -198,7 +198,7 @@ def counted(arch: CostArch, runs: list[tuple[str, Budget]]) -> list[tuple[str, i
 
 def family_cost(card) -> FamilyCost | None:
     """The cost description a family card points at (its ``cost`` field, a
-    :class:`~litelvlm.family_card.Lazy`); None: none."""
+    :class:`~litelvlm.models.family_card.Lazy`); None: none."""
     target = getattr(card, "cost", None)
     if not target:
         return None

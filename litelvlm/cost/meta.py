@@ -19,11 +19,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from ..clip.traces import TextTrace, VisionTrace
-from ..memory import LiveTensorBytes
+from ..machine.memory import LiveTensorBytes
 from ..methods import get_method
 from ..methods.select import select
 from ..pruning import Selection, SelectorInputs
-from ..tower import ClipTower
+from ..pruning.tower import ClipTower
 from .clip import SENTENCE, InMemoryHFClip, build_clip_sizes
 from .tokens import TokenPlan, count_flops, selects_on_clip, selects_on_llm_input
 
@@ -95,7 +95,8 @@ class SelectorBench:
 
     def select(self, method: str, budget: int) -> Selection:
         """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first); a tower-stage
-        method's runs the tower's blocks from the trace's embeddings (:class:`~litelvlm.tower.ClipTower`)."""
+        method's runs the tower's blocks from the trace's embeddings
+        (:class:`~litelvlm.pruning.tower.ClipTower`)."""
         spec = get_method(method)
         if spec.prunes_in_vision_tower:
             return spec.select(ClipTower.of(self.backend, self.trace), budget)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LiteLVLMError
-from ..io import read_json_file
+from ..runs.io import read_json_file
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import LiteLVLMError
-from ..exclusions import Exclusions
-from ..io import read_json_file
 from ..refer_layout import find_refer_file
+from ..runs.exclusions import Exclusions
+from ..runs.io import read_json_file
 from .resize_cap import SOURCE_KEY
 from .segmentation import check_segmentation, decode_segmentation, polygons_outside
 

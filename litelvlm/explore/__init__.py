@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..family_card import Lazy
+from ..models.family_card import Lazy
 from .defaults import DEFAULT_METHODS, DEFAULT_MODEL
 
 #: name -> where it is defined (imported on first use: the explorer runs models, so its modules import torch)

@@ -19,22 +19,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import families
 from ..clip import load_clip
 from ..commands.select import NON_PATCH, NOT_INDEX_SETS, _load_image
 from ..data.refer import load_refer
 from ..data.segmentation import decode_segmentation
 from ..errors import LiteLVLMError
-from ..families import family_input, family_of, get_family, names_family
 from ..image_resize import image_resize_kwargs
 from ..lvlm.prune import clip_side
+from ..machine.threads import default_threads, torch_threads
 from ..method import Method
 from ..methods import get_method
 from ..methods.select import select
-from ..provenance import weights_banner
+from ..models import families
+from ..models.families import family_input, family_of, get_family, names_family
+from ..models.provenance import weights_banner
 from ..pruning import SelectorInputs, check_budget
 from ..pruning.scores import similarity
-from ..threads import default_threads, torch_threads
 from .defaults import DEFAULT_METHODS, DEFAULT_MODEL, image_models
 
 #: methods whose one selection gives every budget: ``baseline`` methods keep all N whatever K (read as they

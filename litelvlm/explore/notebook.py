@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.refer import load_refer
-from ..families import DEFAULT_MODEL, card_of, cards
-from ..io import write_text
-from ..optional import optional_import
+from ..machine.optional import optional_import
+from ..models.families import DEFAULT_MODEL, card_of, cards
+from ..runs.io import write_text
 from ..toy.refer_layout import write_refer
 
 #: the default model, as the notebook's text names it

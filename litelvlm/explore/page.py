@@ -19,8 +19,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..io import write_text
-from ..provenance import weights_kind
+from ..models.provenance import weights_kind
+from ..runs.io import write_text
 from . import draw
 from .data import ExploreData
 from .page_template import TEMPLATE

@@ -12,7 +12,7 @@ import html
 
 import numpy as np
 
-from ..optional import optional_import
+from ..machine.optional import optional_import
 from . import draw
 from .data import ExploreData
 

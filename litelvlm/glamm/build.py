@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
+from ..models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from .config import GlammArch, get_arch, with_vocab
 from .model import GlammModel
 from .tokenizer import build_tiny_tokenizer
@@ -21,7 +21,8 @@ def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cp
     By default the modules are created on the CPU in float32 and then moved; ``init_on_device``
     creates them directly on ``device`` in ``dtype`` (torch's initialisation runs there: the
     full-size model on a GPU in seconds, never a float32 copy on the CPU; other random values).
-    ``fill`` (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills the full size (created on ``device`` in
+    ``fill`` (:mod:`litelvlm.models.random_weights`): ``"auto"`` fast-fills the full size (created on
+        ``device`` in
     ``dtype`` without initialisation, then filled on every core), initialises the test sizes as above.
     """
     a = get_arch(arch)

@@ -51,9 +51,9 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from ..checkpoint_keys import convert_key, template_regex
 from ..errors import LiteLVLMError
-from ..model_folder import check_model_folder, weight_files
+from ..models.checkpoint_keys import convert_key, template_regex
+from ..models.model_folder import check_model_folder, weight_files
 from .build import build_glamm
 from .config import ARCHS, GlammArch, with_vocab
 from .folder import FOLDER
@@ -290,7 +290,7 @@ def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the che
 def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                           dtype: torch.dtype = torch.float32, config: dict | None = None):
     """(GlammModel, tokenizer) from a GLaMM-RefSeg folder; the CLIP tower stays random until shared;
-    ``config``: the folder's config.json as its resolution read it (:func:`litelvlm.families.resolve`).
+    ``config``: the folder's config.json as its resolution read it (:func:`litelvlm.models.families.resolve`).
 
     The model's ``ignored_checkpoint_tensors`` is {what: count} of the checkpoint tensors dropped
     (``IGNORED_PREFIXES``: the region encoder in the released checkpoint), logged in one INFO line."""

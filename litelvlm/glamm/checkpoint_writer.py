@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..io import atomic_path, shard_by_size
-from ..random_models import random_record
-from ..random_weights import progress, resolve_fill
-from ..safetensors_stream import save_shards
+from ..models.random_models import random_record
+from ..models.random_weights import progress, resolve_fill
+from ..models.safetensors_stream import save_shards
+from ..runs.io import atomic_path, shard_by_size
 from .build import build_glamm
 from .checkpoint import model_key_to_glamm
 from .config import get_arch

@@ -39,7 +39,7 @@ from ..cost.tokens import count_flops
 from ..errors import LiteLVLMError
 from ..lvlm.numerics import set_attention as set_attn
 from ..methods.select import select
-from ..quantize import quantize_llm_layers
+from ..models.quantize import quantize_llm_layers
 from .build import build_glamm
 from .pipeline import GlammPipeline
 from .prompts import IMAGE_PLACEHOLDER

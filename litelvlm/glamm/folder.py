@@ -1,9 +1,9 @@
 """What a GLaMM model folder must hold before its loader reads it
-(:func:`litelvlm.model_folder.check_model_folder`)."""
+(:func:`litelvlm.models.model_folder.check_model_folder`)."""
 
 from __future__ import annotations
 
-from ..model_folder import LLM_SCHEMA, TOKENIZER_FILES, FolderSchema, prefixed
+from ..models.model_folder import LLM_SCHEMA, TOKENIZER_FILES, FolderSchema, prefixed
 
 #: ``litelvlm_arch`` of a GLaMM written by this project (:class:`litelvlm.glamm.config.GlammArch`)
 _ARCH = {"name": "str", "clip": "str|dict", "vocab_size": "int|null", "sam_global_attn": "int list",

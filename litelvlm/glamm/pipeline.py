@@ -34,16 +34,16 @@ from PIL import Image
 from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
-from ..families import card, family_model
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
 from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
+from ..models.families import card, family_model
+from ..models.quantize import check_quantize, quantize_llm_layers
+from ..models.random_models import random_preset_folder
+from ..models.random_weights import resolve_fill, writes_folders
 from ..pruning import Selection, SelectorInputs
-from ..quantize import check_quantize, quantize_llm_layers
-from ..random_models import random_preset_folder
-from ..random_weights import resolve_fill, writes_folders
-from ..tower import ClipTower
+from ..pruning.tower import ClipTower
 from .build import build_glamm
 from .checkpoint import load_glamm_checkpoint
 from .checkpoint_writer import save_random_glamm
@@ -182,7 +182,7 @@ class GlammPipeline(GroundingPipeline):
 
         ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
-        ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.quantize`) quantizes the LLM's
+        ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.models.quantize`) quantizes the LLM's
         decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs
         each LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype``
         (:mod:`litelvlm.lvlm.upcast`); ``"auto"`` does so where float32 measured faster than bfloat16 on this

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..memory import attention_rows_bytes, check_fits
+from ..machine.memory import attention_rows_bytes, check_fits
 
 
 def find_attention_modules(model: nn.Module) -> list[nn.Module]:
@@ -153,7 +153,7 @@ def rows_from_hidden(module: nn.Module, hidden: torch.Tensor,
     computes for those rows: the same projections, rotary embedding, scaling and mask (a 4-D
     bool or additive mask, or causal by sequence index when ``attention_mask`` is None); the
     logits and the softmax as ``kernel`` (:data:`ROW_KERNELS`; default: in at least float32). Rows that would
-    need more memory than the device has are refused first (:func:`litelvlm.memory.check_fits`).
+    need more memory than the device has are refused first (:func:`litelvlm.machine.memory.check_fits`).
     """
     B, S, _ = hidden.shape
     qp = query_positions.to(hidden.device)

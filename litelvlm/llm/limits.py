@@ -12,8 +12,8 @@ memory its attention takes. :func:`check_llm_input` is called where a sequence e
   no RoPE scaling).
 * **memory**: eager attention (the official stacks' GLaMM and VideoGLaMM) holds each layer's (B, H, S, S)
   scores at once; a run whose scores need more than the device has is refused before it allocates, with both
-  figures (:func:`litelvlm.memory.check_fits`). The eager path is kept: it is the official one, and a chunked
-  path would change the numbers.
+  figures (:func:`litelvlm.machine.memory.check_fits`). The eager path is kept: it is the official one, and a
+  chunked path would change the numbers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..memory import check_fits, eager_attention_bytes
+from ..machine.memory import check_fits, eager_attention_bytes
 
 #: what a refusal suggests
 POSITIONS_FIX = ("give a shorter expression, or fewer visual tokens to the LLM (a smaller budget; for a "
@@ -70,8 +70,8 @@ def check_positions(lm, model: str, seq_len: int, position_ids: torch.Tensor | N
 def eager_forward_bytes(lm, seq_len: int, batch: int = 1, grad: bool = False) -> int | None:
     """Peak bytes of a forward of the decoder stack ``lm`` over ``batch`` sequences of ``seq_len`` tokens when
     its attention is eager (None otherwise): one layer's attention
-    (:func:`litelvlm.memory.eager_attention_bytes`) and its token-wise tensors (hidden states, q/k/v, the
-    MLP); ``grad``: every layer's, kept for a backward."""
+    (:func:`litelvlm.machine.memory.eager_attention_bytes`) and its token-wise tensors (hidden states, q/k/v,
+    the MLP); ``grad``: every layer's, kept for a backward."""
     config = getattr(lm, "config", None)
     if getattr(config, "_attn_implementation", None) != "eager":
         return None

@@ -40,7 +40,7 @@ from ..errors import LiteLVLMError
 from ..llm.captured import runner_of
 from ..llm.limits import check_attention_memory, check_positions
 from ..llm.positions_pad import stage_inputs
-from ..memory import eager_attention_bytes
+from ..machine.memory import eager_attention_bytes
 from ..method import Method, position_error
 from .generate import generated_output
 from .sequence import GroundingOutput, GroundingRun
@@ -95,9 +95,9 @@ def _auto_budget(lm) -> int | None:
 
 def sub_batches(lm, lengths: list[int], budget: int | str | None = "auto") -> list[slice]:
     """Consecutive slices of a batch of sequences of ``lengths``, each run as one padded forward of ``lm``: as
-    many sequences as keep its eager attention's peak (:func:`~litelvlm.memory.eager_attention_bytes` at the
-    slice's longest length) within ``budget`` bytes, at least one. ``"auto"``: :func:`_auto_budget`; None, or
-    an attention other than eager (no S x S scores): one slice."""
+    many sequences as keep its eager attention's peak (:func:`~litelvlm.machine.memory.eager_attention_bytes`
+    at the slice's longest length) within ``budget`` bytes, at least one. ``"auto"``: :func:`_auto_budget`;
+    None, or an attention other than eager (no S x S scores): one slice."""
     config = lm.config
     eager = getattr(config, "_attn_implementation", None) == "eager"
     if budget == "auto":

@@ -1,7 +1,7 @@
 """The contract of a model family: what a pixel-grounding LVLM gives the pruning methods and the studies.
 
 A family is one package (``litelvlm/<family>``) whose pipeline subclasses :class:`GroundingPipeline` and is
-registered by its card in :mod:`litelvlm.families`. The contract has three parts:
+registered by its card in :mod:`litelvlm.models.families`. The contract has three parts:
 
 * what every family provides (``abc.abstractmethod``): its input (``prepare_image``, ``with_sentences``), its
   LLM sequence (``language_model``, ``visual_tokens``, ``layout``, ``sequence_embeds``) and its mask head
@@ -51,7 +51,7 @@ class GroundingPipeline(abc.ABC):
     """A family's pipeline: one image (or video), its sentences, any method and budget -> masks (see the
     module)."""
 
-    #: the family's name in :mod:`litelvlm.families`
+    #: the family's name in :mod:`litelvlm.models.families`
     family: ClassVar[str] = ""
     #: what the family offers the methods and the studies
     abilities: ClassVar[Abilities] = Abilities()
@@ -171,7 +171,7 @@ class GroundingPipeline(abc.ABC):
         raise LiteLVLMError(f"the {self.family} family hands no CLIP-side selection to its LLM")
 
     def tower_context(self, prepared):
-        """The vision tower on ``prepared`` (a :class:`~litelvlm.tower.TowerContext`), where
+        """The vision tower on ``prepared`` (a :class:`~litelvlm.pruning.tower.TowerContext`), where
         ``abilities.tower_stage``."""
         raise LiteLVLMError(f"the {self.family} family offers no vision-tower stage")
 

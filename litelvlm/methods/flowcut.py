@@ -3,7 +3,7 @@ CLIP vision tower by the information flow to the [CLS] token, down to K patch to
 
 A statement-level port of the official LLaVA code, TungChintao/FlowCut at commit
 a2ecd247cb3c605773ec317a0c246425b47abdbe (also the PyPI package ``flowcut`` 1.0.2), on the vision-tower stage
-(:mod:`litelvlm.tower`; nothing is patched):
+(:mod:`litelvlm.pruning.tower`; nothing is patched):
 
 * ``flowcut/main.py`` L21-42: the tower keeps ``target = K + 1`` tokens (LLaVA-1.5's ``pad`` images and
   ``select_feature='patch'``: one slot for the [CLS] token, which the feature selection drops);
@@ -25,9 +25,9 @@ a2ecd247cb3c605773ec317a0c246425b47abdbe (also the PyPI package ``flowcut`` 1.0.
   reach the features and is not run.
 
 The attention follows the official patched ``CLIPAttention_forward`` (L14-97, transformers 4.37's eager order:
-queries scaled before ``bmm``, softmax in the tower's dtype), as :class:`~litelvlm.tower.ClipTower` computes
-it. ``Selection.indices`` are the kept patches (raster order), ``features`` their feature-layer output (the
-LLM receives them through the projector).
+queries scaled before ``bmm``, softmax in the tower's dtype), as :class:`~litelvlm.pruning.tower.ClipTower`
+computes it. ``Selection.indices`` are the kept patches (raster order), ``features`` their feature-layer
+output (the LLM receives them through the projector).
 
 Deviation from the official code (where it cannot run): a tower of fewer than 3 blocks (the tiny test towers)
 has no block with ``rpl = 0`` before the feature layer (the official code never prunes before the features and
@@ -43,7 +43,7 @@ import torch
 from ..errors import UnsupportedModelError
 from ..method import Method
 from ..pruning import Selection
-from ..tower import TowerBlock, TowerContext
+from ..pruning.tower import TowerBlock, TowerContext
 
 
 def compute_score(cls_attn: torch.Tensor, semantic_attn: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -29,8 +29,7 @@ from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
 from ..errors import LiteLVLMError
-from ..io import atomic_path
-from ..model_folder import (
+from ..models.model_folder import (
     architecture_error,
     check_model_folder,
     declared_architectures,
@@ -38,10 +37,11 @@ from ..model_folder import (
     read_config,
     require_weights,
 )
-from ..model_folder import weight_files as folder_weight_files
-from ..model_spec import RANDOM_QWENS, ModelSpec
-from ..random_models import random_preset_folder, random_record, write_json, write_weights
-from ..random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
+from ..models.model_folder import weight_files as folder_weight_files
+from ..models.model_spec import RANDOM_QWENS, ModelSpec
+from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
+from ..models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
+from ..runs.io import atomic_path
 from .config import (
     QwenPreset,
     generation_config,
@@ -68,7 +68,8 @@ def build_qwen(preset: str | QwenPreset = "tiny", seed: int = 0, dtype: torch.dt
                device: str | torch.device = "cpu", fill: str = "auto"):
     """A random ``Qwen2_5_VLForConditionalGeneration`` of ``preset`` (eval mode, no grads), created directly
     on ``device`` in ``dtype`` (default: the preset's); ``device="meta"`` allocates nothing. ``fill``
-    (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises a test preset."""
+    (:mod:`litelvlm.models.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises a test
+    preset."""
     p = get_preset(preset)
     fill = resolve_fill(fill, p.name not in TEST_PRESETS)
     config = qwen_config(p)
@@ -106,7 +107,7 @@ def released_state_dict(model) -> dict[str, torch.Tensor]:
 
 def weight_files(folder: Path, what: str = "model") -> list[Path]:
     """The safetensors files of a checkpoint folder (``what``: whose weights, as the callers name them):
-    :func:`litelvlm.model_folder.weight_files`, whose one wording names the folder."""
+    :func:`litelvlm.models.model_folder.weight_files`, whose one wording names the folder."""
     return folder_weight_files(folder, ("safetensors",))
 
 
@@ -189,7 +190,7 @@ def random_qwen_dir(preset: str, seed: int = 0, device: str | torch.device = "cp
 
 def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """The checkpoint folder a model string names: a random preset's cached folder (written on first use),
-    or a Qwen2.5-VL folder, checked in the families' words (:mod:`litelvlm.model_folder`: config.json,
+    or a Qwen2.5-VL folder, checked in the families' words (:mod:`litelvlm.models.model_folder`: config.json,
     ``architectures`` declaring ``Qwen2_5_VLForConditionalGeneration``, weights)."""
     spec = ModelSpec.of(model)
     if spec.random_qwen is not None:

@@ -34,13 +34,13 @@ from PIL import Image
 
 from ..clip import DEFAULT_HF_MODEL, load_clip
 from ..errors import LiteLVLMError
-from ..families import card, family_model
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import set_attention, tower_implementation
-from ..model_spec import ModelSpec
+from ..models.families import card, family_model
+from ..models.model_spec import ModelSpec
+from ..models.resolved_model import ResolvedModel
 from ..pruning import MappedInputs, Selection
-from ..resolved_model import ResolvedModel
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
 
 #: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM
@@ -105,7 +105,7 @@ class QwenSam2Pipeline(GroundingPipeline):
                           dtype: torch.dtype | None = None, numerics=None, quantize: str = "none",
                           layer_dtype: str = "model", **options) -> QwenSam2Pipeline:
         """The family's random preset (``<preset>-random[:SEED]``) or checkpoint folder, resolved once here
-        unless it comes resolved (:func:`litelvlm.families.family_model`) and loaded by the family's
+        unless it comes resolved (:func:`litelvlm.models.families.family_model`) and loaded by the family's
         :meth:`load_parts`; ``clip`` (default :meth:`default_clip`), ``clip_text``, ``clip_context``,
         ``clip_similarity`` and the family's :meth:`part_options` from ``options``; a released checkpoint's
         hub id is downloaded first."""
@@ -125,7 +125,7 @@ class QwenSam2Pipeline(GroundingPipeline):
 
     @classmethod
     def card(cls):
-        """The family's :class:`~litelvlm.family_card.FamilyCard`."""
+        """The family's :class:`~litelvlm.models.family_card.FamilyCard`."""
         return card(cls.family)
 
     @classmethod

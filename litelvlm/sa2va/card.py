@@ -1,9 +1,9 @@
 """Sa2VA's card: what the suite knows of the family before its code loads
-(:class:`litelvlm.family_card.FamilyCard`). Imports nothing heavy."""
+(:class:`litelvlm.models.family_card.FamilyCard`). Imports nothing heavy."""
 
 from __future__ import annotations
 
-from ..family_card import FamilyCard, Lazy
+from ..models.family_card import FamilyCard, Lazy
 
 CARD = FamilyCard(
     # the official Sa2VA-Qwen2.5-VL model loads with use_flash_attn=True (bytedance/Sa2VA @9832e1a,

@@ -38,11 +38,11 @@ import torch
 from safetensors import safe_open
 
 from ..errors import LiteLVLMError
-from ..families import family_model
-from ..model_folder import read_config
+from ..models.families import family_model
+from ..models.model_folder import read_config
+from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
+from ..models.random_weights import default_dtype, resolve_fill, skip_init, writes_folders
 from ..qwen.checkpoint import quiet_transformers, weight_files
-from ..random_models import random_preset_folder, random_record, write_json, write_weights
-from ..random_weights import default_dtype, resolve_fill, skip_init, writes_folders
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import (
@@ -95,7 +95,8 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
                 device: str | torch.device = "cpu",
                 fill: str = "auto") -> tuple[torch.nn.Module, TextHiddenFcs, Sa2VASam2, dict]:
     """A random Sa2VA: (Qwen2.5-VL with the resized rows, ``text_hidden_fcs``, SAM 2, the tracking tensors).
-    ``fill`` (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts with
+    ``fill`` (:mod:`litelvlm.models.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts
+        with
     :func:`~litelvlm.sam2.keys.randomize`'s distributions), initialises the tiny one."""
     p = get_preset(preset)
     fast = resolve_fill(fill, p.full_size) == "fast"
@@ -208,8 +209,9 @@ def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "c
 
 
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names, resolved once (:func:`litelvlm.families.family_model`, which checks
-    it): a random preset's cached folder (written on first use), or the Sa2VA checkpoint folder it names."""
+    """The folder a model string names, resolved once (:func:`litelvlm.models.families.family_model`, which
+    checks it): a random preset's cached folder (written on first use), or the Sa2VA checkpoint folder it
+    names."""
     resolved = family_model(model, CARD)
     return random_sa2va_dir(resolved.preset, resolved.seed, device=device) if resolved.is_preset \
         else resolved.path

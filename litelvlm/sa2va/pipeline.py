@@ -1,7 +1,7 @@
 """``Sa2VAPipeline``: the ``sa2va`` family (Sa2VA-Qwen2.5-VL: Qwen2.5-VL + SAM 2 prompted by ``[SEG]``) on the
 contract.
 
-    from litelvlm.families import load_pipeline
+    from litelvlm.models.families import load_pipeline
     pipe = load_pipeline("sa2va-tiny-random:0")         # or a Sa2VA-Qwen2_5-VL checkpoint folder
     prep = pipe.prepare(image, ["the dog on the left"])
     out = pipe.ground(prep, "fastv", 16)                 # any method that acts with the LLM
@@ -29,10 +29,10 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
-from ..families import family_model
-from ..family_card import Lazy
 from ..lvlm.numerics import Numerics
-from ..model_spec import ModelSpec
+from ..models.families import family_model
+from ..models.family_card import Lazy
+from ..models.model_spec import ModelSpec
 from ..qwen.mapped import frames_mapped_inputs
 from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 from ..qwen_vision.vision import QwenVision

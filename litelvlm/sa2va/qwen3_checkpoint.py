@@ -37,14 +37,14 @@ from transformers import (
 )
 
 from ..errors import LiteLVLMError
-from ..families import family_model
-from ..model_spec import ModelSpec
+from ..models.families import family_model
+from ..models.model_spec import ModelSpec
+from ..models.random_models import write_json
+from ..models.random_weights import default_dtype, fast_fill, init_plan, skip_init
 from ..qwen import config as qwen25
 from ..qwen.checkpoint import _write_tokenizer, build_qwen
 from ..qwen.tokenizer import CHAT_TEMPLATE as QWEN25_CHAT_TEMPLATE
 from ..qwen.tokenizer import build_qwen_tokenizer
-from ..random_models import write_json
-from ..random_weights import default_dtype, fast_fill, init_plan, skip_init
 from . import qwen3_config as qwen3
 from .card import CARD
 from .config import get_preset
@@ -55,7 +55,7 @@ def build_qwen3(preset, seed: int = 0, dtype: torch.dtype | None = None, device:
                 fill: str = "init"):
     """A random ``Qwen3VLForConditionalGeneration`` of ``preset`` (a :class:`~.qwen3_config.Qwen3VLPreset`,
     eval mode, no grads) on ``device`` in ``dtype``; ``fill`` ``"init"`` (each module's initialisation after
-    ``torch.manual_seed(seed)``) or ``"fast"`` (:func:`litelvlm.random_weights.fast_fill`)."""
+    ``torch.manual_seed(seed)``) or ``"fast"`` (:func:`litelvlm.models.random_weights.fast_fill`)."""
     p = qwen3.get_preset(preset)
     config = Qwen3VLConfig.from_dict(qwen3.released_config(p))
     dtype = getattr(torch, p.dtype) if dtype is None else dtype
@@ -145,7 +145,8 @@ def kind_of_config(cfg: dict) -> LLMKind:
 def backbone_of(model: str | ModelSpec) -> str:
     """The backbone a Sa2VA model string is built on: its random preset's, or the one its folder's
     ``config.json`` describes (InternVL3: :func:`litelvlm.sa2va.internvl.config.is_internvl`, else
-    :func:`kind_of_config`), as its one resolution found them (:func:`litelvlm.families.family_model`)."""
+    :func:`kind_of_config`), as its one resolution found them
+           (:func:`litelvlm.models.families.family_model`)."""
     resolved = family_model(model, CARD)
     if resolved.is_preset:
         preset = resolved.preset

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import torch
 
-from ..model_spec import ModelSpec
+from ..models.model_spec import ModelSpec
 from ..qwen.pipeline import paired_clip
 from ..qwen_vision.vision import QwenVision
 from ..qwen_vision.vit_attention import received_from

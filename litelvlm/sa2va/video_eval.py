@@ -21,8 +21,8 @@ from typing import Any
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
-from ..family_card import Lazy
 from ..methods import get_method, method_names
+from ..models.family_card import Lazy
 
 #: the pipeline, the video runner and the video path's method check (heavy: torch), imported when a method is
 #: checked or a run loads
@@ -76,7 +76,7 @@ class Sa2VAVideoEval:
         return Sa2VARunner(a)
 
 
-#: the registered video path (:data:`litelvlm.families.TABLE`)
+#: the registered video path (:data:`litelvlm.models.families.TABLE`)
 VIDEO_EVAL = Sa2VAVideoEval()
 
 __all__ = ["BUDGET_READING", "NOTE", "VIDEO_EVAL", "Sa2VAVideoEval", "method_error", "offered_methods"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import LiteLVLMError
-from ..family_card import Lazy
+from ..models.family_card import Lazy
 
 #: transformers (seconds to import), read when a config is built: the sizes and presets here are light
 TRANSFORMERS = Lazy("transformers")

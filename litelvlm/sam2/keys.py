@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..checkpoint_keys import convert_key, template_regex
-from ..random_weights import fan_in_plan, fast_fill
+from ..models.checkpoint_keys import convert_key, template_regex
+from ..models.random_weights import fan_in_plan, fast_fill
 from .config import Sam2Size
 
 if TYPE_CHECKING:
@@ -224,9 +224,10 @@ def randomize(tensors, gen: torch.Generator) -> None:
 
 
 def fill_random(parts, sam2, seed: int, fast: bool) -> None:
-    """Fill a family's random SAM 2 side, ``parts`` (state dicts), in place: :func:`~litelvlm.random_weights.
-    fast_fill` of each tensor's fan-in plan (``fast``, the full-size presets) or :func:`randomize` (the tiny
-    ones, their exact weights), seeded ``seed + 1``; then the prompt encoder's Fourier matrix shared with
+    """Fill a family's random SAM 2 side, ``parts`` (state dicts), in place:
+    :func:`~litelvlm.models.random_weights. fast_fill` of each tensor's fan-in plan (``fast``, the full-size
+    presets) or :func:`randomize` (the tiny ones, their exact weights), seeded ``seed + 1``; then the prompt
+    encoder's Fourier matrix shared with
     ``sam2``'s image embedding, as SAM 2 shares it."""
     if fast:
         fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1,

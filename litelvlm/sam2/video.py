@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Sam2VideoConfig, Sam2VideoModel
 
-from ..random_weights import default_dtype
+from ..models.random_weights import default_dtype
 from ..video.sam2_propagation import set_memory_width, tracking_key_to_hf
 from .config import Sam2Size, sam2_config
 from .keys import VERSIONS

@@ -19,9 +19,9 @@ from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
 from ..errors import LiteLVLMError
-from ..io import atomic_path, write_text
-from ..run_folder import RunFolder
-from ..run_owner import owner
+from ..runs.io import atomic_path, write_text
+from ..runs.run_folder import RunFolder
+from ..runs.run_owner import owner
 from .scenes import CELLS, SHAPES, make_scene, referring_expressions
 
 #: scene seed used by ``litelvlm toy-data`` and the demo (training uses 1, held-out checks 2)
@@ -54,7 +54,7 @@ def _check_refer_args(out: Path, n_scenes: int, sentences_per_object: int, overw
         if not overwrite:
             raise LiteLVLMError(f"output folder {str(out)!r} exists and is not empty (use --overwrite)")
         if not ((out / "refs(unc).p").exists() and (out / "scenes.json").exists()) and any(out.iterdir()) \
-                and not _holds_a_run(out):   # another command's run is replaced whole (litelvlm.run_owner)
+                and not _holds_a_run(out):  # another command's run is replaced whole (runs.run_owner)
             raise LiteLVLMError(f"refusing to overwrite {str(out)!r}: it is not a toy REFER folder written "
                                 "by litelvlm toy-data (no scenes.json beside refs(unc).p)")
 
@@ -73,7 +73,8 @@ def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEE
 
     Every object gets one ref with up to ``sentences_per_object`` distinct referring
     expressions, each of which describes that object only. The files are written through
-    :class:`~litelvlm.run_folder.RunFolder` (``toy-data``'s run): nothing is left at ``out`` if writing fails;
+    :class:`~litelvlm.runs.run_folder.RunFolder` (``toy-data``'s run): nothing is left at ``out`` if writing
+            fails;
     an existing non-empty ``out`` is replaced (whole) only with ``overwrite``; another command's run is
     refused.
     """

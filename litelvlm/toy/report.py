@@ -12,7 +12,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..io import atomic_path, save_plot, write_csv
+from ..runs.io import atomic_path, save_plot, write_csv
 from .model import arch_of
 from .options import ToyTrainArgs
 from .scene_sets import HELDOUT_SEED, TRAIN_SEED

@@ -31,8 +31,8 @@ from transformers import CLIPImageProcessor
 from ..cli_args import from_namespace
 from ..clip import load_clip
 from ..clip.random_init import write_clip_tokenizer
-from ..io import atomic_path
-from ..run_folder import RunFolder
+from ..runs.io import atomic_path
+from ..runs.run_folder import RunFolder
 from .evaluation import (
     accuracy_by_attribute,
     retrieval_accuracy,
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 def train(a: ToyTrainArgs) -> dict:
     """Train, save to ``a.out`` and return the final metrics, as ``toy-train``'s run in
-    :class:`~litelvlm.run_folder.RunFolder` (a folder holding another command's run is refused before
+    :class:`~litelvlm.runs.run_folder.RunFolder` (a folder holding another command's run is refused before
     training; ``--overwrite`` replaces it whole). The model is trained into a hidden folder beside ``a.out``,
     and its files are staged into the run and committed together, so a failed or interrupted run leaves
     nothing partial (files of ``a.out`` that training does not write are kept)."""

@@ -35,13 +35,13 @@ from safetensors import safe_open
 from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from ..errors import LiteLVLMError
-from ..families import family_model
-from ..model_folder import check_model_folder
+from ..models.families import family_model
+from ..models.model_folder import check_model_folder
+from ..models.random_models import random_preset_folder, random_record
+from ..models.random_weights import default_dtype, resolve_fill, skip_init
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
 from ..qwen.tokenizer import build_qwen_tokenizer
-from ..random_models import random_preset_folder, random_record
-from ..random_weights import default_dtype, resolve_fill, skip_init
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from ..sam2.prompt import Sam2Prompt
 from .card import CARD
@@ -102,7 +102,8 @@ def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: 
                    fill: str = "auto") -> tuple[torch.nn.Module, SegHead, Sam2Prompt, dict]:
     """A random UniPixel: (Qwen2.5-VL, seg head, SAM 2, {name: tensor} of the tensors no module of the image
     path holds: SAM 2's tracking modules and the prompt-encoding modules, in UniPixel's names). ``fill``
-    (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises the tiny one."""
+    (:mod:`litelvlm.models.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises the tiny
+    one."""
     p = get_preset(preset)
     fast = resolve_fill(fill, p.name != "tiny") == "fast"
     dtype = preset_dtype(p.qwen) if dtype is None else dtype
@@ -163,8 +164,8 @@ def random_unipixel_dir(preset: str, seed: int = 0, device: str | torch.device =
 
 
 def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names, resolved once (:func:`litelvlm.families.family_model`, which checks
-    it): a random preset's cached folder (written on first use), or the UniPixel folder it names."""
+    """The folder a model string names, resolved once (:func:`litelvlm.models.families.family_model`, which
+    checks it): a random preset's cached folder (written on first use), or the UniPixel folder it names."""
     resolved = family_model(model, CARD)
     return random_unipixel_dir(resolved.preset, resolved.seed, device=device) if resolved.is_preset \
         else resolved.path

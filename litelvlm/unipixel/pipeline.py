@@ -1,7 +1,7 @@
 """``UniPixelPipeline``: the ``unipixel`` family (Qwen2.5-VL + UniPixel's SAM 2 mask head) on the family
 contract.
 
-    from litelvlm.families import load_pipeline
+    from litelvlm.models.families import load_pipeline
     pipe = load_pipeline("unipixel-tiny-random:0")       # or a UniPixel checkpoint folder
     prep = pipe.prepare(image, ["the dog on the left"])
     out = pipe.ground(prep, "fastv", 64)                  # any method that acts with the LLM
@@ -26,7 +26,7 @@ from PIL import Image
 
 from ..errors import LiteLVLMError
 from ..lvlm.numerics import Numerics
-from ..model_spec import ModelSpec
+from ..models.model_spec import ModelSpec
 from ..qwen.pipeline import (
     ABILITIES,
     CLIP_FEATURE_LAYER,

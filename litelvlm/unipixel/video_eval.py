@@ -18,8 +18,8 @@ from typing import Any
 
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
-from ..family_card import Lazy
 from ..methods import get_method, method_names
+from ..models.family_card import Lazy
 from ..video.runner import FRAME_PATCHES, fraction_budget
 
 #: the video pipeline and the runner (heavy: torch), imported when a method is checked or a run loads
@@ -78,7 +78,7 @@ class UniPixelVideoEval:
         return UniPixelRunner(a, FRAME_PATCHES)
 
 
-#: the registered video path (:data:`litelvlm.families.TABLE`)
+#: the registered video path (:data:`litelvlm.models.families.TABLE`)
 VIDEO_EVAL = UniPixelVideoEval()
 
 __all__ = ["BUDGET_READING", "NOTE", "VIDEO_EVAL", "UniPixelVideoEval", "method_error", "offered_methods",

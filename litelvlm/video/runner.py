@@ -1,6 +1,6 @@
 """The video contract of ``litelvlm eval-video``: what a family with a video path offers the video study,
-found through the family registry (:func:`litelvlm.families.video_eval`, from an entry's ``video_eval``), so
-the study names no family.
+found through the family registry (:func:`litelvlm.models.families.video_eval`, from an entry's
+``video_eval``), so the study names no family.
 
 A family's :class:`VideoEval` is light (importing it loads no torch): it checks the family's own options
 before anything is written, says why a method cannot run on its video path, and loads its

@@ -1,9 +1,9 @@
 """VideoGLaMM's card: what the suite knows of the family before its code loads
-(:class:`litelvlm.family_card.FamilyCard`). Imports nothing heavy."""
+(:class:`litelvlm.models.family_card.FamilyCard`). Imports nothing heavy."""
 
 from __future__ import annotations
 
-from ..family_card import FamilyCard, Lazy
+from ..models.family_card import FamilyCard, Lazy
 
 CARD = FamilyCard(
     name="videoglamm",

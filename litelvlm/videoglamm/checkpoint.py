@@ -34,10 +34,10 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ..errors import LiteLVLMError
-from ..families import family_model
-from ..model_folder import check_model_folder, weight_files
-from ..random_models import random_preset_folder, random_record, write_json, write_weights
-from ..random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
+from ..models.families import family_model
+from ..models.model_folder import check_model_folder, weight_files
+from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
+from ..models.random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset
@@ -74,7 +74,7 @@ def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dty
                      device: str | torch.device = "cpu",
                      fill: str = "auto") -> tuple[VideoGLaMM, dict[str, torch.Tensor]]:
     """A random VideoGLaMM and its SAM 2 tracking tensors (``visual_model.``-relative names). ``fill``
-    (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills the full size with :func:`_randomize`'s
+    (:mod:`litelvlm.models.random_weights`): ``"auto"`` fast-fills the full size with :func:`_randomize`'s
     distributions (created without initialisation, filled on every core), draws the tiny one tensor by
     tensor."""
     p = get_preset(preset)
@@ -147,8 +147,8 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
 
 
 def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names, resolved once (:func:`litelvlm.families.family_model`, which checks
-    it): ``videoglamm[-tiny]-random[:SEED]``'s cached folder (written on first use), or the VideoGLaMM
+    """The folder a model string names, resolved once (:func:`litelvlm.models.families.family_model`, which
+    checks it): ``videoglamm[-tiny]-random[:SEED]``'s cached folder (written on first use), or the VideoGLaMM
     checkpoint folder it names."""
     resolved = family_model(model, CARD)
     if not resolved.is_preset:

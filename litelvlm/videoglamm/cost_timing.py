@@ -28,7 +28,7 @@ from ..cost.meta import MB
 from ..cost.timing import LayerLoopTimer, interleaved_wall_ms, wall_time_ms
 from ..llm.captured import install, merge_eager_runs, runner_of
 from ..lvlm.numerics import set_attention
-from ..memory import peak_activation_bytes
+from ..machine.memory import peak_activation_bytes
 from ..methods import get_method
 from ..methods.select import select
 from . import cost as family_cost  # imports this module: its names read at call time

@@ -1,9 +1,9 @@
 """What a VideoGLaMM model folder must hold before its loader reads it
-(:func:`litelvlm.model_folder.check_model_folder`)."""
+(:func:`litelvlm.models.model_folder.check_model_folder`)."""
 
 from __future__ import annotations
 
-from ..model_folder import LLM_SCHEMA, TOKENIZER_FILES, FolderSchema
+from ..models.model_folder import LLM_SCHEMA, TOKENIZER_FILES, FolderSchema
 
 #: Phi-3's config keys with VideoGLaMM's, and the tokenizer
 FOLDER = FolderSchema("config.json", {**LLM_SCHEMA, "sliding_window": "int", "seg_token_idx": "int",

@@ -1,7 +1,7 @@
 """``VideoGLaMMPipeline``: the ``videoglamm`` family, VideoGLaMM on the family contract (a video, not an
 image).
 
-    from litelvlm.families import load_pipeline
+    from litelvlm.models.families import load_pipeline
     pipe = load_pipeline("videoglamm-tiny-random:0")       # or a VideoGLaMM checkpoint folder
     prep = pipe.prepare(frames, ["the red circle"])         # frames: a list of (H, W, 3) uint8 arrays (one
     clip) out = pipe.ground(prep, "fastv", 196)                   # budget: K of each frame's 576 CLIP patches
@@ -42,11 +42,11 @@ from ..budget import Budget, Count
 from ..clip import load_clip
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
-from ..families import family_model
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention, tower_implementation
 from ..lvlm.prune import llm_stage
+from ..models.families import family_model
 from ..pruning import Selection, SelectorInputs
 from .card import CARD
 from .checkpoint import load_videoglamm

@@ -48,9 +48,9 @@ from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..methods import get_method, method_names
 from ..methods.select import select
-from ..model_spec import ModelSpec
+from ..models.model_spec import ModelSpec
+from ..models.resolved_model import ResolvedModel
 from ..pruning import Selection, SelectorInputs
-from ..resolved_model import ResolvedModel
 from .card import CARD
 from .config import CHUNK_SIZE, NUM_FRAMES
 from .inference import PreparedClip

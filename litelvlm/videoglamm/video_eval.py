@@ -15,7 +15,7 @@ from typing import Any
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
-from ..family_card import Lazy
+from ..models.family_card import Lazy
 from .config import NUM_FRAMES
 
 #: the pipeline and the video runner (heavy: torch), imported when a method is checked or a run loads
@@ -73,7 +73,7 @@ class VideoGLaMMVideoEval:
         return VideoGLaMMRunner(a)
 
 
-#: the registered video path (:data:`litelvlm.families.TABLE`)
+#: the registered video path (:data:`litelvlm.models.families.TABLE`)
 VIDEO_EVAL = VideoGLaMMVideoEval()
 
 __all__ = ["ALLOCATION_COLUMNS", "ALLOCATION_RULES", "NOTE", "VIDEO_EVAL", "VideoGLaMMVideoEval",

@@ -23,7 +23,7 @@ from analysis.efficiency.arch import get_arch
 from analysis.efficiency.flops import token_plan
 from litelvlm.errors import LiteLVLMError
 from litelvlm.glamm.cost import OFFICIAL_PREFIX_TOKENS, OFFICIAL_PROMPT_TOKENS, with_sizes
-from litelvlm.memory import LiveTensorBytes, peak_activation_bytes
+from litelvlm.machine.memory import LiveTensorBytes, peak_activation_bytes
 from tests.md_tables import markdown_tables
 
 METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "random", "fastv"]

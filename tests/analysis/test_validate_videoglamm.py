@@ -85,8 +85,8 @@ def test_refused_before_writing(tmp_path, argv, why, capsys):
 def test_every_offered_method_at_the_papers_budgets(tmp_path):
     """No ``--methods``: every method the family offers on the model, the oracles aside (SparseVLM left out: 2
     layers)."""
-    from litelvlm.families import load_pipeline
     from litelvlm.methods import available_methods
+    from litelvlm.models.families import load_pipeline
 
     out = tmp_path / "run"
     assert _validate(out, "--fastv-layer", 1)[0] == 0

@@ -1,7 +1,7 @@
 """Faults at every write, over every command that writes results: a full disk, a permission error and a kill.
 
 The fixture :func:`faults` counts the writes of a run (every write of the project ends in
-``litelvlm.transaction.replace``) and makes write number ``n`` fail. After the fault:
+``litelvlm.runs.transaction.replace``) and makes write number ``n`` fail. After the fault:
 
 * a full disk or a permission error is one line naming the cause, exit 2, no temporary file left;
 * a kill (a BaseException nothing in the project catches, as SIGKILL would be) leaves whatever it leaves;
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
-import litelvlm.transaction as transaction
+import litelvlm.runs.transaction as transaction
 from analysis.common.run_folder import LOCK_NAME, RunFolder
 from litelvlm.cli import main
-from litelvlm.run_owner import MARKER
+from litelvlm.runs.run_owner import MARKER
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 

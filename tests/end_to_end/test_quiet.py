@@ -37,8 +37,8 @@ def _command(argv: list[str]) -> str:
 
 
 def test_foreign_lines_tells_a_commands_lines_from_a_librarys():
-    own = ("INFO analysis.reversal.compute: layer 1\nWARNING litelvlm.quantize: nf4\nefficiency: warning: "
-           "busy\nreversal:  42%|####      | 17/40 [00:00<00:00]\r\n")
+    own = ("INFO analysis.reversal.compute: layer 1\nWARNING litelvlm.models.quantize: nf4\n"
+           "efficiency: warning: busy\nreversal:  42%|####      | 17/40 [00:00<00:00]\r\n")
     assert foreign_lines(own) == []
     lib = ("Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'\n"
            "W1125 18:19:50.161000 7507 torch/utils/_pytree.py:630] <enum 'KernelPreference'> is an Enum\n"
@@ -64,8 +64,8 @@ def test_the_quantization_backend_loads_quietly_when_asked():
     pytest.importorskip("bitsandbytes", reason="the quantize extra is not installed")
     run = _python("import sys\nfrom litelvlm.cli import "
                   "defer_quantization_backends\ndefer_quantization_backends()\nimport "
-                  "transformers.modeling_utils\nfrom litelvlm.quantize import _import\nprint('VERSION', "
-                  "_import('bitsandbytes').__version__, sys.modules.get('torchao'))")
+                  "transformers.modeling_utils\nfrom litelvlm.models.quantize import _import\n"
+                  "print('VERSION', _import('bitsandbytes').__version__, sys.modules.get('torchao'))")
     assert run.returncode == 0, run.stderr
     assert "VERSION" in run.stdout and run.stdout.strip().endswith("None")  # torchao still not loaded
     assert foreign_lines(run.stderr) == [] and "kernels-community" not in run.stderr

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from litelvlm.cli import main
-from litelvlm.run_owner import MARKER, STUDY_COMMAND
-from litelvlm.transaction import JOURNAL, STAGE_PREFIX
+from litelvlm.runs.run_owner import MARKER, STUDY_COMMAND
+from litelvlm.runs.transaction import JOURNAL, STAGE_PREFIX
 from tests.end_to_end.test_faults import argv
 
 ROOT = Path(__file__).resolve().parents[2]

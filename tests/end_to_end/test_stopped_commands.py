@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from litelvlm.cli import main
-from litelvlm.recovery import leftovers
-from litelvlm.run_owner import MARKER, check_results
-from litelvlm.transaction import REPLACED_PREFIX
+from litelvlm.runs.recovery import leftovers
+from litelvlm.runs.run_owner import MARKER, check_results
+from litelvlm.runs.transaction import REPLACED_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 

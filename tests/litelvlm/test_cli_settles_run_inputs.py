@@ -8,10 +8,10 @@ import argparse
 import logging
 
 from litelvlm.cli import check_common_options
-from litelvlm.io import write_text
-from litelvlm.recovery import leftovers
-from litelvlm.run_folder import RunFolder
-from litelvlm.transaction import REPLACED_PREFIX
+from litelvlm.runs.io import write_text
+from litelvlm.runs.recovery import leftovers
+from litelvlm.runs.run_folder import RunFolder
+from litelvlm.runs.transaction import REPLACED_PREFIX
 
 
 def test_a_compare_to_folder_a_killed_run_left_half_replaced_is_put_back_first(tmp_path, caplog):

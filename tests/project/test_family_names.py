@@ -1,8 +1,8 @@
 """A family is one package: outside ``litelvlm/<family>/``, no module of ``litelvlm/`` or ``analysis/`` names
 a family in code (identifiers, import paths, string constants that are not docstrings), except its one
-registration line in ``litelvlm/families.py``. The command line and the studies ask the family's card
-(:mod:`litelvlm.family_card`) and the pipeline contract instead. Comments and docstrings may cite a family
-(they explain, they do not dispatch)."""
+registration line in ``litelvlm/models/families.py``. The command line and the studies ask the family's card
+(:mod:`litelvlm.models.family_card`) and the pipeline contract instead. Comments and docstrings may cite a
+family (they explain, they do not dispatch)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 import tokenize
 from pathlib import Path
 
-from litelvlm.families import REGISTERED, family_names
+from litelvlm.models.families import REGISTERED, family_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,8 @@ def family_mentions() -> dict[str, list[str]]:
     for path in sorted([*(ROOT / "litelvlm").rglob("*.py"), *(ROOT / "analysis").rglob("*.py")]):
         rel = path.relative_to(ROOT).as_posix()
         for line, text in _code_tokens(path):
-            if rel == "litelvlm/families.py" and text.strip("\"'") in {f"{m}:CARD" for m in registration}:
+            cards = {f"{m}:CARD" for m in registration}
+            if rel == "litelvlm/models/families.py" and text.strip("\"'") in cards:
                 continue
             for f in names:
                 if rel.startswith(f"litelvlm/{f}/"):
@@ -61,7 +62,7 @@ def test_outside_its_package_no_module_names_a_family():
 
 
 def test_each_family_is_registered_by_one_line():
-    source = (ROOT / "litelvlm" / "families.py").read_text(encoding="utf-8")
+    source = (ROOT / "litelvlm" / "models" / "families.py").read_text(encoding="utf-8")
     for target in REGISTERED:
         assert source.count(f'"{target}"') == 1
     assert len(REGISTERED) == len(family_names()) == len(set(REGISTERED))

@@ -1,7 +1,7 @@
 """Every place in the code that moves or removes a file proves that its target lies inside the folder it owns:
-either it checks the target with :func:`litelvlm.records.inside` (the places whose targets are named by a file
-read back, which a user may edit), or its targets are names it made itself, listed in :data:`OWN_NAMES` with
-the reason. A new place that moves or removes files fails this test until it does one or the other."""
+either it checks the target with :func:`litelvlm.runs.records.inside` (the places whose targets are named by a
+file read back, which a user may edit), or its targets are names it made itself, listed in :data:`OWN_NAMES`
+with the reason. A new place that moves or removes files fails this test until it does one or the other."""
 
 from __future__ import annotations
 
@@ -19,23 +19,25 @@ CHECKS = {"inside", "_remove_tree"}
 
 #: "file:function" -> why its targets are its own names (no record or user input names them)
 OWN_NAMES = {
-    "litelvlm/cache.py:_write_aside": "a temporary folder it made beside the cache entry it writes",
-    "litelvlm/cache.py:_remove": "a cache entry's folder, moved into a temporary folder it made",
-    "litelvlm/cache.py:get": "the entry's path, made from the cache's key and a sanitised item name",
+    "litelvlm/runs/cache.py:_write_aside": "a temporary folder it made beside the cache entry it writes",
+    "litelvlm/runs/cache.py:_remove": "a cache entry's folder, moved into a temporary folder it made",
+    "litelvlm/runs/cache.py:get": "the entry's path, made from the cache's key and a sanitised item name",
     "litelvlm/clip/deferred.py:_remove": "a saved description, checked to lie in clip-descriptions",
     "litelvlm/clip/deferred.py:load": "a saved description's path, made from the cache's key",
     "litelvlm/clip/random_init.py:write_clip_tokenizer": "a temporary folder it made",
-    "litelvlm/folder_lock.py:release": "the lock file of the folder whose lock it holds",
-    "litelvlm/io.py:atomic_path": "the temporary file it made",
-    "litelvlm/io.py:remove_result": "a result file its run names (removed with the commit of an open run)",
+    "litelvlm/runs/folder_lock.py:release": "the lock file of the folder whose lock it holds",
+    "litelvlm/runs/io.py:atomic_path": "the temporary file it made",
+    "litelvlm/runs/io.py:remove_result": "a result file its run names (removed with the commit of an open "
+                                         "run)",
     "litelvlm/qwen/checkpoint.py:_write_tokenizer": "a file of the checkpoint folder it is writing",
-    "litelvlm/run_folder.py:__exit__": "the --out folder the run created itself",
-    "litelvlm/run_folder.py:_remove_if_empty": "the --out folder the run created itself",
+    "litelvlm/runs/run_folder.py:__exit__": "the --out folder the run created itself",
+    "litelvlm/runs/run_folder.py:_remove_if_empty": "the --out folder the run created itself",
     "litelvlm/toy/train.py:train": "its hidden work folder beside --out",
     "litelvlm/toy/train.py:_save": "a temporary tokenizer folder it made",
-    "litelvlm/transaction.py:commit": "the journal's temporary file it made",
-    "litelvlm/transaction.py:abort": "its own staging folder",
-    "litelvlm/transaction.py:replace": "the one rename every write ends in; its callers check their targets",
+    "litelvlm/runs/transaction.py:commit": "the journal's temporary file it made",
+    "litelvlm/runs/transaction.py:abort": "its own staging folder",
+    "litelvlm/runs/transaction.py:replace": "the one rename every write ends in; its callers check their "
+                                            "targets",
     "analysis/demo/compute.py:run_demo": "its temporary work folder",
 }
 
@@ -76,6 +78,6 @@ def test_every_move_or_removal_checks_its_target_or_removes_its_own_names():
     found = places()
     unproven = sorted(k for k, checked in found.items() if not checked and k not in OWN_NAMES)
     assert not unproven, ("these move or remove files without checking their targets lie inside the folder "
-                          f"they own (litelvlm.records.inside), nor are listed in OWN_NAMES: {unproven}")
+                          f"they own (litelvlm.runs.records.inside), nor are listed in OWN_NAMES: {unproven}")
     assert set(OWN_NAMES) <= set(found), sorted(set(OWN_NAMES) - set(found))   # no stale entry
     assert sum(found.values()) >= 8   # the run machinery's places check (transaction, run folder, parts, ...)

@@ -9,7 +9,7 @@ shrink.
 Two explicit ways reach a heavy or optional piece later without an import statement:
 
 * an optional package (the ``quantize`` and ``notebooks`` extras, psutil) only through
-  :func:`litelvlm.optional.optional_import`, whose error names the extra (:data:`OPTIONAL_USERS`);
+  :func:`litelvlm.machine.optional.optional_import`, whose error names the extra (:data:`OPTIONAL_USERS`);
 * ``importlib.import_module`` only in the few modules that resolve named pieces on first use
   (:data:`RESOLVERS`): :func:`litelvlm.lazy.resolve` (every :class:`litelvlm.lazy.Lazy`: the families' card
   pieces, the method registry, the subcommands) and the light packages' ``__getattr__``.
@@ -33,12 +33,13 @@ ALLOWED: set[tuple[str, str, str]] = {
     ("litelvlm/commands/select.py", "litelvlm.pruning",
      "select: the selector inputs (torch) after the checks"),
     ("litelvlm/commands/select.py", "litelvlm.clip", "select: loads CLIP (torch) after the checks"),
-    ("litelvlm/commands/select.py", "litelvlm.provenance", "select: the weights banner (torch) after the "
-     "checks"),
+    ("litelvlm/commands/select.py", "litelvlm.models.provenance",
+     "select: the weights banner (torch) after the checks"),
     ("litelvlm/commands/select.py", "litelvlm.pruning.plot", "select --save-overlay: matplotlib"),
     ("litelvlm/commands/select_family.py", "litelvlm.data.refer", "select: reads the image (PIL) after the "
      "checks"),
-    ("litelvlm/commands/select_family.py", "litelvlm.provenance", "select: the weights banner (torch)"),
+    ("litelvlm/commands/select_family.py", "litelvlm.models.provenance",
+     "select: the weights banner (torch)"),
     ("litelvlm/commands/select_family.py", "litelvlm.pruning.plot", "select --save-overlay: matplotlib"),
     ("litelvlm/explore/command.py", "litelvlm.explore.data", "explore: runs the model (torch) after the "
      "checks"),
@@ -52,8 +53,8 @@ ALLOWED: set[tuple[str, str, str]] = {
 #: the modules that import an optional package, all through ``optional_import``: (file, package)
 OPTIONAL = ("bitsandbytes", "torchao", "jupyterlab", "papermill", "ipywidgets", "nbformat", "psutil")
 OPTIONAL_USERS: set[tuple[str, str]] = {
-    ("litelvlm/quantize.py", "bitsandbytes"), ("litelvlm/quantize.py", "torchao"),
-    ("litelvlm/quantize.py", "torchao.quantization"), ("litelvlm/memory.py", "psutil"),
+    ("litelvlm/models/quantize.py", "bitsandbytes"), ("litelvlm/models/quantize.py", "torchao"),
+    ("litelvlm/models/quantize.py", "torchao.quantization"), ("litelvlm/machine/memory.py", "psutil"),
     ("litelvlm/explore/widget.py", "ipywidgets"), ("litelvlm/explore/notebook.py", "nbformat"),
     ("litelvlm/explore/notebook.py", "nbformat.v4"), ("analysis/figures/notebook_gen.py", "nbformat"),
     ("analysis/figures/notebook_gen.py", "nbformat.v4"), ("analysis/figures/notebook_run.py", "papermill"),
@@ -61,7 +62,7 @@ OPTIONAL_USERS: set[tuple[str, str]] = {
 #: the modules that call ``importlib.import_module`` (each resolves names it is given, on first use; the
 #: family cards' pieces, the method registry's typed entries and the subcommands resolve through
 #: litelvlm.lazy.Lazy)
-RESOLVERS = {"litelvlm/lazy.py", "litelvlm/optional.py",
+RESOLVERS = {"litelvlm/lazy.py", "litelvlm/machine/optional.py",
              "litelvlm/glamm/__init__.py", "litelvlm/qwen/__init__.py", "litelvlm/unipixel/__init__.py",
              "analysis/common/command.py", "analysis/video/__init__.py"}
 

@@ -26,11 +26,11 @@ from tokenizers import AddedToken
 from transformers import InternVLForConditionalGeneration
 
 from ...errors import LiteLVLMError
+from ...models.random_models import random_preset_folder, random_record, write_json, write_weights
+from ...models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from ...qwen.checkpoint import _write_tokenizer
 from ...qwen.config import get_preset as qwen_preset
 from ...qwen.tokenizer import build_qwen_tokenizer
-from ...random_models import random_preset_folder, random_record, write_json, write_weights
-from ...random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from ...sam2.config import sam2_size
 from ...sam2.keys import fill_random, sam2_from_hf
 from ..checkpoint import FCS_PREFIX, SAM_PREFIX, sam2_tracking_shapes

@@ -10,8 +10,8 @@ import pytest
 
 from analysis.common.run_folder import LOCK_NAME, RunFolder
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import write_json, write_text
-from litelvlm.run_owner import MARKER
+from litelvlm.runs.io import write_json, write_text
+from litelvlm.runs.run_owner import MARKER
 
 
 def _earlier(tmp_path):

@@ -31,7 +31,7 @@ from analysis.common.study import NOT_COMPARED, RECORDED_FACTS, check_config, ll
 from analysis.video.batches import batch_record
 from litelvlm.cli import build_parser
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import image_resize_record
+from litelvlm.models.families import image_resize_record
 
 ROOT = Path(__file__).resolve().parents[3]
 #: the commands whose run folders resume (``RunFolder.resume``), and their study's package

@@ -2,9 +2,10 @@
 studies under one folder, each drawn under its own family and model name, never merged with another run nor
 drawn under another's name; what cannot be drawn is skipped with one line naming the folder and the reason.
 
-The tree is built once per session from real runs: every family of :func:`litelvlm.families.cards` (so a new
-family joins by registering) with its tiny random preset at the cheapest arguments. The default test runs each
-family's grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies (``reversal``,
+The tree is built once per session from real runs: every family of :func:`litelvlm.models.families.cards` (so
+a new family joins by registering) with its tiny random preset at the cheapest arguments. The default test
+runs each family's grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies
+(``reversal``,
 ``sink``) and the reversal in a merged-grid family's LLM input space; the slow one every study of every family
 (``eval-video`` on each family with a video path) and the CLIP studies, in one tree."""
 
@@ -20,7 +21,7 @@ import pytest
 from analysis.common.identity import identity_tag, read_identity
 from litelvlm.budget import Budget
 from litelvlm.cli import main
-from litelvlm.families import card, card_of, cards, family_names, video_eval
+from litelvlm.models.families import card, card_of, cards, family_names, video_eval
 
 CLIP = "tiny336-random"
 VIDEO = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2", "--synthetic-seed", "11"]

@@ -9,7 +9,7 @@ import pytest
 from analysis.grounding.compute import load_grounding
 from analysis.grounding.plots import plot_grounding_protocols, plot_iou_vs_budget, plot_protocol_difference
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import write_csv, write_json
+from litelvlm.runs.io import write_csv, write_json
 
 matplotlib.use("Agg")
 

@@ -138,7 +138,7 @@ def _fake_lm(attn: str, layer_weights: int = 16, device: str = "cpu"):
 
 def test_sub_batches_keep_each_forward_within_the_budget_and_cover_the_batch():
     from litelvlm.lvlm.batched import cache_bytes, sub_batches
-    from litelvlm.memory import eager_attention_bytes
+    from litelvlm.machine.memory import eager_attention_bytes
 
     lm = _fake_lm("eager")
     lengths = [50, 300, 40, 41, 290, 10, 7]
@@ -270,7 +270,7 @@ def test_a_runs_state_is_a_typed_record():
 
 def _hook_names() -> set[str]:
     """Every function any family's pipeline class defines (the contract's included)."""
-    from litelvlm.families import family_names, get_family
+    from litelvlm.models.families import family_names, get_family
 
     classes, todo = set(), [GroundingPipeline, *(get_family(name) for name in family_names())]
     while todo:
@@ -343,7 +343,7 @@ def test_ground_equals_ground_many_of_one_on_sa2va(tiny_sa2va_pipe, sa2va_preps)
 def test_ground_equals_ground_many_of_one_for_every_family(model):
     """Every family's tiny preset, a few methods (the baseline, a CLIP-side one, one pruning inside the LLM):
     ``ground`` and ``ground_many`` of that one prompt give the same output."""
-    from litelvlm.families import load_pipeline
+    from litelvlm.models.families import load_pipeline
 
     pipe = load_pipeline(model)
     rng = np.random.default_rng(0)

@@ -36,7 +36,7 @@ import pytest
 import torch
 
 from litelvlm.methods import get_method
-from litelvlm.tower import ClipTower
+from litelvlm.pruning.tower import ClipTower
 
 #: ``utils_flowcut.py``, L1-42
 UTILS_SRC = r'''

@@ -11,9 +11,8 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card
-from litelvlm.io import shard_by_size
-from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_QWENS, ModelSpec
+from litelvlm.models.families import card
+from litelvlm.models.model_spec import RANDOM_CLIPS, RANDOM_QWENS, ModelSpec
 from litelvlm.qwen.checkpoint import (
     build_qwen,
     load_qwen,
@@ -23,6 +22,7 @@ from litelvlm.qwen.checkpoint import (
 )
 from litelvlm.qwen.config import PRESETS, SPECIAL_TOKENS, get_preset
 from litelvlm.qwen.hf_config import qwen_config
+from litelvlm.runs.io import shard_by_size
 
 #: Parameters of the released checkpoints as loaded by transformers (the Hugging Face Hub lists them as
 #: 3.75B and 8.29B; the 7B's safetensors index totals 16,584,333,312 bytes = 2 x 8,292,166,656 in bfloat16;

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import cards, get_family
+from litelvlm.models.families import cards, get_family
 from litelvlm.qwen.pipeline import QwenSam2Pipeline
 
 

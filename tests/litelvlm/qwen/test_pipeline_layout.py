@@ -10,7 +10,7 @@ import functools
 import pytest
 import torch
 
-from litelvlm.memory import LiveTensorBytes
+from litelvlm.machine.memory import LiveTensorBytes
 
 
 class CountedTensors(LiveTensorBytes):

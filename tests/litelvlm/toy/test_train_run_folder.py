@@ -1,6 +1,6 @@
-"""``toy-data`` and ``toy-train`` write their results through :class:`litelvlm.run_folder.RunFolder`, like
-every command: staged and committed together (atomic), recorded as their command's run (owned), refusing a
-folder that holds another command's run, and holding the folder's lock while they write."""
+"""``toy-data`` and ``toy-train`` write their results through :class:`litelvlm.runs.run_folder.RunFolder`,
+like every command: staged and committed together (atomic), recorded as their command's run (owned), refusing
+a folder that holds another command's run, and holding the folder's lock while they write."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import pytest
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.run_owner import MARKER, file_digest, owner
+from litelvlm.runs.run_owner import MARKER, file_digest, owner
 from litelvlm.toy.options import ToyTrainArgs
 
 TINY_TRAIN = dict(steps=1, batch_size=4, hard_negatives=1, train_scenes=4, eval_scenes=4, final_eval_scenes=4,
@@ -18,7 +18,7 @@ TINY_TRAIN = dict(steps=1, batch_size=4, hard_negatives=1, train_scenes=4, eval_
 
 
 def test_toy_data_commits_its_run_record_through_run_folder(tmp_path, monkeypatch):
-    import litelvlm.run_folder as run_folder
+    import litelvlm.runs.run_folder as run_folder
     from litelvlm.toy.refer_layout import write_refer
 
     entered = []

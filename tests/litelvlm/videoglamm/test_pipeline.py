@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import family_of, get_family, load_pipeline
 from litelvlm.lvlm.family import GroundingPipeline
+from litelvlm.models.families import family_of, get_family, load_pipeline
 
 MODEL = "videoglamm-tiny-random:0"
 

@@ -21,7 +21,7 @@ MODEL = "sa2va-internvl3-tiny-random:0"
 def test_the_family_builds_it_by_backbone(internvl_tiny):
     """A random preset's name and a folder declaring ``Sa2VAChatModel`` both name the InternVL3 backbone,
     whose pipeline the family's loader builds; the Qwen-VL presets keep theirs."""
-    from litelvlm.families import family_of
+    from litelvlm.models.families import family_of
     from litelvlm.sa2va.internvl.pipeline import Sa2VAInternVLPipeline
     from litelvlm.sa2va.pipeline import BACKBONE_PIPELINES
     from litelvlm.sa2va.qwen3_checkpoint import backbone_of
@@ -148,7 +148,7 @@ def test_eval_video_runs_and_refuses_by_backbone(tmp_path):
 
 def test_no_write_builds_the_written_weights(internvl_tiny):
     """``validate --no-write`` builds the preset in memory: the weights its folder holds."""
-    from litelvlm.random_weights import no_write
+    from litelvlm.models.random_weights import no_write
     from litelvlm.sa2va.internvl.loading import load_internvl
 
     with no_write():

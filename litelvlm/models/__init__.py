@@ -1,0 +1,1 @@
+"""Model strings, families and their cards, checkpoint folders, random weights and quantization."""

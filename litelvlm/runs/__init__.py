@@ -1,0 +1,2 @@
+"""Run folders that lose nothing: atomic writes, the commit journal, locks, stop signals, records of earlier
+runs, the disk cache."""
