@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from analysis.common.model_args import DTYPES
+from analysis.common.options.model_args import DTYPES
 from litelvlm.llm.attention_rows import capture_attention_rows
 from litelvlm.machine.memory import peak_memory
 

@@ -9,11 +9,12 @@ A stack of ``--layers`` Llama decoder layers of GLaMM-7B's widths (random weight
 runs the prefill of each run: ``none`` (all 576 visual tokens plus the 130 text tokens, n=706) and a CLIP-side
 method at each budget K (n = 130 + K in every layer), in each dtype: ``bfloat16`` and ``float32`` (weights in
 that dtype) and ``float32-upcast`` (``--layer-dtype float32``: bfloat16 weights cast up as each layer runs). A
-run's achieved rate is its FLOPs, the project's analytic count (``analysis.common.flops.llm_flops_exact``
-without the LM head: 2·L·(4nd² + 2n²d + 3ndm)), over its median prefill time; it is printed as a fraction of
-the matmul rate measured here in the same dtype on the same threads (the layer's largest product, n x d @ d x
-m in a linear layer's layout, best of the repeats). Goal: at least 90% (MET / MISSED). Prints the CPU's flags;
-times on a loaded machine are inflated, and the fractions are taken within one run.
+run's achieved rate is its FLOPs, the project's analytic count
+(``analysis.common.measures.flops.llm_flops_exact`` without the LM head: 2·L·(4nd² + 2n²d + 3ndm)), over its
+median prefill time; it is printed as a fraction of the matmul rate measured here in the same dtype on the
+same threads (the layer's largest product, n x d @ d x m in a linear layer's layout, best of the repeats).
+Goal: at least 90% (MET / MISSED). Prints the CPU's flags; times on a loaded machine are inflated, and the
+fractions are taken within one run.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="eager: GLaMM's official attention")
     p.add_argument("--repeats", type=int, default=2)
     a = p.parse_args(argv)
-    from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
+    from analysis.common.measures.flops import DecoderSizes, llm_flops_exact, schedule_plan
     from litelvlm.glamm.config import get_arch, llava_config
 
     torch.set_num_threads(a.threads)

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_layer_dtype import cpu_flags  # noqa: E402
 
-from analysis.common.prefill_args import (  # noqa: E402
+from analysis.common.options.prefill_args import (  # noqa: E402
     CAPTURE_CHOICES,
     CAPTURE_HELP,
     PREFILL_HELP,
@@ -143,7 +143,7 @@ def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats:
 def stage_times(pipe, preps: list, method: str, budget) -> dict:
     """Each stage's median milliseconds (``stage_<stage>_ms``) over one batch-1 ``ground`` call per prompt,
     each under :class:`litelvlm.cost.stages.StageTimer`."""
-    from analysis.common.stage_plots import median_stages, stage_row
+    from analysis.common.presentation.stage_plots import median_stages, stage_row
     from litelvlm.cost.stages import time_stages
 
     with torch.no_grad():
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"CPU: {cpu_flags()}; threads {torch.get_num_threads()}; device {a.device}; warm-up {a.warmup}")
-    from analysis.common.stage_plots import stages_frame
+    from analysis.common.presentation.stage_plots import stages_frame
 
     results = [bench_model(m, a) for m in a.models]
     df = pd.concat([r[0] for r in results], ignore_index=True)

@@ -180,7 +180,7 @@ def summary(out: Path) -> str:
             f"{rate.get('name', '?')}; a {rate.get('gemm', '?')}-square GEMM); copy bandwidth "
             f"{rate.get('copy_gbps', float('nan')):.4g} GB/s (bytes read and written). Random weights: the "
             "times are the architectures', the masks mean nothing.")
-    from analysis.common.markdown_table import to_markdown
+    from analysis.common.presentation.markdown_table import to_markdown
 
     table = to_markdown(rows) if len(rows) else "(no validate run finished)"
     stack = []

@@ -24,8 +24,8 @@ METHODS = ["litelvlm", "clip_topsim", "random", "vispruner", "visionzip", "prume
 
 
 def main() -> None:
-    from analysis.common.grounding_runs import official_turns
-    from analysis.common.grounding_scoring import mask_stats
+    from analysis.common.grounding.grounding_runs import official_turns
+    from analysis.common.grounding.grounding_scoring import mask_stats
     from litelvlm.data.refer import load_refer
     from litelvlm.glamm import GlammPipeline
     from litelvlm.lvlm.numerics import Numerics

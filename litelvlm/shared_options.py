@@ -1,7 +1,7 @@
 """The options several commands share, each declared once here: its flag, what the parser reads it into and
 what it refuses (``minimum=``, choices, an empty list: :func:`litelvlm.cli_args.refusal`). What stays a
-command's own is its default, a named constant (``analysis.common.defaults``), and its help words, which say
-what the option means there:
+command's own is its default, a named constant (``analysis.common.options.defaults``), and its help words,
+which say what the option means there:
 
     budgets: list[Budget] = budgets_option(GROUNDING_BUDGETS, help="visual-token budgets K (K >= 1; ...)")
     seed: int = seed_option("seed for templates, sampling, random selectors ...")

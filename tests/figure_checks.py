@@ -58,7 +58,8 @@ def hidden_lines(ax, share: float = 0.01) -> list[str]:
     return hidden
 
 
-# --- a reviewer's checks, from matplotlib's own geometry (tests/analysis/common/test_figure_set_geometry.py)
+# --- a reviewer's checks, from matplotlib's own geometry
+# (tests/analysis/common/presentation/test_figure_set_geometry.py)
 
 #: an absolute path of a machine inside a text: a slash-rooted run of at least two folder names
 MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:[\w.+-]+/)+[\w.+-]*")
@@ -247,7 +248,7 @@ def says_n(fig) -> list[str]:
     return [t.get_text() for t in _texts(fig) if re.search(r"\bn\s*=\s*\d", t.get_text())]
 
 
-#: an axis label naming the token budget (:func:`analysis.common.style.budget_axis`)
+#: an axis label naming the token budget (:func:`analysis.common.presentation.style.budget_axis`)
 BUDGET_LABEL = re.compile(r"visual tokens kept|budget", re.IGNORECASE)
 
 

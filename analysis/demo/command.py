@@ -1,10 +1,10 @@
-"""``litelvlm demo``, the command layer (:func:`analysis.common.command.study_run`): the options checked
+"""``litelvlm demo``, the command layer (:func:`analysis.common.runs.command.study_run`): the options checked
 (``options``, light), then the heavy modules imported to run the demo: both studies on the toy CLIP.
 From code: ``from analysis.demo import DemoArgs, run``; ``run(DemoArgs(out=...))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import study_run
+from analysis.common.runs.command import study_run
 from analysis.demo.options import ARGS, DemoArgs, add_arguments, check_args
 
 __all__ = ["ARGS", "add_arguments", "run"]

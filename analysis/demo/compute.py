@@ -25,10 +25,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis.common.command import Screen
-from analysis.common.run_folder import RunFolder
-from analysis.common.stats import ci_text
-from analysis.common.style import weights_footnote
+from analysis.common.presentation.style import weights_footnote
+from analysis.common.runs.command import Screen
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.stats.stats import ci_text
 from analysis.demo.options import DemoArgs
 from analysis.demo.plots import plot_demo_reversal_hist, plot_demo_selection_grid, plot_demo_similarity_maps
 from litelvlm.cli import main

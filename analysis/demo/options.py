@@ -57,5 +57,5 @@ def check_args(a: DemoArgs) -> DemoArgs:
     return a
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = DemoArgs

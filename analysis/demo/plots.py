@@ -13,7 +13,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from analysis.common.style import model_name  # noqa: E402
+from analysis.common.presentation.style import model_name  # noqa: E402
 from litelvlm.pruning.plot import plot_kept_tokens  # noqa: E402
 
 __all__ = ["plot_demo_selection_grid", "plot_demo_similarity_maps", "plot_demo_reversal_hist",

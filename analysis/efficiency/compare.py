@@ -6,13 +6,13 @@ import math
 
 import pandas as pd
 
-from analysis.common.markdown_table import to_markdown
-from analysis.common.paper_efficiency import PAPER_BY_METHOD, PAPER_SETTINGS, paper_ratio
+from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD, PAPER_SETTINGS, paper_ratio
+from analysis.common.presentation.markdown_table import to_markdown
 from litelvlm.methods import BASELINE, get_method, method_names
 
 #: Methods whose efficiency numbers the paper gives
-#: (:data:`~analysis.common.paper_efficiency.PAPER_BY_METHOD`): the other rows' paper columns stay empty
-#: (never one method's ratios beside another method).
+#: (:data:`~analysis.common.measures.paper_efficiency.PAPER_BY_METHOD`): the other rows' paper columns stay
+#: empty (never one method's ratios beside another method).
 PAPER_METHODS = tuple(PAPER_BY_METHOD)
 
 
@@ -46,10 +46,10 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
         "act_reduction": "llm_act_mb",
         "e2e_act_reduction": "e2e_act_mb",
         "meta_act_reduction": "llm_act_mb_meta",
-        # the paper's definitions (analysis.common.paper_efficiency)
+        # the paper's definitions (analysis.common.measures.paper_efficiency)
         "paper_flops_speedup": "paper_tflops",
         "paper_act_reduction": "paper_activation_gib",
-        # the decoder-layer loop only (analysis.common.layer_timer)
+        # the decoder-layer loop only (analysis.common.measures.layer_timer)
         "paper_def_prefill_speedup": "paper_prefill_ms",
         # this project's reading of the paper's CUDA time
         "cuda_time_reading_speedup": "cuda_time_reading_ms",
@@ -86,8 +86,8 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64), met
     The paper columns hold the paper's numbers for that row's method (NaN where the paper's number
     is not available, and in every row when ``paper`` is False: rows of another architecture than the
     paper's); a method whose setting the paper states
-    (:data:`~analysis.common.paper_efficiency.PAPER_SETTINGS`) states its (K, R) setting of ``visual`` tokens
-    as run when ``method_args`` (the run's arguments) are given.
+    (:data:`~analysis.common.measures.paper_efficiency.PAPER_SETTINGS`) states its (K, R) setting of
+    ``visual`` tokens as run when ``method_args`` (the run's arguments) are given.
     """
     rows = []
     keep = df[df["budget"].isin(budgets) & ~baseline_rows(df["method"])]
@@ -132,7 +132,8 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64), met
 
 
 #: The paper's quantities (columns of ``efficiency.csv``) under the names the terminal gives them, and the
-#: key of the paper's own numbers in each method's :data:`~analysis.common.paper_efficiency.PAPER_BY_METHOD`.
+#: key of the paper's own numbers in each method's
+#: :data:`~analysis.common.measures.paper_efficiency.PAPER_BY_METHOD`.
 PAPER_NAMES = {"paper_tflops": ("TFLOPs (paper's definition)", "flops_tb"),
                "paper_activation_gib": ("storing activation GiB (paper's definition)", "activations_gb"),
                "paper_prefill_ms": ("prefill ms (paper's definition: decoder-layer loop)", "prefill_ms"),
@@ -148,10 +149,10 @@ def on_cuda(df: pd.DataFrame) -> bool:
 
 
 def paper_summary(df: pd.DataFrame, paper: bool = False) -> str:
-    """The rows' quantities on the paper's definitions (``analysis.common.paper_efficiency``), named as such,
-    for the terminal: one methods x budgets table per quantity (per attention kernel for the timed ones),
-    unmeasured ones left out, the CUDA time only on CUDA; the paper's own numbers as last rows only beside
-    rows of the paper's architecture (``paper``)."""
+    """The rows' quantities on the paper's definitions (``analysis.common.measures.paper_efficiency``),
+    named as such, for the terminal: one methods x budgets table per quantity (per attention kernel for the
+    timed ones), unmeasured ones left out, the CUDA time only on CUDA; the paper's own numbers as last rows
+    only beside rows of the paper's architecture (``paper``)."""
     cuda = on_cuda(df)
     blocks = []
     for col, (name, paper_key) in PAPER_NAMES.items():

@@ -26,19 +26,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from analysis.common.accuracy_stats import LITELVLM
-from analysis.common.arrangements import VIDEO_ARRANGEMENTS
-from analysis.common.caveats import TIMING_KEY, draw_notes, timing_caveat
-from analysis.common.command import Screen
-from analysis.common.device import device_name
-from analysis.common.flops import fit_paper_text_tokens
-from analysis.common.grounding_runs import Run, image_runs, plan
-from analysis.common.identity import run_identity
-from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_record import run_record
-from analysis.common.stage_plots import STAGE_FILES, stages_frame, write_stages
-from analysis.common.style import save_figure
+from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
+from analysis.common.grounding.grounding_runs import Run, image_runs, plan
+from analysis.common.measures.flops import fit_paper_text_tokens
+from analysis.common.measures.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
+from analysis.common.presentation.caveats import TIMING_KEY, draw_notes, timing_caveat
+from analysis.common.presentation.device import device_name
+from analysis.common.presentation.stage_plots import STAGE_FILES, stages_frame, write_stages
+from analysis.common.presentation.style import save_figure
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import run_identity
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_record import run_record
+from analysis.common.stats.accuracy_stats import LITELVLM
 from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
@@ -175,9 +175,10 @@ def family_method_error(family: str, method: str) -> str | None:
 
 
 def _runs(arch, methods: list[str], budgets: list[Budget]) -> list[Run]:
-    """(method, budget) runs (``analysis.common.grounding_runs.plan``, the budgets' one range check where N is
-    fixed by the grid): the baseline once at K = N, every other method at every budget; on a family whose N
-    depends on the image, a budget above the study image's N is skipped with a warning (``image_runs``, as
+    """(method, budget) runs (``analysis.common.grounding.grounding_runs.plan``, the budgets' one range check
+    where N is fixed by the grid): the baseline once at K = N, every other method at every budget; on a family
+    whose N depends on the image, a budget above the study image's N is skipped with a warning
+    (``image_runs``, as
     ``eval-grounding`` skips it per image)."""
     n, fixed = arch.num_patches, cost_of(arch).fixed_grid
     runs = image_runs(plan([BASELINE, *methods], budgets, n if fixed else None), n)

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from analysis.common.flops import llm_flops_exact, llm_macs_fastv_convention, llm_macs_swiglu
-from analysis.common.paper_efficiency import paper_row
+from analysis.common.measures.flops import llm_flops_exact, llm_macs_fastv_convention, llm_macs_swiglu
+from analysis.common.measures.paper_efficiency import paper_row
 from analysis.efficiency.arch import cost_of
 from litelvlm.cost import CostArch
 from litelvlm.cost.meta import MB

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.runs.command import Screen
 from analysis.efficiency import plots
 from analysis.efficiency.command import run
 from analysis.efficiency.compute import load_efficiency

@@ -1,5 +1,5 @@
 """A family's token schedule for the efficiency study: :func:`token_plan` of an arch; the counts themselves,
-shared with ``validate``, are in :mod:`analysis.common.flops`."""
+shared with ``validate``, are in :mod:`analysis.common.measures.flops`."""
 
 from __future__ import annotations
 

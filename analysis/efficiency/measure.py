@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.device import device_name
-from analysis.common.stage_plots import median_stages, stage_row, timing_record
+from analysis.common.presentation.device import device_name
+from analysis.common.presentation.stage_plots import median_stages, stage_row, timing_record
 from analysis.efficiency.bound import install_prefill, limit_columns, resolve_tflops, say_eager
 from litelvlm.cost import CostArch, FamilyCost
 from litelvlm.cost.meta import MB

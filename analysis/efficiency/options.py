@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.arrangements import VIDEO_ARRANGEMENTS
-from analysis.common.defaults import GROUNDING_BUDGETS
-from analysis.common.model_args import ATTN_CHOICES as ATTNS
-from analysis.common.prefill_args import (
+from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
+from analysis.common.options.defaults import GROUNDING_BUDGETS
+from analysis.common.options.model_args import ATTN_CHOICES as ATTNS
+from analysis.common.options.prefill_args import (
     CAPTURE_CHOICES,
     CAPTURE_HELP,
     PREFILL_HELP,
@@ -129,5 +129,5 @@ def check_args(a: EfficiencyArgs) -> None:
                             "the FLOPs count; time the quantized model (without --flops-only)")
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = EfficiencyArgs

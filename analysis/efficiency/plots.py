@@ -2,8 +2,9 @@
 visual-token budget, with the paper's numbers (stars) and the FLOPs-ideal limit (dashed) drawn in.
 
 Every panel that sets our rows beside the paper's stars uses the paper's definitions (the authors' compiled
-code, ``analysis.common.paper_efficiency`` / ``analysis.common.layer_timer``) where the table has them: FLOPs
-= ``paper_tflops``, prefill = ``paper_prefill_ms`` (the decoder-layer loop), activation =
+code, ``analysis.common.measures.paper_efficiency`` / ``analysis.common.measures.layer_timer``) where the
+table has them: FLOPs = ``paper_tflops``, prefill = ``paper_prefill_ms`` (the decoder-layer loop), activation
+=
 ``paper_activation_gib`` (storing activation); the CUDA-time panel is this project's reading
 (``cuda_time_reading_ms``: the whole pipeline). Tables written before those columns existed fall back to this
 project's measured columns.
@@ -18,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.common.paper_efficiency import PAPER_BY_METHOD
-from analysis.common.style import budget_axis, figure, method_colors, method_label, method_style
+from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD
+from analysis.common.presentation.style import budget_axis, figure, method_colors, method_label, method_style
 from analysis.efficiency.arch import paper_archs
 from analysis.efficiency.compare import baseline_rows
 from litelvlm.methods import method_names

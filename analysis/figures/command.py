@@ -1,12 +1,12 @@
 """``litelvlm figures``, the command layer: ``--list`` and ``--write-notebooks`` answered at once, else the
 options checked (``options``, light) and the drawing imported (``compute``: matplotlib and every study's
-figure set) by :func:`analysis.common.command.study_run`."""
+figure set) by :func:`analysis.common.runs.command.study_run`."""
 
 from __future__ import annotations
 
 import argparse
 
-from analysis.common.command import study_run
+from analysis.common.runs.command import study_run
 from analysis.figures.options import FiguresArgs, add_arguments, check_args
 
 __all__ = ["add_arguments", "draw", "run"]

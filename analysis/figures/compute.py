@@ -18,9 +18,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 import analysis.figures.registry as registry
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.run_folder import RunFolder
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.runs.command import Screen
+from analysis.common.runs.run_folder import RunFolder
 from analysis.figures.notebook_run import execute_notebook
 from analysis.figures.options import FiguresArgs, check_args
 from analysis.figures.output import remove_stale

@@ -20,7 +20,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis.common.figure_set import FigureSet
+from analysis.common.presentation.figure_set import FigureSet
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.machine.optional import optional_import
 from litelvlm.runs.io import atomic_path
@@ -52,8 +52,8 @@ def draw_body(fn: Callable) -> str:
 
 def plot_imports(figure_set: FigureSet) -> str:
     """The notebook's imports of what ``figure_set``'s drawing calls: the ``plots`` module it names (its
-    study's, or the one it draws with, e.g. figure set 9 with figure set 4's), and ``analysis.common.style``
-    when the drawing uses it."""
+    study's, or the one it draws with, e.g. figure set 9 with figure set 4's), and
+    ``analysis.common.presentation.style`` when the drawing uses it."""
     plots = figure_set.draw.__globals__.get("plots")
     study = plots.__name__.rsplit(".", 1)[0] if plots is not None else figure_set.draw.__module__.rsplit(
         ".", 1)[0]
@@ -129,7 +129,7 @@ def loading(figure_set: FigureSet) -> str:
             + plot_imports(figure_set)
             + "".join(f"{line}\n" for line in global_imports(figure_set))
             + "from analysis.figures.registry import FIGURE_SETS\n"
-            "from analysis.common.figure_set import MODELS_KEY\n"
+            "from analysis.common.presentation.figure_set import MODELS_KEY\n"
             "from analysis.figures.output import save_runs\n"
             "from analysis.figures.tree import load_runs\n"
             + "".join(f"{line}\n" for line in figure_set.extra_imports)

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from analysis.common.figure_set import FigureSet
+from analysis.common.presentation.figure_set import FigureSet
 from analysis.figures.notebook_gen import NOTEBOOK_DIR, notebook_path
 from analysis.figures.output import figure_files
 from litelvlm.errors import LiteLVLMError

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common.defaults import DEFAULT_OUT
+from analysis.common.options.defaults import DEFAULT_OUT
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.models.model_spec import ModelSpec

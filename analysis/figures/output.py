@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from analysis.common.figure_set import FigureSet, notebook_out_dir
+from analysis.common.presentation.figure_set import FigureSet, notebook_out_dir
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.runs.io import remove_result
 from litelvlm.runs.run_folder import RunFolder
 
-#: the kinds of file a figures run writes (``analysis.common.style.FORMATS``)
+#: the kinds of file a figures run writes (``analysis.common.presentation.style.FORMATS``)
 FIGURE_SUFFIXES = (".pdf", ".png")
 #: the command whose runs a figures folder holds (the notebooks write the same files as it)
 COMMAND = "figures"
@@ -55,7 +55,8 @@ def save_runs(figure_set: FigureSet, drawn: list[tuple[dict, dict]],
               out: str | os.PathLike | None) -> list[Path]:
     """A notebook's saving: each group's figures (``(figs, tables)``, the tables of
     :func:`analysis.figures.tree.load_runs`) saved under its run's name (:meth:`FigureSet.save`) into ``out``
-    (None: the notebook's own folder, :func:`~analysis.common.figure_set.notebook_out_dir`), the figure set's
+           (None: the notebook's own folder,
+           :func:`~analysis.common.presentation.figure_set.notebook_out_dir`), the figure set's
     earlier files there removed (:func:`remove_stale`), all in one commit; returns the written paths."""
     folder = notebook_out_dir(figure_set.name) if out is None else Path(out)
     with RunFolder(folder, direct=(), command=COMMAND):

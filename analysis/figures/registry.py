@@ -1,5 +1,5 @@
 """The figure sets, one module each in its study's package (``analysis/<study>/figure_set.py``: its
-smoke-results maker, loader and drawing, and its :class:`~analysis.common.figure_set.FigureSet`),
+smoke-results maker, loader and drawing, and its :class:`~analysis.common.presentation.figure_set.FigureSet`),
 registered here once, in notebook order.
 
 A new figure set: ``analysis/<study>/figure_set.py`` defining ``FIGURE_SET``, one line in :data:`FIGURE_SETS`,
@@ -8,7 +8,7 @@ then ``litelvlm figures --write-notebooks`` for its notebook.
 
 from __future__ import annotations
 
-from analysis.common.figure_set import FigureSet
+from analysis.common.presentation.figure_set import FigureSet
 from analysis.efficiency import figure_set as efficiency
 from analysis.grounding import figure_set as grounding
 from analysis.importance import figure_set as importance

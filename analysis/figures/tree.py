@@ -1,12 +1,14 @@
 """One results tree: every run folder under ``--results``, drawn under its own family and model name.
 
 A run folder is a folder whose ``config.json`` records the run's identity (``study``, ``family``, ``model``,
-``weights``: :mod:`analysis.common.identity`). The tree is walked once; each run goes to the figure sets
-registered for its study (:attr:`~analysis.common.figure_set.FigureSet.studies`) that read its model family
-and hold the table they draw (a figure set with :attr:`~analysis.common.figure_set.FigureSet.replaces` takes
-the runs of its model families from a more general one). No figure set opens a folder to guess what it holds.
-A figure set draws each run on its own, or (:attr:`~analysis.common.figure_set.FigureSet.together`) the runs
-of one model in one folder, or all its runs, each labelled in the figure; every file is named ``<figure
+``weights``: :mod:`analysis.common.runs.identity`). The tree is walked once; each run goes to the figure sets
+    registered for its study (:attr:`~analysis.common.presentation.figure_set.FigureSet.studies`) that read
+    its model family
+and hold the table they draw (a figure set with
+:attr:`~analysis.common.presentation.figure_set.FigureSet.replaces` takes the runs of its model families from
+a more general one). No figure set opens a folder to guess what it holds. A figure set draws each run on its
+own, or (:attr:`~analysis.common.presentation.figure_set.FigureSet.together`) the runs of one model in one
+folder, or all its runs, each labelled in the figure; every file is named ``<figure
 set>_<family>-<model>_<figure>`` and every figure carries ``family/model``. A folder it cannot draw is skipped
 with one line naming it and the reason, a folder holding a figure set's table but no ``config.json`` too
 (:func:`unrecorded`); a figure set without runs names such a folder that holds its tables. A run folder that a
@@ -22,9 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common import run_tree
-from analysis.common.command import Screen
-from analysis.common.figure_set import (
+from analysis.common.presentation.figure_set import (
     CAVEATS_KEY,
     MODELS_KEY,
     NAME_KEY,
@@ -33,7 +33,9 @@ from analysis.common.figure_set import (
     results_models,
     runs_name,
 )
-from analysis.common.run_tree import NO_RUN, Run, find_runs
+from analysis.common.runs import run_tree
+from analysis.common.runs.command import Screen
+from analysis.common.runs.run_tree import NO_RUN, Run, find_runs
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
 

@@ -1,12 +1,12 @@
-"""``litelvlm eval-grounding``, the command layer (:func:`analysis.common.command.study_run`): the options
-checked (``options``, light), then the heavy modules imported to evaluate, resume, shard (accelerate) and
-merge; ``run(args, pipe=...)`` reuses a pipeline already loaded (a figure set's smoke run), else loads it from
-the options. From code: ``from analysis.grounding import GroundingArgs, run``;
+"""``litelvlm eval-grounding``, the command layer (:func:`analysis.common.runs.command.study_run`): the
+options checked (``options``, light), then the heavy modules imported to evaluate, resume, shard (accelerate)
+and merge; ``run(args, pipe=...)`` reuses a pipeline already loaded (a figure set's smoke run), else loads it
+from the options. From code: ``from analysis.grounding import GroundingArgs, run``;
 ``run(GroundingArgs(refer_dir=..., out=...))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import check_same_out, study_run, with_quiet
+from analysis.common.runs.command import check_same_out, study_run, with_quiet
 from analysis.grounding.options import ARGS, GroundingArgs, check_args
 from analysis.grounding.options import add_arguments as study_arguments
 

@@ -23,11 +23,11 @@ Masks are teacher-forced, as in GLaMM. ``none`` (no pruning) is evaluated once, 
 giou, n; on a family with an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``,
 ``unipixel_giou``, ``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy;
 each with its 95% bootstrap ``_lo``/``_hi``; then the leaderboard's columns where their inputs exist:
-:mod:`analysis.common.leaderboard`), ``OUT/comparisons.csv``, ``OUT/claims.csv``
+:mod:`analysis.common.stats.leaderboard`), ``OUT/comparisons.csv``, ``OUT/claims.csv``
 (:mod:`analysis.grounding.statistics`), ``OUT/skipped.csv`` (images that could not be read),
 ``OUT/config.json``.
 
-Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.common.parts``); a re-run
+Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.common.runs.parts``); a re-run
 resumes from them. Launched on P processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli
 ...`` on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
 where ``accelerate launch --cpu`` starts a single process) images are split across processes
@@ -44,21 +44,26 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.caveats import null_results
-from analysis.common.command import Screen
-from analysis.common.degenerate import warn_if_degenerate
-from analysis.common.grounding_batches import BatchCheck, batch_notes, batch_summary, evaluate_images
-from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
-from analysis.common.grounding_scoring import evaluate_image, summarize
-from analysis.common.identity import run_identity
-from analysis.common.leaderboard import board_text, reads_attention, split_view
-from analysis.common.model_setup import quantize_kwargs, study_numerics
-from analysis.common.parts import PartStore, read_parquet
-from analysis.common.prefill_args import prefill_record
-from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import methods_headline, table_notes, with_intervals
-from analysis.common.shards import Shards
-from analysis.common.study import llm_attn_record, portable_paths, read_json
+from analysis.common.grounding.grounding_batches import (
+    BatchCheck,
+    batch_notes,
+    batch_summary,
+    evaluate_images,
+)
+from analysis.common.grounding.grounding_runs import Run, clip_record, plan, run_keys
+from analysis.common.grounding.grounding_scoring import evaluate_image, summarize
+from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
+from analysis.common.options.prefill_args import prefill_record
+from analysis.common.presentation.caveats import null_results
+from analysis.common.presentation.degenerate import warn_if_degenerate
+from analysis.common.presentation.screen import methods_headline, table_notes, with_intervals
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import run_identity
+from analysis.common.runs.parts import PartStore, read_parquet
+from analysis.common.runs.run_record import run_record, torch_thread_count
+from analysis.common.runs.shards import Shards
+from analysis.common.runs.study import llm_attn_record, portable_paths, read_json
+from analysis.common.stats.leaderboard import board_text, reads_attention, split_view
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics, with_loyalty
 from litelvlm.budget import Budget
@@ -139,7 +144,8 @@ def load_grounding(results_dir: str | Path) -> dict:
             "difference": diff, "config": configs}
 
 
-# -- resumable parts (analysis.common.parts) ---------------------------------------------------------------
+# -- resumable parts (analysis.common.runs.parts)
+# ---------------------------------------------------------------
 def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple[str, int]] | None = None,
                 num_layers: int | None = None, model: ResolvedModel | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -366,5 +372,5 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
         run_pending(), flush()
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = GroundingArgs

@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from analysis.common.caveats import null_results
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.smoke_inputs import coco128_dir
+from analysis.common.presentation.caveats import null_results
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import coco128_dir
+from analysis.common.runs.command import Screen
 from analysis.grounding import plots
 from analysis.grounding.command import run
 from analysis.grounding.compute import load_grounding
@@ -65,8 +65,8 @@ def read_protocol_pair(folders: list[Path]) -> dict:
 
 
 def grounding_notes(tables: dict, models: list) -> list[str]:
-    """The null results of each protocol's summary (:func:`analysis.common.caveats.null_results` on cIoU and
-    gIoU), each line naming its protocol."""
+    """The null results of each protocol's summary (:func:`analysis.common.presentation.caveats.null_results`
+    on cIoU and gIoU), each line naming its protocol."""
     summary = tables["summary"]
     found = []
     for protocol in summary["protocol"].unique() if "protocol" in summary else [None]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.defaults import GROUNDING_BUDGETS
-from analysis.common.family_text import merged_grid_names, official_protocol_families
-from analysis.common.model_args import ModelDataArgs, positions_arg
-from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
+from analysis.common.options.defaults import GROUNDING_BUDGETS
+from analysis.common.options.model_args import ModelDataArgs, positions_arg
+from analysis.common.options.prefill_args import PrefillArgs, check_prefill, resolve_prefill
+from analysis.common.presentation.family_text import merged_grid_names, official_protocol_families
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.models.families import check_budgets_fit, check_hub_model, check_image_resize
@@ -121,5 +121,5 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
     return methods, a.budgets
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = GroundingArgs

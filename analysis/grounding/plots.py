@@ -1,21 +1,28 @@
 """Grounding figures: cIoU / gIoU against the visual-token budget, one line per method with its 95% bootstrap
 interval (``summary.csv``'s ``_lo``/``_hi``, where present), the unpruned model as a reference line with its
 interval as a band, the ``official`` and ``per-expression`` protocols side by side, and the claims table
-(:func:`~analysis.common.stat_plots.plot_claims_table`)."""
+(:func:`~analysis.common.presentation.stat_plots.plot_claims_table`)."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis.common.stat_plots import (
+from analysis.common.presentation.stat_plots import (
     draw_interval,
     few_units_note,
     plot_claims_table,
     reference_band,
     spread,
 )
-from analysis.common.style import apply_style, budget_axis, figsize, method_colors, method_label, method_style
+from analysis.common.presentation.style import (
+    apply_style,
+    budget_axis,
+    figsize,
+    method_colors,
+    method_label,
+    method_style,
+)
 from litelvlm.methods import BASELINE
 
 __all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference", "plot_claims_table"]

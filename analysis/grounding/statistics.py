@@ -1,4 +1,5 @@
-"""``eval-grounding``'s intervals, paired comparisons and claims (:mod:`analysis.common.accuracy_stats`).
+"""``eval-grounding``'s intervals, paired comparisons and claims
+(:mod:`analysis.common.stats.accuracy_stats`).
 
 IMAGES are resampled under both protocols, each with all its rows: under ``official`` an image's sampled
 sentences share one prompt (and LiteLVLM's selection); under ``per-expression`` every sentence has its own
@@ -8,7 +9,7 @@ say the unit (``unit`` in ``summary.csv`` and ``comparisons.csv``). Each metric 
 resample from the resampled units' rows: cIoU = sum(I) / (sum(U) + 1e-10) as a ratio of sums (never a mean of
 per-expression IoUs), gIoU the mean IoU; a family's own metric likewise (UniPixel: ``eval_refcoco.py``'s cIoU
 without epsilon, gIoU, box accuracy, a hit rate whose interval is Clopper-Pearson's:
-:mod:`analysis.common.proportion`).
+:mod:`analysis.common.stats.proportion`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.common import accuracy_stats as acc
-from analysis.common import leaderboard as lb
-from analysis.common.bootstrap import UnitStat, unit_stat
-from analysis.common.study import read_json
+from analysis.common.runs.study import read_json
+from analysis.common.stats import accuracy_stats as acc
+from analysis.common.stats import leaderboard as lb
+from analysis.common.stats.bootstrap import UnitStat, unit_stat
 from litelvlm.models.provenance import mark_weights, run_weights_kind
 from litelvlm.runs.io import write_csv
 
@@ -108,8 +109,8 @@ EXPRESSION_KEYS = ["image_id", "ref_id", "sent_id", "turn"]
 
 def with_loyalty(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with each row's ``loyalty``, the IoU of its mask with the unpruned model's for the same
-    expression (:func:`analysis.common.leaderboard.loyalty_values`; only where the run holds ``none`` and
-    every row its mask), the masks themselves (``pred_rle``, kept in the parts) left out."""
+    expression (:func:`analysis.common.stats.leaderboard.loyalty_values`; only where the run holds
+    ``none`` and every row its mask), the masks themselves (``pred_rle``, kept in the parts) left out."""
     values = lb.loyalty_values(rows, EXPRESSION_KEYS)
     if values is None and lb.PRED_RLE in rows and rows[lb.PRED_RLE].notna().any():
         log.warning("eval-grounding: some rows lack their masks (parts of an earlier version): no loyalty "
@@ -120,7 +121,8 @@ def with_loyalty(rows: pd.DataFrame) -> pd.DataFrame:
 
 def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config: dict,
                    reads: dict | None = None) -> pd.DataFrame:
-    """``summary`` with its intervals and the leaderboard's columns (:mod:`analysis.common.leaderboard`;
+    """``summary`` with its intervals and the leaderboard's columns
+    (:mod:`analysis.common.stats.leaderboard`;
     ``reads``: {method: reads LLM attention weights}); writes ``comparisons.csv`` and ``claims.csv`` beside
     it (``--n-boot`` replicates drawn with ``--boot-seed``, by default ``--seed``, from ``config``)."""
     n_boot, seed = int(config.get("n_boot", 1000)), boot_seed(config)

@@ -1,6 +1,6 @@
 """Aggregates of per-sentence agreement statistics, with 95% bootstrap CIs over images.
 
-The bootstrap and the mask-area bins are the project's shared ones (``analysis.common.stats``:
+The bootstrap and the mask-area bins are the project's shared ones (``analysis.common.stats.stats``:
 images are resampled, not rows).
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis.common.stats import AREA_BIN_EDGES, area_bins, bootstrap_ci
+from analysis.common.stats.stats import AREA_BIN_EDGES, area_bins, bootstrap_ci
 
 __all__ = ["AREA_BIN_EDGES", "area_bins", "bootstrap_ci", "summarize"]
 

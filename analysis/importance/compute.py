@@ -19,7 +19,7 @@ images, by LLM layer and by mask-area bin, ``area_bin == "all"`` for every area)
 sentences, for heat maps), ``OUT/images/`` (the image region their visual tokens cover),
 ``OUT/visual_tokens.csv`` (each image's N and token grid), ``OUT/config.json``. A family that pairs no CLIP
 with its visual tokens (UniPixel today) has no CLIP signals: its rows compare the ``--method-signals``.
-Per-image results are written as parts under ``OUT/parts/`` (``analysis.common.parts``); a re-run resumes
+Per-image results are written as parts under ``OUT/parts/`` (``analysis.common.runs.parts``); a re-run resumes
 from them.
 """
 
@@ -36,16 +36,16 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from analysis.common.command import Screen
-from analysis.common.defaults import DEFAULT_KS
-from analysis.common.grounding_runs import clip_record
-from analysis.common.identity import run_identity
-from analysis.common.model_setup import quantize_kwargs, study_numerics
-from analysis.common.parts import PartStore, read_parquet
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import estimate
-from analysis.common.study import portable_paths, read_json
+from analysis.common.grounding.grounding_runs import clip_record
+from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
+from analysis.common.options.defaults import DEFAULT_KS
+from analysis.common.presentation.screen import estimate
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import run_identity
+from analysis.common.runs.parts import PartStore, read_parquet
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_record import run_record, torch_thread_count
+from analysis.common.runs.study import portable_paths, read_json
 from analysis.importance.aggregate import area_bins, summarize
 from analysis.importance.correlation import compare
 from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args

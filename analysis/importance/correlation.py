@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from analysis.common.defaults import DEFAULT_KS
+from analysis.common.options.defaults import DEFAULT_KS
 
 
 def _as_numpy(x: np.ndarray | torch.Tensor | Sequence[float]) -> np.ndarray:

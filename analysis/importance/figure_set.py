@@ -9,12 +9,12 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.grounding_runs import plan
-from analysis.common.grounding_scoring import evaluate_image, summarize
-from analysis.common.smoke_inputs import coco128_dir
-from analysis.common.study import resolve_config_path
+from analysis.common.grounding.grounding_runs import plan
+from analysis.common.grounding.grounding_scoring import evaluate_image, summarize
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import coco128_dir
+from analysis.common.runs.command import Screen
+from analysis.common.runs.study import resolve_config_path
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
 from analysis.importance.compute import ImportanceArgs, load_importance, run_importance

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.model_args import ModelDataArgs
+from analysis.common.options.model_args import ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
@@ -89,5 +89,5 @@ def check_method_signals(names: list[str]) -> None:
                             f"choose from {', '.join(ranking_methods())}")
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = ImportanceArgs

@@ -8,7 +8,14 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
-from analysis.common.style import LITELVLM_STYLE, baseline, figsize, figure, method_style, palette
+from analysis.common.presentation.style import (
+    LITELVLM_STYLE,
+    baseline,
+    figsize,
+    figure,
+    method_style,
+    palette,
+)
 from analysis.importance.options import GRADIENT_SIGNALS
 from litelvlm.methods import TABLE, get_method
 

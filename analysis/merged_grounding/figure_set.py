@@ -8,9 +8,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.smoke_inputs import coco128_dir
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import coco128_dir
+from analysis.common.runs.command import Screen
 from analysis.grounding import GroundingArgs, plots, run
 from analysis.grounding.figure_set import SMOKE_BUDGETS, SMOKE_METHODS, grounding_notes, read_grounding
 from litelvlm.data.fixtures import write_tiny_refer

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.smoke_inputs import coco128_dir
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import coco128_dir
+from analysis.common.runs.command import Screen
 from analysis.grounding import GroundingArgs, run
 from analysis.paired import plots
 from litelvlm.data.fixtures import write_tiny_refer
@@ -65,7 +65,7 @@ FIGURE_SET = FigureSet(
                 "exactly where the bar leaves 0 (Holm's adjustment is in `comparisons.csv`; each results "
                 "folder drawn on its own).",
     command="litelvlm eval-grounding / eval-video",
-    requires=("analysis.common.accuracy_stats", "analysis.paired.plots"),
+    requires=("analysis.common.stats.accuracy_stats", "analysis.paired.plots"),
     subdir="paired", make_smoke=smoke_paired, read=read_paired, draw=draw_paired,
     smoke_note=f"`litelvlm eval-grounding` (official protocol) with the random-weight `{DEFAULT_MODEL}` "
                f"{card_of(DEFAULT_MODEL).display_name} on three COCO-128 images (a synthetic REFER folder "

@@ -5,8 +5,9 @@ run them across the GPUs of one node, resumably, into one results tree
 
 One command per (model, dataset, split) runs every method and budget of that table: ``eval-grounding`` (or
 ``eval-video``) shards the images across the processes and resumes from its finished parts, so a stopped
-command is simply started again. The calibration times the per-image work of ``eval-grounding`` itself
-(:func:`analysis.common.grounding_scoring.evaluate_image` on the family's pipeline, loaded once per model) on
+    command is simply started again. The calibration times the per-image work of ``eval-grounding`` itself
+    (:func:`analysis.common.grounding.grounding_scoring.evaluate_image` on the family's pipeline, loaded once
+    per model) on
 the first images of the first split found, after one untimed warm-up image, and extrapolates: a run's estimate
 is its seconds per image times the split's images over ``--gpus``, labelled EXTRAPOLATED with the
 calibration's n. Model loading, the statistics and the writing of the tables are not in it. Video runs
@@ -26,10 +27,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.grounding_runs import method_options, plan
-from analysis.common.grounding_scoring import evaluate_image, image_prompts, output_rows
-from analysis.common.model_setup import study_numerics
-from analysis.common.run_folder import RunFolder
+from analysis.common.grounding.grounding_runs import method_options, plan
+from analysis.common.grounding.grounding_scoring import evaluate_image, image_prompts, output_rows
+from analysis.common.grounding.model_setup import study_numerics
+from analysis.common.runs.run_folder import RunFolder
 from analysis.grounding import GroundingArgs
 from analysis.plan.layouts import Split, find_layouts
 from analysis.plan.options import PlanArgs, check_args

@@ -11,7 +11,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from analysis.common.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
+from analysis.common.options.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
@@ -113,5 +113,5 @@ def check_args(a: PlanArgs) -> tuple[list[str], list[str], list[str]]:
     return dirs, models, [BASELINE, *dict.fromkeys(m for m in methods if not is_baseline(m))]
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = PlanArgs

@@ -1,11 +1,10 @@
-"""``litelvlm positions``, the command layer (:func:`analysis.common.command.study_run`): the options checked
-(``options``, light), then the heavy modules imported to compute.
-From code: ``from analysis.positions import PositionsArgs, run``; ``run(PositionsArgs(refer_dir=...,
-out=...))``."""
+"""``litelvlm positions``, the command layer (:func:`analysis.common.runs.command.study_run`): the options
+checked (``options``, light), then the heavy modules imported to compute. From code: ``from analysis.positions
+import PositionsArgs, run``; ``run(PositionsArgs(refer_dir=..., out=...))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import check_image_resize_option, check_same_out, study_run, with_quiet
+from analysis.common.runs.command import check_image_resize_option, check_same_out, study_run, with_quiet
 from analysis.positions.options import ARGS, PositionsArgs, check_args
 from analysis.positions.options import add_arguments as study_arguments
 

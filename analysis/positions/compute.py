@@ -24,8 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.command import Screen
-from analysis.common.grounding_runs import (
+from analysis.common.grounding.grounding_runs import (
     Run,
     clip_record,
     method_options,
@@ -34,12 +33,13 @@ from analysis.common.grounding_runs import (
     prompt_records,
     run_keys,
 )
-from analysis.common.identity import run_identity
-from analysis.common.model_setup import quantize_kwargs, study_numerics
-from analysis.common.parts import PartStore
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_record import run_record
-from analysis.common.study import portable_paths
+from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import run_identity
+from analysis.common.runs.parts import PartStore
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_record import run_record
+from analysis.common.runs.study import portable_paths
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError

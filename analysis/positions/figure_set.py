@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.smoke_inputs import coco128_dir
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import coco128_dir
+from analysis.common.runs.command import Screen
 from analysis.positions import PositionsArgs, plots, run
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.models.families import DEFAULT_MODEL, card_of

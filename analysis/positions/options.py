@@ -2,7 +2,7 @@
 
 The position switch on the sample image (this project's study, after the GAP paper's argument, arXiv
 2506.21873, and FocusUI's PosPad): every method at every budget under each rule of ``--positions``
-(:data:`analysis.common.model_args.POSITION_RULES`) it can run: its kept tokens at their original RoPE
+(:data:`analysis.common.options.model_args.POSITION_RULES`) it can run: its kept tokens at their original RoPE
 positions (``keep``), renumbered (``renumber``) and with one marker per run of dropped tokens (``pad``), and
 what that does to the [SEG] states and the masks.
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.defaults import POSITIONS_BUDGETS
-from analysis.common.family_text import official_protocol_families
-from analysis.common.model_args import ModelDataArgs
+from analysis.common.options.defaults import POSITIONS_BUDGETS
+from analysis.common.options.model_args import ModelDataArgs
+from analysis.common.presentation.family_text import official_protocol_families
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.methods import TABLE, describe
@@ -67,5 +67,5 @@ def check_args(a: PositionsArgs) -> tuple[list[str], list[Budget]]:
     return methods, a.budgets
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = PositionsArgs

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.common.style import METHOD_ORDER, figure, method_label, method_style
+from analysis.common.presentation.style import METHOD_ORDER, figure, method_label, method_style
 
 #: each rule's bar in the mask panel: (column of its mask IoU with all N tokens, label, alpha, hatch)
 RULE_BARS = (("mask_iou_keep_none", "keep", 1.0, ""), ("mask_iou_renumber_none", "renumber", 0.45, ""),

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.smoke_inputs import coco128_dir
-from analysis.common.study import read_json
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import coco128_dir
+from analysis.common.runs.command import Screen
+from analysis.common.runs.study import read_json
 from analysis.quantization import plots
 from analysis.validate import ValidateArgs, run
 from litelvlm.budget import Budget

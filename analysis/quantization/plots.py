@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.common.style import baseline, budget_axis, figure, palette
+from analysis.common.presentation.style import baseline, budget_axis, figure, palette
 
 #: precisions in drawing order, with their legend names (``{dtype}``: the run's recorded ``model_dtype``)
 PRECISIONS = {"none": "{dtype} (not quantized)", "int8": "int8 decoder layers", "nf4": "nf4 decoder layers"}

@@ -1,10 +1,10 @@
-"""``litelvlm retention``, the command layer (:func:`analysis.common.command.study_run`): the options checked
-(``options``, light), then the heavy modules imported to compute.
-From code: ``from analysis.retention import RetentionArgs, run``; ``run(RetentionArgs(out=...))``."""
+"""``litelvlm retention``, the command layer (:func:`analysis.common.runs.command.study_run`): the options
+checked (``options``, light), then the heavy modules imported to compute. From code: ``from analysis.retention
+import RetentionArgs, run``; ``run(RetentionArgs(out=...))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import study_run, with_quiet
+from analysis.common.runs.command import study_run, with_quiet
 from analysis.retention.options import ARGS, RetentionArgs, check_args
 from analysis.retention.options import add_arguments as study_arguments
 

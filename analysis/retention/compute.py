@@ -28,12 +28,12 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
-from analysis.common.command import Screen
-from analysis.common.identity import CLIP_FAMILY, run_identity
-from analysis.common.parts import read_parquet
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.study import portable_paths, read_json
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import CLIP_FAMILY, run_identity
+from analysis.common.runs.parts import read_parquet
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_record import run_record, torch_thread_count
+from analysis.common.runs.study import portable_paths, read_json
 from analysis.retention.options import RetentionArgs, model_family
 from analysis.retention.parts import selection_parts
 from analysis.retention.pipeline import family_methods, family_tables

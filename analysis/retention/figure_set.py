@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.smoke_inputs import SMOKE_MODEL, coco128_dir
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import SMOKE_MODEL, coco128_dir
+from analysis.common.runs.command import Screen
 from analysis.retention import plots
 from analysis.retention.compute import RetentionArgs, load_retention, run_retention
 

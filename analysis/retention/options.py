@@ -10,9 +10,9 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common.defaults import RETENTION_BUDGETS
-from analysis.common.family_text import paper_family
-from analysis.common.study import check_same_model
+from analysis.common.options.defaults import RETENTION_BUDGETS
+from analysis.common.presentation.family_text import paper_family
+from analysis.common.runs.study import check_same_model
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared
 from litelvlm.errors import LiteLVLMError
@@ -103,5 +103,5 @@ def check_args(a: RetentionArgs) -> None:
     check_image_resize(a.image_resize, a.model)   # a family with a resize of its own, before anything loads
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = RetentionArgs

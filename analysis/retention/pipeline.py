@@ -3,8 +3,9 @@ which of the family's visual tokens every method the family runs keeps, at each 
 
 Asked of the family contract and the methods' declarations only: the methods a family cannot run are refused
 before anything is written (``GroundingPipeline.method_error``); the budgets are planned per image against its
-own N (``analysis.common.grounding_runs.plan``: the baseline keeps all of an image's N, ``Budget.ALL``,
-written 0; a budget above N is skipped with a warning); what each kept token is comes from the method's
+own N (``analysis.common.grounding.grounding_runs.plan``: the baseline keeps all of an image's N,
+``Budget.ALL``, written 0; a budget above N is skipped with a warning); what each kept token is comes from the
+method's
 ``Selection`` (``parts``, ``scores``, ``prune_layer``) and its ``Method.stage``, never from its name. A family
 that asks one expression per prompt (``sentences_per_prompt == 1``, UniPixel) selects for each expression
 alone; otherwise the image's expressions share one prompt, as the CLIP tables do.
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.common.grounding_runs import Run, image_runs, plan
+from analysis.common.grounding.grounding_runs import Run, image_runs, plan
 from analysis.retention.parts import selection_parts
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError

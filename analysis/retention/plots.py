@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from analysis.common.style import apply_style, figsize, method_label, palette
+from analysis.common.presentation.style import apply_style, figsize, method_label, palette
 
 __all__ = ["PART_ORDER", "part_colors", "token_overlay", "plot_token_parts", "plot_retention_stages",
            "plot_retention_grid"]

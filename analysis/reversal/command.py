@@ -1,10 +1,11 @@
-"""``litelvlm reversal``, the command layer (:func:`analysis.common.command.study_run`): the options checked
-(``options``, light), then the heavy module of the chosen path imported (a video, the LLM's space, or CLIP's).
-From code: ``from analysis.reversal import ReversalArgs, run``; ``run(ReversalArgs(out=..., model=...))``."""
+"""``litelvlm reversal``, the command layer (:func:`analysis.common.runs.command.study_run`): the options
+checked (``options``, light), then the heavy module of the chosen path imported (a video, the LLM's space, or
+CLIP's). From code: ``from analysis.reversal import ReversalArgs, run``; ``run(ReversalArgs(out=...,
+model=...))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import study_run, with_quiet
+from analysis.common.runs.command import study_run, with_quiet
 from analysis.reversal.options import ARGS, ReversalArgs, check_args
 from analysis.reversal.options import add_arguments as study_arguments
 

@@ -1,5 +1,5 @@
 """Study 1, ``litelvlm reversal``: the run and its outputs (the measurement itself, shared with ``sink``, is
-:mod:`analysis.common.clip_reversal`).
+:mod:`analysis.common.measures.clip_reversal`).
 
 For every sentence and requested vision layer, the similarity ``s_i`` of each patch token
 (projected into the joint space) with the sentence's ``text_embeds`` is compared with the
@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from analysis.common.clip_reversal import (
+from analysis.common.measures.clip_reversal import (
     load_records,
     prompts_for,
     resolve_layers,
@@ -32,14 +32,14 @@ from analysis.common.clip_reversal import (
     summarise_reversal,
     vision_num_layers,
 )
-from analysis.common.command import Screen
-from analysis.common.features_cache import cached_text_embeds
-from analysis.common.identity import CLIP_FAMILY, run_identity
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import counts_text, estimate
-from analysis.common.stats import ci_text
-from analysis.common.study import portable_paths
+from analysis.common.presentation.screen import counts_text, estimate
+from analysis.common.runs.command import Screen
+from analysis.common.runs.features_cache import cached_text_embeds
+from analysis.common.runs.identity import CLIP_FAMILY, run_identity
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_record import run_record, torch_thread_count
+from analysis.common.runs.study import portable_paths
+from analysis.common.stats.stats import ci_text
 from analysis.reversal.options import ReversalArgs
 from litelvlm.clip import load_clip
 from litelvlm.data.refer import ReferRecord

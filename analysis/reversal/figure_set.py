@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.common import style
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.merged_grid import CLIP_GRID, merged_params
-from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
-from analysis.common.study import read_json, resolve_config_path
+from analysis.common.measures.merged_grid import CLIP_GRID, merged_params
+from analysis.common.presentation import style
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.common.runs.command import Screen
+from analysis.common.runs.study import read_json, resolve_config_path
 from analysis.reversal import ReversalArgs, command, plots
 from litelvlm.clip.traces import Geometry
 from litelvlm.data.geometry import transform_params

@@ -6,9 +6,9 @@ sentence, the relevance of each merged token to the prompt's instruction
 (:func:`litelvlm.llm.relevance.prompt_relevance`: the cosine of the merged tokens, UniPixel's LLM input
 embeddings, with the mean instruction-token embedding of the protocol's prompt, as OpenVINO's CDPruner port
 scores Qwen tokens; min-max normalised, which keeps the order) is compared with the referent mask on the
-merged grid (:func:`analysis.common.merged_grid.merged_coverage`), by the study's metrics
-(:func:`analysis.common.clip_reversal.reversal_metrics`). No CLIP is loaded; the one "layer" is the LLM input,
-recorded as layer 0.
+merged grid (:func:`analysis.common.measures.merged_grid.merged_coverage`), by the study's metrics
+(:func:`analysis.common.measures.clip_reversal.reversal_metrics`). No CLIP is loaded; the one "layer" is the
+LLM input, recorded as layer 0.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.clip_reversal import load_records, reversal_metrics, summarise_reversal
-from analysis.common.command import Screen
-from analysis.common.identity import run_identity
-from analysis.common.merged_grid import grid_protocol, merged_coverage
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.study import portable_paths
+from analysis.common.measures.clip_reversal import load_records, reversal_metrics, summarise_reversal
+from analysis.common.measures.merged_grid import grid_protocol, merged_coverage
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import run_identity
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_record import run_record, torch_thread_count
+from analysis.common.runs.study import portable_paths
 from analysis.reversal.compute import reversal_headline
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError

@@ -10,8 +10,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common.clip_args import ClipStudyArgs, check_clip_study
-from analysis.common.family_text import CLIP_GRID, merged_grid_families
+from analysis.common.options.clip_args import ClipStudyArgs, check_clip_study
+from analysis.common.presentation.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.models.families import card
@@ -19,7 +19,7 @@ from litelvlm.refer_layout import check_refer_folder
 from litelvlm.shared_options import out_option
 
 #: the grids the reversal is measured on: CLIP's own patches, or a family's merged Qwen2.5-VL tokens (the
-#: families whose card declares a merged grid, :mod:`analysis.common.merged_grid`)
+#: families whose card declares a merged grid, :mod:`analysis.common.measures.merged_grid`)
 GRIDS = (CLIP_GRID, *merged_grid_families())
 #: where the similarity is measured: CLIP's joint space, or the LLM input space of a model of the ``--grid``
 #: family (:mod:`analysis.reversal.llm_space`)
@@ -29,7 +29,7 @@ SPACES = (CLIP_SPACE := "clip", "llm")
 @dataclass
 class ReversalArgs(ClipStudyArgs):
     """The options of one ``reversal`` run (the shared ones in
-    :class:`~analysis.common.clip_args.ClipStudyArgs`)."""
+    :class:`~analysis.common.options.clip_args.ClipStudyArgs`)."""
 
     out: str = out_option("output folder (reversal.parquet, summary.csv, config.json)")
     save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "
@@ -86,5 +86,5 @@ def check_args(a: ReversalArgs) -> None:
         check_refer_folder(a.refer_dir, a.dataset, a.split_by, instances=not a.coco_instances)
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = ReversalArgs

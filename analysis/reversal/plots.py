@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from analysis.common.style import apply_style, fig_ax, figsize, palette
+from analysis.common.presentation.style import apply_style, fig_ax, figsize, palette
 
 __all__ = ["model_input_view", "plot_similarity_map", "plot_auroc_by_layer", "plot_reversal_breakdown"]
 

@@ -4,8 +4,8 @@
 Every frame of every expression is one "sentence" of the image study: the frame is the image, the expression
 the text, the expression's ground-truth mask on that frame (the union over its objects) the referent; the same
 CLIP similarity, the same exclusions (a frame where the object is absent or cut by the crop is excluded and
-counted) and the same statistics (:func:`analysis.common.clip_reversal.run_study`,
-:func:`~analysis.common.clip_reversal.summarise_reversal`). The ids are stable hashes of the names
+counted) and the same statistics (:func:`analysis.common.measures.clip_reversal.run_study`,
+:func:`~analysis.common.measures.clip_reversal.summarise_reversal`). The ids are stable hashes of the names
 (``image_id`` of video/frame, ``ann_id`` of video/objects, ``ref_id`` of video/expression, ``sent_id`` of the
 three), ``category`` is the video (so the summary's ``category`` breakdown is per video), and
 ``reversal.parquet`` gains ``video``, ``frame``, ``frame_index`` and ``exp_id``. This project's study option
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.common.clip_reversal import prompts_for, resolve_layers, vision_num_layers
-from analysis.common.command import Screen
-from analysis.common.run_folder import RunFolder
+from analysis.common.measures.clip_reversal import prompts_for, resolve_layers, vision_num_layers
+from analysis.common.runs.command import Screen
+from analysis.common.runs.run_folder import RunFolder
 from analysis.reversal.compute import OPTIONAL_OUTPUTS, _run_locked
 from litelvlm.clip import load_clip
 from litelvlm.data.refer import ReferRecord

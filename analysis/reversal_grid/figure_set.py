@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.common import style
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.merged_grid import CLIP_GRID, merged_grid_families
-from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.common.measures.merged_grid import CLIP_GRID, merged_grid_families
+from analysis.common.presentation import style
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.presentation.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.common.runs.command import Screen
 from analysis.reversal import ReversalArgs, plots, run
 from analysis.reversal.figure_set import grid_run, read_reversal
 from litelvlm.models.families import card

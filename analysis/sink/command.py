@@ -1,10 +1,10 @@
-"""``litelvlm sink``, the command layer (:func:`analysis.common.command.study_run`): the options checked
+"""``litelvlm sink``, the command layer (:func:`analysis.common.runs.command.study_run`): the options checked
 (``options``, light), then the heavy modules imported to compute.
 From code: ``from analysis.sink import SinkArgs, run``; ``run(SinkArgs(out=..., refer_dir=...))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import study_run, with_quiet
+from analysis.common.runs.command import study_run, with_quiet
 from analysis.sink.options import ARGS, SinkArgs, check_args
 from analysis.sink.options import add_arguments as study_arguments
 

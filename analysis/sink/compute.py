@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.clip_reversal import (
+from analysis.common.measures.clip_reversal import (
     load_records,
     prompts_for,
     resolve_layers,
@@ -37,13 +37,13 @@ from analysis.common.clip_reversal import (
     template_text,
     vision_num_layers,
 )
-from analysis.common.command import Screen
-from analysis.common.identity import CLIP_FAMILY, run_identity
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import estimate
-from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
-from analysis.common.study import portable_paths
+from analysis.common.presentation.screen import estimate
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import CLIP_FAMILY, run_identity
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_record import run_record, torch_thread_count
+from analysis.common.runs.study import portable_paths
+from analysis.common.stats.stats import bootstrap_ci, ci_text, wilcoxon_paired
 from analysis.sink.options import SinkArgs
 from analysis.sink.text_ablation import content_mean_embeds, rerun_text_tower
 from litelvlm.clip import load_clip
@@ -218,7 +218,7 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
     """(texts, meta rows, records or None) from --expressions or a REFER / COCO source."""
     if a.expressions:
         exprs = load_expressions(a.expressions)
-        if a.limit_sentences is not None:   # >= 1: its declaration (analysis.common.clip_args)
+        if a.limit_sentences is not None:   # >= 1: its declaration (analysis.common.options.clip_args)
             exprs = exprs[:a.limit_sentences]
         if not exprs:
             raise LiteLVLMError(f"{a.expressions!r} holds no expressions")

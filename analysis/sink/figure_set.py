@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet, figure_set_dir
-from analysis.common.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.common.presentation.figure_set import FigureSet, figure_set_dir
+from analysis.common.presentation.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.common.runs.command import Screen
 from analysis.sink import SinkArgs, plots, run
 
 

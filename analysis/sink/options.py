@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.clip_args import ClipStudyArgs, check_clip_study
+from analysis.common.options.clip_args import ClipStudyArgs, check_clip_study
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.refer_layout import check_refer_folder
@@ -19,7 +19,7 @@ from litelvlm.shared_options import out_option
 @dataclass
 class SinkArgs(ClipStudyArgs):
     """The options of one ``sink`` run: the text-side ones here, the shared ones (the image options are
-    those of the ablation) in :class:`~analysis.common.clip_args.ClipStudyArgs`."""
+    those of the ablation) in :class:`~analysis.common.options.clip_args.ClipStudyArgs`."""
 
     out: str = out_option("output folder (sink.parquet, summary.csv, config.json)")
     expressions: str = arg(None, help="a text-only expressions JSON ({'items': [{'text': ...}]}), "
@@ -46,5 +46,5 @@ def check_args(a: SinkArgs) -> None:
         check_refer_folder(a.refer_dir, a.dataset, a.split_by, instances=not a.coco_instances)
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = SinkArgs

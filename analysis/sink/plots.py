@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.common.style import fig_ax, palette
+from analysis.common.presentation.style import fig_ax, palette
 
 __all__ = ["plot_sink_heatmap", "plot_eos_attention_example", "plot_ablation_bars"]
 

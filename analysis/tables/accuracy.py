@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.run_tree import Run
+from analysis.common.runs.run_tree import Run
 from analysis.tables import caption as cap
 from analysis.tables import leaderboard as board
 from analysis.tables.render import Table

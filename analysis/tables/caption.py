@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from analysis.common.run_tree import Run
+from analysis.common.runs.run_tree import Run
 from litelvlm.models.families import card, family_names
 
-#: what a caption says of each kind of weights an identity records (:data:`analysis.common.identity.WEIGHTS`)
+#: what a caption says of each kind of weights an identity records
+#: (:data:`analysis.common.runs.identity.WEIGHTS`)
 WEIGHTS_TEXT = {
     "random": "RANDOM WEIGHTS: the numbers exercise the pipeline, they are not findings",
     "toy": "TOY WEIGHTS (trained here on synthetic scenes): not the paper's model, the numbers are not "

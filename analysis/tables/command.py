@@ -1,9 +1,9 @@
 """``litelvlm tables``, the command layer: the options checked (``options``, light), then the reading and
-writing imported (``compute``: pandas) by :func:`analysis.common.command.study_run`."""
+writing imported (``compute``: pandas) by :func:`analysis.common.runs.command.study_run`."""
 
 from __future__ import annotations
 
-from analysis.common.command import study_run
+from analysis.common.runs.command import study_run
 from analysis.tables.options import TablesArgs, add_arguments, check_args
 
 ARGS = TablesArgs

@@ -1,11 +1,13 @@
 """``litelvlm tables``, the writing (after the checks of :mod:`analysis.tables.options`): the paper's tables
 from a results tree, each as Markdown, LaTeX (booktabs) and CSV.
 
-The tree is walked once (:func:`analysis.common.run_tree.find_runs`, the walk ``litelvlm figures --results``
-makes): every run folder whose ``config.json`` records its study. Each run of a study a table reads gives one
-table (:data:`KINDS`): ``eval-grounding`` the grounding table (:mod:`analysis.tables.accuracy`),
+The tree is walked once (:func:`analysis.common.runs.run_tree.find_runs`, the walk ``litelvlm figures
+--results`` makes): every run folder whose ``config.json`` records its study. Each run of a study a table
+reads gives one table (:data:`KINDS`): ``eval-grounding`` the grounding table
+(:mod:`analysis.tables.accuracy`),
 ``efficiency`` and ``validate`` the efficiency table (:mod:`analysis.tables.efficiency`), ``eval-video`` the
-video table. A file is named ``<table>_<family>-<model>`` (:func:`~analysis.common.identity.identity_tag`);
+    video table. A file is named ``<table>_<family>-<model>``
+    (:func:`~analysis.common.runs.identity.identity_tag`);
 where two runs would share a name, each adds its folder under the tree. A kind without runs is said in one
 line; a run that cannot be read is skipped with one line naming its folder and the reason; a tree that gives
 no table is an error (exit 2, nothing written). Tables of an earlier run of ``tables`` on the same ``--out``
@@ -22,11 +24,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from analysis.common import run_tree
-from analysis.common.command import Screen
-from analysis.common.identity import identity_tag
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_tree import NO_RUN, Run, find_runs
+from analysis.common.runs import run_tree
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import identity_tag
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_tree import NO_RUN, Run, find_runs
 from analysis.tables.accuracy import GROUNDING, VIDEO, accuracy_table
 from analysis.tables.efficiency import efficiency_table
 from analysis.tables.options import TablesArgs

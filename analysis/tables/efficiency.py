@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.run_tree import Run
+from analysis.common.runs.run_tree import Run
 from analysis.tables import caption as cap
 from analysis.tables.accuracy import budget_text, ordered
 from analysis.tables.render import Table

@@ -1,6 +1,6 @@
 """The leaderboard columns of an accuracy table (``litelvlm tables``), where the run's ``summary.csv`` holds
-them (:mod:`analysis.common.leaderboard`; a run without them gives its table as before): loyalty to the
-unpruned model with its interval, the layer-averaged visual tokens, the difference from ``random`` and
+them (:mod:`analysis.common.stats.leaderboard`; a run without them gives its table as before): loyalty
+to the unpruned model with its interval, the layer-averaged visual tokens, the difference from ``random`` and
 ``downsample`` at the same budget in the table's lead metric with the paired test's p, whether the method
 reads LLM attention weights, and the pruning step's median time. The share of the unpruned model's figure is
 the table's own "% of none" column. Each shown column gets a short sentence in the caption.
@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from analysis.common import leaderboard as lb
+from analysis.common.stats import leaderboard as lb
 
 #: the fewest resampled units an interval is shown over (as the accuracy table)
 MIN_UNITS = 3

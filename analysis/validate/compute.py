@@ -32,16 +32,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.caveats import TIMING_KEY
-from analysis.common.degenerate import warn_if_degenerate
-from analysis.common.grounding_runs import clip_record, method_options, pick_image, prompt_records
-from analysis.common.identity import run_identity
-from analysis.common.model_setup import quantize_kwargs, study_numerics
-from analysis.common.parts import PartStore
-from analysis.common.run_folder import RunFolder
-from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.stage_plots import STAGE_FILES, STAGE_MS, stage_row, timing_record
-from analysis.common.study import llm_attn_record, portable_paths
+from analysis.common.grounding.grounding_runs import clip_record, method_options, pick_image, prompt_records
+from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
+from analysis.common.presentation.caveats import TIMING_KEY
+from analysis.common.presentation.degenerate import warn_if_degenerate
+from analysis.common.presentation.stage_plots import STAGE_FILES, STAGE_MS, stage_row, timing_record
+from analysis.common.runs.identity import run_identity
+from analysis.common.runs.parts import PartStore
+from analysis.common.runs.run_folder import RunFolder
+from analysis.common.runs.run_record import run_record, torch_thread_count
+from analysis.common.runs.study import llm_attn_record, portable_paths
 from analysis.validate import prefill as pf
 from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens

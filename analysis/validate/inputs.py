@@ -5,7 +5,8 @@
   range, before the image is prepared or anything is written; a video model's ``--arrangement`` given to its
   pipeline (refused for an image model);
 * :func:`plan_runs`: the (method, :class:`~litelvlm.budget.Budget`) runs planned against this image's N
-  (``analysis.common.grounding_runs.plan``; the baseline at all N; a budget above this image's N is skipped);
+  (``analysis.common.grounding.grounding_runs.plan``; the baseline at all N; a budget above this image's N is
+  skipped);
 * :func:`text_tokens`: the prompt's tokens that are not visual tokens (``layout(prepared, N)``).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from analysis.common.grounding_runs import Run, image_runs, plan
+from analysis.common.grounding.grounding_runs import Run, image_runs, plan
 from analysis.validate.video import use_arrangement
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list

@@ -9,7 +9,7 @@
 * prefill time: from the first decoder layer's start to the final norm's end (every LLM forward of the
   call: a method that prunes inside the LLM runs its layers in pieces, all of which count);
 * the paper's prefill time (``paper_prefill_ms``): the decoder-layer loop only, as the authors' compiled
-  code times it (:class:`analysis.common.layer_timer.LayerLoopTimer`: CUDA events on a GPU);
+  code times it (:class:`analysis.common.measures.layer_timer.LayerLoopTimer`: CUDA events on a GPU);
 * this project's reading of the paper's "CUDA time" (``cuda_time_reading_ms``): the whole call, timed the
   same way (CUDA events on a GPU, ``perf_counter`` on a CPU);
 * peak resident memory of the process during the call (sampled every 5 ms, ``/proc/self/statm``);
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from analysis.common.layer_timer import LayerLoopTimer
+from analysis.common.measures.layer_timer import LayerLoopTimer
 from litelvlm.machine.memory import LiveTensorBytes
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.paper_efficiency import PAPER_BY_METHOD
+from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD
 from litelvlm.methods import BASELINE, get_method, method_names
 
 #: the method whose memory the paper's claims are about (the paper's own)

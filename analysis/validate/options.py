@@ -10,10 +10,10 @@ import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from analysis.common.arrangements import VIDEO_ARRANGEMENTS
-from analysis.common.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
-from analysis.common.model_args import LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs, positions_arg
-from analysis.common.prefill_args import (
+from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
+from analysis.common.options.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
+from analysis.common.options.model_args import LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs, positions_arg
+from analysis.common.options.prefill_args import (
     CAPTURE_CHOICES,
     CAPTURE_HELP,
     PREFILL_HELP,
@@ -151,5 +151,5 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
     return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = ValidateArgs

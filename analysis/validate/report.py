@@ -10,8 +10,9 @@ Checks (each a column of ``checks.csv`` and a line of ``report.md``):
 
 Ratios (``ratios.csv``): prefill speedup (the paper's definition, the decoder-layer loop, and this project's),
 this project's reading of the paper's "CUDA time" and activation-memory reduction of every method at each
-budget against ``none``, beside the FLOPs-ideal prefill speedup of what runs (``analysis.common.flops``, no LM
-head) and the paper's LiteLVLM figures (GLaMM-7B on a GPU: prefill 166 -> 75 -> 54 ms, activations
+budget against ``none``, beside the FLOPs-ideal prefill speedup of what runs
+(``analysis.common.measures.flops``, no LM head) and the paper's LiteLVLM figures (GLaMM-7B on a GPU: prefill
+166 -> 75 -> 54 ms, activations
 0.81 -> 0.35 -> 0.21 GB at 576 / 192 / 64).
 """
 
@@ -24,12 +25,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from analysis.common.caveats import timing_caveat
-from analysis.common.device import device_name
-from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
-from analysis.common.markdown_table import to_markdown
-from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
-from analysis.common.stage_plots import STAGE_MS, screen_line, stages_frame, write_stages
+from analysis.common.measures.flops import DecoderSizes, llm_flops_exact, schedule_plan
+from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
+from analysis.common.presentation.caveats import timing_caveat
+from analysis.common.presentation.device import device_name
+from analysis.common.presentation.markdown_table import to_markdown
+from analysis.common.presentation.stage_plots import STAGE_MS, screen_line, stages_frame, write_stages
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
 from litelvlm.methods import BASELINE, get_method, method_names
@@ -76,11 +77,12 @@ def _baseline(rows: pd.DataFrame) -> pd.Series:
 
 def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None,
                  backbone: str = ""):
-    """The token schedule of ``method`` at ``budget`` as it ran (``analysis.common.flops.schedule_plan``, with
-    the method's options from the run's arguments ``method_args``; its defaults without them); a stage from a
-    layer the model does not have (a method pruning after its last layer, e.g. DART's layer 2 in a 2-layer
-    model) is dropped: every layer then sees what the earlier stages give. ``backbone``: the family's (the
-    method's variant for it, where one is registered, runs)."""
+    """The token schedule of ``method`` at ``budget`` as it ran
+    (``analysis.common.measures.flops.schedule_plan``, with the method's options from the run's arguments
+    ``method_args``; its defaults without them); a stage from a layer the model does not have (a method
+    pruning after its last layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees
+    what the earlier stages give. ``backbone``: the family's (the method's variant for it, where one is
+    registered, runs)."""
 
     spec = get_method(method, backbone)
     plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, spec.options_from(method_args),
@@ -92,7 +94,7 @@ def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, meth
 def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None,
                   backbone: str = "") -> float:
     """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a
-    decoder of ``sizes`` (``analysis.common.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
+    decoder of ``sizes`` (``analysis.common.measures.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
 
     base = llm_flops_exact(sizes, run_schedule(sizes, n, text_tokens, BASELINE, n), lm_head=False)
     run = run_schedule(sizes, n, text_tokens, method, budget, method_args, backbone)
@@ -102,8 +104,8 @@ def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, met
 def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
                       method_args=None, backbone: str = "") -> tuple[float, float]:
     """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions
-    (``analysis.common.paper_efficiency``: the authors' compiled loop, bfloat16 element size; the ratios do
-    not depend on it)."""
+    (``analysis.common.measures.paper_efficiency``: the authors' compiled loop, bfloat16 element size; the
+    ratios do not depend on it)."""
 
     row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, method_args, backbone))
     return row["paper_tflops"], row["paper_activation_gib"]
@@ -342,7 +344,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "the LLM span (``llm_activation_mb``, above the level at its start: the ratios use it) and for "
              "the whole call (``activation_mb``): this project's measured quantities (``act_reduction``). "
              "``paper_def_*`` are the paper's definitions, as the authors' compiled code computes them "
-             "(``analysis.common.paper_efficiency``): storing activation = sum over decoder layers of "
+             "(``analysis.common.measures.paper_efficiency``): storing activation = sum over decoder layers "
+             "of "
              "n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm (with grouped keys and values 2nd^2 + "
              "2ndk for the projections, this project's generalisation), FastV's pruning layer counted at the "
              "full length; the activation target uses it. The paper's columns (``paper_prefill_speedup``, "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.common.arrangements import VIDEO_ARRANGEMENTS
+from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
 from litelvlm.video.datasets import load_ref_davis

@@ -8,15 +8,15 @@ at batch 1) and turns each output into :meth:`~litelvlm.video.runner.VideoRunner
 time, as before. The expressions keep their order, so the rows are batch 1's. :class:`VideoBatchCheck` grounds
 each (method, budget)'s first batch once more at batch 1 and counts the mask pixels that differ
 (``batch_check.csv``, ``summary.txt``: zero in float32, rounding only in bfloat16), as ``eval-grounding
---batch-size`` does (:mod:`analysis.common.grounding_batches`).
+--batch-size`` does (:mod:`analysis.common.grounding.grounding_batches`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from analysis.common.grounding_batches import BatchCheck
-from analysis.common.grounding_batches import batch_summary as common_summary
+from analysis.common.grounding.grounding_batches import BatchCheck
+from analysis.common.grounding.grounding_batches import batch_summary as common_summary
 from litelvlm.budget import Budget
 
 
@@ -64,7 +64,7 @@ def batch_record(batch_size: int, notes: dict[str, str]) -> dict:
 def batch_summary(out, a, notes: dict[str, str], check: VideoBatchCheck | None) -> tuple[str, str]:
     """(the lines ``summary.txt`` adds under ``--batch-size`` B > 1, the screen's) ("" at 1): the methods run
     at batch 1 and the batch check, whose rows (this run's merged over the folder's earlier ones) go to
-    ``OUT/batch_check.csv`` (:func:`analysis.common.grounding_batches.batch_summary`)."""
+    ``OUT/batch_check.csv`` (:func:`analysis.common.grounding.grounding_batches.batch_summary`)."""
     text, shown = common_summary(out, a, {}, check)
     return (unbatched_line(a.batch_size, notes) if notes else "") + text, shown
 

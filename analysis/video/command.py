@@ -1,10 +1,10 @@
-"""``litelvlm eval-video``, the command layer (:func:`analysis.common.command.study_run`): the options checked
-(``options``, light), then the heavy modules imported to compute.
-From code: ``from analysis.video import VideoArgs, run``; ``run(VideoArgs(out="results/video"))``."""
+"""``litelvlm eval-video``, the command layer (:func:`analysis.common.runs.command.study_run`): the options
+checked (``options``, light), then the heavy modules imported to compute. From code: ``from analysis.video
+import VideoArgs, run``; ``run(VideoArgs(out="results/video"))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import check_same_out, study_run, with_quiet
+from analysis.common.runs.command import check_same_out, study_run, with_quiet
 from analysis.video.options import ARGS, VideoArgs, check_args
 from analysis.video.options import add_arguments as study_arguments
 

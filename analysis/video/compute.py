@@ -14,7 +14,7 @@ it and what it refuses). Per video, for the unpruned baseline (``none``, budget 
   J-Mean and F-Mean over all objects of all videos), and J, F, J&F averaged over the chosen sets (VideoGLaMM
   prints the four sets apart; the mean is this table's single number), each with its 95% bootstrap interval
   over videos (``J_lo``, ``J_hi``, ``J_mc``, ...), then the leaderboard's columns
-  (:mod:`analysis.common.leaderboard`); ``comparisons.csv`` and ``claims.csv``
+  (:mod:`analysis.common.stats.leaderboard`); ``comparisons.csv`` and ``claims.csv``
   (:mod:`analysis.video.statistics`); ``summary.txt``, the table as printed;
 * ``objects.parquet``: the per-object J and F of each annotator set the statistics resample (one row per
   object, set, method and budget), and ``videos.csv``, the per-unit table: per video, method and budget the
@@ -22,8 +22,8 @@ it and what it refuses). Per video, for the unpruned baseline (``none``, budget 
 
 One part per (video, method, budget) in ``OUT/parts`` (a stopped run resumes; other methods, budgets or a
 larger ``--limit-videos`` add rows). Seeded and deterministic. Launched on P processes (``python -m
-torch.distributed.run --nproc_per_node P -m litelvlm.cli eval-video ...``; :mod:`analysis.common.shards`, as
-``eval-grounding``), the videos are split across them (``rank::P``) and the main process merges every part
+torch.distributed.run --nproc_per_node P -m litelvlm.cli eval-video ...``; :mod:`analysis.common.runs.shards`,
+as ``eval-grounding``), the videos are split across them (``rank::P``) and the main process merges every part
 exactly as one process does (J and F per object from the parts, then the averages): the tables equal the
 single run's byte for byte.
 """
@@ -42,18 +42,18 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.caveats import null_results
-from analysis.common.command import Screen
-from analysis.common.degenerate import warn_if_degenerate
-from analysis.common.grounding_runs import Run, plan, run_keys
-from analysis.common.identity import run_identity
-from analysis.common.leaderboard import encode_masks
-from analysis.common.parts import PartStore
-from analysis.common.prefill_args import prefill_record
-from analysis.common.run_record import run_record
-from analysis.common.screen import methods_headline, table_notes
-from analysis.common.shards import Shards
-from analysis.common.study import llm_attn_record, portable_paths
+from analysis.common.grounding.grounding_runs import Run, plan, run_keys
+from analysis.common.options.prefill_args import prefill_record
+from analysis.common.presentation.caveats import null_results
+from analysis.common.presentation.degenerate import warn_if_degenerate
+from analysis.common.presentation.screen import methods_headline, table_notes
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import run_identity
+from analysis.common.runs.parts import PartStore
+from analysis.common.runs.run_record import run_record
+from analysis.common.runs.shards import Shards
+from analysis.common.runs.study import llm_attn_record, portable_paths
+from analysis.common.stats.leaderboard import encode_masks
 from analysis.video import batches, protocols, statistics
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
@@ -105,7 +105,7 @@ def video_part(run: VideoRunner, records: list, sets: list[int], method: str, bu
     """(expression rows, object rows, mask rows) of one video for (method, per-frame budget): the runner gets
     the Budget, the rows its column; the sets' expressions grounded in order, up to ``batch_size`` per LLM
     forward (:mod:`.batches`); the mask rows (:data:`.protocols.MASK_COLUMNS`, COCO RLEs) give the
-    leaderboard's loyalty (:mod:`analysis.common.leaderboard`)."""
+    leaderboard's loyalty (:mod:`analysis.common.stats.leaderboard`)."""
     gt, void = metrics.gt_objects(ground_truth(records[0]))
     rows, objects, mask_rows = [], [], []
     todo = [rec for anno in sets for rec in annotator_expressions(records, anno)]

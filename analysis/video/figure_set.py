@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common import style
-from analysis.common.caveats import null_results
-from analysis.common.command import Screen
-from analysis.common.family_text import video_families
-from analysis.common.figure_set import FigureSet
-from analysis.common.identity import read_identity
+from analysis.common.presentation import style
+from analysis.common.presentation.caveats import null_results
+from analysis.common.presentation.family_text import video_families
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import read_identity
 from analysis.video import VideoArgs, plots, run
 from analysis.video.statistics import load_statistics
 from litelvlm.models.families import DEFAULT_VIDEO_MODEL, card, family_of
@@ -72,7 +72,8 @@ def read_video(results_dir: Path) -> dict:
 
 
 def video_notes(tables: dict, models: list) -> list[str]:
-    """The null results of an ``eval-video`` run's summary (:func:`analysis.common.caveats.null_results`)."""
+    """The null results of an ``eval-video`` run's summary
+    (:func:`analysis.common.presentation.caveats.null_results`)."""
     return null_results(tables["summary"], ("J", "F", "J&F"), [*models, *tables.get("models", [])])
 
 

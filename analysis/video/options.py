@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.defaults import VIDEO_BUDGETS
-from analysis.common.grounding_runs import check_budgets
-from analysis.common.model_args import attn_arg, check_attn_device, positions_arg
-from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
+from analysis.common.grounding.grounding_runs import check_budgets
+from analysis.common.options.defaults import VIDEO_BUDGETS
+from analysis.common.options.model_args import attn_arg, check_attn_device, positions_arg
+from analysis.common.options.prefill_args import PrefillArgs, check_prefill, resolve_prefill
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
@@ -154,8 +154,8 @@ def method_error(name: str) -> str | None:
 
 def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     """(methods as given, per-frame budgets, annotator sets); every bad value is refused before anything is
-    written (before torch loads: the budgets' range by :func:`~analysis.common.grounding_runs.check_budgets`
-    against a frame's
+    written (before torch loads: the budgets' range by
+    :func:`~analysis.common.grounding.grounding_runs.check_budgets` against a frame's
     :data:`NUM_PATCHES`, the family's own options by its light video path,
     :func:`~litelvlm.models.families.video_eval`)."""
     a.prefill = resolve_prefill(a.prefill, a.device)   # auto: captured on cuda, eager elsewhere
@@ -182,5 +182,5 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     return methods, budgets, sets
 
 
-#: this study's options (``analysis.common.study.Study``)
+#: this study's options (``analysis.common.runs.study.Study``)
 ARGS = VideoArgs

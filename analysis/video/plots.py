@@ -2,7 +2,7 @@
 VideoGLaMM (per-frame pruning of its CLIP stream; LLM-side methods on its whole visual sequence) or UniPixel's
 video path (the same fraction of the video's merged tokens), each point with its 95% bootstrap interval over
 videos where ``summary.csv`` has it, and the claims table
-(:func:`~analysis.common.stat_plots.plot_claims_table`)."""
+(:func:`~analysis.common.presentation.stat_plots.plot_claims_table`)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.common.stat_plots import (
+from analysis.common.presentation.stat_plots import (
     draw_interval,
     few_units_note,
     plot_claims_table,
     reference_band,
     spread,
 )
-from analysis.common.style import METHOD_ORDER, baseline, figure, method_label, method_style
+from analysis.common.presentation.style import METHOD_ORDER, baseline, figure, method_label, method_style
 from analysis.video.options import DATASET_NAMES
 from litelvlm.video.datasets import REF_DAVIS
 

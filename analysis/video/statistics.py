@@ -1,4 +1,5 @@
-"""``eval-video``'s intervals, paired comparisons and claims (:mod:`analysis.common.accuracy_stats`).
+"""``eval-video``'s intervals, paired comparisons and claims
+(:mod:`analysis.common.stats.accuracy_stats`).
 
 VIDEOS are resampled: every replicate draws as many videos as the run has, with replacement, and recomputes
 each figure from the drawn videos' rows as ``summary.csv`` computes it: DAVIS's J (F) is, per annotator set,
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.common import accuracy_stats as acc
-from analysis.common import leaderboard as lb
-from analysis.common.bootstrap import unit_stat
-from analysis.common.screen import with_intervals
+from analysis.common.presentation.screen import with_intervals
+from analysis.common.stats import accuracy_stats as acc
+from analysis.common.stats import leaderboard as lb
+from analysis.common.stats.bootstrap import unit_stat
 from litelvlm.models.provenance import mark_weights, run_weights_kind
 from litelvlm.runs.io import write_csv, write_parquet
 
@@ -55,8 +56,9 @@ def metric_stats(expr: pd.DataFrame, objects: pd.DataFrame, own: list[str]) -> a
 
 def add_statistics(out: Path, summary: pd.DataFrame, expr: pd.DataFrame, objects: pd.DataFrame, n_boot: int,
                    seed: int, models: tuple, reads: dict | None = None) -> pd.DataFrame:
-    """``summary`` with its intervals and the leaderboard's columns (:mod:`analysis.common.leaderboard`: the
-    loyalty of ``expr``'s ``loyalty`` column, the share of J&F, the comparisons with ``random`` and
+    """``summary`` with its intervals and the leaderboard's columns
+    (:mod:`analysis.common.stats.leaderboard`: the loyalty of ``expr``'s ``loyalty`` column, the share
+    of J&F, the comparisons with ``random`` and
     ``downsample``, ``reads``: {method: reads LLM attention weights}); writes ``comparisons.csv`` and
     ``claims.csv`` beside it."""
     own = own_metrics(summary)
@@ -126,7 +128,7 @@ def write_unit_tables(out: Path, objects: pd.DataFrame, models: tuple) -> None:
 
 def summary_text(summary: pd.DataFrame) -> str:
     """The summary as printed and written to ``summary.txt``: each figure with its interval and Monte Carlo
-    error in one cell (:func:`analysis.common.screen.with_intervals`)."""
+    error in one cell (:func:`analysis.common.presentation.screen.with_intervals`)."""
     main, board = lb.split_view(summary)   # the leaderboard's columns: a second table
     with pd.option_context("display.width", 160, "display.max_rows", 80):
         return (with_intervals(main).to_string(index=False, float_format=lambda x: f"{x:.4f}")

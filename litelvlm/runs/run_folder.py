@@ -1,8 +1,8 @@
 """The one run machinery under every command that writes results (the studies', ``toy-data``'s,
 ``toy-train``'s):
 :class:`RunFolder`, the ``--out`` folder of one run. The studies' resumable parts are
-:class:`analysis.common.run_folder.RunFolder`'s (this class with
-:meth:`~analysis.common.run_folder.RunFolder.resume`).
+:class:`analysis.common.runs.run_folder.RunFolder`'s (this class with
+:meth:`~analysis.common.runs.run_folder.RunFolder.resume`).
 
 * **A lock per folder.** A second run on the same ``--out`` is refused at once, naming the run that holds it;
   two runs never interleave. The lock file goes when the run ends (a killed run's stays, and is reused).

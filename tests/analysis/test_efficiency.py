@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.common.flops import (
+from analysis.common.measures.flops import (
     PAPER_TFLOPS,
     TokenPlan,
     count_flops,
@@ -67,7 +67,7 @@ def test_arch_reuses_library_definitions():
 def test_decoder_sizes_from_any_family_config_count_as_the_arch(tiny_glamm):
     """``validate`` counts a family's FLOPs from its decoder config (``DecoderSizes``) and plans from N, the
     layers and the prompt (``schedule_plan``): the same numbers as GLaMM's arch and ``token_plan``."""
-    from analysis.common.flops import DecoderSizes, schedule_plan
+    from analysis.common.measures.flops import DecoderSizes, schedule_plan
 
     g = tiny_glamm.model.arch
     sizes = DecoderSizes.of(tiny_glamm.language_model.config)
@@ -457,7 +457,7 @@ def test_efficiency_figures_paper_stars_and_legend(plot, glamm7b_rows):
     fig, ax = getattr(figs, plot)(full)
     stars = [c.get_offsets().tolist() for c in ax.collections]
     assert len(stars) == 1 and sorted(x for x, _ in stars[0]) == [64, 192]
-    from analysis.common.style import method_label
+    from analysis.common.presentation.style import method_label
 
     lite = next(line for line in ax.get_lines() if line.get_label() == method_label("litelvlm"))
     col = "paper_tflops" if plot == "plot_flops_vs_budget" else "paper_act_reduction"

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.common.flops import DecoderSizes, TokenPlan, count_flops, llm_flops_exact
-from analysis.common.paper_efficiency import paper_flops
+from analysis.common.measures.flops import DecoderSizes, TokenPlan, count_flops, llm_flops_exact
+from analysis.common.measures.paper_efficiency import paper_flops
 from analysis.efficiency.arch import get_arch
 from analysis.efficiency.compute import family_method_error
 from litelvlm.errors import LiteLVLMError
@@ -99,13 +99,14 @@ def _run(tmp_path, *args) -> int:
 
 @pytest.mark.slow  # heavy: the default suite keeps a lighter case of the same rule
 def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
-    with caplog.at_level("WARNING", logger="analysis.common.grounding_runs"):
+    with caplog.at_level("WARNING", logger="analysis.common.grounding.grounding_runs"):
         rc = _run(tmp_path, "--arch", "unipixel-tiny", "--budgets", *BUDGETS, "--attn", "sdpa", "--warmup",
                   "0", "--repeats", "1", "--threads", "1")
     assert rc == 0
     refused = [m for m in method_names() if family_method_error("unipixel", m)]
     assert ("does not offer" in capsys.readouterr().err) == bool(refused)
-    assert [r.getMessage() for r in caplog.records if r.name == "analysis.common.grounding_runs"] == [
+    name = "analysis.common.grounding.grounding_runs"
+    assert [r.getMessage() for r in caplog.records if r.name == name] == [
         "the image has 391 visual tokens: budget(s) 576 skipped"]
     df = pd.read_csv(tmp_path / "efficiency.csv")
     config = json.loads((tmp_path / "config.json").read_text())

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.common.flops import DecoderSizes, TokenPlan, llm_flops_exact
+from analysis.common.measures.flops import DecoderSizes, TokenPlan, llm_flops_exact
 from analysis.efficiency.arch import get_arch
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
@@ -86,7 +86,7 @@ def test_the_real_towers_counted_on_meta():
     """CLIP is 16 x ViT-L/14-336's forward (0.382 TFLOPs each: the committed glamm-7b table's CLIP);
     InternVideo2 is its 39 blocks run (of 40) on 4 chunks of 1 + 4 x 256 tokens plus the patch embedding, by
     hand."""
-    from analysis.common.flops import count_flops
+    from analysis.common.measures.flops import count_flops
     from litelvlm.cost.meta import MetaScalars
 
     parts = VideoParts(get_arch("videoglamm"), torch.bfloat16)

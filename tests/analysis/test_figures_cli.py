@@ -7,9 +7,9 @@ import json
 import pytest
 
 import analysis.figures.registry as registry
-from analysis.common.command import Screen
-from analysis.common.figure_set import FigureSet
-from analysis.common.identity import run_identity
+from analysis.common.presentation.figure_set import FigureSet
+from analysis.common.runs.command import Screen
+from analysis.common.runs.identity import run_identity
 from analysis.figures.registry import FIGURE_SETS
 from analysis.figures.tree import draw_figure_set
 from litelvlm.cli import main

@@ -60,7 +60,7 @@ def test_a_notebooks_default_out_is_its_own_absolute_folder_whatever_the_working
     (``/tmp/litelvlm-figures``) nor the committed figures."""
     import subprocess
 
-    from analysis.common.figure_set import OUT_ENV, notebook_out_dir
+    from analysis.common.presentation.figure_set import OUT_ENV, notebook_out_dir
     from analysis.figures.notebook_gen import make_notebook
     from analysis.figures.options import FiguresArgs
     from analysis.figures.registry import FIGURE_SETS

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.common.grounding_runs import official_turns
-from analysis.common.grounding_scoring import mask_stats, summarize
+from analysis.common.grounding.grounding_runs import official_turns
+from analysis.common.grounding.grounding_scoring import mask_stats, summarize
 from analysis.grounding.compute import protocol_difference
 from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 
@@ -137,7 +137,7 @@ def test_mask_stats_on_part_counts_equal_the_official_metric(seed):
 
 
 def test_gt_parts_default_follows_the_protocol():
-    from analysis.common.grounding_scoring import gt_parts
+    from analysis.common.grounding.grounding_scoring import gt_parts
 
     assert gt_parts(SimpleNamespace(gt_parts=None, protocol="official")) == "sum"
     assert gt_parts(SimpleNamespace(gt_parts=None, protocol="per-expression")) == "union"

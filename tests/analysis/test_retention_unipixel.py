@@ -32,11 +32,11 @@ def results(coco128, tmp_path_factory):
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("analysis.common.grounding_runs").addHandler(handler)
+    logging.getLogger("analysis.common.grounding.grounding_runs").addHandler(handler)
     try:
         assert _run(coco128, out, "--methods", ",".join(METHODS), "--budgets", "100000,64,8") == 0
     finally:
-        logging.getLogger("analysis.common.grounding_runs").removeHandler(handler)
+        logging.getLogger("analysis.common.grounding.grounding_runs").removeHandler(handler)
     return out, [r.getMessage() for r in records]
 
 

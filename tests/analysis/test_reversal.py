@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.common.clip_reversal import resolve_layers, reversal_metrics, similarity_rows
-from analysis.common.features_cache import VisionFeatureCache
+from analysis.common.measures.clip_reversal import resolve_layers, reversal_metrics, similarity_rows
+from analysis.common.runs.features_cache import VisionFeatureCache
 from litelvlm.cli import main
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.errors import LiteLVLMError
@@ -244,7 +244,7 @@ def test_each_figure_notes_the_weights_of_its_own_data(coco128, tmp_path):
     """A tree of two models: each per-run figure names its own model, and saving adds no second note."""
     import matplotlib.pyplot as plt
 
-    from analysis.common.figure_set import save_figures
+    from analysis.common.presentation.figure_set import save_figures
     from analysis.reversal.figure_set import draw_reversal, read_reversal
     from litelvlm.cli import main as cli_main
 

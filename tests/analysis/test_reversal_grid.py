@@ -49,7 +49,7 @@ def _reversal(coco, out, grid, *extra):
 
 
 def test_the_merged_grid_run_is_the_clip_run_through_the_map(coco128, tmp_path):
-    from analysis.common.merged_grid import merged_weights
+    from analysis.common.measures.merged_grid import merged_weights
     from litelvlm.clip import load_clip
     from litelvlm.data.refer import load_refer
     from litelvlm.qwen_vision.grid import TokenGrid

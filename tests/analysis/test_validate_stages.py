@@ -46,7 +46,7 @@ def test_stages_csv_has_one_row_per_run_and_stage_adding_up_to_the_call(stage_ru
 
 
 def test_the_figure_and_the_screen_line_say_how_the_stages_were_timed(stage_run):
-    from analysis.common.stage_plots import plot_stages
+    from analysis.common.presentation.stage_plots import plot_stages
 
     out, screen = stage_run
     assert (out / "stages.png").stat().st_size > 0

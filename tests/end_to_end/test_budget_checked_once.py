@@ -1,7 +1,9 @@
 """Every study checks a budget's range once per input, from the command line to the selection kernels: the
-rule (``litelvlm.budget.in_range``) runs in the planner (``analysis.common.grounding_runs``: ``plan``,
+rule (``litelvlm.budget.in_range``) runs in the planner (``analysis.common.grounding.grounding_runs``:
+``plan``,
 ``check_budgets``, ``image_runs``) and not again in ``ground``, a family's runner or a kernel's
-``check_budget``. eval-grounding, retention and positions: tests/analysis/common/test_grounding_runs.py."""
+``check_budget``. eval-grounding, retention and positions:
+    tests/analysis/common/grounding/test_grounding_runs.py."""
 
 from __future__ import annotations
 

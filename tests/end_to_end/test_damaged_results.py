@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.common.identity import run_identity
+from analysis.common.runs.identity import run_identity
 from litelvlm.cli import main
 from tests.end_to_end.test_faults import argv, different, results
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 import litelvlm.runs.transaction as transaction
-from analysis.common.run_folder import LOCK_NAME, RunFolder
+from analysis.common.runs.run_folder import LOCK_NAME, RunFolder
 from litelvlm.cli import main
 from litelvlm.runs.run_owner import MARKER
 

@@ -135,7 +135,7 @@ def test_retention_data_is_refer_dir(capsys):
 ])
 def test_results_folders_with_old_option_names_still_resume(tmp_path, new_key, config):
     """A config.json written before the renames (``limit``, ``data``) matches a run with the same options."""
-    from analysis.common.study import check_config
+    from analysis.common.runs.study import check_config
     from litelvlm.errors import LiteLVLMError
 
     (tmp_path / "config.json").write_text(json.dumps({"seed": 0, "limit": 3, "data": "r"}))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.common.defaults import (
+from analysis.common.options.defaults import (
     GROUNDING_BUDGETS,
     PAPER_BUDGETS,
     PAPER_VIDEO_BUDGETS,
@@ -91,7 +91,7 @@ BUDGET_COMMANDS = {"eval-grounding": ("--budgets", ["--refer-dir", "R"]),
 def test_the_parsers_budgets_are_the_options_budgets(command, budget_reads, tmp_path):
     """The list of Budgets the parser made is the options' own (``as_args``: the same object), read by no
     Budget reader after the parser."""
-    from analysis.common.study import as_args
+    from analysis.common.runs.study import as_args
     from litelvlm.cli_args import from_namespace
     from litelvlm.explore.command import ExploreArgs
 
@@ -112,8 +112,8 @@ def test_the_parsers_budgets_are_the_options_budgets(command, budget_reads, tmp_
 def test_eval_grounding_hands_the_parsers_budgets_to_its_runs(coco128, tmp_path, budget_reads):
     """eval-grounding's checks hand the parser's very list down, and the runs hold its budgets checked once
     against N (the same values): no reader between the parser and ``ground``."""
-    from analysis.common.grounding_runs import plan
-    from analysis.common.study import as_args
+    from analysis.common.grounding.grounding_runs import plan
+    from analysis.common.runs.study import as_args
     from analysis.grounding.options import GroundingArgs, check_args
 
     ns = build_parser(only="eval-grounding").parse_args(

@@ -5,7 +5,8 @@
 * no study imports another study's internals (the allowed set is :data:`DRAWING_SIDE` below; shared pieces
   live in ``analysis/common``, the figure-set base among them);
 * the packages of ``analysis/`` import each other without a cycle: the figure-set base
-  (``analysis.common.figure_set``) sits below the studies, the registry (``analysis.figures``) above them;
+  (``analysis.common.presentation.figure_set``) sits below the studies, the registry (``analysis.figures``)
+  above them;
 * a figure set runs its study through the study's typed ``run(Args(...))``, never an argv list;
 * an import inside a function is of a heavy module or says why it is lazy (:data:`HEAVY_PACKAGES`).
 """
@@ -69,8 +70,9 @@ STUDIES = sorted(p.name for p in ANALYSIS.iterdir() if (p / "__init__.py").exist
                  and p.name not in ("common",))
 
 #: A study imports, of another package of ``analysis/``, only:
-#: * ``analysis.common`` (the pieces two studies share, the figure-set base ``analysis.common.figure_set``
-#:   and ``analysis.common.smoke_inputs`` among them) and ``analysis.commands``' table; never
+#: * ``analysis.common`` (the pieces two studies share, the figure-set base
+#: ``analysis.common.presentation.figure_set``
+#:   and ``analysis.common.presentation.smoke_inputs`` among them) and ``analysis.commands``' table; never
 #:   ``analysis.figures``, the registry above the studies that imports every study's ``figure_set``
 #:   (:func:`test_no_study_imports_the_figures_registry`);
 #: * a study's public API, its package's names (``from analysis.grounding import GroundingArgs, run``);
@@ -177,7 +179,7 @@ def test_the_packages_of_analysis_import_each_other_without_a_cycle():
 
 def test_no_study_imports_the_figures_registry():
     """``analysis.figures`` is the registry and the command above the studies; the figure-set base they build
-    on is ``analysis.common.figure_set`` (and ``analysis.common.smoke_inputs``)."""
+    on is ``analysis.common.presentation.figure_set`` (and ``analysis.common.presentation.smoke_inputs``)."""
     found = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in sorted(ANALYSIS.rglob("*.py"))
              if path.relative_to(ANALYSIS).parts[0] not in ("figures",)
              for line, _, name in imports(path) if name == "analysis.figures" or name.startswith(

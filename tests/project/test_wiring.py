@@ -64,7 +64,7 @@ OPTIONAL_USERS: set[tuple[str, str]] = {
 #: litelvlm.lazy.Lazy)
 RESOLVERS = {"litelvlm/lazy.py", "litelvlm/machine/optional.py",
              "litelvlm/glamm/__init__.py", "litelvlm/qwen/__init__.py", "litelvlm/unipixel/__init__.py",
-             "analysis/common/command.py", "analysis/video/__init__.py"}
+             "analysis/common/runs/command.py", "analysis/video/__init__.py"}
 
 
 def _command_modules() -> set[str]:
@@ -72,7 +72,7 @@ def _command_modules() -> set[str]:
     from litelvlm.cli import COMMANDS
 
     named = {c.module.replace(".", "/") + ".py" for c in [*COMMANDS.values(), *STUDIES.values()]}
-    return named | {"litelvlm/cli.py", "analysis/commands.py", "analysis/common/command.py"} | {
+    return named | {"litelvlm/cli.py", "analysis/commands.py", "analysis/common/runs/command.py"} | {
         str(p.relative_to(ROOT)) for p in (ROOT / "litelvlm" / "commands").glob("*.py")}
 
 

@@ -21,8 +21,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from analysis.common.caveats import TIMING_KEY  # noqa: E402
-from analysis.common.figure_set import runs_name  # noqa: E402
+from analysis.common.presentation.caveats import TIMING_KEY  # noqa: E402
+from analysis.common.presentation.figure_set import runs_name  # noqa: E402
 from analysis.figures import registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -135,7 +135,7 @@ def _grounding_rows(protocol: str, budget: int) -> pd.DataFrame:
 
 def grounding_run(model: str, family: str, budget: int, protocols=("per-expression", "official")):
     def build(folder: Path) -> None:
-        from analysis.common.grounding_scoring import summarize
+        from analysis.common.grounding.grounding_scoring import summarize
 
         for protocol in protocols:
             d = folder / protocol
@@ -209,7 +209,7 @@ def paired_run(model: str, family: str, budget: int):
     def build(folder: Path) -> None:
         import numpy as np
 
-        from analysis.common import accuracy_stats as acc
+        from analysis.common.stats import accuracy_stats as acc
         from analysis.grounding import statistics as gs
 
         folder.mkdir(parents=True)
@@ -316,8 +316,8 @@ def test_every_registered_family_has_two_cases():
 
 def _draw(case: Case, tmp_path: Path, monkeypatch) -> dict:
     """Draw ``case``'s run through the tree route, capturing every figure instead of writing it."""
-    from analysis.common import figure_set as family_mod
-    from analysis.common import style
+    from analysis.common.presentation import figure_set as family_mod
+    from analysis.common.presentation import style
     from analysis.figures.tree import draw_tree
 
     root = tmp_path / "runs"

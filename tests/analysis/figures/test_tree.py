@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.common.identity import identity_tag, read_identity
+from analysis.common.runs.identity import identity_tag, read_identity
 from litelvlm.budget import Budget
 from litelvlm.cli import main
 from litelvlm.models.families import card, card_of, cards, family_names, video_eval

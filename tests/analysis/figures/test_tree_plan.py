@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.common.figure_set import NAME_KEY
-from analysis.common.identity import read_identity
+from analysis.common.presentation.figure_set import NAME_KEY
+from analysis.common.runs.identity import read_identity
 from analysis.figures.registry import FIGURE_SETS
 from analysis.figures.tree import Run, load_runs, plan
 from litelvlm.errors import LiteLVLMError

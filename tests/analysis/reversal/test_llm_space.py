@@ -30,8 +30,8 @@ def llm_run(coco128, tmp_path_factory):
 
 
 def test_rows_are_the_metrics_of_the_relevance_on_the_merged_grid(llm_run, coco128):
-    from analysis.common.clip_reversal import load_records, reversal_metrics
-    from analysis.common.merged_grid import merged_coverage
+    from analysis.common.measures.clip_reversal import load_records, reversal_metrics
+    from analysis.common.measures.merged_grid import merged_coverage
     from analysis.reversal.options import ReversalArgs
     from litelvlm.llm.relevance import prompt_relevance
 
@@ -75,7 +75,7 @@ def test_refusals(coco128, tmp_path, capsys):
 def test_family_10_draws_it_labelled_with_its_weights(llm_run, coco128, tmp_path):
     """Beside a CLIP run on the merged grid: the LLM-space run is left out of AUROC-by-layer, drawn in
     ``auroc_llm_space`` with the weights that made each run named, and its map titled by its space."""
-    from analysis.common.style import LABELLED_GID
+    from analysis.common.presentation.style import LABELLED_GID
     from analysis.reversal_grid.figure_set import draw_reversal_grid, read_reversal_grid
 
     clip = llm_run.parent / "unipixel-grid"

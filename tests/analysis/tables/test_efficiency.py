@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.run_tree import Run
+from analysis.common.runs.run_tree import Run
 from analysis.tables.efficiency import efficiency_rows, number, validate_rows, wide
 
 

@@ -1,4 +1,4 @@
-"""``litelvlm eval-video`` sharded across processes (``analysis.common.shards``, the mechanism
+"""``litelvlm eval-video`` sharded across processes (``analysis.common.runs.shards``, the mechanism
 ``eval-grounding`` shares): each process segments its own videos (``rank::P``), the main one merges every
 part, and the tables equal the single-process run's byte for byte; a partial sharded folder resumes like a
 single run's.
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.common.run_folder import RunFolder
+from analysis.common.runs.run_folder import RunFolder
 from litelvlm.cli import main
 from tests.analysis.video import test_compute_budgets
 from tests.fixtures.launch import torchrun

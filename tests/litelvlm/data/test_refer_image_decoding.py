@@ -77,7 +77,7 @@ def test_an_image_that_does_not_fit_its_annotations_is_a_clear_error(tmp_path):
 
 
 def test_eval_grounding_refuses_a_mismatched_image_before_scoring(tmp_path):
-    from analysis.common.grounding_scoring import evaluate_image
+    from analysis.common.grounding.grounding_scoring import evaluate_image
 
     plain = tmp_path / "plain.png"
     Image.new("RGB", (640, 480)).save(plain)

@@ -11,7 +11,7 @@ import torch
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-from analysis.common.model_args import ATTN_CHOICES, ATTN_HELP, ModelDataArgs, check_attn_device
+from analysis.common.options.model_args import ATTN_CHOICES, ATTN_HELP, ModelDataArgs, check_attn_device
 from analysis.video.options import VideoArgs
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError

@@ -171,7 +171,7 @@ def test_the_batched_forward_pads_as_ground(pipes):
 
 
 def test_positions_option_declared_once_for_every_grounding_command():
-    from analysis.common.model_args import POSITION_CHOICES, POSITION_RULES
+    from analysis.common.options.model_args import POSITION_CHOICES, POSITION_RULES
     from analysis.grounding.options import GroundingArgs
     from analysis.positions.compute import PAD_COLUMNS
     from analysis.validate.options import ValidateArgs

@@ -61,6 +61,6 @@ def test_validate_reports_a_busy_machine(coco128, tmp_path, monkeypatch, capsys)
     assert "validate: warning: the machine was busy while timing" in capsys.readouterr().err
     # as its figures
     assert "> **TIMES UNRELIABLE: the machine was busy while timing" in (out / "report.md").read_text()
-    # recorded with the run, so that every figure drawn from it says so (analysis.common.caveats)
+    # recorded with the run, so that every figure drawn from it says so (analysis.common.presentation.caveats)
     assert json.loads((out / "config.json").read_text())["busy"].startswith("the machine was busy while "
                                                                             "timing")

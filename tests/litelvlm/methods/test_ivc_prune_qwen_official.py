@@ -415,7 +415,7 @@ def test_counts_layers_and_schedule():
     assert ivq.ivc_qwen_schedule(64, 1296, 28) == ((0, 1296), (16, 64))
     assert ivq.ivc_qwen_schedule(64, 1296, 36) == ((0, 1296), (22, 64))
     assert ivq.ivc_qwen_schedule(8, 140, 2, layer=2) == ((0, 140), (2, 8))
-    from analysis.common.flops import schedule_plan
+    from analysis.common.measures.flops import schedule_plan
     from litelvlm.methods import get_method
 
     m = get_method("ivc-prune", "qwen2.5-vl")

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 #: Lazy references)
 IMPORTS = {("litelvlm/lazy.py", "resolve"): "card pieces, registered cards, methods, subcommands",
            ("litelvlm/glamm/__init__.py", "__getattr__"): "GLaMM's lazy exports",
-           ("analysis/common/command.py", "run"): "a study's heavy function, after its checks",
+           ("analysis/common/runs/command.py", "run"): "a study's heavy function, after its checks",
            ("litelvlm/qwen/__init__.py", "__getattr__"): "the Qwen2.5-VL package's lazy exports",
            ("litelvlm/unipixel/__init__.py", "__getattr__"): "UniPixel's lazy exports",
            ("analysis/video/__init__.py", "__getattr__"): "the video study's lazy exports",
@@ -78,9 +78,9 @@ def test_the_public_readers_import_pieces_through_resolve(monkeypatch):
     """Every reader of a card's pieces (the pipeline class, the video path, the cost description, the
     questions, the official sampler, the merged-grid protocol) imports them through
     :func:`litelvlm.lazy.resolve` alone."""
-    from analysis.common.clip_reversal import family_questions
-    from analysis.common.grounding_runs import official_turns
-    from analysis.common.merged_grid import grid_protocol
+    from analysis.common.grounding.grounding_runs import official_turns
+    from analysis.common.measures.clip_reversal import family_questions
+    from analysis.common.measures.merged_grid import grid_protocol
     from analysis.video.figure_set import video_eval_note
     from litelvlm.cost import family_cost
     from litelvlm.models.families import card_of, get_family, video_eval

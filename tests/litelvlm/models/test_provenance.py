@@ -114,7 +114,7 @@ def test_a_study_on_random_weights_prints_the_banner_and_marks_summary_csv(coco1
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == weights_banner("tiny336-random:0")
     assert set(pd.read_csv(out / "summary.csv")["weights"]) == {"random"}
-    from analysis.common.figure_set import results_models
+    from analysis.common.presentation.figure_set import results_models
 
     assert results_models(out) == ["tiny336-random:0"]
 
@@ -129,7 +129,7 @@ def test_a_figure_of_random_weights_carries_the_footnote(tmp_path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
-    from analysis.common.figure_set import save_figures
+    from analysis.common.presentation.figure_set import save_figures
     from analysis.grounding import plots
 
     fig, _ = plots.plot_iou_vs_budget(_summary(), "ciou", protocol="official")
@@ -152,7 +152,7 @@ def test_a_figure_of_random_weights_carries_the_footnote(tmp_path):
 
 
 def test_the_notebook_banner_cell():
-    from analysis.common.figure_set import MODELS_KEY
+    from analysis.common.presentation.figure_set import MODELS_KEY
     from analysis.figures.notebook_gen import BANNER_CELL, make_notebook
     from analysis.figures.registry import FIGURE_SETS
 

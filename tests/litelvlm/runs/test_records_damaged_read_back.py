@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from analysis.common.parts import PartStore
-from analysis.common.run_folder import RunFolder as StudyFolder
+from analysis.common.runs.parts import PartStore
+from analysis.common.runs.run_folder import RunFolder as StudyFolder
 from analysis.validate import reference
 from analysis.validate.reference import REFERENCE_FILE, load_reference, save_reference
 from litelvlm.errors import LiteLVLMError

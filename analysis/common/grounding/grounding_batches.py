@@ -1,0 +1,136 @@
+"""``eval-grounding --batch-size B`` (this project's addition): the prompts of several images scored B at a
+time (``GroundingPipeline.ground_many``: B prompts per LLM forward, each pruned by its own selection). The
+rows are those of :func:`analysis.common.grounding.grounding_scoring.evaluate_image`, image by image, in its
+order; a run that cannot share a forward (:func:`~litelvlm.lvlm.batched.batch_error`) is run prompt by prompt
+by ``ground_many`` itself. :class:`BatchCheck` counts, on each shared run's first batch, the mask pixels that
+differ from batch 1 (zero in float32; rounding only in bfloat16)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from analysis.common.grounding.grounding_runs import Run, method_options, run_keys
+from analysis.common.grounding.grounding_scoring import ScoringArgs, image_prompts, output_rows
+from litelvlm.lvlm.batched import batch_error
+from litelvlm.runs.io import write_csv
+from litelvlm.runs.transaction import current
+
+#: the columns of ``OUT/batch_check.csv``
+CHECK_COLUMNS = ["method", "budget", "batch_size", "prompts", "pixels", "differing", "max_logit_difference"]
+
+
+@dataclass
+class BatchCheck:
+    """Per run (method, budget column): the first batch's prompts, mask pixels, pixels that differ from batch
+    1 and the largest mask-logit difference."""
+
+    batch_size: int
+    runs: dict = field(default_factory=dict)
+
+    def compare(self, pipe, args: ScoringArgs, run: Run, preps: list, outs: list) -> None:
+        """Ground ``preps`` one by one for ``run`` (once per run) and count the pixels differing from
+        ``outs``."""
+        method, budget = run
+        if (method, budget.column) in self.runs:
+            return
+        opts = method_options(args, method, pipe)
+        with torch.no_grad():
+            ones = [pipe.ground(prep, method, budget, positions=args.positions, **opts) for prep in preps]
+        self.count(method, budget, list(zip(ones, outs, strict=True)))
+
+    def count(self, method: str, budget, pairs: list) -> None:
+        """Record the run's (prompts, mask pixels, pixels differing, largest mask-logit difference) over
+        ``pairs`` of (batch 1's output, the batch's output)."""
+        pixels = differing = 0
+        worst = 0.0
+        for one, out in pairs:
+            pixels += one.masks.numel()
+            differing += int((one.masks != out.masks).sum())
+            worst = max(worst, float((one.mask_logits - out.mask_logits).abs().max()))
+        self.runs[(method, budget.column)] = (len(pairs), pixels, differing, worst)
+
+    def frame(self) -> pd.DataFrame:
+        """The check as ``batch_check.csv``'s rows."""
+        return pd.DataFrame([[m, b, self.batch_size, *v] for (m, b), v in sorted(self.runs.items())],
+                            columns=CHECK_COLUMNS)
+
+
+def batch_notes(pipe, args, methods: list[str], say: bool = True) -> dict[str, str]:
+    """{method: why it runs at batch 1} under ``--batch-size`` B > 1 ({} at 1), said once on screen when
+    ``say``."""
+    if args.batch_size == 1:
+        return {}
+    notes = {m: why for m in methods if (why := batch_error(pipe, m, args.answer))}
+    if say and notes:
+        print(unbatched_line(args.batch_size, notes), end="")
+    return notes
+
+
+def unbatched_line(batch_size: int, notes: dict[str, str]) -> str:
+    """One line naming the methods that run at batch 1 under ``--batch-size`` and why."""
+    return (f"--batch-size {batch_size}: run at batch 1: "
+            + "; ".join(f"{m} ({why})" for m, why in notes.items()) + "\n")
+
+
+def batch_summary(out, args, notes: dict[str, str], check: BatchCheck | None) -> tuple[str, str]:
+    """(the lines ``summary.txt`` adds under ``--batch-size`` B > 1, the screen's) ("" at 1): the methods run
+    at batch 1 (said on screen at the start already) and the batch check, whose rows (this run's merged over
+    the folder's earlier ones) go to ``OUT/batch_check.csv``."""
+    if args.batch_size == 1:
+        return "", ""
+    path = out / "batch_check.csv"
+    table = pd.read_csv(current(path)) if current(path).exists() else pd.DataFrame(columns=CHECK_COLUMNS)
+    if check is not None and check.runs:
+        table = pd.concat([table, check.frame()]) if not table.empty else check.frame()
+        table = table.drop_duplicates(["method", "budget"], keep="last").sort_values(["method", "budget"])
+        write_csv(path, table)
+    return (unbatched_line(args.batch_size, notes) if notes else "") + check_line(table), check_line(table)
+
+
+def check_line(check: pd.DataFrame) -> str:
+    """One summary line: the pixels of the checked batches that differ from batch 1."""
+    if check.empty:
+        return ""
+    return (f"batch check (--batch-size {int(check['batch_size'].iloc[0])} against 1, each run's first "
+            f"batch): {int(check['differing'].sum())} of {int(check['pixels'].sum())} mask pixels differ, "
+            f"largest mask-logit difference {float(check['max_logit_difference'].max()):.3g}\n")
+
+
+@torch.no_grad()
+def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], pairs: list[Run],
+                    batch_size: int, check: BatchCheck | None = None) -> list[list[dict]]:
+    """Rows per image of ``items`` ((records, image) each), as :func:`evaluate_image` gives them, with up to
+    ``batch_size`` prompts per LLM forward; ``check`` (where given) compares each run's first batch with batch
+    1."""
+    prompts = []  # (image index, records, prepared, targets, the image's runs)
+    for i, (records, image) in enumerate(items):
+        todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs)
+        prompts.extend((i, recs, prep, gts, todo) for recs, prep, gts in image_prompts_)
+    done: dict[tuple[int, str, int], list[dict]] = {}
+    for method, column in dict.fromkeys(run_keys(pairs)):
+        mine = [(j, p, b) for j, p in enumerate(prompts) for m,
+                b in p[4] if (m, b.column) == (method, column)]
+        opts = method_options(args, method, pipe)
+        # checked against batch 1: the runs whose prompts share a forward
+        checked = check is not None and batch_size > 1 and batch_error(pipe, method, args.answer) is None
+        for start in range(0, len(mine), batch_size):
+            part = mine[start:start + batch_size]
+            budget = part[0][2]   # one budget column: equal budgets, each counted against its own image's N
+            outs = pipe.ground_many([p[2] for _, p, _ in part], method, budget, positions=args.positions,
+                                    **opts)
+            if checked and start == 0:
+                check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
+            for (j, p, b), out in zip(part, outs, strict=True):
+                done[(j, method, column)] = output_rows(pipe, args, p[1], p[3], method, b, out,
+                                                        pipe.num_visual(p[2]))
+    rows: list[list[dict]] = [[] for _ in items]
+    for j, (i, _, _, _, todo) in enumerate(prompts):  # evaluate_image's order: prompt by prompt, run by run
+        for method, budget in todo:
+            rows[i].extend(done[(j, method, budget.column)])
+    return rows
+
+
+__all__ = ["CHECK_COLUMNS", "BatchCheck", "batch_notes", "batch_summary", "check_line", "evaluate_images"]

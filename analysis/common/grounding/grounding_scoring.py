@@ -1,0 +1,147 @@
+"""One image's referring-segmentation scoring, shared by ``eval-grounding`` and ``importance`` (its oracle
+ablation scores as eval-grounding does): the official metric (``eval/referring_seg/infer_and_evaluate.py``
+L387-437 of the official code; :func:`mask_stats`, :func:`summarize`) and the rows of one image's sentences
+per method and budget (:func:`evaluate_image`). The protocols are :mod:`analysis.grounding.compute`'s."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis.common.grounding.grounding_runs import Run, image_runs, method_options, official_turns
+from analysis.common.stats import leaderboard as lb
+from litelvlm.errors import LiteLVLMError
+
+
+class ScoringArgs(Protocol):
+    """The options :func:`evaluate_image` reads (``eval-grounding``'s ``GroundingArgs`` has them all, with the
+    method options :func:`~analysis.common.grounding.grounding_runs.method_options` reads)."""
+
+    protocol: str
+    seed: int
+    max_sentences: int
+    answer: str
+    clip_text: str
+    positions: str
+    gt_parts: str | None
+
+
+# -- metrics ------------------------------------------------------------------------------------
+#: The official metric's epsilons (``infer_and_evaluate.py`` L420 and L433).
+GIOU_EPS, CIOU_EPS = 1e-5, 1e-10
+
+
+def mask_stats(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, float]:
+    """(intersection, union, IoU) of a boolean prediction and a target as the official evaluation scores
+    them: IoU = I / (U + 1e-5), and 1 for an empty prediction on an empty target. A boolean target is a
+    plain mask; an integer target holds part counts (``mask(parts="sum")``), scored as
+    ``intersectionAndUnionGPU`` (sejong-rcv/LiteLVLM @5896153 ``tools/utils.py`` L92-104) does with
+    ``histc`` over [0, 1]: a pixel counted 2 or more is never target nor intersection, but a predicted
+    foreground pixel there still counts in the union."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and target {gt.shape} differ in size")
+    if gt.dtype == bool:
+        inter = int(np.logical_and(pred, gt).sum())
+        union = int(np.logical_or(pred, gt).sum())
+    else:
+        target = gt == 1
+        inter = int(np.logical_and(pred, target).sum())
+        union = int(pred.sum()) + int(target.sum()) - inter
+    return inter, union, (inter / (union + GIOU_EPS) if union else 1.0)
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """(method, budget, ciou, giou, n) with cIoU = sum(I) / (sum(U) + 1e-10) and gIoU = mean(IoU)."""
+    cols = ["method", "budget", "ciou", "giou", "n"]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    g = rows.groupby(["method", "budget"], sort=True)
+    out = g.agg(intersection=("intersection", "sum"), union=("union", "sum"), giou=("iou", "mean"),
+                n=("iou", "size")).reset_index()
+    out["ciou"] = out["intersection"] / (out["union"] + CIOU_EPS)
+    return out[cols]
+
+
+def gt_parts(args: ScoringArgs) -> str:
+    """How a referent's polygon parts become its target: ``--gt-parts``, else the protocol's default."""
+    return args.gt_parts or ("sum" if args.protocol == "official" else "union")
+
+
+def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> tuple[list[Run], list]:
+    """(the runs this image keeps, its prompts as (records, prepared, targets)): the image prepared once, then
+    one prompt per the protocol's group of sentences."""
+    image_id = records[0].image_id
+    if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
+        raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width "
+                            f"x height) but its annotations are for {records[0].width} x {records[0].height}")
+    base = pipe.prepare_image(image, seed=args.seed)
+    n = pipe.num_visual(base)
+    if args.protocol == "official" and getattr(getattr(pipe, "abilities", None), "sentences_per_prompt",
+                                               None) != 1:
+        picked, turns = official_turns(pipe, records, args.seed, image_id, args.max_sentences)
+        groups = [(picked, turns)]
+    else:   # one expression per prompt, in the family's own prompt (its default turns)
+        groups = [([r], None) for r in records]
+    todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
+    answer = {} if args.answer == "teacher-forced" else {"answer": args.answer}
+    prompts = [
+        (recs,
+         pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer),
+                [r.mask(gt_parts(args)) for r in recs]) for recs, turns in groups]
+    return todo, prompts
+
+
+def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, budget, out,
+                num_visual: int | None = None, prune_ms: float | None = None) -> list[dict]:
+    """One prompt's rows (one per sentence) for ``method`` at ``budget`` from its ``ground`` output
+    ``out``; each row carries its predicted mask as a COCO RLE (``pred_rle``: the leaderboard's loyalty,
+    :mod:`analysis.common.stats.leaderboard`) and, where given, the layer-averaged visual tokens of the
+          method on
+    the input's ``num_visual`` tokens and the call's pruning time ``prune_ms`` (on the prompt's first row)."""
+    masks = out.masks.cpu().numpy()
+    board = {} if num_visual is None else {lb.LAYER_AVG: lb.layer_avg_tokens(
+        pipe.spec(method), budget, num_visual, int(pipe.language_model.config.num_hidden_layers),
+        method_options(args, method, pipe))}
+    rows = []
+    for turn, (r, gt) in enumerate(zip(recs, gts)):
+        inter, union, iou = mask_stats(masks[turn], gt)
+        rows.append({"protocol": args.protocol, "method": method, "budget": budget.column,
+                     "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
+                     "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
+                     "intersection": inter, "union": union, "iou": iou,
+                     "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
+                     "seq_len": out.seq_len, "prune_layer": out.prune_layer, **out.short_kept(),
+                     **pipe.sample_metrics(masks[turn], gt, r.bbox),
+                     **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
+                                                          "generated_tokens": int(out.generated.numel())}),
+                     lb.PRED_RLE: lb.encode_masks(masks[turn][None]), **board,
+                     **({} if prune_ms is None else {lb.PRUNE_MS: prune_ms if turn == 0 else float("nan")})})
+    return rows
+
+
+def ground_run(pipe, args: ScoringArgs, prep, method: str, budget) -> tuple[object, float | None]:
+    """(``ground``'s output for ``method`` at ``budget``, the call's pruning time in ms under
+    ``--time-pruning``, else None: :func:`analysis.common.stats.leaderboard.timed_call`)."""
+    options = method_options(args, method, pipe)
+
+    def call():
+        return pipe.ground(prep, method, budget, positions=args.positions, **options)
+
+    if not getattr(args, "time_pruning", False):
+        return call(), None
+    return lb.timed_call(pipe, pipe.spec(method), call)
+
+
+@torch.no_grad()
+def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> list[dict]:
+    """Rows (one per scored sentence x method x budget) for one image's records."""
+    todo, prompts = image_prompts(pipe, args, records, image, pairs)
+    rows = []
+    for recs, prep, gts in prompts:
+        for method, budget in todo:
+            out, ms = ground_run(pipe, args, prep, method, budget)
+            rows.extend(output_rows(pipe, args, recs, gts, method, budget, out, pipe.num_visual(prep), ms))
+    return rows

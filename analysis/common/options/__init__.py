@@ -1,0 +1,1 @@
+"""The studies' shared command-line options and their defaults (light: no torch)."""

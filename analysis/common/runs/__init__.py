@@ -1,0 +1,1 @@
+"""A study's run: its command shell and anatomy, its folder, record, identity and resumable parts."""

@@ -1,0 +1,1 @@
+"""Statistics of the studies' tables: intervals, paired tests, the leaderboard columns."""

@@ -1,0 +1,158 @@
+"""Paired comparisons by a permutation test of exchangeability within units, and the intervals that invert it,
+so that a comparison's interval and its p-value can never disagree.
+
+The test (Fisher's paired randomisation test, Good 2005 sec. 3.6): under "no difference" the two methods'
+results on one unit (an image, an expression, a video) are exchangeable, so swapping them on any subset of the
+units gives an equally likely table. The statistic is the difference of the two
+:class:`~analysis.common.stats.bootstrap.UnitStat` values, recomputed after each swap pattern from the
+        swapped
+units' numerators AND denominators: a ratio of sums (cIoU) stays a ratio of sums, DAVIS's strata stay strata
+(no linearisation is needed). For a mean this is the sign-flip test of the per-unit differences. ``p`` is the
+share of swap patterns whose ``|T*|`` reaches ``|T|`` (within the relative tolerance
+:data:`~analysis.common.stats.bootstrap.RTOL`, so that rounding never breaks a tie): all ``2^n``
+       patterns for ``n <=
+EXACT_MAX_UNITS`` (exact), else ``n_perm`` random ones drawn with ``seed``, ``p = (1 + #) / (n_perm + 1)``.
+
+The intervals invert the same test. The difference's interval is every shift ``d`` for which the test of ``a``
+shifted by ``d`` (each unit's numerator minus ``d`` times its denominator, which moves every stratum's ratio
+by exactly ``d``) against ``b`` does not reject at ``1 - level``; the ratio's interval is every ``r`` for
+which the test of ``a`` against ``b`` scaled by ``r`` does not reject. ``d = 0`` and ``r = 1`` are the test of
+"no difference" itself, so the difference's interval excludes 0, and the ratio's excludes 1, exactly when ``p
+< 1
+- level`` (the end points are found by bisection from brackets that include the null). With ``n`` units the
+smallest possible ``p`` is ``2 / 2^n``: under 6 units no 95% interval is finite, and the bounds are infinite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from analysis.common.stats.bootstrap import RTOL, UnitStat, common
+
+#: up to this many units every swap pattern is enumerated (2^16 = 65,536): the p-value is exact
+EXACT_MAX_UNITS = 16
+#: bisection stops when the bracket is this share of the statistics' scale wide
+_XTOL = 1e-7
+
+
+def swap_patterns(n_units: int, n_perm: int, seed: int) -> tuple[np.ndarray, bool]:
+    """((P, n_units) 0/1 float patterns, exact): every pattern for ``n_units <= EXACT_MAX_UNITS``, else
+    ``n_perm`` random ones (``numpy.random.default_rng(seed)``)."""
+    if n_units <= EXACT_MAX_UNITS:
+        codes = np.arange(1 << n_units, dtype=np.int64)
+        return ((codes[:, None] >> np.arange(n_units)) & 1).astype(np.float64), True
+    return np.random.default_rng(seed).integers(0, 2, size=(n_perm, n_units)).astype(np.float64), False
+
+
+class SwapTest:
+    """The permutation test of ``a`` against ``b`` (the same units, sorted) under shifts and scales."""
+
+    def __init__(self, a: UnitStat, b: UnitStat, n_perm: int = 1000, seed: int = 0):
+        self.a, self.b = a, b
+        self.patterns, self.exact = swap_patterns(a.n_units, n_perm, seed)
+        p = self.patterns
+        # per pattern and stratum, the swapped units' sums of each numerator and denominator; and the totals
+        self.sw = {k: p @ getattr(s, f).T for k, (s, f) in
+                   {"na": (a, "num"), "da": (a, "den"), "nb": (b, "num"), "db": (b, "den")}.items()}
+        self.tot = {"na": a.num.sum(-1), "da": a.den.sum(-1), "nb": b.num.sum(-1), "db": b.den.sum(-1)}
+        self.scale = max(abs(a.value()), abs(b.value()), 1e-300) if np.isfinite(a.value()
+                                                                                + b.value()) else 1.0
+
+    @property
+    def size(self) -> int:
+        """How many swap patterns the test uses."""
+        return len(self.patterns)
+
+    def _stat(self, na, da, nb, db) -> np.ndarray:
+        eps = self.a.eps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.mean(na / (da + eps) if eps else na / da, -1) - np.mean(nb / (db + eps) if eps else nb
+                                                                              / db, -1)
+
+    def p(self, shift: float = 0.0, scale: float = 1.0) -> float:
+        """p-value of "``a`` minus ``shift`` and ``b`` times ``scale`` are exchangeable within units"
+        (two-sided; NaN where the statistic is undefined)."""
+        t, s = self.tot, self.sw
+        na_t, na_s = t["na"] - shift * t["da"], s["na"] - shift * s["da"]
+        observed = float(self._stat(na_t, t["da"], scale * t["nb"], t["db"]))
+        if not np.isfinite(observed):
+            return float("nan")
+        reps = self._stat(na_t - na_s + scale * s["nb"], t["da"] - s["da"] + s["db"],
+                          na_s + scale * (t["nb"] - s["nb"]), s["da"] + t["db"] - s["db"])
+        tol = RTOL * max(self.scale, abs(shift), abs(scale) * self.scale, abs(observed))
+        hits = int(np.count_nonzero(np.abs(reps) >= abs(observed) - tol))
+        return hits / self.size if self.exact else (1 + hits) / (self.size + 1)
+
+    def bound(self, estimate: float, null: float, side: int, alpha: float, shift: bool) -> float:
+        """The end of the accepted set on ``side`` (-1 low, +1 high) of ``estimate``: bisection from a bracket
+        that holds ``null`` whenever ``null`` lies on that side, so that the interval excludes ``null`` iff
+        its test rejects. ``shift``: invert in the shift (difference) else in the scale (ratio)."""
+        def accepts(x: float) -> bool:
+            p = self.p(x, 1.0) if shift else self.p(0.0, x)
+            return bool(p >= alpha)
+
+        if not np.isfinite(estimate):
+            return float("nan")
+        inner, outer = estimate, None
+        if (null - estimate) * side > 0:
+            if accepts(null):
+                inner = null
+            else:
+                outer = null
+        width = max(abs(estimate), abs(null), self.scale if shift else 1.0)
+        step = width
+        while outer is None:
+            if step > 1e12 * width:
+                return side * math.inf
+            if not accepts(inner + side * step):
+                outer = inner + side * step
+            else:
+                inner, step = inner + side * step, 2 * step
+        xtol = _XTOL * width
+        while abs(outer - inner) > xtol:
+            mid = (inner + outer) / 2
+            inner, outer = (mid, outer) if accepts(mid) else (inner, mid)
+        return inner
+
+
+def _interval(test: SwapTest, estimate: float, null: float, alpha: float,
+              shift: bool) -> tuple[float, float, float]:
+    """(low, high, Monte Carlo error of the ends): the ends at ``alpha``; the error is half the move of each
+    end when the p-value curve moves by one Monte Carlo standard error (0 for an exact test), the larger of
+    the two."""
+    lo, hi = (test.bound(estimate, null, s, alpha, shift) for s in (-1, 1))
+    if test.exact or not (np.isfinite(lo) and np.isfinite(hi)):
+        return lo, hi, 0.0 if test.exact else float("nan")
+    se = math.sqrt(alpha * (1 - alpha) / test.size)
+    moves = [
+        abs(test.bound(estimate, null, s, alpha + se, shift)
+            - test.bound(estimate, null, s, max(alpha - se, 0.0),
+                                                                                shift)) / 2 for s in (-1, 1)]
+    return lo, hi, float(max(moves))
+
+
+def paired_test(a: UnitStat, b: UnitStat, n_perm: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """``a`` against ``b`` on their common units: their values (``a``, ``b``), the difference ``a - b`` and
+    the ratio ``a / b``, each with the interval inverting the swap test, its Monte Carlo error (``*_mc``), the
+    p-value, its Monte Carlo standard error (``p_mc``, 0 when exact), the test's name and the number of
+    units."""
+    a, b = common([a, b])
+    va, vb = a.value(), b.value()
+    nan = float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {"a": va, "b": vb, "difference": va - vb, "ratio": va / vb if vb else nan, "units": a.n_units}
+    if a.n_units < 1:
+        return {**out, "difference_lo": nan, "difference_hi": nan, "p": nan, "ratio_lo": nan, "ratio_hi": nan,
+                "p_mc": nan, "difference_mc": nan, "ratio_mc": nan, "test": ""}
+    test = SwapTest(a, b, n_perm, seed)
+    alpha = 1.0 - level
+    p = test.p()
+    lo, hi, mc = _interval(test, out["difference"], 0.0, alpha, shift=True)
+    rlo, rhi, rmc = _interval(test, out["ratio"], 1.0, alpha, shift=False)
+    p_mc = 0.0 if test.exact or not np.isfinite(p) else math.sqrt(p * (1 - p) / test.size)
+    name = (f"exact swap test (2^{a.n_units} patterns)" if test.exact
+            else f"Monte Carlo swap test ({test.size})")
+    return {**out, "difference_lo": lo, "difference_hi": hi, "p": p, "ratio_lo": rlo, "ratio_hi": rhi,
+            "p_mc": p_mc, "difference_mc": mc, "ratio_mc": rmc, "test": name}

@@ -1,0 +1,53 @@
+"""No interval is drawn over fewer than 3 units (images, videos): the grounding, video and paired figures draw
+the points without their bars or band, and say n in their title; from 3 units on the intervals are drawn."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
+
+from analysis.common.presentation.stat_plots import plot_paired_differences  # noqa: E402
+from analysis.grounding.plots import plot_iou_vs_budget  # noqa: E402
+from analysis.video.plots import VideoLabels, plot_jf_vs_budget  # noqa: E402
+
+
+def _summary(metric: str, units: int, unit: str) -> pd.DataFrame:
+    rows = [("none", 576, 0.5), ("litelvlm", 64, 0.4), ("litelvlm", 16, 0.3), ("random", 64, 0.2),
+            ("random", 16, 0.1)]
+    return pd.DataFrame([{"method": m, "budget": b, metric: v, f"{metric}_lo": v - 0.05,
+                          f"{metric}_hi": v + 0.05, f"{metric}_mc": 0.0, "unit": unit, "units": units}
+                         for m, b, v in rows])
+
+
+def _bars_and_bands(ax) -> int:
+    return sum(isinstance(c, (LineCollection, PolyCollection)) for c in ax.collections) + len(ax.patches)
+
+
+def _grounding(units):
+    return plot_iou_vs_budget(_summary("ciou", units, "image"), "ciou")[1]
+
+
+def _video(units):
+    return plot_jf_vs_budget(_summary("J&F", units, "video"), "J&F", labels=VideoLabels(name="VideoGLaMM"))[1]
+
+
+def _paired(units):
+    d = pd.DataFrame([{"metric": "ciou", "reference": "none", "method": m, "budget": b, "difference": -0.1,
+                       "difference_lo": -0.2, "difference_hi": 0.0, "p": 0.5, "unit": "image", "units": units}
+                      for m in ("litelvlm", "random") for b in (64, 16)])
+    return plot_paired_differences(d, "ciou", "none")[1]
+
+
+@pytest.mark.parametrize("draw", [_grounding, _video, _paired], ids=["grounding", "video", "paired"])
+def test_no_interval_below_three_units_and_the_title_says_n(draw):
+    few, enough = draw(2), draw(3)
+    try:
+        assert _bars_and_bands(few) == 0 and "n = 2" in few.get_title() and "no interval" in few.get_title()
+        assert _bars_and_bands(enough) > 0 and "no interval" not in enough.get_title()
+    finally:
+        plt.close("all")
