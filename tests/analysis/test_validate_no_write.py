@@ -20,6 +20,7 @@ def test_no_write_is_refused_where_it_means_nothing_before_torch(coco128, tmp_pa
     folder = tmp_path / "ckpt"
     folder.mkdir()
     (folder / "config.json").write_text('{"architectures": ["Sa2VAChatModelQwen"]}')
+    (folder / "model.safetensors").write_bytes(b"")  # a folder with weights: the resolution lets it through
     val = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--no-write", "--model"]
     got = parse_refusals([[*val, str(folder)], [*val, "unipixel-tiny-random:0"]])
     assert all(g["rc"] == 2 and not g["torch"] and "error: --no-write: " in g["err"] for g in got), got
