@@ -57,7 +57,8 @@ def plot_imports(figure_set: FigureSet) -> str:
     plots = figure_set.draw.__globals__.get("plots")
     study = plots.__name__.rsplit(".", 1)[0] if plots is not None else figure_set.draw.__module__.rsplit(
         ".", 1)[0]
-    lines = ["from analysis.common import style\n"] if "style." in draw_body(figure_set.draw) else []
+    style = "from analysis.common.presentation import style\n"
+    lines = [style] if "style." in draw_body(figure_set.draw) else []
     return "".join(lines) + f"from {study} import plots\n"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from litelvlm.cli import main
-from tests.analysis.common.test_run_folder import retention_data_option
+from tests.analysis.common.runs.test_run_folder import retention_data_option
 from tests.end_to_end.test_grow_runs import TABLES
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")

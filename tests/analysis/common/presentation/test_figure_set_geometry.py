@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from analysis.common import figure_set as figure_set_module  # noqa: E402
-from analysis.common import style  # noqa: E402
+from analysis.common.presentation import figure_set as figure_set_module  # noqa: E402
+from analysis.common.presentation import style  # noqa: E402
 from analysis.common.presentation.style import budget_axis  # noqa: E402
 from analysis.figures import registry  # noqa: E402
 from analysis.figures.tree import draw_tree  # noqa: E402
