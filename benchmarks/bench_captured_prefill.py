@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from litelvlm.cost.timing import LayerLoopTimer
     from litelvlm.data.refer import load_refer
     from litelvlm.llm.captured import ATTR, install, uninstall
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline(a.model, device=a.device)
     recs = load_refer(Path(a.refer_dir), None, split="all")

@@ -166,7 +166,7 @@ def bench_model(model: str, a) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every (method, budget, B) of one model, with the speed-up over B = 1 and the largest B in the limit;
     and the batch-1 calls' time by stage per (method, budget)."""
     from litelvlm.methods import get_method
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline(model, device=a.device, **({"tokenizer": a.tokenizer} if a.tokenizer else {}),
                          **({} if a.dtype == "auto" else {"dtype": getattr(torch, a.dtype)}))

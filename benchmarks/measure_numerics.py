@@ -29,7 +29,7 @@ def main() -> None:
     from litelvlm.data.refer import load_refer
     from litelvlm.glamm import GlammPipeline
     from litelvlm.lvlm.numerics import Numerics
-    from litelvlm.models.provenance import weights_banner
+    from litelvlm.registry.provenance import weights_banner
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--refer-dir", required=True)

@@ -21,12 +21,12 @@ from . import __version__
 from .cli_args import split_list
 from .commands import Command
 from .errors import LiteLVLMError
-from .machine.threads import default_threads, torch_threads
 from .methods import describe
 from .models.model_spec import ModelSpec
 from .runs.recovery import settle
 from .runs.run_owner import claim
 from .runs.stop_signals import Stopped, stops_as_interrupts
+from .threads import default_threads, torch_threads
 
 #: The library's own subcommands: name -> its :class:`~litelvlm.commands.Command` (module, one-line help).
 COMMANDS: dict[str, Command] = {

@@ -6,8 +6,8 @@ The same help text, the same refusal for a model whose family offers no such res
 the same ``config.json`` record (only for a family that has a resize, so that every other family's folders
 stay as they were) and the same pipeline keyword for ``eval-grounding``, ``eval-video``, ``importance``,
 ``positions``, ``validate``, ``select``, ``explore`` and ``retention``; the refusal and the record ask the
-    family registry (:func:`litelvlm.models.families.check_image_resize`,
-    :func:`litelvlm.models.families.image_resize_record`).
+    family registry (:func:`litelvlm.registry.families.check_image_resize`,
+    :func:`litelvlm.registry.families.image_resize_record`).
 Imports nothing heavy.
 """
 

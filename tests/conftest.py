@@ -142,7 +142,7 @@ def tiny_glamm_bf16():
 def tiny_unipixel_pipe():
     """The tiny random UniPixel (``unipixel-tiny-random:0``) through the family registry, once per test
     module."""
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     return load_pipeline("unipixel-tiny-random:0")
 

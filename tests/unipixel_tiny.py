@@ -14,7 +14,7 @@ MODEL = "unipixel-tiny-random:0"
 def tiny_unipixel(dtype: str = "float32", similarity: str = "clip"):
     """``unipixel-tiny-random:0`` in ``dtype``; ``similarity="llm"``: the same weights with LiteLVLM's
     similarity part in the LLM's input space (``clip_similarity="llm"``)."""
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     if similarity != "clip":
         pipe = copy.copy(tiny_unipixel(dtype))

@@ -38,8 +38,8 @@ from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import available_methods, get_method
 from litelvlm.methods.select import visual_features
-from litelvlm.models.provenance import weights_banner, weights_kind
 from litelvlm.pruning import SelectorInputs
+from litelvlm.registry.provenance import weights_banner, weights_kind
 from litelvlm.runs.io import copy_file, save_plot, write_csv, write_json
 from litelvlm.toy import default_model_path
 from litelvlm.toy.refer_layout import write_refer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from litelvlm.cost import CostArch, FamilyCost, cost_of_arch, costs, family_cost
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card, cards, resolve
+from litelvlm.registry.families import card, cards, resolve
 
 
 def get_arch(name: str, text_tokens: int | None = None) -> CostArch:

@@ -67,8 +67,8 @@ from litelvlm.lvlm.fastest_dtype import fastest_dtype
 from litelvlm.machine.busy import busy_warning
 from litelvlm.machine.versions import dist_version
 from litelvlm.methods import BASELINE, get_method, method_names
-from litelvlm.models.families import card
 from litelvlm.models.quantize import check_quantize
+from litelvlm.registry.families import card
 from litelvlm.runs.io import atomic_path, write_csv, write_json
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from analysis.efficiency.command import run
 from analysis.efficiency.compute import load_efficiency
 from analysis.efficiency.options import EfficiencyArgs
 from litelvlm.budget import Budget
-from litelvlm.models.families import cards
+from litelvlm.registry.families import cards
 
 #: the smoke run: the tiny GLaMM's FLOPs and meta-device memory, these methods at these budgets
 SMOKE_METHODS = ["none", "litelvlm", "prumerge", "tome", "divprune", "fastv", "dart", "sparsevlm"]

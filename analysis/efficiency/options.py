@@ -25,8 +25,8 @@ from analysis.common.options.prefill_args import (
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import cards
 from litelvlm.models.model_spec import ModelSpec
+from litelvlm.registry.families import cards
 from litelvlm.shared_options import (
     DTYPES,
     budgets_option,

@@ -31,7 +31,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 
 #: the cell after loading: a banner (markdown) when the results were made from random or toy weights
 BANNER_CELL = ("from IPython.display import Markdown\n"
-               "from litelvlm.models.provenance import weights_banner\n\n"
+               "from litelvlm.registry.provenance import weights_banner\n\n"
                "banner = weights_banner(*dict.fromkeys(m for tables in runs for m in tables[MODELS_KEY]))\n"
                "if banner:  # results of random or toy weights: the figures below are not findings\n"
                '    display(Markdown(f"> **⚠ {banner}**"))')

@@ -73,9 +73,9 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.llm.captured import install
 from litelvlm.method import position_error
-from litelvlm.models.families import exif_transpose, get_family, image_resize_record, load_pipeline, resolve
-from litelvlm.models.provenance import mark_weights, weights_banner
-from litelvlm.models.resolved_model import ResolvedModel
+from litelvlm.registry.families import exif_transpose, get_family, image_resize_record, load_pipeline, resolve
+from litelvlm.registry.provenance import mark_weights, weights_banner
+from litelvlm.registry.resolved_model import ResolvedModel
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.runs.transaction import current

@@ -15,7 +15,7 @@ from analysis.grounding.compute import load_grounding
 from analysis.grounding.options import PROTOCOLS, GroundingArgs
 from analysis.grounding.statistics import load_statistics
 from litelvlm.data.fixtures import write_tiny_refer
-from litelvlm.models.families import DEFAULT_MODEL, card_of, load_pipeline
+from litelvlm.registry.families import DEFAULT_MODEL, card_of, load_pipeline
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
 SMOKE_METHODS = "none,litelvlm,random,visionzip,prumerge,fastv,dart,sparsevlm"

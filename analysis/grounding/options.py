@@ -15,8 +15,8 @@ from analysis.common.options.prefill_args import PrefillArgs, check_prefill, res
 from analysis.common.presentation.family_text import merged_grid_names, official_protocol_families
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
-from litelvlm.models.families import check_budgets_fit, check_hub_model, check_image_resize
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.registry.families import check_budgets_fit, check_hub_model, check_image_resize
 from litelvlm.shared_options import (
     DTYPES,
     boot_seed_option,

@@ -24,7 +24,7 @@ from analysis.common.runs.study import read_json
 from analysis.common.stats import accuracy_stats as acc
 from analysis.common.stats import leaderboard as lb
 from analysis.common.stats.bootstrap import UnitStat, unit_stat
-from litelvlm.models.provenance import mark_weights, run_weights_kind
+from litelvlm.registry.provenance import mark_weights, run_weights_kind
 from litelvlm.runs.io import write_csv
 
 log = logging.getLogger(__name__)

@@ -61,8 +61,8 @@ from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.models.families import exif_transpose, image_resize_record, load_pipeline
-from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.registry.families import exif_transpose, image_resize_record, load_pipeline
+from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, remove_result, write_csv, write_json, write_parquet
 from litelvlm.runs.transaction import current

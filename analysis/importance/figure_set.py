@@ -24,7 +24,7 @@ from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE
-from litelvlm.models.families import DEFAULT_MODEL, card_of, exif_transpose, load_pipeline
+from litelvlm.registry.families import DEFAULT_MODEL, card_of, exif_transpose, load_pipeline
 from litelvlm.runs.io import write_csv
 
 

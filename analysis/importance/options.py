@@ -13,8 +13,8 @@ from analysis.common.options.model_args import ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
-from litelvlm.models.families import check_hub_model
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.registry.families import check_hub_model
 from litelvlm.shared_options import (
     DTYPES,
     device_option,

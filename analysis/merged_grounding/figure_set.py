@@ -14,7 +14,7 @@ from analysis.common.runs.command import Screen
 from analysis.grounding import GroundingArgs, plots, run
 from analysis.grounding.figure_set import SMOKE_BUDGETS, SMOKE_METHODS, grounding_notes, read_grounding
 from litelvlm.data.fixtures import write_tiny_refer
-from litelvlm.models.families import cards, load_pipeline
+from litelvlm.registry.families import cards, load_pipeline
 
 #: the families whose grounding runs this figure set draws (in registry order)
 MERGED_FAMILIES = tuple(c for c in cards() if c.input == "image" and c.official_sample is None)

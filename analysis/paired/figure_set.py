@@ -17,7 +17,7 @@ from analysis.common.runs.command import Screen
 from analysis.grounding import GroundingArgs, run
 from analysis.paired import plots
 from litelvlm.data.fixtures import write_tiny_refer
-from litelvlm.models.families import DEFAULT_MODEL, card_of
+from litelvlm.registry.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, official protocol, three images (three resampled units)
 SMOKE_METHODS = "none,litelvlm,random,visionzip,fastv"

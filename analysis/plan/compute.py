@@ -39,10 +39,10 @@ from analysis.plan.video import calibrate_video, refused
 from litelvlm.budget import Budget
 from litelvlm.data.refer import load_refer
 from litelvlm.machine.busy import busy_warning
-from litelvlm.machine.threads import default_threads, torch_threads
 from litelvlm.methods import is_baseline
-from litelvlm.models.families import card_of, exif_transpose, load_pipeline
+from litelvlm.registry.families import card_of, exif_transpose, load_pipeline
 from litelvlm.runs.io import atomic_path, write_json
+from litelvlm.threads import default_threads, torch_threads
 
 #: the launcher of every printed command (one node; ``--standalone`` picks a free rendezvous port)
 LAUNCH = ["python", "-m", "torch.distributed.run", "--standalone"]

@@ -16,7 +16,7 @@ from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, TABLE, describe, is_baseline
-from litelvlm.models.families import DEFAULT_MODEL, card_of
+from litelvlm.registry.families import DEFAULT_MODEL, card_of
 from litelvlm.shared_options import (
     budgets_option,
     device_option,

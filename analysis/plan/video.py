@@ -20,7 +20,7 @@ import time
 from analysis.video import VideoArgs, calibration
 from litelvlm.budget import Budget
 from litelvlm.methods import is_baseline
-from litelvlm.models.families import video_eval
+from litelvlm.registry.families import video_eval
 
 
 def refused(model: str, methods: list[str], budgets: list[Budget]) -> dict[str, str]:

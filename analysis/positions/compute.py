@@ -46,8 +46,8 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.method import position_error
 from litelvlm.methods import BASELINE, get_method, method_names
-from litelvlm.models.families import image_resize_record, load_pipeline
-from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.registry.families import image_resize_record, load_pipeline
+from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from analysis.common.presentation.smoke_inputs import coco128_dir
 from analysis.common.runs.command import Screen
 from analysis.positions import PositionsArgs, plots, run
 from litelvlm.data.fixtures import write_tiny_refer
-from litelvlm.models.families import DEFAULT_MODEL, card_of
+from litelvlm.registry.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, every method but the slow saliency oracle, two budgets
 SMOKE_BUDGETS = ["64", "16"]

@@ -21,8 +21,8 @@ from analysis.common.presentation.family_text import official_protocol_families
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.methods import TABLE, describe
-from litelvlm.models.families import check_budgets_fit, check_hub_model
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.registry.families import check_budgets_fit, check_hub_model
 from litelvlm.shared_options import (
     DTYPES,
     budgets_option,

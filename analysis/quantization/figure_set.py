@@ -17,7 +17,7 @@ from analysis.quantization import plots
 from analysis.validate import ValidateArgs, run
 from litelvlm.budget import Budget
 from litelvlm.data.fixtures import write_tiny_refer
-from litelvlm.models.families import DEFAULT_MODEL, card_of
+from litelvlm.registry.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, LiteLVLM at three budgets, each precision that is installed
 SMOKE_BUDGETS = "576,64,32"

@@ -45,10 +45,10 @@ from litelvlm.errors import LiteLVLMError, UnsupportedModelError
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.methods import available_methods, get_method
 from litelvlm.methods.select import select
-from litelvlm.models.families import exif_transpose, image_resize_record, load_pipeline
-from litelvlm.models.provenance import weights_banner
 from litelvlm.models.quantize import quantize_clip
 from litelvlm.pruning import SelectorInputs, context_scores, similarity
+from litelvlm.registry.families import exif_transpose, image_resize_record, load_pipeline
+from litelvlm.registry.provenance import weights_banner
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, remove_result, write_csv, write_json, write_parquet
 
@@ -259,7 +259,7 @@ def kept_overlap(ref: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
 def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict],
                       exif: bool = True) -> list:
     """(image_id, RGB image, texts) of the examples whose image opens, turned by its EXIF tag when ``exif``
-    (as the model's family reads images: :func:`litelvlm.models.families.exif_transpose`); the others are
+    (as the model's family reads images: :func:`litelvlm.registry.families.exif_transpose`); the others are
     logged and appended to ``skipped``; none readable is an error."""
     out = []
     for image_id, path, texts in examples:

@@ -17,8 +17,8 @@ from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_arg
-from litelvlm.models.families import cards, check_image_resize, family_of
 from litelvlm.models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from litelvlm.registry.families import cards, check_image_resize, family_of
 from litelvlm.shared_options import (
     budgets_option,
     dtype_option,

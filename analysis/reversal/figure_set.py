@@ -20,7 +20,7 @@ from analysis.reversal import ReversalArgs, command, plots
 from litelvlm.clip.traces import Geometry
 from litelvlm.data.geometry import transform_params
 from litelvlm.data.refer import load_coco_instances, load_refer
-from litelvlm.models.families import card, exif_transpose
+from litelvlm.registry.families import card, exif_transpose
 
 
 def smoke_reversal(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:

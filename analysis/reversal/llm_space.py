@@ -35,8 +35,8 @@ from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.llm.relevance import prompt_relevance
 from litelvlm.machine.versions import run_versions
-from litelvlm.models.families import card, exif_transpose, family_of, load_pipeline
-from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.registry.families import card, exif_transpose, family_of, load_pipeline
+from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.exclusions import Exclusions, one_line
 from litelvlm.runs.io import write_csv, write_json, write_parquet
 

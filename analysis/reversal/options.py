@@ -14,8 +14,8 @@ from analysis.common.options.clip_args import ClipStudyArgs, check_clip_study
 from analysis.common.presentation.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.registry.families import card
 from litelvlm.shared_options import out_option
 
 #: the grids the reversal is measured on: CLIP's own patches, or a family's merged Qwen2.5-VL tokens (the

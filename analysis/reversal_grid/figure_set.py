@@ -14,7 +14,7 @@ from analysis.common.presentation.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.common.runs.command import Screen
 from analysis.reversal import ReversalArgs, plots, run
 from analysis.reversal.figure_set import grid_run, read_reversal
-from litelvlm.models.families import card
+from litelvlm.registry.families import card
 
 #: the family whose merged grid the smoke results measure: the first whose card declares one
 SMOKE_GRID = merged_grid_families()[0]

@@ -50,7 +50,7 @@ from litelvlm.clip import load_clip
 from litelvlm.data.expressions import load_expressions
 from litelvlm.errors import LiteLVLMError
 from litelvlm.machine.versions import run_versions
-from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)

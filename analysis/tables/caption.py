@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from analysis.common.runs.run_tree import Run
-from litelvlm.models.families import card, family_names
+from litelvlm.registry.families import card, family_names
 
 #: what a caption says of each kind of weights an identity records
 #: (:data:`analysis.common.runs.identity.WEIGHTS`)

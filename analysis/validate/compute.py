@@ -1,7 +1,7 @@
 """``litelvlm validate``: one real image through the whole pruned model, every method at every budget.
 
-The model is loaded through the real loading path of its family (``litelvlm.models.families.load_pipeline``: a
-GLaMM-RefSeg folder, ``glamm-7b-random`` / ``tiny-random``, a UniPixel folder, ``unipixel-3b-random`` /
+The model is loaded through the real loading path of its family (``litelvlm.registry.families.load_pipeline``:
+a GLaMM-RefSeg folder, ``glamm-7b-random`` / ``tiny-random``, a UniPixel folder, ``unipixel-3b-random`` /
 ``unipixel-tiny-random``: a random model written once in its checkpoint layout and loaded back), and asked
 only what the family contract declares. One image of ``--refer-dir`` and its sentences go through the family's
 protocol (:mod:`analysis.validate.inputs`: GLaMM's official 3 sampled sentences in one multi-turn prompt;
@@ -67,8 +67,8 @@ from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
 from litelvlm.machine.busy import busy_warning
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.methods.select import select
-from litelvlm.models.families import image_resize_record, load_pipeline
 from litelvlm.models.random_weights import no_write
+from litelvlm.registry.families import image_resize_record, load_pipeline
 from litelvlm.runs.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from analysis.common.options.prefill_args import (
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card_of, check_budgets_fit, check_hub_model, family_input
 from litelvlm.refer_layout import check_refer_folder
+from litelvlm.registry.families import card_of, check_budgets_fit, check_hub_model, family_input
 from litelvlm.shared_options import (
     DTYPES,
     budgets_option,

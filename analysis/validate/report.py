@@ -34,7 +34,7 @@ from analysis.common.presentation.stage_plots import STAGE_MS, screen_line, stag
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
 from litelvlm.methods import BASELINE, get_method, method_names
-from litelvlm.models.provenance import weights_banner
+from litelvlm.registry.provenance import weights_banner
 from litelvlm.runs.io import atomic_path, write_csv
 
 ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "visual_tokens_input",

@@ -2,8 +2,8 @@
 J&F per method and per-frame budget.
 
 The model's family is found in the registry and runs its own video path
-(:func:`litelvlm.models.families.video_eval`; each family's ``video_eval`` module says what a budget means on
-it and what it refuses). Per video, for the unpruned baseline (``none``, budget 576 a frame) and every
+(:func:`litelvlm.registry.families.video_eval`; each family's ``video_eval`` module says what a budget means
+on it and what it refuses). Per video, for the unpruned baseline (``none``, budget 576 a frame) and every
 (method, budget), every expression of the chosen annotator sets is segmented by the family's runner
 (``expression``) and scored:
 
@@ -61,8 +61,8 @@ from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.llm.captured import install
 from litelvlm.methods import BASELINE, is_baseline
-from litelvlm.models.families import image_resize_record, video_eval
-from litelvlm.models.provenance import mark_weights, weights_banner
+from litelvlm.registry.families import image_resize_record, video_eval
+from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json, write_parquet, write_text
 from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos

@@ -16,7 +16,7 @@ from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import read_identity
 from analysis.video import VideoArgs, plots, run
 from analysis.video.statistics import load_statistics
-from litelvlm.models.families import DEFAULT_VIDEO_MODEL, card, family_of
+from litelvlm.registry.families import DEFAULT_VIDEO_MODEL, card, family_of
 from litelvlm.video.datasets import REF_DAVIS
 
 #: the smoke run: the default video model (random weights) on synthetic videos, two methods at the paper's
@@ -37,7 +37,7 @@ def smoke_video(out_dir: Path, model: str | None = None, screen: Screen = Screen
 
 def video_labels(config: dict) -> plots.VideoLabels:
     """What the figures of an ``eval-video`` run say of its model family
-    (:func:`litelvlm.models.families.card`): its display name (a family whose input is an image: its video
+    (:func:`litelvlm.registry.families.card`): its display name (a family whose input is an image: its video
     path), the budget reading its run recorded, and the note on the weights the run recorded (or its family's
     video path's); a folder that records no family is of the default video model's family, the only one before
     families were recorded. Its dataset and split are the recorded ones (a run records ``dataset`` unless it

@@ -29,8 +29,8 @@ from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_arg
 from litelvlm.methods import TABLE, describe, is_baseline
-from litelvlm.models.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, resolve, video_eval
 from litelvlm.models.model_spec import ModelSpec
+from litelvlm.registry.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, resolve, video_eval
 from litelvlm.shared_options import (
     boot_seed_option,
     budgets_option,
@@ -157,7 +157,7 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     written (before torch loads: the budgets' range by
     :func:`~analysis.common.grounding.grounding_runs.check_budgets` against a frame's
     :data:`NUM_PATCHES`, the family's own options by its light video path,
-    :func:`~litelvlm.models.families.video_eval`)."""
+    :func:`~litelvlm.registry.families.video_eval`)."""
     a.prefill = resolve_prefill(a.prefill, a.device)   # auto: captured on cuda, eager elsewhere
     check_prefill(a.prefill, False, "off", a.capture, a.device)
     methods = split_list(a.methods)

@@ -19,7 +19,7 @@ from analysis.common.presentation.screen import with_intervals
 from analysis.common.stats import accuracy_stats as acc
 from analysis.common.stats import leaderboard as lb
 from analysis.common.stats.bootstrap import unit_stat
-from litelvlm.models.provenance import mark_weights, run_weights_kind
+from litelvlm.registry.provenance import mark_weights, run_weights_kind
 from litelvlm.runs.io import write_csv, write_parquet
 
 #: the resampling unit

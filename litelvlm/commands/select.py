@@ -17,7 +17,8 @@ from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
 from ..image_resize import image_resize_arg
 from ..methods import available_methods, describe, get_method, method_names
-from ..models.families import (
+from ..models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from ..registry.families import (
     DEFAULT_MODEL,
     card_of,
     cards,
@@ -26,7 +27,6 @@ from ..models.families import (
     family_or_spec,
     names_family,
 )
-from ..models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 from ..runs.io import save_plot
 from ..shared_options import model_option, seed_option
 from .select_family import _load_image, run_family
@@ -171,7 +171,7 @@ def run(ns) -> int:
     if a.raster:  # the same kept set, re-sorted (for every method: no method's own raster option is needed)
         indices = sorted(indices)
     result = {"method": a.method, "budget": k, "grid": list(clip.grid), "indices": indices}
-    from ..models.provenance import weights_banner, weights_kind
+    from ..registry.provenance import weights_banner, weights_kind
 
     banner = weights_banner(a.model)
     result["weights"] = weights_kind(a.model)   # "random", "toy" or "real"

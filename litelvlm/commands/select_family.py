@@ -2,7 +2,8 @@
 pipeline.
 
 With a GLaMM or UniPixel model string (a random preset or a checkpoint folder;
-:mod:`litelvlm.models.families`) instead of a CLIP, ``select`` runs the family's pipeline on the image and its
+:mod:`litelvlm.registry.families`) instead of a CLIP, ``select`` runs the family's pipeline on the image and
+its
 expression(s),
 ``ground(prepared, method, K)``, and reports the kept indices on the family's own token grid: GLaMM's 24 x 24
 CLIP patches, UniPixel's merged tokens (N depends on the image). Every method the family runs is offered, the
@@ -19,7 +20,7 @@ import warnings
 
 from ..errors import LiteLVLMError
 from ..image_resize import image_resize_kwargs
-from ..models.families import family_of, get_family, load_pipeline
+from ..registry.families import family_of, get_family, load_pipeline
 from ..runs.io import save_plot
 
 
@@ -72,7 +73,7 @@ def run_family(a) -> int:
     result = {"method": a.method, "budget": k, "grid": grid, "indices": indices, "family": family,
               "num_visual": n, "prune_layer": out.prune_layer,
               "method_variant": pipe.spec(a.method).backbone or None}
-    from ..models.provenance import weights_banner, weights_kind
+    from ..registry.provenance import weights_banner, weights_kind
 
     banner = weights_banner(a.model)
     result["weights"] = weights_kind(a.model)   # "random", "toy" or "real"

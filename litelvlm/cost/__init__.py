@@ -28,7 +28,7 @@ from typing import Any
 from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..methods import get_method
-from ..models.families import cards, get_family
+from ..registry.families import cards, get_family
 from .tokens import schedule_plan
 
 

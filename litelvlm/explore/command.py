@@ -13,9 +13,9 @@ from ..budget import Budget, BudgetError
 from ..cli_args import add_dataclass_arguments, arg, from_namespace, read_declared, split_list
 from ..errors import LiteLVLMError
 from ..image_resize import image_resize_arg
-from ..models import families
-from ..models.families import check_image_resize, family_input, names_family
 from ..models.model_spec import ModelSpec
+from ..registry import families
+from ..registry.families import check_image_resize, family_input, names_family
 from ..shared_options import budgets_option, methods_option, model_option, seed_option
 from .defaults import DEFAULT_MODEL, image_models
 

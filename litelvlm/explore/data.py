@@ -26,15 +26,15 @@ from ..data.segmentation import decode_segmentation
 from ..errors import LiteLVLMError
 from ..image_resize import image_resize_kwargs
 from ..lvlm.prune import clip_side
-from ..machine.threads import default_threads, torch_threads
 from ..method import Method
 from ..methods import get_method
 from ..methods.select import select
-from ..models import families
-from ..models.families import family_input, family_of, get_family, names_family
-from ..models.provenance import weights_banner
 from ..pruning import SelectorInputs, check_budget
 from ..pruning.scores import similarity
+from ..registry import families
+from ..registry.families import family_input, family_of, get_family, names_family
+from ..registry.provenance import weights_banner
+from ..threads import default_threads, torch_threads
 from .defaults import DEFAULT_METHODS, DEFAULT_MODEL, image_models
 
 #: methods whose one selection gives every budget: ``baseline`` methods keep all N whatever K (read as they

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..models import families
+from ..registry import families
 
 #: the tiny random GLaMM (a family model: kept tokens on its 24 x 24 CLIP grid, masks from its SAM)
 DEFAULT_MODEL = families.DEFAULT_MODEL

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data.refer import load_refer
 from ..machine.optional import optional_import
-from ..models.families import DEFAULT_MODEL, card_of, cards
+from ..registry.families import DEFAULT_MODEL, card_of, cards
 from ..runs.io import write_text
 from ..toy.refer_layout import write_refer
 

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..models.provenance import weights_kind
+from ..registry.provenance import weights_kind
 from ..runs.io import write_text
 from . import draw
 from .data import ExploreData

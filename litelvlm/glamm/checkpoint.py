@@ -290,7 +290,8 @@ def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the che
 def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                           dtype: torch.dtype = torch.float32, config: dict | None = None):
     """(GlammModel, tokenizer) from a GLaMM-RefSeg folder; the CLIP tower stays random until shared;
-    ``config``: the folder's config.json as its resolution read it (:func:`litelvlm.models.families.resolve`).
+    ``config``: the folder's config.json as its resolution read it
+        (:func:`litelvlm.registry.families.resolve`).
 
     The model's ``ignored_checkpoint_tensors`` is {what: count} of the checkpoint tensors dropped
     (``IGNORED_PREFIXES``: the region encoder in the released checkpoint), logged in one INFO line."""

@@ -38,12 +38,12 @@ from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
 from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
-from ..models.families import card, family_model
 from ..models.quantize import check_quantize, quantize_llm_layers
 from ..models.random_models import random_preset_folder
 from ..models.random_weights import resolve_fill, writes_folders
 from ..pruning import Selection, SelectorInputs
 from ..pruning.tower import ClipTower
+from ..registry.families import card, family_model
 from .build import build_glamm
 from .checkpoint import load_glamm_checkpoint
 from .checkpoint_writer import save_random_glamm

@@ -10,7 +10,7 @@
 
 The LLM run layer by layer is :mod:`litelvlm.llm`; the pruning methods, whatever their stage, are modules of
 :mod:`litelvlm.methods`; the families are packages of their own (``litelvlm.glamm``), named in
-:mod:`litelvlm.models.families`.
+:mod:`litelvlm.registry.families`.
 """
 
 from ..llm.context import LLMContext

@@ -1,7 +1,7 @@
 """The contract of a model family: what a pixel-grounding LVLM gives the pruning methods and the studies.
 
 A family is one package (``litelvlm/<family>``) whose pipeline subclasses :class:`GroundingPipeline` and is
-registered by its card in :mod:`litelvlm.models.families`. The contract has three parts:
+registered by its card in :mod:`litelvlm.registry.families`. The contract has three parts:
 
 * what every family provides (``abc.abstractmethod``): its input (``prepare_image``, ``with_sentences``), its
   LLM sequence (``language_model``, ``visual_tokens``, ``layout``, ``sequence_embeds``) and its mask head
@@ -51,7 +51,7 @@ class GroundingPipeline(abc.ABC):
     """A family's pipeline: one image (or video), its sentences, any method and budget -> masks (see the
     module)."""
 
-    #: the family's name in :mod:`litelvlm.models.families`
+    #: the family's name in :mod:`litelvlm.registry.families`
     family: ClassVar[str] = ""
     #: what the family offers the methods and the studies
     abilities: ClassVar[Abilities] = Abilities()

@@ -1,5 +1,5 @@
 """Whether the machine was busy while this process timed torch work (imports torch;
-:mod:`litelvlm.machine.threads` decides the thread count without it)."""
+:mod:`litelvlm.threads` decides the thread count without it)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """A model family's card: everything the suite knows of a family before its code loads, in one frozen object.
 
 Each family package holds one ``card.py`` with ``CARD = FamilyCard(...)`` (light: no torch), and
-:mod:`litelvlm.models.families` registers it with one line. The command line, the studies and the figures ask
-      the
-card (its name, display name, presets, model strings, the paper's model, what it reads, its video path, its
+:mod:`litelvlm.registry.families` registers it with one line. The command line, the studies and the figures
+      ask the card (its name, display name, presets, model strings, the paper's model, what it reads, its
+      video path, its
 cost description) and never name a family. The pipeline itself answers the rest through
 :class:`litelvlm.lvlm.family.GroundingPipeline`. This module imports nothing heavy.
 """

@@ -190,7 +190,7 @@ def check_image_processor(folder: str | Path) -> None:
                             "and there is no preprocessor_config.json")
 
 
-# -- a model string's folder, as its resolution checks it (litelvlm.models.families.resolve): one wording
+# -- a model string's folder, as its resolution checks it (litelvlm.registry.families.resolve): one wording
 # -----------
 #: the weight files one of which a model folder holds (its loader then reads the format it reads)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",

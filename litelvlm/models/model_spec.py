@@ -5,7 +5,7 @@ A model string is one of:
 * ``<name>-random[:SEED]``: random weights of an architecture, written to the cache and loaded back
   through the real path (CLIP towers: :data:`RANDOM_CLIPS`; Qwen2.5-VL: :data:`RANDOM_QWENS`, e.g.
   ``qwen2.5-vl-7b-random:1``; each model family's presets: its card's ``presets``,
-      :mod:`litelvlm.models.families`);
+      :mod:`litelvlm.registry.families`);
 * an open_clip string: ``ARCH:TAG``, ``ARCH:/path/ckpt.pt``, ``local-dir:/path`` or ``hf-hub:org/name``;
 * a hub id or a local folder (transformers' ``save_pretrained`` layout, or a family's released checkpoint
 layout).
@@ -49,7 +49,7 @@ class ModelSpec(str):
         """Only :meth:`parse` makes one (a copy or an unpickled spec comes here too, with its text)."""
         out = super().__new__(cls, model)
         name, _, rest = out.partition(":")
-        # set as a frozen subclass sets its fields (litelvlm.models.resolved_model.ResolvedModel)
+        # set as a frozen subclass sets its fields (litelvlm.registry.resolved_model.ResolvedModel)
         object.__setattr__(out, "name", name)
         object.__setattr__(out, "rest", rest)
         return out
@@ -131,7 +131,7 @@ class ModelSpec(str):
     @property
     def is_small(self) -> bool:
         """A small model by its name (``tiny*``, a toy model, the tiny random Qwen2.5-VL); a family's small
-        presets are its card's (:func:`litelvlm.models.families.is_small`). Such models run fastest on one
+        presets are its card's (:func:`litelvlm.registry.families.is_small`). Such models run fastest on one
         thread."""
         last = self.text.rsplit("/", 1)[-1].lower()
         return last.startswith("tiny") or "toy" in last or self.random_qwen == "tiny"

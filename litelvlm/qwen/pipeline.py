@@ -37,10 +37,10 @@ from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import set_attention, tower_implementation
-from ..models.families import card, family_model
 from ..models.model_spec import ModelSpec
-from ..models.resolved_model import ResolvedModel
 from ..pruning import MappedInputs, Selection
+from ..registry.families import card, family_model
+from ..registry.resolved_model import ResolvedModel
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
 
 #: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM
@@ -105,7 +105,7 @@ class QwenSam2Pipeline(GroundingPipeline):
                           dtype: torch.dtype | None = None, numerics=None, quantize: str = "none",
                           layer_dtype: str = "model", **options) -> QwenSam2Pipeline:
         """The family's random preset (``<preset>-random[:SEED]``) or checkpoint folder, resolved once here
-        unless it comes resolved (:func:`litelvlm.models.families.family_model`) and loaded by the family's
+        unless it comes resolved (:func:`litelvlm.registry.families.family_model`) and loaded by the family's
         :meth:`load_parts`; ``clip`` (default :meth:`default_clip`), ``clip_text``, ``clip_context``,
         ``clip_similarity`` and the family's :meth:`part_options` from ``options``; a released checkpoint's
         hub id is downloaded first."""

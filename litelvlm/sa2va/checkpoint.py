@@ -38,11 +38,11 @@ import torch
 from safetensors import safe_open
 
 from ..errors import LiteLVLMError
-from ..models.families import family_model
 from ..models.model_folder import read_config
 from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
 from ..models.random_weights import default_dtype, resolve_fill, skip_init, writes_folders
 from ..qwen.checkpoint import quiet_transformers, weight_files
+from ..registry.families import family_model
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import (
@@ -209,7 +209,7 @@ def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "c
 
 
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names, resolved once (:func:`litelvlm.models.families.family_model`, which
+    """The folder a model string names, resolved once (:func:`litelvlm.registry.families.family_model`, which
     checks it): a random preset's cached folder (written on first use), or the Sa2VA checkpoint folder it
     names."""
     resolved = family_model(model, CARD)

@@ -1,7 +1,7 @@
 """``Sa2VAPipeline``: the ``sa2va`` family (Sa2VA-Qwen2.5-VL: Qwen2.5-VL + SAM 2 prompted by ``[SEG]``) on the
 contract.
 
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     pipe = load_pipeline("sa2va-tiny-random:0")         # or a Sa2VA-Qwen2_5-VL checkpoint folder
     prep = pipe.prepare(image, ["the dog on the left"])
     out = pipe.ground(prep, "fastv", 16)                 # any method that acts with the LLM
@@ -30,12 +30,12 @@ from PIL import Image
 
 from ..errors import LiteLVLMError
 from ..lvlm.numerics import Numerics
-from ..models.families import family_model
 from ..models.family_card import Lazy
 from ..models.model_spec import ModelSpec
 from ..qwen.mapped import frames_mapped_inputs
 from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 from ..qwen_vision.vision import QwenVision
+from ..registry.families import family_model
 from . import protocol as _protocol
 from .card import CARD
 from .checkpoint import load_sa2va

@@ -37,7 +37,6 @@ from transformers import (
 )
 
 from ..errors import LiteLVLMError
-from ..models.families import family_model
 from ..models.model_spec import ModelSpec
 from ..models.random_models import write_json
 from ..models.random_weights import default_dtype, fast_fill, init_plan, skip_init
@@ -45,6 +44,7 @@ from ..qwen import config as qwen25
 from ..qwen.checkpoint import _write_tokenizer, build_qwen
 from ..qwen.tokenizer import CHAT_TEMPLATE as QWEN25_CHAT_TEMPLATE
 from ..qwen.tokenizer import build_qwen_tokenizer
+from ..registry.families import family_model
 from . import qwen3_config as qwen3
 from .card import CARD
 from .config import get_preset
@@ -146,7 +146,7 @@ def backbone_of(model: str | ModelSpec) -> str:
     """The backbone a Sa2VA model string is built on: its random preset's, or the one its folder's
     ``config.json`` describes (InternVL3: :func:`litelvlm.sa2va.internvl.config.is_internvl`, else
     :func:`kind_of_config`), as its one resolution found them
-           (:func:`litelvlm.models.families.family_model`)."""
+           (:func:`litelvlm.registry.families.family_model`)."""
     resolved = family_model(model, CARD)
     if resolved.is_preset:
         preset = resolved.preset

@@ -76,7 +76,7 @@ class Sa2VAVideoEval:
         return Sa2VARunner(a)
 
 
-#: the registered video path (:data:`litelvlm.models.families.TABLE`)
+#: the registered video path (:data:`litelvlm.registry.families.TABLE`)
 VIDEO_EVAL = Sa2VAVideoEval()
 
 __all__ = ["BUDGET_READING", "NOTE", "VIDEO_EVAL", "Sa2VAVideoEval", "method_error", "offered_methods"]

@@ -35,13 +35,13 @@ from safetensors import safe_open
 from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from ..errors import LiteLVLMError
-from ..models.families import family_model
 from ..models.model_folder import check_model_folder
 from ..models.random_models import random_preset_folder, random_record
 from ..models.random_weights import default_dtype, resolve_fill, skip_init
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
 from ..qwen.tokenizer import build_qwen_tokenizer
+from ..registry.families import family_model
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from ..sam2.prompt import Sam2Prompt
 from .card import CARD
@@ -164,7 +164,7 @@ def random_unipixel_dir(preset: str, seed: int = 0, device: str | torch.device =
 
 
 def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names, resolved once (:func:`litelvlm.models.families.family_model`, which
+    """The folder a model string names, resolved once (:func:`litelvlm.registry.families.family_model`, which
     checks it): a random preset's cached folder (written on first use), or the UniPixel folder it names."""
     resolved = family_model(model, CARD)
     return random_unipixel_dir(resolved.preset, resolved.seed, device=device) if resolved.is_preset \

@@ -1,7 +1,7 @@
 """``UniPixelPipeline``: the ``unipixel`` family (Qwen2.5-VL + UniPixel's SAM 2 mask head) on the family
 contract.
 
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     pipe = load_pipeline("unipixel-tiny-random:0")       # or a UniPixel checkpoint folder
     prep = pipe.prepare(image, ["the dog on the left"])
     out = pipe.ground(prep, "fastv", 64)                  # any method that acts with the LLM

@@ -78,7 +78,7 @@ class UniPixelVideoEval:
         return UniPixelRunner(a, FRAME_PATCHES)
 
 
-#: the registered video path (:data:`litelvlm.models.families.TABLE`)
+#: the registered video path (:data:`litelvlm.registry.families.TABLE`)
 VIDEO_EVAL = UniPixelVideoEval()
 
 __all__ = ["BUDGET_READING", "NOTE", "VIDEO_EVAL", "UniPixelVideoEval", "method_error", "offered_methods",

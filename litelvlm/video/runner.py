@@ -1,5 +1,5 @@
 """The video contract of ``litelvlm eval-video``: what a family with a video path offers the video study,
-found through the family registry (:func:`litelvlm.models.families.video_eval`, from an entry's
+found through the family registry (:func:`litelvlm.registry.families.video_eval`, from an entry's
 ``video_eval``), so the study names no family.
 
 A family's :class:`VideoEval` is light (importing it loads no torch): it checks the family's own options

@@ -34,10 +34,10 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ..errors import LiteLVLMError
-from ..models.families import family_model
 from ..models.model_folder import check_model_folder, weight_files
 from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
 from ..models.random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
+from ..registry.families import family_model
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset
@@ -147,7 +147,7 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
 
 
 def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names, resolved once (:func:`litelvlm.models.families.family_model`, which
+    """The folder a model string names, resolved once (:func:`litelvlm.registry.families.family_model`, which
     checks it): ``videoglamm[-tiny]-random[:SEED]``'s cached folder (written on first use), or the VideoGLaMM
     checkpoint folder it names."""
     resolved = family_model(model, CARD)

@@ -1,7 +1,7 @@
 """``VideoGLaMMPipeline``: the ``videoglamm`` family, VideoGLaMM on the family contract (a video, not an
 image).
 
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     pipe = load_pipeline("videoglamm-tiny-random:0")       # or a VideoGLaMM checkpoint folder
     prep = pipe.prepare(frames, ["the red circle"])         # frames: a list of (H, W, 3) uint8 arrays (one
     clip) out = pipe.ground(prep, "fastv", 196)                   # budget: K of each frame's 576 CLIP patches
@@ -46,8 +46,8 @@ from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention, tower_implementation
 from ..lvlm.prune import llm_stage
-from ..models.families import family_model
 from ..pruning import Selection, SelectorInputs
+from ..registry.families import family_model
 from .card import CARD
 from .checkpoint import load_videoglamm
 from .config import FRAME_PATCHES, IMAGE_TOKEN_INDEX, NUM_FRAMES

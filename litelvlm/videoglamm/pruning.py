@@ -49,8 +49,8 @@ from ..errors import LiteLVLMError
 from ..methods import get_method, method_names
 from ..methods.select import select
 from ..models.model_spec import ModelSpec
-from ..models.resolved_model import ResolvedModel
 from ..pruning import Selection, SelectorInputs
+from ..registry.resolved_model import ResolvedModel
 from .card import CARD
 from .config import CHUNK_SIZE, NUM_FRAMES
 from .inference import PreparedClip

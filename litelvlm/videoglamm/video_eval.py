@@ -73,7 +73,7 @@ class VideoGLaMMVideoEval:
         return VideoGLaMMRunner(a)
 
 
-#: the registered video path (:data:`litelvlm.models.families.TABLE`)
+#: the registered video path (:data:`litelvlm.registry.families.TABLE`)
 VIDEO_EVAL = VideoGLaMMVideoEval()
 
 __all__ = ["ALLOCATION_COLUMNS", "ALLOCATION_RULES", "NOTE", "VIDEO_EVAL", "VideoGLaMMVideoEval",

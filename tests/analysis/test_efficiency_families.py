@@ -13,7 +13,7 @@ from analysis.efficiency.arch import arch_names, arch_of_model, get_arch
 from litelvlm.cli import main
 from litelvlm.cost import CostArch, FamilyCost, cost_of_arch, family_cost
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import cards
+from litelvlm.registry.families import cards
 
 ROOT = Path(__file__).resolve().parents[2]
 

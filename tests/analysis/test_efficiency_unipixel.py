@@ -138,7 +138,7 @@ def _offered() -> set[str]:
 
 
 def test_cli_refuses_what_the_family_does_not_offer(tmp_path):
-    from litelvlm.models.families import get_family
+    from litelvlm.registry.families import get_family
 
     cls = get_family("unipixel")
     for m in method_names():  # the study asks the family, before any model is built

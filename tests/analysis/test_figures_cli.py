@@ -121,6 +121,7 @@ def test_empty_results_skip_every_family_with_one_line_naming_its_folder_and_com
     assert not (tmp_path / "f").exists()
 
 
+@pytest.mark.slow  # the default suite's time budget (about 10 s each)
 def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_path, capsys):
     fs = FIGURE_SETS["retention"]
     results = tmp_path / "results"

@@ -18,7 +18,7 @@ MODEL = "unipixel-tiny-random:0"
 @pytest.fixture(scope="module")
 def offered():
     """The methods the unipixel family runs (asked of the family, as the study does)."""
-    from litelvlm.models.families import get_family
+    from litelvlm.registry.families import get_family
 
     cls = get_family("unipixel")
     return [m for m in available_methods() if cls.method_error(cls, m) is None]
@@ -72,7 +72,7 @@ def test_unipixel_sample_metric_on_hand_made_masks():
     the prediction's box against the referent's COCO box at IoU >= 0.5; GLaMM has no metric of its own."""
     import numpy as np
 
-    from litelvlm.models.families import get_family
+    from litelvlm.registry.families import get_family
 
     cls = get_family("unipixel")
     pipe = cls.__new__(cls)

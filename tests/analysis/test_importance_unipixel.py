@@ -21,7 +21,7 @@ def unipixel_n(coco128):
     """(N, merged grid) of the scored image, asked of the pipeline directly: Qwen2.5-VL's patch grid (time,
     height, width) merged 2 x 2 (``spatial_merge_size``) into the LLM's tokens."""
     from litelvlm.data.refer import load_refer
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline(MODEL)
     rec = next(r for r in load_refer(coco128, None, "refcoco", "unc", "val") if r.image_id == IMAGE_ID)

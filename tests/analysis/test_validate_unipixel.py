@@ -111,7 +111,7 @@ def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path):
     """No ``--methods``: every registered method the family runs (the oracles included: the saliency oracle's
     gradient flows through SAM 2's decoder), none it refuses."""
     from litelvlm.methods import available_methods
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline("unipixel-tiny-random:0")
     offered = {m for m in available_methods() if pipe.method_error(m) is None}

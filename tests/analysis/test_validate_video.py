@@ -15,7 +15,7 @@ import pytest
 
 from analysis.validate.video import arrangement_lines, with_arrangement
 from litelvlm.cli import main
-from litelvlm.models.families import resolve
+from litelvlm.registry.families import resolve
 
 MODEL = "videoglamm-tiny-random:0"
 

@@ -86,7 +86,7 @@ def test_every_offered_method_at_the_papers_budgets(tmp_path):
     """No ``--methods``: every method the family offers on the model, the oracles aside (SparseVLM left out: 2
     layers)."""
     from litelvlm.methods import available_methods
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     out = tmp_path / "run"
     assert _validate(out, "--fastv-layer", 1)[0] == 0

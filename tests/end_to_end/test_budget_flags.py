@@ -77,7 +77,7 @@ def test_an_empty_budget_list_is_refused_not_taken_for_the_default(command, tmp_
     if command == "explore":
         argv += ["--image", str(next((coco128 / "images").iterdir())), "--text", "a thing"]
     loaded = []
-    monkeypatch.setattr("litelvlm.models.families.load_pipeline", lambda *a,
+    monkeypatch.setattr("litelvlm.registry.families.load_pipeline", lambda *a,
                         **k: loaded.append(a) or sys.exit("loaded"))
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -8,8 +8,8 @@ import argparse
 import pytest
 
 from litelvlm.cli import all_commands, build_parser
-from litelvlm.models.families import card_of, cards
 from litelvlm.models.model_spec import COMMAND_CLIP_MODEL, DEFAULT_HF_MODEL, ModelSpec
+from litelvlm.registry.families import card_of, cards
 
 
 def _model_action(command: str) -> argparse.Action | None:
@@ -75,7 +75,7 @@ def test_every_documented_tiny_model_predicts_non_empty_masks_on_the_sample_imag
     import torch
 
     from litelvlm.data.refer import load_refer
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     records = {}
     for r in load_refer(coco128, None, "refcoco", "unc", "val"):

@@ -107,7 +107,7 @@ def exif_refer(toy_refer, tmp_path_factory) -> Path:
 
 
 def test_the_family_table_says_how_each_family_reads_images():
-    from litelvlm.models.families import exif_transpose, table
+    from litelvlm.registry.families import exif_transpose, table
     from litelvlm.unipixel.protocol import EXIF_TRANSPOSE
 
     assert exif_transpose("tiny-random:0") is True  # GLaMM: cv2.imread turns by the tag
@@ -157,7 +157,7 @@ def test_exif_oriented_images_are_decoded_turned_for_glamm_and_clip_and_none_is_
 
 def test_retention_decodes_as_the_model_family_reads_images(exif_refer):
     from analysis.retention.compute import readable_examples
-    from litelvlm.models.families import exif_transpose
+    from litelvlm.registry.families import exif_transpose
 
     jpg = exif_refer / "images" / "COCO_train2014_000000000001.jpg"
     for model, size in (("tiny336-random", (64, 48)), ("tiny-random:0", (64, 48)),

@@ -190,7 +190,7 @@ def test_bad_input_is_one_line_and_exit_2_before_torch(case, toy_scene, tmp_path
 def test_a_method_the_family_refuses_is_one_line_before_the_model_loads(toy_scene, tmp_path, capsys,
                                                                          unoffered_methods, monkeypatch):
     from litelvlm.cli import main
-    from litelvlm.models import families
+    from litelvlm.registry import families
 
     monkeypatch.setattr(families, "load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
     rc = main(["explore", "--image", toy_scene[0], "--text", "x", "--model", "unipixel-tiny-random:0",
@@ -205,7 +205,7 @@ def test_unipixel_tokens_are_on_its_own_merged_grid(toy_scene, monkeypatch):
     the baseline `none` keeps every token at every budget, read from its one selection."""
     from PIL import Image
 
-    from litelvlm.models import families
+    from litelvlm.registry import families
     from tests.unipixel_tiny import tiny_unipixel
 
     pipe = tiny_unipixel()  # loaded once per test process, shared with the other UniPixel tests

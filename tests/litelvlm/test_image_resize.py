@@ -92,7 +92,7 @@ def test_only_a_family_with_a_resize_records_it(model, record, tmp_path):
     """What every command's config.json gets: the resize for Sa2VA, nothing for the others (their folders as
     before), and so the early resume check passes their folders written before the option."""
     from analysis.common.runs.study import check_early
-    from litelvlm.models.families import image_resize_record
+    from litelvlm.registry.families import image_resize_record
 
     assert image_resize_record("torchvision", model) == record
     (tmp_path / "config.json").write_text(json.dumps({"model": model, "seed": 0}))

@@ -20,7 +20,7 @@ from PIL import Image
 
 from litelvlm.commands.select import methods_record
 from litelvlm.methods import get_method, method_names
-from litelvlm.models.families import load_pipeline
+from litelvlm.registry.families import load_pipeline
 
 MODELS = ("tiny-random:0", "sa2va-tiny-random:0")
 #: what a family refuses outright (the Sa2VA family offers no vision-tower stage)

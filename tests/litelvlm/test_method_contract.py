@@ -169,7 +169,7 @@ def test_no_import_circle_across_packages():
     assert {"litelvlm.lvlm", "litelvlm.clip", "litelvlm.pruning"} <= edges["litelvlm.glamm"]
     assert "litelvlm.lvlm" not in reach("litelvlm.pruning")
     for shared in ("litelvlm.lvlm", "litelvlm.pruning", "litelvlm.clip", "litelvlm.methods",
-                   "litelvlm.models.families"):
+                   "litelvlm.registry.families"):
         assert "litelvlm.glamm" not in reach(shared), shared
 
 

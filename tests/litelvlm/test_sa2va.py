@@ -20,13 +20,13 @@ MODEL = "sa2va-tiny-random:0"
 
 @pytest.fixture(scope="module")
 def tiny_pipe():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     return load_pipeline(MODEL)
 
 
 def test_presets_and_model_strings():
-    from litelvlm.models.families import card, family_of
+    from litelvlm.registry.families import card, family_of
     from litelvlm.sa2va.config import PRESETS, RANDOM_SA2VAS
 
     # the Qwen3-VL presets are tested in tests/litelvlm/sa2va/test_qwen3_pipeline.py, the InternVL3 ones in
@@ -48,7 +48,7 @@ def test_random_weights_round_trip_in_the_released_layout(tmp_path):
     tensors, found by ``config.json``'s ``architectures``."""
     from safetensors import safe_open
 
-    from litelvlm.models.families import family_of, load_pipeline
+    from litelvlm.registry.families import family_of, load_pipeline
     from litelvlm.sa2va.checkpoint import build_sa2va, load_sa2va, save_random_sa2va
 
     folder = save_random_sa2va(tmp_path / "sa2va", "tiny", seed=4)
@@ -156,7 +156,7 @@ def test_eval_grounding_runs(coco128, tmp_path):
 
 @pytest.mark.slow
 def test_every_offered_method_runs_through_eval_grounding(coco128, tmp_path):
-    from litelvlm.models.families import get_family
+    from litelvlm.registry.families import get_family
 
     cls = get_family("sa2va")
     offered = [m for m in available_methods() if cls.method_error(cls, m) is None]

@@ -121,7 +121,7 @@ def test_masks_are_the_official_sam2_on_one_image(tiny, official_sam2, size):
 def test_the_pipeline_reads_the_final_state_of_the_seg_row(tiny, official_sam2):
     """The whole image path on the prompt: the final hidden state of the row holding [SEG] (generate's
     ``hidden_states[-1]``) -> text_hidden_fcs -> SAM 2, as ``predict_forward`` L226-252 does."""
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     from litelvlm.sa2va.protocol import image_question
 
     folder, parts = tiny
@@ -177,7 +177,7 @@ def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
     """A video through the pipeline (method none, all N): the first min(5, T) frames as images of one prompt
     with the Ref-VOS question, the final state of the [SEG] row, text_hidden_fcs, the official SAM 2 memory
     over every frame (``predict_forward`` video branch, L107-146, L240-252)."""
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     from litelvlm.sa2va.protocol import video_question
 
     folder, parts = tiny

@@ -149,7 +149,7 @@ def test_the_score_only_methods_run_and_the_others_are_refused(pipe, unoffered_m
 
 
 def test_clip_text_expression_and_the_default_clip():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     from litelvlm.unipixel.pipeline import default_clip
 
     assert default_clip("unipixel-tiny-random:3") == "tiny336-random:3"
@@ -164,7 +164,7 @@ def test_clip_text_expression_and_the_default_clip():
 
 
 def test_methods_that_never_read_clip_never_load_it(pipe):
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     p = load_pipeline(MODEL)
     prep = p.prepare(_noise(64, 64), ["the cup"])
@@ -207,7 +207,7 @@ def test_the_vit_context_is_vscans_qwen_score(size):
     """``context="vit"``: LiteLVLM's context part is VScan's global score of Qwen's own tower (this project's
     adaptation); the score equals the transcription, and the selection ranks the tokens by it."""
     from litelvlm.methods.select import select
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     p = load_pipeline(MODEL, clip_context="vit")
     prep = p.prepare(_noise(*size, seed=5), ["the cup"])

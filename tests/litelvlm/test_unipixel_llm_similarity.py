@@ -60,7 +60,7 @@ def test_every_budget_is_the_official_rule_on_the_llm_relevance(pipes, coco128, 
 
 
 def test_the_option_is_checked_and_described(pipes):
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     clip_pipe, llm_pipe = pipes
     assert "similarity" not in clip_pipe.describe()["clip"]

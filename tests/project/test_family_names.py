@@ -1,6 +1,6 @@
 """A family is one package: outside ``litelvlm/<family>/``, no module of ``litelvlm/`` or ``analysis/`` names
 a family in code (identifiers, import paths, string constants that are not docstrings), except its one
-registration line in ``litelvlm/models/families.py``. The command line and the studies ask the family's card
+registration line in ``litelvlm/registry/families.py``. The command line and the studies ask the family's card
 (:mod:`litelvlm.models.family_card`) and the pipeline contract instead. Comments and docstrings may cite a
 family (they explain, they do not dispatch)."""
 
@@ -11,7 +11,7 @@ import re
 import tokenize
 from pathlib import Path
 
-from litelvlm.models.families import REGISTERED, family_names
+from litelvlm.registry.families import REGISTERED, family_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def family_mentions() -> dict[str, list[str]]:
         rel = path.relative_to(ROOT).as_posix()
         for line, text in _code_tokens(path):
             cards = {f"{m}:CARD" for m in registration}
-            if rel == "litelvlm/models/families.py" and text.strip("\"'") in cards:
+            if rel == "litelvlm/registry/families.py" and text.strip("\"'") in cards:
                 continue
             for f in names:
                 if rel.startswith(f"litelvlm/{f}/"):
@@ -62,7 +62,7 @@ def test_outside_its_package_no_module_names_a_family():
 
 
 def test_each_family_is_registered_by_one_line():
-    source = (ROOT / "litelvlm" / "models" / "families.py").read_text(encoding="utf-8")
+    source = (ROOT / "litelvlm" / "registry" / "families.py").read_text(encoding="utf-8")
     for target in REGISTERED:
         assert source.count(f'"{target}"') == 1
     assert len(REGISTERED) == len(family_names()) == len(set(REGISTERED))

@@ -33,12 +33,12 @@ ALLOWED: set[tuple[str, str, str]] = {
     ("litelvlm/commands/select.py", "litelvlm.pruning",
      "select: the selector inputs (torch) after the checks"),
     ("litelvlm/commands/select.py", "litelvlm.clip", "select: loads CLIP (torch) after the checks"),
-    ("litelvlm/commands/select.py", "litelvlm.models.provenance",
+    ("litelvlm/commands/select.py", "litelvlm.registry.provenance",
      "select: the weights banner (torch) after the checks"),
     ("litelvlm/commands/select.py", "litelvlm.pruning.plot", "select --save-overlay: matplotlib"),
     ("litelvlm/commands/select_family.py", "litelvlm.data.refer", "select: reads the image (PIL) after the "
      "checks"),
-    ("litelvlm/commands/select_family.py", "litelvlm.models.provenance",
+    ("litelvlm/commands/select_family.py", "litelvlm.registry.provenance",
      "select: the weights banner (torch)"),
     ("litelvlm/commands/select_family.py", "litelvlm.pruning.plot", "select --save-overlay: matplotlib"),
     ("litelvlm/explore/command.py", "litelvlm.explore.data", "explore: runs the model (torch) after the "

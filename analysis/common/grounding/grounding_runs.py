@@ -10,7 +10,7 @@ from litelvlm.budget import Budget, range_error
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method
-from litelvlm.models.families import card, exif_transpose
+from litelvlm.registry.families import card, exif_transpose
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from analysis.common.options.model_args import ModelDataArgs
 from litelvlm.lvlm.numerics import Numerics
-from litelvlm.models.families import resolve
 from litelvlm.models.quantize import check_quantize
+from litelvlm.registry.families import resolve
 
 
 def study_numerics(args: ModelDataArgs, protocol: str):

@@ -33,7 +33,7 @@ from litelvlm.data.geometry import PatchCoverage, patch_coverage
 from litelvlm.data.refer import ReferRecord, load_coco_instances, load_refer
 from litelvlm.data.templates import format_question
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card
+from litelvlm.registry.families import card
 from litelvlm.runs.exclusions import Exclusions, one_line, skip_cause
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ import numpy as np
 from analysis.common.presentation.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.data.geometry import PatchCoverage, TransformParams, transform_params
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card
 from litelvlm.qwen_vision.grid import TokenGrid, resample_matrix, source_edges, token_coverage
+from litelvlm.registry.families import card
 
 
 def grid_protocol(family: str):

@@ -32,7 +32,7 @@ like FastV but whose GLaMM port the authors did not ship.
 from __future__ import annotations
 
 from analysis.common.measures.flops import LLMSizes, TokenPlan, projection_macs
-from litelvlm.models.families import cards
+from litelvlm.registry.families import cards
 
 #: Bytes of the official activations (bfloat16 ``hidden_states.element_size()``).
 OFFICIAL_ELEMENT_SIZE = 2

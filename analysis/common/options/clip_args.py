@@ -13,8 +13,8 @@ from analysis.common.options.defaults import DEFAULT_KS
 from analysis.common.runs.study import check_same_model
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card, question_templates
 from litelvlm.models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from litelvlm.registry.families import card, question_templates
 from litelvlm.shared_options import (
     device_option,
     dtype_option,

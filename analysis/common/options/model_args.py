@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from litelvlm.cli_args import arg, read_declared
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
-from litelvlm.models.families import DEFAULT_MODEL, model_help, resolve
 from litelvlm.models.model_spec import ModelSpec
+from litelvlm.registry.families import DEFAULT_MODEL, model_help, resolve
 from litelvlm.shared_options import DTYPES as DTYPES  # the --dtype names, declared there
 from litelvlm.shared_options import model_option, out_option
 

@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from analysis.common.runs.study import read_json
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, get_method
-from litelvlm.models.provenance import weights_kind
+from litelvlm.registry.provenance import weights_kind
 
 #: the ``config.json`` key of a run's busy-machine warning (a timed run on a loaded CPU; volatile, as its run
 #: times)

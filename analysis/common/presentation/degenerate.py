@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from litelvlm.models.provenance import weights_kind
+from litelvlm.registry.provenance import weights_kind
 
 #: what a random preset's line adds: its mask gate may be closed for this seed (docs/validate.md)
 RANDOM_HINT = ("; these are random weights, whose mask gate can be closed for a seed: another seed may open "

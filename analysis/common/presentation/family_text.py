@@ -1,10 +1,10 @@
 """What the studies' help and labels say of the families, asked of their cards
-(:mod:`litelvlm.models.families`): no study names a family. Light (imports only the cards)."""
+(:mod:`litelvlm.registry.families`): no study names a family. Light (imports only the cards)."""
 
 from __future__ import annotations
 
-from litelvlm.models.families import cards
 from litelvlm.models.family_card import FamilyCard
+from litelvlm.registry.families import cards
 
 
 def names(selected: list[FamilyCard]) -> str:

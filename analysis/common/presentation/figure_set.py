@@ -46,7 +46,7 @@ OUT_ENV = "LITELVLM_FIGURES_DIR"
 
 
 #: the notebooks' folder of a checkout; its ``out/`` (ignored by git) holds a folder per notebook
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[3] / "notebooks"
 
 
 def notebook_out_dir(figure_set: str = "") -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from litelvlm.data.fixtures import write_tiny_refer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 #: The CLIP model smoke results use unless ``--model`` says otherwise (random weights, 24x24 grid).
 SMOKE_MODEL = "tiny336-random"
 

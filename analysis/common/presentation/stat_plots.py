@@ -17,7 +17,7 @@ from analysis.common.presentation.style import (
     method_label,
     method_style,
 )
-from litelvlm.models.families import card, family_names
+from litelvlm.registry.families import card, family_names
 
 __all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences",
            "metric_slug"]

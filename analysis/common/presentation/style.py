@@ -21,7 +21,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from litelvlm.methods import TABLE, get_method
-from litelvlm.models.provenance import weights_banner
+from litelvlm.registry.provenance import weights_banner
 from litelvlm.runs.io import PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
 
 #: Widths in inches of a one-column and a two-column figure (ICML/NeurIPS-style layouts).
@@ -169,7 +169,7 @@ FOOTNOTE_SIZE = 6
 
 
 def weights_footnote(fig, *models: str | None) -> str | None:
-    """Write the weights banner of ``models`` (:func:`litelvlm.models.provenance.weights_banner`) under
+    """Write the weights banner of ``models`` (:func:`litelvlm.registry.provenance.weights_banner`) under
     ``fig`` as a footnote; returns it, or None (nothing drawn) when every model has real weights."""
     banner = weights_banner(*models)
     if banner is None:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from analysis.common.runs.study import as_args, check_early
-from litelvlm.models.families import check_image_resize
+from litelvlm.registry.families import check_image_resize
 
 #: a check of the options: raises to refuse them; may return corrected options (an instance of the dataclass)
 Check = Callable[[Any], Any]

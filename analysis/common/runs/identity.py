@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import resolve
 from litelvlm.models.model_spec import ModelSpec
-from litelvlm.models.provenance import weights_kind
+from litelvlm.registry.families import resolve
+from litelvlm.registry.provenance import weights_kind
 
 #: the key of ``config.json`` that holds the identity
 KEY = "identity"
@@ -25,7 +25,7 @@ STUDIES = ("reversal", "sink", "retention", "grounding", "importance", "efficien
            "video")
 #: the family recorded for a model that no registered model family reads (the CLIP studies' CLIPs)
 CLIP_FAMILY = "clip"
-#: what :func:`litelvlm.models.provenance.weights_kind` says, as an identity records it
+#: what :func:`litelvlm.registry.provenance.weights_kind` says, as an identity records it
 WEIGHTS = {"real": "checkpoint", "random": "random", "toy": "toy"}
 
 

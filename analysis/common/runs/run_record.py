@@ -26,7 +26,7 @@ def run_record() -> dict:
 
 
 def torch_thread_count() -> int:
-    """The torch intra-op thread count of this run (``litelvlm.machine.threads`` decides it), for
+    """The torch intra-op thread count of this run (``litelvlm.threads`` decides it), for
     config.json."""
     return torch.get_num_threads()
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from litelvlm.cli_args import check_declared, from_namespace
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import image_resize_record
+from litelvlm.registry.families import image_resize_record
 from litelvlm.runs.records import read_record
 from litelvlm.runs.run_owner import check_config_fields, overwriting
 from litelvlm.runs.transaction import current
@@ -299,7 +299,7 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
 def git_commit(root: str | Path | None = None) -> str | None:
     """The commit of the checkout this project runs from (``+dirty`` with uncommitted changes to tracked
     files); None for an installed copy or where git is missing."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[3]
     if not (root / ".git").exists():
         return None
     try:

@@ -13,11 +13,11 @@ from safetensors import safe_open
 from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
 from ...errors import LiteLVLMError
-from ...models.families import family_model
 from ...models.model_folder import model_error, read_config
 from ...models.model_spec import ModelSpec
 from ...models.random_weights import default_dtype, resolve_fill, skip_init, writes_folders
 from ...qwen.checkpoint import quiet_transformers, weight_files
+from ...registry.families import family_model
 from ...sam2.config import sam2_size
 from ...sam2.keys import sam2_to_hf
 from ..card import CARD
@@ -48,7 +48,7 @@ def preset_of(model: str | ModelSpec) -> InternVLPreset | None:
 
 
 def internvl_folder(model: str | ModelSpec, device: str | torch.device = "cpu") -> Path:
-    """The folder a model string names, resolved once (:func:`litelvlm.models.families.family_model`, which
+    """The folder a model string names, resolved once (:func:`litelvlm.registry.families.family_model`, which
     checks it): a random preset's cached folder, or a checkpoint folder whose ``config.json`` declares
     ``Sa2VAChatModel`` with InternVL's ``vision_config`` and ``llm_config`` (else one line in the
     resolution's words)."""

@@ -1,7 +1,7 @@
 """``Sa2VAInternVLPipeline``: Sa2VA-InternVL3 (InternViT + ``mlp1`` + Qwen2.5 + SAM 2 prompted by ``[SEG]``),
 the ``sa2va`` family on InternVL3.
 
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     pipe = load_pipeline("sa2va-internvl3-tiny-random:0")     # or a Sa2VA-InternVL3 checkpoint folder
     prep = pipe.prepare(image, ["the dog on the left"])
     out = pipe.ground(prep, "fastv", 64)

@@ -2,8 +2,8 @@
 studies under one folder, each drawn under its own family and model name, never merged with another run nor
 drawn under another's name; what cannot be drawn is skipped with one line naming the folder and the reason.
 
-The tree is built once per session from real runs: every family of :func:`litelvlm.models.families.cards` (so
-a new family joins by registering) with its tiny random preset at the cheapest arguments. The default test
+The tree is built once per session from real runs: every family of :func:`litelvlm.registry.families.cards`
+(so a new family joins by registering) with its tiny random preset at the cheapest arguments. The default test
 runs each family's grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies
 (``reversal``,
 ``sink``) and the reversal in a merged-grid family's LLM input space; the slow one every study of every family
@@ -21,7 +21,7 @@ import pytest
 from analysis.common.runs.identity import identity_tag, read_identity
 from litelvlm.budget import Budget
 from litelvlm.cli import main
-from litelvlm.models.families import card, card_of, cards, family_names, video_eval
+from litelvlm.registry.families import card, card_of, cards, family_names, video_eval
 
 CLIP = "tiny336-random"
 VIDEO = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2", "--synthetic-seed", "11"]
@@ -180,6 +180,7 @@ def _check_tree(root: Path, out: Path, capsys) -> dict[str, list[str]]:
     return files
 
 
+@pytest.mark.slow  # the default suite's time budget (about 10 s each)
 def test_every_familys_runs_are_drawn_under_their_own_family_and_model(results_tree, tmp_path, capsys):
     root, status = results_tree
     assert all(rc == 0 for rc in status.values()), status

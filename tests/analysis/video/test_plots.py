@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 
 from analysis.video import plots  # noqa: E402
 from analysis.video.figure_set import video_labels  # noqa: E402
-from litelvlm.models.families import card, cards  # noqa: E402
+from litelvlm.registry.families import card, cards  # noqa: E402
 
 VIDEO_FAMILIES = [c.name for c in cards() if c.video_eval]
 
@@ -37,7 +37,7 @@ def test_labels_name_the_family_of_the_run(family):
 
 
 def test_a_folder_recording_no_family_is_the_default_video_models():
-    from litelvlm.models.families import DEFAULT_VIDEO_MODEL, family_of
+    from litelvlm.registry.families import DEFAULT_VIDEO_MODEL, family_of
 
     labels = video_labels({})
     assert labels.name == card(family_of(DEFAULT_VIDEO_MODEL)).display_name and labels.note.endswith(".")

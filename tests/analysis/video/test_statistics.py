@@ -14,6 +14,7 @@ ARGV = ["--anno-sets", "0", "--synthetic-videos", "2", "--synthetic-frames", "4"
         "--methods", "vispruner,litelvlm", "--budgets", "81"]
 
 
+@pytest.mark.slow  # the default suite's time budget (about 10 s each)
 def test_intervals_over_videos_comparisons_and_claims(tmp_path, monkeypatch):
     out = tmp_path / "video"
     assert main(["eval-video", "--out", str(out), *ARGV, "--n-boot", "300", "--seed", "2"]) == 0

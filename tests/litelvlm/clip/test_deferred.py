@@ -134,6 +134,7 @@ print(json.dumps({"rc": rc, "loaded": sorted(m for m in ("transformers", "open_c
 
 @pytest.mark.parametrize("model,backend", [("tiny336-random", "hf"),
                                            pytest.param("tiny-random", "open_clip", marks=pytest.mark.slow)])
+@pytest.mark.slow  # the default suite's time budget (about 10 s each)
 def test_a_fully_cached_reversal_rerun_loads_no_model_and_writes_the_same_tables(model, backend, coco128,
                                                                                  tmp_path):
     env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache")}

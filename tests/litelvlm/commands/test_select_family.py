@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from litelvlm.cli import main
-from litelvlm.models.families import names_family
+from litelvlm.registry.families import names_family
 
 EXPR = "the bowl on the left"
 
@@ -37,7 +37,7 @@ def test_names_family_tells_grounding_models_from_clips(tmp_path):
 def test_unipixel_select_equals_ground(image_path, capsys, tmp_path):
     from PIL import Image
 
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     from litelvlm.unipixel.protocol import resized_size
 
     overlay = tmp_path / "kept.png"

@@ -7,7 +7,7 @@ import json
 
 from litelvlm.cli import main
 from litelvlm.methods import get_method, method_names
-from litelvlm.models.families import DEFAULT_MODEL
+from litelvlm.registry.families import DEFAULT_MODEL
 
 
 def test_json_listing_declares_the_attention_each_method_reads(capsys):

@@ -140,7 +140,7 @@ def test_the_named_stages_add_up_to_the_whole_call_within_10_percent(model, meth
     (the input's forwards, the prompt, ``ground``) on each family's tiny random model, the best of the calls
     (a busy machine's stall lands anywhere); every stage the call runs is seen."""
     from litelvlm.data.refer import load_refer
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     rec = load_refer(coco128, None, split="all")[0]
     pipe = load_pipeline(model)
@@ -171,7 +171,7 @@ def test_cuda_events_time_the_stages_of_a_call_on_the_gpu(coco128):
     """On CUDA each change of stage records an event, read after one synchronisation: the stages still add
     up to the call, and a second timer on the same pipeline finds no hook of the first."""
     from litelvlm.data.refer import load_refer
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     rec = load_refer(coco128, None, split="all")[0]
     pipe = load_pipeline("tiny-random:0", device="cuda")

@@ -239,7 +239,7 @@ def test_captured_prefill_of_the_qwen_families_equals_the_eager_path(model):
     import numpy as np
     from PIL import Image
 
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline(model)
     image = Image.fromarray((np.random.default_rng(1).random((97, 131, 3)) * 255).astype("uint8"))

@@ -54,7 +54,7 @@ def _image_or_clip(model: str):
                       "LiteLVLMError naming the model, the prompt's length and max_position_embeddings")
 @pytest.mark.parametrize("model", list(FAMILIES))
 def test_every_family_refuses_a_prompt_past_its_positions(model):
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline(model)
     limit = FAMILIES[model]
@@ -100,7 +100,7 @@ def test_kept_positions_past_the_limit_are_refused_and_renumbered_ones_run(tiny_
                       "past Phi-3's 4096 positions", "library: ground(arrangement='direct')",
                       "LiteLVLMError naming the 4160 visual tokens and the 4096 positions")
 def test_videoglamm_direct_arrangement_past_phi3_positions_is_refused():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline("videoglamm-tiny-random:0", arrangement="direct")
     prep = pipe.prepare(_image_or_clip("videoglamm-tiny-random:0"), [PHRASE])

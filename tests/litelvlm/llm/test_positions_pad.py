@@ -25,7 +25,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.llm.positions_pad import dropped_runs, pad_inputs
 from litelvlm.lvlm.prune import clip_side
 from litelvlm.method import Method
-from litelvlm.models.families import load_pipeline
+from litelvlm.registry.families import load_pipeline
 
 MODELS = ("tiny-random:0", "sa2va-tiny-random:0")
 BUDGETS = (1, 5, 16)

@@ -207,7 +207,7 @@ def test_glamm_sub_batches_not_dividing_the_prompts_equal_one_by_one(tiny_glamm,
 ROOT = Path(__file__).resolve().parents[3]
 LVLM = ROOT / "litelvlm" / "lvlm"
 #: the modules that ground several prompts at once (``eval-grounding`` / ``eval-video --batch-size``)
-CALLERS = [ROOT / "analysis" / "common" / "grounding_batches.py",
+CALLERS = [ROOT / "analysis" / "common" / "grounding" / "grounding_batches.py",
            ROOT / "litelvlm" / "video" / "pipeline_runner.py",
            ROOT / "litelvlm" / "videoglamm" / "video_runner.py"]
 
@@ -270,7 +270,7 @@ def test_a_runs_state_is_a_typed_record():
 
 def _hook_names() -> set[str]:
     """Every function any family's pipeline class defines (the contract's included)."""
-    from litelvlm.models.families import family_names, get_family
+    from litelvlm.registry.families import family_names, get_family
 
     classes, todo = set(), [GroundingPipeline, *(get_family(name) for name in family_names())]
     while todo:
@@ -343,7 +343,7 @@ def test_ground_equals_ground_many_of_one_on_sa2va(tiny_sa2va_pipe, sa2va_preps)
 def test_ground_equals_ground_many_of_one_for_every_family(model):
     """Every family's tiny preset, a few methods (the baseline, a CLIP-side one, one pruning inside the LLM):
     ``ground`` and ``ground_many`` of that one prompt give the same output."""
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline(model)
     rng = np.random.default_rng(0)

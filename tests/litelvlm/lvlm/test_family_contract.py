@@ -1,5 +1,5 @@
 """The model-family contract (``litelvlm.lvlm.family``) and the family registry
-(``litelvlm.models.families``).
+(``litelvlm.registry.families``).
 
 The shared layer (the LLM-side methods, ``LLMContext``, the CLIP-side path) may ask a pipeline only what
 the contract declares; GLaMM implements all of it; the registry finds a family from a model string
@@ -20,7 +20,7 @@ import torch
 from litelvlm.errors import LiteLVLMError
 from litelvlm.glamm import GlammPipeline
 from litelvlm.lvlm.family import GroundingPipeline, SequenceLayout
-from litelvlm.models.families import family_names, family_of, get_family, load_pipeline, table
+from litelvlm.registry.families import family_names, family_of, get_family, load_pipeline, table
 
 SHARED = Path(__file__).resolve().parents[3] / "litelvlm" / "lvlm"
 
@@ -89,7 +89,7 @@ def test_every_family_entry_is_a_pipeline():
 
 
 def test_the_registry_imports_no_torch():
-    code = ("import sys; from litelvlm.models.families import family_of, family_names; "
+    code = ("import sys; from litelvlm.registry.families import family_of, family_names; "
             "assert family_of('tiny-random') == 'glamm' and family_of('unipixel-tiny-random:1') == "
             "'unipixel' and family_of('sa2va-tiny-random:0') == 'sa2va' and family_names() == ['glamm', "
             "'sa2va', 'unipixel', 'videoglamm']; print('torch' in sys.modules)")
@@ -177,8 +177,8 @@ def _transposed_card(presets: tuple[str, ...]):
     own name, pipeline, presets and architecture (its protocol is GLaMM's)."""
     import dataclasses
 
-    from litelvlm.models.families import card
     from litelvlm.models.family_card import Lazy
+    from litelvlm.registry.families import card
 
     return dataclasses.replace(card("glamm"), name="glamm-transposed", display_name="Transposed GLaMM",
                                description="GLaMM with its visual tokens in column-major order (a test "
@@ -194,7 +194,7 @@ def test_every_method_runs_on_a_second_family(tiny_glamm_pipeline, monkeypatch):
     reaches the LLM as the same tokens in the same order through the family's map."""
     from PIL import Image
 
-    import litelvlm.models.families as families
+    import litelvlm.registry.families as families
     from litelvlm.methods import get_method, method_names
 
     monkeypatch.setitem(families.table(), "glamm-transposed", _transposed_card(("transposed-random",)))
@@ -270,7 +270,7 @@ def test_the_studies_run_a_second_family_found_by_its_checkpoint(command, coco12
     through the family table (``load_pipeline``) and run it unchanged."""
     import shutil
 
-    import litelvlm.models.families as families
+    import litelvlm.registry.families as families
     from litelvlm.cli import main
     from litelvlm.glamm.pipeline import _random_model_dir
 

@@ -13,7 +13,7 @@ import pytest
 
 from litelvlm.lvlm.abilities import Abilities
 from litelvlm.lvlm.family import GroundingPipeline
-from litelvlm.models.families import family_names, get_family
+from litelvlm.registry.families import family_names, get_family
 
 #: what every family must provide (``abc.abstractmethod``)
 ABSTRACT = {"language_model", "prepare_image", "with_sentences", "visual_tokens", "layout", "sequence_embeds",

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from litelvlm.lvlm.numerics import Numerics, set_attention
-from litelvlm.models.families import load_pipeline
+from litelvlm.registry.families import load_pipeline
 
 MODELS = ["tiny-random:0", "sa2va-tiny-random:0"]
 SENTENCE = "the dog on the left"

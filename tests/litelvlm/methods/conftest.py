@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from litelvlm.models.families import load_pipeline
+from litelvlm.registry.families import load_pipeline
 
 
 def _prepared(pipe):

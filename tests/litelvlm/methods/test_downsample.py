@@ -131,7 +131,7 @@ def test_the_pooled_tokens_stand_at_their_centres(glamm):
 def test_a_family_without_a_grid_is_refused_with_its_reason():
     from types import SimpleNamespace
 
-    from litelvlm.models.families import get_family
+    from litelvlm.registry.families import get_family
 
     cls = get_family("videoglamm")
     ctx = SimpleNamespace(pipeline=cls.__new__(cls), prepared=None)

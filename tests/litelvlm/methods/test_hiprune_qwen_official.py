@@ -216,7 +216,7 @@ def official_hiprune(attn_list, image_grid_thw, n_image_tokens: int, retention: 
 # -- fixtures ------------------------------------------------------------------------------------------------
 @functools.cache
 def _pipe(dtype: torch.dtype):
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     return load_pipeline(MODEL, dtype=dtype)
 

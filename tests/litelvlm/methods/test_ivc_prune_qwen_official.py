@@ -275,7 +275,7 @@ def typed(request):
     """The tiny UniPixel in each dtype, its value projections scaled by 8 so that the value similarities
     spread (the ranking is the scores', not only ``topk``'s tie-breaking), and a prompt on a 123 x 57
     image."""
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     p = load_pipeline(MODEL, dtype=getattr(torch, request.param))
     with torch.no_grad():

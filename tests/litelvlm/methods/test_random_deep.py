@@ -105,7 +105,7 @@ def test_the_layer_is_checked(glamm):
 
 
 def test_it_runs_wherever_fastv_runs():
-    from litelvlm.models.families import get_family
+    from litelvlm.registry.families import get_family
     from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
 
     classes = [get_family(f) for f in ("glamm", "sa2va", "unipixel", "videoglamm")] + [UniPixelVideoPipeline]

@@ -27,7 +27,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 @functools.cache
 def _load(dtype: str):
     from litelvlm.lvlm.numerics import Numerics
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     # SDPA, as the official code's flash attention: its transcription calls the layers without a mask (causal
     # under SDPA, none under eager attention, which the pipeline now applies under the official numerics)

@@ -5,7 +5,7 @@ paper preset's N."""
 from __future__ import annotations
 
 from litelvlm.glamm.config import ARCHS
-from litelvlm.models.families import card, cards, check_budgets_fit
+from litelvlm.registry.families import card, cards, check_budgets_fit
 from litelvlm.videoglamm.config import PRESETS
 from litelvlm.videoglamm.pipeline import FRAME_PATCHES
 

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from litelvlm.models.families import REGISTERED, cards
 from litelvlm.models.family_card import PIECES, FamilyCard, Lazy
+from litelvlm.registry.families import REGISTERED, cards
 
 ROOT = Path(__file__).resolve().parents[3]
 #: every ``import_module`` call of the library and the studies, (file, function): the card pieces' one place,
@@ -83,7 +83,7 @@ def test_the_public_readers_import_pieces_through_resolve(monkeypatch):
     from analysis.common.measures.merged_grid import grid_protocol
     from analysis.video.figure_set import video_eval_note
     from litelvlm.cost import family_cost
-    from litelvlm.models.families import card_of, get_family, video_eval
+    from litelvlm.registry.families import card_of, get_family, video_eval
 
     targets = {p.module for c in cards() for p in (getattr(c, n) for n in PIECES) if p is not None}
     seen: list[tuple[str, str]] = []

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card
 from litelvlm.models.model_spec import RANDOM_CLIPS, ModelSpec
+from litelvlm.registry.families import card
 
 LIB = Path(__file__).resolve().parents[3] / "litelvlm"
 

@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card
 from litelvlm.models.model_spec import RANDOM_CLIPS, RANDOM_QWENS, ModelSpec
 from litelvlm.qwen.checkpoint import (
     build_qwen,
@@ -22,6 +21,7 @@ from litelvlm.qwen.checkpoint import (
 )
 from litelvlm.qwen.config import PRESETS, SPECIAL_TOKENS, get_preset
 from litelvlm.qwen.hf_config import qwen_config
+from litelvlm.registry.families import card
 from litelvlm.runs.io import shard_by_size
 
 #: Parameters of the released checkpoints as loaded by transformers (the Hugging Face Hub lists them as

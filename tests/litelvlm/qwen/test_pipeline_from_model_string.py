@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import cards, get_family
 from litelvlm.qwen.pipeline import QwenSam2Pipeline
+from litelvlm.registry.families import cards, get_family
 
 
 def _defining(cls: type, name: str) -> type:

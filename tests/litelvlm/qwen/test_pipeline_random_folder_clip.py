@@ -37,7 +37,7 @@ def test_the_written_sa2va_folder_records_what_pairs_it():
 
 @pytest.mark.slow   # loads the model; the default representatives above read the same config
 def test_loading_a_random_sa2va_by_its_folder_path_pairs_the_random_clip():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     from litelvlm.sa2va.checkpoint import sa2va_folder
 
     pipe = load_pipeline(str(sa2va_folder("sa2va-tiny-random:0")))

@@ -12,7 +12,7 @@ import pytest
 def qwen3_tiny():
     """``folder`` (the written random ``qwen3-vl-tiny`` folder, seed 0), ``parts`` (its modules, no hooks) and
     ``pipe`` (its pipeline, DeepStack hooked on its own modules)."""
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     from litelvlm.sa2va.checkpoint import load_sa2va, random_sa2va_dir
 
     folder = random_sa2va_dir("qwen3-vl-tiny", 0)

@@ -21,7 +21,7 @@ STEPS = 6
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     p = load_pipeline("sa2va-tiny-random:0")
     p.max_new_tokens = STEPS

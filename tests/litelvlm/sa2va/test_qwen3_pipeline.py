@@ -23,7 +23,7 @@ def test_presets_and_model_strings():
     """ByteDance/Sa2VA-Qwen3-VL-4B: Qwen3's 151669 tokens + [SEG], <p>, </p>, <vp>, </vp> (``qwen3vl.py``
     ``add_special_tokens`` resizes the rows to the tokenizer's length), the released pixel bounds
     (``models_qwen3vl/modeling_sa2va_qwen.py`` L45-46), SAM 2 Hiera-L at 1024 px."""
-    from litelvlm.models.families import card, family_of
+    from litelvlm.registry.families import card, family_of
     from litelvlm.sa2va.config import PRESETS
 
     presets = card("sa2va").presets
@@ -42,7 +42,7 @@ def test_random_weights_round_trip_in_the_released_layout(tmp_path):
     the same tensors, the Qwen3-VL classes chosen by ``config.json``'s ``text_config``."""
     from safetensors import safe_open
 
-    from litelvlm.models.families import family_of, load_pipeline
+    from litelvlm.registry.families import family_of, load_pipeline
     from litelvlm.sa2va.checkpoint import build_sa2va, load_sa2va, save_random_sa2va
     from litelvlm.sa2va.qwen3_pipeline import Sa2VAQwen3Pipeline
 

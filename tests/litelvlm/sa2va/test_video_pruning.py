@@ -16,7 +16,7 @@ from litelvlm.errors import LiteLVLMError
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     return load_pipeline("sa2va-tiny-random:0")
 

@@ -38,9 +38,9 @@ import pytest
 import torch
 
 from litelvlm.errors import LiteLVLMError  # noqa: E402
-from litelvlm.models.families import card, is_small  # noqa: E402
 from litelvlm.models.model_spec import RANDOM_CLIPS, RANDOM_QWENS, ModelSpec  # noqa: E402
 from litelvlm.qwen.checkpoint import released_state_dict  # noqa: E402
+from litelvlm.registry.families import card, is_small  # noqa: E402
 from litelvlm.sam2.keys import sam2_from_hf, tracking_shapes  # noqa: E402
 from litelvlm.sam2.prompt import Sam2Prompt  # noqa: E402
 from litelvlm.unipixel.checkpoint import (  # noqa: E402

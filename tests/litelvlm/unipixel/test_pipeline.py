@@ -26,7 +26,7 @@ LLM_METHODS = ("none", "fastv", "dart", "divprune", "llm-attention", "ivc-prune"
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     p = load_pipeline("unipixel-tiny-random:0")
     # an object present, so masks are not the -1024 of an absent object (as in test_unipixel_head)
@@ -157,7 +157,7 @@ def test_one_expression_per_prompt(pipe, prep):
 
 
 def test_the_family_is_found_by_name_and_by_folder(pipe):
-    from litelvlm.models.families import family_of
+    from litelvlm.registry.families import family_of
     from litelvlm.unipixel.checkpoint import unipixel_folder
 
     assert family_of("unipixel-tiny-random:0") == "unipixel"

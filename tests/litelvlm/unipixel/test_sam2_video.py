@@ -121,7 +121,7 @@ def test_transformers_own_memory_differs(tiny):
 
 @pytest.mark.slow
 def test_ground_gives_every_frame_through_the_memory():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
 
     base = load_pipeline("unipixel-tiny-random:0")

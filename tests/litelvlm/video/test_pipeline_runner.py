@@ -13,7 +13,7 @@ import pytest
 from analysis.video.batches import VideoBatchCheck, expression_results
 from analysis.video.options import VideoArgs
 from litelvlm.budget import Budget
-from litelvlm.models.families import video_eval
+from litelvlm.registry.families import video_eval
 from tests.fixtures.video_batches import same_as_batch_one, video_records
 
 #: the expressions of one video grounded together: an odd count, which B = 2 and 4 do not divide

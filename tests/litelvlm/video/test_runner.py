@@ -14,7 +14,7 @@ import pytest
 
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import card, family_names, video_eval
+from litelvlm.registry.families import card, family_names, video_eval
 from litelvlm.video.runner import VideoEval
 
 STUDY = Path(__file__).resolve().parents[3] / "analysis" / "video"

@@ -18,7 +18,7 @@ import torch
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.family import GroundingPipeline
-from litelvlm.models.families import family_of, get_family, load_pipeline
+from litelvlm.registry.families import family_of, get_family, load_pipeline
 
 MODEL = "videoglamm-tiny-random:0"
 

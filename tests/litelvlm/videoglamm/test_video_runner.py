@@ -11,7 +11,7 @@ import pytest
 
 from analysis.video.options import VideoArgs
 from litelvlm.budget import Budget
-from litelvlm.models.families import video_eval
+from litelvlm.registry.families import video_eval
 from tests.fixtures.video_batches import same_as_batch_one, video_records
 
 MODEL = "videoglamm-tiny-random:0"

@@ -11,7 +11,7 @@ import pytest
 
 from analysis.common.grounding.model_setup import study_numerics
 from analysis.common.runs.study import NOT_COMPARED, llm_attn_record
-from litelvlm.models.families import card_of
+from litelvlm.registry.families import card_of
 
 
 @pytest.mark.parametrize("model, official", [("tiny-random:0", "eager"),
@@ -27,7 +27,7 @@ def test_the_official_kernel_is_the_family_s(model, official):
 
 
 def test_a_qwen_family_loaded_without_numerics_runs_its_official_sdpa():
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline("sa2va-tiny-random:0")
     assert pipe.numerics.attn == "sdpa"

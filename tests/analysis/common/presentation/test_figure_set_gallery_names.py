@@ -10,7 +10,7 @@ from pathlib import Path
 from analysis.common.presentation.figure_set import runs_name
 from analysis.common.runs.identity import CLIP_FAMILY, identity_tag
 from analysis.figures.registry import FIGURE_SETS
-from litelvlm.models.families import family_names
+from litelvlm.registry.families import family_names
 
 ROOT = Path(__file__).resolve().parents[4]
 GALLERY = ROOT / "figures"

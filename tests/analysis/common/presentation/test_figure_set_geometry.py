@@ -26,7 +26,7 @@ from analysis.common.presentation.style import budget_axis  # noqa: E402
 from analysis.figures import registry  # noqa: E402
 from analysis.figures.tree import draw_tree  # noqa: E402
 from litelvlm.cli import main  # noqa: E402
-from litelvlm.models.families import family_names  # noqa: E402
+from litelvlm.registry.families import family_names  # noqa: E402
 from tests.analysis.figures.test_registry_labels import (  # noqa: E402
     CASES,
     Case,

@@ -282,7 +282,7 @@ def test_importance_thread_count_bound(coco128, tmp_path):
     import numpy as np
 
     from analysis.importance.compute import ImportanceArgs, run_importance
-    from litelvlm.machine.threads import torch_threads
+    from litelvlm.threads import torch_threads
 
     limit = "limit_images" if "limit_images" in ImportanceArgs.__dataclass_fields__ else "limit"
     rows = {}

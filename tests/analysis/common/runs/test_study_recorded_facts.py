@@ -31,7 +31,7 @@ from analysis.common.runs.study import NOT_COMPARED, RECORDED_FACTS, check_confi
 from analysis.video.batches import batch_record
 from litelvlm.cli import build_parser
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models.families import image_resize_record
+from litelvlm.registry.families import image_resize_record
 
 ROOT = Path(__file__).resolve().parents[4]
 #: the commands whose run folders resume (``RunFolder.resume``), and their study's package

@@ -12,7 +12,7 @@ def internvl_tiny():
     """``folder`` (the written random ``internvl3-tiny`` folder, seed 0) and ``pipe`` (its pipeline through
     the family registry, with eager attention: what the official code computes without ``flash_attn``)."""
     from litelvlm.lvlm.numerics import Numerics
-    from litelvlm.models.families import load_pipeline
+    from litelvlm.registry.families import load_pipeline
     from litelvlm.sa2va.internvl.checkpoint import random_internvl_dir
 
     folder = random_internvl_dir("internvl3-tiny", 0)

@@ -23,7 +23,7 @@ def written(internvl_tiny):
 def test_random_weights_round_trip_in_the_released_layout(written):
     """The folder holds the released names and config.json; loaded back (by the family's own model-string
     resolution: a folder declaring ``Sa2VAChatModel``), every tensor is the built one."""
-    from litelvlm.models.families import family_of
+    from litelvlm.registry.families import family_of
     from litelvlm.sa2va.internvl.checkpoint import build_internvl, internvl_tensors
     from litelvlm.sa2va.internvl.loading import load_internvl
     from litelvlm.sa2va.internvl.vision import to_released

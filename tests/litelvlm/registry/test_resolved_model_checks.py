@@ -1,5 +1,5 @@
 """The checks of a model string and its folder are made in one place, the resolution
-(:func:`litelvlm.models.families.resolve`), with one wording for every family: a folder lacking config.json,
+(:func:`litelvlm.registry.families.resolve`), with one wording for every family: a folder lacking config.json,
 weights or a family's architecture, an unknown random preset, a bad seed. Each is one line naming the model
 string, exit 2 from a command; each family's checkpoint module raises the resolution's own line (table-driven:
 every bad input of every family)."""
@@ -14,8 +14,8 @@ import pytest
 
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models import families
 from litelvlm.qwen.checkpoint import qwen_folder
+from litelvlm.registry import families
 from litelvlm.sa2va.checkpoint import sa2va_folder
 from litelvlm.sa2va.internvl.loading import internvl_folder
 from litelvlm.unipixel.checkpoint import unipixel_folder

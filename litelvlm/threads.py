@@ -18,9 +18,9 @@ import os
 import sys
 from collections.abc import Iterator
 
-from ..errors import LiteLVLMError
-from ..models.families import is_small
-from ..models.model_spec import ModelSpec
+from .errors import LiteLVLMError
+from .models.model_spec import ModelSpec
+from .registry.families import is_small
 
 _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 

@@ -2,14 +2,14 @@
 
 A family is one package ``litelvlm/<family>/`` whose ``card.py`` holds a
 :class:`~litelvlm.models.family_card.FamilyCard` (its name, display name, presets and model strings,
-        checkpoint
+checkpoint
 architectures, inputs, video path, cost description) and whose pipeline implements
 :class:`~litelvlm.lvlm.family.GroundingPipeline`. ``load_pipeline(model, ...)`` reads the model string once
         (:class:`~litelvlm.models.model_spec.ModelSpec`), resolves it once (:func:`resolve`: its family by a
         random preset's
 name, a hub id, or the ``architectures`` of a folder's ``config.json``, read once, into a
-:class:`~litelvlm.models.resolved_model.ResolvedModel` that travels) and returns that family's pipeline. The
-        command
+:class:`~litelvlm.registry.resolved_model.ResolvedModel` that travels) and returns that family's pipeline. The
+command
 line and the studies ask the cards (:func:`cards`, :func:`card`,
 :func:`card_of`) and never name a family. A new family is one package and one line in :data:`REGISTERED`
 (CONTRIBUTING.md). This module imports nothing heavy.
@@ -26,9 +26,9 @@ from typing import Any
 from ..budget import range_error
 from ..errors import LiteLVLMError
 from ..image_resize import IMAGE_RESIZES
+from ..models.family_card import FamilyCard, Lazy
+from ..models.model_spec import ModelSpec
 from ..video.runner import VideoEval
-from .family_card import FamilyCard, Lazy
-from .model_spec import ModelSpec
 from .resolved_model import HUB_ID, ResolvedModel, of_family, resolve_in
 
 #: the registered families' cards, in the order commands list them ("module:attribute")
@@ -74,7 +74,8 @@ def card_of(model: str | ModelSpec) -> FamilyCard:
 
 def resolve(model: str | ModelSpec) -> ResolvedModel:
     """``model`` resolved once among the registered families
-    (:func:`litelvlm.models.resolved_model.resolve_in`: a resolved value is itself, so a command resolves its
+    (:func:`litelvlm.registry.resolved_model.resolve_in`: a resolved value is itself, so a command resolves
+    its
     ``--model`` once and hands the value down); a string of no family's is one line naming it."""
     return resolve_in(model, _cards().values())
 

@@ -11,7 +11,7 @@ import pytest
 
 from litelvlm.cli import main
 from litelvlm.glamm.pipeline import _random_model_dir
-from litelvlm.models import families
+from litelvlm.registry import families
 from litelvlm.sa2va.checkpoint import sa2va_folder
 from tests.fixtures.model_folders import config_reads
 

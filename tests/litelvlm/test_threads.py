@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from litelvlm.machine.threads import default_threads, is_small_model, torch_threads
+from litelvlm.threads import default_threads, is_small_model, torch_threads
 
 
 def test_small_models():

@@ -1,7 +1,7 @@
-"""A model string is resolved once into a :class:`litelvlm.models.resolved_model.ResolvedModel` (its family's
-card, the preset or folder, the seed, what kind of weights, the folder's ``config.json`` read once) that
-travels: a resolved value is never resolved again, and every question the suite asks of a model (its family,
-card, input, N, hub folder, default CLIP) is answered from it without reading the folder again."""
+"""A model string is resolved once into a :class:`litelvlm.registry.resolved_model.ResolvedModel` (its
+family's card, the preset or folder, the seed, what kind of weights, the folder's ``config.json`` read once)
+that travels: a resolved value is never resolved again, and every question the suite asks of a model (its
+family, card, input, N, hub folder, default CLIP) is answered from it without reading the folder again."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from litelvlm.models import families
 from litelvlm.models.model_spec import ModelSpec
-from litelvlm.models.resolved_model import CHECKPOINT, HUB_ID, RANDOM_FOLDER, RANDOM_PRESET, ResolvedModel
+from litelvlm.registry import families
+from litelvlm.registry.resolved_model import CHECKPOINT, HUB_ID, RANDOM_FOLDER, RANDOM_PRESET, ResolvedModel
 from tests.fixtures.model_folders import config_reads, fake_family_folder
 
 

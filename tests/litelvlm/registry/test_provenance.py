@@ -1,4 +1,4 @@
-"""Numbers that say which weights made them: ``litelvlm.models.provenance`` decides, and every printed
+"""Numbers that say which weights made them: ``litelvlm.registry.provenance`` decides, and every printed
 summary, summary.csv, figure and notebook of random or toy weights says so (real weights: no mark)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from litelvlm.models.provenance import mark_weights, run_weights_kind, weights_banner, weights_kind
+from litelvlm.registry.provenance import mark_weights, run_weights_kind, weights_banner, weights_kind
 
 
 @pytest.mark.parametrize("model, kind", [
@@ -27,8 +27,8 @@ def test_model_strings(model, kind):
 
 
 def test_every_random_name_of_the_library_is_random():
-    from litelvlm.models.families import card
     from litelvlm.models.model_spec import RANDOM_CLIPS
+    from litelvlm.registry.families import card
 
     for name in [*RANDOM_CLIPS, *card("glamm").presets]:
         assert weights_kind(name) == weights_kind(f"{name}:7") == "random", name
@@ -85,7 +85,7 @@ def test_a_run_of_several_models_and_the_weights_column():
 def test_the_banner_names_every_model_that_is_not_real():
     """A figure of several runs (two random seeds) names each of them, once; a real model is not named;
     past BANNER_MODELS the first few are named and the rest counted."""
-    from litelvlm.models.provenance import BANNER_MODELS
+    from litelvlm.registry.provenance import BANNER_MODELS
 
     two = weights_banner("tiny336-random", "openai/clip-vit-large-patch14-336", "tiny336-random:1",
                          "tiny336-random")

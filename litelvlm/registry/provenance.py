@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from ..models.model_spec import ModelSpec
+from ..models.random_models import random_models_root
 from .families import cards
-from .model_spec import ModelSpec
-from .random_models import random_models_root
 from .resolved_model import ResolvedModel
 
 WeightsKind = Literal["real", "random", "toy"]

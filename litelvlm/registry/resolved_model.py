@@ -1,8 +1,8 @@
 """A model string resolved once: which family's model it is, and what it names (a random preset and seed, a
 folder and its ``config.json``, a released checkpoint's hub id), as one frozen value that travels.
 
-:func:`litelvlm.models.families.resolve` makes it where a command or ``load_pipeline`` gets a model string,
-       from the
+:func:`litelvlm.registry.families.resolve` makes it where a command or ``load_pipeline`` gets a model string,
+from the
 registered cards (:func:`resolve_in`); every check of the string and its folder is made there, in the one
 wording of :mod:`litelvlm.models.model_folder` (a folder lacking config.json, weights or a family's
 architecture, an unknown preset, a bad seed). The value is a :class:`~litelvlm.models.model_spec.ModelSpec`,
@@ -18,15 +18,15 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 from typing import Any
 
-from .family_card import FamilyCard, Lazy
-from .model_folder import (
+from ..models.family_card import FamilyCard, Lazy
+from ..models.model_folder import (
     architecture_error,
     declared_architectures,
     no_model_error,
     read_config,
     require_weights,
 )
-from .model_spec import ModelSpec
+from ..models.model_spec import ModelSpec
 
 #: what kind of weights a resolved model string loads
 RANDOM_PRESET = "random preset"     # ``<name>-random[:SEED]``: built, written to the cache, loaded back
@@ -73,7 +73,7 @@ class ResolvedModel(ModelSpec):
 
     def __reduce__(self) -> tuple:
         # resolved again where it is unpickled (a card holds read-only mappings, which do not pickle)
-        return Lazy("litelvlm.models.families", "resolve").get(), (self.text,)
+        return Lazy("litelvlm.registry.families", "resolve").get(), (self.text,)
 
     def __copy__(self) -> ResolvedModel:
         return self

@@ -9,8 +9,8 @@ import pytest
 
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.models import families
 from litelvlm.models.family_card import Lazy
+from litelvlm.registry import families
 from tests.end_to_end.test_startup import _run
 from tests.fixtures.model_folders import fake_family_folder
 
