@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from analysis.common.runs.command import study_run
 from analysis.demo.options import ARGS, DemoArgs, add_arguments, check_args
+from litelvlm.lazy import Lazy
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
-run = study_run(DemoArgs, "analysis.demo.compute:run_demo",
+run = study_run(DemoArgs, Lazy("analysis.demo.compute", "run_demo"),
                 check_args)

@@ -7,11 +7,12 @@ from __future__ import annotations
 from analysis.common.runs.command import study_run, with_quiet
 from analysis.efficiency.options import ARGS, EfficiencyArgs, check_args
 from analysis.efficiency.options import add_arguments as study_arguments
+from litelvlm.lazy import Lazy
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
 #: the study's options and ``--quiet`` (no headline)
 add_arguments = with_quiet(study_arguments)
 
-run = study_run(EfficiencyArgs, "analysis.efficiency.compute:run_efficiency",
+run = study_run(EfficiencyArgs, Lazy("analysis.efficiency.compute", "run_efficiency"),
                 check_args)

@@ -8,11 +8,12 @@ import argparse
 
 from analysis.common.runs.command import study_run
 from analysis.figures.options import FiguresArgs, add_arguments, check_args
+from litelvlm.lazy import Lazy
 
 __all__ = ["add_arguments", "draw", "run"]
 
 #: draw the selected figure sets from the options (``draw(FiguresArgs(results=..., out=...))``)
-draw = study_run(FiguresArgs, "analysis.figures.compute:run_figures", check_args)
+draw = study_run(FiguresArgs, Lazy("analysis.figures.compute", "run_figures"), check_args)
 
 
 def run(args: FiguresArgs | argparse.Namespace) -> int:

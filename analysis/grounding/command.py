@@ -9,11 +9,12 @@ from __future__ import annotations
 from analysis.common.runs.command import check_same_out, study_run, with_quiet
 from analysis.grounding.options import ARGS, GroundingArgs, check_args
 from analysis.grounding.options import add_arguments as study_arguments
+from litelvlm.lazy import Lazy
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
 #: the study's options and ``--quiet`` (no headline)
 add_arguments = with_quiet(study_arguments)
 
-run = study_run(GroundingArgs, "analysis.grounding.compute:run_grounding",
+run = study_run(GroundingArgs, Lazy("analysis.grounding.compute", "run_grounding"),
                 check_args, check_same_out, hands_down=check_args)

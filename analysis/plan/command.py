@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from analysis.common.runs.command import study_run
 from analysis.plan.options import ARGS, PlanArgs, add_arguments, check_args
+from litelvlm.lazy import Lazy
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
-run = study_run(PlanArgs, "analysis.plan.compute:run_plan",
+run = study_run(PlanArgs, Lazy("analysis.plan.compute", "run_plan"),
                 check_args)

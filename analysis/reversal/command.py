@@ -8,6 +8,7 @@ from __future__ import annotations
 from analysis.common.runs.command import study_run, with_quiet
 from analysis.reversal.options import ARGS, ReversalArgs, check_args
 from analysis.reversal.options import add_arguments as study_arguments
+from litelvlm.lazy import Lazy
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
@@ -15,13 +16,13 @@ __all__ = ["ARGS", "add_arguments", "run"]
 add_arguments = with_quiet(study_arguments)
 
 
-def _path(a: ReversalArgs) -> str:
+def _path(a: ReversalArgs) -> Lazy:
     """The heavy function of the options' path."""
     if a.video or a.video_dir:
-        return "analysis.reversal.video:run_video_reversal"
+        return Lazy("analysis.reversal.video", "run_video_reversal")
     if a.space == "llm":
-        return "analysis.reversal.llm_space:run_llm_space"
-    return "analysis.reversal.compute:run_reversal"
+        return Lazy("analysis.reversal.llm_space", "run_llm_space")
+    return Lazy("analysis.reversal.compute", "run_reversal")
 
 
 run = study_run(ReversalArgs, _path, check_args)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from analysis.common.runs.command import study_run
 from analysis.tables.options import TablesArgs, add_arguments, check_args
+from litelvlm.lazy import Lazy
 
 ARGS = TablesArgs
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
 #: the tables of a results tree from the options (``run(TablesArgs(results=..., out=...))``)
-run = study_run(TablesArgs, "analysis.tables.compute:run_tables", check_args)
+run = study_run(TablesArgs, Lazy("analysis.tables.compute", "run_tables"), check_args)

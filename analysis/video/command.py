@@ -7,11 +7,12 @@ from __future__ import annotations
 from analysis.common.runs.command import check_same_out, study_run, with_quiet
 from analysis.video.options import ARGS, VideoArgs, check_args
 from analysis.video.options import add_arguments as study_arguments
+from litelvlm.lazy import Lazy
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
 #: the study's options and ``--quiet`` (no headline)
 add_arguments = with_quiet(study_arguments)
 
-run = study_run(VideoArgs, "analysis.video.compute:run_video",
+run = study_run(VideoArgs, Lazy("analysis.video.compute", "run_video"),
                 check_args, check_same_out, hands_down=check_args)

@@ -1,11 +1,11 @@
 """Wiring the reader can follow: every import named by text is a typed reference that one test resolves.
 
-A registry that imports on first use (the methods, the subcommands, a family card's pieces) names what it
-imports by :class:`litelvlm.lazy.Lazy`: the module and the attribute as two fields, checked when the
-reference is made. :func:`test_every_named_import_resolves` imports every one of them, so a typo fails the
-suite instead of a run. The library evaluates no source text (no ``eval``, no ``exec``) and writes no
-``"package.module:attribute"`` string (read with ``ast``; :data:`ALLOWED_STRINGS` lists the few that must
-stay, with the reason).
+A registry that imports on first use (the methods, the subcommands, a family card's pieces, a study's heavy
+run function) names what it imports by :class:`litelvlm.lazy.Lazy`: the module and the attribute as two
+fields, checked when the reference is made. :func:`test_every_named_import_resolves` imports every one of
+them, so a typo fails the suite instead of a run. The library and the studies evaluate no source text (no
+``eval``, no ``exec``) and write no ``"package.module:attribute"`` string (read with ``ast``;
+:data:`ALLOWED_STRINGS` lists the few that must stay, with the reason).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import tomllib
 from litelvlm.lazy import Lazy
 
 ROOT = Path(__file__).resolve().parents[2]
-#: the files the string rules read: the library, and the studies' command table
-SCANNED = (*sorted((ROOT / "litelvlm").rglob("*.py")), ROOT / "analysis" / "commands.py")
+#: the files the string rules read: every module of the library and of the studies
+SCANNED = tuple(sorted(p for package in ("litelvlm", "analysis") for p in (ROOT / package).rglob("*.py")))
 #: ``"module:attribute"`` (or ``"package.module:attribute"``): an import written as one string
 MODULE_ATTRIBUTE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 #: (file, string): why it stays a string
@@ -106,6 +106,7 @@ def test_a_lazy_reference_keeps_module_and_attribute_apart():
             Lazy(module, attribute)
 
 
+@functools.cache
 def _literal_lazies() -> tuple[list[tuple[str, Lazy]], list[str]]:
     """Every ``Lazy(...)`` of the scanned files whose arguments are literals, and where the others are."""
     literal, dynamic = [], []
@@ -121,9 +122,29 @@ def _literal_lazies() -> tuple[list[tuple[str, Lazy]], list[str]]:
     return literal, dynamic
 
 
+def _study_runs() -> list[tuple[str, str, Callable[[], Any], type | None]]:
+    """(where, what it names, its import, a callable) of every study's heavy run function: the ``Lazy`` its
+    command's ``run`` (made by ``study_run``) imports, or, where the options choose among several, every
+    literal ``Lazy`` of that command module."""
+    from analysis.commands import COMMANDS as STUDIES
+
+    literal, _ = _literal_lazies()
+    out: list[tuple[str, str, Callable[[], Any], type | None]] = []
+    for command in STUDIES.values():
+        module = command.load()
+        runs = [v for v in vars(module).values() if callable(v) and getattr(v, "heavy", None) is not None]
+        assert len(runs) == 1, f"{command.module}: {len(runs)} functions made by study_run, not 1"
+        heavy = runs[0].heavy
+        rel = command.module.replace(".", "/") + ".py"
+        refs = [heavy] if isinstance(heavy, Lazy) else [r for w, r in literal if w.startswith(f"{rel}:")]
+        assert refs, f"{command.module}: its run's heavy function names no Lazy"
+        out += [(f"{command.module}.run", str(r), r.get, Callable) for r in refs]
+    return out
+
+
 def _registered() -> list[tuple[str, str, Callable[[], Any], type | None]]:
     """(where, what it names, its import, what it must be) of every registry's entries: the methods, the
-    subcommands, the registered family cards and their pieces."""
+    subcommands, the studies' run functions, the registered family cards and their pieces."""
     from analysis.commands import COMMANDS as STUDIES
     from litelvlm import methods
     from litelvlm.cli import COMMANDS, all_commands
@@ -140,6 +161,7 @@ def _registered() -> list[tuple[str, str, Callable[[], Any], type | None]]:
                          (all_commands(), "litelvlm.cli.all_commands()")):
         assert all(isinstance(c, Command) for c in table.values()), where
         out += [(f"{where}[{n!r}]", c.module, c.load, ModuleType) for n, c in table.items()]
+    out += _study_runs()
     for i, r in enumerate(REGISTERED):
         ref = Lazy.named(r) if isinstance(r, str) else r
         out.append((f"families.REGISTERED[{i}]", str(ref), ref.get, FamilyCard))
@@ -151,7 +173,8 @@ def _registered() -> list[tuple[str, str, Callable[[], Any], type | None]]:
 
 def test_every_named_import_resolves():
     """The one test that imports every typed reference of the library and the studies: the registries'
-    entries (each of the type it must be) and every literal ``Lazy(...)`` of the code."""
+    entries (each of the type it must be: a study's run function a callable) and every literal ``Lazy(...)``
+    of the code."""
     literal, dynamic = _literal_lazies()
     assert len(literal) > 25  # the scan saw the references
     assert sorted(set(dynamic)) == sorted(DYNAMIC_LAZY), "a Lazy made from names known only at run time"

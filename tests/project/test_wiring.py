@@ -60,11 +60,11 @@ OPTIONAL_USERS: set[tuple[str, str]] = {
     ("analysis/figures/notebook_gen.py", "nbformat.v4"), ("analysis/figures/notebook_run.py", "papermill"),
 }
 #: the modules that call ``importlib.import_module`` (each resolves names it is given, on first use; the
-#: family cards' pieces, the method registry's typed entries and the subcommands resolve through
-#: litelvlm.lazy.Lazy)
+#: family cards' pieces, the method registry's typed entries, the subcommands and the studies' heavy run
+#: functions resolve through litelvlm.lazy.Lazy)
 RESOLVERS = {"litelvlm/lazy.py", "litelvlm/machine/optional.py",
              "litelvlm/glamm/__init__.py", "litelvlm/qwen/__init__.py", "litelvlm/unipixel/__init__.py",
-             "analysis/common/runs/command.py", "analysis/video/__init__.py"}
+             "analysis/video/__init__.py"}
 
 
 def _command_modules() -> set[str]:

@@ -3,7 +3,10 @@ turns the command line's namespace into the study's options dataclass, runs the 
 and only then imports the study's heavy function and calls it (so ``--help`` and every refusal of the checks
 import no torch).
 
-    run = study_run(SinkArgs, "analysis.sink.compute:run_sink", check_args)
+    run = study_run(SinkArgs, Lazy("analysis.sink.compute", "run_sink"), check_args)
+
+The heavy function is a :class:`litelvlm.lazy.Lazy` (the module unimported until the command runs), which
+``tests/project/test_typed_wiring.py`` resolves for every study, so a typo fails the suite instead of a run.
 
 The checks shared by several studies are here: :func:`check_image_resize_option` (``--image-resize`` against
 the model's family) and :func:`check_same_out` (another run's ``--out`` refused before anything loads); and
@@ -14,7 +17,6 @@ study. This module imports nothing heavy.
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import os
 from collections.abc import Callable, Iterable
@@ -22,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from analysis.common.runs.study import as_args, check_early
+from litelvlm.lazy import Lazy
 from litelvlm.registry.families import check_image_resize
 
 #: a check of the options: raises to refuse them; may return corrected options (an instance of the dataclass)
@@ -99,16 +102,24 @@ def check_same_out(a: Any) -> None:
     check_early(a.out, asdict(a))
 
 
-def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
+#: a study's heavy function (``Lazy("analysis.<study>.compute", "<function>")``), or what picks it from the
+#: checked options (one of several ``Lazy`` of the command module)
+Heavy = Lazy | Callable[[Any], Lazy]
+
+
+def study_run(options: type, heavy: Heavy, *checks: Check,
               hands_down: Check | None = None) -> Callable[..., int]:
     """The study's ``run(args, **extra) -> int``: ``args`` (the dataclass ``options``, or the command line's
     namespace) as ``options``; each of ``checks`` in order (one that returns an ``options`` instance replaces
-    the options); then the heavy function ``"module:function"`` (or the one ``heavy(options)`` names) imported
-    and called with the options and ``extra``, and with ``checked=`` the result of the check ``hands_down``
-    (one of ``checks``), so that the heavy function checks nothing again. A heavy function that prints a table
-    or a headline takes ``screen=``, what to print (:class:`Screen`): the one given to ``run`` (a study run
-    by another command gets that command's), else the namespace's ``-v`` and ``--quiet``. The returned
-    function's ``study`` is ``options``."""
+    the options); then the heavy function ``heavy`` (a :class:`~litelvlm.lazy.Lazy`, or the one
+    ``heavy(options)`` returns) imported and called with the options and ``extra``, and with ``checked=`` the
+    result of the check ``hands_down`` (one of ``checks``), so that the heavy function checks nothing again. A
+    heavy function that prints a table or a headline takes ``screen=``, what to print (:class:`Screen`): the
+    one given to ``run`` (a study run by another command gets that command's), else the namespace's ``-v``
+    and ``--quiet``. The returned function's ``study`` is ``options``, its ``heavy`` is ``heavy``."""
+    if not (isinstance(heavy, Lazy) or callable(heavy)):
+        raise TypeError(f"study_run needs the heavy function as a Lazy(module, attribute) or a function of "
+                        f"the options returning one; got {heavy!r}")
 
     def run(args: Any, **extra: Any) -> int:
         screen = extra.pop("screen", None)
@@ -119,16 +130,20 @@ def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
                 a = checked
             elif check is hands_down:
                 extra["checked"] = checked
-        module, name = (heavy(a) if callable(heavy) else heavy).split(":")
-        function = getattr(importlib.import_module(module), name)   # lazy: torch, after the checks
+        ref = heavy if isinstance(heavy, Lazy) else heavy(a)
+        if not isinstance(ref, Lazy):
+            raise TypeError(f"{heavy!r} returned {ref!r}, not a Lazy(module, attribute)")
+        function = ref.get()   # lazy: torch, after the checks
         if "screen" in inspect.signature(function).parameters:
             extra["screen"] = screen if screen is not None else Screen.of(args)
         return function(a, **extra)
 
     run.study = options   # type: ignore[attr-defined]
+    run.heavy = heavy   # type: ignore[attr-defined]
     run.__doc__ = (f"Run the study from its options: ``run({options.__name__}(...))``, or the command line's "
                    "parsed namespace; the options are checked before anything heavy is imported.")
     return run
 
 
-__all__ = ["Check", "Screen", "check_image_resize_option", "check_same_out", "study_run", "with_quiet"]
+__all__ = ["Check", "Heavy", "Screen", "check_image_resize_option", "check_same_out", "study_run",
+           "with_quiet"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from analysis.common.presentation.screen import counts_text, estimate
 from analysis.common.runs import command
 from analysis.common.runs.command import Screen
+from litelvlm.lazy import Lazy
 
 
 def test_estimate_prints_the_interval_only_over_3_units_or_more():
@@ -45,12 +46,13 @@ def test_study_run_hands_the_study_the_screen_its_command_line_asks_for(monkeypa
     mod.go = lambda a, screen: seen.append(screen) or 0
     mod.silent = lambda a: seen.append(a.out) or 0   # a study that prints no table nor headline
     monkeypatch.setitem(sys.modules, "_screen_probe", mod)
-    run = command.study_run(Args, "_screen_probe:go")
+    run = command.study_run(Args, Lazy("_screen_probe", "go"))
     assert run(argparse.Namespace(out="x", quiet=True, verbose=False)) == 0 and run(Args()) == 0
     assert run(argparse.Namespace(out="x", verbose=True)) == 0
     assert run(Args(), screen=Screen(verbose=True)) == 0   # a study run by another: the caller's screen
     assert seen == [Screen(quiet=True), Screen(), Screen(verbose=True), Screen(verbose=True)]
-    assert command.study_run(Args, "_screen_probe:silent")(argparse.Namespace(out="y", verbose=True)) == 0
+    silent = command.study_run(Args, Lazy("_screen_probe", "silent"))
+    assert silent(argparse.Namespace(out="y", verbose=True)) == 0
     assert seen[-1] == "y"
     parser = argparse.ArgumentParser()
     command.with_quiet(lambda p: p.add_argument("--out"))(parser)

@@ -14,6 +14,7 @@ import pytest
 
 from analysis.common.runs.command import study_run
 from analysis.common.runs.study import STUDIES
+from litelvlm.lazy import Lazy
 
 
 def test_no_study_command_repeats_the_shell():
@@ -52,7 +53,7 @@ def test_study_run_checks_in_order_then_imports_the_heavy_function(monkeypatch, 
     def second(a):
         seen.append(("second", a.n, "heavy_probe" in sys.modules))
 
-    run = study_run(_Args, "heavy_probe:go", first, second)
+    run = study_run(_Args, Lazy("heavy_probe", "go"), first, second)
     assert run(argparse.Namespace(out="x", n=2), pipe="p") == 7
     assert seen == [("first", 2, False), ("second", 3, False)]
     import heavy_probe
@@ -71,14 +72,23 @@ def test_a_refusing_check_stops_before_the_import(monkeypatch, tmp_path):
         raise LiteLVLMError("no")
 
     with pytest.raises(LiteLVLMError, match="no"):
-        study_run(_Args, "never_imported:go", refuse)(_Args())
+        study_run(_Args, Lazy("never_imported", "go"), refuse)(_Args())
     assert "never_imported" not in sys.modules
 
 
 def test_the_heavy_function_may_depend_on_the_options(monkeypatch, tmp_path):
     (tmp_path / "pick_probe.py").write_text("def small(a):\n    return 1\ndef large(a):\n    return 2\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    run = study_run(_Args, lambda a: "pick_probe:large" if a.n > 1 else "pick_probe:small")
+    run = study_run(_Args, lambda a: Lazy("pick_probe", "large" if a.n > 1 else "small"))
     assert (run(_Args(n=1)), run(_Args(n=5))) == (1, 2)
     with pytest.raises(TypeError, match="expected _Args"):
         run({"n": 1})
+
+
+def test_the_heavy_function_is_named_by_a_lazy_never_a_string():
+    """The ``"module:function"`` form is gone: a string is refused when the command is made, a chooser that
+    returns one when the command runs."""
+    with pytest.raises(TypeError, match="Lazy"):
+        study_run(_Args, "pick_probe:small")
+    with pytest.raises(TypeError, match="not a Lazy"):
+        study_run(_Args, lambda a: "pick_probe:small")(_Args())
