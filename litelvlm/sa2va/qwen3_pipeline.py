@@ -24,11 +24,9 @@ from dataclasses import replace
 
 import torch
 
-from ..models.model_spec import ModelSpec
-from ..qwen.pipeline import paired_clip
 from ..qwen_vision.vision import QwenVision
 from ..qwen_vision.vit_attention import received_from
-from .card import CARD
+from .clip_pairing import default_clip
 from .deepstack import DeepStack, match_rows
 from .pipeline import Sa2VAPipeline
 
@@ -70,17 +68,8 @@ class Sa2VAQwen3Pipeline(Sa2VAPipeline):
         depth = len(qwen.config.vision_config.deepstack_visual_indexes)
         self.deepstack = DeepStack(self.language_model, depth)
 
-    @classmethod
-    def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
-        """The CLIP paired with a model string: the tiny random CLIP for the tiny preset, else as on
-        Sa2VA-Qwen2.5-VL (:func:`litelvlm.qwen.pipeline.paired_clip`)."""
-        spec = ModelSpec.of(model)
-        rnd = (config or {}).get("litelvlm_random") or {}
-        preset = CARD.preset(spec) or rnd.get("preset")
-        if preset is None:
-            return paired_clip(None)
-        seed = CARD.seed(spec) if CARD.preset(spec) is not None else int(rnd.get("seed", 0))
-        return paired_clip("tiny" if preset in CARD.small_presets else preset, seed)
+    #: the CLIP paired with a model string (:func:`litelvlm.sa2va.clip_pairing.default_clip`)
+    default_clip = classmethod(default_clip)
 
     def describe(self) -> dict:
         out = super().describe()

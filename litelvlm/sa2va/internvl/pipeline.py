@@ -35,9 +35,10 @@ from ...lvlm.family import SequenceLayout
 from ...lvlm.numerics import Numerics
 from ...models.model_spec import ModelSpec
 from ...qwen.mapped import frames_mapped_inputs
-from ...qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline, paired_clip
+from ...qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 from .. import protocol
 from ..card import CARD
+from ..clip_pairing import default_clip
 from ..generate import RecordingHead, generated_masks, reading_generation
 from ..video import propagate, video_method_error, video_parts
 from . import tiles as _tiles
@@ -124,17 +125,8 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
         rnd = parts.config.get("litelvlm_random") or {}
         return {"max_tiles": int(rnd.get("max_tiles", MAX_TILES))}
 
-    @classmethod
-    def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
-        """The CLIP paired with a model string: a random CLIP of a random preset's size and seed (the tiny one
-        for a small preset), ViT-L/14-336 for a checkpoint (:func:`litelvlm.qwen.pipeline.paired_clip`)."""
-        spec = ModelSpec.of(model)
-        rnd = (config or {}).get("litelvlm_random") or {}
-        preset = CARD.preset(spec) or rnd.get("preset")
-        if preset is None:
-            return paired_clip(None)
-        seed = CARD.seed(spec) if CARD.preset(spec) is not None else int(rnd.get("seed", 0))
-        return paired_clip("tiny" if preset in CARD.small_presets else preset, seed)
+    #: the CLIP paired with a model string (:func:`litelvlm.sa2va.clip_pairing.default_clip`)
+    default_clip = classmethod(default_clip)
 
     def describe(self) -> dict:
         out = super().describe()
