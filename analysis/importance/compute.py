@@ -325,10 +325,10 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
         return merge_parts(out, a.n_boot, a.seed, image_ids, config)
 
 
-def run_and_report(a: ImportanceArgs, screen: Screen = Screen()) -> int:
-    """The ``litelvlm importance`` command with checked options: run, then print the head of the summary (as
-    ``screen`` says)."""
-    rows, summary = run_importance(a)
+def run_and_report(a: ImportanceArgs, screen: Screen = Screen(), pipe=None) -> int:
+    """The ``litelvlm importance`` command with checked options: run (``pipe``: a pipeline already loaded for
+    ``a.model``, else loaded here), then print the head of the summary (as ``screen`` says)."""
+    rows, summary = run_importance(a, pipe=pipe)
     hm = summary[(summary["area_bin"] == "all")]
     cols = ["clip_signal", "llm_signal", "query", "layer", "n_sentences", "spearman_mean", "spearman_lo",
             "spearman_hi", "jaccard_64_mean"]

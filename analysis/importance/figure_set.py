@@ -17,8 +17,9 @@ from analysis.common.runs.command import Screen
 from analysis.common.runs.study import resolve_config_path
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
-from analysis.importance.compute import ImportanceArgs, load_importance, run_importance
-from analysis.importance.options import GRADIENT_SIGNALS
+from analysis.importance.command import run
+from analysis.importance.compute import load_importance
+from analysis.importance.options import GRADIENT_SIGNALS, ImportanceArgs
 from litelvlm.budget import Budget
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.data.refer import load_refer
@@ -37,11 +38,10 @@ def smoke_importance(out_dir: Path, model: str | None = None, screen: Screen = S
         data = write_tiny_refer(out_dir / "refer")
     model = model or DEFAULT_MODEL
     pipe = load_pipeline(model)
-    run_importance(
-        ImportanceArgs(refer_dir=str(data), out=str(out_dir), model=model, limit_images=1, max_sentences=1,
-                                  signals=["attention", "saliency", "ablation"], group=12,
-                                  method_signals=["vispruner", "fastv"], save_scores=1, n_boot=200),
-        pipe=pipe)
+    run(ImportanceArgs(refer_dir=str(data), out=str(out_dir), model=model, limit_images=1, max_sentences=1,
+                       signals=["attention", "saliency", "ablation"], group=12,
+                       method_signals=["vispruner", "fastv"], save_scores=1, n_boot=200),
+        pipe=pipe, screen=screen)
     records = [r for r in load_refer(data, None, "refcoco", "unc", "val")]
     first = [r for r in records if r.image_id == min(x.image_id for x in records)][:1]
     g = GroundingArgs(refer_dir=str(data), out=str(out_dir / "ablation"), model=model)

@@ -8,15 +8,16 @@ from analysis.common.presentation.figure_set import FigureSet
 from analysis.common.presentation.smoke_inputs import SMOKE_MODEL, coco128_dir
 from analysis.common.runs.command import Screen
 from analysis.retention import plots
-from analysis.retention.compute import RetentionArgs, load_retention, run_retention
+from analysis.retention.command import run
+from analysis.retention.compute import load_retention
+from analysis.retention.options import RetentionArgs
 
 
 def smoke_retention(out_dir: Path, model: str | None = None, screen: Screen = Screen()) -> None:
     """Small retention results: one COCO-128 image (or a synthetic scene), the tiny 24x24 random CLIP."""
     data = coco128_dir()
-    run_retention(
-        RetentionArgs(out=str(out_dir), model=model or SMOKE_MODEL, refer_dir=str(data) if data else None,
-                                limit_images=1))
+    run(RetentionArgs(out=str(out_dir), model=model or SMOKE_MODEL, refer_dir=str(data) if data else None,
+                      limit_images=1), screen=screen)
 
 
 def read_retention(results_dir: Path) -> dict:

@@ -274,22 +274,82 @@ def _smoke_function(tree: ast.Module) -> ast.FunctionDef:
     return next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
 
 
-def _typed_runs(fn: ast.FunctionDef) -> list[str]:
-    """The calls in ``fn`` given an options dataclass made in place (``run(GroundingArgs(...))``)."""
-    def callee(node: ast.AST) -> str:
-        return getattr(node, "id", getattr(node, "attr", ""))
+def _studies(tree: ast.Module) -> tuple[str, ...]:
+    """The studies a module's ``FIGURE_SET = FigureSet(..., studies=(...))`` draws."""
+    calls = [n for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "FigureSet"]
+    return next(tuple(ast.literal_eval(k.value)) for c in calls for k in c.keywords if k.arg == "studies")
 
-    return [callee(c.func) for c in ast.walk(fn) if isinstance(c, ast.Call)
-            and any(isinstance(a, ast.Call) and callee(a.func).endswith("Args") for a in c.args)]
+
+def _bindings(path: Path) -> dict[str, str]:
+    """name -> the qualified name it is bound to by the top-level imports of ``path``
+    (``from analysis.grounding import run``: ``run`` -> ``analysis.grounding.run``)."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+        elif isinstance(node, ast.Import):   # ``import a.b`` binds ``a``; ``import a.b as c`` binds ``a.b``
+            found.update((a.asname, a.name) if a.asname else (a.name.split(".")[0],) * 2 for a in node.names)
+    return found
+
+
+def _resolve(qualified: str) -> str:
+    """``qualified`` followed through the package re-exports of ``analysis/`` (``analysis.grounding.run``,
+    which ``analysis/grounding/__init__.py`` imports from ``analysis.grounding.command``, is
+    ``analysis.grounding.command.run``)."""
+    module, _, name = qualified.rpartition(".")
+    path = _source_of(module) if module.startswith("analysis.") else None
+    if path is None or path.name != "__init__.py" or _source_of(qualified) is not None:
+        return qualified
+    target = _bindings(path).get(name)
+    return qualified if target is None or target == qualified else _resolve(target)
+
+
+def _qualified(node: ast.AST, bound: dict[str, str]) -> str:
+    """What a called expression names (``run``, ``command.run``), resolved through the module's imports."""
+    if isinstance(node, ast.Name):
+        return _resolve(bound.get(node.id, node.id))
+    if isinstance(node, ast.Attribute):
+        return _resolve(f"{_qualified(node.value, bound)}.{node.attr}")
+    return ""
+
+
+def _typed_runs(path: Path) -> list[str]:
+    """The calls in the smoke function of the figure set ``path`` of its study's typed ``run``
+    (``analysis.<study>.command.run``, imported from there or from the study's package, for a study of its
+    ``studies``) given the study's options dataclass made in place (``run(GroundingArgs(...))``)."""
+    tree = ast.parse(path.read_text())
+    bound = _bindings(path)
+    runs = {f"analysis.{study}.command.run": f"analysis.{study}." for study in _studies(tree)}
+    found = []
+    for c in ast.walk(_smoke_function(tree)):
+        called = _qualified(c.func, bound) if isinstance(c, ast.Call) else ""
+        if called in runs and c.args and isinstance(c.args[0], ast.Call):
+            options = _qualified(c.args[0].func, bound)
+            if options.endswith("Args") and options.startswith(runs[called]):
+                found.append(f"{called}({options.rsplit('.', 1)[1]}(...))")
+    return found
+
+
+def test_typed_runs_are_calls_of_the_study_s_own_run():
+    """``run`` of ``analysis.<study>.command`` (or the package re-exporting it), never another function given
+    the options, nor another study's ``run``."""
+    assert _resolve("analysis.grounding.run") == "analysis.grounding.command.run"
+    assert _resolve("analysis.grounding.compute.run_grounding") == "analysis.grounding.compute.run_grounding"
+    assert _typed_runs(ANALYSIS / "reversal" / "figure_set.py") == [
+        "analysis.reversal.command.run(ReversalArgs(...))"]
+    assert _typed_runs(ANALYSIS / "paired" / "figure_set.py") == [
+        "analysis.grounding.command.run(GroundingArgs(...))"]
 
 
 @pytest.mark.parametrize("path", FIGURE_SET_MODULES, ids=lambda p: p.parent.name)
 def test_a_figure_set_runs_its_study_through_its_typed_run(path):
-    tree = ast.parse(path.read_text())
     argv = [name for _, _, name in imports(path)
             if name == "litelvlm.cli" or name.startswith("litelvlm.cli.")]
     assert argv == [], f"{path.parent.name}: a figure set runs its study as run(Args(...)), not by argv"
-    assert _typed_runs(_smoke_function(tree)), f"{path.parent.name}: its smoke results come from run(Args)"
+    assert _typed_runs(path), (f"{path.parent.name}: its smoke results come from its study's typed run "
+                               "(analysis.<study>.command.run) given the study's options: "
+                               "run(<Study>Args(...))")
 
 
 def test_the_figure_set_walk_sees_every_figure_set():
