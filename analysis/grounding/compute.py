@@ -44,14 +44,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.grounding.grounding_batches import (
-    BatchCheck,
-    batch_notes,
-    batch_summary,
-    evaluate_images,
-)
+from analysis.common.grounding.grounding_batches import BatchCheck, batch_notes, batch_summary
 from analysis.common.grounding.grounding_runs import Run, clip_record, plan, run_keys
-from analysis.common.grounding.grounding_scoring import evaluate_image, summarize
+from analysis.common.grounding.grounding_scoring import evaluate_images, summarize
 from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
 from analysis.common.options.prefill_args import prefill_record
 from analysis.common.presentation.caveats import null_results
@@ -334,9 +329,9 @@ def read_json_if(path: Path) -> dict | None:
 
 def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],
               pairs: list[Run], shards: Shards, check: BatchCheck | None = None) -> None:
-    """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images (``--batch-size`` prompts of a chunk's
-    images per LLM forward); unreadable images are listed in the part as skipped (not done: the next run tries
-    them again)."""
+    """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images (:func:`evaluate_images` of the chunk's
+    readable images: ``--batch-size`` prompts per ``ground_many`` call); unreadable images are listed in the
+    part as skipped (not done: the next run tries them again)."""
     rows, chunk_images, skipped, pending = [], [], [], []
 
     def run_pending():
@@ -361,10 +356,7 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
             skipped.append({"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)})
             log.warning("skipped image %s: %s", recs[0].image_path, e)
         else:
-            if a.batch_size > 1:
-                pending.append((recs, image))
-            else:
-                rows.extend(evaluate_image(pipe, a, recs, image, pairs))
+            pending.append((recs, image))
         chunk_images.append(image_id)
         if len(chunk_images) >= a.chunk:
             run_pending(), flush()

@@ -121,3 +121,26 @@ def test_two_processes_with_batch_size_equal_one(coco128, tmp_path):
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     _same_tables(tmp_path / "one", tmp_path / "two")
+
+
+#: (module, function): the study's scheduling, which must call one path at every batch size
+SCHEDULERS = [("analysis/grounding/compute.py", "_evaluate"),
+              ("analysis/common/grounding/grounding_scoring.py", "evaluate_images")]
+
+
+@pytest.mark.parametrize("where", SCHEDULERS, ids=lambda w: w[1])
+def test_the_study_never_picks_a_path_by_batch_size(where):
+    """The chunk's images go to ``evaluate_images`` and its prompts to ``ground_many`` at every
+    ``--batch-size`` (``ground_many`` runs what cannot share a forward one by one itself): no branch of the
+    scheduling reads the batch size or ``batch_error`` (an expression may: the batch check and ``prune_ms``
+    are reporting)."""
+    import ast
+
+    path, name = where
+    tree = ast.parse((ROOT / path).read_text())
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name)
+    branches = [n for n in ast.walk(fn) if isinstance(n, ast.If)]
+    read = [ast.unparse(b.test) for b in branches
+            if any(getattr(n, "attr", getattr(n, "id", "")) in ("batch_size", "batch_error")
+                   for n in ast.walk(b.test))]
+    assert read == [], f"{path}:{name} picks a path by {read}"

@@ -27,24 +27,23 @@ def test_official_is_deterministic(coco128, tmp_path):
 def test_interrupted_run_resumes(coco128, tmp_path, monkeypatch):
     args = ("--protocol", "official", "--image-ids", "34,71,81", "--chunk", 1, "--methods", "none")
     assert _run(coco128, tmp_path / "full", *args) == 0
-    real = grounding.evaluate_image
+    real = grounding.evaluate_images
     calls = []
 
-    def flaky(pipe, a, records, image, pairs):
-        calls.append(records[0].image_id)
+    def flaky(pipe, a, items, pairs, *rest):
+        calls.append(items[0][0][0].image_id)   # --chunk 1: one image per call
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(pipe, a, records, image, pairs)
+        return real(pipe, a, items, pairs, *rest)
 
-    monkeypatch.setattr(grounding, "evaluate_image", flaky)
+    monkeypatch.setattr(grounding, "evaluate_images", flaky)
     assert _run(coco128, tmp_path / "resumed", *args) == 130
     assert len(list((tmp_path / "resumed" / "parts").glob("part-*.json"))) == 1
     assert not (tmp_path / "resumed" / "grounding.parquet").exists()
-    monkeypatch.setattr(grounding, "evaluate_image", real)
     seen = []
-    monkeypatch.setattr(grounding, "evaluate_image",
-                        lambda pipe, a, records,
-                        *r: seen.append(records[0].image_id) or real(pipe, a, records, *r))
+    monkeypatch.setattr(grounding, "evaluate_images",
+                        lambda pipe, a, items,
+                        *r: seen.extend(recs[0].image_id for recs, _ in items) or real(pipe, a, items, *r))
     assert _run(coco128, tmp_path / "resumed", *args) == 0
     assert seen == calls[1:] + [i for i in seen if i not in calls]   # the finished image is not redone
     assert len(seen) == 2 and calls[0] not in seen

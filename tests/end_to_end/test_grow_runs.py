@@ -41,15 +41,16 @@ def test_grounding_grows_images_methods_and_budgets(coco128, tmp_path, monkeypat
              "--methods", "none", "--budgets", "16"]
     big = [*with_limit(small, 2)[:-4], "--methods", "none,litelvlm", "--budgets", "16,8"]
     assert main(small) == 0
-    real, calls = grounding.evaluate_image, []
-    monkeypatch.setattr(grounding, "evaluate_image",
-                        lambda pipe, a, recs, image, pairs: calls.append((recs[0].image_id, list(pairs)))
-                        or real(pipe, a, recs, image, pairs))
+    real, calls = grounding.evaluate_images, []
+    monkeypatch.setattr(grounding, "evaluate_images",
+                        lambda pipe, a, items, pairs, *r: calls.extend((recs[0].image_id, list(pairs))
+                                                                       for recs, _ in items)
+                        or real(pipe, a, items, pairs, *r))
     assert main(big) == 0
     # the first image only gets the new pairs; the new image gets every pair
     assert calls == [(9, [("litelvlm", Budget(16)), ("litelvlm", Budget(8))]),
                      (34, [("none", Budget(576)), ("litelvlm", Budget(16)), ("litelvlm", Budget(8))])]
-    monkeypatch.setattr(grounding, "evaluate_image", real)
+    monkeypatch.setattr(grounding, "evaluate_images", real)
     assert main([*big[:big.index("--out") + 1], str(fresh), *big[big.index("--out") + 2:]]) == 0
     assert_same_tables("eval-grounding", out, fresh)
     # a smaller selection reuses the parts too, and equals a fresh small run

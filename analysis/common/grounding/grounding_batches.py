@@ -1,9 +1,10 @@
-"""``eval-grounding --batch-size B`` (this project's addition): the prompts of several images scored B at a
-time (``GroundingPipeline.ground_many``: B prompts per LLM forward, each pruned by its own selection). The
-rows are those of :func:`analysis.common.grounding.grounding_scoring.evaluate_image`, image by image, in its
-order; a run that cannot share a forward (:func:`~litelvlm.lvlm.batched.batch_error`) is run prompt by prompt
-by ``ground_many`` itself. :class:`BatchCheck` counts, on each shared run's first batch, the mask pixels that
-differ from batch 1 (zero in float32; rounding only in bfloat16)."""
+"""What ``eval-grounding --batch-size B`` (this project's addition) reports: the prompts of several images are
+scored B per ``GroundingPipeline.ground_many`` call
+(:func:`analysis.common.grounding.grounding_scoring.evaluate_images`, the same call at every B; a run that
+cannot share a forward, :func:`~litelvlm.lvlm.batched.batch_error`, is run prompt by prompt by
+``ground_many`` itself, and named once on screen and in the summary). :class:`BatchCheck` counts, on each
+shared run's first batch, the mask pixels that differ from batch 1 (zero in float32; rounding only in
+bfloat16)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from analysis.common.grounding.grounding_runs import Run, method_options, run_keys
-from analysis.common.grounding.grounding_scoring import ScoringArgs, image_prompts, output_rows
+from analysis.common.grounding.grounding_runs import Run, method_options
+from analysis.common.grounding.grounding_scoring import ScoringArgs
 from litelvlm.lvlm.batched import batch_error
 from litelvlm.runs.io import write_csv
 from litelvlm.runs.transaction import current
@@ -99,38 +100,4 @@ def check_line(check: pd.DataFrame) -> str:
             f"largest mask-logit difference {float(check['max_logit_difference'].max()):.3g}\n")
 
 
-@torch.no_grad()
-def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], pairs: list[Run],
-                    batch_size: int, check: BatchCheck | None = None) -> list[list[dict]]:
-    """Rows per image of ``items`` ((records, image) each), as :func:`evaluate_image` gives them, with up to
-    ``batch_size`` prompts per LLM forward; ``check`` (where given) compares each run's first batch with batch
-    1."""
-    prompts = []  # (image index, records, prepared, targets, the image's runs)
-    for i, (records, image) in enumerate(items):
-        todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs)
-        prompts.extend((i, recs, prep, gts, todo) for recs, prep, gts in image_prompts_)
-    done: dict[tuple[int, str, int], list[dict]] = {}
-    for method, column in dict.fromkeys(run_keys(pairs)):
-        mine = [(j, p, b) for j, p in enumerate(prompts) for m,
-                b in p[4] if (m, b.column) == (method, column)]
-        opts = method_options(args, method, pipe)
-        # checked against batch 1: the runs whose prompts share a forward
-        checked = check is not None and batch_size > 1 and batch_error(pipe, method, args.answer) is None
-        for start in range(0, len(mine), batch_size):
-            part = mine[start:start + batch_size]
-            budget = part[0][2]   # one budget column: equal budgets, each counted against its own image's N
-            outs = pipe.ground_many([p[2] for _, p, _ in part], method, budget, positions=args.positions,
-                                    **opts)
-            if checked and start == 0:
-                check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
-            for (j, p, b), out in zip(part, outs, strict=True):
-                done[(j, method, column)] = output_rows(pipe, args, p[1], p[3], method, b, out,
-                                                        pipe.num_visual(p[2]))
-    rows: list[list[dict]] = [[] for _ in items]
-    for j, (i, _, _, _, todo) in enumerate(prompts):  # evaluate_image's order: prompt by prompt, run by run
-        for method, budget in todo:
-            rows[i].extend(done[(j, method, budget.column)])
-    return rows
-
-
-__all__ = ["CHECK_COLUMNS", "BatchCheck", "batch_notes", "batch_summary", "check_line", "evaluate_images"]
+__all__ = ["CHECK_COLUMNS", "BatchCheck", "batch_notes", "batch_summary", "check_line"]

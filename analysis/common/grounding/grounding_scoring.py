@@ -1,7 +1,8 @@
 """One image's referring-segmentation scoring, shared by ``eval-grounding`` and ``importance`` (its oracle
 ablation scores as eval-grounding does): the official metric (``eval/referring_seg/infer_and_evaluate.py``
 L387-437 of the official code; :func:`mask_stats`, :func:`summarize`) and the rows of one image's sentences
-per method and budget (:func:`evaluate_image`). The protocols are :mod:`analysis.grounding.compute`'s."""
+per method and budget (:func:`evaluate_images`, several images' prompts per ``ground_many`` call;
+:func:`evaluate_image`, one image's). The protocols are :mod:`analysis.grounding.compute`'s."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.common.grounding.grounding_runs import Run, image_runs, method_options, official_turns
+from analysis.common.grounding.grounding_runs import Run, image_runs, method_options, official_turns, run_keys
 from analysis.common.stats import leaderboard as lb
 from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm.batched import batch_error
 
 
 class ScoringArgs(Protocol):
@@ -122,26 +124,61 @@ def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, bud
     return rows
 
 
-def ground_run(pipe, args: ScoringArgs, prep, method: str, budget) -> tuple[object, float | None]:
-    """(``ground``'s output for ``method`` at ``budget``, the call's pruning time in ms under
-    ``--time-pruning``, else None: :func:`analysis.common.stats.leaderboard.timed_call`)."""
+class BatchComparer(Protocol):
+    """What compares a run's first shared batch with batch 1
+    (:class:`analysis.common.grounding.grounding_batches.BatchCheck`)."""
+
+    def compare(self, pipe, args: ScoringArgs, run: Run, preps: list, outs: list) -> None:
+        """Ground ``preps`` one by one for ``run`` and count what differs from ``outs``."""
+
+
+def ground_part(pipe, args: ScoringArgs, preps: list, method: str, budget, timed: bool = False
+                ) -> tuple[list, float | None]:
+    """(``ground_many``'s outputs for ``preps`` with ``method`` at ``budget``, the call's pruning time in ms
+    when ``timed``, else None: :func:`analysis.common.stats.leaderboard.timed_call`)."""
     options = method_options(args, method, pipe)
 
     def call():
-        return pipe.ground(prep, method, budget, positions=args.positions, **options)
+        return pipe.ground_many(preps, method, budget, positions=args.positions, **options)
 
-    if not getattr(args, "time_pruning", False):
-        return call(), None
-    return lb.timed_call(pipe, pipe.spec(method), call)
+    return lb.timed_call(pipe, pipe.spec(method), call) if timed else (call(), None)
 
 
 @torch.no_grad()
-def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> list[dict]:
-    """Rows (one per scored sentence x method x budget) for one image's records."""
-    todo, prompts = image_prompts(pipe, args, records, image, pairs)
-    rows = []
-    for recs, prep, gts in prompts:
+def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], pairs: list[Run],
+                    batch_size: int = 1, check: BatchComparer | None = None) -> list[list[dict]]:
+    """Rows per image of ``items`` ((records, image) each; one row per scored sentence x method x budget), in
+    the same order at every ``batch_size``: prompt by prompt, run by run. Each run (method, budget column)
+    grounds its prompts ``batch_size`` per ``ground_many`` call, which runs the prompts that cannot share an
+    LLM forward one by one itself. ``args.time_pruning`` times each call at batch 1 (each row's ``prune_ms``);
+    ``check`` (where given) compares each shared run's first batch with batch 1."""
+    prompts = []  # (image index, records, prepared, targets, the image's runs)
+    for i, (records, image) in enumerate(items):
+        todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs)
+        prompts.extend((i, recs, prep, gts, todo) for recs, prep, gts in image_prompts_)
+    timed = batch_size == 1 and getattr(args, "time_pruning", False)
+    done: dict[tuple[int, str, int], list[dict]] = {}
+    for method, column in dict.fromkeys(run_keys(pairs)):
+        mine = [(j, p, b) for j, p in enumerate(prompts)
+                for m, b in p[4] if (m, b.column) == (method, column)]
+        checked = check is not None and batch_error(pipe, method, args.answer) is None
+        for start in range(0, len(mine), batch_size):
+            part = mine[start:start + batch_size]
+            budget = part[0][2]   # one budget column: equal budgets, each counted against its own image's N
+            outs, ms = ground_part(pipe, args, [p[2] for _, p, _ in part], method, budget, timed)
+            if checked and start == 0:
+                check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
+            for (j, p, b), out in zip(part, outs, strict=True):
+                done[(j, method, column)] = output_rows(pipe, args, p[1], p[3], method, b, out,
+                                                        pipe.num_visual(p[2]), ms)
+    rows: list[list[dict]] = [[] for _ in items]
+    for j, (i, _, _, _, todo) in enumerate(prompts):
         for method, budget in todo:
-            out, ms = ground_run(pipe, args, prep, method, budget)
-            rows.extend(output_rows(pipe, args, recs, gts, method, budget, out, pipe.num_visual(prep), ms))
+            rows[i].extend(done[(j, method, budget.column)])
     return rows
+
+
+def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> list[dict]:
+    """Rows (one per scored sentence x method x budget) for one image's records: :func:`evaluate_images` of
+    this one image at batch 1."""
+    return evaluate_images(pipe, args, [(records, image)], pairs)[0]

@@ -108,7 +108,7 @@ def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monke
     from analysis.grounding import compute
 
     calls = []
-    monkeypatch.setattr(compute, "evaluate_image", lambda *a, **k: calls.append(a) or [])
+    monkeypatch.setattr(compute, "evaluate_images", lambda *a, **k: calls.append(a) or [])
     assert _run(coco128, out, "per-expression", "--n-boot", 100, "--boot-seed", 7) == 0
     assert calls == []
     after = {n: pd.read_csv(out / n) for n in ("summary.csv", "comparisons.csv", "claims.csv")}

@@ -207,7 +207,7 @@ def test_glamm_sub_batches_not_dividing_the_prompts_equal_one_by_one(tiny_glamm,
 ROOT = Path(__file__).resolve().parents[3]
 LVLM = ROOT / "litelvlm" / "lvlm"
 #: the modules that ground several prompts at once (``eval-grounding`` / ``eval-video --batch-size``)
-CALLERS = [ROOT / "analysis" / "common" / "grounding" / "grounding_batches.py",
+CALLERS = [ROOT / "analysis" / "common" / "grounding" / "grounding_scoring.py",
            ROOT / "litelvlm" / "video" / "pipeline_runner.py",
            ROOT / "litelvlm" / "videoglamm" / "video_runner.py"]
 
