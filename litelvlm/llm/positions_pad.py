@@ -19,8 +19,6 @@ no definition here): :func:`litelvlm.method.position_error`. Everything else (``
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ..errors import LiteLVLMError
@@ -69,24 +67,4 @@ def pad_inputs(vis: torch.Tensor, kept: torch.Tensor, full: torch.Tensor,
     return torch.cat([vis, markers])[order.to(vis.device)], index[order]
 
 
-def stage_inputs(pipe: Any, prepared: Any, method: str, spec: Any, budget: int, full: torch.Tensor | None,
-                 positions: str, rule: str, **options: Any) -> tuple:
-    """The method's stage step (``spec.stage.step_of(pipe)``: the LLM inputs, the selection, the visual-token
-    indices they stand for when they keep their positions, the LLM output or None) under ``rule``; ``pad``
-    takes the step's ``keep`` indices and adds one marker per dropped run (:func:`pad_inputs`)."""
-    step = spec.stage.step_of(pipe)
-    vis, sel, kept, out = step(prepared, method, budget, full, spec=spec,
-                               rule="keep" if rule == "pad" else rule, positions=positions,
-                               given=full is not None, **options)
-    if rule != "pad" or out is not None:
-        return vis, sel, kept, out
-    if kept is None:
-        raise LiteLVLMError(f"positions='pad': {method} on the {pipe.family} family passes LLM inputs that "
-                            "stand for no single visual token each (e.g. pooled frames), so its dropped runs "
-                            "have no original positions")
-    tokens = pipe.visual_tokens(prepared) if full is None else full
-    vis, kept = pad_inputs(vis, kept, tokens)
-    return vis, sel, kept, out
-
-
-__all__ = ["MARKER_ANCHORS", "dropped_runs", "pad_inputs", "position_error", "stage_inputs"]
+__all__ = ["MARKER_ANCHORS", "dropped_runs", "pad_inputs", "position_error"]

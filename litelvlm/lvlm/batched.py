@@ -3,7 +3,7 @@ prompt or many.
 
 Each prepared input becomes one :class:`~litelvlm.lvlm.sequence.GroundingRun` (:func:`plan`: K counted once
 against the family's full budget, the family's ``run_input``, the position rule), then runs the same steps:
-the method's stage (:func:`~litelvlm.llm.positions_pad.stage_inputs`) and its LLM sequence, the LLM, the mask
+the method's stage (:func:`~litelvlm.lvlm.prune.stage_inputs`) and its LLM sequence, the LLM, the mask
 head (``seg_prompts``, ``decode_masks`` / ``decode_masks_many``, ``upscale_masks``), its
 :class:`~litelvlm.lvlm.sequence.GroundingOutput` (``GroundingRun.output``). Runs go through the LLM in groups:
 a group of one is the family's standard forward (``final_hidden``); several prompts that can share a forward
@@ -39,10 +39,10 @@ from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..llm.captured import runner_of
 from ..llm.limits import check_attention_memory, check_positions
-from ..llm.positions_pad import stage_inputs
 from ..machine.memory import eager_attention_bytes
 from ..method import Method, position_error
 from .generate import generated_output
+from .prune import stage_inputs
 from .sequence import GroundingOutput, GroundingRun
 
 

@@ -10,6 +10,8 @@ Each method's :class:`~litelvlm.method.Stage` picks one step of ``GroundingPipel
 * a method acting with the LLM (``InputStage``, ``LayerStage``, ``StagesStage``: ``none``, ``fastv``,
   ``sparsevlm``, ...): its ``select`` gets an ``LLMContext``; its ``forward``, if any, runs the LLM on what it
   kept: :func:`llm_stage`.
+
+:func:`stage_inputs` runs the step the method's stage picks, under the run's position rule.
 """
 
 from __future__ import annotations
@@ -20,9 +22,31 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
+from ..llm.positions_pad import pad_inputs
 from ..method import Method
 from ..pruning import Selection
 from ..pruning.selection import check_selector, checked
+
+
+def stage_inputs(pipe, prepared, method: str, spec: Method, budget: int, full: torch.Tensor | None,
+                 positions: str, rule: str, **options) -> tuple:
+    """The method's stage step (``spec.stage.step_of(pipe)``: the LLM inputs, the selection, the visual-token
+    indices they stand for when they keep their positions, the LLM output or None) under ``rule``; ``pad``
+    takes the step's ``keep`` indices and adds one marker per dropped run
+    (:func:`~litelvlm.llm.positions_pad.pad_inputs`)."""
+    step = spec.stage.step_of(pipe)
+    vis, sel, kept, out = step(prepared, method, budget, full, spec=spec,
+                               rule="keep" if rule == "pad" else rule, positions=positions,
+                               given=full is not None, **options)
+    if rule != "pad" or out is not None:
+        return vis, sel, kept, out
+    if kept is None:
+        raise LiteLVLMError(f"positions='pad': {method} on the {pipe.family} family passes LLM inputs that "
+                            "stand for no single visual token each (e.g. pooled frames), so its dropped runs "
+                            "have no original positions")
+    tokens = pipe.visual_tokens(prepared) if full is None else full
+    vis, kept = pad_inputs(vis, kept, tokens)
+    return vis, sel, kept, out
 
 
 def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor | None, *,
