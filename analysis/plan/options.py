@@ -11,7 +11,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from analysis.common.options.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
+from analysis.common.options.defaults import PAPER_PRUNED_BUDGETS, VIDEO_BUDGETS
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
@@ -56,8 +56,8 @@ class PlanArgs:
     methods: list[str] = methods_option(list(PAPER_METHODS), help="methods of every table (default: the "
                                         "paper's comparison, this project's reading of which 9); the "
                                         "unpruned baseline is always run")
-    budgets: list[Budget] = budgets_option(PAPER_BUDGETS[1:], help="image budgets K of every method")
-    video_budgets: list[Budget] = budgets_option(PAPER_VIDEO_BUDGETS[1:], help="per-frame budgets of the "
+    budgets: list[Budget] = budgets_option(PAPER_PRUNED_BUDGETS, help="image budgets K of every method")
+    video_budgets: list[Budget] = budgets_option(VIDEO_BUDGETS, help="per-frame budgets of the "
                                                  "video tables (of each frame's 576 CLIP tokens)")
     gpus: int = arg(1, help="processes per command (the GPUs of the node), torch.distributed.run's "
                     "--nproc-per-node", minimum=1)

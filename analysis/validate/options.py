@@ -36,11 +36,6 @@ from litelvlm.shared_options import (
     seed_option,
 )
 
-#: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
-BUDGETS = tuple(Budget.parse_list(PAPER_BUDGETS))
-#: The paper's per-frame video budgets (of each frame's 576 CLIP patches; 576: all), a video model's default.
-VIDEO_BUDGETS = tuple(Budget.parse_list(PAPER_VIDEO_BUDGETS))
-
 
 @dataclass
 class ValidateArgs(MethodFlags, ModelDataArgs):
@@ -148,7 +143,9 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
     a = replace(a, prefill=resolve_prefill(a.prefill, a.device, a.compile))   # auto: captured on cuda
     check_prefill(a.prefill, a.compile, a.matmul_tflops, a.capture, a.device)
     check_no_write(not a.write, a.model)
-    return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))
+    # the paper's budgets (576, 192, 128, 64), or its per-frame ones for a video model (576, 196, 81)
+    defaults = PAPER_VIDEO_BUDGETS if video else PAPER_BUDGETS
+    return a if a.budgets else replace(a, budgets=Budget.parse_list(defaults))
 
 
 #: this study's options (``analysis.common.runs.study.Study``)
