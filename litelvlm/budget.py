@@ -93,8 +93,7 @@ class Budget:
         """A study's budgets, K >= 1 each, in the order given: ``values`` as the command line or a Python
         caller writes them (``"576,192"``, ``["64", 16]``, Budgets); ``all`` is refused
         (:func:`all_in_list_error`: the baseline already runs at every token); anything else that is no budget
-        is a
-        :class:`BudgetError`."""
+        is a :class:`BudgetError`."""
         if values is None:
             return []
         if isinstance(values, (str, int, Budget)):

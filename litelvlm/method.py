@@ -125,9 +125,8 @@ class StagesStage(Stage):
 class TowerStage(Stage):
     """Inside the family's vision tower, between its encoder blocks (``GroundingPipeline.tower_context``: a
     :class:`litelvlm.pruning.tower.TowerContext`): the method's ``select`` runs the tower, choosing after each
-            block
-    which tokens go on; the LLM receives the tower's output on the kept ones. Its step, here, is the same for
-    every family."""
+    block which tokens go on; the LLM receives the tower's output on the kept ones. Its step, here, is the
+    same for every family."""
 
     NAME = "vision-tower"
     prunes_in_vision_tower = True

@@ -2,10 +2,9 @@
 
 The family's cost description counts its parts (:meth:`litelvlm.cost.FamilyCost.count`: FlopCounterMode on a
 ``meta`` pipeline, the selectors on true shapes, :class:`litelvlm.machine.memory.LiveTensorBytes` for the
-    activation
-of every LLM prefill); this module adds the columns every family shares: :func:`llm_columns` (the paper's
-quantities, the analytic counts of the row's token plan) before the family's own, :func:`memory_columns` after
-them.
+activation of every LLM prefill); this module adds the columns every family shares: :func:`llm_columns` (the
+paper's quantities, the analytic counts of the row's token plan) before the family's own,
+:func:`memory_columns` after them.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ visual-token budget, with the paper's numbers (stars) and the FLOPs-ideal limit 
 Every panel that sets our rows beside the paper's stars uses the paper's definitions (the authors' compiled
 code, ``analysis.common.measures.paper_efficiency`` / ``analysis.common.measures.layer_timer``) where the
 table has them: FLOPs = ``paper_tflops``, prefill = ``paper_prefill_ms`` (the decoder-layer loop), activation
-=
-``paper_activation_gib`` (storing activation); the CUDA-time panel is this project's reading
+= ``paper_activation_gib`` (storing activation); the CUDA-time panel is this project's reading
 (``cuda_time_reading_ms``: the whole pipeline). Tables written before those columns existed fall back to this
 project's measured columns.
 

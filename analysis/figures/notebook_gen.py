@@ -2,11 +2,10 @@
 
 A figure set's notebook is its parameters cell (papermill's), a call to
 :func:`analysis.figures.tree.load_runs` (every run of ``RESULTS``, read and named as ``litelvlm figures``
-does),
-the body of its ``draw`` function copied verbatim into a loop over the runs, then
-:func:`analysis.figures.output.save_runs` (the figure set's earlier files in ``OUT`` replaced).
-``litelvlm figures --write-notebooks`` regenerates them and a test checks that the committed
-notebooks equal the generated ones, so the notebook and the command cannot diverge.
+does), the body of its ``draw`` function copied verbatim into a loop over the runs, then
+:func:`analysis.figures.output.save_runs` (the figure set's earlier files in ``OUT`` replaced). ``litelvlm
+figures --write-notebooks`` regenerates them and a test checks that the committed notebooks equal the
+generated ones, so the notebook and the command cannot diverge.
 """
 
 from __future__ import annotations

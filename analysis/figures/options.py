@@ -1,8 +1,7 @@
 """``litelvlm figures``: its options (:class:`FiguresArgs`) and their checks.
 
 Light (no matplotlib, no study module): a bad option is refused at once; :func:`analysis.figures.command.run`
-imports
-:mod:`analysis.figures.compute` (the figure sets and their plots) after the checks.
+imports :mod:`analysis.figures.compute` (the figure sets and their plots) after the checks.
 """
 
 from __future__ import annotations

@@ -3,10 +3,9 @@ figure sets it draws are replaced as a whole, so an earlier run's files never st
 
 A file belongs to the figure set whose registered name is the longest one it starts with (``<name>_``:
 ``reversal_grid_...`` is ``reversal_grid``'s, not ``reversal``'s). Every figure file of a figure set drawn now
-    that this run does not write again is removed when the run's folder commits
-    (:func:`litelvlm.runs.io.remove_result` inside :class:`litelvlm.runs.run_folder.RunFolder`): a failed or
-    stopped run
-leaves the folder as it was. Other files, and other figure sets' files, are left alone.
+that this run does not write again is removed when the run's folder commits
+(:func:`litelvlm.runs.io.remove_result` inside :class:`litelvlm.runs.run_folder.RunFolder`): a failed or
+stopped run leaves the folder as it was. Other files, and other figure sets' files, are left alone.
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 
 A run folder is a folder whose ``config.json`` records the run's identity (``study``, ``family``, ``model``,
 ``weights``: :mod:`analysis.common.runs.identity`). The tree is walked once; each run goes to the figure sets
-    registered for its study (:attr:`~analysis.common.presentation.figure_set.FigureSet.studies`) that read
-    its model family
-and hold the table they draw (a figure set with
+registered for its study (:attr:`~analysis.common.presentation.figure_set.FigureSet.studies`) that read its
+model family and hold the table they draw (a figure set with
 :attr:`~analysis.common.presentation.figure_set.FigureSet.replaces` takes the runs of its model families from
 a more general one). No figure set opens a folder to guess what it holds. A figure set draws each run on its
 own, or (:attr:`~analysis.common.presentation.figure_set.FigureSet.together`) the runs of one model in one

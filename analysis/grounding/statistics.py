@@ -121,10 +121,9 @@ def with_loyalty(rows: pd.DataFrame) -> pd.DataFrame:
 
 def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config: dict,
                    reads: dict | None = None) -> pd.DataFrame:
-    """``summary`` with its intervals and the leaderboard's columns
-    (:mod:`analysis.common.stats.leaderboard`;
-    ``reads``: {method: reads LLM attention weights}); writes ``comparisons.csv`` and ``claims.csv`` beside
-    it (``--n-boot`` replicates drawn with ``--boot-seed``, by default ``--seed``, from ``config``)."""
+    """``summary`` with its intervals and the leaderboard's columns (:mod:`analysis.common.stats.leaderboard`;
+    ``reads``: {method: reads LLM attention weights}); writes ``comparisons.csv`` and ``claims.csv`` beside it
+    (``--n-boot`` replicates drawn with ``--boot-seed``, by default ``--seed``, from ``config``)."""
     n_boot, seed = int(config.get("n_boot", 1000)), boot_seed(config)
     models = (config.get("model"), config.get("clip"))
     unit = resample_unit(rows)

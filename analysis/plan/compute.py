@@ -5,12 +5,11 @@ run them across the GPUs of one node, resumably, into one results tree
 
 One command per (model, dataset, split) runs every method and budget of that table: ``eval-grounding`` (or
 ``eval-video``) shards the images across the processes and resumes from its finished parts, so a stopped
-    command is simply started again. The calibration times the per-image work of ``eval-grounding`` itself
-    (:func:`analysis.common.grounding.grounding_scoring.evaluate_image` on the family's pipeline, loaded once
-    per model) on
-the first images of the first split found, after one untimed warm-up image, and extrapolates: a run's estimate
-is its seconds per image times the split's images over ``--gpus``, labelled EXTRAPOLATED with the
-calibration's n. Model loading, the statistics and the writing of the tables are not in it. Video runs
+command is simply started again. The calibration times the per-image work of ``eval-grounding`` itself
+(:func:`analysis.common.grounding.grounding_scoring.evaluate_image` on the family's pipeline, loaded once per
+model) on the first images of the first split found, after one untimed warm-up image, and extrapolates: a
+run's estimate is its seconds per image times the split's images over ``--gpus``, labelled EXTRAPOLATED with
+the calibration's n. Model loading, the statistics and the writing of the tables are not in it. Video runs
 (``eval-video`` on Ref-DAVIS-17, Refer-YouTube-VOS and MeViS) are calibrated the same way per frame of an
 expression (:mod:`analysis.plan.video`).
 """
@@ -174,8 +173,7 @@ def machine(device: str) -> str:
 def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[str],
              splits: list[Split]) -> dict:
     """Fill each image run's and command's ``seconds`` (EXTRAPOLATED) from a calibration per model; returns
-    the calibration's
-    record (n, device, machine, seconds per image by model, method and budget)."""
+    the calibration's record (n, device, machine, seconds per image by model, method and budget)."""
     record = {"n": a.calibrate, "device": a.device, "machine": machine(a.device),
               "gpus": a.gpus, "seconds_per_image": {}, "video_n": 0, "seconds_per_frame": {}}
     if a.calibrate == 0:

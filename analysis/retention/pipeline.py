@@ -5,10 +5,9 @@ Asked of the family contract and the methods' declarations only: the methods a f
 before anything is written (``GroundingPipeline.method_error``); the budgets are planned per image against its
 own N (``analysis.common.grounding.grounding_runs.plan``: the baseline keeps all of an image's N,
 ``Budget.ALL``, written 0; a budget above N is skipped with a warning); what each kept token is comes from the
-method's
-``Selection`` (``parts``, ``scores``, ``prune_layer``) and its ``Method.stage``, never from its name. A family
-that asks one expression per prompt (``sentences_per_prompt == 1``, UniPixel) selects for each expression
-alone; otherwise the image's expressions share one prompt, as the CLIP tables do.
+method's ``Selection`` (``parts``, ``scores``, ``prune_layer``) and its ``Method.stage``, never from its name.
+A family that asks one expression per prompt (``sentences_per_prompt == 1``, UniPixel) selects for each
+expression alone; otherwise the image's expressions share one prompt, as the CLIP tables do.
 """
 
 from __future__ import annotations

@@ -4,14 +4,13 @@ from a results tree, each as Markdown, LaTeX (booktabs) and CSV.
 The tree is walked once (:func:`analysis.common.runs.run_tree.find_runs`, the walk ``litelvlm figures
 --results`` makes): every run folder whose ``config.json`` records its study. Each run of a study a table
 reads gives one table (:data:`KINDS`): ``eval-grounding`` the grounding table
-(:mod:`analysis.tables.accuracy`),
-``efficiency`` and ``validate`` the efficiency table (:mod:`analysis.tables.efficiency`), ``eval-video`` the
-    video table. A file is named ``<table>_<family>-<model>``
-    (:func:`~analysis.common.runs.identity.identity_tag`);
-where two runs would share a name, each adds its folder under the tree. A kind without runs is said in one
-line; a run that cannot be read is skipped with one line naming its folder and the reason; a tree that gives
-no table is an error (exit 2, nothing written). Tables of an earlier run of ``tables`` on the same ``--out``
-that this run does not write again are removed, so the folder holds one run's tables.
+(:mod:`analysis.tables.accuracy`), ``efficiency`` and ``validate`` the efficiency table
+(:mod:`analysis.tables.efficiency`), ``eval-video`` the video table. A file is named
+``<table>_<family>-<model>`` (:func:`~analysis.common.runs.identity.identity_tag`); where two runs would share
+a name, each adds its folder under the tree. A kind without runs is said in one line; a run that cannot be
+read is skipped with one line naming its folder and the reason; a tree that gives no table is an error (exit
+2, nothing written). Tables of an earlier run of ``tables`` on the same ``--out`` that this run does not write
+again are removed, so the folder holds one run's tables.
 """
 
 from __future__ import annotations

@@ -100,8 +100,7 @@ class ClipBackend(abc.ABC):
 
     def check_resize(self, images: list[Image.Image], pad_to_square: bool = False) -> None:
         """Refuse, before any resizing, an image that the pad or resize of :attr:`geometry` would make larger
-        than
-        :data:`~litelvlm.data.resize_cap.MAX_RESIZED_SIDE` a side (a LiteLVLMError naming the file)."""
+        than :data:`~litelvlm.data.resize_cap.MAX_RESIZED_SIDE` a side (a LiteLVLMError naming the file)."""
         for im in images:
             t = transform_params(self.geometry, im.height, im.width, pad_to_square)
             if t.frame != (im.height, im.width):

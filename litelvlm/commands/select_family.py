@@ -3,13 +3,11 @@ pipeline.
 
 With a GLaMM or UniPixel model string (a random preset or a checkpoint folder;
 :mod:`litelvlm.registry.families`) instead of a CLIP, ``select`` runs the family's pipeline on the image and
-its
-expression(s),
-``ground(prepared, method, K)``, and reports the kept indices on the family's own token grid: GLaMM's 24 x 24
-CLIP patches, UniPixel's merged tokens (N depends on the image). Every method the family runs is offered, the
-LLM-side ones too (their kept indices are the tokens the last LLM layer sees), each as the family runs it (its
-backbone's variant where one is registered). The image and the expression(s) go through the family's own
-prompt and preprocessing.
+its expression(s), ``ground(prepared, method, K)``, and reports the kept indices on the family's own token
+grid: GLaMM's 24 x 24 CLIP patches, UniPixel's merged tokens (N depends on the image). Every method the family
+runs is offered, the LLM-side ones too (their kept indices are the tokens the last LLM layer sees), each as
+the family runs it (its backbone's variant where one is registered). The image and the expression(s) go
+through the family's own prompt and preprocessing.
 """
 
 from __future__ import annotations

@@ -3,11 +3,10 @@ callable.
 
 One token schedule per method (:class:`TokenPlan`: the visual tokens each LLM layer sees, as stages
 ``[(first_layer, visual_tokens), ...]``) drives both the analytic counts (``analysis.common.measures.flops``)
-    and the
-prefill the efficiency study runs (:class:`litelvlm.cost.parts.PrefillParts`): the unpruned baseline is [(0,
-N)], methods pruning before the LLM [(0, K)], a method pruning once inside it [(0, N), (K_layer, K)]; a method
-pruning at several LLM layers (SparseVLM) a longer list. ``k``, the width of the key and value projections
-(``num_key_value_heads`` x head_dim), is ``d`` without grouped-query attention (:func:`kv_width`).
+and the prefill the efficiency study runs (:class:`litelvlm.cost.parts.PrefillParts`): the unpruned baseline
+is [(0, N)], methods pruning before the LLM [(0, K)], a method pruning once inside it [(0, N), (K_layer, K)];
+a method pruning at several LLM layers (SparseVLM) a longer list. ``k``, the width of the key and value
+projections (``num_key_value_heads`` x head_dim), is ``d`` without grouped-query attention (:func:`kv_width`).
 """
 
 from __future__ import annotations

@@ -17,13 +17,12 @@ def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cp
                 fill: str = "auto") -> GlammModel:
     """A randomly initialised ``GlammModel`` (eval mode, no grads); ``device="meta"`` allocates nothing.
 
-    ``vocab_size`` overrides the architecture's (the tiny one takes its tokenizer's length).
-    By default the modules are created on the CPU in float32 and then moved; ``init_on_device``
-    creates them directly on ``device`` in ``dtype`` (torch's initialisation runs there: the
-    full-size model on a GPU in seconds, never a float32 copy on the CPU; other random values).
-    ``fill`` (:mod:`litelvlm.models.random_weights`): ``"auto"`` fast-fills the full size (created on
-        ``device`` in
-    ``dtype`` without initialisation, then filled on every core), initialises the test sizes as above.
+    ``vocab_size`` overrides the architecture's (the tiny one takes its tokenizer's length). By default the
+    modules are created on the CPU in float32 and then moved; ``init_on_device`` creates them directly on
+    ``device`` in ``dtype`` (torch's initialisation runs there: the full-size model on a GPU in seconds, never
+    a float32 copy on the CPU; other random values). ``fill`` (:mod:`litelvlm.models.random_weights`):
+    ``"auto"`` fast-fills the full size (created on ``device`` in ``dtype`` without initialisation, then
+    filled on every core), initialises the test sizes as above.
     """
     a = get_arch(arch)
     if vocab_size is not None:

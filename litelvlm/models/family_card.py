@@ -2,9 +2,8 @@
 
 Each family package holds one ``card.py`` with ``CARD = FamilyCard(...)`` (light: no torch), and
 :mod:`litelvlm.registry.families` registers it with one line. The command line, the studies and the figures
-      ask the card (its name, display name, presets, model strings, the paper's model, what it reads, its
-      video path, its
-cost description) and never name a family. The pipeline itself answers the rest through
+ask the card (its name, display name, presets, model strings, the paper's model, what it reads, its video
+path, its cost description) and never name a family. The pipeline itself answers the rest through
 :class:`litelvlm.lvlm.family.GroundingPipeline`. This module imports nothing heavy.
 """
 
@@ -40,8 +39,7 @@ class FamilyCard:
     which released weights the paper (or the family's authors) report; ``paper_preset`` is the preset of the
     paper's architecture (its figures appear only beside rows of it), None when the paper reports none for
     this family. ``pipeline``, ``video_eval``, ``cost``, ``questions``, ``official_sample`` and
-    ``merged_grid`` are
-    :class:`Lazy` references (:data:`PIECES`), imported on first use."""
+    ``merged_grid`` are :class:`Lazy` references (:data:`PIECES`), imported on first use."""
 
     name: str
     display_name: str

@@ -88,8 +88,7 @@ def random_preset_folder(family: str, preset: str, seed: int, save: Callable[[Pa
                          full_size: bool) -> Path:
     """A family's random ``preset`` at ``seed``: its cached folder, written once by ``save(folder, fill)``,
     ``fill`` resolved from ``"auto"`` (:func:`~litelvlm.models.random_weights.resolve_fill`: fast for a
-        ``full_size``
-    preset); later calls reuse the folder whatever device built it."""
+    ``full_size`` preset); later calls reuse the folder whatever device built it."""
     fill = resolve_fill("auto", full_size)
     return cached_random_folder(random_folder_name(family, preset, seed, fill),
                                 lambda folder: save(folder, fill))

@@ -2,9 +2,8 @@
 folder and its ``config.json``, a released checkpoint's hub id), as one frozen value that travels.
 
 :func:`litelvlm.registry.families.resolve` makes it where a command or ``load_pipeline`` gets a model string,
-from the
-registered cards (:func:`resolve_in`); every check of the string and its folder is made there, in the one
-wording of :mod:`litelvlm.models.model_folder` (a folder lacking config.json, weights or a family's
+from the registered cards (:func:`resolve_in`); every check of the string and its folder is made there, in the
+one wording of :mod:`litelvlm.models.model_folder` (a folder lacking config.json, weights or a family's
 architecture, an unknown preset, a bad seed). The value is a :class:`~litelvlm.models.model_spec.ModelSpec`,
 so it writes, compares and hashes as its text wherever a model string goes (a table, a run's ``config.json``,
 a message), and the families' lookups (card, input, N, default CLIP, hub folder) read it instead of the

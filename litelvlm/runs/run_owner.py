@@ -6,12 +6,11 @@ them, the SHA-256 and size of every result file it committed, and its resumable 
 before that record existed is recognised by its ``config.json`` (the run identity's study, a ``command`` key,
 or the command line of its provenance record), a demo's ``demo_summary.json``, a toy CLIP's model
 ``config.json`` or a toy REFER folder. :func:`claim` (called by ``litelvlm.cli`` for every command that writes
-    an ``--out`` folder) refuses a folder that holds another command's run, naming that command, and refuses
-    damaged earlier results (a garbled or mistyped ``config.json``, a table whose bytes are not those its run
-    committed, a folder or a broken link where a file should be, an unreadable record), each as one line
-    naming the file. ``--overwrite`` replaces the earlier run whole (see :mod:`litelvlm.runs.transaction`).
-    This module is
-this project's own.
+an ``--out`` folder) refuses a folder that holds another command's run, naming that command, and refuses
+damaged earlier results (a garbled or mistyped ``config.json``, a table whose bytes are not those its run
+committed, a folder or a broken link where a file should be, an unreadable record), each as one line naming
+the file. ``--overwrite`` replaces the earlier run whole (see :mod:`litelvlm.runs.transaction`). This module
+is this project's own.
 """
 
 from __future__ import annotations

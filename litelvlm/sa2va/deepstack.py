@@ -2,12 +2,11 @@
 suite.
 
 What transformers' ``Qwen3VLTextModel.forward`` does (transformers 5.24 ``modeling_qwen3_vl.py``, the class
-the
-official ``models_qwen3vl/modeling_sa2va_qwen.py`` L53 builds): after decoder layer ``i`` for ``i < D`` (``D``
-the vision tower's ``deepstack_visual_indexes``, 3 on Qwen3-VL-4B), the ``i``-th DeepStack feature of each
-visual token (a ViT block's output through its own merger, ``Qwen3VLVisionModel.forward``) is added to the
-hidden state of that token's row (``_deepstack_process``: ``h[visual_pos_masks] + features``, in the hidden
-states' dtype).
+the official ``models_qwen3vl/modeling_sa2va_qwen.py`` L53 builds): after decoder layer ``i`` for ``i < D``
+(``D`` the vision tower's ``deepstack_visual_indexes``, 3 on Qwen3-VL-4B), the ``i``-th DeepStack feature of
+each visual token (a ViT block's output through its own merger, ``Qwen3VLVisionModel.forward``) is added to
+the hidden state of that token's row (``_deepstack_process``: ``h[visual_pos_masks] + features``, in the
+hidden states' dtype).
 
 Here the same addition is made by a forward hook on each of those layers (:class:`DeepStack`), so the LLM's
 own forward, the suite's layer loop (:func:`litelvlm.llm.context.run_layers`), a captured prefill (which runs
@@ -83,8 +82,7 @@ class _Seen:
 
 class DeepStack:
     """The DeepStack additions of a Qwen3-VL text model ``lm`` after its first ``depth`` decoder layers
-    (module
-    docstring); :meth:`remove` takes the hooks off."""
+    (module docstring); :meth:`remove` takes the hooks off."""
 
     def __init__(self, lm, depth: int) -> None:
         self.lm, self.depth = lm, int(depth)

@@ -2,16 +2,15 @@
 Qwen3-VL, and the processor files of a random Sa2VA-Qwen3-VL folder.
 
 A released Sa2VA-Qwen3-VL folder (``ByteDance/Sa2VA-Qwen3-VL-4B``) is what
-``Sa2VAChatModelQwen.save_pretrained``
-writes with ``models_qwen3vl/`` (bytedance/Sa2VA @9832e1a): the module tree of ``modeling_sa2va_qwen.py``
-L41-63 -- ``model.`` + ``Qwen3VLForConditionalGeneration``'s names (``model.model.visual.*`` with
-``deepstack_merger_list.*``, ``model.model.language_model.*``, ``model.lm_head.weight``),
-``grounding_encoder.sam2_model.*`` and ``text_hidden_fcs.*`` as on Qwen2.5-VL
-(:mod:`litelvlm.sa2va.checkpoint`)
--- and ``config.json`` is ``Sa2VAChatConfigQwen(Qwen3VLConfig).to_dict()`` (``configuration_sa2va_chat.py``
-L12-34): ``model_type`` ``sa2va_chat``, ``text_config.model_type`` ``qwen3_vl_text``, which tells the two
-backbones apart (:func:`kind_of_config`). The rows: Qwen3's 151669 tokens + the five added = 151674
-(``qwen3vl.py`` ``add_special_tokens``: ``resize_token_embeddings(len(tokenizer))``).
+``Sa2VAChatModelQwen.save_pretrained`` writes with ``models_qwen3vl/`` (bytedance/Sa2VA @9832e1a): the module
+tree of ``modeling_sa2va_qwen.py`` L41-63 -- ``model.`` + ``Qwen3VLForConditionalGeneration``'s names
+(``model.model.visual.*`` with ``deepstack_merger_list.*``, ``model.model.language_model.*``,
+``model.lm_head.weight``), ``grounding_encoder.sam2_model.*`` and ``text_hidden_fcs.*`` as on Qwen2.5-VL
+(:mod:`litelvlm.sa2va.checkpoint`) -- and ``config.json`` is ``Sa2VAChatConfigQwen(Qwen3VLConfig).to_dict()``
+(``configuration_sa2va_chat.py`` L12-34): ``model_type`` ``sa2va_chat``, ``text_config.model_type``
+``qwen3_vl_text``, which tells the two backbones apart (:func:`kind_of_config`). The rows: Qwen3's 151669
+tokens + the five added = 151674 (``qwen3vl.py`` ``add_special_tokens``:
+``resize_token_embeddings(len(tokenizer))``).
 
 A random folder's tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with Qwen3's four further
 special tokens and this project's rendering of Qwen3-VL's chat template
@@ -77,8 +76,7 @@ def _build_qwen25(preset, seed: int = 0, dtype=None, device="cpu", fill: str = "
 
 def qwen3_tokenizer(preset):
     """The stand-in tokenizer of a Qwen3-VL preset: Qwen2.5's stand-in at the same ``special_base`` with
-    Qwen3's
-    four further special tokens after its 22, and :data:`~.qwen3_config.CHAT_TEMPLATE`."""
+    Qwen3's four further special tokens after its 22, and :data:`~.qwen3_config.CHAT_TEMPLATE`."""
     p = qwen3.get_preset(preset)
     base = qwen25.get_preset("tiny" if p.special_base < qwen25.QWEN_SPECIAL_BASE else "3b")
     tok = build_qwen_tokenizer(replace(base, special_base=p.special_base,

@@ -12,9 +12,8 @@ What is this project's (``describe()`` says so on every run): pruning it at all,
 budget counts the merged tokens of Qwen3-VL's grid, the kept tokens keep their M-RoPE ids); **the kept visual
 tokens carry their own DeepStack features** wherever a method puts them (at the LLM input or inside the LLM; a
 merged or pooled token carries none); the methods' Qwen2.5-VL variants run on Qwen3-VL's tower where their
-rule
-reads nothing Qwen3-VL lacks (:class:`Qwen3Vision`: the tower has no window attention, so its tokens are in
-the LLM's order throughout), and VScan's, which takes its local scan from Qwen2.5-VL's first full-attention
+rule reads nothing Qwen3-VL lacks (:class:`Qwen3Vision`: the tower has no window attention, so its tokens are
+in the LLM's order throughout), and VScan's, which takes its local scan from Qwen2.5-VL's first full-attention
 block between window-attention blocks, is refused (:data:`REFUSES`).
 """
 

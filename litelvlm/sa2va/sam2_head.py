@@ -8,8 +8,7 @@ bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/``:
   bicubic), then ``/ 255``, minus the mean, over the std, with the mean and std as bfloat16 tensors. On one
   image the pixels are cast to bfloat16 first, so the whole normalisation runs in bfloat16 (L183-188); on a
   video they stay uint8, so it runs in float32 against the bfloat16-rounded constants, cast to bfloat16 after
-  (L112-137) --
-  :func:`sam_pixels`;
+  (L112-137) -- :func:`sam_pixels`;
 * the prompt (``text_hidden_fcs``, L55-61): ``Linear(h, h)``, ReLU, ``Linear(h, 256)`` of the ``[SEG]`` row's
   final hidden state -- one prompt token;
 * SAM 2 (``sam2.py`` ``add_language_embd`` L3752-3820, ``_forward_sam_heads`` L3190-3330): frame 0 an initial

@@ -225,10 +225,9 @@ def randomize(tensors, gen: torch.Generator) -> None:
 
 def fill_random(parts, sam2, seed: int, fast: bool) -> None:
     """Fill a family's random SAM 2 side, ``parts`` (state dicts), in place:
-    :func:`~litelvlm.models.random_weights. fast_fill` of each tensor's fan-in plan (``fast``, the full-size
+    :func:`~litelvlm.models.random_weights.fast_fill` of each tensor's fan-in plan (``fast``, the full-size
     presets) or :func:`randomize` (the tiny ones, their exact weights), seeded ``seed + 1``; then the prompt
-    encoder's Fourier matrix shared with
-    ``sam2``'s image embedding, as SAM 2 shares it."""
+    encoder's Fourier matrix shared with ``sam2``'s image embedding, as SAM 2 shares it."""
     if fast:
         fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1,
                   desc="random SAM 2: filling")

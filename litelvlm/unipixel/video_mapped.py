@@ -9,8 +9,7 @@ traces the image (the original frame, padded to a square), its similarity and co
 the grid by the same area rule, and the patch's tokens take the mean of its frames' mapped scores (the tower
 merges both frames into each token). The texts are the image path's (the protocol's video question, or the
 expression). The method's rule is then the official one over the video's N merged tokens at once (LiteLVLM:
-its K // T lowest similarity
-+ context fill).
+its K // T lowest similarity + context fill).
 """
 
 from __future__ import annotations

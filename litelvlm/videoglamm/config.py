@@ -6,8 +6,7 @@ Source: mbzuai-oryx/VideoGLaMM @6b15b1e (``VideoGLaMM/``):
   ``VideoGPTPlusPhi3ForCausalLM`` (``model/videogpt_plus/model/language_model/phi3.py``: transformers'
   ``Phi3Model`` / ``Phi3ForCausalLM`` with the multimodal input); the vocabulary is resized to the tokenizer's
   length after ``[SEG]`` is added (``chat.py`` L296-300): Phi-3's 32011 tokens + ``[SEG]`` = 32012 rows,
-  ``[SEG]``
-  = 32011 (``mm_use_im_start_end`` and ``mm_use_im_patch_token`` off, ``VideoGLaMMModel.__init__``
+  ``[SEG]`` = 32011 (``mm_use_im_start_end`` and ``mm_use_im_patch_token`` off, ``VideoGLaMMModel.__init__``
   L173 and the config default ``getattr(..., False)`` of ``chat.py`` L290-291);
 * image tower: ``openai/clip-vit-large-patch14-336`` (L39), ``hidden_states[mm_vision_select_layer]``
   without CLS (``multimodal_encoder/clip_encoder.py`` L34-42; select layer -2, VideoGPT+'s setting):

@@ -176,8 +176,7 @@ class VideoGLaMM(nn.Module):
         """(B, S_max, h) final normed hidden states of several sequences ((S_i, h) each, ``num_visual[i]``
         visual tokens) in one forward, right-padded with an attention mask hiding the padding, each at
         positions 0..S_i-1 (:func:`litelvlm.lvlm.batched.padded_forward`; eager attention in the same scratch
-        as
-        :meth:`final_hidden`)."""
+        as :meth:`final_hidden`)."""
         if not hasattr(self, "_scratch"):
             self._scratch = Scratch()
         pos = [torch.arange(int(e.shape[0]), device=self.device)[None] for e in embeds]

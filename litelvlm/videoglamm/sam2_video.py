@@ -19,11 +19,10 @@ L43-78) and segments with ``inference_video_branch`` (``VideoGLaMM.py`` L770-880
   masks binarised (``binarize_mask_from_pts_for_mem_enc``, ``is_mask_from_pts=True``), no non-overlap
   constraint (``non_overlap_masks`` and ``non_overlap_masks_for_mem_enc`` False), then frames 1..T-1 forward
   only (``reverse=False``, from the earliest conditioning frame 0), each conditioned on frame 0 (temporal
-  position
-  0) and the ``num_maskmem - 1`` = 6 previous frames' memories, and on up to 16 object pointers without
-  temporal encoding (``add_tpos_enc_to_obj_ptrs: false``); non-conditioning masks enter the memory through the
-  scaled sigmoid (20, -10); memory features are stored in bfloat16; ``fill_hole_area=8`` is a no-op there
-  (``_run_single_frame_inference``: ``pass # TODO``);
+  position 0) and the ``num_maskmem - 1`` = 6 previous frames' memories, and on up to 16 object pointers
+  without temporal encoding (``add_tpos_enc_to_obj_ptrs: false``); non-conditioning masks enter the memory
+  through the scaled sigmoid (20, -10); memory features are stored in bfloat16; ``fill_hole_area=8`` is a
+  no-op there (``_run_single_frame_inference``: ``pass # TODO``);
 * the output: each frame's low-resolution logits bilinearly resized to the original size
   (``_get_orig_video_res_output``) and ``> 0``, one mask per object (L871-876).
 

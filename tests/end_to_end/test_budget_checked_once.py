@@ -1,9 +1,8 @@
 """Every study checks a budget's range once per input, from the command line to the selection kernels: the
 rule (``litelvlm.budget.in_range``) runs in the planner (``analysis.common.grounding.grounding_runs``:
-``plan``,
-``check_budgets``, ``image_runs``) and not again in ``ground``, a family's runner or a kernel's
+``plan``, ``check_budgets``, ``image_runs``) and not again in ``ground``, a family's runner or a kernel's
 ``check_budget``. eval-grounding, retention and positions:
-    tests/analysis/common/grounding/test_grounding_runs.py."""
+tests/analysis/common/grounding/test_grounding_runs.py."""
 
 from __future__ import annotations
 

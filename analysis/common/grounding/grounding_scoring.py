@@ -98,11 +98,11 @@ def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run
 
 def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, budget, out,
                 num_visual: int | None = None, prune_ms: float | None = None) -> list[dict]:
-    """One prompt's rows (one per sentence) for ``method`` at ``budget`` from its ``ground`` output
-    ``out``; each row carries its predicted mask as a COCO RLE (``pred_rle``: the leaderboard's loyalty,
-    :mod:`analysis.common.stats.leaderboard`) and, where given, the layer-averaged visual tokens of the
-          method on
-    the input's ``num_visual`` tokens and the call's pruning time ``prune_ms`` (on the prompt's first row)."""
+    """One prompt's rows (one per sentence) for ``method`` at ``budget`` from its ``ground`` output ``out``;
+    each row carries its predicted mask as a COCO RLE (``pred_rle``: the leaderboard's loyalty,
+    :mod:`analysis.common.stats.leaderboard`) and, where given, the layer-averaged visual tokens of the method
+    on the input's ``num_visual`` tokens and the call's pruning time ``prune_ms`` (on the prompt's first
+    row)."""
     masks = out.masks.cpu().numpy()
     board = {} if num_visual is None else {lb.LAYER_AVG: lb.layer_avg_tokens(
         pipe.spec(method), budget, num_visual, int(pipe.language_model.config.num_hidden_layers),

@@ -66,14 +66,12 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str,
     """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None:
     ``figure_set``; ``out_dir`` None: :func:`notebook_out_dir` of ``figure_set``), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
-        its own data's weights (``analysis.common.presentation.style.label_weights``), and with ``label`` (the
-        runs'
-    ``family/model``) in its top right corner when given, and ``notes`` (the runs' null results,
+    its own data's weights (``analysis.common.presentation.style.label_weights``), and with ``label`` (the
+    runs' ``family/model``) in its top right corner when given, and ``notes`` (the runs' null results,
     :mod:`analysis.common.presentation.caveats`) under it, with ``timing`` (the runs' busy-machine caveats)
-          under each
-    figure whose name starts with one of ``timed`` (those that show measured times). A figure whose file would
-    be byte-identical to one written before it in this call is not written twice: one line names both; returns
-    the paths."""
+    under each figure whose name starts with one of ``timed`` (those that show measured times). A figure whose
+    file would be byte-identical to one written before it in this call is not written twice: one line names
+    both; returns the paths."""
     out_dir = notebook_out_dir(figure_set) if out_dir is None else out_dir
     prefix = figure_set if prefix is None else prefix
     paths: list[Path] = []

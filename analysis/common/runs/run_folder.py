@@ -2,9 +2,8 @@
 atomic results, cleanup of its own names only; see there) with the studies' resumable parts:
 :meth:`RunFolder.resume` checks the configuration the finished parts (``parts/``,
 :mod:`analysis.common.runs.parts`) were computed with (``parts/config.json``) before any of them is reused,
-      and
-drops unreadable ones. A study checks every input before it enters the folder; whatever it refuses inside (a
-:class:`~litelvlm.errors.LiteLVLMError`) removes everything the run wrote, and a folder the run created is
+and drops unreadable ones. A study checks every input before it enters the folder; whatever it refuses inside
+(a :class:`~litelvlm.errors.LiteLVLMError`) removes everything the run wrote, and a folder the run created is
 removed again.
 """
 

@@ -8,12 +8,11 @@ draws or random swap patterns) are drawn with the bootstrap seed (``--boot-seed`
 
 * :func:`with_intervals`: ``<metric>_lo`` and ``<metric>_hi`` right after each metric's column, and
   ``<metric>_mc``, its Monte Carlo error: the studentized bootstrap interval
-      (:func:`~analysis.common.stats.bootstrap.studentized`), or for a hit rate (:data:`HIT_RATES`, 0/1
-      rows) the
-  Clopper-Pearson interval over the effective rows (:mod:`analysis.common.stats.proportion`; Monte Carlo
-  error 0); and at the table's end ``unit`` (what is resampled), ``units`` (how many) and ``heavy_tails`` (the
-  metrics whose units' contributions have heavy tails by :mod:`analysis.common.stats.proportion`'s rule,
-  where the bootstrap interval under-covers: this project's own label).
+  (:func:`~analysis.common.stats.bootstrap.studentized`), or for a hit rate (:data:`HIT_RATES`, 0/1 rows) the
+  Clopper-Pearson interval over the effective rows (:mod:`analysis.common.stats.proportion`; Monte Carlo error
+  0); and at the table's end ``unit`` (what is resampled), ``units`` (how many) and ``heavy_tails`` (the
+  metrics whose units' contributions have heavy tails by :mod:`analysis.common.stats.proportion`'s rule, where
+  the bootstrap interval under-covers: this project's own label).
 * :func:`comparisons_table`: per budget, every method against the unpruned model (``none``) and against
   LiteLVLM on the same units: the difference (method minus reference) and the ratio method / reference
   (against ``none``: the share of the unpruned model's score kept), each with the interval that inverts the
@@ -161,8 +160,7 @@ def comparisons_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, 
                       extra_references: tuple[str, ...] = ()) -> pd.DataFrame:
     """Every method at every budget against ``none`` and against LiteLVLM at that budget (see the module);
     then, after those rows, every method against each of ``extra_references`` at the same budget where the run
-    holds it (the leaderboard's ``random`` and ``downsample``:
-    :mod:`analysis.common.stats.leaderboard`), each
+    holds it (the leaderboard's ``random`` and ``downsample``: :mod:`analysis.common.stats.leaderboard`), each
     (metric, reference) a Holm family of its own, so that the rows before keep their adjusted p."""
     base = _baseline(stats)
     rows = []

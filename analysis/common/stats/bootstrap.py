@@ -19,10 +19,10 @@ of "no difference" that centres the replicates on the null (Efron & Tibshirani 1
 
 The accuracy tables (:mod:`analysis.common.stats.accuracy_stats`) use :func:`studentized` for a single
 figure's interval (the percentile interval under-covers at a few dozen units) and the paired swap test of
-:mod:`analysis.common.stats.permutation`, with the intervals that invert it, for their comparisons and
-      the paper's
-claims (a margin over the best competitor of each replicate, once here, disagreed with those tests and is
-gone); :func:`interval` and :func:`paired` remain for the CLIP studies' ``bootstrap_ci`` and for comparison.
+:mod:`analysis.common.stats.permutation`, with the intervals that invert it, for their comparisons and the
+paper's claims (a margin over the best competitor of each replicate, once here, disagreed with those tests and
+is gone); :func:`interval` and :func:`paired` remain for the CLIP studies' ``bootstrap_ci`` and for
+comparison.
 """
 
 from __future__ import annotations

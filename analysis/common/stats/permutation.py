@@ -4,14 +4,13 @@ so that a comparison's interval and its p-value can never disagree.
 The test (Fisher's paired randomisation test, Good 2005 sec. 3.6): under "no difference" the two methods'
 results on one unit (an image, an expression, a video) are exchangeable, so swapping them on any subset of the
 units gives an equally likely table. The statistic is the difference of the two
-:class:`~analysis.common.stats.bootstrap.UnitStat` values, recomputed after each swap pattern from the
-        swapped
+:class:`~analysis.common.stats.bootstrap.UnitStat` values, recomputed after each swap pattern from the swapped
 units' numerators AND denominators: a ratio of sums (cIoU) stays a ratio of sums, DAVIS's strata stay strata
 (no linearisation is needed). For a mean this is the sign-flip test of the per-unit differences. ``p`` is the
 share of swap patterns whose ``|T*|`` reaches ``|T|`` (within the relative tolerance
-:data:`~analysis.common.stats.bootstrap.RTOL`, so that rounding never breaks a tie): all ``2^n``
-       patterns for ``n <=
-EXACT_MAX_UNITS`` (exact), else ``n_perm`` random ones drawn with ``seed``, ``p = (1 + #) / (n_perm + 1)``.
+:data:`~analysis.common.stats.bootstrap.RTOL`, so that rounding never breaks a tie): all ``2^n`` patterns for
+``n <= EXACT_MAX_UNITS`` (exact), else ``n_perm`` random ones drawn with ``seed``, ``p = (1 + #) / (n_perm +
+1)``.
 
 The intervals invert the same test. The difference's interval is every shift ``d`` for which the test of ``a``
 shifted by ``d`` (each unit's numerator minus ``d`` times its denominator, which moves every stratum's ratio

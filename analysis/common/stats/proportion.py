@@ -15,8 +15,7 @@ where every unit holds one row it is the plain Clopper-Pearson interval over the
 
 *Heavy tails* (this project's own rule): a metric is labelled ``heavy`` where the bias-corrected excess
 kurtosis of its units' contributions (each unit's linearised influence on the figure,
-:func:`analysis.common.stats.bootstrap.linearised`'s ``z``) exceeds :data:`HEAVY_KURTOSIS` (3, the
-       Laplace
+:func:`analysis.common.stats.bootstrap.linearised`'s ``z``) exceeds :data:`HEAVY_KURTOSIS` (3, the Laplace
 distribution's), with at least 4 units. There the studentized bootstrap covers less than its level (about 89%
 was measured); the label warns, the interval stays. Under normal units the rule labels 4% of samples of 8
 units and 1.5% of 20; under lognormal(0, 1.5) units 47% and 73%.

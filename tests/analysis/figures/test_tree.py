@@ -5,9 +5,8 @@ drawn under another's name; what cannot be drawn is skipped with one line naming
 The tree is built once per session from real runs: every family of :func:`litelvlm.registry.families.cards`
 (so a new family joins by registering) with its tiny random preset at the cheapest arguments. The default test
 runs each family's grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies
-(``reversal``,
-``sink``) and the reversal in a merged-grid family's LLM input space; the slow one every study of every family
-(``eval-video`` on each family with a video path) and the CLIP studies, in one tree."""
+(``reversal``, ``sink``) and the reversal in a merged-grid family's LLM input space; the slow one every study
+of every family (``eval-video`` on each family with a video path) and the CLIP studies, in one tree."""
 
 from __future__ import annotations
 

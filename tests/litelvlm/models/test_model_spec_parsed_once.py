@@ -1,7 +1,6 @@
 """A model string is read once: at the command line (argparse ``type=``), then it travels as a
 :class:`litelvlm.models.model_spec.ModelSpec` down to the family's loader; library entry points convert a
-        Python
-caller's str once, at their edge (:meth:`ModelSpec.of`)."""
+Python caller's str once, at their edge (:meth:`ModelSpec.of`)."""
 
 from __future__ import annotations
 

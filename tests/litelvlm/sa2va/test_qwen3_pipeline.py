@@ -1,8 +1,7 @@
 """Sa2VA-Qwen3-VL as presets of the ``sa2va`` family (tiny random weights, CPU): the presets and model
-strings,
-random weights written in the released layout and loaded back, a released folder recognised by its config,
-the prompt, the labels of what is this project's, the refusals and their reasons, the attention rows of
-Qwen3's q/k-normed attention, and the commands that run it (``eval-grounding``; ``validate`` and
+strings, random weights written in the released layout and loaded back, a released folder recognised by its
+config, the prompt, the labels of what is this project's, the refusals and their reasons, the attention rows
+of Qwen3's q/k-normed attention, and the commands that run it (``eval-grounding``; ``validate`` and
 ``eval-video`` marked slow)."""
 
 from __future__ import annotations

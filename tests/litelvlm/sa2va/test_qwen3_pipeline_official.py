@@ -1,6 +1,5 @@
 """Sa2VA-Qwen3-VL against its official code (bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen3vl/``)
-on
-random weights of the tiny preset: the written checkpoint loads strictly into the official
+on random weights of the tiny preset: the written checkpoint loads strictly into the official
 ``Sa2VAChatModelQwen`` (``modeling_sa2va_qwen.py`` L31-63: ``Qwen3VLForConditionalGeneration`` as ``model``,
 SAM 2 as ``grounding_encoder``, ``text_hidden_fcs``), and the official module tree's forward (transformers'
 ``Qwen3VLForConditionalGeneration``, DeepStack included) on the prompt gives the ``[SEG]`` row's final state,

@@ -1,8 +1,8 @@
 """A degenerate result is said on screen: where a command scores masks (``eval-grounding``, ``eval-video``,
 ``validate``), a run whose every mask is empty gets one WARNING line naming the model and the run folder
-    (``analysis.common.presentation.degenerate``); a run with masks gets none. ``unipixel-tiny-random:0`` is
-    such a model: SAM
-2's object-score gate of its random weights is closed (the documented default seed, 5, opens it)."""
+(``analysis.common.presentation.degenerate``); a run with masks gets none. ``unipixel-tiny-random:0`` is such
+a model: SAM 2's object-score gate of its random weights is closed (the documented default seed, 5, opens
+it)."""
 
 from __future__ import annotations
 
