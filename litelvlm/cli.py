@@ -127,8 +127,6 @@ def defer_quantization_backends() -> None:
         sys.modules.setdefault(name, None)
 
 
-#: the arguments of the command running now (``litelvlm <CURRENT_ARGV>``); None when a study runs from Python
-CURRENT_ARGV: list[str] | None = None
 #: how many ``main`` calls are running (a command such as ``demo`` runs others through ``main``)
 _DEPTH = 0
 
@@ -257,9 +255,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    global CURRENT_ARGV
-    # the results folders' provenance records name the command (analysis.study.run_record)
-    CURRENT_ARGV = argv
     only = next((a for a in argv if a in all_commands()), None)
     parser = build_parser(only=only)
     try:  # usage errors (exit 2) and --help/--version (exit 0) come back as a return code
@@ -268,6 +263,9 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
             (getattr(args, "_parser", None) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as e:
         return int(e.code or 0)
+    # the command line travels with the namespace: a study's Screen carries it to the provenance record of
+    # its config.json (analysis.common.runs.run_record)
+    args._argv = tuple(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for h in logging.getLogger().handlers if once else ():
         h.addFilter(once)

@@ -275,7 +275,7 @@ def _run(a: EfficiencyArgs, folder, screen: Screen
         "seconds": round(time.perf_counter() - t0, 1),
         # the busy-machine warning travels with the tables and figures
         **({TIMING_KEY: busy} if busy else {}),
-        "run": run_record(),
+        "run": run_record(screen.argv),
         **run_identity("efficiency", arch.name, family=arch.family, weights="random"),
     }
     write_csv(out / "efficiency.csv", df)

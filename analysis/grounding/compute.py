@@ -266,8 +266,8 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id, **llm_attn_record(pipe.language_model),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(),
-                  **run_identity("grounding", a.model))
+                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(),
+                  run=run_record(screen.argv), **run_identity("grounding", a.model))
     unbatched = batch_notes(pipe, a, methods, say=shards.is_main)
     if unbatched:
         config["unbatched"] = unbatched

@@ -276,9 +276,10 @@ def check_family(pipe, signals: list[str], methods: list[str]) -> list[str]:
     return clip_names
 
 
-def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_importance(a: ImportanceArgs, pipe=None,
+                   screen: Screen = Screen()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compute, resume and merge; returns (rows, summary). ``pipe``: an already loaded pipeline
-    for ``a.model`` (default: loaded here)."""
+    for ``a.model`` (default: loaded here); ``screen.argv``: the command line config.json records."""
     signals = check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:
@@ -306,7 +307,8 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                   seg_token_id=pipe.seg_token_id, llm_layers=int(lm.num_hidden_layers),
                   llm_heads=int(lm.num_attention_heads),
                   num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count(), run=run_record(), **run_identity("importance", a.model))
+                  torch_threads=torch_thread_count(), run=run_record(screen.argv),
+                  **run_identity("importance", a.model))
     with RunFolder(out, direct=("parts", "images"), command="importance") as folder:
         folder.resume(config, growable=GROWABLE)
         store = PartStore(out)
@@ -328,7 +330,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
 def run_and_report(a: ImportanceArgs, screen: Screen = Screen(), pipe=None) -> int:
     """The ``litelvlm importance`` command with checked options: run (``pipe``: a pipeline already loaded for
     ``a.model``, else loaded here), then print the head of the summary (as ``screen`` says)."""
-    rows, summary = run_importance(a, pipe=pipe)
+    rows, summary = run_importance(a, pipe=pipe, screen=screen)
     hm = summary[(summary["area_bin"] == "all")]
     cols = ["clip_signal", "llm_signal", "query", "layer", "n_sentences", "spearman_mean", "spearman_lo",
             "spearman_hi", "jaccard_64_mean"]

@@ -171,7 +171,8 @@ def run_positions(a: PositionsArgs, checked: tuple | None = None, screen: Screen
     config.update(image_resize_record(config.pop("image_resize"), a.model))
     config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), **clip_record(pipe),
-                  numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("positions", a.model))
+                  numerics=pipe.numerics.to_dict(), run=run_record(screen.argv),
+                  **run_identity("positions", a.model))
     with torch.no_grad(), RunFolder(out, command="positions") as folder:
         folder.resume(config)
         picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences)

@@ -156,12 +156,13 @@ def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
     return keep
 
 
-def run_retention(a: RetentionArgs) -> Path:
+def run_retention(a: RetentionArgs, screen: Screen = Screen()) -> Path:
     """Compute and write the retention tables for ``a`` (checked:
-    :func:`analysis.retention.options.check_args`); returns the output folder."""
+    :func:`analysis.retention.options.check_args`; ``screen.argv``: the command line config.json records);
+    returns the output folder."""
 
     if model_family(a.model) is not None:
-        return run_family_retention(a)
+        return run_family_retention(a, screen)
     methods = split_list(a.methods) or available_methods("clip")
     for m in methods:
         if not get_method(m).acts_on_clip:
@@ -181,7 +182,8 @@ def run_retention(a: RetentionArgs) -> Path:
     out = Path(a.out)
     with RunFolder(out, command="retention"):
         table, scores, images, meta = retention_tables(clip, examples, a.budgets, methods, a.seed)
-        write_tables(a, out, table, scores, images, {**meta, "clip": clip.describe(), "skipped": skipped})
+        write_tables(a, out, table, scores, images, {**meta, "clip": clip.describe(), "skipped": skipped},
+                     screen.argv)
     return out
 
 
@@ -199,9 +201,9 @@ def study_examples(a: RetentionArgs, skipped: list[dict]) -> list:
 
 
 def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.DataFrame, images: dict,
-                 meta: dict) -> None:
-    """Write the images, both tables, config.json (``meta`` added to the options) and ``--compare-to``'s
-    overlap."""
+                 meta: dict, argv: tuple[str, ...] | None = None) -> None:
+    """Write the images, both tables, config.json (``meta`` added to the options, ``argv`` the command line
+    it records) and ``--compare-to``'s overlap."""
     for png in (out / "images").glob("*.png"):  # images of an older run with other examples
         if png.stem not in images:
             remove_result(png)
@@ -217,7 +219,7 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
     write_json(out / "config.json", {**options, **meta, "synthetic": a.refer_dir is None, "skipped": skipped,
                                       "paths": portable_paths(asdict(a), out),
                                      "torch_threads": torch_thread_count(),
-                                      "run": run_record(),
+                                      "run": run_record(argv),
                                      **run_identity("retention", a.model,
                                                     family=model_family(a.model) or CLIP_FAMILY)})
     if a.compare_to:
@@ -225,7 +227,7 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
                   kept_overlap(read_parquet(Path(a.compare_to) / "retention.parquet"), table))
 
 
-def run_family_retention(a: RetentionArgs) -> Path:
+def run_family_retention(a: RetentionArgs, screen: Screen = Screen()) -> Path:
     """The retention tables of the methods ``--model``'s family runs (:mod:`analysis.retention.pipeline`):
     every method it cannot run refused, and the pipeline loaded, before anything is written."""
     if a.quantize != "none" or a.backend:
@@ -240,7 +242,8 @@ def run_family_retention(a: RetentionArgs) -> Path:
         table, scores, images, meta = family_tables(pipe, a.model, examples, a.budgets, methods,
                                                     a.seed)
         write_csv(out / "visual_tokens.csv", meta.pop("visual_tokens"))
-        write_tables(a, out, table, scores, images, {**meta, "lvlm": pipe.describe(), "skipped": skipped})
+        write_tables(a, out, table, scores, images, {**meta, "lvlm": pipe.describe(), "skipped": skipped},
+                     screen.argv)
     return out
 
 
@@ -295,7 +298,7 @@ def load_retention(results_dir: str | Path) -> dict:
 def run_and_report(a: RetentionArgs, screen: Screen = Screen()) -> int:
     """``litelvlm retention`` with checked options: write the retention tables and print what was done (as
     ``screen`` says)."""
-    out = run_retention(a)
+    out = run_retention(a, screen)
     skipped = read_json(Path(out) / "config.json").get("skipped", [])
     print(f"retention tables written to {out}; {len(skipped)} image(s) skipped as unreadable")
     if a.compare_to:

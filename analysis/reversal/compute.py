@@ -102,7 +102,7 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
     write_json(out / "config.json", {"command": "reversal", "args": asdict(a), "clip": clip.describe(),
                                      "layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds": round(elapsed, 3), "paths": portable_paths(asdict(a), out),
-                                     "torch_threads": torch_thread_count(), "run": run_record(),
+                                     "torch_threads": torch_thread_count(), "run": run_record(screen.argv),
                                      **run_identity("reversal", a.model, family=CLIP_FAMILY)})
     overall = summary[summary["breakdown"] == "all"]
     for _, r in overall.iterrows():

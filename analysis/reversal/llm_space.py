@@ -147,7 +147,8 @@ def run_llm_space(a: ReversalArgs, screen: Screen = Screen()) -> int:
                                          "model": pipe.describe(), "layers": [0], "versions": run_versions(),
                                          "counts": counts, "seconds": round(time.perf_counter() - t0, 3),
                                          "paths": portable_paths(asdict(a), out),
-                                         "torch_threads": torch_thread_count(), "run": run_record(),
+                                         "torch_threads": torch_thread_count(),
+                                         "run": run_record(screen.argv),
                                          **run_identity("reversal", a.model)})
     print(f"reversal (LLM input space): {counts.get('sentences_scored', 0)} of {len(records)} sentences "
           f"scored on {counts.get('images_scored', 0)} images; wrote {out}")

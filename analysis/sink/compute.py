@@ -310,7 +310,7 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
                                      "vision_layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds_sink": round(t_sink, 3),
                                      "paths": portable_paths(asdict(a), out),
-                                     "torch_threads": torch_thread_count(), "run": run_record(),
+                                     "torch_threads": torch_thread_count(), "run": run_record(screen.argv),
                                      **run_identity("sink", a.model, family=CLIP_FAMILY)})
     per_layer = summary[summary["head"] == -1]
     for _, r in per_layer.iterrows():

@@ -37,6 +37,7 @@ from analysis.common.grounding.model_setup import quantize_kwargs, study_numeric
 from analysis.common.presentation.caveats import TIMING_KEY
 from analysis.common.presentation.degenerate import warn_if_degenerate
 from analysis.common.presentation.stage_plots import STAGE_FILES, STAGE_MS, stage_row, timing_record
+from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
 from analysis.common.runs.parts import PartStore
 from analysis.common.runs.run_folder import RunFolder
@@ -219,10 +220,10 @@ def _load(a: ValidateArgs):
     return pipe, load_ms, load_rss.peak
 
 
-def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
+def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path, argv: tuple[str, ...] | None) -> dict:
     """The run's identity (``config.json``): every option but the methods, budgets, repeats and
     ``--compare-to`` (a re-run with others adds their rows), the image, the model's dtype and its paired
-    CLIP's weights (None: the family pairs none)."""
+    CLIP's weights (None: the family pairs none); ``argv``, the command line, in its provenance record."""
 
     config = {k: v for k,
               v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to",
@@ -234,8 +235,8 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
                                                                 else ()))}
     # recorded for a family that has one
     config.update(image_resize_record(config.pop("image_resize"), a.model))
-    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
-                  **run_identity("validate", a.model))
+    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(),
+                  run=run_record(argv), **run_identity("validate", a.model))
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id, **llm_attn_record(pipe.language_model))
     if a.layer_dtype == "auto":  # the arithmetic auto chose (compared on resume), and why (not compared)
@@ -274,16 +275,16 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
     return recs, image, str(recs[0].image_path)
 
 
-def run_validate(a: ValidateArgs) -> int:
+def run_validate(a: ValidateArgs, screen: Screen = Screen()) -> int:
     """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point), in its
     locked ``--out`` folder: the measured calls (``parts/``, ``rounds/``) and the reference are kept as they
-    finish."""
+    finish; ``screen.argv``: the command line config.json records."""
     with RunFolder(a.out, direct=("parts", "rounds", REFERENCE_FILE), command="validate",
                    owned=STAGE_FILES) as folder:
-        return _run_validate(a, folder)
+        return _run_validate(a, folder, screen.argv)
 
 
-def _run_validate(a: ValidateArgs, folder) -> int:
+def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
     # > 60 lines: one run's steps in order: load, measure, check, write
     """The steps of one validate run in its locked folder."""
     # a video model's default input: the synthetic set, written here
@@ -298,7 +299,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:
         # the paired external CLIP loaded now: its weights are the model's, its loading no call's
         if clip_methods:
             log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
-        config = _config(a, pipe, getattr(recs[0], "image_id", None) or recs[0].video, out)
+        config = _config(a, pipe, getattr(recs[0], "image_id", None) or recs[0].video, out, argv)
         # N is known after the image's forwards: checked (and recorded) below where it depends on the image
         folder.resume(config, ignore=("num_visual",), record=pipe.num_visual_tokens is not None)
         prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)

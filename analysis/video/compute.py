@@ -307,7 +307,7 @@ def run_video(a: VideoArgs, checked: tuple | None = None, screen: Screen = Scree
         config["sam2_video_branch"] = True
     # a family with a resize of its own records it
     config.update(image_resize_record(a.image_resize, a.model))
-    config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note,
+    config.update(paths=portable_paths(asdict(a), out), run=run_record(screen.argv), note=note,
                   **run_identity("video", a.model))
     shards = Shards(a.device)
     with tempfile.TemporaryDirectory() as tmp:

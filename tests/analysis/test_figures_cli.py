@@ -98,9 +98,11 @@ def test_the_studies_of_smoke_results_print_as_the_figures_command_was_asked(mon
                       draw=lambda tables: {}, results_files=("probe.csv",),
                       make_results="litelvlm probe --out {out}")
     monkeypatch.setattr(registry, "FIGURE_SETS", {"probe": probe})
-    assert main(["-v", "figures", "--smoke", "--out", str(tmp_path / "a")]) == 0
-    assert main(["figures", "--smoke", "--out", str(tmp_path / "b")]) == 0
-    assert seen == [Screen(verbose=True), Screen()]
+    a = ["-v", "figures", "--smoke", "--out", str(tmp_path / "a")]
+    b = ["figures", "--smoke", "--out", str(tmp_path / "b")]
+    assert main(a) == 0 and main(b) == 0
+    # and the command line, which each smoke run's config.json records (Screen.argv)
+    assert seen == [Screen(verbose=True, argv=tuple(a)), Screen(argv=tuple(b))]
 
 
 def test_empty_results_skip_every_family_with_one_line_naming_its_folder_and_command(capsys, tmp_path):

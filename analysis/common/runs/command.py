@@ -34,18 +34,24 @@ Check = Callable[[Any], Any]
 @dataclass(frozen=True)
 class Screen:
     """What a run prints besides its progress: with ``verbose`` (``litelvlm -v COMMAND`` or ``COMMAND -v``)
-    its full tables and every file it names, with ``quiet`` (``--quiet``) no headline. Made by the command
-    from its command line (:meth:`of`) and passed to the study; a run from code gets the default (neither)."""
+    its full tables and every file it names, with ``quiet`` (``--quiet``) no headline; and the command line
+    it was started from, ``argv`` (the words after ``litelvlm``), which config.json records as the run's
+    ``command`` (:func:`analysis.common.runs.run_record.run_record`). Made by the command from its command
+    line (:meth:`of`) and passed to the study; a run from code gets the default (neither, no command line)."""
 
     verbose: bool = False
     quiet: bool = False
+    argv: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, args: Any) -> Screen:
-        """The screen a command line's parsed namespace asks for (its ``verbose`` and ``quiet``); an options
-        dataclass (a run from code) has neither."""
+        """The screen a command line's parsed namespace asks for (its ``verbose`` and ``quiet``, and the
+        command line ``litelvlm.cli.main`` parsed, its ``_argv``); an options dataclass (a run from code) has
+        none of them."""
+        argv = getattr(args, "_argv", None)
         return cls(verbose=getattr(args, "verbose", False) is True,
-                   quiet=getattr(args, "quiet", False) is True)
+                   quiet=getattr(args, "quiet", False) is True,
+                   argv=tuple(argv) if isinstance(argv, (list, tuple)) else None)
 
     def headline(self, command_name: str, lines: Iterable[str], banner: str | None = None) -> None:
         """Print the run's answer: each of ``lines`` as ``COMMAND: line`` (unless :attr:`quiet`), then

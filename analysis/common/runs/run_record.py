@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import datetime
 import shlex
+from collections.abc import Sequence
 
 import torch
 
 from analysis.common.runs.study import git_commit
-from litelvlm import __version__, cli
+from litelvlm import __version__
 from litelvlm.machine.versions import run_versions
 
 
-def run_record() -> dict:
+def run_record(argv: Sequence[str] | None) -> dict:
     """The provenance record every study's config.json keeps under ``run`` (never compared on resume: it
-    describes the latest run): the command line, the start time (UTC), the library versions, the
-    project's version and git commit, the torch thread count, and when the record was written (UTC)."""
-    argv = cli.CURRENT_ARGV
+    describes the latest run): the command line ``litelvlm ARGV`` (``argv``: the run's
+    :attr:`Screen.argv <analysis.common.runs.command.Screen.argv>`; None for a study run from Python), the
+    library versions, the project's version and git commit, the torch thread count, and when the record was
+    written (UTC)."""
     return {"command": None if argv is None else "litelvlm " + shlex.join(argv),
             "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "litelvlm": __version__, "git_commit": git_commit(), "versions": run_versions(),

@@ -50,7 +50,9 @@ def test_study_run_hands_the_study_the_screen_its_command_line_asks_for(monkeypa
     assert run(argparse.Namespace(out="x", quiet=True, verbose=False)) == 0 and run(Args()) == 0
     assert run(argparse.Namespace(out="x", verbose=True)) == 0
     assert run(Args(), screen=Screen(verbose=True)) == 0   # a study run by another: the caller's screen
-    assert seen == [Screen(quiet=True), Screen(), Screen(verbose=True), Screen(verbose=True)]
+    assert run(argparse.Namespace(out="x", _argv=["probe", "--out", "x"])) == 0   # litelvlm.cli.main's
+    assert seen == [Screen(quiet=True), Screen(), Screen(verbose=True), Screen(verbose=True),
+                    Screen(argv=("probe", "--out", "x"))]
     silent = command.study_run(Args, Lazy("_screen_probe", "silent"))
     assert silent(argparse.Namespace(out="y", verbose=True)) == 0
     assert seen[-1] == "y"
