@@ -12,11 +12,17 @@ have 151665 tokens (151643 byte-level BPE tokens, then 22 special ones), the res
 full-size tokenizer at a size a test can write). ``tiny`` is for tests: a few layers and small widths,
 and a small vocabulary, so its special tokens cannot sit at Qwen's ids (151643 and up): they keep
 Qwen's order and offsets from ``special_base`` instead (``<|image_pad|>`` = ``special_base + 12``).
+
+What every preset on Qwen's tokenizer shares lives here once, for the models built on it
+(:mod:`litelvlm.sa2va.qwen3_config`, :mod:`litelvlm.sa2va.internvl.config`): :class:`QwenTokenPreset` (token
+ids, the rows and rotary checks, the JSON form), :func:`named_preset`, and the processor's patching keys and
+an Instruct release's ``generation_config.json`` (:func:`patching`, :func:`instruct_generation`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar, TypeVar
 
 from ..errors import LiteLVLMError
 
@@ -34,10 +40,73 @@ QWEN_SPECIAL_BASE = 151643
 #: ``Qwen2VLImageProcessor`` defaults): CLIP's mean and std, bicubic resizing.
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
 IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+#: ``generation_config.json``'s sampling of the Qwen2.5-VL Instruct releases (near-greedy)
+SAMPLING = {"repetition_penalty": 1.05, "temperature": 0.1, "top_p": 0.001, "top_k": 1}
+
+P = TypeVar("P")
+
+
+class QwenTokenPreset:
+    """What every preset on Qwen's tokenizer shares (Qwen2.5-VL's, Qwen3-VL's, Sa2VA-InternVL3's): its
+    :attr:`special_tokens` (the class's, in id order from ``<|endoftext|>``) at ``special_base + index``, the
+    checks of its rows and rotary sections, its JSON form. A mixin of frozen dataclasses with ``name`` and
+    ``special_base`` fields."""
+
+    #: the special tokens in id order: Qwen2.5's 22, then what the model adds after them
+    special_tokens: ClassVar[tuple[str, ...]] = SPECIAL_TOKENS
+    #: the family's name in error messages
+    family: ClassVar[str] = "Qwen"
+
+    def token_id(self, token: str) -> int:
+        """The id of one of :attr:`special_tokens` in this preset."""
+        if token not in self.special_tokens:
+            raise LiteLVLMError(f"{token!r} is no special token of {self.family}")
+        return self.special_base + self.special_tokens.index(token)
+
+    def check_rows_and_rope(self, vocab_size: int, mrope_section: tuple[int, ...], head_dim: int) -> None:
+        """Refuse a preset whose rotary ``mrope_section`` does not sum to ``head_dim / 2`` or whose
+        ``vocab_size`` rows cannot hold its special tokens."""
+        if 2 * sum(mrope_section) != head_dim:
+            raise LiteLVLMError(f"{self.family} preset {self.name!r}: mrope_section {list(mrope_section)} "
+                                f"must sum to head_dim / 2 = {head_dim // 2}")
+        end = self.special_base + len(self.special_tokens)
+        if end > vocab_size:
+            raise LiteLVLMError(f"{self.family} preset {self.name!r}: {vocab_size} embedding rows cannot "
+                                f"hold the special tokens at {self.special_base}..{end - 1}")
+
+    def to_dict(self) -> dict:
+        """The preset as JSON values (tuples as lists)."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def named_preset(presets: dict[str, P], name: str | P, kind: type[P], what: str) -> P:
+    """``presets[name]``, or ``name`` itself when it is a ``kind`` already; an unknown name is an error
+    listing the known ones (``what`` names the family)."""
+    if isinstance(name, kind):
+        return name
+    if name not in presets:
+        raise LiteLVLMError(f"unknown {what} preset {name!r}; known: {', '.join(sorted(presets))}")
+    return presets[name]
+
+
+def patching(p, mean: tuple[float, ...], std: tuple[float, ...]) -> dict:
+    """The patching and normalisation keys a Qwen-VL processor file holds (``preprocessor_config.json`` of
+    both generations, Qwen3-VL's video processor), in the releases' order."""
+    return {"patch_size": p.patch_size, "temporal_patch_size": p.temporal_patch_size,
+            "merge_size": p.spatial_merge_size, "image_mean": list(mean), "image_std": list(std)}
+
+
+def instruct_generation(p: QwenTokenPreset, sampling: dict) -> dict:
+    """``generation_config.json`` of a Qwen-VL Instruct release: bos and pad ``<|endoftext|>``, eos
+    ``<|im_end|>`` and ``<|endoftext|>``, sampling on, then the release's ``sampling``."""
+    end, im_end = p.token_id("<|endoftext|>"), p.token_id("<|im_end|>")
+    return {"bos_token_id": end, "pad_token_id": end, "do_sample": True, "eos_token_id": [im_end, end],
+            **sampling}
 
 
 @dataclass(frozen=True)
-class QwenPreset:
+class QwenPreset(QwenTokenPreset):
     """Every size of a Qwen2.5-VL model: the text decoder, the vision tower, the tokens, the image
     processor."""
 
@@ -72,27 +141,11 @@ class QwenPreset:
     max_shard_bytes: int | None = 4_000_000_000   # the released folders: 2 files (3B), 5 files (7B)
 
     def __post_init__(self) -> None:
-        head_dim = self.hidden // self.heads
-        if 2 * sum(self.mrope_section) != head_dim:
-            raise LiteLVLMError(f"Qwen preset {self.name!r}: mrope_section {list(self.mrope_section)} must "
-                                f"sum to head_dim / 2 = {head_dim // 2}")
-        if self.special_base + len(SPECIAL_TOKENS) > self.vocab_size:
-            raise LiteLVLMError(f"Qwen preset {self.name!r}: {self.vocab_size} embedding rows cannot hold "
-                                "the special tokens at "
-                                f"{self.special_base}..{self.special_base + len(SPECIAL_TOKENS) - 1}")
-
-    def token_id(self, token: str) -> int:
-        """The id of one of :data:`SPECIAL_TOKENS` in this preset."""
-        return self.special_base + SPECIAL_TOKENS.index(token)
+        self.check_rows_and_rope(self.vocab_size, self.mrope_section, self.hidden // self.heads)
 
     @property
     def image_token_id(self) -> int:
         return self.token_id("<|image_pad|>")
-
-    def to_dict(self) -> dict:
-        """The preset as JSON values (recorded in a random checkpoint's ``config.json``)."""
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 PRESETS: dict[str, QwenPreset] = {
@@ -131,11 +184,7 @@ PRESETS: dict[str, QwenPreset] = {
 
 def get_preset(name: str | QwenPreset) -> QwenPreset:
     """The named preset (an unknown name is an error listing the known ones)."""
-    if isinstance(name, QwenPreset):
-        return name
-    if name not in PRESETS:
-        raise LiteLVLMError(f"unknown Qwen2.5-VL preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return named_preset(PRESETS, name, QwenPreset, "Qwen2.5-VL")
 
 
 def released_config(preset: str | QwenPreset) -> dict:
@@ -171,16 +220,11 @@ def preprocessor_config(preset: str | QwenPreset) -> dict:
     """``preprocessor_config.json`` as the released folders write it (``min_pixels`` 3136 = 4 * 28 * 28,
     ``max_pixels`` 12845056 = 16384 * 28 * 28 for the real sizes)."""
     p = get_preset(preset)
-    return {"min_pixels": p.min_pixels, "max_pixels": p.max_pixels, "patch_size": p.patch_size,
-            "temporal_patch_size": p.temporal_patch_size, "merge_size": p.spatial_merge_size,
-            "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD),
+    return {"min_pixels": p.min_pixels, "max_pixels": p.max_pixels, **patching(p, IMAGE_MEAN, IMAGE_STD),
             "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2_5_VLProcessor"}
 
 
 def generation_config(preset: str | QwenPreset) -> dict:
     """``generation_config.json`` of the Instruct releases (bos/pad ``<|endoftext|>``, eos ``<|im_end|>`` and
     ``<|endoftext|>``, near-greedy sampling)."""
-    p = get_preset(preset)
-    end, im_end = p.token_id("<|endoftext|>"), p.token_id("<|im_end|>")
-    return {"bos_token_id": end, "pad_token_id": end, "do_sample": True, "eos_token_id": [im_end, end],
-            "repetition_penalty": 1.05, "temperature": 0.1, "top_p": 0.001, "top_k": 1}
+    return instruct_generation(get_preset(preset), SAMPLING)

@@ -31,8 +31,11 @@ import contextlib
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors import safe_open
@@ -61,6 +64,9 @@ from .sam2_head import Sa2VASam2, TextHiddenFcs
 QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX = "model.", "grounding_encoder.sam2_model.", "text_hidden_fcs."
 #: the config.json keys Sa2VA adds to Qwen2.5-VL's
 SA2VA_KEYS = ("template", "auto_map", "litelvlm_random")
+T = TypeVar("T")
+
+
 @dataclass
 class Sa2VAModules:
     """A loaded Sa2VA: the Qwen2.5-VL, ``text_hidden_fcs``, SAM 2, the processor, and what config.json
@@ -96,8 +102,7 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
                 fill: str = "auto") -> tuple[torch.nn.Module, TextHiddenFcs, Sa2VASam2, dict]:
     """A random Sa2VA: (Qwen2.5-VL with the resized rows, ``text_hidden_fcs``, SAM 2, the tracking tensors).
     ``fill`` (:mod:`litelvlm.models.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts
-        with
-    :func:`~litelvlm.sam2.keys.randomize`'s distributions), initialises the tiny one."""
+    with :func:`~litelvlm.sam2.keys.randomize`'s distributions), initialises the tiny one."""
     p = get_preset(preset)
     fast = resolve_fill(fill, p.full_size) == "fast"
     dtype = preset_dtype(p) if dtype is None else dtype
@@ -188,7 +193,7 @@ def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dty
     qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device, fill=fill)
     dtype = dtype or preset_dtype(p)
     cfg = json.loads(json.dumps(_random_config(p, qwen, seed, device, fill)))  # as config.json holds it
-    qwen, fcs, sam2 = (m.to(device, dtype).eval().requires_grad_(False) for m in (qwen, fcs, sam2))
+    qwen, fcs, sam2 = ready((qwen.to(dtype), fcs.to(dtype), sam2.to(dtype)), device)
     sam2.sam2_size, sam2.tracking = p.sam2_size, {k: v.to(dtype) for k, v in tracking.items()}
     proc = None
     if processor:
@@ -230,9 +235,12 @@ def qwen_key(key: str) -> str:
     return key
 
 
-def _read_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[str, Path]]:
+def read_checkpoint(folder: Path, dtype: torch.dtype | None,
+                    model: str = "Sa2VA") -> tuple[dict, dict[str, Path], torch.dtype]:
+    """Every tensor of a checkpoint folder's safetensors files (``model`` names it in errors) in ``dtype``
+    (None: the first tensor's), the file each came from, and that dtype; an unreadable file is one line."""
     tensors, where = {}, {}
-    for f in weight_files(folder, "Sa2VA"):
+    for f in weight_files(folder, model):
         try:
             with safe_open(str(f), framework="pt", device="cpu") as fh:
                 for k in fh.keys():  # noqa: SIM118 (no __iter__)
@@ -241,10 +249,17 @@ def _read_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[s
                     where[k] = f
         except Exception as e:  # corrupt or truncated file
             raise LiteLVLMError(f"could not read checkpoint file {f}: {e}") from e
-    return tensors, where
+    dtype = dtype or next(iter(tensors.values())).dtype
+    # the modules take the read tensors themselves (assign): each in the modules' dtype (no copy where it is
+    # already)
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, where, dtype
 
 
-def _check(found: dict, expected: dict, where: dict, what: str, folder: Path, prefix: str = "") -> None:
+def check_names(found: dict, expected: dict, where: dict, what: str, folder: Path, prefix: str = "",
+                model: str = "Sa2VA") -> None:
+    """Refuse ``found`` tensors (name after ``prefix`` -> tensor) that are not ``expected`` (name -> shape):
+    unknown, missing, or of another shape, each named (with ``prefix``) with its file, in ``model``'s
+    words."""
     unknown, missing = sorted(set(found) - set(expected)), sorted(set(expected) - set(found))
     wrong = sorted(k for k in set(found) & set(expected) if tuple(found[k].shape) != tuple(expected[k]))
     parts = ([f"unknown tensor(s): {', '.join(prefix + k for k in unknown[:6])}"] if unknown
@@ -253,7 +268,47 @@ def _check(found: dict, expected: dict, where: dict, what: str, folder: Path, pr
                                      f"{where.get(prefix + k, Path('?')).name}, expected "
                                      f"{tuple(expected[k])}" for k in wrong[:6]]
     if parts:
-        raise LiteLVLMError(f"{folder} does not have Sa2VA's layout ({what}): " + "; ".join(parts))
+        raise LiteLVLMError(f"{folder} does not have {model}'s layout ({what}): " + "; ".join(parts))
+
+
+def load_grounding(cfg: dict, tensors: dict, where: dict, folder: Path, dtype: torch.dtype, llm_hidden: int,
+                   model: str = "Sa2VA") -> tuple[TextHiddenFcs, Sa2VASam2]:
+    """``text_hidden_fcs`` and SAM 2 (with its tracking tensors) of a folder's tensors, at the SAM 2 size and
+    image size ``config.json``'s ``litelvlm_random`` names (else Hiera-L at 1024): every name and shape
+    checked (:func:`check_names`), the read tensors assigned."""
+    rnd = cfg.get("litelvlm_random") or {}
+    size = sam2_size_of(rnd.get("sam2", "sam2_hiera_l"))
+    image_size = int(rnd.get("image_size", 1024))
+    with default_dtype(dtype), skip_init():   # every tensor is loaded below
+        fcs = TextHiddenFcs(llm_hidden, size.d_model)
+        sam2 = Sa2VASam2(sam2_config(size, image_size), image_size)
+    fsd = {k[len(FCS_PREFIX):]: v for k, v in tensors.items() if k.startswith(FCS_PREFIX)}
+    check_names(fsd, {k: tuple(v.shape) for k, v in fcs.state_dict().items()}, where, "text_hidden_fcs",
+                folder, FCS_PREFIX, model)
+    hf, rest = sam2_to_hf({k[len(SAM_PREFIX):]: v for k, v in tensors.items() if k.startswith(SAM_PREFIX)})
+    check_names(rest, sam2_tracking_shapes(size), where, "SAM 2's tracking tensors", folder, SAM_PREFIX,
+                model)
+    check_names(hf, {k: tuple(v.shape) for k, v in sam2.model.state_dict().items()}, where, "SAM 2", folder,
+                SAM_PREFIX, model)
+    fcs.load_state_dict(fsd, strict=True, assign=True)
+    sam2.model.load_state_dict(hf, strict=True, assign=True)
+    sam2.sam2_size, sam2.tracking = size, dict(rest)
+    return fcs, sam2
+
+
+def load_folder_part(load: Callable[[str], T], part: str, folder: Path, model: str = "Sa2VA") -> T:
+    """``load(folder)`` (a tokenizer's or processor's ``from_pretrained``) with transformers quiet; a folder
+    it cannot read is one line naming the ``part`` and the ``model``."""
+    try:
+        with quiet_transformers():
+            return load(str(folder))
+    except (OSError, ValueError, KeyError) as e:
+        raise LiteLVLMError(f"could not load the {part} of the {model} checkpoint in {folder}: {e}") from e
+
+
+def ready(modules: tuple, device: str | torch.device) -> tuple:
+    """Each module on ``device``, in eval mode, without grads."""
+    return tuple(m.to(device).eval().requires_grad_(False) for m in modules)
 
 
 def _qwen_config(cfg: dict):
@@ -281,59 +336,34 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     cfg = read_config(folder) if resolved.config is None else resolved.config   # read once
     kind = kind_of_config(cfg)
     qcfg = _qwen_config(cfg)
-    tensors, where = _read_tensors(folder, dtype)
-    dtype = dtype or next(iter(tensors.values())).dtype
-    # the modules take the read tensors themselves (assign): each in the modules' dtype (no copy where it is
-    # already)
-    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-    rnd = cfg.get("litelvlm_random") or {}
-    size = sam2_size_of(rnd.get("sam2", "sam2_hiera_l"))
-    image_size = int(rnd.get("image_size", 1024))
+    tensors, where, dtype = read_checkpoint(folder, dtype)
     with default_dtype(dtype), torch.device(device), skip_init():  # every tensor is loaded below
         qwen = kind.model(qcfg)
     expected = {k: tuple(v.shape) for k, v in qwen.state_dict().items()}
     qsd = {qwen_key(k[len(QWEN_PREFIX):]): v for k, v in tensors.items() if k.startswith(QWEN_PREFIX)}
     if qcfg.tie_word_embeddings:
         qsd.setdefault("lm_head.weight", qsd.get("model.language_model.embed_tokens.weight"))
-    _check(qsd, expected, where, kind.architecture, folder)
+    check_names(qsd, expected, where, kind.architecture, folder)
     qwen.load_state_dict(qsd, strict=True, assign=True)  # the read tensors become the weights
     if qcfg.tie_word_embeddings:
         qwen.tie_weights()
-    with default_dtype(dtype), skip_init():
-        fcs = TextHiddenFcs(qcfg.text_config.hidden_size, size.d_model)
-        sam2 = Sa2VASam2(sam2_config(size, image_size), image_size)
-    fsd = {k[len(FCS_PREFIX):]: v for k, v in tensors.items() if k.startswith(FCS_PREFIX)}
-    _check(fsd, {k: tuple(v.shape) for k, v in fcs.state_dict().items()}, where, "text_hidden_fcs", folder,
-           FCS_PREFIX)
-    ssd = {k[len(SAM_PREFIX):]: v for k, v in tensors.items() if k.startswith(SAM_PREFIX)}
-    hf, rest = sam2_to_hf(ssd)
-    _check(rest, sam2_tracking_shapes(size), where, "SAM 2's tracking tensors", folder, SAM_PREFIX)
-    _check(hf, {k: tuple(v.shape) for k, v in sam2.model.state_dict().items()}, where, "SAM 2", folder,
-           SAM_PREFIX)
+    fcs, sam2 = load_grounding(cfg, tensors, where, folder, dtype, qcfg.text_config.hidden_size)
     stray = sorted(k for k in tensors if not k.startswith((QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX)))
     if stray:
         raise LiteLVLMError(
             f"{folder} does not have Sa2VA's layout: unknown tensor(s) {', '.join(stray[:6])}")
-    fcs.load_state_dict(fsd, strict=True, assign=True)
-    sam2.model.load_state_dict(hf, strict=True, assign=True)
-    sam2.sam2_size, sam2.tracking = size, dict(rest)
     proc = _load_processor(folder, kind) if processor else None
     seg = int(cfg.get("seg_token_id") or proc.tokenizer.convert_tokens_to_ids("[SEG]")) if proc else -1
-    return Sa2VAModules(qwen.to(device).eval().requires_grad_(False),
-                        fcs.to(device).eval().requires_grad_(False),
-                        sam2.to(device).eval().requires_grad_(False), proc, seg, cfg)
+    return Sa2VAModules(*ready((qwen, fcs, sam2), device), proc, seg, cfg)
 
 
 def _load_processor(folder: Path, kind: LLMKind):
-    # the backbone's processor (config.json's auto_map names remote code; the processor files are Qwen's own);
-    try:
-        # it resizes nothing: litelvlm.sa2va.protocol resizes as the official code does
-        with quiet_transformers():
-            return kind.processor.from_pretrained(str(folder), do_resize=False, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as e:
-        raise LiteLVLMError(f"could not load the processor of the Sa2VA checkpoint in {folder}: {e}") from e
+    """The backbone's processor (config.json's ``auto_map`` names remote code; the processor files are the
+    backbone's own); it resizes nothing: :mod:`litelvlm.sa2va.protocol` resizes as the official code does."""
+    return load_folder_part(partial(kind.processor.from_pretrained, do_resize=False, trust_remote_code=False),
+                            "processor", folder)
 
 
-__all__ = ["Sa2VAModules", "build_sa2va", "built_sa2va", "load_sa2va", "preset_dtype", "qwen_key",
-           "random_sa2va_dir",
+__all__ = ["Sa2VAModules", "build_sa2va", "built_sa2va", "check_names", "load_folder_part", "load_grounding",
+           "load_sa2va", "preset_dtype", "qwen_key", "random_sa2va_dir", "read_checkpoint", "ready",
            "sa2va_config", "sa2va_folder", "sa2va_tensors", "save_random_sa2va"]

@@ -19,16 +19,25 @@ tokenizer's, :mod:`litelvlm.qwen.tokenizer`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from ..errors import LiteLVLMError
-from ..qwen.config import QWEN_SPECIAL_BASE, SPECIAL_TOKENS
+from ..qwen.config import (
+    QWEN_SPECIAL_BASE,
+    SPECIAL_TOKENS,
+    QwenTokenPreset,
+    instruct_generation,
+    named_preset,
+    patching,
+)
 
 #: Qwen3's special tokens in id order from ``<|endoftext|>`` (Qwen2.5's, then four more)
 QWEN3_SPECIAL_TOKENS: tuple[str, ...] = (*SPECIAL_TOKENS, "<tool_response>", "</tool_response>", "<think>",
                                          "</think>")
 #: Qwen3-VL's image processor (``preprocessor_config.json``): mean and std 0.5
 IMAGE_MEAN = IMAGE_STD = (0.5, 0.5, 0.5)
+#: ``generation_config.json``'s sampling of the Instruct release
+SAMPLING = {"top_k": 20, "top_p": 0.8, "repetition_penalty": 1.0, "temperature": 0.7}
 #: This project's chat template for a random folder: it renders what Qwen3-VL-Instruct's template
 #: (``chat_template.json`` of the release) renders for system, user and assistant turns of text and images --
 #: no default system turn (Qwen2.5-VL's template adds one), ``<|vision_start|><|image_pad|><|vision_end|>``
@@ -48,9 +57,13 @@ CHAT_TEMPLATE = (
 
 
 @dataclass(frozen=True)
-class Qwen3VLPreset:
+class Qwen3VLPreset(QwenTokenPreset):
     """Every size of a Qwen3-VL model: the text decoder, the vision tower with its DeepStack blocks, the
-    tokens."""
+    tokens (:data:`QWEN3_SPECIAL_TOKENS`; ids, checks and JSON form: :class:`~litelvlm.qwen.config.
+    QwenTokenPreset`)."""
+
+    special_tokens = QWEN3_SPECIAL_TOKENS
+    family = "Qwen3-VL"
 
     name: str
     hidden: int
@@ -81,25 +94,9 @@ class Qwen3VLPreset:
     max_shard_bytes: int | None = 4_000_000_000
 
     def __post_init__(self) -> None:
-        if 2 * sum(self.mrope_section) != self.head_dim:
-            raise LiteLVLMError(f"Qwen3-VL preset {self.name!r}: mrope_section {list(self.mrope_section)} "
-                                f"must sum to head_dim / 2 = {self.head_dim // 2}")
-        if self.special_base + len(QWEN3_SPECIAL_TOKENS) > self.vocab_size:
-            raise LiteLVLMError(f"Qwen3-VL preset {self.name!r}: {self.vocab_size} rows cannot hold the "
-                                "special tokens")
+        self.check_rows_and_rope(self.vocab_size, self.mrope_section, self.head_dim)
         if max(self.deepstack_visual_indexes, default=0) >= self.vision_depth:
             raise LiteLVLMError(f"Qwen3-VL preset {self.name!r}: a DeepStack block past the tower's depth")
-
-    #: the special tokens in id order (as :class:`litelvlm.qwen.config.QwenPreset` reads its module's)
-    special_tokens = QWEN3_SPECIAL_TOKENS
-
-    def token_id(self, token: str) -> int:
-        """The id of one of :data:`QWEN3_SPECIAL_TOKENS` in this preset."""
-        return self.special_base + QWEN3_SPECIAL_TOKENS.index(token)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 PRESETS: dict[str, Qwen3VLPreset] = {
@@ -120,11 +117,7 @@ PRESETS: dict[str, Qwen3VLPreset] = {
 
 def get_preset(name: str | Qwen3VLPreset) -> Qwen3VLPreset:
     """The named Qwen3-VL preset (an unknown name is an error listing the known ones)."""
-    if isinstance(name, Qwen3VLPreset):
-        return name
-    if name not in PRESETS:
-        raise LiteLVLMError(f"unknown Qwen3-VL preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return named_preset(PRESETS, name, Qwen3VLPreset, "Qwen3-VL")
 
 
 def released_config(preset: str | Qwen3VLPreset) -> dict:
@@ -159,28 +152,22 @@ def released_config(preset: str | Qwen3VLPreset) -> dict:
 def preprocessor_config(preset: str | Qwen3VLPreset) -> dict:
     """``preprocessor_config.json`` of the release (``Qwen2VLImageProcessorFast``, patch 16)."""
     p = get_preset(preset)
-    return {"size": {"longest_edge": p.max_pixels, "shortest_edge": p.min_pixels}, "patch_size": p.patch_size,
-            "temporal_patch_size": p.temporal_patch_size, "merge_size": p.spatial_merge_size,
-            "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD),
-            "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"}
+    return {"size": {"longest_edge": p.max_pixels, "shortest_edge": p.min_pixels},
+            **patching(p, IMAGE_MEAN, IMAGE_STD), "processor_class": "Qwen3VLProcessor",
+            "image_processor_type": "Qwen2VLImageProcessorFast"}
 
 
 def video_preprocessor_config(preset: str | Qwen3VLPreset) -> dict:
     """``video_preprocessor_config.json`` of the release (Sa2VA gives a video's frames as images; kept so the
     processor loads as a released folder's does)."""
     p = get_preset(preset)
-    return {"size": {"longest_edge": 25165824, "shortest_edge": 4096}, "patch_size": p.patch_size,
-            "temporal_patch_size": p.temporal_patch_size, "merge_size": p.spatial_merge_size,
-            "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD),
+    return {"size": {"longest_edge": 25165824, "shortest_edge": 4096}, **patching(p, IMAGE_MEAN, IMAGE_STD),
             "processor_class": "Qwen3VLProcessor", "video_processor_type": "Qwen3VLVideoProcessor"}
 
 
 def generation_config(preset: str | Qwen3VLPreset) -> dict:
     """``generation_config.json`` of the Instruct release (eos ``<|im_end|>`` and ``<|endoftext|>``)."""
-    p = get_preset(preset)
-    end, im_end = p.token_id("<|endoftext|>"), p.token_id("<|im_end|>")
-    return {"bos_token_id": end, "pad_token_id": end, "do_sample": True, "eos_token_id": [im_end, end],
-            "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.0, "temperature": 0.7}
+    return instruct_generation(get_preset(preset), SAMPLING)
 
 
 __all__ = ["CHAT_TEMPLATE", "PRESETS", "QWEN3_SPECIAL_TOKENS", "Qwen3VLPreset", "generation_config",

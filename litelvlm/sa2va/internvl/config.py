@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import LiteLVLMError
-from ...qwen.config import QWEN_SPECIAL_BASE, SPECIAL_TOKENS
+from ...qwen.config import QWEN_SPECIAL_BASE, SPECIAL_TOKENS, QwenTokenPreset, named_preset
 from ..config import EXTRA_TOKENS
 
 #: the backbone's name (as :data:`litelvlm.sa2va.config.BACKBONES` names the Qwen ones)
@@ -63,9 +63,13 @@ LLM_FRAMES = 5
 
 
 @dataclass(frozen=True)
-class InternVLPreset:
+class InternVLPreset(QwenTokenPreset):
     """A Sa2VA-InternVL3 model: its Qwen2.5 LLM, its InternViT, its SAM 2 (the image protocol's constants are
-    the module's)."""
+    the module's); its tokens are Qwen's special ones, InternVL's nine, Sa2VA's five (ids:
+    :class:`~litelvlm.qwen.config.QwenTokenPreset`)."""
+
+    special_tokens = (*SPECIAL_TOKENS, *INTERNVL_TOKENS, *EXTRA_TOKENS)
+    family = "Sa2VA-InternVL3"
 
     name: str
     hidden: int                  # llm_config.hidden_size
@@ -100,14 +104,7 @@ class InternVLPreset:
     @property
     def vocab_size(self) -> int:
         """The embedding rows: Qwen's tokens, InternVL's nine, Sa2VA's five."""
-        return self.special_base + len(SPECIAL_TOKENS) + len(INTERNVL_TOKENS) + len(EXTRA_TOKENS)
-
-    def token_id(self, token: str) -> int:
-        """The id of a Qwen special token, an InternVL token or a Sa2VA token in this preset."""
-        order = (*SPECIAL_TOKENS, *INTERNVL_TOKENS, *EXTRA_TOKENS)
-        if token not in order:
-            raise LiteLVLMError(f"{token!r} is no special token of Sa2VA-InternVL3")
-        return self.special_base + order.index(token)
+        return self.special_base + len(self.special_tokens)
 
 
 PRESETS: dict[str, InternVLPreset] = {
@@ -126,11 +123,7 @@ PRESETS: dict[str, InternVLPreset] = {
 
 def get_preset(name: str | InternVLPreset) -> InternVLPreset:
     """The named Sa2VA-InternVL3 preset (an unknown name is an error listing the known ones)."""
-    if isinstance(name, InternVLPreset):
-        return name
-    if name not in PRESETS:
-        raise LiteLVLMError(f"unknown Sa2VA-InternVL3 preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return named_preset(PRESETS, name, InternVLPreset, "Sa2VA-InternVL3")
 
 
 def is_internvl(config: dict) -> bool:
