@@ -178,8 +178,7 @@ def _runs(arch, methods: list[str], budgets: list[Budget]) -> list[Run]:
     """(method, budget) runs (``analysis.common.grounding.grounding_runs.plan``, the budgets' one range check
     where N is fixed by the grid): the baseline once at K = N, every other method at every budget; on a family
     whose N depends on the image, a budget above the study image's N is skipped with a warning
-    (``image_runs``, as
-    ``eval-grounding`` skips it per image)."""
+    (``image_runs``, as ``eval-grounding`` skips it per image)."""
     n, fixed = arch.num_patches, cost_of(arch).fixed_grid
     runs = image_runs(plan([BASELINE, *methods], budgets, n if fixed else None), n)
     if len(runs) == 1 and any(not get_method(m).baseline for m in methods):
