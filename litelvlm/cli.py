@@ -119,8 +119,8 @@ QUANTIZATION_BACKENDS = ("bitsandbytes", "torchao")
 def defer_quantization_backends() -> None:
     """Hide the quantization back-ends from transformers, which imports torchao (seconds, and torch warnings)
     whenever it is installed; :mod:`litelvlm.models.quantize` imports the one ``--quantize`` asks for. A
-    ``None`` in
-    ``sys.modules`` is Python's own "not importable" mark; only a process that has not imported them yet."""
+    ``None`` in ``sys.modules`` is Python's own "not importable" mark; only a process that has not imported
+    them yet."""
     if "transformers" in sys.modules:
         return
     for name in QUANTIZATION_BACKENDS:

@@ -72,9 +72,8 @@ def _order(methods) -> list[str]:
 def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, labels: VideoLabels | None = None):
     """One line per method: ``metric`` (J&F, J or F) against the per-frame budget (of 576), the unpruned
     baseline as a dashed line; ``labels``: what the run's model family and dataset say (its title and axis
-    labels). With
-    ``<metric>_lo``/``_hi`` columns each point's 95% interval is a bar and the unpruned model's a band.
-    Returns ``(fig, ax)``."""
+    labels). With ``<metric>_lo``/``_hi`` columns each point's 95% interval is a bar and the unpruned model's
+    a band. Returns ``(fig, ax)``."""
     if metric not in ("J&F", "J", "F"):
         raise ValueError(f"metric must be J&F, J or F; got {metric!r}")
     if labels is None:

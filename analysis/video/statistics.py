@@ -1,5 +1,4 @@
-"""``eval-video``'s intervals, paired comparisons and claims
-(:mod:`analysis.common.stats.accuracy_stats`).
+"""``eval-video``'s intervals, paired comparisons and claims (:mod:`analysis.common.stats.accuracy_stats`).
 
 VIDEOS are resampled: every replicate draws as many videos as the run has, with replacement, and recomputes
 each figure from the drawn videos' rows as ``summary.csv`` computes it: DAVIS's J (F) is, per annotator set,
@@ -56,9 +55,8 @@ def metric_stats(expr: pd.DataFrame, objects: pd.DataFrame, own: list[str]) -> a
 
 def add_statistics(out: Path, summary: pd.DataFrame, expr: pd.DataFrame, objects: pd.DataFrame, n_boot: int,
                    seed: int, models: tuple, reads: dict | None = None) -> pd.DataFrame:
-    """``summary`` with its intervals and the leaderboard's columns
-    (:mod:`analysis.common.stats.leaderboard`: the loyalty of ``expr``'s ``loyalty`` column, the share
-    of J&F, the comparisons with ``random`` and
+    """``summary`` with its intervals and the leaderboard's columns (:mod:`analysis.common.stats.leaderboard`:
+    the loyalty of ``expr``'s ``loyalty`` column, the share of J&F, the comparisons with ``random`` and
     ``downsample``, ``reads``: {method: reads LLM attention weights}); writes ``comparisons.csv`` and
     ``claims.csv`` beside it."""
     own = own_metrics(summary)
