@@ -2,17 +2,14 @@
 
 A family is one package ``litelvlm/<family>/`` whose ``card.py`` holds a
 :class:`~litelvlm.models.family_card.FamilyCard` (its name, display name, presets and model strings,
-checkpoint
-architectures, inputs, video path, cost description) and whose pipeline implements
+checkpoint architectures, inputs, video path, cost description) and whose pipeline implements
 :class:`~litelvlm.lvlm.family.GroundingPipeline`. ``load_pipeline(model, ...)`` reads the model string once
-        (:class:`~litelvlm.models.model_spec.ModelSpec`), resolves it once (:func:`resolve`: its family by a
-        random preset's
-name, a hub id, or the ``architectures`` of a folder's ``config.json``, read once, into a
+(:class:`~litelvlm.models.model_spec.ModelSpec`), resolves it once (:func:`resolve`: its family by a random
+preset's name, a hub id, or the ``architectures`` of a folder's ``config.json``, read once, into a
 :class:`~litelvlm.registry.resolved_model.ResolvedModel` that travels) and returns that family's pipeline. The
-command
-line and the studies ask the cards (:func:`cards`, :func:`card`,
-:func:`card_of`) and never name a family. A new family is one package and one line in :data:`REGISTERED`
-(CONTRIBUTING.md). This module imports nothing heavy.
+command line and the studies ask the cards (:func:`cards`, :func:`card`, :func:`card_of`) and never name a
+family. A new family is one package and one line in :data:`REGISTERED` (CONTRIBUTING.md). This module imports
+nothing heavy.
 """
 
 from __future__ import annotations
@@ -31,12 +28,13 @@ from ..models.model_spec import ModelSpec
 from ..video.runner import VideoEval
 from .resolved_model import HUB_ID, ResolvedModel, of_family, resolve_in
 
-#: the registered families' cards, in the order commands list them ("module:attribute")
-REGISTERED: tuple[str, ...] = (
-    "litelvlm.glamm.card:CARD",
-    "litelvlm.unipixel.card:CARD",
-    "litelvlm.videoglamm.card:CARD",
-    "litelvlm.sa2va.card:CARD",
+#: the registered families' cards, in the order commands list them (each a typed reference, imported on first
+#: use; ``tests/project/test_typed_wiring.py`` resolves every one)
+REGISTERED: tuple[Lazy[FamilyCard], ...] = (
+    Lazy("litelvlm.glamm.card", "CARD"),
+    Lazy("litelvlm.unipixel.card", "CARD"),
+    Lazy("litelvlm.videoglamm.card", "CARD"),
+    Lazy("litelvlm.sa2va.card", "CARD"),
 )
 
 
@@ -44,7 +42,7 @@ REGISTERED: tuple[str, ...] = (
 def _cards() -> dict[str, FamilyCard]:
     out = {}
     for target in REGISTERED:
-        c = Lazy.named(target).get()
+        c = target.get()
         if not isinstance(c, FamilyCard):
             raise TypeError(f"{target} is not a litelvlm.models.family_card.FamilyCard")
         out[c.name] = c
@@ -75,8 +73,7 @@ def card_of(model: str | ModelSpec) -> FamilyCard:
 def resolve(model: str | ModelSpec) -> ResolvedModel:
     """``model`` resolved once among the registered families
     (:func:`litelvlm.registry.resolved_model.resolve_in`: a resolved value is itself, so a command resolves
-    its
-    ``--model`` once and hands the value down); a string of no family's is one line naming it."""
+    its ``--model`` once and hands the value down); a string of no family's is one line naming it."""
     return resolve_in(model, _cards().values())
 
 

@@ -4,8 +4,8 @@ A registry that imports on first use (the methods, the subcommands, a family car
 run function) names what it imports by :class:`litelvlm.lazy.Lazy`: the module and the attribute as two
 fields, checked when the reference is made. :func:`test_every_named_import_resolves` imports every one of
 them, so a typo fails the suite instead of a run. The library and the studies evaluate no source text (no
-``eval``, no ``exec``) and write no ``"package.module:attribute"`` string (read with ``ast``;
-:data:`ALLOWED_STRINGS` lists the few that must stay, with the reason).
+``eval``, no ``exec``) and write no ``"package.module:attribute"`` string (read with ``ast``): the registered
+family cards are ``Lazy(module, attribute)`` too.
 """
 
 from __future__ import annotations
@@ -29,13 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCANNED = tuple(sorted(p for package in ("litelvlm", "analysis") for p in (ROOT / package).rglob("*.py")))
 #: ``"module:attribute"`` (or ``"package.module:attribute"``): an import written as one string
 MODULE_ATTRIBUTE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
-#: (file, string): why it stays a string
-_CARDS = ("the registered family cards (families.REGISTERED), each resolved by "
-          "test_every_named_import_resolves; tests/project/test_family_names.py reads these strings as the "
-          "one line that names each family outside its package")
-ALLOWED_STRINGS: dict[tuple[str, str], str] = {
-    ("litelvlm/registry/families.py", f"litelvlm.{family}.card:CARD"): _CARDS
-    for family in ("glamm", "unipixel", "videoglamm", "sa2va")}
 #: file -> why it makes a ``Lazy`` from names known only when it runs, and what checks those names
 DYNAMIC_LAZY: dict[str, str] = {
     "litelvlm/commands/__init__.py": "Command.load: a subcommand table's module, every one loaded by "
@@ -85,17 +78,13 @@ def test_the_library_evaluates_no_source_text():
 
 
 def test_no_import_is_written_as_one_module_attribute_string():
-    found = {(rel, node.value): node.lineno for rel, tree in _trees(MODULE_ATTRIBUTE.pattern[1:-1])
-             for docs in [_docstrings(tree)]
-             for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
-             and id(node) not in docs and MODULE_ATTRIBUTE.match(node.value)}
-    extra = sorted(f"{rel}:{line}: {text!r}" for (rel, text), line in found.items()
-                   if (rel, text) not in ALLOWED_STRINGS)
-    assert extra == [], ("write an import (or a Lazy(module, attribute)) instead of these strings:\n"
-                         + "\n".join(extra))
-    stale = sorted(set(ALLOWED_STRINGS) - set(found))
-    assert stale == [], f"no longer in the code, remove from ALLOWED_STRINGS: {stale}"
-    assert all(ALLOWED_STRINGS.values())
+    found = sorted(f"{rel}:{node.lineno}: {node.value!r}"
+                   for rel, tree in _trees(MODULE_ATTRIBUTE.pattern[1:-1]) for docs in [_docstrings(tree)]
+                   for node in ast.walk(tree)
+                   if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+                   and MODULE_ATTRIBUTE.match(node.value))
+    assert found == [], ("write an import (or a Lazy(module, attribute)) instead of these strings:\n"
+                         + "\n".join(found))
 
 
 def test_a_lazy_reference_keeps_module_and_attribute_apart():
@@ -162,9 +151,8 @@ def _registered() -> list[tuple[str, str, Callable[[], Any], type | None]]:
         assert all(isinstance(c, Command) for c in table.values()), where
         out += [(f"{where}[{n!r}]", c.module, c.load, ModuleType) for n, c in table.items()]
     out += _study_runs()
-    for i, r in enumerate(REGISTERED):
-        ref = Lazy.named(r) if isinstance(r, str) else r
-        out.append((f"families.REGISTERED[{i}]", str(ref), ref.get, FamilyCard))
+    assert all(isinstance(ref, Lazy) for ref in REGISTERED)
+    out += [(f"families.REGISTERED[{i}]", str(ref), ref.get, FamilyCard) for i, ref in enumerate(REGISTERED)]
     for c in cards():
         out += [(f"{c.name} card's {p}", str(ref), ref.get, None) for p in PIECES
                 if (ref := getattr(c, p)) is not None]
