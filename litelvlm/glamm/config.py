@@ -20,6 +20,7 @@ from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, SamConfig
 from ..clip.random_init import ARCHS as CLIP_ARCHS
 from ..clip.random_init import ClipArch
 from ..errors import LiteLVLMError
+from ..models.presets import named_preset
 
 #: GLaMM's tokens added to the Llama vocabulary, in the order GLaMM adds them.
 ADDED_TOKENS: tuple[str, ...] = ("<im_start>", "<im_end>", "<bbox>", "<point>", "[SEG]", "<p>", "</p>")
@@ -94,11 +95,7 @@ ARCHS: dict[str, GlammArch] = {
 
 def get_arch(name: str | GlammArch) -> GlammArch:
     """The named architecture (an unknown name is an error listing the known ones)."""
-    if isinstance(name, GlammArch):
-        return name
-    if name not in ARCHS:
-        raise LiteLVLMError(f"unknown GLaMM architecture {name!r}; known: {', '.join(sorted(ARCHS))}")
-    return ARCHS[name]
+    return named_preset(ARCHS, name, GlammArch, "GLaMM", noun="architecture")
 
 
 def with_vocab(arch: GlammArch, vocab_size: int) -> GlammArch:

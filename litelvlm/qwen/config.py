@@ -15,16 +15,18 @@ Qwen's order and offsets from ``special_base`` instead (``<|image_pad|>`` = ``sp
 
 What every preset on Qwen's tokenizer shares lives here once, for the models built on it
 (:mod:`litelvlm.sa2va.qwen3_config`, :mod:`litelvlm.sa2va.internvl.config`): :class:`QwenTokenPreset` (token
-ids, the rows and rotary checks, the JSON form), :func:`named_preset`, and the processor's patching keys and
-an Instruct release's ``generation_config.json`` (:func:`patching`, :func:`instruct_generation`).
+ids, the rows and rotary checks, the JSON form), and the processor's patching keys and an Instruct release's
+``generation_config.json`` (:func:`patching`, :func:`instruct_generation`); a preset is looked up by name as
+every family's is (:func:`litelvlm.models.presets.named_preset`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from ..errors import LiteLVLMError
+from ..models.presets import named_preset
 
 #: Qwen2.5's special tokens in id order from ``<|endoftext|>`` = 151643 (the released
 #: ``tokenizer_config.json`` ``added_tokens_decoder``); a preset's ids are ``special_base + index``.
@@ -42,8 +44,6 @@ IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
 IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 #: ``generation_config.json``'s sampling of the Qwen2.5-VL Instruct releases (near-greedy)
 SAMPLING = {"repetition_penalty": 1.05, "temperature": 0.1, "top_p": 0.001, "top_k": 1}
-
-P = TypeVar("P")
 
 
 class QwenTokenPreset:
@@ -78,16 +78,6 @@ class QwenTokenPreset:
         """The preset as JSON values (tuples as lists)."""
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def named_preset(presets: dict[str, P], name: str | P, kind: type[P], what: str) -> P:
-    """``presets[name]``, or ``name`` itself when it is a ``kind`` already; an unknown name is an error
-    listing the known ones (``what`` names the family)."""
-    if isinstance(name, kind):
-        return name
-    if name not in presets:
-        raise LiteLVLMError(f"unknown {what} preset {name!r}; known: {', '.join(sorted(presets))}")
-    return presets[name]
 
 
 def patching(p, mean: tuple[float, ...], std: tuple[float, ...]) -> dict:

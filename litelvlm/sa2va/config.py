@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import LiteLVLMError
+from ..models.presets import named_preset
 from ..qwen.config import SPECIAL_TOKENS, QwenPreset
 from ..qwen.config import get_preset as get_qwen_preset
 from ..sam2.config import SAM2_HIERA_L, SAM2_SIZES, Sam2Size, sam2_size
@@ -141,11 +142,7 @@ def sam2_size_of(name: str) -> Sam2Size:
 
 def get_preset(name: str | Sa2VAPreset) -> Sa2VAPreset:
     """The named Sa2VA preset (an unknown name is an error listing the known ones)."""
-    if isinstance(name, Sa2VAPreset):
-        return name
-    if name not in PRESETS:
-        raise LiteLVLMError(f"unknown Sa2VA preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return named_preset(PRESETS, name, Sa2VAPreset, "Sa2VA")
 
 
 def sam2_config(size: Sam2Size, image_size: int):

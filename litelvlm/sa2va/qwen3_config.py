@@ -22,14 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import LiteLVLMError
-from ..qwen.config import (
-    QWEN_SPECIAL_BASE,
-    SPECIAL_TOKENS,
-    QwenTokenPreset,
-    instruct_generation,
-    named_preset,
-    patching,
-)
+from ..models.presets import named_preset
+from ..qwen.config import QWEN_SPECIAL_BASE, SPECIAL_TOKENS, QwenTokenPreset, instruct_generation, patching
 
 #: Qwen3's special tokens in id order from ``<|endoftext|>`` (Qwen2.5's, then four more)
 QWEN3_SPECIAL_TOKENS: tuple[str, ...] = (*SPECIAL_TOKENS, "<tool_response>", "</tool_response>", "<think>",

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import LiteLVLMError
+from ..models.presets import named_preset
 from ..qwen.config import SPECIAL_TOKENS
 from ..qwen.config import get_preset as get_qwen_preset
 from ..sam2.config import SAM2_SIZES, Sam2Size, sam2_config  # noqa: F401 (UniPixel's SAM 2.1 sizes)
@@ -92,8 +93,4 @@ def sam2_size_of(sam2_config_name: str) -> Sam2Size:
 
 def get_preset(name: str | UniPixelPreset) -> UniPixelPreset:
     """The named UniPixel preset (an unknown name is an error listing the known ones)."""
-    if isinstance(name, UniPixelPreset):
-        return name
-    if name not in PRESETS:
-        raise LiteLVLMError(f"unknown UniPixel preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return named_preset(PRESETS, name, UniPixelPreset, "UniPixel")

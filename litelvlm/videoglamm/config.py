@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import LiteLVLMError
+from ..models.presets import named_preset
 from ..sam2.config import SAM2_HIERA_L, SAM2_TINY, Sam2Size
 from ..sam2.config import sam2_config as base
 
@@ -145,11 +146,7 @@ PRESETS: dict[str, VideoGLaMMPreset] = {
 
 def get_preset(name: str | VideoGLaMMPreset) -> VideoGLaMMPreset:
     """The named VideoGLaMM preset (an unknown name is an error listing the known ones)."""
-    if isinstance(name, VideoGLaMMPreset):
-        return name
-    if name not in PRESETS:
-        raise LiteLVLMError(f"unknown VideoGLaMM preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return named_preset(PRESETS, name, VideoGLaMMPreset, "VideoGLaMM")
 
 
 def sam2_config(p: VideoGLaMMPreset):

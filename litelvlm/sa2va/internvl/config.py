@@ -36,7 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import LiteLVLMError
-from ...qwen.config import QWEN_SPECIAL_BASE, SPECIAL_TOKENS, QwenTokenPreset, named_preset
+from ...models.presets import named_preset
+from ...qwen.config import QWEN_SPECIAL_BASE, SPECIAL_TOKENS, QwenTokenPreset
 from ..config import EXTRA_TOKENS
 
 #: the backbone's name (as :data:`litelvlm.sa2va.config.BACKBONES` names the Qwen ones)
