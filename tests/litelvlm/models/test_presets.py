@@ -33,7 +33,8 @@ def test_every_family_looks_its_presets_up_with_it():
             lookup("nope")
         texts[lookup.__module__] = str(err.value)
         assert lookup(lookup("tiny" if "internvl" not in lookup.__module__ else "internvl3-tiny")).name
-    assert texts["litelvlm.glamm.config"] == "unknown GLaMM architecture 'nope'; known: glamm-7b, scaled, tiny"
+    assert texts["litelvlm.glamm.config"] == ("unknown GLaMM architecture 'nope'; known: glamm-7b, scaled, "
+                                              "tiny")
     assert texts["litelvlm.videoglamm.config"] == "unknown VideoGLaMM preset 'nope'; known: tiny, videoglamm"
     assert texts["litelvlm.sa2va.config"].startswith("unknown Sa2VA preset 'nope'; known: 3b, 7b, ")
     assert all(t.startswith("unknown ") and " 'nope'; known: " in t for t in texts.values())
