@@ -9,18 +9,23 @@ the regular vocabulary is padded with unreachable filler tokens (no merge produc
 :data:`~litelvlm.qwen.config.SPECIAL_TOKENS` land exactly at the ids ``config.json`` declares
 (``<|image_pad|>`` = 151655, ...). Its limits: it splits English into short pieces (most words into
 several tokens), knows no other script beyond raw bytes, and its ids mean nothing to a real model.
-The chat template is Qwen2.5-VL-Instruct's (``chat_template.json`` of the released folders).
+The chat template is Qwen2.5-VL-Instruct's (``chat_template.json`` of the released folders). The models
+built on Qwen's tokenizer (Qwen3-VL, Sa2VA-InternVL3) take the same stand-in with their further special
+tokens after its 22 (:func:`stand_in_tokenizer`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 
 from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import Qwen2Tokenizer
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-from .config import SPECIAL_TOKENS, QwenPreset, get_preset
+from ..errors import LiteLVLMError
+from .config import QWEN_SPECIAL_BASE, SPECIAL_TOKENS, QwenPreset, QwenTokenPreset, get_preset
 
 #: Regular tokens of the trained byte-level BPE (256 bytes + merges).
 TRAINED_VOCAB = 384
@@ -88,4 +93,20 @@ def build_qwen_tokenizer(preset: str | QwenPreset = "tiny"):
              != p.token_id(t)}
     if wrong:
         raise ValueError(f"special tokens at the wrong ids for preset {p.name!r}: {wrong}")
+    return tok
+
+
+def stand_in_tokenizer(p: QwenTokenPreset, added: Sequence[str], chat_template: str | None):
+    """A random folder's tokenizer for a preset on Qwen's tokenizer: :func:`build_qwen_tokenizer` at ``p``'s
+    ``special_base``, then ``added`` (the preset's special tokens after Qwen2.5's 22) as special tokens,
+    ``chat_template`` (None: none), and every special token checked at ``p``'s id."""
+    base = get_preset("tiny" if p.special_base < QWEN_SPECIAL_BASE else "3b")
+    tok = build_qwen_tokenizer(replace(base, special_base=p.special_base,
+                                       vocab_size=max(base.vocab_size, p.vocab_size)))
+    tok.add_tokens([AddedToken(t, special=True, normalized=False) for t in added])
+    tok.chat_template = chat_template
+    wrong = {t: tok.convert_tokens_to_ids(t) for t in (*SPECIAL_TOKENS, *added)
+             if tok.convert_tokens_to_ids(t) != p.token_id(t)}
+    if wrong:
+        raise LiteLVLMError(f"{p.family} preset {p.name!r}: special tokens at the wrong ids: {wrong}")
     return tok

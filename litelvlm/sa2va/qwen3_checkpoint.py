@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import AddedToken
 from transformers import (
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
@@ -35,14 +34,13 @@ from transformers import (
     Qwen3VLProcessor,
 )
 
-from ..errors import LiteLVLMError
 from ..models.model_spec import ModelSpec
 from ..models.random_models import write_json
 from ..models.random_weights import default_dtype, fast_fill, init_plan, skip_init
 from ..qwen import config as qwen25
 from ..qwen.checkpoint import _write_tokenizer, build_qwen
 from ..qwen.tokenizer import CHAT_TEMPLATE as QWEN25_CHAT_TEMPLATE
-from ..qwen.tokenizer import build_qwen_tokenizer
+from ..qwen.tokenizer import build_qwen_tokenizer, stand_in_tokenizer
 from ..registry.families import family_model
 from . import qwen3_config as qwen3
 from .card import CARD
@@ -76,19 +74,10 @@ def _build_qwen25(preset, seed: int = 0, dtype=None, device="cpu", fill: str = "
 
 def qwen3_tokenizer(preset):
     """The stand-in tokenizer of a Qwen3-VL preset: Qwen2.5's stand-in at the same ``special_base`` with
-    Qwen3's four further special tokens after its 22, and :data:`~.qwen3_config.CHAT_TEMPLATE`."""
+    Qwen3's four further special tokens after its 22, and :data:`~.qwen3_config.CHAT_TEMPLATE`
+    (:func:`litelvlm.qwen.tokenizer.stand_in_tokenizer`)."""
     p = qwen3.get_preset(preset)
-    base = qwen25.get_preset("tiny" if p.special_base < qwen25.QWEN_SPECIAL_BASE else "3b")
-    tok = build_qwen_tokenizer(replace(base, special_base=p.special_base,
-                                       vocab_size=max(base.vocab_size, p.vocab_size)))
-    tok.add_tokens([AddedToken(t, special=True, normalized=False)
-                    for t in qwen3.QWEN3_SPECIAL_TOKENS[len(qwen25.SPECIAL_TOKENS):]])
-    tok.chat_template = qwen3.CHAT_TEMPLATE
-    wrong = {t: tok.convert_tokens_to_ids(t) for t in qwen3.QWEN3_SPECIAL_TOKENS
-             if tok.convert_tokens_to_ids(t) != p.token_id(t)}
-    if wrong:
-        raise LiteLVLMError(f"Qwen3-VL preset {p.name!r}: special tokens at the wrong ids: {wrong}")
-    return tok
+    return stand_in_tokenizer(p, qwen3.QWEN3_SPECIAL_TOKENS[len(qwen25.SPECIAL_TOKENS):], qwen3.CHAT_TEMPLATE)
 
 
 def _qwen25_files(path: Path, q, tok) -> None:
