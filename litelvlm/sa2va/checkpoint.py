@@ -42,7 +42,7 @@ from safetensors import safe_open
 
 from ..errors import LiteLVLMError
 from ..models.model_folder import read_config
-from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
+from ..models.random_models import write_json, write_weights
 from ..models.random_weights import default_dtype, resolve_fill, skip_init, writes_folders
 from ..qwen.checkpoint import quiet_transformers, weight_files
 from ..registry.families import family_model
@@ -50,7 +50,6 @@ from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import (
     ARCHITECTURE,
-    EXTRA_TOKENS,
     MODEL_TYPE,
     TEMPLATE,
     Sa2VAPreset,
@@ -59,6 +58,7 @@ from .config import (
     sam2_size_of,
 )
 from .qwen3_checkpoint import KINDS, LLMKind, kind_of_config
+from .random_folder import add_extra_tokens, random_dir, random_note
 from .sam2_head import Sa2VASam2, TextHiddenFcs
 
 QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX = "model.", "grounding_encoder.sam2_model.", "text_hidden_fcs."
@@ -164,21 +164,15 @@ def _write_processor_files(path: Path, p: Sa2VAPreset) -> None:
     """A random folder's tokenizer (the Qwen stand-in with Sa2VA's added tokens), generation, preprocessor and
     chat template files."""
     kind = KINDS[p.backbone]
-    tok = kind.tokenizer(p.qwen)
-    tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)   # qwenvl.py L72, qwen3vl.py add_special_tokens
-    ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
-    if ids != p.token_ids() or len(tok) != p.vocab_size:
-        raise LiteLVLMError(f"Sa2VA preset {p.name!r}: the tokenizer gives {ids} ({len(tok)} tokens), "
-                            f"expected {p.token_ids()} ({p.vocab_size})")
+    tok = add_extra_tokens(kind.tokenizer(p.qwen), p.token_ids(), p.vocab_size, f"Sa2VA preset {p.name!r}")
     kind.files(path, p.qwen_preset(), tok)
 
 
 def _random_config(p: Sa2VAPreset, qwen, seed: int, device, fill: str) -> dict:
-    """A random folder's ``config.json``: :func:`sa2va_config` with the ``litelvlm_random`` record."""
-    cfg = sa2va_config(p, qwen)
-    cfg["litelvlm_random"] = random_record({"preset": p.name}, seed, fill, device, extra={
-        "sam2": p.sam2, "image_size": p.image_size, "min_pixels": p.min_pixels, "max_pixels": p.max_pixels})
-    return cfg
+    """A random folder's ``config.json``: :func:`sa2va_config` with the ``litelvlm_random`` record
+    (:func:`random_note`, then the LLM's pixel bounds)."""
+    return random_note(sa2va_config(p, qwen), p.name, seed, fill, device, p.sam2, p.image_size,
+                       min_pixels=p.min_pixels, max_pixels=p.max_pixels)
 
 
 def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
@@ -207,10 +201,7 @@ def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dty
 def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
     """The random Sa2VA of ``preset`` and ``seed``, written once under the cache folder."""
     p = get_preset(preset)
-    return random_preset_folder("sa2va", p.name, seed,
-                                lambda folder,
-                                fill: save_random_sa2va(folder, p, seed, device=device, fill=fill),
-                                full_size=p.full_size)
+    return random_dir(p, seed, device, save_random_sa2va, p.full_size)
 
 
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:

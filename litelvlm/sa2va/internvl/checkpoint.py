@@ -18,23 +18,20 @@ ids; its ``config.json`` records ``litelvlm_random``. :mod:`.loading` reads any 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from pathlib import Path
 
 import torch
-from tokenizers import AddedToken
 from transformers import InternVLForConditionalGeneration
 
-from ...errors import LiteLVLMError
-from ...models.random_models import random_preset_folder, random_record, write_json, write_weights
+from ...models.random_models import write_json, write_weights
 from ...models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from ...qwen.checkpoint import _write_tokenizer
-from ...qwen.config import get_preset as qwen_preset
-from ...qwen.tokenizer import build_qwen_tokenizer
+from ...qwen.tokenizer import stand_in_tokenizer
 from ...sam2.config import sam2_size
 from ...sam2.keys import fill_random, sam2_from_hf
 from ..checkpoint import FCS_PREFIX, SAM_PREFIX, sam2_tracking_shapes
 from ..config import EXTRA_TOKENS, sam2_config
+from ..random_folder import add_extra_tokens, random_dir, random_note
 from ..sam2_head import Sa2VASam2, TextHiddenFcs
 from .config import IMG_CONTEXT, INTERNVL_TOKENS, InternVLPreset, get_preset, released_config
 from .vision import internvl_config, to_released
@@ -97,28 +94,16 @@ def random_tokenizer(preset: str | InternVLPreset):
     five after its special ones (``internvl.py`` L61), no chat template (``predict_forward`` writes its
     prompt itself)."""
     p = get_preset(preset)
-    base = qwen_preset("tiny" if p.special_base < qwen_preset("3b").special_base else "3b")
-    tok = build_qwen_tokenizer(dataclasses.replace(base, special_base=p.special_base,
-                                                   vocab_size=max(base.vocab_size, p.vocab_size)))
-    tok.add_tokens([AddedToken(t, special=True, normalized=False) for t in INTERNVL_TOKENS])
-    tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)
-    tok.chat_template = None
-    wrong = {t: tok.convert_tokens_to_ids(t) for t in (*INTERNVL_TOKENS, *EXTRA_TOKENS)
-             if tok.convert_tokens_to_ids(t) != p.token_id(t)}
-    if wrong or len(tok) != p.vocab_size:
-        raise LiteLVLMError(f"Sa2VA-InternVL3 preset {p.name!r}: the tokenizer gives {wrong or 'the ids'} "
-                            f"({len(tok)} tokens, expected {p.vocab_size})")
-    return tok
+    tok = stand_in_tokenizer(p, INTERNVL_TOKENS, None)
+    return add_extra_tokens(tok, {t: p.token_id(t) for t in EXTRA_TOKENS}, p.vocab_size,
+                            f"{p.family} preset {p.name!r}")
 
 
 def random_config(p: InternVLPreset, seed: int, fill: str, device) -> dict:
     """A random folder's ``config.json``: :func:`~.config.released_config` with the ``litelvlm_random``
-    record."""
-    cfg = released_config(p)
-    cfg["litelvlm_random"] = random_record({"preset": p.name}, seed, fill, device,
-                                           extra={"sam2": p.sam2, "image_size": p.sam_size,
-                                                  "max_tiles": p.max_tiles})
-    return cfg
+    record (:func:`litelvlm.sa2va.random_folder.random_note`, then the tile count)."""
+    return random_note(released_config(p), p.name, seed, fill, device, p.sam2, p.sam_size,
+                       max_tiles=p.max_tiles)
 
 
 def save_random_internvl(path: str | Path, preset: str | InternVLPreset = "internvl3-tiny", seed: int = 0,
@@ -140,10 +125,7 @@ def save_random_internvl(path: str | Path, preset: str | InternVLPreset = "inter
 def random_internvl_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
     """The random Sa2VA-InternVL3 of ``preset`` and ``seed``, written once under the cache folder."""
     p = get_preset(preset)
-    return random_preset_folder("sa2va", p.name, seed,
-                                lambda folder, fill: save_random_internvl(folder, p, seed, device=device,
-                                                                          fill=fill),
-                                full_size=p.name not in TEST_PRESETS)
+    return random_dir(p, seed, device, save_random_internvl, p.name not in TEST_PRESETS)
 
 
 __all__ = ["TEST_PRESETS", "build_internvl", "internvl_tensors", "preset_dtype", "random_config",
