@@ -1,12 +1,14 @@
 """``eval-video --batch-size B`` (this project's addition): B expressions of one video per LLM forward.
 
-The expressions of a video share its frames; only their text differs. A runner that can batch (its
-``batch_error`` is None for the method) grounds them B at a time (its ``ground``: the prompts right-padded
-through one masked LLM forward, each pruned by its own selection, each expression's masks then from SAM 2 as
-at batch 1) and turns each output into :meth:`~litelvlm.video.runner.VideoRunner.expression`'s result (its
-``result``); every other run, and every run at B = 1, is the runner's ``expression``, one expression at a
-time, as before. The expressions keep their order, so the rows are batch 1's. :class:`VideoBatchCheck` grounds
-each (method, budget)'s first batch once more at batch 1 and counts the mask pixels that differ
+The expressions of a video share its frames; only their text differs. Every run, at every B, goes one way
+(:func:`expression_results`): the expressions in chunks of B, each chunk through the runner's ``ground``
+(:meth:`~litelvlm.video.runner.VideoRunner.ground`: the prompts right-padded through one masked LLM forward,
+each pruned by its own selection, each expression's masks then from SAM 2 as at batch 1; a chunk of one, or a
+method that cannot share a forward, the runner grounds one by one itself), each output turned into
+:meth:`~litelvlm.video.runner.VideoRunner.expression`'s result (its ``result``). The expressions keep their
+order, so the rows are batch 1's. The runner's ``batch_error`` only decides what is reported: the methods
+named as running at batch 1 (:func:`batch_notes`) and skipped by :class:`VideoBatchCheck`, which grounds each
+other (method, budget)'s first batch once more at batch 1 and counts the mask pixels that differ
 (``batch_check.csv``, ``summary.txt``: zero in float32, rounding only in bfloat16), as ``eval-grounding
 --batch-size`` does (:mod:`analysis.common.grounding.grounding_batches`).
 """
@@ -25,8 +27,9 @@ class VideoBatchCheck(BatchCheck):
     batch 1 and the largest mask-logit difference."""
 
     def compare_video(self, run, recs: list, method: str, budget: Budget, got: list) -> None:
-        """Ground ``recs`` one by one (once per run) and count the pixels differing from ``got``'s outputs."""
-        if (method, budget.column) in self.runs:
+        """Ground ``recs`` one by one (once per run) and count the pixels differing from ``got``'s outputs; a
+        method that runs at batch 1 (``run.batch_error``) is not checked (its batches are batch 1)."""
+        if (method, budget.column) in self.runs or run.batch_error(method):
             return
         ones = run.ground(recs, method, budget, batched=False)
         self.count(method, budget, [(one, out) for (_, _, one), (_, _, out) in zip(ones, got, strict=True)])
@@ -72,11 +75,9 @@ def batch_summary(out, a, notes: dict[str, str], check: VideoBatchCheck | None) 
 @torch.no_grad()
 def expression_results(run, recs: list, method: str, budget: Budget, batch_size: int = 1,
                        check: VideoBatchCheck | None = None) -> list[tuple]:
-    """``run.expression(rec, method, budget)`` for every ``rec`` of one video, in order, with up to
-    ``batch_size`` expressions per LLM forward where the run can batch; ``check`` (where given) compares the
-    first batch with batch 1."""
-    if batch_size == 1 or run.batch_error(method):
-        return [run.expression(rec, method, budget) for rec in recs]
+    """``run.expression(rec, method, budget)``'s result for every ``rec`` of one video, in order: chunks of
+    ``batch_size`` through ``run.ground`` (which runs one expression, or a method that cannot share a forward,
+    one by one itself); ``check`` (where given) compares the first chunk with batch 1."""
     results = []
     for start in range(0, len(recs), batch_size):
         part = recs[start:start + batch_size]

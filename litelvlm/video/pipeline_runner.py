@@ -3,11 +3,13 @@ the pipeline loaded from the run's options, its paired CLIP named, one prepared 
 expression of that video, and the masks checked against the video's frames. A family's runner adds its prompt,
 its budget rule, its row and its record.
 
-``eval-video --batch-size B`` (this project's addition): :meth:`PipelineVideoRunner.ground` runs B expressions
-of one video through the LLM in one right-padded, masked forward (``GroundingPipeline.ground_many``: the
-shared frames prepared once, each expression pruned by its own selection), then each expression's masks come
-from SAM 2 as at batch 1; :meth:`PipelineVideoRunner.batch_error` names the methods that cannot share a
-forward (``ground_many`` runs them one by one)."""
+``eval-video --batch-size B`` (this project's addition): :meth:`PipelineVideoRunner.ground`, the study's one
+entry point at every B, runs B expressions of one video through the LLM in one right-padded, masked forward
+(``GroundingPipeline.ground_many``: the shared frames prepared once, each expression pruned by its own
+selection), then each expression's masks come from SAM 2 as at batch 1; a chunk of one expression, and a
+method that cannot share a forward, ``ground_many`` runs one by one (:meth:`PipelineVideoRunner.batch_error`
+names those methods, for the study's notes). :meth:`PipelineVideoRunner.expression` is its one-expression
+case."""
 
 from __future__ import annotations
 
@@ -74,10 +76,9 @@ class PipelineVideoRunner:
     @torch.no_grad()
     def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int, dict]:
         """((frames, H, W) masks, kept tokens per frame, the row's extra columns) of one expression at the
-        per-frame ``budget``: K of the video's N visual tokens, grounded as a budget of those tokens."""
-        prep = self.prompt(rec)
-        k = self.count(prep, method, budget)
-        out = self.pipe.ground(prep, method, Budget.of(k), positions=self.positions)
+        per-frame ``budget``: K of the video's N visual tokens, grounded as a budget of those tokens
+        (:meth:`ground` of this one expression)."""
+        [(prep, k, out)] = self.ground([rec], method, budget)
         return self.result(rec, prep, k, out)
 
     def batch_error(self, method: str) -> str | None:
@@ -87,8 +88,9 @@ class PipelineVideoRunner:
     @torch.no_grad()
     def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
         """[(prompt, K, ``ground``'s output)] of expressions ``recs`` of one video through ``ground_many``:
-        all at once (``batched``; K is the same for all: they share the video) or one at a time (as
-        :meth:`expression`)."""
+        all at once (``batched``; K is the same for all: they share the video) or one at a time; one
+        expression, or a method that cannot share a forward (:meth:`batch_error`), ``ground_many`` runs alone,
+        as ``ground``."""
         preps = [self.prompt(rec) for rec in recs]
         ks = [self.count(p, method, budget) for p in preps]
         size = len(preps) if batched and len({int(k) for k in ks}) == 1 else 1

@@ -4,9 +4,10 @@ found through the family registry (:func:`litelvlm.registry.families.video_eval`
 
 A family's :class:`VideoEval` is light (importing it loads no torch): it checks the family's own options
 before anything is written, says why a method cannot run on its video path, and loads its
-:class:`VideoRunner`, which segments one expression over its whole video at a per-frame
-:class:`~litelvlm.budget.Budget` (of
-:data:`FRAME_PATCHES`; the study checks its range once, against a frame's patches, before anything loads).
+:class:`VideoRunner`, which segments expressions over their whole video at a per-frame
+:class:`~litelvlm.budget.Budget` (of :data:`FRAME_PATCHES`; the study checks its range once, against a frame's
+patches, before anything loads): its ``ground`` takes any number of one video's expressions, the study's one
+entry point at every ``eval-video --batch-size``.
 """
 
 from __future__ import annotations
@@ -45,15 +46,22 @@ class VideoRunner(Protocol):
     def new_video(self) -> None:
         """Drop the previous video's work."""
 
+    def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
+        """[(prompt, K, output)] of expressions ``recs`` of one video at the per-frame ``budget``, in order:
+        several in one LLM forward (``batched``) where they can share it, else (one expression, a method that
+        cannot: :meth:`batch_error`, or ``batched=False``) one by one, each as :meth:`expression`."""
+
+    def result(self, rec, prep, k, out) -> tuple[Any, int | None, dict]:
+        """:meth:`expression`'s result of ``rec`` from its (prompt, K, output) of :meth:`ground`."""
+
     def expression(self, rec, method: str, budget: Budget) -> tuple[Any, int | None, dict]:
         """((T, H, W) float 0/1 masks, context tokens per frame (None: not per frame), the row's extra
-        columns, ``llm_visual_tokens`` among them) of one expression at the per-frame ``budget``."""
+        columns, ``llm_visual_tokens`` among them) of one expression at the per-frame ``budget``:
+        :meth:`ground` of that one expression, then :meth:`result`."""
 
     def batch_error(self, method: str) -> str | None:
-        """Why ``method`` cannot ground several expressions of a video in one LLM forward (None: it can; the
-        runner then offers ``ground(recs, method, budget, batched=True)``, [(prompt, K, ``ground``'s output)]
-        per expression, and ``result(rec, prompt, K, output)``, :meth:`expression`'s result from them:
-        :class:`litelvlm.video.pipeline_runner.PipelineVideoRunner`)."""
+        """Why ``method`` cannot ground several expressions of a video in one LLM forward (None: it can;
+        where it cannot, :meth:`ground` runs them one by one itself): what the study reports, not a path."""
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """The methods to run: ``given`` (refused with the reason when they cannot run), or the family's

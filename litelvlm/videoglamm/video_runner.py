@@ -1,12 +1,14 @@
 """VideoGLaMM loaded on its video path for ``litelvlm eval-video``
 (:class:`litelvlm.video.runner.VideoRunner`).
 
-Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once; the unpruned baseline
-and a CLIP-side method segment through :func:`~litelvlm.videoglamm.referdavis.expression_masks` with the
-pruned visual input, an LLM-side method through the family's ``ground`` on each clip (:func:`family_masks`).
-Under ``eval-video --batch-size`` (:meth:`VideoGLaMMRunner.ground`) several expressions of a video go through
-each clip's LLM forward together (``segment_clips``, ``ground_many``), each with its own pruned visual input;
-their masks are SAM 2's as at batch 1.
+Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once.
+:meth:`VideoGLaMMRunner.ground`, the study's one entry point at every ``eval-video --batch-size``, segments
+expressions of a video clip by clip: the unpruned baseline and a CLIP-side method through ``segment_clip``
+with the pruned visual input, an LLM-side method through the family's ``ground``; several expressions that can
+share a forward go through each clip's LLM forward together (``segment_clips``, ``ground_many``), each with
+its own pruned visual input, their masks SAM 2's as at batch 1; one expression, or a method that cannot share
+a forward (:meth:`VideoGLaMMRunner.batch_error`), runs alone. :meth:`VideoGLaMMRunner.expression` is its
+one-expression case.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .checkpoint import load_videoglamm
 from .config import NUM_FRAMES
 from .inference import prepare_clip, segment_clip, segment_clips
 from .pipeline import FRAME_PATCHES, VideoGLaMMInput, VideoGLaMMPipeline
-from .referdavis import clip_ranges, expression_masks
+from .referdavis import clip_ranges
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,6 @@ class VideoGLaMMRunner:
         self.positions = getattr(a, "positions", "official")
         self.prepared: dict = {}
         self.traces: dict[int, object] = {}
-        self.budgets: list[list[int]] = []   # the frames' budgets of each pruned clip, in order
         self.extra_columns = ALLOCATION_COLUMNS if a.allocation != "uniform" else []
 
     def allocation(self, trace, text, method: str, k: int) -> list[int] | None:
@@ -74,12 +75,10 @@ class VideoGLaMMRunner:
         self.prepared.clear()
         self.traces.clear()
 
-    def visual_fn(self, method: str, k: int, tokens: list[int], budgets: list | None = None):
-        """``expression_masks``' ``visual`` callable for ``method`` keeping ``k`` of each frame's CLIP
-        patches; appends each clip's context tokens (to ``tokens``) and frames' budgets (to ``budgets``,
-        default the runner's)."""
+    def visual_fn(self, method: str, k: int, tokens: list[int], budgets: list):
+        """The ``visual(prepared_clip, rec)`` callable for ``method`` keeping ``k`` of each frame's CLIP
+        patches; appends each clip's context tokens (to ``tokens``) and frames' budgets (to ``budgets``)."""
         a = self.args
-        budgets = self.budgets if budgets is None else budgets
 
         def visual(prepared, rec):
             trace = self.traces.get(id(prepared))
@@ -96,19 +95,9 @@ class VideoGLaMMRunner:
 
     def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int | None, dict]:
         """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra
-        columns) of one expression at the per-frame ``budget``; an LLM-side method runs through the family's
-        ``ground``."""
-        spec = self.pipe.spec(method)
-        k = budget.count(FRAME_PATCHES)   # of each frame's CLIP patches
-        if not spec.baseline and spec.acts_with_llm:
-            return family_masks(self, rec, method, budget), None, {
-                "llm_visual_tokens": self.pipe.llm_budget(k)}
-        tokens: list[int] = []
-        self.budgets.clear()
-        masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
-                                 visual=self.visual_fn(method, k, tokens),
-                                 sam2_video_branch=self.args.sam2_video_branch)
-        return masks, tokens[0] // NUM_FRAMES, self.extra(tokens, self.budgets)
+        columns) of one expression at the per-frame ``budget`` (:meth:`ground` of this one expression)."""
+        [(prep, k, out)] = self.ground([rec], method, budget)
+        return self.result(rec, prep, k, out)
 
     def extra(self, tokens: list[int], budgets: list[list[int]]) -> dict:
         """A CLIP-side or unpruned row's extra columns from its clips' context tokens and frames' budgets."""
@@ -125,10 +114,11 @@ class VideoGLaMMRunner:
     @torch.no_grad()
     def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
         """[(what the row needs, the per-frame K, the masks and mask logits over the video)] of expressions
-        ``recs`` of one video, clip by clip as :meth:`expression` runs them, each clip's prompts in one padded
-        LLM forward (``batched``) or one by one: an LLM-side method through the family's ``ground``
-        (``ground_many``), the baseline and a CLIP-side method through ``segment_clip``
-        (``segment_clips``)."""
+        ``recs`` of one video, clip by clip, each clip's prompts in one padded LLM forward (``batched``, more
+        than one, and a method that can share it: :meth:`batch_error`) or one by one: an LLM-side method
+        through the family's ``ground`` (``ground_many``), the baseline and a CLIP-side method through
+        ``segment_clip`` (``segment_clips``)."""
+        batched = batched and len(recs) > 1 and self.batch_error(method) is None
         spec = self.pipe.spec(method)
         k = budget.count(FRAME_PATCHES)
         llm_side = not spec.baseline and spec.acts_with_llm
@@ -152,7 +142,7 @@ class VideoGLaMMRunner:
         """Each expression's (T, H, W) logits on ``clip`` of an LLM-side method (the family's ``ground``)."""
         given = VideoGLaMMInput(clip, [], torch.empty(0, dtype=torch.long), seed=self.args.seed)
         preps = [self.pipe.with_sentences(given, [rec.sentence]) for rec in recs]
-        size = len(preps) if batched else 1   # all at once, or one at a time (as :meth:`expression`)
+        size = len(preps) if batched else 1   # all at once, or one at a time
         outs = [out for i in range(0, len(preps), size)
                 for out in self.pipe.ground_many(preps[i:i + size], method, budget, positions=self.positions)]
         return [out.mask_logits[0] for out in outs]
@@ -160,19 +150,15 @@ class VideoGLaMMRunner:
     def _clip_side(self, clip, recs: list, preps: list[dict], method: str, k: int, batched: bool) -> list:
         """Each expression's (T, H, W) logits on ``clip`` of the baseline or a CLIP-side method
         (``segment_clip``)."""
-        visuals = [self.visual_fn(method, k, p["tokens"], p["budgets"])(clip, rec) for rec,
-                   p in zip(recs, preps,
-                                                                                                      strict=
-                                                                                                     True)]
+        visuals = [self.visual_fn(method, k, p["tokens"], p["budgets"])(clip, rec)
+                   for rec, p in zip(recs, preps, strict=True)]
         branch = self.args.sam2_video_branch
         if batched:
             outs = segment_clips(self.model, self.tokenizer, clip, [rec.sentence for rec in recs], visuals,
                                  branch)
         else:
-            outs = [
-                segment_clip(self.model, self.tokenizer, clip, rec.sentence, visual=v,
-                             sam2_video_branch=branch)
-                    for rec, v in zip(recs, visuals, strict=True)]
+            outs = [segment_clip(self.model, self.tokenizer, clip, rec.sentence, visual=v,
+                                 sam2_video_branch=branch) for rec, v in zip(recs, visuals, strict=True)]
         return [out.logits[:, 0] for out in outs]
 
     def result(self, rec, prep: dict, k: int, out) -> tuple[torch.Tensor, int | None, dict]:
@@ -228,20 +214,4 @@ class VideoGLaMMRunner:
         return summary
 
 
-def family_masks(run: VideoGLaMMRunner, rec, method: str, budget: Budget) -> torch.Tensor:
-    """(T, H, W) float 0/1 masks of an LLM-side ``method`` over the expression's video, clip by clip (clips of
-    at most 64 frames, as ``expression_masks``), each through the family's ``ground`` at the per-frame
-    ``budget``."""
-    out = []
-    for frames in clip_ranges(len(rec.frames)):
-        key = (rec.video, frames.start)
-        if key not in run.prepared:
-            run.prepared[key] = prepare_clip(run.model, [np.asarray(rec.frame(i)) for i in frames])
-        clip = VideoGLaMMInput(run.prepared[key], [], torch.empty(0, dtype=torch.long), seed=run.args.seed)
-        masks = run.pipe.ground(run.pipe.with_sentences(clip, [rec.sentence]), method, budget,
-                                positions=run.positions).masks[0]
-        out.append(masks.float().cpu())
-    return torch.cat(out, dim=0)
-
-
-__all__ = ["VideoGLaMMRunner", "family_masks"]
+__all__ = ["VideoGLaMMRunner"]

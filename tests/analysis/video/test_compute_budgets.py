@@ -77,6 +77,13 @@ class FakeRunner:
         masks = torch.from_numpy(np.stack([rec.mask(i) for i in range(len(rec.frames))])).float()
         return masks, budget.tokens, {"llm_visual_tokens": 3328}
 
+    def ground(self, recs, method, budget, batched=True):
+        """The study's one entry point: each expression's :meth:`expression` (a fake runs no forward)."""
+        return [(rec, budget.tokens, self.expression(rec, method, budget)) for rec in recs]
+
+    def result(self, rec, prep, k, out):
+        return out
+
     def plan_methods(self, given, budgets):
         self.seen["plan_methods"].append(list(budgets))
         return given
