@@ -19,18 +19,18 @@ def test_an_images_expressions_share_one_prepare_and_one_forward_per_method_and_
     from litelvlm.glamm import GlammPipeline
 
     prepared, grounded = [], []
-    real_prepare, real_ground = GlammPipeline.prepare_image, GlammPipeline.ground
+    real_prepare, real_ground = GlammPipeline.prepare_image, GlammPipeline.ground_many
 
     def prepare_image(self, image, *a, **kw):
         prepared.append(image.size)
         return real_prepare(self, image, *a, **kw)
 
-    def ground(self, prep, method, budget, *a, **kw):
-        grounded.append((method, budget))
-        return real_ground(self, prep, method, budget, *a, **kw)
+    def ground_many(self, preps, method, budget, *a, **kw):
+        grounded.extend((method, budget) for _ in preps)
+        return real_ground(self, preps, method, budget, *a, **kw)
 
     monkeypatch.setattr(GlammPipeline, "prepare_image", prepare_image)
-    monkeypatch.setattr(GlammPipeline, "ground", ground)
+    monkeypatch.setattr(GlammPipeline, "ground_many", ground_many)
     out = tmp_path / "out"
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--limit", "2",
                  "--methods", "none,litelvlm", "--budgets", "16,8"]) == 0

@@ -58,9 +58,9 @@ def test_budgets_reach_ground_as_budgets_range_checked_once_per_input(family, ti
 
     pipe = tiny_glamm if family == "glamm" else tiny_unipixel_pipe
     seen, checks = [], []
-    ground, rule = type(pipe).ground, budget_module.in_range
-    monkeypatch.setattr(type(pipe), "ground", lambda self, prep, method="none", budget=None, *a, **k:
-                        seen.append(budget) or ground(self, prep, method, budget, *a, **k))
+    ground_many, rule = type(pipe).ground_many, budget_module.in_range   # ``ground``'s one implementation
+    monkeypatch.setattr(type(pipe), "ground_many", lambda self, preps, method="none", budget=None, *a, **k:
+                        seen.append(budget) or ground_many(self, preps, method, budget, *a, **k))
     monkeypatch.setattr(budget_module, "in_range", lambda k, n,
                         extra=0: checks.append((k, n)) or rule(k, n, extra))
     model = "tiny-random:0" if family == "glamm" else "unipixel-tiny-random:0"
