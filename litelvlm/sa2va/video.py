@@ -134,6 +134,16 @@ def video_parts(sam2, frames: list) -> VideoParts:
     return VideoParts(pixels=pixels, llm_frames=n, originals=list(frames[:n]))
 
 
+def joined_rows(prepared) -> tuple[torch.Tensor, int]:
+    """(the rows a joined video prompt keeps: every visual token and every row before the first or after the
+    last one, the prompt rows dropped): the rule both Sa2VA backbones' :func:`joined` apply."""
+    visual = prepared.mm_token_type_ids > 0
+    where = torch.nonzero(visual).flatten()
+    rows = torch.arange(len(visual))
+    keep = visual | (rows < int(where[0])) | (rows > int(where[-1]))
+    return keep, int((~keep[:prepared.prompt_len]).sum()) if prepared.prompt_len is not None else 0
+
+
 def joined(pipe, prepared):
     """A video's prompt with its frames' blocks joined into one (this project's adaptation for pruning,
     :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`): the rows between the first and the last visual token that
@@ -141,12 +151,8 @@ def joined(pipe, prepared):
     other row keeping its official M-RoPE id; the same input if already joined."""
     if prepared.joined_positions is not None:
         return prepared
-    visual = prepared.mm_token_type_ids > 0
-    where = torch.nonzero(visual).flatten()
-    rows = torch.arange(len(visual))
-    keep = visual | (rows < int(where[0])) | (rows > int(where[-1]))
+    keep, dropped = joined_rows(prepared)
     pos = pipe._rope_index(prepared, prepared.input_ids)
-    dropped = int((~keep[:prepared.prompt_len]).sum()) if prepared.prompt_len is not None else 0
     out = replace(prepared, input_ids=prepared.input_ids[keep],
                   mm_token_type_ids=prepared.mm_token_type_ids[keep],
                   joined_positions=pos[..., keep.to(pos.device)],
@@ -172,5 +178,5 @@ def video_method_error(pipe, method: str) -> str | None:
     return cls.method_error(cls, method) or refusal(cls.spec(cls, method), method, VIDEO_REFUSES)
 
 
-__all__ = ["VIDEO_REFUSES", "VideoParts", "joined", "propagate", "sa2va_memory", "sam2_video_config",
-           "video_method_error", "video_model", "video_parts"]
+__all__ = ["VIDEO_REFUSES", "VideoParts", "joined", "joined_rows", "propagate", "sa2va_memory",
+           "sam2_video_config", "video_method_error", "video_model", "video_parts"]

@@ -17,6 +17,8 @@ from dataclasses import replace
 
 import torch
 
+from ..video import joined_rows
+
 #: how a video's LLM input is pruned (this project's adaptation)
 VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its min(5, T) frames' token blocks "
                  "into one (the </img>, \\n, <img> rows between them dropped, every row keeping its official "
@@ -30,11 +32,8 @@ def joined(prepared):
     the official prompt (``joined_positions``); the same input if already joined."""
     if prepared.joined_positions is not None:
         return prepared
-    visual = prepared.mm_token_type_ids > 0
-    where = torch.nonzero(visual).flatten()
-    rows = torch.arange(len(visual))
-    keep = visual | (rows < int(where[0])) | (rows > int(where[-1]))
-    dropped = int((~keep[:prepared.prompt_len]).sum()) if prepared.prompt_len is not None else 0
+    keep, dropped = joined_rows(prepared)
+    rows = torch.arange(len(keep))
     return replace(prepared, input_ids=prepared.input_ids[keep],
                    mm_token_type_ids=prepared.mm_token_type_ids[keep], joined_positions=rows[keep][None],
                    prompt_len=None if prepared.prompt_len is None else prepared.prompt_len - dropped)
