@@ -1,17 +1,15 @@
-"""The Python steps of ``benchmarks/gpu_check.sh``: the environment, the card's rates, and the summary table.
+"""The Python steps of ``benchmarks/gpu_check.sh``: the environment, the card's rates, and the summary.
 
     python benchmarks/gpu_check.py env                  # versions and the device, for env.txt
     python benchmarks/gpu_check.py matmul OUT cuda      # OUT/matmul.json, rate.txt (TFLOP/s), gbps.txt (GB/s)
-    python benchmarks/gpu_check.py summary OUT          # OUT/summary.csv and summary.md from OUT/validate/*
+    python benchmarks/gpu_check.py summary OUT          # OUT/summary.md, summary.csv and runs.csv
 
-The summary sets each model's prefill per attention kernel and prefill path (``paper_prefill_ms``: the
-decoder-layer loop, the paper's definition) beside its roofline (``roofline_ms``: compute or weight read,
-whichever is longer, plus attention; :func:`litelvlm.cost.bound.roofline_ms`) and judges the targets:
-GLaMM-7B's unpruned captured prefill within 2x of its roofline at eager attention and 1.5x at SDPA;
-LiteLVLM@192 over ``none`` at least 2.0x for GLaMM-7B at eager attention (the paper: 2.2x) and at least 90% of
-the roofline's own ratio at SDPA and for Sa2VA-3B and UniPixel-3B; VideoGLaMM's unpruned prefill within 2x of
-its roofline and per-frame LiteLVLM@64 at least 2.0x over ``none``; end to end (``stages.csv``'s total)
-LiteLVLM@192 over ``none`` at least 1.3x for GLaMM-7B. Ratios are taken within one run on one card.
+The summary judges every target of ``benchmarks/gpu_check_targets.py`` (T1-T6: the whole call and its
+stages beside their rooflines, LiteLVLM's speed-up over ``none``, the throughput, the gpu tests, the check's
+time; P1-P6: the decoder-layer prefill) MET, MISSED or NOT MEASURED with the reason, as one table (target,
+model, measure, measured value, threshold, verdict, the run read, a note) in ``summary.md`` and
+``summary.csv``, and prints it; ``runs.csv`` and the end of ``summary.md`` hold every run's rows
+(``benchmarks/gpu_check_runs.py``). Ratios are taken within one run on one card.
 """
 
 from __future__ import annotations
@@ -20,17 +18,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd
 
-#: the targets (ratios within one run)
-WITHIN_ROOFLINE = {"eager": 2.0, "sdpa": 1.5}
-SPEEDUP_192 = 2.0
-OF_ROOFLINE = 0.9
-VIDEO_SPEEDUP_64 = 2.0
-E2E_SPEEDUP_192 = 1.3
-COLUMNS = ["model", "attn", "prefill", "llm_attn", "method", "budget", "seq_len", "paper_prefill_ms",
-           "roofline_ms", "over_roofline", "speedup_vs_none", "roofline_speedup", "of_roofline_speedup",
-           "arithmetic_limit_ms", "over_limit", "e2e_total_ms", "e2e_speedup_vs_none"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gpu_check_runs import run_rows  # noqa: E402
+from gpu_check_targets import VERDICTS, Verdict, all_targets  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -85,113 +77,45 @@ def matmul(out: Path, device: str) -> dict:
     return rec
 
 
-def _run_rows(folder: Path):
-    """One validate folder's rows (``<model>-<attn>-<prefill>``), with the speed-ups over none and the
-    stages' end-to-end totals where ``stages.csv`` is there."""
-    import pandas as pd
-
-    model, attn, prefill = folder.name.rsplit("-", 2)
-    df = pd.read_csv(folder / "validate.csv")
-    base = df[df["method"] == "none"]
-    def first(col):
-        return (float(base[col].iloc[0]) if len(base) and col in base else float("nan"))
-    df["speedup_vs_none"] = first("paper_prefill_ms") / df["paper_prefill_ms"]
-    if "roofline_speedup" in df:
-        df["of_roofline_speedup"] = df["speedup_vs_none"] / df["roofline_speedup"]
-    if (folder / "stages.csv").is_file():
-        st = pd.read_csv(folder / "stages.csv")
-        total = st[st["stage"] == "total"].set_index(["method", "budget"])["ms"]
-        df["e2e_total_ms"] = [total.get((m, b), float("nan")) for m, b in zip(df["method"], df["budget"],
-                                                                                 strict=True)]
-        none_total = df.loc[df["method"] == "none", "e2e_total_ms"]
-        df["e2e_speedup_vs_none"] = (float(none_total.iloc[0]) if len(none_total) else float("nan")) / df[
-            "e2e_total_ms"]
-    cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
-    df.insert(0, "llm_attn", cfg.get("llm_attn_implementation", cfg.get("numerics", {}).get("attn", attn)))
-    df.insert(0, "prefill", prefill)
-    df.insert(0, "attn", attn)
-    df.insert(0, "model", model)
-    return df
+def targets_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """summary.csv: one row per target (the measured value as a number, NaN when not measured)."""
+    return pd.DataFrame([{"target": v.target, "model": v.model, "measure": v.measure, "measured": v.measured,
+                          "threshold": v.threshold, "verdict": v.verdict, "run": v.run, "note": v.note}
+                         for v in verdicts])
 
 
-def summary_rows(out: Path):
-    """One row per (model, attention, prefill, method, budget) of ``out/validate/*/validate.csv``."""
-    import pandas as pd
-
-    folders = sorted((out / "validate").glob("*-*-*"))
-    frames = [_run_rows(f) for f in folders if (f / "validate.csv").is_file()]
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    for col in COLUMNS:
-        if col not in rows:
-            rows[col] = float("nan")
-    return rows[COLUMNS]
+def targets_markdown(verdicts: list[Verdict]) -> str:
+    """The targets as a markdown table, the measured value with its unit, and the count of each verdict."""
+    cells = ["| target | model | measure | measured | threshold | verdict | run | note |", "|---" * 8 + "|"]
+    cells += [f"| {v.target} | {v.model} | {v.measure} | {v.shown()} | {v.threshold} | {v.verdict} | "
+              f"{v.run} | {v.note.replace('|', '/')} |" for v in verdicts]
+    counts = ", ".join(f"{sum(v.verdict == w for v in verdicts)} {w}" for w in VERDICTS)
+    return "\n".join([*cells, "", counts + "."])
 
 
-def _pick(rows, model: str, attn: str, method: str, budget: int | None = None):
-    r = rows[rows["model"].str.startswith(model) & (rows["attn"] == attn) & (rows["prefill"] == "captured")
-             & (rows["method"] == method)]
-    return r if budget is None else r[r["budget"] == budget]
+def summary(out: Path, now: float | None = None) -> str:
+    """Write ``out/summary.md``, ``summary.csv`` (the targets) and ``runs.csv`` (every run's rows); return the
+    markdown."""
+    from analysis.common.presentation.markdown_table import to_markdown
 
-
-def _judge(label: str, value: float, ok: bool, detail: str = "") -> str:
-    if value != value:
-        return f"- {label}: not measured"
-    return f"- {label}: {value:.2f}{detail} {'**MET**' if ok else '**MISSED**'}"
-
-
-def targets(rows) -> list[str]:
-    """MET / MISSED lines for the targets (``not measured`` where a run is missing)."""
-    def first(r, col):
-        return (float(r[col].iloc[0]) if len(r) else float("nan"))
-    lines = []
-    for attn, bound in WITHIN_ROOFLINE.items():
-        x = first(_pick(rows, "glamm", attn, "none"), "over_roofline")
-        lines.append(_judge(f"GLaMM-7B none, captured, {attn}: within {bound:g}x of its roofline", x,
-                            x <= bound, "x"))
-    x = first(_pick(rows, "glamm", "eager", "litelvlm", 192), "speedup_vs_none")
-    lines.append(_judge(f"GLaMM-7B LiteLVLM@192 over none, captured, eager: >= {SPEEDUP_192:g}x (paper 2.2x)",
-                        x, x >= SPEEDUP_192, "x"))
-    for model, attn in (("glamm", "sdpa"), ("sa2va", "eager"), ("sa2va", "sdpa"), ("unipixel", "eager"),
-                        ("unipixel", "sdpa")):
-        r = _pick(rows, model, attn, "litelvlm", 192)
-        x, roof = first(r, "speedup_vs_none"), first(r, "roofline_speedup")
-        share = x / roof if roof == roof else roof
-        lines.append(_judge(f"{model} LiteLVLM@192 over none, captured, {attn}: >= {OF_ROOFLINE:.0%} of the "
-                            "roofline's" + (f" {roof:.2f}x" if roof == roof else ""), share,
-                            x >= OF_ROOFLINE * roof, f" of it ({x:.2f}x)"))
-    x = first(_pick(rows, "videoglamm", "eager", "none"), "over_roofline")
-    lines.append(_judge("VideoGLaMM none, captured, eager: within 2x of its roofline", x, x <= 2.0, "x"))
-    x = first(_pick(rows, "videoglamm", "eager", "litelvlm", 64), "speedup_vs_none")
-    lines.append(_judge(f"VideoGLaMM LiteLVLM@64 per frame (pool-min) over none, LLM prefill: >= "
-                        f"{VIDEO_SPEEDUP_64:g}x", x, x >= VIDEO_SPEEDUP_64, "x"))
-    x = first(_pick(rows, "glamm", "eager", "litelvlm", 192), "e2e_speedup_vs_none")
-    lines.append(_judge(f"GLaMM-7B end to end (stages' total) LiteLVLM@192 over none, batch 1: >= "
-                        f"{E2E_SPEEDUP_192:g}x (paper: 22% faster)", x, x >= E2E_SPEEDUP_192, "x"))
-    return lines
-
-
-def summary(out: Path) -> str:
-    """Write ``out/summary.csv`` and ``out/summary.md``; return the markdown."""
     rate = json.loads((out / "matmul.json").read_text()) if (out / "matmul.json").is_file() else {}
-    rows = summary_rows(out)
-    rows.to_csv(out / "summary.csv", index=False)
+    verdicts = all_targets(out, now)
+    targets_table(verdicts).to_csv(out / "summary.csv", index=False)
+    rows = run_rows(out)
+    rows.to_csv(out / "runs.csv", index=False)
     head = (f"Ran on: {rate.get('name', '?')} (`{rate.get('device', '?')}`).\n\n"
             f"Matmul rate: {rate.get('tflops', float('nan')):.4g} TFLOP/s ({rate.get('dtype', '?')}, "
             f"{rate.get('name', '?')}; a {rate.get('gemm', '?')}-square GEMM); copy bandwidth "
             f"{rate.get('copy_gbps', float('nan')):.4g} GB/s (bytes read and written). Random weights: the "
             "times are the architectures', the masks mean nothing.")
-    from analysis.common.presentation.markdown_table import to_markdown
-
     table = to_markdown(rows) if len(rows) else "(no validate run finished)"
     stack = []
     if (out / "fused_prefill" / "fused_prefill.csv").is_file():
-        import pandas as pd
-
         fused = pd.read_csv(out / "fused_prefill" / "fused_prefill.csv")
         stack = ["## GLaMM-7B's decoder stack alone (benchmarks/bench_fused_prefill.py)", "",
                  to_markdown(fused.drop(columns=["tflops", "copy_gbps", "device"], errors="ignore")), ""]
-    text = "\n".join(["# GPU check", "", head, "", "## Targets", "", *targets(rows), "", *stack,
-                      "## Every run", "", table, ""])
+    text = "\n".join(["# GPU check", "", head, "", "## Targets", "", targets_markdown(verdicts), "", *stack,
+                      "## Every run (runs.csv)", "", table, ""])
     (out / "summary.md").write_text(text)
     return text
 

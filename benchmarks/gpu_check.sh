@@ -1,78 +1,106 @@
 #!/usr/bin/env bash
-# The GPU check (random weights of the real architectures, bf16): the card's bf16 matmul rate and copy bandwidth
-# (the roofline's two rates); the gpu-marked tests (their log: what the captured default rests on); per model
-# (GLaMM-7B, Sa2VA-3B, UniPixel-3B, VideoGLaMM) validate's tables with the time by stage (stages.csv) at the
-# official eager attention and at SDPA under the default fused captured prefill (and the official eager prefill
-# for GLaMM-7B), none against LiteLVLM and FastV at 576/192/64 (VideoGLaMM per frame 576/196/64 with
-# --arrangement pool-min, so pruning shortens its prompt), each row beside its roofline; GLaMM-7B's decoder stack
-# alone per attention kernel (eager, sdpa, flash) and prefill path (benchmarks/bench_fused_prefill.py); the
-# grounding throughput at batch sizes 1/8/32 at the default prefill. Every model's lm.config._attn_implementation
-# is recorded in its config.json. Built to end inside 8 minutes on a fresh single-GPU machine with no network.
+# The GPU check (random weights of the real architectures, bf16), one call that runs anywhere: the card's bf16 matmul
+# rate and copy bandwidth (the roofline's two rates); per model (GLaMM-7B, Sa2VA-3B, UniPixel-3B, VideoGLaMM)
+# validate's tables with the time by stage beside each stage's roofline (stages.csv) at the model's official
+# attention and at the other kernel under the default prefill and image encoders (GLaMM-7B also under the eager
+# prefill, and once all official: eager attention, prefill and encoders), none against LiteLVLM and FastV at
+# 576/192/64 (VideoGLaMM per frame 576/196/64 with --arrangement pool-min, so pruning shortens its prompt); the
+# grounding throughput at batch sizes 1/8/32; the gpu-marked tests; GLaMM-7B's decoder stack alone per attention
+# kernel and prefill path (benchmarks/bench_fused_prefill.py, last: the deadline may skip it). The most important
+# steps run first. Built to end inside 8 minutes on a fresh single-GPU machine with no network and no git.
 # docs/validate.md ("The GPU check") says what it must show; env.txt and summary.md name the card (the CPU on a dry
 # run) it ran on.
 #
-#   benchmarks/gpu_check.sh --prepare            # HERE (PyPI reachable): the missing wheels into .whl/ (ignored)
-#   benchmarks/gpu_check.sh --out results/gpu_check/<card>   # THERE: the check (installs .whl/ into a scratch site)
-#   benchmarks/gpu_check.sh --dry-run --out /tmp/gc          # the whole flow on a CPU, tiny random presets
-#   benchmarks/gpu_check.sh --print-steps [--dry-run]        # the steps' commands, nothing run
+#   benchmarks/gpu_check.sh --prepare [DIR]          # HERE (PyPI reachable): one folder, default .gpu/, <= 40 MiB
+#   bash .gpu/benchmarks/gpu_check.sh --out /tmp/gc  # THERE, from any directory: installs .whl/ in a scratch site
+#   benchmarks/gpu_check.sh --dry-run --out /tmp/gc  # the whole flow on a CPU, tiny random presets
+#   benchmarks/gpu_check.sh --print-steps [--dry-run]   # the steps' commands, nothing run
 #
-# Every step writes into the one results folder (--out) and the folder is packed into <out>.tar.gz after each step,
-# so a step that runs out of time loses nothing before it; each step has its own time limit (STEP_LIMIT_S, seconds),
-# cut to what is left of the whole check's (DEADLINE_S, seconds from the start; a step with under 20 s left is
-# skipped and logged); ONLY (a regular expression of step names) runs those alone, naming the others in steps.log
-# (for a short lease); PACK names the archive (default <out>.tar.gz). The last step writes summary.md / summary.csv
-# (benchmarks/gpu_check.py summary): per model, attention and prefill the times, the roofline, the ratios to it,
-# the speed-ups over none beside the roofline's, the stages' end-to-end ratio, and every target MET or MISSED.
+# --prepare DIR (or --prepare --out DIR) writes the project's code, the shared data its steps read, the entry points
+# of the studies' commands and the wheels a bare GPU image lacks (MISSING; --no-wheels: none) into one folder
+# (benchmarks/gpu_check_prepare.py); it exits 2 in one line where pip cannot download them. Every step writes into
+# the one results folder (--out) and the folder is packed into <out>.tar.gz after each step, so a step that runs
+# out of time loses nothing before it; each step has its own time limit (STEP_LIMIT_S, seconds), cut to what is
+# left of the whole check's (DEADLINE_S, seconds from the start; a step with under 20 s left is skipped and
+# logged); a step that runs no test fails ("<step> ran no test"); ONLY (a regular expression of step names) runs
+# those alone, naming the others in steps.log (for a short lease); PACK names the archive (default <out>.tar.gz).
+# steps.log has each step's seconds between a start and an end line. The summary runs last whatever the deadline
+# (benchmarks/gpu_check.py summary): every target MET, MISSED or NOT MEASURED in summary.md / summary.csv, every
+# run's rows in runs.csv.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 MODE=check
 OUT=""
-STEP_LIMIT_S="${STEP_LIMIT_S:-150}"
-DEADLINE_S="${DEADLINE_S:-480}"
+PREP=""
+DRY=0
+PRINT=0
+WITH_WHEELS=1
+STEP_LIMIT_S="${STEP_LIMIT_S:-120}"   # a model's first run builds its random checkpoint
+DEADLINE_S="${DEADLINE_S:-470}"
 WHEELS="$ROOT/.whl"
-# the packages a fresh GPU image lacked (/work notes: torch, numpy, pandas, ... were there); the project's own wheel
-# is built without the toy model's weights (the full-size random presets do not need them)
-MISSING=("transformers==5.24.0" "open_clip_torch" "captum" "pycocotools" "ftfy" "wcwidth" "bitsandbytes")
+# the packages a fresh GPU image lacked (torch, numpy, pandas, pytest, ... were there); bitsandbytes (over 40 MiB)
+# does not fit the folder: the quantization tests skip without it, named
+MISSING=("transformers==5.24.0" "open_clip_torch" "captum" "pycocotools" "ftfy" "wcwidth")
 PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+# validate's choice of image encoders (--encoders auto|eager|graph|compile|compile-eager). Set ENCODERS_OPT= (empty)
+# to leave it out where validate does not have the option yet: the encoders' runs then take validate's default.
+ENCODERS_OPT="${ENCODERS_OPT---encoders}"
 
 usage() { sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
+encoders() { [ -z "$ENCODERS_OPT" ] || printf '%s %s ' "$ENCODERS_OPT" "$1"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prepare) MODE=prepare ;;
+    --prepare) MODE=prepare
+      if [ $# -gt 1 ] && [ "${2#-}" = "$2" ]; then PREP="$2"; shift; fi ;;
     --dry-run) DRY=1 ;;
     --print-steps) PRINT=1 ;;
-    --out) OUT="$2"; shift ;;
+    --no-wheels) WITH_WHEELS=0 ;;
+    --out) [ $# -gt 1 ] || { echo "gpu_check.sh: --out needs a folder" >&2; exit 2; }
+      OUT="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
-DRY="${DRY:-0}"
-PRINT="${PRINT:-0}"
+
+# the shared data: $LITELVLM_SHARED_DATA, else a prepared folder's own copy, else the checkout's ../shared/data
+if [ -n "${LITELVLM_SHARED_DATA:-}" ]; then DATA="$LITELVLM_SHARED_DATA"
+elif [ -d "$ROOT/shared/data" ]; then DATA="$ROOT/shared/data"
+else DATA="$(cd "$ROOT/.." && pwd)/shared/data"
+fi
+GPU_BATCHES=(1 8 32)
 
 if [ "$MODE" = prepare ]; then
-  set -e
-  mkdir -p "$WHEELS"
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  git -C "$ROOT" ls-files -z | grep -zv '^litelvlm/toy/weights/' | (cd "$ROOT" && xargs -0 cp --parents -t "$tmp")
-  "$PY" -m pip wheel --no-deps --no-build-isolation -w "$WHEELS" "$tmp"
-  "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 "${PLATFORMS[@]}" -d "$WHEELS" \
-    "${MISSING[@]}"
-  du -sh "$WHEELS"
-  exit 0
+  DEST="${PREP:-${OUT:-$ROOT/.gpu}}"
+  "$PY" "$ROOT/benchmarks/gpu_check_prepare.py" check "$DEST" || exit 2
+  wheels=()
+  if [ "$WITH_WHEELS" = 1 ]; then
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    if ! "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 "${PLATFORMS[@]}" \
+        -d "$tmp/whl" "${MISSING[@]}" > "$tmp/pip.log" 2>&1; then
+      echo "gpu_check.sh --prepare: pip could not download the wheels (offline, or no index reachable): \
+$(grep -m1 '^ERROR' "$tmp/pip.log" || tail -n1 "$tmp/pip.log")" >&2
+      exit 2
+    fi
+    wheels=(--wheels "$tmp/whl")
+  fi
+  "$PY" "$ROOT/benchmarks/gpu_check_prepare.py" folder "$DEST" --data "$DATA" --images "${GPU_BATCHES[-1]}" \
+    ${wheels[@]+"${wheels[@]}"}
+  exit $?
 fi
 
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu
-  MODELS=("tiny-random:0" "unipixel-tiny-random:0" "sa2va-tiny-random:0" "videoglamm-tiny-random:0")
-  BUDGETS=(64)
-  VIDEO_BUDGETS=(64)
+  MODELS=("tiny-random:0" "sa2va-tiny-random:0" "unipixel-tiny-random:0" "videoglamm-tiny-random:0")
+  BUDGETS=(192)   # LiteLVLM@192 (VideoGLaMM @196 per frame): the budgets the targets judge
+  VIDEO_BUDGETS=(196)
   REPEATS=1
-  FUSED=(--capture fused-eager)   # traced and replayed by dynamo: no code generation on a CPU
+  # traced and replayed by dynamo: no code generation on a CPU
+  FUSED=(--capture fused-eager "$(encoders compile-eager)")
   THROUGHPUT=(--batch-sizes 1 2 --budgets 64 --repeats 1 --memory-limit-gib 1)
   BENCH=(--dry-run)
   WORKERS=1
@@ -83,64 +111,63 @@ else
   VIDEO_BUDGETS=(576 196 64)   # per frame, counted on a frame's 576 CLIP tokens as the paper does
   REPEATS=3
   FUSED=()
-  THROUGHPUT=(--batch-sizes 1 8 32 --budgets 192 64 --repeats 1 --memory-limit-gib 60)
+  THROUGHPUT=(--batch-sizes "${GPU_BATCHES[@]}" --budgets 192 64 --repeats 1 --memory-limit-gib 60)
   BENCH=(--device cuda --repeats 10)
   WORKERS=3
 fi
 OUT="${OUT:-$ROOT/results/gpu_check/$([ "$DRY" = 1 ] && echo dry-run || echo run)}"
-DATA="${LITELVLM_SHARED_DATA:-$ROOT/../shared/data}"
-[ -d "$DATA" ] || DATA="$ROOT/shared/data"   # a device machine: shared/ travels inside the working tree
+CACHE="\${LITELVLM_CACHE:-\$HOME/.cache/litelvlm}"
+first="${MODELS[0]%%:*}"
+tok=""
+[ "$first" = glamm-7b-random ] && tok="--tokenizer '$DATA/glamm_refseg_tokenizer' "
 
 # the steps: name, then the command (one string each; run with bash -c)
 STEPS=()
 step() { STEPS+=("$1" "$2"); }
+# a full-size random model's cached checkpoint (7-16 GB) goes once its last step is done: the disk of a fresh GPU
+# machine holds about two of them
+drop() { [ "$DRY" = 1 ] || step "drop-$1" "rm -rf \"$CACHE/random-models/${1%%-*}-\"*-fast; df -h \"$CACHE\" | tail -1"; }
 step env "(nvidia-smi || true; df -h / /tmp /dev/shm \"\${LITELVLM_CACHE:-\$HOME}\" || true; $PY '$ROOT/benchmarks/gpu_check.py' env) > '$OUT/env.txt' 2>&1; rc=\$?; \
 cat '$OUT/env.txt'; exit \$rc"
 step rates "$PY '$ROOT/benchmarks/gpu_check.py' matmul '$OUT' $DEVICE"
-# the gpu-marked tests (tiny models; on a CPU they skip, named): their log is the record the captured default
-# rests on
-step gpu-tests "cd '$ROOT' && $PY -m pytest -p no:cacheprovider -m gpu -q -rA -n $WORKERS \
-tests/litelvlm/llm/test_compiled_prefill.py tests/analysis/test_validate.py tests/analysis/test_validate_prefill.py \
-tests/litelvlm/test_quantize.py"
-# per model: (attention kernel, prefill) pairs; the official eager/eager beside the default fused capture at
-# the official eager attention and at SDPA
+# per model: attention-prefill[-encoders] runs, its official attention first (Sa2VA and UniPixel: sdpa), under the
+# default captured prefill and encoders; GLaMM-7B also under the official eager prefill, and all official
 for model in "${MODELS[@]}"; do
   name="${model%%:*}"
-  tok=""
   input="--refer-dir '$DATA/coco128_refer'"
   budgets="${BUDGETS[*]}"
-  case "$model" in
-    glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;;
-    # a video model: validate's synthetic clip; pool-min (this project's reading) makes per-frame pruning
-    # shorten the LLM's prompt (the official pool keeps 144 tokens a frame whatever K is)
-    videoglamm*) input="--arrangement pool-min"; budgets="${VIDEO_BUDGETS[*]}" ;;
+  case "$name" in
+    sa2va*|unipixel*) runs=("sdpa-captured" "eager-captured") ;;
+    *) runs=("eager-captured" "sdpa-captured") ;;
   esac
-  runs=("eager-captured" "sdpa-captured")
-  # the official eager prefill beside them for GLaMM-7B (the other models' eager rows: the earlier check)
-  [ "$model" = "${MODELS[0]}" ] && runs=("eager-eager" "${runs[@]}")
+  # a video model: validate's synthetic clip; pool-min (this project's reading) makes per-frame pruning
+  # shorten the LLM's prompt (the official pool keeps 144 tokens a frame whatever K is)
+  case "$name" in videoglamm*) input="--arrangement pool-min"; budgets="${VIDEO_BUDGETS[*]}" ;; esac
+  [ "$name" = "$first" ] && runs+=("eager-eager" "eager-eager-eager")
   for run in "${runs[@]}"; do
-    attn="${run%%-*}"
-    prefill="${run#*-}"
+    IFS=- read -r attn prefill enc <<< "$run"
     extra=""
     [ "$prefill" = captured ] && extra="${FUSED[*]:-}"
-    step "validate-$name-$run" "$PY -m litelvlm.cli validate --model $model $tok $input \
---device $DEVICE --attn $attn --methods litelvlm fastv --budgets $budgets --repeats $REPEATS --prefill $prefill \
-$extra --matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) --out '$OUT/validate/$name-$run'"
+    step "validate-$name-$run" "$PY -m litelvlm.cli validate --model $model $([ "$name" = "$first" ] && echo "$tok")\
+$input --device $DEVICE --attn $attn --methods litelvlm fastv --budgets $budgets --repeats $REPEATS \
+${enc:+$(encoders "$enc")}--prefill $prefill $extra--matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) \
+--out '$OUT/validate/$name-$run'"
   done
-  # a full-size random model's cached checkpoint (7-16 GB) goes once its last step is done: the disk of a fresh
-  # GPU machine holds about two of them
-  [ "$DRY" = 1 ] || step "drop-$name" "rm -rf \"\${LITELVLM_CACHE:-\$HOME/.cache/litelvlm}/random-models/\
-${name%%-*}-\"*-fast; df -h \"\${LITELVLM_CACHE:-\$HOME/.cache/litelvlm}\" | tail -1"
+  [ "$name" = "$first" ] || drop "$name"
 done
+# the grounding throughput per batch size at the default prefill (GLaMM-7B, whose checkpoint is still cached)
+step "throughput-$first" "$PY '$ROOT/benchmarks/bench_throughput.py' --models ${MODELS[0]} $tok--device $DEVICE \
+--methods none litelvlm ${THROUGHPUT[*]} --refer-dir '$DATA/coco128_refer' --out '$OUT/throughput/$first'"
+drop "$first"
+# the gpu-marked tests (tiny models; on a CPU they skip, named): every test file that holds one
+GPU_TESTS="$(cd "$ROOT" && grep -rlE --include='test_*.py' '@pytest\.mark\.gpu' tests | sort | tr '\n' ' ')"
+if [ -n "$GPU_TESTS" ]; then
+  step gpu-tests "cd '$ROOT' && $PY -m pytest -p no:cacheprovider -m gpu -q -rA -n $WORKERS ${GPU_TESTS% }"
+else
+  step gpu-tests "echo 'no test file under $ROOT/tests holds a gpu-marked test'; exit 5"
+fi
 # GLaMM-7B's decoder stack alone: attention kernel x prefill path at 713/329/201 tokens beside its roofline
 step fused-prefill "$PY '$ROOT/benchmarks/bench_fused_prefill.py' ${BENCH[*]} --out '$OUT/fused_prefill'"
-# the grounding throughput per batch size at the default prefill (the first model only: the time is short)
-model="${MODELS[0]}"
-name="${model%%:*}"
-tok=""
-[ "$model" = glamm-7b-random ] && tok="--tokenizer '$DATA/glamm_refseg_tokenizer'"
-step "throughput-$name" "$PY '$ROOT/benchmarks/bench_throughput.py' --models $model $tok --device $DEVICE \
---methods none litelvlm fastv ${THROUGHPUT[*]} --refer-dir '$DATA/coco128_refer' --out '$OUT/throughput/$name'"
 step summary "$PY '$ROOT/benchmarks/gpu_check.py' summary '$OUT'"
 
 if [ "$PRINT" = 1 ]; then
@@ -149,21 +176,27 @@ if [ "$PRINT" = 1 ]; then
 fi
 
 mkdir -p "$OUT"
-if [ -d "$WHEELS" ] && [ "$DRY" != 1 ]; then   # THERE: the carried wheels into a scratch site
-  SITE="$(mktemp -d)"
-  "$PY" -m pip install --no-index --no-deps --quiet --target "$SITE" "$WHEELS"/*.whl
-  export PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
-else
-  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+SITE="$(mktemp -d)"
+trap 'rm -rf "$SITE"' EXIT
+if [ "$DRY" != 1 ] && compgen -G "$WHEELS/*.whl" > /dev/null; then   # THERE: the carried wheels, one by one
+  for whl in "$WHEELS"/*.whl; do
+    "$PY" -m pip install --no-index --no-deps --quiet --target "$SITE" "$whl" >> "$OUT/wheels.log" 2>&1 \
+      || echo "wheel not installed: $(basename "$whl") (wheels.log)" | tee -a "$OUT/steps.log"
+  done
 fi
+# the studies' commands are entry points: a folder without litelvlm's dist-info (a checkout) gets one in the site
+compgen -G "$ROOT/litelvlm-*.dist-info" > /dev/null \
+  || "$PY" "$ROOT/benchmarks/gpu_check_prepare.py" dist-info "$SITE" >> "$OUT/wheels.log" 2>&1
+export PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg LITELVLM_SHARED_DATA="$DATA"
-cmdline="benchmarks/gpu_check.sh $([ "$DRY" = 1 ] && echo '--dry-run ')--out $OUT"
-echo "$cmdline" > "$OUT/command.txt"
+echo "benchmarks/gpu_check.sh $([ "$DRY" = 1 ] && echo '--dry-run ')--out $OUT" > "$OUT/command.txt"
 PACK="${PACK:-$OUT.tar.gz}"
 pack() { tar czf "$PACK.part" -C "$(dirname "$OUT")" "$(basename "$OUT")" 2>/dev/null && mv "$PACK.part" "$PACK"; }
 start=$(date +%s)
+echo "start $start $(date -u +%FT%TZ)" >> "$OUT/steps.log"
 failed=0
-for ((i = 0; i < ${#STEPS[@]}; i += 2)); do
+last=$((${#STEPS[@]} - 2))   # the summary, run after the others whatever the deadline
+for ((i = 0; i < last; i += 2)); do
   name="${STEPS[i]}"
   # ONLY (an extended regular expression): the steps to run when device time is short; the rest are named
   if [ -n "${ONLY:-}" ] && ! [[ "$name" =~ $ONLY ]]; then
@@ -182,10 +215,23 @@ for ((i = 0; i < ${#STEPS[@]}; i += 2)); do
   timeout "$limit" bash -c "${STEPS[i+1]}" > "$OUT/$name.log" 2>&1
   rc=$?
   echo "$name rc=$rc $(( $(date +%s) - t0 )) s" | tee -a "$OUT/steps.log"
+  # pytest's exit 5, or its "no tests ran": a test step that tested nothing fails
+  if [[ "${STEPS[i+1]}" == *pytest* ]] && { [ $rc -eq 5 ] || grep -q "no tests ran" "$OUT/$name.log"; }; then
+    echo "$name ran no test" | tee -a "$OUT/steps.log"
+    rc=5
+  fi
   [ $rc -eq 0 ] || failed=$((failed + 1))
   tail -n 3 "$OUT/$name.log"
   pack
 done
+t0=$(date +%s)
+timeout 60 bash -c "${STEPS[last+1]}" > "$OUT/summary.log" 2>&1
+rc=$?
+echo "summary rc=$rc $(( $(date +%s) - t0 )) s" | tee -a "$OUT/steps.log"
+[ $rc -eq 0 ] || failed=$((failed + 1))
+end=$(date +%s)
+echo "end $end $(date -u +%FT%TZ): $((end - start)) s" | tee -a "$OUT/steps.log"
+cat "$OUT/summary.md" 2>/dev/null || tail -n 3 "$OUT/summary.log"
 pack
 echo "$failed step(s) failed or skipped; results in $OUT (packed: $PACK)"
 [ $failed -eq 0 ]

@@ -1,9 +1,10 @@
-"""benchmarks/gpu_check.sh: its steps and arguments (light), its summary's targets, and its dry run on a CPU
-(slow)."""
+"""benchmarks/gpu_check.sh: its steps, their order and the files and options they name (light), what a step
+that runs no test or a deadline does, and its dry run on a CPU (slow)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,32 +15,61 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from gpu_check import card, env, summary  # noqa: E402
+from gpu_check import card, env  # noqa: E402
 
 FULL = ("glamm-7b-random", "sa2va-qwen2_5-vl-3b-random", "unipixel-3b-random", "videoglamm-random")
-TINY = ("tiny-random:0", "unipixel-tiny-random:0", "sa2va-tiny-random:0", "videoglamm-tiny-random:0")
+TINY = ("tiny-random:0", "sa2va-tiny-random:0", "unipixel-tiny-random:0", "videoglamm-tiny-random:0")
+#: each family's official attention kernel: its run comes first
+OFFICIAL = {"glamm": "eager", "tiny": "eager", "sa2va": "sdpa", "unipixel": "sdpa", "videoglamm": "eager"}
 
 
-def _steps(*args: str) -> dict[str, str]:
-    done = subprocess.run(["bash", str(SCRIPT), "--print-steps", "--out", "/nowhere", *args],
-                          capture_output=True, text=True, check=True, timeout=60)
+def print_steps(script: Path = SCRIPT, *args: str, cwd: Path | None = None,
+                env: dict | None = None) -> dict[str, str]:
+    """{step name: its command} as ``gpu_check.sh --print-steps --out /nowhere ARGS`` prints them."""
+    done = subprocess.run(["bash", str(script), "--print-steps", "--out", "/nowhere", *args],
+                          capture_output=True, text=True, check=True, timeout=60, cwd=cwd, env=env)
     return dict(line.split(": ", 1) for line in done.stdout.splitlines())
 
 
 def _runs(model: str) -> list[str]:
-    """(attention, prefill) runs of a model: the official eager prefill for the first model too."""
-    return (["eager-eager"] if model == FULL[0] else []) + ["eager-captured", "sdpa-captured"]
+    """A model's validate runs (attention-prefill[-encoders]), in the check's order."""
+    first = OFFICIAL[model.split("-")[0]]
+    runs = [f"{first}-captured", f"{'sdpa' if first == 'eager' else 'eager'}-captured"]
+    return runs + (["eager-eager", "eager-eager-eager"] if model in (FULL[0], TINY[0]) else [])
 
 
-def test_the_check_runs_every_attention_and_prefill_for_every_model_beside_the_rates():
-    steps = _steps()
-    assert list(steps)[:3] == ["env", "rates", "gpu-tests"] and list(steps)[-1] == "summary"
+def _order(models: tuple[str, ...], drops: bool) -> list[str]:
+    names = ["env", "rates"]
+    for model in models:
+        name = model.split(":")[0]
+        names += [f"validate-{name}-{run}" for run in _runs(model)]
+        if drops and model != models[0]:
+            names.append(f"drop-{name}")
+    first = models[0].split(":")[0]
+    names.append(f"throughput-{first}")
+    return names + ([f"drop-{first}"] if drops else []) + ["gpu-tests", "fused-prefill", "summary"]
+
+
+def gpu_test_files() -> set[str]:
+    """The test files that hold a ``gpu``-marked test."""
+    return {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
+            if "__pycache__" not in p.parts and "@pytest.mark.gpu" in p.read_text()}
+
+
+def test_the_check_runs_the_most_important_steps_first():
+    """env, rates, GLaMM-7B, Sa2VA, UniPixel, VideoGLaMM, throughput, the gpu tests, the fused-prefill bench
+    last (the deadline may skip it); each model's official attention first; a model's cached checkpoint goes
+    after its last step."""
+    assert list(print_steps()) == _order(FULL, drops=True)
+    assert list(print_steps(SCRIPT, "--dry-run")) == _order(TINY, drops=False)
+
+
+def test_the_check_runs_every_attention_and_prefill_for_every_model():
+    steps = print_steps()
     assert "matmul '/nowhere' cuda" in steps["rates"]
-    assert "-m gpu" in steps["gpu-tests"]
-    assert "tests/litelvlm/llm/test_compiled_prefill.py" in steps["gpu-tests"]
     for model in FULL:
         for run in _runs(model):
-            attn, prefill = run.split("-")
+            attn, prefill = run.split("-")[:2]
             cmd = steps[f"validate-{model}-{run}"]
             assert f"--model {model} " in cmd and f"--prefill {prefill} " in cmd and "--device cuda" in cmd
             assert f"--attn {attn} " in cmd and "--capture" not in cmd   # the default capture: fused on cuda
@@ -48,39 +78,101 @@ def test_the_check_runs_every_attention_and_prefill_for_every_model_beside_the_r
                     and "--repeats 3" in cmd)
             assert ("--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd
                     and f"--out '/nowhere/validate/{model}-{run}'" in cmd)
-    assert "--tokenizer" in steps["validate-glamm-7b-random-eager-eager"]
-    # a video model: the synthetic clip, with pruning that shortens the prompt
-    for run in _runs("videoglamm-random"):
+            # the default encoders (auto) but in GLaMM-7B's all-official run
+            assert ("--encoders eager --prefill eager" in cmd) == (run == "eager-eager-eager")
+            assert ("--encoders" in cmd) == (run == "eager-eager-eager")
+    assert "--tokenizer" in steps["validate-glamm-7b-random-eager-eager-eager"]
+    for run in _runs("videoglamm-random"):   # a video model: the synthetic clip, pruning shortens the prompt
         assert "--refer-dir" not in steps[f"validate-videoglamm-random-{run}"]
         assert "--arrangement pool-min" in steps[f"validate-videoglamm-random-{run}"]
     cmd = steps["fused-prefill"]
     assert "bench_fused_prefill.py' --device cuda" in cmd and "--out '/nowhere/fused_prefill'" in cmd
     cmd = steps["throughput-glamm-7b-random"]
     assert "bench_throughput.py' --models glamm-7b-random " in cmd and "--device cuda" in cmd
-    assert "--methods none litelvlm fastv" in cmd and "--batch-sizes 1 8 32 --budgets 192 64" in cmd
-    # each model's cached random checkpoint dropped after its last step (the disk holds about two)
-    names = list(steps)
+    assert "--batch-sizes 1 8 32 --budgets 192 64" in cmd and "--methods none litelvlm " in cmd
     for model in FULL:
-        family = model.split("-")[0]
-        assert f"random-models/{family}-\"*-fast" in steps[f"drop-{model}"]
-        assert names.index(f"drop-{model}") == names.index(f"validate-{model}-sdpa-captured") + 1
-    assert len(steps) == 3 + sum(len(_runs(m)) + 1 for m in FULL) + 3
+        assert f"random-models/{model.split('-')[0]}-\"*-fast" in steps[f"drop-{model}"]
+
+
+def test_the_gpu_tests_step_names_every_test_file_with_a_gpu_test():
+    """The moved quantization tests included: the step's files are those holding a gpu-marked test."""
+    for args in ((), ("--dry-run",)):
+        cmd = print_steps(SCRIPT, *args)["gpu-tests"]
+        assert "-m gpu" in cmd and "-p no:cacheprovider" in cmd
+        named = set(re.findall(r"tests/\S+\.py", cmd))
+        assert named == gpu_test_files() and "tests/litelvlm/models/test_quantize.py" in named
+        assert all((ROOT / f).is_file() for f in named)
 
 
 def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
-    steps = _steps("--dry-run")
+    steps = print_steps(SCRIPT, "--dry-run")
     assert "matmul '/nowhere' cpu" in steps["rates"] and "-n 1" in steps["gpu-tests"]
     for model in TINY:
         name = model.split(":")[0]
         cmd = steps[f"validate-{name}-eager-captured"]
-        assert "--device cpu" in cmd and "--budgets 64" in cmd and "--capture fused-eager" in cmd
-        assert f"drop-{name}" not in steps  # a tiny model's cache is kept
+        assert "--device cpu" in cmd and f"--budgets {196 if name.startswith('videoglamm') else 192} " in cmd
+        assert "--capture fused-eager --encoders compile-eager" in cmd   # traced, nothing generated on a CPU
     assert "--prefill eager" in steps["validate-tiny-random-eager-eager"]
+    assert "--encoders eager --prefill eager" in steps["validate-tiny-random-eager-eager-eager"]
     assert "--dry-run" in steps["fused-prefill"] and "--batch-sizes 1 2" in steps["throughput-tiny-random"]
 
 
+def _options(path: Path) -> set[str]:
+    """The options a benchmark script's argparse declares (read from its source)."""
+    return set(re.findall(r"add_argument\(\s*\"(--[a-z0-9-]+)\"", path.read_text()))
+
+
+def _validate_options() -> set[str]:
+    from litelvlm.cli import build_parser
+
+    sub = next(a for a in build_parser("validate")._actions if a.dest == "command")
+    return {s for a in sub.choices["validate"]._actions for s in a.option_strings}
+
+
+def check_named(steps: dict[str, str], root: Path, skip: tuple[str, ...] = ("/nowhere",)) -> None:
+    """Every quoted path a step names (but those under ``skip``) exists, and every option it passes to
+    validate or a benchmark script is one that command declares."""
+    known = {"litelvlm.cli validate ": _validate_options(),
+             "bench_throughput.py": _options(root / "benchmarks" / "bench_throughput.py"),
+             "bench_fused_prefill.py": _options(root / "benchmarks" / "bench_fused_prefill.py")}
+    # validate gains --encoders (docs/validate.md, "The GPU check"); once it has it, it is checked as others
+    pending = {"--encoders"} - known["litelvlm.cli validate "]
+    for name, cmd in steps.items():
+        for path in re.findall(r"'(/[^']*)'", cmd):
+            assert path.startswith(skip) or Path(path).exists(), (name, path)
+        for program, opts in known.items():
+            head, _, tail = cmd.partition(program)
+            if head and tail:
+                given = set(re.findall(r"(?<![\w-])(--[a-z0-9-]+)", tail.split(" > ")[0]))
+                assert given - opts - pending == set(), (name, given - opts)
+
+
+def test_every_step_names_files_and_options_that_exist():
+    data = os.environ.get("LITELVLM_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
+    # a clone without ../shared/data: the script falls back to shared/data in the folder
+    skip = ("/nowhere",) if Path(data).is_dir() else ("/nowhere", data, str(ROOT / "shared" / "data"))
+    for args in ((), ("--dry-run",)):
+        check_named(print_steps(SCRIPT, *args), ROOT, skip)
+
+
+@pytest.mark.odd_case("fault", "a step runs no test (pytest exit 5, 'no tests ran')",
+                      "benchmarks/gpu_check.sh",
+                      "the step fails, named in steps.log ('gpu-tests ran no test'), exit 1")
+def test_a_step_that_runs_no_test_fails_and_is_named(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'no tests ran in 0.01s'\nexit 5\n")
+    fake.chmod(0o755)
+    out = tmp_path / "gc"
+    env = {**os.environ, "PYTHON": str(fake), "ONLY": "^gpu-tests$"}
+    done = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out)], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert "gpu-tests ran no test" in (out / "steps.log").read_text()
+
+
 @pytest.mark.odd_case("deadline", "no time left for a step", "benchmarks/gpu_check.sh",
-                      "the step is skipped and logged, the archive still written (PACK), exit 1")
+                      "the step is skipped and logged, the summary and the archive still written (PACK), "
+                      "exit 1")
 def test_a_step_past_the_deadline_is_skipped_and_the_archive_still_written(tmp_path):
     out, pack = tmp_path / "gc", tmp_path / "back" / "gc.tar.gz"
     pack.parent.mkdir()
@@ -89,7 +181,9 @@ def test_a_step_past_the_deadline_is_skipped_and_the_archive_still_written(tmp_p
                           text=True, env=env, timeout=60)
     assert done.returncode == 1
     log = (out / "steps.log").read_text()
-    assert log.count(" skipped: ") == len(_steps("--dry-run")) and "DEADLINE_S=0" in log
+    assert log.count(" skipped: ") == len(print_steps(SCRIPT, "--dry-run")) - 1 and "DEADLINE_S=0" in log
+    assert re.search(r"^start \d+", log, re.M) and re.search(r"^end \d+", log, re.M)
+    assert "summary rc=1" in log   # the summary runs whatever the deadline (here a Python that fails)
     assert pack.is_file() and not (tmp_path / "gc.tar.gz").exists()
 
 
@@ -107,52 +201,10 @@ def test_an_unknown_argument_is_refused():
     assert done.returncode == 2 and "unknown argument --fast" in done.stderr
 
 
-def test_the_summary_judges_every_target(tmp_path):
-    """Per (model, attention, prefill): the speed-ups over none beside the roofline's own, the ratio to the
-    roofline, the stages' end-to-end ratio; each target MET, MISSED or not measured."""
-    def run(name: str, none_ms: float, lite_ms: float, roof=(9.0, 4.5), e2e=None, budget=192):
-        folder = tmp_path / "validate" / name
-        folder.mkdir(parents=True)
-        rows = [{"method": "none", "budget": 576, "seq_len": 713, "paper_prefill_ms": none_ms,
-                 "roofline_ms": roof[0], "over_roofline": none_ms / roof[0], "roofline_speedup": 1.0},
-                {"method": "litelvlm", "budget": budget, "seq_len": 329, "paper_prefill_ms": lite_ms,
-                 "roofline_ms": roof[1], "over_roofline": lite_ms / roof[1],
-                 "roofline_speedup": roof[0] / roof[1]}]
-        pd.DataFrame(rows).to_csv(folder / "validate.csv")
-        (folder / "config.json").write_text('{"llm_attn_implementation": "sdpa"}')
-        if e2e:
-            pd.DataFrame([{"method": "none", "budget": 576, "stage": "total", "ms": e2e[0]},
-                          {"method": "litelvlm", "budget": budget, "stage": "total", "ms": e2e[1]}]).to_csv(
-                              folder / "stages.csv")
-
-    run("glamm-7b-random-eager-eager", 45.0, 44.0)
-    run("glamm-7b-random-eager-captured", 15.0, 7.0, e2e=(40.0, 28.0))
-    run("glamm-7b-random-sdpa-captured", 12.0, 6.0)
-    run("sa2va-qwen2_5-vl-3b-random-sdpa-captured", 12.0, 10.0)
-    (tmp_path / "matmul.json").write_text('{"tflops": 790.0, "dtype": "bfloat16", "name": "H200", "gemm": '
-                                          '8192, "device": "cuda", "copy_gbps": 4300.0}')
-    text = summary(tmp_path)
-    assert "790 TFLOP/s (bfloat16, H200" in text and "Ran on: H200 (`cuda`)" in text and "4300 GB/s" in text
-    assert "- GLaMM-7B none, captured, eager: within 2x of its roofline: 1.67x **MET**" in text
-    assert "- GLaMM-7B none, captured, sdpa: within 1.5x of its roofline: 1.33x **MET**" in text
-    assert "LiteLVLM@192 over none, captured, eager: >= 2x (paper 2.2x): 2.14x **MET**" in text
-    assert "glamm LiteLVLM@192 over none, captured, sdpa: >= 90% of the roofline's 2.00x: 1.00 of it" in text
-    assert "sa2va LiteLVLM@192 over none, captured, sdpa: >= 90% of the roofline's 2.00x: 0.60" in text
-    assert ("end to end (stages' total) LiteLVLM@192 over none, batch 1: >= 1.3x (paper: 22% faster): 1.43x"
-            in text)
-    assert "unipixel LiteLVLM@192 over none, captured, eager" in text and "not measured" in text
-    assert text.count("**MISSED**") == 1
-    rows = pd.read_csv(tmp_path / "summary.csv")
-    got = rows[(rows["model"] == "glamm-7b-random") & (rows["attn"] == "sdpa")
-               & (rows["method"] == "litelvlm")]
-    assert float(got["of_roofline_speedup"].iloc[0]) == pytest.approx(1.0)
-    assert got["llm_attn"].iloc[0] == "sdpa"
-
-
 @pytest.mark.slow
 def test_the_dry_run_runs_end_to_end(tmp_path, shared_data):
     """The whole flow on a CPU (tiny random presets): every step passes, the folder is packed after each
-    step."""
+    step, the summary judges every target."""
     out = tmp_path / "gc"
     env = {**os.environ, "PYTHON": sys.executable, "LITELVLM_SHARED_DATA": str(shared_data),
            "STEP_LIMIT_S": "600", "DEADLINE_S": "3600"}
@@ -160,13 +212,15 @@ def test_the_dry_run_runs_end_to_end(tmp_path, shared_data):
                           text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = (out / "steps.log").read_text()
-    images = [m for m in TINY if not m.startswith("videoglamm")]
-    assert log.count(" rc=0 ") == 3 + 2 * len(TINY) + 1 + 3
-    assert (out / "throughput" / "tiny-random" / "throughput.csv").is_file() and images
+    assert log.count(" rc=0 ") == len(_order(TINY, drops=False))
+    assert (out / "throughput" / "tiny-random" / "throughput.csv").is_file()
     assert (out / "summary.md").is_file() and (tmp_path / "gc.tar.gz").is_file()
     assert (out / "fused_prefill" / "fused_prefill.csv").is_file() and (out / "gbps.txt").is_file()
-    rows = pd.read_csv(out / "summary.csv")
+    rows = pd.read_csv(out / "runs.csv")
     assert set(rows["prefill"]) == {"eager", "captured"} and set(rows["attn"]) == {"eager", "sdpa"}
     assert rows["over_roofline"].notna().all()
     assert {m.split(":")[0] for m in TINY} <= set(rows["model"])
+    targets = pd.read_csv(out / "summary.csv")
+    assert {f"T{i}" for i in range(1, 7)} <= set(targets["target"])
+    assert set(targets["verdict"]) <= {"MET", "MISSED", "NOT MEASURED"}
     assert "Ran on: CPU: " in (out / "summary.md").read_text() and "cpu: " in (out / "env.txt").read_text()
