@@ -22,17 +22,16 @@ from litelvlm.cost.bound import (
     matmul_tflops,
     screen_note,
 )
-from litelvlm.llm.captured import eager_lines, install, merge_eager_runs
+from litelvlm.llm.captured import eager_lines, merge_eager_runs
+from litelvlm.lvlm.captured_paths import install_paths
 
 
 def install_prefill(pipe, args) -> None:
     """``--prefill captured``: a fresh captured prefill on ``pipe``'s LLM (one per attention implementation: a
-    capture is specialised to the attention it recorded); nothing for the eager prefill."""
-    if getattr(args, "prefill", "eager") != "captured":
-        return
-
-    capture = getattr(args, "capture", "auto")
-    install(pipe.language_model, None if capture == "auto" else capture)
+    capture is specialised to the attention it recorded), and ``--encoders`` (the image encoders captured on
+    cuda by default); nothing for the eager paths."""
+    install_paths(pipe, getattr(args, "prefill", "eager"), getattr(args, "capture", "auto"),
+                  getattr(args, "encoders", "auto"))
 
 
 def say_eager(accounts: list[dict[str, list[str]]]) -> None:

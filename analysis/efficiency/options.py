@@ -16,6 +16,8 @@ from analysis.common.options.model_args import ATTN_CHOICES as ATTNS
 from analysis.common.options.prefill_args import (
     CAPTURE_CHOICES,
     CAPTURE_HELP,
+    ENCODER_CHOICES,
+    ENCODERS_HELP,
     PREFILL_HELP,
     PREFILLS,
     TFLOPS_HELP,
@@ -83,6 +85,7 @@ class EfficiencyArgs(MethodFlags):
     figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
     prefill: str = arg("auto", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/efficiency.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
+    encoders: str = arg("auto", choices=list(ENCODER_CHOICES), help=ENCODERS_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     quantize: str = arg("none", choices=["none", "int8", "nf4"],
                         help="time the model with its LLM decoder layers' weights quantized (int8: "
@@ -121,7 +124,7 @@ def check_args(a: EfficiencyArgs) -> None:
     if a.arch is not None and a.arch not in known:
         raise LiteLVLMError(f"unknown --arch {a.arch!r}; choose one of {', '.join(known)}")
     a.prefill = resolve_prefill(a.prefill, a.device)   # auto: captured on cuda, eager elsewhere
-    check_prefill(a.prefill, False, a.matmul_tflops, a.capture, a.device)
+    check_prefill(a.prefill, False, a.matmul_tflops, a.capture, a.device, a.encoders)
     if a.prefill == "captured" and a.warmup < 1:
         raise LiteLVLMError("--prefill captured needs --warmup >= 1: the warm-up calls capture each length")
     if a.quantize != "none" and a.flops_only:

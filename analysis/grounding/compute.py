@@ -66,7 +66,7 @@ from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.llm.captured import install
+from litelvlm.lvlm.captured_paths import install_paths
 from litelvlm.method import position_error
 from litelvlm.registry.families import exif_transpose, get_family, image_resize_record, load_pipeline, resolve
 from litelvlm.registry.provenance import mark_weights, weights_banner
@@ -251,11 +251,12 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
               f"protocol embeds up to {a.max_sentences} questions per image")
 
     _check_layers(a, methods, pipe)
-    if a.prefill == "captured":   # the LLM's layers between pruning points captured (litelvlm.llm.captured)
-        install(pipe.language_model, None if a.capture == "auto" else a.capture)
+    # the LLM's layers between pruning points captured; the image encoders (CUDA graphs on cuda)
+    install_paths(pipe, a.prefill, a.capture, a.encoders)
     out = Path(a.out)
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk", "prefill", "capture")}
-    config.update(prefill_record(a.prefill, a.capture))
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk", "prefill", "capture",
+                                                              "encoders")}
+    config.update(prefill_record(a.prefill, a.capture, a.encoders))
     for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
                          ("batch_size", 1), ("time_pruning", False)):
         # a default is recorded only when changed: earlier folders resume as they were

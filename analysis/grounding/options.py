@@ -117,7 +117,7 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
     check_hub_model(a.model)   # a hub id offline with no cached snapshot
     check_refer_folder(a.refer_dir, a.dataset, a.split_by)
     a.prefill = resolve_prefill(a.prefill, a.device)   # auto: captured on cuda, eager elsewhere
-    check_prefill(a.prefill, False, "off", a.capture, a.device)
+    check_prefill(a.prefill, False, "off", a.capture, a.device, a.encoders)
     return methods, a.budgets
 
 

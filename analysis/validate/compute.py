@@ -66,6 +66,7 @@ from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
 from litelvlm.machine.busy import busy_warning
+from litelvlm.lvlm.captured_paths import install_paths
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.methods.select import select
 from litelvlm.models.random_weights import no_write
@@ -216,7 +217,8 @@ def _load(a: ValidateArgs):
     if a.compile:  # the compiled prefill (litelvlm.llm.compiled): its record in the run's setup
 
         pipe.compiled = compile_layers(pipe.language_model.layers, mode=default_mode(a.device))
-    pipe.compiled = pf.install_prefill(a, pipe) or getattr(pipe, "compiled", None)  # --prefill captured
+    # --prefill captured, --encoders (the image encoders captured on cuda by default)
+    pipe.compiled = install_paths(pipe, a.prefill, a.capture, a.encoders) or getattr(pipe, "compiled", None)
     return pipe, load_ms, load_rss.peak
 
 
@@ -225,14 +227,12 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path, argv: tuple[s
     ``--compare-to`` (a re-run with others adds their rows), the image, the model's dtype and its paired
     CLIP's weights (None: the family pairs none); ``argv``, the command line, in its provenance record."""
 
-    config = {k: v for k,
-              v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to",
-                                                                 "matmul_tflops", "write",
-                                                              # recorded when not official (earlier folders)
-                                                              *(("positions",) if a.positions == "official"
-                                                                else ()),
-                                                              *(("prefill", "capture") if a.prefill == "eager"
-                                                                else ()))}
+    skip = ("out", "methods", "budgets", "repeats", "compare_to", "matmul_tflops", "write",
+            # recorded when not their defaults (earlier folders resume)
+            *(("positions",) if a.positions == "official" else ()),
+            *(("prefill", "capture") if a.prefill == "eager" else ()), *(("encoders",) if a.encoders == "auto"
+                                                                         else ()))
+    config = {k: v for k, v in asdict(a).items() if k not in skip}
     # recorded for a family that has one
     config.update(image_resize_record(config.pop("image_resize"), a.model))
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(),

@@ -16,6 +16,8 @@ from analysis.common.options.model_args import LAYER_DTYPE_HELP, LAYER_DTYPES, M
 from analysis.common.options.prefill_args import (
     CAPTURE_CHOICES,
     CAPTURE_HELP,
+    ENCODER_CHOICES,
+    ENCODERS_HELP,
     PREFILL_HELP,
     PREFILLS,
     TFLOPS_HELP,
@@ -78,6 +80,7 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                     "tests/litelvlm/llm/test_compiled_prefill.py)")
     prefill: str = arg("auto", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/validate.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
+    encoders: str = arg("auto", choices=list(ENCODER_CHOICES), help=ENCODERS_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     layer_dtype: str = arg("auto", help=LAYER_DTYPE_HELP + "; auto by default here (a timing study)",
                            choices=list(LAYER_DTYPES))
@@ -141,7 +144,7 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
     if a.refer_dir is not None:
         check_refer_folder(a.refer_dir, a.dataset, a.split_by)
     a = replace(a, prefill=resolve_prefill(a.prefill, a.device, a.compile))   # auto: captured on cuda
-    check_prefill(a.prefill, a.compile, a.matmul_tflops, a.capture, a.device)
+    check_prefill(a.prefill, a.compile, a.matmul_tflops, a.capture, a.device, a.encoders)
     check_no_write(not a.write, a.model)
     # the paper's budgets (576, 192, 128, 64), or its per-frame ones for a video model (576, 196, 81)
     defaults = PAPER_VIDEO_BUDGETS if video else PAPER_BUDGETS

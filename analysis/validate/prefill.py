@@ -27,21 +27,13 @@ from litelvlm.cost.bound import (
     screen_note,
     token_layers,
 )
-from litelvlm.llm.captured import eager_lines, install, runner_of
+from litelvlm.llm.captured import eager_lines, runner_of
 from litelvlm.methods import get_method
 
 log = logging.getLogger("analysis.validate.compute")
 
 #: the columns :func:`add_limits` adds (only where the rate is known: other runs' tables are unchanged)
 LIMIT_COLUMNS = ["arithmetic_limit_ms", "over_limit", "roofline_ms", "over_roofline", "roofline_speedup"]
-
-
-def install_prefill(a, pipe) -> dict | None:
-    """Install ``--prefill captured`` on ``pipe``'s LLM; its record (None: the eager prefill)."""
-    if a.prefill != "captured":
-        return None
-
-    return install(pipe.language_model, None if a.capture == "auto" else a.capture).record()
 
 
 def resolve_tflops(a, pipe) -> float | None:
@@ -125,5 +117,5 @@ def say_eager(pipe) -> None:
         print(f"validate: {line}", file=sys.stderr)
 
 
-__all__ = ["LIMIT_COLUMNS", "account_eager", "add_limits", "say_eager", "install_prefill", "limit_lines",
+__all__ = ["LIMIT_COLUMNS", "account_eager", "add_limits", "say_eager", "limit_lines",
            "resolve_tflops", "screen_warning"]

@@ -59,7 +59,7 @@ from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
-from litelvlm.llm.captured import install
+from litelvlm.lvlm.captured_paths import install_paths
 from litelvlm.methods import BASELINE, is_baseline
 from litelvlm.registry.families import image_resize_record, video_eval
 from litelvlm.registry.provenance import mark_weights, weights_banner
@@ -221,7 +221,7 @@ def config_skip(a: VideoArgs) -> tuple[str, ...]:
     """The options ``config.json`` does not record (those that change no part, and defaults added later, so
     that folders written before them stay resumable)."""
     skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "image_resize",
-            "batch_size", "prefill", "capture")
+            "batch_size", "prefill", "capture", "encoders")
     skip += ("allocation",) if a.allocation == "uniform" else ()
     skip += ("positions",) if a.positions == "official" else ()
     return skip + (("dataset",) if a.dataset == REF_DAVIS else ("anno_sets",))
@@ -315,10 +315,10 @@ def run_video(a: VideoArgs, checked: tuple | None = None, screen: Screen = Scree
         with shards.loading():   # the main process writes any cached random model first
             run = family.runner(a if shards.device(a.device) == a.device
                                 else replace(a, device=shards.device(a.device)))
-        # the LLM's layers between pruning points captured (litelvlm.llm.captured)
-        if a.prefill == "captured":
-            install(run.pipe.language_model, None if a.capture == "auto" else a.capture)
-        config.update(prefill_record(a.prefill, a.capture), **llm_attn_record(run.pipe.language_model))
+        # the LLM's layers between pruning points captured; the image encoders (CUDA graphs on cuda)
+        install_paths(run.pipe, a.prefill, a.capture, a.encoders)
+        config.update(prefill_record(a.prefill, a.capture, a.encoders),
+                      **llm_attn_record(run.pipe.language_model))
         methods = run.plan_methods(given, budgets)
         # the baseline once at 576, then methods x budgets
         runs = plan([BASELINE, *methods], budgets, NUM_PATCHES)

@@ -159,7 +159,7 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     :data:`NUM_PATCHES`, the family's own options by its light video path,
     :func:`~litelvlm.registry.families.video_eval`)."""
     a.prefill = resolve_prefill(a.prefill, a.device)   # auto: captured on cuda, eager elsewhere
-    check_prefill(a.prefill, False, "off", a.capture, a.device)
+    check_prefill(a.prefill, False, "off", a.capture, a.device, a.encoders)
     methods = split_list(a.methods)
     for m in methods:
         if m not in TABLE:

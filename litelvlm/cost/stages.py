@@ -3,11 +3,16 @@
 :class:`StageTimer` times ``fn()`` (one call of a family's pipeline) and splits its time into the named
 :data:`STAGES`, in this order:
 
+* ``prepare``: the CPU-side preparation of the input: the image's resizing and normalising for each tower and
+  for the mask head with the copy to the device (the family's ``stage_modules()["prepare"]`` steps), and the
+  prompt's making and tokenisation (the contract's ``with_sentences``, less the towers it runs);
 * ``vision``: the vision tower / CLIP encoders (the family's ``stage_modules()["vision"]``: GLaMM's CLIP,
   its text tower included, Qwen2.5-VL's vision tower and the paired CLIP, VideoGLaMM's CLIP and InternVideo2);
   a tower-stage method's run of the tower's blocks, its pruning between them included;
-* ``selection``: a CLIP-side method's own selection (the pipeline's ``run_clip_stage``, as ``validate``'s
-  ``selection_ms`` times it alone); an LLM-side method's selection runs with the LLM and counts there;
+* ``selection``: a method's own selection: the pipeline's ``run_clip_stage`` (a CLIP-side method, as
+  ``validate``'s ``selection_ms`` times it alone) and ``run_llm_stage`` outside the decoder layers (an
+  LLM-side method's scoring: DivPrune's and CDPruner's on the LLM's inputs, the oracles' gradients; the layers
+  it runs count as ``prefill``);
 * ``prefill``: the LLM's decoder-layer loop over a sequence longer than 1 token, from the first decoder
   layer's start to the last one's end (the definition of :class:`~litelvlm.cost.timing.LayerLoopTimer`,
   the paper's "Prefill Time"; a method pruning inside the LLM stays in the span);
@@ -41,7 +46,7 @@ from typing import Any
 import torch
 
 #: the named stages of a grounding call, in reading order
-STAGES = ("vision", "selection", "prefill", "decode", "mask")
+STAGES = ("prepare", "vision", "selection", "prefill", "decode", "mask")
 #: everything outside the named stages: ``total`` less their sum
 OTHER = "other"
 #: the measured end-to-end time of the call
@@ -49,10 +54,11 @@ TOTAL = "total"
 #: every column :meth:`StageTimer.time` reports, in order
 COLUMNS = (*STAGES, OTHER, TOTAL)
 #: the stages a family declares modules for (``GroundingPipeline.stage_modules``)
-MODULE_STAGES = ("vision", "mask", OTHER)
-#: the contract's steps (``GroundingPipeline`` methods) that are a stage on every family: a CLIP-side
-#: method's step, the mask head's decoding and its upscaling to the input's size
-PIPELINE_STEPS = {"run_clip_stage": "selection", "decode_masks": "mask", "upscale_masks": "mask"}
+MODULE_STAGES = ("prepare", "vision", "mask", OTHER)
+#: the contract's steps (``GroundingPipeline`` methods) that are a stage on every family: the prompt's
+#: making, a method's selection step, the mask head's decoding and its upscaling to the input's size
+PIPELINE_STEPS = {"with_sentences": "prepare", "run_clip_stage": "selection", "run_llm_stage": "selection",
+                  "decode_masks": "mask", "upscale_masks": "mask"}
 
 
 def _length(args: tuple, kwargs: dict) -> int:

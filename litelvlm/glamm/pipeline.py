@@ -269,11 +269,15 @@ class GlammPipeline(GroundingPipeline):
         """The time by stage's parts (:mod:`litelvlm.cost.stages`): CLIP with its preprocessing (its text
         tower embeds the questions); SAM's with its input's resizing; the projector outside the stages."""
         clip, sam = self.clip.modules(), self.model.sam
-        return {"vision": [clip.vision_model, getattr(clip, "text_model", None),
-                           *((self.clip, n) for n in ("preprocess", "trace_image", "encode_text"))],
-                "mask": [*sam.children(), (sam, "get_image_embeddings"),
-                         (sys.modules[__name__], "sam_inputs")],
+        return {"prepare": [(self.clip, "preprocess"), (sys.modules[__name__], "sam_inputs")],
+                "vision": [clip.vision_model, getattr(clip, "text_model", None),
+                           *((self.clip, n) for n in ("trace_image", "encode_text"))],
+                "mask": [*sam.children(), (sam, "get_image_embeddings")],
                 "other": [self.model.projector]}
+
+    def encoder_modules(self) -> list:
+        """CLIP's vision tower and SAM's image encoder (captured under ``--encoders``)."""
+        return [self.clip.modules().vision_model, self.model.sam.vision_encoder]
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -33,9 +33,10 @@ from ..llm.context import LLMContext
 from ..method import Method
 from ..methods import get_method
 from ..pruning import Selection
-from . import batched
+from . import batched, encoders
 from . import contract_steps as steps
 from .abilities import Abilities
+from .numerics import set_attention, tower_implementation
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 from .visual_view import visual_grid, visual_window
@@ -196,6 +197,19 @@ class GroundingPipeline(abc.ABC):
         """{stage: modules (or (owner, attribute) steps) whose calls are it} for :mod:`litelvlm.cost.stages`:
         ``vision``, ``mask``, ``other`` (outside the stages); default none (their time is ``other``)."""
         return {}
+
+    @final
+    def clip_loaded(self, clip) -> None:
+        """What follows a paired CLIP's loading on first use: the tower kernel of ``numerics.attn`` in it, and
+        its capture where ``--encoders`` captures the encoders (:func:`litelvlm.lvlm.encoders.adopt`)."""
+        set_attention(tower_implementation(self.numerics.attn), clip.modules())
+        encoders.adopt(self)
+
+    def encoder_modules(self) -> list:
+        """The image encoders whose ``forward`` runs at fixed input shapes per image (a vision tower, a paired
+        CLIP's, SAM's image encoder), captured under ``--encoders`` (:mod:`litelvlm.lvlm.encoders`); default
+        none."""
+        return []
 
     def sample_metrics(self, pred, gt, box) -> dict:
         """The family's own per-sample columns (prefixed with the abilities' ``own_metric``) for a boolean (H,

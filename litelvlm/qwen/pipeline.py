@@ -36,7 +36,7 @@ from ..clip import DEFAULT_HF_MODEL, load_clip
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
-from ..lvlm.numerics import set_attention, tower_implementation
+from ..lvlm.numerics import set_attention
 from ..models.model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
 from ..registry.families import card, family_model
@@ -182,7 +182,7 @@ class QwenSam2Pipeline(GroundingPipeline):
                                 "CLIP-side method")
         if isinstance(self._clip, str):
             self._clip = load_clip(self._clip, "hf", device=self.device, dtype=self.dtype)
-            set_attention(tower_implementation(self.numerics.attn), self._clip.modules())
+            self.clip_loaded(self._clip)
         return self._clip
 
     def apply_attention(self) -> None:
@@ -234,14 +234,23 @@ class QwenSam2Pipeline(GroundingPipeline):
         image and video preprocessing, the paired CLIP with its own once loaded (a family adds the steps
         resizing its tower's input); SAM 2's parts with its preprocessing."""
         clip, model = getattr(self._clip, "modules", lambda: None)(), self.qwen.model
-        steps = [(getattr(self.processor, p), "preprocess") for p in ("image_processor", "video_processor")
-                 if getattr(self.processor, p, None) is not None]
+        prepare = [(getattr(self.processor, p), "preprocess") for p in ("image_processor", "video_processor")
+                   if getattr(self.processor, p, None) is not None]
+        steps = []
         if clip is not None:
-            steps += [*clip.children(), *((self._clip, n) for n in ("preprocess", "trace_image",
-                                                                     "encode_text"))]
-        return {"vision": [model.visual, (model, "get_image_features"), (model, "get_video_features"),
+            prepare.append((self._clip, "preprocess"))
+            steps += [*clip.children(), *((self._clip, n) for n in ("trace_image", "encode_text"))]
+        return {"prepare": [*prepare, (self.sam2, "preprocess")],
+                "vision": [model.visual, (model, "get_image_features"), (model, "get_video_features"),
                            *steps],
-                "mask": [*self.sam2.model.children(), (self.sam2, "preprocess"), (self.sam2, "encode_image")]}
+                "mask": [*self.sam2.model.children(), (self.sam2, "encode_image")]}
+
+    def encoder_modules(self) -> list:
+        """The vision tower, SAM 2's image encoder and the paired CLIP's vision tower once loaded (captured
+        under ``--encoders``; a tower reading its grid on the host runs eagerly, named)."""
+        clip = None if self._clip is None or isinstance(self._clip, str) else self._clip.modules()
+        return [self.qwen.model.visual, self.sam2.model.vision_encoder,
+                *([clip.vision_model] if clip is not None else [])]
 
     # -- what a family provides ---------------------------------------------------------------------
     def seg_rows(self, input_ids: torch.Tensor) -> torch.Tensor:

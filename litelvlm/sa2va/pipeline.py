@@ -165,7 +165,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         """:meth:`QwenSam2Pipeline.stage_modules` and the image the vision tower sees (``_image``; the prompt
         makes it again: ``llm_image``)."""
         parts = super().stage_modules()
-        return {**parts, "vision": [*parts["vision"], (self, "_image"), (_protocol, "llm_image")]}
+        return {**parts, "prepare": [*parts["prepare"], (self, "_image"), (_protocol, "llm_image")]}
 
     # -- per image ----------------------------------------------------------------------------------
     def _image(self, image: Image.Image):

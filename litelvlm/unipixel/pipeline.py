@@ -109,7 +109,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
         """:meth:`QwenSam2Pipeline.stage_modules` and the frame the vision tower sees (``_video``; the prompt
         makes it again: ``resize_frame``)."""
         parts = super().stage_modules()
-        return {**parts, "vision": [*parts["vision"], (self, "_video"), (_protocol, "resize_frame")]}
+        return {**parts, "prepare": [*parts["prepare"], (self, "_video"), (_protocol, "resize_frame")]}
 
     # -- per image ----------------------------------------------------------------------------------
     @torch.no_grad()

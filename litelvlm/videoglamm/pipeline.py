@@ -3,8 +3,8 @@ image).
 
     from litelvlm.registry.families import load_pipeline
     pipe = load_pipeline("videoglamm-tiny-random:0")       # or a VideoGLaMM checkpoint folder
-    prep = pipe.prepare(frames, ["the red circle"])         # frames: a list of (H, W, 3) uint8 arrays (one
-    clip) out = pipe.ground(prep, "fastv", 196)                   # budget: K of each frame's 576 CLIP patches
+    prep = pipe.prepare(frames, ["the red circle"])         # frames: one clip's (H, W, 3) uint8 arrays
+    out = pipe.ground(prep, "fastv", 196)                   # budget: K of each frame's 576 CLIP patches
     out.masks                                               # (S, T, H, W) bool: one mask per [SEG] and frame
 
 What is VideoGLaMM's (mbzuai-oryx/VideoGLaMM @6b15b1e, :mod:`.inference`, :mod:`.model`, :mod:`.prompt`): the
@@ -44,7 +44,7 @@ from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
-from ..lvlm.numerics import Numerics, set_attention, tower_implementation
+from ..lvlm.numerics import Numerics, set_attention
 from ..lvlm.prune import llm_stage
 from ..pruning import Selection, SelectorInputs
 from ..registry.families import family_model
@@ -66,7 +66,7 @@ from .pruning import (
 )
 from .referdavis import CLIP_LENGTH
 from .sam2_video import video_branch_low
-from .stages import stage_parts
+from .stages import encoder_parts, stage_parts
 
 #: the answers a prompt offers: this project's teacher-forced one (default) or the official greedy generation
 ANSWERS = ("teacher-forced", "generate")
@@ -119,8 +119,9 @@ class VideoGLaMMPipeline(GroundingPipeline):
 
     family = "videoglamm"
     abilities = ABILITIES
-    #: the time by stage's parts (:mod:`litelvlm.cost.stages`)
+    #: the time by stage's parts (:mod:`litelvlm.cost.stages`) and the encoders ``--encoders`` captures
     stage_modules = stage_parts
+    encoder_modules = encoder_parts
 
     def __init__(self, model, tokenizer, name: str = "videoglamm", clip=None, clip_text: str = "expression",
                  arrangement: str = "pool", numerics=None, sam2_video_branch: bool = False) -> None:
@@ -138,7 +139,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
         self.arrangement = arrangement
         self.numerics = Numerics.official() if numerics is None else numerics
         #: masks by SAM 2's memory from frame 0 (the official ``--use_sam2_video_branch``), else frame-wise
-        #: (default)
         self.sam2_video_branch = bool(sam2_video_branch)
         self.quantization = None
         self.layer_hooks = []
@@ -180,7 +180,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
         if isinstance(self._clip, str):
             self._clip = pair_clip(self.model,
                                    load_clip(self._clip, "hf", device=self.device, dtype=self.dtype))
-            set_attention(tower_implementation(self.numerics.attn), self._clip.modules())
+            self.clip_loaded(self._clip)
         return self._clip
 
     # -- properties -------------------------------------------------------------------------------------

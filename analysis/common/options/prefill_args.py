@@ -23,6 +23,14 @@ CAPTURE_HELP = ("--prefill captured: fused (one inductor-compiled layer function
                 "torch.compile of the whole stack (compile); fused-eager / compile-eager: dynamo's eager "
                 "backend, traced and replayed without generated code, a quick check; auto: fused on cuda, "
                 "compile elsewhere")
+#: ``--encoders``: auto (CUDA graphs on cuda, eager elsewhere) or one of ``litelvlm.lvlm.encoders.MODES``
+ENCODER_CHOICES = ("auto", "eager", "graph", "compile", "compile-eager")
+ENCODERS_HELP = ("the image encoders (CLIP's and the family's vision towers, SAM's and SAM 2's image "
+                 "encoders): auto (the default: graph on cuda, eager on a CPU), eager (each layer from "
+                 "Python, the official path), graph (one CUDA graph per input shape, replaying the eager "
+                 "kernels; cuda only), compile (torch.compile) or compile-eager (dynamo's eager backend, a "
+                 "quick check); an encoder that cannot be captured runs eagerly, named; this project's "
+                 "option")
 TFLOPS_HELP = ("the device's matrix-product rate (TFLOP/s) for each prefill's arithmetic limit: auto "
                "(measured by a large GEMM on cuda; none on a CPU), measure, a number (e.g. "
                "benchmarks/gpu_check.sh's), or off")
@@ -35,12 +43,14 @@ class PrefillArgs:
 
     prefill: str = arg("auto", choices=list(PREFILLS), help=PREFILL_HELP)
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
+    encoders: str = arg("auto", choices=list(ENCODER_CHOICES), help=ENCODERS_HELP)
 
 
-def prefill_record(prefill: str, capture: str) -> dict:
+def prefill_record(prefill: str, capture: str, encoders: str = "auto") -> dict:
     """config.json's record of the prefill: nothing for the eager prefill at ``--capture auto`` (earlier
-    folders resume as they were), else both."""
-    return {} if prefill == "eager" and capture == "auto" else {"prefill": prefill, "capture": capture}
+    folders resume as they were), else both; ``--encoders`` where it is not auto."""
+    rec = {} if prefill == "eager" and capture == "auto" else {"prefill": prefill, "capture": capture}
+    return rec | ({"encoders": encoders} if encoders != "auto" else {})
 
 
 def resolve_prefill(prefill: str, device: str, compile_layers: bool = False) -> str:
@@ -52,9 +62,12 @@ def resolve_prefill(prefill: str, device: str, compile_layers: bool = False) -> 
 
 
 def check_prefill(prefill: str, compile_layers: bool, tflops: str, capture: str = "auto",
-                  device: str = "cpu") -> None:
+                  device: str = "cpu", encoders: str = "auto") -> None:
     """Refuse ``--compile`` with ``--prefill captured`` (two ways of compiling the same layers), ``--capture
-    graph`` off CUDA, and a ``--matmul-tflops`` that is no positive number, auto, measure or off."""
+    graph`` or ``--encoders graph`` off CUDA, and a ``--matmul-tflops`` that is no positive number, auto,
+    measure or off."""
+    if encoders == "graph" and not str(device).startswith("cuda"):
+        raise LiteLVLMError(f"--encoders graph records CUDA graphs: it needs --device cuda (got {device})")
     if prefill == "captured" and compile_layers:
         raise LiteLVLMError("--compile with --prefill captured: the captured prefill compiles the whole "
                             "stack; give one of them")
@@ -72,5 +85,5 @@ def check_prefill(prefill: str, compile_layers: bool, tflops: str, capture: str 
                                 "or off")
 
 
-__all__ = ["CAPTURE_CHOICES", "CAPTURE_HELP", "PREFILLS", "PREFILL_HELP", "TFLOPS_HELP", "PrefillArgs",
-           "check_prefill", "prefill_record", "resolve_prefill"]
+__all__ = ["CAPTURE_CHOICES", "CAPTURE_HELP", "ENCODERS_HELP", "ENCODER_CHOICES", "PREFILLS", "PREFILL_HELP",
+           "TFLOPS_HELP", "PrefillArgs", "check_prefill", "prefill_record", "resolve_prefill"]

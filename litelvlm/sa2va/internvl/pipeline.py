@@ -24,6 +24,7 @@ stage yet), ``downsample`` (:data:`REFUSES`), ``context="vit"`` (read on Qwen2.5
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -140,14 +141,25 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
         out["clip"]["map"] = "area-weighted mean onto the tiles' tokens (this project's adaptation)"
         return out
 
+    def encoder_modules(self) -> list:
+        """InternViT, SAM 2's image encoder and the paired CLIP's vision tower once loaded
+        (``--encoders``)."""
+        clip = None if self._clip is None or isinstance(self._clip, str) else self._clip.modules()
+        return [self.model.model.vision_tower, self.sam2.model.vision_encoder,
+                *([clip.vision_model] if clip is not None else [])]
+
     def stage_modules(self) -> dict[str, list]:
         """The vision tower, ``mlp1`` and the tiling; the paired CLIP once loaded; SAM 2's parts."""
         clip, model = getattr(self._clip, "modules", lambda: None)(), self.model.model
         steps = [] if clip is None else [*clip.children(), *((self._clip, n) for n in
-                                                              ("preprocess", "trace_image", "encode_text"))]
-        return {"vision": [model.vision_tower, model.multi_modal_projector, (model, "get_image_features"),
-                           (_tiles, "image_tiles"), (_tiles, "tile_pixels"), *steps],
-                "mask": [*self.sam2.model.children(), (self.sam2, "preprocess"), (self.sam2, "encode_image")]}
+                                                              ("trace_image", "encode_text"))]
+        prepare = [] if clip is None else [(self._clip, "preprocess")]
+        here = sys.modules[__name__]   # the names this module calls (imported from .tiles)
+        tiling = [(m, n) for m in (_tiles, here) for n in ("image_tiles", "tile_pixels")]
+        return {"prepare": [*prepare, *tiling, (self.sam2, "preprocess")],
+                "vision": [model.vision_tower, model.multi_modal_projector, (model, "get_image_features"),
+                           *steps],
+                "mask": [*self.sam2.model.children(), (self.sam2, "encode_image")]}
 
     @property
     def stop_ids(self) -> set[int]:

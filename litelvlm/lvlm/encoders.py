@@ -1,0 +1,283 @@
+"""Captured image encoders (``--encoders``; this project's option): a family's image encoders (CLIP's vision
+tower, SAM's and SAM 2's image encoders, InternViT, InternVideo2: :meth:`GroundingPipeline.encoder_modules`)
+run as one CUDA graph per input shape instead of hundreds of kernels launched from Python.
+
+At batch 1 on a GPU an eager encoder is bound by launches and host work, not by its arithmetic (GLaMM-7B on an
+H200: CLIP ViT-L/336 44 ms against a roofline of 0.5 ms, SAM ViT-H 90 ms against 8 ms). The official path is
+eager and stays one option away (``--encoders eager``). The modes (:data:`MODES`):
+
+* ``graph`` (the default on CUDA): a ``torch.cuda.CUDAGraph`` of the module's own ``forward`` per input key
+  (the shapes, dtypes and devices of its tensor arguments, the values of its other arguments and of small
+  integer tensors such as a grid's ``(t, h, w)``), recorded after warm-up calls on a side stream, with static
+  input buffers and one private memory pool per pipeline; a call copies its inputs in, replays and returns
+  clones of the outputs. The replay runs the eager kernels themselves, so its outputs equal the eager ones.
+* ``compile``: ``torch.compile`` of the module's ``forward`` (static shapes); ``compile-eager``: with dynamo's
+  ``eager`` backend, traced and replayed with nothing generated (the CPU's equivalence tests: bit for bit).
+* ``eager``: the module's ``forward`` from Python, as the official code runs it.
+
+A call runs eagerly, counted by reason in :attr:`CapturedEncoder.eager`, when autograd is on, a
+tensor-tracking dispatch mode is active (a FLOP count, a CPU's activation-memory measurement), a hook sits
+inside the module (an attention reader: the replay would skip it; transformers' own output capture is part of
+the forward and is recorded with it), an input lies off the module's device, or the graph could not be
+recorded for that key (an encoder that reads a tensor's values on the host, as Qwen2.5-VL's window attention
+does; tried once per key). Hooks on the module itself still run around the captured call (the
+stage timers).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+log = logging.getLogger(__name__)
+
+#: ``--encoders`` values once resolved (``auto`` is :func:`default_mode` of the device)
+MODES = ("eager", "graph", "compile", "compile-eager")
+#: ``--encoders`` choices
+CHOICES = ("auto", *MODES)
+#: untimed calls of a new key before its graph is recorded (on a side stream)
+WARMUP_CALLS = 2
+#: keys captured per module; a module called with more distinct inputs runs the rest eagerly
+MAX_KEYS = 32
+#: an integer tensor of at most this many elements is keyed by its values (a grid, sizes)
+VALUE_KEYED = 64
+#: the attribute of a pipeline holding its :class:`CapturedEncoders`
+ATTR = "_captured_encoders"
+
+
+def default_mode(device: str | torch.device) -> str:
+    """What ``--encoders auto`` is on ``device``: ``graph`` on CUDA, ``eager`` elsewhere."""
+    return "graph" if torch.device(device).type == "cuda" else "eager"
+
+
+def resolve_mode(mode: str, device: str | torch.device) -> str:
+    """``mode`` with ``auto`` resolved; ``graph`` off CUDA is refused (ValueError)."""
+    if mode not in CHOICES:
+        raise ValueError(f"encoders must be one of {', '.join(CHOICES)}; got {mode!r}")
+    mode = default_mode(device) if mode == "auto" else mode
+    if mode == "graph" and torch.device(device).type != "cuda":
+        raise ValueError(f"--encoders graph records CUDA graphs: it needs a CUDA device (got {device})")
+    return mode
+
+
+class _Unkeyable(Exception):
+    """An argument that cannot key a capture (the call runs eagerly)."""
+
+
+def _leaf_key(leaf) -> tuple:
+    if isinstance(leaf, torch.Tensor):
+        small_int = not leaf.is_floating_point() and not leaf.is_complex() and leaf.numel() <= VALUE_KEYED
+        return ("T", tuple(leaf.shape), leaf.dtype, leaf.device, tuple(leaf.flatten().tolist())
+                if small_int else None)
+    try:
+        hash(leaf)
+    except TypeError as err:
+        raise _Unkeyable(f"an unhashable argument ({type(leaf).__name__})") from err
+    return ("V", type(leaf).__name__, leaf)
+
+
+def call_key(args: tuple, kwargs: dict) -> tuple:
+    """What one capture is specialised to: the argument tree's structure and each leaf's key (tensors:
+    shape, dtype, device and, for small integer tensors, values; others: their value)."""
+    leaves, spec = pytree.tree_flatten((args, kwargs))
+    return (str(spec), *(_leaf_key(leaf) for leaf in leaves))
+
+
+def _clone(x):
+    return x.clone() if isinstance(x, torch.Tensor) else x
+
+
+class _Graph:
+    """One CUDA graph of ``fn`` over fixed inputs, with static input buffers."""
+
+    def __init__(self, fn, args: tuple, kwargs: dict, pool) -> None:
+        self.static = pytree.tree_map(_clone, (args, kwargs))
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(WARMUP_CALLS):
+                fn(*self.static[0], **self.static[1])
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, pool=pool):
+            self.out = fn(*self.static[0], **self.static[1])
+
+    def __call__(self, args: tuple, kwargs: dict):
+        for dst, src in zip(pytree.tree_leaves(self.static), pytree.tree_leaves((args, kwargs)), strict=True):
+            if isinstance(dst, torch.Tensor):
+                dst.copy_(src)
+        self.graph.replay()
+        return pytree.tree_map(_clone, self.out)
+
+
+def _foreign(hook) -> bool:
+    """A hook that is not transformers' own output capture (``output_hidden_states``: part of the forward,
+    run while it is recorded, its tensors the static outputs a replay refreshes)."""
+    return not getattr(hook, "__module__", "").startswith("transformers.")
+
+
+def _hooked_inside(module: nn.Module) -> bool:
+    return any(_foreign(h) for m in module.modules() if m is not module
+               for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
+
+
+class CapturedEncoder:
+    """One encoder module's captured ``forward`` (see the module); installed as the instance's ``forward``."""
+
+    def __init__(self, module: nn.Module, mode: str, pool=None) -> None:
+        self.module, self.mode, self.pool = module, mode, pool
+        self._graphs: dict = {}
+        self._compiled = None
+        #: calls run captured (``captured``) and eagerly (``eager``)
+        self.counts: Counter = Counter()
+        #: why calls ran eagerly: {reason: calls}
+        self.eager: Counter = Counter()
+
+    def eager_forward(self, *args, **kwargs):
+        """The module's own ``forward`` (the official eager path)."""
+        return type(self.module).forward(self.module, *args, **kwargs)
+
+    def _why_eager(self, args: tuple, kwargs: dict) -> str | None:
+        if torch.is_grad_enabled():
+            return "autograd enabled"
+        if _get_current_dispatch_mode() is not None:
+            return "a tensor-tracking dispatch mode (a FLOP count or a memory measurement)"
+        if _hooked_inside(self.module) or nn.modules.module._global_forward_hooks:
+            return "hooks inside the encoder (an attention reader or a quantization wrapper)"
+        if self.mode == "graph":
+            device = next(self.module.parameters()).device
+            leaves = pytree.tree_leaves((args, kwargs))
+            if any(isinstance(t, torch.Tensor) and t.device != device for t in leaves):
+                return "an input off the encoder's device"
+        return None
+
+    def __call__(self, *args, **kwargs):
+        why = self._why_eager(args, kwargs)
+        if why is None and self.mode in ("compile", "compile-eager"):
+            self.counts["captured"] += 1
+            return self._compile()(*args, **kwargs)
+        key = None
+        if why is None:
+            try:
+                key = call_key(args, kwargs)
+            except _Unkeyable as err:
+                why = str(err)
+        if why is None:
+            graph = self._graph(key, args, kwargs)
+            if not isinstance(graph, str):
+                self.counts["captured"] += 1
+                return graph(args, kwargs)
+            why = graph
+        self.eager[why] += 1
+        self.counts["eager"] += 1
+        return self.eager_forward(*args, **kwargs)
+
+    def _compile(self):
+        if self._compiled is None:
+            backend = "eager" if self.mode == "compile-eager" else "inductor"
+            self._compiled = torch.compile(functools.partial(type(self.module).forward, self.module),
+                                           backend=backend, dynamic=False)
+        return self._compiled
+
+    def _graph(self, key: tuple, args: tuple, kwargs: dict):
+        if key not in self._graphs:
+            if len(self._graphs) >= MAX_KEYS:
+                return f"more than {MAX_KEYS} input shapes"
+            try:
+                self._graphs[key] = _Graph(self.eager_forward, args, kwargs, self.pool)
+            except RuntimeError as err:  # an operation that cannot be captured: this key runs eagerly, named
+                torch.cuda.synchronize()
+                self._graphs[key] = f"CUDA graph capture failed ({str(err).splitlines()[0][:120]})"
+                log.warning("%s: %s; it runs eagerly", type(self.module).__name__, self._graphs[key])
+        return self._graphs[key]
+
+
+class CapturedEncoders:
+    """The captured encoders of one pipeline (:func:`install` puts it on the pipeline)."""
+
+    def __init__(self, modules: Iterable[nn.Module], mode: str) -> None:
+        self.mode = mode
+        self.pool = torch.cuda.graph_pool_handle() if mode == "graph" else None
+        self.encoders: dict[int, CapturedEncoder] = {}
+        self.add(modules)
+
+    def add(self, modules: Iterable[nn.Module]) -> None:
+        """Capture ``modules`` too, each once; a module inside another captured one is left to it (its
+        outermost encoder is the one captured)."""
+        modules = [m for m in dict.fromkeys(modules) if m is not None]
+        known = [e.module for e in self.encoders.values()]
+        for m in modules:
+            inside = [o for o in [*known, *modules] if o is not m and any(s is m for s in o.modules())]
+            if id(m) in self.encoders or inside:
+                continue
+            for o in [o for o in known if any(s is o for s in m.modules())]:  # m holds a captured one
+                self._drop(o)
+            enc = CapturedEncoder(m, self.mode, self.pool)
+            self.encoders[id(m)] = enc
+            m.forward = enc
+            known = [e.module for e in self.encoders.values()]
+
+    def _drop(self, module: nn.Module) -> None:
+        enc = self.encoders.pop(id(module))
+        if module.__dict__.get("forward") is enc:
+            del module.__dict__["forward"]
+
+    def record(self) -> dict:
+        """The run config's record: the mode and the encoders' classes."""
+        names = sorted({type(e.module).__name__ for e in self.encoders.values()})
+        return {"encoders": self.mode, "captured_encoders": names}
+
+    def eager_reasons(self) -> Counter:
+        """{reason: calls} that ran eagerly, over every encoder."""
+        out: Counter = Counter()
+        for enc in self.encoders.values():
+            out.update({f"{type(enc.module).__name__}: {why}": n for why, n in enc.eager.items()})
+        return out
+
+    def remove(self) -> None:
+        """Back to each module's own ``forward``."""
+        for enc in list(self.encoders.values()):
+            self._drop(enc.module)
+
+
+def install(pipe, mode: str = "auto") -> CapturedEncoders | None:
+    """Capture ``pipe``'s encoders (:meth:`encoder_modules`) in ``mode`` (``auto``: :func:`default_mode` of
+    its device); None where the mode is ``eager`` (nothing changed). Replaces an earlier installation."""
+    uninstall(pipe)
+    mode = resolve_mode(mode, pipe.device)
+    if mode == "eager":
+        return None
+    runner = CapturedEncoders(pipe.encoder_modules(), mode)
+    pipe.__dict__[ATTR] = runner
+    return runner
+
+
+def adopt(pipe) -> None:
+    """Capture what ``pipe``'s :meth:`encoder_modules` holds now (a paired CLIP loaded on first use) where
+    encoders are captured; nothing otherwise."""
+    runner = runner_of(pipe)
+    if runner is not None:
+        runner.add(pipe.encoder_modules())
+
+
+def uninstall(pipe) -> None:
+    """Back to the eager encoders."""
+    runner = pipe.__dict__.pop(ATTR, None)
+    if runner is not None:
+        runner.remove()
+
+
+def runner_of(pipe) -> CapturedEncoders | None:
+    """The :class:`CapturedEncoders` installed on ``pipe``, or None (eager encoders)."""
+    return pipe.__dict__.get(ATTR)
+
+
+__all__ = ["CHOICES", "MODES", "CapturedEncoder", "CapturedEncoders", "adopt", "call_key", "default_mode",
+           "install", "resolve_mode", "runner_of", "uninstall"]
