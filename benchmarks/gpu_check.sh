@@ -126,7 +126,9 @@ STEPS=()
 step() { STEPS+=("$1" "$2"); }
 # a full-size random model's cached checkpoint (7-16 GB) goes once its last step is done: the disk of a fresh GPU
 # machine holds about two of them
-drop() { [ "$DRY" = 1 ] || step "drop-$1" "rm -rf \"$CACHE/random-models/${1%%-*}-\"*-fast; df -h \"$CACHE\" | tail -1"; }
+drop() {
+  [ "$DRY" = 1 ] || step "drop-$1" "rm -rf \"$CACHE/random-models/${1%%-*}-\"*-fast; df -h \"$CACHE\" | tail -1"
+}
 step env "(nvidia-smi || true; df -h / /tmp /dev/shm \"\${LITELVLM_CACHE:-\$HOME}\" || true; $PY '$ROOT/benchmarks/gpu_check.py' env) > '$OUT/env.txt' 2>&1; rc=\$?; \
 cat '$OUT/env.txt'; exit \$rc"
 step rates "$PY '$ROOT/benchmarks/gpu_check.py' matmul '$OUT' $DEVICE"
@@ -148,6 +150,7 @@ for model in "${MODELS[@]}"; do
     IFS=- read -r attn prefill enc <<< "$run"
     extra=""
     [ "$prefill" = captured ] && extra="${FUSED[*]:-}"
+    extra="${extra:+${extra% } }"   # the options, each followed by one space
     step "validate-$name-$run" "$PY -m litelvlm.cli validate --model $model $([ "$name" = "$first" ] && echo "$tok")\
 $input --device $DEVICE --attn $attn --methods litelvlm fastv --budgets $budgets --repeats $REPEATS \
 ${enc:+$(encoders "$enc")}--prefill $prefill $extra--matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) \
