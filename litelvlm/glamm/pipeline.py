@@ -276,8 +276,10 @@ class GlammPipeline(GroundingPipeline):
                 "other": [self.model.projector]}
 
     def encoder_modules(self) -> list:
-        """CLIP's vision tower and SAM's image encoder (captured under ``--encoders``)."""
-        return [self.clip.modules().vision_model, self.model.sam.vision_encoder]
+        """CLIP's vision and text towers and SAM's image encoder (captured under ``--encoders``; the text
+        tower once per batch shape of the questions)."""
+        clip = self.clip.modules()
+        return [clip.vision_model, getattr(clip, "text_model", None), self.model.sam.vision_encoder]
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -95,18 +95,23 @@ def _clone(x):
 
 
 class _Graph:
-    """One CUDA graph of ``fn`` over fixed inputs, with static input buffers."""
+    """One CUDA graph of ``fn`` over fixed inputs, with static input buffers. Its warm-up and recording run
+    with the encoder's device as the default device (``torch.device`` as a context), so that a tensor the
+    forward makes without naming a device (SAM's relative-position indices, ``torch.arange`` on the CPU in
+    transformers' ``SamVisionAttention.get_rel_pos``) is made on the device, where the recording can hold it,
+    instead of being copied there from the host (which no CUDA graph can record). Integer ranges and their
+    products by the same scale give the same values on either device."""
 
-    def __init__(self, fn, args: tuple, kwargs: dict, pool) -> None:
+    def __init__(self, fn, args: tuple, kwargs: dict, pool, device: torch.device) -> None:
         self.static = pytree.tree_map(_clone, (args, kwargs))
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
+        with torch.cuda.stream(stream), device:
             for _ in range(WARMUP_CALLS):
                 fn(*self.static[0], **self.static[1])
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool):
+        with torch.cuda.graph(self.graph, pool=pool), device:
             self.out = fn(*self.static[0], **self.static[1])
 
     def __call__(self, args: tuple, kwargs: dict):
@@ -191,7 +196,8 @@ class CapturedEncoder:
             if len(self._graphs) >= MAX_KEYS:
                 return f"more than {MAX_KEYS} input shapes"
             try:
-                self._graphs[key] = _Graph(self.eager_forward, args, kwargs, self.pool)
+                device = next(self.module.parameters()).device
+                self._graphs[key] = _Graph(self.eager_forward, args, kwargs, self.pool, device)
             except RuntimeError as err:  # an operation that cannot be captured: this key runs eagerly, named
                 torch.cuda.synchronize()
                 self._graphs[key] = f"CUDA graph capture failed ({str(err).splitlines()[0][:120]})"

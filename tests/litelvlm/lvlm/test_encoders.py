@@ -66,8 +66,8 @@ def test_glamm_encoders_captured_equal_the_eager_ones(tiny_glamm):
     eager = _outputs(tiny_glamm, _image())
     got, record, counts = _captured(tiny_glamm)
     _assert_equal(got, eager)
-    names = sorted(type(m).__name__ for m in tiny_glamm.encoder_modules())
-    assert sorted(counts) == names and names[1] == "SamVisionEncoder"
+    names = sorted(type(m).__name__ for m in tiny_glamm.encoder_modules() if m is not None)
+    assert sorted(counts) == names and "SamVisionEncoder" in names
     assert all(c.get("captured", 0) >= 1 and not c.get("eager") for c in counts.values()), counts
     assert record == {"encoders": "compile-eager", "captured_encoders": names}
     # restored: the modules' own forward again, and the same outputs
@@ -200,4 +200,8 @@ def test_cuda_graph_encoders_equal_the_eager_ones_on_cuda(model):
     finally:
         uninstall(pipe)
     _assert_equal(got, eager)
-    assert any(e.counts["captured"] for e in runner.encoders.values())
+    captured = {type(e.module).__name__ for e in runner.encoders.values() if e.counts["captured"]}
+    # the towers that read no tensor's values on the host are captured (GLaMM: CLIP's and SAM's, whose
+    # relative positions are made on the device while it records)
+    assert captured >= {"SamVisionEncoder", "Sam2VisionModel", "InternVLVisionModel", "CLIPVisionModel"} & {
+        type(e.module).__name__ for e in runner.encoders.values()}, dict(runner.eager_reasons())
