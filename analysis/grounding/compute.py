@@ -63,6 +63,7 @@ from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics, with_loyalty
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
+from litelvlm.data.prefetch import prefetched
 from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_kwargs
@@ -349,13 +350,17 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
                     tried=chunk_images)
         rows.clear(), chunk_images.clear(), skipped.clear()
 
-    for image_id in tqdm(ids, desc=f"eval-grounding[{shards.rank}]", disable=not shards.is_main):
+    exif = exif_transpose(pipe)
+    # the images decoded ahead on worker threads, overlapping the model's work (litelvlm.data.prefetch)
+    decoded = prefetched(ids, lambda i: by_image[i][0].image(exif))
+    for image_id, image, e in tqdm(decoded, total=len(ids), desc=f"eval-grounding[{shards.rank}]",
+                                   disable=not shards.is_main):
         recs = by_image[image_id]
-        try:
-            image = recs[0].image(exif_transpose(pipe))
-        except (LiteLVLMError, OSError) as e:
+        if isinstance(e, (LiteLVLMError, OSError)):
             skipped.append({"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)})
             log.warning("skipped image %s: %s", recs[0].image_path, e)
+        elif e is not None:
+            raise e
         else:
             pending.append((recs, image))
         chunk_images.append(image_id)
