@@ -1,6 +1,6 @@
 """A captured LLM prefill (``--prefill captured``; this project's option): the decoder layers between two
-pruning points run as ONE captured callable per (segment, sequence length), not one layer at a time from
-Python.
+pruning points run as ONE captured callable per (segment, batch size, sequence length), not one layer at a
+time from Python.
 
 At batch 1 an eager prefill on a GPU is bound by per-layer Python overhead and kernel launches (a 612-token
 Sa2VA-3B prefill on an H200: 23.4 ms eager against an arithmetic limit of about 4.6 ms, flat across budgets).
@@ -26,9 +26,17 @@ each piece between two pruning points is one segment, captured the same way. Hoo
 (their object's class sets ``observes_only = True``: the prefill timers) are called, eagerly, before the first
 and after the last layer of a segment, as the layers would call them; a layer carrying any other hook, on
 itself or inside it (``--layer-dtype float32``'s upcast, an attention reader), runs eagerly, and
-:attr:`CapturedPrefill.eager` says why. A batch over 1, a forward with autograd enabled (captures run under
+:attr:`CapturedPrefill.eager` says why. A forward with autograd enabled (captures run under
 ``torch.no_grad``), or one under a tensor-tracking dispatch mode (the activation-memory measurement of
 ``validate`` on a CPU: ``torch.compile`` would fall back there) runs eagerly as well.
+
+A batch is captured as one sequence is: ``ground_many``'s right-padded forward
+(:func:`litelvlm.lvlm.batched.padded_forward`) hands ``run_layers`` its (B, S) padding mask, the layers get
+the 4-D mask transformers builds from it (as the LLM's own forward does), and that mask is one of the
+capture's inputs: a static buffer copied in before each replay (``graph``, ``fused``), a traced input
+(``compile``). Every capture is specialised to its inputs' shapes, so a batch size is captured once per
+segment and length, as a length is; with dynamo's ``eager`` backend the padded batch gives the eager batch's
+states bit for bit.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ CAPTURES = ("graph", "fused", "compile")
 ATTR = "_captured_prefill"
 #: untimed calls of a new sequence length before it is captured (CUDA graphs: warm up on a side stream)
 WARMUP_CALLS = 2
-#: compiled variants kept per segment (one per sequence length)
+#: compiled variants kept per segment (one per batch size and sequence length)
 RECOMPILE_LIMIT = 256
 
 
@@ -213,8 +221,8 @@ class CapturedPrefill:
         """Hidden states after layers ``start..stop-1``, the segment's captured callable where it can run."""
         layers = self.lm.layers
         why = None
-        if hidden.shape[0] != 1 or torch.is_grad_enabled():
-            why = "a batch over 1 or a forward with autograd enabled"
+        if torch.is_grad_enabled():
+            why = "a forward with autograd enabled"
         elif _get_current_dispatch_mode() is not None:
             why = "a tensor-tracking dispatch mode (a CPU's activation-memory measurement)"
         if why is not None:

@@ -26,16 +26,18 @@ from .limits import check_llm_input
 QUERY_KINDS = ("last", "text", "seg")
 
 
-def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor):
-    """The mask the decoder layers get: built by transformers from an EXPLICIT all-ones 2-D mask, so
-    non-contiguous ``position_ids`` (kept RoPE positions) are never taken for packed sequences; a
-    sliding-window causal mask where the decoder's config sets ``sliding_window`` (Phi-3, VideoGLaMM's LLM),
-    as its own forward."""
+def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None):
+    """The mask the decoder layers get: built by transformers from an EXPLICIT 2-D mask (``attention_mask``,
+    (B, S), 0 at a padded batch's padding; None: all ones), so non-contiguous ``position_ids`` (kept RoPE
+    positions) are never taken for packed sequences; a sliding-window causal mask where the decoder's config
+    sets ``sliding_window`` (Phi-3, VideoGLaMM's LLM), as its own forward."""
     ones = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+    given = ones if attention_mask is None else attention_mask
     make = create_causal_mask if sliding_window(lm) is None else create_sliding_window_causal_mask
     # the cache (none) is passed by position: transformers 5 renames that argument (``past_key_values`` ->
     # ``cache``; the old name warns and goes in 5.40)
-    return make(lm.config, hidden, ones, None, position_ids=position_ids)
+    return make(lm.config, hidden, given, None, position_ids=position_ids)
 
 
 def sliding_window(lm) -> int | None:
@@ -54,13 +56,14 @@ def window_mask(lm, seq_len: int, device) -> torch.Tensor | None:
 
 
 def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int = 0,
-               stop: int | None = None) -> torch.Tensor:
+               stop: int | None = None, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Hidden states after decoder layers ``start..stop-1`` of ``lm`` (the family's decoder stack, e.g.
-    GLaMM's ``LlamaModel``), no final norm."""
+    GLaMM's ``LlamaModel``), no final norm; ``attention_mask``: a right-padded batch's (B, S) 2-D mask (None:
+    every row real)."""
     stop = len(lm.layers) if stop is None else stop
     if start >= stop:
         return hidden
-    mask = causal_mask(lm, hidden, position_ids)
+    mask = causal_mask(lm, hidden, position_ids, attention_mask)
     pe = lm.rotary_emb(hidden, position_ids=position_ids)
     # ``--prefill captured``: the segment as one captured callable
     if (captured := runner_of(lm)) is not None:

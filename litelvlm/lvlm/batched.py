@@ -3,20 +3,22 @@ prompt or many.
 
 Each prepared input becomes one :class:`~litelvlm.lvlm.sequence.GroundingRun` (:func:`plan`: K counted once
 against the family's full budget, the family's ``run_input``, the position rule), then runs the same steps:
-the method's stage (:func:`~litelvlm.lvlm.prune.stage_inputs`) and its LLM sequence, the LLM, the mask
-head (``seg_prompts``, ``decode_masks`` / ``decode_masks_many``, ``upscale_masks``), its
+the method's stage (:func:`~litelvlm.lvlm.prune.stage_inputs`) and its LLM sequence, the LLM, the mask head
+(``seg_prompts``, ``decode_masks`` / ``decode_masks_many``, ``upscale_masks``), its
 :class:`~litelvlm.lvlm.sequence.GroundingOutput` (``GroundingRun.output``). Runs go through the LLM in groups:
 a group of one is the family's standard forward (``final_hidden``); several prompts that can share a forward
 (this project's addition; :func:`batch_error` is None) are one group, right-padded to the longest and run in
 one forward with an attention mask that hides the padding, each input pruned by its own selection (K, N and
-the sequence length may differ per input; a video's expressions alike) and each input's ``[SEG]`` rows
-feeding its own mask head (SAM's decoder over the group's prompts in one call where the family overrides
+the sequence length may differ per input; a video's expressions alike) and each input's ``[SEG]`` rows feeding
+its own mask head (SAM's decoder over the group's prompts in one call where the family overrides
 ``decode_masks_many``: GLaMM, the decoder keeping each (image, prompt) row apart). Right padding under a
 causal mask leaves every real row's attention unchanged, so the masks equal those of one prompt at a time up
 to floating-point rounding (identical in float32 on the tiny models; bfloat16 differs by rounding only, which
-``eval-grounding --batch-size`` and ``eval-video --batch-size`` report). The runs that cannot share a
-forward (a method with its own forward inside the LLM, an analysis oracle, a generated answer, a captured
-prefill, given ``visual_embeds``) run one at a time, each a group of one.
+``eval-grounding --batch-size`` and ``eval-video --batch-size`` report). Under ``--prefill captured`` the
+padded forward runs through the captured segments (:mod:`litelvlm.llm.captured`: one capture per batch size
+and length, the padding mask among its inputs), the same operations as the LLM's own padded forward. The runs
+that cannot share a forward (a method with its own forward inside the LLM, an analysis oracle, a generated
+answer, given ``visual_embeds``) run one at a time, each a group of one.
 :func:`padded_forward` is the padded forward alone (VideoGLaMM's own video path batches its expressions with
 it).
 
@@ -38,6 +40,7 @@ import torch
 from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..llm.captured import runner_of
+from ..llm.context import run_layers
 from ..llm.limits import check_attention_memory, check_positions
 from ..machine.memory import eager_attention_bytes
 from ..method import Method, position_error
@@ -55,8 +58,6 @@ def batch_error(pipe, method: str, answer: str = "teacher-forced") -> str | None
         return f"{method} is an analysis oracle that reads the unpruned LLM per prompt"
     if answer != "teacher-forced":
         return f"--answer {answer} decodes each prompt's answer token by token"
-    if runner_of(pipe.language_model) is not None:
-        return "the captured prefill runs one sequence at a time"
     return None
 
 
@@ -118,8 +119,8 @@ def padded_forward(lm, name: str, embeds: list[torch.Tensor], positions: list[to
                    num_visual: list[int | None], device) -> torch.Tensor:
     """(B, S_max, h) final normed hidden states of the LLM ``lm`` (model ``name``) over the sequences
     ``embeds`` ((S_i, h) each, at ``positions``, (1, S_i) or (3, 1, S_i)) right-padded to the longest, in one
-    forward whose attention mask hides the padding; each sequence checked against the LLM's positions and the
-    batch against its attention memory."""
+    forward whose attention mask hides the padding (under a captured prefill, its segments with that mask);
+    each sequence checked against the LLM's positions and the batch against its attention memory."""
     lengths = [int(e.shape[0]) for e in embeds]
     s = max(lengths)
     for length, pos, n in zip(lengths, positions, num_visual, strict=True):
@@ -131,6 +132,8 @@ def padded_forward(lm, name: str, embeds: list[torch.Tensor], positions: list[to
         batch[i, :length] = e.to(device)
         mask[i, :length] = 1
     pos = torch.cat([_pad_positions(p.to(device), s) for p in positions], dim=-2)
+    if runner_of(lm) is not None:  # ``--prefill captured``: the padded batch through the captured segments
+        return lm.norm(run_layers(lm, batch, pos, attention_mask=mask))
     return lm(inputs_embeds=batch, position_ids=pos, attention_mask=mask, use_cache=False).last_hidden_state
 
 

@@ -176,10 +176,13 @@ class VideoGLaMM(nn.Module):
         """(B, S_max, h) final normed hidden states of several sequences ((S_i, h) each, ``num_visual[i]``
         visual tokens) in one forward, right-padded with an attention mask hiding the padding, each at
         positions 0..S_i-1 (:func:`litelvlm.lvlm.batched.padded_forward`; eager attention in the same scratch
-        as :meth:`final_hidden`)."""
+        as :meth:`final_hidden`; under ``--prefill captured`` the padded batch through the captured segments,
+        the model's own attention)."""
         if not hasattr(self, "_scratch"):
             self._scratch = Scratch()
         pos = [torch.arange(int(e.shape[0]), device=self.device)[None] for e in embeds]
+        if runner_of(self.llm.model) is not None:
+            return padded_forward(self.llm.model, self.source, embeds, pos, num_visual, self.device)
         with scratch_eager(self.llm.model, self._scratch):
             return padded_forward(self.llm.model, self.source, embeds, pos, num_visual, self.device)
 

@@ -18,17 +18,9 @@ from PIL import Image
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.batched import batch_error
 from litelvlm.lvlm.family import GroundingPipeline
+from tests.fixtures.images import batch_prompts
 
-#: odd image sizes (width x height); UniPixel's and Sa2VA's N then differ per image
-SIZES = [(53, 37), (41, 64), (50, 50)]
 SENTENCES = [["the red thing on the left"], ["a dog"], ["the big cat near the window"]]
-
-
-def _prepared(pipe, sentences=SENTENCES):
-    rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in SIZES]
-    return [pipe.with_sentences(pipe.prepare_image(im, seed=0), s) for im,
-            s in zip(images, sentences, strict=True)]
 
 
 def _same_as_one_by_one(pipe, preps, method, budget):
@@ -52,7 +44,7 @@ def _same_as_one_by_one(pipe, preps, method, budget):
 @pytest.fixture(scope="module")
 def glamm_preps(tiny_glamm):
     # GLaMM's official prompt holds several expressions: the third prompt has two [SEG]s, the sequences differ
-    return _prepared(tiny_glamm, [SENTENCES[0], SENTENCES[1], [SENTENCES[2][0], "a man"]])
+    return batch_prompts(tiny_glamm, [SENTENCES[0], SENTENCES[1], [SENTENCES[2][0], "a man"]])
 
 
 # the default suite compares GLaMM's batched rows in tests/analysis/test_grounding_batch_size.py
@@ -76,7 +68,7 @@ def test_glamm_batch_equals_one_by_one_more_methods(tiny_glamm, glamm_preps, met
 
 @pytest.mark.slow
 def test_unipixel_batch_equals_one_by_one_with_n_per_image(tiny_unipixel_pipe):
-    preps = _prepared(tiny_unipixel_pipe)
+    preps = batch_prompts(tiny_unipixel_pipe, SENTENCES)
     assert len({tiny_unipixel_pipe.num_visual(p) for p in preps}) > 1  # N differs per image
     _same_as_one_by_one(tiny_unipixel_pipe, preps, "litelvlm", 8)
 
@@ -84,7 +76,7 @@ def test_unipixel_batch_equals_one_by_one_with_n_per_image(tiny_unipixel_pipe):
 @pytest.mark.slow
 @pytest.mark.parametrize("method,budget", [("none", None), ("divprune", 8), ("hiprune", 8), ("random", 4)])
 def test_unipixel_batch_equals_one_by_one_more_methods(tiny_unipixel_pipe, method, budget):
-    _same_as_one_by_one(tiny_unipixel_pipe, _prepared(tiny_unipixel_pipe), method, budget)
+    _same_as_one_by_one(tiny_unipixel_pipe, batch_prompts(tiny_unipixel_pipe, SENTENCES), method, budget)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +88,7 @@ def tiny_sa2va_pipe():
 
 @pytest.fixture(scope="module")
 def sa2va_preps(tiny_sa2va_pipe):
-    return _prepared(tiny_sa2va_pipe)
+    return batch_prompts(tiny_sa2va_pipe, SENTENCES)
 
 
 def test_sa2va_batch_equals_one_by_one(tiny_sa2va_pipe, sa2va_preps):
@@ -188,7 +180,7 @@ def test_glamm_sub_batches_not_dividing_the_prompts_equal_one_by_one(tiny_glamm,
     from litelvlm.lvlm.batched import sub_batches
 
     # 5 prompts
-    preps = [*glamm_preps, *_prepared(tiny_glamm, [["a cup"], ["the left one"], ["two birds"]])[:2]]
+    preps = [*glamm_preps, *batch_prompts(tiny_glamm, [["a cup"], ["the left one"], ["two birds"]])[:2]]
     with torch.no_grad():
         one = [tiny_glamm.ground(p, "litelvlm", 8) for p in preps]
         lengths = [o.seq_len for o in one]
