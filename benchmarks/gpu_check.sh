@@ -96,8 +96,8 @@ fi
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu
   MODELS=("tiny-random:0" "sa2va-tiny-random:0" "unipixel-tiny-random:0" "videoglamm-tiny-random:0")
-  BUDGETS=(192)   # LiteLVLM@192 (VideoGLaMM @196 per frame): the budgets the targets judge
-  VIDEO_BUDGETS=(196)
+  BUDGETS=(192 64)   # 192 (VideoGLaMM 196 per frame): the targets' budget, where the image has that many tokens
+  VIDEO_BUDGETS=(196 64)
   REPEATS=1
   # traced and replayed by dynamo: no code generation on a CPU
   FUSED=(--capture fused-eager "$(encoders compile-eager)")
