@@ -34,8 +34,9 @@ def print_steps(script: Path = SCRIPT, *args: str, cwd: Path | None = None,
 def _runs(model: str) -> list[str]:
     """A model's validate runs (attention-prefill[-encoders]), in the check's order."""
     first = OFFICIAL[model.split("-")[0]]
-    runs = [f"{first}-captured", f"{'sdpa' if first == 'eager' else 'eager'}-captured"]
-    return runs + (["eager-eager", "eager-eager-eager"] if model in (FULL[0], TINY[0]) else [])
+    other = f"{'sdpa' if first == 'eager' else 'eager'}-captured"
+    # the first model: the official all-eager path right after the default
+    return [f"{first}-captured", *(["eager-eager-eager"] if model in (FULL[0], TINY[0]) else []), other]
 
 
 def _order(models: tuple[str, ...], drops: bool) -> list[str]:
@@ -43,6 +44,8 @@ def _order(models: tuple[str, ...], drops: bool) -> list[str]:
     for model in models:
         name = model.split(":")[0]
         names += [f"validate-{name}-{run}" for run in _runs(model)]
+        if model == models[0]:
+            names.append(f"profile-{name}")   # where one warmed call spends its time
         if drops and model != models[0]:
             names.append(f"drop-{name}")
     first = models[0].split(":")[0]
@@ -73,9 +76,11 @@ def test_the_check_runs_every_attention_and_prefill_for_every_model():
             cmd = steps[f"validate-{model}-{run}"]
             assert f"--model {model} " in cmd and f"--prefill {prefill} " in cmd and "--device cuda" in cmd
             assert f"--attn {attn} " in cmd and "--capture" not in cmd   # the default capture: fused on cuda
-            budgets = "576 196 64" if model.startswith("videoglamm") else "576 192 64"
-            assert (f"--budgets {budgets} " in cmd and "--methods litelvlm fastv" in cmd
-                    and "--repeats 3" in cmd)
+            # the targets' budget (none runs at N); the headline run adds FastV and 64
+            budget = "196" if model.startswith("videoglamm") else "192"
+            headline = (model, run) == (FULL[0], "eager-captured")
+            assert f"--budgets {budget}{' 64' if headline else ''} " in cmd and "--repeats 3" in cmd
+            assert f"--methods {'litelvlm fastv' if headline else 'litelvlm'} " in cmd
             assert ("--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd
                     and f"--out '/nowhere/validate/{model}-{run}'" in cmd)
             # the default encoders (auto) but in GLaMM-7B's all-official run
@@ -89,7 +94,9 @@ def test_the_check_runs_every_attention_and_prefill_for_every_model():
     assert "bench_fused_prefill.py' --device cuda" in cmd and "--out '/nowhere/fused_prefill'" in cmd
     cmd = steps["throughput-glamm-7b-random"]
     assert "bench_throughput.py' --models glamm-7b-random " in cmd and "--device cuda" in cmd
-    assert "--batch-sizes 1 8 32 --budgets 192 64" in cmd and "--methods none litelvlm " in cmd
+    assert "--batch-sizes 1 8 32 --budgets 192 " in cmd and "--methods none litelvlm " in cmd
+    cmd = steps["profile-glamm-7b-random"]
+    assert "profile_call.py' --model glamm-7b-random --tokenizer" in cmd and "--out '/nowhere/profile'" in cmd
     for model in FULL:
         assert f"random-models/{model.split('-')[0]}-\"*-fast" in steps[f"drop-{model}"]
 
@@ -110,10 +117,10 @@ def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
     for model in TINY:
         name = model.split(":")[0]
         cmd = steps[f"validate-{name}-eager-captured"]
-        first = 196 if name.startswith("videoglamm") else 192   # the targets' budget, then 64
-        assert "--device cpu" in cmd and f"--budgets {first} 64 " in cmd
+        first = 196 if name.startswith("videoglamm") else 192   # the targets' budget (the headline adds 64)
+        assert "--device cpu" in cmd and f"--budgets {first}{' 64' if name == 'tiny-random' else ''} " in cmd
         assert "--capture fused-eager --encoders compile-eager" in cmd   # traced, nothing generated on a CPU
-    assert "--prefill eager" in steps["validate-tiny-random-eager-eager"]
+    assert "--dry-run" in steps["profile-tiny-random"]
     assert "--encoders eager --prefill eager" in steps["validate-tiny-random-eager-eager-eager"]
     assert "--dry-run" in steps["fused-prefill"] and "--batch-sizes 1 2" in steps["throughput-tiny-random"]
 
