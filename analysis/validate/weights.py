@@ -1,35 +1,15 @@
 """The modules whose weights make a pipeline's model, and their storage bytes (``litelvlm validate``'s
 memory).
 
-The family contract (``litelvlm.lvlm.family.GroundingPipeline``) names no such list, so :func:`weight_modules`
-reads what any pipeline exposes: each attribute that is a ``torch.nn.Module``, or a backend wrapper handing
-one out through ``modules()`` (GLaMM's CLIP backends). GLaMM: ``model`` (LLM, projector, SAM) and ``clip``
-(vision and text towers); UniPixel: ``qwen`` (Qwen2.5-VL), ``seg_head`` and ``sam2``. :func:`weights_mb`
-counts every storage once (``litelvlm.machine.memory.storage_bytes``), so a module held by two attributes, or
-tied weights, are not counted twice.
+:func:`weight_modules` (``litelvlm.machine.memory``) reads what any pipeline exposes: GLaMM: ``model``
+(LLM, projector, SAM) and ``clip`` (vision and text towers); UniPixel: ``qwen`` (Qwen2.5-VL), ``seg_head``
+and ``sam2``. :func:`weights_mb` counts every storage once (``litelvlm.machine.memory.storage_bytes``), so a
+module held by two attributes, or tied weights, are not counted twice.
 """
 
 from __future__ import annotations
 
-import torch
-
-from litelvlm.machine.memory import storage_bytes
-
-
-def weight_modules(pipe) -> dict[str, torch.nn.Module]:
-    """{attribute name: module} of every module the pipeline holds, in attribute order (see the module doc); a
-    private attribute is named without its underscore (UniPixel's paired CLIP, ``_clip``, loaded on first
-    use)."""
-    out = {}
-    for attr, value in vars(pipe).items():
-        name = attr.lstrip("_")
-        if isinstance(value, torch.nn.Module):
-            out[name] = value
-        elif not isinstance(value, type) and callable(getattr(value, "modules", None)):
-            module = value.modules()
-            if isinstance(module, torch.nn.Module):
-                out[name] = module
-    return out
+from litelvlm.machine.memory import storage_bytes, weight_modules
 
 
 def weights_mb(pipe) -> dict:

@@ -12,7 +12,8 @@ allocates internally is invisible to it; on CUDA the caching allocator's own pea
   the bytes the result still holds, under ``torch.no_grad`` (the efficiency study);
 * :func:`peak_memory`: both figures, gradients allowed (the attribution benchmarks);
 * :func:`storage_bytes`: the bytes a model's weights take (parameters, buffers, and the tensors inside
-  quantized weights: bitsandbytes' scales and quantization states, torchao's tensor subclasses);
+  quantized weights: bitsandbytes' scales and quantization states, torchao's tensor subclasses), by storage
+  :func:`weight_storages`; :func:`weight_modules`: the modules a pipeline holds;
 * :func:`eager_attention_bytes`, :func:`attention_rows_bytes`: what eager attention and explicit attention
   rows take at their peak; :func:`available_bytes`: the memory a device has left; :func:`check_fits`: a
   computation that would need more than that is refused before it allocates
@@ -136,16 +137,40 @@ def _leaves(obj: Any, depth: int = 0):
                 yield from _leaves(value, depth + 1)
 
 
+def weight_storages(*modules: torch.nn.Module, buffers: bool = True) -> dict[int, int]:
+    """{storage id: bytes} of the storages behind the modules' parameters (and ``buffers``), each once, the
+    tensors inside quantized weights included; the id is ``untyped_storage()._cdata``, one for all views."""
+    seen: dict[int, int] = {}
+    for m in modules:
+        for t in (*m.parameters(), *(m.buffers() if buffers else ())):
+            for leaf in _leaves(t):
+                st = leaf.untyped_storage()
+                seen[st._cdata] = int(st.nbytes())
+    return seen
+
+
 def storage_bytes(*modules: torch.nn.Module) -> int:
     """Bytes of the storages behind the modules' parameters and buffers, each storage counted once, quantized
     weights by what they really hold (``get_memory_footprint`` misreads tensor subclasses); ``meta`` tensors
     count the bytes they would take."""
-    seen: dict[int, int] = {}
-    for t in (t for m in modules for t in (*m.parameters(), *m.buffers())):
-        for leaf in _leaves(t):
-            st = leaf.untyped_storage()
-            seen[st._cdata] = int(st.nbytes())
-    return sum(seen.values())
+    return sum(weight_storages(*modules).values())
+
+
+def weight_modules(pipe) -> dict[str, torch.nn.Module]:
+    """{attribute name: module} of every module a pipeline holds, in attribute order: each attribute that is a
+    ``torch.nn.Module``, or a backend wrapper handing one out through ``modules()`` (GLaMM's CLIP backends); a
+    private attribute is named without its underscore (UniPixel's paired CLIP, ``_clip``, loaded on first
+    use). The family contract names no such list: this reads what any pipeline exposes."""
+    out = {}
+    for attr, value in vars(pipe).items():
+        name = attr.lstrip("_")
+        if isinstance(value, torch.nn.Module):
+            out[name] = value
+        elif not isinstance(value, type) and callable(getattr(value, "modules", None)):
+            module = value.modules()
+            if isinstance(module, torch.nn.Module):
+                out[name] = module
+    return out
 
 
 def eager_attention_bytes(batch: int, heads: int, queries: int, keys: int, dtype: torch.dtype,
@@ -235,4 +260,5 @@ def check_fits(needed: int, what: str, fix: str, device: str | torch.device = "c
 
 
 __all__ = ["LiveTensorBytes", "attention_rows_bytes", "available_bytes", "check_fits",
-           "eager_attention_bytes", "gib", "peak_activation_bytes", "peak_memory", "storage_bytes"]
+           "eager_attention_bytes", "gib", "peak_activation_bytes", "peak_memory", "storage_bytes",
+           "weight_modules", "weight_storages"]
