@@ -9,7 +9,8 @@ round-robin; summed CUDA kernel time on GPUs) and their peak activation memory m
 :class:`~litelvlm.cost.timing.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
 (``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``). Where the chain is timed end to end, its
 time by stage too (:mod:`litelvlm.cost.stages`: ``stage_<stage>_ms``, the median of ``repeats`` more calls
-after the timed ones; the table's ``stages.csv``).
+after the timed ones; the table's ``stages.csv``), and, with ``--matmul-tflops``, each stage's roofline from
+one more chain counted by stage (:mod:`analysis.common.measures.stage_roofline`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.common.measures.stage_roofline import counted_rooflines
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.stage_plots import median_stages, stage_row, timing_record
 from analysis.efficiency.bound import install_prefill, limit_columns, resolve_tflops, say_eager
@@ -140,6 +142,8 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
             e2e_act = peak_activation_bytes(e2e, device)[0] / MB
             with torch.no_grad():  # the chain by stage: more calls, each under the stage timer
                 stages = median_stages([stage_row(time_stages(parts.pipe, e2e)[1]) for _ in range(repeats)])
+            # with a rate, each stage's roofline: one more chain, counted (not on a run's eager account)
+            stages |= counted_rooflines(parts.pipe, functools.partial(parts.run_e2e, method, budget), tflops)
         else:
             e2e_ms, e2e_cuda, e2e_act = sum(own.values()) + prefill_ms, float("nan"), float("nan")
         rows.append({

@@ -44,6 +44,7 @@ from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.study import llm_attn_record, portable_paths
 from analysis.validate import prefill as pf
+from analysis.validate.call_roofline import add_stage_rooflines
 from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens
 from analysis.validate.measure import PeakRSS, RunProbe, timed_ms
@@ -368,6 +369,8 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
     rows = rows.sort_values(["method", "budget"], key=_run_order, kind="stable").reset_index(drop=True)
     # the arithmetic limit, where known
     rows = pf.add_limits(rows, pipe, tflops := pf.resolve_tflops(a, pipe))
+    rows = add_stage_rooflines(rows, pipe, tflops, lambda m, k: pipe.ground(  # each stage's, one counted call
+        fresh(), m, budget_of.get((m, k), Budget.of(k)), positions=a.positions, **method_options(a, m, pipe)))
     setup["limit_lines"] = pf.limit_lines(rows, tflops)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)

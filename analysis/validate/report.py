@@ -30,7 +30,14 @@ from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD, paper_arc
 from analysis.common.presentation.caveats import timing_caveat
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.markdown_table import to_markdown
-from analysis.common.presentation.stage_plots import STAGE_MS, screen_line, stages_frame, write_stages
+from analysis.common.presentation.stage_plots import (
+    STAGE_MS,
+    headline_lines,
+    screen_line,
+    stages_frame,
+    write_stages,
+)
+from analysis.validate.call_roofline import report_lines
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
 from litelvlm.methods import BASELINE, get_method, method_names
@@ -325,7 +332,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              *(["", *video] if video else []),
              "", "## Checks", "",
              *[f"- {'PASS' if not v else 'FAIL'}: {k}" + (f" (failing: {' '.join(v)})" if v else "")
-                                    for k, v in result.items()],
+                                    for k, v in result.items()], *report_lines(stages),
              "", "## Targets (LiteLVLM at 192 against 576; "
              f"{'CUDA' if pipe.device.type == 'cuda' else 'CPU'} ratios)",
              "", *target_lines(r, arch=arch), "",
@@ -359,7 +366,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
     screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda) + video + [
-        line for line in [screen_line(stages)] if line]
+        line for line in [screen_line(stages)] if line] + headline_lines(stages)
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
     return [k for k, v in result.items() if v], screen

@@ -33,3 +33,20 @@ def test_the_chain_is_timed_by_stage_and_a_run_summing_parts_drops_its_files(tmp
     assert (tmp_path / "efficiency.csv").exists()
     assert not (tmp_path / "stages.csv").exists() and not (tmp_path / "stages.png").exists()
     assert "stage_timing" not in json.loads((tmp_path / "config.json").read_text())
+
+
+def test_with_a_rate_each_stage_of_the_chain_gets_its_roofline(tmp_path):
+    """``--matmul-tflops``: one counted chain per run gives each stage's FLOPs, weight bytes and roofline
+    (``stages.csv``), the whole call's the sum of its stages'."""
+    rate = ["--matmul-tflops", "0.05"]
+    assert main([*ARGS, "--e2e", "chain", *rate, "--no-figures", "--out", str(tmp_path)]) == 0
+    stages = pd.read_csv(tmp_path / "stages.csv")
+    assert list(stages.columns) == ["attn", "method", "budget", "stage", "ms", "share", "flops",
+                                    "weight_bytes", "roofline_ms", "over_roofline"]
+    for _, run in stages.groupby(["method", "budget"]):
+        run = run.set_index("stage")
+        assert run.loc["total", "roofline_ms"] == pytest.approx(run["roofline_ms"].drop("total").sum())
+        assert (run.loc[["vision", "prefill", "mask"], "flops"] > 0).all()
+    prefill = stages[stages["stage"] == "prefill"].set_index("method")["flops"]
+    assert prefill["litelvlm"] < prefill["none"]
+    assert "stage_total_roofline_ms" in pd.read_csv(tmp_path / "efficiency.csv")

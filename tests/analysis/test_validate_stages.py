@@ -1,12 +1,15 @@
 """``litelvlm validate``'s time by stage: ``stages.csv`` (one row per run and stage, ``ms`` and ``share`` of
-the whole call), ``stages.png`` (titled with how it was timed, saying random weights), the line on screen,
-and both files committed with the run's other results only (a run that fails writes neither)."""
+the whole call; with a matrix-product rate each stage's FLOPs, weight bytes and roofline too), ``stages.png``
+(titled with how it was timed, saying random weights), the lines on screen and in report.md (where the time
+goes; the whole call's speed-up beside the prefill's), and both files committed with the run's other results
+only (a run that fails writes neither)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -56,10 +59,54 @@ def test_the_figure_and_the_screen_line_say_how_the_stages_were_timed(stage_run)
     fig = plot_stages(pd.read_csv(out / "stages.csv"), config, config["model"])
     texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
     assert any("RANDOM WEIGHTS" in t for t in texts)
-    assert any("attention eager" in t for t in texts) and any("prefill eager, float32" in t for t in texts)
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["none", "litelvlm@64"]
+    title = fig._suptitle.get_text()
+    assert "LLM attention: eager (explicit" in title and "prefill: eager (each decoder layer" in title
+    assert "float32" in title
+    bars = [ax for ax in fig.axes if ax.axison]
+    assert [t.get_text() for t in bars[0].get_yticklabels()] == ["none", "litelvlm@64"]
     line = next(line for line in screen.splitlines() if line.startswith("stages (none): "))
     assert "(litelvlm@64): " in line and "prefill" in line and "%" in line
+    # the whole call beside the prefill, without rooflines (no rate on a CPU by default)
+    speed = next(line for line in screen.splitlines() if line.startswith("litelvlm@64: prefill "))
+    assert re.fullmatch(r"litelvlm@64: prefill \d+\.\d\dx, whole call \d+\.\d\dx", speed)
+    assert speed in (out / "report.md").read_text()
+    assert "stage_total_roofline_ms" not in pd.read_csv(out / "validate.csv")
+
+
+@pytest.fixture(scope="module")
+def roofline_run(coco128, tmp_path_factory):
+    """A run with a matrix-product rate (``--matmul-tflops 0.05``: this CPU's order of magnitude)."""
+    out = tmp_path_factory.mktemp("validate-roofline") / "out"
+    screen = io.StringIO()
+    with contextlib.redirect_stdout(screen):
+        assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
+                     "--budgets", "64", "--threads", "1", "--matmul-tflops", "0.05"]) == 0
+    return out, screen.getvalue()
+
+
+def test_with_a_rate_every_stage_gets_its_roofline_and_the_headline_its_ratios(roofline_run):
+    out, screen = roofline_run
+    stages = pd.read_csv(out / "stages.csv")
+    assert list(stages.columns) == ["method", "budget", "stage", "ms", "share", "flops", "weight_bytes",
+                                    "roofline_ms", "over_roofline"]
+    for _, run in stages.groupby(["method", "budget"], sort=False):
+        run = run.set_index("stage")
+        assert run.loc["total", "roofline_ms"] == pytest.approx(run["roofline_ms"].drop("total").sum())
+        assert run.loc["total", "flops"] == run["flops"].drop("total").sum()
+        assert (run.loc[["vision", "prefill", "mask", "total"], "roofline_ms"] > 0).all()
+        timed = run[run["roofline_ms"] > 0]
+        ratio = (timed["ms"] / timed["roofline_ms"]).to_numpy()
+        assert timed["over_roofline"].to_numpy() == pytest.approx(ratio)
+        assert run[run["roofline_ms"] == 0]["over_roofline"].isna().all()
+    prefill = stages[stages["stage"] == "prefill"].set_index("method")["flops"]
+    assert prefill["litelvlm"] < prefill["none"]   # 64 of 576 visual tokens
+    rows = pd.read_csv(out / "validate.csv").set_index("method")
+    assert rows.loc["litelvlm", "stage_total_roofline_ms"] == pytest.approx(
+        stages.set_index(["method", "stage"]).loc[("litelvlm", "total"), "roofline_ms"])
+    speed = next(line for line in screen.splitlines() if line.startswith("litelvlm@64: prefill "))
+    assert re.fullmatch(r"litelvlm@64: prefill [\d.]+x \(roofline [\d.]+x\), whole call [\d.]+x "
+                        r"\(roofline [\d.]+x; call at [\d.]+x its roofline\)", speed)
+    assert speed in (out / "report.md").read_text()
 
 
 def test_a_failed_run_leaves_no_stage_files(coco128, tmp_path, monkeypatch):

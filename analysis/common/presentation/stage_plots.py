@@ -1,14 +1,18 @@
 """The time by stage of a timed run (:mod:`litelvlm.cost.stages`, this project's measurement): its table
-(``stages.csv``), its line on screen and its figure (``stages.png``), for ``validate``, ``efficiency`` and
+(``stages.csv``), its lines on screen and its figure (``stages.png``), for ``validate``, ``efficiency`` and
 ``benchmarks/bench_throughput.py``.
 
 A run's rows carry one ``stage_<stage>_ms`` column per stage (:data:`STAGE_MS`; each the median over the
 run's repeated calls, ``other`` and ``total`` included); :func:`stages_frame` turns them into ``stages.csv``,
 one row per (method, budget, stage) with ``ms`` and ``share`` (``ms`` / the row's ``total``). With one call
 per run the shares add up to 1 exactly; with repeats each stage is its own median, so they add up to about 1.
-The figure is one stacked bar per run, ``none`` first, one segment per stage, titled with the attention
-kernel, the prefill path, the dtype and the device of the run's ``config.json``, and labelled with the
-weights' banner (random weights say so).
+Where the run has rates (its rows carry :data:`STAGE_ROOFLINE` and the counts,
+:mod:`analysis.common.measures.stage_roofline`), each row
+also has the stage's ``flops``, ``weight_bytes``, ``roofline_ms`` and ``over_roofline`` (``ms`` / the
+roofline; NaN where the roofline is 0 or unknown), ``total``'s being the whole call's (the sum of its
+stages'); without rates those columns are absent. :func:`speedup_lines` puts each run's whole-call speed-up
+over ``none`` beside its prefill's, each with its roofline ratio. The figure is
+:func:`analysis.common.presentation.stage_figure.plot_stages`.
 """
 
 from __future__ import annotations
@@ -19,26 +23,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.common.presentation.caveats import draw_notes
 from analysis.common.presentation.device import device_name
-from analysis.common.presentation.style import (
-    baseline,
-    figure,
-    label_weights,
-    model_name,
-    palette,
-    save_figure,
-)
-from litelvlm.cost.stages import COLUMNS, OTHER, STAGES, TOTAL
+from analysis.common.presentation.stage_figure import SEGMENTS, plot_stages, run_label, run_name
+from analysis.common.presentation.style import baseline, save_figure
+from litelvlm.cost.stages import COLUMNS, TOTAL
 from litelvlm.llm.captured import runner_of
 from litelvlm.runs.io import write_csv
 
 #: the row column of each stage's median milliseconds
 STAGE_MS = {s: f"stage_{s}_ms" for s in COLUMNS}
+#: the row column of each stage's FLOPs, weight bytes and roofline (ms), where the run has rates
+#: (:mod:`analysis.common.measures.stage_roofline`)
+STAGE_FLOPS = {s: f"stage_{s}_flops" for s in COLUMNS}
+STAGE_WEIGHT_BYTES = {s: f"stage_{s}_weight_bytes" for s in COLUMNS}
+STAGE_ROOFLINE = {s: f"stage_{s}_roofline_ms" for s in COLUMNS}
 #: ``stages.csv``'s columns after the run's keys
 TABLE_COLUMNS = ["stage", "ms", "share"]
-#: the segments of a bar, bottom to top
-SEGMENTS = (*STAGES, OTHER)
+#: the columns ``stages.csv`` adds where the run has rates (its rows' roofline columns)
+ROOFLINE_COLUMNS = ["flops", "weight_bytes", "roofline_ms", "over_roofline"]
 #: the files :func:`write_stages` writes (a run's optional outputs: an earlier run's are dropped when this one
 #: writes none, ``RunFolder.drop_stale``)
 STAGE_FILES = ("stages.csv", "stages.png")
@@ -47,11 +49,18 @@ STAGE_FILES = ("stages.csv", "stages.png")
 def timing_record(pipe) -> dict[str, str]:
     """How ``pipe``'s stages are timed, for a run's ``config.json`` (``stage_timing``): the LLM's attention
     kernel (its config's ``_attn_implementation``), the prefill path (``captured`` where
-    :mod:`litelvlm.llm.captured` runs it, else ``eager``), the dtype and the device."""
+    :mod:`litelvlm.llm.captured` runs it, with its ``capture``; ``compiled`` where ``validate --compile``
+    compiled each decoder layer; else ``eager``), the dtype and the device."""
     lm = pipe.language_model
-    return {"attn": str(getattr(lm.config, "_attn_implementation", None) or pipe.numerics.attn),
-            "prefill": "eager" if runner_of(lm) is None else "captured", "dtype": str(pipe.dtype)[6:],
-            "device": device_name(pipe.device)}
+    runner = runner_of(lm)
+    if runner is not None:
+        capture = runner.capture + ("-eager" if runner.backend == "eager" else "")
+        path = {"prefill": "captured", "capture": capture}
+    else:  # --compile: each layer's forward compiled in place (litelvlm.llm.compiled)
+        compiled = any("forward" in vars(layer) for layer in getattr(lm, "layers", ()))
+        path = {"prefill": "compiled" if compiled else "eager"}
+    return {"attn": str(getattr(lm.config, "_attn_implementation", None) or pipe.numerics.attn), **path,
+            "dtype": str(pipe.dtype)[6:], "device": device_name(pipe.device)}
 
 
 def stage_row(ms: dict[str, float] | None) -> dict[str, float]:
@@ -68,19 +77,29 @@ def median_stages(calls: Sequence[dict]) -> dict[str, float]:
 
 def stages_frame(rows: pd.DataFrame, keys: Sequence[str] = ("method", "budget")) -> pd.DataFrame:
     """``stages.csv``: per row of ``rows`` with stage times (its ``keys`` kept, in the rows' order) one row
-    per stage (:data:`~litelvlm.cost.stages.COLUMNS` order) with ``ms`` and ``share`` of ``total``."""
+    per stage (:data:`~litelvlm.cost.stages.COLUMNS` order) with ``ms`` and ``share`` of ``total``, and
+    :data:`ROOFLINE_COLUMNS` where the rows carry each stage's roofline."""
     keys = [k for k in keys if k in rows]
     if rows.empty or STAGE_MS[TOTAL] not in rows:
         return pd.DataFrame(columns=[*keys, *TABLE_COLUMNS])
+    roofed = STAGE_ROOFLINE[TOTAL] in rows
     timed = rows[rows[STAGE_MS[TOTAL]].notna()]
     out = [{**{k: r[k] for k in keys}, "stage": s, "ms": float(r[col]),
-            "share": float(r[col]) / float(r[STAGE_MS[TOTAL]]) if float(r[STAGE_MS[TOTAL]]) else float("nan")}
+            "share": float(r[col]) / float(r[STAGE_MS[TOTAL]]) if float(r[STAGE_MS[TOTAL]]) else float("nan"),
+            **(_roofline(r, s) if roofed else {})}
            for _, r in timed.iterrows() for s, col in STAGE_MS.items()]
-    return pd.DataFrame(out, columns=[*keys, *TABLE_COLUMNS])
+    frame = pd.DataFrame(out, columns=[*keys, *TABLE_COLUMNS, *(ROOFLINE_COLUMNS if roofed else [])])
+    if roofed:  # whole counts, blank where a run was not counted
+        frame[["flops", "weight_bytes"]] = frame[["flops", "weight_bytes"]].round().astype("Int64")
+    return frame
 
 
-def _run_name(method: str, budget) -> str:
-    return str(method) if baseline(str(method)) else f"{method}@{budget}"
+def _roofline(row: pd.Series, stage: str) -> dict[str, float]:
+    """One stage's :data:`ROOFLINE_COLUMNS` of a run's ``row`` (NaN where the run was not counted)."""
+    ms, roof = float(row[STAGE_MS[stage]]), float(row.get(STAGE_ROOFLINE[stage], np.nan))
+    return {"flops": float(row.get(STAGE_FLOPS[stage], np.nan)),
+            "weight_bytes": float(row.get(STAGE_WEIGHT_BYTES[stage], np.nan)), "roofline_ms": roof,
+            "over_roofline": ms / roof if roof > 0 else float("nan")}
 
 
 def shares_text(frame: pd.DataFrame, method: str, budget=None) -> str | None:
@@ -115,57 +134,51 @@ def screen_line(frame: pd.DataFrame, method: str = "litelvlm") -> str | None:
     return "; ".join(said) or None
 
 
-def run_label(config: dict, attn: str | None = None) -> tuple[str, str]:
-    """(``attention eager``, ``prefill eager, float32, cpu``): how the run timed, read from its
-    ``config.json`` (its ``stage_timing`` record, else the study's own keys); ``attn``: a panel's kernel
-    (efficiency's ``attn`` column)."""
-    rec = config.get("stage_timing") or {}
-    kernels = config.get("attn_implementations") or [config.get("attn")]
-    attn = attn or rec.get("attn") or kernels[0] or "the model's default"
-    prefill = rec.get("prefill") or config.get("prefill") or "eager"
-    dtype = rec.get("dtype") or config.get("model_dtype") or config.get("dtype") or "?"
-    device = rec.get("device") or config.get("device") or "?"
-    return f"attention {attn}", f"prefill {prefill}, {dtype}, {device}"
+def _value(frame: pd.DataFrame, method: str, budget, stage: str, column: str = "ms") -> float:
+    """``column`` of one (method, budget, stage) row of ``frame`` (NaN where absent)."""
+    if column not in frame:
+        return float("nan")
+    hit = frame[(frame["method"] == method) & (frame["budget"].astype(str) == str(budget))
+                & (frame["stage"] == stage)]
+    return float(hit[column].iloc[0]) if len(hit) else float("nan")
 
 
-def plot_stages(frame: pd.DataFrame, config: dict, model: str, notes: Iterable[str] = ()):
-    """The stacked-bar figure of ``frame`` (:func:`stages_frame`): one panel per attention kernel (an
-    ``attn`` column), one bar per run, ``none`` first, one segment per stage; returns the figure."""
-    panels = list(frame["attn"].unique()) if "attn" in frame else [None]
-    runs = _runs(frame)
-    fig, axes = figure(columns=2, aspect=0.42, ncols=len(panels), squeeze=False, sharey=True)
-    colors = dict(zip(SEGMENTS, palette(len(SEGMENTS))))
-    for ax, attn in zip(axes[0], panels):
-        mine = frame if attn is None else frame[frame["attn"] == attn]
-        bottom = np.zeros(len(runs))
-        for stage in SEGMENTS:
-            ms = np.array([_ms(mine, m, b, stage) for m, b in runs])
-            if np.nansum(ms) > 0:
-                ax.bar(range(len(runs)), np.nan_to_num(ms), bottom=bottom, color=colors[stage], label=stage,
-                       width=0.7)
-            bottom += np.nan_to_num(ms)
-        ax.set_xticks(range(len(runs)))
-        ax.set_xticklabels([_run_name(m, b) for m, b in runs], rotation=35, ha="right")
-        ax.set_title(run_label(config, attn)[0], fontsize=7)
-    axes[0][0].set_ylabel("time per call (ms)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", title="stage")
-    fig.suptitle(f"{model_name(model)}: where the time of a grounding call goes\n{run_label(config)[1]}",
-                 fontsize=8)
-    label_weights(fig, model)
-    draw_notes(fig, notes)
-    return fig
+def speedup_line(frame: pd.DataFrame, method: str, budget, base: tuple[str, object]) -> str | None:
+    """``"litelvlm@192: prefill 1.88x (roofline 2.18x), whole call 1.20x (roofline 1.48x; call at 7.6x its
+    roofline)"``: the run's speed-ups over the ``base`` run (method, budget) of ``frame``
+    (:func:`stages_frame`), each with the ratio of the rooflines where known; None where a time is missing."""
+    ratio = {}
+    for stage, column in (("prefill", "ms"), ("prefill", "roofline_ms"), (TOTAL, "ms"),
+                          (TOTAL, "roofline_ms")):
+        b, r = _value(frame, *base, stage, column), _value(frame, method, budget, stage, column)
+        ratio[stage, column] = b / r if b > 0 and r > 0 else float("nan")
+    if not (ratio["prefill", "ms"] > 0 and ratio[TOTAL, "ms"] > 0):
+        return None
+    pre = f" (roofline {ratio['prefill', 'roofline_ms']:.2f}x)" if ratio["prefill", "roofline_ms"] > 0 else ""
+    over = _value(frame, method, budget, TOTAL) / _value(frame, method, budget, TOTAL, "roofline_ms")
+    call = (f" (roofline {ratio[TOTAL, 'roofline_ms']:.2f}x; call at {over:.1f}x its roofline)"
+            if ratio[TOTAL, "roofline_ms"] > 0 else "")
+    return (f"{run_name(method, budget)}: prefill {ratio['prefill', 'ms']:.2f}x{pre}, whole call "
+            f"{ratio[TOTAL, 'ms']:.2f}x{call}")
 
 
-def _runs(frame: pd.DataFrame) -> list[tuple[str, object]]:
-    """(method, budget) of every run, in the table's order with the baseline first."""
-    pairs = list(dict.fromkeys(zip(frame["method"], frame["budget"])))
-    return sorted(pairs, key=lambda p: not baseline(str(p[0])))
+def speedup_lines(frame: pd.DataFrame, method: str | None = None) -> list[str]:
+    """:func:`speedup_line` of every pruned run of ``frame`` over its baseline run (``method``: that method's
+    runs only), in the table's order; [] without a baseline run."""
+    if frame.empty:
+        return []
+    runs = list(dict.fromkeys(zip(frame["method"], frame["budget"])))
+    base = next(((m, b) for m, b in runs if baseline(str(m))), None)
+    if base is None:
+        return []
+    return [line for m, b in runs if not baseline(str(m)) and method in (None, m)
+            for line in [speedup_line(frame, m, b, base)] if line]
 
 
-def _ms(frame: pd.DataFrame, method: str, budget, stage: str) -> float:
-    hit = frame[(frame["method"] == method) & (frame["budget"] == budget) & (frame["stage"] == stage)]
-    return float(hit["ms"].iloc[0]) if len(hit) else float("nan")
+def headline_lines(frame: pd.DataFrame, method: str = "litelvlm", most: int = 6) -> list[str]:
+    """The terminal's speed-ups (:func:`speedup_lines`): ``method``'s runs, or, where it did not run, the
+    first ``most`` runs'."""
+    return speedup_lines(frame, method) or speedup_lines(frame)[:most]
 
 
 def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str, figures: bool = True,
@@ -182,5 +195,7 @@ def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str,
     return ["stages.csv", "stages.png"]
 
 
-__all__ = ["SEGMENTS", "STAGE_FILES", "STAGE_MS", "median_stages", "plot_stages", "run_label", "screen_line",
-           "shares_text", "stage_row", "stages_frame", "timing_record", "write_stages"]
+__all__ = ["ROOFLINE_COLUMNS", "SEGMENTS", "STAGE_FILES", "STAGE_FLOPS", "STAGE_MS", "STAGE_ROOFLINE",
+           "STAGE_WEIGHT_BYTES", "headline_lines", "median_stages",
+           "plot_stages", "run_label", "screen_line", "shares_text", "speedup_line", "speedup_lines",
+           "stage_row", "stages_frame", "timing_record", "write_stages"]
