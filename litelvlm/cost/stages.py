@@ -45,6 +45,8 @@ from typing import Any
 
 import torch
 
+from ..methods import get_method
+
 #: the named stages of a grounding call, in reading order
 STAGES = ("prepare", "vision", "selection", "prefill", "decode", "mask")
 #: everything outside the named stages: ``total`` less their sum
@@ -148,10 +150,12 @@ class StageTimer:
 
         return [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
 
-    def _timed(self, fn: Callable, stage: str) -> Callable:
-        """``fn`` whose calls count as ``stage``."""
+    def _timed(self, fn: Callable, stage: str, skip: Callable[..., bool] | None = None) -> Callable:
+        """``fn`` whose calls count as ``stage`` (but those for which ``skip(*args, **kwargs)`` holds)."""
         @functools.wraps(fn)
         def call(*args, **kwargs):
+            if skip is not None and skip(*args, **kwargs):
+                return fn(*args, **kwargs)
             token = object()
             self._enter(stage, token)
             try:
@@ -190,9 +194,10 @@ class StageTimer:
                     self._wrap(patched, *part, lambda fn, stage=stage: self._timed(fn, stage))
                 else:
                     handles.extend(self._module_hooks(stage, part))
-        # the contract's steps of every family
+        # the contract's steps of every family (the baseline's stage step selects nothing: not a selection)
         for name, stage in PIPELINE_STEPS.items():
-            self._wrap(patched, self.pipe, name, lambda fn, stage=stage: self._timed(fn, stage))
+            self._wrap(patched, self.pipe, name, lambda fn, stage=stage, name=name: self._timed(
+                fn, stage, skip=_baseline_step if name in METHOD_STEPS else None))
         self._wrap(patched, self.pipe, "tower_context", self._tower_context)
 
     def _remove(self, handles: list, patched: list) -> None:
@@ -250,6 +255,14 @@ class StageTimer:
 
 #: the token of the LLM's span (prefill or decode)
 _LLM = object()
+#: the contract's steps that run a method's stage: (prepared, method, ...) calls
+METHOD_STEPS = ("run_clip_stage", "run_llm_stage")
+
+
+def _baseline_step(prepared=None, method=None, *args, **kwargs) -> bool:
+    """Whether a method step's call is the baseline's (``none``: it selects nothing, and its step only hands
+    the LLM every token)."""
+    return isinstance(method, str) and get_method(method).baseline
 
 
 def time_stages(pipe, fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:

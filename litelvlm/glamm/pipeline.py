@@ -23,7 +23,6 @@ the bare sentences instead (this project's option).
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,6 +55,7 @@ from .prompts import (
     tokenize_prompt,
 )
 from .sam_preprocess import postprocess_masks, sam_inputs, sam_processor
+from .stages import encoder_parts, stage_parts
 from .tokenizer import build_tiny_tokenizer, load_tokenizer, prompt_encoder, seg_token_id
 
 #: What LiteLVLM's CLIP text encoder embeds: the formatted questions (official) or the bare sentences.
@@ -265,21 +265,9 @@ class GlammPipeline(GroundingPipeline):
                 **({"layer_dtype": "float32"} if self.layer_hooks else {}),
                 **({"layer_dtype_auto": self.layer_dtype_auto} if self.layer_dtype_auto else {})}
 
-    def stage_modules(self) -> dict[str, list]:
-        """The time by stage's parts (:mod:`litelvlm.cost.stages`): CLIP with its preprocessing (its text
-        tower embeds the questions); SAM's with its input's resizing; the projector outside the stages."""
-        clip, sam = self.clip.modules(), self.model.sam
-        return {"prepare": [(self.clip, "preprocess"), (sys.modules[__name__], "sam_inputs")],
-                "vision": [clip.vision_model, getattr(clip, "text_model", None),
-                           *((self.clip, n) for n in ("trace_image", "encode_text"))],
-                "mask": [*sam.children(), (sam, "get_image_embeddings")],
-                "other": [self.model.projector]}
-
-    def encoder_modules(self) -> list:
-        """CLIP's vision and text towers and SAM's image encoder (captured under ``--encoders``; the text
-        tower once per batch shape of the questions)."""
-        clip = self.clip.modules()
-        return [clip.vision_model, getattr(clip, "text_model", None), self.model.sam.vision_encoder]
+    #: the time by stage's parts (:mod:`litelvlm.cost.stages`) and the encoders ``--encoders`` captures
+    stage_modules = stage_parts
+    encoder_modules = encoder_parts
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -54,8 +54,8 @@ def test_the_figure_and_the_screen_line_say_how_the_stages_were_timed(stage_run)
     out, screen = stage_run
     assert (out / "stages.png").stat().st_size > 0
     config = json.loads((out / "config.json").read_text())
-    assert config["stage_timing"] == {"attn": "eager", "prefill": "eager", "dtype": "float32",
-                                      "device": config["stage_timing"]["device"]}
+    assert config["stage_timing"] == {"attn": "eager", "prefill": "eager", "encoders": "eager",
+                                      "dtype": "float32", "device": config["stage_timing"]["device"]}
     fig = plot_stages(pd.read_csv(out / "stages.csv"), config, config["model"])
     texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
     assert any("RANDOM WEIGHTS" in t for t in texts)

@@ -28,6 +28,7 @@ from analysis.common.presentation.stage_figure import SEGMENTS, plot_stages, run
 from analysis.common.presentation.style import baseline, save_figure
 from litelvlm.cost.stages import COLUMNS, TOTAL
 from litelvlm.llm.captured import runner_of
+from litelvlm.lvlm.encoders import runner_of as encoders_runner
 from litelvlm.runs.io import write_csv
 
 #: the row column of each stage's median milliseconds
@@ -50,7 +51,8 @@ def timing_record(pipe) -> dict[str, str]:
     """How ``pipe``'s stages are timed, for a run's ``config.json`` (``stage_timing``): the LLM's attention
     kernel (its config's ``_attn_implementation``), the prefill path (``captured`` where
     :mod:`litelvlm.llm.captured` runs it, with its ``capture``; ``compiled`` where ``validate --compile``
-    compiled each decoder layer; else ``eager``), the dtype and the device."""
+    compiled each decoder layer; else ``eager``), the image encoders' mode (``--encoders``: ``eager`` or the
+    :mod:`litelvlm.lvlm.encoders` mode they run in), the dtype and the device."""
     lm = pipe.language_model
     runner = runner_of(lm)
     if runner is not None:
@@ -59,8 +61,10 @@ def timing_record(pipe) -> dict[str, str]:
     else:  # --compile: each layer's forward compiled in place (litelvlm.llm.compiled)
         compiled = any("forward" in vars(layer) for layer in getattr(lm, "layers", ()))
         path = {"prefill": "compiled" if compiled else "eager"}
+    encoders = encoders_runner(pipe)
     return {"attn": str(getattr(lm.config, "_attn_implementation", None) or pipe.numerics.attn), **path,
-            "dtype": str(pipe.dtype)[6:], "device": device_name(pipe.device)}
+            "encoders": "eager" if encoders is None else encoders.mode, "dtype": str(pipe.dtype)[6:],
+            "device": device_name(pipe.device)}
 
 
 def stage_row(ms: dict[str, float] | None) -> dict[str, float]:

@@ -59,9 +59,17 @@ class _FakePipe:
     def stage_modules(self) -> dict:
         return {"vision": [self.tower], "mask": [self.sam], "other": [self.projector]}
 
-    def run_clip_stage(self, x):
+    def with_sentences(self, x):
+        self.clock.spend(0.5)                                      # the prompt's making: prepare
+        return x
+
+    def run_clip_stage(self, x, method="litelvlm"):
         self.clock.spend(2.0)                                      # the selection's own work
         return self.tower(x)                                       # a vision forward inside it
+
+    def run_llm_stage(self, x, method="divprune"):
+        self.clock.spend(0.25 if method == "none" else 1.0)       # selection, but the baseline's: other
+        return x
 
     def tower_context(self, prepared):
         raise AssertionError("not used here")
@@ -74,9 +82,11 @@ class _FakePipe:
         return x
 
     def call(self) -> torch.Tensor:
-        x = torch.zeros(1, 4, 2)
+        x = self.with_sentences(torch.zeros(1, 4, 2))              # prepare 0.5
         self.tower(x)                                              # vision 3 (+ its projector, other 1)
         self.run_clip_stage(x)                                     # selection 2, vision 3, other 1
+        self.run_llm_stage(x)                                      # selection 1
+        self.run_llm_stage(x, "none")                              # other 0.25
         self.clock.spend(1.5)                                      # glue: other
         for layer in self.language_model.layers:                   # prefill 10 (a 4-token sequence)
             layer(x)
@@ -92,9 +102,10 @@ def test_stages_never_overlap_and_add_up_to_the_call(monkeypatch):
     pipe = _FakePipe(clock)
     _, ms = StageTimer(pipe).time(pipe.call)
     assert list(ms) == list(COLUMNS)
-    want = {"vision": 6.0, "selection": 2.0, "prefill": 10.0, "decode": 10.0, "mask": 4.5, OTHER: 3.5}
+    want = {"prepare": 0.5, "vision": 6.0, "selection": 3.0, "prefill": 10.0, "decode": 10.0, "mask": 4.5,
+            OTHER: 3.75}
     assert {k: ms[k] for k in want} == pytest.approx(want)
-    assert ms[TOTAL] == pytest.approx(36.0)
+    assert ms[TOTAL] == pytest.approx(37.75)
     assert sum(ms[s] for s in (*STAGES, OTHER)) == pytest.approx(ms[TOTAL])
 
 

@@ -33,7 +33,8 @@ from analysis.common.presentation.stage_plots import (  # noqa: E402
 )
 from litelvlm.cost.stage_count import HOST_STAGES  # noqa: E402
 from litelvlm.cost.stages import COLUMNS, OTHER, STAGES, TOTAL  # noqa: E402
-from litelvlm.llm.captured import ATTR  # noqa: E402
+from litelvlm.llm.captured import ATTR
+from litelvlm.lvlm.encoders import ATTR as ENCODERS_ATTR  # noqa: E402
 from tests.figure_checks import (  # noqa: E402
     legends_over_data,
     overlapping_texts,
@@ -181,3 +182,6 @@ def test_the_timing_record_names_the_capture_and_a_compiled_prefill():
     assert timing_record(pipe)["prefill"] == "captured" and timing_record(pipe)["capture"] == "fused"
     lm.__dict__[ATTR] = types.SimpleNamespace(capture="compile", backend="eager")
     assert timing_record(pipe)["capture"] == "compile-eager"
+    assert timing_record(pipe)["encoders"] == "eager"   # none installed
+    pipe.__dict__[ENCODERS_ATTR] = types.SimpleNamespace(mode="graph")
+    assert timing_record(pipe)["encoders"] == "graph"
