@@ -66,8 +66,8 @@ from litelvlm.cost.stages import time_stages
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
-from litelvlm.machine.busy import busy_warning
 from litelvlm.lvlm.captured_paths import install_paths
+from litelvlm.machine.busy import busy_warning
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.methods.select import select
 from litelvlm.models.random_weights import no_write
