@@ -277,7 +277,7 @@ class GlammPipeline(GroundingPipeline):
         image = image.convert("RGB")
         vision = self.clip.trace_image(self.clip.preprocess([image], processor=self.numerics.clip_preprocess))
         if self.sam_processor is None:
-            pixel_values, reshaped = sam_inputs(image, self.sam_size)
+            pixel_values, reshaped = sam_inputs(image, self.sam_size, device=self.device)
         else:
             sam_in = self.sam_processor(images=image, return_tensors="pt")
             pixel_values = sam_in["pixel_values"]

@@ -46,18 +46,21 @@ def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]
     return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
-def sam_inputs(image: Image.Image, size: int = 1024) -> tuple[torch.Tensor, tuple[int, int]]:
+def sam_inputs(image: Image.Image, size: int = 1024,
+               device: torch.device | str | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
     """SAM pixel values ``(1, 3, size, size)`` float32 and the resized (h, w) before padding, as GLaMM's
     dataset makes them: PIL bilinear resize of the uint8 RGB image (longest side ``size``), then
-    ``(x - PIXEL_MEAN) / PIXEL_STD`` and zero padding at the bottom and right."""
+    ``(x - PIXEL_MEAN) / PIXEL_STD`` and zero padding at the bottom and right. ``device``: where the
+    normalising and padding run (default the CPU): the resized uint8 image goes there, a quarter of the float
+    pixels' bytes, and the same correctly rounded float32 operations give the same pixels."""
     h, w = preprocess_shape(image.height, image.width, size)
     check_resize(image, image.size, (w, h), f"SAM's longest-side resize to {size}")
     if image.mode != "RGB":
         image = image.convert("RGB")
     resized = np.array(image.resize((w, h), Image.BILINEAR))  # what torchvision's resize does for PIL
-    x = torch.from_numpy(resized).permute(2, 0, 1).contiguous()  # uint8 (3, h, w)
-    mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32).view(-1, 1, 1)
-    std = torch.tensor(PIXEL_STD, dtype=torch.float32).view(-1, 1, 1)
+    x = torch.from_numpy(resized).to(device).permute(2, 0, 1).contiguous()  # uint8 (3, h, w)
+    mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+    std = torch.tensor(PIXEL_STD, dtype=torch.float32, device=x.device).view(-1, 1, 1)
     x = (x - mean) / std
     x = F.pad(x, (0, size - w, 0, size - h))
     return x.unsqueeze(0), (h, w)

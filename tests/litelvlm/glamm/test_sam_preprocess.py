@@ -182,3 +182,16 @@ def test_transformers_difference_synthetic():
 
 def test_transformers_difference_real(coco128):
     _against_transformers(_real_images(coco128), "coco128")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("w, h", [(640, 480), (333, 41), (7, 300)])
+def test_sam_inputs_normalised_on_the_device_equal_the_cpu_ones(w, h):
+    """The pipeline normalises and pads on its device (the uint8 image copied there): the same float32
+    pixels, bit for bit, as on the CPU."""
+    image = Image.fromarray((np.random.default_rng(w).random((h, w, 3)) * 255).astype("uint8"))
+    cpu, reshaped = sam_inputs(image)
+    cuda, reshaped_cuda = sam_inputs(image, device="cuda")
+    assert cuda.device.type == "cuda" and reshaped_cuda == reshaped
+    assert torch.equal(cuda.cpu(), cpu)
