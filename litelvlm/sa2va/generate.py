@@ -13,7 +13,10 @@ masks).
 Here the decoding is :func:`litelvlm.lvlm.generate.greedy_with_seg` (the prefill with the visual tokens a
 method kept at the LLM input, then the KV cache), reached through :meth:`GroundingPipeline.ground`: the
 pipeline's LM head keeps its input at every step (:class:`RecordingHead`: the last row's final normed state),
-which gives the ``[SEG]`` rows' states afterwards (:func:`generated_masks`); ``[SEG]`` is hidden from the
+or, where the family reads the final norm's input (Sa2VA-Qwen3-VL's ``seg_state="unnormed"``: the last
+``hidden_states`` entry under its pin, transformers 4.57, is the last decoder layer's output), a hook on the
+final norm keeps that input's last row, which gives the ``[SEG]`` rows' states afterwards
+(:func:`generated_masks`); ``[SEG]`` is hidden from the
 decoder's own reading of the rows that predict it (UniPixel's rule, not Sa2VA's) while it runs.
 """
 
@@ -40,15 +43,22 @@ class RecordingHead(nn.Module):
 
 @contextlib.contextmanager
 def reading_generation(pipe) -> Iterator[list]:
-    """Within: ``pipe.lm_head`` records its inputs (the list yielded) and the decoder reads no [SEG] rows
-    itself (``pipe.seg_token_id`` -1: the prompt holds none, and Sa2VA's rows are read after it)."""
+    """Within: each forward's last-row state the mask head reads is appended to the list yielded -- the LM
+    head's input (``pipe.lm_head`` records it), or the final norm's input where the abilities'
+    ``seg_reads`` is ``norm_input`` -- and the decoder reads no [SEG] rows itself (``pipe.seg_token_id`` -1:
+    the prompt holds none, and Sa2VA's rows are read after it)."""
     seen: list = []
+    unnormed = pipe.abilities.seg_reads == "norm_input"
     seg = pipe.seg_token_id
-    pipe._lm_head_inputs, pipe.seg_token_id = seen, -1
+    pipe._lm_head_inputs, pipe.seg_token_id = ([] if unnormed else seen), -1
+    handle = pipe.language_model.norm.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0][:, -1].detach())) if unnormed else None
     try:
         yield seen
     finally:
         pipe._lm_head_inputs, pipe.seg_token_id = None, seg
+        if handle is not None:
+            handle.remove()
 
 
 def generated_masks(pipe, prepared, out, seen: list):

@@ -144,7 +144,11 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
     @classmethod
     def part_options(cls, parts, options: dict) -> dict:
-        """The random preset's pixel bounds (its folder's ``litelvlm_random``) and ``image_resize``."""
+        """The random preset's pixel bounds (its folder's ``litelvlm_random``) and ``image_resize``;
+        ``seg_state`` is Sa2VA-Qwen3-VL's alone."""
+        if options.get("seg_state"):
+            raise LiteLVLMError("seg_state applies to Sa2VA-Qwen3-VL (Qwen2.5-VL's last hidden_states entry "
+                                "is the final normed state under every transformers)")
         rnd = parts.config.get("litelvlm_random") or {}
         return {**{k: int(rnd[k]) for k in ("min_pixels", "max_pixels") if k in rnd},
                 "image_resize": options.get("image_resize") or "torchvision"}

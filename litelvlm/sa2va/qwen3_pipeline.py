@@ -6,7 +6,15 @@ What is Sa2VA's (bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen3vl/``
 :mod:`litelvlm.sa2va.protocol` (the prompt, the two resizes -- the processor's at Qwen3-VL's factor 32 --, the
 ``[SEG]`` rows, SAM 2's input and decoding) and Qwen3-VL's LLM as transformers runs it: interleaved 3-D M-RoPE
 over the image grid and **DeepStack** (the features of three ViT blocks added to the visual rows after the
-first three LLM layers), made here by hooks on those layers (:mod:`litelvlm.sa2va.deepstack`).
+first three LLM layers), made here by hooks on those layers (:mod:`litelvlm.sa2va.deepstack`). The mask head
+reads the ``[SEG]`` row's state as the official code computes it under its pin (``pyproject.toml``
+``latest``: transformers 4.57.0): ``predict_forward`` takes the last entry of ``hidden_states``
+(``modeling_sa2va_qwen.py`` L232-237), and transformers 4.57's ``@check_model_inputs`` on
+``Qwen3VLForConditionalGeneration.forward`` fills it with the last decoder layer's output, BEFORE the final
+RMSNorm (``utils/generic.py`` L1084-1091: ``last_hidden_state`` goes last only where the output has one, and
+the causal LM's has none); so ``seg_state="unnormed"``, the default, reads the final norm's input (the
+abilities' ``seg_reads="norm_input"``) on every path: the image, the video, a method pruning inside the LLM
+and the generated answer.
 
 What is this project's (``describe()`` says so on every run): pruning it at all, as on Sa2VA-Qwen2.5-VL (the
 budget counts the merged tokens of Qwen3-VL's grid, the kept tokens keep their M-RoPE ids); **the kept visual
@@ -14,7 +22,8 @@ tokens carry their own DeepStack features** wherever a method puts them (at the 
 merged or pooled token carries none); the methods' Qwen2.5-VL variants run on Qwen3-VL's tower where their
 rule reads nothing Qwen3-VL lacks (:class:`Qwen3Vision`: the tower has no window attention, so its tokens are
 in the LLM's order throughout), and VScan's, which takes its local scan from Qwen2.5-VL's first full-attention
-block between window-attention blocks, is refused (:data:`REFUSES`).
+block between window-attention blocks, is refused (:data:`REFUSES`); ``seg_state="normed"`` reads the final
+normed state instead, what transformers 5 returns as that last entry (:data:`SEG_STATES`).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import replace
 
 import torch
 
+from ..errors import LiteLVLMError
 from ..qwen_vision.vision import QwenVision
 from ..qwen_vision.vit_attention import received_from
 from .clip_pairing import default_clip
@@ -39,6 +49,13 @@ REFUSES = {"vscan": "{method}'s Qwen2.5-VL code takes its local scan from the vi
 DEEPSTACK = ("official on the unpruned sequence (the features of the ViT blocks deepstack_visual_indexes "
              "added to the visual rows after the first LLM layers); pruned (this project's adaptation): each "
              "kept visual token carries its own features, a merged or pooled token none")
+#: ``seg_state``: what the mask head reads at the ``[SEG]`` row -> the abilities' ``seg_reads`` and how
+#: ``describe()`` labels it (module docstring)
+SEG_STATES = {
+    "unnormed": ("norm_input", "the last decoder layer's output before the final RMSNorm (the official "
+                               "predict_forward under its pin, transformers 4.57: hidden_states[-1])"),
+    "normed": ("final", "the final normed hidden state (this project's option: transformers 5's "
+                        "hidden_states[-1])")}
 #: how ``describe()`` labels this backbone's pruning
 PRUNING = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual tokens "
            "of the Qwen3-VL grid; the methods' Qwen2.5-VL variants run on Qwen3-VL's tower (no window "
@@ -58,11 +75,17 @@ class Qwen3Vision(QwenVision):
 class Sa2VAQwen3Pipeline(Sa2VAPipeline):
     """Sa2VA-Qwen3-VL: ``Qwen3VLForConditionalGeneration`` + processor + ``text_hidden_fcs`` + SAM 2."""
 
-    abilities = replace(Sa2VAPipeline.abilities, refuses={**Sa2VAPipeline.abilities.refuses, **REFUSES})
+    abilities = replace(Sa2VAPipeline.abilities, seg_reads="norm_input",
+                        refuses={**Sa2VAPipeline.abilities.refuses, **REFUSES})
     vision_class = Qwen3Vision
 
-    def __init__(self, qwen, processor, fcs, sam2, **kw) -> None:
+    def __init__(self, qwen, processor, fcs, sam2, seg_state: str = "unnormed", **kw) -> None:
+        if seg_state not in SEG_STATES:
+            raise LiteLVLMError(f"seg_state must be one of {', '.join(SEG_STATES)}; got {seg_state!r}")
         super().__init__(qwen, processor, fcs, sam2, **kw)
+        #: what the mask head reads at the [SEG] row (:data:`SEG_STATES`)
+        self.seg_state = seg_state
+        self.abilities = replace(type(self).abilities, seg_reads=SEG_STATES[seg_state][0])
         #: DeepStack on the LLM's first layers (:mod:`litelvlm.sa2va.deepstack`)
         depth = len(qwen.config.vision_config.deepstack_visual_indexes)
         self.deepstack = DeepStack(self.language_model, depth)
@@ -70,9 +93,17 @@ class Sa2VAQwen3Pipeline(Sa2VAPipeline):
     #: the CLIP paired with a model string (:func:`litelvlm.sa2va.clip_pairing.default_clip`)
     default_clip = classmethod(default_clip)
 
+    @classmethod
+    def part_options(cls, parts, options: dict) -> dict:
+        """Sa2VA-Qwen2.5-VL's, and ``seg_state`` (:data:`SEG_STATES`; default ``unnormed``)."""
+        rest = {k: v for k, v in options.items() if k != "seg_state"}
+        return {**super().part_options(parts, rest), "seg_state": options.get("seg_state") or "unnormed"}
+
     def describe(self) -> dict:
         out = super().describe()
-        out.update(backbone="Qwen3-VL", deepstack=DEEPSTACK, pruning=PRUNING)
+        out.update(backbone="Qwen3-VL", deepstack=DEEPSTACK, pruning=PRUNING,
+                   mask_head=f"{SEG_STATES[self.seg_state][1]} of the [SEG] row -> text_hidden_fcs -> SAM 2 "
+                             "(no object-score gate)", seg_state=self.seg_state)
         return out
 
     # -- the visual tokens and their DeepStack features --------------------------------------------------
@@ -120,4 +151,4 @@ class Sa2VAQwen3Pipeline(Sa2VAPipeline):
         return super()._mapped_inputs(prepared, clip_text)
 
 
-__all__ = ["DEEPSTACK", "REFUSES", "Qwen3Vision", "Sa2VAQwen3Pipeline"]
+__all__ = ["DEEPSTACK", "REFUSES", "SEG_STATES", "Qwen3Vision", "Sa2VAQwen3Pipeline"]

@@ -3,7 +3,9 @@ Sa2VA-Qwen3-VL: the rows are found bit for bit; on the unpruned sequence the add
 (``Qwen3VLTextModel`` given ``deepstack_visual_embeds``, whose hooks then stand aside); a sequence cut inside
 the DeepStack layers (FastV at its layer 2, before the third addition) gets each kept token's features from
 there on, as a loop over transformers' layers and ``_deepstack_process`` gives them (this project's
-adaptation); a pooled token gets none; a padded batch of prompts gets each prompt's own."""
+adaptation); a pooled token gets none; a padded batch of prompts gets each prompt's own. The ``[SEG]`` state
+compared is the one the mask head reads by default, the final norm's input (``seg_state="unnormed"``,
+:mod:`litelvlm.sa2va.qwen3_pipeline`)."""
 
 from __future__ import annotations
 
@@ -48,10 +50,21 @@ def test_the_unpruned_sequence_gets_transformers_deepstack(tiny):
     assert torch.equal(hooked, official) and not torch.allclose(hooked, plain)
 
 
+def norm_input(lm, **inputs) -> torch.Tensor:
+    """The input of ``lm``'s final norm (the last decoder layer's output) in ``lm(**inputs)``."""
+    seen = []
+    handle = lm.norm.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        lm(**inputs)
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
 def reference_cut(lm, prep, pipe, kept: torch.Tensor, at: int) -> torch.Tensor:
-    """Final normed states of transformers' layers run one by one, the visual tokens outside ``kept`` dropped
-    before layer ``at``, ``_deepstack_process`` after each of the first D layers on the visual rows present
-    (their own features), kept tokens at their M-RoPE ids."""
+    """The last decoder layer's states (the final norm's input) of transformers' layers run one by one, the
+    visual tokens outside ``kept`` dropped before layer ``at``, ``_deepstack_process`` after each of the first
+    D layers on the visual rows present (their own features), kept tokens at their M-RoPE ids."""
     from litelvlm.llm.context import causal_mask
 
     n = pipe.num_visual(prep)
@@ -69,7 +82,7 @@ def reference_cut(lm, prep, pipe, kept: torch.Tensor, at: int) -> torch.Tensor:
                        position_embeddings=lm.rotary_emb(hidden, position_ids=pos), position_ids=pos)
         if i < len(prep.deepstack):
             hidden = lm._deepstack_process(hidden, rows, prep.deepstack[i][tokens])
-    return lm.norm(hidden)
+    return hidden
 
 
 def test_a_cut_inside_the_deepstack_layers_keeps_each_tokens_features(tiny):
@@ -91,8 +104,8 @@ def test_a_pooled_token_gets_no_features(tiny):
     ones = torch.ones(1, layout.seq_len, dtype=torch.long)
     with torch.no_grad():
         # deepstack_visual_embeds given: the hooks stand aside
-        none = pipe.language_model(inputs_embeds=embeds, position_ids=layout.position_ids,
-                                   attention_mask=ones, deepstack_visual_embeds=[]).last_hidden_state
+        none = norm_input(pipe.language_model, inputs_embeds=embeds, position_ids=layout.position_ids,
+                          attention_mask=ones, deepstack_visual_embeds=[])
     assert torch.equal(out.seg_hidden, none[0, layout.seg_predictors])
 
 

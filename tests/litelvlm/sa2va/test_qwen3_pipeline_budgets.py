@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.fixtures.images import noise_image
-from tests.litelvlm.sa2va.test_deepstack import reference_cut
+from tests.litelvlm.sa2va.test_deepstack import norm_input, reference_cut
 
 #: pixel bounds giving a 2 x 3 merged grid on a 50 x 90 image (factor 32)
 BOUNDS = (4 * 32 * 32, 8 * 32 * 32)
@@ -44,18 +44,19 @@ def offered(pipe) -> list[str]:
 
 
 def input_reference(parts, pipe, prep, out) -> torch.Tensor:
-    """The official text model on the selection's LLM input: the kept tokens at their rows with their own
-    DeepStack features, at the positions of the run's rule."""
+    """The official text model on the selection's LLM input (the kept tokens at their rows with their own
+    DeepStack features, at the positions of the run's rule): its final norm's input, which the mask head
+    reads by default."""
     kept, k = out.kept_indices.cpu(), len(out.kept_indices)
     layout = pipe.layout(prep, k)
     pos = pipe.kept_positions(prep, kept) if out.position_rule == "keep" else layout.position_ids
     rows = torch.zeros(1, layout.seq_len, dtype=torch.bool)
     rows[0, layout.image_start:layout.image_start + k] = True
     with torch.no_grad():
-        return parts.qwen.model.language_model(
-            inputs_embeds=pipe.sequence_embeds(prep, prep.visual[kept]), position_ids=pos,
-            attention_mask=torch.ones(1, layout.seq_len, dtype=torch.long), visual_pos_masks=rows,
-            deepstack_visual_embeds=[f[kept] for f in prep.deepstack]).last_hidden_state
+        return norm_input(
+            parts.qwen.model.language_model, inputs_embeds=pipe.sequence_embeds(prep, prep.visual[kept]),
+            position_ids=pos, attention_mask=torch.ones(1, layout.seq_len, dtype=torch.long),
+            visual_pos_masks=rows, deepstack_visual_embeds=[f[kept] for f in prep.deepstack])
 
 
 def check(parts, pipe, prep, method: str, k: int) -> None:
