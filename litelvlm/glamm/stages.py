@@ -11,7 +11,7 @@ import sys
 def stage_parts(pipe) -> dict[str, list]:
     """{stage: modules and (owner, attribute) steps} of the GLaMM pipeline ``pipe``."""
     clip, sam = pipe.clip.modules(), pipe.model.sam
-    here = sys.modules[type(pipe).__module__]   # the pipeline's module calls sam_inputs by that name
+    here = sys.modules[f"{__package__}.pipeline"]   # the pipeline's module calls sam_inputs by that name
     return {"prepare": [(pipe.clip, "preprocess"), (here, "sam_inputs")],
             "vision": [clip.vision_model, getattr(clip, "text_model", None),
                        *((pipe.clip, n) for n in ("trace_image", "encode_text"))],

@@ -261,7 +261,7 @@ def install(pipe, mode: str = "auto") -> CapturedEncoders | None:
     if mode == "eager":
         return None
     runner = CapturedEncoders(pipe.encoder_modules(), mode)
-    pipe.__dict__[ATTR] = runner
+    vars(pipe)[ATTR] = runner
     return runner
 
 
@@ -275,14 +275,14 @@ def adopt(pipe) -> None:
 
 def uninstall(pipe) -> None:
     """Back to the eager encoders."""
-    runner = pipe.__dict__.pop(ATTR, None)
+    runner = vars(pipe).pop(ATTR, None)
     if runner is not None:
         runner.remove()
 
 
 def runner_of(pipe) -> CapturedEncoders | None:
     """The :class:`CapturedEncoders` installed on ``pipe``, or None (eager encoders)."""
-    return pipe.__dict__.get(ATTR)
+    return vars(pipe).get(ATTR)
 
 
 __all__ = ["CHOICES", "MODES", "CapturedEncoder", "CapturedEncoders", "adopt", "call_key", "default_mode",

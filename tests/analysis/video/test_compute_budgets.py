@@ -59,8 +59,8 @@ class FakeRunner:
 
     clip_name = None
     model = types.SimpleNamespace(dtype="torch.float32")
-    # the pipeline the video path runs: its LLM's attention kernel is recorded
-    pipe = types.SimpleNamespace(language_model=types.SimpleNamespace(
+    # the pipeline the video path runs: its LLM's attention kernel is recorded, its device decides --encoders
+    pipe = types.SimpleNamespace(device="cpu", language_model=types.SimpleNamespace(
         config=types.SimpleNamespace(_attn_implementation="eager")))
     extra_columns: list[str] = []
 

@@ -25,7 +25,7 @@ OPTIONAL = {"device", "dtype", "hidden_size", "num_visual", "num_visual_tokens",
             "mask_shape", "keeps_everything", "visual_grid", "visual_window", "clip_selection_tokens",
             "clip_selection_rows", "tower_context", "lm_head", "stop_ids", "sample_metrics",
             "summarize_metrics", "run_input", "generated", "run_clip_stage", "run_llm_stage", "stage_modules",
-            "decode_masks_many"}
+            "encoder_modules", "decode_masks_many"}
 #: what a family declares as data: its registry name and its abilities
 DECLARED = {"family", "abilities"}
 #: what each pipeline holds of its own (set by its ``__init__``)
@@ -35,7 +35,7 @@ OVERRIDABLE = ABSTRACT | OPTIONAL | DECLARED | STATE
 #: what no family overrides (``typing.final``): ``ground``, ``ground_many`` and what they run (the run's
 #: steps: :mod:`litelvlm.lvlm.batched`)
 FINAL = {"spec", "method_error", "official_rule", "prepare", "seg_source", "final_hidden", "run_llm",
-         "kept_positions", "ground", "ground_many", "context", "attention_rows"}
+         "kept_positions", "ground", "ground_many", "context", "attention_rows", "clip_loaded"}
 #: the class flags the abilities replaced: no family declares them any more
 OLD_FLAGS = {"seg_reads", "family_positions", "offers_clip_side", "clip_mapped", "position_axes",
              "sentences_per_prompt", "backbone", "answers", "budget_unit", "own_metric"}
