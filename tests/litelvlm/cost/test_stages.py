@@ -171,6 +171,7 @@ def test_the_named_stages_add_up_to_the_whole_call_within_10_percent(model, only
     runs is seen: ``prepare`` (the image's resizing, the prompt) on every call, ``selection`` where the method
     selects."""
     from litelvlm.data.refer import load_refer
+    from litelvlm.errors import LiteLVLMError
     from litelvlm.methods import get_method
     from litelvlm.registry.families import load_pipeline
 
@@ -189,7 +190,10 @@ def test_the_named_stages_add_up_to_the_whole_call_within_10_percent(model, only
                     return pipe.ground(pipe.with_sentences(pipe.prepare_image(image), [rec.sentence]),
                                        method, budget)
 
-                call()  # warm-up (first-call costs)
+                try:
+                    call()  # warm-up (first-call costs)
+                except LiteLVLMError:   # refused on this tiny model with its reason (SparseVLM: 2 layers)
+                    continue
                 runs = [time_stages(pipe, call)[1] for _ in range(2)]
                 best = min(runs, key=lambda r: r[OTHER] / r[TOTAL])
                 if best[OTHER] / best[TOTAL] >= 0.10:
