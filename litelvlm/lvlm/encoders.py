@@ -128,8 +128,8 @@ def _foreign(hook) -> bool:
     return not getattr(hook, "__module__", "").startswith("transformers.")
 
 
-def _hooked_inside(module: nn.Module) -> bool:
-    return any(_foreign(h) for m in module.modules() if m is not module
+def _hooked_inside(inner: list[nn.Module]) -> bool:
+    return any(_foreign(h) for m in inner
                for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
 
 
@@ -138,6 +138,8 @@ class CapturedEncoder:
 
     def __init__(self, module: nn.Module, mode: str, pool=None) -> None:
         self.module, self.mode, self.pool = module, mode, pool
+        #: its submodules, listed once (each call checks them for hooks)
+        self._inner = [m for m in module.modules() if m is not module]
         self._graphs: dict = {}
         self._compiled = None
         #: calls run captured (``captured``) and eagerly (``eager``)
@@ -154,7 +156,7 @@ class CapturedEncoder:
             return "autograd enabled"
         if _get_current_dispatch_mode() is not None:
             return "a tensor-tracking dispatch mode (a FLOP count or a memory measurement)"
-        if _hooked_inside(self.module) or nn.modules.module._global_forward_hooks:
+        if _hooked_inside(self._inner) or nn.modules.module._global_forward_hooks:
             return "hooks inside the encoder (an attention reader or a quantization wrapper)"
         if self.mode == "graph":
             device = next(self.module.parameters()).device

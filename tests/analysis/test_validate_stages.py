@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,14 +19,19 @@ from litelvlm.cli import main
 from litelvlm.cost.stages import COLUMNS
 
 
-@pytest.fixture(scope="module")
-def stage_run(coco128, tmp_path_factory):
-    out = tmp_path_factory.mktemp("validate-stages") / "out"
+def _validate(coco128, folder: Path, *extra: str) -> tuple[Path, str]:
+    """(the run folder, the screen) of validate's LiteLVLM@64 on the tiny GLaMM, one thread, and ``extra``."""
+    out = folder / "out"
     screen = io.StringIO()
     with contextlib.redirect_stdout(screen):
         assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
-                     "--budgets", "64", "--threads", "1"]) == 0
+                     "--budgets", "64", "--threads", "1", *extra]) == 0
     return out, screen.getvalue()
+
+
+@pytest.fixture(scope="module")
+def stage_run(coco128, tmp_path_factory):
+    return _validate(coco128, tmp_path_factory.mktemp("validate-stages"))
 
 
 def test_stages_csv_has_one_row_per_run_and_stage_adding_up_to_the_call(stage_run):
@@ -76,12 +82,7 @@ def test_the_figure_and_the_screen_line_say_how_the_stages_were_timed(stage_run)
 @pytest.fixture(scope="module")
 def roofline_run(coco128, tmp_path_factory):
     """A run with a matrix-product rate (``--matmul-tflops 0.05``: this CPU's order of magnitude)."""
-    out = tmp_path_factory.mktemp("validate-roofline") / "out"
-    screen = io.StringIO()
-    with contextlib.redirect_stdout(screen):
-        assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
-                     "--budgets", "64", "--threads", "1", "--matmul-tflops", "0.05"]) == 0
-    return out, screen.getvalue()
+    return _validate(coco128, tmp_path_factory.mktemp("validate-roofline"), "--matmul-tflops", "0.05")
 
 
 def test_with_a_rate_every_stage_gets_its_roofline_and_the_headline_its_ratios(roofline_run):
