@@ -33,13 +33,13 @@ from litelvlm.cost.stages import OTHER, STAGES, TOTAL
 SEGMENTS = (*STAGES, OTHER)
 #: what each stage holds, in a phrase (a stage without one is named alone)
 STAGE_HOLDS = {
-    "prepare": "decoding, resizing, normalising the input (CPU)",
+    "prepare": "resizing, normalising the input; the prompt (CPU)",
     "vision": "image encoders, CLIP's text tower, paired CLIP",
-    "selection": "a CLIP-side method's own selection",
+    "selection": "a method's own selection outside the LLM's layers",
     "prefill": "the LLM's decoder layers over the prompt",
     "decode": "the LLM's decoding steps (a generated answer)",
     "mask": "mask decoder (SAM, SAM 2) with its image encoder",
-    OTHER: "tokenising, embedding, projector, Python between",
+    OTHER: "embedding, projector, Python between the stages",
 }
 #: each stage's colour (an index of the palette), the same in every figure whatever the stages drawn; a stage
 #: without one takes a colour left over
