@@ -16,7 +16,7 @@ from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
 from ..image_resize import image_resize_arg
-from ..methods import available_methods, describe, get_method, method_names
+from ..methods import TABLE, VARIANTS, available_methods, describe, get_method, method_names
 from ..models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 from ..registry.families import (
     DEFAULT_MODEL,
@@ -104,10 +104,11 @@ def _list_methods(as_json: bool = False) -> int:
 
 
 def methods_record(model: str = DEFAULT_MODEL) -> dict:
-    """``{model, llm_layers, methods: [{name, description, attention_weights, tower_attention_weights,
-    flash_compatible}]}``: each method (its variant for ``model``'s family) and the LLM decoder layers whose
-    attention weights it reads on ``model``'s LLM depth (read from the family's cost description: no weights
-    load)."""
+    """``{model, llm_layers, methods: [{name, description, stage, options, variants, attention_weights,
+    tower_attention_weights, flash_compatible}]}``: each method as its module declares it (stage, option
+    flags, the backbones with a variant of their own), its variant for ``model``'s family, and the LLM decoder
+    layers whose attention weights it reads on ``model``'s LLM depth (read from the family's cost description:
+    no weights load)."""
     card = card_of(model)
     cost = card.cost.get() if card.cost is not None else None
     preset = card.preset(model)
@@ -119,7 +120,9 @@ def methods_record(model: str = DEFAULT_MODEL) -> dict:
     rows = []
     for name in method_names():
         spec = arch.spec(name)
-        rows.append({"name": name, "description": describe(name),
+        rows.append({"name": name, "description": describe(name), "stage": TABLE[name].stage,
+                     "options": [o.flag for o in TABLE[name].options],
+                     "variants": sorted(bb for n, bb in VARIANTS if n == name),
                      "attention_weights": spec.attention_layers(layers),
                      "tower_attention_weights": spec.tower_attention_weights,
                      "flash_compatible": spec.flash_compatible})

@@ -17,8 +17,8 @@ from litelvlm.llm.context import run_layers
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
+from ..llm.pruned_forward import pruned_forward, run_pruned_from
 from ..lvlm.family import GroundingPipeline
-from ..methods.fastv import pruned_forward, run_pruned_from
 from . import CostArch
 from .tokens import TokenPlan, selects_on_llm_input
 

@@ -148,4 +148,8 @@ def cdpruner(ctx: LLMContext, budget: int) -> Selection:
     return cdpruner_select(ctx.visual_embeds, image_embeds, inputs.text.text_embeds, budget)
 
 
-CDPRUNER = Method("llm-input", cdpruner, needs_text=True, reads_clip=True)
+CDPRUNER = Method("llm-input", cdpruner, needs_text=True, reads_clip=True,
+                  name="cdpruner",
+                  description=("CDPruner: greedy MAP of a conditional DPP (cosine of the LLM input "
+                               "embeddings weighted by the CLIP text relevance), applied at the LLM "
+                               "input, raster order"))

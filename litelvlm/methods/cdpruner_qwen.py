@@ -39,4 +39,9 @@ def cdpruner_qwen(ctx: LLMContext, budget: int) -> Selection:
     return conditional_dpp(ctx.visual_embeds, relevance, budget)
 
 
-CDPRUNER_QWEN = Method("llm-input", cdpruner_qwen)
+CDPRUNER_QWEN = Method("llm-input", cdpruner_qwen,
+                       name="cdpruner", backbone="qwen2.5-vl",
+                       description=("CDPruner on Qwen2.5-VL (this project's adaptation): CDPruner's "
+                                    "conditional DPP over the merged tokens, relevance in the LLM's "
+                                    "input space (cosine with the mean instruction-token embedding, as "
+                                    "OpenVINO's Qwen port scores it), raster order"))

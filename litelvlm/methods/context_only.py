@@ -25,4 +25,8 @@ def context_only(inputs: SelectorInputs, budget: int) -> Selection:
     return Selection(indices=order[:budget].long(), scores=score, parts={"context": order})
 
 
-LITELVLM_CONTEXT = Method("clip", context_only, scores_only=True, tower_attention_weights=True)
+LITELVLM_CONTEXT = Method("clip", context_only, scores_only=True, tower_attention_weights=True,
+                          name="litelvlm-context",
+                          description=("LiteLVLM's context ranking alone (‡ this project's ablation; not "
+                                       "in the official code): the K tokens of highest context score, no "
+                                       "text"))

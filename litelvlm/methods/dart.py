@@ -1,7 +1,7 @@
 """DART (Wen et al., 2025, "Stop Looking for Important Tokens in Multimodal Language Models:
 Duplication Matters More") inside the LLM: after decoder layer K-1, keep a few pivot tokens and
 the visual tokens LEAST similar to them; layers K.. run on the kept tokens with their ORIGINAL
-RoPE positions (the FastV mechanism, ``fastv.run_pruned_from``).
+RoPE positions (the FastV mechanism, :func:`litelvlm.llm.pruned_forward.run_pruned_from`).
 
 A statement-level port of the official LLaVA code, ZichenWen1/DART @ 9fee9fa199d591cf91891ad468ab52c754de9bf5
 (read from the fork xqy1111111/DART, which holds the official history). The model file is
@@ -76,9 +76,9 @@ import torch.nn.functional as F
 from ..errors import LiteLVLMError
 from ..llm.attention_rows import rotated_keys
 from ..llm.context import LLMContext
+from ..llm.pruned_forward import pruned_at_layer, pruned_forward
 from ..method import Method
 from ..pruning.selection import Selection
-from .fastv import pruned_at_layer, pruned_forward
 
 #: ``--pruned_layer 2`` in every ``scripts/v1_5/eval/*.sh``: pruning before decoder layer 2.
 DEFAULT_LAYER = 2
@@ -164,4 +164,7 @@ def dart_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int =
 
 
 DART = Method("llm-layer", dart_select, forward=pruned_forward, schedule=dart_schedule, host_sync=True,
-              ranks=True, positions="keep")
+              ranks=True, positions="keep",
+              name="dart",
+              description=("DART: after LLM layer K-1, keep pivot tokens (largest key L1 norm) and the "
+                           "visual tokens least similar to them (kept tokens keep their RoPE positions)"))

@@ -121,4 +121,7 @@ def divprune(ctx: LLMContext, budget: int) -> Selection:
     return divprune_select(ctx.visual_embeds, budget)
 
 
-DIVPRUNE = Method("llm-input", divprune, host_sync=True)
+DIVPRUNE = Method("llm-input", divprune, host_sync=True,
+                  name="divprune",
+                  description=("DivPrune: greedy max-min cosine-diverse visual tokens, measured on the "
+                               "LLM input embeddings (projector outputs), applied at the LLM input"))

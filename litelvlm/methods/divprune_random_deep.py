@@ -28,10 +28,10 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext, run_layers
-from ..method import Method, no_layers
+from ..method import Method, Option, no_layers
 from ..pruning.selection import Selection
 from .divprune import budget_from_ratio, divprune_select
-from .random_deep import checked_layer, input_seed, uniform_draw
+from .random_deep import RANDOM_DEEP_LAYER, checked_layer, input_seed, uniform_draw
 
 #: the share of the N visual tokens DivPrune keeps at the LLM input (our reading of the abstract's "50%")
 DEFAULT_RATIO = 0.5
@@ -93,7 +93,18 @@ def two_stage_schedule(budget: int, num_visual: int, num_layers: int, *, layer: 
     return ((0, m), (checked_layer(num_layers, layer), budget))
 
 
-#: its command-line options (``--random-deep-layer``, ``--random-deep-ratio``):
-#: :data:`litelvlm.methods.options.DIVPRUNE_RANDOM_DEEP_OPTIONS`, named by its registry entry
+#: its command-line options (``--random-deep-layer``, ``--random-deep-ratio``)
+DIVPRUNE_RANDOM_DEEP_OPTIONS = (
+    RANDOM_DEEP_LAYER,
+    Option("ratio", "random_deep_ratio", value_type=float, default=DEFAULT_RATIO,
+           help="divprune+random-deep (this project's reading): the share of the N visual tokens DivPrune "
+                "keeps at the LLM input before the random deep pruning to K (at least K)"),
+)
+
 DIVPRUNE_RANDOM_DEEP = Method("llm-stages", divprune_random_deep_select, forward=two_stage_forward,
-                              schedule=two_stage_schedule, host_sync=True, attention_weights=no_layers)
+                              schedule=two_stage_schedule, host_sync=True, attention_weights=no_layers,
+                              name="divprune+random-deep", options=DIVPRUNE_RANDOM_DEEP_OPTIONS,
+                              description=("DivPrune then random deep pruning (this project's reading of "
+                                           "the information-horizon paper; no official code): DivPrune "
+                                           "keeps 50% of N at the LLM input, K of them drawn uniformly "
+                                           "(seeded) remain from LLM layer L (20 of 32)"))

@@ -125,4 +125,8 @@ def downsample_select(ctx: LLMContext, budget: int) -> Selection:
 
 
 DOWNSAMPLE = Method("llm-input", downsample_select, positions="keep", original_positions=False,
-                    host_sync=True, attention_weights=no_layers)
+                    host_sync=True, attention_weights=no_layers,
+                    name="downsample",
+                    description=("downsampling (this project's reading of VTC-Bench, which resizes the "
+                                 "image): the grid of visual tokens average-pooled to K at the LLM "
+                                 "input, each pooled token at its window's centre position"))

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..llm.context import LLMContext, run_layers
-from ..method import Method
+from ..llm.context import LLMContext
+from ..llm.pruned_forward import pruned_at_layer, pruned_forward
+from ..method import Method, Option
 from ..pruning.selection import Selection
 
 #: FastV's default filtering layer (K=2 in the paper).
@@ -32,35 +33,9 @@ def fastv_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER) ->
     return Selection(indices=torch.sort(top).values, scores=score.float(), prune_layer=layer)
 
 
-def run_pruned_from(ctx: LLMContext, kept: torch.Tensor,
-                    prune_layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(final normed hidden (1, S', h), kept sequence positions) when visual tokens outside ``kept``
-    are dropped before decoder layer ``prune_layer``."""
-    dev = ctx.embeds.device
-    s, n = ctx.image_start, ctx.num_visual
-    keep = torch.cat([torch.arange(s, device=dev), s + kept.to(dev).long(),
-                      torch.arange(s + n, ctx.seq_len, device=dev)])
-    hidden = ctx.hidden_before(prune_layer)[:, keep]
-    pos = ctx.pruned_positions(keep, official="keep")  # FastV's and DART's rule (their Method.positions)
-    hidden = run_layers(ctx.lm, hidden, pos, prune_layer, ctx.num_layers)
-    return ctx.lm.norm(hidden), keep
-
-
-def pruned_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
-    """(final normed hidden (1, S', h), rows predicting each [SEG]) when the visual tokens outside
-    ``sel.indices`` are dropped before decoder layer ``sel.prune_layer`` (FastV, DART)."""
-    final, keep = run_pruned_from(ctx, sel.indices, sel.prune_layer)
-    orig = ctx.seg_predictors.to(keep.device)
-    pred = torch.searchsorted(keep, orig)
-    if not torch.equal(keep[pred], orig):
-        raise AssertionError("a [SEG]-predicting token was pruned")
-    return final, pred
-
-
-def pruned_at_layer(budget: int, num_visual: int, num_layers: int, *, layer: int = DEFAULT_LAYER):
-    """Token schedule of one pruning inside the LLM: N visual tokens up to layer K-1, K from layer
-    ``layer``."""
-    return ((0, num_visual), (layer, budget))
+def fastv_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int = DEFAULT_LAYER):
+    """FastV's token schedule: N visual tokens up to layer K-1, K from layer K (:func:`pruned_at_layer`)."""
+    return pruned_at_layer(budget, num_visual, num_layers, layer=layer)
 
 
 def fastv_attention_weights(num_layers: int) -> tuple[int, ...]:
@@ -68,7 +43,14 @@ def fastv_attention_weights(num_layers: int) -> tuple[int, ...]:
     return (DEFAULT_LAYER - 1,)
 
 
-#: its command-line option (``--fastv-layer``): :data:`litelvlm.methods.options.FASTV_OPTIONS`, named by its
-#: registry entry
-FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, ranks=True, schedule=pruned_at_layer,
-               positions="keep", attention_weights=fastv_attention_weights)
+#: its command-line option (``--fastv-layer``)
+FASTV_OPTIONS = (
+    Option("layer", "fastv_layer", "1..L", default=DEFAULT_LAYER,
+           help="FastV's K: prune after LLM layer K-1"),
+)
+
+FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, ranks=True, schedule=fastv_schedule,
+               positions="keep", attention_weights=fastv_attention_weights,
+               name="fastv", options=FASTV_OPTIONS,
+               description=("FastV: drop visual tokens by the last token's attention at LLM layer K-1 "
+                            "(kept tokens keep their RoPE positions)"))

@@ -113,4 +113,9 @@ def flowcut(ctx: TowerContext, budget: int) -> Selection:
 
 
 FLOWCUT = Method("vision-tower", flowcut, host_sync=True, reads_vision_blocks=True,
-                 tower_attention_weights=True)
+                 tower_attention_weights=True,
+                 name="flowcut",
+                 description=("FlowCut: inside the CLIP vision tower, prune by the information flow to "
+                              "[CLS] (relation + semantic attention x value L1 norm, accumulated over "
+                              "blocks) on an entropy-adaptive schedule, the tower finishing on the K "
+                              "kept patches"))

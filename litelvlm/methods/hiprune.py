@@ -85,4 +85,7 @@ def hiprune(inputs: SelectorInputs, budget: int, *, alpha: float = ALPHA, object
                      parts={"anchors_and_buffers": anchored, "registers": registers})
 
 
-HIPRUNE = Method("clip", hiprune, reads_vision_blocks=True, ranks=True, tower_attention_weights=True)
+HIPRUNE = Method("clip", hiprune, reads_vision_blocks=True, ranks=True, tower_attention_weights=True,
+                 name="hiprune",
+                 description=("HiPrune: anchor tokens (object-layer attention) with their 4 neighbours, "
+                              "then register tokens (feature-layer attention), raster order"))

@@ -165,4 +165,9 @@ def select_tokens(shallow: torch.Tensor, deep: torch.Tensor, budget: int, width:
 
 
 HIPRUNE_QWEN = Method("llm-input", hiprune_qwen, host_sync=True, ranks=True, positions="keep",
-                      reads_vision_blocks=True, tower_attention_weights=True)
+                      reads_vision_blocks=True, tower_attention_weights=True,
+                      name="hiprune", backbone="qwen2.5-vl",
+                      description=("HiPrune, its official Qwen2.5-VL code: anchors (object-layer 16 of "
+                                   "32 attention of the vision tower) with their 4 neighbours, then "
+                                   "registers (last block) among the merged tokens; LLM order, original "
+                                   "M-RoPE positions"))

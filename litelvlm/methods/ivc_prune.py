@@ -2,7 +2,8 @@
 Pruning") inside the LLM: at one decoder layer, keep the visual tokens whose RoPE rotations are closest to the
 identity and to the 90-degree rotation (implicit visual coordinates, IVC), a few prompt-relevant seed tokens
 and the foreground tokens whose values resemble the question's and the seeds'; layers K.. run on the kept
-tokens with their ORIGINAL RoPE positions (the FastV mechanism, ``fastv.run_pruned_from``).
+tokens with their ORIGINAL RoPE positions (the FastV mechanism,
+:func:`litelvlm.llm.pruned_forward.run_pruned_from`).
 
 A statement-level port of the official LLaVA-1.5 code, FireRedTeam/IVC-Prune @
 03afd9cee41f60bb30b51a4105839f2b5d467814, ``transformers/src/transformers/models/llama/modeling_llama.py``
@@ -68,9 +69,9 @@ import torch
 from ..errors import LiteLVLMError
 from ..llm.attention_rows import projected
 from ..llm.context import LLMContext
+from ..llm.pruned_forward import pruned_at_layer, pruned_forward
 from ..method import Method
 from ..pruning.selection import Selection
-from .fastv import pruned_at_layer, pruned_forward
 
 #: ``ivcp_k`` of ``llava_v1.5_7b_IVCP`` (config.py L514): the first decoder layer that sees the kept tokens.
 DEFAULT_LAYER = 16
@@ -213,4 +214,9 @@ def ivc_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int | 
 
 
 IVC_PRUNE = Method("llm-layer", ivc_prune_select, forward=pruned_forward, schedule=ivc_schedule,
-                   host_sync=True, ranks=True, positions="keep", one_axis_positions=True)
+                   host_sync=True, ranks=True, positions="keep", one_axis_positions=True,
+                   name="ivc-prune",
+                   description=("IVC-Prune: from LLM layer 16 of 32, the implicit visual coordinate "
+                                "tokens (largest mean RoPE cos / sin), then seeds and foreground by "
+                                "value similarity to the question (kept tokens keep their RoPE "
+                                "positions; official K: official_budget)"))

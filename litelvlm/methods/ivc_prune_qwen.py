@@ -2,7 +2,8 @@
 decoder layer, keep the visual tokens whose M-RoPE rotations are closest to the identity and to the 90-degree
 rotation (implicit visual coordinates, IVC), a few prompt-relevant seed tokens, then the visual tokens whose
 values resemble the question's and the seeds' up to a target count; layers K.. run on the kept tokens with
-their ORIGINAL 3-D M-RoPE positions (the FastV mechanism, ``fastv.run_pruned_from``).
+their ORIGINAL 3-D M-RoPE positions (the FastV mechanism,
+:func:`litelvlm.llm.pruned_forward.run_pruned_from`).
 
 A statement-level port of the official Qwen2.5-VL code, FireRedTeam/IVC-Prune @
 03afd9cee41f60bb30b51a4105839f2b5d467814,
@@ -67,9 +68,9 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
+from ..llm.pruned_forward import pruned_at_layer, pruned_forward
 from ..method import Method
 from ..pruning.selection import Selection
-from .fastv import pruned_at_layer, pruned_forward
 from .ivc_prune import checked_layer, keep_for_budget, kept_selection
 
 #: ``ivcp_k`` of the Qwen2.5-VL configs (config.py L1089-1134): decoder layers -> the first layer that sees
@@ -200,4 +201,10 @@ def ivc_qwen_schedule(budget: int, num_visual: int, num_layers: int, *, layer: i
 
 
 IVC_PRUNE_QWEN = Method("llm-layer", ivc_prune_qwen_select, forward=pruned_forward,
-                        schedule=ivc_qwen_schedule, host_sync=True, ranks=True, positions="keep")
+                        schedule=ivc_qwen_schedule, host_sync=True, ranks=True, positions="keep",
+                        name="ivc-prune", backbone="qwen2.5-vl",
+                        description=("IVC-Prune, its official Qwen2.5-VL code: from LLM layer 16 of 28 "
+                                     "(22 of 36), the implicit visual coordinate tokens (largest mean "
+                                     "M-RoPE cos / sin over the 3 axes), seeds, then value similarity to "
+                                     "the question and seeds up to K (kept tokens keep their 3-D "
+                                     "positions; official K: N/2)"))

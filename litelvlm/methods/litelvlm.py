@@ -66,5 +66,10 @@ def litelvlm_ctx(inputs: SelectorInputs, budget: int, **options) -> Selection:
     return litelvlm_select(inputs, budget, **options)
 
 #: the context score is the [CLS] query's (cosine) attention over the patches of CLIP's last block
-LITELVLM = Method("clip", litelvlm, needs_text=True, scores_only=True, tower_attention_weights=True)
-LITELVLM_CTX = Method("clip", litelvlm_ctx, needs_text=True, scores_only=True, tower_attention_weights=True)
+LITELVLM = Method("clip", litelvlm, needs_text=True, scores_only=True, tower_attention_weights=True,
+                  name="litelvlm",
+                  description="LiteLVLM: lowest CLIP similarity to the text [EOS] + context tokens")
+LITELVLM_CTX = Method("clip", litelvlm_ctx, needs_text=True, scores_only=True, tower_attention_weights=True,
+                      name="litelvlm-ctx",
+                      description=("LiteLVLM‡ (context-heavy, this project's reading of the paper; not "
+                                   "in the official code): 50% of K to context tokens first"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..llm.context import LLMContext
-from ..method import Method
+from ..method import Method, Option
 from ..pruning.selection import Selection
 
 
@@ -26,6 +26,16 @@ def middle_layer(num_layers: int) -> tuple[int, ...]:
     return (num_layers // 2,)
 
 
-#: its command-line options (``--attention-layer``, ``--attention-queries``):
-#: :data:`litelvlm.methods.options.LLM_ATTENTION_OPTIONS`, named by its registry entry
-LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True, attention_weights=middle_layer)
+#: its command-line options (``--attention-layer``, ``--attention-queries``)
+LLM_ATTENTION_OPTIONS = (
+    Option("layer", "attention_layer", "0..L-1",
+           help="llm-attention: decoder layer (default: the middle one)"),
+    Option("queries", "attention_queries", value_type=str, default="seg", choices=("last", "text", "seg"),
+           help="llm-attention: query rows"),
+)
+
+LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True, attention_weights=middle_layer,
+                       name="llm-attention", options=LLM_ATTENTION_OPTIONS,
+                       description=("oracle: rank visual tokens by the attention they receive in the LLM "
+                                    "(from the last token, all text tokens or the [SEG]-predicting "
+                                    "tokens, at one layer)"))

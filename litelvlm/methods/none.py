@@ -17,4 +17,6 @@ def keep_all(ctx: LLMContext, budget: int) -> Selection:
     return Selection(indices=torch.arange(ctx.num_visual))
 
 
-NONE = Method("llm-input", keep_all, baseline=True)
+NONE = Method("llm-input", keep_all, baseline=True,
+              name="none",
+              description="no pruning: all N visual tokens (the unpruned baseline)")

@@ -255,6 +255,12 @@ def prumerge_plus(inputs: SelectorInputs, budget: int | None = None, *, adaptive
                 cluster_size=cluster_size, attention=attention)
 
 PRUMERGE = Method("clip", prumerge, extra_tokens=1, ranks=True, original_positions=False,
-                  tower_attention_weights=True)
+                  tower_attention_weights=True,
+                  name="prumerge",
+                  description=("PruMerge: [CLS]-attention IQR outliers + key-similarity merge (adaptive "
+                               "K; fixed K: top K-1)"))
 PRUMERGE_PLUS = Method("clip", prumerge_plus, extra_tokens=1, ranks=True,
-                       original_positions=False, tower_attention_weights=True)
+                       original_positions=False, tower_attention_weights=True,
+                       name="prumerge+",
+                       description=("PruMerge+: PruMerge + spatially uniform samples (adaptive K; fixed "
+                                    "K: top 1/4 + even samples)"))

@@ -25,7 +25,7 @@ import torch
 from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
-from ..qwen_vision.cls_stand_in import STAND_IN_FLAGS, stand_in
+from ..qwen_vision.cls_stand_in import STAND_IN, STAND_IN_FLAGS, stand_in
 from . import prumerge as _pm
 
 
@@ -83,6 +83,13 @@ def adaptive_budget(ctx, plus: bool = False, *, block: int | None = None) -> int
 
 
 PRUMERGE = Method("llm-input", prumerge, extra_tokens=1, original_positions=False,
-                  tower_attention_weights=True, **STAND_IN_FLAGS)
+                  tower_attention_weights=True, **STAND_IN_FLAGS,
+                  name="prumerge", backbone="qwen2.5-vl",
+                  description=("PruMerge on Qwen2.5-VL's merged tokens, " + STAND_IN
+                               + ": IQR outliers (fixed K: top K-1) merged by key similarity + one extra "
+                                 "token"))
 PRUMERGE_PLUS = Method("llm-input", prumerge_plus, extra_tokens=1, original_positions=False,
-                       tower_attention_weights=True, **STAND_IN_FLAGS)
+                       tower_attention_weights=True, **STAND_IN_FLAGS,
+                       name="prumerge+", backbone="qwen2.5-vl",
+                       description=("PruMerge+ on Qwen2.5-VL's merged tokens, " + STAND_IN
+                                    + ": PruMerge + spatially uniform samples, merged + one extra token"))

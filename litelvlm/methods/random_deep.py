@@ -10,9 +10,10 @@ their own beyond an intermediate layer; random pruning in deep layers balances p
 This reading:
 
 * Layers ``0..L-1`` see all N visual tokens. Before decoder layer ``L`` (FastV's mechanism,
-  :func:`litelvlm.methods.fastv.pruned_forward`), K of them drawn uniformly without replacement are kept with
-  every text token, at their original RoPE positions (``positions="keep"``, as FastV and DART; a family's own
-  rule or ``ground(positions=...)`` switches it). ``L`` equal to the LLM's depth prunes after its last layer.
+  :func:`litelvlm.llm.pruned_forward.pruned_forward`), K of them drawn uniformly without replacement are kept
+  with every text token, at their original RoPE positions (``positions="keep"``, as FastV and DART; a family's
+  own rule or ``ground(positions=...)`` switches it). ``L`` equal to the LLM's depth prunes after its last
+  layer.
 * The draw is seeded as ``random``'s: ``torch.randperm(N)`` of a CPU generator seeded with the prepared
   input's ``seed`` (0 unless ``prepare_image(seed=...)``), its first K, sorted; the same seed and N give the
   same tokens (and, on GLaMM, the tokens ``random`` keeps at the LLM input).
@@ -30,9 +31,9 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
-from ..method import Method, no_layers
+from ..llm.pruned_forward import pruned_at_layer, pruned_forward
+from ..method import Method, Option, no_layers
 from ..pruning.selection import Selection
-from .fastv import pruned_at_layer, pruned_forward
 
 #: the pruning layer on a 32-layer LLM (the abstract's "beyond the 20th"; the README names none)
 DEFAULT_LAYER = 20
@@ -81,7 +82,18 @@ def random_deep_schedule(budget: int, num_visual: int, num_layers: int, *, layer
     return pruned_at_layer(budget, num_visual, num_layers, layer=checked_layer(num_layers, layer))
 
 
-#: its command-line option (``--random-deep-layer``): :data:`litelvlm.methods.options.RANDOM_DEEP_OPTIONS`,
-#: named by its registry entry
+#: the pruning layer's command-line option (also divprune+random-deep's)
+RANDOM_DEEP_LAYER = Option(
+    "layer", "random_deep_layer", "1..L",
+    help="random-deep, divprune+random-deep (this project's reading of the information-horizon paper): the "
+         "LLM layer L from which K random visual tokens remain (default: 20 of 32 layers, the same relative "
+         "depth on other LLMs)")
+RANDOM_DEEP_OPTIONS = (RANDOM_DEEP_LAYER,)
+
 RANDOM_DEEP = Method("llm-layer", random_deep_select, forward=pruned_forward, schedule=random_deep_schedule,
-                     positions="keep", attention_weights=no_layers)
+                     positions="keep", attention_weights=no_layers,
+                     name="random-deep", options=RANDOM_DEEP_OPTIONS,
+                     description=("random deep pruning (this project's reading of the "
+                                  "information-horizon paper; no official code): K visual tokens drawn "
+                                  "uniformly (seeded) remain from LLM layer L (20 of 32), the layers "
+                                  "before it see all N (kept tokens keep their RoPE positions)"))

@@ -13,4 +13,6 @@ def random_select(inputs: SelectorInputs, budget: int, *, seed: int | None = Non
     idx = torch.randperm(inputs.num_patches, generator=g)[:budget]
     return Selection(indices=torch.sort(idx).values.to(inputs.device))
 
-RANDOM = Method("clip", random_select, scores_only=True)
+RANDOM = Method("clip", random_select, scores_only=True,
+                name="random",
+                description="K tokens drawn uniformly without replacement (seeded), raster order")

@@ -297,4 +297,8 @@ def stages(budget: int, num_visual: int, num_layers: int) -> tuple[tuple[int, in
 #: the raters' rows are read at each pruning layer (:func:`stage_layers`)
 SPARSEVLM = Method("llm-stages", sparsevlm_select, forward=staged_forward, schedule=stages,
                    host_sync=True, original_positions=False, one_axis_positions=True,
-                   attention_weights=stage_layers)
+                   attention_weights=stage_layers,
+                   name="sparsevlm",
+                   description=("SparseVLM (v1.5): text raters' attention drops visual tokens after LLM "
+                                "layers 2/6/15 with the official per-budget counts; 30% of the dropped "
+                                "recycled as DPC-KNN cluster means; positions renumbered"))

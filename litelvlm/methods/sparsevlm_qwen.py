@@ -29,16 +29,14 @@ both mean the rule above. Budgets, counts, recycling and precision are those of
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from ..llm.context import LLMContext
+from ..method import Method
 from ..pruning.selection import Selection
 from .sparsevlm import (
     OFFICIAL_LAYERS,
     PRUNING_LOC,
-    SPARSEVLM,
     sparsevlm_select,
     stage_counts,
     staged_forward,
@@ -95,5 +93,10 @@ def qwen_stages(budget: int, num_visual: int, num_layers: int) -> tuple[tuple[in
     return tuple((i, v) for i, v in enumerate(per_layer) if i == 0 or v != per_layer[i - 1])
 
 
-SPARSEVLM_QWEN = replace(SPARSEVLM, select=sparsevlm_qwen_select, forward=sparsevlm_qwen_forward,
-                         schedule=qwen_stages, one_axis_positions=False, attention_weights=pruning_layers)
+SPARSEVLM_QWEN = Method("llm-stages", sparsevlm_qwen_select, forward=sparsevlm_qwen_forward,
+                        schedule=qwen_stages, host_sync=True, original_positions=False,
+                        attention_weights=pruning_layers,
+                        name="sparsevlm", backbone="qwen2.5-vl",
+                        description=("SparseVLM on Qwen2.5-VL, this project's adaptation (no official "
+                                     "Qwen code): the official stages and recycling, the pruned sequence "
+                                     "renumbered 0..S'-1 on all three M-RoPE axes (recycled tokens too)"))

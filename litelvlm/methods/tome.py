@@ -279,4 +279,6 @@ def tome(inputs: SelectorInputs, budget: int, *, schedule: list[int] | None = No
                      parts={"assignment": assignment, "size": torch.bincount(assignment, minlength=budget),
                             "schedule": torch.tensor(sched)})
 
-TOME = Method("clip", tome, reads_vision_blocks=True)
+TOME = Method("clip", tome, reads_vision_blocks=True,
+              name="tome",
+              description="ToMe: bipartite soft matching + size-weighted merging in the CLIP blocks")

@@ -95,4 +95,9 @@ def tome_qwen_select(ctx: LLMContext, budget: int, *, r: int | None = None, bloc
 
 
 TOME_QWEN = Method("llm-input", tome_qwen_select, original_positions=False, host_sync=True,
-                   reads_vision_blocks=True)
+                   reads_vision_blocks=True,
+                   name="tome", backbone="qwen2.5-vl",
+                   description=("ToMe on Qwen2.5-VL, this project's adaptation (no official Qwen code): "
+                                "bipartite soft matching on the last vision block's keys per merged "
+                                "token, size-weighted merging of the N merged tokens at the LLM input, "
+                                "rounds of up to half until K remain"))

@@ -12,4 +12,7 @@ def clip_topsim(inputs: SelectorInputs, budget: int, **options) -> Selection:
     options["largest"] = True
     return litelvlm_select(inputs, budget, **options)
 
-CLIP_TOPSIM = Method("clip", clip_topsim, needs_text=True, scores_only=True, tower_attention_weights=True)
+CLIP_TOPSIM = Method("clip", clip_topsim, needs_text=True, scores_only=True, tower_attention_weights=True,
+                     name="clip_topsim",
+                     description=("highest CLIP similarity to the text [EOS] (not reversed) + context "
+                                  "tokens"))

@@ -48,7 +48,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext, run_layers
-from ..method import Method, no_layers
+from ..method import Method, Option, no_layers
 from ..pruning.selection import Selection
 
 #: ``target_layer_indices = {3, 17, 22}`` (V2Drop.py L129): the decoder layers before which tokens are dropped
@@ -220,7 +220,21 @@ def v2drop_schedule(budget: int, num_visual: int, num_layers: int, *, layers=Non
     return schedule_with(budget, num_visual, num_layers, layers, ratios, LLAVA)
 
 
-#: its command-line options (``--v2drop-layers``, ``--v2drop-ratios``; its Qwen2.5-VL variant's too):
-#: :data:`litelvlm.methods.options.V2DROP_OPTIONS`, named by its registry entry
+#: its command-line options (``--v2drop-layers``, ``--v2drop-ratios``; its Qwen2.5-VL variant's too)
+V2DROP_OPTIONS = (
+    Option("layers", "v2drop_layers", value_type=str,
+           help="V2Drop: the LLM layers before which it drops visual tokens, comma-separated (default: the "
+                "official 3,17,22 of 32 layers on a LLaMA LLM, 3,16,22 of 28 on Qwen2.5-VL; other depths: "
+                "the same relative depth, this project's adaptation)"),
+    Option("ratios", "v2drop_ratios", value_type=str,
+           help="V2Drop: the keep ratio of each drop, of the visual tokens present, comma-separated "
+                "(default: the official 0.5,0.5,0 on a LLaMA LLM, 0.25,0.05,0 on Qwen2.5-VL); each drop "
+                "keeps at least K, the last one K (this project's mapping of the budget)"),
+)
 V2DROP = Method("llm-stages", v2drop_select, forward=v2drop_forward, schedule=v2drop_schedule,
-                positions="keep", attention_weights=no_layers)
+                positions="keep", attention_weights=no_layers,
+                name="v2drop", options=V2DROP_OPTIONS,
+                description=("V2Drop: before LLM layers 3/17/22 drop the visual tokens whose hidden "
+                             "state changed least through the previous layer (L2 norm), keeping the "
+                             "official shares (0.5/0.5/0) but at least K, K after the last drop; no "
+                             "attention weights; kept tokens keep their RoPE positions"))

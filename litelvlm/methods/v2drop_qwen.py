@@ -33,11 +33,11 @@ This project's adaptations (Qwen2.5-VL, not the Qwen2-VL code):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from ..llm.context import LLMContext
+from ..method import Method, no_layers
 from ..pruning.selection import Selection
-from .v2drop import V2DROP, Defaults, schedule_with, select_with
+from .v2drop import Defaults, schedule_with, select_with, v2drop_forward
 
 #: ``target_layer_indices = {3, 16, 22}`` (L347), keep ratios 0.25 / 0.05 / 0 (L359-364), Qwen2-VL-7B's depth
 QWEN2_VL = Defaults(layers=(3, 16, 22), ratios=(0.25, 0.05, 0.0), reference_layers=28)
@@ -55,4 +55,10 @@ def v2drop_qwen_schedule(budget: int, num_visual: int, num_layers: int, *, layer
     return schedule_with(budget, num_visual, num_layers, layers, ratios, QWEN2_VL)
 
 
-V2DROP_QWEN = replace(V2DROP, select=v2drop_qwen_select, schedule=v2drop_qwen_schedule)
+V2DROP_QWEN = Method("llm-stages", v2drop_qwen_select, forward=v2drop_forward, schedule=v2drop_qwen_schedule,
+                     positions="keep", attention_weights=no_layers,
+                     name="v2drop", backbone="qwen2.5-vl",
+                     description=("V2Drop, its official Qwen2-VL code's schedule: before LLM layers "
+                                  "3/16/22 of 28 (this project's adaptation: the same relative depth "
+                                  "elsewhere) drop the least-varying visual tokens, keeping 0.25/0.05/0 "
+                                  "of them but at least K; kept tokens keep their M-RoPE ids"))

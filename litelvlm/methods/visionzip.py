@@ -143,4 +143,6 @@ def visionzip(inputs: SelectorInputs, budget: int, *, dominant_share: float = DO
     return Selection(indices=idx, features=torch.cat(out), scores=attn,
                      parts={"dominant": torch.cat([cls, dominant]), "contextual": targets})
 
-VISIONZIP = Method("clip", visionzip, ranks=True, original_positions=False, tower_attention_weights=True)
+VISIONZIP = Method("clip", visionzip, ranks=True, original_positions=False, tower_attention_weights=True,
+                   name="visionzip",
+                   description="VisionZip: dominant [CLS]-attention tokens + merged contextual tokens")

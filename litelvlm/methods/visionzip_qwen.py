@@ -21,7 +21,7 @@ import torch
 
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
-from ..qwen_vision.cls_stand_in import STAND_IN_FLAGS, stand_in
+from ..qwen_vision.cls_stand_in import STAND_IN, STAND_IN_FLAGS, stand_in
 from .visionzip import DOMINANT_SHARE, contextual_tokens, dominant_split, split_budget
 
 
@@ -43,4 +43,8 @@ def visionzip(ctx, budget: int, *, dominant_share: float = DOMINANT_SHARE,
 
 
 VISIONZIP = Method("llm-input", visionzip, original_positions=False, tower_attention_weights=True,
-                   **STAND_IN_FLAGS)
+                   **STAND_IN_FLAGS,
+                   name="visionzip", backbone="qwen2.5-vl",
+                   description=("VisionZip on Qwen2.5-VL's merged tokens, " + STAND_IN
+                                + ": dominant tokens by it + contextual tokens merged by the keys, at the "
+                                  "LLM input"))

@@ -114,4 +114,6 @@ def vispruner(inputs: SelectorInputs, budget: int, *, important_ratio: float = 0
     idx = torch.sort(torch.cat([important, diverse])).values  # the LLM gets them through a mask: raster order
     return Selection(indices=idx, scores=attn, parts={"important": important, "diverse": diverse})
 
-VISPRUNER = Method("clip", vispruner, ranks=True, tower_attention_weights=True)
+VISPRUNER = Method("clip", vispruner, ranks=True, tower_attention_weights=True,
+                   name="vispruner",
+                   description="VisPruner: [CLS]-attention important tokens + diverse tokens")

@@ -19,7 +19,7 @@ import torch
 
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
-from ..qwen_vision.cls_stand_in import STAND_IN_FLAGS, stand_in
+from ..qwen_vision.cls_stand_in import STAND_IN, STAND_IN_FLAGS, stand_in
 from .vispruner import STEP, important_and_diverse
 
 
@@ -35,4 +35,7 @@ def vispruner(ctx, budget: int, *, important_ratio: float = 0.5, step: int = STE
     return Selection(indices=idx, scores=s.score, parts={"important": important, "diverse": diverse})
 
 
-VISPRUNER = Method("llm-input", vispruner, tower_attention_weights=True, **STAND_IN_FLAGS)
+VISPRUNER = Method("llm-input", vispruner, tower_attention_weights=True, **STAND_IN_FLAGS,
+                   name="vispruner", backbone="qwen2.5-vl",
+                   description=("VisPruner on Qwen2.5-VL's merged tokens, " + STAND_IN
+                                + ": important tokens by it + diverse tokens, at the LLM input"))

@@ -350,4 +350,9 @@ def vscan_attention_weights(num_layers: int) -> tuple[int, ...]:
 
 VSCAN = Method("llm-stages", vscan_select, forward=vscan_output, schedule=vscan_schedule,
                reads_vision_blocks=True, reads_clip=True, attention_weights=vscan_attention_weights,
-               tower_attention_weights=True)
+               tower_attention_weights=True,
+               name="vscan",
+               description=("VScan: global ([CLS] attention, feature block) and local (block 5, per 6x6 "
+                            "window) scans with token merging at the LLM input, then the last token's "
+                            "attention keeps K/2 after LLM layer 16 (K = the average over layers: 3K/2 "
+                            "tokens enter); positions renumbered"))

@@ -318,4 +318,10 @@ def vscan_qwen_attention_weights(num_layers: int) -> tuple[int, ...]:
 
 VSCAN_QWEN = Method("llm-stages", vscan_qwen_select, forward=vscan_qwen_output, schedule=vscan_qwen_schedule,
                     positions="keep", host_sync=True, reads_vision_blocks=True,
-                    attention_weights=vscan_qwen_attention_weights, tower_attention_weights=True)
+                    attention_weights=vscan_qwen_attention_weights, tower_attention_weights=True,
+                    name="vscan", backbone="qwen2.5-vl",
+                    description=("VScan's official Qwen2.5-VL code: local (first full-attention block, "
+                                 "<= ceil per 4x4 window) and global (last block) scans of the tower's "
+                                 "attention with token merging at the LLM input, then the last token's "
+                                 "attention (no RoPE) keeps int(0.67 V) after LLM layer 14 of 28; kept "
+                                 "tokens keep their M-RoPE ids (K = the average over layers)"))

@@ -33,6 +33,10 @@ from .vit_attention import received_from
 #: the ``Method`` flags of every method reading the stand-in: it ranks tokens, re-runs the vision tower
 #: (``reads_vision_blocks``) and reads tensor values in Python (``host_sync``)
 STAND_IN_FLAGS = dict(ranks=True, host_sync=True, reads_vision_blocks=True)
+#: what every such variant's description says of the stand-in
+STAND_IN = ("this project's adaptation (no official Qwen2.5-VL code read): the attention each merged token "
+            "receives in the tower's last full-attention block stands for the [CLS] attention, its keys "
+            "averaged over each 2x2 merge unit for CLIP's keys")
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,8 @@ def test_options_are_declared_with_the_method_and_default_as_its_select():
             assert params[opt.name].default == opt.default, (name, opt)
             assert opt.flag == "--" + opt.dest.replace("_", "-") and opt.help
     assert [o.dest for o in method_option_list()] == ["random_deep_layer", "random_deep_ratio", "fastv_layer",
-                                                      "v2drop_layers", "v2drop_ratios", "attention_layer",
-                                                      "attention_queries"]
+                                                      "attention_layer", "attention_queries", "v2drop_layers",
+                                                      "v2drop_ratios"]
 
 
 def test_the_command_line_builds_every_methods_flags_from_the_registry():

@@ -20,8 +20,8 @@ from litelvlm.glamm.prompts import (
     tokenize_prompt,
 )
 from litelvlm.llm.context import QUERY_KINDS, causal_mask
+from litelvlm.llm.pruned_forward import run_pruned_from
 from litelvlm.lvlm import LLMContext
-from litelvlm.methods.fastv import run_pruned_from
 
 SENTENCES = ["the dog on the left", "red car", "the biggest person near the table"]
 
