@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import partial
 from urllib.parse import urlparse
 
 import torch
@@ -12,6 +13,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPMode
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 from ..errors import LiteLVLMError, UnsupportedModelError
+from ..models.shared_tokenizer import shared_tokenizer
 from . import DEFAULT_HF_MODEL
 from .base import ClipBackend
 from .traces import Geometry, VisionTrace
@@ -91,7 +93,8 @@ class HFClip(ClipBackend):
         try:
             self.model = CLIPModel.from_pretrained(self.name, dtype=dtype, **kw).to(device).eval()
             self.model.requires_grad_(False)
-            self.tokenizer = AutoTokenizer.from_pretrained(self.name, **kw)
+            load = partial(AutoTokenizer.from_pretrained, self.name, **kw)
+            self.tokenizer = shared_tokenizer(self.name, load, f"AutoTokenizer {sorted(kw)}")
             self.processor = AutoImageProcessor.from_pretrained(self.name, **kw)
         except OSError as e:
             raise LiteLVLMError(_offline_hint(self.name) + f" ({e})") from e

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ..errors import LiteLVLMError
+from ..models.shared_tokenizer import shared_tokenizer
 from .config import ADDED_TOKENS, SEG_TOKEN
 
 _CORPUS_WORDS = (
@@ -64,7 +65,7 @@ def load_tokenizer(path: str | Path):
     """``AutoTokenizer.from_pretrained(path)``, checked for ``[SEG]``."""
     path = Path(path)
     try:
-        tok = AutoTokenizer.from_pretrained(str(path))
+        tok = shared_tokenizer(path, lambda: AutoTokenizer.from_pretrained(str(path)), "AutoTokenizer")
     except (OSError, ValueError) as e:
         raise LiteLVLMError(f"could not load the tokenizer from {path}: {e}") from e
     seg_token_id(tok, f"the tokenizer in {path}")

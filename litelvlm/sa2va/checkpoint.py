@@ -44,6 +44,7 @@ from ..errors import LiteLVLMError
 from ..models.model_folder import read_config
 from ..models.random_models import write_json, write_weights
 from ..models.random_weights import default_dtype, resolve_fill, skip_init, writes_folders
+from ..models.shared_tokenizer import shared_tokenizer
 from ..qwen.checkpoint import quiet_transformers, weight_files
 from ..registry.families import family_model
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
@@ -289,11 +290,12 @@ def load_grounding(cfg: dict, tensors: dict, where: dict, folder: Path, dtype: t
 
 
 def load_folder_part(load: Callable[[str], T], part: str, folder: Path, model: str = "Sa2VA") -> T:
-    """``load(folder)`` (a tokenizer's or processor's ``from_pretrained``) with transformers quiet; a folder
-    it cannot read is one line naming the ``part`` and the ``model``."""
+    """``load(folder)`` (a tokenizer's or processor's ``from_pretrained``, shared by the loads of the same
+    folder in this process: :func:`~litelvlm.models.shared_tokenizer.shared_tokenizer`) with transformers
+    quiet; a folder it cannot read is one line naming the ``part`` and the ``model``."""
     try:
         with quiet_transformers():
-            return load(str(folder))
+            return shared_tokenizer(folder, partial(load, str(folder)), f"{model} {part} {load!r}")
     except (OSError, ValueError, KeyError) as e:
         raise LiteLVLMError(f"could not load the {part} of the {model} checkpoint in {folder}: {e}") from e
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ from ..errors import LiteLVLMError
 from ..models.model_folder import check_model_folder, weight_files
 from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
 from ..models.random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
+from ..models.shared_tokenizer import shared_tokenizer
 from ..registry.families import family_model
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
@@ -221,8 +223,10 @@ def _load_tokenizer(folder: Path):
     ``AutoTokenizer``."""
     try:
         if (folder / "tokenizer.json").exists():
-            return PreTrainedTokenizerFast.from_pretrained(str(folder))
-        return AutoTokenizer.from_pretrained(str(folder), use_fast=False)
+            return shared_tokenizer(folder, partial(PreTrainedTokenizerFast.from_pretrained, str(folder)),
+                                    "PreTrainedTokenizerFast")
+        return shared_tokenizer(folder, partial(AutoTokenizer.from_pretrained, str(folder), use_fast=False),
+                                "AutoTokenizer slow")
     except (OSError, ValueError) as e:
         raise LiteLVLMError(f"could not load the tokenizer of {folder}: {e}") from e
 

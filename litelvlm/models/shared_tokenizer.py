@@ -1,0 +1,56 @@
+"""A folder's tokenizer, loaded once per process and shared by every model loaded from that folder.
+
+Loading a tokenizer reads and converts its vocabulary (CLIP's ``tokenizer.json`` is 3.6 MB; about 0.35
+CPU-s each time), and a notebook or a study loads the same folder again and again. :func:`shared_tokenizer`
+keeps the last few it loaded, keyed by the folder, the loader and the size and modification time of every file
+in the folder, so a rewritten folder loads afresh. The tokenizer returned is shared: treat it as read-only
+(the library never adds tokens to a loaded one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: how many tokenizers a process keeps
+KEEP = 8
+_LOADED: OrderedDict[tuple, Any] = OrderedDict()
+
+
+def _signature(folder: Path) -> tuple:
+    """(name, size, modification time) of every file in ``folder``: a rewritten file changes it."""
+    out = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.is_file():
+                st = e.stat()
+                out.append((e.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(out))
+
+
+def shared_tokenizer(folder: str | os.PathLike, load: Callable[[], T], kind: str) -> T:
+    """``load()``'s tokenizer of the local ``folder``, loaded once per process for the same ``kind`` (the
+    loader and its options, in words) and the same files; anything but a local folder (a hub id) is loaded
+    each time."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        return load()
+    key = (str(path.resolve()), kind, _signature(path))
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
+    tok = load()
+    _LOADED[key] = tok
+    while len(_LOADED) > KEEP:
+        _LOADED.popitem(last=False)
+    return tok
+
+
+def forget_tokenizers() -> None:
+    """Drop every shared tokenizer (the next load reads its folder again)."""
+    _LOADED.clear()

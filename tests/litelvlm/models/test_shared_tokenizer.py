@@ -1,0 +1,49 @@
+"""A folder's tokenizer loads once per process: the same files give the same tokenizer, a rewritten folder a
+new one, and a name that is no local folder loads each time."""
+
+from __future__ import annotations
+
+import os
+
+from litelvlm.models import shared_tokenizer as st
+
+
+def test_the_same_files_load_once_and_a_rewritten_file_loads_again(tmp_path):
+    (tmp_path / "tokenizer.json").write_text("{}")
+    loads = []
+
+    def load():
+        loads.append(1)
+        return object()
+
+    st.forget_tokenizers()
+    first = st.shared_tokenizer(tmp_path, load, "test")
+    assert st.shared_tokenizer(str(tmp_path), load, "test") is first and len(loads) == 1
+    assert st.shared_tokenizer(tmp_path, load, "another loader") is not first and len(loads) == 2
+    (tmp_path / "tokenizer.json").write_text('{"changed": 1}')
+    os.utime(tmp_path / "tokenizer.json", ns=(1, 1))
+    assert st.shared_tokenizer(tmp_path, load, "test") is not first and len(loads) == 3
+    st.forget_tokenizers()
+
+
+def test_a_hub_name_is_loaded_each_time(tmp_path):
+    loads = []
+    for _ in range(2):
+        st.shared_tokenizer(tmp_path / "no-such-folder", lambda: loads.append(1), "test")
+    assert len(loads) == 2
+
+
+def test_a_process_keeps_a_few(tmp_path):
+    st.forget_tokenizers()
+    for i in range(st.KEEP + 3):
+        (tmp_path / str(i)).mkdir()
+        st.shared_tokenizer(tmp_path / str(i), object, "test")
+    assert len(st._LOADED) == st.KEEP
+    st.forget_tokenizers()
+
+
+def test_two_clips_from_one_folder_share_their_tokenizer(tiny_hf_clip_dir):
+    from litelvlm.clip import load_clip
+
+    a, b = load_clip(str(tiny_hf_clip_dir), "hf"), load_clip(str(tiny_hf_clip_dir), "hf")
+    assert a.tokenizer is b.tokenizer and a.model is not b.model
