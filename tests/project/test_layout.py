@@ -30,7 +30,6 @@ SAME_BODY_ALLOWED = {
     "rotate_half": "a statement-by-statement transcription: each file transcribes (and cites) its own "
     "official file",
     "tower": "a cache of the file's own `Tower` class: the same words, a different class in each file",
-    "current": "tests/suite_counts.py and tests/odd_cases_table.py each read their own generated block",
 }
 
 
