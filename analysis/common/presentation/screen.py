@@ -114,9 +114,9 @@ def table_notes(summary: pd.DataFrame, n_of: str = "sentences", n_col: str = "n"
 def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """``summary`` with each figure that has ``<name>_lo`` / ``<name>_hi`` columns shown as one ``v [lo, hi]``
     cell (``v [lo, hi ±mc]`` with the interval's Monte Carlo error ``<name>_mc``; ``v (n = 2, no interval)``
-    where the table's ``units`` are under :data:`MIN_INTERVAL_N`), the ``weights`` column left
-    out (the command prints a banner) and the unpruned baseline's budget shown as ``all`` (its stored 0 or 576
-    means every token): at most :data:`MAX_COLUMNS` columns in the usual cases."""
+    where the table's ``units`` are under :data:`MIN_INTERVAL_N` or the interval is NaN), the ``weights``
+    column left out (the command prints a banner) and the unpruned baseline's budget shown as ``all`` (its
+    stored 0 or 576 means every token): at most :data:`MAX_COLUMNS` columns in the usual cases."""
     out = summary.drop(columns=[c for c in ("weights",) if c in summary])
     if "method" in out and "budget" in out:
         out["budget"] = ["all" if is_baseline(m) else b for m, b in zip(out["method"], out["budget"])]
@@ -129,6 +129,8 @@ def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         if isinstance(lo, float) and isinstance(hi, float) and not (math.isnan(lo) or math.isnan(hi)):
             err = f" ±{mc:.{digits}f}" if isinstance(mc, float) and math.isfinite(mc) else ""
             return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}{err}]"
+        if isinstance(k, (int, float)) and not math.isnan(k):   # too few units for this statistic's interval
+            return f"{v:.{digits}f} (n = {int(k)}, no interval)"
         return f"{v:.{digits}f}"
 
     units = out["units"] if "units" in out else [None] * len(out)

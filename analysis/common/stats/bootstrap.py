@@ -38,6 +38,9 @@ import numpy as np
 RTOL = 1e-9
 #: replicates are computed in chunks of at most this many drawn units (memory; the sums are the same)
 _CHUNK = 1 << 22
+#: a replicate's standard error below this share of the value's counts as none (floating-point noise of a
+#: draw that repeats one unit): its bootstrap-t is infinite
+SE_FLOOR = 1e-8
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,10 @@ def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float 
     the same draw as :func:`interval`; the error is half the spread of the end points between the order
     statistics one binomial standard error either side of each quantile (the larger end's). The ends are kept
     within ``bounds``, the values the statistic can take (an accuracy in [0, 1]), which few units can
-    overshoot. NaN bounds under 2 units; the ``bounds`` (by default infinite) where too many replicates draw
-    one unit only (under 4 units)."""
+    overshoot. No interval (NaN bounds and error) under 2 units, nor where too many replicates draw one unit
+    only (under 4 units): a replicate whose error vanishes (below :data:`SE_FLOOR` of the value's) has an
+    infinite t, and an end whose quantile is infinite has no finite interval to report; an interval clipped at
+    both ends spans every value the statistic takes, and is none either."""
     value = stat.value()
     nan = float("nan")
     if not _can_resample(stat.n_units, n_boot) or not np.isfinite(value):
@@ -176,7 +181,7 @@ def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float 
     for i in range(0, n_boot, step):
         v, s = linearised(stat, _counts(idx[i:i + step], stat.n_units))
         with np.errstate(divide="ignore", invalid="ignore"):
-            t[i:i + step] = (v - value) / s
+            t[i:i + step] = np.where(s > SE_FLOOR * se[0], (v - value) / s, np.sign(v - value) * np.inf)
     floor, ceiling = bounds
     t = np.sort(t[~np.isnan(t)])
     if not len(t):
@@ -187,10 +192,14 @@ def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float 
         k = q * (len(t) - 1)
         w = math.sqrt(len(t) * q * (1 - q))
         end = value - float(np.quantile(t, q, method="higher" if q > 0.5 else "lower")) * se[0]
+        if not math.isfinite(end):
+            return value, nan, nan, nan
         ends.append(min(max(end, floor), ceiling))
         with np.errstate(invalid="ignore"):
             spread = t[min(len(t) - 1, math.ceil(k + w))] - t[max(0, math.floor(k - w))]
         errors.append(abs(float(spread)) * se[0] / 2 if np.isfinite(spread) else nan)
+    if (ends[0], ends[1]) == (floor, ceiling):   # clipped at both ends: every value the statistic takes
+        return value, nan, nan, nan
     return value, ends[0], ends[1], float(max(errors))
 
 

@@ -83,9 +83,10 @@ def test_markdown_parses_as_a_table_with_a_row_per_csv_row(tree):
         _, header, rows = _markdown(out / f"{stem}.md")
         assert header[:1] == ["Method"] and len(rows) == len(pd.read_csv(out / f"{stem}.csv"))
         assert rows[0][0] == "none" and rows[0][1].startswith("all (")   # the unpruned model first
-    # an interval over 3 images is shown; over 1 video it is not (the caption says n)
+    # no interval over 3 images (too many resamples repeat one image for a bootstrap-t) nor over 1 video: a
+    # dash, never [0.0, 100.0] (the caption says n)
     _, header, rows = _markdown(out / "grounding_glamm-tiny-random.md")
-    assert all(re.fullmatch(r"\[\d+\.\d, \d+\.\d\]", row[header.index("cIoU 95% CI")]) for row in rows)
+    assert {row[header.index("cIoU 95% CI")] for row in rows} == {"—"}
     _, header, rows = _markdown(out / "video_videoglamm-tiny-random.md")
     assert {row[header.index("J&F 95% CI")] for row in rows} == {"—"}
 
@@ -117,7 +118,7 @@ def test_csv_reads_back_as_written_and_holds_the_runs_numbers(tree):
     joined = grounding.merge(summary, on=["method", "budget"], suffixes=("", "_run"))
     assert len(joined) == len(summary) == 5
     for col in ("ciou", "ciou_lo", "ciou_hi", "giou"):
-        assert (joined[col] == joined[f"{col}_run"]).all(), col
+        pd.testing.assert_series_equal(joined[col], joined[f"{col}_run"], check_names=False)
     assert (grounding["weights"] == "random").all() and (grounding["units"] == 3).all()
 
 

@@ -242,17 +242,35 @@ def test_studentized_edges_constant_one_unit_and_few_units():
     assert B.studentized(B.unit_stat(np.full(9, 0.4), np.arange(9)), 200, 0) == pytest.approx(
         (0.4, 0.4, 0.4, 0.0))
     assert np.isnan(B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.array([7, 7])), 200, 0)[1])
-    _, lo, hi, _ = B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.arange(2)), 200, 0)
-    assert lo == -np.inf and hi == np.inf   # half the draws repeat one unit: no finite interval from 2 units
+    _, lo, hi, mc = B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.arange(2)), 200, 0)
+    assert np.isnan([lo, hi, mc]).all()   # half the draws repeat one unit: no interval from 2 units
+
+
+@pytest.mark.parametrize("bounds", [(-np.inf, np.inf), (0.0, 1.0)], ids=["unbounded", "accuracy"])
+def test_at_every_n_the_interval_is_real_or_absent(bounds):
+    """From 1 to 30 units: a finite interval around the value, or none (NaN ends and error); never the bounds
+    as a placeholder, never an infinity. Under 4 units too many draws repeat one unit for a bootstrap-t."""
+    rng = np.random.default_rng(5)
+    for n in range(1, 31):
+        x, units = rng.uniform(0.2, 0.9, 3 * n), np.repeat(np.arange(n), 3)
+        value, lo, hi, mc = B.studentized(B.unit_stat(x, units), 500, n, bounds=bounds)
+        if n < 4:
+            assert np.isnan([lo, hi, mc]).all(), (n, lo, hi)
+        elif not np.isnan(lo):
+            assert np.isfinite([lo, hi]).all() and lo <= value <= hi and (lo, hi) != bounds, (n, lo, hi)
+        assert n < 6 or np.isfinite([lo, hi]).all(), n
 
 
 def test_studentized_ends_stay_within_the_values_the_statistic_takes():
-    # four units, one far out: the bootstrap-t's lower end overshoots 0
-    x = np.array([0.02, 0.9, 0.05, 0.03])
+    # four units near 0: the bootstrap-t's lower end overshoots 0, and is kept at 0
+    x = np.array([0.156, 0.101, 0.126, 0.054])
     _, lo, hi, _ = B.studentized(B.unit_stat(x, np.arange(4)), 500, 1)
     assert lo < 0
     _, lo, hi, _ = B.studentized(B.unit_stat(x, np.arange(4)), 500, 1, bounds=(0.0, 1.0))
-    assert 0.0 == lo < x.mean() < hi <= 1.0
+    assert 0.0 == lo < x.mean() < hi < 1.0
+    # one far out: the upper end overshoots 1 as well; an interval over every value there is is none
+    x = np.array([0.02, 0.9, 0.05, 0.03])
+    assert np.isnan(B.studentized(B.unit_stat(x, np.arange(4)), 500, 1, bounds=(0.0, 1.0))[1:]).all()
 
 
 def test_percentile_monte_carlo_error_by_hand():

@@ -93,8 +93,8 @@ def test_add_columns_writes_only_what_its_inputs_give():
     assert list(alone.columns) == ["method", "budget", "ciou"]
     rows = pd.DataFrame({"method": ["random", "x", "x"], "budget": [64, 64, 64],
                          lb.LAYER_AVG: [64.0, 320.0, 320.0], lb.PRUNE_MS: [2.0, math.nan, math.nan]})
-    loyalty = {("none", 576): unit_stat(np.ones(3), np.arange(3)),
-               ("x", 64): unit_stat(np.array([.5, .7, .9]), np.arange(3))}
+    loyalty = {("none", 576): unit_stat(np.ones(6), np.arange(6)),
+               ("x", 64): unit_stat(np.array([.5, .7, .9, .6, .8, .7]), np.arange(6))}
     full = lb.add_columns(summary, comparisons, ["ciou"], 50, 0, loyalty=loyalty, rows=rows,
                           reads={"none": False, "random": False, "x": True})
     assert lb.board_columns(full.columns) == [

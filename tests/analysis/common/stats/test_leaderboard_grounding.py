@@ -34,7 +34,8 @@ def run(tmp_path_factory, shared_data):
 def test_the_columns_hold_sane_values(run):
     out, s = run
     assert s.loc["none", "loyalty"] == 1.0
-    assert s["loyalty"].between(0, 1).all() and (s["loyalty_lo"] <= s["loyalty_hi"]).all()
+    absent = s["loyalty_lo"].isna() & s["loyalty_hi"].isna()   # too few images for an interval: none
+    assert s["loyalty"].between(0, 1).all() and ((s["loyalty_lo"] <= s["loyalty_hi"]) | absent).all()
     assert s.loc["fastv", "layer_avg_tokens"] == (576 * 2 + 64 * 2) / 4   # the tiny LLM: 4 layers, K = 2
     assert 64 < s.loc["fastv", "layer_avg_tokens"] < 576 and s.loc["litelvlm", "layer_avg_tokens"] == 64
     assert (s["share_of_unpruned_ciou"] > 0).all() and (s["share_of_unpruned_giou"] > 0).all()
