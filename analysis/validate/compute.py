@@ -379,7 +379,6 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
     print("\n".join(lines + [w for w in [pf.screen_warning(rows, a.prefill == "captured")] if w]))
     pf.say_eager(pipe)  # --prefill captured: each reason for eager layer calls once, with its runs
     warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
-    print(f"{len(rows)} runs -> {out} (report.md); checks "
-          f"{'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
+    print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + failed if failed else 'passed'}")
     return 1 if failed else 0
 

@@ -38,9 +38,10 @@ from analysis.common.presentation.stage_plots import (
     write_stages,
 )
 from analysis.validate.call_roofline import report_lines
+from analysis.validate.checks import checks, failed_text, is_baseline_row, logit_tolerance
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
-from litelvlm.methods import BASELINE, get_method, method_names
+from litelvlm.methods import BASELINE, get_method
 from litelvlm.registry.provenance import weights_banner
 from litelvlm.runs.io import atomic_path, write_csv
 
@@ -55,31 +56,6 @@ ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "v
 #: Targets for LiteLVLM at 192 tokens against 576 (prefill speedup, activation reduction, share of the
 #: FLOPs-ideal speedup reached, selection time as a share of prefill).
 TARGETS = {"prefill_speedup": 2.2, "act_reduction": 2.3, "frac_of_ideal": 0.9, "selection_share": 0.02}
-
-
-def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, ...]) -> dict[str, list[str]]:
-    """{check: the (method, budget) pairs that fail it} (an empty list: passed); ``n``: the budget keeping
-    everything; ``image_size``: one mask's shape ((H, W), or a video's (T, H, W))."""
-    def fails(mask) -> list[str]:
-        return [f"{m}@{b}" for m, b in zip(rows.loc[mask, "method"], rows.loc[mask, "budget"])]
-
-    shape = "x".join(str(v) for v in (sentences, *image_size))
-    in_order = (rows["budget"] == n) & rows["keeps_all_in_order"].astype(bool)
-    return {
-        "none is deterministic (equals the reference run)":
-            fails(_baseline(rows) & ~rows["masks_equal_none"].astype(bool)),
-        f"methods keeping all {n} tokens in order equal none":
-            fails(in_order & ~(rows["masks_equal_none"].astype(bool) & (rows["max_logit_diff_none"] == 0))),
-        "no method changes the text tokens": fails(~rows["text_ids_equal"].astype(bool)),
-        f"masks are bool {shape}": fails((rows["mask_shape"] != shape) | (rows["mask_dtype"] != "bool")),
-        "one [SEG] position per sentence": fails(rows["seg_positions"].str.split().str.len() != sentences),
-    }
-
-
-def _baseline(rows: pd.DataFrame) -> pd.Series:
-    """Whether each row's method is the unpruned baseline (``Method.baseline``; a name no method has is
-    not)."""
-    return rows["method"].isin({m for m in method_names() if get_method(m).baseline})
 
 
 def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None,
@@ -125,9 +101,10 @@ def ratios(rows: pd.DataFrame, sizes, n: int, method_args=None, backbone: str = 
     {(method, budget): the visual tokens the LLM gets}, a video family's per-frame budgets read in the LLM's
     tokens; None: the budget)."""
 
-    base = rows[_baseline(rows)].iloc[0]
-    out = rows[~_baseline(rows)][["method", "budget", "prefill_ms", "llm_activation_mb", "activation_mb",
-                                          "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms"]].copy()
+    baseline = is_baseline_row(rows)
+    base = rows[baseline].iloc[0]
+    out = rows[~baseline][["method", "budget", "prefill_ms", "llm_activation_mb", "activation_mb",
+                           "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms"]].copy()
     out["prefill_speedup"] = base["prefill_ms"] / out["prefill_ms"]
     # the paper's prefill time (the decoder-layer loop only) and this project's reading of its "CUDA time"
     out["paper_def_prefill_speedup"] = base["paper_prefill_ms"] / out["paper_prefill_ms"]
@@ -287,10 +264,13 @@ def prompt_line(setup: dict, a) -> str:
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:
     # > 60 lines: the report's sections, in reading order
     """Write validate.csv, checks.csv, ratios.csv, stages.csv / stages.png and report.md for a run of ``n``
-    visual tokens unpruned; return the failed checks' names and the lines for the terminal
+    visual tokens unpruned; return the failed checks with their runs ("" when all passed) and the lines for
+    the terminal
     (:func:`screen_lines`, then the time-by-stage line)."""
+    kernel = getattr(pipe.language_model.config, "_attn_implementation", None) or "eager"
+    tolerance = logit_tolerance(kernel, a.prefill, bool(a.compile), str(pipe.dtype)[6:])
     result = checks(rows, setup.get("full_budget", n), len(setup["sentences"]),
-                    tuple(setup.get("mask_shape", setup["image_size"])))
+                    tuple(setup.get("mask_shape", setup["image_size"])), tolerance)
     sizes = DecoderSizes.of(pipe.language_model.config)
     llm_k = None
     # per-frame budgets: the FLOPs count the LLM's visual tokens of each run
@@ -309,7 +289,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     stages = stages_frame(rows)  # the whole call by stage: stages.csv, stages.png
     setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model,
                                         notes=[timing_caveat(setup)])
-    base = rows[_baseline(rows)].iloc[0]
+    base = rows[is_baseline_row(rows)].iloc[0]
     mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
                        paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])
     write_csv(out / "memory.csv", mem)
@@ -369,4 +349,4 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
         line for line in [screen_line(stages)] if line] + headline_lines(stages)
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
-    return [k for k, v in result.items() if v], screen
+    return failed_text(result), screen

@@ -80,7 +80,7 @@ def test_validate_resumes_from_its_parts(tiny_run, capsys):
 
 
 def test_checks_name_the_failing_runs():
-    from analysis.validate.report import checks
+    from analysis.validate.checks import checks
 
     base = {"budget": 4, "keeps_all_in_order": True, "text_ids_equal": True, "masks_equal_none": True,
             "max_logit_diff_none": 0.0, "mask_shape": "2x3x5", "mask_dtype": "bool", "seg_positions": "7 9"}
@@ -94,6 +94,28 @@ def test_checks_name_the_failing_runs():
     assert got["methods keeping all 4 tokens in order equal none"] == ["b@4"]
     assert got["one [SEG] position per sentence"] == ["c@2"]
     assert got["none is deterministic (equals the reference run)"] == []
+
+
+def test_a_non_eager_kernel_is_checked_within_rounding_and_says_so():
+    """On the eager path the unpruned-in-order runs equal none exactly; under SDPA, flash or a captured or
+    compiled prefill they may differ by the model dtype's rounding (masks still equal), and the check's name
+    states the tolerance; a failing check is named with its runs on the screen."""
+    from analysis.validate.checks import ROUNDING, checks, failed_text, logit_tolerance
+
+    assert logit_tolerance("eager", "eager", False, "float32") == 0.0
+    assert logit_tolerance("sdpa", "eager", False, "float32") == ROUNDING["float32"] > 3.5e-11
+    assert logit_tolerance("eager", "captured", False, "bfloat16") == ROUNDING["bfloat16"]
+    assert logit_tolerance("eager", "eager", True, "float32") == ROUNDING["float32"]
+    base = {"budget": 4, "keeps_all_in_order": True, "text_ids_equal": True, "masks_equal_none": True,
+            "max_logit_diff_none": 0.0, "mask_shape": "2x3x5", "mask_dtype": "bool", "seg_positions": "7 9"}
+    rows = pd.DataFrame([{**base, "method": "none"},
+                         {**base, "method": "flowcut", "max_logit_diff_none": 3.5e-11},
+                         {**base, "method": "b", "max_logit_diff_none": 0.5}])
+    got = checks(rows, n=4, sentences=2, image_size=(3, 5), tolerance=1e-4)
+    name = "methods keeping all 4 tokens in order equal none (masks equal, |logit difference| <= 0.0001)"
+    assert got[name] == ["b@4"]
+    assert failed_text(got) == f"{name} (failing: b@4)"
+    assert failed_text(checks(rows.iloc[:2], n=4, sentences=2, image_size=(3, 5), tolerance=1e-4)) == ""
 
 
 def test_targets_use_the_papers_definitions():
