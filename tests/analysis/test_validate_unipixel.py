@@ -65,7 +65,9 @@ def test_tables_are_finite_and_checks_pass(tiny_run):
     assert all(math.isfinite(v) and v > 0 for v in rows[timed].to_numpy().ravel())
     checks = pd.read_csv(out / "checks.csv")
     assert len(checks) == 5 and checks["passed"].all()
-    assert f"methods keeping all {n} tokens in order equal none" in set(checks["check"])
+    # Qwen2.5-VL's LLM runs SDPA: the check allows float32 rounding and says so
+    assert f"methods keeping all {n} tokens in order equal none (masks equal, |logit difference| <= 0.0001)" \
+        in set(checks["check"])
     ratios = pd.read_csv(out / "ratios.csv")
     flops = ratios.set_index(["method", "budget"])["flops_ideal_speedup"]
     assert flops.map(math.isfinite).all() and flops[("dart", 8)] == 1.0  # pruned after the last layer

@@ -43,10 +43,16 @@ def slow_interval(rows: pd.DataFrame, keys: list[str], n_boot: int, seed: int) -
 
     value, se = ciou_se(units)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    ts = [(r - value) / s for r, s in (ciou_se([units[i] for i in draw]) for draw in idx)]
+    # a draw repeating one unit has no error of its own: an infinite t (0/0 left out)
+    ts = [(r - value) / s if s > 1e-8 * se else np.sign(r - value) * np.inf
+          for r, s in (ciou_se([units[i] for i in draw]) for draw in idx)]
+    ts = [t for t in ts if not np.isnan(t)]
     ends = (value - np.quantile(ts, 0.975, method="higher") * se,
             value - np.quantile(ts, 0.025, method="lower") * se)
-    return tuple(min(max(e, 0.0), 1.0) for e in ends)   # a cIoU lies in [0, 1]
+    clipped = tuple(min(max(e, 0.0), 1.0) for e in ends)   # a cIoU lies in [0, 1]
+    if not np.isfinite(ends).all() or clipped == (0.0, 1.0):   # no finite end, or every value: no interval
+        return float("nan"), float("nan")
+    return clipped
 
 
 @pytest.mark.parametrize("protocol, keys, unit",
@@ -63,7 +69,8 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
     assert (summary.unit == "image").all() and (summary.units == 2).all()
     for _, s in summary.iterrows():
         g = rows[(rows.method == s.method) & (rows.budget == s.budget)]
-        assert (s.ciou_lo, s.ciou_hi) == pytest.approx(slow_interval(g, keys, 200, 3), rel=1e-12)
+        assert (s.ciou_lo, s.ciou_hi) == pytest.approx(slow_interval(g, keys, 200, 3), rel=1e-12, nan_ok=True)
+        assert np.isnan([s.ciou_lo, s.ciou_hi]).all()   # 2 images: half the draws repeat one, no interval
     comparisons = pd.read_csv(out / "comparisons.csv")
     assert set(zip(comparisons.method, comparisons.reference)) == {
         ("litelvlm", "none"), ("random", "none"), ("fastv", "none"), ("random", "litelvlm"),
