@@ -183,22 +183,32 @@ def target_lines(r: pd.DataFrame, budget: int = 192, arch: str | None = None) ->
             ok in items]
 
 
+def _lengths(rows: pd.DataFrame) -> dict:
+    """{(method, budget): the LLM's input sequence length} of the runs (what every ratio was measured at)."""
+    return {(m, b): int(n) for m, b, n in zip(rows["method"], rows["budget"], rows["seq_len"]) if pd.notna(n)}
+
+
 def _machine(pipe) -> str:
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
 
 def screen_lines(r: pd.DataFrame, arch: str | None = None, banner: str | None = None,
-                 cuda: bool = True) -> list[str]:
+                 cuda: bool = True, lengths: dict | None = None) -> list[str]:
     """For the terminal: which weights made the numbers (``banner``), LiteLVLM's ratios against ``none`` on
-    the paper's definitions, named as such (the CUDA time only on ``cuda``), and whether the targets were
-    judged (full size only)."""
+    the paper's definitions, named as such (the CUDA time only on ``cuda``), at the sequence lengths
+    ``lengths`` gives ({(method, budget): LLM tokens}, :func:`_lengths`), and whether the targets were judged
+    (full size only)."""
     lines = [banner] if banner else []
+    lengths = lengths or {}
+    full = next((n for (m, _), n in lengths.items() if m == BASELINE), None)
     for x in _paper_rows(r).itertuples():
+        seq = lengths.get((x.method, x.budget))
+        said = f" (sequence {full} -> {seq} tokens)" if full is not None and seq is not None else ""
         lines.append(f"litelvlm@{x.budget} vs none, on the paper's definitions: prefill (decoder-layer loop) "
                      f"{x.paper_def_prefill_speedup:.2f}x, storing activation "
                      f"{x.paper_def_act_reduction:.2f}x lower, FLOPs {x.paper_def_flops_speedup:.2f}x fewer"
                      + (f"; CUDA time (this project's reading) {x.cuda_time_reading_speedup:.2f}x" if cuda
-                        else ""))
+                        else "") + said)
     return lines
 
 
@@ -345,8 +355,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "## Every run", "", to_markdown(short_view(rows, RUN_COLUMNS, cuda)), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
-    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda) + video + [
-        line for line in [screen_line(stages)] if line] + headline_lines(stages)
+    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda, _lengths(rows)) + video + [
+        line for line in [screen_line(stages)] if line] + headline_lines(stages, lengths=_lengths(rows))
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
     return failed_text(result), screen

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -65,6 +66,9 @@ def test_tiny_validate_writes_table_report_and_passes_checks(tiny_run):
     screen = (out.parent / "screen.txt").read_text()
     assert "litelvlm@64 vs none, on the paper's definitions: prefill (decoder-layer loop)" in screen
     assert "CUDA" not in screen and "litelvlm@576" in screen  # CUDA-only quantities only on CUDA
+    # every ratio names the sequence lengths it was measured at (none's, and the run's)
+    seq = re.findall(r"litelvlm@64.* \(sequence (\d+) -> (\d+) tokens\)", screen)
+    assert len(seq) == 2 and all(int(a) - int(b) == 576 - 64 for a, b in seq), screen
     # the tiny model's ratios are shown, not judged against the paper's 7B targets; the weights are named
     assert screen.splitlines()[0].startswith("RANDOM WEIGHTS (tiny-random")
     assert "targets not judged: they are the paper's glamm-7b figures, this model is `tiny`" in screen

@@ -147,10 +147,12 @@ def _value(frame: pd.DataFrame, method: str, budget, stage: str, column: str = "
     return float(hit[column].iloc[0]) if len(hit) else float("nan")
 
 
-def speedup_line(frame: pd.DataFrame, method: str, budget, base: tuple[str, object]) -> str | None:
+def speedup_line(frame: pd.DataFrame, method: str, budget, base: tuple[str, object],
+                 lengths: dict | None = None) -> str | None:
     """``"litelvlm@192: prefill 1.88x (roofline 2.18x), whole call 1.20x (roofline 1.48x; call at 7.6x its
-    roofline)"``: the run's speed-ups over the ``base`` run (method, budget) of ``frame``
-    (:func:`stages_frame`), each with the ratio of the rooflines where known; None where a time is missing."""
+    roofline) (sequence 867 -> 483 tokens)"``: the run's speed-ups over the ``base`` run (method, budget) of
+    ``frame`` (:func:`stages_frame`), each with the ratio of the rooflines where known, and the two runs' LLM
+    sequence lengths where ``lengths`` ({(method, budget): tokens}) has them; None where a time is missing."""
     ratio = {}
     for stage, column in (("prefill", "ms"), ("prefill", "roofline_ms"), (TOTAL, "ms"),
                           (TOTAL, "roofline_ms")):
@@ -162,13 +164,16 @@ def speedup_line(frame: pd.DataFrame, method: str, budget, base: tuple[str, obje
     over = _value(frame, method, budget, TOTAL) / _value(frame, method, budget, TOTAL, "roofline_ms")
     call = (f" (roofline {ratio[TOTAL, 'roofline_ms']:.2f}x; call at {over:.1f}x its roofline)"
             if ratio[TOTAL, "roofline_ms"] > 0 else "")
+    seq = [(lengths or {}).get(k) for k in (base, (method, budget))]
+    said = f" (sequence {int(seq[0])} -> {int(seq[1])} tokens)" if None not in seq else ""
     return (f"{run_name(method, budget)}: prefill {ratio['prefill', 'ms']:.2f}x{pre}, whole call "
-            f"{ratio[TOTAL, 'ms']:.2f}x{call}")
+            f"{ratio[TOTAL, 'ms']:.2f}x{call}{said}")
 
 
-def speedup_lines(frame: pd.DataFrame, method: str | None = None) -> list[str]:
+def speedup_lines(frame: pd.DataFrame, method: str | None = None, lengths: dict | None = None) -> list[str]:
     """:func:`speedup_line` of every pruned run of ``frame`` over its baseline run (``method``: that method's
-    runs only), in the table's order; [] without a baseline run."""
+    runs only; ``lengths``: each run's LLM sequence length), in the table's order; [] without a baseline
+    run."""
     if frame.empty:
         return []
     runs = list(dict.fromkeys(zip(frame["method"], frame["budget"])))
@@ -176,13 +181,14 @@ def speedup_lines(frame: pd.DataFrame, method: str | None = None) -> list[str]:
     if base is None:
         return []
     return [line for m, b in runs if not baseline(str(m)) and method in (None, m)
-            for line in [speedup_line(frame, m, b, base)] if line]
+            for line in [speedup_line(frame, m, b, base, lengths)] if line]
 
 
-def headline_lines(frame: pd.DataFrame, method: str = "litelvlm", most: int = 6) -> list[str]:
-    """The terminal's speed-ups (:func:`speedup_lines`): ``method``'s runs, or, where it did not run, the
-    first ``most`` runs'."""
-    return speedup_lines(frame, method) or speedup_lines(frame)[:most]
+def headline_lines(frame: pd.DataFrame, method: str = "litelvlm", most: int = 6,
+                   lengths: dict | None = None) -> list[str]:
+    """The terminal's speed-ups (:func:`speedup_lines`, naming each run's sequence length where ``lengths``
+    gives it): ``method``'s runs, or, where it did not run, the first ``most`` runs'."""
+    return speedup_lines(frame, method, lengths) or speedup_lines(frame, lengths=lengths)[:most]
 
 
 def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str, figures: bool = True,

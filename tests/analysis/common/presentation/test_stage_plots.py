@@ -108,6 +108,10 @@ def test_the_headline_puts_the_whole_call_beside_the_prefill():
                                        _row("litelvlm", 192, 1 / 3, roofline=False)]))
     assert speedup_lines(plain) == [f"litelvlm@192: prefill {prefill:.2f}x, whole call {call:.2f}x"]
     assert speedup_lines(plain.iloc[:0]) == []
+    # with the runs' sequence lengths, each line names them (a ratio depends on the prompt's length)
+    lengths = {("none", 576): 867, ("litelvlm", 192): 483}
+    assert speedup_lines(plain, lengths=lengths) == [
+        f"litelvlm@192: prefill {prefill:.2f}x, whole call {call:.2f}x (sequence 867 -> 483 tokens)"]
 
 
 def _panels(fig) -> list:
