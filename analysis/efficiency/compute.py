@@ -38,7 +38,6 @@ from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
 from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record
-from analysis.common.stats.accuracy_stats import LITELVLM
 from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
@@ -51,6 +50,7 @@ from analysis.efficiency.compare import (
     paper_summary,
     spread_summary,
 )
+from analysis.efficiency.headline import efficiency_headline
 from analysis.efficiency.options import DEFAULT_BUDGETS, EfficiencyArgs, check_args
 from analysis.efficiency.plots import (
     has_cuda_time,
@@ -299,36 +299,6 @@ def _run(a: EfficiencyArgs, folder, screen: Screen
           f"{out / 'comparison.md'}")
     screen.headline("efficiency", efficiency_headline(df, arch.name, a.repeats))
     return 0
-
-
-def efficiency_headline(df: pd.DataFrame, arch: str, repeats: int) -> list[str]:
-    """LiteLVLM against ``none`` per budget, largest first (the first attention kernel and arrangement): fewer
-    FLOPs, faster prefill (median of ``repeats`` rounds, with the range of the per-round ratios) and lower
-    activation memory, as ratios, each at the LLM sequence lengths it was measured at (none's and the run's:
-    a ratio depends on the prompt's length)."""
-    rows = df[df["method"] == LITELVLM] if "method" in df else df.iloc[:0]   # the paper's subject
-    kind = [f"{c} {rows[c].dropna().iloc[0]}" for c in ("attn", "arrangement")
-            if c in rows and rows[c].notna().any()]
-    for c in ("attn", "arrangement"):
-        rows = rows[rows[c] == rows[c].dropna().iloc[0]] if c in rows and rows[c].notna().any() else rows
-    rows = rows[rows["budget"] < df["budget"].max()].sort_values("budget", ascending=False)   # not all N
-    if rows.empty:
-        return []
-    base = df[df["method"] == BASELINE] if "n_tokens" in df else []
-    full = f" at none's sequence of {int(base['n_tokens'].iloc[0])} LLM tokens" if len(base) else ""
-    lines = [f"LiteLVLM against none on {arch} (random weights{''.join(', ' + k for k in kind)}), "
-             f"ratios{full}:"]
-    for _, r in rows.iterrows():
-        said = [f"FLOPs {r['flops_ideal_speedup']:.2f}x fewer"]
-        if pd.notna(r.get("prefill_speedup")):
-            spread = (f" [{r['prefill_speedup_min']:.2f}, {r['prefill_speedup_max']:.2f}] (min-max over "
-                      f"{repeats} rounds)" if pd.notna(r.get("prefill_speedup_min")) else "")
-            said.append(f"prefill {r['prefill_speedup']:.2f}x faster{spread}")
-        if pd.notna(r.get("act_reduction")):
-            said.append(f"activations {r['act_reduction']:.2f}x lower")
-        seq = f" ({int(r['n_tokens'])} tokens)" if pd.notna(r.get("n_tokens")) else ""
-        lines.append(f"  K={int(r['budget'])}{seq}: " + ", ".join(said))
-    return lines
 
 
 def _prefill_record(a: EfficiencyArgs) -> dict:

@@ -35,10 +35,10 @@ def add_stage_rooflines(rows: pd.DataFrame, pipe, tflops: float | None,
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(counted)], axis=1)
 
 
-def report_lines(stages: pd.DataFrame) -> list[str]:
+def report_lines(stages: pd.DataFrame, lengths: dict | None = None) -> list[str]:
     """report.md's section on the whole call's speed-up over ``none`` beside the prefill's (``stages``:
-    ``stages.csv``'s frame; empty when no stage was timed)."""
-    lines = speedup_lines(stages)
+    ``stages.csv``'s frame; empty when no stage was timed; ``lengths``: each run's LLM sequence length)."""
+    lines = speedup_lines(stages, lengths=lengths)
     if not lines:
         return []
     roof = "roofline_ms" in stages

@@ -41,7 +41,7 @@ from analysis.validate.call_roofline import report_lines
 from analysis.validate.checks import checks, failed_text, is_baseline_row, logit_tolerance
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
-from litelvlm.methods import BASELINE, get_method
+from litelvlm.methods import BASELINE, get_method, is_baseline
 from litelvlm.registry.provenance import weights_banner
 from litelvlm.runs.io import atomic_path, write_csv
 
@@ -200,7 +200,7 @@ def screen_lines(r: pd.DataFrame, arch: str | None = None, banner: str | None = 
     (full size only)."""
     lines = [banner] if banner else []
     lengths = lengths or {}
-    full = next((n for (m, _), n in lengths.items() if m == BASELINE), None)
+    full = next((n for (m, _), n in lengths.items() if is_baseline(m)), None)
     for x in _paper_rows(r).itertuples():
         seq = lengths.get((x.method, x.budget))
         said = f" (sequence {full} -> {seq} tokens)" if full is not None and seq is not None else ""
@@ -322,7 +322,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              *(["", *video] if video else []),
              "", "## Checks", "",
              *[f"- {'PASS' if not v else 'FAIL'}: {k}" + (f" (failing: {' '.join(v)})" if v else "")
-                                    for k, v in result.items()], *report_lines(stages),
+                                    for k, v in result.items()], *report_lines(stages, _lengths(rows)),
              "", "## Targets (LiteLVLM at 192 against 576; "
              f"{'CUDA' if pipe.device.type == 'cuda' else 'CPU'} ratios)",
              "", *target_lines(r, arch=arch), "",

@@ -74,7 +74,8 @@ def test_the_figure_and_the_screen_line_say_how_the_stages_were_timed(stage_run)
     assert "(litelvlm@64): " in line and "prefill" in line and "%" in line
     # the whole call beside the prefill, without rooflines (no rate on a CPU by default)
     speed = next(line for line in screen.splitlines() if line.startswith("litelvlm@64: prefill "))
-    assert re.fullmatch(r"litelvlm@64: prefill \d+\.\d\dx, whole call \d+\.\d\dx", speed)
+    assert re.fullmatch(r"litelvlm@64: prefill \d+\.\d\dx, whole call \d+\.\d\dx "
+                        r"\(sequence \d+ -> \d+ tokens\)", speed)
     assert speed in (out / "report.md").read_text()
     assert "stage_total_roofline_ms" not in pd.read_csv(out / "validate.csv")
 
@@ -106,7 +107,8 @@ def test_with_a_rate_every_stage_gets_its_roofline_and_the_headline_its_ratios(r
         stages.set_index(["method", "stage"]).loc[("litelvlm", "total"), "roofline_ms"])
     speed = next(line for line in screen.splitlines() if line.startswith("litelvlm@64: prefill "))
     assert re.fullmatch(r"litelvlm@64: prefill [\d.]+x \(roofline [\d.]+x\), whole call [\d.]+x "
-                        r"\(roofline [\d.]+x; call at [\d.]+x its roofline\)", speed)
+                        r"\(roofline [\d.]+x; call at [\d.]+x its roofline\) "
+                        r"\(sequence \d+ -> \d+ tokens\)", speed)
     assert speed in (out / "report.md").read_text()
 
 
