@@ -197,7 +197,7 @@ def _run_folders(args: argparse.Namespace) -> None:
     with stops_as_interrupts():   # a stop while an unfinished run's folder is being settled
         out = getattr(args, "out", None)
         if isinstance(out, str) and out and isinstance(getattr(args, "command", None), str):
-            claim(out, args.command, getattr(args, "overwrite", False) is True)
+            claim(out, args.command, getattr(args, "overwrite", False) is True, known=all_commands())
         for dest in RUN_INPUTS:
             path = getattr(args, dest, None)
             if isinstance(path, str) and path and os.path.isdir(path):

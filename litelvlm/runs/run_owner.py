@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+from collections.abc import Collection
 from pathlib import Path
 
 from ..errors import LiteLVLMError
@@ -155,10 +156,12 @@ def check_results(out: str | os.PathLike) -> None:
             raise damaged(path, "is not the file its run wrote (changed, truncated or replaced)")
 
 
-def claim(out: str | os.PathLike, command: str, overwrite: bool = False) -> None:
+def claim(out: str | os.PathLike, command: str, overwrite: bool = False,
+          known: Collection[str] | None = None) -> None:
     """Check, before anything loads, that ``command`` may write its run into ``out``: refused when the folder
-    holds another command's run (naming it) or damaged earlier results (naming the file), unless ``overwrite``
-    (the earlier run is then replaced whole when the new one commits). First, what a stopped or killed run
+    holds another command's run (naming it) or damaged earlier results (naming the file; a run record naming
+    no command of ``known``, the commands there are, is one), unless ``overwrite`` (the earlier run is then
+    replaced whole when the new one commits). First, what a stopped or killed run
     left is finished or undone (:func:`litelvlm.runs.recovery.settle`), so the checks read the folder's last
     finished run, never a half-replaced one."""
     _CLAIMS[_key(out)] = (command, overwrite)
@@ -167,6 +170,10 @@ def claim(out: str | os.PathLike, command: str, overwrite: bool = False) -> None
     settle(out, discard_damaged=overwrite)
     if overwrite:
         return
+    record = read_run_record(out)
+    if known is not None and record is not None and record["command"] not in known:
+        raise damaged(Path(out) / MARKER,
+                      f"names a command this project does not have ({record['command']!r})")
     held = owner(out)
     if held is not None and held != command:
         raise LiteLVLMError(f"--out {str(out)!r} holds a run of `litelvlm {held}`, and this is `litelvlm "

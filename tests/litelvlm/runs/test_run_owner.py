@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,24 @@ def test_another_commands_folder_is_refused_naming_it_and_the_way_out(tmp_path):
     claim(out, "importance")   # its own command: accepted
     claim(out, "eval-grounding", overwrite=True)   # replaced whole when the new run commits
     assert run_owner.overwriting(out)
+
+
+def test_a_record_naming_no_command_of_this_project_is_a_damaged_record(tmp_path):
+    out = _folder(tmp_path, {MARKER: {"command": "no-such-command", "files": {}, "direct": []}})
+    said = f"{out / MARKER} names a command this project does not have ('no-such-command'): an earlier result"
+    with pytest.raises(LiteLVLMError, match=re.escape(said) + " is damaged"):
+        claim(out, "figures", known={"figures", "reversal"})
+    claim(out, "figures", overwrite=True, known={"figures"})   # replaced whole when the new run commits
+
+
+def test_the_command_line_refuses_that_record_in_one_line(tmp_path, capsys):
+    from litelvlm.cli import main
+    from tests.fixtures.cli import one_error_line
+
+    out = _folder(tmp_path, {MARKER: {"command": "no-such-command", "files": {}, "direct": []}})
+    line = one_error_line(main(["toy-data", "--out", str(out)]), capsys.readouterr().err, "toy-data")
+    assert "names a command this project does not have ('no-such-command')" in line and "damaged" in line
+    assert "a run of `litelvlm no-such-command`" not in line
 
 
 #: damaged earlier results: what is done to a folder holding a finished reversal run -> the file the error
