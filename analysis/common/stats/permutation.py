@@ -120,10 +120,13 @@ def _interval(test: SwapTest, estimate: float, null: float, alpha: float,
               shift: bool) -> tuple[float, float, float]:
     """(low, high, Monte Carlo error of the ends): the ends at ``alpha``; the error is half the move of each
     end when the p-value curve moves by one Monte Carlo standard error (0 for an exact test), the larger of
-    the two."""
+    the two. No interval (NaN, NaN, NaN) where an end is unbounded: too few units for the test to reject any
+    null at ``alpha`` (5 units or fewer at 0.05)."""
     lo, hi = (test.bound(estimate, null, s, alpha, shift) for s in (-1, 1))
-    if test.exact or not (np.isfinite(lo) and np.isfinite(hi)):
-        return lo, hi, 0.0 if test.exact else float("nan")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return float("nan"), float("nan"), float("nan")
+    if test.exact:
+        return lo, hi, 0.0
     se = math.sqrt(alpha * (1 - alpha) / test.size)
     moves = [
         abs(test.bound(estimate, null, s, alpha + se, shift)

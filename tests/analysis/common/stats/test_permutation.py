@@ -113,9 +113,21 @@ def test_the_interval_excludes_zero_iff_p_is_below_alpha_and_inverts_the_test(se
 
 def test_few_units_give_no_finite_interval_and_one_unit_p_one():
     five = P.paired_test(_u([0.9, 0.8, 0.95, 0.7, 0.85]), _u([0.1, 0.2, 0.1, 0.2, 0.1]))
-    assert five["p"] == pytest.approx(2 / 32) and five["difference_lo"] == -np.inf and five[
-        "difference_hi"] == np.inf
+    # five units: no swap pattern reaches p < 0.05, so no null is rejected: no interval (NaN, never infinite)
+    assert five["p"] == pytest.approx(2 / 32)
+    ends = ("difference_lo", "difference_hi", "difference_mc", "ratio_lo", "ratio_hi", "ratio_mc")
+    assert np.isnan([five[k] for k in ends]).all()
     six = P.paired_test(_u([0.9, 0.8, 0.95, 0.7, 0.85, 0.9]), _u([0.1, 0.2, 0.1, 0.2, 0.1, 0.2]))
     assert six["p"] == pytest.approx(2 / 64) and 0 < six["difference_lo"] < six["difference_hi"] < np.inf
     one = P.paired_test(_u([0.9]), _u([0.1]))
     assert one["p"] == 1.0 and one["units"] == 1
+
+
+def test_at_every_n_the_intervals_are_finite_or_absent():
+    rng = np.random.default_rng(9)
+    for n in range(1, 31):
+        got = P.paired_test(_u(rng.uniform(0.5, 0.9, n)), _u(rng.uniform(0.1, 0.5, n)), 300, n)
+        for k in ("difference", "ratio"):
+            ends = np.array([got[f"{k}_lo"], got[f"{k}_hi"]])
+            assert np.isnan(ends).all() or np.isfinite(ends).all(), (n, k, ends)
+            assert n > 5 or np.isnan(ends).all(), (n, k, ends)
