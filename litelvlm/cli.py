@@ -253,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
             h.removeFilter(once)
 
 
+def _stop_outcome(args: argparse.Namespace) -> str:
+    """What a stopped run leaves, as its stop line says it: under ``--overwrite`` the earlier run is put back
+    whole (the stopped run replaced nothing); otherwise earlier results stay and completed parts resume."""
+    if getattr(args, "overwrite", False) is True:
+        return "the results folder holds its earlier run, byte for byte: this run replaced nothing"
+    return "the results folder keeps its earlier results, completed parts are kept and a re-run resumes"
+
+
 def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     only = next((a for a in argv if a in all_commands()), None)
@@ -286,8 +294,7 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
         print(f"litelvlm {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except Stopped as e:
-        print(f"litelvlm {args.command}: stopped by {e.name}; the results folder keeps its earlier results, "
-              "completed parts are kept and a re-run resumes", file=sys.stderr)
+        print(f"litelvlm {args.command}: stopped by {e.name}; {_stop_outcome(args)}", file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:
         print(f"litelvlm {args.command}: interrupted; completed work is kept and a re-run resumes",

@@ -96,6 +96,9 @@ def test_a_stopped_overwrite_puts_the_earlier_run_back_itself(coco128, earlier, 
     done = _stop(_reversal(coco128, out, 8, "--overwrite"), out, sig)
     assert done.returncode == 128 + sig, done.stderr[-2000:]
     assert f"stopped by {signal.Signals(sig).name}" in done.stderr and "Traceback" not in done.stderr
+    # what the line says holds for --overwrite: the earlier run is back, byte for byte
+    assert "holds its earlier run, byte for byte: this run replaced nothing" in done.stderr, done.stderr
+    assert "re-run resumes" not in done.stderr
     assert _files(out) == before and not leftovers(out)
     capsys.readouterr()
     assert main(_sink(coco128, out)) == 2
