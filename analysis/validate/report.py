@@ -300,6 +300,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model,
                                         notes=[timing_caveat(setup)])
     base = rows[is_baseline_row(rows)].iloc[0]
+    lengths = _lengths(rows)   # each run's LLM sequence, named beside its ratios
     mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
                        paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])
     write_csv(out / "memory.csv", mem)
@@ -322,7 +323,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              *(["", *video] if video else []),
              "", "## Checks", "",
              *[f"- {'PASS' if not v else 'FAIL'}: {k}" + (f" (failing: {' '.join(v)})" if v else "")
-                                    for k, v in result.items()], *report_lines(stages, _lengths(rows)),
+                                    for k, v in result.items()], *report_lines(stages, lengths),
              "", "## Targets (LiteLVLM at 192 against 576; "
              f"{'CUDA' if pipe.device.type == 'cuda' else 'CPU'} ratios)",
              "", *target_lines(r, arch=arch), "",
@@ -355,8 +356,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "## Every run", "", to_markdown(short_view(rows, RUN_COLUMNS, cuda)), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
-    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda, _lengths(rows)) + video + [
-        line for line in [screen_line(stages)] if line] + headline_lines(stages, lengths=_lengths(rows))
+    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda, lengths) + video + [
+        line for line in [screen_line(stages)] if line] + headline_lines(stages, lengths=lengths)
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
     return failed_text(result), screen

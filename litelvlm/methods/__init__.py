@@ -62,10 +62,11 @@ def _table() -> tuple[dict[str, Entry], dict[tuple[str, str], Entry]]:
     return dict(sorted(table.items(), key=lambda kv: (kv[0] != BASELINE, kv[0]))), variants
 
 
-#: name -> where its Method is declared, what it does, its options, its stage (read from the declarations)
-#: (name, backbone) -> the variant's entry: the method on a family whose backbone is not the one its own
-#: declaration describes (LLaVA-1.5's CLIP and Llama); each description says whether it follows the method's
-#: official code for that backbone or is this project's adaptation; the variant takes the method's options
+#: ``TABLE``: name -> where its Method is declared, what it does, its options, its stage (read from the
+#: declarations). ``VARIANTS``: (name, backbone) -> the variant's entry: the method on a family whose backbone
+#: is not the one its own declaration describes (LLaVA-1.5's CLIP and Llama); each description says whether it
+#: follows the method's official code for that backbone or is this project's adaptation; the variant takes the
+#: method's options
 TABLE, VARIANTS = _table()
 
 _LOADED: dict[tuple[str, str], Method] = {}
