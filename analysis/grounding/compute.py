@@ -51,14 +51,14 @@ from analysis.common.grounding.model_setup import quantize_kwargs, study_numeric
 from analysis.common.options.prefill_args import prefill_record
 from analysis.common.presentation.caveats import null_results
 from analysis.common.presentation.degenerate import warn_if_degenerate
-from analysis.common.presentation.screen import methods_headline, table_notes, with_intervals
+from analysis.common.presentation.screen import board_text, methods_headline, table_notes, with_intervals
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
 from analysis.common.runs.parts import PartStore, read_parquet
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.shards import Shards
 from analysis.common.runs.study import llm_attn_record, portable_paths, read_json
-from analysis.common.stats.leaderboard import board_text, reads_attention, split_view
+from analysis.common.stats.leaderboard import reads_attention, split_view
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics, with_loyalty
 from litelvlm.budget import Budget
@@ -312,7 +312,10 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
                                a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
                                     sum(len(by_image[i]) for i in image_ids), log)
-            screen.headline("eval-grounding", methods_headline(summary, {"ciou": "cIoU", "giou": "gIoU"}),
+            tested = current(out / "comparisons.csv")
+            comparisons = pd.read_csv(tested) if tested.exists() else None
+            screen.headline("eval-grounding", methods_headline(summary, {"ciou": "cIoU", "giou": "gIoU"},
+                                                               comparisons=comparisons),
                             weights_banner(a.model, a.clip))
     return 0
 

@@ -60,9 +60,10 @@ FIGURE_SET = FigureSet(
     name="paired", notebook="12_paired_comparisons", title="Paired comparisons of the methods",
     description="Per metric (cIoU, gIoU, a family's own metric; J, F, J&F), every method minus the unpruned "
                 "model and minus LiteLVLM at each budget, on the same images or expressions "
-                "(`eval-grounding`) or videos (`eval-video`): the difference with the 95% interval that "
-                "inverts the paired swap test, a filled marker where that test's p-value is below 0.05, "
-                "exactly where the bar leaves 0 (Holm's adjustment is in `comparisons.csv`; each results "
+                "(`eval-grounding`) or videos (`eval-video`): the difference with the unadjusted 95% "
+                "interval that inverts the paired swap test, a filled marker where the run's one criterion "
+                "marks it (Holm-adjusted p < 0.05 within the comparison's family, its metrics; "
+                "`comparisons.csv`'s `p_adjusted`), so a bar may leave 0 with a hollow marker (each results "
                 "folder drawn on its own).",
     command="litelvlm eval-grounding / eval-video",
     requires=("analysis.common.stats.accuracy_stats", "analysis.paired.plots"),

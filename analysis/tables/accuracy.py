@@ -5,9 +5,10 @@ paired swap tests: the share of the unpruned model's score with its interval, an
 
 Rows: the unpruned model (``none``, all tokens) first, then one block per budget, largest first, LiteLVLM
 first in each. Per metric: the figure ×100 with its marks, its 95% interval, and its share of ``none``'s
-figure (%, with the interval of the ratio's paired test). A mark says the paired swap test of
-``comparisons.csv`` finds the row different at Holm-adjusted p < :data:`ALPHA` (its ``p_adjusted``, over the
-family it names): ``†`` from ``none``, ``‡`` from LiteLVLM at the same budget; the direction is the figures'.
+figure (%, with the UNADJUSTED interval of the ratio's paired test, labelled so). A mark says the paired swap
+test of ``comparisons.csv`` finds the row different by the run's one criterion (Holm-adjusted p <
+:data:`ALPHA` within the comparison's family, :mod:`analysis.common.stats.significance`; the caption says the
+family's size): ``†`` from ``none``, ``‡`` from LiteLVLM at the same budget; the direction is the figures'.
 An interval over fewer than :data:`MIN_UNITS` units (images, videos) is not shown: the caption says n instead.
 """
 
@@ -20,20 +21,18 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.common.runs.run_tree import Run
+from analysis.common.stats import significance as sig
+from analysis.common.stats.significance import ALPHA, MARK_LITELVLM, MARK_NONE
 from analysis.tables import caption as cap
 from analysis.tables import leaderboard as board
 from analysis.tables.render import Table
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import is_baseline
 
-#: the significance level of the marks (on comparisons.csv's Holm-adjusted p)
-ALPHA = 0.05
 #: the fewest resampled units an interval is shown over
 MIN_UNITS = 3
 #: the method the second mark compares with
 LITELVLM = "litelvlm"
-#: the marks: against the unpruned model, against LiteLVLM
-MARK_NONE, MARK_LITELVLM = "†", "‡"
 
 
 @dataclass(frozen=True)
@@ -80,17 +79,6 @@ def ordered(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     return rows, blocks
 
 
-def _pair(comparisons: pd.DataFrame | None, metric: str, method: str, budget: int, reference: str) -> dict:
-    """The comparison of ``method`` at ``budget`` with ``reference`` in ``metric`` (empty when not tested)."""
-    if comparisons is None or method == reference or is_baseline(method):
-        return {}
-    ref = comparisons["reference"].map(is_baseline) if is_baseline(reference) else \
-        comparisons["reference"] == reference
-    hit = comparisons[(comparisons["metric"] == metric) & (comparisons["method"] == method)
-                      & (comparisons["budget"] == budget) & ref]
-    return hit.iloc[0].to_dict() if len(hit) else {}
-
-
 def _finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
@@ -99,8 +87,8 @@ def metric_numbers(row: pd.Series, metric: str, none_value: float, comparisons: 
     """One row's numbers for ``metric``: the figure and its interval, its share of ``none``'s (%) with the
     ratio's interval, and the Holm-adjusted p of its tests against ``none`` and LiteLVLM (NaN: not tested)."""
     method, budget, value = row["method"], int(row["budget"]), float(row[metric])
-    vs_none = _pair(comparisons, metric, method, budget, "none")
-    vs_lite = _pair(comparisons, metric, method, budget, LITELVLM)
+    vs_none = sig.comparison_row(comparisons, metric, method, budget, "none")
+    vs_lite = sig.comparison_row(comparisons, metric, method, budget, LITELVLM)
     if is_baseline(method):
         pct, pct_lo, pct_hi = 100.0, math.nan, math.nan
     elif vs_none:
@@ -115,10 +103,9 @@ def metric_numbers(row: pd.Series, metric: str, none_value: float, comparisons: 
 
 
 def marks(numbers: dict, metric: str) -> str:
-    """``†`` where the row differs from ``none``, ``‡`` where it differs from LiteLVLM (Holm-adjusted p <
-    :data:`ALPHA`)."""
-    return "".join(mark for mark, key in ((MARK_NONE, "none"), (MARK_LITELVLM, "litelvlm"))
-                   if numbers[f"{metric}_p_vs_{key}"] < ALPHA)
+    """``†`` where the row differs from ``none``, ``‡`` where it differs from LiteLVLM (the run's one
+    criterion, :func:`analysis.common.stats.significance.significant`)."""
+    return sig.marks(numbers[f"{metric}_p_vs_none"], numbers[f"{metric}_p_vs_litelvlm"])
 
 
 def _interval(lo: float, hi: float, units: int, scale: float = 100.0) -> str:
@@ -145,7 +132,7 @@ def shown_row(numbers: dict, spec: Accuracy, method: str, budget: int, units: in
         ratio = _interval(numbers[f"{metric}_pct_none_lo"], numbers[f"{metric}_pct_none_hi"], units, 1.0)
         cells[name] = f"{100 * numbers[metric]:.1f}{marks(numbers, metric)}"
         cells[f"{name} 95% CI"] = _interval(numbers[f"{metric}_lo"], numbers[f"{metric}_hi"], units)
-        cells[f"{name} % of none"] = share if ratio == "—" else f"{share} {ratio}"
+        cells[f"{name} % of none (unadjusted CI)"] = share if ratio == "—" else f"{share} {ratio}"
     return cells
 
 
@@ -172,6 +159,7 @@ def accuracy_table(run: Run, root: Path, spec: Accuracy, name: str) -> Table:
     base = rows[rows["method"].map(is_baseline)]
     units = units_of(summary, comparisons, run.config, spec)
     extra = board.present(summary)   # the leaderboard's columns, where the run has them
+    family = family_size(comparisons)
     data, shown = [], []
     for _, row in rows.iterrows():
         numbers = {"method": row["method"], "budget": int(row["budget"])}
@@ -181,20 +169,31 @@ def accuracy_table(run: Run, root: Path, spec: Accuracy, name: str) -> Table:
         numbers.update(units=units, weights=str(run.identity.get("weights")), **board.numbers(row, extra))
         data.append(numbers)
         shown.append({**shown_row(numbers, spec, row["method"], int(row["budget"]), units),
-                      **board.cells(row, extra, *spec.lead_metric, units)})
+                      **board.cells(row, extra, *spec.lead_metric, units, family)})
     text = (grounding_caption if spec is GROUNDING else video_caption)(run, root, summary, units,
-                                                                       comparisons is not None)
+                                                                       comparisons is not None, family)
     return Table(name, text, pd.DataFrame(shown), pd.DataFrame(data), blocks, run.folder, cap.is_random(run))
 
 
-def statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: bool) -> str:
-    """The caption's sentences on the intervals, the share of ``none`` and the marks."""
+def family_size(comparisons: pd.DataFrame | None) -> int | None:
+    """The size of the run's families of adjusted p (the largest; None: no comparisons, or a run written
+    before the column)."""
+    if comparisons is None or "family_size" not in comparisons or comparisons["family_size"].isna().all():
+        return None
+    return int(comparisons["family_size"].max())
+
+
+def statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: bool,
+                    family: int | None = None) -> str:
+    """The caption's sentences on the intervals, the share of ``none`` and the marks (``family``: the size of
+    the run's families of adjusted p)."""
     names = ", ".join(n for _, n in spec.metrics)
     text = (f"{names} ×100 with 95% intervals over {spec.unit}s; % of none: the share of the unpruned "
-            "model's figure, with the interval of the paired swap test. ")
+            "model's figure, with the unadjusted 95% interval of the paired swap test (it may exclude 100 "
+            "where no mark is shown: the marks are adjusted). ")
     if tested:
-        text += (f"{MARK_NONE} differs from none, {MARK_LITELVLM} from LiteLVLM at the same budget (paired "
-                 f"swap test, Holm-adjusted p < {ALPHA}, comparisons.csv). ")
+        text += (f"{MARK_NONE} differs from none, {MARK_LITELVLM} from LiteLVLM at the same budget "
+                 f"({sig.criterion_text(family, spec.unit)}; comparisons.csv). ")
     else:
         text += "The run holds no comparisons.csv: no marks. "
     if units < MIN_UNITS:
@@ -208,17 +207,19 @@ def statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: b
     return text + board.caption(board.present(summary), *spec.lead_metric, spec.unit)
 
 
-def grounding_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, tested: bool) -> str:
+def grounding_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, tested: bool,
+                      family: int | None = None) -> str:
     """The grounding table's caption from the run's record."""
     c = run.config
     data = f"{c.get('dataset', 'refcoco')} {c.get('split', '')} ({c.get('split_by', '')}), " \
            f"{c.get('protocol', 'official')} protocol"
     sentences = f", {int(summary['n'].max())} sentences" if "n" in summary else ""
     return (f"{cap.opening(run)}. Referring segmentation on {data}; {cap.count(units, 'images')}{sentences}. "
-            + statistics_text(GROUNDING, units, summary, tested) + f"Run: {cap.where(run, root)}.")
+            + statistics_text(GROUNDING, units, summary, tested, family) + f"Run: {cap.where(run, root)}.")
 
 
-def video_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, tested: bool) -> str:
+def video_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, tested: bool,
+                  family: int | None = None) -> str:
     """The video table's caption from the run's record."""
     c = run.config
     if c.get("synthetic_videos"):
@@ -229,8 +230,9 @@ def video_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, teste
     note = f" Note: {c['note']}." if c.get("note") else ""
     return (f"{cap.opening(run)}. Referring video segmentation on {data}; {cap.count(units, 'videos')}"
             f"{f' ({counts})' if counts else ''}; budgets count each frame's visual tokens. "
-            + statistics_text(VIDEO, units, summary, tested) + f"Run: {cap.where(run, root)}.{note}")
+            + statistics_text(VIDEO, units, summary, tested, family) + f"Run: {cap.where(run, root)}.{note}")
 
 
 __all__ = ["ALPHA", "Accuracy", "GROUNDING", "LITELVLM", "MARK_LITELVLM", "MARK_NONE", "MIN_UNITS", "VIDEO",
-           "accuracy_table", "budget_text", "marks", "metric_numbers", "ordered", "statistics_text"]
+           "accuracy_table", "budget_text", "family_size", "marks", "metric_numbers", "ordered",
+           "statistics_text"]

@@ -1,7 +1,8 @@
 """The leaderboard columns of an accuracy table (``litelvlm tables``), where the run's ``summary.csv`` holds
 them (:mod:`analysis.common.stats.leaderboard`; a run without them gives its table as before): loyalty
 to the unpruned model with its interval, the layer-averaged visual tokens, the difference from ``random`` and
-``downsample`` at the same budget in the table's lead metric with the paired test's p, whether the method
+``downsample`` at the same budget in the table's lead metric with the paired test's Holm-adjusted p and its
+family's size (the run's one criterion, :mod:`analysis.common.stats.significance`), whether the method
 reads LLM attention weights, and the pruning step's median time. The share of the unpruned model's figure is
 the table's own "% of none" column. Each shown column gets a short sentence in the caption.
 """
@@ -13,6 +14,7 @@ import math
 import pandas as pd
 
 from analysis.common.stats import leaderboard as lb
+from analysis.common.stats import significance as sig
 
 #: the fewest resampled units an interval is shown over (as the accuracy table)
 MIN_UNITS = 3
@@ -48,8 +50,10 @@ def _reads(value) -> str:
     return "yes" if bool(value) else "no"
 
 
-def cells(row: pd.Series, columns: list[str], lead: str, lead_name: str, units: int) -> dict:
-    """The shown cells of one row for the leaderboard's columns present (``—`` where a row has no value)."""
+def cells(row: pd.Series, columns: list[str], lead: str, lead_name: str, units: int,
+          family_size: int | None = None) -> dict:
+    """The shown cells of one row for the leaderboard's columns present (``—`` where a row has no value);
+    ``family_size``: the family of the run's adjusted p-values (comparisons.csv)."""
     out = {}
     if lb.LOYALTY in columns:
         v, lo, hi = (_number(row.get(f"{lb.LOYALTY}{s}")) for s in ("", "_lo", "_hi"))
@@ -59,8 +63,9 @@ def cells(row: pd.Series, columns: list[str], lead: str, lead_name: str, units: 
         v = _number(row[lb.LAYER_AVG])
         out["Layer-avg tokens"] = f"{v:.1f}" if math.isfinite(v) else "—"
     for ref in _references(columns, lead):
-        d, p = _number(row[f"diff_vs_{ref}_{lead}"]), _number(row.get(f"p_vs_{ref}_{lead}"))
-        out[f"{lead_name} vs {ref}"] = (f"{100 * d:+.1f} (p {p:.2g})" if math.isfinite(d) and math.isfinite(p)
+        d, p = _number(row[f"diff_vs_{ref}_{lead}"]), _number(row.get(f"p_adjusted_vs_{ref}_{lead}"))
+        p_text = sig.p_text(p, family_size)
+        out[f"{lead_name} vs {ref}"] = (f"{100 * d:+.1f} ({p_text})" if math.isfinite(d) and p_text
                                         else f"{100 * d:+.1f}" if math.isfinite(d) else "—")
     if lb.READS_ATTENTION in columns:
         out["Reads attention"] = _reads(row[lb.READS_ATTENTION])
@@ -81,7 +86,7 @@ def caption(columns: list[str], lead: str, lead_name: str, unit: str) -> str:
                     "layers (the method's token schedule; K for pruning before the LLM)")
     for ref in _references(columns, lead):
         said.append(f"{lead_name} vs {ref}: the method minus {ref} at the same budget ×100, with the paired "
-                    "swap test's p (unadjusted)")
+                    "swap test's Holm-adjusted p and its family's size")
     if lb.READS_ATTENTION in columns:
         said.append("Reads attention: the method reads an LLM layer's attention weights")
     if lb.PRUNE_MS in columns:

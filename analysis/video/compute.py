@@ -46,7 +46,7 @@ from analysis.common.grounding.grounding_runs import Run, plan, run_keys
 from analysis.common.options.prefill_args import prefill_record
 from analysis.common.presentation.caveats import null_results
 from analysis.common.presentation.degenerate import warn_if_degenerate
-from analysis.common.presentation.screen import methods_headline, table_notes
+from analysis.common.presentation.screen import table_notes
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
 from analysis.common.runs.parts import PartStore
@@ -55,15 +55,17 @@ from analysis.common.runs.shards import Shards
 from analysis.common.runs.study import llm_attn_record, portable_paths
 from analysis.common.stats.leaderboard import encode_masks
 from analysis.video import batches, protocols, statistics
+from analysis.video.headline import video_headline
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.captured_paths import install_paths
-from litelvlm.methods import BASELINE, is_baseline
+from litelvlm.methods import BASELINE
 from litelvlm.registry.families import image_resize_record, video_eval
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json, write_parquet, write_text
+from litelvlm.runs.transaction import current
 from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos
 from litelvlm.video.datasets import REF_DAVIS, load_video_expressions
@@ -381,20 +383,7 @@ def announce(a: VideoArgs, out: Path, said: tuple[str, list[str], str], summary:
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model,
                        out, "every J and F is 0 (every mask empty, or missing its object)")
     print(f"Note: {note}.")
-    screen.headline("eval-video", video_headline(summary, a.arrangement), weights_banner(a.model, clip))
-
-
-def video_headline(summary: pd.DataFrame, arrangement: str) -> list[str]:
-    """The answer in a few lines: the visual tokens the LLM reads a prompt per budget (with the arrangement
-    that ran, on a family that pools its frames), then J&F per method and budget with its change from
-    ``none``, intervals over videos (none under 3) and n."""
-    lines = []
-    if "llm_visual_tokens" in summary and summary["llm_visual_tokens"].notna().all():
-        by = summary.drop_duplicates("budget")
-        tokens = "; ".join(f"{'unpruned' if is_baseline(r['method']) else 'K=' + str(r['budget'])} "
-                           f"{int(r['llm_visual_tokens'])}" for _, r in by.iterrows())
-        pooled = "context_tokens" in summary and summary["context_tokens"].notna().all()
-        lines.append(("arrangement " + arrangement + ": " if pooled else "")
-                     + f"visual tokens the LLM reads a prompt: {tokens}")
-    return lines + methods_headline(summary, {"J&F": "J&F"}, units="videos", n_of="expressions",
-                                    digits=4, n_col="expressions", delta=True)
+    tested = current(out / "comparisons.csv")
+    comparisons = pd.read_csv(tested) if tested.exists() else None
+    screen.headline("eval-video", video_headline(summary, a.arrangement, comparisons),
+                    weights_banner(a.model, clip))

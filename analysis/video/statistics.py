@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.common.presentation.screen import with_intervals
+from analysis.common.presentation.screen import board_text, with_intervals
 from analysis.common.stats import accuracy_stats as acc
 from analysis.common.stats import leaderboard as lb
 from analysis.common.stats.bootstrap import unit_stat
@@ -130,4 +130,4 @@ def summary_text(summary: pd.DataFrame) -> str:
     main, board = lb.split_view(summary)   # the leaderboard's columns: a second table
     with pd.option_context("display.width", 160, "display.max_rows", 80):
         return (with_intervals(main).to_string(index=False, float_format=lambda x: f"{x:.4f}")
-                + lb.board_text(board, float_format=lambda x: f"{x:.4f}"))
+                + board_text(board, float_format=lambda x: f"{x:.4f}"))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from analysis.common.stats import significance as sig
 from litelvlm.methods import is_baseline
 
 #: the most columns a human-facing table shows
@@ -55,12 +56,14 @@ def _budget_order(budget) -> tuple:
 
 def methods_headline(summary: pd.DataFrame, metrics: Mapping[str, str], units: str = "images",
                      n_of: str = "sentences", digits: int = 3, n_col: str = "n",
-                     delta: bool = False) -> list[str]:
+                     delta: bool = False, comparisons: pd.DataFrame | None = None) -> list[str]:
     """The answer of a method x budget table (``summary.csv``, with ``<metric>_lo``/``_hi``, ``n_col`` and
     ``units``): the unpruned baseline's line first, then one line per budget, largest first, its methods best
     first (by the first metric), each metric (column -> label in ``metrics``) with its interval over
     ``units`` (the table's ``unit`` column names them; under :data:`MIN_INTERVAL_N` the header says n and no
-    interval is printed) and, with ``delta``, its change from the baseline."""
+    interval is printed) and, with ``delta``, its change from the baseline. With the run's ``comparisons``
+    (comparisons.csv) each pruned figure carries the tables' marks (the run's one criterion,
+    :mod:`analysis.common.stats.significance`) and a last line says what they mean and the family's size."""
     metrics = {m: label for m, label in metrics.items() if m in summary}
     if summary.empty or not metrics:
         return []
@@ -81,7 +84,9 @@ def methods_headline(summary: pd.DataFrame, metrics: Mapping[str, str], units: s
                                                           digits, units)
             pruned = ref is not None and not is_baseline(r["method"])
             change = f" ({r[m] - ref[m]:+.{digits}f} vs {ref['method']})" if pruned else ""
-            said.append(f"{label} {v}{change}" + (" (heavy tails)" if m in heavy else ""))
+            mark = sig.marks(*(sig.comparison_row(comparisons, m, r["method"], int(r["budget"]), ref).get(
+                "p_adjusted") for ref in ("none", "litelvlm"))) if comparisons is not None else ""
+            said.append(f"{label} {v}{mark}{change}" + (" (heavy tails)" if m in heavy else ""))
         return " / ".join(said)
 
     k = f" on {int(first['units'])} {units}" if "units" in summary and pd.notna(first["units"]) else ""
@@ -93,6 +98,10 @@ def methods_headline(summary: pd.DataFrame, metrics: Mapping[str, str], units: s
     for budget in sorted(rest["budget"].unique(), key=_budget_order):
         rows = rest[rest["budget"] == budget].sort_values(next(iter(metrics)), ascending=False, kind="stable")
         lines.append(f"  K={budget}: " + "; ".join(f"{r['method']} {cells(r)}" for _, r in rows.iterrows()))
+    if comparisons is not None and len(comparisons):
+        family = int(comparisons["family_size"].max()) if "family_size" in comparisons else None
+        lines.append(f"  {sig.MARK_NONE} differs from none, {sig.MARK_LITELVLM} from litelvlm at the same "
+                     f"budget ({sig.criterion_text(family, units.rstrip('s'))})")
     return lines
 
 
@@ -141,3 +150,12 @@ def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         out = out.drop(columns=[c for c in (f"{col}_lo", f"{col}_hi", f"{col}_mc") if c in out])
     return out
 
+
+def board_text(board: pd.DataFrame | None, **to_string) -> str:
+    """The text view's second table, the leaderboard's columns
+    (:func:`analysis.common.stats.leaderboard.split_view`'s, each figure with its interval in one cell), under
+    a title line; "" without one."""
+    if board is None:
+        return ""
+    table = with_intervals(board).to_string(index=False, **to_string)
+    return f"\n\nleaderboard (docs/grounding.md, Leaderboard columns):\n{table}"

@@ -17,6 +17,7 @@ from analysis.common.presentation.style import (
     method_label,
     method_style,
 )
+from analysis.common.stats import significance
 from litelvlm.registry.families import card, family_names
 
 __all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences",
@@ -118,20 +119,21 @@ def _claim_cell(row) -> str:
 
 
 def _p_cell(row) -> str:
-    """The claim's p-value and Holm-adjusted p-value (those of its comparison in ``comparisons.csv``)."""
-    p, adj = row.get("p", float("nan")), row.get("p_adjusted", float("nan"))
-    return "" if pd.isna(p) else f"{p:.3g} ({adj:.3g})"
+    """The claim's Holm-adjusted p-value and its family's size (those of its comparison in
+    ``comparisons.csv``, the run's one criterion)."""
+    return significance.p_text(row.get("p_adjusted"), row.get("family_size"))
 
 
 def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
     """The claims table (``claims.csv``, optionally with a ``protocol`` column) as a figure: per claim,
-    metric, budget and method compared with, the estimate with its 95% interval, the p-value of the paired
-    test with Holm's adjustment (those of ``comparisons.csv``), the threshold and the verdict (coloured).
+    metric, budget and method compared with, the estimate with its 95% interval, the Holm-adjusted p-value of
+    the paired test with its family's size (those of ``comparisons.csv``), the threshold and the verdict
+    (coloured).
     Returns (fig, ax)."""
     cols = [c for c in ("protocol", "claim", "metric", "budget", "compared_with") if c in claims]
     with_p = "p_adjusted" in claims
     head = [{"claim": "claim", "compared_with": "against"}.get(c, c) for c in cols] + \
-        ["estimate [95% interval]"] + (["p (Holm)"] if with_p else []) + ["threshold", "verdict"]
+        ["estimate [95% interval]"] + (["p (adjusted)"] if with_p else []) + ["threshold", "verdict"]
     cells, colors = [], []
     for _, row in claims.iterrows():
         shown = [_CLAIM_LABELS.get(row[c], row[c]) if c == "claim" else
@@ -157,16 +159,17 @@ def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
         ax.text(0.5, 0.5, "no claims table in these results", ha="center", va="center", fontsize=7)
     notes = sorted({n for n in claims.get("note", pd.Series(dtype=str)).dropna() if n})
     if with_p and (claims["claim"] == "margin_over_5pct").any():
-        notes.append("margin: LiteLVLM minus each existing method; interval and p (Holm's) of their paired "
-                     "test")
+        notes.append("margin: LiteLVLM minus each existing method; the interval of their paired test "
+                     "(unadjusted) and its Holm-adjusted p")
     ax.set_title("\n".join([title] + [textwrap.shorten(n, 110) for n in notes]), fontsize=7)
     return fig, ax
 
 
 def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: str, ax=None):
     """Each method minus ``reference`` (``none`` or ``litelvlm``) in ``metric`` against the budget, with the
-    95% interval of the paired swap test (``comparisons.csv``); a filled marker where the same test's p-value
-    is below 0.05, which is where the bar leaves 0 (the Holm-adjusted p-values are in the table). Returns
+    unadjusted 95% interval of the paired swap test (``comparisons.csv``); a filled marker where the run's one
+    criterion marks the difference (Holm-adjusted p < 0.05 within the comparison's family,
+    :mod:`analysis.common.stats.significance`), so a bar may leave 0 with a hollow marker. Returns
     (fig, ax)."""
     d = comparisons[(comparisons["metric"] == metric) & (comparisons["reference"] == reference)]
     if ax is None:
@@ -181,7 +184,7 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
         ax.plot(x, g["difference"], label=method_label(m), ms=3.5, **style)
         draw_interval(ax, x, g["difference_lo"], g["difference_hi"], style["color"],
                       units=g["units"] if "units" in g else None)
-        hollow = ~(g["p"].to_numpy(float) < 0.05)
+        hollow = ~np.array([significance.significant(p) for p in g["p_adjusted"]], dtype=bool)
         ax.plot(x[hollow], g["difference"].to_numpy(float)[hollow], ls="none", marker=style["marker"], ms=3.5,
                 mfc="white", mec=style["color"], zorder=style["zorder"] + 0.5)
     ax.axhline(0.0, color="k", lw=0.8)
@@ -190,9 +193,11 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
     unit = d["unit"].iloc[0] if len(d) and "unit" in d else "unit"
     name = metric_label(metric)
     ax.set_ylabel(f"Δ {name} (method − {reference})")
-    ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; 95% intervals of the paired "
-                 f"swap test over {unit}s;\nfilled: its p < 0.05, where the bar leaves 0 (unadjusted; Holm's "
-                 f"in comparisons.csv){few_units_note(d['units'] if 'units' in d else None, unit)}",
+    family = int(d["family_size"].max()) if "family_size" in d and d["family_size"].notna().any() else None
+    size = f", family of {family}" if family else ""
+    ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; unadjusted 95% intervals of "
+                 f"the paired swap test;\nfilled: Holm-adjusted p < {significance.ALPHA} "
+                 f"({significance.FAMILY}{size}){few_units_note(d['units'] if 'units' in d else None, unit)}",
                  fontsize=6)
     if methods:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)

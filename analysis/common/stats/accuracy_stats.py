@@ -17,24 +17,25 @@ draws or random swap patterns) are drawn with the bootstrap seed (``--boot-seed`
   LiteLVLM on the same units: the difference (method minus reference) and the ratio method / reference
   (against ``none``: the share of the unpruned model's score kept), each with the interval that inverts the
   paired swap test whose p-value stands beside them (:mod:`analysis.common.stats.permutation`: the
-  difference's interval excludes 0 exactly when ``p < 0.05``), Holm's correction of ``p`` over every
-  comparison of the metric in the table, and the Monte Carlo errors (``p_mc``, ``difference_mc``,
+  difference's interval excludes 0 exactly when the unadjusted ``p < 0.05``), ``p_adjusted``, Holm's
+  correction within the comparison's family, and its ``family_size``
+  (:mod:`analysis.common.stats.significance`: one comparison's metrics, whatever else the run holds, the one
+  criterion every artefact marks by), and the Monte Carlo errors (``p_mc``, ``difference_mc``,
   ``ratio_mc``; 0 where the test enumerates every pattern). A study may add references (``extra_references``:
   the leaderboard's ``random`` and ``downsample``, :mod:`analysis.common.stats.leaderboard`): their rows
-  come after, each (metric, reference) a Holm family of its own, so the rows against ``none`` and LiteLVLM
-  stay as they were.
+  come after, each comparison a family of its own as every other.
 * :func:`claims_table`: the paper's two claims, each READ FROM ``comparisons.csv`` so that a claim and the
   comparison of the same pair can never disagree on significance. "Maintains 90% of the original performance":
   LiteLVLM's share of the unpruned score per budget, the ratio of its comparison with ``none``. "Outperforms
   existing methods by over 5%": this project's reading tests LiteLVLM against EACH existing method at the
   budget, one row per competitor (``compared_with``): LiteLVLM minus it, read as 5 points of the metric on its
-  0-1 scale, with the interval, ``p`` and Holm-adjusted ``p_adjusted`` of that competitor's comparison with
-  LiteLVLM (the same paired swap test and the same Holm family, the sign turned). The claim holds at a budget
-  when it holds against every competitor, i.e. against the best. (Until this version the margin was taken over
-  the best competitor of each bootstrap replicate, a percentile interval that could call LiteLVLM
-  significantly worse than a competitor whose paired test said p = 0.13.) Each row is MET or MISSED by its
-  estimate, with its interval and whether the whole interval clears the threshold; "not judged" on random or
-  toy weights, where no claim is tested; a claim on one unit says "no interval (one unit)".
+  0-1 scale, with the interval, ``p``, Holm-adjusted ``p_adjusted`` and ``family_size`` of that competitor's
+  comparison with LiteLVLM (the same paired swap test and the same family, the sign turned). The claim holds
+  at a budget when it holds against every competitor, i.e. against the best. (Until this version the margin
+  was taken over the best competitor of each bootstrap replicate, a percentile interval that could call
+  LiteLVLM significantly worse than a competitor whose paired test said p = 0.13.) Each row is MET or MISSED
+  by its estimate, with its interval and whether the whole interval clears the threshold; "not judged" on
+  random or toy weights, where no claim is tested; a claim on one unit says "no interval (one unit)".
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.common.stats import bootstrap, permutation, proportion
+from analysis.common.stats import bootstrap, permutation, proportion, significance
 from analysis.common.stats.bootstrap import UnitStat
 from litelvlm.methods import BASELINE, TABLE, get_method
 
@@ -54,8 +55,6 @@ RANGE = (0.0, 1.0)
 #: the hit rates (a mean of 0/1 rows): their interval is Clopper-Pearson's
 #: (:mod:`analysis.common.stats.proportion`)
 HIT_RATES = ("box_acc",)
-#: the correction for multiple comparisons in ``comparisons.csv`` (its ``correction`` column)
-CORRECTION = "holm"
 #: the paper's claims: (name, what the paper says, threshold)
 RETENTION_CLAIM = ("retains_90pct", "maintains 90% of the original performance", 0.90)
 MARGIN_CLAIM = ("margin_over_5pct", "outperforms existing methods by over 5% across diverse token budgets",
@@ -70,7 +69,7 @@ COMPARISON_COLUMNS = ["metric", "budget", "method", "reference", "reference_budg
                       "family_size", "ratio", "ratio_lo", "ratio_hi", "units", "unit", "p_mc",
                       "difference_mc", "ratio_mc", "test"]
 CLAIM_COLUMNS = ["claim", "statement", "metric", "budget", "method", "compared_with", "value", "lo", "hi",
-                 "threshold", "verdict", "interval_clears", "note", "mc", "p", "p_adjusted"]
+                 "threshold", "verdict", "interval_clears", "note", "mc", "p", "p_adjusted", "family_size"]
 
 Stats = dict[tuple[str, int], dict[str, UnitStat]]
 
@@ -149,36 +148,27 @@ def _comparison(stats: Stats, metric: str, key: tuple[str, int], ref: tuple[str,
             **{k: got[k] for k in ("p_mc", "difference_mc", "ratio_mc", "test")}}
 
 
-def _holm(family: list[dict]) -> None:
-    """Holm's adjustment of ``p`` over the rows of one family, in place."""
-    for r, adj in zip(family, bootstrap.holm([r["p"] for r in family])):
-        r.update(p_adjusted=adj, correction=CORRECTION,
-                 family_size=int(sum(np.isfinite(x["p"]) for x in family)))
-
-
 def comparisons_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, unit: str,
                       extra_references: tuple[str, ...] = ()) -> pd.DataFrame:
     """Every method at every budget against ``none`` and against LiteLVLM at that budget (see the module);
     then, after those rows, every method against each of ``extra_references`` at the same budget where the run
-    holds it (the leaderboard's ``random`` and ``downsample``: :mod:`analysis.common.stats.leaderboard`), each
-    (metric, reference) a Holm family of its own, so that the rows before keep their adjusted p."""
+    holds it (the leaderboard's ``random`` and ``downsample``: :mod:`analysis.common.stats.leaderboard`). Each
+    comparison's rows (its metrics) are one family of Holm's adjustment
+    (:func:`analysis.common.stats.significance.adjust`)."""
     base = _baseline(stats)
     rows = []
     for metric in metrics:
-        first = len(rows)
         for method, budget in sorted(k for k in stats if not is_baseline(k[0])):
             refs = ([base] if base else []) + [r for r in [(LITELVLM, budget)] if r in stats and r
                                                != (method, budget)]
             rows += [row for ref in refs
                      if (row := _comparison(stats, metric, (method, budget), ref, n_boot, seed, unit))]
-        _holm(rows[first:])
     for reference in extra_references:
         for metric in metrics:
-            first = len(rows)
             rows += [row for key in sorted(k for k in stats if not is_baseline(k[0]) and k[0] != reference)
                      if (reference, key[1]) in stats
                      and (row := _comparison(stats, metric, key, (reference, key[1]), n_boot, seed, unit))]
-            _holm(rows[first:])
+    significance.adjust(rows)
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
@@ -219,7 +209,7 @@ def _pair(comparisons: pd.DataFrame, metric: str, budget: int, method: str, refe
 def _claim_row(claim: tuple, metric: str, budget: int, against: str, got: dict, judged: bool,
                note: str) -> dict:
     """One claim's row from its comparison's figure ``got`` (``value``, ``lo``, ``hi``, ``mc``, ``p``,
-    ``p_adjusted``, ``units``)."""
+    ``p_adjusted``, ``family_size``, ``units``)."""
     name, statement, threshold = claim
     if got["units"] < 2:
         got = {**got, "lo": float("nan"), "hi": float("nan"), "mc": float("nan")}
@@ -228,20 +218,22 @@ def _claim_row(claim: tuple, metric: str, budget: int, against: str, got: dict, 
             "compared_with": against, "value": got["value"], "lo": got["lo"], "hi": got["hi"],
             "threshold": threshold, "verdict": verdict, "interval_clears": clears,
             "note": note or _why(got["value"], got["units"]), "mc": got["mc"], "p": got["p"],
-            "p_adjusted": got["p_adjusted"]}
+            "p_adjusted": got["p_adjusted"], "family_size": got["family_size"]}
 
 
 def _retention(row: dict) -> dict:
     """LiteLVLM's share of the unpruned score: its comparison with ``none`` as it stands."""
     return {"value": row["ratio"], "lo": row["ratio_lo"], "hi": row["ratio_hi"], "mc": row["ratio_mc"],
-            "p": row["p"], "p_adjusted": row["p_adjusted"], "units": row["units"]}
+            "p": row["p"], "p_adjusted": row["p_adjusted"],
+            "family_size": row["family_size"], "units": row["units"]}
 
 
 def _margin(row: dict) -> dict:
     """LiteLVLM minus a competitor: the competitor's comparison with LiteLVLM (competitor minus LiteLVLM),
     negated: the same test, interval, p and Holm-adjusted p."""
     return {"value": -row["difference"], "lo": -row["difference_hi"], "hi": -row["difference_lo"],
-            "mc": row["difference_mc"], "p": row["p"], "p_adjusted": row["p_adjusted"], "units": row["units"]}
+            "mc": row["difference_mc"], "p": row["p"], "p_adjusted": row["p_adjusted"],
+            "family_size": row["family_size"], "units": row["units"]}
 
 
 def _missing(claim: tuple, metric: str, budget, note: str) -> dict:

@@ -13,8 +13,10 @@ its inputs exist (a run without them, or an earlier run's folder, keeps its tabl
   a method pruning before the LLM, between K and N for one pruning inside it (FastV, SparseVLM, VScan, ...).
   eval-grounding only (a video family's schedule counts frames and pools, see docs/grounding.md).
 * ``share_of_unpruned_<metric>``: the metric over the unpruned model's (cIoU and gIoU; J&F for video).
-* ``diff_vs_<reference>_<metric>`` and ``p_vs_<reference>_<metric>``: the method minus ``random`` (or
-  ``downsample``) at the same budget and the p-value of that pair's paired swap test, read from
+* ``diff_vs_<reference>_<metric>`` and ``p_adjusted_vs_<reference>_<metric>``: the method minus ``random``
+  (or ``downsample``) at the same budget and the Holm-adjusted p-value of that pair's paired swap test (the
+  run's one criterion, :mod:`analysis.common.stats.significance`; ``p_adjusted_family_size``, after them, the
+  size of its family), read from
   ``comparisons.csv`` (:func:`analysis.common.stats.accuracy_stats.comparisons_table`'s
       ``extra_references``).
 * ``reads_attention``: whether the method reads any LLM decoder layer's attention weights
@@ -34,7 +36,6 @@ import numpy as np
 import pandas as pd
 from pycocotools import mask as mask_utils
 
-from analysis.common.presentation import screen
 from analysis.common.stats import accuracy_stats as acc
 from analysis.common.stats.bootstrap import UnitStat, unit_stat
 from litelvlm.cost.stages import time_stages
@@ -51,7 +52,7 @@ PRED_RLE = "pred_rle"
 #: the methods each method is compared with at its budget, when the run holds them
 REFERENCES = ("random", "downsample")
 #: the prefixes of the columns this module adds to a summary
-PREFIXES = (LOYALTY, LAYER_AVG, SHARE, "diff_vs_", "p_vs_", READS_ATTENTION, PRUNE_MS)
+PREFIXES = (LOYALTY, LAYER_AVG, SHARE, "diff_vs_", "p_adjusted_", READS_ATTENTION, PRUNE_MS)
 
 
 # -- masks -------------------------------------------------------------------------------------------------
@@ -176,18 +177,20 @@ def _per_run(summary: pd.DataFrame, rows: pd.DataFrame, column: str, how: str) -
 
 
 def _reference_columns(summary: pd.DataFrame, comparisons: pd.DataFrame, metrics: Sequence[str]) -> dict:
-    """``diff_vs_<ref>_<metric>`` and ``p_vs_<ref>_<metric>`` for each reference of :data:`REFERENCES` the
-    run holds, from its comparisons with it."""
+    """``diff_vs_<ref>_<metric>`` and ``p_adjusted_vs_<ref>_<metric>`` for each reference of
+    :data:`REFERENCES` the run holds, from its comparisons with it."""
     out: dict[str, list] = {}
     held = set(summary["method"])
     for ref in (r for r in REFERENCES if r in held):
         got = comparisons[comparisons["reference"] == ref] if len(comparisons) else comparisons
-        index = {(r.metric, r.method, int(r.budget)): (r.difference, r.p) for r in got.itertuples()}
+        index = {(r.metric, r.method, int(r.budget)): (r.difference, r.p_adjusted) for r in got.itertuples()}
         for metric in metrics:
             pairs = [index.get((metric, m, int(b)), (math.nan, math.nan))
                      for m, b in zip(summary["method"], summary["budget"])]
             out[f"diff_vs_{ref}_{metric}"] = [float(d) for d, _ in pairs]
-            out[f"p_vs_{ref}_{metric}"] = [float(p) for _, p in pairs]
+            out[f"p_adjusted_vs_{ref}_{metric}"] = [float(p) for _, p in pairs]
+    if out and "family_size" in comparisons and comparisons["family_size"].notna().any():
+        out["p_adjusted_family_size"] = int(comparisons["family_size"].max())
     return out
 
 
@@ -230,15 +233,6 @@ def split_view(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None
     return summary.drop(columns=board), summary[keys + board]
 
 
-def board_text(board: pd.DataFrame | None, **to_string) -> str:
-    """The text view's second table (:func:`split_view`'s, each figure with its interval in one cell), under
-    a title line; "" without one."""
-    if board is None:
-        return ""
-    table = screen.with_intervals(board).to_string(index=False, **to_string)
-    return f"\n\nleaderboard (docs/grounding.md, Leaderboard columns):\n{table}"
-
-
 __all__ = ["LAYER_AVG", "LOYALTY", "PRED_RLE", "PRUNE_MS", "READS_ATTENTION", "REFERENCES", "SHARE",
-           "add_columns", "board_columns", "board_text", "encode_masks", "layer_average", "layer_avg_tokens",
+           "add_columns", "board_columns", "encode_masks", "layer_average", "layer_avg_tokens",
            "loyalty_stats", "loyalty_values", "masks_iou", "reads_attention", "split_view", "timed_call"]

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 METHODS = ["none", "litelvlm", "random", "fastv"]
 #: the leaderboard's columns of a run of :data:`METHODS` (:mod:`analysis.common.stats.leaderboard`)
 LEADERBOARD = ["loyalty", "loyalty_lo", "loyalty_hi", "loyalty_mc", "layer_avg_tokens",
-               "share_of_unpruned_ciou", "share_of_unpruned_giou", "diff_vs_random_ciou", "p_vs_random_ciou",
-               "diff_vs_random_giou", "p_vs_random_giou", "reads_attention"]
+               "share_of_unpruned_ciou", "share_of_unpruned_giou", "diff_vs_random_ciou",
+               "p_adjusted_vs_random_ciou", "diff_vs_random_giou", "p_adjusted_vs_random_giou",
+               "p_adjusted_family_size", "reads_attention"]
 
 
 def _run(coco, out, protocol, *extra) -> int:

@@ -20,12 +20,14 @@ def test_video_headline_names_the_arrangement_and_says_n_below_3_videos(tmp_path
     lines = shown.strip().splitlines()
     assert lines[-1].startswith("RANDOM WEIGHTS")
     tokens = re.fullmatch(r"eval-video: arrangement pool-min: visual tokens the LLM reads a prompt: unpruned "
-                          r"(\d+); K=81 (\d+)", lines[-5])
-    assert tokens and int(tokens.group(2)) < int(tokens.group(1)), lines[-5]   # pruning shortens the prompt
+                          r"(\d+); K=81 (\d+)", lines[-6])
+    assert tokens and int(tokens.group(2)) < int(tokens.group(1)), lines[-6]   # pruning shortens the prompt
     assert re.fullmatch(r"eval-video: J&F per method and budget \(best first; no interval: fewer than 3 "
-                        r"videos\), n = \d+ expressions on 2 videos:", lines[-4]), lines[-4]
-    assert re.fullmatch(r"eval-video:   none \(every token\): J&F \d\.\d{4}", lines[-3])
-    assert re.fullmatch(r"eval-video:   K=81: litelvlm J&F \d\.\d{4} \([+-]\d\.\d{4} vs none\)", lines[-2])
+                        r"videos\), n = \d+ expressions on 2 videos:", lines[-5]), lines[-5]
+    assert re.fullmatch(r"eval-video:   none \(every token\): J&F \d\.\d{4}", lines[-4])
+    # two videos: the exact swap test has 4 patterns, so no p below 0.05 and no mark
+    assert re.fullmatch(r"eval-video:   K=81: litelvlm J&F \d\.\d{4} \([+-]\d\.\d{4} vs none\)", lines[-3])
+    assert lines[-2].startswith("eval-video:   † differs from none") and "family of 3" in lines[-2], lines[-2]
     text = (out / "summary.txt").read_text()
     assert "[0.0000, 1.0000" not in text and "(n = 2, no interval)" in text
     assert "units: the videos the intervals resample" in text

@@ -38,7 +38,8 @@ def _video(units):
 
 def _paired(units):
     d = pd.DataFrame([{"metric": "ciou", "reference": "none", "method": m, "budget": b, "difference": -0.1,
-                       "difference_lo": -0.2, "difference_hi": 0.0, "p": 0.5, "unit": "image", "units": units}
+                       "difference_lo": -0.2, "difference_hi": 0.0, "p": 0.5, "p_adjusted": 1.0,
+                       "family_size": 2, "unit": "image", "units": units}
                       for m in ("litelvlm", "random") for b in (64, 16)])
     return plot_paired_differences(d, "ciou", "none")[1]
 

@@ -82,7 +82,7 @@ def test_intervals_sit_beside_their_values_and_leave_the_old_columns_alone():
     assert (row.ciou_lo, row.ciou_hi, row.ciou_mc) == B.studentized(stat, 200, 0, bounds=(0.0, 1.0))[1:]
 
 
-def test_comparisons_pair_every_method_with_none_and_litelvlm_and_holm_over_the_metric():
+def test_comparisons_pair_every_method_with_none_and_litelvlm_and_holm_within_each_comparison():
     rows = _rows()
     stats = gs.metric_stats(rows, "image")
     table = acc.comparisons_table(stats, ["ciou", "giou"], 300, 4, "image")
@@ -96,8 +96,9 @@ def test_comparisons_pair_every_method_with_none_and_litelvlm_and_holm_over_the_
     assert (row.difference_lo, row.difference_hi) == pytest.approx(
         (want["difference_lo"], want["difference_hi"]))
     assert row.difference == pytest.approx(0.80 / 0.95 * row.reference_value - row.reference_value, rel=0.05)
-    np.testing.assert_allclose(ciou.p_adjusted, B.holm(ciou.p))
-    assert (ciou.correction == "holm").all() and (ciou.family_size == 5).all() and (
+    for _, family in table.groupby(["method", "budget", "reference"]):   # a comparison's cIoU and gIoU
+        np.testing.assert_allclose(family.p_adjusted, B.holm(family.p.to_numpy()))
+    assert (table.correction == "holm").all() and (table.family_size == 2).all() and (
         ciou.unit == "image").all()
     kept = ciou[(ciou.method == "litelvlm") & (ciou.reference == "none")].iloc[0]
     assert kept.ratio == pytest.approx(0.95, abs=0.01) and kept.ratio_lo < kept.ratio < kept.ratio_hi
@@ -220,16 +221,18 @@ def test_a_claim_on_one_unit_says_there_is_no_interval():
     assert any(t.endswith("[no interval (one unit)]") for t in texts)
 
 
-def test_the_paired_figure_fills_where_its_own_bars_leave_zero():
+def test_the_paired_figure_fills_where_the_adjusted_test_marks_and_says_its_bars_are_unadjusted():
     from analysis.common.presentation.stat_plots import plot_paired_differences
 
     table = pd.DataFrame({"metric": "ciou", "reference": "none", "method": "fastv", "budget": [64, 144, 256],
                           "difference": [-0.05, -0.02, -0.01], "difference_lo": [-0.08, -0.04, -0.03],
-                          "difference_hi": [-0.02, 0.001, 0.01], "p": [0.01, 0.07, 0.4],
-                          "p_adjusted": [0.08, 0.14, 0.4], "unit": "image"})
+                          "difference_hi": [-0.02, -0.001, 0.01], "p": [0.01, 0.03, 0.4],
+                          "p_adjusted": [0.02, 0.06, 0.4], "family_size": 2, "unit": "image"})
     _, ax = plot_paired_differences(table, "ciou", "none")
     hollow = [ln for ln in ax.get_lines() if ln.get_markerfacecolor() == "white"]
-    assert len(hollow) == 1 and list(hollow[0].get_xdata()) == pytest.approx([144 * 2 ** 0, 256])
+    # K = 144: its unadjusted bar leaves 0, its adjusted p does not mark it: hollow
+    assert len(hollow) == 1 and list(hollow[0].get_xdata()) == pytest.approx([144, 256])
+    assert "unadjusted 95% intervals" in ax.get_title() and "family of 2" in ax.get_title()
 
 
 def test_a_family_hit_rate_gets_the_clopper_pearson_interval_over_images():

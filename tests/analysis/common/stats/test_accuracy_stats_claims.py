@@ -102,9 +102,10 @@ def test_the_claims_figure_draws_a_row_per_competitor_with_its_paired_test():
     fig, ax = plot_claims_table(claims)
     cells = {k: c.get_text().get_text() for k, c in ax.tables[0].get_celld().items()}
     head = [cells[(0, j)] for j in range(8)]
-    assert head[3:5] == ["against", "estimate [95% interval]"] and head[5] == "p (Holm)"
+    assert head[3:5] == ["against", "estimate [95% interval]"] and head[5] == "p (adjusted)"
     shown = {(cells[(i, 3)], cells[(i, 5)]) for i in range(1, len(claims) + 1)}
-    want = {(r.compared_with, f"{r.p:.3g} ({r.p_adjusted:.3g})") for r in claims.itertuples()}
+    want = {(r.compared_with, f"Holm p {r.p_adjusted:.2g}, family of {r.family_size}")
+            for r in claims.itertuples()}
     assert shown == want and {"fastv", "vispruner", "visionzip", "none"} == {a for a, _ in shown}
     assert "margin: LiteLVLM minus each existing method" in ax.get_title()
     from tests.figure_checks import reviewer_flaws

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.common.presentation.screen import board_text
 from analysis.common.stats import accuracy_stats as acc
 from analysis.common.stats import leaderboard as lb
 from analysis.common.stats.bootstrap import unit_stat
@@ -83,10 +84,10 @@ def _summary() -> pd.DataFrame:
 def test_add_columns_writes_only_what_its_inputs_give():
     summary = _summary()
     comparisons = pd.DataFrame([{"metric": "ciou", "method": "x", "budget": 64, "reference": "random",
-                                 "difference": 0.15, "p": 0.03}])
+                                 "difference": 0.15, "p": 0.01, "p_adjusted": 0.03}])
     plain = lb.add_columns(summary, comparisons.iloc[:0], ["ciou"], 10, 0)
     assert list(plain.columns) == ["method", "budget", "ciou", "share_of_unpruned_ciou",
-                                   "diff_vs_random_ciou", "p_vs_random_ciou"]
+                                   "diff_vs_random_ciou", "p_adjusted_vs_random_ciou"]
     assert plain["share_of_unpruned_ciou"].tolist() == [1.0, 0.5, 0.8]
     # without none: no share, and without random no comparison
     alone = lb.add_columns(summary[summary.method == "x"], comparisons, ["ciou"], 10, 0)
@@ -99,20 +100,20 @@ def test_add_columns_writes_only_what_its_inputs_give():
                           reads={"none": False, "random": False, "x": True})
     assert lb.board_columns(full.columns) == [
         "loyalty", "loyalty_lo", "loyalty_hi", "loyalty_mc", "layer_avg_tokens", "share_of_unpruned_ciou",
-        "diff_vs_random_ciou", "p_vs_random_ciou", "reads_attention", "prune_ms"]
+        "diff_vs_random_ciou", "p_adjusted_vs_random_ciou", "reads_attention", "prune_ms"]
     x = full.set_index("method").loc["x"]
     assert x.loyalty == pytest.approx(0.7) and x.loyalty_lo <= 0.7 <= x.loyalty_hi
-    assert (x.diff_vs_random_ciou, x.p_vs_random_ciou, x.layer_avg_tokens) == (0.15, 0.03, 320.0)
+    assert (x.diff_vs_random_ciou, x.p_adjusted_vs_random_ciou, x.layer_avg_tokens) == (0.15, 0.03, 320.0)
     assert bool(x.reads_attention) and math.isnan(x.prune_ms)
     assert full.set_index("method").loc["random"].prune_ms == 2.0
     assert math.isnan(full.set_index("method").loc["random"].loyalty)   # no rows of its: NaN
     main, board = lb.split_view(full)
     assert list(main.columns) == ["method", "budget", "ciou"]
     assert list(board.columns)[:2] == ["method", "budget"]
-    assert "leaderboard" in lb.board_text(board) and lb.board_text(None) == ""
+    assert "leaderboard" in board_text(board) and board_text(None) == ""
 
 
-def test_extra_references_are_compared_after_the_rest_in_a_family_of_their_own():
+def test_extra_references_are_compared_after_the_rest_each_comparison_a_family():
     rng = np.random.default_rng(0)
     units = np.arange(8)
     stats = {(m, b): {"giou": unit_stat(rng.uniform(size=8), units)}
@@ -122,7 +123,7 @@ def test_extra_references_are_compared_after_the_rest_in_a_family_of_their_own()
     pd.testing.assert_frame_equal(after.iloc[:len(before)], before)   # the rows before: untouched
     extra = after.iloc[len(before):]
     assert set(zip(extra.method, extra.budget)) == {("litelvlm", 64), ("fastv", 64)}   # random only at 64
-    assert (extra.reference == "random").all() and (extra.family_size == 2).all()
+    assert (extra.reference == "random").all() and (extra.family_size == 1).all()   # one metric: giou
     row = extra[extra.method == "fastv"].iloc[0]
     assert row.difference == pytest.approx(stats[("fastv", 64)]["giou"].value()
                                            - stats[("random", 64)]["giou"].value())

@@ -43,14 +43,14 @@ def test_the_columns_hold_sane_values(run):
     assert s.loc["litelvlm", "share_of_unpruned_ciou"] == pytest.approx(s.loc["litelvlm", "ciou"]
                                                                         / s.loc["none", "ciou"])
     assert s.loc["fastv", "reads_attention"] and not s.loc["litelvlm", "reads_attention"]
-    assert 0 <= s.loc["litelvlm", "p_vs_random_ciou"] <= 1 and math.isfinite(s.loc["litelvlm",
+    assert 0 <= s.loc["litelvlm", "p_adjusted_vs_random_ciou"] <= 1 and math.isfinite(s.loc["litelvlm",
                                                                                    "diff_vs_random_ciou"])
     assert math.isnan(s.loc["random", "diff_vs_random_ciou"]) and "prune_ms" not in s   # not asked for
     comparisons = pd.read_csv(out / "comparisons.csv")
     vs = comparisons[(comparisons.method == "litelvlm") & (comparisons.reference == "random")
                      & (comparisons.metric == "ciou")].iloc[0]
-    assert (vs.difference, vs.p) == (s.loc["litelvlm", "diff_vs_random_ciou"], s.loc["litelvlm",
-                                                                                     "p_vs_random_ciou"])
+    assert (vs.difference, vs.p_adjusted) == (s.loc["litelvlm", "diff_vs_random_ciou"],
+                                              s.loc["litelvlm", "p_adjusted_vs_random_ciou"])
     rows = pd.read_parquet(out / "grounding.parquet")
     assert lb.PRED_RLE not in rows and rows.loc[rows.method == "none", "loyalty"].eq(1.0).all()
     assert "leaderboard" in (out / "summary.txt").read_text()
@@ -75,7 +75,7 @@ def test_tables_prints_them_and_a_run_without_them_gives_its_table_as_before(run
     summary.drop(columns=lb.board_columns(summary.columns)).to_csv(old / "summary.csv", index=False)
     assert main(["tables", "--results", str(old), "--out", str(tmp_path / "t2")]) == 0
     md = next((tmp_path / "t2").glob("grounding_*.md")).read_text()
-    assert "Leaderboard" not in md and "| gIoU % of none |\n" in md
+    assert "Leaderboard" not in md and "| gIoU % of none (unadjusted CI) |\n" in md
 
 
 def test_without_none_no_loyalty_and_time_pruning_times_the_clip_side_selection(shared_data, tmp_path):
