@@ -39,7 +39,6 @@ from tqdm.auto import tqdm
 from analysis.common.grounding.grounding_runs import clip_record
 from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
 from analysis.common.options.defaults import DEFAULT_KS
-from analysis.common.presentation.screen import estimate
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
 from analysis.common.runs.parts import PartStore, read_parquet
@@ -47,6 +46,7 @@ from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.study import portable_paths, read_json
 from analysis.importance.aggregate import area_bins, summarize
+from analysis.importance.answer import importance_headline
 from analysis.importance.correlation import compare
 from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args
 from analysis.importance.signals import (
@@ -338,33 +338,6 @@ def run_and_report(a: ImportanceArgs, screen: Screen = Screen(), pipe=None) -> i
         screen.show_table(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"),
                           Path(a.out) / "summary.csv", "rank correlations per signal pair")
     print(f"{rows['sent_id'].nunique()} sentence(s), {len(rows)} rows -> {a.out}")
-    screen.headline("importance", importance_headline(summary), weights_banner(a.model, a.clip))
+    layers = (read_json(Path(a.out) / "config.json") or {}).get("llm_layers")
+    screen.headline("importance", importance_headline(summary, layers), weights_banner(a.model, a.clip))
     return 0
-
-
-def importance_headline(summary: pd.DataFrame) -> list[str]:
-    """The answer in a few lines: for CLIP's reversed-similarity ranks and each method's own score, the
-    strongest Spearman correlation (largest |rho| over layers and queries) with each LLM-side signal
-    (attention, saliency, ...), with its interval over images and n."""
-    rows = summary[(summary["area_bin"] == "all") & summary["spearman_mean"].notna()]
-    sources = [s for s in dict.fromkeys(rows["clip_signal"])
-               if s == "clip_rev_sim" or s.startswith("method:")]
-    if not sources:
-        return []
-    first = rows.iloc[0]
-    lines = [f"strongest Spearman rho per signal pair (largest |rho| over layers and queries, chosen after "
-             f"the fact; every pair in summary.csv), n = {int(first['n_sentences'])} sentences on "
-             f"{int(first['n_images'])} images:"]
-    for source in sources:
-        parts = []
-        for llm, g in rows[rows["clip_signal"] == source].groupby("llm_signal", sort=False):
-            r = g.loc[g["spearman_mean"].abs().idxmax()]
-            where = "" if r["layer"] < 0 else (f" (layer {int(r['layer'])}"
-                                               + (f", {r['query']} query)" if isinstance(r["query"], str)
-                                                  else ")"))
-            parts.append(f"{llm}{where} " + estimate(r["spearman_mean"], r["spearman_lo"], r["spearman_hi"],
-                                                     int(r["n_images"]), unit="images"))
-        name = "reversed CLIP similarity" if source == "clip_rev_sim" else f"{source[7:]}'s score"
-        lines.append(f"  {name} vs " + "; ".join(parts))
-    return lines
-

@@ -114,7 +114,8 @@ def draw_importance(tables: dict) -> dict:
     for metric in ("spearman", "kendall"):
         figs[f"by_layer_{metric}"], _ = plots.plot_importance_by_layer(summary, metric=metric)
     if summary["llm_signal"].isin(GRADIENT_SIGNALS).any() and plots.mission_signals(summary):
-        figs["mission_spearman"], _ = plots.plot_mission_correlation(summary)  # the study's question
+        layers = (tables.get("config") or {}).get("llm_layers")
+        figs["mission_spearman"], _ = plots.plot_mission_correlation(summary, num_layers=layers)
     figs["overlap_vs_k"], _ = plots.plot_overlap_vs_k(summary, num_tokens=tables["num_tokens"])
     if not scores.empty:
         sent_id = int(scores["sent_id"].iloc[0])

@@ -16,6 +16,7 @@ from analysis.common.presentation.style import (
     method_style,
     palette,
 )
+from analysis.importance import answer
 from analysis.importance.options import GRADIENT_SIGNALS
 from litelvlm.methods import TABLE, get_method
 
@@ -231,21 +232,29 @@ def _mission_style(signal: str) -> tuple[str, dict]:
 
 
 def mission_signals(summary: pd.DataFrame) -> list[str]:
-    """The CLIP-side signals of the mission figure in ``summary``: the reversed CLIP ranks, then each method's
-    own score (``method:NAME``)."""
-    found = set(summary["clip_signal"])
-    return [s for s in ("clip_rev_sim",) if s in found] + sorted(s for s in found if s.startswith("method:"))
+    """The CLIP-side signals of the mission figure in ``summary``: the answer's
+    (:func:`analysis.importance.answer.answer_signals`)."""
+    return answer.answer_signals(summary)
 
 
-def _mission_attention(ax, s: pd.DataFrame, signals: list[str], metric: str) -> None:
-    """The left panel: each signal against attention of the query rows, by LLM layer."""
+def _mission_attention(ax, s: pd.DataFrame, signals: list[str], metric: str, num_layers: int) -> bool:
+    """The left panel: each signal against attention of the query rows, by LLM layer; a point that holds by
+    construction (:func:`analysis.importance.answer.by_construction`) ringed in grey. Returns whether one
+    was."""
+    ringed = False
     for signal in signals:
         label, style = _mission_style(signal)
         g = s[s["clip_signal"] == signal].sort_values("layer")
         ax.plot(g["layer"], g[f"{metric}_mean"], ms=3, label=label, **style)
         _band(ax, g, "layer", metric, style["color"])
+        odd = g[[answer.by_construction(signal, answer.ATTENTION, layer, num_layers) for layer in g["layer"]]]
+        if len(odd):
+            ax.plot(odd["layer"], odd[f"{metric}_mean"], ls="none", marker="o", ms=8, mfc="none", mec="0.45",
+                    mew=1.0, zorder=5, gid="by-construction")
+            ringed = True
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("LLM layer", fontsize=7)
+    return ringed
 
 
 def _mission_gradients(ax, s: pd.DataFrame, signals: list[str], metric: str) -> None:
@@ -267,14 +276,19 @@ def _mission_gradients(ax, s: pd.DataFrame, signals: list[str], metric: str) -> 
     ax.set_xlabel("captum attribution (no layer)", fontsize=7)
 
 
-def plot_mission_correlation(summary: pd.DataFrame, metric: str = "spearman", query: str = "seg",
-                             area_bin: str = "all"):
+def plot_mission_correlation(summary: pd.DataFrame, metric: str = "spearman", query: str | None = None,
+                             area_bin: str = "all", num_layers: int | None = None):
     """The study's question in one figure: the reversed CLIP ranks (LiteLVLM's -s) and each method's own score
-    (``--method-signals``) against the LLM's attention from the ``query`` rows by layer (left) and against
-    captum's attributions (right), ``metric`` with 95% intervals over images (none under
-    :data:`MIN_INTERVAL_N` images: the title says n). Returns ``(fig, axes)``."""
+    (``--method-signals``) against the LLM's attention from the ``query`` rows by layer (left; by default the
+    headline's query, :func:`analysis.importance.answer.answer_query`) and against captum's attributions
+    (right), ``metric`` with 95% intervals over images (none under :data:`MIN_INTERVAL_N` images: the title
+    says n); a point that holds by construction ringed and said under the legend (``num_layers``: the LLM's,
+    the largest layer + 1 when not given). Returns ``(fig, axes)``."""
     s = summary[summary["area_bin"].astype(str) == area_bin]
     signals = mission_signals(s)
+    query = query or answer.answer_query(s) or answer.QUERY
+    layers = num_layers if num_layers is not None else int(s["layer"].max()) + 1
+    ringed = False
     att = s[(s["llm_signal"] == "attention") & (s["query"] == query) & s["clip_signal"].isin(signals)]
     grad = s[s["llm_signal"].isin(GRADIENT_SIGNALS) & s["clip_signal"].isin(signals)]
     panels = [p for p, rows in (("attention", att), ("gradients", grad)) if not rows.empty]
@@ -283,9 +297,8 @@ def plot_mission_correlation(summary: pd.DataFrame, metric: str = "spearman", qu
     axes = axes[0]
     for ax, panel in zip(axes, panels):
         if panel == "attention":
-            _mission_attention(ax, att, signals, metric)
-            ax.set_title(f"vs LLM attention from the [{query}] rows" if query == "seg" else
-                         f"vs LLM attention from the {query} rows", fontsize=7)
+            ringed = _mission_attention(ax, att, signals, metric, layers)
+            ax.set_title(f"vs LLM attention from the [{query}] rows", fontsize=7)
         else:
             _mission_gradients(ax, grad, signals, metric)
             ax.set_title("vs captum saliency", fontsize=7)
@@ -294,5 +307,8 @@ def plot_mission_correlation(summary: pd.DataFrame, metric: str = "spearman", qu
     fig.suptitle("Do CLIP's reversed ranks and each method's score agree with the LLM's own importance?\n"
                  f"({_n_note(pd.concat([att, grad]))})", fontsize=7)
     handles = [Line2D([], [], ms=3, label=label, **style) for label, style in map(_mission_style, signals)]
+    if ringed:
+        handles.append(Line2D([], [], ls="none", marker="o", ms=8, mfc="none", mec="0.45",
+                              label=f"ringed: {answer.BY_CONSTRUCTION}"))
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=6)
     return fig, axes

@@ -115,7 +115,8 @@ def test_the_mission_figure_draws_ranks_and_scores_against_attention_and_salienc
         attention, gradients = [ax for ax in fig.axes if ax.get_visible()][:2]
         assert "attention" in attention.get_title() and "saliency" in gradients.get_title()
         labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
-        assert labels == ["reversed CLIP ranks (−s, LiteLVLM)", "fastv's own score", "vispruner's own score"]
+        assert labels == ["reversed CLIP ranks (−s, LiteLVLM)", "fastv's own score", "vispruner's own score",
+                          "ringed: by construction: the method ranks by this layer's attention"]   # FastV's
         summary = pd.read_csv(tmp_path / "runs" / "saliency" / "summary.csv")
         rev = summary[(summary["clip_signal"] == "clip_rev_sim") & (summary["llm_signal"] == "attention")
                       & (summary["query"] == "seg")].sort_values("layer")
