@@ -13,6 +13,7 @@ import errno
 import functools
 import logging
 import os
+import signal
 import sys
 from importlib.metadata import entry_points
 from typing import NoReturn
@@ -24,8 +25,9 @@ from .errors import LiteLVLMError
 from .methods import describe
 from .models.model_spec import ModelSpec
 from .runs.recovery import settle
+from .runs.run_folder import committed_runs
 from .runs.run_owner import claim
-from .runs.stop_signals import Stopped, stops_as_interrupts
+from .runs.stop_signals import STOPS, Stopped, stops_as_interrupts
 from .threads import default_threads, torch_threads
 
 #: The library's own subcommands: name -> its :class:`~litelvlm.commands.Command` (module, one-line help).
@@ -253,12 +255,33 @@ def main(argv: list[str] | None = None) -> int:
             h.removeFilter(once)
 
 
-def _stop_outcome(args: argparse.Namespace) -> str:
-    """What a stopped run leaves, as its stop line says it: under ``--overwrite`` the earlier run is put back
-    whole (the stopped run replaced nothing); otherwise earlier results stay and completed parts resume."""
-    if getattr(args, "overwrite", False) is True:
-        return "the results folder holds its earlier run, byte for byte: this run replaced nothing"
-    return "the results folder keeps its earlier results, completed parts are kept and a re-run resumes"
+def _stop_outcome(stop: KeyboardInterrupt, commits: int) -> str:
+    """What a stopped command leaves, as its stop line says it after ``stopped by SIGTERM``: the outcome its
+    results folder attached (:class:`litelvlm.runs.run_folder.RunFolder`: resume, the earlier run kept,
+    nothing kept), else whether a run committed after the first ``commits`` of this process."""
+    outcome = getattr(stop, "outcome", None)
+    if outcome:
+        return f"; {outcome}"
+    done = committed_runs()[commits:]
+    if done:
+        return f" after the run completed; its results are committed in {done[-1]}"
+    return " before the run wrote anything; nothing of it is kept"
+
+
+def after_completion(command: str, out: str | os.PathLike | None = None) -> None:
+    """From now until the process ends (its command has returned), SIGTERM and SIGHUP say that the run of
+    ``command`` completed (its results in ``out``) and end the process with 128 + the signal, instead of
+    ending it silently; signals with a handler of their own are left alone."""
+    where = f"; its results are committed in {out}" if out is not None else ""
+
+    def said(signum: int, frame: object) -> None:
+        print(f"litelvlm {command}: stopped by {signal.Signals(signum).name} after the run completed{where}",
+              file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    for sig in STOPS:
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, said)
 
 
 def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
@@ -283,22 +306,26 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    commits = len(committed_runs())
     try:
         # None: the bundled toy CLIP
         hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")
         check_common_options(args)
         n = args.threads if getattr(args, "threads", None) is not None else default_threads(hint)
         with torch_threads(n), stops_as_interrupts():   # SIGTERM, SIGHUP: rolled back as Ctrl-C is
-            return int(args._run(args) or 0)
+            code = int(args._run(args) or 0)
+        if argv is None and code == 0:   # this process ends with the command: a late stop says it completed
+            done = committed_runs()[commits:]
+            after_completion(args.command, done[-1] if done else None)
+        return code
     except LiteLVLMError as e:
         print(f"litelvlm {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except Stopped as e:
-        print(f"litelvlm {args.command}: stopped by {e.name}; {_stop_outcome(args)}", file=sys.stderr)
+        print(f"litelvlm {args.command}: stopped by {e.name}{_stop_outcome(e, commits)}", file=sys.stderr)
         return 128 + e.signum
-    except KeyboardInterrupt:
-        print(f"litelvlm {args.command}: interrupted; completed work is kept and a re-run resumes",
-              file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"litelvlm {args.command}: interrupted{_stop_outcome(e, commits)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`litelvlm select --list-methods | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit

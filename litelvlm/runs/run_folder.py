@@ -42,6 +42,14 @@ from .transaction import Transaction
 
 log = logging.getLogger(__name__)
 
+#: the folders whose runs this process has committed, in order (what a stop after the commit reports)
+_COMMITTED: list[Path] = []
+
+
+def committed_runs() -> tuple[Path, ...]:
+    """The ``--out`` folders of the runs this process has committed so far, oldest first."""
+    return tuple(_COMMITTED)
+
 
 class RunFolder:
     """The ``--out`` folder of one run, as a context manager (see the module's description).
@@ -145,19 +153,41 @@ class RunFolder:
                 except BaseException:
                     self._remove_if_empty()
                     raise
+                _COMMITTED.append(self.out)
             elif issubclass(kind, (Exception, KeyboardInterrupt, SystemExit)):
                 if issubclass(kind, LiteLVLMError) and not self._created:
                     # before an earlier run replaced whole returns (its files may share names)
                     self._remove_written()
+                parts = bool(self.tx.written) and not self.overwrite
                 self.tx.abort()
                 if issubclass(kind, LiteLVLMError) and self._created:   # everything in it is this run's
                     shutil.rmtree(self.out, ignore_errors=True)
+                if issubclass(kind, KeyboardInterrupt) and exc is not None:
+                    exc.outcome = self._stopped(parts)
                 self._remove_if_empty()
             else:   # the process is going down (a kill): the next run on the folder cleans up
                 self.tx.forget()
         finally:
             self._release()
             run_owner.release(self.out)
+
+    def _stopped(self, parts: bool) -> str:
+        """What a stopped run (Ctrl-C, SIGTERM, SIGHUP) leaves, as its stop line says it. A run that wrote
+        resumable parts into a folder without a run record records its command beside them (``stopped``), so
+        that another command is refused there (:func:`litelvlm.runs.run_owner.claim`)."""
+        if self.overwrite:
+            return "the results folder holds its earlier run, byte for byte: this run replaced nothing"
+        if parts:
+            with contextlib.suppress(LiteLVLMError, OSError):
+                if self.command is not None and run_owner.read_run_record(self.out) is None:
+                    write_json(self.out / run_owner.MARKER, {"command": self.command, "files": {},
+                                                             "direct": list(self.direct), "stopped": True})
+            return ("the results folder keeps its earlier results; this run's completed parts are kept and a "
+                    "re-run of the same command resumes")
+        if self._created:
+            return ("nothing of this run is kept: it had written no part to resume from, and its new folder "
+                    "is removed")
+        return "the results folder is as it was before this run, which had written no part to resume from"
 
     def _record(self) -> None:
         """Stage the run's record (:data:`~litelvlm.runs.run_owner.MARKER`): its command and the size and

@@ -175,6 +175,10 @@ def claim(out: str | os.PathLike, command: str, overwrite: bool = False,
         raise damaged(Path(out) / MARKER,
                       f"names a command this project does not have ({record['command']!r})")
     held = owner(out)
+    if held is not None and held != command and record is not None and record.get("stopped"):
+        raise LiteLVLMError(f"--out {str(out)!r} holds a stopped run of `litelvlm {held}` (its completed "
+                            f"parts), and this is `litelvlm {command}`: run `litelvlm {held}` again to "
+                            f"resume it, or {WAY_OUT}")
     if held is not None and held != command:
         raise LiteLVLMError(f"--out {str(out)!r} holds a run of `litelvlm {held}`, and this is `litelvlm "
                             f"{command}`: {WAY_OUT}")
