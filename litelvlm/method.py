@@ -37,13 +37,11 @@ class Stage(str):
     """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written
     as that name, so tables and configs read as before) and the typed answers the pipeline and the studies ask
     instead of comparing names. :meth:`step_of` gives the pipeline's own step for it
-    (``GroundingPipeline.run_clip_stage`` / ``run_llm_stage``, named by :attr:`step`; the tower stage's is its
-    own :meth:`run`), which ``ground`` calls, so no caller branches on a stage."""
+    (``GroundingPipeline.run_llm_stage``; CLIP's stage ``run_clip_stage``; the tower stage's is its own
+    :meth:`run`), a function each stage class returns, which ``ground`` calls, so no caller branches on a
+    stage."""
 
     NAME = ""
-    #: the pipeline's step for this stage (a ``GroundingPipeline`` method: ``run_llm_stage``,
-    #: ``run_clip_stage``)
-    step: str = "run_llm_stage"
     #: selects on CLIP's visual tokens before the LLM (``select(SelectorInputs, K)``; ``kind`` ``clip``)
     acts_on_clip: bool = False
     #: chosen with the LLM's input embeddings (or the unpruned LLM), applied at the LLM input
@@ -82,9 +80,9 @@ class Stage(str):
         return STAGES[self.NAME]
 
     def step_of(self, pipeline: Any) -> Callable[..., tuple]:
-        """The step of ``pipeline``'s ``ground`` for this stage: its method :attr:`step` (the tower stage: its
-        own)."""
-        return getattr(pipeline, self.step)
+        """The step of ``pipeline``'s ``ground`` for this stage: its ``run_llm_stage`` (CLIP's stage: its
+        ``run_clip_stage``; the tower stage: its own :meth:`run`)."""
+        return pipeline.run_llm_stage
 
     def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
         """The pipeline's step for this stage (:meth:`step_of`): (LLM inputs or None, Selection, kept indices
@@ -97,7 +95,9 @@ class ClipStage(Stage):
 
     NAME = "clip"
     acts_on_clip = True
-    step = "run_clip_stage"
+
+    def step_of(self, pipeline: Any) -> Callable[..., tuple]:
+        return pipeline.run_clip_stage
 
 
 class InputStage(Stage):

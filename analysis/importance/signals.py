@@ -57,17 +57,14 @@ class SignalOptions:
 
 
 def projector(pipe):
-    """The module mapping CLIP features to the LLM's visual tokens, when the family has one and exposes it as
-    ``pipe.model.projector`` / ``pipe.model.project`` (GLaMM's MLP); None otherwise."""
-    model = getattr(pipe, "model", None)
-    if callable(getattr(model, "project", None)) and getattr(model, "projector", None) is not None:
-        return model
-    return None
+    """The module mapping CLIP features to the LLM's visual tokens (``project``, ``projector``), when the
+    family has one (``GroundingPipeline.projector``: GLaMM's MLP); None otherwise."""
+    return pipe.projector()
 
 
 def signal_error(pipe, name: str) -> str | None:
     """Why signal ``name`` (CLIP-side or LLM-side) cannot be computed on ``pipe``'s family (None: it can)."""
-    family = getattr(pipe, "family", "") or "this"
+    family = pipe.family or "this"
     if name in CLIP_SIGNALS and pipe.abilities.clip_side == "none":
         return (f"{name} reads CLIP's scores of the visual tokens; the {family} family pairs no CLIP with "
                 "its visual tokens")

@@ -101,7 +101,7 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
     k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
         # compile this length, untimed
-        for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):
+        for _ in range(WARMUP_CALLS if pipe.compiled else 0):
             pipe.ground(prep, method, budget, positions=positions, **options)
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, positions=positions,
                                                             **options))
@@ -219,7 +219,7 @@ def _load(a: ValidateArgs):
 
         pipe.compiled = compile_layers(pipe.language_model.layers, mode=default_mode(a.device))
     # --prefill captured, --encoders (the image encoders captured on cuda by default)
-    pipe.compiled = install_paths(pipe, a.prefill, a.capture, a.encoders) or getattr(pipe, "compiled", None)
+    pipe.compiled = install_paths(pipe, a.prefill, a.capture, a.encoders) or pipe.compiled
     return pipe, load_ms, load_rss.peak
 
 
@@ -241,7 +241,7 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path, argv: tuple[s
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id, **llm_attn_record(pipe.language_model))
     if a.layer_dtype == "auto":  # the arithmetic auto chose (compared on resume), and why (not compared)
-        auto = getattr(pipe, "layer_dtype_auto", None) or {"asked": "auto", "layer_dtype": "model",
+        auto = pipe.layer_dtype_auto or {"asked": "auto", "layer_dtype": "model",
                                                             "reason": f"the {pipe.family} family runs its "
                                                            "weights' dtype"}
         config.update(layer_dtype=auto["layer_dtype"], layer_dtype_auto=auto)
@@ -321,7 +321,7 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
              "num_visual": n, "skipped_budgets": skipped, "image": where, "image_size": list(prep.image_size),
              "full_budget": full, "mask_shape": list(pipe.mask_shape(prep)),
              "model": pipe.describe(), "weights_mb": weights_mb(pipe),
-             "compiled": getattr(pipe, "compiled", None)}
+             "compiled": pipe.compiled}
     store = PartStore(out)
     done = store.done()
     todo = [(m, k) for m, k in budget_of if part_id(m, k) not in done]

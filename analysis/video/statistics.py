@@ -93,7 +93,7 @@ def method_reads(pipe, methods: list[str]) -> dict | None:
     the LLM does not say its layers)."""
     layers = getattr(pipe.language_model.config, "num_hidden_layers", None)
     return None if layers is None else lb.reads_attention(
-        dict.fromkeys(methods), int(layers), getattr(getattr(pipe, "abilities", None), "backbone", None))
+        dict.fromkeys(methods), int(layers), pipe.abilities.backbone)
 
 
 def load_statistics(results_dir: str | Path) -> dict:

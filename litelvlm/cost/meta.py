@@ -146,7 +146,8 @@ def synthetic_prompt(arch, num_visual: int, hidden: int) -> tuple[SimpleNamespac
     before = min(int(arch.prefix_tokens), text)
     types = torch.tensor([0] * before + [2] * num_visual + [0] * (text - before))
     weight = torch.randn(8, hidden, generator=torch.Generator().manual_seed(1))
-    pipeline = SimpleNamespace(language_model=SimpleNamespace(embed_tokens=SimpleNamespace(weight=weight)))
+    pipeline = SimpleNamespace(language_model=SimpleNamespace(embed_tokens=SimpleNamespace(weight=weight)),
+                               numerics=None)
     ids = torch.arange(len(types)) % 8
     return pipeline, SimpleNamespace(input_ids=ids, mm_token_type_ids=types, prompt_len=None)
 

@@ -36,6 +36,7 @@ from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
+from ..lvlm.prepared import Prepared
 from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
 from ..models.quantize import check_quantize, quantize_llm_layers
 from ..models.random_models import random_preset_folder
@@ -63,7 +64,7 @@ CLIP_TEXTS = ("question", "expression")
 
 
 @dataclass
-class PreparedImage:
+class PreparedImage(Prepared):
     """Everything computed once per image: reused by every method and budget."""
 
     image_size: tuple[int, int]              # original (H, W)
@@ -127,6 +128,7 @@ class GlammPipeline(GroundingPipeline):
 
     family = "glamm"
     abilities = Abilities(tower_stage=True)
+    prepared_type = PreparedImage
 
     def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm",
                  clip_text: str = "question", numerics: Numerics | None = None):
@@ -362,6 +364,10 @@ class GlammPipeline(GroundingPipeline):
             return self.clip_selection_tokens(prepared, sel), self.clip_selection_rows(prepared, sel)
 
         return ClipTower.of(self.clip, prepared.vision, 0, prepared.feature_layer, to_llm)
+
+    def projector(self):
+        """GLaMM's model, whose ``project`` maps CLIP's features to the LLM's visual tokens."""
+        return self.model
 
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
         """GLaMM's ``text_hidden_fcs`` on the [SEG] hidden states."""

@@ -110,7 +110,7 @@ class LLMContext:
         self.position_ids = self.layout.position_ids
         self.seg_predictors = self.layout.seg_predictors
         self._hidden: dict[int, torch.Tensor] = {}
-        numerics = getattr(pipeline, "numerics", None)
+        numerics = pipeline.numerics
         #: ``model``: FastV and SparseVLM score as their official code (the model's dtype); ``float32``.
         self.score_dtype = "float32" if numerics is None else numerics.score_dtype
 

@@ -77,7 +77,7 @@ def prompt_relevance(pipeline, prepared, visual: torch.Tensor | None = None) -> 
     prompts; the table is read, the module not called, so what hooks on the LLM's input see is the sequence
     alone)."""
     ids = prepared.input_ids
-    rows = instruction_rows(ids, prepared.mm_token_type_ids, getattr(prepared, "prompt_len", None))
+    rows = instruction_rows(ids, prepared.mm_token_type_ids, prepared.prompt_len)
     weight = pipeline.language_model.embed_tokens.weight
     text = instruction_features(torch.nn.functional.embedding(ids[rows].to(weight.device), weight))
     return llm_relevance(pipeline.visual_tokens(prepared) if visual is None else visual, text)

@@ -146,7 +146,7 @@ def position_rule(pipe, prepared, method: str, spec: Method, positions: str) -> 
     if positions == "official" and pipe.abilities.position_rule is not None:
         positions = pipe.official_rule(method)
     rule = spec.positions if positions == "official" else positions
-    if getattr(prepared, "answer", "teacher-forced") == "generate" and spec.forward is not None:
+    if prepared.answer == "generate" and spec.forward is not None:
         raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that "
                             "prune at the LLM input (a pruned KV cache while decoding has no official "
                             "definition)")

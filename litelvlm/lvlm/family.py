@@ -37,6 +37,7 @@ from . import batched, encoders
 from . import contract_steps as steps
 from .abilities import Abilities
 from .numerics import set_attention, tower_implementation
+from .prepared import Prepared
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 from .visual_view import visual_grid, visual_window
@@ -67,6 +68,16 @@ class GroundingPipeline(abc.ABC):
     seg_token_id: int = -1
     #: ``answer="generate"``: the most new tokens a generated answer may have (the family's official limit)
     max_new_tokens: int = 0
+    #: the type of the family's prepared input (``prepare_image``'s and ``with_sentences``')
+    prepared_type: ClassVar[type[Prepared]] = Prepared
+    #: the family's loaded model (None where it has no model object of its own)
+    model: Any = None
+    #: the CLIP whose traces the CLIP-side methods read (its own patches' or a paired one; None: none)
+    clip: Any = None
+    #: the compiled prefill paths a study installed (``validate --prefill compiled``), None otherwise
+    compiled: Any = None
+    #: why ``layer_dtype="auto"`` chose what it chose on this machine (None: it was not asked)
+    layer_dtype_auto: dict | None = None
 
     # -- what every family provides --------------------------------------------------------------------------
     @property
@@ -75,24 +86,24 @@ class GroundingPipeline(abc.ABC):
         """The LLM's decoder stack (``layers``, ``norm``, ``rotary_emb``, ``config``, ``embed_tokens``)."""
 
     @abc.abstractmethod
-    def prepare_image(self, image, seed: int = 0):
+    def prepare_image(self, image, seed: int = 0) -> Prepared:
         """The per-image work (vision forwards, the mask decoder's image embedding), reused by every method
         and budget."""
 
     @abc.abstractmethod
-    def with_sentences(self, prepared, sentences: list[str], turns=None, **options):
+    def with_sentences(self, prepared: Prepared, sentences: list[str], turns=None, **options):
         """``prepared`` with the prompt for ``sentences`` (one [SEG] each) and the CLIP text trace."""
 
     @abc.abstractmethod
-    def visual_tokens(self, prepared) -> torch.Tensor:
+    def visual_tokens(self, prepared: Prepared) -> torch.Tensor:
         """(N, h) the visual tokens in the LLM's input space, in the family's sequence order."""
 
     @abc.abstractmethod
-    def layout(self, prepared, num_visual: int) -> SequenceLayout:
+    def layout(self, prepared: Prepared, num_visual: int) -> SequenceLayout:
         """The sequence of ``prepared``'s prompt with ``num_visual`` visual tokens."""
 
     @abc.abstractmethod
-    def sequence_embeds(self, prepared, visual: torch.Tensor) -> torch.Tensor:
+    def sequence_embeds(self, prepared: Prepared, visual: torch.Tensor) -> torch.Tensor:
         """(B, S, h) input embeddings: the prompt's text embeddings with ``visual`` ((K, h) or (B, K, h)) at
         the image's place."""
 
@@ -101,11 +112,11 @@ class GroundingPipeline(abc.ABC):
         """The mask decoder's prompts from the final hidden states predicting each [SEG]."""
 
     @abc.abstractmethod
-    def decode_masks(self, prepared, prompts: torch.Tensor) -> torch.Tensor:
+    def decode_masks(self, prepared: Prepared, prompts: torch.Tensor) -> torch.Tensor:
         """(S, 1, h, w) low-resolution mask logits for the prompts ((S, T, h, w) for a video's T frames)."""
 
     @abc.abstractmethod
-    def upscale_masks(self, prepared, low: torch.Tensor) -> torch.Tensor:
+    def upscale_masks(self, prepared: Prepared, low: torch.Tensor) -> torch.Tensor:
         """(S, *mask_shape) float32 mask logits at the original size, (S, H, W) or a video's (S, T, H, W)
         (masks are ``logits > 0``)."""
 
@@ -135,24 +146,24 @@ class GroundingPipeline(abc.ABC):
         (then the studies ask :meth:`num_visual` per prepared input)."""
         return None
 
-    def num_visual(self, prepared) -> int:
+    def num_visual(self, prepared: Prepared) -> int:
         """N: the visual tokens the LLM receives for this input, unpruned."""
         return int(self.visual_tokens(prepared).shape[0])
 
-    def full_budget(self, prepared) -> int:
+    def full_budget(self, prepared: Prepared) -> int:
         """The budget keeping everything (the baseline's) in the abilities' ``budget_unit``: N, or a frame's
         CLIP patches; ``ground`` counts a budget against it."""
         return self.num_visual(prepared)
 
-    def mask_shape(self, prepared) -> tuple[int, ...]:
+    def mask_shape(self, prepared: Prepared) -> tuple[int, ...]:
         """One [SEG]'s mask: (H, W) of an image; (T, H, W) of a video's T frames."""
         return tuple(int(v) for v in prepared.image_size)
 
-    def keeps_everything(self, prepared, out: GroundingOutput) -> bool:
+    def keeps_everything(self, prepared: Prepared, out: GroundingOutput) -> bool:
         """Whether ``out``'s run gave the LLM every visual token unchanged and in order (nothing pruned)."""
         return bool(torch.equal(out.kept_indices.cpu(), torch.arange(self.num_visual(prepared))))
 
-    def visual_grid(self, prepared) -> tuple[int, int]:
+    def visual_grid(self, prepared: Prepared) -> tuple[int, int]:
         """(rows, cols) of ``prepared``'s N visual tokens in the sequence's order (row-major), read from the
         layout's positions (M-RoPE) or the square of N (1-D RoPE);
         :func:`litelvlm.lvlm.visual_view.visual_grid`."""
@@ -163,7 +174,12 @@ class GroundingPipeline(abc.ABC):
         CLIP patches, else the whole image); :func:`litelvlm.lvlm.visual_view.visual_window`."""
         return visual_window(self, image)
 
-    def clip_selection_tokens(self, prepared, sel: Selection,
+    def projector(self):
+        """The module mapping CLIP features to the LLM's visual tokens (``project``, ``projector``: GLaMM's
+        MLP), whose input layer integrated gradients integrate; None where the family has none."""
+        return None
+
+    def clip_selection_tokens(self, prepared: Prepared, sel: Selection,
                               full: torch.Tensor | None = None) -> torch.Tensor:
         """(K, h) the LLM inputs of a CLIP-side selection: ``sel.indices`` index CLIP's patch grid (raster
         order), ``sel.features`` are merged CLIP features; ``full`` are the family's (N, h) visual tokens to
@@ -171,12 +187,12 @@ class GroundingPipeline(abc.ABC):
         onto its tokens here; the LLM-side methods index the family's own tokens and need no map."""
         raise LiteLVLMError(f"the {self.family} family hands no CLIP-side selection to its LLM")
 
-    def tower_context(self, prepared):
+    def tower_context(self, prepared: Prepared):
         """The vision tower on ``prepared`` (a :class:`~litelvlm.pruning.tower.TowerContext`), where
         ``abilities.tower_stage``."""
         raise LiteLVLMError(f"the {self.family} family offers no vision-tower stage")
 
-    def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
+    def clip_selection_rows(self, prepared: Prepared, sel: Selection) -> torch.Tensor:
         """(K,) the family's visual-token index that each LLM input of a CLIP-side selection stands for, in
         :meth:`clip_selection_tokens`'s order; negative where an input is no single patch (a [CLS], a merged
         extra token). ``ground(positions="keep")`` gives the inputs those tokens' original positions."""
@@ -223,28 +239,28 @@ class GroundingPipeline(abc.ABC):
         return {}
 
     # -- the hooks ``ground_many`` calls ---------------------------------------------------------------------
-    def run_input(self, prepared, method: str, prunes: bool):
+    def run_input(self, prepared: Prepared, method: str, prunes: bool):
         """The input ``ground`` runs ``method`` on (default: ``prepared``); ``prunes``: the run keeps fewer
         than all the visual tokens. A family whose prompt differs when pruned (Sa2VA's video) returns that
         prompt here, and refuses a method this input cannot run."""
         return prepared
 
-    def run_clip_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
+    def run_clip_stage(self, prepared: Prepared, method: str, budget: int, full, **kw) -> tuple:
         """A CLIP-side method's step of :meth:`ground` (:class:`~litelvlm.method.ClipStage`):
         :func:`clip_stage`."""
         return clip_stage(self, prepared, method, budget, full, **kw)
 
-    def run_llm_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
+    def run_llm_stage(self, prepared: Prepared, method: str, budget: int, full, **kw) -> tuple:
         """The step of :meth:`ground` of a method acting with the LLM (the other stages):
         :func:`llm_stage`."""
         return llm_stage(self, prepared, method, budget, full, **kw)
 
-    def generated(self, prepared, run: Callable[[], GroundingOutput]) -> GroundingOutput:
+    def generated(self, prepared: Prepared, run: Callable[[], GroundingOutput]) -> GroundingOutput:
         """``answer="generate"``: ``run()``'s output (:mod:`~litelvlm.lvlm.generate`) as the family's official
         code reads it."""
         return run()
 
-    def decode_masks_many(self, prepared: list, prompts: list[torch.Tensor]) -> list[torch.Tensor]:
+    def decode_masks_many(self, prepared: list[Prepared], prompts: list[torch.Tensor]) -> list[torch.Tensor]:
         """:meth:`decode_masks` of several inputs (their ``prompts`` each), for the inputs that shared an LLM
         forward in ``ground_many``; default: one call per input. A family whose decoder can take them in one
         call (GLaMM) overrides it, each input's logits equal to its own call's up to rounding."""
@@ -300,7 +316,7 @@ class GroundingPipeline(abc.ABC):
         return steps.final_hidden(self, embeds, position_ids, num_visual)
 
     @final
-    def run_llm(self, prepared, visual: torch.Tensor,
+    def run_llm(self, prepared: Prepared, visual: torch.Tensor,
                 kept: torch.Tensor | None = None) -> tuple[torch.Tensor, SequenceLayout]:
         """(final normed hidden states (1, S, h), the sequence's layout) of the LLM's standard forward with
         the visual tokens ``visual`` (K, h) at the image's place; ``kept`` (K,): the visual-token indices they
@@ -311,13 +327,13 @@ class GroundingPipeline(abc.ABC):
         return self.final_hidden(self.sequence_embeds(prepared, visual), pos, layout.num_visual), layout
 
     @final
-    def kept_positions(self, prepared, kept: torch.Tensor) -> torch.Tensor:
+    def kept_positions(self, prepared: Prepared, kept: torch.Tensor) -> torch.Tensor:
         """Positions of the sequence whose visual tokens are ``kept`` (indices into the N, in sequence order):
         every token's position in the unpruned sequence (``positions="keep"``)."""
         return steps.kept_positions(self, prepared, kept)
 
     @final
-    def ground(self, prepared, method: str = "none", budget: Budget | int | None = None,
+    def ground(self, prepared: Prepared, method: str = "none", budget: Budget | int | None = None,
                visual_embeds: torch.Tensor | None = None, positions: str = "official",
                **options) -> GroundingOutput:
         """Masks for every [SEG] with ``method`` keeping ``budget``: :meth:`ground_many` of this one prompt.
@@ -328,7 +344,7 @@ class GroundingPipeline(abc.ABC):
         return self.ground_many([prepared], method, budget, given, positions, **options)[0]
 
     @final
-    def ground_many(self, prepared: list, method: str = "none", budget: Budget | int | None = None,
+    def ground_many(self, prepared: list[Prepared], method: str = "none", budget: Budget | int | None = None,
                     visual_embeds: list[torch.Tensor | None] | None = None, positions: str = "official",
                     sub_batch_bytes: int | str | None = "auto", **options) -> list[GroundingOutput]:
         """Masks for every [SEG] of each input of ``prepared`` with ``method`` keeping ``budget`` (a
@@ -352,13 +368,13 @@ class GroundingPipeline(abc.ABC):
                                    sub_batch_bytes, **options)
 
     @final
-    def context(self, prepared, visual_embeds: torch.Tensor | None = None) -> LLMContext:
+    def context(self, prepared: Prepared, visual_embeds: torch.Tensor | None = None) -> LLMContext:
         """An ``LLMContext`` over the unpruned sequence (hidden states per layer, attention rows)."""
         full = self.visual_tokens(prepared) if visual_embeds is None else visual_embeds
         return LLMContext(self, prepared, full)
 
     @final
-    def attention_rows(self, prepared, layers: list[int], queries: str | torch.Tensor = "last",
+    def attention_rows(self, prepared: Prepared, layers: list[int], queries: str | torch.Tensor = "last",
                        visual_embeds: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
         """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM (only those rows computed);
         ``queries``: ``"last"``, ``"text"`` (after the image), ``"seg"`` (predicting [SEG]) or sequence

@@ -62,7 +62,7 @@ def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor 
     (:func:`~litelvlm.pruning.selection.check_selector`,
     :func:`~litelvlm.pruning.selection.checked`)."""
     if "attention" in inspect.signature(spec.select).parameters and "attention" not in options:
-        numerics = getattr(pipeline, "numerics", None)
+        numerics = pipeline.numerics
         if numerics is not None and numerics.score_dtype == "float32":
             options["attention"] = "project"
     inputs = prepared.selector_inputs()

@@ -20,7 +20,7 @@ def visual_grid(pipe, prepared) -> tuple[int, int]:
     positions (M-RoPE) a visual token's height and width ids are its row and column (Qwen2.5-VL's
     ``get_rope_index``); with 1-D RoPE the N tokens are a square raster (GLaMM's 24 x 24 CLIP patches)."""
     n = pipe.num_visual(prepared)
-    if getattr(getattr(pipe, "abilities", None), "position_axes", 1) == 3:
+    if pipe.abilities.position_axes == 3:
         layout = pipe.layout(prepared, n)
         pos = layout.position_ids[..., layout.image_start:layout.image_start + n].reshape(3, n).long().cpu()
         rows, cols = pos[1] - pos[1].min(), pos[2] - pos[2].min()
@@ -41,7 +41,7 @@ def visual_window(pipe, image) -> np.ndarray:
     its input size) for a family whose visual tokens are its CLIP's patches (fixed N, GLaMM's), else the whole
     image (a family that resizes the image without a crop, UniPixel's)."""
     # a family of fixed N only
-    clip = getattr(pipe, "clip", None) if pipe.num_visual_tokens is not None else None
+    clip = pipe.clip if pipe.num_visual_tokens is not None else None
     if clip is not None and clip.num_patches == pipe.num_visual_tokens:
         tp = transform_params(clip.geometry, image.height, image.width)
         (y0, y1), (x0, x1) = tp.to_original(np.array([0, tp.out[0]]), np.array([0, tp.out[1]]))

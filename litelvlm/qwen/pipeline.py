@@ -37,6 +37,7 @@ from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import set_attention
+from ..lvlm.prepared import Prepared
 from ..models.model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
 from ..registry.families import card, family_model
@@ -49,7 +50,7 @@ CLIP_TEXTS = ("question", "expression")
 
 
 @dataclass
-class QwenSam2Input:
+class QwenSam2Input(Prepared):
     """One image (and, after ``with_sentences``, its prompt): everything every method and budget reuses."""
 
     image: Image.Image                      # the original image, which the protocol's prompt call reads
@@ -95,6 +96,7 @@ class QwenSam2Pipeline(GroundingPipeline):
     :meth:`seg_rows`, :meth:`clip_question`, ``seg_prompts``."""
 
     abilities = ABILITIES
+    prepared_type = QwenSam2Input
     #: the grid argument of ``get_rope_index`` the prompt's visual tokens take (``image_grid_thw`` /
     #: ``video_grid_thw``)
     rope_grid = "image_grid_thw"

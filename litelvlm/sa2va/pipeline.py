@@ -86,6 +86,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     """Sa2VA-Qwen2.5-VL: ``Qwen2_5_VLForConditionalGeneration`` + processor + ``text_hidden_fcs`` + SAM 2."""
 
     family = "sa2va"
+    prepared_type = Sa2VAInput
     #: the mask head reads the final states; this project's teacher-forced answer (the default: random weights
     #: never generate ``[SEG]``) or the official greedy generation (``predict_forward`` L218-224,
     #: :mod:`.generate`)

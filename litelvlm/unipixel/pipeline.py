@@ -67,6 +67,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
     """UniPixel: ``Qwen2_5_VLForConditionalGeneration`` + processor + seg head + SAM 2 adapter."""
 
     family = "unipixel"
+    prepared_type = UniPixelInput
     #: the mask head reads the final norm's input; this project's teacher-forced answer (the default: random
     #: weights never generate ``<|seg|>``) or the official greedy generation (``infer_seg.py`` L190-197);
     #: UniPixel's own RefCOCO metric (``eval_refcoco.py``, :meth:`sample_metrics`) beside GLaMM's

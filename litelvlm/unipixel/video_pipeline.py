@@ -76,6 +76,7 @@ class UniPixelVideoPipeline(UniPixelPipeline):
 
     #: the image path's abilities; the variants reading one image's grid refused (:data:`ONE_IMAGE_VARIANTS`)
     abilities = replace(UniPixelPipeline.abilities, refuses=ONE_IMAGE_VARIANTS)
+    prepared_type = UniPixelVideoInput
     #: how the frame-0 prompt reaches the later frames (:data:`PROPAGATIONS`)
     propagation = "sam2"
 

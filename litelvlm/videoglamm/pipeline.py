@@ -32,34 +32,32 @@ What is this project's (labelled wherever a user meets it):
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from ..budget import Budget, Count
 from ..clip import load_clip
-from ..clip.traces import TextTrace, VisionTrace
+from ..clip.traces import VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
 from ..lvlm.prune import llm_stage
-from ..pruning import Selection, SelectorInputs
+from ..pruning import Selection
 from ..registry.families import family_model
 from .card import CARD
 from .checkpoint import load_videoglamm
 from .config import FRAME_PATCHES, IMAGE_TOKEN_INDEX, NUM_FRAMES
 from .frames import frame_stage
-from .inference import PreparedClip, prepare_clip
+from .inference import prepare_clip
 from .prompt import ANSWER, input_ids
 from .pruning import (
     ARRANGEMENTS,
     CLIP_TEXTS,
     clip_text_trace,
     default_clip,
-    frame_inputs,
     pair_clip,
     prune_clip,
     trace_context,
@@ -67,6 +65,7 @@ from .pruning import (
 from .referdavis import CLIP_LENGTH
 from .sam2_video import video_branch_low
 from .stages import encoder_parts, stage_parts
+from .video_input import VideoGLaMMInput
 
 #: the answers a prompt offers: this project's teacher-forced one (default) or the official greedy generation
 ANSWERS = ("teacher-forced", "generate")
@@ -79,46 +78,12 @@ ABILITIES = Abilities(sentences_per_prompt=1, answers=ANSWERS, budget_unit="fram
     "downsample": "{method} pools one 2-D grid; VideoGLaMM's are 16 frames' pooled CLIP, InternVideo2's"})
 
 
-@dataclass
-class VideoGLaMMInput:
-    """One clip (and, after ``with_sentences``, its prompt): everything every method and budget reuses."""
-
-    # the frames, the 16 LLM frames' tokens, SAM 2's features of every frame
-    clip: PreparedClip
-    sentences: list[str]
-    input_ids: torch.Tensor                 # 1-D prompt ids with the 16 IMAGE_TOKEN_INDEX ids
-    seed: int = 0
-    answer: str = "teacher-forced"
-    #: the prompt's length before a teacher-forced answer (None: the whole prompt is the official one)
-    prompt_len: int | None = None
-    #: the paired CLIP's trace of the clip's 16 context frames (made on first use, shared by every sentence)
-    clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
-    #: the paired CLIP's text trace of the sentence (made by ``with_sentences``, computed on first use)
-    text: Callable[[], TextTrace] | None = field(default=None, repr=False, compare=False)
-    #: the clip's CLIP trace (made by ``with_sentences``, computed on first use)
-    trace: Callable[[], VisionTrace] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        """(H, W) of the clip's frames."""
-        return self.clip.original_size
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.clip.frames)
-
-    def selector_inputs(self, frame: int = 0) -> SelectorInputs:
-        """Frame ``frame``'s CLIP trace and text: what a CLIP-side method reads, one frame at a time."""
-        if self.text is None or self.trace is None:
-            raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
-        return frame_inputs(self.trace(), self.text(), frame, self.seed)
-
-
 class VideoGLaMMPipeline(GroundingPipeline):
     """VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2) + tokenizer + a paired CLIP text side."""
 
     family = "videoglamm"
     abilities = ABILITIES
+    prepared_type = VideoGLaMMInput
     #: the time by stage's parts (:mod:`litelvlm.cost.stages`) and the encoders ``--encoders`` captures
     stage_modules = stage_parts
     encoder_modules = encoder_parts
@@ -182,6 +147,10 @@ class VideoGLaMMPipeline(GroundingPipeline):
                                    load_clip(self._clip, "hf", device=self.device, dtype=self.dtype))
             self.clip_loaded(self._clip)
         return self._clip
+
+    def loaded_clip_modules(self):
+        """The paired CLIP's modules once it is loaded (None before: asking does not load it)."""
+        return None if self._clip is None or isinstance(self._clip, str) else self._clip.modules()
 
     # -- properties -------------------------------------------------------------------------------------
     @property

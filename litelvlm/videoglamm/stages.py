@@ -12,7 +12,7 @@ from . import inference
 def stage_parts(pipe) -> dict[str, list]:
     """{stage: modules and (owner, attribute) steps} of the VideoGLaMM pipeline ``pipe``."""
     m = pipe.model
-    clip = getattr(pipe._clip, "modules", lambda: None)()  # the paired CLIP, once loaded
+    clip = pipe.loaded_clip_modules()  # the paired CLIP, once loaded
     prepare = [(inference, "clip_pixels"), (inference, "internvideo_pixels"), (m.sam2, "preprocess")]
     return {"prepare": prepare,
             "vision": [m.clip, m.internvideo, *(clip.children() if clip else ())],
@@ -24,7 +24,7 @@ def encoder_parts(pipe) -> list:
     """The image encoders of ``pipe`` captured under ``--encoders``: CLIP, InternVideo2, SAM 2's image encoder
     and the paired CLIP's vision tower once loaded."""
     m = pipe.model
-    clip = getattr(pipe._clip, "modules", lambda: None)()
+    clip = pipe.loaded_clip_modules()
     return [m.clip, m.internvideo, m.sam2.model.vision_encoder, *([clip.vision_model] if clip else [])]
 
 

@@ -32,9 +32,10 @@ from . import pruning as vp
 from .checkpoint import load_videoglamm
 from .config import NUM_FRAMES
 from .inference import prepare_clip, segment_clip, segment_clips
-from .pipeline import FRAME_PATCHES, VideoGLaMMInput, VideoGLaMMPipeline
+from .pipeline import FRAME_PATCHES, VideoGLaMMPipeline
 from .referdavis import clip_ranges
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
+from .video_input import VideoGLaMMInput
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import statistics
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -340,15 +343,38 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "comparison.md").read_text().startswith(f"> **TIMES UNRELIABLE: {busy}.**")
 
 
+#: the methods of the full-size FLOPs-only run: every CLIP-side method has LiteLVLM's LLM sequence, so the
+#: default suite counts LiteLVLM and the LLM-side FastV and SparseVLM (ToMe: the slow test below)
+GLAMM7B_METHODS = {True: "none,litelvlm,fastv,sparsevlm",
+                   False: "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"}
+
+
+def _glamm7b_flops_only(out: Path, light: bool) -> str:
+    """``efficiency --arch glamm-7b --flops-only`` into ``out`` (``light``: SDPA at K = 192 and 64), its
+    screen."""
+    subset = ["--attn", "sdpa", "--budgets", "192", "64"] if light else []  # every attention and budget: slow
+    screen = io.StringIO()
+    with contextlib.redirect_stdout(screen):
+        assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods",
+                     GLAMM7B_METHODS[light], *subset, "-v"], out) == 0
+    return screen.getvalue()
+
+
+@pytest.fixture(scope="module")
+def glamm7b_light(tmp_path_factory) -> tuple[Path, str]:
+    """The light full-size FLOPs-only run (its folder and screen), shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("glamm7b")
+    return out, _glamm7b_flops_only(out, True)
+
+
 @pytest.mark.parametrize("light", [True, pytest.param(False, marks=pytest.mark.slow)],
                          ids=["sdpa-192-64", "all"])
-def test_cli_flops_only_glamm7b(tmp_path, capsys, light):
-    # ToMe: the slow test
-    methods = "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"
-    subset = ["--attn", "sdpa", "--budgets", "192", "64"] if light else []  # every attention and budget: slow
-    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", methods, *subset, "-v"],
-                tmp_path) == 0
-    screen = capsys.readouterr().out  # FLOPs-only: the analytic quantities, no time column (--verbose)
+def test_cli_flops_only_glamm7b(tmp_path, light, request):
+    if light:
+        tmp_path, screen = request.getfixturevalue("glamm7b_light")
+    else:
+        screen = _glamm7b_flops_only(tmp_path, False)
+    # FLOPs-only: the analytic quantities, no time column (--verbose)
     assert "TFLOPs (paper's definition)" in screen and "storing activation GiB (paper's definition)" in screen
     assert "decoder-layer loop" not in screen and "the paper's own: litelvlm" in screen
     # comparison.md: the paper's quantities beside the paper's numbers (its architecture), a short table
@@ -357,7 +383,7 @@ def test_cli_flops_only_glamm7b(tmp_path, capsys, light):
     assert "2.21" in dict(zip(header, next(r for r in body if r[:2] == ["litelvlm", "192"])))[
         "flops_ratio_paper"]
     df = pd.read_csv(tmp_path / "efficiency.csv")
-    assert len(df) == (1 + 8 * 2 if light else 2 * (1 + 8 * 5))
+    assert len(df) == (1 + 3 * 2 if light else 2 * (1 + 8 * 5))
     check_measured_column(df, arch_name="glamm-7b")
 
 
@@ -436,13 +462,9 @@ def test_official_prompt_length_gives_the_papers_flops():
 
 
 @pytest.fixture(scope="module")
-def glamm7b_rows():
-    from analysis.efficiency.compare import add_ratios
-    from analysis.efficiency.count import flops_rows
-
-    arch = get_arch("glamm-7b")
-    pairs = [("none", 576)] + [(m, b) for m in ("litelvlm", "fastv") for b in (192, 64)]
-    return add_ratios(flops_rows(arch, pairs, ["sdpa"], torch.bfloat16, 2), ["attn"])
+def glamm7b_rows(glamm7b_light):
+    """The rows of the light full-size run, as ``efficiency.csv`` holds them (with their ratios)."""
+    return pd.read_csv(glamm7b_light[0] / "efficiency.csv")
 
 
 @pytest.mark.parametrize("plot", ["plot_flops_vs_budget", "plot_memory_vs_budget"])
@@ -480,7 +502,7 @@ def test_the_default_command_counts_instead_of_refusing(tmp_path, capsys):
     time."""
     from litelvlm.cli import main
 
-    assert main(["efficiency", "--methods", "none", "litelvlm", "--budgets", "576", "192", "--no-figures",
+    assert main(["efficiency", "--methods", "none", "litelvlm", "--budgets", "192", "--no-figures",
                  "--out", str(tmp_path / "e")]) == 0
     assert "not timed on a CPU; counting its FLOPs" in capsys.readouterr().err
     df = pd.read_csv(tmp_path / "e" / "efficiency.csv")

@@ -52,8 +52,8 @@ def test_every_method_holds_a_stage_object_with_typed_answers():
 
 
 def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monkeypatch):
-    """``ground`` hands each method to the pipeline's step its own stage names (``Stage.step``); ``Stage.run``
-    calls the same step."""
+    """``ground`` hands each method to the pipeline's step its own stage gives (``Stage.step_of``, a
+    function, never a name); ``Stage.run`` calls the same step."""
     seen = []
     for step in ("run_clip_stage", "run_llm_stage"):
         run = getattr(type(tiny_glamm), step)
@@ -63,9 +63,8 @@ def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monk
     for method in ("litelvlm", "none", "fastv"):
         tiny_glamm.ground(tiny_glamm_prep, method, 8 if method != "none" else None)
     assert seen == ["run_clip_stage", "run_llm_stage", "run_llm_stage"]
-    assert [get_method(m).stage.step for m in ("litelvlm", "none", "fastv")] == seen
-    assert (ClipStage.step, InputStage.step, LayerStage.step) == ("run_clip_stage", "run_llm_stage",
-                                                                  "run_llm_stage")
+    assert [s().step_of(tiny_glamm).__func__ for s in (ClipStage, InputStage, LayerStage)] == [
+        type(tiny_glamm).run_clip_stage, type(tiny_glamm).run_llm_stage, type(tiny_glamm).run_llm_stage]
 
 
 def test_options_are_declared_with_the_method_and_default_as_its_select():

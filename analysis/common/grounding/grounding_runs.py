@@ -67,10 +67,10 @@ def clip_record(pipe) -> dict:
     some): ``clip_weights``, the hash of the CLIP whose patches are the visual tokens (GLaMM's); for a family
     pairing an external CLIP that only some methods load (the abilities' ``clip_side="mapped"``: UniPixel)
     None, with ``paired_clip``, that CLIP's description (model string, text, view) read without loading it."""
-    side = getattr(getattr(pipe, "abilities", None), "clip_side", "patches")
+    side = pipe.abilities.clip_side
     if side == "mapped":
         return {"clip_weights": None, "paired_clip": pipe.describe().get("clip")}
-    clip = getattr(pipe, "clip", None) if side != "none" else None
+    clip = pipe.clip if side != "none" else None
     return {"clip_weights": clip.weights_hash() if clip is not None else None}
 
 

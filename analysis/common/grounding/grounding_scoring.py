@@ -81,8 +81,7 @@ def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run
                             f"x height) but its annotations are for {records[0].width} x {records[0].height}")
     base = pipe.prepare_image(image, seed=args.seed)
     n = pipe.num_visual(base)
-    if args.protocol == "official" and getattr(getattr(pipe, "abilities", None), "sentences_per_prompt",
-                                               None) != 1:
+    if args.protocol == "official" and pipe.abilities.sentences_per_prompt != 1:
         picked, turns = official_turns(pipe, records, args.seed, image_id, args.max_sentences)
         groups = [(picked, turns)]
     else:   # one expression per prompt, in the family's own prompt (its default turns)

@@ -81,6 +81,7 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
 
     family = "sa2va"
     abilities = ABILITIES
+    prepared_type = InternVLInput
     #: ``answer="generate"``: ``preparing_for_generation``'s limit (L527)
     max_new_tokens = 2048
     _lm_head_inputs: list | None = None

@@ -1,0 +1,69 @@
+"""A pipeline and its prepared input are read through what the family contract declares: no
+``getattr``/``hasattr`` of a constant attribute name on a pipeline or a prepared input anywhere in the
+library or the studies (every attribute they read is declared on
+:class:`litelvlm.lvlm.family.GroundingPipeline` or :class:`litelvlm.lvlm.prepared.Prepared`, so it is read
+plainly), and every family's prepared input extends :class:`~litelvlm.lvlm.prepared.Prepared`."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+from litelvlm.lvlm.family import GroundingPipeline
+from litelvlm.lvlm.prepared import Prepared
+from litelvlm.registry.families import family_names, get_family
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the names a pipeline or a prepared input goes by in the code
+HOLDERS = {"pipe", "pipeline", "self.pipe", "prepared", "prep", "given", "run.pipe", "self.pipeline",
+           "pipe._clip"}
+
+
+def _probes() -> list[str]:
+    """``file:line getattr(holder, 'name')`` of every constant-name getattr/hasattr on a holder."""
+    found = []
+    for path in sorted([*(ROOT / "litelvlm").rglob("*.py"), *(ROOT / "analysis").rglob("*.py")]):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("getattr", "hasattr") and len(node.args) >= 2:
+                holder, name = ast.unparse(node.args[0]), node.args[1]
+                if holder in HOLDERS and isinstance(name, ast.Constant) or (
+                        holder in HOLDERS and node.func.id == "getattr"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_no_pipeline_or_input_is_probed_for_an_attribute():
+    assert _probes() == []
+
+
+def test_the_contract_declares_what_the_studies_read():
+    for name in ("compiled", "clip", "model", "numerics", "abilities", "layer_dtype_auto"):
+        assert hasattr(GroundingPipeline, name), name
+    for name in ("sentences", "input_ids", "seed", "answer", "prompt_len", "selector_inputs"):
+        assert name in Prepared.__annotations__ or hasattr(Prepared, name), name
+
+
+def _pipelines() -> list[type]:
+    """Every family's pipeline class (each family and each of its ``*pipeline`` modules imported: a backbone's
+    or a video path's pipeline), subclasses included."""
+    for name in family_names():
+        get_family(name)
+    for path in (ROOT / "litelvlm").rglob("*pipeline*.py"):
+        importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    found, todo = [], [GroundingPipeline]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return [c for c in found if c.__module__.startswith("litelvlm.")]
+
+
+def test_every_familys_prepared_input_extends_prepared():
+    pipelines = _pipelines()
+    assert len(pipelines) >= 8   # GLaMM, VideoGLaMM, UniPixel (image, video), Sa2VA (three backbones), ...
+    for pipeline in pipelines:
+        assert issubclass(pipeline.prepared_type, Prepared), pipeline
+        assert pipeline.prepared_type is not Prepared, f"{pipeline.__name__} declares no prepared_type"
