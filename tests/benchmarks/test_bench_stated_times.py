@@ -1,0 +1,29 @@
+"""benchmarks/bench_stated_times.py: it finds every timed example of the README (so a time the README states
+is one the benchmark measures), and its dry run lists them without running any."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_stated_times import main, stated_commands  # noqa: E402
+
+
+def test_every_timed_readme_example_is_measured():
+    readme = (ROOT / "README.md").read_text()
+    found = stated_commands(readme)
+    timed = re.findall(r"\(about [\d.]+ (?:s|min)\b[^)]{0,40}on 2 cores", readme)
+    assert len(found) == len(timed) + 1   # and the first line's demo (the tests: the suite's own run)
+    names = [args[0] for _, args, _ in found]
+    assert names[0] == "demo" and {"validate", "figures", "tables", "toy-train", "eval-video"} <= set(names)
+    assert all(seconds > 0 for *_, seconds in found)
+
+
+def test_the_dry_run_lists_and_runs_nothing(capsys):
+    assert main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(dry run)") == len(stated_commands((ROOT / "README.md").read_text()))
+    assert "flags:" in out
