@@ -9,14 +9,16 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from analysis.common.presentation.style import apply_style, fig_ax, figsize, palette
+from analysis.common.stats.bootstrap import MIN_UNITS
 
 __all__ = ["model_input_view", "plot_similarity_map", "plot_auroc_by_layer", "plot_reversal_breakdown"]
 
 
 #: groups drawn as vertical bars; more become horizontal bars, one label per line
 MAX_VERTICAL_BARS = 12
-#: the fewest units (images where the table counts them, else sentences) an interval is drawn over
-MIN_INTERVAL_N = 3
+#: the fewest units (images where the table counts them, else sentences) an interval is drawn over (the
+#: statistics' own rule)
+MIN_INTERVAL_N = MIN_UNITS
 
 
 def _units(d: pd.DataFrame) -> np.ndarray:

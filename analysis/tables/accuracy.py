@@ -22,6 +22,7 @@ import pandas as pd
 
 from analysis.common.runs.run_tree import Run
 from analysis.common.stats import significance as sig
+from analysis.common.stats.bootstrap import MIN_UNITS
 from analysis.common.stats.significance import ALPHA, MARK_LITELVLM, MARK_NONE
 from analysis.tables import caption as cap
 from analysis.tables import leaderboard as board
@@ -29,8 +30,6 @@ from analysis.tables.render import Table
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import is_baseline
 
-#: the fewest resampled units an interval is shown over
-MIN_UNITS = 3
 #: the method the second mark compares with
 LITELVLM = "litelvlm"
 

@@ -15,9 +15,7 @@ import pandas as pd
 
 from analysis.common.stats import leaderboard as lb
 from analysis.common.stats import significance as sig
-
-#: the fewest resampled units an interval is shown over (as the accuracy table)
-MIN_UNITS = 3
+from analysis.common.stats.bootstrap import MIN_UNITS
 
 
 def present(summary: pd.DataFrame) -> list[str]:

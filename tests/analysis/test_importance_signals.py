@@ -254,4 +254,7 @@ def test_area_bins_and_summary():
     s = summarize(df, by=["layer"], metrics=["pearson"], n_boot=200)
     assert s["n_sentences"].tolist() == [3, 1] and s["n_images"].tolist() == [2, 1]
     assert s.loc[0, "pearson_mean"] == pytest.approx(0.2)
-    assert s.loc[0, "pearson_lo"] <= 0.2 <= s.loc[0, "pearson_hi"]
+    # two images: no interval (under MIN_UNITS); three: one holding the mean
+    assert np.isnan(s.loc[0, "pearson_lo"]) and np.isnan(s.loc[0, "pearson_hi"])
+    three = summarize(df.assign(image_id=[1, 2, 3, 3]), by=["layer"], metrics=["pearson"], n_boot=200)
+    assert three.loc[0, "pearson_lo"] <= 0.2 <= three.loc[0, "pearson_hi"]

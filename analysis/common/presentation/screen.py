@@ -13,12 +13,14 @@ from collections.abc import Mapping
 import pandas as pd
 
 from analysis.common.stats import significance as sig
+from analysis.common.stats.bootstrap import MIN_UNITS
 from litelvlm.methods import is_baseline
 
 #: the most columns a human-facing table shows
 MAX_COLUMNS = 10
-#: the fewest units (images, videos) an interval is printed over; below, the headline says n instead
-MIN_INTERVAL_N = 3
+#: the fewest units (images, videos) an interval is printed over (the statistics' own rule,
+#: :data:`analysis.common.stats.bootstrap.MIN_UNITS`); below, the headline says n instead
+MIN_INTERVAL_N = MIN_UNITS
 #: what ``±mc`` means where a table shows it
 MC_NOTE = ("±mc: the Monte Carlo error of the interval's bounds (how much they move with another "
            "bootstrap seed), not a second interval")

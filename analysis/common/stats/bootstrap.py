@@ -120,13 +120,19 @@ def percentile(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+#: the fewest resampled units any interval is computed over (and shown over): two units give three distinct
+#: resamples, whose percentile "interval" is the two units' own values (for a hit rate, [0, 1])
+MIN_UNITS = 3
+
+
 def _can_resample(n_units: int, n_boot: int) -> bool:
-    return n_units >= 2 and n_boot >= 1
+    return n_units >= MIN_UNITS and n_boot >= 1
 
 
 def interval(stat: UnitStat, n_boot: int = 1000, seed: int = 0,
              level: float = 0.95) -> tuple[float, float, float]:
-    """(value, low, high): the statistic and its percentile bootstrap interval (NaN bounds under 2 units)."""
+    """(value, low, high): the statistic and its percentile bootstrap interval (NaN bounds under
+    :data:`MIN_UNITS` units)."""
     value = stat.value()
     if not _can_resample(stat.n_units, n_boot):
         return value, float("nan"), float("nan")

@@ -28,7 +28,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from analysis.common.stats.bootstrap import UnitStat
+from analysis.common.stats.bootstrap import MIN_UNITS, UnitStat
 
 #: the excess kurtosis of the units' contributions above which a metric's tails are labelled heavy
 HEAVY_KURTOSIS = 3.0
@@ -74,9 +74,10 @@ def effective_size(stat: UnitStat, level: float = 0.95) -> float:
 
 def hit_rate_interval(stat: UnitStat, level: float = 0.95) -> tuple[float, float, float, float]:
     """(value, low, high, Monte Carlo error 0): a hit rate (one stratum of 0/1 rows over their count) and its
-    Clopper-Pearson interval over the effective rows (NaN bounds without rows)."""
+    Clopper-Pearson interval over the effective rows (NaN bounds without rows, and under
+    :data:`~analysis.common.stats.bootstrap.MIN_UNITS` units, as every interval)."""
     value = stat.value()
-    if not math.isfinite(value):
+    if not math.isfinite(value) or stat.n_units < MIN_UNITS:
         return value, float("nan"), float("nan"), float("nan")
     n = effective_size(stat, level)
     lo, hi = clopper_pearson(value * n, n, level)

@@ -22,11 +22,13 @@ def _u(values, den=None, eps=0.0):
 
 def test_a_tie_that_rounding_would_break_is_kept():
     """One unit of two differs: the difference's magnitude is the same under every pattern, so p = 1 (the old
-    exact-float comparison gave 0.235; the bootstrap test with the tolerance gives about 0.5)."""
+    exact-float comparison gave 0.235); the bootstrap test gives no p over 2 units (under MIN_UNITS) and, with
+    the tolerance, about 0.56 over 3 units of which one differs."""
     got = P.paired_test(_u([.5, .01]), _u([.5, .02]), 2000, 0)
     assert got["p"] == 1.0 and got["test"] == "exact swap test (2^2 patterns)"
-    boot = B.paired(_u([.5, .01]), _u([.5, .02]), 2000, 0)["p"]
-    assert boot == pytest.approx(0.5, abs=0.04)
+    assert np.isnan(B.paired(_u([.5, .01]), _u([.5, .02]), 2000, 0)["p"])
+    boot = B.paired(_u([.5, .01, .3]), _u([.5, .02, .3]), 2000, 0)["p"]
+    assert boot == pytest.approx(0.56, abs=0.05)
     # the same structure at 8 and 30 units: only one unit differs, so p = 1 whatever the seed
     for n in (8, 30):
         x = np.random.default_rng(n).random(n)
