@@ -1,7 +1,7 @@
 """Pruning in the loop: which visual tokens the LLM receives for a method and a budget K (counted by
 ``ground``).
 
-Each method's :class:`~litelvlm.method.Stage` picks one step of ``GroundingPipeline.ground`` here:
+Each method's :class:`~litelvlm.method_stage.Stage` picks one step of ``GroundingPipeline.ground`` here:
 
 * a CLIP-side method (``ClipStage``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
   trace of the one vision forward, then the family's LLM inputs for the selection

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.method import STAGES, Method, Option
+from litelvlm.method import Method, Option
+from litelvlm.method_stage import STAGES
 from litelvlm.methods import TABLE, available_methods, describe, get_method, method_names
 
 LIB = Path(__file__).resolve().parents[2] / "litelvlm"

@@ -14,13 +14,13 @@ import pytest
 
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, from_namespace
 from litelvlm.errors import LiteLVLMError
-from litelvlm.method import (
+from litelvlm.method import Method
+from litelvlm.method_stage import (
     STAGE_TYPES,
     STAGES,
     ClipStage,
     InputStage,
     LayerStage,
-    Method,
     Stage,
     StagesStage,
     TowerStage,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from litelvlm.method import STAGES
+from litelvlm.method_stage import STAGES
 from litelvlm.methods import method_names
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,8 @@ import litelvlm.methods as methods
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lazy import Lazy
 from litelvlm.lvlm.family import GroundingPipeline
-from litelvlm.method import STAGE_TYPES, Method, TowerStage
+from litelvlm.method import Method
+from litelvlm.method_stage import STAGE_TYPES, TowerStage
 from litelvlm.pruning.tower import ClipTower, TowerBlock
 
 
