@@ -48,11 +48,12 @@ elif family == "unipixel":
 elif family == "glamm":  # glamm-7b-random: GLaMM-RefSeg's slow tokenizer from the shared data (argv[4])
     import torch
     from litelvlm.glamm.build import build_glamm
-    from litelvlm.glamm.pipeline import GlammPipeline, _random_model_dir
+    from litelvlm.glamm.pipeline import GlammPipeline
+    from litelvlm.glamm.random_model import random_model_dir
     def build(preset, seed):
         return build_glamm("glamm-7b", dtype=torch.bfloat16, seed=seed, init_on_device=True)
     def folder(model):
-        return _random_model_dir("glamm-7b", 0, sys.argv[4])
+        return random_model_dir("glamm-7b", 0, sys.argv[4])
     def loader(model):
         return GlammPipeline.from_model_string(model, tokenizer=sys.argv[4], dtype=torch.bfloat16)
     CARD = None

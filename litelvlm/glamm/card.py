@@ -22,5 +22,5 @@ CARD = FamilyCard(
     official_sample=Lazy("litelvlm.glamm.protocol", "sample_official"),
     num_visual={"tiny": 576, "glamm-7b": 576},  # a 24 x 24 CLIP grid (litelvlm.glamm.config)
     hub_ids=("MBZUAI/GLaMM-RefSeg", "MBZUAI/GLaMM-FullScope", "MBZUAI/GLaMM-GranD-Pretrained"),
-    builds_in_memory=True,  # validate --no-write: litelvlm.glamm.pipeline._built_random
+    builds_in_memory=True,  # validate --no-write: litelvlm.glamm.random_model.built_random
 )

@@ -23,9 +23,7 @@ the bare sentences instead (this project's option).
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -39,14 +37,11 @@ from ..lvlm.numerics import Numerics, set_attention
 from ..lvlm.prepared import Prepared
 from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
 from ..models.quantize import check_quantize, quantize_llm_layers
-from ..models.random_models import random_preset_folder
-from ..models.random_weights import resolve_fill, writes_folders
+from ..models.random_weights import writes_folders
 from ..pruning import Selection, SelectorInputs
 from ..pruning.tower import ClipTower
 from ..registry.families import card, family_model
-from .build import build_glamm
 from .checkpoint import load_glamm_checkpoint
-from .checkpoint_writer import save_random_glamm
 from .prompts import (
     IMAGE_PLACEHOLDER,
     build_prompt,
@@ -55,9 +50,10 @@ from .prompts import (
     seg_turns,
     tokenize_prompt,
 )
+from .random_model import built_random, random_model_dir
 from .sam_preprocess import postprocess_masks, sam_inputs, sam_processor
 from .stages import encoder_parts, stage_parts
-from .tokenizer import build_tiny_tokenizer, load_tokenizer, prompt_encoder, seg_token_id
+from .tokenizer import prompt_encoder, seg_token_id
 
 #: What LiteLVLM's CLIP text encoder embeds: the formatted questions (official) or the bare sentences.
 CLIP_TEXTS = ("question", "expression")
@@ -80,47 +76,6 @@ class PreparedImage(Prepared):
     def selector_inputs(self) -> SelectorInputs:
         return SelectorInputs(vision=self.vision, text=self.text, image_index=0,
                               feature_layer=self.feature_layer, seed=self.seed)
-
-
-def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None,
-                      device: str | torch.device = "cpu") -> Path:
-    """The random GLaMM of preset ``base`` in the GLaMM-RefSeg layout, written once to the cache folder
-    (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``, built
-    on ``device``; the tiny one on the CPU, as its weights are pinned)."""
-    full = base != "tiny"
-
-    def write(folder: Path, fill: str) -> None:
-        if full and tokenizer_dir is None:
-            raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder to write its "
-                                "checkpoint (e.g. --tokenizer ../shared/data/glamm_refseg_tokenizer)")
-        if full:
-            save_random_glamm(folder, base, seed, fmt="safetensors", dtype=torch.bfloat16,
-                              tokenizer_dir=tokenizer_dir, max_shard_bytes=2 << 30, device=device, fill=fill)
-        else:
-            save_random_glamm(folder, base, seed, fill=fill)
-
-    return random_preset_folder("glamm", base, seed, write, full_size=full)
-
-
-def _built_random(base: str, seed: int, tokenizer_dir: str | None, device, dtype: torch.dtype):
-    """(model, tokenizer) of the random GLaMM of preset ``base`` built in memory (``validate --no-write``):
-    the weights and tokenizer its written folder (:func:`_random_model_dir`) loads back, with no checkpoint
-    written (the tiny tokenizer's small files go through a temporary folder)."""
-    full = base != "tiny"
-    if full and tokenizer_dir is None:
-        raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder (e.g. --tokenizer "
-                            "../shared/data/glamm_refseg_tokenizer)")
-    if full:
-        tok = load_tokenizer(tokenizer_dir)
-        model = build_glamm(base, device=device, seed=seed, vocab_size=len(tok), dtype=torch.bfloat16,
-                            init_on_device=True, fill=resolve_fill("auto", True))
-    else:
-        with tempfile.TemporaryDirectory(prefix="glamm-tokenizer-") as folder:
-            build_tiny_tokenizer(folder)
-            tok = load_tokenizer(folder)
-        model = build_glamm(base, seed=seed, vocab_size=len(tok), fill=resolve_fill("auto", False))
-    model.ignored_checkpoint_tensors = {}
-    return model.to(device, dtype).eval().requires_grad_(False), tok
 
 
 class GlammPipeline(GroundingPipeline):
@@ -207,7 +162,7 @@ class GlammPipeline(GroundingPipeline):
         load_on = "cpu" if quantize != "none" else device
         if model.is_preset:
             seed_i = model.seed
-            path = _random_model_dir(model.preset, seed_i, tokenizer, load_on) if writes_folders() else None
+            path = random_model_dir(model.preset, seed_i, tokenizer, load_on) if writes_folders() else None
             clip = clip or (f"tiny336-random:{seed_i}" if model.preset == "tiny"
                             else f"vit-l-14-336-random:{seed_i}")
         else:
@@ -216,7 +171,7 @@ class GlammPipeline(GroundingPipeline):
         proc = sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
         # validate --no-write: built in memory
         glamm, tok = load_glamm_checkpoint(path, device=load_on, dtype=dtype, config=model.config) \
-            if path is not None else _built_random(model.preset, seed_i, tokenizer, load_on, dtype)
+            if path is not None else built_random(model.preset, seed_i, tokenizer, load_on, dtype)
         # before quantization; GLaMM's own vision tower is skipped: images go through the CLIP loaded
         # below (checked by load_clip), and a checkpoint need not fill that tower
         refuse_non_finite(glamm, f"GLaMM model {model!r}", skip="vision_tower")

@@ -272,10 +272,10 @@ def test_the_studies_run_a_second_family_found_by_its_checkpoint(command, coco12
 
     import litelvlm.registry.families as families
     from litelvlm.cli import main
-    from litelvlm.glamm.pipeline import _random_model_dir
+    from litelvlm.glamm.random_model import random_model_dir
 
     folder = tmp_path / "transposed-ckpt"
-    shutil.copytree(_random_model_dir("tiny", 0), folder)
+    shutil.copytree(random_model_dir("tiny", 0), folder)
     cfg = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**cfg, "architectures": ["TransposedGlammForTest"]}))
     monkeypatch.setitem(families.table(), "glamm-transposed", _transposed_card(()))

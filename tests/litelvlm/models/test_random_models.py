@@ -52,13 +52,13 @@ DIGESTS = {
 
 def _folder(name: str) -> Path:
     from litelvlm.clip import resolve_random_model
-    from litelvlm.glamm.pipeline import _random_model_dir
+    from litelvlm.glamm.random_model import random_model_dir
     from litelvlm.qwen.checkpoint import random_qwen_dir
     from litelvlm.sa2va.checkpoint import random_sa2va_dir
     from litelvlm.unipixel.checkpoint import random_unipixel_dir
     from litelvlm.videoglamm.checkpoint import videoglamm_folder
 
-    made = {"glamm-tiny": lambda: _random_model_dir("tiny", 0),
+    made = {"glamm-tiny": lambda: random_model_dir("tiny", 0),
             "qwen-tiny": lambda: random_qwen_dir("tiny", 0),
             "unipixel-tiny": lambda: random_unipixel_dir("tiny", 5),
             "sa2va-tiny": lambda: random_sa2va_dir("tiny", 0),

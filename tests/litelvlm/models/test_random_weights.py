@@ -164,12 +164,12 @@ def test_no_write_builds_the_tiny_glamm_its_folder_loads(fresh_cache):
     """The same for GLaMM: the tiny random GLaMM built in memory has the tensors (its CLIP tower aside: the
     checkpoint leaves it to the CLIP backend), architecture and tokenizer its written folder loads back."""
     from litelvlm.glamm.checkpoint import load_glamm_checkpoint
-    from litelvlm.glamm.pipeline import _built_random, _random_model_dir
+    from litelvlm.glamm.random_model import built_random, random_model_dir
 
     with rw.no_write():
-        mem, mem_tok = _built_random("tiny", 2, None, "cpu", torch.float32)
+        mem, mem_tok = built_random("tiny", 2, None, "cpu", torch.float32)
     assert not (fresh_cache / "random-models").exists()
-    disk, disk_tok = load_glamm_checkpoint(_random_model_dir("tiny", 2))
+    disk, disk_tok = load_glamm_checkpoint(random_model_dir("tiny", 2))
     a, b = mem.state_dict(), disk.state_dict()
     kept = [k for k in b if "vision_tower" not in k]
     assert a.keys() == b.keys() and kept and all(torch.equal(a[k], b[k]) for k in kept)

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from litelvlm.cli import main
-from litelvlm.glamm.pipeline import _random_model_dir
+from litelvlm.glamm.random_model import random_model_dir
 from litelvlm.registry import families
 from litelvlm.sa2va.checkpoint import sa2va_folder
 from tests.fixtures.model_folders import config_reads
@@ -21,7 +21,7 @@ def _random_folder(tmp_path, preset: str):
     of where a folder lies answers for it."""
     resolved = families.resolve(preset)
     if resolved.family == "glamm":
-        folder = _random_model_dir(resolved.preset, resolved.seed)
+        folder = random_model_dir(resolved.preset, resolved.seed)
     else:
         folder = sa2va_folder(resolved)
     return shutil.copytree(folder, tmp_path / "model")

@@ -24,7 +24,7 @@ import litelvlm.runs.cache
 from litelvlm.cli import main
 from litelvlm.clip import resolve_random_model
 from litelvlm.errors import LiteLVLMError
-from litelvlm.glamm.pipeline import _random_model_dir
+from litelvlm.glamm.random_model import random_model_dir
 from litelvlm.qwen.checkpoint import random_qwen_dir
 from litelvlm.runs.cache import TensorCache, write_once
 from tests.fixtures.full_disk import STORAGE, full_save_file, full_torch_save, safetensor_error
@@ -86,7 +86,7 @@ def _open_clip(monkeypatch):
 
 def _glamm(monkeypatch):
     monkeypatch.setattr(torch, "save", full_torch_save)
-    return lambda: _random_model_dir("tiny", 0)
+    return lambda: random_model_dir("tiny", 0)
 
 
 def _qwen(monkeypatch):
