@@ -45,7 +45,6 @@ from tqdm.auto import tqdm
 from analysis.common.grounding.grounding_runs import Run, plan, run_keys
 from analysis.common.options.prefill_args import prefill_record
 from analysis.common.presentation.caveats import null_results
-from analysis.common.presentation.degenerate import warn_if_degenerate
 from analysis.common.presentation.screen import table_notes
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
@@ -55,7 +54,7 @@ from analysis.common.runs.shards import Shards
 from analysis.common.runs.study import llm_attn_record, portable_paths
 from analysis.common.stats.leaderboard import encode_masks
 from analysis.video import batches, protocols, statistics
-from analysis.video.headline import video_headline
+from analysis.video.headline import announce
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
@@ -65,7 +64,6 @@ from litelvlm.methods import BASELINE
 from litelvlm.registry.families import image_resize_record, video_eval
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json, write_parquet, write_text
-from litelvlm.runs.transaction import current
 from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos
 from litelvlm.video.datasets import REF_DAVIS, load_video_expressions
@@ -367,23 +365,3 @@ def run_video(a: VideoArgs, checked: tuple | None = None, screen: Screen = Scree
                        + "".join(f"{line}\n" for line in nulls) + batching)
     announce(a, out, (shown, nulls, shown_check), summary, expr, run.clip_name, note, screen)
     return 0
-
-
-def announce(a: VideoArgs, out: Path, said: tuple[str, list[str], str], summary: pd.DataFrame,
-             expr: pd.DataFrame, clip: str | None, note: str, screen: Screen) -> None:
-    """The screen of a scored run: the table, the null results, the batch check (``said``), where the tables
-    went, the degenerate-run warning, the weights banner and the note."""
-    shown, nulls, shown_check = said
-    screen.show_table(shown, out / "summary.txt", "J&F per method and budget")
-    for line in nulls:
-        print(line)
-    print(shown_check, end="")
-    print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> "
-          f"{out / 'expressions.parquet'}")
-    warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model,
-                       out, "every J and F is 0 (every mask empty, or missing its object)")
-    print(f"Note: {note}.")
-    tested = current(out / "comparisons.csv")
-    comparisons = pd.read_csv(tested) if tested.exists() else None
-    screen.headline("eval-video", video_headline(summary, a.arrangement, comparisons),
-                    weights_banner(a.model, clip))
