@@ -220,8 +220,8 @@ def test_repeats_interleave_and_grow_the_same_folder(coco128, tmp_path):
 def test_interrupted_rounds_resume_where_they_stopped(tmp_path):
     """``validate --repeats``: every call is kept as it finishes, so a run stopped in its second round redoes
     no finished call and its medians use every round in order."""
-    from analysis.validate.compute import measure_rounds
     from analysis.validate.report import ROW_COLUMNS
+    from analysis.validate.rounds import measure_rounds
 
     calls = []
 
