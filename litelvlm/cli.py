@@ -255,16 +255,19 @@ def main(argv: list[str] | None = None) -> int:
             h.removeFilter(once)
 
 
-def _stop_outcome(stop: KeyboardInterrupt, commits: int) -> str:
+def _stop_outcome(stop: KeyboardInterrupt, commits: int, overwrite: bool) -> str:
     """What a stopped command leaves, as its stop line says it after ``stopped by SIGTERM``: the outcome its
     results folder attached (:class:`litelvlm.runs.run_folder.RunFolder`: resume, the earlier run kept,
-    nothing kept), else whether a run committed after the first ``commits`` of this process."""
+    nothing kept), else whether a run committed after the first ``commits`` of this process, else what holds
+    before any write (under ``overwrite``: the earlier run, untouched)."""
     outcome = getattr(stop, "outcome", None)
     if outcome:
         return f"; {outcome}"
     done = committed_runs()[commits:]
     if done:
         return f" after the run completed; its results are committed in {done[-1]}"
+    if overwrite:
+        return "; the results folder holds its earlier run, byte for byte: this run replaced nothing"
     return " before the run wrote anything; nothing of it is kept"
 
 
@@ -306,7 +309,7 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    commits = len(committed_runs())
+    commits, overwrite = len(committed_runs()), getattr(args, "overwrite", False) is True
     try:
         # None: the bundled toy CLIP
         hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")
@@ -322,10 +325,11 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
         print(f"litelvlm {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except Stopped as e:
-        print(f"litelvlm {args.command}: stopped by {e.name}{_stop_outcome(e, commits)}", file=sys.stderr)
+        print(f"litelvlm {args.command}: stopped by {e.name}{_stop_outcome(e, commits, overwrite)}",
+              file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt as e:
-        print(f"litelvlm {args.command}: interrupted{_stop_outcome(e, commits)}", file=sys.stderr)
+        print(f"litelvlm {args.command}: interrupted{_stop_outcome(e, commits, overwrite)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`litelvlm select --list-methods | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import LiteLVLMError
-
-if TYPE_CHECKING:
-    from .method import Method
 
 #: Where a method acts, and what its ``select`` receives.
 STAGES = {
@@ -130,7 +127,7 @@ class TowerStage(Stage):
     def step_of(self, pipeline: Any) -> Callable[..., tuple]:
         return functools.partial(self.run, pipeline)
 
-    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Method,
+    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Any,
             rule: str, given: bool = False, positions: str = "official", **options: Any) -> tuple:
         """(the (K, h) LLM inputs, the selection, the visual-token indices they stand for when they keep their
         positions (``rule`` ``keep``), None) of a tower-stage method."""

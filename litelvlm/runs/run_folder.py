@@ -103,10 +103,12 @@ class RunFolder:
                 self.tx.abort()
             self._release()
             raise LiteLVLMError(f"--out {str(self.out)!r}: cannot write there ({e.strerror})") from None
-        except BaseException:
+        except BaseException as e:
             if self.tx is not None:
                 self.tx.abort()
             self._release()
+            if isinstance(e, KeyboardInterrupt):   # stopped while the run took its folder
+                e.outcome = self._stopped(parts=False, entering=True)
             raise
         return self
 
@@ -171,12 +173,15 @@ class RunFolder:
             self._release()
             run_owner.release(self.out)
 
-    def _stopped(self, parts: bool) -> str:
-        """What a stopped run (Ctrl-C, SIGTERM, SIGHUP) leaves, as its stop line says it. A run that wrote
-        resumable parts into a folder without a run record records its command beside them (``stopped``), so
-        that another command is refused there (:func:`litelvlm.runs.run_owner.claim`)."""
+    def _stopped(self, parts: bool, entering: bool = False) -> str:
+        """What a stopped run (Ctrl-C, SIGTERM, SIGHUP) leaves, as its stop line says it (``entering``:
+        stopped while it took its folder). A run that wrote resumable parts into a folder without a run record
+        records its command beside them (``stopped``), so that another command is refused there
+        (:func:`litelvlm.runs.run_owner.claim`)."""
         if self.overwrite:
             return "the results folder holds its earlier run, byte for byte: this run replaced nothing"
+        if entering:
+            return "the run had written nothing yet: nothing of it is kept"
         if parts:
             with contextlib.suppress(LiteLVLMError, OSError):
                 if self.command is not None and run_owner.read_run_record(self.out) is None:

@@ -21,6 +21,7 @@ from litelvlm.runs.io import write_json, write_text
 from litelvlm.runs.run_folder import RunFolder
 from litelvlm.runs.run_owner import MARKER, claim, owner, release
 from litelvlm.runs.stop_signals import Stopped
+from litelvlm.runs.transaction import Transaction
 
 
 def _stop(out: Path, command: str, parts: bool, **kw) -> Stopped:
@@ -77,6 +78,30 @@ def test_a_stopped_overwrite_says_the_earlier_run_is_back(tmp_path):
     stopped = _stop(out, "reversal", parts=True, overwrite=True)
     assert stopped.outcome == ("the results folder holds its earlier run, byte for byte: this run replaced "
                                "nothing")
+
+
+def test_a_stop_while_overwrite_takes_the_folder_says_the_earlier_run_is_back(tmp_path, monkeypatch):
+    """SIGTERM just after --overwrite moved the earlier run aside, before the run's body began (inside the
+    folder's ``__enter__``, where no ``__exit__`` follows): the same line, the earlier run back."""
+    out = tmp_path / "d"
+    with RunFolder(out, command="reversal"):
+        write_json(out / "config.json", {"command": "reversal"})
+    release(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+    real = Transaction.replace_earlier
+
+    def stopped(self, names):
+        real(self, names)
+        raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(Transaction, "replace_earlier", stopped)
+    with pytest.raises(Stopped) as got:
+        with RunFolder(out, command="reversal", overwrite=True):
+            raise AssertionError("not reached")
+    release(out)
+    assert got.value.outcome == ("the results folder holds its earlier run, byte for byte: this run replaced "
+                                 "nothing")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == before
 
 
 ARGV = ["reversal", "--model", "tiny336-random", "--limit-sentences", "4", "--n-boot", "10", "--no-cache"]
