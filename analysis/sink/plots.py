@@ -5,22 +5,33 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import LogNorm
 
 from analysis.common.presentation.style import fig_ax, palette
 
 __all__ = ["plot_sink_heatmap", "plot_eos_attention_example", "plot_ablation_bars"]
 
+#: the diverging map of a ratio around 1 (white at 1); shares in [0, 1] keep a sequential one
+DIVERGING = ("RdBu_r",)
+
 
 def plot_sink_heatmap(summary: pd.DataFrame, value: str = "sos_mean", relative: bool = False, ax=None):
-    """The mean [EOS] attention share (default: on [SOS]) over text layer x head; ``relative`` divides by
-    1/n."""
+    """The mean [EOS] attention share (default: on [SOS]) over text layer x head, on a sequential map over
+    [0, 1]; ``relative`` divides by the uniform share 1/n, a ratio around 1 drawn on a diverging map centred
+    on 1 and symmetric in log space (2x and 0.5x equally far)."""
     fig, ax = fig_ax(ax)
     d = summary[summary["head"] >= 0]
     grid = d.pivot(index="layer", columns="head", values=value)
     if relative:
         grid = grid / d.pivot(index="layer", columns="head", values="uniform_mean")
-    im = ax.imshow(grid.to_numpy(), cmap="magma", aspect="auto", origin="lower",
-                   vmin=0 if not relative else None, vmax=1 if not relative else None)
+        values = grid.to_numpy(dtype=float)
+        finite = values[np.isfinite(values) & (values > 0)]
+        reach = float(np.max(np.abs(np.log(finite)))) if finite.size else 0.0
+        reach = max(reach, np.log(1.1))   # at least 1/1.1 to 1.1, so that equal shares stay pale
+        im = ax.imshow(np.clip(values, np.exp(-reach), None), cmap=DIVERGING[0], aspect="auto",
+                       origin="lower", norm=LogNorm(vmin=np.exp(-reach), vmax=np.exp(reach)))
+    else:
+        im = ax.imshow(grid.to_numpy(), cmap="magma", aspect="auto", origin="lower", vmin=0, vmax=1)
     ax.set_xticks(range(grid.shape[1]), grid.columns)
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set_xlabel("head")

@@ -196,3 +196,22 @@ def test_open_clip_shares_equal_hf_on_the_same_weights(tiny_hf_clip, tiny_open_c
     sa, sb = eos_shares(a), eos_shares(b)
     for c in ("sos", "eos", "content_sum", "content_max", "uniform"):
         np.testing.assert_allclose(sa[c], sb[c], atol=1e-4)
+
+
+def test_a_share_over_uniform_is_drawn_on_a_diverging_map_centred_on_one():
+    """The ratio to the uniform share sits around 1: a diverging map whose middle colour is 1 (equal to
+    uniform), symmetric in log space so 2x and 0.5x are equally far; the shares themselves stay sequential."""
+    import matplotlib.pyplot as plt
+
+    from analysis.sink import plots
+
+    summary = pd.DataFrame([{"layer": layer, "head": head, "sos_mean": s, "uniform_mean": 0.1}
+                            for layer, head, s in [(0, 0, 0.05), (0, 1, 0.1), (1, 0, 0.4), (1, 1, 0.02)]])
+    fig, ax = plots.plot_sink_heatmap(summary, "sos_mean", relative=True)
+    im = ax.images[0]
+    assert im.get_cmap().name in plots.DIVERGING and im.norm(1.0) == pytest.approx(0.5)
+    assert im.norm(4.0) == pytest.approx(1 - im.norm(0.25))   # 4x and a quarter equally far from 1
+    fig2, ax2 = plots.plot_sink_heatmap(summary, "sos_mean")
+    assert ax2.images[0].get_cmap().name not in plots.DIVERGING and ax2.images[0].norm.vmin == 0
+    plt.close(fig)
+    plt.close(fig2)
