@@ -146,6 +146,7 @@ def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", 
     drawn = np.isfinite(err).all(axis=0)
     label = f"AUROC of -s (layer {layer})" + ("" if drawn.all() else
                                               f"\nno interval where n < {MIN_INTERVAL_N} {_unit_name(d)}")
+    label += f"\nn on each bar: {_unit_name(d)}"
     name = {"area_bin": "mask area (fraction of the image)", "length_bin": "sentence length (words)"}.get(
         breakdown, breakdown)
     if horizontal:

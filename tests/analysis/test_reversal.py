@@ -204,6 +204,9 @@ def test_reversal_plots_return_fig_and_ax():
     assert len(ax.get_lines()) == 3  # two models and the chance line
     fig2, ax2 = plots.plot_reversal_breakdown(summary, "category")
     assert [t.get_text() for t in ax2.get_xticklabels()] == ["dog", "person"]
+    # every n on a bar says what it counts (the table's unit: sentences here, images where it counts them)
+    assert [t.get_text() for t in ax2.texts] == ["n=5", "n=5"]
+    assert "n on each bar: sentences" in ax2.get_ylabel()
     img = Image.fromarray((np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8))
     mask = np.zeros((60, 80), bool)
     mask[10:40, 20:50] = True
