@@ -12,6 +12,7 @@ from analysis.common.presentation.stat_plots import (
     draw_interval,
     few_units_note,
     plot_claims_table,
+    readable_range,
     reference_band,
     spread,
 )
@@ -84,6 +85,7 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
     if not d.empty:
         budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
     ax.set_ylabel(_LABELS[metric])
+    readable_range(ax)
     title = _against(d[d["method"] != baseline], _LABELS[metric])
     unit = str(d["unit"].iloc[0]) if "unit" in d and len(d) else "image"
     ax.set_title(title + (f" ({protocol})" if protocol else "")

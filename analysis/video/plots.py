@@ -15,6 +15,7 @@ from analysis.common.presentation.stat_plots import (
     draw_interval,
     few_units_note,
     plot_claims_table,
+    readable_range,
     reference_band,
     spread,
 )
@@ -106,6 +107,7 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
     xlabel += f"; this run's frames have {frame} tokens" if frame else ""
     ax.set_xlabel("\n".join(textwrap.wrap(xlabel, 60)), fontsize=7)
     ax.set_ylabel(metric, fontsize=7)
+    readable_range(ax)
     note = "\n".join(textwrap.wrap(weights_note, 70))
     few = few_units_note(summary["units"] if "units" in summary else None, "video").lstrip("; ")
     few = f", {few}" if few else ""

@@ -20,8 +20,8 @@ from analysis.common.presentation.style import (
 from analysis.common.stats import significance
 from litelvlm.registry.families import card, family_names
 
-__all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences",
-           "metric_slug"]
+__all__ = ["draw_interval", "readable_range", "reference_band", "spread", "plot_claims_table",
+           "plot_paired_differences", "metric_slug"]
 
 #: how a verdict is coloured in the claims table
 VERDICT_COLORS = {"MET": "#d9f0d3", "MISSED": "#f4cccc", "not judged": "#e6e6e6"}
@@ -71,6 +71,21 @@ def few_units_note(units, unit: str = "unit") -> str:
     if not len(u) or u.min() >= MIN_UNITS:
         return ""
     return f"; n = {int(u.min())} {unit}{'s' if u.min() != 1 else ''}: no interval (fewer than {MIN_UNITS})"
+
+
+#: the least part of an accuracy metric's 0-1 range (cIoU, gIoU, J, F, J&F) its axis spans, so that a small
+#: difference never fills the axis and looks steep (this project's rule, docs/figures.md)
+MIN_METRIC_SPAN = 0.1
+
+
+def readable_range(ax, low: float = 0.0, high: float = 1.0, span: float = MIN_METRIC_SPAN) -> None:
+    """Widen ``ax``'s y range (matplotlib's, around the data and intervals drawn) to at least ``span`` of the
+    metric's natural range [``low``, ``high``], around its middle and within that range."""
+    lo, hi = ax.get_ylim()
+    if hi - lo >= span:
+        return
+    start = max(low, min((lo + hi) / 2 - span / 2, high - span))
+    ax.set_ylim(start, start + span)
 
 
 def draw_interval(ax, x, lo, hi, color, lw: float = 0.9, zorder: float = 2.5, units=None) -> None:

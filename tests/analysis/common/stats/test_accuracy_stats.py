@@ -257,3 +257,24 @@ def test_a_family_hit_rate_gets_the_clopper_pearson_interval_over_images():
         assert "box_acc" not in row.heavy_tails and row.unit == "image" and row.units == 8
     # the point estimates stay the summary's
     assert got[list(summary.columns)].equals(summary)
+
+
+@pytest.mark.parametrize("values", [(0.0670, 0.0672), (0.95, 0.9999), (0.2, 0.8)],
+                         ids=["flat", "near-one", "wide"])
+def test_an_accuracy_axis_spans_at_least_a_tenth_of_the_metric(values):
+    """A J&F axis spanning 0.0670-0.0672 made +0.0002 look steep: every accuracy plot's axis spans at least
+    MIN_METRIC_SPAN of the metric's 0-1 range, holds the data, and stays within [0, 1]."""
+    import matplotlib.pyplot as plt
+
+    from analysis.common.presentation.stat_plots import MIN_METRIC_SPAN
+    from analysis.grounding.plots import plot_iou_vs_budget
+    from analysis.video.plots import VideoLabels, plot_jf_vs_budget
+
+    rows = pd.DataFrame({"method": ["litelvlm", "litelvlm", "none"], "budget": [64, 144, 576],
+                         "ciou": [values[0], values[1], values[1]], "J&F": [values[0], values[1], values[1]]})
+    for fig, ax in (plot_iou_vs_budget(rows, "ciou"),
+                    plot_jf_vs_budget(rows, "J&F", labels=VideoLabels(name="VideoGLaMM"))):
+        lo, hi = ax.get_ylim()
+        assert hi - lo >= MIN_METRIC_SPAN - 1e-12, (lo, hi)
+        assert 0 <= lo <= min(values) <= max(values) <= hi <= 1, (lo, hi)
+        plt.close(fig)
