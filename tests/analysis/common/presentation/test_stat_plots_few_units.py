@@ -52,3 +52,29 @@ def test_no_interval_below_three_units_and_the_title_says_n(draw):
         assert _bars_and_bands(enough) > 0 and "no interval" not in enough.get_title()
     finally:
         plt.close("all")
+
+
+@pytest.mark.parametrize("draw", [_grounding, _video, _paired], ids=["grounding", "video", "paired"])
+def test_every_n_from_1_to_30_draws_intervals_exactly_from_3_units(draw):
+    """The same rule at every n: nothing drawn and n said under 3 units, the intervals drawn from 3 on; an
+    interval NaN at both ends (a statistic with none at that n) is never drawn, whatever n."""
+    for units in range(1, 31):
+        ax = draw(units)
+        try:
+            drawn = _bars_and_bands(ax) > 0
+            assert drawn == (units >= 3), units
+            assert ("no interval" in ax.get_title()) == (units < 3), (units, ax.get_title())
+            if units < 3:
+                assert f"n = {units}" in ax.get_title()
+        finally:
+            plt.close("all")
+
+
+def test_an_interval_with_no_ends_is_not_drawn_at_any_n():
+    for units in (3, 4, 10, 30):
+        summary = _summary("ciou", units, "image").assign(ciou_lo=float("nan"), ciou_hi=float("nan"))
+        ax = plot_iou_vs_budget(summary, "ciou")[1]
+        try:
+            assert _bars_and_bands(ax) == 0, units
+        finally:
+            plt.close("all")
