@@ -1,0 +1,41 @@
+"""The reversal figures from 1 to 30 images: the AUROC's band (by layer) and bars (by group) are drawn exactly
+from 3 images on, and the figure says n below (the statistics are swept at every n in
+``tests/analysis/common/stats/test_bootstrap_min_units.py``)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
+
+from analysis.reversal import plots  # noqa: E402
+
+
+def _summary(n_images: int) -> pd.DataFrame:
+    groups = (("all", "all"), ("area_bin", "[0,0.02)"), ("area_bin", "[0.02,1)"))
+    rows = [{"breakdown": b, "group": g, "layer": layer} for layer in (0, 1, 2) for b, g in groups]
+    return pd.DataFrame(rows).assign(model="m", n_sentences=2 * n_images, n_images=n_images,
+                                     auroc_reversed_mean=0.6, auroc_reversed_ci_low=0.5,
+                                     auroc_reversed_ci_high=0.7)
+
+
+def _intervals(ax) -> int:
+    return sum(isinstance(c, (LineCollection, PolyCollection)) for c in ax.collections)
+
+
+def test_reversal_figures_draw_intervals_exactly_from_3_images():
+    for n in (1, 2, 3, 4, 5, 6, 10, 20, 30):
+        summary = _summary(n)
+        try:
+            _, ax = plots.plot_auroc_by_layer(summary)
+            assert (_intervals(ax) > 0) == (n >= 3), n
+            assert ("no interval" in ax.get_title()) == (n < 3) and (f"n = {n}" in ax.get_title()) == (n < 3)
+            _, ax = plots.plot_reversal_breakdown(summary, "area_bin")
+            assert (_intervals(ax) > 0) == (n >= 3), n
+            assert ("no interval where n < 3 images" in ax.get_ylabel()) == (n < 3), ax.get_ylabel()
+            assert [t.get_text() for t in ax.texts] == [f"n={n}"] * 2
+        finally:
+            plt.close("all")
