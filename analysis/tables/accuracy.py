@@ -158,7 +158,7 @@ def accuracy_table(run: Run, root: Path, spec: Accuracy, name: str) -> Table:
     base = rows[rows["method"].map(is_baseline)]
     units = units_of(summary, comparisons, run.config, spec)
     extra = board.present(summary)   # the leaderboard's columns, where the run has them
-    family = family_size(comparisons)
+    family = sig.family_size(comparisons)
     data, shown = [], []
     for _, row in rows.iterrows():
         numbers = {"method": row["method"], "budget": int(row["budget"])}
@@ -172,14 +172,6 @@ def accuracy_table(run: Run, root: Path, spec: Accuracy, name: str) -> Table:
     text = (grounding_caption if spec is GROUNDING else video_caption)(run, root, summary, units,
                                                                        comparisons is not None, family)
     return Table(name, text, pd.DataFrame(shown), pd.DataFrame(data), blocks, run.folder, cap.is_random(run))
-
-
-def family_size(comparisons: pd.DataFrame | None) -> int | None:
-    """The size of the run's families of adjusted p (the largest; None: no comparisons, or a run written
-    before the column)."""
-    if comparisons is None or "family_size" not in comparisons or comparisons["family_size"].isna().all():
-        return None
-    return int(comparisons["family_size"].max())
 
 
 def statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: bool,
@@ -233,5 +225,5 @@ def video_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, teste
 
 
 __all__ = ["ALPHA", "Accuracy", "GROUNDING", "LITELVLM", "MARK_LITELVLM", "MARK_NONE", "MIN_UNITS", "VIDEO",
-           "accuracy_table", "budget_text", "family_size", "marks", "metric_numbers", "ordered",
+           "accuracy_table", "budget_text", "marks", "metric_numbers", "ordered",
            "statistics_text"]

@@ -101,7 +101,7 @@ def methods_headline(summary: pd.DataFrame, metrics: Mapping[str, str], units: s
         rows = rest[rest["budget"] == budget].sort_values(next(iter(metrics)), ascending=False, kind="stable")
         lines.append(f"  K={budget}: " + "; ".join(f"{r['method']} {cells(r)}" for _, r in rows.iterrows()))
     if comparisons is not None and len(comparisons):
-        family = int(comparisons["family_size"].max()) if "family_size" in comparisons else None
+        family = sig.family_size(comparisons)
         lines.append(f"  {sig.MARK_NONE} differs from none, {sig.MARK_LITELVLM} from litelvlm at the same "
                      f"budget ({sig.criterion_text(family, units.rstrip('s'))})")
     return lines

@@ -208,7 +208,7 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
     unit = d["unit"].iloc[0] if len(d) and "unit" in d else "unit"
     name = metric_label(metric)
     ax.set_ylabel(f"Δ {name} (method − {reference})")
-    family = int(d["family_size"].max()) if "family_size" in d and d["family_size"].notna().any() else None
+    family = significance.family_size(d)
     size = f", family of {family}" if family else ""
     ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; unadjusted 95% intervals of "
                  f"the paired swap test;\nfilled: Holm-adjusted p < {significance.ALPHA} "

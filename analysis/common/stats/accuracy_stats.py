@@ -196,16 +196,6 @@ def _why(value: float, units: int) -> str:
     return ONE_UNIT if units < 2 else ""
 
 
-def _pair(comparisons: pd.DataFrame, metric: str, budget: int, method: str, reference: str) -> dict | None:
-    """The row of ``comparisons`` of ``method`` against ``reference`` at ``budget`` in ``metric`` (None when
-    absent)."""
-    if comparisons.empty:
-        return None
-    hit = comparisons[(comparisons["metric"] == metric) & (comparisons["budget"] == budget)
-                      & (comparisons["method"] == method) & (comparisons["reference"] == reference)]
-    return hit.iloc[0].to_dict() if len(hit) else None
-
-
 def _claim_row(claim: tuple, metric: str, budget: int, against: str, got: dict, judged: bool,
                note: str) -> dict:
     """One claim's row from its comparison's figure ``got`` (``value``, ``lo``, ``hi``, ``mc``, ``p``,
@@ -257,12 +247,14 @@ def claims_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, weigh
     rows = []
     for metric in metrics:
         for budget in budgets:
-            got = _pair(comparisons, metric, budget, LITELVLM, BASELINE) if base else None
+            got = significance.comparison_row(comparisons, metric, LITELVLM, budget, BASELINE) or None \
+                if base else None
             rows.append(_missing(RETENTION_CLAIM, metric, budget, "no unpruned run") if got is None else
                         _claim_row(RETENTION_CLAIM, metric, budget, BASELINE, _retention(got), judged, note))
         for budget in budgets:
-            pairs = [(m, _pair(comparisons, metric, budget, m, LITELVLM)) for m in others]
-            pairs = [(m, got) for m, got in pairs if got is not None]
+            pairs = [(m, significance.comparison_row(comparisons, metric, m, budget, LITELVLM))
+                     for m in others]
+            pairs = [(m, got) for m, got in pairs if got]
             rows += [_claim_row(MARGIN_CLAIM, metric, budget, m, _margin(got), judged, note)
                      for m, got in pairs] or [_missing(MARGIN_CLAIM, metric, budget,
                                                        "no existing method run at this budget")]

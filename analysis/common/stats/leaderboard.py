@@ -37,6 +37,7 @@ import pandas as pd
 from pycocotools import mask as mask_utils
 
 from analysis.common.stats import accuracy_stats as acc
+from analysis.common.stats import significance
 from analysis.common.stats.bootstrap import UnitStat, unit_stat
 from litelvlm.cost.stages import time_stages
 from litelvlm.errors import LiteLVLMError
@@ -189,8 +190,8 @@ def _reference_columns(summary: pd.DataFrame, comparisons: pd.DataFrame, metrics
                      for m, b in zip(summary["method"], summary["budget"])]
             out[f"diff_vs_{ref}_{metric}"] = [float(d) for d, _ in pairs]
             out[f"p_adjusted_vs_{ref}_{metric}"] = [float(p) for _, p in pairs]
-    if out and "family_size" in comparisons and comparisons["family_size"].notna().any():
-        out["p_adjusted_family_size"] = int(comparisons["family_size"].max())
+    if out and (family := significance.family_size(comparisons)) is not None:
+        out["p_adjusted_family_size"] = family
     return out
 
 

@@ -70,6 +70,14 @@ def comparison_row(comparisons: pd.DataFrame | None, metric: str, method: str, b
     return hit.iloc[0].to_dict() if len(hit) else {}
 
 
+def family_size(comparisons: pd.DataFrame | None) -> int | None:
+    """The size of a run's families of adjusted p (``comparisons.csv``'s largest ``family_size``; None: no
+    comparisons, or a run written before the column)."""
+    if comparisons is None or "family_size" not in comparisons or comparisons["family_size"].isna().all():
+        return None
+    return int(comparisons["family_size"].max())
+
+
 def marks(p_vs_none, p_vs_litelvlm) -> str:
     """``†`` where the criterion marks a difference from ``none``, ``‡`` from LiteLVLM at the same budget."""
     return "".join(mark for mark, p in ((MARK_NONE, p_vs_none), (MARK_LITELVLM, p_vs_litelvlm))

@@ -10,9 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 
 from analysis.importance import plots  # noqa: E402
+from tests.figure_checks import drawn_intervals  # noqa: E402
 
 
 def _summary(n_images: int) -> pd.DataFrame:
@@ -27,18 +27,14 @@ def _summary(n_images: int) -> pd.DataFrame:
     return out
 
 
-def _intervals(fig) -> int:
-    return sum(isinstance(c, (LineCollection, PolyCollection)) for ax in fig.axes for c in ax.collections)
-
-
 def test_importance_figures_draw_intervals_exactly_from_3_images():
     for n in (1, 2, 3, 4, 5, 6, 10, 20, 30):
         summary = _summary(n)
         try:
             fig, _ = plots.plot_importance_by_layer(summary)
-            assert (_intervals(fig) > 0) == (n >= 3), n
+            assert (drawn_intervals(fig) > 0) == (n >= 3), n
             fig, _ = plots.plot_mission_correlation(summary, num_layers=3)
-            assert (_intervals(fig) > 0) == (n >= 3), n
+            assert (drawn_intervals(fig) > 0) == (n >= 3), n
             said = " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
             assert (f"n = {n}" in said) and (("no interval" in said) == (n < 3)), (n, said)
         finally:

@@ -9,9 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 
 from analysis.reversal import plots  # noqa: E402
+from tests.figure_checks import drawn_intervals  # noqa: E402
 
 
 def _summary(n_images: int) -> pd.DataFrame:
@@ -22,19 +22,15 @@ def _summary(n_images: int) -> pd.DataFrame:
                                      auroc_reversed_ci_high=0.7)
 
 
-def _intervals(ax) -> int:
-    return sum(isinstance(c, (LineCollection, PolyCollection)) for c in ax.collections)
-
-
 def test_reversal_figures_draw_intervals_exactly_from_3_images():
     for n in (1, 2, 3, 4, 5, 6, 10, 20, 30):
         summary = _summary(n)
         try:
             _, ax = plots.plot_auroc_by_layer(summary)
-            assert (_intervals(ax) > 0) == (n >= 3), n
+            assert (drawn_intervals(ax.figure) > 0) == (n >= 3), n
             assert ("no interval" in ax.get_title()) == (n < 3) and (f"n = {n}" in ax.get_title()) == (n < 3)
             _, ax = plots.plot_reversal_breakdown(summary, "area_bin")
-            assert (_intervals(ax) > 0) == (n >= 3), n
+            assert (drawn_intervals(ax.figure) > 0) == (n >= 3), n
             assert ("no interval where n < 3 images" in ax.get_ylabel()) == (n < 3), ax.get_ylabel()
             assert [t.get_text() for t in ax.texts] == [f"n={n}"] * 2
         finally:
