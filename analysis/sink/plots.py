@@ -37,7 +37,11 @@ def plot_sink_heatmap(summary: pd.DataFrame, value: str = "sos_mean", relative: 
     ax.set_xlabel("head")
     ax.set_ylabel("text layer (block)")
     label = {"sos_mean": "[EOS]->[SOS]", "eos_mean": "[EOS]->[EOS]", "content_sum_mean": "[EOS]->content"}
-    fig.colorbar(im, ax=ax, label=label.get(value, value) + (" / uniform" if relative else " share"))
+    bar = fig.colorbar(im, ax=ax, label=label.get(value, value) + (" / uniform" if relative else " share"))
+    if relative:   # plain numbers at 1 and the ends, halfway between in log space, no minor ticks
+        ticks = np.exp(np.linspace(-reach, reach, 5))
+        bar.set_ticks(ticks, labels=[f"{t:.2g}" for t in ticks])
+        bar.ax.minorticks_off()
     return fig, ax
 
 

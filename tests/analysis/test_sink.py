@@ -211,6 +211,9 @@ def test_a_share_over_uniform_is_drawn_on_a_diverging_map_centred_on_one():
     im = ax.images[0]
     assert im.get_cmap().name in plots.DIVERGING and im.norm(1.0) == pytest.approx(0.5)
     assert im.norm(4.0) == pytest.approx(1 - im.norm(0.25))   # 4x and a quarter equally far from 1
+    bar = fig.axes[-1]   # the colour bar: plain numbers, 1 in the middle, no scientific notation
+    labels = [t.get_text() for t in bar.get_yticklabels()]
+    assert labels[2] == "1" and not any("times" in t or "^" in t for t in labels), labels
     fig2, ax2 = plots.plot_sink_heatmap(summary, "sos_mean")
     assert ax2.images[0].get_cmap().name not in plots.DIVERGING and ax2.images[0].norm.vmin == 0
     plt.close(fig)
