@@ -16,6 +16,7 @@ from analysis.common.presentation.style import (
     method_style,
     palette,
 )
+from analysis.common.stats.bootstrap import MIN_UNITS
 from analysis.importance import answer
 from analysis.importance.options import GRADIENT_SIGNALS
 from litelvlm.methods import TABLE, get_method
@@ -23,8 +24,8 @@ from litelvlm.methods import TABLE, get_method
 __all__ = ["plot_importance_by_layer", "plot_importance_scatter", "plot_overlap_vs_k", "plot_signal_heatmaps",
            "plot_oracle_ablation", "plot_mission_correlation", "MIN_INTERVAL_N"]
 
-#: the fewest images an interval is drawn over; below it the figure says n instead
-MIN_INTERVAL_N = 3
+#: the fewest images an interval is drawn over (the statistics' one rule); below it the figure says n instead
+MIN_INTERVAL_N = MIN_UNITS
 
 
 def _is_oracle(method: str) -> bool:

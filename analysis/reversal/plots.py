@@ -185,6 +185,8 @@ def plot_space_auroc(summary: pd.DataFrame, ax=None, value: str = "auroc_reverse
     y = np.arange(len(d))
     mean = d[f"{value}_mean"].to_numpy(dtype=float)
     err = np.abs(np.vstack([mean - d[f"{value}_ci_low"], d[f"{value}_ci_high"] - mean]))
+    n = _units(d)
+    err[:, n < MIN_INTERVAL_N] = np.nan   # no interval over fewer units, whatever the table holds
     colors = palette(2)
     for i, row in d.iterrows():
         llm = row.get("space", "clip") == "llm"
@@ -196,5 +198,7 @@ def plot_space_auroc(summary: pd.DataFrame, ax=None, value: str = "auroc_reverse
     ax.invert_yaxis()
     ax.axvline(0.5, color="grey", ls="--", lw=1)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("AUROC of -s for the referent")
+    lo, hi, unit = int(n.min()), int(n.max()), _unit_name(d)
+    note = f"\nno interval where n < {MIN_INTERVAL_N} {unit}" if lo < MIN_INTERVAL_N else ""
+    ax.set_xlabel(f"AUROC of -s for the referent (n = {lo}{f'-{hi}' if hi > lo else ''} {unit}){note}")
     return fig, ax

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 
+from analysis.common.presentation.stat_plots import enough_units
 from analysis.common.presentation.style import fig_ax, palette
+from analysis.common.stats.bootstrap import MIN_UNITS
 
 __all__ = ["plot_sink_heatmap", "plot_eos_attention_example", "plot_ablation_bars"]
 
@@ -64,24 +66,36 @@ def plot_eos_attention_example(example: pd.DataFrame, text_index: int | None = N
 
 
 def plot_ablation_bars(summary: pd.DataFrame, ax=None, value: str = "auroc_reversed"):
-    """AUROC_reversed per text representation (original, [SOS] masked, content mean) and layer, with CIs."""
+    """AUROC_reversed per text representation (original, [SOS] masked, content mean) and layer, with CIs
+    drawn where they rest on at least :data:`MIN_UNITS` images (below that the axis says so); n said on the
+    x axis (on each bar where the bars' n differ)."""
     fig, ax = fig_ax(ax)
     d = summary[summary["breakdown"] == "all"]
     variants = list(dict.fromkeys(["original", *sorted(v for v in d["variant"].unique() if v != "original")]))
     variants = [v for v in variants if v in set(d["variant"])]
     layers = sorted(d["layer"].unique())
     width = 0.8 / max(len(variants), 1)
+    unit = "images" if "n_images" in d else "sentences"
+    units = d[f"n_{unit}"].to_numpy(dtype=float) if f"n_{unit}" in d else None
+    few = units is not None and not enough_units(units, len(units)).all()
     for i, (v, color) in enumerate(zip(variants, palette(len(variants)))):
         sub = d[d["variant"] == v].set_index("layer").reindex(layers)
         mean = sub[f"{value}_mean"].to_numpy()
         err = np.abs(
             np.stack([mean - sub[f"{value}_ci_low"].to_numpy(), sub[f"{value}_ci_high"].to_numpy() - mean]))
-        ax.bar(np.arange(len(layers)) + (i - (len(variants) - 1) / 2) * width, mean, width,
-               yerr=err, capsize=2, color=color, label=v)   # no interval drawn where it is undefined
+        if units is not None:   # no interval over fewer than MIN_UNITS units, whatever the table holds
+            err[:, ~enough_units(sub[f"n_{unit}"].to_numpy(dtype=float), len(layers))] = np.nan
+        x = np.arange(len(layers)) + (i - (len(variants) - 1) / 2) * width
+        ax.bar(x, mean, width, yerr=err, capsize=2, color=color, label=v)   # NaN: no interval drawn
+        if units is not None and len(set(units)) > 1:   # each bar its n where they differ
+            for xi, ni in zip(x, sub[f"n_{unit}"].to_numpy(dtype=float)):
+                ax.text(xi, 0.02, f"n = {int(ni)} {unit}", rotation=90, ha="center", va="bottom",
+                        fontsize="xx-small", color="white")
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     ax.set_xticks(range(len(layers)), [str(x) for x in layers])
-    ax.set_xlabel("vision layer")
-    ax.set_ylabel("AUROC of -s for the referent")
+    same = units is not None and len(set(units)) == 1
+    ax.set_xlabel("vision layer" + (f" (n = {int(units[0])} {unit} per bar)" if same else ""))
+    ax.set_ylabel("AUROC of -s for the referent" + (f"\nno interval where n < {MIN_UNITS} {unit}" * few))
     ax.set_ylim(0, 1)
     # beside the axes, never over the bars (they reach any height up to 1)
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,

@@ -18,6 +18,7 @@ from analysis.common.presentation.style import (
     method_style,
 )
 from analysis.common.stats import significance
+from analysis.common.stats.bootstrap import MIN_UNITS
 from litelvlm.registry.families import card, family_names
 
 __all__ = ["draw_interval", "readable_range", "reference_band", "spread", "plot_claims_table",
@@ -50,9 +51,6 @@ def metric_slug(metric: str) -> str:
     return metric.lower().replace("&", "")
 
 
-#: below this many resampled units (images, videos) no interval is drawn and the figure says n instead: an
-#: interval over one or two units says nothing (this project's rule, as on screen)
-MIN_UNITS = 3
 
 
 def enough_units(units, n: int) -> np.ndarray:
@@ -117,7 +115,7 @@ def _order(methods) -> list[str]:
 
 def _bound(x: float, share: bool) -> str:
     if not np.isfinite(x):
-        return "-inf" if x < 0 else "inf" if x > 0 else "nan"
+        return "unbounded" if np.isinf(x) else "none"
     return f"{100 * x:.1f}" if share else f"{100 * x:+.2f}"
 
 
@@ -127,7 +125,9 @@ def _claim_cell(row) -> str:
     share = row["claim"] == "retains_90pct"
     value = f"{100 * row['value']:.1f}%" if share else f"{100 * row['value']:+.2f} pts"
     if not (np.isfinite(row["lo"]) and np.isfinite(row["hi"])):
-        return f"{value} [no interval (one unit)]" if np.isnan(row["lo"]) and np.isnan(row["hi"]) else \
+        units = row.get("units")
+        n = f" (n = {int(units)})" if units is not None and np.isfinite(units) else ""
+        return f"{value} [no interval{n}]" if np.isnan(row["lo"]) and np.isnan(row["hi"]) else \
             f"{value} [{_bound(row['lo'], share)}, {_bound(row['hi'], share)}]"
     fmt = "{:.1f}" if share else "{:+.2f}"
     return f"{value} [{fmt.format(100 * row['lo'])}, {fmt.format(100 * row['hi'])}]"

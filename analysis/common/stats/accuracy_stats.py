@@ -35,7 +35,8 @@ draws or random swap patterns) are drawn with the bootstrap seed (``--boot-seed`
   was taken over the best competitor of each bootstrap replicate, a percentile interval that could call
   LiteLVLM significantly worse than a competitor whose paired test said p = 0.13.) Each row is MET or MISSED
   by its estimate, with its interval and whether the whole interval clears the threshold; "not judged" on
-  random or toy weights, where no claim is tested; a claim on one unit says "no interval (one unit)".
+  random or toy weights, where no claim is tested; a claim on fewer units than the paired test needs for a 95%
+  interval (6) says so.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ COMPARISON_COLUMNS = ["metric", "budget", "method", "reference", "reference_budg
                       "family_size", "ratio", "ratio_lo", "ratio_hi", "units", "unit", "p_mc",
                       "difference_mc", "ratio_mc", "test"]
 CLAIM_COLUMNS = ["claim", "statement", "metric", "budget", "method", "compared_with", "value", "lo", "hi",
-                 "threshold", "verdict", "interval_clears", "note", "mc", "p", "p_adjusted", "family_size"]
+                 "threshold", "verdict", "interval_clears", "note", "mc", "p", "p_adjusted", "family_size",
+                 "units"]
 
 Stats = dict[tuple[str, int], dict[str, UnitStat]]
 
@@ -186,14 +188,18 @@ def _verdict(value: float, lo: float, threshold: float, judged: bool, strict: bo
     return ("MET" if past(value) else "MISSED"), (None if np.isnan(lo) else bool(past(lo)))
 
 
-#: the note of a claim judged on a single unit, where no interval exists
-ONE_UNIT = "no interval (one unit)"
+def no_interval(units: int) -> str:
+    """The note of a claim judged on fewer units than its paired test needs for a 95% interval
+    (:func:`~analysis.common.stats.permutation.min_units`: 6), where none exists."""
+    return f"no interval (n = {units}, fewer than the paired test's {permutation.min_units()})"
 
 
-def _why(value: float, units: int) -> str:
+def _why(value: float, lo: float, units: int) -> str:
     if not np.isfinite(value):
         return "no estimate (a score of 0 or an empty denominator)"
-    return ONE_UNIT if units < 2 else ""
+    if units < permutation.min_units():
+        return no_interval(units)
+    return "" if np.isfinite(lo) else "no interval (the paired test rejects no value on one side)"
 
 
 def _claim_row(claim: tuple, metric: str, budget: int, against: str, got: dict, judged: bool,
@@ -201,14 +207,15 @@ def _claim_row(claim: tuple, metric: str, budget: int, against: str, got: dict, 
     """One claim's row from its comparison's figure ``got`` (``value``, ``lo``, ``hi``, ``mc``, ``p``,
     ``p_adjusted``, ``family_size``, ``units``)."""
     name, statement, threshold = claim
-    if got["units"] < 2:
+    if got["units"] < permutation.min_units():
         got = {**got, "lo": float("nan"), "hi": float("nan"), "mc": float("nan")}
     verdict, clears = _verdict(got["value"], got["lo"], threshold, judged, strict=claim == MARGIN_CLAIM)
     return {"claim": name, "statement": statement, "metric": metric, "budget": budget, "method": LITELVLM,
             "compared_with": against, "value": got["value"], "lo": got["lo"], "hi": got["hi"],
             "threshold": threshold, "verdict": verdict, "interval_clears": clears,
-            "note": note or _why(got["value"], got["units"]), "mc": got["mc"], "p": got["p"],
-            "p_adjusted": got["p_adjusted"], "family_size": got["family_size"]}
+            "note": note or _why(got["value"], got["lo"], got["units"]), "mc": got["mc"], "p": got["p"],
+            "p_adjusted": got["p_adjusted"], "family_size": got["family_size"],
+            "units": got["units"]}
 
 
 def _retention(row: dict) -> dict:

@@ -36,6 +36,12 @@ EXACT_MAX_UNITS = 16
 _XTOL = 1e-7
 
 
+def min_units(level: float = 0.95) -> int:
+    """The fewest units with which the swap test can reject at ``1 - level`` (its smallest p, ``2 / 2^n``, at
+    most ``1 - level``): below it no interval inverting the test is finite (6 at 95%)."""
+    return math.ceil(math.log2(2 / (1 - level)) - 1e-12)
+
+
 def swap_patterns(n_units: int, n_perm: int, seed: int) -> tuple[np.ndarray, bool]:
     """((P, n_units) 0/1 float patterns, exact): every pattern for ``n_units <= EXACT_MAX_UNITS``, else
     ``n_perm`` random ones (``numpy.random.default_rng(seed)``)."""

@@ -35,3 +35,21 @@ def test_reversal_figures_draw_intervals_exactly_from_3_images():
             assert [t.get_text() for t in ax.texts] == [f"n={n}"] * 2
         finally:
             plt.close("all")
+
+
+def test_the_space_figure_draws_intervals_exactly_from_3_images():
+    """The merged-grid figure (a run in the LLM's input space beside a CLIP run) says n on every run's row."""
+    for n in (1, 2, 3, 4, 5, 6, 10, 20, 30):
+        lo, hi = (0.5, 0.7) if n >= 3 else (float("nan"), float("nan"))
+        summary = pd.DataFrame([{"breakdown": "all", "group": "all", "model": m, "space": sp, "layer": la,
+                                 "n_sentences": 2 * n, "n_images": n, "auroc_reversed_mean": 0.6,
+                                 "auroc_reversed_ci_low": lo, "auroc_reversed_ci_high": hi}
+                                for m, sp, la in (("grid", "llm", 0), ("clip", "clip", 1),
+                                                  ("clip", "clip", 2))])
+        try:
+            fig, ax = plots.plot_space_auroc(summary)
+            assert (drawn_intervals(fig) > 0) == (n >= 3), n
+            assert ("no interval" in ax.get_xlabel()) == (n < 3), ax.get_xlabel()
+            assert f"n = {n} images" in ax.get_xlabel(), ax.get_xlabel()
+        finally:
+            plt.close("all")

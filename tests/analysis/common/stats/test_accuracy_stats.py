@@ -210,7 +210,8 @@ def test_plots_draw_intervals_claims_and_paired_differences():
 def test_a_claim_on_one_unit_says_there_is_no_interval():
     rows = _rows(images=1)   # one image: three sentences, one resampled unit
     got = acc.claims_table(gs.metric_stats(rows, "image"), ["ciou"], 100, 0, "real")
-    assert list(got.note) == [acc.ONE_UNIT] * 2 == ["no interval (one unit)"] * 2
+    assert list(got.note) == [acc.no_interval(1)] * 2
+    assert acc.no_interval(1) == "no interval (n = 1, fewer than the paired test's 6)"
     assert (got.lo.isna().all() and got.hi.isna().all() and got.interval_clears.isna().all()
             and got.mc.isna().all())
     assert set(got.verdict) <= {"MET", "MISSED"}
@@ -218,7 +219,7 @@ def test_a_claim_on_one_unit_says_there_is_no_interval():
 
     _, ax = plot_claims_table(got)
     texts = [c.get_text().get_text() for c in ax.tables[0].get_celld().values()]
-    assert any(t.endswith("[no interval (one unit)]") for t in texts)
+    assert any(t.endswith("[no interval (n = 1)]") for t in texts)
 
 
 def test_the_paired_figure_fills_where_the_adjusted_test_marks_and_says_its_bars_are_unadjusted():

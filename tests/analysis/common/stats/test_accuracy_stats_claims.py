@@ -112,3 +112,35 @@ def test_the_claims_figure_draws_a_row_per_competitor_with_its_paired_test():
 
     assert not any(reviewer_flaws(fig).values())   # no hidden tick label past the canvas, nothing clipped
     matplotlib.pyplot.close(fig)
+
+
+def test_claims_from_1_to_30_units_have_an_interval_or_say_n():
+    """``claims.csv`` and the claims figure at every n: a finite interval from the paired test's 6 units on
+    (its smallest p is 2 / 2^n); below, NaN bounds and ``no interval (n = k, ...)`` in the note and the
+    figure's cell; never an infinity."""
+    import matplotlib.pyplot as plt
+
+    from analysis.common.presentation.stat_plots import plot_claims_table
+    from analysis.common.stats import permutation
+
+    for units in range(1, 31):
+        stats = random_run(units, units=units)
+        claims = acc.claims_table(stats, ["ciou"], 200, units, "real")
+        finite = np.isfinite(claims[["lo", "hi"]].to_numpy(float))
+        assert not np.isinf(claims[["lo", "hi"]].to_numpy(float)).any(), units
+        if units >= permutation.min_units():
+            assert finite.all(), (units, claims[["lo", "hi"]])
+            assert not claims.note.str.contains("no interval").any(), units
+        else:
+            assert not finite.any(), units
+            assert (claims.note == acc.no_interval(units)).all(), (units, list(claims.note))
+            assert acc.no_interval(units) == f"no interval (n = {units}, fewer than the paired test's 6)"
+        try:
+            _, ax = plot_claims_table(claims)
+            texts = [c.get_text().get_text() for c in ax.tables[0].get_celld().values()]
+            assert not any("inf" in t for t in texts), texts
+            said = [t for t in texts if "no interval" in t]
+            assert bool(said) == (units < permutation.min_units()), (units, said)
+            assert all(f"(n = {units})" in t for t in said), said
+        finally:
+            plt.close("all")
