@@ -17,7 +17,7 @@ from analysis.common.presentation.style import (
     method_label,
     method_style,
 )
-from analysis.common.stats import significance
+from analysis.common.stats import permutation, significance
 from analysis.common.stats.bootstrap import MIN_UNITS
 from litelvlm.registry.families import card, family_names
 
@@ -53,22 +53,23 @@ def metric_slug(metric: str) -> str:
 
 
 
-def enough_units(units, n: int) -> np.ndarray:
-    """Per point, whether its interval rests on at least :data:`MIN_UNITS` units (``units`` None: drawn)."""
+def enough_units(units, n: int, need: int = MIN_UNITS) -> np.ndarray:
+    """Per point, whether its interval rests on at least ``need`` units (:data:`MIN_UNITS`; ``units`` None:
+    drawn)."""
     if units is None:
         return np.ones(n, dtype=bool)
     u = np.broadcast_to(np.asarray(units, dtype=float), (n,))
-    return ~(u < MIN_UNITS)
+    return ~(u < need)
 
 
-def few_units_note(units, unit: str = "unit") -> str:
-    """``"; n = 2 images: no interval (fewer than 3)"`` where some point rests on fewer than :data:`MIN_UNITS`
-    units, else ``""``."""
+def few_units_note(units, unit: str = "unit", need: int = MIN_UNITS) -> str:
+    """``"; n = 2 images: no interval (fewer than 3)"`` where some point rests on fewer than ``need`` units
+    (:data:`MIN_UNITS`), else ``""``."""
     u = np.asarray([] if units is None else units, dtype=float).ravel()
     u = u[np.isfinite(u)]
-    if not len(u) or u.min() >= MIN_UNITS:
+    if not len(u) or u.min() >= need:
         return ""
-    return f"; n = {int(u.min())} {unit}{'s' if u.min() != 1 else ''}: no interval (fewer than {MIN_UNITS})"
+    return f"; n = {int(u.min())} {unit}{'s' if u.min() != 1 else ''}: no interval (fewer than {need})"
 
 
 #: the least part of an accuracy metric's 0-1 range (cIoU, gIoU, J, F, J&F) its axis spans, so that a small
@@ -86,11 +87,11 @@ def readable_range(ax, low: float = 0.0, high: float = 1.0, span: float = MIN_ME
     ax.set_ylim(start, start + span)
 
 
-def draw_interval(ax, x, lo, hi, color, lw: float = 0.9, zorder: float = 2.5, units=None) -> None:
-    """Vertical 95% interval bars from ``lo`` to ``hi`` at ``x`` (NaN bounds, or fewer than :data:`MIN_UNITS`
-    ``units``, draw nothing)."""
+def draw_interval(ax, x, lo, hi, color, lw: float = 0.9, zorder: float = 2.5, units=None,
+                  need: int = MIN_UNITS) -> None:
+    """95% interval bars from ``lo`` to ``hi`` at ``x`` (none for NaN bounds or under ``need`` ``units``)."""
     x, lo, hi = (np.asarray(v, dtype=float) for v in (x, lo, hi))
-    ok = np.isfinite(lo) & np.isfinite(hi) & enough_units(units, len(x))
+    ok = np.isfinite(lo) & np.isfinite(hi) & enough_units(units, len(x), need)
     if ok.any():
         ax.vlines(x[ok], lo[ok], hi[ok], colors=[color], lw=lw, zorder=zorder, alpha=0.85)
 
@@ -198,7 +199,7 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
         style = method_style(m)
         ax.plot(x, g["difference"], label=method_label(m), ms=3.5, **style)
         draw_interval(ax, x, g["difference_lo"], g["difference_hi"], style["color"],
-                      units=g["units"] if "units" in g else None)
+                      units=g["units"] if "units" in g else None, need=permutation.min_units())
         hollow = ~np.array([significance.significant(p) for p in g["p_adjusted"]], dtype=bool)
         ax.plot(x[hollow], g["difference"].to_numpy(float)[hollow], ls="none", marker=style["marker"], ms=3.5,
                 mfc="white", mec=style["color"], zorder=style["zorder"] + 0.5)
@@ -212,7 +213,8 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
     size = f", family of {family}" if family else ""
     ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; unadjusted 95% intervals of "
                  f"the paired swap test;\nfilled: Holm-adjusted p < {significance.ALPHA} "
-                 f"({significance.FAMILY}{size}){few_units_note(d['units'] if 'units' in d else None, unit)}",
+                 f"({significance.FAMILY}{size})"
+                 f"{few_units_note(d['units'] if 'units' in d else None, unit, permutation.min_units())}",
                  fontsize=6)
     if methods:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)

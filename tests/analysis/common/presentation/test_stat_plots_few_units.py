@@ -1,5 +1,6 @@
-"""No interval is drawn over fewer than 3 units (images, videos): the grounding, video and paired figures draw
-the points without their bars or band, and say n in their title; from 3 units on the intervals are drawn."""
+"""No interval is drawn over fewer than 3 units (images, videos): the grounding and video figures draw the points
+without their bars or band, and say n in their title; from 3 units on the intervals are drawn. The paired figure's
+intervals invert the swap test, which needs 6 units for a 95% interval (``permutation.min_units``): drawn from 6."""
 
 from __future__ import annotations
 
@@ -44,9 +45,13 @@ def _paired(units):
     return plot_paired_differences(d, "ciou", "none")[1]
 
 
+#: the fewest units each figure draws an interval over
+NEED = {_grounding: 3, _video: 3, _paired: 6}
+
+
 @pytest.mark.parametrize("draw", [_grounding, _video, _paired], ids=["grounding", "video", "paired"])
 def test_no_interval_below_three_units_and_the_title_says_n(draw):
-    few, enough = draw(2), draw(3)
+    few, enough = draw(2), draw(NEED[draw])
     try:
         assert _bars_and_bands(few) == 0 and "n = 2" in few.get_title() and "no interval" in few.get_title()
         assert _bars_and_bands(enough) > 0 and "no interval" not in enough.get_title()
@@ -56,15 +61,15 @@ def test_no_interval_below_three_units_and_the_title_says_n(draw):
 
 @pytest.mark.parametrize("draw", [_grounding, _video, _paired], ids=["grounding", "video", "paired"])
 def test_every_n_from_1_to_30_draws_intervals_exactly_from_3_units(draw):
-    """The same rule at every n: nothing drawn and n said under 3 units, the intervals drawn from 3 on; an
-    interval NaN at both ends (a statistic with none at that n) is never drawn, whatever n."""
+    """The same rule at every n: nothing drawn and n said under 3 units (6 for the paired test), the intervals
+    drawn from there on; an interval NaN at both ends (a statistic with none at that n) is never drawn."""
     for units in range(1, 31):
         ax = draw(units)
         try:
             drawn = _bars_and_bands(ax) > 0
-            assert drawn == (units >= 3), units
-            assert ("no interval" in ax.get_title()) == (units < 3), (units, ax.get_title())
-            if units < 3:
+            assert drawn == (units >= NEED[draw]), units
+            assert ("no interval" in ax.get_title()) == (units < NEED[draw]), (units, ax.get_title())
+            if units < NEED[draw]:
                 assert f"n = {units}" in ax.get_title()
         finally:
             plt.close("all")
