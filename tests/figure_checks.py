@@ -287,6 +287,28 @@ def unreadable_texts(fig, width: float = PRINT_WIDTH, smallest: float = SMALLEST
     return [t.get_text() for t in _texts(fig) if t.get_fontsize() * scale < smallest]
 
 
+def legend_colours(fig) -> dict[str, set[str]]:
+    """{legend label: the colours (hex) its entries are drawn in} over every legend of ``fig`` (its axes' and
+    its own)."""
+    from matplotlib.colors import to_hex
+
+    out: dict[str, set[str]] = {}
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    for leg in legends:
+        for handle, text in zip(leg.legend_handles, leg.get_texts()):
+            if handle is None:
+                continue
+            if hasattr(handle, "get_color") and not hasattr(handle, "get_facecolor"):
+                colour = handle.get_color()
+            else:
+                colour = handle.get_facecolor()
+                colour = colour[0] if np.ndim(colour) == 2 and len(colour) else colour
+            if colour is None or not len(np.atleast_1d(colour)):
+                continue
+            out.setdefault(text.get_text(), set()).add(to_hex(colour, keep_alpha=False))
+    return out
+
+
 def reviewer_flaws(fig) -> dict[str, list]:
     """Every flaw of ``fig`` the checks above find (empty lists: none)."""
     return {"legend over data": legends_over_data(fig), "text past the canvas": texts_past_canvas(fig),

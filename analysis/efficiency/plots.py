@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD
-from analysis.common.presentation.style import budget_axis, figure, method_colors, method_label, method_style
+from analysis.common.presentation.style import budget_axis, figure, method_label, method_style
 from analysis.efficiency.arch import paper_archs
 from analysis.efficiency.compare import baseline_rows
 from litelvlm.methods import method_names
@@ -68,12 +68,25 @@ def _limits(ax, d: pd.DataFrame, col: str, label: str, ratio) -> None:
                 lw=1, label=label + suffix)
 
 
+#: the line style of each arrangement of a video table, in the table's order (a method keeps its colour)
+ARRANGEMENT_LINES = ("-", "--", ":")
+
+
+def _line_style(label: str, arrangements: list[str]) -> dict:
+    """The style of a line: its method's (:func:`method_style`), and for ``method (arrangement)`` the method's
+    colour and marker with the arrangement's line style."""
+    base, _, rest = label.partition(" (")
+    if base in method_names() and rest.removesuffix(")") in arrangements:
+        return {**method_style(base), "ls": ARRANGEMENT_LINES[arrangements.index(rest.removesuffix(")")) % 3]}
+    return method_style(label)
+
+
 def _methods(d: pd.DataFrame):
-    """(method, rows sorted by budget, its fixed colour) for every pruning method, the paper's own first."""
+    """(method, rows sorted by budget, its fixed style) for every pruning method, the paper's own first."""
     d = d[~baseline_rows(d["method"])]
-    colors = method_colors(sorted(d["method"].unique()))
+    arrangements = [str(a) for a in d["arrangement"].dropna().unique()] if _arranged(d) else []
     for method in sorted(d["method"].unique(), key=lambda m: (m not in PAPER_BY_METHOD, m)):
-        yield method, d[d["method"] == method].sort_values("budget"), colors[method]
+        yield method, d[d["method"] == method].sort_values("budget"), _line_style(method, arrangements)
 
 
 #: Points closer than this share of the y range are drawn side by side (they would hide each other).
@@ -139,13 +152,13 @@ def _draw_methods(ax, d: pd.DataFrame, y) -> bool:
     """Every method, none hidden under another: methods with equal values at every budget as one line whose
     legend entry names them all (in the first one's style), other coinciding points side by side
     (:func:`_spread`); returns whether any point moved (:func:`_label` says so)."""
-    colors = {m: c for m, _, c in _methods(d)}
+    styles = {m: st for m, _, st in _methods(d)}
     series = {m: (g["budget"].to_numpy(float), np.asarray(y(g), float)) for m, g, _ in _methods(d)}
     groups = _twins(series)
     xs, moved = _spread({m: series[m] for m in groups})
     for lead, members in groups.items():
         ax.plot(xs[lead], series[lead][1], ms=3, label=_group_label(members),
-                **{**method_style(lead), "color": colors[lead]})
+                **styles[lead])
     return moved or any(len(m) > 1 for m in groups.values())
 
 

@@ -69,7 +69,7 @@ def plot_importance_by_layer(summary: pd.DataFrame, metric: str = "spearman", ll
     fig = ax.figure
     s = summary[(summary["llm_signal"] == llm_signal) & (summary["area_bin"].astype(str) == area_bin)]
     signals = sorted(s["clip_signal"].unique())
-    colors = dict(zip(signals, palette(max(len(signals), 1))))
+    colors = signal_colors(signals)
     styles = {"seg": "-", "last": "--", "text": ":"}
     for (clip, query), g in s.groupby(["clip_signal", "query"], sort=True):
         g = g.sort_values("layer")
@@ -221,6 +221,16 @@ def plot_oracle_ablation(grounding_summary: pd.DataFrame, metric: str = "ciou", 
     ax.legend(fontsize=5)
     return fig, ax
 
+
+
+def signal_colors(signals) -> dict[str, tuple]:
+    """The colour of each CLIP-side signal, the same in every figure of the study: the reversed CLIP ranks in
+    LiteLVLM's black, a method's score (``method:X``, or a signal named as a method) in that method's colour,
+    the others from the palette."""
+    own = {s: _mission_style(s)[1]["color"] for s in signals
+           if s == "clip_rev_sim" or s.startswith("method:") or s in TABLE}
+    rest = [s for s in signals if s not in own]
+    return {**own, **dict(zip(rest, palette(max(len(rest), 1))))}
 
 
 def _mission_style(signal: str) -> tuple[str, dict]:

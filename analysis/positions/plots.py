@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.common.presentation.style import METHOD_ORDER, figure, method_label, method_style
+from analysis.common.presentation.style import figure, method_label, method_style, ordered
 
 #: each rule's bar in the mask panel: (column of its mask IoU with all N tokens, label, alpha, hatch)
 RULE_BARS = (("mask_iou_keep_none", "keep", 1.0, ""), ("mask_iou_renumber_none", "renumber", 0.45, ""),
@@ -17,11 +17,6 @@ SEG_BARS = (("seg_rel_diff_keep_renumber", "renumber vs keep", 0.45, ""),
             ("seg_rel_diff_pad_keep", "pad vs keep", 0.75, "////"))
 #: the pad columns a table written before them lacks (drawn as not run)
 PAD_DRAWN = ("pad_available", "seg_rel_diff_pad_keep", "mask_iou_pad_none")
-
-
-def _order(methods) -> list[str]:
-    found = list(dict.fromkeys(methods))
-    return [m for m in METHOD_ORDER if m in found] + sorted(m for m in found if m not in METHOD_ORDER)
 
 
 def _grouped(ax, y, d: pd.DataFrame, methods: list[str], bars, colors) -> None:
@@ -49,7 +44,7 @@ def plot_position_switch(table: pd.DataFrame, budget: int | None = None, ax=None
     for column in PAD_DRAWN:
         if column not in d:
             d[column] = False if column == "pad_available" else np.nan
-    methods = _order(d.index)
+    methods = ordered(d.index)
     y = np.arange(len(methods))
     if ax is None:
         fig, axes = figure(2, aspect=0.18 + 0.06 * len(methods), ncols=2, sharey=True)

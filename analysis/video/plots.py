@@ -19,7 +19,7 @@ from analysis.common.presentation.stat_plots import (
     reference_band,
     spread,
 )
-from analysis.common.presentation.style import METHOD_ORDER, baseline, figure, method_label, method_style
+from analysis.common.presentation.style import baseline, figure, method_label, method_style, ordered
 from analysis.video.options import DATASET_NAMES
 from litelvlm.video.datasets import REF_DAVIS
 
@@ -65,11 +65,6 @@ def frame_tokens(summary: pd.DataFrame) -> int | None:
     return int(rows["context_tokens"].iloc[0])
 
 
-def _order(methods) -> list[str]:
-    found = list(dict.fromkeys(methods))
-    return [m for m in METHOD_ORDER if m in found] + sorted(m for m in found if m not in METHOD_ORDER)
-
-
 def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, labels: VideoLabels | None = None):
     """One line per method: ``metric`` (J&F, J or F) against the per-frame budget (of 576), the unpruned
     baseline as a dashed line; ``labels``: what the run's model family and dataset say (its title and axis
@@ -86,7 +81,7 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
         fig = ax.figure
     is_baseline = summary["method"].map(baseline)
     none, pruned = summary[is_baseline], summary[~is_baseline]
-    methods = _order(pruned["method"])
+    methods = ordered(pruned["method"])
     for i, method in enumerate(methods):
         d = pruned[pruned["method"] == method].sort_values("budget")
         ax.plot(d["budget"], d[metric], ms=3, label=method_label(method), **method_style(method))

@@ -97,9 +97,9 @@ def test_position_switch_figure_draws_every_method():
     # a table written before the pad runs draws them as not run
     fig, axes = plot_position_switch(t)
     labels = [x.get_text() for x in axes[0].get_yticklabels()]
-    # the style order, then new
-    assert labels == ["visionzip · renumber", "fastv · keep", "newcomer · renumber"]
-    assert [x.get_text() for x in axes[0].texts] == ["n/a: no original positions", "pad n/a", "pad n/a"]
+    # the registry's order, then new
+    assert labels == ["fastv · keep", "visionzip · renumber", "newcomer · renumber"]
+    assert [x.get_text() for x in axes[0].texts] == ["pad n/a", "n/a: no original positions", "pad n/a"]
     with pytest.raises(ValueError, match="no position-switch rows at budget 3"):
         plot_position_switch(t, budget=3)
     # with the pad columns: three bars a method in the mask panel (keep, renumber, pad), two in the [SEG] one
@@ -107,7 +107,7 @@ def test_position_switch_figure_draws_every_method():
                  seg_cos_pad_keep=[None, None, 0.97], seg_rel_diff_pad_keep=[None, None, 0.05],
                  mask_iou_pad_keep=[None, None, 0.7], mask_iou_pad_none=[None, None, 0.35])
     fig, axes = plot_position_switch(t)
-    assert [x.get_text() for x in axes[0].texts] == ["n/a: no original positions", "pad n/a"]
+    assert [x.get_text() for x in axes[0].texts] == ["pad n/a", "n/a: no original positions"]
     widths = [b.get_width() for b in axes[1].patches if b.get_height() > 0 and b.get_width() > 0]
     assert 0.35 in widths and 0.4 in widths and 0.3 in widths  # newcomer's pad, keep and renumber IoUs
     assert [x.get_text() for x in fig.legends[0].get_texts()] == ["keep", "renumber", "pad"]

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 
 from analysis.common.presentation.style import (
-    METHOD_ORDER,
     budget_axis,
     figsize,
     figure,
     method_label,
     method_style,
+    ordered,
 )
 from analysis.common.stats import permutation, significance
 from analysis.common.stats.bootstrap import MIN_UNITS
@@ -109,11 +109,6 @@ def reference_band(ax, lo: float, hi: float, color="0.45", units=None) -> None:
         ax.axhspan(lo, hi, color=color, alpha=0.12, lw=0, zorder=1)
 
 
-def _order(methods) -> list[str]:
-    found = list(dict.fromkeys(methods))
-    return [m for m in METHOD_ORDER if m in found] + sorted(m for m in found if m not in METHOD_ORDER)
-
-
 def _bound(x: float, share: bool) -> str:
     if not np.isfinite(x):
         return "unbounded" if np.isinf(x) else "none"
@@ -192,7 +187,7 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
         fig, ax = figure(2, aspect=0.4)
     else:
         fig = ax.figure
-    methods = _order(d["method"])
+    methods = ordered(d["method"])
     for i, m in enumerate(methods):
         g = d[d["method"] == m].sort_values("budget")
         x = spread(g["budget"], i, len(methods), 0.06)   # side by side on the log2 axis

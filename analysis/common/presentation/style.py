@@ -87,41 +87,58 @@ def method_label(method: str) -> str:
         1] else method
 
 
-#: Every method's place in the style grid, fixed for good: a method keeps its colour and marker in every
-#: figure whatever else is drawn. A new method is appended here; one not listed gets a slot from its name.
-METHOD_ORDER = ("litelvlm", "litelvlm-ctx", "litelvlm-context", "clip_topsim", "random", "vispruner",
-                "visionzip",
-                "prumerge", "prumerge+", "tome", "divprune", "fastv", "dart", "sparsevlm", "llm-attention",
-                "saliency", "none", "hiprune", "cdpruner", "ivc-prune", "vscan")
-#: markers of the style grid (one per row of 10 colours, shifted so no two slots below 100 share a pair)
+#: the colours of the methods' style grid: Paul Tol's "bright" scheme without its grey, with his "vibrant"
+#: orange and "muted" indigo; colour-blind safe, every two at least 30 apart in CIELAB (the colour-blind
+#: palette's orange and vermillion, 26 apart, read as one colour) and as far from LiteLVLM's black and the
+#: unpruned reference's grey
+METHOD_PALETTE = tuple(matplotlib.colors.to_rgb(c) for c in (
+    "#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#EE7733", "#332288"))
+#: the grey of the unpruned model, drawn as a reference (a line across the axes, or its own style)
+REFERENCE_COLOR = (0.45, 0.45, 0.45)
+#: markers of the style grid (one per row of colours, shifted so no two slots share a pair)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 #: LiteLVLM, the method this project is about: black, thicker, drawn on top
 LITELVLM_STYLE = {"color": (0.0, 0.0, 0.0), "marker": "o", "lw": 2.2, "zorder": 4}
-#: the methods drawn in a style of their own, not the style grid's (LiteLVLM: :data:`LITELVLM_STYLE`)
-OWN_STYLES = {"litelvlm": {**LITELVLM_STYLE, "ls": "-"}}
+#: the methods drawn in a style of their own, not the style grid's (LiteLVLM: :data:`LITELVLM_STYLE`; the
+#: unpruned model: the reference's grey, dash-dotted)
+OWN_STYLES = {"litelvlm": {**LITELVLM_STYLE, "ls": "-"},
+              "none": {"color": REFERENCE_COLOR, "marker": "*", "ls": "-.", "lw": 1.0, "zorder": 3}}
+#: line styles of the style grid's rows of colours (a colour's second method is dashed, its third dotted, its
+#: fourth dash-dotted)
+LINESTYLES = ("-", "--", ":", (0, (5, 1, 1, 1)))
+
+
+def method_order() -> tuple[str, ...]:
+    """The methods of the style grid, in the method registry's order (:data:`litelvlm.methods.TABLE`, the
+    methods drawn in :data:`OWN_STYLES` left out): a method's place, hence its style, comes from there."""
+    return tuple(m for m in TABLE if m not in OWN_STYLES)
+
+
+def ordered(methods: Iterable[str]) -> list[str]:
+    """``methods``, each once, in the legends' order: the methods of :data:`OWN_STYLES` (LiteLVLM first), then
+    the registry's order, then names the registry does not know, sorted."""
+    found = list(dict.fromkeys(methods))
+    known = list(dict.fromkeys([*OWN_STYLES, *method_order()]))
+    return [m for m in known if m in found] + sorted(m for m in found if m not in known)
 
 
 def _slot(method: str) -> int:
-    if method in METHOD_ORDER:
-        return METHOD_ORDER.index(method)
-
-    return len(METHOD_ORDER) + zlib.crc32(method.encode()) % (100 - len(METHOD_ORDER))
-
-
-#: line styles of the style grid's rows of 10 colours (a colour's second method is dashed, its third dotted)
-LINESTYLES = ("-", "--", ":")
+    order = method_order()
+    if method in order:
+        return order.index(method)
+    width = len(METHOD_PALETTE) * len(LINESTYLES)   # a name the registry does not know: a slot past them
+    return len(order) + zlib.crc32(method.encode()) % max(width * 3 - len(order), 1)
 
 
 def method_style(method: str) -> dict:
     """The fixed line style of ``method`` in every figure: ``color``, ``marker``, ``ls``, ``lw`` and
-    ``zorder`` (LiteLVLM black, solid and thicker; every other slot below 100 a distinct colour and marker
-    pair, and the methods sharing a colour told apart by their line style too)."""
+    ``zorder`` (LiteLVLM black, solid and thicker; the registry's methods each a colour of
+    :data:`METHOD_PALETTE` and a line style, no two alike, with a marker of their own)."""
     if method in OWN_STYLES:
         return dict(OWN_STYLES[method])
-    i = _slot(method)
-    colors = palette(10)
-    return {"color": colors[i % 10], "marker": MARKERS[(i // 10 + i) % len(MARKERS)],
-            "ls": LINESTYLES[min(i // 10, len(LINESTYLES) - 1)], "lw": 1.2, "zorder": 3}
+    i, k = _slot(method), len(METHOD_PALETTE)
+    return {"color": METHOD_PALETTE[i % k], "marker": MARKERS[(i // k + i) % len(MARKERS)],
+            "ls": LINESTYLES[(i // k) % len(LINESTYLES)], "lw": 1.2, "zorder": 3}
 
 
 def method_colors(methods: Iterable[str]) -> dict[str, tuple[float, float, float]]:

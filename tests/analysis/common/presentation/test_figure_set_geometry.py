@@ -9,6 +9,7 @@ saliency) drawn whenever a run holds saliency."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 
 from analysis.common.presentation import figure_set as figure_set_module  # noqa: E402
 from analysis.common.presentation import style  # noqa: E402
@@ -26,6 +28,7 @@ from analysis.common.presentation.style import budget_axis  # noqa: E402
 from analysis.figures import registry  # noqa: E402
 from analysis.figures.tree import draw_tree  # noqa: E402
 from litelvlm.cli import main  # noqa: E402
+from litelvlm.methods import TABLE  # noqa: E402
 from litelvlm.registry.families import family_names  # noqa: E402
 from tests.analysis.figures.test_registry_intervals import NO_INTERVALS  # noqa: E402
 from tests.analysis.figures.test_registry_labels import (  # noqa: E402
@@ -40,6 +43,7 @@ from tests.analysis.figures.test_tree import _build, _clip_runs, _default_pairs,
 from tests.figure_checks import (  # noqa: E402
     drawn_intervals,
     fractional_integer_ticks,
+    legend_colours,
     legends_over_data,
     machine_paths,
     overlapping_texts,
@@ -67,6 +71,15 @@ def test_every_figure_set_passes_a_reviewers_checks(case, tmp_path, monkeypatch)
         assert _flaws(figs) == {}
         if case.figure_set in NO_INTERVALS:   # a figure set declared to draw none draws none
             assert {name: drawn_intervals(fig) for name, fig in figs.items() if drawn_intervals(fig)} == {}
+        # one colour per method across every figure of the set, the one its style gives
+        seen: dict = {}
+        for fig in figs.values():
+            for label, colours in legend_colours(fig).items():
+                method = re.split(r" \(| vs |'s own score| · ", label)[0].removeprefix("method:")
+                if method in TABLE:
+                    seen.setdefault(method, set()).update(colours)
+        assert {m: c for m, c in seen.items() if len(c) > 1} == {}
+        assert all(c == {to_hex(style.method_style(m)["color"])} for m, c in seen.items()), seen
     finally:
         plt.close("all")
 

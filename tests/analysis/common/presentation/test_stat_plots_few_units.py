@@ -1,6 +1,7 @@
-"""No interval is drawn over fewer than 3 units (images, videos): the grounding and video figures draw the points
-without their bars or band, and say n in their title; from 3 units on the intervals are drawn. The paired figure's
-intervals invert the swap test, which needs 6 units for a 95% interval (``permutation.min_units``): drawn from 6."""
+"""No interval is drawn over fewer than 3 units (images, videos): the grounding and video figures draw the
+points without their bars or band, and say n in their title; from 3 units on the intervals are drawn. The
+paired figure's intervals invert the swap test, which needs 6 units for a 95% interval
+(``permutation.min_units``): drawn from 6."""
 
 from __future__ import annotations
 

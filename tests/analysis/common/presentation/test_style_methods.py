@@ -6,17 +6,44 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from analysis.common.presentation.style import METHOD_ORDER, method_colors, method_style  # noqa: E402
+from analysis.common.presentation.style import (  # noqa: E402
+    METHOD_PALETTE,
+    OWN_STYLES,
+    REFERENCE_COLOR,
+    method_colors,
+    method_order,
+    method_style,
+)
 from litelvlm.methods import TABLE  # noqa: E402
+
+#: the least CIELAB distance (CIE76) between two colours a reader must tell apart: the seaborn colour-blind
+#: palette's orange and vermillion are 25.6 apart, its brown 37 from the orange
+MIN_DELTA_E = 30.0
+
+
+def cielab(rgb) -> np.ndarray:
+    """sRGB in [0, 1] to CIELAB (D65)."""
+    c = np.asarray(rgb, float)[:3]
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def delta_e(a, b) -> float:
+    return float(np.linalg.norm(cielab(a) - cielab(b)))
 
 
 def test_every_method_has_its_own_fixed_colour_and_marker():
-    names = sorted(set(TABLE) | set(METHOD_ORDER))
-    pairs = {m: (tuple(method_style(m)["color"]), method_style(m)["marker"]) for m in names}
-    assert len(set(pairs.values())) == len(names), pairs
+    names = sorted(TABLE)
+    styles = {m: (tuple(method_style(m)["color"]), method_style(m)["marker"], method_style(m)["ls"])
+              for m in names}
+    assert len(set(styles.values())) == len(names), styles
     assert method_style("litelvlm")["color"] == (0.0, 0.0, 0.0) and method_style("litelvlm")["lw"] > 2
     assert all(method_style(m)["lw"] < method_style("litelvlm")["lw"] for m in names if m != "litelvlm")
     # a method's colour does not depend on what else is drawn
@@ -24,9 +51,27 @@ def test_every_method_has_its_own_fixed_colour_and_marker():
     assert method_style("a-method-from-tomorrow") == method_style("a-method-from-tomorrow")
     # methods sharing a colour differ in their line style as well as their marker
     by_colour: dict = {}
-    for m in METHOD_ORDER:
+    for m in names:
         by_colour.setdefault(tuple(method_style(m)["color"]), []).append(method_style(m)["ls"])
-    assert all(len(set(styles)) == len(styles) for styles in by_colour.values()), by_colour
+    assert all(len(set(ls)) == len(ls) for ls in by_colour.values()), by_colour
+
+
+def test_the_palette_comes_from_the_registry_and_no_two_of_its_colours_look_alike():
+    """Every registered method in the registry's order; its colour from a palette whose colours are all at
+    least MIN_DELTA_E apart, and as far from LiteLVLM's black and the unpruned reference's grey."""
+    assert method_order() == tuple(m for m in TABLE if m not in OWN_STYLES)
+    gaps = {(a, b): delta_e(a, b) for i, a in enumerate(METHOD_PALETTE) for b in METHOD_PALETTE[i + 1:]}
+    assert min(gaps.values()) >= MIN_DELTA_E, sorted(gaps.items(), key=lambda kv: kv[1])[:3]
+    for fixed in ((0.0, 0.0, 0.0), REFERENCE_COLOR):
+        assert min(delta_e(c, fixed) for c in METHOD_PALETTE) >= MIN_DELTA_E, fixed
+    for m in method_order():
+        if m != "none":
+            assert tuple(method_style(m)["color"]) in {tuple(c) for c in METHOD_PALETTE}, m
+    # the common run of the issue: none of its methods in colours a reader could confuse
+    run = ["fastv", "vispruner", "v2drop", "random-deep", "downsample", "random", "divprune", "prumerge"]
+    same_ls = [(a, b) for i, a in enumerate(run) for b in run[i + 1:]
+               if method_style(a)["ls"] == method_style(b)["ls"]]
+    assert all(delta_e(method_style(a)["color"], method_style(b)["color"]) >= MIN_DELTA_E for a, b in same_ls)
 
 
 def _summary() -> pd.DataFrame:
