@@ -1,7 +1,8 @@
-"""The times the README states, measured: every example command with "(about N s on 2 cores)" beside it, in
-the README's order (the later examples read the earlier ones' ``runs/``), each in a fresh process with an
-empty cache, its CPU-seconds (user + system of the process and its children) and wall seconds; ``toy-train``
-per step (two short runs, their difference over the extra steps) and extrapolated to its default steps.
+"""The times the README and docs state, measured: every example command with "(about N s on 2 cores)" beside
+it (the docs' after the README's, each command once), in the README's order (the later examples read the
+earlier ones' ``runs/``), each in a fresh process with an empty cache, its CPU-seconds (user + system of the
+process and its children) and wall seconds; ``toy-train`` per step (two short runs, their difference over the
+extra steps) and extrapolated to its default steps.
 
 Prints one Markdown table, stated against measured, and the ratio of the measured CPU-seconds to the
 statement: "off" where it is outside [1/1.5, 1.5] (the README then states the wrong time).
@@ -32,6 +33,18 @@ STATED = re.compile(r"`((?:\.venv/bin/)?litelvlm [^`]+)`\s*\(about ([\d.]+) (s|m
 DEMO = re.compile(r"(\.venv/bin/litelvlm demo)\s+# demo: about ([\d.]+) (s|min) on 2 cores")
 #: how many default steps ``toy-train`` takes (its ``--steps``)
 TOY_STEPS = 4800
+
+
+def documented_commands(root: Path = ROOT) -> list[tuple[str, list[str], float]]:
+    """:func:`stated_commands` of the README, then of each ``docs/*.md`` in name order, each command once (its
+    first statement)."""
+    found, seen = [], set()
+    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for name, argv, seconds in stated_commands(path.read_text()):
+            if tuple(argv) not in seen:
+                seen.add(tuple(argv))
+                found.append((name, argv, seconds))
+    return found
 
 
 def stated_commands(readme: str) -> list[tuple[str, list[str], float]]:
@@ -75,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--toy-steps", default="10,40", help="the two short toy-train runs' step counts")
     p.add_argument("--dry-run", action="store_true", help="list the commands, run none")
     a = p.parse_args(argv)
-    examples = stated_commands((ROOT / "README.md").read_text())
+    examples = documented_commands()
     only = {s.strip() for s in a.only.split(",") if s.strip()}
     with tempfile.TemporaryDirectory(prefix="litelvlm-times-") as tmp:
         work = Path(tmp) / "work"

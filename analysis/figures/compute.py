@@ -52,6 +52,9 @@ def list_figure_sets(results: str | None = None) -> None:
 def selected(a: FiguresArgs) -> list[str]:
     """The figure sets ``a`` asks for, after checking the options (before anything is written)."""
     names = split_list(a.figure_set) or list(registry.FIGURE_SETS)
+    for old in [n for n in names if n in registry.RENAMED]:
+        print(f"figures: --figure-set {old} is now {registry.RENAMED[old]}")
+    names = [registry.RENAMED.get(n, n) for n in names]
     unknown = [n for n in names if n not in registry.FIGURE_SETS]
     if unknown:
         raise LiteLVLMError(f"--figure-set: unknown {', '.join(unknown)}; known: "

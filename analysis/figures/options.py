@@ -15,6 +15,13 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.models.model_spec import ModelSpec
 from litelvlm.shared_options import model_option, out_option
 
+#: ``--figure-set``'s help: the figure sets by name (each named after the study whose runs it draws)
+SET_NAMES_HELP = ("only these figure sets (default: all). Each is named after the study whose runs it draws: "
+                  "reversal, reversal_grid (a family's merged grid), sink, retention, grounding (GLaMM), "
+                  "grounding_merged_grid (UniPixel, Sa2VA), importance, efficiency, validate (quantization), "
+                  "positions, video; and paired (grounding and video comparisons). --list gives each one's "
+                  "title")
+
 
 @dataclass
 class FiguresArgs:
@@ -23,7 +30,7 @@ class FiguresArgs:
     smoke: bool = arg(False, help="without --results, make small results with tiny/bundled models first")
     out: str = out_option("folder for the PDF and PNG files (the default is a new folder in the working "
                           "directory; the committed figures/ is remade only with --out figures)", DEFAULT_OUT)
-    figure_set: list[str] = arg(None, help="only these figure sets (default: all)", metavar="NAME")
+    figure_set: list[str] = arg(None, help=SET_NAMES_HELP, metavar="NAME")
     model: ModelSpec | None = model_option(None, help="model for smoke results (default: each figure set's "
                                            "tiny model)")
     via_notebooks: bool = arg(False, help="execute the notebooks with papermill instead of calling the "

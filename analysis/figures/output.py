@@ -2,7 +2,8 @@
 figure sets it draws are replaced as a whole, so an earlier run's files never stay beside the new ones.
 
 A file belongs to the figure set whose registered name is the longest one it starts with (``<name>_``:
-``reversal_grid_...`` is ``reversal_grid``'s, not ``reversal``'s). Every figure file of a figure set drawn now
+``reversal_grid_...`` is ``reversal_grid``'s, not ``reversal``'s; a file of a figure set's earlier name is its
+new one's). Every figure file of a figure set drawn now
 that this run does not write again is removed when the run's folder commits
 (:func:`litelvlm.runs.io.remove_result` inside :class:`litelvlm.runs.run_folder.RunFolder`): a failed or
 stopped run leaves the folder as it was. Other files, and other figure sets' files, are left alone.
@@ -14,7 +15,7 @@ import os
 from pathlib import Path
 
 from analysis.common.presentation.figure_set import FigureSet, notebook_out_dir
-from analysis.figures.registry import FIGURE_SETS
+from analysis.figures.registry import FIGURE_SETS, RENAMED
 from litelvlm.runs.io import remove_result
 from litelvlm.runs.run_folder import RunFolder
 
@@ -25,10 +26,10 @@ COMMAND = "figures"
 
 
 def owner(name: str) -> str | None:
-    """The figure set whose files are named like ``name`` (the longest registered ``<set>_`` it starts with),
-    None for a file of no figure set."""
-    sets = [fs for fs in FIGURE_SETS if name.startswith(f"{fs}_")]
-    return max(sets, key=len) if sets else None
+    """The figure set whose files are named like ``name``: the longest registered ``<set>_`` it starts with
+    (an earlier name, :data:`~analysis.figures.registry.RENAMED`, counting as the new one); else None."""
+    sets = [fs for fs in [*FIGURE_SETS, *RENAMED] if name.startswith(f"{fs}_")]
+    return RENAMED.get(found := max(sets, key=len), found) if sets else None
 
 
 def figure_files(out: str | os.PathLike, names: list[str]) -> list[Path]:

@@ -8,7 +8,9 @@ model family and hold the table they draw (a figure set with
 a more general one). No figure set opens a folder to guess what it holds. A figure set draws each run on its
 own, or (:attr:`~analysis.common.presentation.figure_set.FigureSet.together`) the runs of one model in one
 folder, or all its runs, each labelled in the figure; every file is named ``<figure
-set>_<family>-<model>_<figure>`` and every figure carries ``family/model``. A folder it cannot draw is skipped
+set>_<family>-<model>[_<folder>]_<figure>``, the folder being the group's under the tree's root (none for the
+root itself or the figure set's own folder, e.g. ``grounding/``), so a file keeps its name whatever else the
+tree holds; every figure carries ``family/model`` and that folder. A folder it cannot draw is skipped
 with one line naming it and the reason, a folder holding a figure set's table but no ``config.json`` too
 (:func:`unrecorded`); a figure set without runs names such a folder that holds its tables. A run folder that a
 killed run left half-replaced is settled first (:func:`litelvlm.runs.recovery.settle`), so the tree shows its
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,27 +125,43 @@ class Group:
     label: str | None
 
 
-def run_tag(folder: Path, root: Path) -> str:
-    """The run's folder under the tree's root (the root's own name when it is the run), as in a file name and
-    in a figure's label."""
-    rel = os.path.relpath(folder, root)
-    return root.resolve().name or "results" if rel == "." else Path(rel).as_posix()
+def group_folder(fs: FigureSet, run: Run, root: Path) -> Path:
+    """The folder that names ``run``'s group of ``fs`` (:attr:`FigureSet.together`): the run's own, the folder
+    holding it (``parent``), the tree's root (``all``), or the folder a grouping key ends with."""
+    if fs.together == "run":
+        return run.folder
+    if fs.together == "parent":
+        return run.folder.parent
+    if fs.together == "all":
+        return root
+    key = fs.together(run)
+    return key[-1] if isinstance(key, tuple) else key
+
+
+def run_tag(folder: Path, root: Path, subdir: str | None = None) -> str:
+    """``folder`` under the tree's root as a file name and a figure's label name it: ``""`` for the root
+    itself (or a folder outside it), the figure set's own folder (``subdir``) at the top left out."""
+    rel = Path(os.path.relpath(folder, root))
+    parts = rel.parts if rel != Path(".") and ".." not in rel.parts else ()
+    if parts and parts[0] == subdir:
+        parts = parts[1:]
+    return "/".join(parts)
 
 
 def plan(fs: FigureSet, runs: list[Run], root: Path) -> list[Group]:
-    """The groups of ``runs`` that ``fs`` draws (:func:`groups`), each named by its family and model; where
-    two groups would share a name (one model, two runs), each adds its run's folder (:func:`run_tag`) to the
-    files and the label, so every file names its run."""
-    named = [(g, *runs_name(fs.name, [r.identity for r in g])) for g in groups(fs, runs)]
-    shared = Counter(prefix for _, prefix, _ in named)
+    """The groups of ``runs`` that ``fs`` draws (:func:`groups`), each named by its family and model and its
+    folder under the root (:func:`group_folder`, :func:`run_tag`), so that every file names its run and keeps
+    its name whatever else the tree holds; folders whose names differ only in characters a file name drops
+    are numbered."""
     out: list[Group] = []
     used: set[str] = set()
-    for group, prefix, label in named:
-        if shared[prefix] > 1:
-            tag = run_tag(group[0].folder, root)
-            prefix, label = f"{prefix}_{slug(tag) or 'results'}", f"{label} ({tag})"
+    for group in groups(fs, runs):
+        prefix, label = runs_name(fs.name, [r.identity for r in group])
+        tag = run_tag(group_folder(fs, group[0], root), root, fs.subdir)
+        if tag:
+            prefix, label = f"{prefix}_{slug(tag)}", f"{label} ({tag})"
         base, n = prefix, 1
-        while prefix in used:   # folders whose names differ only in characters a file name drops
+        while prefix in used:
             n += 1
             prefix = f"{base}-{n}"
         used.add(prefix)

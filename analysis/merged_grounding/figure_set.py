@@ -62,7 +62,7 @@ _NAMES = ", ".join(c.display_name for c in MERGED_FAMILIES)
 
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
-    name="merged_grounding", notebook="09_merged_grid_grounding",
+    name="grounding_merged_grid", notebook="09_merged_grid_grounding",
     title=f"Grounding on the merged-grid families ({_NAMES}: Qwen2.5-VL + SAM 2)",
     description="cIoU and gIoU against the visual-token budget on the families that hold one expression per "
                 f"prompt on a merged Qwen2.5-VL grid ({_NAMES}), one line per method each offers (those "
@@ -73,7 +73,7 @@ FIGURE_SET = FigureSet(
     command="litelvlm eval-grounding --model MODEL",
     requires=("analysis.grounding.compute", "analysis.grounding.plots",
               *dict.fromkeys(c.pipeline.module for c in MERGED_FAMILIES)),
-    subdir="merged_grounding", make_smoke=smoke_merged_grounding, read=read_merged_grounding,
+    subdir="grounding_merged_grid", make_smoke=smoke_merged_grounding, read=read_merged_grounding,
     draw=draw_merged_grounding,
     smoke_note=f"the random-weight `{SMOKE_MODEL}` on one COCO-128 image (a synthetic REFER folder when "
                "../shared/data is absent); the numbers mean nothing",

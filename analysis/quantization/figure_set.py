@@ -76,7 +76,7 @@ def draw_quantization(tables: dict) -> dict:
 
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
-    name="quantization", notebook="07_quantization", title="Quantization",
+    name="validate", notebook="07_quantization", title="Quantization (validate runs)",
     description="The budget x precision trade-off of `validate` runs (bf16, int8 and nf4 decoder layers): "
                 "the whole model's memory (weights + activation peak) and the LLM's activation peak against "
                 "the budget, per device, the prefill time of GPU runs, and (runs with `--compare-to` the "

@@ -14,8 +14,8 @@ from analysis.figures.registry import FIGURE_SETS
 from analysis.figures.tree import draw_figure_set
 from litelvlm.cli import main
 
-NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "quantization",
-                  "positions", "merged_grounding", "reversal_grid", "video", "paired"]
+NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "validate",
+                  "positions", "grounding_merged_grid", "reversal_grid", "video", "paired"]
 
 
 def test_needs_results_or_smoke(capsys, tmp_path):
@@ -53,17 +53,18 @@ def test_list_names_every_family(capsys, tmp_path):
         json.dumps(run_identity("validate", "tiny-random:0")))
     assert main(["figures", "--list", "--results", str(tmp_path)]) == 0
     lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
-    assert f"[results in {tmp_path / 'validate' / 'none'}]" in lines["quantization"]
+    assert f"[results in {tmp_path / 'validate' / 'none'}]" in lines["validate"]
     assert f"[no results in {tmp_path}]" in lines["reversal"]
 
 
 def test_each_family_is_registered_once_from_its_own_module_in_notebook_order():
     assert [f.notebook for f in FIGURE_SETS.values()] == sorted(f.notebook for f in FIGURE_SETS.values())
     for name, fs in FIGURE_SETS.items():
-        module = getattr(registry, name)
+        module = getattr(registry, name)   # the module the registry imports under the figure set's name
         assert module.FIGURE_SET is fs and fs.name == name
+        assert module.__name__.startswith("analysis.") and module.__name__.endswith(".figure_set")
         for fn in (fs.make_smoke, fs.read, fs.draw):
-            assert fn.__module__ == f"analysis.{name}.figure_set", fn
+            assert fn.__module__ == module.__name__, fn
     assert not hasattr(registry, "register")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_stated_times import main, stated_commands  # noqa: E402
+from bench_stated_times import documented_commands, main, stated_commands  # noqa: E402
 
 
 def test_every_timed_readme_example_is_measured():
@@ -22,8 +22,20 @@ def test_every_timed_readme_example_is_measured():
     assert all(seconds > 0 for *_, seconds in found)
 
 
+def test_every_time_the_docs_state_is_measured_too():
+    """A statement "(about N s on 2 cores)" in docs/ names its command, which the benchmark runs; the same
+    command stated twice is stated alike."""
+    measured = {tuple(args): seconds for _, args, seconds in documented_commands()}
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        text = doc.read_text()
+        timed = re.findall(r"\(about [\d.]+ (?:s|min)\b[^)]{0,40}on 2 cores", text)
+        found = stated_commands(text)
+        assert len(found) == len(timed), (doc.name, timed)
+        assert all(measured[tuple(args)] == seconds for _, args, seconds in found), doc.name
+
+
 def test_the_dry_run_lists_and_runs_nothing(capsys):
     assert main(["--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("(dry run)") == len(stated_commands((ROOT / "README.md").read_text()))
+    assert out.count("(dry run)") == len(documented_commands())
     assert "flags:" in out

@@ -1,6 +1,6 @@
 """The figure style of every plot in the project, in one place.
 
-seaborn ``paper`` context, the colour-blind palette, TrueType (Type 42) fonts in PDF and
+seaborn ``paper`` context, a colour-blind-safe palette (:data:`PALETTE`), TrueType (Type 42) fonts in PDF and
 PS output, sizes that fit one and two paper columns, and :func:`save_figure`, which writes
 a PDF and a PNG whose bytes depend only on the figure: no creation date, no software
 version stamp. ``SOURCE_DATE_EPOCH`` is honoured by matplotlib as well, but the dates are
@@ -29,8 +29,12 @@ ONE_COLUMN = 3.25
 TWO_COLUMN = 6.75
 #: Raster resolution of the PNG copies.
 PNG_DPI = 200
-#: The palette every plot draws from (seaborn's colour-blind-safe qualitative palette).
-PALETTE = "colorblind"
+#: The palette every plot draws from: Paul Tol's "bright" scheme without its grey, with his "vibrant"
+#: orange and "muted" indigo; colour-blind safe, every two colours at least 30 apart in CIELAB (seaborn's
+#: colour-blind palette's orange, vermillion and brown, 26-37 apart, read as one colour), and as far from
+#: black and the reference grey. Methods take their colours from it (:func:`method_style`), other categories
+#: in order.
+PALETTE = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#EE7733", "#332288")
 FORMATS = ("pdf", "png")
 
 _RC = {
@@ -55,13 +59,13 @@ def apply_style() -> None:
     script draw the same figure.
     """
     matplotlib.rcdefaults()
-    sns.set_theme(context="paper", style="ticks", palette=PALETTE, rc=_RC)
+    sns.set_theme(context="paper", style="ticks", palette=list(PALETTE), rc=_RC)
     matplotlib.rcParams.update(_RC)
 
 
 def palette(n: int | None = None) -> list[tuple[float, float, float]]:
-    """The colour-blind palette (``n`` colours; seaborn cycles it when ``n`` exceeds its 10)."""
-    return sns.color_palette(PALETTE, n)
+    """The project's palette (:data:`PALETTE`; ``n`` colours, cycled past its 8)."""
+    return sns.color_palette(list(PALETTE), n)
 
 
 def baseline(method: str) -> bool:
@@ -87,16 +91,13 @@ def method_label(method: str) -> str:
         1] else method
 
 
-#: the colours of the methods' style grid: Paul Tol's "bright" scheme without its grey, with his "vibrant"
-#: orange and "muted" indigo; colour-blind safe, every two at least 30 apart in CIELAB (the colour-blind
-#: palette's orange and vermillion, 26 apart, read as one colour) and as far from LiteLVLM's black and the
-#: unpruned reference's grey
-METHOD_PALETTE = tuple(matplotlib.colors.to_rgb(c) for c in (
-    "#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#EE7733", "#332288"))
+#: the colours of the methods' style grid: :data:`PALETTE`'s
+METHOD_PALETTE = tuple(matplotlib.colors.to_rgb(c) for c in PALETTE)
 #: the grey of the unpruned model, drawn as a reference (a line across the axes, or its own style)
 REFERENCE_COLOR = (0.45, 0.45, 0.45)
-#: markers of the style grid (one per row of colours, shifted so no two slots share a pair)
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+#: markers of the style grid (one per row of colours, shifted so no two slots share a pair), each with an
+#: interior, so that a hollow marker (the paired figure's "not significant") reads as hollow
+MARKERS = ("o", "s", "^", "D", "v", "p", "h", "<", ">", "8")
 #: LiteLVLM, the method this project is about: black, thicker, drawn on top
 LITELVLM_STYLE = {"color": (0.0, 0.0, 0.0), "marker": "o", "lw": 2.2, "zorder": 4}
 #: the methods drawn in a style of their own, not the style grid's (LiteLVLM: :data:`LITELVLM_STYLE`; the

@@ -20,16 +20,20 @@ OTHERS = ("sink_clip-tiny336-random_sos_heatmap.png", "notes.txt")
 
 
 def trees(tmp_path: Path) -> tuple[Path, Path]:
-    """(a tree of two importance runs of one model, a tree of one)."""
+    """(a tree of two importance runs of one model, a tree that is one run: its files name no folder)."""
     one = tmp_path / "one"
-    importance_run("glamm-tiny-random:0", "glamm", 576)(one / "a")
+    importance_run("glamm-tiny-random:0", "glamm", 576)(one)
     return two_importance_runs(tmp_path / "two"), one
 
 
 def test_a_file_belongs_to_the_longest_figure_set_name_it_starts_with(tmp_path):
     assert owner("reversal_grid_clip-tiny336-random_auroc_by_layer.png") == "reversal_grid"
     assert owner("reversal_clip-tiny336-random_auroc_by_layer.png") == "reversal"
-    assert owner("merged_grounding_unipixel-tiny-random-5_ciou.pdf") == "merged_grounding"
+    assert owner("grounding_merged_grid_unipixel-tiny-random-5_ciou.pdf") == "grounding_merged_grid"
+    assert owner("grounding_glamm-tiny-random-0_ciou.pdf") == "grounding"
+    # a file written under a figure set's earlier name is its new one's, replaced when that one is drawn
+    assert owner("merged_grounding_unipixel-tiny-random-5_ciou.pdf") == "grounding_merged_grid"
+    assert owner("quantization_glamm-tiny-random-0_memory_cpu.png") == "validate"
     assert owner("notes.png") is None
     for name in ("reversal_grid_a.png", "reversal_b.pdf", "reversal_c.txt"):
         (tmp_path / name).write_text("x")

@@ -24,7 +24,7 @@ SWEPT = {
     "importance": ("analysis/importance/test_plots_units.py",
                    "test_importance_figures_draw_intervals_exactly_from_3_images"),
     "grounding": (STAT, SWEEP_ALL),
-    "merged_grounding": (STAT, SWEEP_ALL),
+    "grounding_merged_grid": (STAT, SWEEP_ALL),
     "video": (STAT, SWEEP_ALL),
     "paired": (STAT, SWEEP_ALL),
 }
@@ -32,7 +32,7 @@ SWEPT = {
 NO_INTERVALS = {
     "retention": "it draws one image's kept tokens: a picture, no estimate",
     "efficiency": "FLOPs and bytes are counted, not sampled; times are medians of one machine's calls",
-    "quantization": "memory is measured once per precision; the mask agreement is one run's mean",
+    "validate": "memory is measured once per precision; the mask agreement is one run's mean",
     "positions": "it draws one image's switched positions: a picture, no estimate",
 }
 

@@ -219,7 +219,7 @@ def test_the_retention_grids_run_label_stays_clear_of_its_headers(tmp_path, monk
 
 
 def test_a_run_of_one_precision_is_not_titled_by_precision(tmp_path, monkeypatch):
-    case = next(c for c in CASES if c.figure_set == "quantization" and not c.slow)
+    case = next(c for c in CASES if c.figure_set == "validate" and not c.slow)
     figs = _draw(case, tmp_path, monkeypatch)
     try:
         for name, fig in figs.items():
@@ -293,5 +293,27 @@ def test_each_check_finds_the_flaw_it_names():
         ax.plot([64], [0.3], marker="o")
         budget_axis(ax, [64])
         assert unvaried_axes(fig) == ["visual tokens kept (K)"]
+    finally:
+        plt.close("all")
+
+
+def test_the_overlap_check_sees_every_kind_of_text():
+    """Tick labels over each other, an axis label over a neighbour's tick labels, and a corner label over the
+    title are each found (the cases of the issue: crowded ticks, the positions figure's two axis labels, the
+    run label over a title)."""
+    try:
+        fig, ax = plt.subplots(figsize=(1.5, 1.5))
+        ax.set_xticks(range(12), [f"method {i}" for i in range(12)])
+        assert ("method 0", "method 1") in overlapping_texts(fig)
+        fig, (a, b) = plt.subplots(1, 2, figsize=(3, 1.5), gridspec_kw={"wspace": 0})
+        b.set_ylabel("mask IoU with the unpruned model", fontsize=9)
+        a.set_yticks([0.0, 0.5, 1.0], ["0.0", "0.5", "1.0"])
+        b.set_yticks([0.0, 0.5, 1.0], ["zero", "half", "one"])
+        assert any("mask IoU with the unpruned model" in pair for pair in overlapping_texts(fig))
+        fig = plt.figure(figsize=(3, 2))
+        title = "a long title that reaches the figure's right corner"
+        fig.suptitle(title, x=0.6, fontsize=9)
+        fig.text(0.99, 0.98, "glamm/tiny-random:0", ha="right", va="top", fontsize=9)
+        assert {title, "glamm/tiny-random:0"} in [set(p) for p in overlapping_texts(fig)]
     finally:
         plt.close("all")

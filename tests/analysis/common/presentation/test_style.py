@@ -36,7 +36,7 @@ def test_apply_style_sets_paper_context_palette_and_truetype():
     paper = sns.plotting_context("paper")
     assert matplotlib.rcParams["font.size"] == pytest.approx(paper["font.size"])
     cycle = [tuple(c) for c in matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]]
-    assert matplotlib.colors.to_rgb(cycle[0]) == pytest.approx(sns.color_palette("colorblind")[0])
+    assert matplotlib.colors.to_rgb(cycle[0]) == pytest.approx(matplotlib.colors.to_rgb(style.PALETTE[0]))
 
 
 def test_sizes_fit_paper_columns():
