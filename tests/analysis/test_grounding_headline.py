@@ -28,10 +28,9 @@ def test_grounding_headline_and_summary_notes(coco128, tmp_path, capsys):
     head = lines[at + 1:-1]
     assert len(head) == 4 and head[0].startswith("eval-grounding:   none (every token): cIoU ")
     assert head[1].startswith("eval-grounding:   K=16: ") and head[2].startswith("eval-grounding:   K=8: ")
-    # the marks of the run's one criterion, and its family's size (cIoU and gIoU of one comparison)
-    assert head[3] == ("eval-grounding:   † differs from none, ‡ from litelvlm at the same budget (paired "
-                       "swap test over images, Holm-adjusted p < 0.05; family of 2: one comparison's "
-                       "metrics, whatever else the run holds)"), head[3]
+    # 3 images: the paired test cannot reach p < 0.05, so no mark can appear, and the line says why
+    assert head[3] == ("eval-grounding:   no difference can be marked: n = 3 images, fewer than the paired "
+                       "test's 6 (its smallest p is 2 / 2^n)"), head[3]
     # 3 images: too many draws repeat one image for a bootstrap-t, so no interval, and the line says why
     assert re.search(f"cIoU {NONE} / gIoU {NONE}", head[1]), head
     values = [float(v) for v in re.findall(r"(?:fastv|litelvlm) cIoU (0\.\d{3})", head[1])]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from analysis.common.stats import permutation
 from analysis.common.stats import significance as sig
 from analysis.common.stats.bootstrap import MIN_UNITS
 from litelvlm.methods import is_baseline
@@ -101,9 +102,14 @@ def methods_headline(summary: pd.DataFrame, metrics: Mapping[str, str], units: s
         rows = rest[rest["budget"] == budget].sort_values(next(iter(metrics)), ascending=False, kind="stable")
         lines.append(f"  K={budget}: " + "; ".join(f"{r['method']} {cells(r)}" for _, r in rows.iterrows()))
     if comparisons is not None and len(comparisons):
-        family = sig.family_size(comparisons)
-        lines.append(f"  {sig.MARK_NONE} differs from none, {sig.MARK_LITELVLM} from litelvlm at the same "
-                     f"budget ({sig.criterion_text(family, units.rstrip('s'))})")
+        family, need = sig.family_size(comparisons), permutation.min_units()
+        most = comparisons["units"].max() if "units" in comparisons else need
+        if pd.notna(most) and most < need:   # no p can reach 0.05: no mark can appear
+            lines.append(f"  no difference can be marked: n = {int(most)} {units}, fewer than the paired "
+                         f"test's {need} (its smallest p is 2 / 2^n)")
+        else:
+            lines.append(f"  {sig.MARK_NONE} differs from none, {sig.MARK_LITELVLM} from litelvlm at the "
+                         f"same budget ({sig.criterion_text(family, units.rstrip('s'))})")
     return lines
 
 

@@ -68,3 +68,23 @@ def test_no_global_verbosity():
 
     assert not hasattr(cli, "VERBOSE") and not hasattr(command, "QUIET")
     assert not hasattr(screen, "verbose") and not hasattr(screen, "quiet")
+
+
+def test_the_marks_legend_is_printed_only_where_a_mark_is_possible():
+    """Under 6 units the paired swap test's smallest p (2 / 2^n) is above 0.05: no difference can be marked,
+    and the headline says so instead of explaining marks that cannot appear."""
+    import pandas as pd
+
+    from analysis.common.presentation.screen import methods_headline
+
+    for units in (1, 2, 5, 6, 12):
+        summary = pd.DataFrame([{"method": m, "budget": b, "ciou": v, "n": 3 * units, "unit": "image",
+                                 "units": units} for m, b, v in (("none", 576, 0.5), ("fastv", 64, 0.4))])
+        comparisons = pd.DataFrame([{"metric": "ciou", "reference": "none", "method": "fastv", "budget": 64,
+                                     "p": 0.5, "p_adjusted": 1.0, "family_size": 2, "units": units}])
+        last = methods_headline(summary, {"ciou": "cIoU"}, comparisons=comparisons)[-1]
+        if units < 6:
+            assert last == (f"  no difference can be marked: n = {units} images, fewer than the paired "
+                            "test's 6 (its smallest p is 2 / 2^n)"), last
+        else:
+            assert last.startswith("  † differs from none"), last
