@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.common.runs.run_tree import Run
+from analysis.common.stats import permutation
 from analysis.common.stats import significance as sig
 from analysis.common.stats.bootstrap import MIN_UNITS
 from analysis.common.stats.significance import ALPHA, MARK_LITELVLM, MARK_NONE
@@ -182,7 +183,10 @@ def statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: b
     text = (f"{names} ×100 with 95% intervals over {spec.unit}s; % of none: the share of the unpruned "
             "model's figure, with the unadjusted 95% interval of the paired swap test (it may exclude 100 "
             "where no mark is shown: the marks are adjusted). ")
-    if tested:
+    if tested and units < permutation.min_units():   # no p can reach 0.05: no mark can appear
+        text += (f"With {cap.count(units, spec.unit + 's')} no difference can be marked (the paired test "
+                 f"needs {permutation.min_units()}: its smallest p is 2 / 2^n). ")
+    elif tested:
         text += (f"{MARK_NONE} differs from none, {MARK_LITELVLM} from LiteLVLM at the same budget "
                  f"({sig.criterion_text(family, spec.unit)}; comparisons.csv). ")
     else:

@@ -57,3 +57,14 @@ def test_the_caption_names_few_units_missing_tests_and_heavy_tails():
     assert "no comparisons.csv: no marks" in text and "With n = 2 images no interval is shown" in text
     assert "Heavy tails in gIoU (this project's label)" in text
     assert "Heavy tails" not in statistics_text(GROUNDING, 5, summary.drop(columns="heavy_tails"), True)
+
+
+def test_the_caption_explains_marks_only_where_a_mark_is_possible():
+    """Under the paired test's 6 units no p reaches 0.05: the caption says no difference can be marked, and
+    explains the marks from 6 units on."""
+    summary = pd.DataFrame({"method": ["none"], "budget": [576]})
+    for units in (3, 5):
+        text = statistics_text(GROUNDING, units, summary, tested=True, family=2)
+        said = f"With n = {units} images no difference can be marked (the paired test needs 6"
+        assert "† differs" not in text and said in text, text
+    assert "† differs from none" in statistics_text(GROUNDING, 6, summary, tested=True, family=2)

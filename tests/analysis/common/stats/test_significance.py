@@ -210,7 +210,9 @@ def test_every_artefact_of_a_run_marks_the_same_comparisons(seed, seeded, tmp_pa
     _table_marks(table, truth)
     references = {"random", "downsample"} & set(got["summary"]["method"])
     assert (_board_cells(table, comparisons) > 0) == bool(references)
-    assert "family of 2" in table.caption and "unadjusted" in table.caption
+    few = comparisons["units"].max() < 6   # the paired test cannot reach 0.05: the caption says no mark
+    assert ("no difference can be marked" if few else "family of 2") in table.caption
+    assert "unadjusted" in table.caption
     _paired_figure(comparisons, truth)
     _claims(got["claims"], comparisons)
     _screen(got["summary"], comparisons, truth)
