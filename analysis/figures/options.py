@@ -16,11 +16,11 @@ from litelvlm.models.model_spec import ModelSpec
 from litelvlm.shared_options import model_option, out_option
 
 #: ``--figure-set``'s help: the figure sets by name (each named after the study whose runs it draws)
-SET_NAMES_HELP = ("only these figure sets (default: all). Each is named after the study whose runs it draws: "
-                  "reversal, reversal_grid (a family's merged grid), sink, retention, grounding (the paper's "
-                  "model), grounding_merged_grid (the merged-grid families), importance, efficiency, validate "
-                  "(quantization), positions, video; and paired (grounding and video comparisons). --list gives "
-                  "each one's title")
+SET_NAMES_HELP = ("only these figure sets (default: all). Each is named after the study whose runs it "
+                  "draws: reversal, reversal_grid (a family's merged grid), sink, retention, grounding (the "
+                  "paper's model), grounding_merged_grid (the merged-grid families), importance, efficiency, "
+                  "validate (quantization), positions, video; and paired (grounding and video comparisons). "
+                  "--list gives each one's title")
 
 
 @dataclass
