@@ -260,11 +260,10 @@ def summary_lines(s: dict, out: Path, banner: str | None = None, seconds: float 
         verdict = "reversed (referent ranked LOW)" if r["auroc_reversed_ci_low"] > 0.5 else (
             "not reversed (referent ranked HIGH)" if r["auroc_reversed_ci_high"] < 0.5
             else "no clear direction")
+        ci = ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"], "95% CI ", r["n_images"])
         lines.append(f"  reversal, layer {r['layer']} (n = {r['n_sentences']:.0f} sentences on "
                      f"{r['n_images']:.0f} images, all N = {N} tokens ranked): AUROC of reversed similarity "
-                     f"{r['auroc_reversed_mean']:.3f} "
-                     f"{ci_text(r['auroc_reversed_ci_low'], r['auroc_reversed_ci_high'], '95% CI ')} -> "
-                     f"{verdict}")
+                     f"{r['auroc_reversed_mean']:.3f} {ci} -> {verdict}")
     sink = s["sink"]
     lines.append(f"  sink (n = {sink['n_sentences']} sentences): [EOS]->[SOS] attention share "
                  f"{sink['sos_mean']:.3f} (mean over text blocks; max {sink['sos_max']:.3f}; uniform 1/n "

@@ -108,7 +108,7 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
     for _, r in overall.iterrows():
         log.debug("layer %d: AUROC_reversed %.3f %s, reversed in %.0f%% of %d sentences",
                   r["layer"], r["auroc_reversed_mean"],
-                  ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"]),
+                  ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"], n=r.get("n_images")),
                   100 * r["share_reversed"], r["n_sentences"])
     print(f"reversal: {counts.get('sentences_scored', 0)} of {len(records)} sentences scored on "
           f"{counts.get('images_scored', 0)} images; excluded: {counts_text(counts, 'excluded_')}; "

@@ -55,7 +55,7 @@ def ablation_lines(abl_sum: pd.DataFrame) -> str:
         parts = []
         for _, r in g.sort_values("variant", key=lambda v: v != "original", kind="stable").iterrows():
             delta = "" if pd.isna(r["delta_vs_original"]) else f", {r['delta_vs_original']:+.3f} vs original"
-            ci = ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"])
+            ci = ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"], n=r.get("n_images"))
             parts.append(f"{r['variant']} {r['auroc_reversed_mean']:.3f} {ci}{delta}")
         lines.append(f"  layer {layer}: " + "; ".join(parts))
     return "\n".join(lines)

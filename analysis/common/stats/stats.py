@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from analysis.common.stats import bootstrap
+from analysis.common.stats.bootstrap import MIN_UNITS
 
 #: default mask-area bins (fraction of the image area), right-open; labels e.g. "[0.00,0.02)"
 AREA_BIN_EDGES: tuple[float, ...] = (0.0, 0.02, 0.05, 0.10, 0.20, 0.40, 1.0001)
@@ -66,11 +67,13 @@ def group_means(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.
     return sums / np.maximum(counts, 1), counts
 
 
-def ci_text(low: float, high: float, prefix: str = "") -> str:
-    """``[low, high]`` for the terminal, or why there is no interval: :func:`bootstrap_ci` gives NaN bounds
-    when fewer than 2 images (groups) carry the rows."""
+def ci_text(low: float, high: float, prefix: str = "", n: int | None = None) -> str:
+    """``[low, high]`` for the terminal, or why there is no interval: NaN bounds, or ``n`` images under
+    :data:`~analysis.common.stats.bootstrap.MIN_UNITS` (:func:`bootstrap_ci` gives NaN bounds there)."""
+    if n is not None and n < MIN_UNITS:
+        return f"[no interval: n = {int(n)} image{'s' if n != 1 else ''}]"
     if np.isnan(low) or np.isnan(high):
-        return "[no CI: fewer than 2 images]"
+        return f"[no interval: fewer than {MIN_UNITS} images]"
     return f"[{prefix}{low:.3f}, {high:.3f}]"
 
 

@@ -103,5 +103,7 @@ def test_ci_text_explains_a_missing_interval():
     from analysis.common.stats.stats import bootstrap_ci, ci_text
 
     mean, lo, hi = bootstrap_ci(np.array([0.6, 0.7]), groups=np.array([1, 1]))  # one image
-    assert mean == pytest.approx(0.65) and ci_text(lo, hi) == "[no CI: fewer than 2 images]"
-    assert ci_text(0.5, 0.75, "95% CI ") == "[95% CI 0.500, 0.750]"
+    assert mean == pytest.approx(0.65) and ci_text(lo, hi) == "[no interval: fewer than 3 images]"
+    assert ci_text(lo, hi, n=2) == "[no interval: n = 2 images]"
+    assert ci_text(0.5, 0.75, "95% CI ", n=40) == "[95% CI 0.500, 0.750]"
+    assert ci_text(0.0, 1.0, n=2) == "[no interval: n = 2 images]"   # a 2-image interval read from old files
