@@ -28,6 +28,7 @@ import torch
 
 from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.grounding.grounding_runs import Run, image_runs, plan
+from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines
 from analysis.common.measures.flops import fit_paper_text_tokens
 from analysis.common.measures.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.presentation.caveats import TIMING_KEY, draw_notes, timing_caveat
@@ -286,8 +287,9 @@ def _run(a: EfficiencyArgs, folder, screen: Screen
     if a.figures:
         _figures(cost.figure_rows(df), out, [timing_caveat(config)])
     # the chain by stage, where it was timed end to end (an earlier run's stage files dropped otherwise)
-    folder.drop_stale(write_stages(out, stages_frame(df, ("attn", "method", "budget")), config,
-                                   f"{arch.name}-random", a.figures, [timing_caveat(config)]))
+    stages = stages_frame(df, ("attn", "method", "budget"))
+    folder.drop_stale(write_stages(out, stages, config, f"{arch.name}-random", a.figures,
+                                   [timing_caveat(config)]))
     tables = "\n".join(t for t in (paper_summary(df, paper), spread_summary(df)) if t)
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text(tables + "\n")
@@ -297,7 +299,8 @@ def _run(a: EfficiencyArgs, folder, screen: Screen
         print(f"efficiency: {bound}")
     print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s; ratios: "
           f"{out / 'comparison.md'}")
-    screen.headline("efficiency", efficiency_headline(df, arch.name, a.repeats))
+    screen.headline("efficiency", efficiency_headline(df, arch.name, a.repeats)
+                    + amdahl_lines(amdahl_frame(stages), stages, "litelvlm"))   # where the savings land
     return 0
 
 

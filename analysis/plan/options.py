@@ -15,7 +15,7 @@ from analysis.common.options.defaults import PAPER_PRUNED_BUDGETS, VIDEO_BUDGETS
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import BASELINE, TABLE, describe, is_baseline
+from litelvlm.methods import BASELINE, PAPER_COMPARISON, TABLE, describe, is_baseline
 from litelvlm.registry.families import DEFAULT_MODEL, card_of
 from litelvlm.shared_options import (
     budgets_option,
@@ -27,11 +27,9 @@ from litelvlm.shared_options import (
     seed_option,
 )
 
-#: The paper's comparison on RefCOCO/+/g, 9 methods (LiteLVLM and 8 published pruning methods) at each pruned
-#: budget, with the unpruned model once. Which 8 published methods the paper's table holds is this project's
-#: reading of the paper (no released file lists them); ``--methods`` changes the list.
-PAPER_METHODS: tuple[str, ...] = ("litelvlm", "fastv", "sparsevlm", "prumerge+", "visionzip", "vispruner",
-                                  "divprune", "cdpruner", "dart")
+#: The paper's comparison (:data:`litelvlm.methods.PAPER_COMPARISON`: LiteLVLM and 8 published pruning
+#: methods) at each pruned budget, with the unpruned model once; ``--methods`` changes the list.
+PAPER_METHODS = PAPER_COMPARISON
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines
 from analysis.common.measures.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
 from analysis.common.presentation.caveats import timing_caveat
@@ -358,6 +359,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
         tmp.write_text("\n".join(lines))
     screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda, lengths) + video + [
         line for line in [screen_line(stages)] if line] + headline_lines(stages, lengths=lengths)
+    screen += amdahl_lines(amdahl_frame(stages), stages, "litelvlm")   # where the savings land
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
     return failed_text(result), screen

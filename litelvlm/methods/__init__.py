@@ -69,6 +69,12 @@ def _table() -> tuple[dict[str, Entry], dict[tuple[str, str], Entry]]:
 #: method's options
 TABLE, VARIANTS = _table()
 
+#: The paper's comparison on RefCOCO/+/g: LiteLVLM and 8 published pruning methods. Which 8 the paper's table
+#: holds is this project's reading of the paper (no released file lists them): ``litelvlm plan``'s default
+#: methods, and the first colours of the figures' style grid.
+PAPER_COMPARISON: tuple[str, ...] = ("litelvlm", "fastv", "sparsevlm", "prumerge+", "visionzip", "vispruner",
+                                     "divprune", "cdpruner", "dart")
+
 _LOADED: dict[tuple[str, str], Method] = {}
 
 

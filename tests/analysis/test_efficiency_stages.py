@@ -16,8 +16,18 @@ ARGS = ["efficiency", "--arch", "tiny", "--methods", "none", "litelvlm", "--budg
         "--warmup", "0", "--repeats", "1", "--threads", "1"]
 
 
-def test_the_chain_is_timed_by_stage_and_a_run_summing_parts_drops_its_files(tmp_path):
+def test_the_chain_is_timed_by_stage_and_a_run_summing_parts_drops_its_files(tmp_path, capsys):
     assert main([*ARGS, "--e2e", "chain", "--out", str(tmp_path)]) == 0
+    # where the savings land: none's LLM share and Amdahl's bound, on screen, in a table and a figure
+    said = capsys.readouterr().out
+    assert "efficiency: Amdahl (this project's reading): the LLM is " in said
+    assert "efficiency:   litelvlm@64 [sdpa]: " in said and "if only its LLM" in said
+    amdahl = pd.read_csv(tmp_path / "amdahl.csv")
+    runs = list(amdahl[["attn", "method", "budget"]].itertuples(index=False, name=None))
+    assert runs == [("sdpa", "litelvlm", 64)]
+    p = amdahl["llm_share_of_base"].iloc[0]
+    assert 0 < p < 1 and amdahl["bound_llm_only"].iloc[0] == pytest.approx(1 / (1 - p))
+    assert (tmp_path / "amdahl.png").exists()
     stages = pd.read_csv(tmp_path / "stages.csv")
     assert list(stages.columns) == ["attn", "method", "budget", "stage", "ms", "share"]
     assert set(stages["attn"]) == {"sdpa"} and set(stages["method"]) == {"none", "litelvlm"}
@@ -31,7 +41,8 @@ def test_the_chain_is_timed_by_stage_and_a_run_summing_parts_drops_its_files(tmp
     # the same folder, the parts summed: no whole call ran, and the earlier run's stage files go
     assert main([*ARGS, "--e2e", "parts", "--no-figures", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "efficiency.csv").exists()
-    assert not (tmp_path / "stages.csv").exists() and not (tmp_path / "stages.png").exists()
+    assert not any((tmp_path / name).exists() for name in ("stages.csv", "stages.png", "amdahl.csv",
+                                                            "amdahl.png"))
     assert "stage_timing" not in json.loads((tmp_path / "config.json").read_text())
 
 

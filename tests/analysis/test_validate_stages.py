@@ -143,3 +143,22 @@ def test_stages_on_cuda_under_the_default_prefill(coco128, tmp_path):
         assert ms["prefill"] > 0 and ms.drop("total").sum() == pytest.approx(ms["total"], rel=1e-4)
     timing = json.loads((out / "config.json").read_text())["stage_timing"]
     assert timing["prefill"] in ("eager", "captured") and not timing["device"].startswith("CPU")
+
+
+def test_where_the_savings_land_against_amdahls_bound(stage_run):
+    """``amdahl.csv`` and ``amdahl.png`` beside the stages, and the screen's lines: none's LLM share, the
+    bound on a method that only shortens the LLM, LiteLVLM's measured speed-up beside it."""
+    out, screen = stage_run
+    table = pd.read_csv(out / "amdahl.csv")
+    stages = pd.read_csv(out / "stages.csv").set_index(["method", "stage"])["ms"]
+    p = (stages["none", "prefill"] + stages["none", "decode"]) / stages["none", "total"]
+    row = table.set_index("method").loc["litelvlm"]
+    assert row["llm_share_of_base"] == pytest.approx(p)
+    assert row["bound_llm_only"] == pytest.approx(1 / (1 - p))
+    assert row["speedup"] == pytest.approx(stages["none", "total"] / stages["litelvlm", "total"])
+    assert row["saved_selection_ms"] < 0   # LiteLVLM's CLIP-side selection costs time outside the LLM
+    assert (out / "amdahl.png").stat().st_size > 0
+    lines = screen.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("Amdahl (this project's reading): "))
+    assert f"at most {1 / (1 - p):.2f}x faster" in lines[head]
+    assert lines[head + 1].startswith("  litelvlm@64: ") and "if only its LLM" in lines[head + 1]

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.common.measures.amdahl import amdahl_frame
+from analysis.common.presentation.amdahl_figure import plot_amdahl
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.stage_figure import SEGMENTS, plot_stages, run_label, run_name
 from analysis.common.presentation.style import baseline, save_figure
@@ -44,7 +46,7 @@ TABLE_COLUMNS = ["stage", "ms", "share"]
 ROOFLINE_COLUMNS = ["flops", "weight_bytes", "roofline_ms", "over_roofline"]
 #: the files :func:`write_stages` writes (a run's optional outputs: an earlier run's are dropped when this one
 #: writes none, ``RunFolder.drop_stale``)
-STAGE_FILES = ("stages.csv", "stages.png")
+STAGE_FILES = ("stages.csv", "stages.png", "amdahl.csv", "amdahl.png")
 
 
 def timing_record(pipe) -> dict[str, str]:
@@ -193,16 +195,23 @@ def headline_lines(frame: pd.DataFrame, method: str = "litelvlm", most: int = 6,
 
 def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str, figures: bool = True,
                  notes: Iterable[str] = ()) -> list[str]:
-    """Write ``stages.csv`` (and, with ``figures``, ``stages.png``) of ``frame`` into ``out`` through the
-    run's transaction (:mod:`litelvlm.runs.io`: they appear when the run commits); returns the names written
-    (nothing when no stage was timed)."""
+    """Write ``stages.csv`` of ``frame`` into ``out`` and, where it holds an unpruned run, where each run's
+    savings land (``amdahl.csv``, :mod:`analysis.common.measures.amdahl`), with ``figures`` their figures
+    (``stages.png``, ``amdahl.png``), through the run's transaction (:mod:`litelvlm.runs.io`: they appear when
+    the run commits); returns the names written (nothing when no stage was timed)."""
     if frame.empty:
         return []
     write_csv(Path(out) / "stages.csv", frame)
+    table = amdahl_frame(frame)
+    written = ["stages.csv"] + (["amdahl.csv"] if len(table) else [])
+    if len(table):
+        write_csv(Path(out) / "amdahl.csv", table)
     if not figures:
-        return ["stages.csv"]
+        return written
     save_figure(plot_stages(frame, config, model, notes), out, "stages", formats=("png",))
-    return ["stages.csv", "stages.png"]
+    if len(table):
+        save_figure(plot_amdahl(table, model, notes), out, "amdahl", formats=("png",))
+    return written + [name.replace(".csv", ".png") for name in written]
 
 
 __all__ = ["ROOFLINE_COLUMNS", "SEGMENTS", "STAGE_FILES", "STAGE_FLOPS", "STAGE_MS", "STAGE_ROOFLINE",

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from litelvlm.methods import TABLE, get_method
+from litelvlm.methods import PAPER_COMPARISON, TABLE, get_method
 from litelvlm.registry.provenance import weights_banner
 from litelvlm.runs.io import PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
 
@@ -110,9 +110,11 @@ LINESTYLES = ("-", "--", ":", (0, (5, 1, 1, 1)))
 
 
 def method_order() -> tuple[str, ...]:
-    """The methods of the style grid, in the method registry's order (:data:`litelvlm.methods.TABLE`, the
-    methods drawn in :data:`OWN_STYLES` left out): a method's place, hence its style, comes from there."""
-    return tuple(m for m in TABLE if m not in OWN_STYLES)
+    """The methods of the style grid, from the method registry: the paper's comparison first
+    (:data:`litelvlm.methods.PAPER_COMPARISON`, its 8 published methods each a colour of its own, solid), then
+    the registry's order (:data:`litelvlm.methods.TABLE`); the methods drawn in :data:`OWN_STYLES` left out. A
+    method's place, hence its style, comes from there."""
+    return tuple(m for m in dict.fromkeys([*PAPER_COMPARISON, *TABLE]) if m not in OWN_STYLES)
 
 
 def ordered(methods: Iterable[str]) -> list[str]:

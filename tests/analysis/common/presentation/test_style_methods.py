@@ -18,7 +18,7 @@ from analysis.common.presentation.style import (  # noqa: E402
     method_order,
     method_style,
 )
-from litelvlm.methods import TABLE  # noqa: E402
+from litelvlm.methods import PAPER_COMPARISON, TABLE  # noqa: E402
 
 #: the least CIELAB distance (CIE76) between two colours a reader must tell apart: the seaborn colour-blind
 #: palette's orange and vermillion are 25.6 apart, its brown 37 from the orange
@@ -57,9 +57,16 @@ def test_every_method_has_its_own_fixed_colour_and_marker():
 
 
 def test_the_palette_comes_from_the_registry_and_no_two_of_its_colours_look_alike():
-    """Every registered method in the registry's order; its colour from a palette whose colours are all at
-    least MIN_DELTA_E apart, and as far from LiteLVLM's black and the unpruned reference's grey."""
-    assert method_order() == tuple(m for m in TABLE if m not in OWN_STYLES)
+    """Every registered method, the paper's comparison first, then the registry's order; its colour from a
+    palette whose colours are all at least MIN_DELTA_E apart, and as far from LiteLVLM's black and the
+    unpruned reference's grey."""
+    assert set(PAPER_COMPARISON) <= set(TABLE)
+    order = dict.fromkeys([*PAPER_COMPARISON, *TABLE])
+    assert method_order() == tuple(m for m in order if m not in OWN_STYLES)
+    # the paper's 8 published methods: 8 colours of their own, every one solid
+    paper = [m for m in PAPER_COMPARISON if m not in OWN_STYLES]
+    assert len({tuple(method_style(m)["color"]) for m in paper}) == len(paper) == len(METHOD_PALETTE)
+    assert {method_style(m)["ls"] for m in paper} == {"-"}
     gaps = {(a, b): delta_e(a, b) for i, a in enumerate(METHOD_PALETTE) for b in METHOD_PALETTE[i + 1:]}
     assert min(gaps.values()) >= MIN_DELTA_E, sorted(gaps.items(), key=lambda kv: kv[1])[:3]
     for fixed in ((0.0, 0.0, 0.0), REFERENCE_COLOR):

@@ -1,0 +1,74 @@
+"""The figure of where a run's savings land, ``amdahl.png`` (this project's reading,
+:mod:`analysis.common.measures.amdahl`): each pruned run's whole-call speed-up against its LLM speed-up, over
+the curve a method that only shortens the LLM lies on (Amdahl's law at the unpruned call's LLM share) and that
+curve's ceiling. A run above the curve saves outside the LLM (in the vision tower, say); one below pays
+outside it (a selection step). One panel per attention kernel where the table has several (``attn``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import NullLocator
+
+from analysis.common.presentation.caveats import draw_notes
+from analysis.common.presentation.stage_figure import run_name
+from analysis.common.presentation.style import (
+    REFERENCE_COLOR,
+    TWO_COLUMN,
+    figure,
+    label_weights,
+    method_style,
+    model_name,
+)
+
+
+def _panel(ax, table: pd.DataFrame) -> None:
+    """One kernel's curve, ceiling and runs."""
+    p = float(table["llm_share_of_base"].iloc[0])
+    top = max(float(np.nanmax(table["llm_speedup"].to_numpy(float), initial=1.0)), 2.0) * 1.5
+    s = np.geomspace(1.0, top, 100)
+    ax.plot(s, 1 / ((1 - p) + p / s), color=REFERENCE_COLOR, lw=1.2, label="only the LLM shortened")
+    ax.axhline(1 / (1 - p), color=REFERENCE_COLOR, ls="--", lw=1, label="its ceiling (the LLM's time at 0)")
+    ax.axhline(1.0, color="0.8", lw=0.6, zorder=0)
+    for _, r in table.iterrows():
+        if not (np.isfinite(r["llm_speedup"]) and np.isfinite(r["speedup"])):
+            continue
+        style = method_style(str(r["method"]))
+        ax.plot([r["llm_speedup"]], [r["speedup"]], ls="none", marker=style["marker"], ms=5,
+                color=style["color"], zorder=4)
+        ax.annotate(run_name(r["method"], r["budget"]), (r["llm_speedup"], r["speedup"]),
+                    textcoords="offset points", xytext=(4, 3), fontsize=6)
+    ax.set_xscale("log")
+    ax.set_xlim(0.9, top)
+    ticks = [2.0 ** k for k in range(int(np.log2(top)) + 1)]
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])   # plain numbers, no scientific notation
+    ax.xaxis.set_minor_locator(NullLocator())
+    speeds = table["speedup"].to_numpy(float)
+    high = max(1 / (1 - p) if p < 1 else 1.0, float(np.nanmax(speeds, initial=1.0)))
+    ax.set_ylim(min(0.9, float(np.nanmin(speeds, initial=1.0)) * 0.95), high * 1.1)
+
+
+def plot_amdahl(table: pd.DataFrame, model: str, notes: Iterable[str] = ()):
+    """The figure of ``table`` (:func:`~analysis.common.measures.amdahl.amdahl_frame`); returns it."""
+    kernels = list(table["attn"].unique()) if "attn" in table else [None]
+    fig, axes = figure(2, figsize=(TWO_COLUMN, 2.6), ncols=len(kernels), squeeze=False, sharey=True)
+    for ax, attn in zip(axes[0], kernels):
+        mine = table if attn is None else table[table["attn"] == attn]
+        _panel(ax, mine)
+        p = float(mine["llm_share_of_base"].iloc[0])
+        ax.set_title(("" if attn is None else f"LLM attention: {attn}\n")
+                     + f"LLM {p:.0%} of the unpruned call: at most {1 / (1 - p):.2f}x", fontsize=6.5)
+    fig.supxlabel("LLM speed-up over the unpruned call (prefill + decode)", fontsize=8)
+    axes[0][0].set_ylabel("whole-call speed-up")
+    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    fig.suptitle(f"{model_name(model)}: where each run's savings land (Amdahl's law, this project's reading)",
+                 fontsize=7.5)
+    label_weights(fig, model)
+    draw_notes(fig, notes)
+    return fig
+
+
+__all__ = ["plot_amdahl"]
