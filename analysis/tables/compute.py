@@ -5,7 +5,8 @@ The tree is walked once (:func:`analysis.common.runs.run_tree.find_runs`, the wa
 --results`` makes): every run folder whose ``config.json`` records its study. Each run of a study a table
 reads gives one table (:data:`KINDS`): ``eval-grounding`` the grounding table
 (:mod:`analysis.tables.accuracy`), ``efficiency`` and ``validate`` the efficiency table
-(:mod:`analysis.tables.efficiency`), ``eval-video`` the video table. A file is named
+(:mod:`analysis.tables.efficiency`) and, where the run was timed by stage, the time-by-stage table
+(:mod:`analysis.tables.stages`), ``eval-video`` the video table. A file is named
 ``<table>_<family>-<model>`` (:func:`~analysis.common.runs.identity.identity_tag`); where two runs would share
 a name, each adds its folder under the tree. A kind without runs is said in one line; a run that cannot be
 read is skipped with one line naming its folder and the reason; a tree that gives no table is an error (exit
@@ -32,6 +33,7 @@ from analysis.tables.accuracy import GROUNDING, VIDEO, accuracy_table
 from analysis.tables.efficiency import efficiency_table
 from analysis.tables.options import TablesArgs
 from analysis.tables.render import Table, to_markdown, write_table
+from analysis.tables.stages import stages_table
 from litelvlm.errors import LiteLVLMError
 from litelvlm.runs.run_owner import read_run_record
 
@@ -44,7 +46,11 @@ KINDS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
     "efficiency": (("efficiency", "validate"), "litelvlm efficiency (or litelvlm validate)",
                    ("efficiency.csv", "validate.csv")),
     "video": (("video",), "litelvlm eval-video", ("summary.csv",)),
+    "stages": (("efficiency", "validate"), "litelvlm validate (or litelvlm efficiency --e2e chain)",
+               ("stages.csv",)),
 }
+#: the tables a run gives only where it holds their file (a run may be timed by stage or not)
+WHERE_WRITTEN = ("stages",)
 #: the files a run that gives a table holds
 TABLE_FILES = tuple(dict.fromkeys(f for _, _, files in KINDS.values() for f in files))
 #: the file extensions a table is written in
@@ -55,13 +61,17 @@ def builder(kind: str) -> Callable[[Run, Path, str], Table]:
     """The function that reads one run into a table of ``kind``."""
     if kind == "efficiency":
         return efficiency_table
+    if kind == "stages":
+        return stages_table
     spec = GROUNDING if kind == "grounding" else VIDEO
     return lambda run, root, name: accuracy_table(run, root, spec, name)
 
 
-def kind_of(run: Run) -> str | None:
-    """The table a run gives (None: its study gives none)."""
-    return next((k for k, (studies, _, _) in KINDS.items() if run.identity["study"] in studies), None)
+def kinds_of(run: Run) -> list[str]:
+    """The tables a run gives: those reading its study, a table of :data:`WHERE_WRITTEN` only where the run
+    holds its file."""
+    return [k for k, (studies, _, files) in KINDS.items() if run.identity["study"] in studies
+            and (k not in WHERE_WRITTEN or any((run.folder / f).is_file() for f in files))]
 
 
 def slug(text: str) -> str:
@@ -83,7 +93,7 @@ def read_tables(root: Path) -> tuple[list[Table], list[str]]:
     """(the tables of every run under ``root`` a table reads, one line per kind without runs and per run
     skipped)."""
     runs, skipped = find_runs(root)
-    taken = [(kind, run) for run in runs if (kind := kind_of(run)) is not None]
+    taken = [(kind, run) for run in runs for kind in kinds_of(run)]
     lines = [f"tables: skipping {folder}: {why}" for folder, why in skipped
              if any((folder / f).is_file() for f in TABLE_FILES)] + unrecorded(root)
     tables = []

@@ -25,7 +25,8 @@ from tests.fixtures.cli import one_error_line
 VIDEO = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2", "--synthetic-seed", "11"]
 #: the tables the tree gives: file stem -> the run folder (under the tree) it is read from
 STEMS = {"grounding_glamm-tiny-random": "glamm/grounding", "efficiency_glamm-tiny": "glamm/efficiency",
-         "efficiency_glamm-tiny-random": "glamm/validate", "video_videoglamm-tiny-random": "videoglamm/video"}
+         "efficiency_glamm-tiny-random": "glamm/validate", "video_videoglamm-tiny-random": "videoglamm/video",
+         "stages_glamm-tiny-random": "glamm/validate"}
 
 
 def _build(root: Path, coco: Path) -> None:
@@ -74,7 +75,7 @@ def test_every_run_gives_its_table_in_three_formats(tree):
     for stem, folder in STEMS.items():
         said = rf"^tables: .*{stem}\.{{md,tex,csv}} from .*{folder} \(--verbose prints it\)$"
         assert re.search(said, printed, re.M), printed
-    assert "RANDOM OR TOY WEIGHTS in 4 of the 4 tables" in printed
+    assert "RANDOM OR TOY WEIGHTS in 5 of the 5 tables" in printed
 
 
 def test_markdown_parses_as_a_table_with_a_row_per_csv_row(tree):
@@ -188,8 +189,9 @@ def test_a_tree_without_a_tables_runs_writes_none_and_says_so_in_one_line(tree, 
         said = [ln for ln in printed if ln.startswith(f"tables: no {kind} table: ")]
         assert said == [f"tables: no {kind} table: no run of litelvlm {command} under {tmp_path / 'runs'}"]
     assert not any(ln.startswith("tables: no efficiency table") for ln in printed)
-    assert sorted(p.name for p in (tmp_path / "t").glob("*_*.*")) == [
-        f"efficiency_glamm-tiny-random.{ext}" for ext in ("csv", "md", "tex")]
+    assert sorted(p.name for p in (tmp_path / "t").glob("*_*.*")) == [   # validate: timed by stage too
+        f"{kind}_glamm-tiny-random.{ext}" for kind in ("efficiency", "stages")
+        for ext in ("csv", "md", "tex")]
     # a second run on the same --out with another tree: the earlier run's tables are not left beside the new
     # ones; a file of the user's there is not the earlier run's, and stays
     (tmp_path / "t" / "my_notes.md").write_text("mine")

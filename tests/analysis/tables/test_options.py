@@ -50,5 +50,5 @@ def test_a_tree_without_runs_says_each_table_is_missing_then_exit_2_naming_it(tm
     assert f"--results {str(runs)!r} gives no table" in line and not (tmp_path / "t").exists()
     printed = captured.out.splitlines()
     assert [ln.split(":")[1].strip() for ln in printed if ln.startswith("tables: no ")] == [
-        "no grounding table", "no efficiency table", "no video table"]
+        "no grounding table", "no efficiency table", "no video table", "no stages table"]
     assert f"tables: skipping {runs / 'notes'}: it holds summary.csv but no config.json" in captured.out
