@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.measures.amdahl import amdahl_frame
+from analysis.common.measures.amdahl import amdahl_frame, llm_lengths
 from analysis.common.runs.run_tree import Run
 from analysis.tables import caption as cap
 from analysis.tables.accuracy import budget_text, ordered
@@ -45,15 +45,28 @@ def _rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     return pd.concat(parts, ignore_index=True), blocks
 
 
+def run_lengths(run: Run) -> dict:
+    """{(method, budget): the LLM's sequence length} of a run: ``validate.csv``'s ``seq_len`` or
+    ``efficiency.csv``'s ``n_tokens`` (empty where neither holds it)."""
+    for name, column in (("validate.csv", "seq_len"), ("efficiency.csv", "n_tokens")):
+        if (run.folder / name).is_file():
+            return llm_lengths(pd.read_csv(run.folder / name), column)
+    return {}
+
+
 def stages_table(run: Run, root: Path, name: str) -> Table:
     """The time-by-stage table of one run timed by stage (see the module)."""
     frame = pd.read_csv(run.folder / "stages.csv")
     rows, blocks = _rows(frame)
+    lengths = run_lengths(run)
+    rows["llm_tokens"] = [lengths.get((m, b), math.nan) for m, b in zip(rows["method"], rows["budget"])]
     shown_stages = [s for s in (*STAGES, OTHER) if (rows[s].fillna(0) > 0).any()]
     shown = pd.DataFrame({"Method": rows["method"],
                           "K": [budget_text(m, b) for m, b in zip(rows["method"], rows["budget"])]})
     if "attn" in rows:
         shown.insert(1, "Attention", rows["attn"])
+    shown["LLM tokens"] = ["—" if not math.isfinite(v) else f"{int(v)}"
+                           for v in rows["llm_tokens"].astype(float)]
     for stage in shown_stages:
         shown[f"{stage} ms"] = [number(v) for v in rows[stage]]
     shown["Call ms"] = [number(v) for v in rows[TOTAL]]
@@ -61,7 +74,7 @@ def stages_table(run: Run, root: Path, name: str) -> Table:
         shown[title] = [_times(v) for v in rows[col]]
     shown["Saved outside the LLM ms"] = ["—" if not math.isfinite(v) else number(v) if v else "0"
                                          for v in rows["saved_outside_llm_ms"].astype(float)]
-    data = rows[[*(k for k in ("attn", "method", "budget") if k in rows), *STAGES, OTHER, TOTAL,
+    data = rows[[*(k for k in ("attn", "method", "budget") if k in rows), "llm_tokens", *STAGES, OTHER, TOTAL,
                  "llm_share_of_base", "speedup", "llm_speedup", "bound_llm_only", "bound_at_llm_speedup",
                  "saved_outside_llm_ms"]].assign(weights=str(run.identity.get("weights")))
     return Table(name, stages_caption(run, root, rows), shown, data, blocks, run.folder, cap.is_random(run))
@@ -77,11 +90,11 @@ def stages_caption(run: Run, root: Path, rows: pd.DataFrame) -> str:
     device = c.get("gpu") or timing.get("device") or c.get("device") or "device unrecorded"
     return (f"{cap.opening(run)}. Time by stage per method and budget (this project's measurement: "
             f"`{run.identity['study']}`, {device}, prefill {timing.get('prefill', 'unrecorded')}), in ms per "
-            f"call. {bound}Speed-up: none's whole call over the row's; LLM speed-up: none's prefill and "
-            "decode over the row's; Only the LLM: the whole call's speed-up had only the LLM changed by the "
-            "row's LLM speed-up (Amdahl's law, this project's reading: a row above it saved outside the LLM, "
-            "one below paid there); Saved outside the LLM: none's ms outside the LLM less the row's. Run: "
-            f"{cap.where(run, root)}.")
+            f"call, each run at the LLM sequence length its LLM tokens column gives. {bound}Speed-up: none's "
+            "whole call over the row's; LLM speed-up: none's prefill and decode over the row's; Only the "
+            "LLM: the whole call's speed-up had only the LLM changed by the row's LLM speed-up (Amdahl's "
+            "law, this project's reading: a row above it saved outside the LLM, one below paid there); "
+            f"Saved outside the LLM: none's ms outside the LLM less the row's. Run: {cap.where(run, root)}.")
 
 
 __all__ = ["stages_caption", "stages_table"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines
+from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines, llm_lengths
 from analysis.common.measures.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
 from analysis.common.presentation.caveats import timing_caveat
@@ -184,11 +184,6 @@ def target_lines(r: pd.DataFrame, budget: int = 192, arch: str | None = None) ->
             ok in items]
 
 
-def _lengths(rows: pd.DataFrame) -> dict:
-    """{(method, budget): the LLM's input sequence length} of the runs (what every ratio was measured at)."""
-    return {(m, b): int(n) for m, b, n in zip(rows["method"], rows["budget"], rows["seq_len"]) if pd.notna(n)}
-
-
 def _machine(pipe) -> str:
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
@@ -298,10 +293,10 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     write_csv(out / "validate.csv", with_arrangement(rows, a))
     write_csv(out / "ratios.csv", r)
     stages = stages_frame(rows)  # the whole call by stage: stages.csv, stages.png
+    lengths = llm_lengths(rows, "seq_len")   # each run's LLM sequence, named beside its ratios
     setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model,
-                                        notes=[timing_caveat(setup)])
+                                        notes=[timing_caveat(setup)], lengths=lengths)
     base = rows[is_baseline_row(rows)].iloc[0]
-    lengths = _lengths(rows)   # each run's LLM sequence, named beside its ratios
     mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
                        paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])
     write_csv(out / "memory.csv", mem)
@@ -359,7 +354,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
         tmp.write_text("\n".join(lines))
     screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda, lengths) + video + [
         line for line in [screen_line(stages)] if line] + headline_lines(stages, lengths=lengths)
-    screen += amdahl_lines(amdahl_frame(stages), stages, "litelvlm")   # where the savings land
+    screen += amdahl_lines(amdahl_frame(stages), stages, "litelvlm", lengths=lengths)   # where savings land
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
     return failed_text(result), screen

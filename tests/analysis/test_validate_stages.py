@@ -162,6 +162,7 @@ def test_where_the_savings_land_against_amdahls_bound(stage_run):
     head = next(i for i, line in enumerate(lines) if line.startswith("Amdahl (this project's reading): "))
     assert f"at most {1 / (1 - p):.2f}x faster" in lines[head]
     assert lines[head + 1].startswith("  litelvlm@64: ") and "if only its LLM" in lines[head + 1]
+    assert re.search(r"\(sequence \d+ -> \d+ tokens\)$", lines[head + 1]), lines[head + 1]
 
 
 def test_the_first_timed_whole_call_is_not_the_first_whole_call(coco128, tmp_path, monkeypatch):

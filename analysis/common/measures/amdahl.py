@@ -69,6 +69,14 @@ def amdahl_frame(stages: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*keys, *COLUMNS])
 
 
+def llm_lengths(rows: pd.DataFrame, column: str = "n_tokens") -> dict:
+    """{(method, budget): the LLM's sequence length} of a run's rows (``efficiency.csv``'s ``n_tokens``,
+    ``validate.csv``'s ``seq_len``), where they hold it."""
+    if column not in rows:
+        return {}
+    return {(m, b): int(n) for m, b, n in zip(rows["method"], rows["budget"], rows[column]) if pd.notna(n)}
+
+
 def _shares(stages: pd.DataFrame, base) -> str:
     """The unpruned run's stages outside the LLM, largest share first (those under 0.5% left out)."""
     mine = stages[(stages["method"] == base) & stages["stage"].isin(OUTSIDE)]
@@ -79,28 +87,32 @@ def _shares(stages: pd.DataFrame, base) -> str:
     return ", ".join(f"{st} {s:.0%}" for s, st in parts)
 
 
-def amdahl_lines(table: pd.DataFrame, stages: pd.DataFrame, method: str | None = None,
-                 most: int = 6) -> list[str]:
+def amdahl_lines(table: pd.DataFrame, stages: pd.DataFrame, method: str | None = None, most: int = 6,
+                 lengths: dict | None = None) -> list[str]:
     """The terminal's lines: the LLM's share of the unpruned call with the other stages' and the bound on a
     method that only shortens the LLM, then ``method``'s runs (or the first ``most``) each with its measured
     speed-up, the bound at its LLM speed-up and the ms it saved outside the LLM, by stage (negative: added;
-    [] without rows)."""
+    [] without rows); each at the LLM sequence lengths ``lengths`` ({(method, budget): tokens}) gives."""
     if table.empty:
         return []
-    first = table.iloc[0]
+    first, lengths = table.iloc[0], lengths or {}
     base = next(m for m in stages["method"].unique() if _is_baseline(m))
+    base_len = next((n for (m, _), n in lengths.items() if m == base), None)
+    at = f" at {int(base_len)} LLM tokens" if base_len is not None else ""
     lines = [f"Amdahl (this project's reading): the LLM is {first['llm_share_of_base']:.0%} of {base}'s "
-             f"whole call ({_shares(stages, base)}): a method that only shortens the LLM makes the call at "
-             f"most {first['bound_llm_only']:.2f}x faster"]
+             f"whole call{at} ({_shares(stages, base)}): a method that only shortens the LLM makes the call "
+             f"at most {first['bound_llm_only']:.2f}x faster"]
     mine = table[table["method"] == method] if method in set(table["method"]) else table.head(most)
     for _, r in mine.iterrows():
         outside = [(st, r[f"saved_{st}_ms"]) for st in OUTSIDE if abs(r[f"saved_{st}_ms"]) >= 0.05]
         where = f" ({', '.join(f'{st} {v:+.1f}' for st, v in outside)})" if outside else ""
         kernel = f" [{r['attn']}]" if "attn" in r and isinstance(r["attn"], str) else ""
+        n = lengths.get((r["method"], r["budget"]))
+        seq = f" (sequence {base_len} -> {n} tokens)" if None not in (base_len, n) else ""
         lines.append(f"  {r['method']}@{r['budget']}{kernel}: {r['speedup']:.2f}x measured; "
                      f"{r['bound_at_llm_speedup']:.2f}x if only its LLM ({r['llm_speedup']:.2f}x) had "
-                     f"changed; saved outside the LLM {r['saved_outside_llm_ms']:+.1f} ms{where}")
+                     f"changed; saved outside the LLM {r['saved_outside_llm_ms']:+.1f} ms{where}{seq}")
     return lines
 
 
-__all__ = ["COLUMNS", "LLM_STAGES", "OUTSIDE", "amdahl_frame", "amdahl_lines"]
+__all__ = ["COLUMNS", "LLM_STAGES", "OUTSIDE", "amdahl_frame", "amdahl_lines", "llm_lengths"]

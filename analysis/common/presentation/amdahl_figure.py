@@ -18,6 +18,7 @@ from analysis.common.presentation.stage_figure import run_name
 from analysis.common.presentation.style import (
     REFERENCE_COLOR,
     TWO_COLUMN,
+    baseline,
     figure,
     label_weights,
     method_style,
@@ -25,8 +26,9 @@ from analysis.common.presentation.style import (
 )
 
 
-def _panel(ax, table: pd.DataFrame) -> None:
-    """One kernel's curve, ceiling and runs."""
+def _panel(ax, table: pd.DataFrame, lengths: dict) -> None:
+    """One kernel's curve, ceiling and runs (each named with its LLM sequence length where ``lengths`` has
+    it)."""
     p = float(table["llm_share_of_base"].iloc[0])
     top = max(float(np.nanmax(table["llm_speedup"].to_numpy(float), initial=1.0)), 2.0) * 1.5
     s = np.geomspace(1.0, top, 100)
@@ -39,7 +41,9 @@ def _panel(ax, table: pd.DataFrame) -> None:
         style = method_style(str(r["method"]))
         ax.plot([r["llm_speedup"]], [r["speedup"]], ls="none", marker=style["marker"], ms=5,
                 color=style["color"], zorder=4)
-        ax.annotate(run_name(r["method"], r["budget"]), (r["llm_speedup"], r["speedup"]),
+        n = lengths.get((r["method"], r["budget"]))
+        ax.annotate(run_name(r["method"], r["budget"]) + (f", {n} tokens" if n is not None else ""),
+                    (r["llm_speedup"], r["speedup"]),
                     textcoords="offset points", xytext=(4, 3), fontsize=6)
     ax.set_xscale("log")
     ax.set_xlim(0.9, top)
@@ -51,16 +55,21 @@ def _panel(ax, table: pd.DataFrame) -> None:
     ax.set_ylim(min(0.9, float(np.nanmin(speeds, initial=1.0)) * 0.95), high * 1.1)
 
 
-def plot_amdahl(table: pd.DataFrame, model: str, notes: Iterable[str] = ()):
-    """The figure of ``table`` (:func:`~analysis.common.measures.amdahl.amdahl_frame`); returns it."""
+def plot_amdahl(table: pd.DataFrame, model: str, notes: Iterable[str] = (), lengths: dict | None = None):
+    """The figure of ``table`` (:func:`~analysis.common.measures.amdahl.amdahl_frame`), each run at the LLM
+    sequence length ``lengths`` ({(method, budget): tokens}) gives; returns it."""
+    lengths = lengths or {}
+    base_len = next((n for (m, _), n in lengths.items() if baseline(str(m))), None)
     kernels = list(table["attn"].unique()) if "attn" in table else [None]
     fig, axes = figure(2, figsize=(TWO_COLUMN, 2.6), ncols=len(kernels), squeeze=False, sharey=True)
     for ax, attn in zip(axes[0], kernels):
         mine = table if attn is None else table[table["attn"] == attn]
-        _panel(ax, mine)
+        _panel(ax, mine, lengths)
         p = float(mine["llm_share_of_base"].iloc[0])
         ax.set_title(("" if attn is None else f"LLM attention: {attn}\n")
-                     + f"LLM {p:.0%} of the unpruned call: at most {1 / (1 - p):.2f}x", fontsize=6.5)
+                     + f"LLM {p:.0%} of the unpruned call"
+                     + (f" ({base_len} tokens)" if base_len is not None else "")
+                     + f": at most {1 / (1 - p):.2f}x", fontsize=6.5)
     fig.supxlabel("LLM speed-up over the unpruned call (prefill + decode)", fontsize=8)
     axes[0][0].set_ylabel("whole-call speed-up")
     axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)

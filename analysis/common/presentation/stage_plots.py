@@ -194,11 +194,12 @@ def headline_lines(frame: pd.DataFrame, method: str = "litelvlm", most: int = 6,
 
 
 def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str, figures: bool = True,
-                 notes: Iterable[str] = ()) -> list[str]:
+                 notes: Iterable[str] = (), lengths: dict | None = None) -> list[str]:
     """Write ``stages.csv`` of ``frame`` into ``out`` and, where it holds an unpruned run, where each run's
     savings land (``amdahl.csv``, :mod:`analysis.common.measures.amdahl`), with ``figures`` their figures
     (``stages.png``, ``amdahl.png``), through the run's transaction (:mod:`litelvlm.runs.io`: they appear when
-    the run commits); returns the names written (nothing when no stage was timed)."""
+    the run commits), each run at its LLM sequence length ``lengths`` gives; returns the names written
+    (nothing when no stage was timed)."""
     if frame.empty:
         return []
     write_csv(Path(out) / "stages.csv", frame)
@@ -210,7 +211,7 @@ def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str,
         return written
     save_figure(plot_stages(frame, config, model, notes), out, "stages", formats=("png",))
     if len(table):
-        save_figure(plot_amdahl(table, model, notes), out, "amdahl", formats=("png",))
+        save_figure(plot_amdahl(table, model, notes, lengths), out, "amdahl", formats=("png",))
     return written + [name.replace(".csv", ".png") for name in written]
 
 

@@ -29,12 +29,17 @@ def _run(folder: Path, frame: pd.DataFrame | None, study: str = "validate") -> R
 
 
 def test_each_stage_and_the_bound_per_method_and_budget(tmp_path):
-    table = stages_table(_run(tmp_path / "run", stages()), tmp_path, "stages_glamm-7b-random")
+    run = _run(tmp_path / "run", stages())
+    pd.DataFrame({"method": ["none", "fastv"], "budget": [576, 64], "seq_len": [867, 355]}).to_csv(
+        run.folder / "validate.csv", index=False)
+    table = stages_table(run, tmp_path, "stages_glamm-7b-random")
     assert list(table.data["method"]) == ["none", "fastv", "tower"]
     shown = table.shown.set_index("Method")
-    assert list(table.shown.columns) == ["Method", "K", "prepare ms", "vision ms", "selection ms",
-                                         "prefill ms", "mask ms", "other ms", "Call ms", "Speed-up",
-                                         "LLM speed-up", "Only the LLM", "Saved outside the LLM ms"]
+    assert list(table.shown.columns) == ["Method", "K", "LLM tokens", "prepare ms", "vision ms",
+                                         "selection ms", "prefill ms", "mask ms", "other ms", "Call ms",
+                                         "Speed-up", "LLM speed-up", "Only the LLM",
+                                         "Saved outside the LLM ms"]
+    assert list(shown["LLM tokens"]) == ["867", "355", "—"]   # validate.csv's seq_len, where the run has it
     assert shown.loc["none", "Speed-up"] == "—" and shown.loc["none", "Call ms"] == "100"
     assert shown.loc["fastv", "Speed-up"] == "1.15×" and shown.loc["fastv", "LLM speed-up"] == "4.00×"
     assert shown.loc["fastv", "Only the LLM"] == "1.18×"

@@ -77,6 +77,11 @@ def test_the_screen_says_the_bound_with_the_shares():
     assert lines[1] == ("  fastv@64: 1.15x measured; 1.18x if only its LLM (4.00x) had changed; saved "
                         "outside the LLM -2.0 ms (selection -2.0)")
     assert amdahl_lines(amdahl_frame(stages()[lambda d: d.method != "none"]), stages(), "fastv") == []
+    # each ratio names the LLM sequence lengths it was measured at, where they are known
+    lengths = {("none", 576): 867, ("fastv", 64): 355}
+    named = amdahl_lines(amdahl_frame(stages()), stages(), "fastv", lengths=lengths)
+    assert "of none's whole call at 867 LLM tokens (" in named[0]
+    assert named[1] == lines[1] + " (sequence 867 -> 355 tokens)"
 
 
 def test_the_figure_draws_the_bound_the_curve_and_every_run():
@@ -92,6 +97,10 @@ def test_the_figure_draws_the_bound_the_curve_and_every_run():
         assert ax.get_ylabel().startswith("whole-call speed-up")
         assert {k: v for k, v in reviewer_flaws(fig).items() if v} == {}
         assert not math.isnan(ax.get_ylim()[1])
+        named = plot_amdahl(amdahl_frame(stages()), "tiny-random:0", lengths={("none", 576): 867,
+                                                                                ("fastv", 64): 355})
+        assert "fastv@64, 355 tokens" in {t.get_text() for t in named.axes[0].texts}
+        assert "(867 tokens)" in named.axes[0].get_title()
         two = plot_amdahl(amdahl_frame(stages(("eager", "sdpa"))), "tiny-random:0")   # a panel per kernel
         titles = [a.get_title().splitlines()[0] for a in two.axes]
         assert titles == ["LLM attention: eager", "LLM attention: sdpa"]
