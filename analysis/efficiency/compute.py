@@ -28,7 +28,7 @@ import torch
 
 from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.grounding.grounding_runs import Run, image_runs, plan
-from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines, llm_lengths
+from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines, llm_lengths, write_amdahl
 from analysis.common.measures.flops import fit_paper_text_tokens
 from analysis.common.measures.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.presentation.caveats import TIMING_KEY, draw_notes, timing_caveat
@@ -288,8 +288,9 @@ def _run(a: EfficiencyArgs, folder, screen: Screen
         _figures(cost.figure_rows(df), out, [timing_caveat(config)])
     # the chain by stage, where it was timed end to end (an earlier run's stage files dropped otherwise)
     stages = stages_frame(df, ("attn", "method", "budget"))
-    folder.drop_stale(write_stages(out, stages, config, f"{arch.name}-random", a.figures,
-                                   [timing_caveat(config)], llm_lengths(df)))
+    notes = [timing_caveat(config)]
+    folder.drop_stale(write_stages(out, stages, config, f"{arch.name}-random", a.figures, notes)
+                      + write_amdahl(out, stages, f"{arch.name}-random", a.figures, notes, llm_lengths(df)))
     tables = "\n".join(t for t in (paper_summary(df, paper), spread_summary(df)) if t)
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text(tables + "\n")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines, llm_lengths
+from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines, llm_lengths, write_amdahl
 from analysis.common.measures.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
 from analysis.common.presentation.caveats import timing_caveat
@@ -295,7 +295,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     stages = stages_frame(rows)  # the whole call by stage: stages.csv, stages.png
     lengths = llm_lengths(rows, "seq_len")   # each run's LLM sequence, named beside its ratios
     setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model,
-                                        notes=[timing_caveat(setup)], lengths=lengths)
+                                        notes=[timing_caveat(setup)]) + write_amdahl(
+        out, stages, a.model, notes=[timing_caveat(setup)], lengths=lengths)   # where the savings land
     base = rows[is_baseline_row(rows)].iloc[0]
     mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
                        paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])

@@ -79,7 +79,7 @@ VOLATILE = ("run", "seconds", "torch_threads", "busy", "paths", "out", "written_
 KEPT = ("parts", "rounds", "images", "reference.safetensors", LOCK_NAME)
 #: result files whose content holds measured times (validate's): compared by presence only
 TIMED = ("validate.csv", "validate.parquet", "ratios.csv", "report.md", "checks.csv", "memory.csv",
-         "stages.csv", "stages.png")
+         "stages.csv", "stages.png", "amdahl.csv", "amdahl.png")
 
 
 class Killed(BaseException):

@@ -13,11 +13,16 @@ added), each against the unpruned run of the same attention kernel where the fra
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.presentation.amdahl_figure import plot_amdahl
+from analysis.common.presentation.style import save_figure
 from litelvlm.cost.stages import OTHER, STAGES, TOTAL
 from litelvlm.methods import TABLE, get_method
+from litelvlm.runs.io import write_csv
 
 #: the stages a method that only shortens the LLM shortens
 LLM_STAGES = ("prefill", "decode")
@@ -115,4 +120,19 @@ def amdahl_lines(table: pd.DataFrame, stages: pd.DataFrame, method: str | None =
     return lines
 
 
-__all__ = ["COLUMNS", "LLM_STAGES", "OUTSIDE", "amdahl_frame", "amdahl_lines", "llm_lengths"]
+def write_amdahl(out: str | Path, stages: pd.DataFrame, model: str, figures: bool = True,
+                 notes: Iterable[str] = (), lengths: dict | None = None) -> list[str]:
+    """Write ``amdahl.csv`` of ``stages`` (``stages.csv``'s frame) into ``out`` and, with ``figures``,
+    ``amdahl.png`` (each run at its LLM sequence length ``lengths`` gives), through the run's transaction;
+    returns the names written (nothing without an unpruned run)."""
+    table = amdahl_frame(stages)
+    if table.empty:
+        return []
+    write_csv(Path(out) / "amdahl.csv", table)
+    if not figures:
+        return ["amdahl.csv"]
+    save_figure(plot_amdahl(table, model, notes, lengths), out, "amdahl", formats=("png",))
+    return ["amdahl.csv", "amdahl.png"]
+
+
+__all__ = ["COLUMNS", "LLM_STAGES", "OUTSIDE", "amdahl_frame", "amdahl_lines", "llm_lengths", "write_amdahl"]

@@ -23,8 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.common.measures.amdahl import amdahl_frame
-from analysis.common.presentation.amdahl_figure import plot_amdahl
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.stage_figure import SEGMENTS, plot_stages, run_label, run_name
 from analysis.common.presentation.style import baseline, save_figure
@@ -44,8 +42,8 @@ STAGE_ROOFLINE = {s: f"stage_{s}_roofline_ms" for s in COLUMNS}
 TABLE_COLUMNS = ["stage", "ms", "share"]
 #: the columns ``stages.csv`` adds where the run has rates (its rows' roofline columns)
 ROOFLINE_COLUMNS = ["flops", "weight_bytes", "roofline_ms", "over_roofline"]
-#: the files :func:`write_stages` writes (a run's optional outputs: an earlier run's are dropped when this one
-#: writes none, ``RunFolder.drop_stale``)
+#: the files :func:`write_stages` and :func:`analysis.common.measures.amdahl.write_amdahl` write (a run's
+#: optional outputs: an earlier run's are dropped when this one writes none, ``RunFolder.drop_stale``)
 STAGE_FILES = ("stages.csv", "stages.png", "amdahl.csv", "amdahl.png")
 
 
@@ -194,25 +192,17 @@ def headline_lines(frame: pd.DataFrame, method: str = "litelvlm", most: int = 6,
 
 
 def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str, figures: bool = True,
-                 notes: Iterable[str] = (), lengths: dict | None = None) -> list[str]:
-    """Write ``stages.csv`` of ``frame`` into ``out`` and, where it holds an unpruned run, where each run's
-    savings land (``amdahl.csv``, :mod:`analysis.common.measures.amdahl`), with ``figures`` their figures
-    (``stages.png``, ``amdahl.png``), through the run's transaction (:mod:`litelvlm.runs.io`: they appear when
-    the run commits), each run at its LLM sequence length ``lengths`` gives; returns the names written
+                 notes: Iterable[str] = ()) -> list[str]:
+    """Write ``stages.csv`` (and, with ``figures``, ``stages.png``) of ``frame`` into ``out`` through the
+    run's transaction (:mod:`litelvlm.runs.io`: they appear when the run commits); returns the names written
     (nothing when no stage was timed)."""
     if frame.empty:
         return []
     write_csv(Path(out) / "stages.csv", frame)
-    table = amdahl_frame(frame)
-    written = ["stages.csv"] + (["amdahl.csv"] if len(table) else [])
-    if len(table):
-        write_csv(Path(out) / "amdahl.csv", table)
     if not figures:
-        return written
+        return ["stages.csv"]
     save_figure(plot_stages(frame, config, model, notes), out, "stages", formats=("png",))
-    if len(table):
-        save_figure(plot_amdahl(table, model, notes, lengths), out, "amdahl", formats=("png",))
-    return written + [name.replace(".csv", ".png") for name in written]
+    return ["stages.csv", "stages.png"]
 
 
 __all__ = ["ROOFLINE_COLUMNS", "SEGMENTS", "STAGE_FILES", "STAGE_FLOPS", "STAGE_MS", "STAGE_ROOFLINE",
