@@ -279,11 +279,11 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
         save_reference(out, reference)
     elif todo:  # a resumed run: one untimed warm-up call, as a fresh run's reference is
         with torch.no_grad():
-            pipe.ground(prep, BASELINE)
+            pipe.ground(prep, BASELINE, Budget.ALL)
         pf.account_eager(pipe, f"{BASELINE}@{full}")
     if todo:  # the whole call's warm-up too (the image's forwards: an encoder's capture, first kernels),
         with torch.no_grad():   # so that the first run timed by stage is not charged for it
-            pipe.ground(fresh(), BASELINE)
+            pipe.ground(fresh(), BASELINE, Budget.ALL)
     check_compare(compare, reference, a.compare_to)
     config["stage_timing"] = timing_record(pipe)  # how the stages were timed (not compared on resume)
     setup["config"] = config  # what the time-by-stage figure is titled with

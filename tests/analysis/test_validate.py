@@ -67,7 +67,7 @@ def test_tiny_validate_writes_table_report_and_passes_checks(tiny_run):
     assert "litelvlm@64 vs none, on the paper's definitions: prefill (decoder-layer loop)" in screen
     assert "CUDA" not in screen and "litelvlm@576" in screen  # CUDA-only quantities only on CUDA
     # every ratio names the sequence lengths it was measured at (none's, and the run's)
-    seq = re.findall(r"litelvlm@64.* \(sequence (\d+) -> (\d+) tokens\)", screen)
+    seq = re.findall(r"^litelvlm@64.* \(sequence (\d+) -> (\d+) tokens\)", screen, re.M)   # Amdahl's: below
     assert len(seq) == 2 and all(int(a) - int(b) == 576 - 64 for a, b in seq), screen
     # the tiny model's ratios are shown, not judged against the paper's 7B targets; the weights are named
     assert screen.splitlines()[0].startswith("RANDOM WEIGHTS (tiny-random")
