@@ -21,7 +21,7 @@ import pandas as pd
 from analysis.common.presentation.amdahl_figure import plot_amdahl
 from analysis.common.presentation.style import save_figure
 from litelvlm.cost.stages import OTHER, STAGES, TOTAL
-from litelvlm.methods import TABLE, get_method
+from litelvlm.methods import is_baseline
 from litelvlm.runs.io import write_csv
 
 #: the stages a method that only shortens the LLM shortens
@@ -35,7 +35,7 @@ COLUMNS = ["total_ms", "llm_ms", "base_total_ms", "llm_share_of_base", "speedup"
 
 
 def _is_baseline(method) -> bool:
-    return str(method) in TABLE and get_method(str(method)).baseline
+    return is_baseline(str(method))
 
 
 def _ratio(a: float, b: float) -> float:
