@@ -181,6 +181,8 @@ else
 fi
 # GLaMM-7B's decoder stack alone: attention kernel x prefill path at 713/329/201 tokens beside its roofline
 step fused-prefill "$PY '$ROOT/benchmarks/bench_fused_prefill.py' ${BENCH[*]} --out '$OUT/fused_prefill'"
+# the validate runs' tables: efficiency, and the time by stage with each run against Amdahl's bound (CPU, seconds)
+step tables "$PY -m litelvlm.cli tables --results '$OUT/validate' --out '$OUT/tables'"
 step summary "$PY '$ROOT/benchmarks/gpu_check.py' summary '$OUT'"
 
 if [ "$PRINT" = 1 ]; then

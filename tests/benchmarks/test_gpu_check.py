@@ -50,7 +50,7 @@ def _order(models: tuple[str, ...], drops: bool) -> list[str]:
             names.append(f"drop-{name}")
     first = models[0].split(":")[0]
     names.append(f"throughput-{first}")
-    return names + ([f"drop-{first}"] if drops else []) + ["gpu-tests", "fused-prefill", "summary"]
+    return names + ([f"drop-{first}"] if drops else []) + ["gpu-tests", "fused-prefill", "tables", "summary"]
 
 
 def gpu_test_files() -> set[str]:
@@ -65,6 +65,14 @@ def test_the_check_runs_the_most_important_steps_first():
     after its last step."""
     assert list(print_steps()) == _order(FULL, drops=True)
     assert list(print_steps(SCRIPT, "--dry-run")) == _order(TINY, drops=False)
+
+
+def test_the_check_writes_the_tables_of_its_validate_runs():
+    """The time-by-stage tables (each run's speed-ups beside Amdahl's bound) and the efficiency tables of every
+    validate run, read from the check's own folder (a CPU step: seconds)."""
+    for args in ((), ("--dry-run",)):
+        cmd = print_steps(SCRIPT, *args)["tables"]
+        assert "litelvlm.cli tables --results '/nowhere/validate' --out '/nowhere/tables'" in cmd, cmd
 
 
 def test_the_check_runs_every_attention_and_prefill_for_every_model():
