@@ -68,8 +68,8 @@ def test_the_check_runs_the_most_important_steps_first():
 
 
 def test_the_check_writes_the_tables_of_its_validate_runs():
-    """The time-by-stage tables (each run's speed-ups beside Amdahl's bound) and the efficiency tables of every
-    validate run, read from the check's own folder (a CPU step: seconds)."""
+    """The time-by-stage tables (each run's speed-ups beside Amdahl's bound) and the efficiency tables of
+    every validate run, read from the check's own folder (a CPU step: seconds)."""
     for args in ((), ("--dry-run",)):
         cmd = print_steps(SCRIPT, *args)["tables"]
         assert "litelvlm.cli tables --results '/nowhere/validate' --out '/nowhere/tables'" in cmd, cmd
