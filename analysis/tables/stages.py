@@ -37,11 +37,12 @@ def _rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     ms = frame.pivot_table(index=keys, columns="stage", values="ms", aggfunc="first", sort=False)
     ms = ms.reset_index().reindex(columns=[*keys, *STAGES, OTHER, TOTAL])
     runs = ms.merge(amdahl_frame(frame), on=keys, how="left", suffixes=("", "_amdahl"))
-    parts, blocks = [], []
+    parts, blocks, offset = [], [], 0
     for _, group in (runs.groupby("attn", sort=False) if "attn" in keys else [(None, runs)]):
         order, starts = ordered(group.reset_index(drop=True))
-        blocks += [len(pd.concat(parts)) + i if parts else i for i in starts]
+        blocks += [offset + i for i in starts]
         parts.append(order)
+        offset += len(order)
     return pd.concat(parts, ignore_index=True), blocks
 
 

@@ -34,10 +34,6 @@ COLUMNS = ["total_ms", "llm_ms", "base_total_ms", "llm_share_of_base", "speedup"
            *(f"saved_{s}_ms" for s in (*STAGES, OTHER))]
 
 
-def _is_baseline(method) -> bool:
-    return is_baseline(str(method))
-
-
 def _ratio(a: float, b: float) -> float:
     return a / b if a > 0 and b > 0 else float("nan")
 
@@ -53,14 +49,14 @@ def amdahl_frame(stages: pd.DataFrame) -> pd.DataFrame:
     ms = ms.reindex(columns=[*STAGES, OTHER, TOTAL]).fillna(0.0)
     rows = []
     for _, group in (ms.groupby(level="attn", sort=False) if "attn" in keys else [(None, ms)]):
-        base = next((idx for idx in group.index if _is_baseline(dict(zip(keys, idx))["method"])), None)
+        base = next((idx for idx in group.index if is_baseline(str(dict(zip(keys, idx))["method"]))), None)
         if base is None:
             continue
         b = group.loc[base]
         b_llm = float(b[list(LLM_STAGES)].sum())
         p = b_llm / float(b[TOTAL]) if b[TOTAL] > 0 else float("nan")
         for idx, r in group.iterrows():
-            if _is_baseline(dict(zip(keys, idx))["method"]):
+            if is_baseline(str(dict(zip(keys, idx))["method"])):
                 continue
             llm = float(r[list(LLM_STAGES)].sum())
             s = _ratio(b_llm, llm)
@@ -101,7 +97,7 @@ def amdahl_lines(table: pd.DataFrame, stages: pd.DataFrame, method: str | None =
     if table.empty:
         return []
     first, lengths = table.iloc[0], lengths or {}
-    base = next(m for m in stages["method"].unique() if _is_baseline(m))
+    base = next(m for m in stages["method"].unique() if is_baseline(str(m)))
     base_len = next((n for (m, _), n in lengths.items() if m == base), None)
     at = f" at {int(base_len)} LLM tokens" if base_len is not None else ""
     lines = [f"Amdahl (this project's reading): the LLM is {first['llm_share_of_base']:.0%} of {base}'s "
