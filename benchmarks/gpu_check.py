@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # its siblings, also under PYTHONSAFEPATH=1
 from gpu_check_runs import run_rows  # noqa: E402
 from gpu_check_targets import VERDICTS, Verdict, all_targets  # noqa: E402
 
