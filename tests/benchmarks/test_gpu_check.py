@@ -85,7 +85,8 @@ def test_the_check_runs_every_attention_and_prefill_for_every_model():
             assert f"--model {model} " in cmd and f"--prefill {prefill} " in cmd and "--device cuda" in cmd
             assert f"--attn {attn} " in cmd and "--capture" not in cmd   # the default capture: fused on cuda
             # the targets' budget (none runs at N); the headline run adds FastV and 64
-            budget = "196" if model.startswith("videoglamm") else "192"
+            # VideoGLaMM: 196 a frame (the paper's) and 64, where pool-min's prompt shortens (196 keeps 144)
+            budget = "196 64" if model.startswith("videoglamm") else "192"
             headline = (model, run) == (FULL[0], "eager-captured")
             assert f"--budgets {budget}{' 64' if headline else ''} " in cmd and "--repeats 3" in cmd
             assert f"--methods {'litelvlm fastv' if headline else 'litelvlm'} " in cmd

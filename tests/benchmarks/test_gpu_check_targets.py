@@ -32,7 +32,7 @@ def _stage_rows(method: str, budget, total: float, roof: float | None, vision=(4
 
 
 def write_run(out: Path, name: str, none: tuple, lite: tuple | None, budget: int = 192, roofline: bool = True,
-              attn: str | None = None, prefill: str | None = None) -> Path:
+              attn: str | None = None, prefill: str | None = None, lite_len: int = 329) -> Path:
     """One validate folder ``OUT/validate/NAME``: stages.csv (none at budget N, LiteLVLM at ``budget``; each
     (total ms, total roofline ms)), validate.csv and config.json (its stage_timing)."""
     folder = out / "validate" / name
@@ -43,7 +43,7 @@ def write_run(out: Path, name: str, none: tuple, lite: tuple | None, budget: int
     pd.DataFrame(rows).to_csv(folder / "stages.csv", index=False)
     pd.DataFrame([{"method": "none", "budget": 576, "seq_len": 713, "paper_prefill_ms": 15.0,
                    "roofline_ms": 9.0, "over_roofline": 15.0 / 9.0, "roofline_speedup": 1.0},
-                  {"method": "litelvlm", "budget": budget, "seq_len": 329, "paper_prefill_ms": 7.0,
+                  {"method": "litelvlm", "budget": budget, "seq_len": lite_len, "paper_prefill_ms": 7.0,
                    "roofline_ms": 4.5, "over_roofline": 7.0 / 4.5, "roofline_speedup": 2.0}]).to_csv(
                        folder / "validate.csv", index=False)
     timing = {"attn": attn, "prefill": prefill, "dtype": "bfloat16", "device": "H200"} if attn else {}
@@ -159,3 +159,18 @@ def test_failed_or_absent_gpu_tests_and_a_late_check_are_missed(out):
     (out / "gpu-tests.log").write_text("no tests ran in 0.10s\n")
     summary(out)
     assert _verdicts(out)[("T5", "", "gpu tests passed")][:2] == (0.0, "MISSED")
+
+
+def test_a_budget_that_leaves_the_prompt_as_long_as_none_says_so(tmp_path):
+    """VideoGLaMM's pool-min keeps min(sqrt(K), 12)^2 tokens a frame: at 196 a frame the prompt is as long as
+    none's, and T3's note says the speed-up measures pruning's cost alone."""
+    write_run(tmp_path, "videoglamm-random-eager-captured", (40.0, 10.0), (50.0, 11.0), budget=196,
+              lite_len=713)
+    write_run(tmp_path, "glamm-7b-random-eager-captured", (30.0, 12.0), (20.0, 7.0))
+    summary(tmp_path)
+    table = pd.read_csv(tmp_path / "summary.csv").fillna("")
+    t3 = table[table["target"] == "T3"]
+    video = t3[(t3["model"] == "VideoGLaMM") & (t3["verdict"] == "MISSED")]
+    assert len(video) == 1 and "the prompt did not shorten (713 tokens both)" in video["note"].iloc[0]
+    glamm = t3[(t3["model"] == "GLaMM-7B") & (t3["verdict"] != "NOT MEASURED")]
+    assert len(glamm) and not glamm["note"].str.contains("did not shorten").any()
