@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from analysis.common.grounding.grounding_batches import BatchCheck, batch_notes, batch_summary
 from analysis.common.grounding.grounding_runs import Run, clip_record, plan, run_keys
-from analysis.common.grounding.grounding_scoring import evaluate_images, summarize
+from analysis.common.grounding.grounding_scoring import evaluate_images, summarize, with_pixels
 from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
 from analysis.common.options.prefill_args import prefill_record
 from analysis.common.presentation.caveats import null_results
@@ -354,9 +354,10 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
         rows.clear(), chunk_images.clear(), skipped.clear()
 
     exif = exif_transpose(pipe)
-    # the images decoded ahead on worker threads, overlapping the model's work (litelvlm.data.prefetch)
-    decoded = prefetched(ids, lambda i: by_image[i][0].image(exif))
-    for image_id, image, e in tqdm(decoded, total=len(ids), desc=f"eval-grounding[{shards.rank}]",
+    # the images decoded and their pixels made (the family's CPU part of preparing them) ahead on worker
+    # threads, overlapping the model's work (litelvlm.data.prefetch)
+    decoded = prefetched(ids, lambda i: with_pixels(pipe, by_image[i][0].image(exif)))
+    for image_id, loaded, e in tqdm(decoded, total=len(ids), desc=f"eval-grounding[{shards.rank}]",
                                    disable=not shards.is_main):
         recs = by_image[image_id]
         if isinstance(e, (LiteLVLMError, OSError)):
@@ -365,7 +366,7 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
         elif e is not None:
             raise e
         else:
-            pending.append((recs, image))
+            pending.append((recs, *loaded))
         chunk_images.append(image_id)
         if len(chunk_images) >= a.chunk:
             run_pending(), flush()

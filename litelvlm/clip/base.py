@@ -95,8 +95,11 @@ class ClipBackend(abc.ABC):
         """The underlying model (for hashing, device moves and hooks)."""
 
     @abc.abstractmethod
-    def preprocess(self, images: list[Image.Image], pad_to_square: bool = False) -> torch.Tensor:
-        """Pixel tensor (B, 3, H, W) through the model's own image transform."""
+    def preprocess(self, images: list[Image.Image], pad_to_square: bool = False,
+                   on_device: bool = True) -> torch.Tensor:
+        """Pixel tensor (B, 3, H, W) through the model's own image transform, on the model's device and in its
+        dtype; ``on_device=False``: the transform's CPU float32 tensor, before that move (a loader thread's
+        part, moved later by ``.to(device, dtype)``, the same operation)."""
 
     def check_resize(self, images: list[Image.Image], pad_to_square: bool = False) -> None:
         """Refuse, before any resizing, an image that the pad or resize of :attr:`geometry` would make larger

@@ -132,7 +132,7 @@ class HFClip(ClipBackend):
 
     # -- vision -------------------------------------------------------------------------------
     def preprocess(self, images: list[Image.Image], pad_to_square: bool = False,
-                   processor: str = "transformers") -> torch.Tensor:
+                   processor: str = "transformers", on_device: bool = True) -> torch.Tensor:
         """Pixel tensor (B, 3, H, W). ``processor="official"``: the PIL-backed ``CLIPImageProcessorPil``,
         bit-identical to the official transformers 4.28 ``CLIPImageProcessor``; ``"transformers"``: the
         loaded processor (torchvision-backed in transformers 5)."""
@@ -146,7 +146,7 @@ class HFClip(ClipBackend):
             images = [expand2square(im, mean) for im in images]
         proc = self.pil_processor if processor == "official" else self.processor
         out = proc(images=images, return_tensors="pt")["pixel_values"]
-        return out.to(self.device, self.dtype)
+        return out.to(self.device, self.dtype) if on_device else out
 
     @property
     def pil_processor(self):

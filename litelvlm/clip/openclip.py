@@ -150,13 +150,15 @@ class OpenClip(ClipBackend):
     def modules(self) -> torch.nn.Module:
         return self.model
 
-    def preprocess(self, images: list[Image.Image], pad_to_square: bool = False) -> torch.Tensor:
+    def preprocess(self, images: list[Image.Image], pad_to_square: bool = False,
+                   on_device: bool = True) -> torch.Tensor:
         self.check_resize(images, pad_to_square)
         ims = [im.convert("RGB") for im in images]
         if pad_to_square:
             mean = tuple(int(255 * m) for m in self.image_mean)
             ims = [expand2square(im, mean) for im in ims]
-        return torch.stack([self.transform(im) for im in ims]).to(self.device, self.dtype)
+        out = torch.stack([self.transform(im) for im in ims])
+        return out.to(self.device, self.dtype) if on_device else out
 
     @torch.no_grad()
     def trace_image(self, pixel_values: torch.Tensor) -> VisionTrace:

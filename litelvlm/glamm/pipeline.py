@@ -51,9 +51,22 @@ from .prompts import (
     tokenize_prompt,
 )
 from .random_model import built_random, random_model_dir
-from .sam_preprocess import postprocess_masks, sam_inputs, sam_processor
+from .sam_preprocess import postprocess_masks, sam_normalised, sam_processor, sam_resized
 from .stages import encoder_parts, stage_parts
 from .tokenizer import prompt_encoder, seg_token_id
+
+
+@dataclass(frozen=True)
+class GlammPixels:
+    """The CPU part of one image's preparation (:meth:`GlammPipeline.pixels`): the RGB ``image``, CLIP's
+    float32 pixels ``clip`` (1, 3, H, W), SAM's input ``sam`` (the (h, w, 3) uint8 resized image, or a
+    ``SamImageProcessor``'s float32 pixel values) and its resized (h, w) ``reshaped``."""
+
+    image: Image.Image
+    clip: torch.Tensor
+    sam: torch.Tensor
+    reshaped: tuple[int, int]
+
 
 #: What LiteLVLM's CLIP text encoder embeds: the formatted questions (official) or the bare sentences.
 CLIP_TEXTS = ("question", "expression")
@@ -228,18 +241,33 @@ class GlammPipeline(GroundingPipeline):
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()
-    def prepare_image(self, image: Image.Image, seed: int = 0) -> PreparedImage:
-        """The image part only (one CLIP vision forward, one SAM encoder forward); add text with
-        ``with_sentences`` (cheap, so one image serves many sentences)."""
+    def pixels(self, image: Image.Image) -> GlammPixels:
+        """CLIP's preprocessing and SAM's longest-side resize of ``image``, on the CPU (a loader thread's part
+        of :meth:`prepare_image`)."""
         image = image.convert("RGB")
-        vision = self.clip.trace_image(self.clip.preprocess([image], processor=self.numerics.clip_preprocess))
+        clip = self.clip.preprocess([image], processor=self.numerics.clip_preprocess, on_device=False)
         if self.sam_processor is None:
-            pixel_values, reshaped = sam_inputs(image, self.sam_size, device=self.device)
+            sam, reshaped = sam_resized(image, self.sam_size)
         else:
             sam_in = self.sam_processor(images=image, return_tensors="pt")
-            pixel_values = sam_in["pixel_values"]
-            reshaped = tuple(int(x) for x in sam_in["reshaped_input_sizes"][0])
-        emb = self.model.sam.get_image_embeddings(pixel_values.to(self.device, self.dtype))
+            sam, reshaped = sam_in["pixel_values"], tuple(int(x) for x in sam_in["reshaped_input_sizes"][0])
+        return GlammPixels(image, clip, sam, reshaped)
+
+    def _on_device(self, px: GlammPixels) -> tuple[torch.Tensor, torch.Tensor]:
+        """(CLIP's pixels, SAM's pixel values) of ``px`` on the device in the towers' dtypes (SAM's own
+        normalising and padding there)."""
+        sam = sam_normalised(px.sam.to(self.device), self.sam_size) if self.sam_processor is None else px.sam
+        return px.clip.to(self.clip.device, self.clip.dtype), sam.to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def prepare_image(self, image: Image.Image | GlammPixels, seed: int = 0) -> PreparedImage:
+        """The image part only (one CLIP vision forward, one SAM encoder forward) of an image or its
+        :meth:`pixels`; add text with ``with_sentences`` (cheap, so one image serves many sentences)."""
+        px = image if isinstance(image, GlammPixels) else self.pixels(image)
+        clip_pixels, sam_pixels = self._on_device(px)
+        vision = self.clip.trace_image(clip_pixels)
+        reshaped, image = px.reshaped, px.image
+        emb = self.model.sam.get_image_embeddings(sam_pixels)
         return PreparedImage(image_size=(image.height, image.width), sentences=[],
                              input_ids=torch.empty(0, dtype=torch.long), vision=vision, text=None,
                              sam_embeddings=emb, sam_reshaped_size=reshaped,

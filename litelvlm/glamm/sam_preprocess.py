@@ -53,17 +53,31 @@ def sam_inputs(image: Image.Image, size: int = 1024,
     ``(x - PIXEL_MEAN) / PIXEL_STD`` and zero padding at the bottom and right. ``device``: where the
     normalising and padding run (default the CPU): the resized uint8 image goes there, a quarter of the float
     pixels' bytes, and the same correctly rounded float32 operations give the same pixels."""
+    resized, reshaped = sam_resized(image, size)
+    return sam_normalised(resized.to(device), size), reshaped
+
+
+def sam_resized(image: Image.Image, size: int = 1024) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(the (h, w, 3) uint8 RGB image resized with its longest side ``size``, (h, w)): the CPU half of
+    :func:`sam_inputs` (a loader thread's part)."""
     h, w = preprocess_shape(image.height, image.width, size)
     check_resize(image, image.size, (w, h), f"SAM's longest-side resize to {size}")
     if image.mode != "RGB":
         image = image.convert("RGB")
     resized = np.array(image.resize((w, h), Image.BILINEAR))  # what torchvision's resize does for PIL
-    x = torch.from_numpy(resized).to(device).permute(2, 0, 1).contiguous()  # uint8 (3, h, w)
+    return torch.from_numpy(resized), (h, w)
+
+
+def sam_normalised(resized: torch.Tensor, size: int = 1024) -> torch.Tensor:
+    """``(1, 3, size, size)`` float32 SAM pixel values of an (h, w, 3) uint8 image (:func:`sam_resized`),
+    normalised and padded where it lies: the other half of :func:`sam_inputs`."""
+    h, w = int(resized.shape[0]), int(resized.shape[1])
+    x = resized.permute(2, 0, 1).contiguous()  # uint8 (3, h, w)
     mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32, device=x.device).view(-1, 1, 1)
     std = torch.tensor(PIXEL_STD, dtype=torch.float32, device=x.device).view(-1, 1, 1)
     x = (x - mean) / std
     x = F.pad(x, (0, size - w, 0, size - h))
-    return x.unsqueeze(0), (h, w)
+    return x.unsqueeze(0)
 
 
 def postprocess_masks(low_res_logits: torch.Tensor, reshaped: tuple[int, int], original_size: tuple[int, int],

@@ -1,18 +1,16 @@
 """GLaMM's parts for the time by stage (:mod:`litelvlm.cost.stages`) and for the captured encoders
 (:mod:`litelvlm.lvlm.encoders`), which ``GlammPipeline.stage_modules`` and ``encoder_modules`` declare: CLIP's
-preprocessing and SAM's input resizing (``prepare``); CLIP's towers, the text tower embedding the questions
-(``vision``); SAM's parts (``mask``); the projector, outside the stages (``other``)."""
+preprocessing and SAM's input resizing and normalising (``prepare``: the pipeline's ``pixels`` and
+``_on_device``); CLIP's towers, the text tower embedding the questions (``vision``); SAM's parts (``mask``);
+the projector, outside the stages (``other``)."""
 
 from __future__ import annotations
-
-import sys
 
 
 def stage_parts(pipe) -> dict[str, list]:
     """{stage: modules and (owner, attribute) steps} of the GLaMM pipeline ``pipe``."""
     clip, sam = pipe.clip.modules(), pipe.model.sam
-    here = sys.modules[f"{__package__}.pipeline"]   # the pipeline's module calls sam_inputs by that name
-    return {"prepare": [(pipe.clip, "preprocess"), (here, "sam_inputs")],
+    return {"prepare": [(pipe, "pixels"), (pipe, "_on_device")],
             "vision": [clip.vision_model, getattr(clip, "text_model", None),
                        *((pipe.clip, n) for n in ("trace_image", "encode_text"))],
             "mask": [*sam.children(), (sam, "get_image_embeddings")],

@@ -88,7 +88,13 @@ class GroundingPipeline(abc.ABC):
     @abc.abstractmethod
     def prepare_image(self, image, seed: int = 0) -> Prepared:
         """The per-image work (vision forwards, the mask decoder's image embedding), reused by every method
-        and budget."""
+        and budget; ``image`` may be what :meth:`pixels` made of it."""
+
+    def pixels(self, image):
+        """The CPU part of ``prepare_image`` (resizing, normalising) for a loader thread to run ahead: CPU
+        tensors only, nothing on the device; ``prepare_image`` of it equals ``prepare_image(image)``. This
+        default hands the image back (``prepare_image`` does all of it)."""
+        return image
 
     @abc.abstractmethod
     def with_sentences(self, prepared: Prepared, sentences: list[str], turns=None, **options):

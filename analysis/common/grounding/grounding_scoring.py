@@ -72,14 +72,24 @@ def gt_parts(args: ScoringArgs) -> str:
     return args.gt_parts or ("sum" if args.protocol == "official" else "union")
 
 
-def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> tuple[list[Run], list]:
-    """(the runs this image keeps, its prompts as (records, prepared, targets)): the image prepared once, then
-    one prompt per the protocol's group of sentences."""
+def with_pixels(pipe, image) -> tuple:
+    """(``image``, its pixels: the family's CPU part of preparing it, :meth:`pixels`), for a loader thread;
+    where they cannot be made, the image again: ``prepare_image`` then raises the error in its place."""
+    try:
+        return image, pipe.pixels(image)
+    except Exception:  # noqa: BLE001 -- raised again where the image is prepared, as without the loader
+        return image, image
+
+
+def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run],
+                  pixels=None) -> tuple[list[Run], list]:
+    """(the runs this image keeps, its prompts as (records, prepared, targets)): the image (or its
+    ``pixels``, :func:`with_pixels`) prepared once, then one prompt per the protocol's group of sentences."""
     image_id = records[0].image_id
     if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
         raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width "
                             f"x height) but its annotations are for {records[0].width} x {records[0].height}")
-    base = pipe.prepare_image(image, seed=args.seed)
+    base = pipe.prepare_image(image if pixels is None else pixels, seed=args.seed)
     n = pipe.num_visual(base)
     if args.protocol == "official" and pipe.abilities.sentences_per_prompt != 1:
         picked, turns = official_turns(pipe, records, args.seed, image_id, args.max_sentences)
@@ -144,16 +154,17 @@ def ground_part(pipe, args: ScoringArgs, preps: list, method: str, budget, timed
 
 
 @torch.no_grad()
-def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], pairs: list[Run],
+def evaluate_images(pipe, args: ScoringArgs, items: list[tuple], pairs: list[Run],
                     batch_size: int = 1, check: BatchComparer | None = None) -> list[list[dict]]:
-    """Rows per image of ``items`` ((records, image) each; one row per scored sentence x method x budget), in
+    """Rows per image of ``items`` ((records, image) or (records, image, its pixels) each; one row per scored
+    sentence x method x budget), in
     the same order at every ``batch_size``: prompt by prompt, run by run. Each run (method, budget column)
     grounds its prompts ``batch_size`` per ``ground_many`` call, which runs the prompts that cannot share an
     LLM forward one by one itself. ``args.time_pruning`` times each call at batch 1 (each row's ``prune_ms``);
     ``check`` (where given) compares each shared run's first batch with batch 1."""
     prompts = []  # (image index, records, prepared, targets, the image's runs)
-    for i, (records, image) in enumerate(items):
-        todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs)
+    for i, (records, image, *pixels) in enumerate(items):
+        todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs, *pixels)
         prompts.extend((i, recs, prep, gts, todo) for recs, prep, gts in image_prompts_)
     timed = batch_size == 1 and getattr(args, "time_pruning", False)
     done: dict[tuple[int, str, int], list[dict]] = {}
