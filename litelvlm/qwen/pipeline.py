@@ -242,7 +242,8 @@ class QwenSam2Pipeline(GroundingPipeline):
         if clip is not None:
             prepare.append((self._clip, "preprocess"))
             steps += [*clip.children(), *((self._clip, n) for n in ("trace_image", "encode_text"))]
-        return {"prepare": [*prepare, (self.sam2, "preprocess")],
+        sam = [(self.sam2, n) for n in ("preprocess", "pixels", "on_device")]
+        return {"prepare": [*prepare, (self, "pixels"), *sam],
                 "vision": [model.visual, (model, "get_image_features"), (model, "get_video_features"),
                            *steps],
                 "mask": [*self.sam2.model.children(), (self.sam2, "encode_image")]}

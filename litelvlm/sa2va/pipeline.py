@@ -34,6 +34,7 @@ from ..models.family_card import Lazy
 from ..models.model_spec import ModelSpec
 from ..qwen.mapped import frames_mapped_inputs
 from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
+from ..qwen.pixels import QwenPixels, as_pixels
 from ..qwen_vision.vision import QwenVision
 from ..registry.families import family_model
 from . import protocol as _protocol
@@ -186,11 +187,16 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                                                  image_grid_thw=px["image_grid_thw"].to(self.device))
         return out.pooler_output, None
 
+    def pixels(self, image: Image.Image) -> QwenPixels:
+        """:meth:`_image` and SAM 2's pixels of ``image``, on the CPU."""
+        return QwenPixels(image, self._image(image), self.sam2.pixels(image))
+
     @torch.no_grad()
-    def prepare_image(self, image: Image.Image, seed: int = 0) -> Sa2VAInput:
-        """The vision tower's merged tokens and SAM 2's features of the 1024-px stretched image, once per
-        image."""
-        seen, px = self._image(image)
+    def prepare_image(self, image: Image.Image | QwenPixels, seed: int = 0) -> Sa2VAInput:
+        """The vision tower's merged tokens and SAM 2's features of the 1024-px stretched image (or of its
+        :meth:`pixels`), once per image."""
+        pixels = as_pixels(self, image)
+        (seen, px), image = pixels.tower, pixels.image
         grid = px["image_grid_thw"]
         visual, extra = self._tower(px)
         return Sa2VAInput(image=image, image_size=(image.height, image.width), sentences=[],
@@ -198,7 +204,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                           mm_token_type_ids=torch.empty(0, dtype=torch.long),
                           grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1),
                           visual=visual[0].to(self.dtype),
-                          sam_features=self.sam2.encode_image(self.sam2.preprocess(image)), seed=seed,
+                          sam_features=self.sam2.encode_image(self.sam2.on_device(pixels.sam)), seed=seed,
                           llm_images=[seen], deepstack=extra)
 
     @torch.no_grad()

@@ -79,7 +79,11 @@ class Sa2VASam2(Sam2Prompt):
 
     def preprocess(self, image, video: bool = False) -> torch.Tensor:
         """(1, 3, S, S) pixels of ``image`` (:func:`sam_pixels`) in the model's dtype and device."""
-        return sam_pixels(image, self.image_size, video=video)[None].to(self.device, self.dtype)
+        return self.on_device(self.pixels(image, video))
+
+    def pixels(self, image, video: bool = False) -> torch.Tensor:
+        """(1, 3, S, S) pixels of ``image`` (:func:`sam_pixels`) on the CPU, before the move."""
+        return sam_pixels(image, self.image_size, video=video)[None]
 
     def upscale(self, low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
         """(S, H, W) float32 logits from (S, 1, h, w): bilinear to ``image_size`` squared, then to (H, W)."""

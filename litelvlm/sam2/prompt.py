@@ -96,7 +96,16 @@ class Sam2Prompt(nn.Module):
 
     def preprocess(self, image) -> torch.Tensor:
         """A PIL image or an ``(H, W, 3)`` uint8 array -> ``(1, 3, S, S)`` pixels in the model's dtype and
-        device (``get_sam2_transform``: ``ToTensor``, ``Resize((S, S), antialias=True)``, ``Normalize``)."""
+        device: :meth:`on_device` of :meth:`pixels`."""
+        return self.on_device(self.pixels(image))
+
+    def on_device(self, pixels: torch.Tensor) -> torch.Tensor:
+        """:meth:`pixels` moved to the model's device and cast to its dtype."""
+        return pixels.to(self.device, self.dtype)
+
+    def pixels(self, image) -> torch.Tensor:
+        """A PIL image or an ``(H, W, 3)`` uint8 array -> ``(1, 3, S, S)`` pixels on the CPU, before the move
+        (``get_sam2_transform``: ``ToTensor``, ``Resize((S, S), antialias=True)``, ``Normalize``)."""
         arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
@@ -106,7 +115,7 @@ class Sam2Prompt(nn.Module):
                           antialias=True)
         mean, std = x.new_tensor(IMAGENET_MEAN)[None, :, None, None], x.new_tensor(IMAGENET_STD)[
             None, :, None, None]
-        return ((x - mean) / std).to(self.device, self.dtype)
+        return (x - mean) / std
 
     @torch.no_grad()
     def encode_image(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:

@@ -36,6 +36,7 @@ from ..qwen.pipeline import (
     QwenSam2Input,
     QwenSam2Pipeline,
 )
+from ..qwen.pixels import QwenPixels, as_pixels
 from ..qwen_vision.vision import QwenVision
 from . import protocol as _protocol
 from .card import CARD
@@ -113,11 +114,16 @@ class UniPixelPipeline(QwenSam2Pipeline):
         return {**parts, "prepare": [*parts["prepare"], (self, "_video"), (_protocol, "resize_frame")]}
 
     # -- per image ----------------------------------------------------------------------------------
+    def pixels(self, image: Image.Image) -> QwenPixels:
+        """:meth:`_video` and SAM 2's pixels of ``image``, on the CPU."""
+        return QwenPixels(image, self._video(image), self.sam2.pixels(image))
+
     @torch.no_grad()
-    def prepare_image(self, image: Image.Image, seed: int = 0) -> UniPixelInput:
+    def prepare_image(self, image: Image.Image | QwenPixels, seed: int = 0) -> UniPixelInput:
         """The vision tower's merged tokens (the image as the protocol's 1-frame video) and SAM 2's image
-        features, once per image."""
-        video = self._video(image)
+        features (of the image or its :meth:`pixels`), once per image."""
+        pixels = as_pixels(self, image)
+        video, image = pixels.tower, pixels.image
         grid = video["video_grid_thw"]
         visual = self.qwen.model.get_video_features(video["pixel_values_videos"].to(self.device),
                                                     video_grid_thw=grid.to(self.device)).pooler_output[0]
@@ -125,7 +131,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
                              input_ids=torch.empty(0, dtype=torch.long),
                              mm_token_type_ids=torch.empty(0, dtype=torch.long), grid_thw=grid.cpu(),
                              second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype),
-                             sam_features=self.sam2.encode_image(self.sam2.preprocess(image)), seed=seed)
+                             sam_features=self.sam2.encode_image(self.sam2.on_device(pixels.sam)), seed=seed)
 
     def _video(self, image: Image.Image):
         """The processor's video inputs of the image as the protocol's 1-frame video."""

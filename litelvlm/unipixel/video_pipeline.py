@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..lvlm.family import GroundingPipeline
 from ..qwen_vision.vision import QwenVision
 from .pipeline import CLIP_TEXTS, UniPixelInput, UniPixelPipeline
 from .protocol import ANSWERS, SAMPLE_FRAMES
@@ -77,6 +78,8 @@ class UniPixelVideoPipeline(UniPixelPipeline):
     #: the image path's abilities; the variants reading one image's grid refused (:data:`ONE_IMAGE_VARIANTS`)
     abilities = replace(UniPixelPipeline.abilities, refuses=ONE_IMAGE_VARIANTS)
     prepared_type = UniPixelVideoInput
+    #: the contract's default (the image handed back): a video's preparation makes its frames' pixels itself
+    pixels = GroundingPipeline.pixels
     #: how the frame-0 prompt reaches the later frames (:data:`PROPAGATIONS`)
     propagation = "sam2"
 

@@ -22,7 +22,7 @@ def test_an_images_expressions_share_one_prepare_and_one_forward_per_method_and_
     real_prepare, real_ground = GlammPipeline.prepare_image, GlammPipeline.ground_many
 
     def prepare_image(self, image, *a, **kw):
-        prepared.append(image.size)
+        prepared.append(getattr(image, "image", image).size)   # an image, or its pixels
         return real_prepare(self, image, *a, **kw)
 
     def ground_many(self, preps, method, budget, *a, **kw):

@@ -43,7 +43,7 @@ def test_interrupted_run_resumes(coco128, tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(grounding, "evaluate_images",
                         lambda pipe, a, items,
-                        *r: seen.extend(recs[0].image_id for recs, _ in items) or real(pipe, a, items, *r))
+                        *r: seen.extend(recs[0].image_id for recs, *_ in items) or real(pipe, a, items, *r))
     assert _run(coco128, tmp_path / "resumed", *args) == 0
     assert seen == calls[1:] + [i for i in seen if i not in calls]   # the finished image is not redone
     assert len(seen) == 2 and calls[0] not in seen

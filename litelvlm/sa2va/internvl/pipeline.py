@@ -37,6 +37,7 @@ from ...lvlm.numerics import Numerics
 from ...models.model_spec import ModelSpec
 from ...qwen.mapped import frames_mapped_inputs
 from ...qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
+from ...qwen.pixels import QwenPixels, as_pixels
 from .. import protocol
 from ..card import CARD
 from ..clip_pairing import default_clip
@@ -157,7 +158,8 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
         prepare = [] if clip is None else [(self._clip, "preprocess")]
         here = sys.modules[__name__]   # the names this module calls (imported from .tiles)
         tiling = [(m, n) for m in (_tiles, here) for n in ("image_tiles", "tile_pixels")]
-        return {"prepare": [*prepare, *tiling, (self.sam2, "preprocess")],
+        sam = [(self.sam2, n) for n in ("preprocess", "pixels", "on_device")]
+        return {"prepare": [*prepare, *tiling, (self, "pixels"), *sam],
                 "vision": [model.vision_tower, model.multi_modal_projector, (model, "get_image_features"),
                            *steps],
                 "mask": [*self.sam2.model.children(), (self.sam2, "encode_image")]}
@@ -173,8 +175,11 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
     # -- per image ------------------------------------------------------------------------------------
     def _features(self, images: list[Image.Image]) -> torch.Tensor:
         """(n * 256, h) the LLM inputs of 448-px images: InternViT, pixel shuffle, ``mlp1``."""
-        pixels = tile_pixels(images, self.model.model.vision_tower.dtype).to(self.device)
-        out = self.model.model.get_image_features(pixels).pooler_output
+        return self._tile_features(tile_pixels(images, self.model.model.vision_tower.dtype))
+
+    def _tile_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n * 256, h) the LLM inputs of the tiles' pixels (``tile_pixels``, on the CPU)."""
+        out = self.model.model.get_image_features(pixels.to(self.device)).pooler_output
         return out.reshape(-1, out.shape[-1]).to(self.dtype)
 
     def _input(self, image: Image.Image, visual: torch.Tensor, count: int, **fields) -> InternVLInput:
@@ -184,13 +189,22 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
                              mm_token_type_ids=torch.empty(0, dtype=torch.long), grid_thw=grid_thw,
                              second_per_grid_ts=torch.ones(1), visual=visual, **fields)
 
-    @torch.no_grad()
-    def prepare_image(self, image: Image.Image, seed: int = 0) -> InternVLInput:
-        """The tiles' visual tokens and SAM 2's features of the image stretched to its input size."""
+    def pixels(self, image: Image.Image) -> QwenPixels:
+        """The tile grid and the tiles' pixels (``tile_pixels``) and SAM 2's pixels of ``image``, on the
+        CPU."""
         grid = tile_grid(image.width, image.height, self.max_tiles)
-        visual = self._features(image_tiles(image, grid))
+        tiles = tile_pixels(image_tiles(image, grid), self.model.model.vision_tower.dtype)
+        return QwenPixels(image, (grid, tiles), self.sam2.pixels(image))
+
+    @torch.no_grad()
+    def prepare_image(self, image: Image.Image | QwenPixels, seed: int = 0) -> InternVLInput:
+        """The tiles' visual tokens and SAM 2's features of the image (or of its :meth:`pixels`) stretched to
+        its input size."""
+        pixels = as_pixels(self, image)
+        (grid, tiles), image = pixels.tower, pixels.image
+        visual = self._tile_features(tiles)
         return self._input(image, visual, grid.num_tiles, grid=grid, seed=seed,
-                           sam_features=self.sam2.encode_image(self.sam2.preprocess(image)))
+                           sam_features=self.sam2.encode_image(self.sam2.on_device(pixels.sam)))
 
     @torch.no_grad()
     def prepare_video(self, frames: list, seed: int = 0) -> InternVLInput:

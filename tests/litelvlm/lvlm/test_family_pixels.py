@@ -4,6 +4,7 @@ has a test proving ``prepare_image`` of its pixels equal to ``prepare_image`` of
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from PIL import Image
@@ -13,7 +14,10 @@ from litelvlm.registry.families import family_names, get_family
 
 ROOT = Path(__file__).resolve().parents[3]
 #: the families that split off their pixels, and the test that proves them equal
-PROVEN = {"GlammPipeline": "tests/litelvlm/glamm/test_pipeline_pixels.py"}
+#: (a subclass inheriting one, as Sa2VA-Qwen3-VL's, runs in its test too)
+PROVEN = {"GlammPipeline": "tests/litelvlm/glamm/test_pipeline_pixels.py",
+          **{name: "tests/litelvlm/qwen/test_pixels.py" for name in ("Sa2VAPipeline", "Sa2VAInternVLPipeline",
+                                                                     "UniPixelPipeline")}}
 
 
 def test_the_default_hands_the_image_back():
@@ -22,9 +26,11 @@ def test_the_default_hands_the_image_back():
 
 
 def _pipelines() -> set[type]:
-    """Every pipeline class of the registered families (their packages imported), subclasses included."""
+    """Every pipeline class of litelvlm (each ``*pipeline*`` module imported), subclasses included."""
     for name in family_names():
         get_family(name)
+    for path in (ROOT / "litelvlm").rglob("*pipeline*.py"):
+        importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
     found, todo = set(), [GroundingPipeline]
     while todo:
         for sub in todo.pop().__subclasses__():
@@ -33,8 +39,22 @@ def _pipelines() -> set[type]:
     return {cls for cls in found if cls.__module__.startswith("litelvlm.")}   # not the tests' own
 
 
+def test_a_pipeline_prepares_from_the_pixels_it_makes():
+    """A pipeline that makes pixels (not the default) prepares its images where those pixels are made or in
+    an ancestor: a subclass overriding ``prepare_image`` alone (UniPixel's video pipeline) would be handed
+    pixels it does not read, so it keeps the default."""
+    def owner(cls, name):
+        return next(c for c in cls.__mro__ if name in vars(c))
+
+    wrong = [cls.__name__ for cls in _pipelines() if cls.pixels is not GroundingPipeline.pixels
+             and not issubclass(owner(cls, "pixels"), owner(cls, "prepare_image"))]
+    assert not wrong, f"prepare_image overridden below the pixels it is handed: {wrong}"
+
+
 def test_every_family_that_splits_off_its_pixels_is_proven_equal():
     assert len(_pipelines()) >= 5
-    overriding = {cls.__name__ for cls in _pipelines() if cls.pixels is not GroundingPipeline.pixels}
-    assert overriding == set(PROVEN)
+    # where a pipeline's pixels come from: its own class's, or an ancestor's that a test proves
+    owners = {next(c.__name__ for c in cls.__mro__ if "pixels" in vars(c)) for cls in _pipelines()
+              if cls.pixels is not GroundingPipeline.pixels}
+    assert owners == set(PROVEN)
     assert all((ROOT / path).is_file() for path in PROVEN.values())
