@@ -5,7 +5,8 @@
 # attention and at the other kernel under the default prefill and image encoders (GLaMM-7B also under the eager
 # prefill, and once all official: eager attention, prefill and encoders), none against LiteLVLM and FastV at
 # 576/192/64 (VideoGLaMM per frame 576/196/64 with --arrangement pool-min, so pruning shortens its prompt); the
-# gpu-marked tests right after GLaMM-7B's runs and profile; the grounding throughput at batch sizes 1/8/32;
+# gpu-marked tests right after GLaMM-7B's runs and profile; the grounding throughput at batch sizes 1/8/32 and
+# what eval-grounding's loader buys (bench_prepare_overlap.py);
 # GLaMM-7B's decoder stack alone per attention kernel and prefill path (benchmarks/bench_fused_prefill.py, last:
 # the deadline may skip it). The most important
 # steps run first. Built to end inside 8 minutes on a fresh single-GPU machine with no network and no git.
@@ -188,6 +189,10 @@ done
 # the grounding throughput per batch size at the default prefill (GLaMM-7B, whose checkpoint is still cached)
 step "throughput-$first" "$PY '$ROOT/benchmarks/bench_throughput.py' --models ${MODELS[0]} $tok--device $DEVICE \
 --methods none litelvlm ${THROUGHPUT[*]} --refer-dir '$DATA/coco128_refer' --out '$OUT/throughput/$first'"
+# what eval-grounding's loader buys: each image's pixels made ahead on worker threads, against in turn
+step "overlap-$first" "$PY '$ROOT/benchmarks/bench_prepare_overlap.py' \
+$([ "$DRY" = 1 ] && echo "--dry-run" || echo "--model ${MODELS[0]} $tok--device $DEVICE --images 16") \
+--refer-dir '$DATA/coco128_refer' --out '$OUT/overlap/$first'"
 drop "$first"
 # GLaMM-7B's decoder stack alone: attention kernel x prefill path at 713/329/201 tokens beside its roofline
 step fused-prefill "$PY '$ROOT/benchmarks/bench_fused_prefill.py' ${BENCH[*]} --out '$OUT/fused_prefill'"

@@ -51,7 +51,8 @@ def _order(models: tuple[str, ...], drops: bool) -> list[str]:
         if drops and model != models[0]:
             names.append(f"drop-{name}")
     first = models[0].split(":")[0]
-    names.append(f"throughput-{first}")
+    # the throughput per batch size, then what the loader's overlap of each image's pixels buys
+    names += [f"throughput-{first}", f"overlap-{first}"]
     return names + ([f"drop-{first}"] if drops else []) + ["fused-prefill", "tables", "summary"]
 
 
@@ -135,6 +136,10 @@ def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
     assert "--dry-run" in steps["profile-tiny-random"]
     assert "--encoders eager --prefill eager" in steps["validate-tiny-random-eager-eager-eager"]
     assert "--dry-run" in steps["fused-prefill"] and "--batch-sizes 1 2" in steps["throughput-tiny-random"]
+    assert "bench_prepare_overlap.py' --dry-run" in steps["overlap-tiny-random"]
+    full = print_steps()["overlap-glamm-7b-random"]
+    assert "--model glamm-7b-random --tokenizer" in full and "--device cuda --images 16" in full
+    assert "--out '/nowhere/overlap/glamm-7b-random'" in full
 
 
 def _options(path: Path) -> set[str]:
