@@ -44,7 +44,7 @@ def test_grounding_grows_images_methods_and_budgets(coco128, tmp_path, monkeypat
     real, calls = grounding.evaluate_images, []
     monkeypatch.setattr(grounding, "evaluate_images",
                         lambda pipe, a, items, pairs, *r: calls.extend((recs[0].image_id, list(pairs))
-                                                                       for recs, _ in items)
+                                                                       for recs, *_ in items)
                         or real(pipe, a, items, pairs, *r))
     assert main(big) == 0
     # the first image only gets the new pairs; the new image gets every pair
