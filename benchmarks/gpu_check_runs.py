@@ -48,7 +48,9 @@ class Run:
     def recorded(self) -> str:
         """How the stages were timed, as ``config.json``'s ``stage_timing`` records it ('' when absent)."""
         timing = self.config.get("stage_timing") or {}
-        return ", ".join(f"{k} {timing[k]}" for k in ("attn", "prefill", "dtype", "device") if timing.get(k))
+        said = ", ".join(f"{k} {timing[k]}" for k in ("attn", "prefill", "dtype", "device") if timing.get(k))
+        eager = "; ".join(f"{why} x{n}" for why, n in (timing.get("encoders_eager") or {}).items())
+        return said + (f"; eager encoder calls: {eager}" if eager else "")
 
 
 def _csv(path: Path) -> pd.DataFrame | None:

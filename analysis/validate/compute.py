@@ -166,6 +166,19 @@ def _load(a: ValidateArgs):
     return pipe, load_ms, load_rss.peak
 
 
+def say_eager_encoders(pipe, config: dict, out: Path | None) -> None:
+    """Under captured encoders: the record of which encoder calls ran eagerly and why, taken again after the
+    timed runs and written to ``out``'s config.json (None: a run with nothing measured keeps its record), and
+    one screen line (stderr) per reason."""
+    if out is not None and "encoders_eager" in config["stage_timing"]:
+        config["stage_timing"] = timing_record(pipe)
+        write_json(out / "config.json", config)
+    timing = config["stage_timing"]
+    for why, calls in timing.get("encoders_eager", {}).items():
+        print(f"validate: --encoders {timing['encoders']}: encoder calls ran eagerly: {why} ({calls} calls)",
+              file=sys.stderr)
+
+
 def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path, argv: tuple[str, ...] | None) -> dict:
     """The run's identity (``config.json``): every option but the methods, budgets, repeats and
     ``--compare-to`` (a re-run with others adds their rows), the image, the model's dtype and its paired
@@ -324,6 +337,7 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
     # short: the weights, LiteLVLM's ratios per budget (report.md holds the tables), an overhead-bound warning
     print("\n".join(lines + [w for w in [pf.screen_warning(rows, a.prefill == "captured")] if w]))
     pf.say_eager(pipe)  # --prefill captured: each reason for eager layer calls once, with its runs
+    say_eager_encoders(pipe, config, out if todo else None)
     warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + failed if failed else 'passed'}")
     return 1 if failed else 0

@@ -188,3 +188,30 @@ def test_the_first_timed_whole_call_is_not_the_first_whole_call(coco128, tmp_pat
     _validate(coco128, tmp_path)
     # the run's input (1), then an untimed whole call on a fresh input (2), before the first timing
     assert at_first_timing and at_first_timing[0] >= 2, at_first_timing
+
+
+def test_the_run_records_its_captured_encoders_and_says_which_calls_ran_eagerly(coco128, tmp_path, capsys,
+                                                                               monkeypatch):
+    """Under captured encoders (dynamo's eager backend on the CPU) config.json's ``stage_timing`` names the
+    encoders captured and, per reason, the calls that ran eagerly over the whole run (here CLIP's text tower,
+    made to refuse its capture), and the screen says so once per reason."""
+    from litelvlm.lvlm import encoders
+
+    why = encoders.CapturedEncoder._why_eager
+    monkeypatch.setattr(encoders.CapturedEncoder, "_why_eager", lambda self, a, k: "a test's refusal" if type(
+        self.module).__name__ == "CLIPTextModel" else why(self, a, k))
+    out, _ = _validate(coco128, tmp_path, "--encoders", "compile-eager")
+    timing = json.loads((out / "config.json").read_text())["stage_timing"]
+    assert timing["encoders_captured"] == ["CLIPTextModel", "CLIPVisionModel", "SamVisionEncoder"]
+    calls = timing["encoders_eager"]["CLIPTextModel: a test's refusal"]
+    assert list(timing["encoders_eager"]) == ["CLIPTextModel: a test's refusal"] and calls >= 3
+    err = capsys.readouterr().err
+    assert (f"validate: --encoders compile-eager: encoder calls ran eagerly: CLIPTextModel: a test's refusal "
+            f"({calls} calls)") in err
+
+
+def test_eager_encoders_record_nothing_more(stage_run):
+    out, _ = stage_run
+    timing = json.loads((out / "config.json").read_text())["stage_timing"]
+    assert timing["encoders"] == "eager"
+    assert "encoders_captured" not in timing and "encoders_eager" not in timing

@@ -174,3 +174,18 @@ def test_a_budget_that_leaves_the_prompt_as_long_as_none_says_so(tmp_path):
     assert len(video) == 1 and "the prompt did not shorten (713 tokens both)" in video["note"].iloc[0]
     glamm = t3[(t3["model"] == "GLaMM-7B") & (t3["verdict"] != "NOT MEASURED")]
     assert len(glamm) and not glamm["note"].str.contains("did not shorten").any()
+
+
+def test_a_run_whose_encoders_ran_eagerly_says_so_in_its_notes(tmp_path):
+    """An encoder that could not be captured (Qwen2.5-VL's tower reads its grid on the host) is named, with
+    its reason and calls, in the notes of the targets read from that run."""
+    folder = write_run(tmp_path, "sa2va-qwen2_5-vl-3b-random-sdpa-captured", (20.0, 8.0), (21.0, 5.0),
+                       attn="sdpa", prefill="captured")
+    config = json.loads((folder / "config.json").read_text())
+    config["stage_timing"]["encoders_eager"] = {"Qwen2_5_VisionTransformer: CUDA graph capture failed": 7}
+    (folder / "config.json").write_text(json.dumps(config))
+    summary(tmp_path)
+    table = pd.read_csv(tmp_path / "summary.csv").fillna("")
+    t2 = table[(table["target"] == "T2") & (table["model"] == "Sa2VA-3B")]
+    said = "eager encoder calls: Qwen2_5_VisionTransformer: CUDA graph capture failed x7"
+    assert said in t2["note"].iloc[0]

@@ -52,7 +52,8 @@ def timing_record(pipe) -> dict[str, str]:
     kernel (its config's ``_attn_implementation``), the prefill path (``captured`` where
     :mod:`litelvlm.llm.captured` runs it, with its ``capture``; ``compiled`` where ``validate --compile``
     compiled each decoder layer; else ``eager``), the image encoders' mode (``--encoders``: ``eager`` or the
-    :mod:`litelvlm.lvlm.encoders` mode they run in), the dtype and the device."""
+    :mod:`litelvlm.lvlm.encoders` mode they run in; captured, which encoders and, per reason, the calls that
+    ran eagerly so far, a FLOP count's left out), the dtype and the device."""
     lm = pipe.language_model
     runner = runner_of(lm)
     if runner is not None:
@@ -62,9 +63,12 @@ def timing_record(pipe) -> dict[str, str]:
         compiled = any("forward" in vars(layer) for layer in getattr(lm, "layers", ()))
         path = {"prefill": "compiled" if compiled else "eager"}
     encoders = encoders_runner(pipe)
+    captured = {} if encoders is None else {
+        "encoders_captured": encoders.record()["captured_encoders"],
+        "encoders_eager": dict(sorted(encoders.eager_reasons().items()))}
     return {"attn": str(getattr(lm.config, "_attn_implementation", None) or pipe.numerics.attn), **path,
-            "encoders": "eager" if encoders is None else encoders.mode, "dtype": str(pipe.dtype)[6:],
-            "device": device_name(pipe.device)}
+            "encoders": "eager" if encoders is None else encoders.mode, **captured,
+            "dtype": str(pipe.dtype)[6:], "device": device_name(pipe.device)}
 
 
 def stage_row(ms: dict[str, float] | None) -> dict[str, float]:

@@ -187,5 +187,26 @@ def test_the_timing_record_names_the_capture_and_a_compiled_prefill():
     lm.__dict__[ATTR] = types.SimpleNamespace(capture="compile", backend="eager")
     assert timing_record(pipe)["capture"] == "compile-eager"
     assert timing_record(pipe)["encoders"] == "eager"   # none installed
-    pipe.__dict__[ENCODERS_ATTR] = types.SimpleNamespace(mode="graph")
+    pipe.__dict__[ENCODERS_ATTR] = types.SimpleNamespace(
+        mode="graph", record=lambda: {"captured_encoders": ["CLIPVisionModel"]}, eager_reasons=dict)
     assert timing_record(pipe)["encoders"] == "graph"
+
+
+def test_the_timing_record_names_the_captured_encoders_and_why_calls_ran_eagerly():
+    """Under captured encoders the record names them and counts, per reason, the calls that ran eagerly (here
+    one under autograd): what tells a reader of a GPU run which tower ran eagerly and why."""
+    from litelvlm.lvlm.encoders import CapturedEncoders
+
+    vision, text = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    lm = types.SimpleNamespace(config=types.SimpleNamespace(_attn_implementation="eager"), layers=[])
+    pipe = types.SimpleNamespace(language_model=lm, numerics=types.SimpleNamespace(attn="eager"),
+                                 dtype=torch.float32, device=torch.device("cpu"))
+    pipe.__dict__[ENCODERS_ATTR] = CapturedEncoders([vision, text], "compile-eager")
+    x = torch.ones(1, 2)
+    with torch.no_grad():
+        vision(x), text(x)
+    with torch.enable_grad():
+        vision(x)
+    record = timing_record(pipe)
+    assert record["encoders"] == "compile-eager" and record["encoders_captured"] == ["Linear"]
+    assert record["encoders_eager"] == {"Linear: autograd enabled": 1}
