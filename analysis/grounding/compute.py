@@ -254,6 +254,9 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
     _check_layers(a, methods, pipe)
     # the LLM's layers between pruning points captured; the image encoders (CUDA graphs on cuda)
     install_paths(pipe, a.prefill, a.capture, a.encoders)
+    # a paired CLIP the methods read, loaded before the loader starts: every image's pixels carry its input
+    if pipe.abilities.clip_side == "mapped" and any(pipe.spec(m).uses_clip for m in methods):
+        log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk", "prefill", "capture",
                                                               "encoders")}

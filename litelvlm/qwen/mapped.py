@@ -23,6 +23,7 @@ from ..llm import relevance
 from ..pruning import MappedInputs, SelectorInputs
 from ..qwen_vision.grid import TokenGrid, resample_matrix, source_edges
 from ..qwen_vision.vit_attention import received_attention
+from .pixels import clip_vision
 
 #: where LiteLVLM's context part comes from (see the module docstring)
 CONTEXTS = ("clip", "vit")
@@ -40,8 +41,7 @@ def mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
     grid, and the pipeline's context and similarity sources."""
     clip, cache = pipe.clip, prepared.clip_cache
     if "vision" not in cache:
-        cache["vision"] = clip.trace_image(
-            clip.preprocess([prepared.image.convert("RGB")], pad_to_square=True))
+        cache["vision"] = clip_vision(pipe, prepared)
         params = transform_params(clip.geometry, *prepared.image_size, pad_to_square=True)
         rows, cols = clip.grid
         cache["weights"] = resample_matrix(source_edges(params, rows, cols),

@@ -187,6 +187,10 @@ class QwenSam2Pipeline(GroundingPipeline):
             self.clip_loaded(self._clip)
         return self._clip
 
+    def loaded_clip(self):
+        """The paired CLIP backend where it is loaded, else None (nothing loaded here)."""
+        return None if self._clip is None or isinstance(self._clip, str) else self._clip
+
     def apply_attention(self) -> None:
         """``numerics.attn`` at load, as GLaMM's pipeline does: the LLM's decoder gets its kernel
         (:func:`~litelvlm.lvlm.numerics.llm_implementation`), the vision tower, SAM 2 and a loaded paired CLIP

@@ -34,7 +34,7 @@ from ..models.family_card import Lazy
 from ..models.model_spec import ModelSpec
 from ..qwen.mapped import frames_mapped_inputs
 from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
-from ..qwen.pixels import QwenPixels, as_pixels
+from ..qwen.pixels import QwenPixels, as_pixels, paired_clip_pixels
 from ..qwen_vision.vision import QwenVision
 from ..registry.families import family_model
 from . import protocol as _protocol
@@ -189,7 +189,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
     def pixels(self, image: Image.Image) -> QwenPixels:
         """:meth:`_image` and SAM 2's pixels of ``image``, on the CPU."""
-        return QwenPixels(image, self._image(image), self.sam2.pixels(image))
+        return QwenPixels(image, self._image(image), self.sam2.pixels(image), paired_clip_pixels(self, image))
 
     @torch.no_grad()
     def prepare_image(self, image: Image.Image | QwenPixels, seed: int = 0) -> Sa2VAInput:
@@ -205,7 +205,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                           grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1),
                           visual=visual[0].to(self.dtype),
                           sam_features=self.sam2.encode_image(self.sam2.on_device(pixels.sam)), seed=seed,
-                          llm_images=[seen], deepstack=extra)
+                          llm_images=[seen], deepstack=extra, clip_cache=pixels.clip_cache())
 
     @torch.no_grad()
     def prepare_video(self, frames: list, seed: int = 0) -> Sa2VAInput:

@@ -36,7 +36,7 @@ from ..qwen.pipeline import (
     QwenSam2Input,
     QwenSam2Pipeline,
 )
-from ..qwen.pixels import QwenPixels, as_pixels
+from ..qwen.pixels import QwenPixels, as_pixels, paired_clip_pixels
 from ..qwen_vision.vision import QwenVision
 from . import protocol as _protocol
 from .card import CARD
@@ -116,7 +116,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
     # -- per image ----------------------------------------------------------------------------------
     def pixels(self, image: Image.Image) -> QwenPixels:
         """:meth:`_video` and SAM 2's pixels of ``image``, on the CPU."""
-        return QwenPixels(image, self._video(image), self.sam2.pixels(image))
+        return QwenPixels(image, self._video(image), self.sam2.pixels(image), paired_clip_pixels(self, image))
 
     @torch.no_grad()
     def prepare_image(self, image: Image.Image | QwenPixels, seed: int = 0) -> UniPixelInput:
@@ -131,7 +131,8 @@ class UniPixelPipeline(QwenSam2Pipeline):
                              input_ids=torch.empty(0, dtype=torch.long),
                              mm_token_type_ids=torch.empty(0, dtype=torch.long), grid_thw=grid.cpu(),
                              second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype),
-                             sam_features=self.sam2.encode_image(self.sam2.on_device(pixels.sam)), seed=seed)
+                             sam_features=self.sam2.encode_image(self.sam2.on_device(pixels.sam)), seed=seed,
+                             clip_cache=pixels.clip_cache())
 
     def _video(self, image: Image.Image):
         """The processor's video inputs of the image as the protocol's 1-frame video."""

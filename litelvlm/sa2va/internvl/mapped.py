@@ -18,6 +18,7 @@ from ...data.geometry import transform_params
 from ...llm import relevance
 from ...pruning import MappedInputs, SelectorInputs
 from ...qwen.mapped import CLIP_FEATURE_LAYER
+from ...qwen.pixels import clip_vision
 from ...qwen_vision.grid import TokenGrid, resample_matrix, source_edges
 from .config import PATCH, TILE
 from .tiles import TileGrid
@@ -47,8 +48,7 @@ def tiles_mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
     space)."""
     clip, cache = pipe.clip, prepared.clip_cache
     if "vision" not in cache:
-        cache["vision"] = clip.trace_image(clip.preprocess([prepared.image.convert("RGB")],
-                                                           pad_to_square=True))
+        cache["vision"] = clip_vision(pipe, prepared)
         params = transform_params(clip.geometry, *prepared.image_size, pad_to_square=True)
         rows, cols = clip.grid
         cache["weights"] = tile_weights(source_edges(params, rows, cols), prepared.grid, prepared.image_size)

@@ -37,7 +37,7 @@ from ...lvlm.numerics import Numerics
 from ...models.model_spec import ModelSpec
 from ...qwen.mapped import frames_mapped_inputs
 from ...qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
-from ...qwen.pixels import QwenPixels, as_pixels
+from ...qwen.pixels import QwenPixels, as_pixels, paired_clip_pixels
 from .. import protocol
 from ..card import CARD
 from ..clip_pairing import default_clip
@@ -194,7 +194,7 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
         CPU."""
         grid = tile_grid(image.width, image.height, self.max_tiles)
         tiles = tile_pixels(image_tiles(image, grid), self.model.model.vision_tower.dtype)
-        return QwenPixels(image, (grid, tiles), self.sam2.pixels(image))
+        return QwenPixels(image, (grid, tiles), self.sam2.pixels(image), paired_clip_pixels(self, image))
 
     @torch.no_grad()
     def prepare_image(self, image: Image.Image | QwenPixels, seed: int = 0) -> InternVLInput:
@@ -204,7 +204,8 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
         (grid, tiles), image = pixels.tower, pixels.image
         visual = self._tile_features(tiles)
         return self._input(image, visual, grid.num_tiles, grid=grid, seed=seed,
-                           sam_features=self.sam2.encode_image(self.sam2.on_device(pixels.sam)))
+                           sam_features=self.sam2.encode_image(self.sam2.on_device(pixels.sam)),
+                           clip_cache=pixels.clip_cache())
 
     @torch.no_grad()
     def prepare_video(self, frames: list, seed: int = 0) -> InternVLInput:

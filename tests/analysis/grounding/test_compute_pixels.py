@@ -9,6 +9,7 @@ import threading
 import pandas as pd
 import pytest
 
+from litelvlm.cli import main
 from litelvlm.glamm.pipeline import GlammPipeline, GlammPixels
 from tests.fixtures.cli import run_grounding
 
@@ -47,3 +48,21 @@ def test_pixels_that_cannot_be_made_fail_where_the_image_is_prepared(coco128, tm
         run_grounding(coco128, tmp_path, "--limit", 1, "--methods", "none")
     # tried ahead on a loader thread, then again on the model's thread, which raised it
     assert calls[0].startswith("litelvlm-decode") and calls[-1] == threading.current_thread().name
+
+
+def test_a_paired_clip_the_methods_read_is_loaded_before_the_loader_starts(coco128, tmp_path, monkeypatch):
+    """On a family whose CLIP-side methods read a paired CLIP, the CLIP is loaded before the first image's
+    pixels are made, so every image's pixels carry its input too."""
+    from litelvlm.sa2va.pipeline import Sa2VAPipeline
+
+    carried, pixels = [], Sa2VAPipeline.pixels
+
+    def spy(self, image):
+        out = pixels(self, image)
+        carried.append(out.clip is not None)
+        return out
+
+    monkeypatch.setattr(Sa2VAPipeline, "pixels", spy)
+    assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(tmp_path), "--model",
+                 "sa2va-tiny-random:0", "--limit", "3", "--methods", "none,litelvlm", "--budgets", "16"]) == 0
+    assert carried == [True] * 3

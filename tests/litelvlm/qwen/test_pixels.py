@@ -54,3 +54,18 @@ def test_prepare_image_of_the_pixels_equals_prepare_image_of_the_image(pipe):
         got, want = pipe.prepare_image(pixels), pipe.prepare_image(image)
         differ = [f for f in fields if not _same(getattr(got, f), getattr(want, f))]
         assert not differ, f"{pipe.name} at {size}: {differ}"
+
+
+def test_the_paired_clip_traces_its_pixels_as_it_traces_the_image(pipe):
+    """Once the paired CLIP is loaded the pixels carry its input too (the image padded to a square, on the
+    CPU), and the CLIP-side selection's inputs from them equal those from the image bit for bit."""
+    clip = pipe.clip   # loaded now
+    for size in SIZES:
+        image = _image(*size)
+        pixels = pipe.pixels(image)
+        want_pixels = clip.preprocess([image], pad_to_square=True, on_device=False)
+        assert pixels.clip.device.type == "cpu" and torch.equal(pixels.clip, want_pixels)
+        got = pipe.with_sentences(pipe.prepare_image(pixels), ["the thing on the left"]).selector_inputs()
+        want = pipe.with_sentences(pipe.prepare_image(image), ["the thing on the left"]).selector_inputs()
+        assert _same(got.clip.vision.hidden_states, want.clip.vision.hidden_states)
+        assert _same(got.clip.text, want.clip.text) and torch.equal(got.weights, want.weights)
