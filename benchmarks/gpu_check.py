@@ -94,6 +94,23 @@ def targets_markdown(verdicts: list[Verdict]) -> str:
     return "\n".join([*cells, "", counts + "."])
 
 
+def overlap_section(out: Path) -> list[str]:
+    """summary.md's lines on what eval-grounding's loader bought (``OUT/overlap/<model>/overlap.csv`` of
+    benchmarks/bench_prepare_overlap.py): each model's table and ratio; none without such a file."""
+    from analysis.common.presentation.markdown_table import to_markdown
+
+    lines = []
+    for path in sorted(out.glob("overlap/*/overlap.csv")):
+        table = pd.read_csv(path)
+        ratio = float(table["overlap_speedup"].iloc[0])
+        lines += [f"{path.parent.name}: {ratio:.2f}x images/s overlapped over serial (each image's pixels "
+                  "made ahead on the loader's threads, against in turn)", "",
+                  to_markdown(table.drop(columns=["overlap_speedup"])), ""]
+    if not lines:
+        return []
+    return ["## What eval-grounding's loader buys (benchmarks/bench_prepare_overlap.py)", "", *lines]
+
+
 def summary(out: Path, now: float | None = None) -> str:
     """Write ``out/summary.md``, ``summary.csv`` (the targets) and ``runs.csv`` (every run's rows); return the
     markdown."""
@@ -116,7 +133,7 @@ def summary(out: Path, now: float | None = None) -> str:
         stack = ["## GLaMM-7B's decoder stack alone (benchmarks/bench_fused_prefill.py)", "",
                  to_markdown(fused.drop(columns=["tflops", "copy_gbps", "device"], errors="ignore")), ""]
     text = "\n".join(["# GPU check", "", head, "", "## Targets", "", targets_markdown(verdicts), "", *stack,
-                      "## Every run (runs.csv)", "", table, ""])
+                      *overlap_section(out), "## Every run (runs.csv)", "", table, ""])
     (out / "summary.md").write_text(text)
     return text
 

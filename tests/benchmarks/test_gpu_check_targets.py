@@ -189,3 +189,16 @@ def test_a_run_whose_encoders_ran_eagerly_says_so_in_its_notes(tmp_path):
     t2 = table[(table["target"] == "T2") & (table["model"] == "Sa2VA-3B")]
     said = "eager encoder calls: Qwen2_5_VisionTransformer: CUDA graph capture failed x7"
     assert said in t2["note"].iloc[0]
+
+
+def test_the_summary_shows_what_the_loaders_overlap_bought(tmp_path):
+    """``overlap/<model>/overlap.csv`` (bench_prepare_overlap.py) is shown in summary.md with its ratio."""
+    folder = tmp_path / "overlap" / "glamm-7b-random"
+    folder.mkdir(parents=True)
+    pd.DataFrame([{"model": "glamm-7b-random", "device": "cuda", "method": "none", "images": 16, "mode": mode,
+                   "median_s": s, "images_per_s": 16 / s, "repeats": 3, "masks_differing": 0,
+                   "overlap_speedup": 1.25} for mode, s in (("serial", 2.0), ("overlapped", 1.6))]).to_csv(
+        folder / "overlap.csv", index=False)
+    text = summary(tmp_path)
+    assert "## What eval-grounding's loader buys (benchmarks/bench_prepare_overlap.py)" in text
+    assert "glamm-7b-random: 1.25x images/s overlapped over serial" in text
