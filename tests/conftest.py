@@ -261,20 +261,21 @@ def _quantization_backends_importable():
             del sys.modules[name]
 
 # --cpu-durations FILE: each test's CPU seconds (setup + call + teardown, this process and the children it
-# waited for), written as a TSV sorted by CPU time; CPU time depends far less than wall time on what else the
-# machine runs. Under xdist each worker measures its own tests and the controller gathers them from the
-# reports.
+# waited for; and the children's part alone), written as a TSV sorted by CPU time; CPU time depends far less
+# than wall time on what else the machine runs. Under xdist each worker measures its own tests and the
+# controller gathers them from the reports.
 def pytest_addoption(parser):
     parser.addoption("--cpu-durations", metavar="FILE", default=None,
                      help="write each test's CPU seconds and wall seconds (setup+call+teardown) to FILE as a "
                      "TSV")
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds of this process and of the children it waited for."""
     import resource
 
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -298,12 +299,14 @@ def pytest_runtest_makereport(item, call):
     if start is not None and call.when == "teardown":
         import time
 
-        item.user_properties.append(("cpu_s", _cpu_seconds() - start[0]))
+        own, kids = _cpu_seconds()
+        item.user_properties.append(("cpu_s", own + kids - sum(start[0])))
+        item.user_properties.append(("children_cpu_s", kids - start[0][1]))
         item.user_properties.append(("wall_s", time.perf_counter() - start[1]))
     yield
 
 
-_CPU_ROWS: dict = {}  # node id -> (CPU s, wall s, outcome)
+_CPU_ROWS: dict = {}  # node id -> (CPU s, of which children's, wall s, outcome)
 _NOT_PASSED: dict = {}  # node id -> the outcome of its first phase that did not pass
 
 
@@ -313,7 +316,8 @@ def pytest_runtest_logreport(report):
     if report.outcome != "passed":
         _NOT_PASSED.setdefault(report.nodeid, report.outcome)
     if report.when == "teardown" and "cpu_s" in props:
-        _CPU_ROWS[report.nodeid] = (props["cpu_s"], props["wall_s"], _NOT_PASSED.pop(report.nodeid, "passed"))
+        _CPU_ROWS[report.nodeid] = (props["cpu_s"], props["children_cpu_s"], props["wall_s"],
+                                    _NOT_PASSED.pop(report.nodeid, "passed"))
 
 
 def pytest_sessionfinish(session):
@@ -322,5 +326,6 @@ def pytest_sessionfinish(session):
     if not path or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     rows = sorted(_CPU_ROWS.items(), key=lambda kv: -kv[1][0])
-    lines = ["cpu_s\twall_s\toutcome\tnodeid"] + [f"{c:.2f}\t{w:.2f}\t{o}\t{n}" for n, (c, w, o) in rows]
+    lines = ["cpu_s\tchildren_cpu_s\twall_s\toutcome\tnodeid"] + [
+        f"{c:.2f}\t{k:.2f}\t{w:.2f}\t{o}\t{n}" for n, (c, k, w, o) in rows]
     Path(path).write_text("\n".join(lines) + "\n")
