@@ -19,9 +19,13 @@ A call runs eagerly, counted by reason in :attr:`CapturedEncoder.eager`, when au
 tensor-tracking dispatch mode is active (a FLOP count, a CPU's activation-memory measurement), a hook sits
 inside the module (an attention reader: the replay would skip it; transformers' own output capture is part of
 the forward and is recorded with it), an input lies off the module's device, or the graph could not be
-recorded for that key (an encoder that reads a tensor's values on the host, as Qwen2.5-VL's window attention
-does; tried once per key). Hooks on the module itself still run around the captured call (the
-stage timers).
+recorded for that key (an encoder that reads a tensor's values on the host; tried once per key). Hooks on
+the module itself still run around the captured call (the stage timers).
+
+An encoder whose forward derives index tensors from its arguments with host work (the Qwen towers' rotary
+positions, window order and sequence bounds) is declared as :class:`Indexed`: its ``index`` computes them once
+per key, before the recording, and the captured forward receives them as keyword arguments (transformers reads
+them from there instead of computing them; :mod:`litelvlm.qwen_vision.index`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -65,6 +70,20 @@ def resolve_mode(mode: str, device: str | torch.device) -> str:
     if mode == "graph" and torch.device(device).type != "cuda":
         raise ValueError(f"--encoders graph records CUDA graphs: it needs a CUDA device (got {device})")
     return mode
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """An encoder ``module`` whose forward takes precomputed index tensors: ``index(*args, **kwargs)`` gives
+    them, as keyword arguments of the forward, for the forward's own arguments."""
+
+    module: nn.Module
+    index: Callable[..., dict]
+
+
+def module_of(entry: nn.Module | Indexed) -> nn.Module:
+    """The module of an :meth:`encoder_modules` entry."""
+    return entry.module if isinstance(entry, Indexed) else entry
 
 
 class _Unkeyable(Exception):
@@ -136,8 +155,9 @@ def _hooked_inside(inner: list[nn.Module]) -> bool:
 class CapturedEncoder:
     """One encoder module's captured ``forward`` (see the module); installed as the instance's ``forward``."""
 
-    def __init__(self, module: nn.Module, mode: str, pool=None) -> None:
-        self.module, self.mode, self.pool = module, mode, pool
+    def __init__(self, module: nn.Module, mode: str, pool=None,
+                 index: Callable[..., dict] | None = None) -> None:
+        self.module, self.mode, self.pool, self.index = module, mode, pool, index
         #: its submodules, listed once (each call checks them for hooks)
         self._inner = [m for m in module.modules() if m is not module]
         self._graphs: dict = {}
@@ -169,7 +189,7 @@ class CapturedEncoder:
         why = self._why_eager(args, kwargs)
         if why is None and self.mode in ("compile", "compile-eager"):
             self.counts["captured"] += 1
-            return self._compile()(*args, **kwargs)
+            return self._compile()(*args, **kwargs, **self._index(args, kwargs))
         key = None
         if why is None:
             try:
@@ -193,13 +213,18 @@ class CapturedEncoder:
                                            backend=backend, dynamic=False)
         return self._compiled
 
+    def _index(self, args: tuple, kwargs: dict) -> dict:
+        """The precomputed index tensors of this call (none for a module not :class:`Indexed`)."""
+        return {} if self.index is None else self.index(*args, **kwargs)
+
     def _graph(self, key: tuple, args: tuple, kwargs: dict):
         if key not in self._graphs:
             if len(self._graphs) >= MAX_KEYS:
                 return f"more than {MAX_KEYS} input shapes"
             try:
                 device = next(self.module.parameters()).device
-                self._graphs[key] = _Graph(self.eager_forward, args, kwargs, self.pool, device)
+                fn = functools.partial(self.eager_forward, **self._index(args, kwargs))
+                self._graphs[key] = _Graph(fn, args, kwargs, self.pool, device)
             except RuntimeError as err:  # an operation that cannot be captured: this key runs eagerly, named
                 torch.cuda.synchronize()
                 self._graphs[key] = f"CUDA graph capture failed ({str(err).splitlines()[0][:120]})"
@@ -210,16 +235,18 @@ class CapturedEncoder:
 class CapturedEncoders:
     """The captured encoders of one pipeline (:func:`install` puts it on the pipeline)."""
 
-    def __init__(self, modules: Iterable[nn.Module], mode: str) -> None:
+    def __init__(self, modules: Iterable[nn.Module | Indexed], mode: str) -> None:
         self.mode = mode
         self.pool = torch.cuda.graph_pool_handle() if mode == "graph" else None
         self.encoders: dict[int, CapturedEncoder] = {}
         self.add(modules)
 
-    def add(self, modules: Iterable[nn.Module]) -> None:
+    def add(self, modules: Iterable[nn.Module | Indexed]) -> None:
         """Capture ``modules`` too, each once; a module inside another captured one is left to it (its
         outermost encoder is the one captured)."""
-        modules = [m for m in dict.fromkeys(modules) if m is not None]
+        entries = [e for e in modules if e is not None]
+        indexes = {id(e.module): e.index for e in entries if isinstance(e, Indexed)}
+        modules = list(dict.fromkeys(module_of(e) for e in entries))
         known = [e.module for e in self.encoders.values()]
         for m in modules:
             inside = [o for o in [*known, *modules] if o is not m and any(s is m for s in o.modules())]
@@ -227,7 +254,7 @@ class CapturedEncoders:
                 continue
             for o in [o for o in known if any(s is o for s in m.modules())]:  # m holds a captured one
                 self._drop(o)
-            enc = CapturedEncoder(m, self.mode, self.pool)
+            enc = CapturedEncoder(m, self.mode, self.pool, indexes.get(id(m)))
             self.encoders[id(m)] = enc
             m.forward = enc
             known = [e.module for e in self.encoders.values()]
@@ -287,5 +314,5 @@ def runner_of(pipe) -> CapturedEncoders | None:
     return vars(pipe).get(ATTR)
 
 
-__all__ = ["CHOICES", "MODES", "CapturedEncoder", "CapturedEncoders", "adopt", "call_key", "default_mode",
-           "install", "resolve_mode", "runner_of", "uninstall"]
+__all__ = ["CHOICES", "MODES", "CapturedEncoder", "CapturedEncoders", "Indexed", "adopt", "call_key",
+           "default_mode", "install", "module_of", "resolve_mode", "runner_of", "uninstall"]

@@ -229,8 +229,8 @@ class GroundingPipeline(abc.ABC):
 
     def encoder_modules(self) -> list:
         """The image encoders whose ``forward`` runs at fixed input shapes per image (a vision tower, a paired
-        CLIP's, SAM's image encoder), captured under ``--encoders`` (:mod:`litelvlm.lvlm.encoders`); default
-        none."""
+        CLIP's, SAM's image encoder; an ``encoders.Indexed`` one with its index tensors), captured under
+        ``--encoders`` (:mod:`litelvlm.lvlm.encoders`); default none."""
         return []
 
     def sample_metrics(self, pred, gt, box) -> dict:

@@ -40,11 +40,6 @@ from dataclasses import replace
 import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
-from transformers.vision_utils import (
-    get_vision_attention_seqlens,
-    get_vision_position_ids,
-    get_vision_window_index,
-)
 
 from ..cost import CostArch, CountedRow
 from ..cost.clip import SENTENCE, synthetic_image
@@ -52,19 +47,7 @@ from ..cost.meta import MetaScalars, llm_input_selection_flops, llm_prefills
 from ..cost.parts import PrefillParts
 from ..cost.tokens import count_flops, selects_on_llm_input
 from ..methods.select import select
-
-
-def vision_index(pipe, grid: torch.Tensor) -> dict:
-    """The vision tower's index tensors of ``grid`` (rotary positions, window order, window and full-attention
-    sequence bounds), computed on the CPU by transformers' own functions and passed to the tower, so that it
-    runs on ``meta`` (computed inside, they read values back from the device). Same arithmetic: no FLOPs among
-    them."""
-    vc = pipe.qwen.config.vision_config
-    window_index, cu_window_seqlens = get_vision_window_index(grid, vc.spatial_merge_size, vc.window_size,
-                                                              vc.patch_size)
-    cu_seqlens, _ = get_vision_attention_seqlens(grid, vc)
-    return {"position_ids": get_vision_position_ids(grid, vc.spatial_merge_size).to(pipe.device),
-            "cu_seqlens": cu_seqlens, "window_index": window_index, "cu_window_seqlens": cu_window_seqlens}
+from ..qwen_vision.index import tower_index
 
 
 class QwenSam2Parts(PrefillParts):
@@ -79,7 +62,7 @@ class QwenSam2Parts(PrefillParts):
             self.prepared = cost.with_sentence(pipe, arch, self.base)
             pixels, self.grid = cost.vision_inputs(pipe, self.image)
             self.pixels = pixels.to(pipe.device, pipe.dtype)
-            self.index = vision_index(pipe, self.grid) if pipe.device.type == "meta" else {}
+            self.index = tower_index(pipe.qwen.model.visual, self.grid) if pipe.device.type == "meta" else {}
             self.sam_pixels = pipe.sam2.preprocess(self.image)
             self.visual = pipe.visual_tokens(self.prepared)  # (N, d): what the LLM gets before pruning
         self.seg_hidden = torch.zeros(1, pipe.hidden_size, device=pipe.device, dtype=pipe.dtype)

@@ -35,11 +35,13 @@ from PIL import Image
 from ..clip import DEFAULT_HF_MODEL, load_clip
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
+from ..lvlm.encoders import Indexed
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import set_attention
 from ..lvlm.prepared import Prepared
 from ..models.model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
+from ..qwen_vision.index import forward_index
 from ..registry.families import card, family_model
 from ..registry.resolved_model import ResolvedModel
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
@@ -253,10 +255,11 @@ class QwenSam2Pipeline(GroundingPipeline):
                 "mask": [*self.sam2.model.children(), (self.sam2, "encode_image")]}
 
     def encoder_modules(self) -> list:
-        """The vision tower, SAM 2's image encoder and the paired CLIP's vision tower once loaded (captured
-        under ``--encoders``; a tower reading its grid on the host runs eagerly, named)."""
+        """The vision tower (its grid's index tensors computed ahead of the call), SAM 2's image encoder and
+        the paired CLIP's vision tower once loaded (captured under ``--encoders``)."""
         clip = None if self._clip is None or isinstance(self._clip, str) else self._clip.modules()
-        return [self.qwen.model.visual, self.sam2.model.vision_encoder,
+        visual = self.qwen.model.visual
+        return [Indexed(visual, forward_index(visual)), self.sam2.model.vision_encoder,
                 *([clip.vision_model] if clip is not None else [])]
 
     # -- what a family provides ---------------------------------------------------------------------

@@ -38,9 +38,9 @@ from ..errors import LiteLVLMError
 from ..qwen.config import get_preset as qwen_preset
 from ..qwen.config import preprocessor_config
 from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention
-from ..qwen.cost_parts import vision_index
 from ..qwen.hf_config import qwen_config
 from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
+from ..qwen_vision.index import tower_index
 from .card import CARD
 from .checkpoint import build_sa2va
 from .config import EXTRA_TOKENS, get_preset
@@ -150,7 +150,7 @@ class Sa2VACost(QwenSam2Cost):
 
     def prepare_image(self, pipe, image: Image.Image):
         """``Sa2VAPipeline.prepare_image`` on a real device; on ``meta`` the same statements with the vision
-        tower's index tensors given (:func:`litelvlm.qwen.cost_parts.vision_index`)."""
+        tower's index tensors given (:func:`litelvlm.qwen_vision.index.tower_index`)."""
         if pipe.device.type != "meta":
             return pipe.prepare_image(image)
 
@@ -158,7 +158,7 @@ class Sa2VACost(QwenSam2Cost):
         grid = px["image_grid_thw"]
         with torch.no_grad():
             visual = pipe.qwen.model.visual(px["pixel_values"].to(pipe.device, pipe.dtype), grid_thw=grid,
-                                            **vision_index(pipe, grid)).pooler_output
+                                            **tower_index(pipe.qwen.model.visual, grid)).pooler_output
             sam = pipe.sam2.encode_image(pipe.sam2.preprocess(image))
         return Sa2VAInput(image=image, image_size=(image.height, image.width), sentences=[],
                           input_ids=torch.empty(0, dtype=torch.long),

@@ -46,9 +46,9 @@ from ..errors import LiteLVLMError
 from ..qwen.config import get_preset as qwen_preset
 from ..qwen.config import preprocessor_config
 from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention
-from ..qwen.cost_parts import vision_index
 from ..qwen.hf_config import qwen_config
 from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
+from ..qwen_vision.index import tower_index
 from .card import CARD
 from .checkpoint import build_unipixel
 from .config import EXTRA_TOKENS, get_preset
@@ -152,15 +152,16 @@ def vision_inputs(pipe, image: Image.Image) -> dict:
 
 def prepare_image(pipe, image: Image.Image):
     """``UniPixelPipeline.prepare_image`` on a real device; on ``meta`` the same statements with the vision
-    tower's index tensors given (:func:`vision_index`)."""
+    tower's index tensors given (:func:`~litelvlm.qwen_vision.index.tower_index`)."""
     if pipe.device.type != "meta":
         return pipe.prepare_image(image)
 
     video = vision_inputs(pipe, image)
     grid = video["video_grid_thw"]
     with torch.no_grad():
-        visual = pipe.qwen.model.visual(video["pixel_values_videos"].to(pipe.device, pipe.dtype),
-                                        grid_thw=grid, **vision_index(pipe, grid)).pooler_output
+        tower = pipe.qwen.model.visual
+        visual = tower(video["pixel_values_videos"].to(pipe.device, pipe.dtype), grid_thw=grid,
+                       **tower_index(tower, grid)).pooler_output
         sam = pipe.sam2.encode_image(pipe.sam2.preprocess(image))
     return UniPixelInput(image=image, image_size=(image.height, image.width), sentences=[],
                          input_ids=torch.empty(0, dtype=torch.long),

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from litelvlm.lvlm import encoders
-from litelvlm.lvlm.encoders import call_key, install, resolve_mode, runner_of, uninstall
+from litelvlm.lvlm.encoders import Indexed, call_key, install, module_of, resolve_mode, runner_of, uninstall
 
 RUNS = [("none", None), ("litelvlm", 16), ("fastv", 16)]
 
@@ -82,7 +82,8 @@ def test_qwen_family_encoders_captured_equal_the_eager_ones(tiny_unipixel_pipe):
     eager = _outputs(pipe, _image(), sentences=one)
     got, _, counts = _captured(pipe, sentences=one)
     _assert_equal(got, eager)
-    assert sorted(counts) == sorted(type(m).__name__ for m in pipe.encoder_modules()) and len(counts) == 3
+    names = sorted(type(module_of(m)).__name__ for m in pipe.encoder_modules())
+    assert sorted(counts) == names and len(counts) == 3
     assert all(c.get("captured", 0) >= 1 for c in counts.values()), counts
 
 
@@ -102,6 +103,34 @@ def test_the_other_families_encoders_captured_equal_the_eager_ones(model):
     finally:
         uninstall(pipe)
     _assert_equal(got, eager)
+
+
+def test_a_graph_records_the_qwen_tower_with_its_index_tensors(tiny_unipixel_pipe, monkeypatch):
+    """The Qwen tower is declared ``Indexed``: its graph is recorded (here a stand-in that runs the function
+    it would record) on the forward with the grid's index tensors given, once per grid, equal to the eager
+    forward."""
+    recorded = []
+
+    class Recording:
+        def __init__(self, fn, args, kwargs, pool, device) -> None:
+            recorded.append(sorted(fn.keywords))
+            self.fn = fn
+
+        def __call__(self, args, kwargs):
+            return self.fn(*args, **kwargs)
+
+    monkeypatch.setattr(encoders, "_Graph", Recording)
+    entry = tiny_unipixel_pipe.encoder_modules()[0]
+    assert isinstance(entry, Indexed)
+    tower, c = entry.module, entry.module.config
+    enc = encoders.CapturedEncoder(tower, "graph", None, entry.index)
+    grid = torch.tensor([[1, 10, 6]])
+    x = torch.randn(60, c.in_channels * c.temporal_patch_size * c.patch_size ** 2)
+    with torch.no_grad():
+        got = [enc(x, grid_thw=grid).pooler_output for _ in range(2)]
+        want = tower(x, grid_thw=grid).pooler_output
+    assert recorded == [["cu_seqlens", "cu_window_seqlens", "position_ids", "window_index"]]
+    assert all(torch.equal(g, want) for g in got) and dict(enc.counts) == {"captured": 2}
 
 
 def test_a_hook_inside_an_encoder_runs_it_eagerly_and_says_why(tiny_glamm):
@@ -181,11 +210,11 @@ def test_encoders_graph_off_cuda_is_refused_with_one_line(tmp_path, toy_refer, c
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("model", ["tiny-random:0", "unipixel-tiny-random:0",
-                                   "sa2va-internvl3-tiny-random:0"])
+                                   "sa2va-internvl3-tiny-random:0", "sa2va-qwen3-vl-tiny-random:0"])
 def test_cuda_graph_encoders_equal_the_eager_ones_on_cuda(model):
     """CUDA graphs replay the eager kernels: the prepared input and the masks equal the eager path's (a
-    second call replays; an encoder that cannot be captured, such as Qwen2.5-VL's tower reading its grid on
-    the host, runs eagerly and says so)."""
+    second call replays; every encoder is captured, the Qwen towers with their grid's index tensors computed
+    ahead of the call)."""
     from litelvlm.registry.families import load_pipeline
 
     pipe = load_pipeline(model, device="cuda", dtype=torch.bfloat16)
@@ -203,5 +232,7 @@ def test_cuda_graph_encoders_equal_the_eager_ones_on_cuda(model):
     captured = {type(e.module).__name__ for e in runner.encoders.values() if e.counts["captured"]}
     # the towers that read no tensor's values on the host are captured (GLaMM: CLIP's and SAM's, whose
     # relative positions are made on the device while it records)
-    assert captured >= {"SamVisionEncoder", "Sam2VisionModel", "InternVLVisionModel", "CLIPVisionModel"} & {
+    assert captured >= {"SamVisionEncoder", "Sam2VisionModel", "InternVLVisionModel", "CLIPVisionModel",
+                        "Qwen2_5_VisionTransformerPretrainedModel", "Qwen3VLVisionModel"} & {
         type(e.module).__name__ for e in runner.encoders.values()}, dict(runner.eager_reasons())
+    assert not runner.eager_reasons(), dict(runner.eager_reasons())
