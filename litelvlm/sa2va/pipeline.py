@@ -45,8 +45,8 @@ from .protocol import (
     PROCESSOR_RESIZES,
     image_question,
     llm_image,
-    prepare_inputs,
     processor_factor,
+    prompt_inputs,
     seg_rows,
     seg_token_id,
     video_question,
@@ -250,16 +250,11 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         if turns is not None:
             raise LiteLVLMError("turns do not apply: Sa2VA's prompt is the protocol's one question")
         said = None if answer == "generate" else response
-        if prepared.video is None:
-            made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]),
-                                  self.min_pixels, self.max_pixels, said, self.image_resize)
-        else:   # the LLM's frames as given (resized as prepare_video resized them), the Ref-VOS question
-            made = prepare_inputs(self.processor, prepared.video.originals, video_question(sentences[0]),
-                                  self.min_pixels, self.max_pixels, said, self.image_resize)
-        got = made.inputs
-        if not torch.equal(got["image_grid_thw"].cpu(), prepared.grid_thw):
-            raise AssertionError("the prompt's image grid differs from the prepared input's")
-        ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
+        # the prompt the processor makes for the prepared image's (or LLM frames') grid, its pixels not
+        # made again (protocol.prompt_inputs)
+        question = (image_question if prepared.video is None else video_question)(sentences[0])
+        made = prompt_inputs(self.processor, prepared.grid_thw, question, said)
+        ids, types = made.inputs["input_ids"][0], made.inputs["mm_token_type_ids"][0]
         if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
             raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} [SEG]")
         said_ids = [] if made.response is None else \

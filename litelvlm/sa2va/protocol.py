@@ -153,7 +153,27 @@ def prepare_inputs(processor, images: list[Image.Image], question: str, min_pixe
     return Sa2VAInputs(question=question, text=text + (said or ""), response=said, images=seen, inputs=inputs)
 
 
+def prompt_inputs(processor, grid_thw: torch.Tensor, question: str, response: int | None = 0) -> Sa2VAInputs:
+    """:func:`prepare_inputs`' ``input_ids`` and ``mm_token_type_ids`` for images the processor already made
+    into ``grid_thw`` (a row per image): the same chat text, each image's placeholder expanded by the
+    processor's own rule (``replace_image_token``, ``get_text_with_replacements``), tokenized by its
+    tokenizer, typed by ``create_mm_token_type_ids``; no image is resized or processed again (a sentence of a
+    prepared image costs its tokens only). ``images`` is empty; ``inputs`` holds the ids, types and
+    ``grid_thw``."""
+    if response is not None and not 0 <= response < len(ANSWERS_LIST):
+        raise LiteLVLMError(f"response {response} not in 0..{len(ANSWERS_LIST) - 1} (ANSWERS_LIST)")
+    n = len(grid_thw)
+    text = processor.apply_chat_template(chat_messages(question, [None] * n), add_generation_prompt=True,
+                                         tokenize=False)
+    said = None if response is None else ANSWERS_LIST[response]
+    pads = [processor.replace_image_token({"image_grid_thw": grid_thw}, i) for i in range(n)]
+    expanded, _ = processor.get_text_with_replacements([text + (said or "")], images_replacements=pads)
+    ids = processor.tokenizer(expanded, return_tensors="pt")["input_ids"]
+    types = torch.tensor(processor.create_mm_token_type_ids(ids), dtype=ids.dtype)
+    inputs = {"input_ids": ids, "mm_token_type_ids": types, "image_grid_thw": grid_thw}
+    return Sa2VAInputs(question=question, text=text + (said or ""), response=said, images=[], inputs=inputs)
+
+
 __all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "PROCESSOR_RESIZES", "Sa2VAInputs",
-           "chat_messages", "image_question",
-           "llm_image", "llm_size", "prepare_inputs", "processor_factor", "seg_rows", "seg_token_id",
-           "video_question"]
+           "chat_messages", "image_question", "llm_image", "llm_size", "prepare_inputs", "processor_factor",
+           "prompt_inputs", "seg_rows", "seg_token_id", "video_question"]
