@@ -45,6 +45,7 @@ from PIL import Image
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from ..errors import LiteLVLMError
+from ..qwen.prompt import grid_prompt
 from ..qwen.vision_info import PROCESSOR_RESIZES, processor_resize, to_rgb
 from ..qwen.vision_info import smart_resize as qwen_vl_utils_smart_resize
 from .config import SEG_TOKEN
@@ -155,9 +156,8 @@ def prepare_inputs(processor, images: list[Image.Image], question: str, min_pixe
 
 def prompt_inputs(processor, grid_thw: torch.Tensor, question: str, response: int | None = 0) -> Sa2VAInputs:
     """:func:`prepare_inputs`' ``input_ids`` and ``mm_token_type_ids`` for images the processor already made
-    into ``grid_thw`` (a row per image): the same chat text, each image's placeholder expanded by the
-    processor's own rule (``replace_image_token``, ``get_text_with_replacements``), tokenized by its
-    tokenizer, typed by ``create_mm_token_type_ids``; no image is resized or processed again (a sentence of a
+    into ``grid_thw`` (a row per image): the same chat text, the processor's own expansion and tokenizer
+    (:func:`litelvlm.qwen.prompt.grid_prompt`); no image is resized or processed again (a sentence of a
     prepared image costs its tokens only). ``images`` is empty; ``inputs`` holds the ids, types and
     ``grid_thw``."""
     if response is not None and not 0 <= response < len(ANSWERS_LIST):
@@ -166,10 +166,7 @@ def prompt_inputs(processor, grid_thw: torch.Tensor, question: str, response: in
     text = processor.apply_chat_template(chat_messages(question, [None] * n), add_generation_prompt=True,
                                          tokenize=False)
     said = None if response is None else ANSWERS_LIST[response]
-    pads = [processor.replace_image_token({"image_grid_thw": grid_thw}, i) for i in range(n)]
-    expanded, _ = processor.get_text_with_replacements([text + (said or "")], images_replacements=pads)
-    ids = processor.tokenizer(expanded, return_tensors="pt")["input_ids"]
-    types = torch.tensor(processor.create_mm_token_type_ids(ids), dtype=ids.dtype)
+    ids, types = grid_prompt(processor, text + (said or ""), image_grid_thw=grid_thw)
     inputs = {"input_ids": ids, "mm_token_type_ids": types, "image_grid_thw": grid_thw}
     return Sa2VAInputs(question=question, text=text + (said or ""), response=said, images=[], inputs=inputs)
 

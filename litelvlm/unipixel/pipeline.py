@@ -47,7 +47,7 @@ from .protocol import (
     SEG_TOKEN,
     SampleScore,
     coco_box,
-    prepare_inputs,
+    prompt_inputs,
     question,
     resize_frame,
     score_sample,
@@ -158,7 +158,9 @@ class UniPixelPipeline(QwenSam2Pipeline):
             raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
             raise LiteLVLMError("turns do not apply: UniPixel's prompt is the protocol's one question")
-        made = prepare_inputs(self.processor, prepared.image, sentences[0], answer=answer, seed=prepared.seed)
+        # the prompt the processor makes for the prepared frames' grid, the frames not made again
+        made = prompt_inputs(self.processor, prepared.grid_thw, prepared.image_size, sentences[0],
+                             answer=answer, seed=prepared.seed)
         return self._with_prompt(prepared, made, sentences, answer, clip_text)
 
     def _with_prompt(self, prepared, made, sentences: list[str], answer: str, clip_text: str):

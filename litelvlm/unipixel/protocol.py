@@ -49,6 +49,7 @@ from PIL import Image
 
 from ..data.resize_cap import check_resize, image_label
 from ..errors import LiteLVLMError
+from ..qwen.prompt import grid_prompt
 from ..qwen.vision_info import smart_resize as qwen_smart_resize
 from ..qwen.vision_info import to_rgb  # noqa: F401 (fetch_image's RGB, UniPixel's too)
 
@@ -210,6 +211,28 @@ def prepare_inputs(processor, image: Image.Image, expression: str, answer: str =
                           resized=(frames[0].height, frames[0].width), frames=frames, inputs=inputs)
 
 
+def prompt_inputs(processor, video_grid_thw: torch.Tensor, frame_size: tuple[int, int], expression: str,
+                  answer: str = "generate", response: int | None = 0, seed: int = 0,
+                  key: int | str = 0) -> UniPixelInputs:
+    """:func:`prepare_inputs`' ids and types for an image whose frames the processor already made into
+    ``video_grid_thw``: the same chat text, the processor's own expansion and tokenizer
+    (:func:`litelvlm.qwen.prompt.grid_prompt`); no frame is resized or processed again. ``frames`` is empty;
+    ``inputs`` holds the ids, types, the grid and ``second_per_grid_ts``."""
+    if answer not in ANSWERS:
+        raise LiteLVLMError(f"answer {answer!r} not one of {ANSWERS}")
+    q = question(expression)
+    text = processor.apply_chat_template(chat_messages(q, [None] * FRAME_FACTOR), add_generation_prompt=True,
+                                         tokenize=False)
+    said = teacher_forced_answer(response, seed, key) if answer == "teacher-forced" else None
+    text = text + (said or "")
+    ids, types = grid_prompt(processor, text, video_grid_thw=video_grid_thw)
+    temporal = int(getattr(processor.video_processor, "temporal_patch_size", FRAME_FACTOR))
+    inputs = {"input_ids": ids, "mm_token_type_ids": types, "video_grid_thw": video_grid_thw,
+              "second_per_grid_ts": torch.tensor([temporal / VIDEO_FPS])}
+    return UniPixelInputs(question=q, text=text, answer=answer, response=said, frame_size=tuple(frame_size),
+                          resized=resized_size(*frame_size), frames=[], inputs=inputs)
+
+
 # -- 4. scoring -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SampleScore:
@@ -295,5 +318,6 @@ __all__ = ["ADDED_TOKENS", "ANSWERS", "ARTICLES", "EXIF_TRANSPOSE", "FRAME_FACTO
            "QUESTION", "REF_TOKEN", "SAMPLE_FRAMES", "SEG_RESPONSES", "SEG_TOKEN", "VIDEO_FPS", "SampleScore",
            "UniPixelInputs",
            "box_iou", "chat_messages", "clean_query", "coco_box", "max_pixels", "min_box", "prepare_inputs",
-           "question", "resize_frame", "resized_size", "sample_seed", "score_sample", "seg_rows",
-           "seg_token_id", "smart_resize", "summarize", "teacher_forced_answer", "to_rgb", "video_frames"]
+           "prompt_inputs", "question", "resize_frame", "resized_size", "sample_seed", "score_sample",
+           "seg_rows", "seg_token_id", "smart_resize", "summarize", "teacher_forced_answer", "to_rgb",
+           "video_frames"]
