@@ -1,0 +1,84 @@
+"""The official side of a comparison under the official repository's own pins, in a second environment.
+
+Where an official repository pins a transformers version whose behaviour differs from this project's on the
+compared path (a ``hidden_states`` entry whose meaning changed, a renamed config key, another image resize),
+running the official code under this project's transformers compares it with the wrong reference. A
+:data:`PINS` entry names the pinned packages; :func:`pinned_env` installs them from the package registry
+into a folder of their own (``pip install --target``, no dependencies: the rest comes from this
+environment), once, and :func:`run_pinned` runs a script with that folder first on ``sys.path``, exchanging
+tensors through files. The folder is kept under ``LITELVLM_PINNED_ENVS`` (default
+``~/.cache/litelvlm/pinned``) across sessions. Tests skip with the reason when the registry cannot be
+reached. The script imports the official code and the pinned
+packages only: it shares no step with this project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: name -> (the repository and file that pin, the packages installed from the registry)
+PINS = {
+    # bytedance/Sa2VA @9832e1a pyproject.toml: extra "latest" (transformers==4.57.0, the HF release's
+    # models_qwen3vl code needs it); qwen_vl_utils unpinned there; transformers 4.57.0's own bounds for
+    # huggingface-hub (<1.0) and tokenizers (<=0.23)
+    "sa2va": ("bytedance/Sa2VA @9832e1a pyproject.toml [latest]",
+              ("transformers==4.57.0", "huggingface-hub==0.36.2", "tokenizers==0.22.1",
+               "qwen-vl-utils==0.0.14")),
+}
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(__file__).resolve().parent / "pinned_scripts"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("LITELVLM_PINNED_ENVS", Path.home() / ".cache" / "litelvlm" / "pinned"))
+
+
+def pinned_env(name: str) -> Path:
+    """The folder holding ``PINS[name]``'s packages, installed on first use (under a file lock); skips the
+    test, with pip's last line, when they cannot be installed (no registry)."""
+    from filelock import FileLock
+
+    packages = PINS[name][1]
+    key = hashlib.sha256("\n".join(packages).encode()).hexdigest()[:12]
+    folder = _home() / f"{name}-{key}"
+    done = folder / ".installed"
+    if done.is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if done.is_file():
+            return folder
+        got = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                              str(folder), "--upgrade", *packages], capture_output=True, text=True,
+                             timeout=600)
+        if got.returncode != 0:
+            last = (got.stderr.strip().splitlines() or ["(no output)"])[-1]
+            pytest.skip(f"the official pins of {name} ({', '.join(packages)}) could not be installed from "
+                        f"the package registry: {last}")
+        done.write_text("\n".join(packages) + "\n")
+    return folder
+
+
+def run_pinned(name: str, script: str, *args: str, timeout: int = 600) -> str:
+    """Run ``tests/pinned_scripts/<script>`` with ``args`` under ``PINS[name]`` (its folder first on the path,
+    no user site, this project's folder not on the path); its stdout. A failure fails the test with its
+    output."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    env.update(PYTHONPATH=str(pinned_env(name)), PYTHONNOUSERSITE="1", HF_HUB_OFFLINE="1",
+               TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
+    got = subprocess.run([sys.executable, "-P", str(SCRIPTS / script), *args], capture_output=True, text=True,
+                         env=env, cwd=str(SCRIPTS), timeout=timeout)
+    if got.returncode != 0:
+        pytest.fail(f"{script} under the {name} pins failed (rc {got.returncode}):\n{got.stdout[-3000:]}\n"
+                    f"{got.stderr[-6000:]}")
+    return got.stdout
+
+
+__all__ = ["PINS", "pinned_env", "run_pinned"]

@@ -1,0 +1,75 @@
+"""Sa2VA-Qwen3-VL's official image path up to the ``[SEG]`` state, run under the official pins (transformers
+4.57.0, qwen-vl-utils), on a written folder; run by ``tests/pinned_env.run_pinned``. Imports the official code
+and the pinned packages only.
+
+bytedance/Sa2VA @9832e1a ``projects/sa2va/hf/models_qwen3vl/modeling_sa2va_qwen.py``: ``__init__`` L40-48
+(``Qwen3VLForConditionalGeneration(config)`` as ``model``), ``predict_forward`` L88 (``text.replace('<image>',
+'')``), L178-207 (the message, ``apply_chat_template``, ``process_vision_info``, the processor with
+``min_pixels``/``max_pixels``), L216-237 (``generate(..., output_hidden_states=True)``; the last entry of the
+prompt step's hidden states), ``get_seg_hidden_states`` L255-260. Two substitutions, both this project's
+protocol: the teacher-forced answer is appended to the processed text (random weights generate no ``[SEG]``),
+so the prompt step is one forward, whose ``hidden_states`` are what ``generate``'s first step returns; and the
+tiny preset's ``min_pixels``/``max_pixels`` replace L44-45's (given on the command line).
+
+usage: sa2va_qwen3_official.py OFFICIAL_DIR MODEL_DIR CASES.pt OUT.pt MIN_PIXELS MAX_PIXELS ANSWER
+"""
+
+import importlib
+import sys
+import types
+from pathlib import Path
+
+import PIL
+import qwen_vl_utils
+import torch
+import transformers
+from PIL import Image
+from qwen_vl_utils import process_vision_info
+from safetensors.torch import load_file
+from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+
+def official(code: Path, module: str):
+    pkg = types.ModuleType("sa2va_official")
+    pkg.__path__ = [str(code)]
+    sys.modules.setdefault("sa2va_official", pkg)
+    return importlib.import_module(f"sa2va_official.{module}")
+
+
+def main(code, folder, cases, out, min_pixels, max_pixels, answer) -> None:
+    code, folder = Path(code), Path(folder)
+    config = official(code, "configuration_sa2va_chat").Sa2VAChatConfigQwen.from_pretrained(str(folder))
+    model = Qwen3VLForConditionalGeneration(config)                      # L48
+    tensors = load_file(str(folder / "model.safetensors"))
+    own = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(own, strict=True)
+    model = model.float().eval()
+    processor = AutoProcessor.from_pretrained(str(folder))
+    seg_id = processor.tokenizer.convert_tokens_to_ids("[SEG]")
+    results = []
+    for case in torch.load(cases, weights_only=False):
+        image = Image.fromarray(case["image"])
+        text = case["text"].replace("<image>", "")                       # L88
+        messages = [{"role": "user", "content": [{"type": "image", "image": image},
+                                                 {"type": "text", "text": text}]}]
+        processed = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        image_inputs, video_inputs = process_vision_info(messages)
+        inputs = processor(text=[processed + answer], images=image_inputs, videos=video_inputs, padding=True,
+                           return_tensors="pt", min_pixels=int(min_pixels), max_pixels=int(max_pixels))
+        with torch.no_grad():
+            states = model(**inputs, output_hidden_states=True).hidden_states
+        last = states[-1][0]                                             # L234-236
+        ids = inputs["input_ids"][0]
+        results.append({"input_ids": ids, "pixel_values": inputs["pixel_values"],
+                        "image_grid_thw": inputs["image_grid_thw"], "seg_state": last[ids == seg_id],
+                        "normed_seg_state": model.model.language_model.norm(last)[ids == seg_id]})
+    versions = {"transformers": transformers.__version__, "torch": torch.__version__,
+                "Pillow": PIL.__version__,
+                "qwen_vl_utils": getattr(qwen_vl_utils, "__version__", "0.0.14"),
+                "transformers_path": str(Path(transformers.__file__).parent)}
+    torch.save({"versions": versions, "rope_scaling": config.text_config.rope_scaling, "cases": results}, out)
+    print(versions)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
