@@ -133,7 +133,7 @@ def sa2va_tensors(qwen, fcs: TextHiddenFcs, sam2: Sa2VASam2, tracking: dict) -> 
 
 def sa2va_config(p: Sa2VAPreset, qwen) -> dict:
     """``config.json``: the backbone's config with Sa2VA's class, model type, template and ``auto_map``
-    (Qwen3-VL's with the RoPE keys of the official pin too: :func:`~.qwen3_checkpoint.pinned_rope`)."""
+    (with the RoPE keys of the official pin too: :func:`~.qwen3_checkpoint.pinned_rope`)."""
     cfg = qwen.config.to_dict()
     cfg.update(architectures=[ARCHITECTURE], model_type=MODEL_TYPE, template=TEMPLATE,
                auto_map={"AutoConfig": "configuration_sa2va_chat.Sa2VAChatConfigQwen",

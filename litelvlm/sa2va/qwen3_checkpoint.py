@@ -49,10 +49,11 @@ from .internvl import config as internvl
 
 
 def pinned_rope(cfg: dict) -> dict:
-    """``cfg`` (a Sa2VA-Qwen3-VL ``config.json`` as transformers 5 writes it) with the RoPE keys transformers
-    4.57 (the official pin, bytedance/Sa2VA ``pyproject.toml``) reads added to its ``text_config``:
-    ``rope_scaling``, the content of ``rope_parameters`` less ``rope_theta`` (``Qwen3VLTextRotaryEmbedding``
-    reads its ``rope_type`` and ``mrope_section``), and ``rope_theta`` beside it, as the release writes them;
+    """``cfg`` (a Sa2VA ``config.json`` of either Qwen backbone as transformers 5 writes it) with the RoPE
+    keys transformers 4.57 (the official pin, bytedance/Sa2VA ``pyproject.toml``) reads added to its
+    ``text_config``: ``rope_scaling``, the content of ``rope_parameters`` less ``rope_theta``
+    (``Qwen3VLTextRotaryEmbedding`` reads its ``rope_type`` and ``mrope_section``, Qwen2.5-VL's attention its
+    ``mrope_section``: both raise on a None), and ``rope_theta`` beside it, as the release writes them;
     transformers 5 reads the same config from either form."""
     text = cfg.get("text_config")
     params = text.get("rope_parameters") if isinstance(text, dict) else None
@@ -60,11 +61,6 @@ def pinned_rope(cfg: dict) -> dict:
         text["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
         if "rope_theta" in params:
             text["rope_theta"] = params["rope_theta"]
-    return cfg
-
-
-def _as_written(cfg: dict) -> dict:
-    """``cfg`` unchanged (Qwen2.5-VL's folders keep their files)."""
     return cfg
 
 
@@ -130,7 +126,7 @@ class LLMKind:
     tokenizer: Callable           # (preset) -> the stand-in tokenizer of a random folder
     files: Callable               # (folder, preset, tokenizer) -> the processor, generation, template files
     #: (config.json as transformers 5 writes it) -> the folder's config.json (:func:`pinned_rope`)
-    for_pin: Callable[[dict], dict] = _as_written
+    for_pin: Callable[[dict], dict] = pinned_rope
 
 
 KINDS: dict[str, LLMKind] = {
@@ -139,7 +135,7 @@ KINDS: dict[str, LLMKind] = {
                           _build_qwen25, build_qwen_tokenizer, _qwen25_files),
     "qwen3-vl": LLMKind("qwen3-vl", "qwen3_vl", "Qwen3VLForConditionalGeneration", "qwen3_vl_text",
                         Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor, build_qwen3,
-                        qwen3_tokenizer, _qwen3_files, pinned_rope),
+                        qwen3_tokenizer, _qwen3_files),
 }
 
 

@@ -48,3 +48,22 @@ def test_transformers_5_loads_the_same_rotary_embedding(qwen3_tiny):
     assert all(torch.equal(a, b) for a, b in zip(mine(x, pos), theirs(x, pos), strict=True))
     lm = qwen3_tiny.parts.qwen.model.language_model.rotary_emb
     assert torch.equal(lm.inv_freq, mine.inv_freq)
+
+
+def test_the_qwen25_folder_holds_them_too():
+    """Sa2VA-Qwen2.5-VL's folder as well: transformers 4.57's Qwen2.5-VL attention reads
+    ``config.rope_scaling["mrope_section"]`` (``modeling_qwen2_5_vl.py`` L655 there: a TypeError on None,
+    found by ``test_qwen_pinned_official.py`` under the pin); transformers 5 reads the config as its own
+    form."""
+    from transformers import Qwen2_5_VLConfig
+
+    from litelvlm.sa2va.checkpoint import random_sa2va_dir
+
+    cfg = json.loads((random_sa2va_dir("tiny", 0) / "config.json").read_text())
+    text = cfg["text_config"]
+    assert text["rope_scaling"] == {k: v for k, v in text["rope_parameters"].items() if k != "rope_theta"}
+    assert text["rope_scaling"]["mrope_section"] == [2, 3, 3] and text["rope_theta"] == 1e6
+    plain = json.loads(json.dumps(cfg))
+    for key in ("rope_scaling", "rope_theta"):
+        del plain["text_config"][key]
+    assert Qwen2_5_VLConfig.from_dict(cfg).to_dict() == Qwen2_5_VLConfig.from_dict(plain).to_dict()

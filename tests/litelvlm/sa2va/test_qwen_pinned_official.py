@@ -1,0 +1,90 @@
+"""Sa2VA on its Qwen backbones against the official code run under the official pins, in a second
+environment (``tests/pinned_env.py``: transformers 4.57.0, qwen-vl-utils 0.0.14; bytedance/Sa2VA @9832e1a
+``pyproject.toml`` extra ``latest``). The official side (``tests/pinned_scripts/sa2va_qwen_official.py``)
+reads the written random folder with the official ``Sa2VAChatConfigQwen`` of the backbone's folder
+(``models_qwen3vl/``, ``models_qwen2_5_vl/``) and 4.57's processor and model class, runs ``predict_forward``'s
+image statements (qwen-vl-utils' ``process_vision_info`` included) on odd images and hands back the ids, the
+pixels and the ``[SEG]`` state through a file. Here: the folder's config loads under the pin (its rope
+settings read as 4.57 reads them); the prompt ids, grid and pixels are ours bit for bit; the ``[SEG]`` state
+the official code reads under its pin is our default's: on Qwen3-VL the last decoder layer's output before the
+final norm (4.57's ``@check_model_inputs`` on the outer forward), where ``seg_state="normed"`` (this project's
+option) is the one that differs; on Qwen2.5-VL the final normed state (4.57 appends it after the norm)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests import sa2va_official as off
+from tests.pinned_env import run_pinned
+
+SIZES = [(91, 137), (333, 41), (7, 300)]
+SENTENCE = "the dog on the left"
+#: backbone -> (the random preset, the official folder)
+BACKBONES = {"qwen3-vl": "qwen3-vl-tiny", "qwen2.5-vl": "tiny"}
+
+
+def _image(h: int, w: int, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype("uint8")
+
+
+@pytest.fixture(scope="module", params=sorted(BACKBONES))
+def pinned(request, tmp_path_factory):
+    """(backbone, folder, pipeline, the cases, the official side's results on :data:`SIZES` under the
+    pins)."""
+    from litelvlm.registry.families import load_pipeline
+    from litelvlm.sa2va.checkpoint import random_sa2va_dir
+    from litelvlm.sa2va.protocol import ANSWERS_LIST, image_question
+
+    backbone = request.param
+    if not off.available(backbone):
+        pytest.skip("the official Sa2VA code (../shared/official/Sa2VA) is absent")
+    folder = random_sa2va_dir(BACKBONES[backbone], 0)
+    pipe, tmp = load_pipeline(str(folder)), tmp_path_factory.mktemp("pinned")
+    cases = [{"image": _image(*s, seed=k), "text": image_question(SENTENCE)} for k, s in enumerate(SIZES)]
+    torch.save(cases, tmp / "cases.pt")
+    run_pinned("sa2va", "sa2va_qwen_official.py", str(off.CODE.parent / off.FOLDERS[backbone]), str(folder),
+               str(tmp / "cases.pt"), str(tmp / "out.pt"), str(pipe.min_pixels), str(pipe.max_pixels),
+               ANSWERS_LIST[0])
+    return backbone, folder, pipe, cases, torch.load(tmp / "out.pt", weights_only=False)
+
+
+def test_the_official_side_ran_under_the_pin_and_read_the_folders_config(pinned):
+    backbone, *_, got = pinned
+    assert got["versions"]["transformers"] == "4.57.0"
+    assert "pinned" in got["versions"]["transformers_path"]
+    assert got["model"] == {"qwen3-vl": "Qwen3VLForConditionalGeneration",
+                            "qwen2.5-vl": "Qwen2_5_VLForConditionalGeneration"}[backbone]
+    assert got["rope_scaling"] is not None and "mrope_section" in got["rope_scaling"]
+
+
+def test_ids_grid_and_pixels_are_the_official_ones(pinned):
+    _, _, pipe, cases, got = pinned
+    for case, official in zip(cases, got["cases"], strict=True):
+        image = Image.fromarray(case["image"])
+        prep = pipe.prepare(image, [SENTENCE])
+        _, tower = pipe.pixels(image).tower  # (the LLM images, the processor output)
+        assert torch.equal(prep.input_ids, official["input_ids"])
+        assert torch.equal(prep.grid_thw, official["image_grid_thw"])
+        assert torch.equal(tower["pixel_values"], official["pixel_values"]), image.size
+
+
+def test_the_seg_state_is_the_one_the_official_code_reads_under_its_pin(pinned):
+    from litelvlm.registry.families import load_pipeline
+
+    backbone, folder, pipe, cases, got = pinned
+    normed = load_pipeline(str(folder), seg_state="normed") if backbone == "qwen3-vl" else None
+    for case, official in zip(cases, got["cases"], strict=True):
+        image = Image.fromarray(case["image"])
+        mine = pipe.ground(pipe.prepare(image, [SENTENCE]), "none", None).seg_hidden
+        torch.testing.assert_close(mine, official["seg_state"], atol=2e-5, rtol=1e-5)
+        # which state 4.57 puts last: Qwen3-VL the last layer's output, Qwen2.5-VL its final norm
+        which = "before_norm" if backbone == "qwen3-vl" else "after_norm"
+        other = "after_norm" if backbone == "qwen3-vl" else "before_norm"
+        assert torch.equal(official["seg_state"], official[which])
+        assert (official["seg_state"] - official[other]).abs().max() > 0.1
+        if normed is not None:
+            theirs = normed.ground(normed.prepare(image, [SENTENCE]), "none", None).seg_hidden
+            torch.testing.assert_close(theirs, official["after_norm"], atol=2e-5, rtol=1e-5)
