@@ -18,3 +18,11 @@ def qwen3_tiny():
     folder = random_sa2va_dir("qwen3-vl-tiny", 0)
     return SimpleNamespace(folder=folder, parts=load_sa2va(str(folder)), pipe=load_pipeline(str(folder)))
 
+
+
+@pytest.fixture(scope="session", params=["sa2va-tiny-random:0", "sa2va-qwen3-vl-tiny-random:0"])
+def qwen_sa2va(request):
+    """Sa2VA on each Qwen backbone (Qwen2.5-VL, Qwen3-VL), tiny and random, loaded once."""
+    from litelvlm.registry.families import load_pipeline
+
+    return load_pipeline(request.param)

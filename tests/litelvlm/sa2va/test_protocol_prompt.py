@@ -5,12 +5,9 @@ one, both resizes; and ``with_sentences`` no longer runs the image processor (a 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from litelvlm.registry.families import load_pipeline
 from litelvlm.sa2va.protocol import (
     ANSWERS_LIST,
     image_question,
@@ -18,24 +15,17 @@ from litelvlm.sa2va.protocol import (
     prompt_inputs,
     video_question,
 )
+from tests.fixtures.images import noise_image
 
 SIZES = [(97, 131), (1, 1), (333, 17), (480, 640)]
 
 
-def _image(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray((np.random.default_rng(seed).random((h, w, 3)) * 255).astype("uint8"))
-
-
-@pytest.fixture(scope="module", params=["sa2va-tiny-random:0", "sa2va-qwen3-vl-tiny-random:0"])
-def pipe(request):
-    return load_pipeline(request.param)
-
-
 @pytest.mark.parametrize("resize", ["torchvision", "pil"])
-def test_the_prompt_of_a_made_grid_is_the_processors(pipe, resize):
-    cases = [([_image(*s)], image_question("the dog on the left"), r)
+def test_the_prompt_of_a_made_grid_is_the_processors(qwen_sa2va, resize):
+    pipe = qwen_sa2va
+    cases = [([noise_image(*s)], image_question("the dog on the left"), r)
              for s in SIZES for r in (0, len(ANSWERS_LIST) - 1, None)]
-    cases += [([_image(61, 89, k) for k in range(3)], video_question("a cat"), r) for r in (1, None)]
+    cases += [([noise_image(61, 89, k) for k in range(3)], video_question("a cat"), r) for r in (1, None)]
     for images, question, response in cases:
         want = prepare_inputs(pipe.processor, images, question, pipe.min_pixels, pipe.max_pixels, response,
                               resize)
@@ -46,8 +36,9 @@ def test_the_prompt_of_a_made_grid_is_the_processors(pipe, resize):
         assert (got.text, got.response, got.images) == (want.text, want.response, [])
 
 
-def test_with_sentences_runs_no_image_processor(pipe, monkeypatch):
-    prepared = pipe.prepare_image(_image(97, 131))
+def test_with_sentences_runs_no_image_processor(qwen_sa2va, monkeypatch):
+    pipe = qwen_sa2va
+    prepared = pipe.prepare_image(noise_image(97, 131))
     calls = []
     real = type(pipe.processor.image_processor).__call__
     monkeypatch.setattr(type(pipe.processor.image_processor), "__call__",
@@ -60,7 +51,8 @@ def test_with_sentences_runs_no_image_processor(pipe, monkeypatch):
     assert torch.equal(got.mm_token_type_ids, want.inputs["mm_token_type_ids"][0])
 
 
-def test_a_response_outside_the_list_is_refused(pipe):
+def test_a_response_outside_the_list_is_refused(qwen_sa2va):
+    pipe = qwen_sa2va
     from litelvlm.errors import LiteLVLMError
 
     with pytest.raises(LiteLVLMError, match="ANSWERS_LIST"):

@@ -53,8 +53,8 @@ def test_transformers_5_loads_the_same_rotary_embedding(qwen3_tiny):
 def test_the_qwen25_folder_holds_them_too():
     """Sa2VA-Qwen2.5-VL's folder as well: transformers 4.57's Qwen2.5-VL attention reads
     ``config.rope_scaling["mrope_section"]`` (``modeling_qwen2_5_vl.py`` L655 there: a TypeError on None,
-    found by ``test_qwen_pinned_official.py`` under the pin); transformers 5 reads the config as its own
-    form."""
+    found by ``test_pipeline_under_the_official_pin.py`` under the pin); transformers 5 reads the config as
+    its own form."""
     from transformers import Qwen2_5_VLConfig
 
     from litelvlm.sa2va.checkpoint import random_sa2va_dir

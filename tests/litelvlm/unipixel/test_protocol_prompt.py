@@ -5,18 +5,13 @@ teacher-forced response and the seeded draw; and ``with_sentences`` no longer ru
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from litelvlm.unipixel.protocol import SEG_RESPONSES, prepare_inputs, prompt_inputs
+from tests.fixtures.images import noise_image
 
 SIZES = [(97, 131), (1, 1), (333, 17), (480, 640)]
-
-
-def _image(h: int, w: int) -> Image.Image:
-    return Image.fromarray((np.random.default_rng(0).random((h, w, 3)) * 255).astype("uint8"))
 
 
 def test_the_prompt_of_a_made_grid_is_the_processors(tiny_unipixel_pipe):
@@ -24,7 +19,7 @@ def test_the_prompt_of_a_made_grid_is_the_processors(tiny_unipixel_pipe):
     answers = [("generate", 0, 0)] + [("teacher-forced", r, 0) for r in range(len(SEG_RESPONSES))] + [
         ("teacher-forced", None, k) for k in (0, "s17")]
     for size in SIZES:
-        image = _image(*size)
+        image = noise_image(*size)
         for answer, response, key in answers:
             want = prepare_inputs(processor, image, "the dog on the left", answer, response, seed=3, key=key)
             got = prompt_inputs(processor, want.inputs["video_grid_thw"], (image.height, image.width),
@@ -38,7 +33,7 @@ def test_the_prompt_of_a_made_grid_is_the_processors(tiny_unipixel_pipe):
 
 def test_with_sentences_runs_no_video_processor(tiny_unipixel_pipe, monkeypatch):
     pipe = tiny_unipixel_pipe
-    prepared = pipe.prepare_image(_image(97, 131))
+    prepared = pipe.prepare_image(noise_image(97, 131))
     calls = []
     real = type(pipe.processor.video_processor).__call__
     monkeypatch.setattr(type(pipe.processor.video_processor), "__call__",

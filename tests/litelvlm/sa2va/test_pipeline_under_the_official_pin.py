@@ -17,6 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
+from litelvlm.registry.families import load_pipeline
+from litelvlm.sa2va.checkpoint import random_sa2va_dir
+from litelvlm.sa2va.protocol import ANSWERS_LIST, image_question
 from tests import sa2va_official as off
 from tests.pinned_env import run_pinned
 
@@ -34,10 +37,6 @@ def _image(h: int, w: int, seed: int) -> np.ndarray:
 def pinned(request, tmp_path_factory):
     """(backbone, folder, pipeline, the cases, the official side's results on :data:`SIZES` under the
     pins)."""
-    from litelvlm.registry.families import load_pipeline
-    from litelvlm.sa2va.checkpoint import random_sa2va_dir
-    from litelvlm.sa2va.protocol import ANSWERS_LIST, image_question
-
     backbone = request.param
     if not off.available(backbone):
         pytest.skip("the official Sa2VA code (../shared/official/Sa2VA) is absent")
@@ -72,8 +71,6 @@ def test_ids_grid_and_pixels_are_the_official_ones(pinned):
 
 
 def test_the_seg_state_is_the_one_the_official_code_reads_under_its_pin(pinned):
-    from litelvlm.registry.families import load_pipeline
-
     backbone, folder, pipe, cases, got = pinned
     normed = load_pipeline(str(folder), seg_state="normed") if backbone == "qwen3-vl" else None
     for case, official in zip(cases, got["cases"], strict=True):
