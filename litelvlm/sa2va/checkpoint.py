@@ -28,6 +28,7 @@ or a wrong shape is a ``LiteLVLMError`` naming the file.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
 import tempfile
@@ -308,7 +309,8 @@ def ready(modules: tuple, device: str | torch.device) -> tuple:
 def _qwen_config(cfg: dict):
     """transformers' config of the backbone a Sa2VA ``config.json`` describes (:func:`kind_of_config`)."""
     kind = kind_of_config(cfg)
-    plain = {k: v for k, v in cfg.items() if k not in SA2VA_KEYS}
+    # a deep copy: transformers completes the RoPE dicts it parses in place, and ``cfg`` stays the file's
+    plain = copy.deepcopy({k: v for k, v in cfg.items() if k not in SA2VA_KEYS})
     plain.update(model_type=kind.model_type, architectures=[kind.architecture])
     return kind.config.from_dict(plain)
 

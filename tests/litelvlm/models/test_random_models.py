@@ -32,9 +32,10 @@ DIGESTS = {
     "unipixel-tiny": ("random-models/unipixel-tiny-seed5",
                       "c5b918e2bf494b6110797fadf53e64638b9e3cbe754594e4feaa6777c3cc9b35",
                       "8972d80327e98229"),
+    # files re-recorded once: config.json gained the RoPE keys of Sa2VA's official pin (the tensors unchanged)
     "sa2va-tiny": ("random-models/sa2va-tiny-seed0",
                    "0c4ee1a66c1c8f5eb45af309d0f01ba82bcb0080b83bb52d85893891785b6102",
-                   "558dd66485e432c9"),
+                   "7eb219bee1c73f0e"),
     "videoglamm-tiny": ("random-models/videoglamm-tiny-seed0",
                         "5f223ada9d8b7f426e49fe6a0120ad90b7562064d0cd851545610017b2a643c5",
                         "14beb071e1cdc48d"),
