@@ -30,6 +30,10 @@ PINS = {
     "sa2va": ("bytedance/Sa2VA @9832e1a pyproject.toml [latest]",
               ("transformers==4.57.0", "huggingface-hub==0.36.2", "tokenizers==0.22.1",
                "qwen-vl-utils==0.0.14")),
+    # PolyU-ChenLab/UniPixel @5c8e941 requirements.txt: transformers==4.53.3 (torch 2.7.1 there); transformers
+    # 4.53.3's own bounds for huggingface-hub (<1.0) and tokenizers (<0.22)
+    "unipixel": ("PolyU-ChenLab/UniPixel @5c8e941 requirements.txt",
+                 ("transformers==4.53.3", "huggingface-hub==0.36.2", "tokenizers==0.21.4")),
 }
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -124,11 +124,25 @@ def quiet_transformers():
         hf_logging.set_verbosity(verbosity)
 
 
+def pinned_tokenizer_config(path: Path) -> None:
+    """``tokenizer_config.json`` in ``path`` with an added-token list as the released folders and the official
+    pins (transformers 4.x) hold it: ``additional_special_tokens``, where transformers 5 writes an
+    ``extra_special_tokens`` list (4.53.3 reads that key as a dict and fails on a list); transformers 5 reads
+    either as the same special tokens. Any other config is left as it is."""
+    file = path / "tokenizer_config.json"
+    cfg = json.loads(file.read_text())
+    if isinstance(cfg.get("extra_special_tokens"), list):
+        cfg = {("additional_special_tokens" if k == "extra_special_tokens" else k): v for k, v in cfg.items()}
+        write_json(file, cfg)
+
+
 def _write_tokenizer(tokenizer, path: Path) -> None:
     """``save_pretrained``'s files, plus ``vocab.json`` and ``merges.txt`` as the released folders hold them
-    (the chat template lives in ``chat_template.json``, as released, not in a ``chat_template.jinja``)."""
+    (the chat template lives in ``chat_template.json``, as released, not in a ``chat_template.jinja``; added
+    tokens listed as the official pins read them: :func:`pinned_tokenizer_config`)."""
     tokenizer.save_pretrained(str(path))
     (path / "chat_template.jinja").unlink(missing_ok=True)
+    pinned_tokenizer_config(path)
     model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
     write_json(path / "vocab.json", model["vocab"])
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
@@ -221,6 +235,6 @@ def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype
     return net.eval().requires_grad_(False), processor
 
 
-__all__ = ["ARCHITECTURE", "build_qwen", "load_qwen", "preset_dtype", "quiet_transformers", "qwen_folder",
-           "random_qwen_dir",
+__all__ = ["ARCHITECTURE", "build_qwen", "load_qwen", "pinned_tokenizer_config", "preset_dtype",
+           "quiet_transformers", "qwen_folder", "random_qwen_dir",
            "released_key", "released_state_dict", "save_qwen_checkpoint", "save_random_qwen", "weight_files"]
