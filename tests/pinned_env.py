@@ -34,6 +34,10 @@ PINS = {
     # 4.53.3's own bounds for huggingface-hub (<1.0) and tokenizers (<0.22)
     "unipixel": ("PolyU-ChenLab/UniPixel @5c8e941 requirements.txt",
                  ("transformers==4.53.3", "huggingface-hub==0.36.2", "tokenizers==0.21.4")),
+    # mbzuai-oryx/VideoGLaMM @6b15b1e README: transformers==4.41.0 (torch 2.1.2 there); 4.41.0's own bounds
+    # for tokenizers (<0.20)
+    "videoglamm": ("mbzuai-oryx/VideoGLaMM @6b15b1e README",
+                   ("transformers==4.41.0", "huggingface-hub==0.36.2", "tokenizers==0.19.1")),
 }
 
 ROOT = Path(__file__).resolve().parents[1]
