@@ -38,6 +38,10 @@ PINS = {
     # for tokenizers (<0.20)
     "videoglamm": ("mbzuai-oryx/VideoGLaMM @6b15b1e README",
                    ("transformers==4.41.0", "huggingface-hub==0.36.2", "tokenizers==0.19.1")),
+    # sejong-rcv/LiteLVLM @5896153 requirements.txt: transformers@git+...@cae78c46 (4.28.0.dev0), which no
+    # registry holds: its nearest release, 4.28.1, the reference of the project's other 4.28 transcriptions
+    "glamm": ("sejong-rcv/LiteLVLM @5896153 requirements.txt (nearest release)",
+              ("transformers==4.28.1", "huggingface-hub==0.36.2", "tokenizers==0.13.3")),
 }
 
 ROOT = Path(__file__).resolve().parents[1]
