@@ -179,13 +179,26 @@ def _damage(kind: str, path: Path, reader: Reader, monkeypatch) -> None:
 def _deny_reading(path: Path, monkeypatch) -> None:
     """Reading ``path`` fails as for a user without permission (root reads every file): Python's, pyarrow's
     and safetensors' readers alike, for this file only (not a new one written in its place)."""
-    inode = path.stat().st_ino
+    inode, held = path.stat().st_ino, {"on": True}
 
     def denied(file) -> bool:   # this file, not a new one written in its place
         try:
-            return Path(file) == path and os.stat(file).st_ino == inode
+            return held["on"] and Path(file) == path and os.stat(file).st_ino == inode
         except (OSError, TypeError):
             return False
+
+    def releasing(real, target_at: int):   # removing or replacing the file ends the denial (a new file may
+        def call(*a, **k):                  # reuse its inode number)
+            if len(a) > target_at and Path(a[target_at]) == path:
+                held["on"] = False
+            return real(*a, **k)
+        return call
+
+    monkeypatch.setattr(os, "replace", releasing(os.replace, 1))
+    monkeypatch.setattr(os, "rename", releasing(os.rename, 1))
+    monkeypatch.setattr(os, "unlink", releasing(os.unlink, 0))
+    monkeypatch.setattr(os, "remove", releasing(os.remove, 0))
+    monkeypatch.setattr(Path, "unlink", releasing(Path.unlink, 0))
 
     def refusing(real):
         def call(file, *a, **k):
