@@ -25,3 +25,22 @@ def test_clip_pixels_equal_the_slow_clip_image_processor(hw):
     want = torch.from_numpy(np.stack([_official_clip_preprocess(f) for f in frames]))
     assert got.shape == want.shape == (2, 3, 336, 336)
     assert torch.equal(got, want)
+
+
+def test_clip_pixels_equal_transformers_4_41s_own_processor(tmp_path):
+    """The same under VideoGLaMM's pin itself: transformers 4.41.0's ``CLIPImageProcessor`` (the released
+    ``preprocessor_config.json`` values), run in a second environment (``tests/pinned_env.py``) on odd frames,
+    gives our pixels bit for bit."""
+    from litelvlm.videoglamm.prompt import clip_pixels
+    from tests.pinned_env import run_pinned
+
+    rng = np.random.default_rng(7)
+    cases = [[rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(2)]
+             for hw in [(480, 640), (517, 333), (37, 500), (336, 336)]]
+    torch.save(cases, tmp_path / "cases.pt")
+    run_pinned("videoglamm", "clip_processor_official.py", str(tmp_path / "cases.pt"),
+               str(tmp_path / "out.pt"))
+    got = torch.load(tmp_path / "out.pt", weights_only=False)
+    assert got["versions"]["transformers"] == "4.41.0" and "pinned" in got["versions"]["transformers_path"]
+    for frames, official in zip(cases, got["cases"], strict=True):
+        assert torch.equal(clip_pixels(frames), official), frames[0].shape
