@@ -49,7 +49,18 @@ SCRIPTS = Path(__file__).resolve().parent / "pinned_scripts"
 
 
 def _home() -> Path:
-    return Path(os.environ.get("LITELVLM_PINNED_ENVS", Path.home() / ".cache" / "litelvlm" / "pinned"))
+    """``LITELVLM_PINNED_ENVS``, else ``~/.cache/litelvlm/pinned``, else (a home that cannot be written) a
+    folder under the temporary directory."""
+    if "LITELVLM_PINNED_ENVS" in os.environ:
+        return Path(os.environ["LITELVLM_PINNED_ENVS"])
+    home = Path.home() / ".cache" / "litelvlm" / "pinned"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    except OSError:
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / "litelvlm-pinned"
 
 
 def pinned_env(name: str) -> Path:
