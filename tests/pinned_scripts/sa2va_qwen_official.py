@@ -51,9 +51,11 @@ def main(code, folder, cases, out, min_pixels, max_pixels, answer) -> None:
     seg_id = processor.tokenizer.convert_tokens_to_ids("[SEG]")
     results = []
     for case in torch.load(cases, weights_only=False):
-        image = Image.fromarray(case["image"])
+        # an image (L178-190), or a video's first five frames, each an image (L125-136)
+        images = [Image.fromarray(f) for f in case["frames"][:5]] if "frames" in case else [
+            Image.fromarray(case["image"])]
         text = case["text"].replace("<image>", "")                       # L88
-        messages = [{"role": "user", "content": [{"type": "image", "image": image},
+        messages = [{"role": "user", "content": [*({"type": "image", "image": im} for im in images),
                                                  {"type": "text", "text": text}]}]
         processed = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         image_inputs, video_inputs = process_vision_info(messages)

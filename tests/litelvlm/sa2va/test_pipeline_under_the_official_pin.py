@@ -19,7 +19,7 @@ from PIL import Image
 
 from litelvlm.registry.families import load_pipeline
 from litelvlm.sa2va.checkpoint import random_sa2va_dir
-from litelvlm.sa2va.protocol import ANSWERS_LIST, image_question
+from litelvlm.sa2va.protocol import ANSWERS_LIST, image_question, video_question
 from tests import sa2va_official as off
 from tests.pinned_env import run_pinned
 
@@ -43,6 +43,9 @@ def pinned(request, tmp_path_factory):
     folder = random_sa2va_dir(BACKBONES[backbone], 0)
     pipe, tmp = load_pipeline(str(folder)), tmp_path_factory.mktemp("pinned")
     cases = [{"image": _image(*s, seed=k), "text": image_question(SENTENCE)} for k, s in enumerate(SIZES)]
+    # a video of seven odd frames: the LLM sees the first five, each as an image
+    cases.append({"frames": [_image(61, 89, seed=10 + k) for k in range(7)],
+                  "text": video_question(SENTENCE)})
     torch.save(cases, tmp / "cases.pt")
     run_pinned("sa2va", "sa2va_qwen_official.py", str(off.CODE.parent / off.FOLDERS[backbone]), str(folder),
                str(tmp / "cases.pt"), str(tmp / "out.pt"), str(pipe.min_pixels), str(pipe.max_pixels),
@@ -61,7 +64,7 @@ def test_the_official_side_ran_under_the_pin_and_read_the_folders_config(pinned)
 
 def test_ids_grid_and_pixels_are_the_official_ones(pinned):
     _, _, pipe, cases, got = pinned
-    for case, official in zip(cases, got["cases"], strict=True):
+    for case, official in zip(cases[:-1], got["cases"][:-1], strict=True):
         image = Image.fromarray(case["image"])
         prep = pipe.prepare(image, [SENTENCE])
         _, tower = pipe.pixels(image).tower  # (the LLM images, the processor output)
@@ -73,7 +76,7 @@ def test_ids_grid_and_pixels_are_the_official_ones(pinned):
 def test_the_seg_state_is_the_one_the_official_code_reads_under_its_pin(pinned):
     backbone, folder, pipe, cases, got = pinned
     normed = load_pipeline(str(folder), seg_state="normed") if backbone == "qwen3-vl" else None
-    for case, official in zip(cases, got["cases"], strict=True):
+    for case, official in zip(cases[:-1], got["cases"][:-1], strict=True):
         image = Image.fromarray(case["image"])
         mine = pipe.ground(pipe.prepare(image, [SENTENCE]), "none", None).seg_hidden
         torch.testing.assert_close(mine, official["seg_state"], atol=2e-5, rtol=1e-5)
@@ -85,3 +88,16 @@ def test_the_seg_state_is_the_one_the_official_code_reads_under_its_pin(pinned):
         if normed is not None:
             theirs = normed.ground(normed.prepare(image, [SENTENCE]), "none", None).seg_hidden
             torch.testing.assert_close(theirs, official["after_norm"], atol=2e-5, rtol=1e-5)
+
+
+def test_a_videos_prompt_and_seg_state_are_the_official_ones(pinned):
+    """``predict_forward``'s video path: the first five of seven frames, each an image, the Ref-VOS question:
+    the prompt ids and grid equal bit for bit, the ``[SEG]`` state within float32 rounding."""
+    _, _, pipe, cases, got = pinned
+    frames, official = [Image.fromarray(f) for f in cases[-1]["frames"]], got["cases"][-1]
+    prep = pipe.with_sentences(pipe.prepare_video(frames), [SENTENCE])
+    assert len(official["image_grid_thw"]) == 5
+    assert torch.equal(prep.input_ids, official["input_ids"])
+    assert torch.equal(prep.grid_thw, official["image_grid_thw"])
+    mine = pipe.ground(prep, "none", None).seg_hidden
+    torch.testing.assert_close(mine, official["seg_state"], atol=2e-5, rtol=1e-5)
