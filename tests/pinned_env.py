@@ -90,13 +90,15 @@ def pinned_env(name: str) -> Path:
 
 
 def run_pinned(name: str, script: str, *args: str, timeout: int = 600) -> str:
-    """Run ``tests/pinned_scripts/<script>`` with ``args`` under ``PINS[name]`` (its folder first on the path,
-    no user site, this project's folder not on the path, this process's intra-op thread count, so that float
-    sums run in the same order on both sides); its stdout. A failure fails the test with its output."""
+    """Run ``tests/pinned_scripts/<script>`` with ``args`` under ``PINS[name]``: its folder first on the path,
+    then the scripts' folder (their shared ``results.py``), no user site, this project's folder not on the
+    path, and this process's intra-op thread count (so that float sums run in the same order on both sides).
+    Its stdout; a failure fails the test with its output."""
     import torch
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
-    env.update(PYTHONPATH=str(pinned_env(name)), PYTHONNOUSERSITE="1", HF_HUB_OFFLINE="1",
+    env.update(PYTHONPATH=os.pathsep.join([str(pinned_env(name)), str(SCRIPTS)]), PYTHONNOUSERSITE="1",
+               HF_HUB_OFFLINE="1",
                TRANSFORMERS_NO_ADVISORY_WARNINGS="1", OMP_NUM_THREADS=str(torch.get_num_threads()))
     got = subprocess.run([sys.executable, "-P", str(SCRIPTS / script), *args], capture_output=True, text=True,
                          env=env, cwd=str(SCRIPTS), timeout=timeout)

@@ -11,12 +11,12 @@ usage: clip_processor_official.py CASES.pt OUT.pt
 """
 
 import sys
-from pathlib import Path
 
 import torch
-import transformers
 from PIL import Image
 from transformers import CLIPImageProcessor
+
+from results import save  # tests/pinned_scripts/results.py (on the path: run_pinned)
 
 #: openai/clip-vit-large-patch14-336 ``preprocessor_config.json``
 PREPROCESSOR = {"crop_size": 336, "do_center_crop": True, "do_normalize": True, "do_resize": True,
@@ -33,10 +33,7 @@ def main(cases, out) -> None:
                 "pixel_values"][0] for f in frames]))                                 # L152
         except ValueError as e:   # what the official stack raises, handed back
             results.append(f"{type(e).__name__}: {e}")
-    versions = {"transformers": transformers.__version__,
-                "transformers_path": str(Path(transformers.__file__).parent)}
-    torch.save({"versions": versions, "cases": results}, out)
-    print(versions)
+    save(out, results)
 
 
 if __name__ == "__main__":

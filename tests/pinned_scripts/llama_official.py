@@ -11,11 +11,11 @@ usage: llama_official.py CASES.pt OUT.pt
 """
 
 import sys
-from pathlib import Path
 
 import torch
-import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
+
+from results import save  # tests/pinned_scripts/results.py (on the path: run_pinned)
 
 
 def main(cases, out) -> None:
@@ -30,10 +30,7 @@ def main(cases, out) -> None:
         with torch.no_grad():
             got = model.model(inputs_embeds=case["x"], output_hidden_states=True)
         results.append({"last": got.last_hidden_state, "hidden_last": got.hidden_states[-1]})
-    versions = {"transformers": transformers.__version__, "torch": torch.__version__,
-                "transformers_path": str(Path(transformers.__file__).parent)}
-    torch.save({"versions": versions, "cases": results}, out)
-    print(versions)
+    save(out, results)
 
 
 if __name__ == "__main__":

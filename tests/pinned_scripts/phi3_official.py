@@ -11,11 +11,11 @@ usage: phi3_official.py CASES.pt OUT.pt
 """
 
 import sys
-from pathlib import Path
 
 import torch
-import transformers
 from transformers import Phi3Config, Phi3ForCausalLM
+
+from results import save  # tests/pinned_scripts/results.py (on the path: run_pinned)
 
 
 def main(cases, out) -> None:
@@ -28,10 +28,7 @@ def main(cases, out) -> None:
             got = model.model(inputs_embeds=case["x"], output_hidden_states=True)
         results.append({"last": got.last_hidden_state, "hidden_last": got.hidden_states[-1],
                         "attn": model.config._attn_implementation})
-    versions = {"transformers": transformers.__version__, "torch": torch.__version__,
-                "transformers_path": str(Path(transformers.__file__).parent)}
-    torch.save({"versions": versions, "cases": results}, out)
-    print(versions)
+    save(out, results)
 
 
 if __name__ == "__main__":

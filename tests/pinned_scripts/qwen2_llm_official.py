@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import torch
-import transformers
 from safetensors.torch import load_file
 from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from results import save  # tests/pinned_scripts/results.py (on the path: run_pinned)
 
 
 def main(folder, cases, out) -> None:
@@ -39,10 +40,7 @@ def main(folder, cases, out) -> None:
         hook.remove()
         results.append({"hidden_last": got.hidden_states[-1], "before_norm": raw[-1],
                         "attn": model.config._attn_implementation})
-    versions = {"transformers": transformers.__version__, "torch": torch.__version__,
-                "transformers_path": str(Path(transformers.__file__).parent)}
-    torch.save({"versions": versions, "cases": results}, out)
-    print(versions)
+    save(out, results)
 
 
 if __name__ == "__main__":

@@ -21,14 +21,14 @@ import sys
 import types
 from pathlib import Path
 
-import PIL
-import qwen_vl_utils
 import torch
 import transformers
 from PIL import Image
 from qwen_vl_utils import process_vision_info
 from safetensors.torch import load_file
 from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration
+
+from results import save  # tests/pinned_scripts/results.py (on the path: run_pinned)
 
 
 def official(code: Path, module: str):
@@ -74,13 +74,7 @@ def main(code, folder, cases, out, min_pixels, max_pixels, answer) -> None:
             results.append({"input_ids": ids, "pixel_values": inputs["pixel_values"],
                             "image_grid_thw": inputs["image_grid_thw"], "seg_state": last[rows],
                             "before_norm": before[rows], "after_norm": language.norm(before)[rows]})
-    versions = {"transformers": transformers.__version__, "torch": torch.__version__,
-                "Pillow": PIL.__version__,
-                "qwen_vl_utils": getattr(qwen_vl_utils, "__version__", "0.0.14"),
-                "transformers_path": str(Path(transformers.__file__).parent)}
-    torch.save({"versions": versions, "rope_scaling": config.text_config.rope_scaling,
-                "model": type(model).__name__, "cases": results}, out)
-    print(versions)
+    save(out, results, rope_scaling=config.text_config.rope_scaling, model=type(model).__name__)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ import json
 import sys
 from pathlib import Path
 
-import PIL
 import torch
-import transformers
 from PIL import Image
 from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+from results import save  # tests/pinned_scripts/results.py (on the path: run_pinned)
 
 
 def main(folder, cases, out) -> None:
@@ -51,10 +51,7 @@ def main(folder, cases, out) -> None:
                         "pixel_values_videos": data["pixel_values_videos"],
                         "video_grid_thw": data["video_grid_thw"],
                         "second_per_grid_ts": data["second_per_grid_ts"], "norm_input": norm_inputs[-1][0]})
-    versions = {"transformers": transformers.__version__, "torch": torch.__version__,
-                "Pillow": PIL.__version__, "transformers_path": str(Path(transformers.__file__).parent)}
-    torch.save({"versions": versions, "missing_keys": info["missing_keys"], "cases": results}, out)
-    print(versions)
+    save(out, results, missing_keys=info["missing_keys"])
 
 
 if __name__ == "__main__":
