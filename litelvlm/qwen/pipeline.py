@@ -197,7 +197,7 @@ class QwenSam2Pipeline(GroundingPipeline):
         """``numerics.attn`` at load, as GLaMM's pipeline does: the LLM's decoder gets its kernel
         (:func:`~litelvlm.lvlm.numerics.llm_implementation`), the vision tower, SAM 2 and a loaded paired CLIP
         theirs (``sdpa`` for ``flash``); a paired CLIP loaded later gets it then (:attr:`clip`)."""
-        clip = None if self._clip is None or isinstance(self._clip, str) else self._clip.modules()
+        clip = None if self.loaded_clip() is None else self.loaded_clip().modules()
         set_attention(self.numerics.attn, self.qwen, self.sam2.model, clip, llm=self.language_model)
 
     # -- properties ---------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ class QwenSam2Pipeline(GroundingPipeline):
     def encoder_modules(self) -> list:
         """The vision tower (its grid's index tensors computed ahead of the call), SAM 2's image encoder and
         the paired CLIP's vision tower once loaded (captured under ``--encoders``)."""
-        clip = None if self._clip is None or isinstance(self._clip, str) else self._clip.modules()
+        clip = None if self.loaded_clip() is None else self.loaded_clip().modules()
         visual = self.qwen.model.visual
         return [Indexed(visual, forward_index(visual)), self.sam2.model.vision_encoder,
                 *([clip.vision_model] if clip is not None else [])]

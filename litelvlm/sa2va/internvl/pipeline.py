@@ -146,7 +146,7 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
     def encoder_modules(self) -> list:
         """InternViT, SAM 2's image encoder and the paired CLIP's vision tower once loaded
         (``--encoders``)."""
-        clip = None if self._clip is None or isinstance(self._clip, str) else self._clip.modules()
+        clip = None if self.loaded_clip() is None else self.loaded_clip().modules()
         return [self.model.model.vision_tower, self.sam2.model.vision_encoder,
                 *([clip.vision_model] if clip is not None else [])]
 
