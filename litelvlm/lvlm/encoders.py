@@ -122,6 +122,9 @@ class _Graph:
     products by the same scale give the same values on either device."""
 
     def __init__(self, fn, args: tuple, kwargs: dict, pool, device: torch.device) -> None:
+        #: what is recorded, and the tensors it binds (an Indexed encoder's index tensors): the replay reads
+        #: them where the recording saw them, so the graph keeps them alive
+        self.fn = fn
         self.static = pytree.tree_map(_clone, (args, kwargs))
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())

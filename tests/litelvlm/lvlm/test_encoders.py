@@ -5,6 +5,10 @@ A hook inside an encoder, autograd, a dispatch mode or an input off the device r
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -131,6 +135,54 @@ def test_a_graph_records_the_qwen_tower_with_its_index_tensors(tiny_unipixel_pip
         want = tower(x, grid_thw=grid).pooler_output
     assert recorded == [["cu_seqlens", "cu_window_seqlens", "position_ids", "window_index"]]
     assert all(torch.equal(g, want) for g in got) and dict(enc.counts) == {"captured": 2}
+
+
+class _FakeCuda:
+    """torch.cuda's recording API as no-ops on the CPU: a ``_Graph`` runs its function while "recording"."""
+
+    class Stream:
+        def wait_stream(self, other) -> None:
+            pass
+
+    class CUDAGraph:
+        def replay(self) -> None:
+            pass
+
+    @staticmethod
+    def graph(g, pool=None):
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def stream(s):
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def current_stream():
+        return _FakeCuda.Stream()
+
+
+def test_a_graph_keeps_the_index_tensors_it_recorded_alive(monkeypatch):
+    """A replay reads the index tensors at the addresses the recording saw: the graph holds them for as long
+    as it lives (freed, their memory is reused and the replay gathers out of bounds)."""
+    for name in ("Stream", "CUDAGraph", "graph", "stream", "current_stream"):
+        monkeypatch.setattr(torch.cuda, name, getattr(_FakeCuda, name))
+    made = []
+
+    def index(x):
+        made.append(torch.arange(x.shape[-1]))
+        return {"order": made[-1]}
+
+    class Gather(torch.nn.Linear):
+        def forward(self, x, order=None):
+            return super().forward(x[..., order])
+
+    enc = encoders.CapturedEncoder(Gather(3, 2), "graph", None, index)
+    with torch.no_grad():
+        enc(torch.ones(1, 3))
+    alive = weakref.ref(made[0])
+    made.clear()
+    gc.collect()
+    assert alive() is not None and dict(enc.counts) == {"captured": 1}
 
 
 def test_a_hook_inside_an_encoder_runs_it_eagerly_and_says_why(tiny_glamm):
