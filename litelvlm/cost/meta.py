@@ -11,6 +11,8 @@ last two vision blocks, the post-layernorm and the projection) of a ``meta`` CLI
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import torch
@@ -19,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from ..clip.traces import TextTrace, VisionTrace
+from ..lvlm.prepared import Prepared
 from ..machine.memory import LiveTensorBytes
 from ..methods import get_method
 from ..methods.select import select
@@ -26,6 +29,22 @@ from ..pruning import Selection, SelectorInputs
 from ..pruning.tower import ClipTower
 from .clip import SENTENCE, InMemoryHFClip, build_clip_sizes
 from .tokens import TokenPlan, count_flops, selects_on_clip, selects_on_llm_input
+
+
+@dataclass
+class StandInInput(Prepared):
+    """The prepared input of a count's made-up prompt: its ids and token types, and the CLIP traces a
+    selection reads (``inputs``: :meth:`SelectorBench.inputs`)."""
+
+    input_ids: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    mm_token_type_ids: torch.Tensor | None = None
+    sentences: list[str] = field(default_factory=list)
+    inputs: Callable[[], SelectorInputs] | None = None
+
+    def selector_inputs(self, *args) -> SelectorInputs:
+        """The CLIP traces of the count (:meth:`SelectorBench.inputs`)."""
+        return self.inputs()
+
 
 #: Bytes in a MiB (the tables' memory unit).
 MB = 2 ** 20
@@ -110,7 +129,7 @@ class SelectorBench:
         if spec.reads_vision_blocks:
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
         if selects_on_llm_input(spec):  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
-            prepared = SimpleNamespace(selector_inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
+            prepared = StandInInput(inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
             return llm_input_selection_flops(method, budget, self.backend.num_patches, self.llm_hidden,
                                              prepared), None
         if not selects_on_clip(spec):  # none, FastV, DART, SparseVLM: their cost is in the prefill
@@ -146,10 +165,12 @@ def synthetic_prompt(arch, num_visual: int, hidden: int) -> tuple[SimpleNamespac
     before = min(int(arch.prefix_tokens), text)
     types = torch.tensor([0] * before + [2] * num_visual + [0] * (text - before))
     weight = torch.randn(8, hidden, generator=torch.Generator().manual_seed(1))
+    # a stand-in of the family's pipeline: the embedding table alone (no family's grid: downsample pools the
+    # squarest one)
     pipeline = SimpleNamespace(language_model=SimpleNamespace(embed_tokens=SimpleNamespace(weight=weight)),
-                               numerics=None)
+                               numerics=None, visual_grid=None)
     ids = torch.arange(len(types)) % 8
-    return pipeline, SimpleNamespace(input_ids=ids, mm_token_type_ids=types, prompt_len=None)
+    return pipeline, StandInInput(input_ids=ids, mm_token_type_ids=types)
 
 
 def llm_prefills(parts, plans: dict, attns: list[str], set_attention) -> dict:

@@ -173,7 +173,7 @@ def shares_forward(pipe, runs: list[GroundingRun]) -> bool:
     their method and answers allow it (:func:`batch_error`)."""
     if len(runs) < 2 or any(run.full is not None for run in runs):
         return False
-    answers = sorted({getattr(run.prepared, "answer", "teacher-forced") for run in runs} - {"teacher-forced"})
+    answers = sorted({run.prepared.answer for run in runs} - {"teacher-forced"})
     return batch_error(pipe, runs[0].method, answers[0] if answers else "teacher-forced") is None
 
 

@@ -24,6 +24,8 @@ class Prepared:
     answer: str = "teacher-forced"
     #: the prompt's length before a teacher-forced answer (None: all of ``input_ids`` is the prompt)
     prompt_len: int | None = None
+    #: what this input's methods computed once and share (traces, stand-ins); None: the family keeps none
+    clip_cache: dict | None = None
 
     def selector_inputs(self, *args: Any) -> Any:
         """What a CLIP-side method reads of this input (the family's own)."""

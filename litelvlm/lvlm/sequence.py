@@ -102,7 +102,7 @@ class GroundingRun:
     @property
     def generates(self) -> bool:
         """Whether the input's answer is generated (``answer="generate"``) rather than teacher-forced."""
-        return getattr(self.prepared, "answer", "teacher-forced") == "generate"
+        return self.prepared.answer == "generate"
 
     def output(self, prompts: torch.Tensor, low: torch.Tensor, logits: torch.Tensor,
                generated: torch.Tensor | None = None) -> GroundingOutput:

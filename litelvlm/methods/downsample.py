@@ -105,7 +105,7 @@ def grid_of(ctx: LLMContext) -> tuple[int, int]:
     """(rows, cols) of the visual tokens (the family's ``visual_grid``); a family whose tokens are no single
     2-D grid is refused with its reason. A stand-in context without a family's grid (the FLOPs count's
     synthetic inputs, :func:`litelvlm.cost.meta.llm_input_selection_flops`) pools :func:`squarest`."""
-    visual_grid = getattr(ctx.pipeline, "visual_grid", None)
+    visual_grid = None if ctx.pipeline is None else ctx.pipeline.visual_grid
     if visual_grid is None:
         return squarest(int(ctx.num_visual))
     try:

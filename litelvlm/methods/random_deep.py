@@ -58,7 +58,7 @@ def checked_layer(num_layers: int, layer: int | None) -> int:
 
 def input_seed(ctx: LLMContext, seed: int | None = None) -> int:
     """The seed of the draw: ``seed``, or the prepared input's (``random``'s)."""
-    return int(getattr(ctx.prepared, "seed", 0)) if seed is None else int(seed)
+    return int(ctx.prepared.seed) if seed is None else int(seed)
 
 
 def uniform_draw(num_tokens: int, budget: int, seed: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ from litelvlm.registry.families import family_names, get_family
 ROOT = Path(__file__).resolve().parents[2]
 #: the names a pipeline or a prepared input goes by in the code
 HOLDERS = {"pipe", "pipeline", "self.pipe", "prepared", "prep", "given", "run.pipe", "self.pipeline",
-           "pipe._clip"}
+           "pipe._clip", "ctx.pipeline", "ctx.prepared", "self.prepared", "run.prepared", "run.pipeline"}
 
 
 def _probes() -> list[str]:
@@ -42,7 +42,7 @@ def test_no_pipeline_or_input_is_probed_for_an_attribute():
 def test_the_contract_declares_what_the_studies_read():
     for name in ("compiled", "clip", "model", "numerics", "abilities", "layer_dtype_auto"):
         assert hasattr(GroundingPipeline, name), name
-    for name in ("sentences", "input_ids", "seed", "answer", "prompt_len", "selector_inputs"):
+    for name in ("sentences", "input_ids", "seed", "answer", "prompt_len", "clip_cache", "selector_inputs"):
         assert name in Prepared.__annotations__ or hasattr(Prepared, name), name
 
 
