@@ -241,13 +241,14 @@ class QwenSam2Pipeline(GroundingPipeline):
         """The time by stage's parts (:mod:`litelvlm.cost.stages`): the vision tower with the processor's
         image and video preprocessing, the paired CLIP with its own once loaded (a family adds the steps
         resizing its tower's input); SAM 2's parts with its preprocessing."""
-        clip, model = getattr(self._clip, "modules", lambda: None)(), self.qwen.model
+        loaded, model = self.loaded_clip(), self.qwen.model
+        clip = None if loaded is None else loaded.modules()
         prepare = [(getattr(self.processor, p), "preprocess") for p in ("image_processor", "video_processor")
                    if getattr(self.processor, p, None) is not None]
         steps = []
         if clip is not None:
-            prepare.append((self._clip, "preprocess"))
-            steps += [*clip.children(), *((self._clip, n) for n in ("trace_image", "encode_text"))]
+            prepare.append((loaded, "preprocess"))
+            steps += [*clip.children(), *((loaded, n) for n in ("trace_image", "encode_text"))]
         sam = [(self.sam2, n) for n in ("preprocess", "pixels", "on_device")]
         return {"prepare": [*prepare, (self, "pixels"), *sam],
                 "vision": [model.visual, (model, "get_image_features"), (model, "get_video_features"),

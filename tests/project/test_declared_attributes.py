@@ -17,7 +17,8 @@ from litelvlm.registry.families import family_names, get_family
 ROOT = Path(__file__).resolve().parents[2]
 #: the names a pipeline or a prepared input goes by in the code
 HOLDERS = {"pipe", "pipeline", "self.pipe", "prepared", "prep", "given", "run.pipe", "self.pipeline",
-           "pipe._clip", "ctx.pipeline", "ctx.prepared", "self.prepared", "run.prepared", "run.pipeline"}
+           "pipe._clip", "ctx.pipeline", "ctx.prepared", "self.prepared", "run.prepared", "run.pipeline",
+           "self._clip"}
 
 
 def _probes() -> list[str]:

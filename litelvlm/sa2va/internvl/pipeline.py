@@ -152,10 +152,11 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
 
     def stage_modules(self) -> dict[str, list]:
         """The vision tower, ``mlp1`` and the tiling; the paired CLIP once loaded; SAM 2's parts."""
-        clip, model = getattr(self._clip, "modules", lambda: None)(), self.model.model
-        steps = [] if clip is None else [*clip.children(), *((self._clip, n) for n in
-                                                              ("trace_image", "encode_text"))]
-        prepare = [] if clip is None else [(self._clip, "preprocess")]
+        loaded, model = self.loaded_clip(), self.model.model
+        clip = None if loaded is None else loaded.modules()
+        steps = [] if clip is None else [*clip.children(),
+                                         *((loaded, n) for n in ("trace_image", "encode_text"))]
+        prepare = [] if clip is None else [(loaded, "preprocess")]
         here = sys.modules[__name__]   # the names this module calls (imported from .tiles)
         tiling = [(m, n) for m in (_tiles, here) for n in ("image_tiles", "tile_pixels")]
         sam = [(self.sam2, n) for n in ("preprocess", "pixels", "on_device")]
