@@ -18,7 +18,7 @@ def _summary(out):
 
 #: the LLM-side methods the family runs on the 2-layer tiny model by default (SparseVLM's three stages need
 #: more layers; the oracles and CDPruner / VScan, which read one image's CLIP trace, are not offered)
-LLM_SIDE = ["dart", "divprune", "fastv", "ivc-prune"]
+LLM_SIDE = ["dart", "divprune", "divprune+random-deep", "fastv", "ivc-prune", "random-deep", "v2drop"]
 #: the LLM-side methods of the fast test (the slow one runs the default methods: every one the family runs)
 FAST_LLM_SIDE = ["divprune", "fastv"]
 
