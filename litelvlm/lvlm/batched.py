@@ -200,9 +200,10 @@ def _forward(pipe, runs: list[GroundingRun], seg_states) -> None:
         run = runs[0]
         final = pipe.final_hidden(run.embeds, run.position_ids, run.layout.num_visual)
     else:
-        final = padded_forward(pipe.language_model, pipe.name, [run.embeds[0] for run in runs],
-                               [run.position_ids for run in runs], [run.layout.num_visual for run in runs],
-                               pipe.device)
+        with pipe.forward_context():
+            final = padded_forward(pipe.language_model, pipe.name, [run.embeds[0] for run in runs],
+                                   [run.position_ids for run in runs],
+                                   [run.layout.num_visual for run in runs], pipe.device)
     for i, run in enumerate(runs):
         run.rows, run.seq_len = run.layout.seg_predictors.to(final.device), int(run.embeds.shape[1])
         run.seg_hidden = seg_states(final, run.rows)[i]

@@ -47,9 +47,10 @@ def final_hidden(pipe, embeds: torch.Tensor, position_ids: torch.Tensor,
     if b == 1 and not grad and runner_of(pipe.language_model) is not None:  # ``--prefill captured``
         return pipe.language_model.norm(run_layers(pipe.language_model, embeds, pos))
     pos = pos.expand(*pos.shape[:-2], b, pos.shape[-1]) if b > 1 else pos
-    out = pipe.language_model(inputs_embeds=embeds, position_ids=pos,
-                              attention_mask=torch.ones(b, s, dtype=torch.long, device=embeds.device),
-                              use_cache=False)
+    with pipe.forward_context():
+        out = pipe.language_model(inputs_embeds=embeds, position_ids=pos,
+                                  attention_mask=torch.ones(b, s, dtype=torch.long, device=embeds.device),
+                                  use_cache=False)
     return out.last_hidden_state
 
 

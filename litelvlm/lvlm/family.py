@@ -193,6 +193,11 @@ class GroundingPipeline(abc.ABC):
         onto its tokens here; the LLM-side methods index the family's own tokens and need no map."""
         raise LiteLVLMError(f"the {self.family} family hands no CLIP-side selection to its LLM")
 
+    def forward_context(self) -> contextlib.AbstractContextManager:
+        """The context every LLM forward of ``ground`` runs in (VideoGLaMM: its eager attention's reused
+        scratch memory, the same values); none by default."""
+        return contextlib.nullcontext()
+
     def tower_context(self, prepared: Prepared):
         """The vision tower on ``prepared`` (a :class:`~litelvlm.pruning.tower.TowerContext`), where
         ``abilities.tower_stage``."""

@@ -25,6 +25,7 @@ L630-643: ``output_ids[:, 1:] == seg_token_idx`` shifted by the added visual len
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -35,7 +36,6 @@ from transformers import CLIPVisionModel, Phi3ForCausalLM
 
 from ..llm.captured import runner_of
 from ..llm.context import run_layers
-from ..lvlm.batched import padded_forward
 from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, VideoGLaMMPreset, sam2_config
 from .hf_config import clip_config, phi3_config
 from .internvideo2 import InternVideo2Tower
@@ -166,25 +166,15 @@ class VideoGLaMM(nn.Module):
         lm = self.llm.model
         if embeds.shape[0] == 1 and runner_of(lm) is not None:
             return lm.norm(run_layers(lm, embeds, torch.arange(embeds.shape[1], device=embeds.device)[None]))
-        if not hasattr(self, "_scratch"):
-            self._scratch = Scratch()
-        with scratch_eager(self.llm.model, self._scratch):
+        with self.scratch():
             return self.llm.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
 
-    @torch.no_grad()
-    def final_hidden_batch(self, embeds: list[torch.Tensor], num_visual: list[int]) -> torch.Tensor:
-        """(B, S_max, h) final normed hidden states of several sequences ((S_i, h) each, ``num_visual[i]``
-        visual tokens) in one forward, right-padded with an attention mask hiding the padding, each at
-        positions 0..S_i-1 (:func:`litelvlm.lvlm.batched.padded_forward`; eager attention in the same scratch
-        as :meth:`final_hidden`; under ``--prefill captured`` the padded batch through the captured segments,
-        the model's own attention)."""
+    def scratch(self) -> contextlib.AbstractContextManager:
+        """Phi-3's eager attention with its scores in memory kept from one forward to the next
+        (:mod:`.scratch_attention`: the same values)."""
         if not hasattr(self, "_scratch"):
             self._scratch = Scratch()
-        pos = [torch.arange(int(e.shape[0]), device=self.device)[None] for e in embeds]
-        if runner_of(self.llm.model) is not None:
-            return padded_forward(self.llm.model, self.source, embeds, pos, num_visual, self.device)
-        with scratch_eager(self.llm.model, self._scratch):
-            return padded_forward(self.llm.model, self.source, embeds, pos, num_visual, self.device)
+        return scratch_eager(self.llm.model, self._scratch)
 
     def seg_embeddings(self, hidden: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """(S, out_dim) ``text_hidden_fcs[0]`` of the rows predicting each ``[SEG]`` (L636-643)."""

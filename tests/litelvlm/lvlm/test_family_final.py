@@ -23,9 +23,9 @@ ABSTRACT = {"language_model", "prepare_image", "with_sentences", "visual_tokens"
 #: ``decode_masks_many``)
 OPTIONAL = {"device", "dtype", "hidden_size", "num_visual", "num_visual_tokens", "describe", "full_budget",
             "mask_shape", "keeps_everything", "visual_grid", "visual_window", "clip_selection_tokens",
-            "clip_selection_rows", "tower_context", "lm_head", "stop_ids", "sample_metrics",
-            "summarize_metrics", "run_input", "generated", "run_clip_stage", "run_llm_stage", "stage_modules",
-            "encoder_modules", "decode_masks_many", "projector", "pixels"}
+            "clip_selection_rows", "tower_context", "forward_context", "lm_head", "stop_ids",
+            "sample_metrics", "summarize_metrics", "run_input", "generated", "run_clip_stage",
+            "run_llm_stage", "stage_modules", "encoder_modules", "decode_masks_many", "projector", "pixels"}
 #: what a family declares as data: its registry name, its abilities and the type of its prepared input
 DECLARED = {"family", "abilities", "prepared_type"}
 #: what each pipeline holds of its own (set by its ``__init__``, or by a study: ``compiled``)
