@@ -11,27 +11,40 @@ selection's ``indices`` are the kept CLIP patches of all frames, frame ``f``'s p
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from ..errors import LiteLVLMError
 from ..pruning import Selection
 from .config import FRAME_PATCHES
+from .pruning import PrunedVisual
 
 
-def frame_selection(selections: list[Selection], patches: int) -> Selection:
-    """One selection of every frame's: frame ``f``'s patch ``i`` as ``f * patches + i`` (negative indices
-    kept)."""
+@dataclass
+class FrameSelection(Selection):
+    """The selection of every frame of a clip, with what each frame kept: its budget K_f and the LLM context
+    tokens its kept patches became (144 under ``pool``)."""
+
+    budgets: list[int] = field(default_factory=list)
+    context_tokens: list[int] = field(default_factory=list)
+
+
+def frame_selection(pruned: PrunedVisual, patches: int) -> FrameSelection:
+    """One selection of every frame's of ``pruned``: frame ``f``'s patch ``i`` as ``f * patches + i``
+    (negative indices kept), with each frame's budget and context tokens."""
     parts = [torch.where(s.indices >= 0, s.indices + f * patches, s.indices) for f,
-             s in enumerate(selections)]
-    return Selection(indices=torch.cat(parts).long())
+             s in enumerate(pruned.selections)]
+    return FrameSelection(indices=torch.cat(parts).long(), budgets=list(pruned.budgets),
+                          context_tokens=list(pruned.context_tokens))
 
 
 def frame_stage(pipe, prepared, method: str, budget: int, given: bool = False, positions: str = "official",
                 allocation=None, **options) -> tuple:
     """``ground``'s step for CLIP-side ``method`` keeping ``budget`` of each frame's CLIP patches
-    (``allocation``: one budget per frame instead): (the LLM's visual input, the selection, None, None), the
-    kept tokens renumbered. ``given``: the caller gave ``visual_embeds``, which the LLM-side methods alone
-    take."""
+    (``allocation``: one budget per frame instead, or a rule ``allocation(prepared, method, budget)`` giving
+    each input's): (the LLM's visual input, the selection, None, None), the kept tokens renumbered.
+    ``given``: the caller gave ``visual_embeds``, which the LLM-side methods alone take."""
     if given:
         raise LiteLVLMError(f"{method} selects each frame's CLIP tokens and builds the LLM's visual input "
                             "itself; visual_embeds replaces the LLM's tokens for the LLM-side methods only")
@@ -39,8 +52,10 @@ def frame_stage(pipe, prepared, method: str, budget: int, given: bool = False, p
         raise LiteLVLMError(f"positions='keep': {method} passes projected and pooled tokens of each frame's "
                             "kept CLIP patches, which have no original position in the LLM's sequence")
 
+    if callable(allocation):
+        allocation = allocation(prepared, method, budget)
     pruned = pipe.prune_frames(prepared, method, budget, allocation, **options)
-    return pruned.visual, frame_selection(pruned.selections, FRAME_PATCHES), None, None
+    return pruned.visual, frame_selection(pruned, FRAME_PATCHES), None, None
 
 
-__all__ = ["frame_selection", "frame_stage"]
+__all__ = ["FrameSelection", "frame_selection", "frame_stage"]

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ..llm.limits import check_llm_input
-from ..lvlm.batched import sub_batches
 from .config import IMAGE_TOKEN_INDEX
 from .model import VideoGLaMM, VideoTokens
 from .prompt import ANSWER, clip_pixels, input_ids, internvideo_pixels, sample_frames
@@ -125,23 +124,4 @@ def clip_masks(model: VideoGLaMM, tokenizer, prepared: PreparedClip, ids: torch.
     return ClipMasks(logits, prompts, ids)
 
 
-@torch.no_grad()
-def segment_clips(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressions: list[str],
-                  visuals: list[torch.Tensor], sam2_video_branch: bool = False) -> list[ClipMasks]:
-    """:func:`segment_clip` (teacher-forced answer) of several ``expressions`` of one clip, each with its own
-    LLM visual input (``visuals``), their prompts' LLM forwards in one right-padded, masked batch
-    (:meth:`~litelvlm.videoglamm.model.VideoGLaMM.final_hidden_batch`; ``eval-video --batch-size``; on a CPU
-    in the cache-sized sub-batches of :func:`~litelvlm.lvlm.batched.sub_batches`); the masks of each
-    from SAM 2 as :func:`segment_clip` makes them."""
-    ids = [input_ids(tokenizer, e, ANSWER).to(model.device) for e in expressions]
-    embeds = [model.sequence_embeds(i, v)[0] for i, v in zip(ids, visuals, strict=True)]
-    out = []
-    for part in sub_batches(model.llm.model, [int(e.shape[0]) for e in embeds]):
-        hidden = model.final_hidden_batch(embeds[part], [int(v.shape[0]) for v in visuals[part]])
-        out += [clip_masks(model, tokenizer, prepared, i, hidden[b:b + 1], int(v.shape[0]), sam2_video_branch)
-                for b, (i, v) in enumerate(zip(ids[part], visuals[part], strict=True))]
-    return out
-
-
-__all__ = ["ClipMasks", "PreparedClip", "clip_masks", "greedy_answer", "prepare_clip", "segment_clip",
-           "segment_clips"]
+__all__ = ["ClipMasks", "PreparedClip", "clip_masks", "greedy_answer", "prepare_clip", "segment_clip"]

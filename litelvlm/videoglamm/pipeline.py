@@ -31,6 +31,7 @@ What is this project's (labelled wherever a user meets it):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import replace
 
@@ -268,6 +269,10 @@ class VideoGLaMMPipeline(GroundingPipeline):
             raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
         return prune_clip(self.model, prepared.clip, prepared.trace(), prepared.text(), method, budget,
                           allocation=allocation, arrangement=self.arrangement, seed=prepared.seed, **options)
+
+    def forward_context(self) -> contextlib.AbstractContextManager:
+        """Phi-3's eager attention in reused scratch memory (``VideoGLaMM.scratch``: the same values)."""
+        return self.model.scratch()
 
     def visual_tokens(self, prepared: VideoGLaMMInput) -> torch.Tensor:
         """(3328, h): the 16 x 144 pooled CLIP context tokens, then the 16 x 64 InternVideo2 tokens."""

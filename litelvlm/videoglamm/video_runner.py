@@ -3,11 +3,11 @@
 
 Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once.
 :meth:`VideoGLaMMRunner.ground`, the study's one entry point at every ``eval-video --batch-size``, segments
-expressions of a video clip by clip: the unpruned baseline and a CLIP-side method through ``segment_clip``
-with the pruned visual input, an LLM-side method through the family's ``ground``; several expressions that can
-share a forward go through each clip's LLM forward together (``segment_clips``, ``ground_many``), each with
-its own pruned visual input, their masks SAM 2's as at batch 1; one expression, or a method that cannot share
-a forward (:meth:`VideoGLaMMRunner.batch_error`), runs alone. :meth:`VideoGLaMMRunner.expression` is its
+expressions of a video clip by clip through the family's ``ground_many``, every method alike (the unpruned
+baseline, a per-frame CLIP-side method with ``--allocation``'s budgets, an LLM-side method): several
+expressions that can share a forward go through each clip's LLM forward together, each with its own pruned
+visual input, their masks SAM 2's as at batch 1; one expression, or a method that cannot share a forward
+(:meth:`VideoGLaMMRunner.batch_error`), runs alone. :meth:`VideoGLaMMRunner.expression` is its
 one-expression case.
 """
 
@@ -31,7 +31,8 @@ from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm
 from .config import NUM_FRAMES
-from .inference import prepare_clip, segment_clip, segment_clips
+from .frames import FrameSelection
+from .inference import prepare_clip
 from .pipeline import FRAME_PATCHES, VideoGLaMMPipeline
 from .referdavis import clip_ranges
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
@@ -52,47 +53,29 @@ class VideoGLaMMRunner:
         #: the same model on the family contract: the LLM-side methods run through its ``ground``
         self.pipe = VideoGLaMMPipeline(self.model, self.tokenizer, name=a.model, clip=self.clip,
                                        clip_text=a.clip_text, arrangement=a.arrangement,
+                                       sam2_video_branch=a.sam2_video_branch,
                                        numerics=Numerics.for_protocol("official",
                                                                       attn=getattr(a, "attn", None)))
         self.args = a
         #: ``ground``'s position rule for the LLM-side methods (``eval-video --positions``)
         self.positions = getattr(a, "positions", "official")
+        #: the prepared clips of the video being scored: {(video, first frame): VideoGLaMMInput}
         self.prepared: dict = {}
-        self.traces: dict[int, object] = {}
         self.extra_columns = ALLOCATION_COLUMNS if a.allocation != "uniform" else []
 
-    def allocation(self, trace, text, method: str, k: int) -> list[int] | None:
-        """The 16 frames' budgets of ``--allocation`` sharing 16 ``k`` (None: ``uniform``, ``k`` on every
-        frame; the baseline keeps all)."""
+    def allocation(self, prepared: VideoGLaMMInput, method: str, k: int) -> list[int] | None:
+        """The 16 frames' budgets of ``--allocation`` sharing 16 ``k`` for ``prepared``'s expression on its
+        clip (None: ``uniform``, ``k`` on every frame; the baseline keeps all): ``frame_stage``'s rule."""
         rule = allocation_weights(self.args.allocation)
         if rule == "uniform" or self.pipe.spec(method).baseline:
             return None
-        weights = va.relevance_weights(trace, text,
+        weights = va.relevance_weights(prepared.trace(), prepared.text(),
                                        va.clip_logit_scale(self.clip)) if rule == "relevance" else rule
         return va.frame_allocation(weights, k, self.args.arrangement)
 
     def new_video(self) -> None:
         """Drop the previous video's clips."""
         self.prepared.clear()
-        self.traces.clear()
-
-    def visual_fn(self, method: str, k: int, tokens: list[int], budgets: list):
-        """The ``visual(prepared_clip, rec)`` callable for ``method`` keeping ``k`` of each frame's CLIP
-        patches; appends each clip's context tokens (to ``tokens``) and frames' budgets (to ``budgets``)."""
-        a = self.args
-
-        def visual(prepared, rec):
-            trace = self.traces.get(id(prepared))
-            if trace is None:
-                trace = self.traces[id(prepared)] = vp.trace_context(self.model, self.clip, prepared)
-            text = vp.clip_text_trace(self.clip, rec.sentence, a.clip_text)
-            allocation = self.allocation(trace, text, method, k)
-            out = vp.prune_clip(self.model, prepared, trace, text, method, None if allocation else k,
-                                allocation=allocation, arrangement=a.arrangement, seed=a.seed)
-            tokens.append(sum(out.context_tokens))
-            budgets.append(out.budgets)
-            return out.visual
-        return visual
 
     def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int | None, dict]:
         """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra
@@ -112,55 +95,44 @@ class VideoGLaMMRunner:
         """Why ``method`` cannot share one LLM forward across a video's expressions (None: it can)."""
         return batch_error(self.pipe, method)
 
+    def clip_input(self, rec, frames: range) -> VideoGLaMMInput:
+        """The prepared clip ``frames`` of ``rec``'s video (towers, SAM 2 features; the paired CLIP's trace
+        made on first use), once per clip and shared by its expressions and methods."""
+        key = (rec.video, frames.start)
+        if key not in self.prepared:
+            clip = prepare_clip(self.model, [np.asarray(rec.frame(i)) for i in frames])
+            self.prepared[key] = VideoGLaMMInput(clip, [], torch.empty(0, dtype=torch.long),
+                                                 seed=self.args.seed)
+        return self.prepared[key]
+
     @torch.no_grad()
     def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
         """[(what the row needs, the per-frame K, the masks and mask logits over the video)] of expressions
-        ``recs`` of one video, clip by clip, each clip's prompts in one padded LLM forward (``batched``, more
-        than one, and a method that can share it: :meth:`batch_error`) or one by one: an LLM-side method
-        through the family's ``ground`` (``ground_many``), the baseline and a CLIP-side method through
-        ``segment_clip`` (``segment_clips``)."""
-        batched = batched and len(recs) > 1 and self.batch_error(method) is None
+        ``recs`` of one video, clip by clip through the family's ``ground_many``: all at once (``batched``) or
+        one at a time; one expression, or a method that cannot share a forward (:meth:`batch_error`),
+        ``ground_many`` runs alone. A CLIP-side method's per-frame budgets follow ``--allocation``."""
         spec = self.pipe.spec(method)
         k = budget.count(FRAME_PATCHES)
-        llm_side = not spec.baseline and spec.acts_with_llm
-        preps = [{"llm_side": llm_side, "tokens": [], "budgets": []} for _ in recs]
+        size = len(recs) if batched else 1
+        options = {} if spec.baseline or spec.acts_with_llm else {"allocation": self.allocation}
+        preps = [{"llm_side": not spec.baseline and spec.acts_with_llm, "tokens": [], "budgets": []}
+                 for _ in recs]
         logits: list[list[torch.Tensor]] = [[] for _ in recs]
         for frames in clip_ranges(len(recs[0].frames)):
-            key = (recs[0].video, frames.start)
-            if key not in self.prepared:
-                self.prepared[key] = prepare_clip(self.model, [np.asarray(recs[0].frame(i)) for i in frames])
-            clip = self.prepared[key]
-            got = (self._llm_side(clip, recs, method, budget, batched) if llm_side
-                   else self._clip_side(clip, recs, preps, method, k, batched))
-            for per, out in zip(logits, got, strict=True):
-                per.append(out)
+            given = self.clip_input(recs[0], frames)
+            inputs = [self.pipe.with_sentences(given, [rec.sentence]) for rec in recs]
+            outs = [out for i in range(0, len(inputs), size)
+                    for out in self.pipe.ground_many(inputs[i:i + size], method, budget,
+                                                     positions=self.positions, **options)]
+            for prep, per, out in zip(preps, logits, outs, strict=True):
+                per.append(out.mask_logits[0])
+                tokens, budgets = _frames_of(out.selection)
+                prep["tokens"].append(tokens)
+                prep["budgets"].append(budgets)
         outs = [types.SimpleNamespace(mask_logits=torch.cat(per).float().cpu()) for per in logits]
         for out in outs:
             out.masks = out.mask_logits > 0
         return [(prep, k, out) for prep, out in zip(preps, outs, strict=True)]
-
-    def _llm_side(self, clip, recs: list, method: str, budget: Budget, batched: bool) -> list[torch.Tensor]:
-        """Each expression's (T, H, W) logits on ``clip`` of an LLM-side method (the family's ``ground``)."""
-        given = VideoGLaMMInput(clip, [], torch.empty(0, dtype=torch.long), seed=self.args.seed)
-        preps = [self.pipe.with_sentences(given, [rec.sentence]) for rec in recs]
-        size = len(preps) if batched else 1   # all at once, or one at a time
-        outs = [out for i in range(0, len(preps), size)
-                for out in self.pipe.ground_many(preps[i:i + size], method, budget, positions=self.positions)]
-        return [out.mask_logits[0] for out in outs]
-
-    def _clip_side(self, clip, recs: list, preps: list[dict], method: str, k: int, batched: bool) -> list:
-        """Each expression's (T, H, W) logits on ``clip`` of the baseline or a CLIP-side method
-        (``segment_clip``)."""
-        visuals = [self.visual_fn(method, k, p["tokens"], p["budgets"])(clip, rec)
-                   for rec, p in zip(recs, preps, strict=True)]
-        branch = self.args.sam2_video_branch
-        if batched:
-            outs = segment_clips(self.model, self.tokenizer, clip, [rec.sentence for rec in recs], visuals,
-                                 branch)
-        else:
-            outs = [segment_clip(self.model, self.tokenizer, clip, rec.sentence, visual=v,
-                                 sam2_video_branch=branch) for rec, v in zip(recs, visuals, strict=True)]
-        return [out.logits[:, 0] for out in outs]
 
     def result(self, rec, prep: dict, k: int, out) -> tuple[torch.Tensor, int | None, dict]:
         """:meth:`expression`'s result of ``rec`` from :meth:`ground`'s."""
@@ -213,6 +185,16 @@ class VideoGLaMMRunner:
     def summary(self, summary, expr):
         """``summary`` as it is: VideoGLaMM's own score is the DAVIS table."""
         return summary
+
+
+
+def _frames_of(selection) -> tuple[int, list[int]]:
+    """(the LLM context tokens of all frames, each frame's budget) of a run's selection: a CLIP-side
+    method's :class:`~litelvlm.videoglamm.frames.FrameSelection`; the unpruned run (no selection) feeds
+    the official projection, 144 pooled tokens of all 576 patches a frame."""
+    if isinstance(selection, FrameSelection):
+        return sum(selection.context_tokens), list(selection.budgets)
+    return NUM_FRAMES * vp.POOLED ** 2, [FRAME_PATCHES] * NUM_FRAMES
 
 
 __all__ = ["VideoGLaMMRunner"]

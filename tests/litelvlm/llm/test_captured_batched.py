@@ -136,42 +136,21 @@ def test_the_captured_prefill_no_longer_keeps_a_batch_apart(tiny_glamm):
 
 @pytest.mark.slow
 def test_videoglamm_clip_batch_under_the_captured_prefill_equals_the_eager_batch(tmp_path):
-    """VideoGLaMM's own batched path (``final_hidden_batch``, under ``segment_clips``: eval-video's baseline
-    and CLIP-side methods): two expressions of one clip through Phi-3 (its sliding window shorter than the
-    3380-token prompts) in one captured forward of every layer, and ``segment_clips`` (on a CPU in cache-sized
-    sub-batches), the eager batch's states and logits bit for bit."""
+    """VideoGLaMM's clip (eval-video's path, every method through ``ground_many``): two expressions of one
+    clip through Phi-3 (its sliding window shorter than the 3380-token prompts) in one captured forward of
+    every layer, the eager batch's masks, logits and states bit for bit, for the baseline and a per-frame
+    CLIP-side method."""
     from litelvlm.registry.families import load_pipeline
     from litelvlm.video.datasets import load_ref_davis
     from litelvlm.video.synthetic import write_synthetic_videos
-    from litelvlm.videoglamm.inference import prepare_clip, segment_clips
-    from litelvlm.videoglamm.prompt import ANSWER, input_ids
 
     pipe = load_pipeline("videoglamm-tiny-random:0")
-    model = pipe.model
     folder = write_synthetic_videos(tmp_path / "syn", videos=1, frames=3, size=(40, 32), seed=0)
     rec = load_ref_davis(folder)[0]
-    clip = prepare_clip(model, [np.asarray(rec.frame(i)) for i in range(len(rec.frames))])
+    clip = pipe.prepare_image([np.asarray(rec.frame(i)) for i in range(len(rec.frames))])
     sentences = [rec.sentence, "the small thing at the back on the right"]
-    visuals = [clip.tokens.visual, clip.tokens.visual[::2]]  # two lengths: a padded batch
-    embeds = [model.sequence_embeds(input_ids(pipe.tokenizer, s, ANSWER), v)[0]
-              for s, v in zip(sentences, visuals, strict=True)]
-    nv = [int(v.shape[0]) for v in visuals]
-    eager = (model.final_hidden_batch(embeds, nv),
-             segment_clips(model, pipe.tokenizer, clip, sentences, visuals))
-    torch._dynamo.reset()
-    runner = install(pipe.language_model, "compile-eager")
-    try:
-        hidden = model.final_hidden_batch(embeds, nv)
-        assert runner.counts == {"captured": len(pipe.language_model.layers)} and not runner.eager
-        got = segment_clips(model, pipe.tokenizer, clip, sentences, visuals)
-        assert runner.path() == "captured" and not runner.eager
-    finally:
-        uninstall(pipe.language_model)
-        torch._dynamo.reset()
-    assert torch.equal(hidden, eager[0])
-    for g, e in zip(got, eager[1], strict=True):
-        assert torch.equal(g.logits, e.logits) and torch.equal(g.seg_embeddings, e.seg_embeddings)
-    assert torch.cat([e.logits.flatten() for e in eager[1]]).float().std() > 0
+    preps = [pipe.with_sentences(clip, [s]) for s in sentences]
+    _assert_batch(pipe, preps, [("none", None), ("vispruner", 81)], "compile-eager")
 
 
 @pytest.mark.gpu

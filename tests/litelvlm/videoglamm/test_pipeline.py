@@ -6,8 +6,8 @@ transcription-tested in tests/litelvlm/test_videoglamm.py) to the bit; the share
 layer-by-layer forward are Phi-3's own (fused ``qkv_proj``, its sliding window, on a small Phi-3 whose window
 is shorter than its sequence); the per-frame budget's LLM-side reading (the kept fraction of the 3328 visual
 tokens); LLM-side and CLIP-side methods at the paper's per-frame budgets, the CLIP-side path equal to
-``prune_clip`` + ``segment_clip`` (eval-video's path); a budget of all 576 with nothing pruned equals
-``none``; the methods the family refuses, by name; the generated answer.
+``prune_clip`` + ``segment_clip`` (eval-video grounds through ``ground_many``); a budget of all 576 with
+nothing pruned equals ``none``; the methods the family refuses, by name; the generated answer.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ def test_llm_side_methods_at_the_papers_budgets(pipe, prep, none_out):
 
 
 def test_clip_side_methods_prune_each_frame(pipe, prep, none_out, video):
-    """LiteLVLM at 81 a frame is eval-video's path (prune_clip, then the ported inference on its visual
-    input)."""
+    """LiteLVLM at 81 a frame through ``ground`` equals prune_clip, then the ported inference on its visual
+    input."""
     from litelvlm.videoglamm.inference import segment_clip
     from litelvlm.videoglamm.pruning import prune_clip
 
