@@ -171,7 +171,9 @@ class VideoGLaMM(nn.Module):
 
     def scratch(self) -> contextlib.AbstractContextManager:
         """Phi-3's eager attention with its scores in memory kept from one forward to the next
-        (:mod:`.scratch_attention`: the same values)."""
+        (:mod:`.scratch_attention`: the same values); under a captured prefill, the captured layers' own."""
+        if runner_of(self.llm.model) is not None:
+            return contextlib.nullcontext()
         if not hasattr(self, "_scratch"):
             self._scratch = Scratch()
         return scratch_eager(self.llm.model, self._scratch)

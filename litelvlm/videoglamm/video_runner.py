@@ -187,7 +187,6 @@ class VideoGLaMMRunner:
         return summary
 
 
-
 def _frames_of(selection) -> tuple[int, list[int]]:
     """(the LLM context tokens of all frames, each frame's budget) of a run's selection: a CLIP-side
     method's :class:`~litelvlm.videoglamm.frames.FrameSelection`; the unpruned run (no selection) feeds
