@@ -141,6 +141,8 @@ def _interval(test: SwapTest, estimate: float, null: float, alpha: float,
     end when the p-value curve moves by one Monte Carlo standard error (0 for an exact test), the larger of
     the two. No interval (NaN, NaN, NaN) where an end is unbounded: too few units for the test to reject any
     null at ``alpha`` (5 units or fewer at 0.05)."""
+    if test.exact and 2 / test.size >= alpha:   # its smallest p (2 / 2^n) never rejects: no finite end
+        return float("nan"), float("nan"), float("nan")
     lo, hi = (test.bound(estimate, null, s, alpha, shift) for s in (-1, 1))
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return float("nan"), float("nan"), float("nan")
