@@ -509,21 +509,32 @@ def test_the_default_command_counts_instead_of_refusing(tmp_path, capsys):
     assert set(df["method"]) == {"none", "litelvlm"} and df["llm_tflops_analytic"].notna().all()
 
 
+#: the methods of the tiny rows drawn by test_efficiency_figures_show_every_method
+FIGURE_METHODS = ("litelvlm", "vispruner", "visionzip", "prumerge", "random", "fastv", "dart")
+
+
+@pytest.fixture(scope="module")
+def tiny_figure_rows() -> pd.DataFrame:
+    """The tiny GLaMM's counted rows of :data:`FIGURE_METHODS` at 192 and 64 (with ``none``), counted once
+    for every figure drawn from them."""
+    from analysis.efficiency.compare import add_ratios
+    from analysis.efficiency.count import flops_rows
+
+    pairs = [("none", 576)] + [(m, b) for m in FIGURE_METHODS for b in (192, 64)]
+    return add_ratios(flops_rows(get_arch("tiny"), pairs, ["sdpa"], torch.float32, 2), ["attn"])
+
+
 @pytest.mark.parametrize("plot", ["plot_flops_vs_budget", "plot_memory_vs_budget", "plot_prefill_vs_budget"])
-def test_efficiency_figures_show_every_method(plot):
+def test_efficiency_figures_show_every_method(plot, tiny_figure_rows):
     """Methods with equal values (every CLIP-side method has LiteLVLM's FLOPs at a budget) are drawn once,
     their legend entry naming each (``a = b``), other equal points side by side, so no line hides another;
     every legend entry names a drawn line; the ticks stay at the budgets."""
     import matplotlib.pyplot as plt
 
     from analysis.efficiency import plots as figs
-    from analysis.efficiency.compare import add_ratios
-    from analysis.efficiency.count import flops_rows
     from tests.figure_checks import hidden_lines, legend_without_artist
 
-    methods = ("litelvlm", "vispruner", "visionzip", "prumerge", "random", "fastv", "dart")
-    pairs = [("none", 576)] + [(m, b) for m in methods for b in (192, 64)]
-    df = add_ratios(flops_rows(get_arch("tiny"), pairs, ["sdpa"], torch.float32, 2), ["attn"])
+    methods, df = FIGURE_METHODS, tiny_figure_rows.copy()
     # a prefill column with equal values too (as in a timed run): the ratio of token counts
     df = df.assign(prefill_speedup=df["n_tokens"].max() / df["n_tokens"], device="CPU (test)")
     fig, ax = getattr(figs, plot)(df)
@@ -581,12 +592,24 @@ def parse_refusals(argvs: list[list[str]]) -> list[dict]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("budgets", ["0", "x", "all", "64,-1"])
-def test_bad_budget_is_refused_at_parsing_before_torch(tmp_path, budgets):
+BAD_BUDGETS = ["0", "x", "all", "64,-1"]
+
+
+@pytest.fixture(scope="module")
+def budget_refusals(tmp_path_factory) -> dict[str, tuple[dict, Path]]:
+    """Each of :data:`BAD_BUDGETS` refused in one fresh interpreter (one after another): what it gave, and
+    its ``--out``."""
+    outs = {b: tmp_path_factory.mktemp("refused") / "out" for b in BAD_BUDGETS}
+    got = parse_refusals([["efficiency", "--arch", "tiny", "--budgets", b, "--out", str(outs[b])]
+                          for b in BAD_BUDGETS])
+    return {b: (g, outs[b]) for b, g in zip(BAD_BUDGETS, got, strict=True)}
+
+
+@pytest.mark.parametrize("budgets", BAD_BUDGETS)
+def test_bad_budget_is_refused_at_parsing_before_torch(budget_refusals, budgets):
     """``efficiency --budgets 0 / x / all``: exit 2 at parsing, one line naming --budgets and the value, no
     torch."""
-    out = tmp_path / "out"
-    [got] = parse_refusals([["efficiency", "--arch", "tiny", "--budgets", budgets, "--out", str(out)]])
+    got, out = budget_refusals[budgets]
     assert got["rc"] == 2 and not got["torch"] and "argument --budgets" in got["err"], got
     assert (repr(budgets.split(",")[-1]) in got["err"]) or "'all'" in got["err"], got
     assert not out.exists()

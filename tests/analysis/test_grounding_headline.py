@@ -37,7 +37,8 @@ def test_grounding_headline_and_summary_notes(coco128, tmp_path, capsys):
     assert len(values) == 2 and values == sorted(values, reverse=True)   # the best first
     text = (tmp_path / "a" / "summary.txt").read_text()
     assert "±mc: the Monte Carlo error" in text and "n: the sentences scored; units: the images" in text
-    assert run_grounding(coco128, tmp_path / "b", *args, "--quiet") == 0
+    # --quiet on the finished folder (a resume: nothing left to score, the same tables and headline)
+    assert run_grounding(coco128, tmp_path / "a", *args, "--quiet") == 0
     quiet = capsys.readouterr().out
     assert "per method and budget (best first" not in quiet and "K=16" not in quiet
     assert quiet.strip().splitlines()[-1].startswith("RANDOM WEIGHTS")

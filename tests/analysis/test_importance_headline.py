@@ -37,6 +37,7 @@ def test_importance_headline_gives_every_layer_and_saliency(coco128, tmp_path, c
     assert re.search(f"L1 {INTERVAL} \\*", fastv) and fastv.count("*") == 1   # FastV ranks by layer 1
     assert lines[-2] == ("importance:   * by construction: the method ranks by this layer's attention, not a "
                          "finding")
-    assert main([*args, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    # --quiet on the finished folder (a resume: nothing left to score, the same tables and headline)
+    assert main([*args, "--out", str(tmp_path / "a"), "--quiet"]) == 0
     quiet = capsys.readouterr().out
     assert "Spearman" not in quiet and quiet.strip().splitlines()[-1].startswith("RANDOM WEIGHTS")

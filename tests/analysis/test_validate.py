@@ -21,17 +21,41 @@ METHODS = "litelvlm,vispruner,visionzip,fastv,sparsevlm,divprune"
 
 
 @pytest.fixture(scope="module")
-def tiny_run(coco128, tmp_path_factory):
-    out = tmp_path_factory.mktemp("validate") / "out"
-    argv = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", METHODS,
-            "--budgets", "576,64", "--threads", "1"]
+def tiny_run_calls(coco128, tmp_path_factory):
+    """The tiny run (its folder and command line), and the (method, budget) of every ``ground`` call it made
+    (a pass-through spy on the loaded pipeline)."""
     import contextlib
     import io
 
+    import analysis.validate.compute as compute
+
+    out = tmp_path_factory.mktemp("validate") / "out"
+    argv = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", METHODS,
+            "--budgets", "576,64", "--threads", "1"]
+    seen, load = [], compute.load_pipeline
+
+    def spy_load(*args, **kwargs):
+        pipe = load(*args, **kwargs)
+        ground = pipe.ground
+
+        def spy(prep, method="none", budget=None, **options):
+            seen.append((method, budget))
+            return ground(prep, method, budget, **options)
+
+        pipe.ground = spy
+        return pipe
+
     screen = io.StringIO()
-    with contextlib.redirect_stdout(screen):
+    with contextlib.redirect_stdout(screen), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compute, "load_pipeline", spy_load)
         assert main(argv) == 0
     (out.parent / "screen.txt").write_text(screen.getvalue())  # what the terminal showed, beside the run
+    return out, argv, seen
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_run_calls):
+    out, argv, _ = tiny_run_calls
     return out, argv
 
 
@@ -300,14 +324,25 @@ def test_report_views_hold_at_most_10_columns_and_cuda_times_only_on_cuda():
         assert not set(short_view(frame, cols, cuda=False).columns) & set(CUDA_COLUMNS)
 
 
-@pytest.mark.parametrize("budgets", ["0", "all", "576,x"])
-def test_bad_budget_is_refused_at_parsing_before_torch(tmp_path, budgets):
-    """``validate --budgets 0 / all``: exit 2 at parsing, one line naming --budgets, before torch loads."""
+BAD_BUDGETS = ["0", "all", "576,x"]
+
+
+@pytest.fixture(scope="module")
+def budget_refusals(tmp_path_factory) -> dict[str, tuple[dict, object]]:
+    """Each of :data:`BAD_BUDGETS` refused in one fresh interpreter (one after another): what it gave, and
+    its ``--out``."""
     from tests.analysis.test_efficiency import parse_refusals
 
-    out = tmp_path / "out"
-    [got] = parse_refusals(
-        [["validate", "--refer-dir", str(tmp_path), "--budgets", budgets, "--out", str(out)]])
+    dirs = {b: tmp_path_factory.mktemp("refused") for b in BAD_BUDGETS}
+    got = parse_refusals([["validate", "--refer-dir", str(dirs[b]), "--budgets", b, "--out",
+                           str(dirs[b] / "out")] for b in BAD_BUDGETS])
+    return {b: (g, dirs[b] / "out") for b, g in zip(BAD_BUDGETS, got, strict=True)}
+
+
+@pytest.mark.parametrize("budgets", BAD_BUDGETS)
+def test_bad_budget_is_refused_at_parsing_before_torch(budget_refusals, budgets):
+    """``validate --budgets 0 / all``: exit 2 at parsing, one line naming --budgets, before torch loads."""
+    got, out = budget_refusals[budgets]
     assert got["rc"] == 2 and not got["torch"] and "argument --budgets" in got["err"], got
     assert not out.exists()
 
@@ -335,33 +370,18 @@ def test_plan_runs_carries_budgets_and_skips_above_the_images_n(coco128):
         "576,64,8")
 
 
-def test_runs_reach_the_pipeline_as_budgets(coco128, tmp_path, monkeypatch):
+def test_runs_reach_the_pipeline_as_budgets(tiny_run_calls):
     """Every ``ground`` call of a validate run gets a Budget (the reference and the baseline at N, each method
     at its K); the table keys hold the counted K."""
-    import analysis.validate.compute as compute
     from litelvlm.budget import Budget
 
-    seen, load = [], compute.load_pipeline
-
-    def spy_load(*args, **kwargs):
-        pipe = load(*args, **kwargs)
-        ground = pipe.ground
-
-        def spy(prep, method="none", budget=None, **options):
-            seen.append((method, budget))
-            return ground(prep, method, budget, **options)
-
-        pipe.ground = spy
-        return pipe
-
-    monkeypatch.setattr(compute, "load_pipeline", spy_load)
-    assert main(["validate", "--refer-dir", str(coco128), "--out", str(tmp_path), "--threads", "1",
-                 "--methods", "litelvlm", "--budgets", "64"]) == 0
+    out, _, seen = tiny_run_calls
     assert seen and all(isinstance(b, Budget) for _, b in seen), seen
     # the reference run keeps every token (Budget.ALL), the planned baseline run K = N = 576
-    assert set(seen) == {("none", Budget.ALL), ("none", Budget(576)), ("litelvlm", Budget(64))}
-    rows = pd.read_parquet(tmp_path / "validate.parquet")
-    assert list(zip(rows["method"], rows["budget"])) == [("none", 576), ("litelvlm", 64)]
+    runs = [(m, k) for m in sorted(METHODS.split(",")) for k in (576, 64)]
+    assert set(seen) == {("none", Budget.ALL), ("none", Budget(576))} | {(m, Budget(k)) for m, k in runs}
+    rows = pd.read_parquet(out / "validate.parquet")
+    assert list(zip(rows["method"], rows["budget"])) == [("none", 576), *runs]
 
 
 def test_a_vision_tower_method_is_timed_by_its_tower_stage(coco128, tmp_path):

@@ -30,8 +30,34 @@ def _validate(coco128, folder: Path, *extra: str) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def stage_run(coco128, tmp_path_factory):
-    return _validate(coco128, tmp_path_factory.mktemp("validate-stages"))
+def stage_run_spied(coco128, tmp_path_factory):
+    """:func:`_validate`'s run (folder, screen), and the inputs made so far (``prepare_image`` calls) at each
+    timing by stage (pass-through spies)."""
+    import analysis.validate.compute as vc
+    from litelvlm.glamm.pipeline import GlammPipeline
+
+    made, at_timing = [0], []
+    real_prepare, real_timer = GlammPipeline.prepare_image, vc.time_stages
+
+    def prepare(self, *args, **kwargs):
+        made[0] += 1
+        return real_prepare(self, *args, **kwargs)
+
+    def timer(pipe, fn):
+        at_timing.append(made[0])
+        return real_timer(pipe, fn)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(GlammPipeline, "prepare_image", prepare)
+        mp.setattr(vc, "time_stages", timer)
+        out, screen = _validate(coco128, tmp_path_factory.mktemp("validate-stages"))
+    return out, screen, at_timing
+
+
+@pytest.fixture(scope="module")
+def stage_run(stage_run_spied):
+    out, screen, _ = stage_run_spied
+    return out, screen
 
 
 def test_stages_csv_has_one_row_per_run_and_stage_adding_up_to_the_call(stage_run):
@@ -165,27 +191,11 @@ def test_where_the_savings_land_against_amdahls_bound(stage_run):
     assert re.search(r"\(sequence \d+ -> \d+ tokens\)$", lines[head + 1]), lines[head + 1]
 
 
-def test_the_first_timed_whole_call_is_not_the_first_whole_call(coco128, tmp_path, monkeypatch):
+def test_the_first_timed_whole_call_is_not_the_first_whole_call(stage_run_spied):
     """The whole call timed by stage makes the input again (the image's forwards); the first such call pays
     what a first call pays (a CUDA graph's capture of the encoders, first kernels), so an untimed one runs
     first: ``none``, measured first, is not charged for it (on the GPU check it was, by up to 92 ms)."""
-    import analysis.validate.compute as vc
-    from litelvlm.glamm.pipeline import GlammPipeline
-
-    made, at_first_timing = [0], []
-    real_prepare, real_timer = GlammPipeline.prepare_image, vc.time_stages
-
-    def prepare(self, *args, **kwargs):
-        made[0] += 1
-        return real_prepare(self, *args, **kwargs)
-
-    def timer(pipe, fn):
-        at_first_timing.append(made[0])
-        return real_timer(pipe, fn)
-
-    monkeypatch.setattr(GlammPipeline, "prepare_image", prepare)
-    monkeypatch.setattr(vc, "time_stages", timer)
-    _validate(coco128, tmp_path)
+    at_first_timing = stage_run_spied[2]
     # the run's input (1), then an untimed whole call on a fresh input (2), before the first timing
     assert at_first_timing and at_first_timing[0] >= 2, at_first_timing
 

@@ -6,6 +6,7 @@ the intervals."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,21 @@ def _run(coco, out, protocol, *extra) -> int:
     return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", "tiny-random:0",
                  "--protocol", protocol, "--image-ids", "34,81", "--methods", ",".join(METHODS), "--budgets",
                  "16", *map(str, extra)])
+
+
+@pytest.fixture(scope="module")
+def _shared_runs() -> dict:
+    return {}
+
+
+@pytest.fixture
+def per_expression_100(coco128, tmp_path_factory, one_glamm_pipeline, _shared_runs):
+    """A ``per-expression --n-boot 100`` run, made once per module; a test copies it before changing it."""
+    if "run" not in _shared_runs:
+        out = tmp_path_factory.mktemp("per_expression_100") / "run"
+        assert _run(coco128, out, "per-expression", "--n-boot", 100) == 0
+        _shared_runs["run"] = out
+    return _shared_runs["run"]
 
 
 def slow_interval(rows: pd.DataFrame, keys: list[str], n_boot: int, seed: int) -> tuple[float, float]:
@@ -89,9 +105,9 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
                                                                          "n", "unit", "units", "heavy_tails"]
 
 
-def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_path):
+def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_path, per_expression_100):
     a, b = tmp_path / "a", tmp_path / "b"
-    assert _run(coco128, a, "per-expression", "--n-boot", 100) == 0
+    shutil.copytree(per_expression_100, a)   # the module's run of the same command, resumed below
     assert _run(coco128, b, "per-expression", "--n-boot", 100) == 0
     for name in ("summary.csv", "comparisons.csv", "claims.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -107,11 +123,11 @@ def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_p
     assert after[old].equals(before[old]) and pd.read_csv(a / "claims.csv")[["lo", "hi"]].equals(margins)
 
 
-def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monkeypatch):
+def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monkeypatch, per_expression_100):
     """--boot-seed is no new experiment: into the same --out, the model is not called again; the figures stay,
     the intervals move where they draw (the exact tests, and the claims read from them, draw nothing)."""
     out = tmp_path / "run"
-    assert _run(coco128, out, "per-expression", "--n-boot", 100) == 0
+    shutil.copytree(per_expression_100, out)   # the module's run, copied: this test changes it
     before = {n: pd.read_csv(out / n) for n in ("summary.csv", "comparisons.csv", "claims.csv")}
     from analysis.grounding import compute
 
