@@ -12,45 +12,28 @@ option) is the one that differs; on Qwen2.5-VL the final normed state (4.57 appe
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from litelvlm.registry.families import load_pipeline
-from litelvlm.sa2va.checkpoint import random_sa2va_dir
-from litelvlm.sa2va.protocol import ANSWERS_LIST, image_question, video_question
-from tests import sa2va_official as off
-from tests.pinned_env import run_pinned
-
-SIZES = [(91, 137), (333, 41), (7, 300)]
-SENTENCE = "the dog on the left"
-#: backbone -> (the random preset, the official folder)
-BACKBONES = {"qwen3-vl": "qwen3-vl-tiny", "qwen2.5-vl": "tiny"}
-
-
-def _image(h: int, w: int, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype("uint8")
+from litelvlm.sa2va.config import get_preset
+from tests.litelvlm.sa2va.official_pin import BACKBONES, SENTENCE, official_side
 
 
 @pytest.fixture(scope="module", params=sorted(BACKBONES))
-def pinned(request, tmp_path_factory):
-    """(backbone, folder, pipeline, the cases, the official side's results on :data:`SIZES` under the
-    pins)."""
+def pinned(request):
+    """(backbone, folder, pipeline, the cases, the official side's results under the pins): the images of
+    ``official_pin.SIZES`` and a video of seven odd frames, the official side run once a process for every
+    backbone and Sa2VA-InternVL3's LLM (``tests/litelvlm/sa2va/official_pin.py``)."""
     backbone = request.param
-    if not off.available(backbone):
+    if backbone not in official_side().qwen:
         pytest.skip("the official Sa2VA code (../shared/official/Sa2VA) is absent")
-    folder = random_sa2va_dir(BACKBONES[backbone], 0)
-    pipe, tmp = load_pipeline(str(folder)), tmp_path_factory.mktemp("pinned")
-    cases = [{"image": _image(*s, seed=k), "text": image_question(SENTENCE)} for k, s in enumerate(SIZES)]
-    # a video of seven odd frames: the LLM sees the first five, each as an image
-    cases.append({"frames": [_image(61, 89, seed=10 + k) for k in range(7)],
-                  "text": video_question(SENTENCE)})
-    torch.save(cases, tmp / "cases.pt")
-    run_pinned("sa2va", "sa2va_qwen_official.py", str(off.CODE.parent / off.FOLDERS[backbone]), str(folder),
-               str(tmp / "cases.pt"), str(tmp / "out.pt"), str(pipe.min_pixels), str(pipe.max_pixels),
-               ANSWERS_LIST[0])
-    return backbone, folder, pipe, cases, torch.load(tmp / "out.pt", weights_only=False)
+    folder, cases, got = official_side().qwen[backbone]
+    pipe, p = load_pipeline(str(folder)), get_preset(BACKBONES[backbone])
+    # the bounds the official side was given are the pipeline's
+    assert (pipe.min_pixels, pipe.max_pixels) == (p.min_pixels, p.max_pixels)
+    return backbone, folder, pipe, cases, got
 
 
 def test_the_official_side_ran_under_the_pin_and_read_the_folders_config(pinned):

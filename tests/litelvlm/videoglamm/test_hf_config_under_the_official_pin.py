@@ -15,34 +15,20 @@ from transformers import Phi3ForCausalLM
 
 from litelvlm.videoglamm.config import get_preset
 from litelvlm.videoglamm.hf_config import phi3_config
-from tests.pinned_env import run_pinned
-
-#: (official sliding_window, sequence length)
-CASES = [(3, 15), (7, 31), (2047, 2100)]
-#: the Phi3Config fields both versions take, as the official checkpoint's config holds them
-FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-          "num_key_value_heads", "hidden_act", "rms_norm_eps", "max_position_embeddings",
-          "original_max_position_embeddings", "bos_token_id", "eos_token_id", "pad_token_id",
-          "tie_word_embeddings", "attention_dropout", "embd_pdrop", "resid_pdrop")
+from tests.litelvlm.videoglamm.official_pin import PHI3_CASES as CASES
+from tests.litelvlm.videoglamm.official_pin import official_side
 
 
 @pytest.fixture(scope="module")
-def pinned(tmp_path_factory):
-    """(ours, the official side's results) for :data:`CASES`."""
-    tmp, cases, ours = tmp_path_factory.mktemp("phi3"), [], []
-    for k, (window, length) in enumerate(CASES):
-        p = replace(get_preset("tiny"), sliding_window=window)
-        torch.manual_seed(k)
-        model = Phi3ForCausalLM(phi3_config(p)).eval()
-        x = torch.randn(1, length, p.llm_hidden, generator=torch.Generator().manual_seed(k))
+def pinned():
+    """(ours, the official side's results) for :data:`CASES` (``official_pin.PHI3_CASES``): the official side
+    run once a process with the CLIP frames' (``tests/litelvlm/videoglamm/official_pin.py``)."""
+    models, cases, got = official_side().phi3
+    ours = []
+    for model, case in zip(models, cases, strict=True):
         with torch.no_grad():
-            ours.append(model.model(inputs_embeds=x).last_hidden_state)
-        cfg = model.config
-        official = {f: getattr(cfg, f) for f in FIELDS} | {"rope_theta": 10000.0, "sliding_window": window}
-        cases.append({"config": official, "state": model.state_dict(), "x": x, "attn": "eager"})
-    torch.save(cases, tmp / "cases.pt")
-    run_pinned("videoglamm", "phi3_official.py", str(tmp / "cases.pt"), str(tmp / "out.pt"))
-    return ours, torch.load(tmp / "out.pt", weights_only=False)
+            ours.append(model.model(inputs_embeds=case["x"]).last_hidden_state)
+    return ours, got
 
 
 def test_the_official_side_ran_under_the_pin(pinned):

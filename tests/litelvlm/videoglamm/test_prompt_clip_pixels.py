@@ -27,21 +27,17 @@ def test_clip_pixels_equal_the_slow_clip_image_processor(hw):
     assert torch.equal(got, want)
 
 
-def test_clip_pixels_equal_transformers_4_41s_own_processor(tmp_path):
+def test_clip_pixels_equal_transformers_4_41s_own_processor():
     """The same under VideoGLaMM's pin itself: transformers 4.41.0's ``CLIPImageProcessor`` (the released
     ``preprocessor_config.json`` values), run in a second environment (``tests/pinned_env.py``) on odd frames,
     gives our pixels bit for bit; on a frame one pixel tall it fails (it takes that axis for the channels),
     where ours makes the pixels (docs/fidelity.md, remaining differences)."""
     from litelvlm.videoglamm.prompt import clip_pixels
-    from tests.pinned_env import run_pinned
+    from tests.litelvlm.videoglamm.official_pin import official_side
 
-    rng = np.random.default_rng(7)
-    cases = [[rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(2)]
-             for hw in [(480, 640), (517, 333), (37, 500), (336, 336), (1, 5)]]
-    torch.save(cases, tmp_path / "cases.pt")
-    run_pinned("videoglamm", "clip_processor_official.py", str(tmp_path / "cases.pt"),
-               str(tmp_path / "out.pt"))
-    got = torch.load(tmp_path / "out.pt", weights_only=False)
+    # the frames of ``official_pin.CLIP_SIZES``, run once a process with the Phi-3 cases
+    # (tests/litelvlm/videoglamm/official_pin.py)
+    cases, got = official_side().clip
     assert got["versions"]["transformers"] == "4.41.0" and "pinned" in got["versions"]["transformers_path"]
     *equal, (tall, refused) = zip(cases, got["cases"], strict=True)
     for frames, official in equal:

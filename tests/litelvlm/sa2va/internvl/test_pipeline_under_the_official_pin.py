@@ -12,32 +12,26 @@ import pytest
 import torch
 
 from litelvlm.registry.families import load_pipeline
-from litelvlm.sa2va.internvl.checkpoint import random_internvl_dir
-from tests.pinned_env import run_pinned
-
-#: (attention, sequence length)
-CASES = [("eager", 29), ("sdpa", 29), ("sdpa", 97)]
+from tests.litelvlm.sa2va.official_pin import LLM_CASES as CASES
+from tests.litelvlm.sa2va.official_pin import official_side
 
 
 @pytest.fixture(scope="module")
-def pinned(tmp_path_factory):
-    """(our final states, the official side's results) for :data:`CASES`."""
-    folder = random_internvl_dir("internvl3-tiny", 0)
-    pipe, tmp, cases, ours = load_pipeline(str(folder)), tmp_path_factory.mktemp("qwen2"), [], []
-    lm = pipe.language_model
-    for k, (attn, length) in enumerate(CASES):
-        x = torch.randn(1, length, lm.config.hidden_size, generator=torch.Generator().manual_seed(k))
+def pinned():
+    """(our final states, the official side's results) for :data:`CASES` (``official_pin.LLM_CASES``): the
+    official side run once a process with the Qwen backbones' (``tests/litelvlm/sa2va/official_pin.py``)."""
+    folder, cases, got = official_side().internvl
+    lm, ours = load_pipeline(str(folder)).language_model, []
+    for (attn, _), case in zip(CASES, cases, strict=True):
+        assert case["x"].shape[-1] == lm.config.hidden_size
         saved = lm.config._attn_implementation
         lm.config._attn_implementation = attn
         try:
             with torch.no_grad():
-                ours.append(lm(inputs_embeds=x).last_hidden_state)
+                ours.append(lm(inputs_embeds=case["x"]).last_hidden_state)
         finally:
             lm.config._attn_implementation = saved
-        cases.append({"x": x, "attn": attn})
-    torch.save(cases, tmp / "cases.pt")
-    run_pinned("sa2va", "qwen2_llm_official.py", str(folder), str(tmp / "cases.pt"), str(tmp / "out.pt"))
-    return ours, torch.load(tmp / "out.pt", weights_only=False)
+    return ours, got
 
 
 def test_the_official_side_ran_under_the_pin(pinned):
