@@ -259,10 +259,18 @@ def test_pipeline_selects_on_given_visual_embeds(pipe, prep):
 
 
 def _sweep(clustered: bool, budgets) -> int:
+    """The official loop's first K picks do not depend on its length (step i reads only the picks before
+    it): it runs once, to the largest budget, and each budget K is compared with its first K picks (run
+    directly too for the small budgets)."""
     image_features, new_input_embeds = llava_inputs(2, clustered)
+    budgets = list(budgets)
+    _, _, longest = official_prune(new_input_embeds, image_features, ratio_for(max(budgets)))
     compared = 0
     for budget in budgets:
-        _, _, order = official_prune(new_input_embeds, image_features, ratio_for(budget))
+        ratio = ratio_for(budget)
+        order = longest[:int(round(ratio * N))]  # the official threshold_terms
+        if budget <= 64:
+            assert torch.equal(official_prune(new_input_embeds, image_features, ratio)[2], order), budget
         if len(set(order.tolist())) < budget:  # the official loop repeated a token: the documented deviation
             continue
         sel = dp.divprune_select(image_features[0], budget)

@@ -330,15 +330,24 @@ def inputs_for(layers: int, feature_layer: int = -2) -> SelectorInputs:
     return SelectorInputs(trace, feature_layer=feature_layer)
 
 
+@functools.cache
+def project_and_official(layers: int, feature_layer: int, budget: int, schedule=None, rounds=False):
+    """(features, selection) of the project and (x, size, source, rep) of the transcription, computed once
+    per case (budget 575 is checked by two tests)."""
+    inputs = inputs_for(layers, feature_layer)
+    model, hs = make_tower(layers)
+    n_blocks = inputs.vision.layer_index(feature_layer)
+    feats, sel = visual_features(inputs, "tome", budget,
+                                 **({} if schedule is None else {"schedule": list(schedule)}))
+    r = list(schedule) if schedule is not None else merge_schedule(576, budget, n_blocks)
+    return (feats, sel), official_tome_forward(model.vision_model.encoder.layers[:n_blocks], hs[0], r, rounds)
+
+
 def check_against_official(inputs: SelectorInputs, budget: int, schedule=None, rounds=False):
     """The project's selection equals the transcription's tokens, sizes, sources and representatives."""
-    model, hs = make_tower(len(inputs.vision.hidden_states) - 1)
-    n_blocks = inputs.vision.layer_index(inputs.feature_layer)
-    feats, sel = visual_features(inputs, "tome", budget,
-                                 **({} if schedule is None else {"schedule": schedule}))
-    r = list(schedule) if schedule is not None else merge_schedule(576, budget, n_blocks)
-    x, size, source, rep = official_tome_forward(model.vision_model.encoder.layers[:n_blocks], hs[0], r,
-                                                 rounds)
+    (feats, sel), (x, size, source, rep) = project_and_official(
+        len(inputs.vision.hidden_states) - 1, inputs.feature_layer, budget,
+        None if schedule is None else tuple(schedule), rounds)
     assert x.shape[1] == budget + 1 and len(sel) == budget
     torch.testing.assert_close(feats, x[0, 1:], atol=1e-5, rtol=1e-5)
     assert sel.indices.tolist() == (rep[1:] - 1).tolist()
