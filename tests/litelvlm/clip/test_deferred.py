@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import constants as hf_constants
 
 from litelvlm.clip import DeferredClip, load_clip
 from litelvlm.clip.deferred import as_json
+from litelvlm.clip.files import hub_snapshot_dir
 from litelvlm.errors import LiteLVLMError
 
 DESCRIBED = ("name", "backend", "grid", "geometry", "vision_layers", "text_layers", "vision_heads",
@@ -99,28 +101,24 @@ def test_an_unreadable_description_is_ignored(cache, tiny_hf_clip_dir):
     assert json.loads(path.read_text())["v"] == 1  # rewritten
 
 
-def test_a_hub_id_in_the_local_cache_has_files_and_a_description(tiny_hf_clip_dir, tmp_path):
+def test_a_hub_id_in_the_local_cache_has_files_and_a_description(tiny_hf_clip_dir, tmp_path, monkeypatch):
     """The default model is a hub id: once in the Hugging Face cache its files are found offline, so its
-    weights hash is memoised and its description saved (a fake cache of the real layout)."""
+    weights hash is memoised and its description saved (a fake cache of the real layout; the hub's cache
+    folder and offline switch as ``HF_HUB_CACHE=... HF_HUB_OFFLINE=1`` set them)."""
     hub = tmp_path / "hub"
     snap = hub / "models--someorg--tiny-clip" / "snapshots" / "0123abc"
     shutil.copytree(tiny_hf_clip_dir, snap)
     (hub / "models--someorg--tiny-clip" / "refs").mkdir()
     (hub / "models--someorg--tiny-clip" / "refs" / "main").write_text("0123abc")
-    code = (
-        "from litelvlm.clip import load_clip, DeferredClip\n"
-        "from litelvlm.clip.deferred import as_json\n"
-        "from litelvlm.clip.files import hub_snapshot_dir\n"
-        "a = load_clip('someorg/tiny-clip', 'hf', defer=True)\n"
-        "b = load_clip('someorg/tiny-clip', 'hf', defer=True)\n"
-        "print(hub_snapshot_dir('someorg/tiny-clip'), len(a.weight_files()), isinstance(b, DeferredClip),"
-        " b.describe() == as_json(a.describe()))\n")
-    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1",
-           "LITELVLM_CACHE": str(tmp_path / "c")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    folder, n_files, deferred, equal = done.stdout.split()
-    assert Path(folder) == snap and int(n_files) >= 2 and deferred == "True" and equal == "True"
+    for name, value in (("HF_HUB_CACHE", str(hub)), ("HF_HUB_OFFLINE", "1"),
+                        ("LITELVLM_CACHE", str(tmp_path / "c"))):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hub))   # read once, when huggingface_hub loads
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    a = load_clip("someorg/tiny-clip", "hf", defer=True)
+    b = load_clip("someorg/tiny-clip", "hf", defer=True)
+    assert hub_snapshot_dir("someorg/tiny-clip") == snap and len(a.weight_files()) >= 2
+    assert isinstance(b, DeferredClip) and b.describe() == as_json(a.describe())
     assert len(list((tmp_path / "c" / "weights-hash").glob("*.txt"))) == 1
 
 

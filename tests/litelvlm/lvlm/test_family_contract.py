@@ -281,7 +281,7 @@ def test_the_studies_run_a_second_family_found_by_its_checkpoint(command, coco12
     monkeypatch.setitem(families.table(), "glamm-transposed", _transposed_card(()))
     before = TransposedGlamm.built
     extra = {"eval-grounding": ["--methods", "litelvlm,fastv,none", "--budgets", "32", "--limit-images", "1"],
-             "importance": ["--signals", "attention", "--limit-images", "1"],
+             "importance": ["--signals", "attention", "--limit-images", "1", "--max-sentences", "2"],
              "validate": ["--methods", "litelvlm,fastv", "--budgets", "64"]}[command]
     rc = main([command, "--refer-dir", str(coco128), "--model", str(folder), "--clip", "tiny336-random:0",
                "--dtype", "float32", "--threads", "1", "--out", str(tmp_path / "out"), *extra])

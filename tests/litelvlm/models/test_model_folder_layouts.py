@@ -7,6 +7,7 @@ processor under ``image_processor`` in ``processor_config.json``) and the hub's 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ LAYOUTS = [("processor_config.json", False),
            ("preprocessor_config.json", True)]
 
 
-def write_clip(folder: Path, processor_file: str, sharded: bool, seed: int = 0) -> Path:
-    """A tiny random CLIP written by transformers' ``save_pretrained`` in the layout asked for."""
+def write_clip(folder: Path, processor_file: str, sharded: bool, seed: int = 0, tokenizer=None) -> Path:
+    """A tiny random CLIP written by transformers' ``save_pretrained`` in the layout asked for (``tokenizer``:
+    the CLIP tokenizer :func:`clip_tokenizer` loads, else loaded here)."""
     from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
     from litelvlm.clip.random_init import ARCHS, hf_config, write_clip_tokenizer
@@ -33,9 +35,10 @@ def write_clip(folder: Path, processor_file: str, sharded: bool, seed: int = 0) 
     torch.manual_seed(seed)
     model = CLIPModel(hf_config(a)).eval()
     model.save_pretrained(folder, **({"max_shard_size": "200KB"} if sharded else {}))
-    tok_dir = folder.parent / f"{folder.name}-tokenizer"
-    write_clip_tokenizer(tok_dir)
-    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+    if tokenizer is None:
+        tok_dir = folder.parent / f"{folder.name}-tokenizer"
+        write_clip_tokenizer(tok_dir)
+        tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
     images = CLIPImageProcessor(size={"shortest_edge": a.image_size},
                                 crop_size={"height": a.image_size, "width": a.image_size})
     if processor_file == "processor_config.json":
@@ -52,13 +55,40 @@ def write_clip(folder: Path, processor_file: str, sharded: bool, seed: int = 0) 
     return folder
 
 
+@pytest.fixture(scope="module")
+def clip_tokenizer(tmp_path_factory):
+    """The tiny CLIP's tokenizer (``write_clip_tokenizer``) loaded by ``CLIPTokenizer``, once per module."""
+    from transformers import CLIPTokenizer
+
+    from litelvlm.clip.random_init import write_clip_tokenizer
+
+    folder = tmp_path_factory.mktemp("clip-tokenizer")
+    write_clip_tokenizer(folder)
+    return CLIPTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def todays_folder(clip_tokenizer, tmp_path_factory) -> Path:
+    """Today's layout (``processor_config.json``, one ``model.safetensors``), written once per module: a test
+    uses a copy (:func:`_copy`)."""
+    return write_clip(tmp_path_factory.mktemp("todays") / "clip", "processor_config.json", False,
+                      tokenizer=clip_tokenizer)
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(folder, tmp_path / "clip"))
+
+
 @pytest.mark.parametrize("processor_file,sharded", LAYOUTS)
-def test_every_save_pretrained_layout_loads(processor_file, sharded, tmp_path):
+def test_every_save_pretrained_layout_loads(processor_file, sharded, tmp_path, clip_tokenizer, request):
     from transformers import CLIPModel
 
     from litelvlm.clip import load_clip
 
-    folder = write_clip(tmp_path / "clip", processor_file, sharded)
+    if (processor_file, sharded) == ("processor_config.json", False):
+        folder = _copy(request.getfixturevalue("todays_folder"), tmp_path)
+    else:
+        folder = write_clip(tmp_path / "clip", processor_file, sharded, tokenizer=clip_tokenizer)
     clip = load_clip(str(folder), "hf")
     want = CLIPModel.from_pretrained(str(folder)).state_dict()
     assert all(torch.equal(v, want[k]) for k, v in clip.model.state_dict().items())
@@ -81,10 +111,10 @@ def test_reversal_runs_on_todays_layout(tmp_path):
                       "preprocessor_config.json", "load_clip (reversal, select, every --clip)",
                       "LiteLVLMError naming the folder and the file, before transformers reads it")
 @pytest.mark.parametrize("content", [{"processor_class": "CLIPProcessor"}, {"image_processor": [1]}])
-def test_a_processor_config_without_image_settings_is_named(content, tmp_path):
+def test_a_processor_config_without_image_settings_is_named(content, tmp_path, todays_folder):
     from litelvlm.clip import load_clip
 
-    folder = write_clip(tmp_path / "clip", "processor_config.json", False)
+    folder = _copy(todays_folder, tmp_path)
     (folder / "processor_config.json").write_text(json.dumps(content))
     with pytest.raises(LiteLVLMError, match="processor_config.json has no 'image_processor' object"):
         load_clip(str(folder), "hf")

@@ -50,8 +50,8 @@ def test_prepare_image_of_the_pixels_equals_prepare_image_of_the_image(pipe):
         pixels = pipe.pixels(image)
         assert isinstance(pixels, QwenPixels) and pixels.image is image
         assert pixels.sam.device.type == "cpu"
-        fields = [f.name for f in dataclasses.fields(pipe.prepare_image(image)) if f.compare]
         got, want = pipe.prepare_image(pixels), pipe.prepare_image(image)
+        fields = [f.name for f in dataclasses.fields(want) if f.compare]
         differ = [f for f in fields if not _same(getattr(got, f), getattr(want, f))]
         assert not differ, f"{pipe.name} at {size}: {differ}"
 
