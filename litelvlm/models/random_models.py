@@ -21,6 +21,7 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 
 #: the cache's subfolder holding every random model
 RANDOM_MODELS = "random-models"
+#: the version of what the random folders' writers write: raise it whenever a writer's output changes (a
+#: config key, a file; ``tests/litelvlm/models/test_random_models.py`` fails until it is raised), so that a
+#: folder an earlier writer left in a user's cache is written again instead of being read as it is
+RANDOM_LAYOUT = 2
 
 
 def random_models_root() -> Path:
@@ -74,9 +79,16 @@ def cached_random_folder(name: str, write: Callable[[Path], None], verify: bool 
     """The folder ``random-models/<name>``, written by ``write(folder)`` the first time it is asked for
     (:func:`litelvlm.runs.cache.write_once`: checked against its checksums when reused; ``verify=False``: its
     sizes); the library API warns once that its weights are random (:func:`warn_random_weights`)."""
-    folder = write_once(random_models_root() / name, write, verify=verify)
+    folder = write_once(random_models_root() / name, write, verify=verify, writer=random_writer())
     warn_random_weights(name)
     return folder
+
+
+def random_writer() -> str:
+    """What writes the random folders now: :data:`RANDOM_LAYOUT` and the transformers version (whose
+    ``save_pretrained`` writes their configs), recorded in each folder's manifest and checked when it is
+    reused."""
+    return f"litelvlm random layout {RANDOM_LAYOUT}, transformers {version('transformers')}"
 
 
 def random_folder_name(family: str, preset: str, seed: int, fill: str) -> str:
@@ -133,6 +145,6 @@ def write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int 
     return names
 
 
-__all__ = ["RANDOM_MODELS", "RandomWeightsWarning", "cached_random_folder", "in_command",
+__all__ = ["RANDOM_LAYOUT", "RANDOM_MODELS", "RandomWeightsWarning", "cached_random_folder", "in_command",
            "random_folder_name", "random_models_root", "random_preset_folder", "random_record",
-           "warn_random_weights", "write_json", "write_weights"]
+           "random_writer", "warn_random_weights", "write_json", "write_weights"]

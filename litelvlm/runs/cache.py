@@ -32,7 +32,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LITELVLM_CACHE", Path.home() / ".cache" / "litelvlm"))
 
 
-def write_once(root: Path, write, verify: bool = True) -> Path:
+def write_once(root: Path, write, verify: bool = True, writer: str | None = None) -> Path:
     """The folder ``root``, written by ``write(folder)`` the first time it is asked for: written aside and
     renamed into place, marked complete with a manifest of its files' sizes and checksums, so concurrent
     processes never read a half-written folder (a stale partial one is replaced; when another process finishes
@@ -40,16 +40,18 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
     returned (``verify=False``: the sizes of files over 1 MiB only, for a caller that does not read them now);
     a damaged one is written again, with a warning. A full disk, quota, read-only or unwritable cache is a
     LiteLVLMError naming the folder, whichever library's writer met it
-    (:func:`~litelvlm.errors.storage_errno`: safetensors' ``SafetensorError`` is no ``OSError``)."""
+    (:func:`~litelvlm.errors.storage_errno`: safetensors' ``SafetensorError`` is no ``OSError``). ``writer``
+    names what writes the folder (a version): it is recorded in the manifest, and a folder another writer left
+    is written again as a damaged one is."""
     damaged = None
     if (root / ".complete").exists():
-        problem = _folder_problem(root, verify)
+        problem = _folder_problem(root, verify, writer)
         if problem is None:
             return root
         logging.getLogger(__name__).warning("the cached folder %s %s: writing it again", root, problem)
         damaged = _inode(root)
     try:
-        return _write_aside(root, write, damaged)
+        return _write_aside(root, write, damaged, writer)
     except LiteLVLMError:
         raise
     except Exception as e:
@@ -60,13 +62,14 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
                             "folder") from None
 
 
-def _write_aside(root: Path, write, damaged: int | None) -> Path:
-    """:func:`write_once`'s write: aside, marked complete, renamed into place."""
+def _write_aside(root: Path, write, damaged: int | None, writer: str | None = None) -> Path:
+    """:func:`write_once`'s write: aside, marked complete (with its ``writer``), renamed into place."""
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
         write(tmp)
-        (tmp / ".complete").write_text(json.dumps(folder_manifest(tmp), indent=1, sort_keys=True))
+        manifest = {**folder_manifest(tmp), **({} if writer is None else {"writer": writer})}
+        (tmp / ".complete").write_text(json.dumps(manifest, indent=1, sort_keys=True))
         if root.exists() and (not (root / ".complete").exists() or _inode(root) == damaged):
             _remove(root)  # a stale partial folder, or the damaged one (not another process's new copy)
         try:
@@ -79,13 +82,15 @@ def _write_aside(root: Path, write, damaged: int | None) -> Path:
     return root
 
 
-def _folder_problem(root: Path, verify: bool) -> str | None:
+def _folder_problem(root: Path, verify: bool, writer: str | None = None) -> str | None:
     if (root / ".complete").is_symlink():
         return "has a link where its manifest (.complete) should be"
     try:
         manifest = json.loads((root / ".complete").read_text() or "null")
     except (OSError, ValueError):
         manifest = None
+    if writer is not None and isinstance(manifest, dict) and manifest.get("writer") != writer:
+        return f"was written by {manifest.get('writer') or 'an earlier writer'}, not by {writer}"
     return folder_problem(root, manifest, largest=None if verify else 1 << 20)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import os
 from pathlib import Path
 
@@ -132,3 +133,42 @@ def test_a_preset_folder_is_named_by_family_preset_seed_and_fill(family, preset,
     from litelvlm.models.random_models import random_folder_name
 
     assert random_folder_name(family, preset, 3, fill) == name
+
+
+#: RANDOM_LAYOUT -> the digest of :data:`DIGESTS` it was raised with (a writer's new output, recorded above,
+#: raises the layout, so that the folders an earlier writer left in a user's cache are written again)
+LAYOUTS = {2: "e6ee2f15de23d35b"}
+
+
+def test_the_layout_is_raised_with_the_recorded_folders():
+    from litelvlm.models.random_models import RANDOM_LAYOUT
+
+    digest = hashlib.sha256(repr(sorted(DIGESTS.items())).encode()).hexdigest()[:16]
+    assert LAYOUTS.get(RANDOM_LAYOUT) == digest, (
+        f"the recorded folders changed (digest {digest}): raise RANDOM_LAYOUT in "
+        "litelvlm/models/random_models.py and record the new digest under it in LAYOUTS")
+
+
+def test_a_folder_an_earlier_writer_left_is_written_again(fresh_cache, caplog):
+    """A cached random folder records its writer (layout and transformers version); one without it, or with
+    another, is written again with one warning, its checksums notwithstanding; one of this writer is
+    reused."""
+    from litelvlm.clip import resolve_random_model
+    from litelvlm.models.random_models import random_writer
+
+    folder = Path(resolve_random_model("tiny-random:0", "hf"))
+    manifest = json.loads((folder / ".complete").read_text())
+    assert manifest["writer"] == random_writer() and "litelvlm random layout" in manifest["writer"]
+    inode = folder.stat().st_ino
+    assert Path(resolve_random_model("tiny-random:0", "hf")).stat().st_ino == inode   # reused as it is
+    for old in (None, "litelvlm random layout 1, transformers 4.57.0"):
+        stale = {k: v for k, v in manifest.items() if k != "writer"}
+        stale.update({} if old is None else {"writer": old})
+        (folder / ".complete").write_text(json.dumps(stale))
+        caplog.clear()
+        again = Path(resolve_random_model("tiny-random:0", "hf"))
+        assert again == folder and folder.stat().st_ino != inode, old
+        inode = folder.stat().st_ino
+        said = [r.getMessage() for r in caplog.records if "writing it again" in r.getMessage()]
+        assert len(said) == 1 and (old or "an earlier writer") in said[0] and random_writer() in said[0], said
+        assert json.loads((folder / ".complete").read_text())["writer"] == random_writer()
