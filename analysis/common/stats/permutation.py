@@ -95,10 +95,9 @@ class SwapTest:
         if not np.isfinite(observed):
             return float("nan")
         f = self.fixed
-        if scale == 1.0:   # 1.0 * x is x: the same numbers without two passes over the patterns
-            reps = self._stat(na_t - na_s + s["nb"], f["da"], na_s + f["nb"], f["db"])
-        else:
-            reps = self._stat(na_t - na_s + scale * s["nb"], f["da"], na_s + scale * f["nb"], f["db"])
+        # 1.0 * x is x: at scale 1 the same numbers without two passes over the patterns
+        nb_s, nb_f = (s["nb"], f["nb"]) if scale == 1.0 else (scale * s["nb"], scale * f["nb"])
+        reps = self._stat(na_t - na_s + nb_s, f["da"], na_s + nb_f, f["db"])
         tol = RTOL * max(self.scale, abs(shift), abs(scale) * self.scale, abs(observed))
         hits = int(np.count_nonzero(np.abs(reps) >= abs(observed) - tol))
         return hits / self.size if self.exact else (1 + hits) / (self.size + 1)
