@@ -34,6 +34,7 @@ import json
 import logging
 import tempfile
 import zlib
+from contextlib import closing
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -58,6 +59,7 @@ from analysis.video.headline import announce
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
+from litelvlm.data.prefetch import prefetched
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.captured_paths import install_paths
 from litelvlm.methods import BASELINE
@@ -67,6 +69,7 @@ from litelvlm.runs.io import write_csv, write_json, write_parquet, write_text
 from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos
 from litelvlm.video.datasets import REF_DAVIS, load_video_expressions
+from litelvlm.video.decoded import decode_video
 from litelvlm.video.ref_davis import annotator_expressions, by_video, ground_truth, label_maps
 from litelvlm.video.runner import VideoRunner
 from litelvlm.video.synthetic import write_synthetic_videos
@@ -159,10 +162,17 @@ def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], st
     (:mod:`.protocols`), up to ``batch_size`` expressions of a video per LLM forward (:mod:`.batches`)."""
     done = store.done()
     left = {video: [p for p in runs if part_id(video, *p) not in done] for video in groups}
+    # the next video's frames decoded on a worker thread while the model works on this one (a finished
+    # video is not decoded); an unreadable frame raises when its video is reached, as without the loader
+    ahead = prefetched(list(groups), lambda v: decode_video(groups[v][0]) if left[v] else None, workers=1,
+                       ahead=1)
     # a part: video x run; closed (its line ended) before an error is printed
-    with tqdm(total=sum(map(len, left.values())), desc="eval-video", unit="part") as bar:
-        for video, records in groups.items():
-            run.new_video()
+    with closing(ahead), tqdm(total=sum(map(len, left.values())), desc="eval-video", unit="part") as bar:
+        for video, decoded, err in ahead:
+            if err is not None:
+                raise err
+            records = groups[video]
+            run.new_video(decoded)
             for method, budget in left[video]:
                 log.info("%s: %s @ %s", video, method, budget)
                 bar.set_postfix_str(f"{video} {method}@{budget}")

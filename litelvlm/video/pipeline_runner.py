@@ -22,6 +22,7 @@ from ..errors import LiteLVLMError
 from ..image_resize import IMAGE_RESIZES, image_resize_kwargs
 from ..lvlm.batched import batch_error
 from ..lvlm.numerics import Numerics
+from .decoded import DecodedVideo, frames_of
 
 
 class PipelineVideoRunner:
@@ -46,15 +47,19 @@ class PipelineVideoRunner:
         self.positions = getattr(a, "positions", "official")
         self.prepared = None
         self.video: str | None = None
+        #: the video's frames decoded ahead (:meth:`new_video`)
+        self.decoded: DecodedVideo | None = None
 
-    def new_video(self) -> None:
-        """Drop the previous video's work."""
+    def new_video(self, decoded: DecodedVideo | None = None) -> None:
+        """Drop the previous video's work; ``decoded``: the next video's frames, decoded ahead."""
         self.prepared = self.video = None
+        self.decoded = decoded
 
     def prepared_for(self, rec):
         """The prepared video of ``rec`` (prepared once per video, then reused by each of its expressions)."""
         if self.prepared is None or self.video != rec.video:
-            self.prepared = self.pipe.prepare_video([rec.frame(i) for i in range(len(rec.frames))],
+            source = frames_of(rec, self.decoded)
+            self.prepared = self.pipe.prepare_video([source.frame(i) for i in range(len(rec.frames))],
                                                     seed=self.args.seed)
             self.video = rec.video
         return self.prepared

@@ -43,8 +43,9 @@ class VideoRunner(Protocol):
     #: columns the expression rows carry beyond the study's (in order)
     extra_columns: list[str]
 
-    def new_video(self) -> None:
-        """Drop the previous video's work."""
+    def new_video(self, decoded: Any = None) -> None:
+        """Drop the previous video's work; ``decoded``: the next video's frames, decoded ahead (a
+        :class:`litelvlm.video.decoded.DecodedVideo`; None: each frame is decoded where it is read)."""
 
     def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
         """[(prompt, K, output)] of expressions ``recs`` of one video at the per-frame ``budget``, in order:

@@ -27,6 +27,7 @@ from ..lvlm.batched import batch_error
 from ..lvlm.numerics import Numerics
 from ..method import position_error
 from ..methods import available_methods
+from ..video.decoded import DecodedVideo, frames_of
 from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm
@@ -61,6 +62,8 @@ class VideoGLaMMRunner:
         self.positions = getattr(a, "positions", "official")
         #: the prepared clips of the video being scored: {(video, first frame): VideoGLaMMInput}
         self.prepared: dict = {}
+        #: the video's frames decoded ahead (:meth:`new_video`)
+        self.decoded: DecodedVideo | None = None
         self.extra_columns = ALLOCATION_COLUMNS if a.allocation != "uniform" else []
 
     def allocation(self, prepared: VideoGLaMMInput, method: str, k: int) -> list[int] | None:
@@ -73,9 +76,10 @@ class VideoGLaMMRunner:
                                        va.clip_logit_scale(self.clip)) if rule == "relevance" else rule
         return va.frame_allocation(weights, k, self.args.arrangement)
 
-    def new_video(self) -> None:
-        """Drop the previous video's clips."""
+    def new_video(self, decoded: DecodedVideo | None = None) -> None:
+        """Drop the previous video's clips; ``decoded``: the next video's frames, decoded ahead."""
         self.prepared.clear()
+        self.decoded = decoded
 
     def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int | None, dict]:
         """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra
@@ -100,7 +104,8 @@ class VideoGLaMMRunner:
         made on first use), once per clip and shared by its expressions and methods."""
         key = (rec.video, frames.start)
         if key not in self.prepared:
-            clip = prepare_clip(self.model, [np.asarray(rec.frame(i)) for i in frames])
+            source = frames_of(rec, self.decoded)
+            clip = prepare_clip(self.model, [np.asarray(source.frame(i)) for i in frames])
             self.prepared[key] = VideoGLaMMInput(clip, [], torch.empty(0, dtype=torch.long),
                                                  seed=self.args.seed)
         return self.prepared[key]

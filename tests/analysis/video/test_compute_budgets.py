@@ -67,7 +67,7 @@ class FakeRunner:
     def __init__(self, seen: dict) -> None:
         self.seen = seen
 
-    def new_video(self) -> None:
+    def new_video(self, decoded=None) -> None:
         pass
 
     def expression(self, rec, method, budget):
