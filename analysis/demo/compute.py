@@ -27,7 +27,6 @@ import pandas as pd
 
 from analysis.common.presentation.style import weights_footnote
 from analysis.common.runs.command import Screen
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.stats.stats import ci_text
 from analysis.demo.options import DemoArgs
 from analysis.demo.plots import plot_demo_reversal_hist, plot_demo_selection_grid, plot_demo_similarity_maps
@@ -41,6 +40,7 @@ from litelvlm.methods.select import visual_features
 from litelvlm.pruning import SelectorInputs
 from litelvlm.registry.provenance import weights_banner, weights_kind
 from litelvlm.runs.io import copy_file, save_plot, write_csv, write_json
+from litelvlm.runs.run_folder import RunFolder
 from litelvlm.toy import default_model_path
 from litelvlm.toy.refer_layout import write_refer
 

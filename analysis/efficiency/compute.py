@@ -37,7 +37,6 @@ from analysis.common.presentation.stage_plots import STAGE_FILES, stages_frame, 
 from analysis.common.presentation.style import save_figure
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record
 from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count
@@ -71,6 +70,7 @@ from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.models.quantize import check_quantize
 from litelvlm.registry.families import card
 from litelvlm.runs.io import atomic_path, write_csv, write_json
+from litelvlm.runs.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 #: the methods' options this command offers, at their defaults (``EfficiencyArgs``' fields)

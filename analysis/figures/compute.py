@@ -20,13 +20,13 @@ from tqdm.auto import tqdm
 import analysis.figures.registry as registry
 from analysis.common.presentation.figure_set import FigureSet
 from analysis.common.runs.command import Screen
-from analysis.common.runs.run_folder import RunFolder
 from analysis.figures.notebook_run import execute_notebook
 from analysis.figures.options import FiguresArgs, check_args
 from analysis.figures.output import remove_stale
 from analysis.figures.tree import assign, draw_tree, find_runs
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.runs.run_folder import RunFolder
 
 
 def list_figure_sets(results: str | None = None) -> None:

@@ -27,7 +27,7 @@ each with its 95% bootstrap ``_lo``/``_hi``; then the leaderboard's columns wher
 (:mod:`analysis.grounding.statistics`), ``OUT/skipped.csv`` (images that could not be read),
 ``OUT/config.json``.
 
-Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.common.runs.parts``); a re-run
+Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``litelvlm.runs.parts``); a re-run
 resumes from them. Launched on P processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli
 ...`` on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
 where ``accelerate launch --cpu`` starts a single process) images are split across processes
@@ -54,7 +54,6 @@ from analysis.common.presentation.degenerate import warn_if_degenerate
 from analysis.common.presentation.screen import board_text, methods_headline, table_notes, with_intervals
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
-from analysis.common.runs.parts import PartStore, read_parquet
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.shards import Shards
 from analysis.common.runs.study import llm_attn_record, portable_paths, read_json
@@ -74,6 +73,7 @@ from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.registry.resolved_model import ResolvedModel
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.runs.parts import PartStore, read_parquet
 from litelvlm.runs.transaction import current
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def load_grounding(results_dir: str | Path) -> dict:
             "difference": diff, "config": configs}
 
 
-# -- resumable parts (analysis.common.runs.parts)
+# -- resumable parts (litelvlm.runs.parts)
 # ---------------------------------------------------------------
 def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple[str, int]] | None = None,
                 num_layers: int | None = None, model: ResolvedModel | None = None

@@ -19,7 +19,7 @@ images, by LLM layer and by mask-area bin, ``area_bin == "all"`` for every area)
 sentences, for heat maps), ``OUT/images/`` (the image region their visual tokens cover),
 ``OUT/visual_tokens.csv`` (each image's N and token grid), ``OUT/config.json``. A family that pairs no CLIP
 with its visual tokens (UniPixel today) has no CLIP signals: its rows compare the ``--method-signals``.
-Per-image results are written as parts under ``OUT/parts/`` (``analysis.common.runs.parts``); a re-run resumes
+Per-image results are written as parts under ``OUT/parts/`` (``litelvlm.runs.parts``); a re-run resumes
 from them.
 """
 
@@ -41,8 +41,6 @@ from analysis.common.grounding.model_setup import quantize_kwargs, study_numeric
 from analysis.common.options.defaults import DEFAULT_KS
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
-from analysis.common.runs.parts import PartStore, read_parquet
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.study import portable_paths, read_json
 from analysis.importance.aggregate import area_bins, summarize
@@ -65,6 +63,8 @@ from litelvlm.registry.families import exif_transpose, image_resize_record, load
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, remove_result, write_csv, write_json, write_parquet
+from litelvlm.runs.parts import PartStore, read_parquet
+from litelvlm.runs.run_folder import RunFolder
 from litelvlm.runs.transaction import current
 
 log = logging.getLogger(__name__)

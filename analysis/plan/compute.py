@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 from analysis.common.grounding.grounding_runs import method_options, plan
 from analysis.common.grounding.grounding_scoring import evaluate_image, image_prompts, output_rows
 from analysis.common.grounding.model_setup import study_numerics
-from analysis.common.runs.run_folder import RunFolder
 from analysis.grounding import GroundingArgs
 from analysis.plan.layouts import Split, find_layouts
 from analysis.plan.options import PlanArgs, check_args
@@ -41,6 +40,7 @@ from litelvlm.machine.busy import busy_warning
 from litelvlm.methods import is_baseline
 from litelvlm.registry.families import card_of, exif_transpose, load_pipeline
 from litelvlm.runs.io import atomic_path, write_json
+from litelvlm.runs.run_folder import RunFolder
 from litelvlm.threads import default_threads, torch_threads
 
 #: the launcher of every printed command (one node; ``--standalone`` picks a free rendezvous port)

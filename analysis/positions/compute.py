@@ -36,8 +36,6 @@ from analysis.common.grounding.grounding_runs import (
 from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
-from analysis.common.runs.parts import PartStore
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record
 from analysis.common.runs.study import portable_paths
 from analysis.positions.options import PositionsArgs, check_args
@@ -49,6 +47,8 @@ from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.registry.families import image_resize_record, load_pipeline
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json
+from litelvlm.runs.parts import PartStore
+from litelvlm.runs.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 

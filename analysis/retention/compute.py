@@ -30,8 +30,6 @@ from PIL import Image, ImageDraw
 
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import CLIP_FAMILY, run_identity
-from analysis.common.runs.parts import read_parquet
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.study import portable_paths, read_json
 from analysis.retention.options import RetentionArgs, model_family
@@ -51,6 +49,8 @@ from litelvlm.registry.families import exif_transpose, image_resize_record, load
 from litelvlm.registry.provenance import weights_banner
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, remove_result, write_csv, write_json, write_parquet
+from litelvlm.runs.parts import read_parquet
+from litelvlm.runs.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,6 @@ from analysis.common.presentation.screen import counts_text, estimate
 from analysis.common.runs.command import Screen
 from analysis.common.runs.features_cache import cached_text_embeds
 from analysis.common.runs.identity import CLIP_FAMILY, run_identity
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.study import portable_paths
 from analysis.common.stats.stats import ci_text
@@ -47,6 +46,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.machine.versions import run_versions
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json, write_parquet
+from litelvlm.runs.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 

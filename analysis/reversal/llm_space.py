@@ -27,7 +27,6 @@ from analysis.common.measures.clip_reversal import load_records, reversal_metric
 from analysis.common.measures.merged_grid import grid_protocol, merged_coverage
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.study import portable_paths
 from analysis.reversal.compute import reversal_headline
@@ -39,6 +38,7 @@ from litelvlm.registry.families import card, exif_transpose, family_of, load_pip
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.exclusions import Exclusions, one_line
 from litelvlm.runs.io import write_csv, write_json, write_parquet
+from litelvlm.runs.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 

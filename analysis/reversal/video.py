@@ -26,11 +26,11 @@ import torch
 
 from analysis.common.measures.clip_reversal import prompts_for, resolve_layers, vision_num_layers
 from analysis.common.runs.command import Screen
-from analysis.common.runs.run_folder import RunFolder
 from analysis.reversal.compute import OPTIONAL_OUTPUTS, _run_locked
 from litelvlm.clip import load_clip
 from litelvlm.data.refer import ReferRecord
 from litelvlm.errors import LiteLVLMError
+from litelvlm.runs.run_folder import RunFolder
 from litelvlm.video.checks import check_videos
 from litelvlm.video.datasets import load_ref_davis
 from litelvlm.video.synthetic import write_synthetic_videos

@@ -39,7 +39,6 @@ from analysis.common.measures.clip_reversal import (
 )
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import CLIP_FAMILY, run_identity
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.study import portable_paths
 from analysis.common.stats.stats import bootstrap_ci, wilcoxon_paired
@@ -52,6 +51,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.machine.versions import run_versions
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json, write_parquet
+from litelvlm.runs.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 

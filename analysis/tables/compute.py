@@ -27,7 +27,6 @@ from tqdm.auto import tqdm
 from analysis.common.runs import run_tree
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import identity_tag
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_tree import NO_RUN, Run, find_runs
 from analysis.tables.accuracy import GROUNDING, VIDEO, accuracy_table
 from analysis.tables.efficiency import efficiency_table
@@ -35,6 +34,7 @@ from analysis.tables.options import TablesArgs
 from analysis.tables.render import Table, to_markdown, write_table
 from analysis.tables.stages import stages_table
 from litelvlm.errors import LiteLVLMError
+from litelvlm.runs.run_folder import RunFolder
 from litelvlm.runs.run_owner import read_run_record
 
 #: what reading a run of an older layout, or a damaged one, raises

@@ -39,8 +39,6 @@ from analysis.common.presentation.degenerate import warn_if_degenerate
 from analysis.common.presentation.stage_plots import STAGE_FILES, stage_row, timing_record
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
-from analysis.common.runs.parts import PartStore
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.run_record import run_record, torch_thread_count
 from analysis.common.runs.study import llm_attn_record, portable_paths
 from analysis.validate import prefill as pf
@@ -74,6 +72,8 @@ from litelvlm.methods.select import select
 from litelvlm.models.random_weights import no_write
 from litelvlm.registry.families import image_resize_record, load_pipeline
 from litelvlm.runs.io import write_json, write_parquet
+from litelvlm.runs.parts import PartStore
+from litelvlm.runs.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 

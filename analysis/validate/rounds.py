@@ -11,9 +11,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis.common.presentation.stage_plots import STAGE_MS
-from analysis.common.runs.parts import PartStore
 from analysis.validate.reference import COMPARED
 from analysis.validate.report import ROW_COLUMNS
+from litelvlm.runs.parts import PartStore
 
 #: Columns that are the median over repeated calls (the rest are the same in every call, or the last call's).
 TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms",

@@ -49,7 +49,6 @@ from analysis.common.presentation.caveats import null_results
 from analysis.common.presentation.screen import table_notes
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
-from analysis.common.runs.parts import PartStore
 from analysis.common.runs.run_record import run_record
 from analysis.common.runs.shards import Shards
 from analysis.common.runs.study import llm_attn_record, portable_paths
@@ -66,6 +65,7 @@ from litelvlm.methods import BASELINE
 from litelvlm.registry.families import image_resize_record, video_eval
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.runs.io import write_csv, write_json, write_parquet, write_text
+from litelvlm.runs.parts import PartStore
 from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos
 from litelvlm.video.datasets import REF_DAVIS, load_video_expressions

@@ -34,12 +34,11 @@ def publish(path: str | os.PathLike) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds (a writer's
     error carrying a full disk's errno is an ``OSError`` naming ``path``, whichever library raised it). Inside
-    an open :class:`~litelvlm.runs.transaction.Transaction` on a folder holding ``path``, "into place" is the
-    transaction's staging folder, and the file reaches ``path`` when the transaction commits."""
+    a folder with an open :class:`~litelvlm.runs.transaction.Transaction`, "into place" is its staging
+    folder (:func:`~litelvlm.runs.transaction.route`), and the file reaches ``path`` when it commits."""
     path = Path(path)
-    tx = transaction.active_for(path)
-    staged = tx.route(path) if tx is not None else None
-    target = staged if staged is not None else path
+    staged = transaction.route(path)
+    target = staged[0] / staged[1] if staged is not None else path
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=transaction.TMP_SUFFIX, dir=target.parent)
     os.close(fd)
@@ -50,7 +49,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             publish(tmp)
         transaction.replace(tmp, target)
         if staged is not None:
-            tx.staged_as(staged)
+            transaction.record(*staged)
     except OSError as e:
         # a full disk met by a writer that names no file: name it
         if e.filename is None and e.errno is not None:
@@ -69,9 +68,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def remove_result(path: str | os.PathLike) -> None:
     """Remove an earlier run's result file: when the open transaction of its folder commits (a failed or
     stopped run leaves it in place, beside the tables that name it), else at once."""
-    tx = transaction.active_for(path)
-    if tx is None or not tx.remove_later(path):
+    found = transaction.open_stage(path)
+    if found is None:
         Path(path).unlink(missing_ok=True)
+    else:
+        transaction.record(found[1], Path(os.path.abspath(path)).relative_to(found[0]).as_posix(), "remove")
 
 
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -155,3 +156,14 @@ def read_json_file(path: str | os.PathLike, what: str) -> Any:
                             "JSON files must be UTF-8") from None
     except json.JSONDecodeError as e:
         raise LiteLVLMError(f"{what} {str(path)!r} could not be read: {e}") from e
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON content of ``path``; a truncated or garbled file is a LiteLVLMError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(transaction.current(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LiteLVLMError(f"{path} is not valid JSON (truncated or partial copy?): {e}") from None
+    except OSError as e:   # a folder where the file should be, a broken link, no permission
+        raise LiteLVLMError(f"{path} cannot be read ({e.strerror or e})") from None

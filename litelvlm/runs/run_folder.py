@@ -1,8 +1,7 @@
 """The one run machinery under every command that writes results (the studies', ``toy-data``'s,
 ``toy-train``'s):
-:class:`RunFolder`, the ``--out`` folder of one run. The studies' resumable parts are
-:class:`analysis.common.runs.run_folder.RunFolder`'s (this class with
-:meth:`~analysis.common.runs.run_folder.RunFolder.resume`).
+:class:`RunFolder`, the ``--out`` folder of one run, with the studies' resumable parts
+(:meth:`RunFolder.resume`, :mod:`litelvlm.runs.parts`).
 
 * **A lock per folder.** A second run on the same ``--out`` is refused at once, naming the run that holds it;
   two runs never interleave. The lock file goes when the run ends (a killed run's stays, and is reused).
@@ -19,6 +18,8 @@
   the only leftovers it ever removes are the project's own staging folders and ``*.litelvlm-tmp`` files.
 * **Resumable parts that never duplicate.** The files under ``direct`` folders (a study's finished ``parts/``)
   are written in place as they finish, each atomically, and recorded, so a failure removes exactly those.
+  :meth:`RunFolder.resume` checks the configuration the finished parts were computed with
+  (:data:`PARTS_CONFIG`) before any of them is reused, and drops damaged ones.
 * **Inputs first.** A run checks every input before it enters the folder; whatever it refuses inside
   (a :class:`~litelvlm.errors.LiteLVLMError`) removes everything the run wrote, and a folder the run
   created is removed again.
@@ -30,18 +31,27 @@ import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import LiteLVLMError
+from ..lazy import Lazy
 from . import run_owner
 from .folder_lock import LOCK_NAME, FolderLock
 from .io import write_json
 from .records import inside
+from .resume import check_config
 from .stop_signals import stops_as_interrupts
 from .transaction import Transaction
 
 log = logging.getLogger(__name__)
 
+#: the record of the configuration a folder's finished parts were computed with
+PARTS_CONFIG = Path("parts") / "config.json"
+#: the finished parts (:mod:`litelvlm.runs.parts` reads tables: pandas, pyarrow), imported when a run resumes,
+#: so that a command refused before it runs never waits for them
+PARTS = Lazy("litelvlm.runs.parts", "PartStore")
 #: the folders whose runs this process has committed, in order (what a stop after the commit reports)
 _COMMITTED: list[Path] = []
 
@@ -135,9 +145,18 @@ class RunFolder:
         self._drop = [n for n in self.owned if n not in set(written) and (self.out / n).exists()]
         return list(self._drop)
 
-    def wrote(self) -> list[Path]:
-        """The files this run has written in place so far (its parts)."""
-        return list(self.tx.written) if self.tx is not None else []
+    def resume(self, config: dict, growable: dict[str, Callable[[Any, Any], bool]] | None = None,
+               ignore: tuple[str, ...] = (), record: bool = True) -> dict | None:
+        """Check that the finished parts here were computed with a compatible ``config`` (refused otherwise,
+        naming the options), drop damaged parts, and (``record``) record ``config`` for the next resume (kept
+        when this run fails, where it describes parts already there). Returns the configuration the parts
+        were computed with (None in a fresh folder)."""
+        path = self.out / PARTS_CONFIG
+        old = check_config(path.parent if path.exists() else self.out, config, growable, ignore)
+        PARTS.get()(self.out).verify()
+        if record:
+            write_json(path, {k: v for k, v in config.items() if k != "run"})
+        return old
 
     # -- the end of the run ---------------------------------------------------------------------------
     def __exit__(self, kind, exc, tb) -> None:
@@ -239,4 +258,4 @@ class RunFolder:
             self._signals = None
 
 
-__all__ = ["LOCK_NAME", "RunFolder"]
+__all__ = ["LOCK_NAME", "PARTS_CONFIG", "RunFolder"]

@@ -26,7 +26,7 @@ from .records import WAY_OUT, damaged, plain_name, read_record
 from .recovery import settle
 from .transaction import check_journal
 
-#: the record of the run a folder holds (written with its results, by ``analysis.common.runs.run_folder``)
+#: the record of the run a folder holds (written with its results, by ``litelvlm.runs.run_folder``)
 MARKER = ".litelvlm-run.json"
 #: a run identity's study -> the command that writes it (the others have the command's name)
 STUDY_COMMAND = {"grounding": "eval-grounding", "video": "eval-video"}

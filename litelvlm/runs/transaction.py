@@ -2,13 +2,16 @@
 
 While a :class:`Transaction` on a folder is open, every write that goes through :mod:`litelvlm.runs.io`
 (:func:`~litelvlm.runs.io.atomic_path` and the writers built on it) into that folder is *staged*: it lands in
-a hidden staging folder inside it (``.litelvlm-stage-*``), not in place. :meth:`Transaction.commit` then moves
-the staged files into place behind a journal (``.litelvlm-commit.json``, written atomically before the first
-move): a process killed during the moves leaves the journal, and the next transaction on the folder rolls the
-commit forward before it starts (:func:`recover`). Before the journal, every target is checked
-(:func:`check_targets`); each earlier file is moved aside before the new one takes its place, so a move that
-fails is rolled back. A failed or killed run leaves the folder as it was; a finished one leaves the new files
-complete, never a mixture of two runs. An earlier run replaced whole (``--overwrite``,
+a hidden staging folder inside it, not in place. The staging folder is named for the process that opened it
+(``.litelvlm-stage-<pid>-<token>``) and records what the run staged (:data:`LOG`): a write finds the open
+transaction of its folder by its own path (:func:`route`), so no list of open transactions is kept anywhere,
+and two folders open at once, or a write of another process, never land in each other's staging folder.
+:meth:`Transaction.commit` then moves the staged files into place behind a journal (``.litelvlm-commit.json``,
+written atomically before the first move): a process killed during the moves leaves the journal, and the next
+transaction on the folder rolls the commit forward before it starts (:func:`recover`). Before the journal,
+every target is checked (:func:`check_targets`); each earlier file is moved aside before the new one takes its
+place, so a move that fails is rolled back. A failed or killed run leaves the folder as it was; a finished one
+leaves the new files complete, never a mixture of two runs. An earlier run replaced whole (``--overwrite``,
 :meth:`Transaction.replace_earlier`) waits in a ``.litelvlm-replaced-*`` folder until the commit removes it,
 and returns when the run fails (after a kill, at the next :func:`recover`).
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,7 +43,12 @@ REPLACED_PREFIX = ".litelvlm-replaced-"
 #: inside a staging folder: the earlier versions of the files a commit replaces, until it completes
 EARLIER = ".earlier"
 
-_ACTIVE: list[Transaction] = []
+#: inside a staging folder: what the run staged, created in place and removes at the commit (one JSON line
+#: each, after the line naming the ``direct`` folders); a staging folder takes writes while it holds this
+LOG = ".litelvlm-log"
+#: this process's mark in the names of the staging folders it opens, beside its pid (which a process started
+#: later may get again, where a killed one left its staging folder)
+_TOKEN = secrets.token_hex(4)
 
 
 def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -53,60 +62,39 @@ def _absolute(path: str | os.PathLike) -> Path:
 
 class Transaction:
     """Stage the writes into ``out`` (except those under the top-level folders ``direct``) until
-    :meth:`commit`."""
+    :meth:`commit`. Its staging folder, named for this process, is where they go: a write finds it by its
+    path (:func:`open_stage`), so two folders open at once never see each other's writes."""
 
     def __init__(self, out: str | os.PathLike, direct: tuple[str, ...] = (), overwrite: bool = False):
         self.out = _absolute(out)
         self.overwrite = overwrite
         self.direct = tuple(direct)
         self.stage: Path | None = None
-        #: the staged files, as paths relative to ``out``, in the order they were written
-        self.staged: list[str] = []
-        #: the files created in place (under a ``direct`` folder), absolute
-        self.written: list[Path] = []
         #: where the earlier run replaced whole (``--overwrite``) waits until the commit
         self.replaced: Path | None = None
-        #: earlier result files to remove at the commit (:meth:`remove_later`), relative to ``out``
-        self.removed: list[str] = []
 
     def begin(self) -> Transaction:
         """Finish or discard what an interrupted run left (:func:`recover`), then open the staging folder."""
         recover(self.out, discard_damaged=self.overwrite)
-        self.stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=self.out))
-        _ACTIVE.append(self)
+        self.stage = self.out / _stage_name()
+        self.stage.mkdir()
+        record(self.stage, list(self.direct), "direct")
         return self
 
-    def route(self, path: str | os.PathLike) -> Path | None:
-        """Where a write to ``path`` lands: its staging path, or None when it goes in place (outside the
-        folder, or under a ``direct`` folder; then it is recorded in :attr:`written`)."""
-        p = _absolute(path)
-        try:
-            rel = p.relative_to(self.out)
-        except ValueError:
-            return None
-        if not rel.parts or rel.parts[0] in self.direct or rel.parts[0].startswith(STAGE_PREFIX):
-            if not p.exists():   # a file this run creates (one it rewrites is not its to remove)
-                self.written.append(p)
-            return None
-        return self.stage / rel
+    @property
+    def staged(self) -> list[str]:
+        """The staged files, as paths relative to ``out``, in the order they were written."""
+        return _entries(self.stage, "staged")
 
-    def remove_later(self, path: str | os.PathLike) -> bool:
-        """Remove the file ``path`` of this folder when the transaction commits (so a failed or stopped run
-        leaves it in place); False when ``path`` is not in the folder."""
-        try:
-            rel = _absolute(path).relative_to(self.out).as_posix()
-        except ValueError:
-            return False
-        if rel not in self.removed:
-            self.removed.append(rel)
-        return True
+    @property
+    def written(self) -> list[Path]:
+        """The files created in place (under a ``direct`` folder), absolute."""
+        return [self.out / rel for rel in _entries(self.stage, "wrote")]
 
-    def staged_as(self, staged: Path) -> None:
-        """Record that the staged file ``staged`` is complete (called by
-        :func:`litelvlm.runs.io.atomic_path`)."""
-        rel = staged.relative_to(self.stage).as_posix()
-        if rel not in self.staged:
-            self.staged.append(rel)
+    @property
+    def removed(self) -> list[str]:
+        """Earlier result files to remove at the commit (:func:`litelvlm.runs.io.remove_result`)."""
+        return _entries(self.stage, "remove")
 
     def commit(self, drop: tuple[str, ...] | list[str] = ()) -> list[str]:
         """Move every staged file into place and remove the files named in ``drop`` that this run did not
@@ -114,10 +102,10 @@ class Transaction:
         a link or an unwritable folder where a file goes is refused before anything moves); a move that still
         fails is rolled back, so the folder holds the earlier run exactly as it was. Returns the committed
         names."""
+        staged, drop = self.staged, [*drop, *self.removed]
         self._close()
-        drop = [*drop, *self.removed]
-        journal = {"stage": self.stage.name, "files": list(self.staged),
-                   "drop": [d for d in dict.fromkeys(drop) if d not in self.staged
+        journal = {"stage": self.stage.name, "files": staged,
+                   "drop": [d for d in dict.fromkeys(drop) if d not in staged
                             and os.path.lexists(self.out / d)]}
         if self.replaced is not None:
             journal["replaced"] = self.replaced.name
@@ -168,12 +156,12 @@ class Transaction:
                 _restore(self.out, self.replaced)
 
     def forget(self) -> None:
-        """Stop routing writes, touching nothing on disk (a killed run: :func:`recover` cleans up later)."""
+        """Stop taking writes, leaving the staged files (a killed run: :func:`recover` cleans up later)."""
         self._close()
 
     def _close(self) -> None:
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
+        if self.stage is not None:
+            inside(self.out, self.stage / LOG).unlink(missing_ok=True)
 
 
 def check_targets(out: Path, names: list[str]) -> None:
@@ -346,22 +334,60 @@ def step(name: str) -> None:
         STEP_HOOK(name)
 
 
+def open_stage(path: str | os.PathLike) -> tuple[Path, Path] | None:
+    """The innermost folder holding ``path`` in which this process has a transaction open, with its staging
+    folder (None: a write to ``path`` goes in place)."""
+    name = _stage_name()
+    for folder in _absolute(path).parents:
+        if os.path.isfile(folder / name / LOG) and not os.path.islink(folder / name):
+            return folder, folder / name
+    return None
+
+
+def _stage_name() -> str:
+    return f"{STAGE_PREFIX}{os.getpid()}-{_TOKEN}"
+
+
+def route(path: str | os.PathLike) -> tuple[Path, str] | None:
+    """Where a write to ``path`` lands: (staging folder, path relative to it) in the open transaction of a
+    folder holding it, or None when it goes in place (then a file created under a ``direct`` folder is
+    recorded as the run's, :attr:`Transaction.written`)."""
+    found = open_stage(path)
+    if found is None:
+        return None
+    out, stage = found
+    rel = _absolute(path).relative_to(out)
+    with open(stage / LOG) as f:
+        direct = json.loads(f.readline())[1]
+    if rel.parts[0] in direct or rel.parts[0].startswith(STAGE_PREFIX):
+        if not os.path.exists(path):   # a file this run creates (one it rewrites is not its to remove)
+            record(stage, rel.as_posix(), "wrote")
+        return None
+    return stage, rel.as_posix()
+
+
+def record(stage: Path, value: object, kind: str = "staged") -> None:
+    """Record one entry in the staging folder's :data:`LOG` (``staged``: a file staged whole at ``value``)."""
+    with open(stage / LOG, "a") as f:
+        f.write(json.dumps([kind, value]) + "\n")
+
+
+def _entries(stage: Path | None, kind: str) -> list[str]:
+    """The entries ``kind`` of the staging folder's :data:`LOG`, once each in the order recorded (none once
+    it is closed)."""
+    try:
+        lines = (stage / LOG).read_text().splitlines() if stage is not None else []
+    except FileNotFoundError:
+        return []
+    return list(dict.fromkeys(value for k, value in map(json.loads, lines) if k == kind))
+
+
 def current(path: str | os.PathLike) -> Path:
     """Where ``path`` is read from: this run's staged copy when an open transaction staged one (a run reads
     its own writes), else ``path`` itself."""
-    tx = active_for(path)
-    if tx is not None and tx.stage is not None:
-        staged = tx.stage / _absolute(path).relative_to(tx.out)
-        if staged.relative_to(tx.stage).as_posix() in tx.staged:
+    found = open_stage(path)
+    if found is not None:   # a staged file is complete or absent (its writer renames it there last)
+        staged = found[1] / _absolute(path).relative_to(found[0])
+        if staged.is_file():
             return staged
     return Path(path)
-
-
-def active_for(path: str | os.PathLike) -> Transaction | None:
-    """The innermost open transaction whose folder holds ``path`` (None: the write goes in place)."""
-    p = _absolute(path)
-    best = None
-    for tx in _ACTIVE:
-        if (p == tx.out or tx.out in p.parents) and (best is None or len(tx.out.parts) > len(best.out.parts)):
-            best = tx
-    return best

@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 import litelvlm.runs.transaction as transaction
-from analysis.common.runs.run_folder import LOCK_NAME, RunFolder
 from litelvlm.cli import main
+from litelvlm.runs.run_folder import LOCK_NAME, RunFolder
 from litelvlm.runs.run_owner import MARKER
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")

@@ -12,7 +12,7 @@ import analysis.grounding.compute as grounding
 import analysis.importance.compute as importance
 from litelvlm.budget import Budget
 from litelvlm.cli import main
-from tests.analysis.common.runs.test_run_folder import study_args
+from tests.litelvlm.runs.test_run_folder import study_args
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 

@@ -135,8 +135,8 @@ def test_retention_data_is_refer_dir(capsys):
 ])
 def test_results_folders_with_old_option_names_still_resume(tmp_path, new_key, config):
     """A config.json written before the renames (``limit``, ``data``) matches a run with the same options."""
-    from analysis.common.runs.study import check_config
     from litelvlm.errors import LiteLVLMError
+    from litelvlm.runs.resume import check_config
 
     (tmp_path / "config.json").write_text(json.dumps({"seed": 0, "limit": 3, "data": "r"}))
     assert check_config(tmp_path, {**config, new_key: 3})[new_key] == 3

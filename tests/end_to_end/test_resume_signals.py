@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from litelvlm.cli import main
-from tests.analysis.common.runs.test_run_folder import retention_data_option
 from tests.end_to_end.test_grow_runs import TABLES
+from tests.litelvlm.runs.test_run_folder import retention_data_option
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 

@@ -3,8 +3,8 @@
 Launched on P processes (``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
 where ``accelerate launch --cpu`` starts a single process; ``accelerate launch --multi_gpu --num_processes P
 -m litelvlm.cli ...`` on GPUs), a study's items (images, videos) are split across the processes (``rank::P``),
-each process writes the finished parts of its own items (``analysis.common.runs.parts``), and the main process
-alone holds the ``--out`` folder (:class:`~analysis.common.runs.run_folder.RunFolder`: its lock, the resume
+each process writes the finished parts of its own items (``litelvlm.runs.parts``), and the main process
+alone holds the ``--out`` folder (:class:`~litelvlm.runs.run_folder.RunFolder`: its lock, the resume
 check, the tables), merging every process's parts once all have finished. Started as one process (no
 launcher), it is the single run, unchanged.
 """
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from accelerate import PartialState
 
-from analysis.common.runs.run_folder import RunFolder
+from litelvlm.runs.run_folder import RunFolder
 
 T = TypeVar("T")
 

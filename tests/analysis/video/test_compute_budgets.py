@@ -126,7 +126,7 @@ def fake(monkeypatch) -> FakeEval:
 
 
 def test_the_runs_reach_the_runner_as_budgets_and_the_parts_keep_their_ids(tmp_path, fake):
-    from analysis.common.runs.parts import PartStore
+    from litelvlm.runs.parts import PartStore
 
     out = tmp_path / "video"
     argv = ["eval-video", "--out", str(out), "--anno-sets", "0", "--synthetic-videos", "1",

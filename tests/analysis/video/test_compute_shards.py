@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.common.runs.run_folder import RunFolder
 from litelvlm.cli import main
+from litelvlm.runs.run_folder import RunFolder
 from tests.analysis.video import test_compute_budgets
 from tests.fixtures.launch import torchrun
 

@@ -23,8 +23,8 @@ def test_intervals_over_videos_comparisons_and_claims(tmp_path, monkeypatch):
         at = list(summary.columns).index(metric)
         assert list(summary.columns[at:at + 4]) == [metric, f"{metric}_lo", f"{metric}_hi", f"{metric}_mc"]
     assert summary.columns[-1] == "weights"
-    from analysis.common.runs.parts import PartStore
     from analysis.common.stats import bootstrap as B
+    from litelvlm.runs.parts import PartStore
 
     # DAVIS's per-object J of each part
     objects = pd.concat(PartStore(out).frames("objects"), ignore_index=True)

@@ -133,7 +133,7 @@ def test_validate_quantized_tiny(coco128, tmp_path):
 
 
 def test_folders_written_before_quantize_resume(tmp_path):
-    from analysis.common.runs.study import check_config
+    from litelvlm.runs.resume import check_config
 
     (tmp_path / "config.json").write_text(json.dumps({"model": "tiny-random:0"}))
     check_config(tmp_path, {"model": "tiny-random:0", "quantize": "none", "quantize_backend": "bitsandbytes"})

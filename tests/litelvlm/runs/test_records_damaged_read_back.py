@@ -23,15 +23,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from analysis.common.runs.parts import PartStore
-from analysis.common.runs.run_folder import RunFolder as StudyFolder
 from analysis.validate import reference
 from analysis.validate.reference import REFERENCE_FILE, load_reference, save_reference
 from litelvlm.errors import LiteLVLMError
 from litelvlm.runs import cache
 from litelvlm.runs.folder_lock import LOCK_NAME
 from litelvlm.runs.io import write_json, write_text
+from litelvlm.runs.parts import PartStore
 from litelvlm.runs.run_folder import RunFolder
+from litelvlm.runs.run_folder import RunFolder as StudyFolder
 from litelvlm.runs.run_owner import MARKER, claim, release
 from litelvlm.runs.transaction import JOURNAL, STAGE_PREFIX
 

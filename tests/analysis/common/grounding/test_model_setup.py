@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 from analysis.common.grounding.model_setup import study_numerics
-from analysis.common.runs.study import NOT_COMPARED, llm_attn_record
+from analysis.common.runs.study import llm_attn_record
 from litelvlm.registry.families import card_of
+from litelvlm.runs.resume import NOT_COMPARED
 
 
 @pytest.mark.parametrize("model, official", [("tiny-random:0", "eager"),

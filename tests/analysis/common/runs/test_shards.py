@@ -3,8 +3,8 @@ own, the folder held); the shares of P processes cover every item once, in order
 
 from __future__ import annotations
 
-from analysis.common.runs.run_folder import RunFolder
 from analysis.common.runs.shards import Shards
+from litelvlm.runs.run_folder import RunFolder
 
 
 def test_one_process_is_the_single_run(tmp_path):

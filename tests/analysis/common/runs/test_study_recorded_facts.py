@@ -1,4 +1,4 @@
-"""A resume refusal (:func:`analysis.common.runs.study.check_config`) names as ``--key`` only the options of
+"""A resume refusal (:func:`litelvlm.runs.resume.check_config`) names as ``--key`` only the options of
 the command that refuses: what a study records in ``config.json`` beside its options (the model's dtype, the
 images counted, ``eval-grounding``'s ``unbatched``, ...) is either left out of the comparison, where the
 options it comes from are compared, or named as the recorded fact it is.
@@ -27,11 +27,12 @@ from analysis.common.grounding.grounding_runs import clip_record
 from analysis.common.options.prefill_args import prefill_record
 from analysis.common.presentation.caveats import TIMING_KEY
 from analysis.common.runs.identity import run_identity
-from analysis.common.runs.study import NOT_COMPARED, RECORDED_FACTS, check_config, llm_attn_record
+from analysis.common.runs.study import llm_attn_record
 from analysis.video.batches import batch_record
 from litelvlm.cli import build_parser
 from litelvlm.errors import LiteLVLMError
 from litelvlm.registry.families import image_resize_record
+from litelvlm.runs.resume import NOT_COMPARED, RECORDED_FACTS, check_config
 
 ROOT = Path(__file__).resolve().parents[4]
 #: the commands whose run folders resume (``RunFolder.resume``), and their study's package

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from analysis.common.runs.run_folder import LOCK_NAME, RunFolder
 from litelvlm.errors import LiteLVLMError
 from litelvlm.runs.io import write_json, write_text
+from litelvlm.runs.run_folder import LOCK_NAME, RunFolder
 from litelvlm.runs.run_owner import MARKER
 
 

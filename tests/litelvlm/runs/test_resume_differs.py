@@ -1,4 +1,4 @@
-"""analysis.common.runs.study.check_config: a folder of a different configuration of the same command is
+"""litelvlm.runs.resume.check_config: a folder of a different configuration of the same command is
 refused naming the two or three options that differ most (the model, then what changes the numbers, then the
 selection, then bookkeeping), then how many more, and the way out."""
 
@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from analysis.common.runs.study import check_config, name_options, option_rank
 from litelvlm.errors import LiteLVLMError
+from litelvlm.runs.resume import check_config, name_options, option_rank
 
 
 @pytest.mark.odd_case("a run owns its --out", "an --out holding a different configuration of the same "

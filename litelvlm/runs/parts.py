@@ -27,11 +27,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.common.runs.study import read_json
-from litelvlm.errors import LiteLVLMError
-from litelvlm.runs.io import write_json, write_parquet
-from litelvlm.runs.records import inside
-from litelvlm.runs.transaction import current
+from ..errors import LiteLVLMError
+from .io import read_json, write_json, write_parquet
+from .records import inside
+from .transaction import current
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A run owns its ``--out`` folder (analysis.common.runs.study.RunFolder, analysis.common.runs.parts), on
+"""A run owns its ``--out`` folder (litelvlm.runs.run_folder.RunFolder, litelvlm.runs.parts), on
 every resumable study: a lock against a second run, stale temporary files removed, nothing left behind on an
 error, all images unreadable an error, unreadable images retried, truncated files named or recomputed, stale
 optional outputs removed, the thread count recorded, and paths that work from any directory."""
@@ -13,11 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.common.runs.parts import PartStore, read_parquet
-from analysis.common.runs.run_folder import RunFolder
-from analysis.common.runs.study import check_config, portable_paths, read_json, resolve_config_path
+from analysis.common.runs.study import portable_paths, read_json, resolve_config_path
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
+from litelvlm.runs.parts import PartStore, read_parquet
+from litelvlm.runs.resume import check_config
+from litelvlm.runs.run_folder import RunFolder
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 
