@@ -32,8 +32,11 @@ def _run(coco, out, *extra) -> int:
 def test_every_offered_method_runs(coco128, tmp_path, offered):
     # every registered method runs on UniPixel (variants included) but those pruning inside a vision tower, a
     # stage the family does not offer (method_error refuses them:
-    # test_a_tower_method_is_refused_before_writing)
-    assert set(offered) == {m for m in available_methods() if not get_method(m).prunes_in_vision_tower}
+    # test_a_tower_method_is_refused_before_writing), and those reading CLIP's own grid beyond its per-token
+    # scores without a Qwen2.5-VL variant (ViTCoP: only LLaVA code is published)
+    specs = {m: get_method(m, "qwen2.5-vl") for m in available_methods()}
+    assert set(offered) == {m for m, s in specs.items()
+                            if not s.prunes_in_vision_tower and not (s.uses_clip and not s.scores_only)}
     assert offered and len(offered) < len(available_methods())
     # captum over the tiny model: covered by the library tests
     methods = [m for m in offered if m != "saliency"]

@@ -102,5 +102,5 @@ def test_declarations_on_the_papers_depths():
 def test_tower_readers_are_declared_apart():
     towers = {name for name in method_names() if get_method(name).tower_attention_weights}
     assert towers == {"litelvlm", "litelvlm-ctx", "litelvlm-context", "clip_topsim", "vispruner", "visionzip",
-                      "prumerge", "prumerge+", "hiprune", "flowcut", "vscan"}
+                      "prumerge", "prumerge+", "hiprune", "flowcut", "vscan", "vitcop"}
     assert all(get_method(name).flash_compatible for name in method_names())

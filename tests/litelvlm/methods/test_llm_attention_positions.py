@@ -127,7 +127,7 @@ def test_a_two_stage_method_keeps_positions_at_both_stages(tiny_glamm, tiny_glam
 
 def test_tokens_without_an_original_position_are_refused(tiny_glamm, tiny_glamm_prep):
     assert sorted(n for n in method_names() if not get_method(n).original_positions) == [
-        "downsample", "prumerge", "prumerge+", "sparsevlm", "visionzip"]
+        "downsample", "prumerge", "prumerge+", "sparsevlm", "visionzip", "vitcop"]
     pipe, prep = tiny_glamm, tiny_glamm_prep
     with torch.no_grad():
         for method in ("visionzip", "prumerge"):  # a [CLS] (-1), a merged extra token (-2)

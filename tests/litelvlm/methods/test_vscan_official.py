@@ -268,21 +268,24 @@ def official_forward_x(lm, inputs_embeds, layer_list, image_token_list, image_to
 
 class Tower:
     """A random transformers CLIP vision tower with 24 blocks on the 24x24 grid (so the official block 5 and
-    -2 apply as they are), as a CLIP backend; ``features`` stand for the projector outputs."""
+    -2 apply as they are), as a CLIP backend; ``features`` stand for the projector outputs; ``side``: another
+    square grid."""
 
-    def __init__(self, dtype: torch.dtype, seed: int = 0, layers: int = 24, width: int = 32):
+    def __init__(self, dtype: torch.dtype, seed: int = 0, layers: int = 24, width: int = 32,
+                 side: int = 24):
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
         torch.manual_seed(seed)
         cfg = CLIPVisionConfig(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
-                               num_attention_heads=4, image_size=14 * 24, patch_size=14)
+                               num_attention_heads=4, image_size=14 * side, patch_size=14)
         self.model = CLIPVisionModelWithProjection(cfg).eval().to(dtype)
         for layer in self.model.vision_model.encoder.layers:  # peaked attention rows, as CLIP's
             layer.self_attn.q_proj.weight.data.mul_(4.0)
         self.vision_heads = 4
         g = torch.Generator().manual_seed(seed)
-        pixels = torch.randn(1, 3, 14 * 24, 14 * 24, generator=g).to(dtype)
-        self.features = torch.randn(1, 576, 24, generator=g).to(dtype)
+        pixels = torch.randn(1, 3, 14 * side, 14 * side, generator=g).to(dtype)
+        self.features = torch.randn(1, side * side, 24, generator=g).to(dtype)
+        self.side = side
         with torch.no_grad():
             self.hidden_states = tuple(
                 self.model(pixel_values=pixels, output_hidden_states=True).hidden_states)
@@ -300,7 +303,7 @@ class Tower:
 
     def inputs(self) -> SelectorInputs:
         return SelectorInputs(
-            VisionTrace(hidden_states=self.hidden_states, grid=(24, 24), num_prefix_tokens=1,
+            VisionTrace(hidden_states=self.hidden_states, grid=(self.side, self.side), num_prefix_tokens=1,
                                           backend=self))
 
 

@@ -110,8 +110,9 @@ def test_describe_labels_the_adaptations_and_refusals_say_why(qwen3_tiny):
     assert "Qwen3-VL grid" in got["pruning"] and "this project's adaptation" in got["pruning"]
     assert "no window attention" in pipe.method_error("vscan")
     assert "vision-tower stage" in pipe.method_error("flowcut")
+    assert pipe.method_error("vitcop").startswith("vitcop reads CLIP's features or attention")
     refused = {m for m in available_methods() if pipe.method_error(m) is not None}
-    assert refused == {"vscan", "flowcut"}
+    assert refused == {"vscan", "flowcut", "vitcop"}
 
 
 def test_fastv_reads_the_q_k_normed_attention(qwen3_tiny):
