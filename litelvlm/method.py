@@ -154,7 +154,7 @@ class Method:
             raise ValueError("positions 'pad' needs single visual tokens (original_positions) dropped at "
                              "the LLM input")
         if (self.forward is None) == self.stage.prunes_inside_llm:
-            raise ValueError(f"stage {self.stage!r}: a forward is "
+            raise ValueError(f"stage {self.stage.name!r}: a forward is "
                              f"{'needed' if self.forward is None else 'not used'}")
 
     # -- what the pipeline and the studies ask (the stage's typed answers) -----------------------------------
@@ -187,7 +187,7 @@ class Method:
     @property
     def prunes_in_vision_tower(self) -> bool:
         """Whether it prunes between the blocks of the family's vision tower (FlowCut;
-        :class:`~litelvlm.method_stage.TowerStage`)."""
+        :data:`~litelvlm.method_stage.TOWER_STAGE`)."""
         return self.stage.prunes_in_vision_tower
 
     @property

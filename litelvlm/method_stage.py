@@ -1,12 +1,12 @@
-"""Where a pruning method acts, as an object (:class:`Stage`): its name in :data:`STAGES` and the typed
-answers the pipeline and the studies ask instead of comparing names, with the pipeline's own step for it
-(:meth:`Stage.step_of`). A :class:`~litelvlm.method.Method` declares its stage. This module imports nothing
-heavy."""
+"""Where a pruning method acts, as a value (:class:`Stage`): its name in :data:`STAGES`, the typed answers the
+pipeline and the studies ask instead of comparing names, and the function that runs it (:attr:`Stage.step`).
+A :class:`~litelvlm.method.Method` declares its stage by name. This module imports nothing heavy."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import LiteLVLMError
@@ -26,15 +26,43 @@ STAGES = {
 }
 
 
-class Stage(str):
-    """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written
-    as that name, so tables and configs read as before) and the typed answers the pipeline and the studies ask
-    instead of comparing names. :meth:`step_of` gives the pipeline's own step for it
-    (``GroundingPipeline.run_llm_stage``; CLIP's stage ``run_clip_stage``; the tower stage's is its own
-    :meth:`run`), a function each stage class returns, which ``ground`` calls, so no caller branches on a
-    stage."""
+def clip_step(pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
+    """A CLIP-side method's step: the pipeline's ``run_clip_stage``."""
+    return pipeline.run_clip_stage(prepared, method, budget, full, **kw)
 
-    NAME = ""
+
+def llm_step(pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
+    """The step of a method acting with the LLM (at its input or inside it): the pipeline's
+    ``run_llm_stage``."""
+    return pipeline.run_llm_stage(prepared, method, budget, full, **kw)
+
+
+def tower_step(pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Any, rule: str,
+               given: bool = False, positions: str = "official", **options: Any) -> tuple:
+    """A tower-stage method's step, the same for every family (``GroundingPipeline.tower_context``: a
+    :class:`litelvlm.pruning.tower.TowerContext`): (the (K, h) LLM inputs, the selection, the visual-token
+    indices they stand for when they keep their positions (``rule`` ``keep``), None)."""
+    if given:
+        raise LiteLVLMError(f"{method} prunes inside the vision tower, so its LLM inputs are no rows of "
+                            "the given visual_embeds")
+    ctx = pipeline.tower_context(prepared)
+    sel = spec.select(ctx, budget, **options)
+    if len(sel) != budget or sel.features is None or len(sel.features) != budget:
+        raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget} (with their tower "
+                             "features)")
+    vis, rows = ctx.llm_inputs(sel)
+    return vis, sel, rows if rule == "keep" else None, None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where a method acts: its ``name`` in :data:`STAGES` (written where a table or a message names the
+    stage: ``str(stage)`` or ``stage.name``), the function ``step(pipeline, prepared, method, budget, full,
+    **kw)`` that runs it, which ``ground`` calls (:meth:`run`), and the typed answers the pipeline and the
+    studies ask instead of comparing names. The stages are the five values of :data:`STAGE_OBJECTS`."""
+
+    name: str
+    step: Callable[..., tuple]
     #: selects on CLIP's visual tokens before the LLM (``select(SelectorInputs, K)``; ``kind`` ``clip``)
     acts_on_clip: bool = False
     #: chosen with the LLM's input embeddings (or the unpruned LLM), applied at the LLM input
@@ -48,13 +76,15 @@ class Stage(str):
     #: stage
     prunes_in_vision_tower: bool = False
 
-    def __new__(cls, name: str | None = None) -> Stage:
-        if name is not None and name != cls.NAME:
-            raise ValueError(f"{cls.__name__} is stage {cls.NAME!r}; got {name!r}")
-        return super().__new__(cls, cls.NAME)
+    def __post_init__(self) -> None:
+        if self.name not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {self.name!r}")
 
-    def __reduce__(self):
-        return stage_of, (str(self),)
+    def __str__(self) -> str:
+        return self.name
+
+    def __reduce__(self) -> tuple:
+        return stage_of, (self.name,)
 
     @property
     def acts_with_llm(self) -> bool:
@@ -70,86 +100,39 @@ class Stage(str):
     @property
     def description(self) -> str:
         """What the method's ``select`` receives at this stage (:data:`STAGES`)."""
-        return STAGES[self.NAME]
+        return STAGES[self.name]
 
     def step_of(self, pipeline: Any) -> Callable[..., tuple]:
-        """The step of ``pipeline``'s ``ground`` for this stage: its ``run_llm_stage`` (CLIP's stage: its
-        ``run_clip_stage``; the tower stage: its own :meth:`run`)."""
-        return pipeline.run_llm_stage
+        """:attr:`step` bound to ``pipeline``: ``step_of(pipeline)(prepared, method, budget, full, **kw)``."""
+        return functools.partial(self.step, pipeline)
 
     def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
-        """The pipeline's step for this stage (:meth:`step_of`): (LLM inputs or None, Selection, kept indices
-        or None, LLM output or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
-        return self.step_of(pipeline)(prepared, method, budget, full, **kw)
+        """(LLM inputs or None, Selection, kept indices or None, LLM output or None) of ``method`` keeping
+        ``budget`` (K, already counted) tokens: :attr:`step` on ``pipeline``."""
+        return self.step(pipeline, prepared, method, budget, full, **kw)
 
 
-class ClipStage(Stage):
-    """On CLIP's visual tokens, before the LLM."""
+#: on CLIP's visual tokens, before the LLM
+CLIP_STAGE = Stage("clip", clip_step, acts_on_clip=True)
+#: chosen with the LLM (or its input embeddings), applied at the LLM input
+INPUT_STAGE = Stage("llm-input", llm_step, selects_at_llm_input=True)
+#: inside the LLM, from one decoder layer on
+LAYER_STAGE = Stage("llm-layer", llm_step, prunes_inside_llm=True, prunes_at_one_layer=True)
+#: inside the LLM, over several stages
+STAGES_STAGE = Stage("llm-stages", llm_step, prunes_inside_llm=True)
+#: inside the family's vision tower, between its encoder blocks: the method's ``select`` runs the tower,
+#: choosing after each block which tokens go on; the LLM receives the tower's output on the kept ones
+TOWER_STAGE = Stage("vision-tower", tower_step, prunes_in_vision_tower=True)
 
-    NAME = "clip"
-    acts_on_clip = True
-
-    def step_of(self, pipeline: Any) -> Callable[..., tuple]:
-        return pipeline.run_clip_stage
-
-
-class InputStage(Stage):
-    """Chosen with the LLM (or its input embeddings), applied at the LLM input."""
-
-    NAME = "llm-input"
-    selects_at_llm_input = True
-
-
-class LayerStage(Stage):
-    """Inside the LLM, from one decoder layer on."""
-
-    NAME = "llm-layer"
-    prunes_inside_llm = True
-    prunes_at_one_layer = True
-
-
-class StagesStage(Stage):
-    """Inside the LLM, over several stages."""
-
-    NAME = "llm-stages"
-    prunes_inside_llm = True
-
-
-class TowerStage(Stage):
-    """Inside the family's vision tower, between its encoder blocks (``GroundingPipeline.tower_context``: a
-    :class:`litelvlm.pruning.tower.TowerContext`): the method's ``select`` runs the tower, choosing after each
-    block which tokens go on; the LLM receives the tower's output on the kept ones. Its step, here, is the
-    same for every family."""
-
-    NAME = "vision-tower"
-    prunes_in_vision_tower = True
-
-    def step_of(self, pipeline: Any) -> Callable[..., tuple]:
-        return functools.partial(self.run, pipeline)
-
-    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Any,
-            rule: str, given: bool = False, positions: str = "official", **options: Any) -> tuple:
-        """(the (K, h) LLM inputs, the selection, the visual-token indices they stand for when they keep their
-        positions (``rule`` ``keep``), None) of a tower-stage method."""
-        if given:
-            raise LiteLVLMError(f"{method} prunes inside the vision tower, so its LLM inputs are no rows of "
-                                "the given visual_embeds")
-        ctx = pipeline.tower_context(prepared)
-        sel = spec.select(ctx, budget, **options)
-        if len(sel) != budget or sel.features is None or len(sel.features) != budget:
-            raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget} (with their tower "
-                                 "features)")
-        vis, rows = ctx.llm_inputs(sel)
-        return vis, sel, rows if rule == "keep" else None, None
-
-
-#: every stage object by its name
-STAGE_TYPES: dict[str, Stage] = {s.NAME: s()
-                                 for s in (ClipStage, InputStage, LayerStage, StagesStage, TowerStage)}
+#: every stage by its name
+STAGE_OBJECTS: dict[str, Stage] = {s.name: s
+                                   for s in (CLIP_STAGE, INPUT_STAGE, LAYER_STAGE, STAGES_STAGE, TOWER_STAGE)}
 
 
 def stage_of(name: str | Stage) -> Stage:
     """The :class:`Stage` named ``name`` (a Stage as it is)."""
-    if name not in STAGE_TYPES:
+    if isinstance(name, Stage):
+        return name
+    if name not in STAGE_OBJECTS:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {name!r}")
-    return STAGE_TYPES[name]
+    return STAGE_OBJECTS[name]

@@ -18,7 +18,6 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -39,6 +38,7 @@ from litelvlm.methods import available_methods, get_method
 from litelvlm.methods.select import visual_features
 from litelvlm.pruning import SelectorInputs
 from litelvlm.registry.provenance import weights_banner, weights_kind
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.io import copy_file, save_plot, write_csv, write_json
 from litelvlm.runs.run_folder import RunFolder
 from litelvlm.toy import default_model_path
@@ -193,7 +193,7 @@ def run_demo(a: DemoArgs, screen: Screen = Screen()) -> int:
                        "figures": [p.name for p in figures],
                        # what was run, not where or how long: the same command writes the same bytes into any
                        # --out
-                       "args": {k: v for k, v in asdict(a).items() if k not in ("out", "work_dir")}}
+                       "args": {k: v for k, v in record(a).items() if k not in ("out", "work_dir")}}
             write_json(out / "demo_summary.json", summary)
     finally:
         if tmp_work:

@@ -37,7 +37,6 @@ and merged by summing intersections and unions (never by averaging per-shard cIo
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -70,7 +69,7 @@ from litelvlm.lvlm.captured_paths import install_paths
 from litelvlm.method import position_error
 from litelvlm.registry.families import exif_transpose, get_family, image_resize_record, load_pipeline, resolve
 from litelvlm.registry.provenance import mark_weights, weights_banner
-from litelvlm.registry.resolved_model import ResolvedModel
+from litelvlm.registry.resolved_model import ResolvedModel, record
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.runs.parts import PartStore, read_parquet
@@ -258,7 +257,7 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
     if pipe.abilities.clip_side == "mapped" and any(pipe.spec(m).uses_clip for m in methods):
         log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
     out = Path(a.out)
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk", "prefill", "capture",
+    config = {k: v for k, v in record(a).items() if k not in ("out", "device", "chunk", "prefill", "capture",
                                                               "encoders")}
     config.update(prefill_record(a.prefill, a.capture, a.encoders))
     for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
@@ -270,7 +269,7 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
     config.update(methods=methods, budgets=[b.column for b in budgets], images=len(image_ids),
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id, **llm_attn_record(pipe.language_model),
-                  model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
+                  model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(record(a), out),
                   torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(),
                   run=run_record(screen.argv), **run_identity("grounding", a.model))
     unbatched = batch_notes(pipe, a, methods, say=shards.is_main)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +60,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.registry.families import exif_transpose, image_resize_record, load_pipeline
 from litelvlm.registry.provenance import mark_weights, weights_banner
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, remove_result, write_csv, write_json, write_parquet
 from litelvlm.runs.parts import PartStore, read_parquet
@@ -298,7 +298,7 @@ def run_importance(a: ImportanceArgs, pipe=None,
     clip_names = check_family(pipe, signals, split_list(a.method_signals))
 
     out = Path(a.out)
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "save_scores", "n_boot")}
+    config = {k: v for k, v in record(a).items() if k not in ("out", "device", "save_scores", "n_boot")}
     # recorded for a family that has one
     config.update(image_resize_record(config.pop("image_resize"), a.model))
     lm = pipe.language_model.config
@@ -306,7 +306,7 @@ def run_importance(a: ImportanceArgs, pipe=None,
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id, llm_layers=int(lm.num_hidden_layers),
                   llm_heads=int(lm.num_attention_heads),
-                  num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
+                  num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(record(a), out),
                   torch_threads=torch_thread_count(), run=run_record(screen.argv),
                   **run_identity("importance", a.model))
     with RunFolder(out, direct=("parts", "images"), command="importance") as folder:

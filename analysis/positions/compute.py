@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import zlib
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +45,7 @@ from litelvlm.method import position_error
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.registry.families import image_resize_record, load_pipeline
 from litelvlm.registry.provenance import mark_weights, weights_banner
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.io import write_csv, write_json
 from litelvlm.runs.parts import PartStore
 from litelvlm.runs.run_folder import RunFolder
@@ -166,10 +166,10 @@ def run_positions(a: PositionsArgs, checked: tuple | None = None, screen: Screen
     methods = given or [m for m in method_names() if not get_method(m).baseline and not get_method(m).oracle
                         and pipe.method_error(m) is None]
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets")}
+    config = {k: v for k, v in record(a).items() if k not in ("out", "device", "methods", "budgets")}
     # recorded for a family that has one
     config.update(image_resize_record(config.pop("image_resize"), a.model))
-    config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
+    config.update(image_id=recs[0].image_id, paths=portable_paths(record(a), out),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), **clip_record(pipe),
                   numerics=pipe.numerics.to_dict(), run=run_record(screen.argv),
                   **run_identity("positions", a.model))

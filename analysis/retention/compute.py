@@ -20,7 +20,6 @@ per-token ``score``, and ``visual_tokens.csv`` each image's N and token grid.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ from litelvlm.models.quantize import quantize_clip
 from litelvlm.pruning import SelectorInputs, context_scores, similarity
 from litelvlm.registry.families import exif_transpose, image_resize_record, load_pipeline
 from litelvlm.registry.provenance import weights_banner
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, remove_result, write_csv, write_json, write_parquet
 from litelvlm.runs.parts import read_parquet
@@ -214,10 +214,10 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
     write_parquet(out / "retention.parquet", table)
     skipped = meta.pop("skipped")
     # --image-resize recorded only for a family with a resize of its own (others as before)
-    options = asdict(a)
+    options = record(a)
     options.update(image_resize_record(options.pop("image_resize"), a.model))
     write_json(out / "config.json", {**options, **meta, "synthetic": a.refer_dir is None, "skipped": skipped,
-                                      "paths": portable_paths(asdict(a), out),
+                                      "paths": portable_paths(record(a), out),
                                      "torch_threads": torch_thread_count(),
                                       "run": run_record(argv),
                                      **run_identity("retention", a.model,
@@ -231,7 +231,8 @@ def run_family_retention(a: RetentionArgs, screen: Screen = Screen()) -> Path:
     """The retention tables of the methods ``--model``'s family runs (:mod:`analysis.retention.pipeline`):
     every method it cannot run refused, and the pipeline loaded, before anything is written."""
     if a.quantize != "none" or a.backend:
-        raise LiteLVLMError(f"--model {a.model!r} is an LVLM: --quantize and --backend are for a CLIP model")
+        raise LiteLVLMError(f"--model {str(a.model)!r} is an LVLM: --quantize and --backend are for a CLIP "
+                            "model")
     pipe = load_pipeline(a.model, device="cpu", dtype=getattr(torch, a.dtype),
                          **image_resize_kwargs(a.image_resize))
     methods = family_methods(pipe, split_list(a.methods))

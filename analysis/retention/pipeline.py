@@ -72,11 +72,11 @@ def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pair
             n, grid = pipe.num_visual(prep), pipe.visual_grid(prep)
             info = {"image_id": image_id, "num_visual": n, "grid_h": grid[0], "grid_w": grid[1]}
             todo = image_runs(pairs, n, image_id)
-        meta = {"image_id": image_id, "text": " | ".join(group), "model": model}
+        meta = {"image_id": image_id, "text": " | ".join(group), "model": str(model)}
         for method, budget in todo:
             with torch.no_grad():
                 sel = pipe.ground(prep, method, budget).selection
-            rows.append(_kept_rows(meta, method, budget, sel, n, pipe.spec(method).stage))
+            rows.append(_kept_rows(meta, method, budget, sel, n, pipe.spec(method).stage.name))
             if (s := _score_rows(meta, method, budget, sel, grid)) is not None:
                 scores.append(s)
     return rows, scores, info

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +44,7 @@ from litelvlm.data.refer import ReferRecord
 from litelvlm.errors import LiteLVLMError
 from litelvlm.machine.versions import run_versions
 from litelvlm.registry.provenance import mark_weights, weights_banner
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.io import write_csv, write_json, write_parquet
 from litelvlm.runs.run_folder import RunFolder
 
@@ -99,9 +99,9 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
         mp.insert(0, "model", clip.name)
         write_parquet(out / "similarity_maps.parquet", mp.reset_index(drop=True))
     folder.drop_stale(["similarity_maps.parquet"] if maps else [])
-    write_json(out / "config.json", {"command": "reversal", "args": asdict(a), "clip": clip.describe(),
+    write_json(out / "config.json", {"command": "reversal", "args": record(a), "clip": clip.describe(),
                                      "layers": layers, "versions": run_versions(), "counts": counts,
-                                     "seconds": round(elapsed, 3), "paths": portable_paths(asdict(a), out),
+                                     "seconds": round(elapsed, 3), "paths": portable_paths(record(a), out),
                                      "torch_threads": torch_thread_count(), "run": run_record(screen.argv),
                                      **run_identity("reversal", a.model, family=CLIP_FAMILY)})
     overall = summary[summary["breakdown"] == "all"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +35,7 @@ from litelvlm.llm.relevance import prompt_relevance
 from litelvlm.machine.versions import run_versions
 from litelvlm.registry.families import card, exif_transpose, family_of, load_pipeline
 from litelvlm.registry.provenance import mark_weights, weights_banner
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.exclusions import Exclusions, one_line
 from litelvlm.runs.io import write_csv, write_json, write_parquet
 from litelvlm.runs.run_folder import RunFolder
@@ -123,8 +123,9 @@ def run_llm_space(a: ReversalArgs, screen: Screen = Screen()) -> int:
 
     if family_of(a.model) != a.grid:
         raise LiteLVLMError("--space llm reads the LLM input space of a model of the --grid family "
-                            f"({a.grid}); --model {a.model!r} is not one (e.g. {card(a.grid).default_model} "
-                            f"or a {card(a.grid).display_name} checkpoint folder)")
+                            f"({a.grid}); --model {str(a.model)!r} is not one (e.g. "
+                            f"{card(a.grid).default_model} or a {card(a.grid).display_name} checkpoint "
+                            "folder)")
     records = load_records(a)
     pipe = load_pipeline(a.model, device=a.device, dtype=getattr(torch, a.dtype))
     t0 = time.perf_counter()
@@ -132,21 +133,22 @@ def run_llm_space(a: ReversalArgs, screen: Screen = Screen()) -> int:
         df, counts, maps = llm_space_study(pipe, records, a.ks, a.threshold, a.save_maps)
         if df.empty:
             raise LiteLVLMError(f"no sentence could be scored ({counts}); nothing written")
-        df.insert(0, "model", a.model)
+        df.insert(0, "model", str(a.model))
         summary = summarise_reversal(df, a.ks, a.n_boot, a.seed)
         out = Path(a.out)
         write_parquet(out / "reversal.parquet", df)
         write_csv(out / "summary.csv", mark_weights(summary, a.model))
         if maps:
             mp = pd.DataFrame(maps).sort_values(["image_id", "sent_id"], kind="stable")
-            mp.insert(0, "model", a.model)
+            mp.insert(0, "model", str(a.model))
             write_parquet(out / "similarity_maps.parquet", mp.reset_index(drop=True))
         folder.drop_stale(["similarity_maps.parquet"] if maps else [])
-        write_json(out / "config.json", {"command": "reversal", "args": asdict(a),
-                                         "clip": {"model": a.model, "space": "llm", "scores": SPACE_NOTE},
+        write_json(out / "config.json", {"command": "reversal", "args": record(a),
+                                         "clip": {"model": str(a.model), "space": "llm",
+                                                  "scores": SPACE_NOTE},
                                          "model": pipe.describe(), "layers": [0], "versions": run_versions(),
                                          "counts": counts, "seconds": round(time.perf_counter() - t0, 3),
-                                         "paths": portable_paths(asdict(a), out),
+                                         "paths": portable_paths(record(a), out),
                                          "torch_threads": torch_thread_count(),
                                          "run": run_record(screen.argv),
                                          **run_identity("reversal", a.model)})

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +49,7 @@ from litelvlm.data.expressions import load_expressions
 from litelvlm.errors import LiteLVLMError
 from litelvlm.machine.versions import run_versions
 from litelvlm.registry.provenance import mark_weights, weights_banner
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.io import write_csv, write_json, write_parquet
 from litelvlm.runs.run_folder import RunFolder
 
@@ -306,10 +306,10 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
         write_csv(out / "ablation_summary.csv", mark_weights(abl_sum, clip.name))
         written += ["ablation.parquet", "ablation_summary.csv"]
     folder.drop_stale(written)
-    write_json(out / "config.json", {"command": "sink", "args": asdict(a), "clip": clip.describe(),
+    write_json(out / "config.json", {"command": "sink", "args": record(a), "clip": clip.describe(),
                                      "vision_layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds_sink": round(t_sink, 3),
-                                     "paths": portable_paths(asdict(a), out),
+                                     "paths": portable_paths(record(a), out),
                                      "torch_threads": torch_thread_count(), "run": run_record(screen.argv),
                                      **run_identity("sink", a.model, family=CLIP_FAMILY)})
     per_layer = summary[summary["head"] == -1]

@@ -25,7 +25,6 @@ import logging
 import sys
 import tempfile
 import zlib
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -71,6 +70,7 @@ from litelvlm.methods import BASELINE, get_method
 from litelvlm.methods.select import select
 from litelvlm.models.random_weights import no_write
 from litelvlm.registry.families import image_resize_record, load_pipeline
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.io import write_json, write_parquet
 from litelvlm.runs.parts import PartStore
 from litelvlm.runs.run_folder import RunFolder
@@ -189,10 +189,10 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path, argv: tuple[s
             *(("positions",) if a.positions == "official" else ()),
             *(("prefill", "capture") if a.prefill == "eager" else ()), *(("encoders",) if a.encoders == "auto"
                                                                          else ()))
-    config = {k: v for k, v in asdict(a).items() if k not in skip}
+    config = {k: v for k, v in record(a).items() if k not in skip}
     # recorded for a family that has one
     config.update(image_resize_record(config.pop("image_resize"), a.model))
-    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(),
+    config.update(paths=portable_paths(record(a), out), torch_threads=torch_thread_count(),
                   run=run_record(argv), **run_identity("validate", a.model))
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id, **llm_attn_record(pipe.language_model))

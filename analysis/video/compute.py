@@ -35,7 +35,7 @@ import logging
 import tempfile
 import zlib
 from contextlib import closing
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ from litelvlm.lvlm.captured_paths import install_paths
 from litelvlm.methods import BASELINE
 from litelvlm.registry.families import image_resize_record, video_eval
 from litelvlm.registry.provenance import mark_weights, weights_banner
+from litelvlm.registry.resolved_model import record
 from litelvlm.runs.io import write_csv, write_json, write_parquet, write_text
 from litelvlm.runs.parts import PartStore
 from litelvlm.video import metrics
@@ -312,12 +313,12 @@ def run_video(a: VideoArgs, checked: tuple | None = None, screen: Screen = Scree
     if errors := family.method_errors(given, budgets):   # refused before anything is loaded or written
         raise LiteLVLMError("; ".join(errors))
     note = family.note
-    config = {k: v for k, v in asdict(a).items() if k not in config_skip(a)}
+    config = {k: v for k, v in record(a).items() if k not in config_skip(a)}
     if a.sam2_video_branch:   # non-default options only: folders written before them stay resumable
         config["sam2_video_branch"] = True
     # a family with a resize of its own records it
     config.update(image_resize_record(a.image_resize, a.model))
-    config.update(paths=portable_paths(asdict(a), out), run=run_record(screen.argv), note=note,
+    config.update(paths=portable_paths(record(a), out), run=run_record(screen.argv), note=note,
                   **run_identity("video", a.model))
     shards = Shards(a.device)
     with tempfile.TemporaryDirectory() as tmp:

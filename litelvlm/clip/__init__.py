@@ -29,6 +29,7 @@ from ..models.family_card import Lazy
 from ..models.model_folder import SCHEMAS, check_model_folder, read_config
 from ..models.model_spec import DEFAULT_HF_MODEL, ModelSpec
 from ..models.random_models import cached_random_folder
+from ..models.resolved_clip import ResolvedClip, resolve_clip
 from .base import ClipBackend
 from .deferred import DeferredClip, description_path, read_description, save_description
 from .traces import HOOK_POINTS, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
@@ -63,20 +64,11 @@ def resolve_random_model(model: str | ModelSpec, backend: str, verify: bool = Tr
     return str(root) if backend == "hf" else f"local-dir:{root}"
 
 
-def _backend_for(model: ModelSpec) -> str:
-    """open_clip for open_clip-style strings (``local-dir:``, ``hf-hub:``, ``ARCH:TAG``, a folder with
-    ``open_clip_config.json``), hf for everything else."""
-    if model.open_clip_style or (
-            os.path.isdir(model) and (Path(model) / "open_clip_config.json").exists()):
-        return "open_clip"
-    return "hf"
-
-
-def _check_folder(model: str, backend: str) -> None:
+def _check_folder(model: str, backend: str, config: dict | None = None) -> None:
     """Refuse, before any import, a model folder that cannot hold a model: empty; (hf) without
     ``config.json``, or with one that is not an object, lacks ``model_type`` or holds a key of the wrong type,
     or without the tokenizer or image-processor files; (open_clip) with an ``open_clip_config.json`` of the
-    wrong types."""
+    wrong types. ``config``: the folder's ``config.json`` as its resolution read it (not read again)."""
     folder = ModelSpec.of(model).folder
     if not os.path.isdir(folder):
         return
@@ -90,11 +82,12 @@ def _check_folder(model: str, backend: str) -> None:
     if not cfg.is_file():
         raise LiteLVLMError(f"model folder {folder!r} has no config.json (a save_pretrained folder is "
                             "expected)")
-    model_type = read_config(folder).get("model_type")
+    config = read_config(folder) if config is None else config
+    model_type = config.get("model_type")
     if model_type is None:
         raise LiteLVLMError(f"model {folder!r}: {cfg} has no 'model_type' (not a transformers model folder)")
     if model_type == "clip":   # another model type is refused by name when loaded (UnsupportedModelError)
-        check_model_folder(folder, "clip")   # the keys' types, the tokenizer and image-processor files
+        check_model_folder(folder, "clip", config)   # the keys' types, tokenizer and image-processor files
 
 
 def _one_line(e: BaseException, limit: int = 300) -> str:
@@ -103,7 +96,7 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
     return (text[:limit] + " ...") if len(text) > limit else text
 
 
-def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
+def load_clip(model: str | ResolvedClip = DEFAULT_HF_MODEL, backend: str | None = None,
               device: Any = "cpu", dtype: Any = None, defer: bool = False) -> Any:
     """Load a CLIP model (a :class:`ClipBackend`) through transformers (``backend="hf"``) or open_clip
     (``"open_clip"``); ``dtype`` defaults to float32.
@@ -113,8 +106,9 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
     a model with local files that was loaded this way before comes back as a
     :class:`~litelvlm.clip.deferred.DeferredClip`, loaded on first use (see that module).
     """
-    spec = ModelSpec.of(model)
-    backend = backend or _backend_for(spec)
+    resolved_clip = resolve_clip(model)   # its folder's config.json read once (none read again here)
+    spec, model = resolved_clip.spec, resolved_clip.text
+    backend = backend or resolved_clip.backend
     if backend not in ("hf", "open_clip"):
         raise LiteLVLMError(f"unknown backend {backend!r}; choose 'hf' or 'open_clip'")
     if spec.random_clip is not None:
@@ -122,7 +116,7 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
 
     # a deferred load reads no weights until its first use (a load without defer, which verifies them then)
     resolved = resolve_random_model(spec, backend, verify=not defer) or spec
-    _check_folder(resolved, backend)
+    _check_folder(resolved, backend, resolved_clip.config if resolved is spec else None)
     if backend == "open_clip" and os.path.isdir(resolved):
         resolved = f"local-dir:{resolved}"
     dtype = torch.float32 if dtype is None else dtype

@@ -24,7 +24,7 @@ from ..registry.families import (
     cards,
     check_budgets_fit,
     check_image_resize,
-    family_or_spec,
+    family_or_clip,
     names_family,
 )
 from ..runs.io import save_plot
@@ -133,7 +133,7 @@ def run(ns) -> int:
     if ns.list_methods:
         return _list_methods(ns.json)
     a = from_namespace(SelectArgs, ns)
-    a.model = family_or_spec(a.model)   # a family's model resolved once (a CLIP as it is)
+    a.model = family_or_clip(a.model)   # resolved once, a family's model or a CLIP
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")

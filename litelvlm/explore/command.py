@@ -85,7 +85,7 @@ def check_args(a: ExploreArgs) -> None:
 
 def run(ns) -> int:
     a = from_namespace(ExploreArgs, ns)
-    a.model = families.family_or_spec(a.model) if a.model else None   # resolved once (a CLIP as it is)
+    a.model = families.family_or_clip(a.model) if a.model else None   # resolved once (a CLIP too)
     check_args(a)
     from .data import load
     from .page import link_budget, write_page

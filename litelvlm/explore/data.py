@@ -202,7 +202,7 @@ class ExploreData:
         key = (method, int(budget))
         if key not in self.mask_cache:
             if self.pipe is None:
-                raise LiteLVLMError(f"model {self.model!r} is a CLIP, which predicts no mask: give a "
+                raise LiteLVLMError(f"model {str(self.model)!r} is a CLIP, which predicts no mask: give a "
                                     "grounding model (e.g. tiny-random:0) for the predicted masks")
             self.calls += 1
             with self.threads():

@@ -118,7 +118,8 @@ def page_html(data: ExploreData, budgets: list[int] | None = None,
                     images.append(f'<img id="mask-{mi}-{k}-{t}" alt="" src="{uri}">')
     sim = [np.round(draw.normalise(v), 3).tolist() for v in data.similarity]
     payload = {
-        "model": data.model, "family": data.family, "methods": data.methods, "texts": data.texts,
+        "model": None if data.model is None else str(data.model), "family": data.family,
+        "methods": data.methods, "texts": data.texts,
         "clip_texts": data.clip_texts, "grid": list(data.grid), "n": data.n, "kept": kept, "similarity": sim,
         "tokens": data.tokens, "attention": [np.round(a, 4).tolist() for a in data.attention],
         "referent_note": data.referent_note, "banner": data.banner, "made_by": made_by(data),

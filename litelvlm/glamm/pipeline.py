@@ -109,7 +109,7 @@ class GlammPipeline(GroundingPipeline):
         #: attention kernels, CLIP preprocessing and scoring precision (default: the official stack)
         self.numerics = Numerics.official() if numerics is None else numerics
         self.clip = clip
-        self.name = name
+        self.name = str(name)   # the model string as written (a resolved model travels apart)
         self.seg_token_id = seg_token_id(tokenizer)
         #: how the LLM's weights were quantized (``QuantReport``), None when they were not
         self.quantization = None
@@ -160,13 +160,13 @@ class GlammPipeline(GroundingPipeline):
         (GLaMM's visual tokens are CLIP's own: ``"clip"``)."""
         model = family_model(model, card(cls.family))  # resolved once, at this edge (a hub id downloaded)
         if clip_context != "clip":
-            raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps "
-                                "an external CLIP onto its own tokens; GLaMM's context part is its CLIP's "
-                                "[CLS] score")
+            raise LiteLVLMError(f"model {model.text!r}: --clip-context {clip_context} is for a family that "
+                                "maps an external CLIP onto its own tokens; GLaMM's context part is its "
+                                "CLIP's [CLS] score")
         if clip_similarity != "clip":
-            raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that "
-                                "maps an external CLIP onto its own tokens; GLaMM's similarity part is its "
-                                "CLIP's")
+            raise LiteLVLMError(f"model {model.text!r}: --clip-similarity {clip_similarity} is for a family "
+                                "that maps an external CLIP onto its own tokens; GLaMM's similarity part is "
+                                "its CLIP's")
 
         check_quantize(quantize, quantize_backend)
         check_layer_dtype(layer_dtype, quantize)
@@ -187,7 +187,7 @@ class GlammPipeline(GroundingPipeline):
             if path is not None else built_random(model.preset, seed_i, tokenizer, load_on, dtype)
         # before quantization; GLaMM's own vision tower is skipped: images go through the CLIP loaded
         # below (checked by load_clip), and a checkpoint need not fill that tower
-        refuse_non_finite(glamm, f"GLaMM model {model!r}", skip="vision_tower")
+        refuse_non_finite(glamm, f"GLaMM model {str(model)!r}", skip="vision_tower")
         quant = quantize_llm_layers(glamm, quantize, quantize_backend, device) if quantize != "none" else None
         backend = load_clip(clip, "hf", device=device, dtype=dtype)
         pipe = cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)

@@ -257,7 +257,7 @@ class GroundingPipeline(abc.ABC):
         return prepared
 
     def run_clip_stage(self, prepared: Prepared, method: str, budget: int, full, **kw) -> tuple:
-        """A CLIP-side method's step of :meth:`ground` (:class:`~litelvlm.method.ClipStage`):
+        """A CLIP-side method's step of :meth:`ground` (:data:`~litelvlm.method_stage.CLIP_STAGE`):
         :func:`clip_stage`."""
         return clip_stage(self, prepared, method, budget, full, **kw)
 

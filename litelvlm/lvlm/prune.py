@@ -1,13 +1,14 @@
 """Pruning in the loop: which visual tokens the LLM receives for a method and a budget K (counted by
 ``ground``).
 
-Each method's :class:`~litelvlm.method_stage.Stage` picks one step of ``GroundingPipeline.ground`` here:
+Each method's :class:`~litelvlm.method_stage.Stage` runs one step of ``GroundingPipeline.ground`` here (its
+``step`` function):
 
-* a CLIP-side method (``ClipStage``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
+* a CLIP-side method (``CLIP_STAGE``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
   trace of the one vision forward, then the family's LLM inputs for the selection
   (``GroundingPipeline.clip_selection_tokens``: for GLaMM, the projector outputs at the selected indices, or
   the projection of the selection's merged features, for VisionZip): :func:`clip_stage`, :func:`clip_side`.
-* a method acting with the LLM (``InputStage``, ``LayerStage``, ``StagesStage``: ``none``, ``fastv``,
+* a method acting with the LLM (``INPUT_STAGE``, ``LAYER_STAGE``, ``STAGES_STAGE``: ``none``, ``fastv``,
   ``sparsevlm``, ...): its ``select`` gets an ``LLMContext``; its ``forward``, if any, runs the LLM on what it
   kept: :func:`llm_stage`.
 
@@ -30,8 +31,9 @@ from ..pruning.selection import check_selector, checked
 
 def stage_inputs(pipe, prepared, method: str, spec: Method, budget: int, full: torch.Tensor | None,
                  positions: str, rule: str, **options) -> tuple:
-    """The method's stage step (``spec.stage.step_of(pipe)``: the LLM inputs, the selection, the visual-token
-    indices they stand for when they keep their positions, the LLM output or None) under ``rule``; ``pad``
+    """The method's stage step (``spec.stage.step_of(pipe)``: the stage's ``step`` function on ``pipe``; the
+    LLM inputs, the selection, the visual-token indices they stand for when they keep their positions, the LLM
+    output or None) under ``rule``; ``pad``
     takes the step's ``keep`` indices and adds one marker per dropped run
     (:func:`~litelvlm.llm.positions_pad.pad_inputs`)."""
     step = spec.stage.step_of(pipe)
@@ -76,9 +78,9 @@ def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor 
 
 def clip_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *, spec: Method,
                rule: str, given: bool = False, positions: str = "official", **options) -> tuple:
-    """``ground``'s step for a CLIP-side method (:class:`~litelvlm.method.ClipStage`): (its (K, h) LLM inputs,
-    its selection, the visual-token indices they stand for when they keep their positions (``rule`` ``keep``),
-    None)."""
+    """``ground``'s step for a CLIP-side method (:data:`~litelvlm.method_stage.CLIP_STAGE`): (its (K, h) LLM
+    inputs, its selection, the visual-token indices they stand for when they keep their positions (``rule``
+    ``keep``), None)."""
     vis, sel = clip_side(pipeline, prepared, spec, budget, full, visual_embeds_given=given, **options)
     return vis, sel, pipeline.clip_selection_rows(prepared, sel) if rule == "keep" else None, None
 

@@ -49,9 +49,7 @@ class ModelSpec(str):
         """Only :meth:`parse` makes one (a copy or an unpickled spec comes here too, with its text)."""
         out = super().__new__(cls, model)
         name, _, rest = out.partition(":")
-        # set as a frozen subclass sets its fields (litelvlm.registry.resolved_model.ResolvedModel)
-        object.__setattr__(out, "name", name)
-        object.__setattr__(out, "rest", rest)
+        out.name, out.rest = name, rest
         return out
 
     def __getnewargs__(self) -> tuple[str]:
@@ -63,9 +61,13 @@ class ModelSpec(str):
         return cls(str(model))
 
     @classmethod
-    def of(cls, model: str | ModelSpec) -> ModelSpec:
-        """``model`` as a spec, at the edge of code a Python caller may hand a str: a spec passes as it is."""
-        return model if isinstance(model, ModelSpec) else cls.parse(model)
+    def of(cls, model: object) -> ModelSpec:
+        """``model`` as a spec, at the edge of code a Python caller may hand a str: a spec passes as it is, a
+        resolved model (:class:`litelvlm.registry.resolved_model.ResolvedModel`) gives its own ``spec``."""
+        if isinstance(model, ModelSpec):
+            return model
+        spec = getattr(model, "spec", None)
+        return spec if isinstance(spec, ModelSpec) else cls.parse(str(model))
 
     @classmethod
     def argument(cls, text: str) -> ModelSpec:

@@ -1,5 +1,5 @@
-"""The vision-tower stage (:class:`~litelvlm.method.TowerStage`): a method that prunes between the encoder
-blocks of the family's own vision tower, the tower finishing on the tokens it keeps.
+"""The vision-tower stage (:data:`~litelvlm.method_stage.TOWER_STAGE`): a method that prunes between the
+encoder blocks of the family's own vision tower, the tower finishing on the tokens it keeps.
 
 A family offering the stage (its abilities' ``tower_stage``) gives a :class:`TowerContext` for a prepared
 input (``GroundingPipeline.tower_context``). The method's ``select(ctx, K)`` calls ``ctx.run(observe)``: the
@@ -66,7 +66,7 @@ Observer = Callable[[TowerBlock], "torch.Tensor | None"]
 
 
 class TowerContext:
-    """A family's vision tower on one input, for a tower-stage method (``TowerStage.run`` asks
+    """A family's vision tower on one input, for a tower-stage method (``method_stage.tower_step`` asks
     ``llm_inputs``). ``num_visual``: N patch tokens at the input; ``prefix``: tokens before them that always
     go on; ``total_blocks``: the tower's blocks (L); ``num_blocks``: the blocks it runs, up to the family's
     feature layer."""

@@ -231,7 +231,7 @@ def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype
         processor = AutoProcessor.from_pretrained(str(folder))
     except (OSError, ValueError, KeyError) as e:
         raise LiteLVLMError(
-            f"model {model!r}: could not load the Qwen2.5-VL checkpoint in {folder}: {e}") from e
+            f"model {str(model)!r}: could not load the Qwen2.5-VL checkpoint in {folder}: {e}") from e
     return net.eval().requires_grad_(False), processor
 
 

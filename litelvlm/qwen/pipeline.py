@@ -118,8 +118,8 @@ class QwenSam2Pipeline(GroundingPipeline):
             raise LiteLVLMError(f"the {cls.family} family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if options.get(key):
-                raise LiteLVLMError(f"model {spec!r}: --{key} does not apply: a {cls.card().display_name} "
-                                    "folder brings its own")
+                raise LiteLVLMError(f"model {spec.text!r}: --{key} does not apply: a "
+                                    f"{cls.card().display_name} folder brings its own")
         parts = cls.load_parts(spec, device=device, dtype=dtype)
         return cls(*cls.modules_of(parts), name=spec, numerics=numerics,
                    clip=options.get("clip") or cls.default_clip(spec, parts.config),
@@ -157,8 +157,8 @@ class QwenSam2Pipeline(GroundingPipeline):
         spec, card = ModelSpec.of(model), cls.card()
         if (preset := card.preset(spec)) is not None:
             return paired_clip(preset, card.seed(spec))
-        if config is None and isinstance(spec, ResolvedModel):
-            config = spec.config
+        if config is None and isinstance(model, ResolvedModel):
+            config = model.config
         return random_folder_clip(config) or paired_clip(None)
 
     def _set_clip(self, clip, clip_text: str, context: str, similarity: str) -> None:

@@ -15,18 +15,16 @@ nothing heavy.
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from ..budget import range_error
 from ..errors import LiteLVLMError
 from ..image_resize import IMAGE_RESIZES
 from ..models.family_card import FamilyCard, Lazy
 from ..models.model_spec import ModelSpec
 from ..video.runner import VideoEval
-from .resolved_model import HUB_ID, ResolvedModel, of_family, resolve_in
+from .resolved_model import ResolvedClip, ResolvedModel, of_family, resolve_in
 
 #: the registered families' cards, in the order commands list them (each a typed reference, imported on first
 #: use; ``tests/project/test_typed_wiring.py`` resolves every one)
@@ -70,29 +68,25 @@ def card_of(model: str | ModelSpec) -> FamilyCard:
     return resolve(model).card
 
 
-def resolve(model: str | ModelSpec) -> ResolvedModel:
+def resolve(model: str | ModelSpec | ResolvedModel | ResolvedClip) -> ResolvedModel:
     """``model`` resolved once among the registered families
     (:func:`litelvlm.registry.resolved_model.resolve_in`: a resolved value is itself, so a command resolves
     its ``--model`` once and hands the value down); a string of no family's is one line naming it."""
     return resolve_in(model, _cards().values())
 
 
-def family_or_spec(model: str | ModelSpec) -> ModelSpec:
-    """``model`` resolved (:func:`resolve`) where it names a family's model, else its spec as it is (a CLIP,
-    which the CLIP loader reads): the one resolution at the edge of a command whose ``--model`` takes
-    either."""
-    try:
-        return resolve(model)
-    except LiteLVLMError:
-        return ModelSpec.of(model)
+def family_or_clip(model: str | ModelSpec | ResolvedModel | ResolvedClip) -> ResolvedModel | ResolvedClip:
+    """``model`` resolved once by the same resolution (:func:`resolve`): a family's model, else a CLIP
+    (:class:`~litelvlm.registry.resolved_model.ResolvedClip`, its folder's ``config.json`` read once, which
+    the CLIP loader checks): the one resolution at the edge of a command whose ``--model`` takes either."""
+    return resolve_in(model, _cards().values(), clip=True)
 
 
 def family_model(model: str | ModelSpec, family: FamilyCard) -> ResolvedModel:
     """``model`` resolved (:func:`resolve`) as a model of ``family``, a released checkpoint's hub id
     downloaded (:func:`hub_folder`) and resolved as its folder: what a family's loader reads; another family's
     model is one line naming both."""
-    resolved = of_family(resolve(model), family)
-    return resolve(hub_folder(resolved)) if resolved.weights == HUB_ID else resolved
+    return of_family(resolve(model), family).local()
 
 
 #: the default ``--model`` of the commands that run a grounding model: the first family's documented offline
@@ -149,137 +143,102 @@ def family_of(model: str | ModelSpec) -> str:
     return resolve(model).family
 
 
-def check_budgets_fit(model: str | ModelSpec, budgets: Sequence[Any], option: str = "--budgets") -> None:
-    """Refuse a budget above N before anything loads, where ``model``'s card knows N (a fixed-N preset or a
-    released checkpoint's hub id); the same message as the check after loading."""
-    try:
-        resolved = resolve(model)
-    except LiteLVLMError:   # no family's model (a CLIP): its N is checked where it loads
-        return
-    num = resolved.card.fixed_num_visual(resolved)
-    for budget in budgets if num is not None else ():
-        tokens = getattr(budget, "tokens", budget)
-        if isinstance(tokens, int) and tokens > num:
-            raise LiteLVLMError(f"{option}: {range_error(tokens, num)} (model {str(model)!r})")
+def check_budgets_fit(model: str | ModelSpec | ResolvedModel, budgets: Sequence[Any],
+                      option: str = "--budgets") -> None:
+    """Refuse a budget above N before anything loads, where ``model``'s card knows N
+    (:meth:`ResolvedModel.check_budgets_fit`); a model of no family (a CLIP) is checked where it loads."""
+    if (resolved := _resolved_or_none(model)) is not None:
+        resolved.check_budgets_fit(budgets, option)
 
 
-def hub_family(model: str | ModelSpec) -> FamilyCard | None:
-    """The card whose released checkpoints include the hub id ``model`` (None: no family's)."""
-    folder = ModelSpec.of(model).folder
-    return next((c for c in cards() if folder in c.hub_ids), None)
-
-
-def offline() -> bool:
-    """Whether the Hugging Face hub is switched off (``HF_HUB_OFFLINE``, as huggingface_hub reads it)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true")
-
-
-def download_hint(repo_id: str) -> str:
-    """How to get a released checkpoint onto a machine by hand, and how to pass it."""
-    return (f"download it where the network allows with `huggingface-cli download {repo_id} --local-dir DIR` "
-            f"(or python -c \"from huggingface_hub import snapshot_download; "
-            f"snapshot_download('{repo_id}', local_dir='DIR')\") and pass --model DIR")
-
-
-def check_hub_model(model: str | ModelSpec) -> None:
+def check_hub_model(model: str | ModelSpec | ResolvedModel) -> None:
     """Refuse, before anything loads, a released checkpoint's hub id that cannot be had: offline
-    (``HF_HUB_OFFLINE=1``) with no cached snapshot; the line names the download command (:func:`hub_folder`
-    refuses the same after a failed download)."""
-    spec = ModelSpec.of(model)
-    family = hub_family(spec)
-    if family is None or os.path.isdir(spec.folder) or not offline():
-        return
-    cached = Lazy("huggingface_hub", "try_to_load_from_cache").get()(spec.folder, "config.json")
-    if not isinstance(cached, str):
-        raise LiteLVLMError(f"model {spec.folder!r} is a released {family.display_name} checkpoint on the "
-                            "Hugging Face hub: the hub is offline (HF_HUB_OFFLINE=1) and no snapshot of it "
-                            f"is cached; {download_hint(spec.folder)}")
+    (``HF_HUB_OFFLINE=1``) with no cached snapshot (:meth:`ResolvedModel.check_hub`); the line names the
+    download command."""
+    if (resolved := _resolved_or_none(model)) is not None:
+        resolved.check_hub()
 
 
-def hub_folder(model: str | ModelSpec) -> str | None:
-    """The local folder of ``model`` when it is the hub id of a family's released checkpoint (its card's
-    ``hub_ids``) and no local folder: downloaded with huggingface_hub's ``snapshot_download`` into the
-    Hugging Face cache (reused from there; offline, ``HF_HUB_OFFLINE=1``, only the cached snapshot); a hub id
-    that cannot be had is one line naming the download command. None for any other model string."""
-    spec = ModelSpec.of(model)
-    family = hub_family(spec)
-    if family is None or (isinstance(spec, ResolvedModel) and spec.weights != HUB_ID) or os.path.isdir(
-            spec.folder):
-        return None
-    # no network: the cached snapshot only, at once (the hub client would retry for about 30 s)
-    local = offline() or not Lazy("litelvlm.clip.hf", "hub_reachable").get()()
-    try:
-        # huggingface_hub, named lazily: this module is read by every command's --help
-        return Lazy("huggingface_hub", "snapshot_download").get()(spec.folder, local_files_only=local)
-    except Exception as e:  # noqa: BLE001 - offline, no network, no such repository: the same advice
-        why = ("the hub is offline (HF_HUB_OFFLINE=1) and no snapshot of it is cached" if offline()
-               else "the hub cannot be reached and no snapshot of it is cached" if local
-               else f"it could not be downloaded ({type(e).__name__}: {e})")
-        raise LiteLVLMError(f"model {spec.folder!r} is a released {family.display_name} checkpoint on the "
-                            f"Hugging Face hub: {why}; {download_hint(spec.folder)}") from e
+def hub_folder(model: str | ModelSpec | ResolvedModel) -> str | None:
+    """The local folder of ``model`` when it is the hub id of a family's released checkpoint and no local
+    folder (:meth:`ResolvedModel.hub_folder`: downloaded into the Hugging Face cache, or the cached snapshot
+    offline); a hub id that cannot be had is one line naming the download command. None for any other model
+    string."""
+    resolved = _resolved_or_none(model)
+    return None if resolved is None else resolved.hub_folder()
 
 
-def family_input(model: str) -> str:
+def family_input(model: str | ResolvedModel) -> str:
     """What the family of ``model`` prepares: ``image`` or ``video`` (imports nothing)."""
-    return card_of(model).input
+    return resolve(model).input
 
 
 def exif_transpose(model: Any) -> bool:
-    """Whether images are decoded turned by their EXIF orientation tag for ``model`` (a model string or a
-    pipeline), as its family's official evaluation reads them: GLaMM's ``cv2.imread`` turns them, UniPixel's
-    and VideoGLaMM's ``PIL.Image.open`` does not. Anything that names no family (a CLIP) follows GLaMM, whose
-    CLIP it is."""
+    """Whether images are decoded turned by their EXIF orientation tag for ``model`` (a model string, a
+    resolved model, a family's name or a pipeline), as its family's official evaluation reads them
+    (:attr:`ResolvedModel.exif_transpose`). Anything that names no family (a CLIP) follows GLaMM, whose CLIP
+    it is."""
     table = _cards()
+    if isinstance(model, ResolvedModel):
+        return model.exif_transpose
     family = model if isinstance(model, str) and model in table else getattr(model, "family", None)
-    if family not in table and isinstance(model, str) and names_family(model):
-        family = family_of(model)
-    return table[family].exif_transpose if family in table else True
+    if family in table:
+        return table[family].exif_transpose
+    resolved = _resolved_or_none(model) if isinstance(model, str) else None
+    return True if resolved is None else resolved.exif_transpose
+
+
+def _resolved_or_none(model: Any) -> ResolvedModel | None:
+    """``model`` resolved (:func:`resolve`), None where it names no family's model (a CLIP)."""
+    if isinstance(model, ResolvedClip):
+        return None
+    try:
+        return resolve(model)
+    except LiteLVLMError:
+        return None
 
 
 def names_family(model: str) -> bool:
     """Whether ``model`` names a registered family's model (a random preset, a hub id, or a folder whose
     ``config.json`` declares a family's architectures), not e.g. a CLIP: imports nothing, raises nothing."""
-    try:
-        resolve(model)
-    except LiteLVLMError:
-        return False
-    return True
+    return _resolved_or_none(model) is not None
 
 
-def load_pipeline(model: str | ModelSpec, **options: Any):
+def load_pipeline(model: str | ModelSpec | ResolvedModel, **options: Any):
     """The pipeline of ``model`` (any model string of a registered family, resolved once here unless it comes
-    resolved: :func:`resolve`), loaded with the family's ``from_model_string(resolved, **options)``; a
-    released checkpoint's hub id is downloaded and resolved as its folder."""
-    resolved = resolve(model)
-    if resolved.weights == HUB_ID:
-        resolved = resolve(hub_folder(resolved))
-    return get_family(resolved.family).from_model_string(resolved, **options)
+    resolved: :func:`resolve`), loaded by :meth:`ResolvedModel.load` (the family's
+    ``from_model_string(resolved, **options)``; a released checkpoint's hub id downloaded and resolved as its
+    folder)."""
+    return resolve(model).load(**options)
 
 
-def video_eval(model: str) -> VideoEval:
+def video_eval(model: str | ResolvedModel) -> VideoEval:
     """The video path of ``model``'s family (its registry entry's ``video_eval``); a family without one is
     refused with a line naming the model and the families that have one."""
     family = card_of(model)
     target = family.video_eval
     if target is None:
         offered = sorted(c.name for c in cards() if c.video_eval)
-        raise LiteLVLMError(f"model {model!r}: the {family.name} family has no video path; eval-video runs "
-                            f"the families {', '.join(offered)}")
+        raise LiteLVLMError(f"model {str(model)!r}: the {family.name} family has no video path; eval-video "
+                            f"runs the families {', '.join(offered)}")
     out = target.get()
     if not isinstance(out, VideoEval):
         raise TypeError(f"{target} is not a litelvlm.video.runner.VideoEval")
     return out
-def _resizes(model: str) -> tuple[str, ...]:
+
+
+def _resizes(model: str | ResolvedModel) -> tuple[str, ...]:
     """The resizes ``model``'s family offers; none for a model of no family (a CLIP)."""
-    return card_of(model).image_resizes if names_family(model) else ()
+    resolved = _resolved_or_none(model)
+    return () if resolved is None else resolved.image_resizes
 
 
 def check_image_resize(value: str, model: str) -> None:
     """Refuse ``--image-resize value`` (not the default) for a model whose family's card does not offer it."""
     if value != IMAGE_RESIZES[0] and value not in _resizes(model):
         offered = ", ".join(c.name for c in cards() if value in c.image_resizes)
-        raise LiteLVLMError(f"--image-resize {value}: model {model!r} is of a family whose processor offers "
-                            f"no such resize (offered by: {offered})")
+        raise LiteLVLMError(f"--image-resize {value}: model {str(model)!r} is of a family whose processor "
+                            f"offers no such resize (offered by: {offered})")
 
 
 def image_resize_record(value: str, model: str) -> dict[str, str]:

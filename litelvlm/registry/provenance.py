@@ -27,7 +27,7 @@ from typing import Literal
 from ..models.model_spec import ModelSpec
 from ..models.random_models import random_models_root
 from .families import cards
-from .resolved_model import ResolvedModel
+from .resolved_model import ResolvedClip, ResolvedModel
 
 WeightsKind = Literal["real", "random", "toy"]
 #: the order in which several models of one run decide its mark (the least real wins)
@@ -76,7 +76,9 @@ def weights_kind(model: str | os.PathLike | None) -> WeightsKind:
         return "real"
     spec = ModelSpec.of(model)
     if os.path.isdir(spec.folder):
-        return _folder_kind(Path(spec.folder), spec.config if isinstance(spec, ResolvedModel) else None)
+        # a resolved model's (or CLIP's) config.json as its resolution read it
+        return _folder_kind(Path(spec.folder),
+                            model.config if isinstance(model, (ResolvedModel, ResolvedClip)) else None)
     return "random" if spec.is_random else "real"
 
 
@@ -116,9 +118,10 @@ def weights_banner(*models: str | os.PathLike | None) -> str | None:
     kind = run_weights_kind(models)
     if kind == "real":
         return None
-    unreal = [(str(m), k)
-              for m in dict.fromkeys(m if isinstance(m, str) else str(m) for m in models if m is not None)
-              if (k := weights_kind(m)) != "real"]
+    # each model once, by its text (a resolved model answers from what its resolution read)
+    distinct = {str(m): m for m in reversed([m for m in models if m is not None])}
+    unreal = [(text, k) for text in dict.fromkeys(str(m) for m in models if m is not None)
+              if (k := weights_kind(distinct[text])) != "real"]
     names = _named([m for m, _ in unreal], [k for _, k in unreal], kind)
     if kind == "random":
         return f"RANDOM WEIGHTS ({names}): numbers exercise the pipeline, they are not findings"

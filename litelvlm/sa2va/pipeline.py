@@ -108,7 +108,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                                 f"{', '.join(PROCESSOR_RESIZES)}; got {image_resize!r}")
 
         self._set_clip(clip, clip_text, context, similarity)
-        self.qwen, self.processor, self.sam2, self.name = qwen, processor, sam2, name
+        self.qwen, self.processor, self.sam2, self.name = qwen, processor, sam2, str(name)
         self.fcs = self.seg_head = fcs
         self.numerics = Numerics.for_protocol("official", attn=CARD.official_attn) if numerics is None \
             else numerics

@@ -84,7 +84,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
         self.processor = processor
         self.seg_head = seg_head
         self.sam2 = sam2
-        self.name = name
+        self.name = str(name)   # the model string as written (a resolved model travels apart)
         self.numerics = Numerics.for_protocol("official", attn=CARD.official_attn) if numerics is None \
             else numerics
         self.quantization = None

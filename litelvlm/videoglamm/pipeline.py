@@ -97,7 +97,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
             raise LiteLVLMError(f"arrangement must be one of {', '.join(ARRANGEMENTS)}; got {arrangement!r}")
         self.model = model
         self.tokenizer = tokenizer
-        self.name = name
+        self.name = str(name)   # the model string as written (a resolved model travels apart)
         #: the CLIP paired with VideoGLaMM's tower for the text side (a model string loaded on first use)
         self._clip = clip
         self.clip_text = clip_text
@@ -127,12 +127,12 @@ class VideoGLaMMPipeline(GroundingPipeline):
             raise LiteLVLMError("the videoglamm family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if options.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} is for a family whose folder lacks it; a "
+                raise LiteLVLMError(f"model {model.text!r}: --{key} is for a family whose folder lacks it; a "
                                     "VideoGLaMM folder brings its own")
         for key in ("clip_context", "clip_similarity"):
             if options.get(key) not in (None, "clip"):
-                raise LiteLVLMError(f"model {model!r}: --{key.replace('_', '-')} is for a family that maps "
-                                    "an external CLIP onto its own tokens; VideoGLaMM's tokens are its "
+                raise LiteLVLMError(f"model {model.text!r}: --{key.replace('_', '-')} is for a family that "
+                                    "maps an external CLIP onto its own tokens; VideoGLaMM's tokens are its "
                                     "CLIP's")
         net, tokenizer, cfg = load_videoglamm(model, device=device, dtype=dtype)
         return cls(net, tokenizer, name=model, clip=options.get("clip") or default_clip(model, cfg),

@@ -74,7 +74,7 @@ def frame_method_error(name: str) -> str | None:
     spec = get_method(name)
     if spec.baseline or spec.acts_on_clip:
         return None
-    return (f"method {name!r} acts on the LLM's visual tokens (stage {spec.stage!r}), the whole video's "
+    return (f"method {name!r} acts on the LLM's visual tokens (stage {spec.stage.name!r}), the whole video's "
             "sequence, not on one frame's CLIP tokens: it has no per-frame form here")
 
 
@@ -89,8 +89,8 @@ def default_clip(model: str, config: dict | None = None) -> str:
     random presets (seeded alike; its text tower is random) and for a folder of random weights (the preset and
     seed its ``config`` records), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
     spec = ModelSpec.of(model)
-    if config is None and isinstance(spec, ResolvedModel):
-        config = spec.config   # the config.json its resolution read
+    if config is None and isinstance(model, ResolvedModel):
+        config = model.config   # the config.json its resolution read
     preset, seed = CARD.preset(spec), None
     rnd = (config or {}).get("litelvlm_random")
     if preset is None and isinstance(rnd, dict) and "preset" in rnd:

@@ -67,7 +67,7 @@ def test_one_expression_per_prompt_and_what_each_stage_kept(results):
     # UniPixel asks one expression per prompt
     assert 1 <= len(texts) <= 3 and not any(" | " in t for t in texts)
     for method, g in table.groupby("method"):
-        assert (g["stage"] == get_method(method).stage).all()
+        assert (g["stage"] == get_method(method).stage.name).all()
     assert (table.loc[table["method"] == "fastv", "prune_layer"] == 2).all()  # FastV's default K = 2
     assert (table.loc[table["method"].isin(["none", "divprune"]), "prune_layer"] == 0).all()
     assert set(table.loc[table["method"] == "none", "part"]) == {"kept"}

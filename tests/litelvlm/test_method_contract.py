@@ -22,19 +22,19 @@ def test_every_table_entry_is_a_method():
     for name in method_names():
         m = get_method(name)
         assert isinstance(m, Method) and m.name == name and m.description == describe(name) == TABLE[name][1]
-        assert m.stage in STAGES and callable(m.select)
-        assert (m.forward is not None) == (m.stage in ("llm-layer", "llm-stages")), name
-        assert m.kind == ("clip" if m.stage == "clip" else "llm")
+        assert m.stage.name in STAGES and callable(m.select)
+        assert (m.forward is not None) == (m.stage.name in ("llm-layer", "llm-stages")), name
+        assert m.kind == ("clip" if m.stage.name == "clip" else "llm")
         stages = m.schedule(64, 576, 32,
                             **({"layer": 3} if m.options and m.options[0].name == "layer" else {}))
         assert stages[0][0] == 0 and all(a[0] < b[0] for a, b in zip(stages, stages[1:])), (name, stages)
         # stages that shrink, from at least K tokens at the input (SparseVLM: N, VScan: 3K/2)
-        if m.stage == "llm-stages":
+        if m.stage.name == "llm-stages":
             assert 64 <= stages[0][1] <= 576 and all(a[1] > b[1] for a,
                                                      b in zip(stages, stages[1:])), (name, stages)
         else:
-            assert stages[0][1] == (576 if m.stage == "llm-layer" else 64), (name, stages)
-    assert available_methods("clip") == sorted(n for n in TABLE if get_method(n).stage == "clip")
+            assert stages[0][1] == (576 if m.stage.name == "llm-layer" else 64), (name, stages)
+    assert available_methods("clip") == sorted(n for n in TABLE if get_method(n).stage.name == "clip")
     assert [n for n in TABLE if get_method(n).baseline] == ["none"]
     assert sorted(n for n in TABLE if get_method(n).oracle) == ["llm-attention", "saliency"]
     assert get_method("fastv").schedule(64, 576, 32, layer=3) == ((0, 576), (3, 64))
@@ -43,7 +43,7 @@ def test_every_table_entry_is_a_method():
 
 def test_none_is_an_ordinary_method():
     m = get_method("none")
-    assert m.stage == "llm-input" and m.forward is None and not m.needs_text and m.options == ()
+    assert m.stage.name == "llm-input" and m.forward is None and not m.needs_text and m.options == ()
     ctx = SimpleNamespace(num_visual=5)
     assert m.select(ctx, 5).indices.tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(LiteLVLMError, match="keeps all 5 tokens"):
@@ -180,4 +180,4 @@ def test_the_baseline_is_the_one_baseline_method():
     from litelvlm.methods import BASELINE, get_method, method_names
 
     assert [n for n in method_names() if get_method(n).baseline] == [BASELINE]
-    assert get_method(BASELINE).stage == "llm-input" and not get_method(BASELINE).oracle
+    assert get_method(BASELINE).stage.name == "llm-input" and not get_method(BASELINE).oracle

@@ -16,44 +16,58 @@ from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, from_namespa
 from litelvlm.errors import LiteLVLMError
 from litelvlm.method import Method
 from litelvlm.method_stage import (
-    STAGE_TYPES,
+    CLIP_STAGE,
+    INPUT_STAGE,
+    LAYER_STAGE,
+    STAGE_OBJECTS,
     STAGES,
-    ClipStage,
-    InputStage,
-    LayerStage,
+    STAGES_STAGE,
+    TOWER_STAGE,
     Stage,
-    StagesStage,
-    TowerStage,
+    clip_step,
+    llm_step,
+    tower_step,
 )
 from litelvlm.methods import TABLE, get_method, method_names, method_option_list, method_options
 
 LIB = Path(__file__).resolve().parents[2] / "litelvlm"
 
 
-def test_every_method_holds_a_stage_object_with_typed_answers():
-    kinds = {"clip": ClipStage, "llm-input": InputStage, "llm-layer": LayerStage, "llm-stages": StagesStage,
-             "vision-tower": TowerStage}
-    assert set(STAGE_TYPES) == set(STAGES) == set(kinds)
+def test_every_method_holds_a_stage_value_with_typed_answers():
+    stages = {"clip": CLIP_STAGE, "llm-input": INPUT_STAGE, "llm-layer": LAYER_STAGE,
+              "llm-stages": STAGES_STAGE, "vision-tower": TOWER_STAGE}
+    assert STAGE_OBJECTS == stages and set(STAGES) == set(stages)
     for name in method_names():
         m = get_method(name)
-        assert type(m.stage) is kinds[m.stage] and isinstance(m.stage, Stage), name
-        assert m.acts_on_clip == (m.stage == "clip") != m.acts_with_llm
-        assert m.selects_at_llm_input == (m.stage == "llm-input")
-        assert m.prunes_inside_llm == (m.stage in ("llm-layer", "llm-stages")) == (m.forward is not None)
-        assert m.prunes_at_one_layer == (m.stage == "llm-layer")
-        assert m.prunes_in_vision_tower == (m.stage == "vision-tower")
+        assert m.stage is stages[m.stage.name] and isinstance(m.stage, Stage), name
+        assert m.acts_on_clip == (m.stage.name == "clip") != m.acts_with_llm
+        assert m.selects_at_llm_input == (m.stage.name == "llm-input")
+        assert m.prunes_inside_llm == (m.stage.name in ("llm-layer", "llm-stages")) == (m.forward is not None)
+        assert m.prunes_at_one_layer == (m.stage.name == "llm-layer")
+        assert m.prunes_in_vision_tower == (m.stage.name == "vision-tower")
         assert m.kind == m.stage.kind == ("clip" if m.acts_on_clip else "llm")
-    # tables
+    # tables: the name, read where it is written
     assert str(get_method("fastv").stage) == "llm-layer" and f"{get_method('litelvlm').stage}" == "clip"
-    assert pickle.loads(pickle.dumps(get_method("fastv"))).stage is STAGE_TYPES["llm-layer"]
-    assert Method(InputStage(), print).stage is STAGE_TYPES["llm-input"]
-    with pytest.raises(ValueError, match="ClipStage is stage 'clip'"):
-        ClipStage("llm-input")
+    assert pickle.loads(pickle.dumps(get_method("fastv"))).stage is LAYER_STAGE
+    assert Method("llm-input", print).stage is INPUT_STAGE and Method(CLIP_STAGE, print).stage is CLIP_STAGE
+    with pytest.raises(ValueError, match="stage must be one of"):
+        Stage("llm", llm_step)
+
+
+def test_a_stage_is_a_frozen_value_not_a_string():
+    """A stage is what it says: a frozen dataclass holding the function that runs it, not a name posing as
+    text (it equals no string; a table writes its ``name``)."""
+    assert dataclasses.is_dataclass(Stage) and Stage.__dataclass_params__.frozen
+    assert not isinstance(CLIP_STAGE, str) and CLIP_STAGE != "clip" and CLIP_STAGE.name == "clip"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CLIP_STAGE.name = "llm-input"
+    assert [s.step for s in STAGE_OBJECTS.values()] == [clip_step, llm_step, llm_step, llm_step, tower_step]
+    assert all(inspect.isfunction(s.step) for s in STAGE_OBJECTS.values())
 
 
 def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monkeypatch):
-    """``ground`` hands each method to the pipeline's step its own stage gives (``Stage.step_of``, a
-    function, never a name); ``Stage.run`` calls the same step."""
+    """``ground`` runs each method's stage function (``Stage.step``, bound by ``Stage.step_of``, never a name
+    looked up); ``Stage.run`` calls the same step."""
     seen = []
     for step in ("run_clip_stage", "run_llm_stage"):
         run = getattr(type(tiny_glamm), step)
@@ -63,8 +77,9 @@ def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monk
     for method in ("litelvlm", "none", "fastv"):
         tiny_glamm.ground(tiny_glamm_prep, method, 8 if method != "none" else None)
     assert seen == ["run_clip_stage", "run_llm_stage", "run_llm_stage"]
-    assert [s().step_of(tiny_glamm).__func__ for s in (ClipStage, InputStage, LayerStage)] == [
-        type(tiny_glamm).run_clip_stage, type(tiny_glamm).run_llm_stage, type(tiny_glamm).run_llm_stage]
+    bound = [s.step_of(tiny_glamm) for s in (CLIP_STAGE, INPUT_STAGE, LAYER_STAGE)]
+    assert [(b.func, b.args) for b in bound] == [(clip_step, (tiny_glamm,)), (llm_step, (tiny_glamm,)),
+                                                (llm_step, (tiny_glamm,))]
 
 
 def test_options_are_declared_with_the_method_and_default_as_its_select():

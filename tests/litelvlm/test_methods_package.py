@@ -109,7 +109,7 @@ def test_what_the_registry_reads_is_what_each_module_declares():
         entry = methods.VARIANTS[name, backbone] if backbone else methods.TABLE[name]
         method = entry.method.get()
         assert (method.name, method.backbone, method.description) == (name, backbone, entry.description)
-        assert method.stage == entry.stage
+        assert method.stage.name == entry.stage
         assert backbone or method.options == entry.options
 
 

@@ -22,8 +22,8 @@ def test_variant_is_found_for_its_backbone_only(monkeypatch):
     monkeypatch.setattr(methods, "_LOADED", {})
     own = methods.get_method("random")
     variant = methods.get_method("random", "test-backbone")
-    assert own.stage == "clip" and own.backbone == "" and own.name == "random"
-    assert variant.stage == "llm-layer" and variant.backbone == "test-backbone"
+    assert own.stage.name == "clip" and own.backbone == "" and own.name == "random"
+    assert variant.stage.name == "llm-layer" and variant.backbone == "test-backbone"
     assert variant.name == "random" and variant.description == "random's test variant"
     assert methods.get_method("random", "another-backbone") is own
     assert methods.get_method("fastv", "test-backbone").backbone == ""  # no variant: the method itself

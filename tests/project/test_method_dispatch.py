@@ -6,9 +6,10 @@ paper's numbers, a colour) is data, not a branch."""
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
-from litelvlm.method_stage import STAGES
+from litelvlm.method_stage import STAGE_OBJECTS, STAGES
 from litelvlm.methods import method_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,19 @@ def branches(path: Path) -> list[str]:
     return out
 
 
+def name_dispatches(path: Path) -> list[str]:
+    """``path:line: source`` of each ``getattr(x, name)`` whose attribute is no literal and reads a stage or a
+    step (a stage dispatched by a name it holds, not by the function it holds)."""
+    rel = path.relative_to(ROOT).as_posix()
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
+                and any(w in ast.unparse(node.args[1]) for w in ("stage", "step"))):
+            out.append(f"{rel}:{node.lineno}: {ast.unparse(node)[:90]}")
+    return out
+
+
 def method_branches() -> list[str]:
     files = [*(ROOT / "analysis").rglob("*.py"), *(ROOT / "litelvlm").rglob("*.py")]
     return [b for p in sorted(files) if p.relative_to(ROOT).as_posix() not in CONTRACT | set(NOT_PRUNING)
@@ -73,5 +87,24 @@ def test_the_check_finds_each_form_of_branch(tmp_path):
                      'get_method(m).kind != "clip": pass\nif mode == "none": pass\n')
     try:
         assert len(branches(probe)) == 6
+    finally:
+        probe.unlink()
+
+
+def test_a_stage_runs_the_function_it_holds_not_a_name():
+    """A stage is dispatched by the function it holds (``Stage.step``), never by looking a name up on the
+    pipeline: every stage holds a plain function, and nothing in the library or the studies calls ``getattr``
+    with a stage's or a step's name."""
+    assert all(inspect.isfunction(s.step) and not isinstance(s, str) for s in STAGE_OBJECTS.values())
+    files = [*(ROOT / "analysis").rglob("*.py"), *(ROOT / "litelvlm").rglob("*.py")]
+    found = [d for p in sorted(files) for d in name_dispatches(p)]
+    assert not found, "\n".join(found)
+
+
+def test_the_name_dispatch_check_finds_a_getattr_of_a_step(tmp_path):
+    probe = ROOT / "analysis" / "_probe_step.py"
+    probe.write_text('f = getattr(pipeline, self.step)\ng = getattr(pipe, stage.name)\nh = getattr(a, "b")\n')
+    try:
+        assert len(name_dispatches(probe)) == 2
     finally:
         probe.unlink()

@@ -20,12 +20,13 @@ import argparse
 import inspect
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from analysis.common.runs.study import as_args, check_early
 from litelvlm.lazy import Lazy
 from litelvlm.registry.families import check_image_resize
+from litelvlm.registry.resolved_model import record
 
 #: a check of the options: raises to refuse them; may return corrected options (an instance of the dataclass)
 Check = Callable[[Any], Any]
@@ -105,7 +106,7 @@ def check_image_resize_option(a: Any) -> None:
 def check_same_out(a: Any) -> None:
     """An ``--out`` holding another configuration's results refused before anything loads
     (:func:`~analysis.common.runs.study.check_early`)."""
-    check_early(a.out, asdict(a))
+    check_early(a.out, record(a))
 
 
 #: a study's heavy function (``Lazy("analysis.<study>.compute", "<function>")``), or what picks it from the

@@ -17,6 +17,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.models.model_spec import ModelSpec
 from litelvlm.registry.families import resolve
 from litelvlm.registry.provenance import weights_kind
+from litelvlm.registry.resolved_model import ResolvedModel
 
 #: the key of ``config.json`` that holds the identity
 KEY = "identity"
@@ -29,21 +30,24 @@ CLIP_FAMILY = "clip"
 WEIGHTS = {"real": "checkpoint", "random": "random", "toy": "toy"}
 
 
-def run_identity(study: str, model: str | None, family: str | None = None,
+def run_identity(study: str, model: str | ResolvedModel | None, family: str | None = None,
                  weights: str | None = None) -> dict:
     """``{"identity": {...}}`` for a run of ``study`` on ``model`` (family and weights found from the model
     string unless given), to merge into the run's ``config.json``."""
     if study not in STUDIES:
         raise ValueError(f"unknown study {study!r}; known: {', '.join(STUDIES)}")
-    model = None if model is None else ModelSpec.of(model)  # a spec, read once already; written as its text
+    if model is not None and not isinstance(model, ResolvedModel):
+        model = ModelSpec.of(model)  # read once already (a resolved model answers from its resolution)
     if family is None:
         family = CLIP_FAMILY if model is None else _family(model)
     if weights is None:
         weights = WEIGHTS[weights_kind(model)] if model is not None else "checkpoint"
-    return {KEY: {"study": study, "family": family, "model": model, "weights": weights}}
+    # written as its text
+    return {KEY: {"study": study, "family": family, "model": None if model is None else str(model),
+                  "weights": weights}}
 
 
-def _family(model: ModelSpec) -> str:
+def _family(model: ModelSpec | ResolvedModel) -> str:
     """The family of ``model`` as its one resolution finds it (a resolved model's own), or
     :data:`CLIP_FAMILY` for a model of no family."""
     try:

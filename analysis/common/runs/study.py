@@ -156,7 +156,9 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
     if not isinstance(old, dict):
         raise LiteLVLMError(f"{path} is not a config.json of this project")
     args = old["args"] if isinstance(old.get("args"), dict) else old
-    diff = [flag for flag, key, new in (("--model", "model", model), ("--backend", "backend", backend))
+    # the model as its text (a resolved model is recorded as its text)
+    diff = [flag for flag, key, new in (("--model", "model", None if model is None else str(model)),
+                                        ("--backend", "backend", backend))
             if key in args and args[key] != new]
     if diff:
         raise LiteLVLMError(f"{out} holds results of model {args.get('model')!r}"

@@ -95,7 +95,7 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
                                 "Sa2VA-InternVL3's context part comes from the paired CLIP (context='clip')")
         self._set_clip(clip, clip_text, context, similarity)
         self.qwen = self.model = model         # QwenSam2Pipeline reads the LVLM as ``qwen``
-        self.tokenizer, self.processor, self.sam2, self.name = tokenizer, None, sam2, name
+        self.tokenizer, self.processor, self.sam2, self.name = tokenizer, None, sam2, str(name)
         self.fcs = self.seg_head = fcs
         self.numerics = Numerics.for_protocol("official", attn=CARD.official_attn) if numerics is None \
             else numerics

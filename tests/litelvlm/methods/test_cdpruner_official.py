@@ -194,7 +194,8 @@ def test_edge_budgets_and_registration():
     with pytest.raises(LiteLVLMError, match="1 <= K"):
         cd.cdpruner_select(feats[0], image_embeds[0], text_embeds, 65)
     spec = get_method("cdpruner")
-    assert spec.stage == "llm-input" and spec.select is cd.cdpruner and spec.needs_text and not spec.host_sync
+    assert spec.stage.name == "llm-input" and spec.select is cd.cdpruner
+    assert spec.needs_text and not spec.host_sync
 
 
 def test_runs_on_meta():

@@ -80,7 +80,7 @@ def test_every_budget_keeps_the_official_dpp_tokens(setup):
     test."""
     pipe, prep = setup
     spec = pipe.spec("cdpruner")
-    assert spec.backbone == "qwen2.5-vl" and spec.stage == "llm-input" and not spec.uses_clip
+    assert spec.backbone == "qwen2.5-vl" and spec.stage.name == "llm-input" and not spec.uses_clip
     with torch.no_grad():
         ctx, visual, relevance = _inputs(pipe, prep)
         n, width = visual.shape

@@ -32,7 +32,7 @@ def test_is_litelvlm_with_the_whole_budget_on_context(tiny_hf_clip):
 
 def test_is_declared_and_labelled_as_this_projects():
     m = get_method("litelvlm-context")
-    assert m.stage == "clip" and not m.needs_text and m.schedule(7, 576, 32) == ((0, 7),)
+    assert m.stage.name == "clip" and not m.needs_text and m.schedule(7, 576, 32) == ((0, 7),)
     assert "‡" in describe("litelvlm-context") and "not in the official code" in describe("litelvlm-context")
     with pytest.raises(Exception, match="1 <= K"):
         select("litelvlm-context", hand_inputs(SIMS, Q, KEYS, VALUES), N + 1)

@@ -203,7 +203,7 @@ def test_edge_budgets_and_registration():
     with pytest.raises(LiteLVLMError, match="1 <= K"):
         dp.divprune_select(torch.randn(6, 8), 0)
     spec = get_method("divprune")
-    assert spec.stage == "llm-input" and spec.select is dp.divprune
+    assert spec.stage.name == "llm-input" and spec.select is dp.divprune
 
 
 # ----------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_the_intermediate_count_and_the_schedule():
     assert spec.token_schedule(64, 576, 28, {"ratio": 0.25, "layer": 9}) == ((0, 144), (9, 64))
     assert spec.token_schedule(400, 576, 32) == ((0, 400),)
     assert spec.attention_layers(32) == [] and spec.positions == "renumber" and spec.original_positions
-    assert spec.stage == "llm-stages" and spec.prunes_inside_llm and not spec.prunes_at_one_layer
+    assert spec.stage.name == "llm-stages" and spec.prunes_inside_llm and not spec.prunes_at_one_layer
 
 
 def test_the_options_share_random_deeps_layer():

@@ -371,7 +371,7 @@ def test_the_variant_runs_through_ground_with_the_kept_tokens_at_their_positions
     assert default_object_layer(32) == 16 and default_object_layer(4) == 2 and default_object_layer(1) == 1
     p, prep, attn = _case(torch.float32, (97, 131))
     spec = p.spec("hiprune")
-    assert (spec.backbone == "qwen2.5-vl" and spec.stage == "llm-input" and spec.ranks and spec.positions
+    assert (spec.backbone == "qwen2.5-vl" and spec.stage.name == "llm-input" and spec.ranks and spec.positions
             == "keep")
     seen = []
     original = p.sequence_embeds

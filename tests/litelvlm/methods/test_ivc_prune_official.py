@@ -423,7 +423,7 @@ def test_counts_layers_and_schedule():
     from litelvlm.methods import get_method
 
     m = get_method("ivc-prune")
-    assert m.stage == "llm-layer" and m.host_sync and not m.needs_text and m.schedule is ivc.ivc_schedule
+    assert m.stage.name == "llm-layer" and m.host_sync and not m.needs_text and m.schedule is ivc.ivc_schedule
 
 
 def test_official_count_is_at_most_the_parts(tiny_glamm, tiny_glamm_prep):

@@ -419,7 +419,8 @@ def test_counts_layers_and_schedule():
     from litelvlm.methods import get_method
 
     m = get_method("ivc-prune", "qwen2.5-vl")
-    assert m.backbone == "qwen2.5-vl" and m.select is ivq.ivc_prune_qwen_select and m.stage == "llm-layer"
+    assert m.backbone == "qwen2.5-vl" and m.select is ivq.ivc_prune_qwen_select
+    assert m.stage.name == "llm-layer"
     assert (m.ranks and m.positions == "keep" and not m.one_axis_positions
             and m.schedule is ivq.ivc_qwen_schedule)
     assert schedule_plan("ivc-prune", 64, 1296, 28, 50, spec=m).stages == ((0, 1296), (16, 64))

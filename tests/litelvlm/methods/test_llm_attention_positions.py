@@ -23,7 +23,7 @@ def test_each_method_declares_its_official_rule():
     assert rules["sparsevlm"] == "renumber"  # position_ids[:, :L'] (its L302)
     # downsample: its pooled tokens at their windows' centres (this project's reading)
     assert all(r == "renumber" for n, r in rules.items()
-               if get_method(n).stage in ("clip", "llm-input") and n != "downsample")
+               if get_method(n).stage.name in ("clip", "llm-input") and n != "downsample")
     assert POSITION_SWITCH == ("official", "keep", "renumber", "pad")
 
 
@@ -38,7 +38,7 @@ def _manual(pipe, prep, rows_visual, positions: str, out=None):
         pos = torch.cat([torch.arange(s), s + rows_visual, torch.arange(s + n, lay.seq_len)])[None]
     else:
         pos = torch.arange(lay.seq_len - n + len(rows_visual))[None]
-    if out is not None and pipe.spec(out.method).stage == "clip":
+    if out is not None and pipe.spec(out.method).stage.name == "clip":
         visual = pipe.clip_selection_tokens(prep, out.selection)
     else:
         visual = pipe.visual_tokens(prep)[rows_visual]

@@ -42,7 +42,7 @@ def test_the_variant_is_registered_and_offered():
     own = methods.get_method("sparsevlm")
     assert variant.backbone == "qwen2.5-vl" and "this project's adaptation" in variant.description
     assert not variant.one_axis_positions and own.one_axis_positions  # the GLaMM method keeps its 1-D rule
-    assert not variant.original_positions and variant.stage == own.stage == "llm-stages"
+    assert not variant.original_positions and variant.stage.name == own.stage.name == "llm-stages"
     assert UniPixelPipeline.method_error(UniPixelPipeline, "sparsevlm") is None
 
 

@@ -96,8 +96,8 @@ def prep(pipe):
 def test_the_variant_is_registered_and_offered():
     variant = methods.get_method("tome", "qwen2.5-vl")
     assert variant.backbone == "qwen2.5-vl" and "this project's adaptation" in variant.description
-    assert variant.stage == "llm-input" and not variant.original_positions and methods.get_method(
-        "tome").stage == "clip"
+    assert variant.stage.name == "llm-input" and not variant.original_positions and methods.get_method(
+        "tome").stage.name == "clip"
     assert UniPixelPipeline.method_error(UniPixelPipeline, "tome") is None
 
 

@@ -241,7 +241,7 @@ def test_the_official_schedules_are_budget_one():
     assert spec.token_schedule(64, 576, 32) == ((0, 576), (3, 288), (17, 144), (22, 64))
     assert spec.token_schedule(192, 576, 32) == ((0, 576), (3, 288), (17, 192))
     assert spec.token_schedule(576, 576, 32) == ((0, 576),)
-    assert spec.attention_layers(32) == [] and spec.positions == "keep" and spec.stage == "llm-stages"
+    assert spec.attention_layers(32) == [] and spec.positions == "keep" and spec.stage.name == "llm-stages"
     assert get_method("v2drop", "qwen2.5-vl").token_schedule(1, 1296, 28) == ((0, 1296), (3, 324), (16, 16),
                                                                                (22, 1))
 

@@ -13,6 +13,7 @@ import pytest
 import analysis.grounding.compute as grounding_compute
 from litelvlm.cli import main
 from litelvlm.models.model_spec import ModelSpec
+from litelvlm.registry.resolved_model import ResolvedModel
 
 
 class _Loaded(Exception):
@@ -29,9 +30,10 @@ def _parses_while_loading(monkeypatch, argv: list[str]) -> list[str]:
         return parse(cls, model)
 
     def load_then_stop(model, **options):
-        assert isinstance(model, ModelSpec), type(model)  # the parsed value travels, not the text
+        # the parsed value travels, resolved (a frozen value holding its spec), not the text
+        assert isinstance(model, ResolvedModel) and isinstance(model.spec, ModelSpec), type(model)
         pipe = real_load(model, **options)
-        assert isinstance(pipe.name, ModelSpec) and pipe.name == model
+        assert pipe.name == model.text and type(pipe.name) is str   # the pipeline names it by its text
         raise _Loaded
 
     real_load = grounding_compute.load_pipeline

@@ -16,7 +16,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.lazy import Lazy
 from litelvlm.lvlm.family import GroundingPipeline
 from litelvlm.method import Method
-from litelvlm.method_stage import STAGE_TYPES, TowerStage
+from litelvlm.method_stage import STAGE_OBJECTS, TOWER_STAGE
 from litelvlm.pruning.tower import ClipTower, TowerBlock
 
 
@@ -70,7 +70,7 @@ def _tower(layers: int = 4, seed: int = 0):
 
 def test_the_stage_is_a_typed_stage_object():
     spec = KEEP_LAST
-    assert type(spec.stage) is TowerStage and STAGE_TYPES["vision-tower"] is spec.stage
+    assert spec.stage is TOWER_STAGE and STAGE_OBJECTS["vision-tower"] is spec.stage
     assert spec.prunes_in_vision_tower and spec.acts_with_llm and spec.kind == "llm"
     assert not (spec.acts_on_clip or spec.uses_clip or spec.prunes_inside_llm or spec.selects_at_llm_input)
     assert spec.token_schedule(9, 576, 32) == ((0, 9),)  # the LLM sees K tokens from its first layer

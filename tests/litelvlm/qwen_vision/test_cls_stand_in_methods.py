@@ -69,9 +69,9 @@ def test_the_family_offers_the_four_variants(pipe):
     for name in METHODS:
         spec = _spec(name)
         assert cls.method_error(cls, name) is None and pipe.spec(name) is spec
-        assert spec.stage == "llm-input" and spec.backbone == "qwen2.5-vl" and not spec.uses_clip
+        assert spec.stage.name == "llm-input" and spec.backbone == "qwen2.5-vl" and not spec.uses_clip
         assert "this project's adaptation" in spec.description
-        assert get_method(name).stage == "clip"  # GLaMM's: the official code on CLIP's grid, unchanged
+        assert get_method(name).stage.name == "clip"  # GLaMM's: the official code on CLIP's grid, unchanged
 
 
 def _hooked_keys(vision, block):

@@ -11,6 +11,7 @@ from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 from litelvlm.models.family_card import Lazy
 from litelvlm.registry import families
+from litelvlm.registry.resolved_model import ResolvedModel
 from tests.end_to_end.test_startup import _run
 from tests.fixtures.model_folders import fake_family_folder
 
@@ -52,8 +53,8 @@ def test_online_a_hub_id_is_downloaded_and_loaded_from_its_folder(monkeypatch, t
     assert families.hub_folder("PolyU-ChenLab/UniPixel-3B") == str(tmp_path / "snapshot")
     assert asked == [("PolyU-ChenLab/UniPixel-3B", False)]
     loaded = []
-    monkeypatch.setattr(families, "get_family", lambda name: type("F", (), {
-        "from_model_string": staticmethod(lambda spec, **o: loaded.append((name, str(spec))))}))
+    monkeypatch.setattr(ResolvedModel, "pipeline_class", lambda self: type("F", (), {
+        "from_model_string": staticmethod(lambda spec, **o: loaded.append((self.family, str(spec))))}))
     families.load_pipeline("PolyU-ChenLab/UniPixel-3B")
     assert loaded == [("unipixel", str(tmp_path / "snapshot"))]
 

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from litelvlm.cli import main
+from litelvlm.clip import resolve_random_model
 from litelvlm.glamm.random_model import random_model_dir
 from litelvlm.registry import families
 from litelvlm.sa2va.checkpoint import sa2va_folder
@@ -54,4 +55,18 @@ def test_eval_grounding_reads_the_folders_config_once(tmp_path, coco128):
                                                  ("sa2va-tiny-random:0", "validate")])
 def test_every_run_reads_the_folders_config_once(preset, command, tmp_path, coco128):
     reads = _reads_of_a_run(tmp_path, coco128, preset, command)
+    assert len(reads) == 1 and "resolved_model.py" in reads[0], reads
+
+
+def test_select_reads_a_clip_folders_config_once(tmp_path, coco128):
+    """A CLIP folder's string is resolved by the same resolution as a family's (``select``'s ``--model``):
+    its config.json read once there, the CLIP loader checking what it read (transformers' own reads are not
+    the suite's)."""
+    folder = shutil.copytree(resolve_random_model("tiny336-random:0", "hf"), tmp_path / "clip")
+    image = sorted((coco128 / "images").iterdir())[0]
+    with config_reads() as reads:
+        rc = main(["select", "--model", str(folder), "--image", str(image), "--method", "litelvlm",
+                   "--budget", "8", "--text", "a dog", "--json"])
+    assert rc == 0
+    reads = [r for r in reads if r.startswith(str(folder))]
     assert len(reads) == 1 and "resolved_model.py" in reads[0], reads
