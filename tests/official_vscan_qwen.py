@@ -4,7 +4,9 @@ Tencent/SelfEvolvingAgent @ a82450e1b5e15070bee79ee8b79f8d9a97cb85f7, folder ``V
 ``eval/test_refcoco.py`` L134-140 binds (``Qwen2_5_VLVisionSdpaAttention_X`` for the vision attention) with
 its settings L147-153:
 
-* ``model/qwen2_5_vl_utils.py`` ``token_merging`` L97-134 and ``window_selection`` L136-193, verbatim;
+* ``model/qwen2_5_vl_utils.py`` ``token_merging`` L97-134 and ``window_selection`` L136-193, verbatim, with
+  ``official_select`` (custom.py L143-175) in ``tests/pinned_scripts/official_qwen_rules.py``, which the
+  official side under the pin runs too;
 * ``model/qwen2_5_vl_custom.py``:
   - ``Qwen2_5_VisionTransformerPretrainedModel_X.forward`` L338-392 (the local block
     ``fullatt_block_indexes[0]``, the global block ``num_blocks - 1``, their weights summed over heads,
@@ -26,73 +28,12 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-
-def token_merging(image_embeds, keep_indices, scaling=1):  # qwen2_5_vl_utils.py L97-134
-    N, D = image_embeds.shape
-    T = len(keep_indices)
-
-    keep_index_mask = torch.zeros(N, dtype=torch.bool, device=image_embeds.device)
-    keep_index_mask[keep_indices] = True
-
-    retained_tokens = image_embeds[keep_index_mask, :]  # [T, D]
-    non_retained_tokens = image_embeds[~keep_index_mask, :]  # [N - T, D]
-
-    cosine_sim = F.cosine_similarity(non_retained_tokens.unsqueeze(1), retained_tokens.unsqueeze(0), dim=2)
-    nearest_token_indices = cosine_sim.argmax(dim=1)  # [N - T]
-
-    merged_features = torch.zeros_like(retained_tokens)  # [T, D]
-    merged_features += retained_tokens * scaling
-
-    expanded_indices = nearest_token_indices  # [N - T]
-    merged_features.scatter_add_(0, expanded_indices.unsqueeze(-1).expand(-1, D), non_retained_tokens)
-
-    merge_count = torch.zeros(T, device=image_embeds.device, dtype=torch.int)  # [T]
-    merge_count.scatter_add_(0, expanded_indices, torch.ones_like(expanded_indices, dtype=merge_count.dtype))
-    merged_features /= (scaling + merge_count.unsqueeze(1))
-
-    return merged_features
-
-
-def window_selection(attn_weights, num_keep_tokens, image_grid_thw, window_size=4):
-    # qwen2_5_vl_utils.py L136-193
-    token_h, token_w = image_grid_thw[0, 1] // 2, image_grid_thw[0, 2] // 2
-    assert token_h * token_w == attn_weights.shape[
-        0], "The number of tokens in the window is not equal to num_keep_tokens"
-
-    num_windows_h = (token_h / window_size).floor().int()
-    num_windows_w = (token_w / window_size).floor().int()
-    num_windows = num_windows_h * num_windows_w
-    extra_h = token_h - (num_windows_h * window_size)  # noqa: F841
-    extra_w = token_w - (num_windows_w * window_size)  # noqa: F841
-
-    sorted_indices = torch.argsort(attn_weights, dim=0, descending=True)
-    window_counter = torch.zeros(token_h, token_w, device=attn_weights.device, dtype=torch.int)
-    total_counter = 0
-
-    # Calculate the limit of the number of tokens to keep in each window
-    limit = (num_keep_tokens / num_windows).ceil().int()
-
-    keep_indices = torch.zeros(num_keep_tokens, device=attn_weights.device, dtype=torch.int)
-    for index in sorted_indices:
-        x = (index // token_w) // window_size
-        y = (index % token_w) // window_size
-        if x == num_windows_h:
-            x = num_windows_h - 1
-        if y == num_windows_w:
-            y = num_windows_w - 1
-        x = x.int()
-        y = y.int()
-        if window_counter[x, y] < limit:
-            window_counter[x, y] += 1
-            keep_indices[total_counter] = index
-            total_counter += 1
-        if total_counter >= num_keep_tokens:
-            break
-
-    assert total_counter == num_keep_tokens, "The number of tokens to keep is not equal to num_keep_tokens"
-    return keep_indices
+from tests.pinned_scripts.official_qwen_rules import (  # noqa: F401 (the tests read them here)
+    official_select,
+    token_merging,
+    window_selection,
+)
 
 
 def _sdpa_x_weights(attn, hidden_states, cu_seqlens, position_embeddings):
@@ -151,38 +92,6 @@ def official_vision(visual, pixel_values, grid_thw):
     attn_weights_global = torch.mean(attn_weights_global, dim=1)
     reverse_indices = torch.argsort(window_index)  # L388-391
     return image_embeds, attn_weights_local[reverse_indices], attn_weights_global[reverse_indices]
-
-
-def official_select(image_embeds, attn_weights_local, attn_weights_global, input_ids, mask, position_ids,
-                    image_grid_thw, visual_token_ratio):
-    """custom.py L143-175: (image_embeds, keep_indices, keep_indices_local, keep_indices_global, input_ids,
-    position_ids) after the vision-side pruning; ``mask`` marks the image tokens."""
-    n_image_tokens = int(mask.sum())
-    keep_indices = keep_indices_local = keep_indices_global = None
-    if visual_token_ratio != 1:
-        num_keep_tokens = int(visual_token_ratio * n_image_tokens)
-        indices = torch.nonzero(mask)
-
-        keep_indices_local = window_selection(attn_weights_local, num_keep_tokens // 2, image_grid_thw,
-                                              window_size=4)
-
-        attn_weights_global[keep_indices_local] = 0  # avoid repetition
-        keep_indices_global = torch.topk(attn_weights_global, num_keep_tokens - num_keep_tokens // 2).indices
-
-        keep_indices = torch.cat((keep_indices_local, keep_indices_global), dim=0)
-        keep_indices = torch.sort(keep_indices, dim=0)[0]
-        image_embeds = token_merging(image_embeds, keep_indices, scaling=1)
-
-        all_indices = torch.arange(n_image_tokens).to(keep_indices.device)
-        remove_indices = all_indices[~torch.isin(all_indices, keep_indices)]
-        indices_to_remove = indices[remove_indices]
-        remove_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        for index in indices_to_remove:
-            remove_mask[index[0], index[1]] = False
-        input_ids = input_ids[remove_mask].reshape(input_ids.shape[0], -1)
-        position_ids = position_ids[remove_mask.unsqueeze(0).expand(position_ids.shape[0], -1, -1)].reshape(
-            position_ids.shape[0], position_ids.shape[1], -1)
-    return image_embeds, keep_indices, keep_indices_local, keep_indices_global, input_ids, position_ids
 
 
 def layer_prune(self, rank_layer, features, position_ids, cur_image_tokens, next_image_tokens):  # L691-785

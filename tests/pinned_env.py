@@ -42,6 +42,30 @@ PINS = {
     # registry holds: its nearest release, 4.28.1, the reference of the project's other 4.28 transcriptions
     "glamm": ("sejong-rcv/LiteLVLM @5896153 requirements.txt (nearest release)",
               ("transformers==4.28.1", "huggingface-hub==0.36.2", "tokenizers==0.13.3")),
+    # pkunlp-icler/FastV @d165972 src/LLaVA/pyproject.toml (FastV's LLaVA, its own copy of 4.31.0 in
+    # src/transformers) and 42Shawn/LLaVA-PruMerge @097c041 pyproject.toml: transformers==4.31.0,
+    # tokenizers>=0.12.1,<0.14 (torch 2.0.1 there); 4.31.0's own bound for huggingface-hub (<1.0)
+    "llava-4.31": ("pkunlp-icler/FastV @d165972, 42Shawn/LLaVA-PruMerge @097c041 pyproject.toml",
+                   ("transformers==4.31.0", "huggingface-hub==0.36.2", "tokenizers==0.13.3")),
+    # LLaVA-1.5's pyproject.toml as the LLaVA-based methods ship it: Theia-4869/VisPruner @aefa01a,
+    # Theia-4869/CDPruner @9541616, vbdi/divprune @799e2d9 (LLaVA/), Danielement321/HiPrune @6e83a12
+    # (LLaVA/), Gumpest/SparseVLMs @26a5f48, Tencent/SelfEvolvingAgent @a82450e (VScan/); VisionZip
+    # @3151f6d installs "the LLaVA environment": transformers==4.37.2, tokenizers==0.15.1 (torch 2.1.2
+    # there); 4.37.2's own bound for huggingface-hub (<1.0)
+    "llava-4.37": ("LLaVA-1.5 pyproject.toml of VisPruner, CDPruner, DivPrune, HiPrune, SparseVLM, VScan",
+                   ("transformers==4.37.2", "huggingface-hub==0.36.2", "tokenizers==0.15.1")),
+    # Danielement321/HiPrune @6e83a12 setup_qwen.sh L11 (and bench_qwen.sh L5): transformers==4.52.0 for the
+    # Qwen2.5-VL variant; 4.52.0's own bounds for huggingface-hub (<1.0) and tokenizers (<0.22)
+    "hiprune-qwen": ("Danielement321/HiPrune @6e83a12 setup_qwen.sh",
+                     ("transformers==4.52.0", "huggingface-hub==0.36.2", "tokenizers==0.21.4")),
+    # Tencent/SelfEvolvingAgent @a82450e VScan/README.md L37: transformers==4.51.3 for Qwen2.5-VL; 4.51.3's
+    # own bounds for huggingface-hub (<1.0) and tokenizers (<0.22)
+    "vscan-qwen": ("Tencent/SelfEvolvingAgent @a82450e VScan/README.md",
+                   ("transformers==4.51.3", "huggingface-hub==0.36.2", "tokenizers==0.21.4")),
+    # FireRedTeam/IVC-Prune @03afd9c transformers/ (a modified copy of 4.51.3, __init__.py L21, installed by
+    # VLMEvalKit/requirements.txt L26-27): the release it was copied from; its bounds as above
+    "ivc-prune": ("FireRedTeam/IVC-Prune @03afd9c transformers/ (the release it modifies)",
+                  ("transformers==4.51.3", "huggingface-hub==0.36.2", "tokenizers==0.21.4")),
 }
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""Fixtures of the method tests: the tiny GLaMM and the tiny Sa2VA, each with one prepared random image."""
+"""Fixtures of the method tests: the tiny GLaMM and the tiny Sa2VA, each with one prepared random image; the
+official sides run under the LLaVA-based methods' pins."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from PIL import Image
 
 from litelvlm.registry.families import load_pipeline
+from tests.litelvlm.methods.official_pin import llava_431, llava_437
 
 
 def _prepared(pipe):
@@ -24,3 +26,15 @@ def glamm(tiny_glamm):
 def sa2va():
     """(the tiny Sa2VA, the same image prepared)."""
     return _prepared(load_pipeline("sa2va-tiny-random:0"))
+
+
+@pytest.fixture(scope="module")
+def pinned_431():
+    """The official sides run under transformers 4.31.0 (``official_pin.llava_431``, once a process)."""
+    return llava_431()
+
+
+@pytest.fixture(scope="module")
+def pinned_437():
+    """The official sides run under transformers 4.37.2 (``official_pin.llava_437``, once a process)."""
+    return llava_437()

@@ -33,32 +33,13 @@ from torch import nn
 
 from litelvlm.errors import LiteLVLMError
 from tests.fixtures.images import noise_image as _noise
+from tests.pinned_scripts.official_qwen_rules import apply_rotary_pos_emb_vision  # L216-234
 
 MODEL = "unipixel-tiny-random:0"
 SIZES = [(97, 131), (301, 45), (45, 301)]
 
 
 # -- the transcription ---------------------------------------------------------------------------------------
-def rotate_half(x):
-    """L216-220."""
-    x1 = x[..., : x.shape[-1] // 2]
-    x2 = x[..., x.shape[-1] // 2:]
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def apply_rotary_pos_emb_vision(q, k, cos, sin):
-    """L223-234."""
-    orig_q_dtype = q.dtype
-    orig_k_dtype = k.dtype
-    q, k = q.float(), k.float()
-    cos, sin = cos.unsqueeze(-2).float(), sin.unsqueeze(-2).float()
-    q_embed = (q * cos) + (rotate_half(q) * sin)
-    k_embed = (k * cos) + (rotate_half(k) * sin)
-    q_embed = q_embed.to(orig_q_dtype)
-    k_embed = k_embed.to(orig_k_dtype)
-    return q_embed, k_embed
-
-
 def official_weights(self, hidden_states, cu_seqlens, position_embeddings, impl: str):
     """The attention weights a block's attention returns: eager L251-286, flash L175-211 (its attention output
     is not needed here; the rotary kernel of L152-159 replaced by L223-234)."""

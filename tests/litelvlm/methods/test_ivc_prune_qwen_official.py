@@ -30,16 +30,19 @@ priority), written here in plain Python from the docstring.
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from torch import nn
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.llm.context import LLMContext
 from litelvlm.methods import ivc_prune_qwen as ivq
 from tests.fixtures.kept import visual_part
+from tests.pinned_scripts.official_qwen_rules import (  # L697-706, L1355-1390, L1487-1551
+    calculate_avg_similarity_for_subset_einsum,
+    official_fill,
+    official_lists,
+    official_value_states,
+)
 
 IVC_COMMIT = "03afd9cee41f60bb30b51a4105839f2b5d467814"
 MODEL = "unipixel-tiny-random:0"
@@ -82,49 +85,6 @@ def official_mrope_pick(cos, sin, mrope_section):
     return cos, sin
 
 
-def repeat_kv(hidden_states: torch.Tensor, n_rep: int) -> torch.Tensor:
-    """L697-706."""
-    batch, num_key_value_heads, slen, head_dim = hidden_states.shape
-    if n_rep == 1:
-        return hidden_states
-    hidden_states = hidden_states[:, :, None, :, :].expand(batch, num_key_value_heads, n_rep, slen, head_dim)
-    return hidden_states.reshape(batch, num_key_value_heads * n_rep, slen, head_dim)
-
-
-def official_value_states(decoder_layer, hidden_states):
-    """The value states decoder layer ``K-1`` returns (L1103-1104, then L866-873, L887-889, L895-918,
-    L948-949; the KV-cache update L883-885 returns the prefill's own states)."""
-    self = decoder_layer.self_attn
-    hidden_states = decoder_layer.input_layernorm(hidden_states)
-    bsz, q_len, _ = hidden_states.size()
-    query_states = self.q_proj(hidden_states)
-    value_states = self.v_proj(hidden_states)
-    query_states = query_states.view(bsz, q_len, -1, self.head_dim).transpose(1, 2)
-    value_states = value_states.view(bsz, q_len, -1, self.head_dim).transpose(1, 2)
-    value_states = repeat_kv(value_states, self.num_key_value_groups)
-    input_dtype = query_states.dtype
-    if input_dtype == torch.float32:
-        target_dtype = self.q_proj.weight.dtype
-        value_states = value_states.to(target_dtype)
-    value_states = value_states.transpose(1, 2)
-    return value_states
-
-
-def calculate_avg_similarity_for_subset_einsum(value_states, query_token_indices, head_dim, img_start=None,
-                                               img_len=None):
-    """L1355-1390 (``self`` dropped)."""
-    if value_states.shape[0] != 1:
-        raise NotImplementedError("This efficient implementation currently supports batch_size=1")
-    value_states = value_states.transpose(1, 2)
-    value_states_query = value_states[:, :, query_token_indices, :]
-    value_states_t = value_states[:, :, img_start:img_start + img_len, :].transpose(2, 3)
-    scale = math.sqrt(head_dim)
-    sim_slice = torch.einsum('bhqd,bhdk->bhqk', value_states_query, value_states_t) / scale
-    weights_slice = nn.functional.softmax(sim_slice, dim=-1, dtype=torch.float32).to(value_states.dtype)
-    final_score_vector = torch.mean(weights_slice, dim=(0, 1))
-    return final_score_vector
-
-
 def get_image_token_length_single_pair(input_ids, start_token=151652, end_token=151653):
     """L2108-2122 (``self`` dropped)."""
     batch_size, seq_len = input_ids.shape
@@ -138,62 +98,6 @@ def get_image_token_length_single_pair(input_ids, start_token=151652, end_token=
                                       torch.tensor(-1, device=input_ids.device))
     first_start_indices = [None if idx.item() == -1 else int(idx.item()) for idx in first_start_indices]
     return lengths.tolist(), first_start_indices
-
-
-def official_lists(critical_value_states, position_embeddings, IVCP_image_token_start_index,
-                   IVCP_image_token_length, seq_length_with_past, head_dim, device):
-    """The selection's scores and lists, L1487-1524: (seeds, final score mean, cos top, sin top)."""
-    text_query_indices = torch.arange(
-        IVCP_image_token_start_index + IVCP_image_token_length + 2, seq_length_with_past, device=device)
-    value_attn_text_to_img = calculate_avg_similarity_for_subset_einsum(
-        critical_value_states, text_query_indices, head_dim,
-        img_start=IVCP_image_token_start_index, img_len=IVCP_image_token_length)
-    value_attn_text_to_img_mean = torch.mean(value_attn_text_to_img, dim=0)
-    top_attention_rank_index = value_attn_text_to_img_mean.topk(
-        max(1, round(IVCP_image_token_length * 0.01))).indices + IVCP_image_token_start_index
-    value_attn_A_to_img = calculate_avg_similarity_for_subset_einsum(
-        critical_value_states, top_attention_rank_index, head_dim,
-        img_start=IVCP_image_token_start_index, img_len=IVCP_image_token_length)
-    img_scores_final = torch.cat((value_attn_text_to_img, value_attn_A_to_img), dim=0)
-    img_scores_final_mean = torch.mean(img_scores_final, dim=0)
-    cos, sin = position_embeddings
-    span = slice(IVCP_image_token_start_index, IVCP_image_token_start_index + IVCP_image_token_length)
-    cos_mean = cos[:, 0, span, ].mean(dim=(0, 2))
-    sin_mean = sin[:, 0, span, ].mean(dim=(0, 2))
-    topk_index_1 = cos_mean.topk(round(IVCP_image_token_length * 0.1)).indices + IVCP_image_token_start_index
-    topk_index_2 = sin_mean.topk(round(IVCP_image_token_length * 0.1)).indices + IVCP_image_token_start_index
-    return top_attention_rank_index, img_scores_final_mean, topk_index_1, topk_index_2
-
-
-def official_fill(lists, IVCP_image_token_start_index, IVCP_image_token_length, seq_length_with_past, device,
-                  target=None):
-    """L1524-1551 (``target``: ``target_image_token_count`` instead of ``round(n * 0.5)``; below the
-    priority's size, the module's deviation 1, which is not official)."""
-    top_attention_rank_index, img_scores_final_mean, topk_index_1, topk_index_2 = lists
-    pe_index = torch.cat((topk_index_1, topk_index_2))
-    priority_indices = torch.cat((pe_index, top_attention_rank_index))
-    priority_indices_unique = torch.unique(priority_indices)
-    target_image_token_count = round(IVCP_image_token_length * 0.5) if target is None else target
-    if target is not None and target < len(priority_indices_unique):  # deviation 1
-        total = len(topk_index_1) + len(topk_index_2) + len(top_attention_rank_index)
-        c, k = len(topk_index_1) * target // total, len(top_attention_rank_index) * target // total
-        priority_indices_unique = torch.unique(torch.cat(
-            (topk_index_1[:c], topk_index_2[:c], top_attention_rank_index[:k])))
-    remaining_count = target_image_token_count - len(priority_indices_unique)
-    if remaining_count > 0:
-        all_value_scores_indices = img_scores_final_mean.topk(IVCP_image_token_length).indices \
-            + IVCP_image_token_start_index
-        mask = ~torch.isin(all_value_scores_indices, priority_indices_unique)
-        additional_indices = all_value_scores_indices[mask][:remaining_count]
-        selected_image_indices = torch.cat((priority_indices_unique, additional_indices))
-    else:
-        selected_image_indices = priority_indices_unique
-    keep_indexs = torch.cat((
-        torch.arange(IVCP_image_token_start_index, device=device),
-        selected_image_indices,
-        torch
-        .arange(IVCP_image_token_start_index + IVCP_image_token_length, seq_length_with_past, device=device)))
-    return torch.unique(keep_indexs, sorted=True)
 
 
 def official_keep_indexs(critical_value_states, position_embeddings, start, length, seq_length_with_past,

@@ -1,0 +1,193 @@
+"""The official side of the LLaVA-based methods under their repositories' pins (``tests/pinned_env.py``):
+transformers 4.31.0 (FastV, LLaVA-PruMerge) and 4.37.2 (LLaVA-1.5 in VisPruner, CDPruner, DivPrune, HiPrune,
+SparseVLM, VScan; VisionZip installs "the LLaVA environment"). Every case of a pin in one launch of the pinned
+interpreter (``tests/pinned_scripts/batch.py``), once a test process:
+
+* ``clip_vision_official.py``: random transformers CLIP towers (:data:`TOWERS`) run by the pinned
+  ``CLIPVisionModelWithProjection``: its ``hidden_states``, ``attentions`` (``output_attentions=True``) and
+  what forward hooks on its ``q_proj`` / ``k_proj`` see;
+* ``fastv_official.py``: the tiny GLaMM's LLaMA in FastV's loop on 4.31's own decoder layers;
+* ``llama_layers_official.py``: the tiny GLaMM's LLaMA (:data:`LLM_CASES`) on 4.37's own decoder layers, SDPA
+  and eager, and the keys after 4.37's RoPE.
+
+:class:`PinnedTower` hands the pinned outputs to this project's selectors as a CLIP trace (the q/k/v the
+selectors recompute come from the same modules), so that a method's selection is compared with the official
+rule on what the pinned tower returned.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from litelvlm.clip.traces import VisionTrace
+from litelvlm.pruning import SelectorInputs
+from tests.pinned_env import run_pinned
+
+#: name -> (grid, width, heads, blocks): VisPruner's and VisionZip's 8x8 tower
+#: (``test_vispruner_visionzip_official.HFTower``), HiPrune's and PruMerge's 24x24 one (LLaVA-1.5's grid, the
+#: official literals 24 and 575; HiPrune's object layer 9), VScan's 24-block one (its blocks 5 and -2), and
+#: a tower of CLIP ViT-L's head size (64) for the towers' own outputs
+TOWERS = {"small": (8, 48, 4, 3), "llava": (24, 48, 4, 10), "vscan": (24, 32, 4, 24),
+          "head64": (8, 128, 2, 3)}
+#: the dtypes each tower runs in under 4.37
+DTYPES = {"small": (torch.float32, torch.bfloat16), "llava": (torch.float32, torch.bfloat16),
+          "vscan": (torch.float32, torch.bfloat16),
+          "head64": (torch.float32, torch.bfloat16)}
+#: FastV: the layers K whose rows rank, and the (K, budget) loops run to the end
+FASTV_KS = (1, 2, 3)
+FASTV_LOOPS = ((2, 144), (2, 1), (3, 575))
+#: the LLM-side cases under 4.37: (sequence length, dtype)
+LLM_CASES = ((37, torch.float32), (37, torch.bfloat16), (611, torch.bfloat16))
+#: the LlamaConfig fields 4.31 takes (its rotary base is 10,000; no rope_theta)
+LLAMA_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps",
+                "bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings")
+
+
+class PinnedTower:
+    """A random transformers CLIP tower (transformers 5, eager) as a CLIP backend whose trace holds the
+    pinned tower's ``hidden_states``; ``pinned`` is the pinned side's result for it."""
+
+    name = "random-clip-pinned"
+
+    def __init__(self, kind: str, dtype: torch.dtype, seed: int = 0):
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        grid, width, heads, blocks = TOWERS[kind]
+        self.grid, self.vision_heads, self.dtype = grid, heads, dtype
+        self.config = dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=blocks,
+                           num_attention_heads=heads, image_size=14 * grid, patch_size=14)
+        torch.manual_seed(seed)
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(**self.config, attn_implementation="eager"))
+        for layer in model.vision_model.encoder.layers:  # peaked [CLS] rows, as CLIP's
+            layer.self_attn.q_proj.weight.data.mul_(4.0)
+        self.model = model.eval().to(dtype)
+        g = torch.Generator().manual_seed(seed)
+        self.pixels = torch.randn(1, 3, 14 * grid, 14 * grid, generator=g).to(dtype)
+        self.features = torch.randn(1, grid * grid, 24, generator=g).to(dtype)   # VScan's projector outputs
+        self.pinned = None
+
+    def case(self) -> dict:
+        return {"config": self.config, "state": self.model.state_dict(), "pixels": self.pixels, "hook": -1}
+
+    def own_hidden_states(self) -> tuple[torch.Tensor, ...]:
+        """The tower's own ``hidden_states`` (transformers 5, eager), as this project's CLIP trace holds
+        them."""
+        with torch.no_grad():
+            return tuple(self.model.vision_model(pixel_values=self.pixels, output_hidden_states=True)
+                         .hidden_states)
+
+    @torch.no_grad()
+    def vision_qkv(self, block, hidden):
+        layer = self.model.vision_model.encoder.layers[block]
+        x = layer.layer_norm1(hidden)
+        return layer.self_attn.q_proj(x), layer.self_attn.k_proj(x), layer.self_attn.v_proj(x)
+
+    def inputs(self) -> SelectorInputs:
+        """The project's selector inputs on the pinned tower's ``hidden_states``."""
+        return SelectorInputs(VisionTrace(hidden_states=self.pinned["hidden_states"],
+                                          grid=(self.grid, self.grid), num_prefix_tokens=1, backend=self))
+
+
+def _launch(pin: str, jobs: list[tuple[str, list]], tmp: Path) -> list[dict]:
+    """Run ``jobs`` (script, cases) under ``pin`` in one process: each job's saved result."""
+    listed = []
+    for k, (script, cases) in enumerate(jobs):
+        torch.save(cases, tmp / f"{k}.pt")
+        listed.append([script, str(tmp / f"{k}.pt"), str(tmp / f"{k}-out.pt")])
+    (tmp / "jobs.json").write_text(json.dumps(listed))
+    run_pinned(pin, "batch.py", str(tmp / "jobs.json"))
+    return [torch.load(tmp / f"{k}-out.pt", weights_only=False) for k in range(len(jobs))]
+
+
+def _attach(towers: list[PinnedTower], got: dict) -> None:
+    for t, result in zip(towers, got["cases"], strict=True):
+        t.pinned = result
+
+
+def fastv_cases() -> list[tuple]:
+    """(pipeline, prepared, context) of the tiny GLaMM with the official numerics in float32 and bfloat16, on
+    the image of ``test_fastv_official.official_case``."""
+    from PIL import Image
+
+    from litelvlm.glamm import GlammPipeline
+
+    out = []
+    for dtype in (torch.float32, torch.bfloat16):
+        p = GlammPipeline.from_model_string("tiny-random:0", dtype=dtype)
+        g = torch.Generator().manual_seed(7)
+        image = Image.fromarray((torch.rand(80, 120, 3, generator=g) * 255).to(torch.uint8).numpy())
+        prep = p.prepare(image, ["the dog on the left", "a red cup"])
+        out.append((p, prep, p.context(prep)))
+    return out
+
+
+def _fastv_case(pipe, ctx) -> dict:
+    lm = pipe.model.language_model
+    return {"config": {f: getattr(lm.config, f) for f in LLAMA_FIELDS},
+            "state": {k: v for k, v in lm.state_dict().items() if not k.startswith("rotary_emb.")},
+            "x": ctx.embeds, "sys_length": ctx.image_start, "image_length": ctx.num_visual,
+            "ks": FASTV_KS, "ranks": list(range(1, ctx.num_visual + 1)), "loops": FASTV_LOOPS}
+
+
+@functools.cache
+def llava_431() -> SimpleNamespace:
+    """Under 4.31.0: ``fastv`` (pipeline, prepared, context, the official result) per dtype; ``towers``
+    (dtype -> :class:`PinnedTower` ``llava``, LLaVA-PruMerge's hooks on its last block)."""
+    fastv = fastv_cases()
+    towers = {dt: PinnedTower("llava", dt) for dt in (torch.float32, torch.bfloat16)}
+    with tempfile.TemporaryDirectory(prefix="llava-431-") as tmp:
+        got_fastv, got_clip = _launch("llava-4.31", [
+            ("fastv_official.py", [_fastv_case(p, ctx) for p, _, ctx in fastv]),
+            ("clip_vision_official.py", [t.case() for t in towers.values()])], Path(tmp))
+    _attach(list(towers.values()), got_clip)
+    return SimpleNamespace(versions=got_fastv["versions"],
+                           fastv=[(*f, r) for f, r in zip(fastv, got_fastv["cases"], strict=True)],
+                           towers=towers)
+
+
+def llm_models() -> list[tuple]:
+    """(transformers 5 ``LlamaModel`` of the tiny GLaMM architecture in the case's dtype, its float32 state,
+    ``inputs_embeds``) for :data:`LLM_CASES`; the rotary frequencies kept in float32, as the bfloat16 pipeline
+    keeps them."""
+    from transformers import LlamaModel
+
+    from litelvlm.glamm.config import get_arch, llama_config, with_vocab
+
+    arch = get_arch("tiny")
+    arch = with_vocab(arch, arch.vocab_size or 512)
+    out = []
+    for k, (length, dtype) in enumerate(LLM_CASES):
+        torch.manual_seed(k)
+        model = LlamaModel(llama_config(arch)).eval()
+        state = {n: v for n, v in model.state_dict().items() if not n.startswith("rotary_emb.")}
+        kept = {n: b.clone() for n, b in model.rotary_emb.named_buffers()}
+        model = model.to(dtype)
+        for n, b in kept.items():
+            setattr(model.rotary_emb, n, b)
+        x = torch.randn(1, length, arch.llm_hidden, generator=torch.Generator().manual_seed(k)).to(dtype)
+        out.append((model, state, x))
+    return out
+
+
+@functools.cache
+def llava_437() -> SimpleNamespace:
+    """Under 4.37.2: ``towers`` ((kind, dtype) -> :class:`PinnedTower`) of :data:`DTYPES`; ``llm``: (model,
+    inputs_embeds, the official result) per :data:`LLM_CASES`."""
+    towers = {(kind, dt): PinnedTower(kind, dt) for kind, dts in DTYPES.items() for dt in dts}
+    llm = llm_models()
+    llm_cases = [{"config": {f: getattr(m.config, f) for f in LLAMA_FIELDS}, "state": state, "x": x}
+                 for m, state, x in llm]
+    with tempfile.TemporaryDirectory(prefix="llava-437-") as tmp:
+        jobs = [("clip_vision_official.py", [t.case() for t in towers.values()]),
+                ("llama_layers_official.py", llm_cases)]
+        got, got_llm = _launch("llava-4.37", jobs, Path(tmp))
+    _attach(list(towers.values()), got)
+    return SimpleNamespace(versions=got["versions"], towers=towers,
+                           llm=[(m, x, r) for (m, _, x), r in zip(llm, got_llm["cases"], strict=True)])
