@@ -1,8 +1,8 @@
 """The times the README and docs state, measured: every example command with "(about N s on 2 cores)" beside
-it (the docs' after the README's, each command once), in the README's order (the later examples read the
-earlier ones' ``runs/``), each in a fresh process with an empty cache, its CPU-seconds (user + system of the
-process and its children) and wall seconds; ``toy-train`` per step (two short runs, their difference over the
-extra steps) and extrapolated to its default steps.
+it (the docs' after the README's, ``docs/commands.md`` first, each command once), in that order (the later
+examples read the earlier ones' ``runs/``), each in a fresh process with an empty cache, its CPU-seconds
+(user + system of the process and its children) and wall seconds; ``toy-train`` per step (two short runs,
+their difference over the extra steps) and extrapolated to its default steps.
 
 Prints one Markdown table, stated against measured, and the ratio of the measured CPU-seconds to the
 statement: "off" where it is outside [1/1.5, 1.5] (the README then states the wrong time).
@@ -36,10 +36,12 @@ TOY_STEPS = 4800
 
 
 def documented_commands(root: Path = ROOT) -> list[tuple[str, list[str], float]]:
-    """:func:`stated_commands` of the README, then of each ``docs/*.md`` in name order, each command once (its
-    first statement)."""
+    """:func:`stated_commands` of the README, then of ``docs/commands.md`` (an example of every command, in
+    the order to run them), then of the other ``docs/*.md`` in name order, each command once (its first
+    statement)."""
     found, seen = [], set()
-    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+    page = root / "docs" / "commands.md"
+    for path in [root / "README.md", page, *sorted(p for p in (root / "docs").glob("*.md") if p != page)]:
         for name, argv, seconds in stated_commands(path.read_text()):
             if tuple(argv) not in seen:
                 seen.add(tuple(argv))

@@ -1,12 +1,17 @@
-"""README.md is a user's page: at most 16,000 bytes (detail lives in docs/), and every example states its
-expected time on 2 cores."""
+"""README.md is a user's page: at most 16,000 bytes (detail lives in docs/), every command in its table at a
+glance, and every example states its expected time on 2 cores; docs/commands.md holds an example of every
+command."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from litelvlm.cli import all_commands
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+COMMANDS_PAGE = ROOT / "docs" / "commands.md"
 #: a time as the README states one: "about 15 s on 2 cores", "under 1 min on 2 cores", "a few seconds", "hours
 #: on 2 cores"
 TIME = re.compile(r"(about|under) \d+(\.\d+)? ?(s|min)\b[^`]{0,40}?on 2 cores|a few seconds|hours on "
@@ -31,7 +36,7 @@ def test_readme_is_a_short_page():
 
 def test_every_readme_example_states_its_time_on_2_cores():
     found = examples(README.read_text())
-    assert len(found) >= 14  # every command's example, the two setup lines
+    assert len(found) >= 4  # the two setup lines, the examples under the commands' table
     # an install alone takes the download's time, and says so
     missing = [ex for ex, after in found if not TIME.search(after[:200])
                and not ("bin/litelvlm" not in ex and "pytest" not in ex and "the download's" in ex)]
@@ -45,3 +50,12 @@ def test_examples_finds_examples_and_their_times():
     assert [e for e, _ in found] == ["pip install x  # about 2 min on 2 cores", "litelvlm a --out x",
                                      "litelvlm b --out y"]
     assert [bool(TIME.search(after[:200])) for _, after in found] == [True, True, False]
+
+
+def test_every_command_is_in_the_readme_table_with_a_timed_example_in_the_commands_page():
+    table = README.read_text().split("## Commands at a glance", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z-]+)`(?:, `([a-z-]+)`)? \|", table, flags=re.M))
+    listed = {name for pair in listed for name in pair if name}
+    timed = {ex.split()[1] for ex, after in examples(COMMANDS_PAGE.read_text()) if TIME.search(after[:200])}
+    commands = set(all_commands())
+    assert commands - listed == set() and commands - timed == set()
