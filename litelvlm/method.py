@@ -120,8 +120,13 @@ class Method:
     attention weights (softmax rows of the layer's own queries and keys) it reads, at its default options and
     a budget that prunes, on an LLM of L layers (:meth:`attention_layers`); ``tower_attention_weights``: it
     reads attention weights of the vision tower or CLIP (the [CLS] row, a block's softmax), recomputed from
-    their queries and keys. ``backbone``: declared by a backbone's variant (:data:`litelvlm.methods.VARIANTS`;
-    "" for the method itself)."""
+    their queries and keys. ``restores_tokens``: a vision-tower method whose tower gives the LLM every visual
+    token back (IPCV: its selection holds all N, their LLM inputs as ``features``, in the family's order; K
+    counts what the tower's later blocks run on).
+    ``tower_tokens``: an LLM-side method composed with such a tower rule (IPCV + FastV): ``tower_tokens(
+    TowerContext, K, **options)`` gives the (N, h) visual tokens its ``select`` and ``forward`` then prune
+    (:func:`litelvlm.lvlm.prune.llm_stage`). ``backbone``: declared by a backbone's variant
+    (:data:`litelvlm.methods.VARIANTS`; "" for the method itself)."""
 
     stage: Stage
     select: Callable[..., Any]
@@ -142,6 +147,8 @@ class Method:
     scores_only: bool = False
     attention_weights: Callable[[int], tuple[int, ...]] = no_layers
     tower_attention_weights: bool = False
+    restores_tokens: bool = False
+    tower_tokens: Callable[..., Any] | None = None
     name: str = ""
     description: str = ""
     backbone: str = ""
@@ -189,6 +196,12 @@ class Method:
         """Whether it prunes between the blocks of the family's vision tower (FlowCut;
         :data:`~litelvlm.method_stage.TOWER_STAGE`)."""
         return self.stage.prunes_in_vision_tower
+
+    @property
+    def uses_vision_tower(self) -> bool:
+        """Whether it runs the family's vision tower block by block: a vision-tower method, or an LLM-side one
+        composed with a tower rule (``tower_tokens``)."""
+        return self.stage.prunes_in_vision_tower or self.tower_tokens is not None
 
     @property
     def uses_clip(self) -> bool:

@@ -47,10 +47,12 @@ def tower_step(pipeline: Any, prepared: Any, method: str, budget: int, full: Any
                             "the given visual_embeds")
     ctx = pipeline.tower_context(prepared)
     sel = spec.select(ctx, budget, **options)
-    if len(sel) != budget or sel.features is None or len(sel.features) != budget:
+    count = ctx.num_tokens if spec.restores_tokens else budget
+    if len(sel) != count or sel.features is None or len(sel.features) != count:
         raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget} (with their tower "
-                             "features)")
-    vis, rows = ctx.llm_inputs(sel)
+                             f"features; {count} expected)")
+    # a tower that gives every token back (IPCV) returns the N LLM inputs, in the family's order
+    vis, rows = (sel.features, sel.indices) if spec.restores_tokens else ctx.llm_inputs(sel)
     return vis, sel, rows if rule == "keep" else None, None
 
 

@@ -27,7 +27,7 @@ def method_error(pipe, method: str) -> str | None:
                 f"{pipe.family} family maps only an external CLIP's per-token scores onto its own tokens "
                 "(this project's adaptation), so the CLIP-side methods that read scores alone run on it: "
                 f"{', '.join(mapped_methods())}, or a method that acts with the LLM")
-    if spec.prunes_in_vision_tower and not ab.tower_stage:
+    if spec.uses_vision_tower and not ab.tower_stage:
         return (f"{method} prunes inside a vision tower; the {pipe.family} family offers no vision-tower "
                 "stage")
     if spec.one_axis_positions and ab.position_axes != 1:

@@ -92,6 +92,13 @@ def llm_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
     keep their positions, None) for a selection applied at the LLM input, (None, the selection, None, (final,
     rows)) otherwise."""
     n = pipeline.num_visual(prepared)
+    if spec.tower_tokens is not None:  # composed with a tower rule that gives every token back (IPCV)
+        if given:
+            raise LiteLVLMError(f"{method} computes its visual tokens in the vision tower, so it cannot "
+                                "take given visual_embeds")
+        own = inspect.signature(spec.tower_tokens).parameters
+        full = spec.tower_tokens(pipeline.tower_context(prepared), budget,
+                                 **{k: v for k, v in options.items() if k in own})
     full = pipeline.visual_tokens(prepared) if full is None else full
     ctx = LLMContext(pipeline, prepared, full, None if positions == "official" else positions)
     sel = spec.select(ctx, budget, **options)

@@ -75,12 +75,32 @@ class TowerContext:
     prefix: int
     total_blocks: int
     num_blocks: int
+    #: the LLM's visual tokens the tower's output gives (its ``finish``): N
+    num_tokens: int
     #: the family's map of a selection onto (its (K, h) LLM inputs, (K,) the visual-token index each stands
     #: for)
     to_llm: Callable[[Selection], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def run(self, observe: Observer) -> TowerOutput:
         """Run the tower, ``observe`` choosing after each block the patch tokens that go on."""
+        raise NotImplementedError
+
+    # -- a block in its two residual branches, for a rule that runs them on different tokens (IPCV) -------
+    def embed(self) -> torch.Tensor:
+        """(B, T, W) the input of block 0: B sequences (images or tiles) of T tokens, prefix tokens first."""
+        raise NotImplementedError
+
+    def attend(self, index: int, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """``x`` plus block ``index``'s attention branch on it; ``x`` (B, T', W) holds the tokens at ``rows``
+        (B, T') of the full sequences (None: all of them), whose positions and attention bounds they take."""
+        raise NotImplementedError
+
+    def feed(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """``x`` plus block ``index``'s MLP branch on it."""
+        raise NotImplementedError
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, h) the LLM's visual tokens from the output (B, T, W) of the last block the tower runs."""
         raise NotImplementedError
 
     def llm_inputs(self, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,10 +111,10 @@ class TowerContext:
         return self.to_llm(sel)
 
 
-def eager_clip_block(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, TowerBlock]:
-    """A transformers ``CLIPEncoderLayer`` on ``x`` (B, T, W): its output and its attention's heads and
-    probabilities (the operation order of transformers 4.37's eager ``CLIPAttention.forward``, ``bmm`` batched
-    over batch x heads)."""
+def clip_attention(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A ``CLIPEncoderLayer``'s attention branch on ``x`` (B, T, W) in the operation order of transformers
+    4.37's eager ``CLIPAttention.forward`` (``bmm`` batched over batch x heads): (its output (B, T, W), q,
+    k, v (B, H, T, d), the probabilities (B * H, T, T))."""
     attn = layer.self_attn
     b, t, w = x.shape
     heads, d = attn.num_heads, attn.head_dim
@@ -107,9 +127,18 @@ def eager_clip_block(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, T
     weights = torch.bmm(q.view(b * heads, t, d), k.view(b * heads, t, d).transpose(1, 2))
     probs = nn.functional.softmax(weights, dim=-1)
     out = torch.bmm(probs, v.view(b * heads, t, d)).view(b, heads, t, d).transpose(1, 2).reshape(b, t, w)
-    x = x + attn.out_proj(out)
+    return attn.out_proj(out), q, k, v, probs
+
+
+def eager_clip_block(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, TowerBlock]:
+    """A transformers ``CLIPEncoderLayer`` on ``x`` (B, T, W): its output and its attention's heads and
+    probabilities (:func:`clip_attention`)."""
+    b, t, _ = x.shape
+    out, q, k, v, probs = clip_attention(layer, x)
+    x = x + out
     x = x + layer.mlp(layer.layer_norm2(x))
-    view = TowerBlock(index=-1, hidden=x, queries=q, keys=k, values=v, attention=probs.view(b, heads, t, t),
+    view = TowerBlock(index=-1, hidden=x, queries=q, keys=k, values=v,
+                      attention=probs.view(b, q.shape[1], t, t),
                       patches=torch.empty(0), prefix=0, last=False)
     return x, view
 
@@ -128,7 +157,7 @@ class ClipTower(TowerContext):
         self.prefix = int(prefix)
         self.total_blocks = len(self.layers)
         self.num_blocks = feature_layer % (self.total_blocks + 1)
-        self.num_visual = int(hidden.shape[1]) - self.prefix
+        self.num_visual = self.num_tokens = int(hidden.shape[1]) - self.prefix
         if self.num_blocks < 1:
             raise LiteLVLMError(f"feature layer {feature_layer} is the embedding output: no vision block to "
                                 "prune in")
@@ -158,3 +187,17 @@ class ClipTower(TowerContext):
                 patches = patches[keep]
         return TowerOutput(features=x[0, p:], indices=patches)
 
+    def embed(self) -> torch.Tensor:
+        return self.hidden
+
+    def attend(self, index: int, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        return x + clip_attention(self.layers[index], x)[0]
+
+    def feed(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        layer = self.layers[index]
+        return x + layer.mlp(layer.layer_norm2(x))
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        vis, rows = self.llm_inputs(Selection(indices=torch.arange(self.num_tokens, device=x.device),
+                                              features=x[0, self.prefix:]))
+        return vis[torch.argsort(rows.to(vis.device))]  # in the family's order of its visual tokens

@@ -42,6 +42,7 @@ from ..lvlm.prepared import Prepared
 from ..models.model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
 from ..qwen_vision.index import forward_index
+from ..qwen_vision.tower import QwenTower
 from ..registry.families import card, family_model
 from ..registry.resolved_model import ResolvedModel
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
@@ -86,9 +87,12 @@ class QwenSam2Input(Prepared):
 #: what every Qwen2.5-VL + SAM 2 family offers: one expression per prompt (the studies' ``--protocol`` does
 #: not regroup them); an external CLIP's scores mapped onto the merged tokens (this project's adaptation); 3-D
 #: M-RoPE; the methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`); kept tokens keep their M-RoPE
-#: ids under ``positions="official"`` (this project's adaptation)
+#: ids under ``positions="official"`` (this project's adaptation); the vision-tower stage on Qwen2.5-VL's
+#: tower (:class:`litelvlm.qwen_vision.tower.QwenTower`), where FlowCut, which reads a [CLS] token, is refused
 ABILITIES = Abilities(sentences_per_prompt=1, clip_side="mapped", position_axes=3, backbone="qwen2.5-vl",
-                      position_rule="keep")
+                      position_rule="keep", tower_stage=True,
+                      refuses={"flowcut": "{method} reads the [CLS] token's attention in the vision tower; "
+                                          "Qwen2.5-VL's tower has no [CLS] token"})
 
 
 class QwenSam2Pipeline(GroundingPipeline):
@@ -342,6 +346,11 @@ class QwenSam2Pipeline(GroundingPipeline):
         b = visual.shape[0]
         return torch.cat(
             [before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
+
+    def tower_context(self, prepared: QwenSam2Input) -> QwenTower:
+        """The vision tower on ``prepared``'s image (the family's ``vision``) as a vision-tower stage: its
+        merged tokens are the LLM's visual tokens."""
+        return QwenTower(self.vision(prepared))
 
     def clip_selection_tokens(self, prepared: QwenSam2Input, sel: Selection, full=None) -> torch.Tensor:
         """(K, h) the merged tokens a CLIP-side selection kept (its indices index the merged tokens: the

@@ -75,7 +75,9 @@ class Qwen3Vision(QwenVision):
 class Sa2VAQwen3Pipeline(Sa2VAPipeline):
     """Sa2VA-Qwen3-VL: ``Qwen3VLForConditionalGeneration`` + processor + ``text_hidden_fcs`` + SAM 2."""
 
-    abilities = replace(Sa2VAPipeline.abilities, seg_reads="norm_input",
+    #: no vision-tower stage: Qwen3-VL's tower (learned position embeddings, DeepStack features read from
+    #: middle blocks) is not :class:`~litelvlm.qwen_vision.tower.QwenTower`'s Qwen2.5-VL tower
+    abilities = replace(Sa2VAPipeline.abilities, seg_reads="norm_input", tower_stage=False,
                         refuses={**Sa2VAPipeline.abilities.refuses, **REFUSES})
     vision_class = Qwen3Vision
 

@@ -84,19 +84,18 @@ def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monk
 
 def test_options_are_declared_with_the_method_and_default_as_its_select():
     declared = {name: get_method(name).options for name in TABLE if get_method(name).options}
-    assert sorted(declared) == ["divprune+random-deep", "fastv", "llm-attention", "random-deep", "v2drop",
-                                "vitcop"]
+    assert sorted(declared) == ["divprune+random-deep", "fastv", "ipcv", "ipcv+dart", "ipcv+fastv",
+                                "llm-attention", "random-deep", "v2drop", "vitcop"]
     for name, options in declared.items():
         m = get_method(name)
         params = inspect.signature(m.select).parameters
         for opt in options:
             assert params[opt.name].default == opt.default, (name, opt)
             assert opt.flag == "--" + opt.dest.replace("_", "-") and opt.help
-    assert [o.dest for o in method_option_list()] == ["random_deep_layer", "random_deep_ratio", "fastv_layer",
-                                                      "attention_layer", "attention_queries", "v2drop_layers",
-                                                      "v2drop_ratios", "vitcop_vision_ratio",
-                                                      "vitcop_cluster_percentage", "vitcop_shallow_layer",
-                                                      "vitcop_deep_layer"]
+    assert [o.dest for o in method_option_list()] == [
+        "random_deep_layer", "random_deep_ratio", "fastv_layer", "ipcv_layer", "ipcv_as_layers", "ipcv_top_k",
+        "ipcv_llm_layer", "attention_layer", "attention_queries", "v2drop_layers", "v2drop_ratios",
+        "vitcop_vision_ratio", "vitcop_cluster_percentage", "vitcop_shallow_layer", "vitcop_deep_layer"]
 
 
 def test_the_command_line_builds_every_methods_flags_from_the_registry():

@@ -100,7 +100,8 @@ def test_the_registry_declares_no_options_of_its_own():
     assert {o.dest for o in methods.method_option_list()} == {
         "random_deep_layer", "random_deep_ratio", "fastv_layer", "v2drop_layers", "v2drop_ratios",
         "attention_layer", "attention_queries", "vitcop_vision_ratio", "vitcop_cluster_percentage",
-        "vitcop_shallow_layer", "vitcop_deep_layer"}
+        "vitcop_shallow_layer", "vitcop_deep_layer", "ipcv_layer", "ipcv_as_layers", "ipcv_top_k",
+        "ipcv_llm_layer"}
 
 
 def test_what_the_registry_reads_is_what_each_module_declares():

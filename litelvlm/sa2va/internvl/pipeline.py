@@ -18,8 +18,9 @@ What is this project's (``describe()`` says so on every run): pruning it at all 
 form (1-D RoPE: each method's own position rule), the score-only CLIP-side methods through the paired CLIP's
 scores mapped onto the tiles' tokens (:mod:`.mapped`); the teacher-forced answer (the default;
 ``answer="generate"`` is the official greedy decoding). Refused by name, with the reason: the CLIP-side
-methods reading CLIP's features or attention (no CLIP patch grid here), the vision-tower methods (no tower
-stage yet), ``downsample`` (:data:`REFUSES`), ``context="vit"`` (read on Qwen2.5-VL's tower only).
+methods reading CLIP's features or attention (no CLIP patch grid here), FlowCut (InternViT's tower stage,
+:mod:`.tower`, runs IPCV's branches only), ``downsample`` (:data:`REFUSES`), ``context="vit"`` (read on
+Qwen2.5-VL's tower only).
 """
 
 from __future__ import annotations
@@ -48,16 +49,19 @@ from .config import IMG_CONTEXT, MAX_TILES, PATCH, STOP_WORDS, TILE
 from .loading import load_internvl
 from .mapped import tiles_mapped_inputs
 from .tiles import TileGrid, image_tiles, prompt_text, tile_grid, tile_pixels
+from .tower import InternViTTower
 from .video import VIDEO_PRUNING, joined
 
 #: what Sa2VA-InternVL3 refuses beyond the family contract's rules (``Abilities.refuses``)
 REFUSES = {"downsample": "{method} pools one image's grid of visual tokens; Sa2VA-InternVL3 gives the LLM "
                          "the grids of several 448-px tiles and of a thumbnail, for which no pooling is "
-                         "defined yet"}
+                         "defined yet",
+           "flowcut": "{method} runs CLIP-style blocks with a [CLS] attention row; InternViT's tower stage "
+                      "runs a block as its two branches only (IPCV)"}
 #: one expression per prompt; an external CLIP's scores mapped onto the tiles' tokens (this project's); 1-D
 #: RoPE, each method's own position rule (as on LLaVA); the LLaVA form of every method (no variant)
 ABILITIES = Abilities(sentences_per_prompt=1, clip_side="mapped", position_axes=1,
-                      answers=("teacher-forced", "generate"), refuses=REFUSES)
+                      answers=("teacher-forced", "generate"), refuses=REFUSES, tower_stage=True)
 #: how ``describe()`` labels this backbone's pruning
 ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the <IMG_CONTEXT> "
               "tokens (256 per 448-px tile, the thumbnail's included); the methods acting with the LLM run "
@@ -280,6 +284,14 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
                                 "single grid of the image; an image of one tile gives one 16 x 16 grid")
         side = TILE // PATCH // 2
         return side, side
+
+    def tower_context(self, prepared: InternVLInput) -> InternViTTower:
+        """InternViT on ``prepared``'s image tiles (:mod:`.tower`); a video's frames have no tower stage."""
+        if prepared.video is not None:
+            raise LiteLVLMError("the vision-tower stage runs on one image's tiles; a video's frames are not "
+                                "offered")
+        (_, tiles) = self.pixels(prepared.image).tower
+        return InternViTTower(self.model.model, tiles.to(self.device), self.dtype)
 
     def vision(self, prepared):
         raise LiteLVLMError("the methods' Qwen2.5-VL variants read Qwen2.5-VL's vision tower; "

@@ -112,7 +112,7 @@ def test_describe_labels_the_adaptations_and_refusals_say_why(qwen3_tiny):
     assert "vision-tower stage" in pipe.method_error("flowcut")
     assert pipe.method_error("vitcop").startswith("vitcop reads CLIP's features or attention")
     refused = {m for m in available_methods() if pipe.method_error(m) is not None}
-    assert refused == {"vscan", "flowcut", "vitcop"}
+    assert refused == {"vscan", "flowcut", "vitcop", "ipcv", "ipcv+fastv", "ipcv+dart"}
 
 
 def test_fastv_reads_the_q_k_normed_attention(qwen3_tiny):
