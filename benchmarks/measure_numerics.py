@@ -2,7 +2,8 @@
 
 The images of ``--refer-dir`` go through GLaMM's official protocol (3 sampled sentences, one prompt)
 twice, with the official numerics and with one choice switched (``--switch attn=sdpa``,
-``clip_preprocess=transformers`` or ``score_dtype=float32``), on the same random weights. Printed per
+``clip_preprocess=transformers``, ``score_dtype=float32`` or ``clip_softmax=float32``), on the same random
+weights. Printed per
 method and budget: the share of images whose kept tokens are identical, the mean Jaccard overlap of
 the kept sets (NaN where both keep no original token, e.g. SparseVLM keeping only recycled ones), the share of
 mask pixels that flip, and the largest change of a sentence's IoU.

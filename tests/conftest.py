@@ -191,13 +191,14 @@ def fresh_cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="module")
 def official_clip_towers(pipe):
     """The official LiteLVLM's towers (``load_model`` L33-46) from the folder of the CLIP paired with the test
-    module's ``pipe``, eager attention: (vision, text, tokenizer)."""
+    module's ``pipe``, 4.28's eager attention (``litelvlm.clip.attention``): (vision, text, tokenizer)."""
     from transformers import AutoTokenizer, CLIPTextModelWithProjection, CLIPVisionModelWithProjection
 
     from litelvlm.clip import resolve_random_model
+    from litelvlm.clip.attention import register
 
     folder = resolve_random_model(pipe.clip.name, "hf")
-    kw = {"dtype": pipe.dtype, "attn_implementation": "eager"}
+    kw = {"dtype": pipe.dtype, "attn_implementation": register()}
     return (CLIPVisionModelWithProjection.from_pretrained(folder, **kw).eval(),
             CLIPTextModelWithProjection.from_pretrained(folder, **kw).eval(),
             AutoTokenizer.from_pretrained(folder))

@@ -151,7 +151,8 @@ class PipelineParts(PrefillParts):
 def set_attention(pipe, attn: str) -> None:
     """Use attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``; ``flash``: the LLM's,
     the others sdpa) in the LLM, CLIP and SAM (same weights)."""
-    set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model, llm=pipe.language_model)
+    set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model, llm=pipe.language_model,
+             clip_softmax=pipe.numerics.clip_softmax)
     pipe.numerics = replace(pipe.numerics, attn=attn)
 
 

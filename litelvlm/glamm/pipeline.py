@@ -133,7 +133,8 @@ class GlammPipeline(GroundingPipeline):
             raise LiteLVLMError(f"CLIP {clip.name!r} has {clip.num_patches} patches; GLaMM expects "
                                 f"{a.num_visual_tokens}")
         model.share_vision_tower(clip.modules())
-        set_attention(self.numerics.attn, model.llava, model.sam, clip.modules(), llm=self.language_model)
+        set_attention(self.numerics.attn, model.llava, model.sam, clip.modules(), llm=self.language_model,
+                      clip_softmax=self.numerics.clip_softmax)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod

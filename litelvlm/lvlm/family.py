@@ -227,9 +227,11 @@ class GroundingPipeline(abc.ABC):
 
     @final
     def clip_loaded(self, clip) -> None:
-        """What follows a paired CLIP's loading on first use: the tower kernel of ``numerics.attn`` in it, and
-        its capture where ``--encoders`` captures the encoders (:func:`litelvlm.lvlm.encoders.adopt`)."""
-        set_attention(tower_implementation(self.numerics.attn), clip.modules())
+        """What follows a paired CLIP's loading on first use: the tower kernel of ``numerics.attn`` in it
+        (under eager, CLIP's of ``numerics.clip_softmax``), and its capture where ``--encoders`` captures the
+        encoders (:func:`litelvlm.lvlm.encoders.adopt`)."""
+        set_attention(tower_implementation(self.numerics.attn), clip.modules(),
+                      clip_softmax=self.numerics.clip_softmax)
         encoders.adopt(self)
 
     def encoder_modules(self) -> list:

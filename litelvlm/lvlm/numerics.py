@@ -1,11 +1,13 @@
 """How the GLaMM pipeline computes: attention kernels, CLIP image preprocessing, scoring precision.
 
 The official evaluation (sejong-rcv/LiteLVLM @5896153 on transformers 4.28.0.dev0 / torch 1.13)
-runs eager attention in LLaMA, CLIP and SAM, resizes CLIP's input with PIL, and scores the
+runs eager attention in LLaMA, CLIP and SAM (CLIP's as transformers 4.x computes it:
+:mod:`litelvlm.clip.attention`), resizes CLIP's input with PIL, and scores the
 in-LLM methods (FastV, SparseVLM, DART) in the model's dtype. ``Numerics.official()`` is that
 stack and the default of ``--protocol official``; ``Numerics.project()`` is what this project
-ran before (transformers' SDPA, its torchvision-backed CLIP processor, float32 scoring), kept as
-the default of ``--protocol per-expression`` so that protocol's results do not change.
+ran before (transformers' SDPA, its torchvision-backed CLIP processor, float32 scoring, transformers 5's
+eager CLIP kernel where eager is asked), kept as the default of ``--protocol per-expression`` so that
+protocol's results do not change.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 from transformers.models.sam.modeling_sam import SAM_VISION_ATTENTION_CLASSES
 from transformers.utils import logging
 
+from ..clip.attention import clip_models
+from ..clip.attention import register as register_clip
 from ..errors import LiteLVLMError
 from ..llm.flash import check_flash, register
 
@@ -29,6 +33,11 @@ CLIP_PREPROCESSING = ("official", "transformers")
 #: ``--score-dtype``: precision of the in-LLM methods' scores: ``model`` (the official: the model's
 #: dtype, e.g. bfloat16 attention probabilities) or ``float32`` (this project's earlier choice).
 SCORE_DTYPES = ("model", "float32")
+#: ``--clip-softmax``: CLIP's eager attention (vision and text towers, under ``--attn eager``): ``official`` =
+#: transformers 4.x's (queries scaled before the product, softmax in the tower's dtype;
+#: :mod:`litelvlm.clip.attention`); ``float32`` = transformers 5's eager kernel (scaled after the product,
+#: softmax in float32), this project's earlier computation. The same in float32 at CLIP's head sizes.
+CLIP_SOFTMAXES = ("official", "float32")
 
 
 @dataclass(frozen=True)
@@ -38,23 +47,27 @@ class Numerics:
     attn: str = "eager"
     clip_preprocess: str = "official"
     score_dtype: str = "model"
+    clip_softmax: str = "official"
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("attn", self.attn, ATTN_IMPLEMENTATIONS),
                                      ("clip_preprocess", self.clip_preprocess, CLIP_PREPROCESSING),
-                                     ("score_dtype", self.score_dtype, SCORE_DTYPES)):
+                                     ("score_dtype", self.score_dtype, SCORE_DTYPES),
+                                     ("clip_softmax", self.clip_softmax, CLIP_SOFTMAXES)):
             if value not in allowed:
                 raise LiteLVLMError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
     @classmethod
     def official(cls) -> Numerics:
-        """The official stack: eager attention, the 4.28 PIL preprocessing, scores in the model's dtype."""
-        return cls("eager", "official", "model")
+        """The official stack: eager attention (CLIP's 4.x kernel), the 4.28 PIL preprocessing, scores in the
+        model's dtype."""
+        return cls("eager", "official", "model", "official")
 
     @classmethod
     def project(cls) -> Numerics:
-        """This project's earlier numerics: SDPA, transformers' processor, float32 scores."""
-        return cls("sdpa", "transformers", "float32")
+        """This project's earlier numerics: SDPA, transformers' processor, float32 scores, transformers 5's
+        eager CLIP kernel."""
+        return cls("sdpa", "transformers", "float32", "float32")
 
     @classmethod
     def for_protocol(cls, protocol: str, **overrides: str | None) -> Numerics:
@@ -92,13 +105,25 @@ def tower_implementation(attn: str) -> str:
     return "sdpa" if _checked(attn) == "flash" else attn
 
 
-def set_attention(attn: str, *models, llm=None) -> None:
+def clip_implementation(attn: str, clip_softmax: str = "official") -> str:
+    """The implementation transformers' CLIP towers run for ``--attn attn``: under ``eager``, 4.x's kernel
+    (:data:`litelvlm.clip.attention.NAME`, registered here on first use) for ``clip_softmax="official"``,
+    transformers 5's ``eager`` for ``float32``; :func:`tower_implementation` otherwise."""
+    if clip_softmax not in CLIP_SOFTMAXES:
+        raise LiteLVLMError(f"clip_softmax must be one of {', '.join(CLIP_SOFTMAXES)}; got {clip_softmax!r}")
+    towers = tower_implementation(attn)
+    return register_clip() if towers == "eager" and clip_softmax == "official" else towers
+
+
+def set_attention(attn: str, *models, llm=None, clip_softmax: str = "official") -> None:
     """Switch every transformers model in ``models`` (GLaMM's LLaVA and SAM, the CLIP backend's model, a
     Qwen2.5-VL, SAM 2) to :func:`tower_implementation` of ``attn`` (``eager``: the official stack's;
-    ``sdpa``), then ``llm`` (the LLM's decoder, a sub-model of one of them or not) to
-    :func:`llm_implementation`. ``flash`` needs ``llm``, on CUDA in float16 / bfloat16
-    (:func:`litelvlm.llm.flash.check_flash`)."""
+    ``sdpa``), the CLIP models among them (:func:`litelvlm.clip.attention.clip_models`) to
+    :func:`clip_implementation` of ``attn`` and ``clip_softmax``, then ``llm`` (the LLM's decoder, a sub-model
+    of one of them or not) to :func:`llm_implementation`. ``flash`` needs ``llm``, on CUDA in float16 /
+    bfloat16 (:func:`litelvlm.llm.flash.check_flash`)."""
     towers = tower_implementation(attn)
+    clip = clip_implementation(attn, clip_softmax)
     if attn == "flash":
         if llm is None:
             raise ValueError("attn='flash' applies to an LLM: pass llm=")
@@ -111,6 +136,9 @@ def set_attention(attn: str, *models, llm=None) -> None:
                 model.set_attn_implementation(towers)
             if model is not None:
                 _sam_vision_attention(model, towers)
+            for sub in clip_models(model):
+                if sub.config._attn_implementation != clip:
+                    sub.set_attn_implementation(clip)
         name = llm_implementation(attn)
         if llm is not None and llm.config._attn_implementation != name:
             llm.set_attn_implementation(name)

@@ -11,9 +11,10 @@ their original patch indices (:class:`TowerOutput`), which the method returns as
 features)``; the context maps them onto the family's LLM inputs (``TowerContext.llm_inputs``).
 
 :class:`ClipTower` is the stage on a transformers CLIP vision tower (GLaMM's, LLaVA-1.5's): its blocks
-computed from their own modules, the attention in the operation order of transformers 4.37's eager
-``CLIPAttention`` (queries scaled before ``bmm``, softmax in the tower's dtype), which FlowCut's official code
-patches; with nothing pruned the output is the tower's own (tested to 1e-5).
+computed from their own modules, the attention in the operation order of transformers 4.x's eager
+``CLIPAttention`` (queries scaled before ``bmm``, softmax in the tower's dtype: the statements of
+:mod:`litelvlm.clip.attention`, which the CLIP trace runs under the official numerics), which FlowCut's
+official code patches; with nothing pruned the output is the tower's own (tested to 1e-5).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..clip.attention import scaled_attention
 from ..errors import LiteLVLMError, UnsupportedModelError
 from . import Selection
 
@@ -111,30 +113,29 @@ class TowerContext:
         return self.to_llm(sel)
 
 
-def clip_attention(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """A ``CLIPEncoderLayer``'s attention branch on ``x`` (B, T, W) in the operation order of transformers
-    4.37's eager ``CLIPAttention.forward`` (``bmm`` batched over batch x heads): (its output (B, T, W), q,
-    k, v (B, H, T, d), the probabilities (B * H, T, T))."""
+def clip_attention_branch(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A ``CLIPEncoderLayer``'s attention branch on ``x`` (B, T, W) as transformers 4.x's eager
+    ``CLIPAttention.forward`` computes it (the scaled queries split into heads,
+    :func:`litelvlm.clip.attention.scaled_attention`): (its output (B, T, W), q, k, v (B, H, T, d), the
+    probabilities (B * H, T, T))."""
     attn = layer.self_attn
     b, t, w = x.shape
     heads, d = attn.num_heads, attn.head_dim
     h = layer.layer_norm1(x)
 
-    def split(y: torch.Tensor) -> torch.Tensor:  # 4.37's ``_shape``: (B, H, T, d), contiguous
+    def split(y: torch.Tensor) -> torch.Tensor:  # 4.x's ``_shape``: (B, H, T, d), contiguous
         return y.view(b, t, heads, d).transpose(1, 2).contiguous()
 
     q, k, v = split(attn.q_proj(h) * attn.scale), split(attn.k_proj(h)), split(attn.v_proj(h))
-    weights = torch.bmm(q.view(b * heads, t, d), k.view(b * heads, t, d).transpose(1, 2))
-    probs = nn.functional.softmax(weights, dim=-1)
-    out = torch.bmm(probs, v.view(b * heads, t, d)).view(b, heads, t, d).transpose(1, 2).reshape(b, t, w)
-    return attn.out_proj(out), q, k, v, probs
+    out, probs = scaled_attention(q, k, v)
+    return attn.out_proj(out.transpose(1, 2).reshape(b, t, w)), q, k, v, probs.view(b * heads, t, t)
 
 
 def eager_clip_block(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, TowerBlock]:
     """A transformers ``CLIPEncoderLayer`` on ``x`` (B, T, W): its output and its attention's heads and
-    probabilities (:func:`clip_attention`)."""
+    probabilities (:func:`clip_attention_branch`)."""
     b, t, _ = x.shape
-    out, q, k, v, probs = clip_attention(layer, x)
+    out, q, k, v, probs = clip_attention_branch(layer, x)
     x = x + out
     x = x + layer.mlp(layer.layer_norm2(x))
     view = TowerBlock(index=-1, hidden=x, queries=q, keys=k, values=v,
@@ -191,7 +192,7 @@ class ClipTower(TowerContext):
         return self.hidden
 
     def attend(self, index: int, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-        return x + clip_attention(self.layers[index], x)[0]
+        return x + clip_attention_branch(self.layers[index], x)[0]
 
     def feed(self, index: int, x: torch.Tensor) -> torch.Tensor:
         layer = self.layers[index]

@@ -29,7 +29,8 @@ PAIRED_CLIP = {"3b": "vit-l-14-336", "7b": "vit-l-14-336", "tiny": "tiny-336"}
 def set_attention(pipe, attn: str) -> None:
     """Attention implementation ``attn`` in Qwen2.5-VL (decoder and vision tower), SAM 2 and the paired CLIP
     (same weights; ``flash``: the decoder's, the others sdpa)."""
-    set_attn(attn, pipe.qwen, pipe.sam2.model, pipe.clip.model, llm=pipe.language_model)
+    set_attn(attn, pipe.qwen, pipe.sam2.model, pipe.clip.model, llm=pipe.language_model,
+             clip_softmax=pipe.numerics.clip_softmax)
     pipe.numerics = replace(pipe.numerics, attn=attn)
 
 

@@ -202,7 +202,8 @@ class QwenSam2Pipeline(GroundingPipeline):
         (:func:`~litelvlm.lvlm.numerics.llm_implementation`), the vision tower, SAM 2 and a loaded paired CLIP
         theirs (``sdpa`` for ``flash``); a paired CLIP loaded later gets it then (:attr:`clip`)."""
         clip = None if self.loaded_clip() is None else self.loaded_clip().modules()
-        set_attention(self.numerics.attn, self.qwen, self.sam2.model, clip, llm=self.language_model)
+        set_attention(self.numerics.attn, self.qwen, self.sam2.model, clip, llm=self.language_model,
+                      clip_softmax=self.numerics.clip_softmax)
 
     # -- properties ---------------------------------------------------------------------------------
     @property

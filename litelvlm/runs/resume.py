@@ -53,6 +53,23 @@ RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",),
 ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes",
                                     "layer_dtype": "model",
                                      "positions": "official", "compile": False}
+#: fields of the recorded ``numerics`` added since: name -> the value those results were computed with
+#: (``clip_softmax``: CLIP's eager attention was transformers 5's; :func:`older_numerics`); each is also an
+#: option, which an older folder takes as given (its effect is compared through ``numerics``)
+ADDED_NUMERICS: dict[str, object] = {"clip_softmax": "float32"}
+
+
+def older_numerics(old: dict, new: dict, model_dtype: object = None) -> dict:
+    """An older run's recorded numerics (``old``) with the fields added since (:data:`ADDED_NUMERICS`): the
+    value it computed with, or the current one (``new``'s) where the two compute the same: ``clip_softmax``
+    outside eager attention (it chooses CLIP's eager kernel only) and in a float32 model (the same bits at
+    CLIP's head sizes, 16 and 64: docs/fidelity.md)."""
+    res = dict(old)
+    for name, value in ADDED_NUMERICS.items():
+        if name in new and name not in res:
+            same = name == "clip_softmax" and (res.get("attn") != "eager" or model_dtype == "float32")
+            res[name] = new[name] if same else value
+    return res
 
 
 def current_names(old: dict, new: dict) -> dict:
@@ -62,10 +79,15 @@ def current_names(old: dict, new: dict) -> dict:
     for name, value in ADDED_OPTIONS.items():
         if name in new and name not in res:
             res[name] = value
+    for name in ADDED_NUMERICS:   # the option as given: the numerics it chose are compared
+        if name in new and name not in res and "numerics" in res:
+            res[name] = new[name]
     for name, successors in RENAMED_OPTIONS.items():
         target = next((s for s in successors if s in new), None)
         if name in res and name not in new and target is not None and target not in res:
             res[target] = res.pop(name)
+    if isinstance(res.get("numerics"), dict) and isinstance(new.get("numerics"), dict):
+        res["numerics"] = older_numerics(res["numerics"], new["numerics"], res.get("model_dtype"))
     if isinstance(res.get("paths"), dict):
         res["paths"] = current_names(res["paths"], new.get("paths") or {})
     return res

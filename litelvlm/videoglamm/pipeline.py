@@ -112,7 +112,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
         #: ``answer="generate"``: ``generate(max_new_tokens=512)`` (``inference_framewise`` L616-626)
         self.max_new_tokens = 512
         paired = getattr(clip, "modules", lambda: None)()   # numerics.attn at load (InternVideo2: its own)
-        set_attention(self.numerics.attn, model.clip, model.sam2.model, paired, llm=self.language_model)
+        set_attention(self.numerics.attn, model.clip, model.sam2.model, paired, llm=self.language_model,
+                      clip_softmax=self.numerics.clip_softmax)
 
     @classmethod
     def from_model_string(cls, model: str, device: str | torch.device = "cpu",

@@ -12,12 +12,12 @@ from litelvlm.registry.families import resolve
 
 def study_numerics(args: ModelDataArgs, protocol: str):
     """The pipeline's ``Numerics``: the official stack under ``protocol="official"``, the project's earlier
-    numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` overriding; the official
-    attention kernel is the family's (its card's ``official_attn``)."""
+    numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` / ``--clip-softmax``
+    overriding; the official attention kernel is the family's (its card's ``official_attn``)."""
     # the model as its options resolved it (resolve: the value itself)
     official = resolve(args.model).card.official_attn if protocol == "official" else None
     return Numerics.for_protocol(protocol, attn=args.attn or official, clip_preprocess=args.clip_preprocess,
-                                 score_dtype=args.score_dtype)
+                                 score_dtype=args.score_dtype, clip_softmax=args.clip_softmax)
 
 
 def quantize_kwargs(args: ModelDataArgs) -> dict[str, str]:

@@ -94,6 +94,11 @@ class ModelDataArgs:
                                              "(the official: the model's dtype) or float32; default: the "
                                              "study's",
                                   choices=["model", "float32"])
+    clip_softmax: str | None = arg(None, help="CLIP's eager attention (--attn eager): official "
+                                              "(transformers 4.x's: queries scaled first, softmax in the "
+                                              "model's dtype) or float32 (transformers 5's eager kernel, "
+                                              "this project's earlier computation); default: the study's",
+                                   choices=["official", "float32"])
     quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 "
                                      "(4-bit NF4, double quantization); vision, CLIP text tower, SAM, "
                                      "projector and heads keep --dtype (docs/quantization.md)",

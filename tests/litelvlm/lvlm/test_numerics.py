@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from litelvlm.clip.attention import NAME as CLIP_EAGER
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.numerics import Numerics
 
@@ -17,23 +18,26 @@ SENTENCES = ["the dog on the left", "red car", "the biggest person near the tabl
 
 
 def test_presets_and_overrides():
-    assert Numerics.for_protocol("official") == Numerics("eager", "official", "model") == Numerics.official()
-    assert Numerics.for_protocol("per-expression") == Numerics("sdpa", "transformers", "float32")
+    assert Numerics.for_protocol("official") == Numerics("eager", "official", "model", "official") \
+        == Numerics.official() == Numerics("eager", "official", "model")
+    assert Numerics.for_protocol("per-expression") == Numerics("sdpa", "transformers", "float32", "float32")
     assert Numerics.for_protocol("official", attn="sdpa", score_dtype=None).attn == "sdpa"
     with pytest.raises(LiteLVLMError, match="attn must be one of"):
         Numerics(attn="flex")
     with pytest.raises(LiteLVLMError, match="clip_preprocess must be one of"):
         Numerics(clip_preprocess="torchvision")
+    with pytest.raises(LiteLVLMError, match="clip_softmax must be one of"):
+        Numerics(clip_softmax="bfloat16")
 
 
-def _implementations(pipe) -> set[str]:
-    """The attention implementation of every config the LLM, CLIP towers and SAM run with."""
+def _implementations(pipe) -> tuple[set[str], set[str]]:
+    """The attention implementations of the configs the LLM and SAM run with, and of CLIP's towers (LLaVA's
+    vision tower and the CLIP backend's towers)."""
     m = pipe.model
-    configs = [m.llava.config.text_config, m.llava.config.vision_config,
-               pipe.clip.modules().config.vision_config,
-               pipe.clip.modules().config.text_config, m.sam.config.vision_config,
-               m.sam.config.mask_decoder_config]
-    return {c._attn_implementation for c in configs}
+    others = [m.llava.config.text_config, m.sam.config.vision_config, m.sam.config.mask_decoder_config]
+    clip = [m.llava.config.vision_config, pipe.clip.modules().config.vision_config,
+            pipe.clip.modules().config.text_config]
+    return {c._attn_implementation for c in others}, {c._attn_implementation for c in clip}
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +50,20 @@ def pipes():
 
 
 def test_pipeline_sets_attention_everywhere(pipes):
+    """Eager: CLIP's towers run 4.x's eager kernel (``litelvlm.clip.attention``), the others transformers'
+    eager; SDPA everywhere under ``sdpa``."""
     eager, sdpa = pipes
-    assert eager.numerics == Numerics.official() and _implementations(eager) == {"eager"}
-    assert sdpa.numerics.attn == "sdpa" and _implementations(sdpa) == {"sdpa"}
+    assert eager.numerics == Numerics.official() and _implementations(eager) == ({"eager"}, {CLIP_EAGER})
+    assert sdpa.numerics.attn == "sdpa" and _implementations(sdpa) == ({"sdpa"}, {"sdpa"})
     assert eager.describe()["numerics"] == {"attn": "eager", "clip_preprocess": "official",
-                                            "score_dtype": "model"}
+                                            "score_dtype": "model", "clip_softmax": "official"}
+
+
+def test_clip_softmax_float32_runs_transformers_5s_eager_in_clip():
+    from litelvlm.glamm import GlammPipeline
+
+    pipe = GlammPipeline.from_model_string("tiny-random:0", numerics=Numerics(clip_softmax="float32"))
+    assert _implementations(pipe) == ({"eager"}, {"eager"})
 
 
 @pytest.mark.parametrize("method,budget", [("none", None), ("litelvlm", 16), ("fastv", 16), ("dart", 20),

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 import torch
 
 from litelvlm.clip.traces import VisionTrace
+from litelvlm.lvlm.numerics import set_attention
 from litelvlm.pruning import SelectorInputs
 from tests.pinned_env import run_pinned
 
@@ -76,9 +77,10 @@ class PinnedTower:
     def case(self) -> dict:
         return {"config": self.config, "state": self.model.state_dict(), "pixels": self.pixels, "hook": -1}
 
-    def own_hidden_states(self) -> tuple[torch.Tensor, ...]:
-        """The tower's own ``hidden_states`` (transformers 5, eager), as this project's CLIP trace holds
-        them."""
+    def own_hidden_states(self, clip_softmax: str = "official") -> tuple[torch.Tensor, ...]:
+        """The tower's own ``hidden_states`` as this project's CLIP trace holds them under ``--attn eager``
+        and ``clip_softmax`` (``official``: 4.x's eager kernel; ``float32``: transformers 5's)."""
+        set_attention("eager", self.model, clip_softmax=clip_softmax)
         with torch.no_grad():
             return tuple(self.model.vision_model(pixel_values=self.pixels, output_hidden_states=True)
                          .hidden_states)

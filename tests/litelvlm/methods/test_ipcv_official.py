@@ -10,7 +10,7 @@ Perkzi/IPCV @ 29726f044f0f9c0c2be4eb0005888ddeb5fa188e,
 * L288-348 ``InternVisionEncoderLayer.forward`` (attention stabilisation); ``ls1`` / ``ls2`` are 1 and
   ``drop_path`` the identity on a CLIP block, whose ``layer_norm1`` / ``self_attn`` / ``layer_norm2`` /
   ``mlp`` stand for ``norm1`` / ``attn`` / ``norm2`` / ``mlp`` (the attention branch as
-  :func:`litelvlm.pruning.tower.clip_attention` computes it).
+  :func:`litelvlm.pruning.tower.clip_attention_branch` computes it).
 
 Two random sequences of the tiny CLIP tower's width (3 blocks, a [CLS] and 16 patches each) stand for two
 tiles, so the neighbours cross tiles as in the official code; the tower runs every block (feature layer -1,
@@ -24,11 +24,11 @@ import torch
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods.ipcv import ipcv_run
-from litelvlm.pruning.tower import ClipTower, clip_attention
+from litelvlm.pruning.tower import ClipTower, clip_attention_branch
 from tests.official_ipcv import official_ipcv
 
 #: a CLIP block's branches (``ls1 = ls2 = 1``)
-CLIP_BRANCHES = (lambda layer, x: clip_attention(layer, x)[0],
+CLIP_BRANCHES = (lambda layer, x: clip_attention_branch(layer, x)[0],
                  lambda layer, x: layer.mlp(layer.layer_norm2(x)))
 
 

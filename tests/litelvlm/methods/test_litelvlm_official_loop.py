@@ -25,17 +25,19 @@ def loop(request):
     from transformers import AutoTokenizer, CLIPTextModelWithProjection, CLIPVisionModelWithProjection
 
     from litelvlm.clip import resolve_random_model
+    from litelvlm.clip.attention import register
     from litelvlm.glamm import GlammPipeline
 
     dtype = getattr(torch, request.param)
     pipe = GlammPipeline.from_model_string("tiny-random:0", dtype=dtype)
     folder = resolve_random_model("tiny336-random:0", "hf")
-    # the official stack (transformers 4.28) runs CLIP with eager attention, as the pipeline's official
-    # numerics do
+    # the official stack (transformers 4.28) runs CLIP with its eager attention (litelvlm.clip.attention,
+    # tested against 4.28.1's in tests/litelvlm/clip/test_attention.py), as the official numerics do
+    eager = register()
     towers = (
-        CLIPVisionModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+        CLIPVisionModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation=eager)
         .eval(),
-              CLIPTextModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+              CLIPTextModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation=eager)
               .eval(), AutoTokenizer.from_pretrained(folder))
     return pipe, towers
 

@@ -20,11 +20,15 @@ from litelvlm.runs.resume import NOT_COMPARED
                                              ("sa2va-tiny-random:0", "sdpa"),
                                              ("unipixel-tiny-random:0", "sdpa")])
 def test_the_official_kernel_is_the_family_s(model, official):
-    args = SimpleNamespace(model=model, attn=None, clip_preprocess=None, score_dtype=None)
+    args = SimpleNamespace(model=model, attn=None, clip_preprocess=None, score_dtype=None, clip_softmax=None)
     assert card_of(model).official_attn == official
     assert study_numerics(args, "official").attn == official
     assert study_numerics(SimpleNamespace(**{**vars(args), "attn": "eager"}), "official").attn == "eager"
     assert study_numerics(args, "per-expression").attn == "sdpa"   # the project's numerics
+    assert study_numerics(args, "official").clip_softmax == "official"
+    assert study_numerics(args, "per-expression").clip_softmax == "float32"
+    assert study_numerics(SimpleNamespace(**{**vars(args), "clip_softmax": "float32"}),
+                          "official").clip_softmax == "float32"
 
 
 def test_a_qwen_family_loaded_without_numerics_runs_its_official_sdpa():
