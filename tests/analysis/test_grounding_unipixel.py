@@ -30,18 +30,18 @@ def _run(coco, out, *extra) -> int:
 
 
 def test_every_offered_method_runs(coco128, tmp_path, offered):
-    # every registered method runs on UniPixel (variants included) but those pruning inside a vision tower, a
-    # stage the family does not offer (method_error refuses them:
+    # every registered method runs on UniPixel (variants included, IPCV in Qwen2.5-VL's tower) but FlowCut,
+    # which reads a [CLS] token's attention in the tower (method_error refuses it:
     # test_a_tower_method_is_refused_before_writing), and those reading CLIP's own grid beyond its per-token
     # scores without a Qwen2.5-VL variant (ViTCoP: only LLaVA code is published)
     specs = {m: get_method(m, "qwen2.5-vl") for m in available_methods()}
     assert set(offered) == {m for m, s in specs.items()
-                            if not s.prunes_in_vision_tower and not (s.uses_clip and not s.scores_only)}
+                            if m != "flowcut" and not (s.uses_clip and not s.scores_only)}
     assert offered and len(offered) < len(available_methods())
     # captum over the tiny model: covered by the library tests
     methods = [m for m in offered if m != "saliency"]
     assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(methods), "--budgets",
-                "64,8") == 0
+                "64,8", "--ipcv-llm-layer", 2) == 0
     rows = pd.read_parquet(tmp_path / "grounding.parquet")
     summary = pd.read_csv(tmp_path / "summary.csv")
     pairs = {("none", Budget.ALL.column)} | {(m, b) for m in methods if m != "none" for b in (64, 8)}
@@ -106,12 +106,13 @@ def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_pa
 
 
 def test_a_tower_method_is_refused_before_writing(coco128, tmp_path, capsys):
-    """FlowCut prunes inside a vision tower; UniPixel offers no vision-tower stage: one line, exit 2, nothing
-    written."""
+    """FlowCut reads the [CLS] token's attention inside a vision tower, and Qwen2.5-VL's has no [CLS] token:
+    one line, exit 2, nothing written."""
     out = tmp_path / "run"
     assert _run(coco128, out, "--image-ids", 34, "--methods", "none,flowcut", "--budgets", 8) == 2
     err = capsys.readouterr().err
-    assert "flowcut prunes inside a vision tower; the unipixel family offers no vision-tower stage" in err
+    assert ("flowcut reads the [CLS] token's attention in the vision tower; Qwen2.5-VL's tower has no [CLS]"
+            in err)
     assert len(err.strip().splitlines()) == 1 and (not out.exists() or not any(out.iterdir()))
 
 

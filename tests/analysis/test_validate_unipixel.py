@@ -118,7 +118,8 @@ def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path):
     pipe = load_pipeline("unipixel-tiny-random:0")
     offered = {m for m in available_methods() if pipe.method_error(m) is None}
     out = tmp_path / "run"
-    assert _validate(coco128, out, "unipixel-tiny-random:0", "--budgets", 8, "--fastv-layer", 1)[0] == 0
+    assert _validate(coco128, out, "unipixel-tiny-random:0", "--budgets", 8, "--fastv-layer", 1,
+                     "--ipcv-llm-layer", 1)[0] == 0
     rows = pd.read_parquet(out / "validate.parquet")
     assert set(rows["method"]) == offered and {"saliency", "llm-attention"} <= offered
     assert "litelvlm" in offered and {"visionzip", "vispruner", "prumerge", "prumerge+", "tome",

@@ -23,8 +23,8 @@ from litelvlm.methods import get_method
 ROOT = Path(__file__).resolve().parents[2]
 #: the most project files a budget passes through on the stack, the command line's and the kernel's included
 #: (cli, the study's runner, its compute, its scoring, the contract, ground_many's implementation, the
-#: stage step, the method)
-MAX_FILES = 8
+#: pruning step, the stage's step function, the method)
+MAX_FILES = 9
 PACKAGES = ("litelvlm", "analysis")
 
 

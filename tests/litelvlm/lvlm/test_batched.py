@@ -108,7 +108,7 @@ def test_methods_pruning_inside_the_llm_and_oracles_run_one_by_one(tiny_sa2va_pi
     assert "inside the LLM" in batch_error(pipe, "sparsevlm")
     assert "oracle" in batch_error(pipe, "llm-attention")
     assert "decodes" in batch_error(pipe, "litelvlm", "generate")
-    with pytest.raises(LiteLVLMError, match="flowcut prunes inside a vision tower"):
+    with pytest.raises(LiteLVLMError, match=r"flowcut reads the \[CLS\] token's attention in the vision"):
         pipe.ground_many([None], "flowcut", 8)   # the family's refusal, before any input is read
     assert pipe.ground_many([], "litelvlm", 8) == []
     # a method that cannot share a forward: ground_many runs each prompt as ground does

@@ -39,7 +39,7 @@ def test_what_it_refuses_says_why(internvl_tiny):
     pipe = internvl_tiny.pipe
     assert "CLIP's features or attention on CLIP's own patch grid" in pipe.method_error("vispruner")
     assert "CLIP's features or attention" in pipe.method_error("cdpruner")
-    assert "offers no vision-tower stage" in pipe.method_error("flowcut")
+    assert "InternViT's tower stage runs a block as its two branches only" in pipe.method_error("flowcut")
     assert "several 448-px tiles" in pipe.method_error("downsample")
     runs = ("sparsevlm", "ivc-prune", "fastv", "litelvlm", "random")
     assert all(pipe.method_error(m) is None for m in runs)
