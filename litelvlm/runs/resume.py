@@ -51,8 +51,10 @@ RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",),
 
 #: options added since older results folders were written: name -> the value those results were computed with
 ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes",
-                                    "layer_dtype": "model",
-                                     "positions": "official", "compile": False}
+                                    "layer_dtype": "model", "positions": "official", "compile": False,
+                                    # IPCV's options with a default (a folder from before IPCV holds none of
+                                    # its results): the defaults
+                                    "ipcv_llm_layer": 3, "ipcv_top_k": 10}
 #: fields of the recorded ``numerics`` added since: name -> the value those results were computed with
 #: (``clip_softmax``: CLIP's eager attention was transformers 5's; :func:`older_numerics`); each is also an
 #: option, which an older folder takes as given (its effect is compared through ``numerics``)

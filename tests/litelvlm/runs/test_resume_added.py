@@ -9,7 +9,8 @@ import pytest
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.numerics import Numerics
-from litelvlm.runs.resume import check_config
+from litelvlm.methods import method_option_list
+from litelvlm.runs.resume import ADDED_OPTIONS, check_config
 
 OLDER_NUMERICS = {"attn": "eager", "clip_preprocess": "official", "score_dtype": "model"}
 
@@ -35,3 +36,16 @@ def test_a_folder_from_before_clip_softmax_resumes_under_what_it_computed(tmp_pa
     (tmp_path / "config.json").write_text(json.dumps(sdpa))
     for numerics in (Numerics(attn="sdpa"), Numerics(attn="sdpa", clip_softmax="float32")):
         check_config(tmp_path, _config(numerics, dtype, clip_softmax=None))
+
+
+def test_a_folder_from_before_a_methods_options_resumes(tmp_path):
+    """A folder written before a method with options of its own was added (IPCV) holds none of its results:
+    it resumes whatever those options are, and a method option with a default is listed in ``ADDED_OPTIONS``
+    (a run at 6a893aa0 was refused, naming ``--ipcv-llm-layer`` and ``--ipcv-top-k``)."""
+    defaults = {o.dest: o.default for o in method_option_list()}
+    new = _config(Numerics.official(), "float32", **defaults)
+    older = {k: v for k, v in new.items() if not k.startswith(("ipcv_", "vitcop_"))}
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    check_config(tmp_path, new)
+    added = {dest for dest, default in defaults.items() if dest.startswith("ipcv_") and default is not None}
+    assert added and added <= set(ADDED_OPTIONS)
