@@ -5,9 +5,10 @@ statements of the official code (hooks on the last block's q/k/v projections; th
 tokens through ``post_layernorm`` + ``visual_projection``; ``text_embeds`` of the questions,
 ``truncation=True, padding=True``).
 
-:func:`official_scores` and :func:`official_retain` split the official forward at the scores, so a test can
-put the scores on another grid (UniPixel's merged tokens) before the official selection rule;
-:func:`official_keep` is the whole official forward.
+:func:`official_context` and :func:`official_similarities` are the two scores' statements on the tensors
+they read (what a pinned CLIP returned); :func:`official_scores` and :func:`official_retain` split the
+official forward at the scores, so a test can put the scores on another grid (UniPixel's merged tokens)
+before the official selection rule; :func:`official_keep` is the whole official forward.
 """
 
 from __future__ import annotations
@@ -36,12 +37,7 @@ def official_scores(vision_tower, text_tower, text_tokenizer, images, questions,
     try:
         image_forward_outs = vision_tower(images.to(dtype=vision_tower.dtype), output_hidden_states=True)
         image_features = image_forward_outs.hidden_states[select_layer].to(images.dtype)  # cls_patch
-        # ctx_aware_pruning (L78-96)
-        cls_q, img_k, img_v = attn_outs["hq"][:, :1, :], attn_outs["hk"][:, 1:, :], attn_outs["hv"][:, 1:, :]
-        _, _, dim = cls_q.shape
-        attn_logits = torch.matmul(F.normalize(cls_q, dim=-1), F.normalize(img_k, dim=-1).transpose(-2, -1))
-        attn_weights = F.softmax(attn_logits / (dim ** 0.5), dim=-1)
-        attn_toks = (attn_weights.transpose(1, 2) * img_v).norm(dim=-1)
+        attn_toks = official_context(attn_outs["hq"], attn_outs["hk"], attn_outs["hv"])
     finally:
         hq.remove()
         hk.remove()
@@ -51,8 +47,22 @@ def official_scores(vision_tower, text_tower, text_tokenizer, images, questions,
     # sim_aware_pruning (L98-113)
     feats = image_features[:, 1:].to(vision_tower.vision_model.post_layernorm.weight.dtype)
     proj = vision_tower.visual_projection(vision_tower.vision_model.post_layernorm(feats))
-    similarities = torch.matmul(proj, text_features.text_embeds.unsqueeze(-1)).squeeze(-1)
-    return attn_toks, similarities
+    return attn_toks, official_similarities(proj, text_features.text_embeds)
+
+
+def official_context(hq, hk, hv):
+    """``ctx_aware_pruning`` (L78-96) on what the hooks on the last block's q/k/v projections saw: (1, N)."""
+    cls_q, img_k, img_v = hq[:, :1, :], hk[:, 1:, :], hv[:, 1:, :]
+    _, _, dim = cls_q.shape
+    attn_logits = torch.matmul(F.normalize(cls_q, dim=-1), F.normalize(img_k, dim=-1).transpose(-2, -1))
+    attn_weights = F.softmax(attn_logits / (dim ** 0.5), dim=-1)
+    return (attn_weights.transpose(1, 2) * img_v).norm(dim=-1)
+
+
+def official_similarities(proj, text_embeds):
+    """``sim_aware_pruning``'s similarities (L98-113) of the projected patches (1, N, C) with the text
+    embeds (T, C): (T, N)."""
+    return torch.matmul(proj, text_embeds.unsqueeze(-1)).squeeze(-1)
 
 
 def official_retain(attn_toks, similarities, num_retain_tokens):

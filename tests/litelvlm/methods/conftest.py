@@ -1,5 +1,5 @@
 """Fixtures of the method tests: the tiny GLaMM and the tiny Sa2VA, each with one prepared random image; the
-official sides run under the LLaVA-based methods' pins."""
+official sides run under the LLaVA-based methods' pins and LiteLVLM's."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from litelvlm.registry.families import load_pipeline
-from tests.litelvlm.methods.official_pin import llava_431, llava_437
+from tests.litelvlm.methods.official_pin import glamm_428, llava_431, llava_437
 
 
 def _prepared(pipe):
@@ -38,3 +38,10 @@ def pinned_431():
 def pinned_437():
     """The official sides run under transformers 4.37.2 (``official_pin.llava_437``, once a process)."""
     return llava_437()
+
+
+@pytest.fixture(scope="module")
+def pinned_428():
+    """The official side of LiteLVLM's CLIP reads under transformers 4.28.1 (``official_pin.glamm_428``, once
+    a process)."""
+    return glamm_428()
