@@ -140,7 +140,9 @@ def test_set_attention_selects_it_for_clip_under_the_official_numerics():
 
 def test_the_text_tower_runs_4_28_1s_masks_under_the_name():
     """A padded text batch through ``CLIPTextModel`` under :data:`NAME` equals the model under transformers
-    5's eager in float32 (the masks reach the kernel: without them the padded rows would differ)."""
+    5's eager in float32 up to float rounding (bit for bit where the CPU's matrix kernels sum in the same
+    order: AVX-512; within 1e-6 on AVX2 alone), and the masks reach the kernel: without them the padded rows
+    differ by far more."""
     torch.manual_seed(0)
     model = CLIPTextModel(CLIPTextConfig(hidden_size=32, num_attention_heads=2, num_hidden_layers=2,
                                          intermediate_size=64)).eval()
@@ -151,4 +153,6 @@ def test_the_text_tower_runs_4_28_1s_masks_under_the_name():
         eager = model(input_ids=ids, attention_mask=mask).last_hidden_state
         set_attention("eager", model, clip_softmax="official")
         ours = model(input_ids=ids, attention_mask=mask).last_hidden_state
-    assert torch.equal(ours, eager)
+        unmasked = model(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(ours, eager, rtol=0, atol=1e-5)
+    assert (unmasked - eager).abs().max() > 1e-2
