@@ -306,9 +306,11 @@ def _run(a: EfficiencyArgs, folder, screen: Screen
 
 
 def _prefill_record(a: EfficiencyArgs) -> dict:
-    """config.json's record of ``--prefill captured`` and ``--matmul-tflops`` (nothing at their defaults)."""
+    """config.json's record of ``--prefill captured``, ``--matmul-tflops`` and ``--stage-costs`` (nothing at
+    their defaults)."""
     rec = {"prefill": a.prefill, "capture": a.capture} if a.prefill == "captured" else {}
-    return rec | ({"matmul_tflops": a.matmul_tflops} if a.matmul_tflops != "auto" else {})
+    return rec | ({"matmul_tflops": a.matmul_tflops} if a.matmul_tflops != "auto" else {}) | (
+        {"stage_costs": True} if a.stage_costs else {})
 
 
 def load_efficiency(out: str | Path) -> dict:

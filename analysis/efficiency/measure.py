@@ -10,7 +10,8 @@ round-robin; summed CUDA kernel time on GPUs) and their peak activation memory m
 (``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``). Where the chain is timed end to end, its
 time by stage too (:mod:`litelvlm.cost.stages`: ``stage_<stage>_ms``, the median of ``repeats`` more calls
 after the timed ones; the table's ``stages.csv``), and, with ``--matmul-tflops``, each stage's roofline from
-one more chain counted by stage (:mod:`analysis.common.measures.stage_roofline`).
+one more chain counted by stage (:mod:`analysis.common.measures.stage_roofline`; ``--stage-costs`` without a
+rate: each stage's FLOPs and weight bytes alone).
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
             with torch.no_grad():  # the chain by stage: more calls, each under the stage timer
                 stages = median_stages([stage_row(time_stages(parts.pipe, e2e)[1]) for _ in range(repeats)])
             # with a rate, each stage's roofline: one more chain, counted (not on a run's eager account)
-            stages |= counted_rooflines(parts.pipe, functools.partial(parts.run_e2e, method, budget), tflops)
+            stages |= counted_rooflines(parts.pipe, functools.partial(parts.run_e2e, method, budget), tflops,
+                                        count=getattr(method_args, "stage_costs", False))
         else:
             e2e_ms, e2e_cuda, e2e_act = sum(own.values()) + prefill_ms, float("nan"), float("nan")
         rows.append({

@@ -20,6 +20,7 @@ from analysis.common.options.prefill_args import (
     ENCODERS_HELP,
     PREFILL_HELP,
     PREFILLS,
+    STAGE_COSTS_HELP,
     TFLOPS_HELP,
     check_prefill,
     resolve_prefill,
@@ -87,6 +88,7 @@ class EfficiencyArgs(MethodFlags):
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     encoders: str = arg("auto", choices=list(ENCODER_CHOICES), help=ENCODERS_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
+    stage_costs: bool = arg(False, help=STAGE_COSTS_HELP)
     quantize: str = arg("none", choices=["none", "int8", "nf4"],
                         help="time the model with its LLM decoder layers' weights quantized (int8: "
                              "LLM.int8(); nf4: 4-bit NF4), as --quantize of the other commands "

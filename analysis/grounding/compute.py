@@ -261,7 +261,7 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
                                                               "encoders")}
     config.update(prefill_record(a.prefill, a.capture, a.encoders))
     for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
-                         ("batch_size", 1), ("time_pruning", False)):
+                         ("batch_size", 1), ("time_pruning", False), ("stage_costs", False)):
         # a default is recorded only when changed: earlier folders resume as they were
         if config[key] == default:
             config.pop(key)
@@ -293,7 +293,8 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
         by_key = dict(zip(run_keys(pairs), pairs, strict=True))
         check = BatchCheck(a.batch_size) if a.batch_size > 1 and shards.is_main else None
         for todo_keys, ids in work:
-            _evaluate(pipe, a, store, by_image, ids, [by_key[tuple(k)] for k in todo_keys], shards, check)
+            _evaluate(pipe, a, store, by_image, ids, [by_key[tuple(k)] for k in todo_keys], shards, check,
+                      image_ids[0])
         shards.wait()
         if shards.is_main:
             rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs),
@@ -335,14 +336,17 @@ def read_json_if(path: Path) -> dict | None:
 
 
 def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],
-              pairs: list[Run], shards: Shards, check: BatchCheck | None = None) -> None:
+              pairs: list[Run], shards: Shards, check: BatchCheck | None = None,
+              first: int | None = None) -> None:
     """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images (:func:`evaluate_images` of the chunk's
-    readable images: ``--batch-size`` prompts per ``ground_many`` call); unreadable images are listed in the
-    part as skipped (not done: the next run tries them again)."""
+    readable images: ``--batch-size`` prompts per ``ground_many`` call; ``first``: the run's first image,
+    whose first prompt ``--stage-costs`` counts); unreadable images are listed in the part as skipped (not
+    done: the next run tries them again)."""
     rows, chunk_images, skipped, pending = [], [], [], []
 
     def run_pending():
-        for image_rows in evaluate_images(pipe, a, pending, pairs, a.batch_size, check) if pending else ():
+        done = evaluate_images(pipe, a, pending, pairs, a.batch_size, check, first) if pending else []
+        for image_rows in done:
             rows.extend(image_rows)
         pending.clear()
 

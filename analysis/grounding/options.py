@@ -100,6 +100,19 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
                              "stage timer's selection stage; NaN where the selection runs inside the LLM or "
                              "the vision tower, and for batched calls under --batch-size); off by default, "
                              "so that a seeded run's tables stay byte-identical")
+    stage_costs: bool = arg(False, help="cost each method's whole call by stage (this project's "
+                            "measurement): summary.csv's stage_<stage>_ms (the median ms per call of the "
+                            "vision towers with the paired CLIP, the selection, the LLM prefill, the mask "
+                            "decoder and the whole call, the input prepared again in each timed call) and "
+                            "stage_<stage>_flops / _weight_bytes (one counted call per method and budget, on "
+                            "the run's first prompt); a method running the vision tower itself is charged "
+                            "its own run in place of the full one; batch size 1 only (absent under "
+                            "--batch-size > 1: a batched call's stages are shared by its prompts). Its own "
+                            "option beside "
+                            "--time-pruning, whose prune_ms stays the paper-style selection time of the "
+                            "evaluated call: this one runs each call again (twice for a tower method) and "
+                            "counts one more; off by default, so that a seeded run's tables stay "
+                            "byte-identical")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

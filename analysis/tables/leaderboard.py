@@ -3,8 +3,10 @@ them (:mod:`analysis.common.stats.leaderboard`; a run without them gives its tab
 to the unpruned model with its interval, the layer-averaged visual tokens, the difference from ``random`` and
 ``downsample`` at the same budget in the table's lead metric with the paired test's Holm-adjusted p and its
 family's size (the run's one criterion, :mod:`analysis.common.stats.significance`), whether the method
-reads LLM attention weights, and the pruning step's median time. The share of the unpruned model's figure is
-the table's own "% of none" column. Each shown column gets a short sentence in the caption.
+reads LLM attention weights, the pruning step's median time, and (``eval-grounding --stage-costs``, this
+project's measurement) the GFLOPs of the vision, selection, LLM prefill and mask stages, the weights each
+reads and the ms by stage. The share of the unpruned model's figure is the table's own "% of none" column.
+Each shown column gets a short sentence in the caption.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 
 import pandas as pd
 
+from analysis.common.presentation.stage_plots import STAGE_FLOPS, STAGE_MS, STAGE_WEIGHT_BYTES
 from analysis.common.stats import leaderboard as lb
 from analysis.common.stats import significance as sig
 from analysis.common.stats.bootstrap import MIN_UNITS
@@ -21,6 +24,12 @@ from analysis.common.stats.bootstrap import MIN_UNITS
 def present(summary: pd.DataFrame) -> list[str]:
     """The leaderboard's columns ``summary`` holds, in its order."""
     return lb.board_columns(summary.columns)
+
+
+#: the stages of the stage cells, in their order (v/s/p/m), and each FLOPs column's title
+STAGES = lb.BOARD_STAGES[:-1]
+GFLOPS_TITLES = {"vision": "Vision GFLOPs", "selection": "Selection GFLOPs", "prefill": "LLM GFLOPs",
+                 "mask": "Mask GFLOPs"}
 
 
 def _references(columns: list[str], lead: str) -> list[str]:
@@ -70,6 +79,27 @@ def cells(row: pd.Series, columns: list[str], lead: str, lead_name: str, units: 
     if lb.PRUNE_MS in columns:
         v = _number(row[lb.PRUNE_MS])
         out["Prune ms"] = f"{v:.2f}" if math.isfinite(v) else "—"
+    return out | stage_cells(row, columns)
+
+
+def _short(value: float) -> str:
+    """Three significant digits, whole numbers from 1000 up; ``—`` for NaN."""
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def stage_cells(row: pd.Series, columns: list[str]) -> dict:
+    """The stage cells of one row where the summary holds the stage columns (``--stage-costs``): GFLOPs per
+    stage, the weights each stage reads in MB (v/s/p/m) and the median ms per stage with the whole call's."""
+    out = {}
+    if STAGE_FLOPS["vision"] in columns:
+        out |= {GFLOPS_TITLES[s]: _short(_number(row.get(STAGE_FLOPS[s])) / 1e9) for s in STAGES}
+        out["Weights MB v/s/p/m"] = "/".join(_short(_number(row.get(STAGE_WEIGHT_BYTES[s])) / 2**20)
+                                             for s in STAGES)
+    if STAGE_MS["vision"] in columns:
+        out["ms v/s/p/m (call)"] = ("/".join(_short(_number(row.get(STAGE_MS[s]))) for s in STAGES)
+                                    + f" ({_short(_number(row.get(STAGE_MS['total'])))})")
     return out
 
 
@@ -90,7 +120,16 @@ def caption(columns: list[str], lead: str, lead_name: str, unit: str) -> str:
     if lb.PRUNE_MS in columns:
         said.append("Prune ms: median time of the pruning step per call (— where it runs inside the LLM or "
                     "the vision tower)")
+    if STAGE_FLOPS["vision"] in columns or STAGE_MS["vision"] in columns:
+        said.append("stage costs (this project's measurement, eval-grounding --stage-costs), over the whole "
+                    "call (the input's preparation, its prompt and the grounding) by stage: v the vision "
+                    "towers with the paired CLIP, s the method's selection, p the LLM prefill (LLM GFLOPs), "
+                    "m the mask decoder; GFLOPs and weights read (MB) of one counted call on the run's first "
+                    "prompt, ms the median per call of each stage and, in brackets, of the whole call; a "
+                    "method running the vision tower itself is charged its own run in place of the full "
+                    "one. The paper's LLM-only figures (Layer-avg tokens, Prune ms, the FLOPs tables) stay "
+                    "beside, as they are")
     return (f"Leaderboard columns (this project's): {'; '.join(said)}. ") if said else ""
 
 
-__all__ = ["caption", "cells", "numbers", "present"]
+__all__ = ["GFLOPS_TITLES", "STAGES", "caption", "cells", "numbers", "present", "stage_cells"]

@@ -7,7 +7,8 @@ rooflines at the run's matrix-product rate and the device's copy bandwidth
 (:func:`litelvlm.cost.bound.device_gbps`) become the row's ``stage_<stage>_flops``, ``_weight_bytes`` and
 ``_roofline_ms`` columns (:mod:`analysis.common.measures.stage_roofline`), and ``stages.csv``'s
 ``roofline_ms`` / ``over_roofline``. Counting is deterministic, so a resumed run counts its runs again;
-without a rate nothing is counted and the tables are as before. report.md and the terminal headline each run's
+without a rate nothing is counted and the tables are as before, unless ``--stage-costs`` asks for the FLOPs
+and weight bytes (no roofline). report.md and the terminal headline each run's
 whole call beside its prefill (:func:`report_lines`; the terminal LiteLVLM's runs).
 """
 
@@ -24,13 +25,13 @@ from litelvlm.cost.stage_count import known_rate
 
 
 def add_stage_rooflines(rows: pd.DataFrame, pipe, tflops: float | None,
-                        call: Callable[[str, int], object]) -> pd.DataFrame:
+                        call: Callable[[str, int], object], count: bool = False) -> pd.DataFrame:
     """``rows`` with each stage's FLOPs, weight bytes and roofline of one counted ``call(method, K)`` per row
-    (unchanged without a rate ``tflops``)."""
-    if not known_rate(tflops) or rows.empty:
+    (without a rate ``tflops``: the FLOPs and weight bytes where ``count``, else ``rows`` unchanged)."""
+    if not (known_rate(tflops) or count) or rows.empty:
         return rows
-    gbps = device_gbps(str(pipe.device))
-    counted = [counted_rooflines(pipe, lambda m=m, k=k: call(m, int(k)), tflops, gbps)
+    gbps = device_gbps(str(pipe.device)) if known_rate(tflops) else None
+    counted = [counted_rooflines(pipe, lambda m=m, k=k: call(m, int(k)), tflops, gbps, count)
                for m, k in zip(rows["method"], rows["budget"])]
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(counted)], axis=1)
 

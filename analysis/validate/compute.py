@@ -187,6 +187,7 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path, argv: tuple[s
     skip = ("out", "methods", "budgets", "repeats", "compare_to", "matmul_tflops", "write",
             # recorded when not their defaults (earlier folders resume)
             *(("positions",) if a.positions == "official" else ()),
+            *(() if a.stage_costs else ("stage_costs",)),
             *(("prefill", "capture") if a.prefill == "eager" else ()), *(("encoders",) if a.encoders == "auto"
                                                                          else ()))
     config = {k: v for k, v in record(a).items() if k not in skip}
@@ -329,7 +330,8 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
     # the arithmetic limit, where known
     rows = pf.add_limits(rows, pipe, tflops := pf.resolve_tflops(a, pipe))
     rows = add_stage_rooflines(rows, pipe, tflops, lambda m, k: pipe.ground(  # each stage's, one counted call
-        fresh(), m, budget_of.get((m, k), Budget.of(k)), positions=a.positions, **method_options(a, m, pipe)))
+        fresh(), m, budget_of.get((m, k), Budget.of(k)), positions=a.positions, **method_options(a, m, pipe)),
+        a.stage_costs)
     setup["limit_lines"] = pf.limit_lines(rows, tflops)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)

@@ -20,6 +20,7 @@ from analysis.common.options.prefill_args import (
     ENCODERS_HELP,
     PREFILL_HELP,
     PREFILLS,
+    STAGE_COSTS_HELP,
     TFLOPS_HELP,
     check_prefill,
     resolve_prefill,
@@ -82,6 +83,7 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     encoders: str = arg("auto", choices=list(ENCODER_CHOICES), help=ENCODERS_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
+    stage_costs: bool = arg(False, help=STAGE_COSTS_HELP)
     layer_dtype: str = arg("auto", help=LAYER_DTYPE_HELP + "; auto by default here (a timing study)",
                            choices=list(LAYER_DTYPES))
     positions: str = positions_arg()

@@ -8,7 +8,9 @@
   prompt's making and tokenisation (the contract's ``with_sentences``, less the towers it runs);
 * ``vision``: the vision tower / CLIP encoders (the family's ``stage_modules()["vision"]``: GLaMM's CLIP,
   its text tower included, Qwen2.5-VL's vision tower and the paired CLIP, VideoGLaMM's CLIP and InternVideo2);
-  a tower-stage method's run of the tower's blocks, its pruning between them included;
+  a tower-stage method's run of the tower's blocks, its pruning between them included (the context's
+  ``run``, and ``embed``, ``attend``, ``feed`` and ``finish`` for a rule running the blocks in their
+  branches);
 * ``selection``: a method's own selection: the pipeline's ``run_clip_stage`` (a CLIP-side method, as
   ``validate``'s ``selection_ms`` times it alone) and ``run_llm_stage`` outside the decoder layers (an
   LLM-side method's scoring: DivPrune's and CDPruner's on the LLM's inputs, the oracles' gradients; the layers
@@ -29,11 +31,12 @@ outer one); modules listed under ``other`` (a projector called inside a selectio
 
 The stages are timed with hooks only (no model code changed): forward pre-hooks and forward hooks on the
 declared modules and on the first and last decoder layers, and, for the pipeline's steps that are no
-module (``run_clip_stage``, ``tower_context``'s ``run``), a timed wrapper on the pipeline object; every hook
-and wrapper is removed in ``finally``, whether the call returns or raises. On a CUDA device each change of
-stage records a CUDA event on the current stream (no synchronisation inside the call; the events are read
-after one synchronisation at its end); on a CPU it reads ``time.perf_counter`` (monotonic). A captured
-prefill (``litelvlm.llm.captured``) calls the layer hooks around its segments (:attr:`observes_only`).
+module (``run_clip_stage``, the steps of ``tower_context``'s context), a timed wrapper on the pipeline
+object; every hook and wrapper is removed in ``finally``, whether the call returns or raises. On a CUDA
+device each change of stage records a CUDA event on the current stream (no synchronisation inside the call;
+the events are read after one synchronisation at its end); on a CPU it reads ``time.perf_counter``
+(monotonic). A captured prefill (``litelvlm.llm.captured``) calls the layer hooks around its segments
+(:attr:`observes_only`).
 """
 
 from __future__ import annotations
@@ -166,12 +169,14 @@ class StageTimer:
         return call
 
     def _tower_context(self, fn: Callable) -> Callable:
-        """``tower_context`` whose context's ``run`` (the tower's blocks and a method's pruning between them)
-        counts as ``vision``."""
+        """``tower_context`` whose context's steps (:data:`TOWER_STEPS`: the tower's blocks and a method's
+        pruning between them) count as ``vision``."""
         @functools.wraps(fn)
         def call(*args, **kwargs):
             ctx = fn(*args, **kwargs)
-            ctx.run = self._timed(ctx.run, "vision")
+            for name in TOWER_STEPS:
+                if hasattr(ctx, name):
+                    setattr(ctx, name, self._timed(getattr(ctx, name), "vision"))
             return ctx
 
         return call
@@ -253,6 +258,9 @@ class StageTimer:
         return out
 
 
+#: the steps of a tower-stage context (``litelvlm.pruning.tower.TowerContext``) that run the tower: ``run``
+#: (the blocks with a method's choices between them) and the blocks in their branches (IPCV's rule)
+TOWER_STEPS = ("run", "embed", "attend", "feed", "finish")
 #: the token of the LLM's span (prefill or decode)
 _LLM = object()
 #: the contract's steps that run a method's stage: (prepared, method, ...) calls
@@ -270,4 +278,4 @@ def time_stages(pipe, fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
     return StageTimer(pipe).time(fn)
 
 
-__all__ = ["COLUMNS", "MODULE_STAGES", "OTHER", "STAGES", "TOTAL", "StageTimer", "time_stages"]
+__all__ = ["COLUMNS", "MODULE_STAGES", "OTHER", "STAGES", "TOTAL", "TOWER_STEPS", "StageTimer", "time_stages"]

@@ -105,6 +105,15 @@ class TowerContext:
         """(N, h) the LLM's visual tokens from the output (B, T, W) of the last block the tower runs."""
         raise NotImplementedError
 
+    def full_run(self) -> torch.Tensor:
+        """(N, h) the LLM's visual tokens from every block on every token (:meth:`embed`, :meth:`attend`,
+        :meth:`feed`, :meth:`finish`): the run the input's preparation makes, which a method running the tower
+        itself makes again (this project's cost accounting, :mod:`litelvlm.cost.stage_count`)."""
+        x = self.embed()
+        for i in range(self.num_blocks):
+            x = self.feed(i, self.attend(i, x, None))
+        return self.finish(x)
+
     def llm_inputs(self, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
         """(K, h) the LLM inputs of a selection of this tower (its ``features``: the tower's output on the
         kept tokens) and (K,) the family's visual-token index each stands for."""

@@ -61,3 +61,15 @@ def test_with_a_rate_each_stage_of_the_chain_gets_its_roofline(tmp_path):
     prefill = stages[stages["stage"] == "prefill"].set_index("method")["flops"]
     assert prefill["litelvlm"] < prefill["none"]
     assert "stage_total_roofline_ms" in pd.read_csv(tmp_path / "efficiency.csv")
+
+
+def test_stage_costs_count_each_stage_of_the_chain_without_a_rate(tmp_path):
+    """``--stage-costs`` without a rate: each stage's FLOPs and weight bytes of one counted chain, no
+    roofline."""
+    assert main([*ARGS, "--e2e", "chain", "--stage-costs", "--no-figures", "--out", str(tmp_path)]) == 0
+    stages = pd.read_csv(tmp_path / "stages.csv")
+    assert list(stages.columns) == ["attn", "method", "budget", "stage", "ms", "share", "flops",
+                                    "weight_bytes"]
+    prefill = stages[stages["stage"] == "prefill"].set_index("method")["flops"]
+    assert prefill["litelvlm"] < prefill["none"]
+    assert "stage_total_roofline_ms" not in pd.read_csv(tmp_path / "efficiency.csv")

@@ -138,6 +138,30 @@ def test_with_a_rate_every_stage_gets_its_roofline_and_the_headline_its_ratios(r
     assert speed in (out / "report.md").read_text()
 
 
+def test_stage_costs_count_every_stage_without_a_rate(tiny_glamm, coco128):
+    """``--stage-costs`` without a rate (a CPU's default): each stage's FLOPs and weight bytes of one counted
+    call per row, no roofline (that needs the rate), and ``stages.csv`` shows them."""
+    from analysis.common.presentation.stage_plots import stages_frame
+    from analysis.validate.call_roofline import add_stage_rooflines
+    from litelvlm.data.refer import load_refer
+
+    pipe, rec = tiny_glamm, load_refer(coco128, None, split="all")[0]
+    image = rec.image()
+    rows = pd.DataFrame({"method": ["litelvlm"], "budget": [64], **{f"stage_{s}_ms": [1.0] for s in COLUMNS}})
+
+    def call(method: str, k: int):
+        return pipe.ground(pipe.with_sentences(pipe.prepare_image(image), [rec.sentence]), method, k)
+
+    assert add_stage_rooflines(rows, pipe, None, call) is rows   # not asked: nothing counted
+    counted = add_stage_rooflines(rows, pipe, None, call, count=True)
+    assert not any(c.endswith("roofline_ms") for c in counted.columns)
+    row = counted.iloc[0]
+    assert row["stage_prefill_flops"] > 0 and row["stage_mask_weight_bytes"] > 0
+    assert row["stage_total_flops"] == sum(row[f"stage_{s}_flops"] for s in COLUMNS if s != "total")
+    stages = stages_frame(counted)
+    assert list(stages.columns) == ["method", "budget", "stage", "ms", "share", "flops", "weight_bytes"]
+
+
 def test_a_failed_run_leaves_no_stage_files(coco128, tmp_path, monkeypatch):
     """stages.csv and stages.png go through the run's transaction: written before the run fails, they never
     reach the folder."""

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from analysis.common.grounding.grounding_runs import Run, image_runs, method_options, official_turns, run_keys
+from analysis.common.measures.stage_costs import call_costs
 from analysis.common.stats import leaderboard as lb
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.batched import batch_error
@@ -82,14 +83,17 @@ def with_pixels(pipe, image) -> tuple:
 
 
 def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run],
-                  pixels=None) -> tuple[list[Run], list]:
+                  pixels=None, remake: bool = False) -> tuple[list[Run], list]:
     """(the runs this image keeps, its prompts as (records, prepared, targets)): the image (or its
-    ``pixels``, :func:`with_pixels`) prepared once, then one prompt per the protocol's group of sentences."""
+    ``pixels``, :func:`with_pixels`) prepared once, then one prompt per the protocol's group of sentences;
+    with ``remake``, each prompt also holds a function making its prepared input again from the image (the
+    whole call ``--stage-costs`` times)."""
     image_id = records[0].image_id
     if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
         raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width "
                             f"x height) but its annotations are for {records[0].width} x {records[0].height}")
-    base = pipe.prepare_image(image if pixels is None else pixels, seed=args.seed)
+    source = image if pixels is None else pixels
+    base = pipe.prepare_image(source, seed=args.seed)
     n = pipe.num_visual(base)
     if args.protocol == "official" and pipe.abilities.sentences_per_prompt != 1:
         picked, turns = official_turns(pipe, records, args.seed, image_id, args.max_sentences)
@@ -98,20 +102,27 @@ def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run
         groups = [([r], None) for r in records]
     todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
     answer = {} if args.answer == "teacher-forced" else {"answer": args.answer}
-    prompts = [
-        (recs,
-         pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer),
-                [r.mask(gt_parts(args)) for r in recs]) for recs, turns in groups]
+
+    def prompt(recs: list, turns, prepared=None):
+        """The prompt of ``recs`` on ``prepared`` (None: the image prepared again)."""
+        prepared = pipe.prepare_image(source, seed=args.seed) if prepared is None else prepared
+        return pipe.with_sentences(prepared, [r.sentence for r in recs], turns, clip_text=args.clip_text,
+                                   **answer)
+
+    prompts = []
+    for recs, turns in groups:
+        again = (lambda recs=recs, turns=turns: prompt(recs, turns),) if remake else ()
+        prompts.append((recs, prompt(recs, turns, base), [r.mask(gt_parts(args)) for r in recs], *again))
     return todo, prompts
 
 
 def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, budget, out,
-                num_visual: int | None = None, prune_ms: float | None = None) -> list[dict]:
+                num_visual: int | None = None, timed: dict | None = None) -> list[dict]:
     """One prompt's rows (one per sentence) for ``method`` at ``budget`` from its ``ground`` output ``out``;
     each row carries its predicted mask as a COCO RLE (``pred_rle``: the leaderboard's loyalty,
     :mod:`analysis.common.stats.leaderboard`) and, where given, the layer-averaged visual tokens of the method
-    on the input's ``num_visual`` tokens and the call's pruning time ``prune_ms`` (on the prompt's first
-    row)."""
+    on the input's ``num_visual`` tokens and the call's ``timed`` columns (its pruning time ``prune_ms``, its
+    stage costs; on the prompt's first row, NaN on the others)."""
     masks = out.masks.cpu().numpy()
     board = {} if num_visual is None else {lb.LAYER_AVG: lb.layer_avg_tokens(
         pipe.spec(method), budget, num_visual, int(pipe.language_model.config.num_hidden_layers),
@@ -129,7 +140,7 @@ def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, bud
                      **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
                                                           "generated_tokens": int(out.generated.numel())}),
                      lb.PRED_RLE: lb.encode_masks(masks[turn][None]), **board,
-                     **({} if prune_ms is None else {lb.PRUNE_MS: prune_ms if turn == 0 else float("nan")})})
+                     **{k: v if turn == 0 else float("nan") for k, v in (timed or {}).items()}})
     return rows
 
 
@@ -142,31 +153,47 @@ class BatchComparer(Protocol):
 
 
 def ground_part(pipe, args: ScoringArgs, preps: list, method: str, budget, timed: bool = False
-                ) -> tuple[list, float | None]:
-    """(``ground_many``'s outputs for ``preps`` with ``method`` at ``budget``, the call's pruning time in ms
-    when ``timed``, else None: :func:`analysis.common.stats.leaderboard.timed_call`)."""
+                ) -> tuple[list, dict | None]:
+    """(``ground_many``'s outputs for ``preps`` with ``method`` at ``budget``, {``prune_ms``: the call's
+    pruning time in ms} when ``timed``, else None: :func:`analysis.common.stats.leaderboard.timed_call`)."""
     options = method_options(args, method, pipe)
 
     def call():
         return pipe.ground_many(preps, method, budget, positions=args.positions, **options)
 
-    return lb.timed_call(pipe, pipe.spec(method), call) if timed else (call(), None)
+    if not timed:
+        return call(), None
+    outs, ms = lb.timed_call(pipe, pipe.spec(method), call)
+    return outs, {lb.PRUNE_MS: ms}
+
+
+def stage_costs(pipe, args: ScoringArgs, fresh, prepared, method: str, budget, count: bool) -> dict:
+    """The stage columns (:func:`analysis.common.measures.stage_costs.call_costs`) of one whole call of
+    ``method`` at ``budget`` on the prompt ``fresh()`` makes again (``count``: counted once more); a method
+    running the vision tower itself is charged its own run in place of a full run on ``prepared``."""
+    options = method_options(args, method, pipe)
+    tower = (lambda: pipe.tower_context(prepared).full_run()) if pipe.spec(method).uses_vision_tower else None
+    return call_costs(pipe, lambda: pipe.ground_many([fresh()], method, budget, positions=args.positions,
+                                                     **options), count, tower)
 
 
 @torch.no_grad()
-def evaluate_images(pipe, args: ScoringArgs, items: list[tuple], pairs: list[Run],
-                    batch_size: int = 1, check: BatchComparer | None = None) -> list[list[dict]]:
+def evaluate_images(pipe, args: ScoringArgs, items: list[tuple], pairs: list[Run], batch_size: int = 1,
+                    check: BatchComparer | None = None, first: int | None = None) -> list[list[dict]]:
     """Rows per image of ``items`` ((records, image) or (records, image, its pixels) each; one row per scored
     sentence x method x budget), in
     the same order at every ``batch_size``: prompt by prompt, run by run. Each run (method, budget column)
     grounds its prompts ``batch_size`` per ``ground_many`` call, which runs the prompts that cannot share an
-    LLM forward one by one itself. ``args.time_pruning`` times each call at batch 1 (each row's ``prune_ms``);
-    ``check`` (where given) compares each shared run's first batch with batch 1."""
-    prompts = []  # (image index, records, prepared, targets, the image's runs)
+    LLM forward one by one itself. ``args.time_pruning`` times each call at batch 1 (each row's ``prune_ms``),
+    ``args.stage_costs`` each whole call by stage at batch 1 (:func:`stage_costs`; counted on the first prompt
+    of image ``first``); ``check`` (where given) compares each shared run's first batch with batch 1."""
+    costs = batch_size == 1 and getattr(args, "stage_costs", False)
+    prompts = []  # (image index, records, prepared, targets, the image's runs[, the prompt made again])
     for i, (records, image, *pixels) in enumerate(items):
-        todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs, *pixels)
-        prompts.extend((i, recs, prep, gts, todo) for recs, prep, gts in image_prompts_)
+        todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs, *pixels, remake=costs)
+        prompts.extend((i, recs, prep, gts, todo, *fresh) for recs, prep, gts, *fresh in image_prompts_)
     timed = batch_size == 1 and getattr(args, "time_pruning", False)
+    counted: set[tuple[str, int]] = set()
     done: dict[tuple[int, str, int], list[dict]] = {}
     for method, column in dict.fromkeys(run_keys(pairs)):
         mine = [(j, p, b) for j, p in enumerate(prompts)
@@ -176,13 +203,19 @@ def evaluate_images(pipe, args: ScoringArgs, items: list[tuple], pairs: list[Run
             part = mine[start:start + batch_size]
             budget = part[0][2]   # one budget column: equal budgets, each counted against its own image's N
             outs, ms = ground_part(pipe, args, [p[2] for _, p, _ in part], method, budget, timed)
+            if costs:   # batch 1: one prompt, its whole call made again
+                _, recs, prep, _, _, again = part[0][1]
+                count = recs[0].image_id == first and (method, column) not in counted
+                if count:
+                    counted.add((method, column))
+                ms = (ms or {}) | stage_costs(pipe, args, again, prep, method, budget, count)
             if checked and start == 0:
                 check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
             for (j, p, b), out in zip(part, outs, strict=True):
                 done[(j, method, column)] = output_rows(pipe, args, p[1], p[3], method, b, out,
                                                         pipe.num_visual(p[2]), ms)
     rows: list[list[dict]] = [[] for _ in items]
-    for j, (i, _, _, _, todo) in enumerate(prompts):
+    for j, (i, _, _, _, todo, *_) in enumerate(prompts):
         for method, budget in todo:
             rows[i].extend(done[(j, method, budget.column)])
     return rows

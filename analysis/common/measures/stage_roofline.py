@@ -7,7 +7,8 @@ stages' (a host stage counts 0). A row gets ``stage_<stage>_flops``, ``stage_<st
 ``stage_<stage>_roofline_ms`` for every stage, ``other`` and ``total`` (the names
 :mod:`analysis.common.presentation.stage_plots` declares), which ``stages.csv`` shows beside the measured ms
 (:func:`~analysis.common.presentation.stage_plots.stages_frame`). Without rates no call is counted and no
-column is added, so a run's tables stay as they were.
+column is added, so a run's tables stay as they were; but where counting is asked (``--stage-costs``), the
+FLOPs and weight bytes, which need no rate, without the roofline.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from analysis.common.measures.stage_costs import counted
 from analysis.common.presentation.stage_plots import STAGE_FLOPS, STAGE_ROOFLINE, STAGE_WEIGHT_BYTES
 from litelvlm.cost.bound import device_gbps
 from litelvlm.cost.stage_count import StageCount, count_stages, known_rate, rooflines_ms
@@ -35,11 +37,12 @@ def roofline_columns(counts: dict[str, StageCount], tflops: float, gbps: float) 
 
 
 def counted_rooflines(pipe, call: Callable[[], Any], tflops: float | None,
-                      gbps: float | None = None) -> dict[str, float]:
+                      gbps: float | None = None, count: bool = False) -> dict[str, float]:
     """:func:`roofline_columns` of one counted ``call()`` of ``pipe`` (under ``torch.no_grad``); ``gbps``
-    None: measured on the pipeline's device; {} (nothing run) without a known ``tflops``."""
+    None: measured on the pipeline's device; without a known ``tflops``, each stage's FLOPs and weight bytes
+    where ``count`` (:func:`analysis.common.measures.stage_costs.counted`), else {} (nothing run)."""
     if not known_rate(tflops):
-        return {}
+        return counted(pipe, call) if count else {}
     gbps = device_gbps(str(pipe.device)) if gbps is None else gbps
     with torch.no_grad():
         counts = count_stages(pipe, call)[1]

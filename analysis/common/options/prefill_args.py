@@ -34,6 +34,10 @@ ENCODERS_HELP = ("the image encoders (CLIP's and the family's vision towers, SAM
 TFLOPS_HELP = ("the device's matrix-product rate (TFLOP/s) for each prefill's arithmetic limit: auto "
                "(measured by a large GEMM on cuda; none on a CPU), measure, a number (e.g. "
                "benchmarks/gpu_check.sh's), or off")
+STAGE_COSTS_HELP = ("count each stage's FLOPs and weight bytes of one more whole call per method and budget "
+                    "without a rate (this project's measurement: stages.csv's flops and weight_bytes); a "
+                    "rate (--matmul-tflops) counts them anyway and adds each stage's roofline; off by "
+                    "default, so that a run's tables stay as they were")
 
 
 @dataclass
@@ -86,4 +90,5 @@ def check_prefill(prefill: str, compile_layers: bool, tflops: str, capture: str 
 
 
 __all__ = ["CAPTURE_CHOICES", "CAPTURE_HELP", "ENCODERS_HELP", "ENCODER_CHOICES", "PREFILLS", "PREFILL_HELP",
-           "TFLOPS_HELP", "PrefillArgs", "check_prefill", "prefill_record", "resolve_prefill"]
+           "STAGE_COSTS_HELP", "TFLOPS_HELP", "PrefillArgs", "check_prefill", "prefill_record",
+           "resolve_prefill"]

@@ -10,8 +10,9 @@ Where the run has rates (its rows carry :data:`STAGE_ROOFLINE` and the counts,
 :mod:`analysis.common.measures.stage_roofline`), each row
 also has the stage's ``flops``, ``weight_bytes``, ``roofline_ms`` and ``over_roofline`` (``ms`` / the
 roofline; NaN where the roofline is 0 or unknown), ``total``'s being the whole call's (the sum of its
-stages'); without rates those columns are absent. :func:`speedup_lines` puts each run's whole-call speed-up
-over ``none`` beside its prefill's, each with its roofline ratio. The figure is
+stages'); without rates those columns are absent, but for ``flops`` and ``weight_bytes`` where the rows
+carry the counts alone (``--stage-costs``: :data:`COUNT_COLUMNS`). :func:`speedup_lines` puts each run's
+whole-call speed-up over ``none`` beside its prefill's, each with its roofline ratio. The figure is
 :func:`analysis.common.presentation.stage_figure.plot_stages`.
 """
 
@@ -42,6 +43,8 @@ STAGE_ROOFLINE = {s: f"stage_{s}_roofline_ms" for s in COLUMNS}
 TABLE_COLUMNS = ["stage", "ms", "share"]
 #: the columns ``stages.csv`` adds where the run has rates (its rows' roofline columns)
 ROOFLINE_COLUMNS = ["flops", "weight_bytes", "roofline_ms", "over_roofline"]
+#: the columns ``stages.csv`` adds where the run counted its stages without a rate (``--stage-costs``)
+COUNT_COLUMNS = ROOFLINE_COLUMNS[:2]
 #: the files :func:`write_stages` and :func:`analysis.common.measures.amdahl.write_amdahl` write (a run's
 #: optional outputs: an earlier run's are dropped when this one writes none, ``RunFolder.drop_stale``)
 STAGE_FILES = ("stages.csv", "stages.png", "amdahl.csv", "amdahl.png")
@@ -86,18 +89,20 @@ def median_stages(calls: Sequence[dict]) -> dict[str, float]:
 def stages_frame(rows: pd.DataFrame, keys: Sequence[str] = ("method", "budget")) -> pd.DataFrame:
     """``stages.csv``: per row of ``rows`` with stage times (its ``keys`` kept, in the rows' order) one row
     per stage (:data:`~litelvlm.cost.stages.COLUMNS` order) with ``ms`` and ``share`` of ``total``, and
-    :data:`ROOFLINE_COLUMNS` where the rows carry each stage's roofline."""
+    :data:`ROOFLINE_COLUMNS` where the rows carry each stage's roofline (:data:`COUNT_COLUMNS` where they
+    carry its counts alone)."""
     keys = [k for k in keys if k in rows]
     if rows.empty or STAGE_MS[TOTAL] not in rows:
         return pd.DataFrame(columns=[*keys, *TABLE_COLUMNS])
-    roofed = STAGE_ROOFLINE[TOTAL] in rows
+    extra = (ROOFLINE_COLUMNS if STAGE_ROOFLINE[TOTAL] in rows
+             else COUNT_COLUMNS if STAGE_FLOPS[TOTAL] in rows else [])
     timed = rows[rows[STAGE_MS[TOTAL]].notna()]
     out = [{**{k: r[k] for k in keys}, "stage": s, "ms": float(r[col]),
             "share": float(r[col]) / float(r[STAGE_MS[TOTAL]]) if float(r[STAGE_MS[TOTAL]]) else float("nan"),
-            **(_roofline(r, s) if roofed else {})}
+            **{c: v for c, v in _roofline(r, s).items() if c in extra}}
            for _, r in timed.iterrows() for s, col in STAGE_MS.items()]
-    frame = pd.DataFrame(out, columns=[*keys, *TABLE_COLUMNS, *(ROOFLINE_COLUMNS if roofed else [])])
-    if roofed:  # whole counts, blank where a run was not counted
+    frame = pd.DataFrame(out, columns=[*keys, *TABLE_COLUMNS, *extra])
+    if extra:  # whole counts, blank where a run was not counted
         frame[["flops", "weight_bytes"]] = frame[["flops", "weight_bytes"]].round().astype("Int64")
     return frame
 
@@ -209,7 +214,7 @@ def write_stages(out: str | Path, frame: pd.DataFrame, config: dict, model: str,
     return ["stages.csv", "stages.png"]
 
 
-__all__ = ["ROOFLINE_COLUMNS", "SEGMENTS", "STAGE_FILES", "STAGE_FLOPS", "STAGE_MS", "STAGE_ROOFLINE",
-           "STAGE_WEIGHT_BYTES", "headline_lines", "median_stages",
+__all__ = ["COUNT_COLUMNS", "ROOFLINE_COLUMNS", "SEGMENTS", "STAGE_FILES", "STAGE_FLOPS", "STAGE_MS",
+           "STAGE_ROOFLINE", "STAGE_WEIGHT_BYTES", "headline_lines", "median_stages",
            "plot_stages", "run_label", "screen_line", "shares_text", "speedup_line", "speedup_lines",
            "stage_row", "stages_frame", "timing_record", "write_stages"]

@@ -24,6 +24,12 @@ its inputs exist (a run without them, or an earlier run's folder, keeps its tabl
 * ``prune_ms``: the median time of the pruning step per call (``eval-grounding --time-pruning``): the
   ``selection`` stage of :class:`litelvlm.cost.stages.StageTimer` for a method selecting on CLIP's side; NaN
   where the selection runs inside the LLM's or the vision tower's forward and is not separable.
+* ``stage_<stage>_ms``, ``stage_<stage>_flops``, ``stage_<stage>_weight_bytes`` (``eval-grounding
+  --stage-costs``; this project's measurement, :mod:`analysis.common.measures.stage_costs`): for every method,
+  the median ms per whole call of the vision towers (the paired CLIP included), the selection, the LLM
+  prefill, the mask decoder and the whole call, and one counted call's FLOPs and weight bytes by stage
+  (:data:`STAGE_COLUMNS`); beside ``layer_avg_tokens`` and ``prune_ms``, the paper's LLM-only definitions,
+  which stay as they are.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from pycocotools import mask as mask_utils
 from analysis.common.stats import accuracy_stats as acc
 from analysis.common.stats import significance
 from analysis.common.stats.bootstrap import UnitStat, unit_stat
-from litelvlm.cost.stages import time_stages
+from litelvlm.cost.stages import TOTAL, time_stages
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method, is_baseline
 
@@ -50,10 +56,17 @@ READS_ATTENTION = "reads_attention"
 PRUNE_MS = "prune_ms"
 #: the per-row column of a prediction's masks in the parts (COCO RLEs, the format of eval-video's ``rles``)
 PRED_RLE = "pred_rle"
+#: the stages of the stage columns (``--stage-costs``): the vision towers (the paired CLIP included), the
+#: method's selection, the LLM's prefill, the mask decoder, and the whole call
+BOARD_STAGES = ("vision", "selection", "prefill", "mask", TOTAL)
+#: the stage columns, in order: ms by stage, then FLOPs, then weight bytes (the names of
+#: :mod:`analysis.common.presentation.stage_plots`)
+STAGE_COLUMNS = [f"stage_{s}_{what}" for what in ("ms", "flops", "weight_bytes")
+                 for s in BOARD_STAGES]
 #: the methods each method is compared with at its budget, when the run holds them
 REFERENCES = ("random", "downsample")
 #: the prefixes of the columns this module adds to a summary
-PREFIXES = (LOYALTY, LAYER_AVG, SHARE, "diff_vs_", "p_adjusted_", READS_ATTENTION, PRUNE_MS)
+PREFIXES = (LOYALTY, LAYER_AVG, SHARE, "diff_vs_", "p_adjusted_", READS_ATTENTION, PRUNE_MS, "stage_")
 
 
 # -- masks -------------------------------------------------------------------------------------------------
@@ -199,9 +212,9 @@ def add_columns(summary: pd.DataFrame, comparisons: pd.DataFrame, metrics: Seque
                 seed: int, *, loyalty: dict | None = None, rows: pd.DataFrame | None = None,
                 reads: dict | None = None) -> pd.DataFrame:
     """``summary`` with the leaderboard's columns at its end (see the module), each where its input is given:
-    ``loyalty`` ({(method, budget): UnitStat}), the per-row ``layer_avg_tokens`` and ``prune_ms`` of
-    ``rows``, the shares and the comparisons with :data:`REFERENCES` on ``metrics``, ``reads`` ({method:
-    reads attention weights}); the existing columns untouched."""
+    ``loyalty`` ({(method, budget): UnitStat}), the per-row ``layer_avg_tokens``, ``prune_ms`` and stage
+    columns of ``rows``, the shares and the comparisons with :data:`REFERENCES` on ``metrics``, ``reads``
+    ({method: reads attention weights}); the existing columns untouched."""
     out = summary.copy()
     if out.empty:
         return out
@@ -221,6 +234,9 @@ def add_columns(summary: pd.DataFrame, comparisons: pd.DataFrame, metrics: Seque
         out[READS_ATTENTION] = [reads.get(m) for m in out["method"]]
     if (ms := _per_run(out, rows, PRUNE_MS, "median")) is not None:
         out[PRUNE_MS] = ms
+    for column in STAGE_COLUMNS:   # --stage-costs: each the median of the rows holding it
+        if (values := _per_run(out, rows, column, "median")) is not None:
+            out[column] = values
     return out
 
 
@@ -234,6 +250,7 @@ def split_view(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None
     return summary.drop(columns=board), summary[keys + board]
 
 
-__all__ = ["LAYER_AVG", "LOYALTY", "PRED_RLE", "PRUNE_MS", "READS_ATTENTION", "REFERENCES", "SHARE",
-           "add_columns", "board_columns", "encode_masks", "layer_average", "layer_avg_tokens",
-           "loyalty_stats", "loyalty_values", "masks_iou", "reads_attention", "split_view", "timed_call"]
+__all__ = ["BOARD_STAGES", "LAYER_AVG", "LOYALTY", "PRED_RLE", "PRUNE_MS", "READS_ATTENTION", "REFERENCES",
+           "SHARE", "STAGE_COLUMNS", "add_columns", "board_columns", "encode_masks", "layer_average",
+           "layer_avg_tokens", "loyalty_stats", "loyalty_values", "masks_iou", "reads_attention",
+           "split_view", "timed_call"]

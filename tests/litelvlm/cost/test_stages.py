@@ -108,6 +108,45 @@ def test_stages_never_overlap_and_add_up_to_the_call(monkeypatch):
     assert sum(ms[s] for s in (*STAGES, OTHER)) == pytest.approx(ms[TOTAL])
 
 
+class _FakeTower:
+    """A tower-stage context whose rule runs the tower's blocks in their branches (IPCV's way, no ``run``)."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+
+    def embed(self):
+        self.clock.spend(0.5)
+
+    def attend(self, index, x, rows):
+        self.clock.spend(1.0)
+
+    def feed(self, index, x):
+        self.clock.spend(2.0)
+
+    def finish(self, x):
+        self.clock.spend(0.25)
+
+
+class _TowerPipe(_FakePipe):
+    def tower_context(self, prepared):
+        return _FakeTower(self.clock)
+
+    def call(self) -> None:
+        ctx = self.tower_context(None)
+        ctx.embed()
+        ctx.feed(0, ctx.attend(0, None, None))
+        self.clock.spend(1.5)                                      # glue: other
+        ctx.finish(None)
+
+
+def test_a_tower_rules_own_steps_count_as_vision(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(st.time, "perf_counter", clock)
+    pipe = _TowerPipe(clock)
+    _, ms = StageTimer(pipe).time(pipe.call)
+    assert ms["vision"] == pytest.approx(3.75) and ms[OTHER] == pytest.approx(1.5)
+
+
 def _hook_counts(*roots: nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for r in roots for m in r.modules())
 

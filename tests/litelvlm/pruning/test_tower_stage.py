@@ -159,3 +159,12 @@ def test_the_cost_counts_a_tower_method_as_a_selection_before_the_llm(registered
     assert selects_on_clip(spec) and not selects_on_llm_input(spec)
     plan = schedule_plan(registered, 9, 576, 4, 20)
     assert plan.stages == ((0, 9),) and plan.method == "" and plan.budget == 0
+
+
+def test_the_full_run_gives_the_prepared_visual_tokens(tiny_glamm, tiny_glamm_prep):
+    """``TowerContext.full_run``: every block on every token, the run the input's preparation made, gives the
+    family's own visual tokens."""
+    pipe, prep = tiny_glamm, tiny_glamm_prep
+    with torch.no_grad():
+        torch.testing.assert_close(pipe.tower_context(prep).full_run(), pipe.visual_tokens(prep), atol=1e-5,
+                                   rtol=1e-5)

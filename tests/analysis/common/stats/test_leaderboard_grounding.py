@@ -46,6 +46,7 @@ def test_the_columns_hold_sane_values(run):
     assert 0 <= s.loc["litelvlm", "p_adjusted_vs_random_ciou"] <= 1 and math.isfinite(s.loc["litelvlm",
                                                                                    "diff_vs_random_ciou"])
     assert math.isnan(s.loc["random", "diff_vs_random_ciou"]) and "prune_ms" not in s   # not asked for
+    assert not any(c.startswith("stage_") for c in s.columns)   # --stage-costs: not asked for
     comparisons = pd.read_csv(out / "comparisons.csv")
     vs = comparisons[(comparisons.method == "litelvlm") & (comparisons.reference == "random")
                      & (comparisons.metric == "ciou")].iloc[0]

@@ -1,0 +1,81 @@
+"""Each stage's cost of a grounding call as a row's columns, no device rate needed (this project's
+measurement): ``eval-grounding --stage-costs`` (the leaderboard's stage columns,
+:mod:`analysis.common.stats.leaderboard`) and the counts ``validate`` and ``efficiency`` write with
+``--stage-costs`` where they have no rate for a roofline.
+
+* :func:`count_columns`: ``stage_<stage>_flops`` and ``stage_<stage>_weight_bytes`` of one counted call
+  (:func:`litelvlm.cost.stage_count.count_stages`; the names :mod:`analysis.common.presentation.stage_plots`
+  declares), for the stages asked.
+* :func:`call_costs`: the whole call (the input's preparation, its prompt, ``ground``) timed by stage
+  (``stage_<stage>_ms`` of :data:`BOARD_STAGES`), and, where asked, counted once more.
+
+A method running the vision tower itself (``Method.uses_vision_tower``: FlowCut, IPCV and its compositions)
+runs it again inside ``ground``, after the preparation ran it on every token for the image's other methods.
+Its vision stage is charged its own run *in place of* that full run: the vision stage (and the whole call)
+less the vision stage of one full run of the same tower (``TowerContext.full_run``, timed or counted in the
+same way), so that a method pruning in the tower shows what it saves there. The paper's LLM-only figures
+(``layer_avg_tokens``, the FLOPs tables) are not touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from analysis.common.presentation.stage_plots import STAGE_FLOPS, STAGE_MS, STAGE_WEIGHT_BYTES
+from analysis.common.stats.leaderboard import BOARD_STAGES, STAGE_COLUMNS
+from litelvlm.cost.stage_count import StageCount, count_stages
+from litelvlm.cost.stages import COLUMNS, TOTAL, time_stages
+
+#: the summary columns of :func:`call_costs` (the leaderboard's stage columns), in order: ms by stage of
+#: :data:`~analysis.common.stats.leaderboard.BOARD_STAGES`, then FLOPs, then weight bytes
+BOARD_COLUMNS = STAGE_COLUMNS
+MS_COLUMNS = [STAGE_MS[s] for s in BOARD_STAGES]
+COUNT_COLUMNS = [*(STAGE_FLOPS[s] for s in BOARD_STAGES), *(STAGE_WEIGHT_BYTES[s] for s in BOARD_STAGES)]
+#: the stages charged a tower method's own run in place of the full one
+REPLACED = ("vision", TOTAL)
+
+
+def count_columns(counts: dict[str, StageCount], stages: Iterable[str] = COLUMNS) -> dict[str, float]:
+    """``stage_<stage>_flops`` and ``stage_<stage>_weight_bytes`` of ``counts`` (one counted call's,
+    :func:`litelvlm.cost.stage_count.count_stages`) for ``stages``."""
+    stages = list(stages)
+    return {**{STAGE_FLOPS[s]: float(counts[s].flops) for s in stages},
+            **{STAGE_WEIGHT_BYTES[s]: float(counts[s].weight_bytes) for s in stages}}
+
+
+def counted(pipe, call: Callable[[], Any], stages: Iterable[str] = COLUMNS) -> dict[str, float]:
+    """:func:`count_columns` of one counted ``call()`` of ``pipe`` (under ``torch.no_grad``)."""
+    with torch.no_grad():
+        return count_columns(count_stages(pipe, call)[1], stages)
+
+
+def in_place_of(ms: dict[str, float], rerun: float) -> dict[str, float]:
+    """{stage: value} with the :data:`REPLACED` stages less ``rerun`` (a full tower run's vision stage)."""
+    return {s: v - rerun if s in REPLACED else v for s, v in ms.items()}
+
+
+def call_costs(pipe, call: Callable[[], Any], count: bool = False,
+               tower: Callable[[], Any] | None = None) -> dict[str, float]:
+    """The :data:`MS_COLUMNS` of one timed ``call()`` (the whole call) and, with ``count``, the
+    :data:`COUNT_COLUMNS` of one more, counted; ``tower``: a full run of the vision tower the call's method
+    runs again (see the module), whose vision stage is taken off the call's vision stage and total."""
+    with torch.no_grad():
+        ms = time_stages(pipe, call)[1]
+        if tower is not None:
+            ms = in_place_of(ms, time_stages(pipe, tower)[1]["vision"])
+        out = {STAGE_MS[s]: float(ms[s]) for s in BOARD_STAGES}
+        if not count:
+            return out
+        counts = count_stages(pipe, call)[1]
+        if tower is not None:
+            full = count_stages(pipe, tower)[1]["vision"]
+            counts = {s: StageCount(*(a - b for a, b in zip(c, full, strict=True))) if s in REPLACED else c
+                      for s, c in counts.items()}
+    return out | count_columns(counts, BOARD_STAGES)
+
+
+__all__ = ["BOARD_COLUMNS", "BOARD_STAGES", "COUNT_COLUMNS", "MS_COLUMNS", "REPLACED", "call_costs",
+           "count_columns", "counted", "in_place_of"]
