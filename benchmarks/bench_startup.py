@@ -1,22 +1,6 @@
 """Startup benchmark: a warm study rerun against the bare import of the libraries it computes with.
 
-Whole processes, timed in interleaved rounds (floor, warm reversal, warm sink, bad argument; the
-order rotates each round), median [min-max] over rounds:
-
-* floor: ``python -c "import torch, pandas, scipy.stats, pyarrow.parquet"``, what any run that
-  computes and writes tables must import;
-* warm reversal: ``litelvlm reversal`` rerun into a new ``--out`` with every vision feature and text
-  embedding cached (the model is deferred and never loaded). Its overhead over the floor, per round,
-  includes the study's own work, so it bounds what the command adds to the imports
-  (target: <= 2 s);
-* model floor and warm sink: the sink study always runs the text tower, so it loads the model;
-  ``import transformers.models.clip.modeling_clip`` is what that costs before any weight is read;
-* a bad argument (``--limit-sentences 0``), which must fail before torch is imported.
-
-With ``--compare-src DIR`` (another checkout), its warm reversal joins each round and the paired
-ratio (DIR / this checkout) is printed.
-
-    python benchmarks/bench_startup.py [--model tiny336-random] [--rounds 5] [--compare-src DIR]
+Details: docs/testing.md (``benchmarks.bench_startup``).
 """
 
 from __future__ import annotations

@@ -3,37 +3,7 @@ batch sizes B (``eval-grounding --batch-size``; ``GroundingPipeline.ground_many`
 against the methods at each budget, and the largest B that fits a memory limit (pruning shortens every
 sequence, so a pruned batch takes less memory and more prompts fit).
 
-    python benchmarks/bench_throughput.py --threads 2                                   # tiny GLaMM on the
-    CPU python benchmarks/bench_throughput.py --models tiny-random:0 unipixel-tiny-random:0
-    sa2va-tiny-random:0 python benchmarks/bench_throughput.py --device cuda --models glamm-7b-random
-    --tokenizer DIR --memory-limit-gib 60
-    python benchmarks/bench_throughput.py --dry-run          # the captured batch on a CPU (fused-eager)
-
-Each model grounds the same P = max(B) prepared images (one expression each; synthetic odd-sized images, or
-the first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one untimed warm-up
-(``--warmup``: on CUDA a whole pass over the P prompts at that B, so that no shape is timed on its first call;
-on a CPU one batch of at most 2), the repeats of the B interleaved (B = 1, B = 8, B = 1, ...: a load that
-comes and goes hits each B alike): B = 1 is today's path (``ground``), B > 1 ``ground_many`` per B prompts
-(padded LLM forwards, on a CPU with eager attention in sub-batches whose scores fit the last-level cache;
-``--sub-batch-bytes none``: one forward per B prompts; under the captured prefill, the default on CUDA, the
-padded forward runs through the captured segments, one capture per batch size and length); a method that
-cannot batch (FastV: it prunes inside the LLM) runs prompt by prompt at every B and is marked ``batched =
-False``. What the timed pass did is read off it: ``llm_batch``, the most sequences one LLM forward held, and
-``prefill``, how its decoder-layer calls ran (``captured``, ``eager`` or ``mixed``; ``eager`` without a
-captured prefill). The time covers ``ground`` (selection, LLM, mask head), not the per-image preparation
-(vision tower, SAM's image encoder), which batching does not change. Peak memory is the activations of one
-batch of B above the loaded model (:func:`litelvlm.machine.memory. peak_activation_bytes`: the tracker of live
-tensors on a CPU, the allocator's peak on CUDA), measured in a separate, untimed pass; the largest B within
-``--memory-limit-gib`` is extrapolated from the measured B by a line through the smallest and largest B (the
-``fit`` column says so). Goal (this CPU, tiny GLaMM): ``none`` at B = 8 at least 2x the images/s of B = 1, a
-ratio measured in one run (MET / MISSED); the GPU check's second ratio, LiteLVLM@192 at B = 32 over ``none``
-at B = 1, is printed where measured. ``--dry-run``: the tiny GLaMM on a CPU under the captured prefill with
-dynamo's eager backend (``--capture fused-eager``), B = 1 and 2, budget 64, one repeat (each unless given).
-Prints the CPU's flags; wall times on a loaded machine are inflated, so the CPU-seconds per image are printed
-beside them. The batch-1 calls are also timed by stage (:mod:`litelvlm.cost.stages`, in a separate pass over
-the P prompts: each stage's median over them), written to ``stages.csv`` beside ``throughput.csv``: ``ground``
-alone, so ``vision`` holds only a tower-stage method's run and ``mask`` SAM's decoding and upscaling (its
-image encoder ran in the preparation).
+Details: docs/testing.md (``benchmarks.bench_throughput``).
 """
 
 from __future__ import annotations

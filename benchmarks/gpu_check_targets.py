@@ -1,27 +1,7 @@
 """The GPU check's targets, each judged MET, MISSED or NOT MEASURED (with the reason) from one results
-folder (``benchmarks/gpu_check_runs.py`` reads it). Every ratio is taken within one run on one card. The runs
-judged are a model's default ones: the captured prefill (the default on CUDA) and the default image encoders
-(``auto``).
+folder (``benchmarks/gpu_check_runs.py`` reads it). Every ratio is taken within one run on one card.
 
-- T1 GLaMM-7B ``none`` at budget N, batch 1, official eager attention: the whole call (stages.csv's
-  ``total``) within 2x of its roofline, and each of the ``vision`` and ``mask`` stages within 2x of its own.
-- T2 Sa2VA-3B (official sdpa), UniPixel-3B (sdpa), VideoGLaMM (eager): ``none``'s whole call within 3x of its
-  roofline.
-- T3 LiteLVLM@192 (VideoGLaMM @196 per frame) over ``none``, the whole call: every family at least 1.0x at
-  both attention kernels; GLaMM-7B also at least 0.9 x the roofline's own ratio (none's total roofline over
-  LiteLVLM's).
-- T4 throughput (bench_throughput.py), GLaMM-7B: ``none`` at B = 8 at least 2x the images/s of B = 1;
-  LiteLVLM@192 at B = 32 at least 3x ``none``'s B = 1.
-- T5 the gpu-tests step ran at least one test and none failed.
-- T6 the whole check inside 480 s (steps.log's start and end).
-- P1-P6 the decoder-layer prefill (validate.csv's ``paper_prefill_ms``, the paper's definition): GLaMM-7B's
-  ``none`` within 2x of its roofline at eager attention (P1) and 1.5x at sdpa (P2), LiteLVLM@192 at least 2.0x
-  over ``none`` at eager (P3, the paper: 2.2x) and at least 90% of the roofline's own ratio at sdpa and for
-  Sa2VA-3B and UniPixel-3B at both kernels (P4); VideoGLaMM's ``none`` within 2x of its roofline (P5) and
-  LiteLVLM@64 per frame at least 2.0x over ``none`` (P6).
-
-A dry run (tiny random presets on a CPU) is judged on each family's tiny preset in place of its full-size
-model.
+Details: docs/testing.md (``benchmarks.gpu_check_targets``).
 """
 
 from __future__ import annotations

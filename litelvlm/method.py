@@ -91,42 +91,12 @@ class Option:
 
 @dataclass(frozen=True)
 class Method:
-    """A pruning method. ``select`` picks the kept tokens (its K counted once by ``ground`` or
-    :func:`litelvlm.methods.select.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it
-    through its :class:`Stage` (``stage``, declared by name); ``forward`` (methods inside the LLM) returns the
-    final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection, or None when the
-    selection prunes nothing inside the LLM (the pipeline then feeds it at the LLM input, e.g. SparseVLM at K
-    = N); ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K may reach N +
-    extra_tokens. ``schedule(K, N, num_layers, **options)`` gives the visual tokens the LLM's layers see,
-    ``((first_layer, visual_tokens), ...)``, for the FLOPs and activation counts. ``baseline``: the method
-    keeps every token (one run at K = N, whatever the budgets). ``oracle``: an analysis oracle that reads the
-    unpruned model's internals (its extra passes are no pruning cost to measure). ``host_sync``: the selection
-    reads tensor values in Python (greedy picks, sets, clustering), so it cannot run on the ``meta`` device of
-    the FLOPs count and waits for the device on a GPU. ``ranks``: ``Selection.scores`` is one score per visual
-    token that the method keeps by (compared with the model's internals by ``importance --method-signals``).
-    ``reads_vision_blocks``: the selection needs the weights of CLIP's vision blocks, not only the trace (ToMe
-    re-runs them, HiPrune reads a middle block's attention). ``name``, ``description`` and ``options``:
-    declared here by the method's module, and read from its source by the registry
-    (:mod:`litelvlm.methods.declarations`). ``positions``: what the official code does with the kept tokens'
-    RoPE positions (:data:`POSITION_RULES`); ``original_positions``: every token it keeps has one (False where
-    it passes tokens that stand for no single visual token: [CLS], merged or recycled ones), so
-    ``positions="keep"`` applies. ``reads_clip``: an LLM-side method that also reads the CLIP traces
-    (``prepared.selector_inputs()``: CDPruner's relevance, VScan's scans), so it runs only on a family paired
-    with CLIP. ``one_axis_positions``: its official rule reads or sets one position per token (1-D RoPE), so a
-    family with multi-axis positions (M-RoPE) needs a rule of its own first. ``scores_only``: a CLIP-side
-    method that reads only per-patch scores (:mod:`litelvlm.pruning.scores`' similarity and context) and the
-    patch count, so it runs on a family that maps an external CLIP's scores onto its own tokens
-    (:class:`litelvlm.pruning.MappedInputs`). ``attention_weights(L)``: the 0-based LLM decoder layers whose
-    attention weights (softmax rows of the layer's own queries and keys) it reads, at its default options and
-    a budget that prunes, on an LLM of L layers (:meth:`attention_layers`); ``tower_attention_weights``: it
-    reads attention weights of the vision tower or CLIP (the [CLS] row, a block's softmax), recomputed from
-    their queries and keys. ``restores_tokens``: a vision-tower method whose tower gives the LLM every visual
-    token back (IPCV: its selection holds all N, their LLM inputs as ``features``, in the family's order; K
-    counts what the tower's later blocks run on).
-    ``tower_tokens``: an LLM-side method composed with such a tower rule (IPCV + FastV): ``tower_tokens(
-    TowerContext, K, **options)`` gives the (N, h) visual tokens its ``select`` and ``forward`` then prune
-    (:func:`litelvlm.lvlm.prune.llm_stage`). ``backbone``: declared by a backbone's variant
-    (:data:`litelvlm.methods.VARIANTS`; "" for the method itself)."""
+    """A pruning method: ``select`` picks the kept tokens, ``forward`` (methods inside the LLM) runs the LLM
+    on them; the class attributes declare its stage, what it reads (attention weights, CLIP traces, vision
+    blocks), what it does with positions and how its cost is counted.
+
+    Each attribute, what it means and who reads it: docs/library.md (``litelvlm.method.Method``).
+    """
 
     stage: Stage
     select: Callable[..., Any]

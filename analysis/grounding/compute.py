@@ -1,37 +1,9 @@
 """``litelvlm eval-grounding``: RefCOCO/RefCOCO+/RefCOCOg referring segmentation per method and budget.
 
-Metrics (``eval/referring_seg/infer_and_evaluate.py`` L387-437 of the official code):
+Metrics as the official ``eval/referring_seg/infer_and_evaluate.py`` computes them; the ``per-expression``
+protocol is this project's addition.
 
-* cIoU = total intersection / (total union + 1e-10) over all scored sentences of the split;
-* gIoU = mean per-sentence intersection / (union + 1e-5), where an empty prediction on an empty
-  target scores 1.
-
-Protocols:
-
-* ``official`` (the default; GLaMM's evaluation, the protocol behind the paper's numbers): per
-  image, 3 of its sentences are sampled (all if fewer), each gets a random question of GLaMM's
-  16 and answer of its 5, all in ONE multi-turn prompt (``litelvlm.glamm.protocol``, which
-  documents exactly what ``--seed`` fixes); LiteLVLM's CLIP embeds the formatted questions, so
-  the pruning is computed once from all of the image's sampled questions and shared by them.
-* ``per-expression`` (this project's addition): every sentence alone, in a single-turn prompt
-  with GLaMM's first question and answer ("Can you segment the {sentence} in this image?" /
-  "It is [SEG]."). With one text, LiteLVLM's K lowest-similarity tokens fill the whole budget
-  and no context token is kept: its context recovery acts only through the union of several texts.
-
-Masks are teacher-forced, as in GLaMM. ``none`` (no pruning) is evaluated once, at budget N. Outputs:
-``OUT/grounding.parquet`` (one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou,
-giou, n; on a family with an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``,
-``unipixel_giou``, ``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy;
-each with its 95% bootstrap ``_lo``/``_hi``; then the leaderboard's columns where their inputs exist:
-:mod:`analysis.common.stats.leaderboard`), ``OUT/comparisons.csv``, ``OUT/claims.csv``
-(:mod:`analysis.grounding.statistics`), ``OUT/skipped.csv`` (images that could not be read),
-``OUT/config.json``.
-
-Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``litelvlm.runs.parts``); a re-run
-resumes from them. Launched on P processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli
-...`` on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
-where ``accelerate launch --cpu`` starts a single process) images are split across processes
-and merged by summing intersections and unions (never by averaging per-shard cIoU).
+Details: docs/grounding.md (``analysis.grounding.compute``).
 """
 
 from __future__ import annotations

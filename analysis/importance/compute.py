@@ -1,26 +1,7 @@
 """``litelvlm importance``: do the tokens reversed CLIP similarity keeps match the LVLM's own token
 importance?
 
-For every sentence (scored alone, in the family's single-expression prompt: GLaMM's single-turn one,
-UniPixel's protocol question; teacher-forced as in ``eval-grounding``), one score per visual token (the
-image's N: fixed for GLaMM, per image for UniPixel) from each signal (:mod:`analysis.importance.signals`):
-
-* CLIP side: ``clip_rev_sim`` (-s, LiteLVLM's ranking), ``clip_context``, ``clip_topsim`` (+s);
-* LLM side: ``attention`` (per layer, head mean and per head, from the ``seg``/``last``/``text``
-  queries), ``saliency``, ``input_x_gradient``, ``integrated_gradients``,
-  ``layer_integrated_gradients`` (captum, w.r.t. the projector output; target ``mask`` or
-  ``seg_norm``) and ``ablation`` (captum FeatureAblation: IoU drop per spatial token group).
-
-Every CLIP-side signal is compared with every LLM-side one (Pearson, Spearman, Kendall,
-top-k Jaccard). Outputs: ``OUT/importance.parquet`` (one row per sentence x signal pair x
-layer x head), ``OUT/summary.csv`` (head-mean rows aggregated with 95% bootstrap CIs over
-images, by LLM layer and by mask-area bin, ``area_bin == "all"`` for every area),
-``OUT/token_scores.parquet`` (the head-mean score vectors of the first ``--save-scores``
-sentences, for heat maps), ``OUT/images/`` (the image region their visual tokens cover),
-``OUT/visual_tokens.csv`` (each image's N and token grid), ``OUT/config.json``. A family that pairs no CLIP
-with its visual tokens (UniPixel today) has no CLIP signals: its rows compare the ``--method-signals``.
-Per-image results are written as parts under ``OUT/parts/`` (``litelvlm.runs.parts``); a re-run resumes
-from them.
+Details: docs/importance.md (``analysis.importance.compute``).
 """
 
 from __future__ import annotations

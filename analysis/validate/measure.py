@@ -1,22 +1,7 @@
-"""What ``litelvlm validate`` measures in one ``ground`` call of a family's pipeline.
+"""What ``litelvlm validate`` measures in one ``ground`` call of a family's pipeline (the reading of the
+paper's "CUDA time" is this project's).
 
-:class:`RunProbe` hooks the LLM's embedding, first decoder layer and final norm of the pipeline's model
-(forward hooks, removed in ``finally``) and records, for one call:
-
-* the token ids the call embeds before its first decoder layer runs (the first forward's text tokens: the
-  check that no method changes them);
-* the sequence length at the LLM input (text tokens + the visual tokens the LLM received);
-* prefill time: from the first decoder layer's start to the final norm's end (every LLM forward of the
-  call: a method that prunes inside the LLM runs its layers in pieces, all of which count);
-* the paper's prefill time (``paper_prefill_ms``): the decoder-layer loop only, as the authors' compiled
-  code times it (:class:`analysis.common.measures.layer_timer.LayerLoopTimer`: CUDA events on a GPU);
-* this project's reading of the paper's "CUDA time" (``cuda_time_reading_ms``): the whole call, timed the
-  same way (CUDA events on a GPU, ``perf_counter`` on a CPU);
-* peak resident memory of the process during the call (sampled every 5 ms, ``/proc/self/statm``);
-* stored activation memory: the peak of the tensors the call creates
-  (``litelvlm.machine.memory.LiveTensorBytes``; on CUDA the caching allocator's peak above the level before
-  the call), for the whole call and for the LLM span alone (its peak above the level at the span's start: the
-  prefill's activations).
+Details: docs/validate.md (``analysis.validate.measure``).
 """
 
 from __future__ import annotations

@@ -1,31 +1,7 @@
 """``litelvlm eval-video``: a family's video path with per-frame budgets on a Ref-DAVIS-layout folder, J / F /
 J&F per method and per-frame budget.
 
-The model's family is found in the registry and runs its own video path
-(:func:`litelvlm.registry.families.video_eval`; each family's ``video_eval`` module says what a budget means
-on it and what it refuses). Per video, for the unpruned baseline (``none``, budget 576 a frame) and every
-(method, budget), every expression of the chosen annotator sets is segmented by the family's runner
-(``expression``) and scored:
-
-* ``expressions.parquet``: one row per expression: J and F as frame means against the expression's own object
-  (MeViS's per-expression protocol, ``litelvlm.video.metrics.mevis_scores``);
-* ``summary.csv``: per (method, budget), the DAVIS 2017 unsupervised scores of each annotator set as
-  ``eval_referdavis_metrics.py`` computes them (the objects' masks of a set as label maps, Hungarian matching,
-  J-Mean and F-Mean over all objects of all videos), and J, F, J&F averaged over the chosen sets (VideoGLaMM
-  prints the four sets apart; the mean is this table's single number), each with its 95% bootstrap interval
-  over videos (``J_lo``, ``J_hi``, ``J_mc``, ...), then the leaderboard's columns
-  (:mod:`analysis.common.stats.leaderboard`); ``comparisons.csv`` and ``claims.csv``
-  (:mod:`analysis.video.statistics`); ``summary.txt``, the table as printed;
-* ``objects.parquet``: the per-object J and F of each annotator set the statistics resample (one row per
-  object, set, method and budget), and ``videos.csv``, the per-unit table: per video, method and budget the
-  mean J, F and J&F over its objects and sets.
-
-One part per (video, method, budget) in ``OUT/parts`` (a stopped run resumes; other methods, budgets or a
-larger ``--limit-videos`` add rows). Seeded and deterministic. Launched on P processes (``python -m
-torch.distributed.run --nproc_per_node P -m litelvlm.cli eval-video ...``; :mod:`analysis.common.runs.shards`,
-as ``eval-grounding``), the videos are split across them (``rank::P``) and the main process merges every part
-exactly as one process does (J and F per object from the parts, then the averages): the tables equal the
-single run's byte for byte.
+Details: docs/video.md (``analysis.video.compute``).
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
 """``litelvlm eval-video``'s datasets other than Ref-DAVIS-17, each evaluated as its official code evaluates
-it.
+it (MeViS, Refer-YouTube-VOS).
 
-* **MeViS** (``--dataset mevis``): the unit is the expression. ``valid_u`` (public masks) is scored here as
-  MeViS's ``tools/eval_mevis.py`` scores it (henghuiding/MeViS @7c0620b, L41-53 and L89-94;
-  ``litelvlm.video.metrics``): per expression J and F are means over ALL its video's frames of the prediction
-  against the union of its objects' masks, and J, F of the set are means over expressions, J&F = (J + F) / 2.
-  Here each expression is one row of ``objects.parquet`` (``object`` = ``<video>_<exp_id>``, ``anno_set`` 0),
-  so ``summary.csv``'s J and F are exactly those means and its intervals resample videos. ``valid`` (masks on
-  the server) is written only.
-* **Refer-YouTube-VOS** (``--dataset ref-youtube-vos``): ``valid`` has no public masks; its J&F comes from the
-  official evaluation server alone, never from a local number.
-
-For every split of these two, each (method, budget)'s predictions are written as the official scripts write
-them for the servers, one zip per (method, budget), ``predictions/<method>@<budget>.zip`` holding
-``Annotations/<video>/<exp_id>/<frame>.png``: the folder of Sa2VA's ``mask_save`` (bytedance/Sa2VA @9832e1a,
-``projects/sa2va/evaluation/sa2va_eval_ref_vos.py`` L35-44, also ReferFormer's ``inference_ytvos.py``), one
-greyscale PNG per frame named by the frame, 255 on the object and 0 elsewhere (VideoGLaMM's writer,
-mbzuai-oryx/VideoGLaMM @6b15b1e ``VideoGLaMM/eval_mevis.py`` L182-199: ``(pred > 0) * 255`` as uint8; MeViS
-frames are named ``00000``, ``00001``, ..., its ``{t:05d}.png``). MeViS's ``tools/eval_mevis.py`` reads such a
-folder (``<video>/<exp_id>/<frame>.png``, inside ``Annotations/``), so a ``valid_u`` run's zip lets the
-official script check the local number. The masks travel in the parts as COCO RLEs (one per frame), so the
-zips come out of a resumed or sharded run the same.
+Details: docs/video.md (``analysis.video.protocols``).
 """
 
 from __future__ import annotations

@@ -1,22 +1,8 @@
 """The efficiency study's cost contract: what a family tells ``litelvlm efficiency`` to count and time.
 
-Each family that the study counts holds ``COST`` (a :class:`FamilyCost`) in its ``cost.py``; its card's
-``cost`` field points at it (``"module:attribute"``) and :func:`family_cost` loads it. The study asks it and
-never names a family:
+Each counted family holds ``COST`` (a :class:`FamilyCost`) in its ``cost.py``; :func:`family_cost` loads it.
 
-* :attr:`FamilyCost.archs` (``--arch`` name -> the family's preset) and :meth:`FamilyCost.arch`, a
-  :class:`CostArch`: the decoder's sizes, N (the visual tokens of the study's image), the prompt around them;
-  :attr:`~FamilyCost.full_size` (archs not timed on a CPU), :attr:`~FamilyCost.paper_arch`;
-* the run's rows (:meth:`~FamilyCost.rows`: its (method, :class:`~litelvlm.budget.Budget`) runs counted, keyed
-  by :attr:`~FamilyCost.row_keys`) and each row's token plan (:meth:`~FamilyCost.plan`);
-* FLOPs and activation per part (:meth:`~FamilyCost.count`: one :class:`CountedRow` per attention and row);
-* the parts it times: the random pipeline (:meth:`~FamilyCost.build`) and its parts
-  (:meth:`~FamilyCost.parts`, a :class:`litelvlm.cost.parts.PrefillParts`), or, for a family whose end-to-end
-  time is the sum of its parts (:attr:`~FamilyCost.sums_parts`), its own :meth:`~FamilyCost.timing_rows`.
-
-A method's options (e.g. FastV's layer) reach the cost as one object, ``method_args`` (the study's arguments,
-read by ``Method.options_from``). Importing it loads torch (the FLOP counter of :mod:`.tokens`); the
-study's options and ``--help`` do not import it.
+Details: docs/efficiency.md (``litelvlm.cost``).
 """
 
 from __future__ import annotations

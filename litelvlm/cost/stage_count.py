@@ -1,36 +1,7 @@
 """FLOPs and weight bytes by stage of one grounding call, and each stage's roofline (this project's
 measurement).
 
-:class:`StageCounter` runs ``fn()`` (one call of a family's pipeline) once under a dispatch mode
-(:class:`torch.utils._python_dispatch.TorchDispatchMode`) while the hooks of
-:class:`~litelvlm.cost.stages.StageTimer` track the stage running, and attributes to that stage (the innermost
-active one, as the timer's time goes):
-
-* each aten op's FLOPs by the formulas ``torch.utils.flop_counter`` registers (matrix products, convolutions,
-  attention kernels: what ``FlopCounterMode`` counts), the fused attention kernels by :func:`sdpa_flops` (the
-  CPU's too, which ``FlopCounterMode`` leaves out, and grouped-query heads on every torch); an op without a
-  formula is decomposed where it has a composite kernel, as ``FlopCounterMode`` does, else counts 0
-  (element-wise work, norms, softmax); an op whose formula refuses its inputs counts 0 and is named in a
-  warning (:attr:`StageCounter.uncounted`), rather than stopping the run;
-* the bytes of each of the pipeline's parameters an op reads (an argument whose storage is a parameter's;
-  a view op reads nothing): once per *stretch* of the stage, from the moment the call enters it to the moment
-  it leaves it (a stage nested inside it, and the same stage entered again inside it, belong to the stretch;
-  for ``other``, each stretch between two named stages). A weight read twice within a stretch counts once; a
-  stage entered again reads its weights again (each decoding step's layers, a second pass of the LLM, a
-  tower re-run by a method), as the device does. A gather from a weight (an embedding lookup:
-  ``embedding``, ``index_select``, ``index``, ``gather``) counts the rows it reads (its output's bytes), not
-  the table.
-
-``total`` is the sum over the stages and ``other``. The counted call is a real call (its outputs are the
-call's: the mode changes no op), and it runs every op eagerly: a captured prefill
-(:mod:`litelvlm.llm.captured`) and captured encoders (:mod:`litelvlm.lvlm.encoders`) run eagerly under a
-dispatch mode; their accounts of eager calls are put back afterwards (a count is no run's eager call).
-Kernels outside aten (bitsandbytes' quantized matrix products) are not seen.
-
-The roofline of a stage (:func:`stage_roofline_ms`): max(FLOPs / the matrix-product rate, weight bytes / the
-copy bandwidth), the least time its arithmetic or its weight read can take on the device (activations'
-traffic left out: a lower bound); a host-side stage (:data:`HOST_STAGES`: the input's preparation on the CPU)
-counts 0. The whole call's roofline is the sum of its stages' (:func:`rooflines_ms`).
+Details: docs/efficiency.md (``litelvlm.cost.stage_count``).
 """
 
 from __future__ import annotations

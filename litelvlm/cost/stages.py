@@ -1,42 +1,8 @@
 """Time by stage of one grounding call (this project's measurement): where the time a user waits for goes.
 
-:class:`StageTimer` times ``fn()`` (one call of a family's pipeline) and splits its time into the named
-:data:`STAGES`, in this order:
+:class:`StageTimer` times one call of a family's pipeline and splits its time into the named :data:`STAGES`.
 
-* ``prepare``: the CPU-side preparation of the input: the image's resizing and normalising for each tower and
-  for the mask head with the copy to the device (the family's ``stage_modules()["prepare"]`` steps), and the
-  prompt's making and tokenisation (the contract's ``with_sentences``, less the towers it runs);
-* ``vision``: the vision tower / CLIP encoders (the family's ``stage_modules()["vision"]``: GLaMM's CLIP,
-  its text tower included, Qwen2.5-VL's vision tower and the paired CLIP, VideoGLaMM's CLIP and InternVideo2);
-  a tower-stage method's run of the tower's blocks, its pruning between them included (the context's
-  ``run``, and ``embed``, ``attend``, ``feed`` and ``finish`` for a rule running the blocks in their
-  branches);
-* ``selection``: a method's own selection: the pipeline's ``run_clip_stage`` (a CLIP-side method, as
-  ``validate``'s ``selection_ms`` times it alone) and ``run_llm_stage`` outside the decoder layers (an
-  LLM-side method's scoring: DivPrune's and CDPruner's on the LLM's inputs, the oracles' gradients; the layers
-  it runs count as ``prefill``);
-* ``prefill``: the LLM's decoder-layer loop over a sequence longer than 1 token, from the first decoder
-  layer's start to the last one's end (the definition of :class:`~litelvlm.cost.timing.LayerLoopTimer`,
-  the paper's "Prefill Time"; a method pruning inside the LLM stays in the span);
-* ``decode``: the decoder-layer loops of 1-token sequences (the answer's decoding steps of
-  ``answer="generate"``; 0 otherwise);
-* ``mask``: the mask decoder, SAM or SAM 2 with its image encoder (``stage_modules()["mask"]``).
-
-``total`` is the call's measured end-to-end time and ``other`` = ``total`` - the named stages: everything
-outside them (tokenisation, the prompt's embedding, the projector, pre- and post-processing, Python between
-the stages), so the stages add up to ``total`` exactly; a family keeps ``other`` small by declaring its
-modules (the tests hold it under 10% of ``total`` on every tiny family). The stages never overlap: at any
-moment the time goes to the innermost stage running (a stage entered inside another is subtracted from the
-outer one); modules listed under ``other`` (a projector called inside a selection) count as ``other``.
-
-The stages are timed with hooks only (no model code changed): forward pre-hooks and forward hooks on the
-declared modules and on the first and last decoder layers, and, for the pipeline's steps that are no
-module (``run_clip_stage``, the steps of ``tower_context``'s context), a timed wrapper on the pipeline
-object; every hook and wrapper is removed in ``finally``, whether the call returns or raises. On a CUDA
-device each change of stage records a CUDA event on the current stream (no synchronisation inside the call;
-the events are read after one synchronisation at its end); on a CPU it reads ``time.perf_counter``
-(monotonic). A captured prefill (``litelvlm.llm.captured``) calls the layer hooks around its segments
-(:attr:`observes_only`).
+Details: docs/efficiency.md (``litelvlm.cost.stages``).
 """
 
 from __future__ import annotations

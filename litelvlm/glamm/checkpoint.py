@@ -1,44 +1,7 @@
 """The released GLaMM-RefSeg checkpoint layout: key mapping and the loader (the writer is
 :mod:`litelvlm.glamm.checkpoint_writer`).
 
-Loading costs one copy of the weights in the target dtype: tensors are read one at a time (files
-memory-mapped, converted as they are read) and become the parameters of a ``meta``-built model, so the
-full-size GLaMM loads in bfloat16 within about 16 GB.
-
-Layout (``MBZUAI/GLaMM-RefSeg``): ``config.json``, ``pytorch_model.bin`` or
-``pytorch_model-0000i-of-0000n.bin`` + ``pytorch_model.bin.index.json`` (safetensors
-equivalents are accepted too), and the tokenizer files. Keys::
-
-    model.embed_tokens.*, model.layers.*, model.norm.*, lm_head.*       Llama LLM
-    model.mm_projector.{0,2}.*                                          2-layer GELU projector
-    model.grounding_encoder.{image_encoder,prompt_encoder,mask_decoder}.*   SAM (segment_anything names)
-    model.text_hidden_fcs.0.{0,2}.*                                     [SEG] projection
-    model.region_encoder.*                                              region encoder (ignored, see below)
-
-GLaMM always builds the region encoder (``LlavaMetaModel.__init__``: ``self.region_encoder =
-MLVLROIQueryModule(embed_dims=1024, out_dims=4096, num_levels=4)``, groundingLMM
-``model/llava/llava_with_region_arch.py`` line 20) and its LoRA merge script saves every key but the
-vision tower's, so the released state dict holds the region encoder's 43 tensors (names built from
-``model/layers.py`` and mmcv's ``ConvModule``; ``{l}`` in 0..3, ``{f}`` in 0..4)::
-
-    model.region_encoder.mlvl_fuse.input_conv.{l}.{weight,bias}             Conv2d 1026 -> 1024, 1x1
-    model.region_encoder.mlvl_fuse.fuse_convs.{f}.conv.weight               mmcv ConvModule 3x3 (no bias)
-    model.region_encoder.mlvl_fuse.fuse_convs.{f}.gn.{weight,bias}          its GroupNorm(64, 1024)
-    model.region_encoder.roi_align.pconvs.{l}.{weight,bias}                 Conv2d 1024 -> 1024, 3x3
-    model.region_encoder.roi_align.pos_embedd.{0,2,3,5}.{weight,bias}       Linear, LayerNorm, Linear,
-    LayerNorm model.region_encoder.roi_align.flatten_linear.{weight,bias}             Linear 1024*14*14 ->
-    1024 model.region_encoder.roi_align.updims.{weight,bias}                     Linear 1024 -> 4096
-
-It only encodes ``<bbox>`` region prompts, which referring segmentation never has, so ``GlammModel``
-lacks it and every ``model.region_encoder.*`` tensor is dropped (counted and logged in one line).
-There are no CLIP keys: the vision tower is ``openai/clip-vit-large-patch14-336`` (``--clip``), and the
-merge script drops every key containing ``vision_tower`` (``scripts/merge_lora_weights.py`` lines
-75-79). A checkpoint saved with the tower loaded would hold ``model.vision_tower.vision_tower.*``
-(``CLIPVisionTower.vision_tower``, a CLIPVisionModel) and, with the LiteLVLM code's tower,
-``model.vision_tower.text_tower.*``; the official loader never reads them either (the tower is built
-with ``delay_load`` and reloaded from CLIP by ``initialize_vision_modules``), so they are dropped and
-counted the same way. Stale buffers (``rotary_emb.inv_freq``) are dropped; any other missing or
-unexpected key is a ``LiteLVLMError`` naming the keys.
+Details: docs/grounding.md (``litelvlm.glamm.checkpoint``).
 """
 
 from __future__ import annotations
@@ -114,7 +77,7 @@ GLAMM_KEY_PAIRS: tuple[tuple[str, str], ...] = (
 SAM_PREFIX = "model.grounding_encoder."
 STALE_KEY = re.compile(r"(^|\.)rotary_emb\.inv_freq$|(^|\.)pixel_(mean|std)$")
 #: (checkpoint key prefix, what it is): GLaMM modules ``GlammModel`` does not have; their tensors are
-#: dropped and counted (see the module docstring).
+#: dropped and counted (see docs/grounding.md).
 IGNORED_PREFIXES: tuple[tuple[str, str], ...] = (
     ("model.region_encoder.", "region encoder"),
     ("model.vision_tower.vision_tower.", "CLIP vision tower"),

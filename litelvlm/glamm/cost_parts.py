@@ -1,25 +1,6 @@
 """One grounding call of a ``GlammPipeline`` as separately measurable parts, and GLaMM's FLOPs rows.
 
-Each part runs the statements the pipeline runs for it, on the pipeline's own modules, so what is
-counted and timed is what ``eval-grounding`` runs:
-
-* ``clip``: the CLIP vision forward of ``prepare_image`` (``clip.trace_image``);
-* ``text``: ``with_sentences`` (the prompt's tokenisation and the CLIP text forward); the pipeline
-  runs it for every method, the tables charge it to the methods that read it (text-guided selectors);
-* ``select``: ``ground``'s CLIP-side selection (``litelvlm.methods.select.select`` on
-  ``prepared.selector_inputs()``, as ``litelvlm.lvlm.prune.clip_side``);
-* ``projector``: ``model.project`` on the rows ``ground`` projects (all N patch tokens, of which it
-  then gathers the kept ones; the K merged features of a merging method such as VisionZip);
-* ``prefill``: the shared LLM prefill of a token schedule (:class:`litelvlm.cost.parts.PrefillParts`), plus
-  the LM head on every position: the logits GLaMM's generation computes in its prefill (``ground`` itself
-  reads the hidden states only);
-* ``sam``: SAM's image encoder (``prepare_image``) and ``ground``'s mask decoding (``seg_prompts``,
-  ``decode_masks``, ``upscale_masks``);
-* ``e2e``: ``prepare_image`` + ``with_sentences`` + ``ground``, i.e. :func:`litelvlm.glamm.cost.prepare`
-  and ``GlammPipeline.ground(prepared, method, budget)``.
-
-The FLOPs rows (:func:`count_rows`): FlopCounterMode counts the parts on a ``meta`` pipeline (no memory: the
-full 7B model anywhere), the selectors on true shapes (:class:`~litelvlm.cost.meta.SelectorBench`).
+Details: docs/efficiency.md (``litelvlm.glamm.cost_parts``).
 """
 
 from __future__ import annotations

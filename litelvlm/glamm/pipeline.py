@@ -1,24 +1,8 @@
 """``GlammPipeline``: one image, its sentences, any pruning method and budget -> masks.
 
-Public API (used by the grounding evaluation, the importance study and the efficiency study)::
+``clip_text="expression"`` (the bare sentences for CLIP) is this project's option.
 
-    from litelvlm.glamm import GlammPipeline
-    pipe = GlammPipeline.from_model_string("tiny-random:0")          # or a GLaMM-RefSeg folder,
-                                                                      # clip=..., sam=...
-    prep = pipe.prepare(image, ["the dog on the left"])              # CLIP trace + text trace,
-                                                                      # SAM embedding, prompt ids
-    vis = pipe.visual_tokens(prep)                                    # (N, h) projector outputs
-    out = pipe.ground(prep, "litelvlm", 64)                          # GroundingOutput
-    out.masks, out.mask_logits, out.seg_hidden, out.kept_indices
-    out = pipe.ground(prep, "none", visual_embeds=vis.requires_grad_())   # differentiable in vis
-    rows = pipe.attention_rows(prep, layers=[1, 15], queries="seg")  # {layer: (H, Q, S)}
-
-``prepare`` builds GLaMM's teacher-forced prompt: one (question, answer-with-[SEG]) turn per
-sentence (``turns`` overrides the templates); mask i belongs to the i-th [SEG]. The prompt ids are
-those of GLaMM's pinned slow tokenizer (``PromptEncoder``). CLIP-side selectors see the CLIP
-text embeddings of the turns' QUESTIONS, as the official ``CLIPVisionTower.forward`` embeds
-``questions_list[0]`` (``clip_text="question"``, the default); ``clip_text="expression"`` embeds
-the bare sentences instead (this project's option).
+Details: docs/grounding.md (``litelvlm.glamm.pipeline``).
 """
 
 from __future__ import annotations

@@ -1,31 +1,9 @@
 """GLaMM's RefCOCO evaluation protocol (``--protocol official``), seeded, and a way to inspect it.
 
-What the official evaluation does per image (sejong-rcv/LiteLVLM @5896153,
-``dataset/segm_datasets/RefCOCO_Segm_ds.py`` L127-169 and L106-125,
-``eval/referring_seg/infer_and_evaluate.py`` L108-178 and L387-428):
+Official source: sejong-rcv/LiteLVLM @ 5896153, ``dataset/segm_datasets/RefCOCO_Segm_ds.py`` and
+``eval/referring_seg/infer_and_evaluate.py``.
 
-0. ``random.randint(0, len(refer_seg_ds_list) - 1)`` picks the dataset (L128): with the one
-   dataset of an evaluation that is ``randint(0, 0)``, which still advances Python's generator
-   (``getrandbits(1)`` until it returns 0), before any question is drawn;
-1. every sentence (``sent``) of every ref of the image is listed, refs in REFER-file order and
-   sentences in their ref's order;
-2. with 3 or more sentences, ``np.random.choice(range(n), size=3, replace=False)`` picks 3 (in
-   the order drawn); with fewer, all of them in order;
-3. for each picked sentence in that order, ``random.choice(SEG_QUESTIONS)`` then
-   ``random.choice(ANSWER_LIST)`` (Python's ``random``); the sentence fills the question after
-   ``strip().lower()``;
-4. ONE multi-turn llava_v1 conversation holds all turns, the first question preceded by
-   :data:`~litelvlm.glamm.prompts.BEGIN_STR`; all masks come from one forward pass;
-5. LiteLVLM's CLIP text encoder embeds the formatted questions (not the bare sentences).
-
-The official code draws from the unseeded global generators of its data-loader workers, so its
-sample changes from run to run. Here both generators are seeded per image: numpy
-``RandomState(s)`` draws step 2 and Python ``random.Random(s)`` step 3, with
-``s = crc32(f"{seed}:{image_id}")``. Python's generator makes step 0's draw first, as the official
-one does (the evaluation's ``validation=True``, infer_and_evaluate.py L336, skips the image draw
-of L134), so generators in the same state give the official draws. The seed fixes which sentences
-are evaluated, their order in the conversation, and each one's question and answer; the result
-does not depend on ``--limit``, sharding or the order in which images are processed.
+Details: docs/grounding.md (``litelvlm.glamm.protocol``).
 """
 
 from __future__ import annotations

@@ -1,24 +1,6 @@
 """SAM (grounding encoder) input preprocessing and mask post-processing exactly as GLaMM does them.
 
-The official referring-segmentation path (sejong-rcv/LiteLVLM = mbzuai-oryx/groundingLMM):
-
-* ``dataset/segm_datasets/RefCOCO_Segm_ds.py``: the uint8 RGB image goes through
-  ``ResizeLongestSide(1024).apply_image`` (``model/SAM/utils/transforms.py``: the longest side scaled
-  to 1024 with ``int(x + 0.5)`` rounding, resized by torchvision's ``resize`` on a PIL image, i.e.
-  PIL's antialiased bilinear filter), then ``grounding_enc_processor``: ``(x - mean) / std`` with
-  mean/std in 0-255 units on the uint8 tensor, zero-padded bottom-right to 1024 x 1024; the resized
-  (h, w) is kept as ``resize``.
-* ``model/GLaMM.py`` ``_generate_and_postprocess_masks`` calls ``model/SAM/modeling/sam.py``
-  ``postprocess_masks(low_res_masks, input_size=resize, original_size=label.shape)``: bilinear
-  (``align_corners=False``) to 1024 x 1024, crop to the resized (h, w), bilinear to the original size.
-
-``sam_inputs`` and ``postprocess_masks`` reproduce these bit for bit
-(``tests/litelvlm/glamm/test_sam_preprocess.py`` checks them against a statement-by-statement transcription).
-transformers' ``SamImageProcessor`` (5.x, torchvision backend) differs slightly: its antialiased bilinear
-resize of the uint8 tensor is off from PIL's by one level in a few pixels (|pixel_values| difference <=
-1/57.12), and its 0-1 rescale + ImageNet normalisation adds float rounding (~2e-7); its mask post-processing
-is the same. The one thing outside these functions is JPEG decoding: the official code reads files with
-OpenCV, we take a PIL image.
+Details: docs/grounding.md (``litelvlm.glamm.sam_preprocess``).
 """
 
 from __future__ import annotations

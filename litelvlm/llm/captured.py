@@ -2,41 +2,7 @@
 pruning points run as ONE captured callable per (segment, batch size, sequence length), not one layer at a
 time from Python.
 
-At batch 1 an eager prefill on a GPU is bound by per-layer Python overhead and kernel launches (a 612-token
-Sa2VA-3B prefill on an H200: 23.4 ms eager against an arithmetic limit of about 4.6 ms, flat across budgets).
-Here the whole stack ``layers[start:stop]`` is one function (:func:`run_stack`: each layer's own ``forward``,
-no hooks) and is captured in one of two ways (:data:`CAPTURES`):
-
-* ``graph`` (CUDA only): a ``torch.cuda.CUDAGraph`` per (segment, input shapes and dtypes), recorded after
-  warm-up calls on a side stream, with static input buffers (hidden states, mask, RoPE cos/sin, positions) and
-  one private memory pool shared by every graph of the run; a call copies its inputs in, replays, and clones
-  the output (so a later replay never overwrites what a caller holds).
-* ``fused`` (the default on CUDA): each decoder layer's ``forward`` through ONE ``torch.compile`` (inductor,
-  no CUDA graphs of its own: :func:`one_layer`, shared by every layer of the stack, so a new sequence length
-  compiles one layer, not the stack), and the segment of compiled layers recorded as one CUDA graph as
-  ``graph`` does: inductor's fused kernels, launched by one replay. Off CUDA the compiled layers run without
-  a graph (the CPU equivalence tests).
-* ``compile``: ``torch.compile`` of :func:`run_stack` for the segment (static shapes; on CUDA ``mode=
-  "reduce-overhead"``: inductor's kernels replayed as CUDA graph trees, each call a new step, its output
-  cloned). On a CPU with ``backend="eager"``/``"aot_eager"`` it replays the same operations bit for bit (the
-  equivalence tests).
-
-Where the LLM runs in pieces (FastV and DART after layer K, SparseVLM's stages, the oracles' hidden states),
-each piece between two pruning points is one segment, captured the same way. Hooks: those that only observe
-(their object's class sets ``observes_only = True``: the prefill timers) are called, eagerly, before the first
-and after the last layer of a segment, as the layers would call them; a layer carrying any other hook, on
-itself or inside it (``--layer-dtype float32``'s upcast, an attention reader), runs eagerly, and
-:attr:`CapturedPrefill.eager` says why. A forward with autograd enabled (captures run under
-``torch.no_grad``), or one under a tensor-tracking dispatch mode (the activation-memory measurement of
-``validate`` on a CPU: ``torch.compile`` would fall back there) runs eagerly as well.
-
-A batch is captured as one sequence is: ``ground_many``'s right-padded forward
-(:func:`litelvlm.lvlm.batched.padded_forward`) hands ``run_layers`` its (B, S) padding mask, the layers get
-the 4-D mask transformers builds from it (as the LLM's own forward does), and that mask is one of the
-capture's inputs: a static buffer copied in before each replay (``graph``, ``fused``), a traced input
-(``compile``). Every capture is specialised to its inputs' shapes, so a batch size is captured once per
-segment and length, as a length is; with dynamo's ``eager`` backend the padded batch gives the eager batch's
-states bit for bit.
+Details: docs/efficiency.md (``litelvlm.llm.captured``).
 """
 
 from __future__ import annotations

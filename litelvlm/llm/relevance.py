@@ -1,27 +1,10 @@
 """Relevance in the LLM's input space: how well each visual token (the LLM input embeddings of the image)
 matches the instruction's token embeddings (the LLM's ``embed_tokens`` of the prompt's text tokens).
 
-A statement-level port of OpenVINO GenAI's CDPruner for Qwen2-VL / Qwen2.5-VL / Qwen3-VL,
-openvinotoolkit/openvino.genai at commit da1db864d2bc1a265e9a036f5b57ef13f0e86c2c (transcribed in
-tests/litelvlm/llm/test_relevance.py):
+A port of OpenVINO GenAI's CDPruner relevance (openvinotoolkit/openvino.genai @ da1db86); the parts not in
+OpenVINO's code are this project's (labelled).
 
-* ``src/cpp/src/visual_language/vision_token_pruning_processor.cpp`` L160-222 (``extract_text_features``): the
-  text feature is ONE row, the mean of the prompt's token embeddings (``text_embeds``, the embedding of
-  ``input_ids``) over every position outside the vision region: ``<|vision_start|>``, ``<|vision_end|>`` and
-  everything between them (the pad tokens) are skipped; every other prompt token counts (the system prompt and
-  the chat template's tokens too). No instruction token: a zero row. The visual features are the vision
-  tower's merged outputs (the LLM input embeddings), in prompt order (L976-990), float32 (L841-852).
-* ``src/cpp/src/visual_language/cdpruner/conditional_kernel.cpp`` L405-445 and L487-510 (the OV model the
-  kernel builder runs; ``relevance_calculator.cpp`` L18-54 is its CPU fallback): ``NormalizeL2`` of the visual
-  and the text features with ``EpsMode::ADD`` (``x / sqrt(sum(x^2) + eps)``), their ``MatMul``, the mean over
-  the text rows, the negation only with ``use_negative_relevance`` (default ``false``: "for non-CLIP models",
-  Qwen's; CDPruner's own LLaVA code negates), then ``(r - min) / (max - min + eps)``; ``eps =
-  numerical_threshold = 1e-6`` (``cdpruner_config.hpp`` L36-40).
-
-This project's (labelled, not in OpenVINO's code): the arithmetic runs on the model's tensors cast to float32
-(OpenVINO requires float32 tensors, i.e. a model run in float32; on a bfloat16 model the embeddings are
-rounded once before), and a teacher-forced answer appended to the prompt (:mod:`litelvlm.unipixel.protocol`)
-is no part of the instruction: the rows stop at ``prompt_len``, the prompt the official generation prefills.
+Details: docs/library.md (``litelvlm.llm.relevance``).
 """
 
 from __future__ import annotations

@@ -1,32 +1,7 @@
 """``GroundingPipeline.ground_many`` (and ``ground``, its one-prompt case): one implementation for one
-prompt or many.
+prompt or many (several prompts sharing a forward is this project's addition).
 
-Each prepared input becomes one :class:`~litelvlm.lvlm.sequence.GroundingRun` (:func:`plan`: K counted once
-against the family's full budget, the family's ``run_input``, the position rule), then runs the same steps:
-the method's stage (:func:`~litelvlm.lvlm.prune.stage_inputs`) and its LLM sequence, the LLM, the mask head
-(``seg_prompts``, ``decode_masks`` / ``decode_masks_many``, ``upscale_masks``), its
-:class:`~litelvlm.lvlm.sequence.GroundingOutput` (``GroundingRun.output``). Runs go through the LLM in groups:
-a group of one is the family's standard forward (``final_hidden``); several prompts that can share a forward
-(this project's addition; :func:`batch_error` is None) are one group, right-padded to the longest and run in
-one forward with an attention mask that hides the padding, each input pruned by its own selection (K, N and
-the sequence length may differ per input; a video's expressions alike) and each input's ``[SEG]`` rows feeding
-its own mask head (SAM's decoder over the group's prompts in one call where the family overrides
-``decode_masks_many``: GLaMM, the decoder keeping each (image, prompt) row apart). Right padding under a
-causal mask leaves every real row's attention unchanged, so the masks equal those of one prompt at a time up
-to floating-point rounding (identical in float32 on the tiny models; bfloat16 differs by rounding only, which
-``eval-grounding --batch-size`` and ``eval-video --batch-size`` report). Under ``--prefill captured`` the
-padded forward runs through the captured segments (:mod:`litelvlm.llm.captured`: one capture per batch size
-and length, the padding mask among its inputs), the same operations as the LLM's own padded forward. The runs
-that cannot share a forward (a method with its own forward inside the LLM, an analysis oracle, a generated
-answer, given ``visual_embeds``) run one at a time, each a group of one.
-:func:`padded_forward` is the padded forward alone (VideoGLaMM's own video path batches its expressions with
-it).
-
-On a CPU with the eager attention (the official stack's kernel, which writes every B x heads x S x S score),
-the padded forward runs in consecutive sub-batches whose scores fit the last-level cache (:func:`sub_batches`;
-where one decoder layer's weights fit in it too, as on the tiny models): past the cache each score pass goes
-to main memory and a batch of long sequences becomes slower per prompt than one prompt at a time. A sub-batch
-of one is the standard forward of a group of one; short (pruned) sequences still share one forward.
+Details: docs/efficiency.md (``litelvlm.lvlm.batched``).
 """
 
 from __future__ import annotations

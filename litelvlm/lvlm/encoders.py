@@ -1,31 +1,8 @@
-"""Captured image encoders (``--encoders``; this project's option): a family's image encoders (CLIP's vision
-tower, SAM's and SAM 2's image encoders, InternViT, InternVideo2: :meth:`GroundingPipeline.encoder_modules`)
-run as one CUDA graph per input shape instead of hundreds of kernels launched from Python.
+"""Captured image encoders (``--encoders``; this project's option): a family's image encoders run as one CUDA
+graph per input shape instead of hundreds of kernels launched from Python (``--encoders eager`` is the
+official path).
 
-At batch 1 on a GPU an eager encoder is bound by launches and host work, not by its arithmetic (GLaMM-7B on an
-H200: CLIP ViT-L/336 44 ms against a roofline of 0.5 ms, SAM ViT-H 90 ms against 8 ms). The official path is
-eager and stays one option away (``--encoders eager``). The modes (:data:`MODES`):
-
-* ``graph`` (the default on CUDA): a ``torch.cuda.CUDAGraph`` of the module's own ``forward`` per input key
-  (the shapes, dtypes and devices of its tensor arguments, the values of its other arguments and of small
-  integer tensors such as a grid's ``(t, h, w)``), recorded after warm-up calls on a side stream, with static
-  input buffers and one private memory pool per pipeline; a call copies its inputs in, replays and returns
-  clones of the outputs. The replay runs the eager kernels themselves, so its outputs equal the eager ones.
-* ``compile``: ``torch.compile`` of the module's ``forward`` (static shapes); ``compile-eager``: with dynamo's
-  ``eager`` backend, traced and replayed with nothing generated (the CPU's equivalence tests: bit for bit).
-* ``eager``: the module's ``forward`` from Python, as the official code runs it.
-
-A call runs eagerly, counted by reason in :attr:`CapturedEncoder.eager`, when autograd is on, a
-tensor-tracking dispatch mode is active (a FLOP count, a CPU's activation-memory measurement), a hook sits
-inside the module (an attention reader: the replay would skip it; transformers' own output capture is part of
-the forward and is recorded with it), an input lies off the module's device, or the graph could not be
-recorded for that key (an encoder that reads a tensor's values on the host; tried once per key). Hooks on
-the module itself still run around the captured call (the stage timers).
-
-An encoder whose forward derives index tensors from its arguments with host work (the Qwen towers' rotary
-positions, window order and sequence bounds) is declared as :class:`Indexed`: its ``index`` computes them once
-per key, before the recording, and the captured forward receives them as keyword arguments (transformers reads
-them from there instead of computing them; :mod:`litelvlm.qwen_vision.index`).
+Details: docs/efficiency.md (``litelvlm.lvlm.encoders``).
 """
 
 from __future__ import annotations

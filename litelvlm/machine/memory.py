@@ -1,23 +1,8 @@
 """Peak memory of the tensors a computation creates, on any device (CPU, CUDA, and ``meta``).
 
-:class:`LiveTensorBytes` is a dispatch mode that counts the bytes of every storage an aten op
-creates, from its creation until Python frees it, and records the peak of that live sum.
-Storages that existed before the block (weights, inputs) and views of them are not counted, so
-the peak is the activation memory of the block, on every device: on ``meta`` (where a full-size
-model costs nothing) the sizes are what the tensors would take. Workspace that a fused kernel
-allocates internally is invisible to it; on CUDA the caching allocator's own peak
-(``torch.cuda.max_memory_allocated`` above the starting level) is the other figure.
+:class:`LiveTensorBytes` counts the bytes of every storage an aten op creates while it lives.
 
-* :func:`peak_activation_bytes`: one figure per device (allocator on CUDA, tracker elsewhere) and
-  the bytes the result still holds, under ``torch.no_grad`` (the efficiency study);
-* :func:`peak_memory`: both figures, gradients allowed (the attribution benchmarks);
-* :func:`storage_bytes`: the bytes a model's weights take (parameters, buffers, and the tensors inside
-  quantized weights: bitsandbytes' scales and quantization states, torchao's tensor subclasses), by storage
-  :func:`weight_storages`; :func:`weight_modules`: the modules a pipeline holds;
-* :func:`eager_attention_bytes`, :func:`attention_rows_bytes`: what eager attention and explicit attention
-  rows take at their peak; :func:`available_bytes`: the memory a device has left; :func:`check_fits`: a
-  computation that would need more than that is refused before it allocates
-  (:class:`~litelvlm.errors.LiteLVLMError`, both figures in GiB).
+Details: docs/efficiency.md (``litelvlm.machine.memory``).
 """
 
 from __future__ import annotations

@@ -1,59 +1,10 @@
 """CDPruner (Zhang et al., 2025): a conditional DPP over the LLM's visual input embeddings, conditioned on
 the instruction's relevance to each visual token.
 
-A statement-level port of the official code, Theia-4869/CDPruner at commit
-9541616c40fcd5625de1cdb8ea6c33c129eb7864:
+Official source: Theia-4869/CDPruner @ 9541616, ``llava/model/llava_arch.py`` and ``clip_encoder.py``.
+The text that conditions it is this project's adaptation (labelled, not in the official code).
 
-* ``llava/model/multimodal_encoder/clip_encoder.py`` L60-99 (``CLIPVisionTower.forward``): the image
-  features are the patch tokens of ``hidden_states[select_layer]`` (CLS dropped, ``feature_select``);
-  the CLIP image embeds are ``visual_projection(post_layernorm(those patches).float())``; the text
-  embeds are the CLIP text tower's ``text_embeds`` of the instruction, tokenised, zero-padded and
-  reshaped into segments of 77 tokens (one row per segment).
-* ``llava/model/llava_arch.py`` L141-188 (``encode_images``), batch element by batch element:
-
-  - similarity: the cosine of the PROJECTOR OUTPUTS ``mm_projector(image_features)`` (the LLM's
-    input embeddings), each row divided by its L2 norm in the model's dtype, then cast to float32,
-    ``matmul`` with its transpose;
-  - relevance: ``mean`` over the text rows of the NEGATIVE cosine of the CLIP image embeds with the
-    text embeds, min-max normalised as ``(r - min + 1e-6) / (max - min)`` (the ``1e-6`` in the
-    numerator only, as in the official code);
-  - kernel ``L_ij = r_i * S_ij * r_j``;
-  - greedy fast MAP inference of the DPP for ``visual_token_num`` = K steps: ``j = argmax(di2s)``
-    (the first maximal index on ties), ``e = (L_j - c_j^T C) / sqrt(di2s_j)``, ``di2s -= e**2``,
-    ``di2s_j = -inf``; the picks are sorted and scattered into an index mask, so the LLM receives
-    the kept tokens in RASTER order, at the LLM input.
-
-The selector needs the projector outputs, which a CLIP trace does not have: its stage is ``llm-input``
-(:mod:`litelvlm.method`), like DivPrune. It reads ``ctx.visual_embeds`` (the (N, h) rows the LLM would
-receive) and, for the relevance, the pipeline's CLIP traces (``ctx.prepared.selector_inputs()``): the
-image embeds are ``vision.projected(feature_layer)`` (``visual_projection(post_layernorm(patches))`` of
-the LLM's feature layer, -2 on GLaMM, as the official ``select_layer``), the text embeds
-``text.text_embeds``. :func:`cdpruner_select` runs it on any tensors. Arithmetic runs in float32, as
-the official code's (the norms of the projector outputs in their own dtype, then the cast, as there).
-
-This project's adaptation of the text (labelled, not in the official code): the official code embeds
-the whole instruction (the question), split into 77-token segments, and averages the relevance over
-the segments. On GLaMM the CLIP texts are the turns' questions, as LiteLVLM reads them, one text row
-per question; each is shorter than 77 tokens, i.e. one segment, and the relevance is the mean over
-these rows, the same reduction as the official mean over segments.
-
-Deviations from the official code:
-
-1. Already-selected tokens are not candidates again. The official loop sets a picked token's
-   ``di2s`` to ``-inf``, but once the kernel's rank is exhausted (K above the rank of the
-   embeddings: the tiny random model's width, or near-duplicate tokens) the conditional variances
-   reach zero or below, ``sqrt`` gives NaN, every ``di2s`` (the ``-inf`` ones too) becomes NaN and
-   ``argmax`` returns the first NaN index, often a token already picked: the official index mask
-   then holds fewer than K tokens. Here the picked tokens are masked to ``-inf`` before each
-   ``argmax`` (the ``di2s`` arithmetic itself is the official one), so K distinct tokens are kept.
-   Wherever the official loop picks K distinct tokens the two selections are identical
-   (tests/litelvlm/methods/test_cdpruner_official.py).
-2. The CLIP joint-space projection is the pipeline's shared trace (``vision.projected``, in the
-   CLIP tower's dtype), then cast to float32; the official code loads ``visual_projection`` and the
-   text tower in float32 and applies the projection to the ``post_layernorm`` output cast to
-   float32. Identical where the tower runs in float32 (the tiny random model); in bfloat16 (GLaMM's
-   precision) the image embeds are rounded once more before the float32 arithmetic.
-3. The budget is a token count K (``visual_token_num``), the project's convention; batch size 1.
+Details, the official statements with their lines and the deviations: docs/methods/cdpruner.md
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
-"""CDPruner on Qwen2.5-VL (UniPixel): the conditional DPP of :mod:`litelvlm.methods.cdpruner` over the merged
-visual tokens (the LLM input embeddings), its relevance measured in the LLM's input space
-(:mod:`litelvlm.llm.relevance`).
+"""CDPruner on Qwen2.5-VL (UniPixel): the conditional DPP of ``litelvlm.methods.cdpruner`` over the merged
+visual tokens, its relevance measured in the LLM's input space (``litelvlm.llm.relevance``).
 
-This project's adaptation (no official Qwen2.5-VL code of CDPruner's authors exists): CDPruner's official
-relevance (Theia-4869/CDPruner @9541616, ``llava_arch.py`` L141-188) is the negative cosine of CLIP's image
-embeds with CLIP's text embeds, and Qwen2.5-VL's tower has no CLIP joint space. The relevance here is the one
-OpenVINO GenAI's CDPruner port scores Qwen tokens with (openvinotoolkit/openvino.genai @da1db86, transcribed
-in tests/litelvlm/llm/test_relevance.py): the positive cosine of each merged token with the mean of the
-prompt's instruction-token embeddings, min-max normalised. The kernel ``r_i S_ij r_j`` (``S`` the cosine of
-the LLM input embeddings) and the greedy MAP inference are the official CDPruner code's, the same statements
-as the GLaMM path (:func:`litelvlm.methods.cdpruner.conditional_dpp`; its deviation 1, K distinct tokens once
-the kernel's rank is exhausted, included); the kept tokens enter the LLM in raster order. OpenVINO's own
-kernel and selection are NOT reproduced: it blends ``(1 - w) S + w r_i S_ij r_j`` (``w = relevance_weight``,
-default 0.5), splits the tokens into two halves selected separately (``CDPRUNER_SPLIT_THRESHOLD``) and sets
-its budget by a pruning percentage.
+This project's adaptation (no official Qwen2.5-VL code exists): the kernel and greedy MAP inference are the
+official CDPruner code's (Theia-4869/CDPruner @ 9541616), the relevance OpenVINO GenAI's.
 
-It reads no text encoder (``needs_text`` off): the instruction's embeddings are the LLM's own input embeddings
-of the prompt, a table lookup of the tokens every method feeds the LLM anyway.
+Details, the official statements with their lines and the deviations: docs/methods/cdpruner_qwen.md
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
-"""DivPrune followed by random deep pruning (``divprune+random-deep``): this project's reading of the
-combination in "When Token Pruning is Worse than Random" (Wang et al., CVPR 2026, arXiv 2512.07580), not
-official code (its repository, YahongWang1/Information-Horizon, holds only a README: no code, no setting).
+"""DivPrune followed by random deep pruning (``divprune+random-deep``): DivPrune at the LLM input, then K of
+its tokens drawn uniformly before a deep decoder layer.
 
-The abstract: "integrating random pruning consistently enhances existing methods. Using DivPrune with random
-pruning achieves state-of-the-art results, maintaining 96.9% of Qwen-2.5-VL-7B performance while pruning 50%
-of visual tokens". This reading, in two stages (the ``llm-stages`` stage, as VScan's input and layer stages):
+This project's reading of the combination in "When Token Pruning is Worse than Random" (Wang et al.,
+CVPR 2026, arXiv 2512.07580), not official code (YahongWang1/Information-Horizon holds only a README).
 
-1. At the LLM input, DivPrune (:func:`litelvlm.methods.divprune.divprune_select`, on the N visual input
-   embeddings) keeps M visual tokens, raster order, numbered as DivPrune's official code numbers them
-   (``positions="renumber"``: the sequence of M visual tokens), before decoder layer 0.
-2. Before decoder layer L (:mod:`litelvlm.methods.random_deep`'s layer, ``--random-deep-layer``; default 20 of
-   32 layers), K of those M drawn uniformly without replacement (seeded as ``random``: the prepared input's
-   ``seed``) are kept with every text token; the survivors keep the positions they had in layers 0..L-1.
-
-M = ``round(ratio N)`` (DivPrune's official ratio-to-count,
-:func:`~litelvlm.methods.divprune.budget_from_ratio`), at least K: ``ratio`` (``--random-deep-ratio``)
-defaults to 0.5, our reading of the abstract's "50%" (the README gives no ratio). K >= M runs DivPrune at the
-input alone, to K (nothing more is dropped at layer L: ``prune_layer`` 0). K is the count from layer L on, the
-budget a study names; the schedule is M visual tokens in layers 0..L-1, K from L. ``ground(positions="keep")``
-(or a family whose rule keeps positions, the Qwen families) gives the M tokens their original positions
-instead, which the survivors keep.
+Details, the official statements with their lines and the deviations: docs/methods/divprune_random_deep.md
 """
 
 from __future__ import annotations

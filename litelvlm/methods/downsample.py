@@ -1,36 +1,9 @@
 """Downsampling (``downsample``): the grid of visual tokens average-pooled to the budget, at the LLM input.
-This project's reading of VTC-Bench's baseline (Liao et al., "Are We Using the Right Benchmark: An Evaluation
-Framework for Visual Token Compression Methods", ACL 2026, arXiv 2510.07143), not its code.
 
-VTC-Bench finds that simple image downsampling beats many compression methods. Its code
-(Chenfei-Liao/VTC-Bench, ``qwen2_vl.py``) downsamples the IMAGE's pixels before Qwen2-VL's processor
-(``visual.resize((w // ratio, h // ratio), Image.BICUBIC)``, ``ratio = 3``), so the token count follows the
-image size. At a fixed token budget K, on every family's own visual tokens, this project pools the TOKENS
-instead:
+This project's reading of VTC-Bench's baseline (Liao et al., ACL 2026, arXiv 2510.07143), not its code
+(Chenfei-Liao/VTC-Bench, ``qwen2_vl.py``, downsamples the image's pixels; this project pools the tokens).
 
-* The grid: the family's N visual tokens as the LLM receives them (``LLMContext.visual_embeds``: GLaMM's
-  projector outputs of CLIP's 24 x 24 patches, the Qwen families' merged tokens), in their (rows, cols) raster
-  order (``GroundingPipeline.visual_grid``: the M-RoPE height / width ids, or the square of N on 1-D RoPE).
-  A family whose tokens are no single 2-D grid (VideoGLaMM's 16 frames, a video of several temporal patches)
-  is refused with the family's reason. The FLOPs count's stand-in inputs (no family) pool the most square
-  factorisation of N (:func:`squarest`).
-* The pooled grid, for a (H, W) grid and budget K: ``h = floor(sqrt(K H / W))`` rows (the aspect ratio as
-  closely as floors allow), within ``ceil(K / W)..min(H, K)``; ``w, r = divmod(K, h)``: every row band has
-  w columns and r of them one more (r < h), so ``h w + r = K`` exactly. Band i has the extra column when
-  ``floor((i + 1) r / h) > floor(i r / h)`` (the r bands spread evenly). Band i's tokens are row i of
-  ``torch.nn.functional.adaptive_avg_pool2d`` of the (C, H, W) grid to (h, w), or to (h, w + 1) for a band
-  with the extra column (pooling is separable, so a row of either is that band's windows). With r = 0 the K
-  tokens are exactly ``adaptive_avg_pool2d(grid, (h, w))``, raster order. Pooling runs in float32 and the
-  tokens return in the embeddings' dtype. K = N gives the N tokens as they are.
-* Positions: each pooled token stands at the grid cell at its window's centre, ``((r0 + r1 - 1) // 2, (c0 + c1
-  - 1) // 2)`` for the window rows r0..r1-1 and columns c0..c1-1 (torch's adaptive windows: ``floor(i H / h)``
-  to ``ceil((i + 1) H / h)``), and takes that cell's RoPE position (M-RoPE: its (t, h, w) ids).
-  ``Selection.indices`` are those cells (distinct, raster order), so ``positions="official"`` (the method's
-  rule ``keep``) places the pooled tokens there; ``renumber`` numbers the shorter sequence afresh; an explicit
-  ``keep`` is refused as for every merged token (``original_positions=False``: a pooled token is no single
-  visual token).
-
-Reads no attention weight and no CLIP trace; no options.
+Details, the official statements with their lines and the deviations: docs/methods/downsample.md
 """
 
 from __future__ import annotations
@@ -76,7 +49,7 @@ def centre(size: int, out: int) -> torch.Tensor:
 
 def pool_grid(tokens: torch.Tensor, rows: int, cols: int, budget: int) -> tuple[torch.Tensor, torch.Tensor]:
     """((K, C) pooled tokens, (K,) the raster index of each one's centre cell) of ``tokens`` (N, C) laid out
-    as a (rows, cols) raster grid (module docstring)."""
+    as a (rows, cols) raster grid (docs/methods/downsample.md)."""
     if tokens.shape[0] != rows * cols:
         raise LiteLVLMError(f"{tokens.shape[0]} tokens are no {rows} x {cols} grid")
     h, w, r = pooled_shape(budget, rows, cols)
@@ -116,8 +89,8 @@ def grid_of(ctx: LLMContext) -> tuple[int, int]:
 
 
 def downsample_select(ctx: LLMContext, budget: int) -> Selection:
-    """The visual tokens' grid average-pooled to K tokens (module docstring): ``features`` the pooled tokens,
-    ``indices`` their centre cells; ``parts``: ``grid`` (H, W), ``pooled`` (h, w, r)."""
+    """The visual tokens' grid average-pooled to K tokens (docs/methods/downsample.md): ``features`` the
+    pooled tokens, ``indices`` their centre cells; ``parts``: ``grid`` (H, W), ``pooled`` (h, w, r)."""
     rows, cols = grid_of(ctx)
     pooled, cells = pool_grid(ctx.visual_embeds, rows, cols, budget)
     parts = {"grid": torch.tensor([rows, cols]), "pooled": torch.tensor(pooled_shape(budget, rows, cols))}

@@ -1,39 +1,10 @@
-"""FlowCut (Tong et al., NeurIPS 2025, "Rethinking Redundancy via Information Flow"): pruning inside LLaVA's
-CLIP vision tower by the information flow to the [CLS] token, down to K patch tokens at the feature layer.
+"""FlowCut (Tong et al., NeurIPS 2025): pruning inside LLaVA's CLIP vision tower by the information flow to
+the [CLS] token, down to K patch tokens at the feature layer.
 
-A statement-level port of the official LLaVA code, TungChintao/FlowCut at commit
-a2ecd247cb3c605773ec317a0c246425b47abdbe (also the PyPI package ``flowcut`` 1.0.2), on the vision-tower stage
-(:mod:`litelvlm.pruning.tower`; nothing is patched):
+Official source: TungChintao/FlowCut @ a2ecd24 (PyPI ``flowcut`` 1.0.2), ``flowcut/modeling_clip_flowcut.py``,
+on the vision-tower stage. Towers of fewer than 3 blocks run a deviation (where the official code cannot).
 
-* ``flowcut/main.py`` L21-42: the tower keeps ``target = K + 1`` tokens (LLaVA-1.5's ``pad`` images and
-  ``select_feature='patch'``: one slot for the [CLS] token, which the feature selection drops);
-  ``apply_flowcut_config`` (``modeling_clip_flowcut.py`` L296-299): ``select_layer = L - 2``.
-* ``modeling_clip_flowcut.py`` L174-245 ``CLIPEncoder_forward``: before block ``idx``, ``rpl = select_layer -
-  idx - 1`` (the blocks left to prune in); the [CLS] row and the patch indices carried through every pruning.
-* L100-172 ``CLIPEncoderLayer_forward``: after the block's MLP, while it holds more than ``target`` tokens:
-  the head-averaged [CLS] attention over the patches (``attn_weights[:, :, 0, 1:].mean(1)``), the semantic
-  attention (L39-40, L69: ``softmax`` over the tokens of the [CLS] value's dot products with every value, per
-  head, averaged over heads, [CLS] column dropped) and the value metric (L29, L97: the values averaged over
-  heads) give ``compute_score`` (``utils_flowcut.py`` L20-27: (cls / sum + semantic / sum) * L1 norm of the
-  value); the scores accumulate as ``0.5 * cumulative + 0.5 * score``; in blocks with an even ``rpl`` the
-  tokens are pruned to ``max(T - prune_num, target)``, ``prune_num = adaptive_prune_ratio(cls_attention, rpl,
-  target - 1)`` (``utils_flowcut.py`` L30-42: ``(N - target) / sqrt(rpl) * (1 - (entropy / log N) ** 2)``,
-  rounded) or all but the target at ``rpl = 0``; the kept patches are the top ``target_num - 1`` cumulative
-  scores, sorted by position.
-* ``clip_encoder.py`` L17-19 with LLaVA's ``feature_select``: the feature layer (``hidden_states[-2]``, the
-  output of block L-2) without its [CLS] token: K patch tokens in raster order. The last block (L-1) does not
-  reach the features and is not run.
-
-The attention follows the official patched ``CLIPAttention_forward`` (L14-97, transformers 4.37's eager order:
-queries scaled before ``bmm``, softmax in the tower's dtype), as :class:`~litelvlm.pruning.tower.ClipTower`
-computes it. ``Selection.indices`` are the kept patches (raster order), ``features`` their feature-layer
-output (the LLM receives them through the projector).
-
-Deviation from the official code (where it cannot run): a tower of fewer than 3 blocks (the tiny test towers)
-has no block with ``rpl = 0`` before the feature layer (the official code never prunes before the features and
-fails at ``rpl = -2``, a complex ``sqrt``); there the patches are pruned to K after the last block the tower
-runs, as at ``rpl = 0``. Towers of 3 or more blocks, ViT-L/14-336's 24 among them, run the official schedule
-unchanged.
+Details, the official statements with their lines and the deviations: docs/methods/flowcut.md
 """
 
 from __future__ import annotations

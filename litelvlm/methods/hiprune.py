@@ -1,31 +1,9 @@
 """HiPrune (Liu et al., 2025): anchor, buffer and register tokens from the vision encoder's attention.
 
-A statement-level port of the official LLaVA-1.5 code, Danielement321/HiPrune at commit
-6e83a12 (``LLaVA/llava/model/llava_arch.py`` ``encode_images``, L140-184; the vision tower returns
-every layer's attentions, ``LLaVA/llava/model/multimodal_encoder/clip_encoder.py`` L36-64):
+Official source: Danielement321/HiPrune @ 6e83a12, ``LLaVA/llava/model/llava_arch.py`` ``encode_images``
+(LLaVA-1.5). Other grids than 24x24 are this project's adaptation.
 
-* the "global attention" of a layer is its attention matrix averaged over heads, then over all query
-  rows (the [CLS] query included), patch columns only (L148, L152);
-* register candidates: the layer of the features (``attentions[mm_vision_select_layer]``, the block
-  whose output are the features: block -2 for LLaVA's layer -2, L146); anchors: the object layer
-  ``attentions[HIPRUNE_OBJECT_LAYER - 1]`` (default 9: block 8, L150);
-* ``T = round(K * alpha / 5)`` anchors (``alpha`` = ``HIPRUNE_ALPHA``, default 0.1; Python's round,
-  L153) by top-k of the object layer's attention; their buffer: each anchor's left, right, upper and
-  lower neighbour (indices -1, +1, -24, +24, clamped to 0..575; a row's first and last patch take the
-  neighbouring row's last and first, as the official index arithmetic does, L157-162); the set of
-  anchors and buffers, duplicates removed (L163);
-* registers: the rest of the budget, ``K - |anchors and buffers|``, by top-k of the feature layer's
-  attention, the anchors and buffers excluded (their attention lowered by 1, L164-172);
-* the LLM receives the kept tokens through a mask over the patches, i.e. in RASTER order (L173-181).
-
-The attention is computed by transformers 4.x's eager statements in the trace's dtype
-(:func:`~litelvlm.pruning.scores.eager_attention`), as the official vision tower ran them.
-
-On another grid than LLaVA-1.5's 24x24 (this project's adaptation): the row offset is the grid's
-width and the clamp its last patch, which equal the official 24 and 575 on 576 patches; on a tower of
-another depth than 24 layers the default object layer keeps its relative depth (:func:`default_object_layer`).
-The official code reads its settings from environment variables; here they are options with the same
-defaults.
+Details, the official statements with their lines and the deviations: docs/methods/hiprune.md
 """
 
 from __future__ import annotations

@@ -1,47 +1,10 @@
 """HiPrune's Qwen2.5-VL variant: anchors, buffers and registers among the merged tokens, from the vision
 tower's attention.
 
-A statement-level port of the official Qwen2.5-VL code, Danielement321/HiPrune at commit 6e83a12,
-``Qwen2_5_VL/qwen2_5_vl_HiPrune.py`` (a copy of transformers 4.52's ``modeling_qwen2_5_vl.py``;
-``bench_qwen.sh`` runs it with ``attn_implementation="flash_attention_2"``, ``HIPRUNE_QWEN_RETENTION`` 0.223,
-``HIPRUNE_ALPHA`` 0.1, ``HIPRUNE_OBJECT_LAYER`` 16; the README's table: retention 0.334/0.223/0.112):
+Official source: Danielement321/HiPrune @ 6e83a12, ``Qwen2_5_VL/qwen2_5_vl_HiPrune.py``. ``registers="fill"``
+and the object layer on other depths are this project's adaptations.
 
-* every vision block returns its attention weights (L169-213 flash, L245-287 eager, L353-369): q and k after
-  the vision RoPE, ``softmax(q k^T / sqrt(d))`` per head. With flash attention (the benchmark's, the default
-  ``attention="flash"``) the weights are recomputed by hand over ALL the image's patches, in every block, the
-  window blocks' windows ignored, the softmax in the tower's dtype (L201-211); with ``attention="eager"`` they
-  are the eager class's own, a window block's masked to its windows, the softmax in float32 cast back
-  (L266-286);
-* the tower reduces each block's weights (L571-576): mean over heads, SUM over the query patches (the
-  attention each patch receives), mean over the 4 patches of each merged token (4 consecutive rows of the
-  window order), then ``[reverse_indices]`` (``argsort(window_index)``): one score per merged token in the
-  LLM's order;
-* the selection (``forward`` L1854-1896), on the ``N`` merged tokens: object layer ``attn_list[OBJECT_LAYER -
-  1]`` (default 16, 1-based), registers from the LAST block ``attn_list[-1]``; ``K = round(N * retention)``
-  (here the budget); ``round(K * alpha / 5)`` anchors by top-k of the object layer; their buffers at flat
-  offsets -1, +1, -w, +w with ``w`` the merged grid's width, clamped to ``0..N-1``, duplicates removed;
-  registers by top-k (``K - |anchors and buffers|``) of the last block's score minus 1 on the anchors and
-  buffers; the LLM keeps the visual tokens of the mask, in the LLM's (raster) order, with their ORIGINAL 3-D
-  M-RoPE positions (``position_ids[:, :, img_mask]``, L1891) and their unmodified merged features.
-
-Where the official code misses the budget: the score is a sum over query patches (about 1 per token on
-average, unbounded above), so subtracting 1 need not exclude an anchor or buffer from the registers' top-k;
-where it picks one again, the official mask keeps fewer than K tokens. By default (``registers="official"``)
-the project does what the official code does: it keeps those tokens, fewer than K (the selection is marked
-``short``, and ``eval-grounding`` records the count in a ``kept`` column of those rows);
-``registers="refuse"`` refuses such a call with a message instead; ``registers="fill"`` (this project's
-extension) takes the official top-k and, for each anchor or buffer it repeats, the next register of the same
-score with every kept token excluded, so it equals the official selection wherever that one has K tokens.
-Where the anchors and buffers alone outnumber K (``alpha`` near 1 at a small K) the official top-k gets a
-negative k and crashes; that call is refused too (the default alpha 0.1 never does).
-
-Not transcribed as such: flash attention's rotary kernel (``flash_attn``'s ``apply_rotary_emb``, L152-159) is
-the same rotation computed by transformers' eager ``apply_rotary_pos_emb_vision`` (float32, cast back), equal
-up to the kernel's rounding; the tower's inputs are captured in one ordinary forward of transformers 5's tower
-(:class:`litelvlm.qwen_vision.vision.QwenVision`). On a tower of another depth than the released 32 blocks the
-default object layer keeps its relative depth, ``round(16 L / 32)`` (this project's adaptation, as the LLaVA
-port's). The variant declares ``reads_vision_blocks``: its selection re-runs the tower, which the efficiency
-study does not count yet (it refuses the method on UniPixel).
+Details, the official statements with their lines and the deviations: docs/methods/hiprune_qwen.md
 """
 
 from __future__ import annotations

@@ -1,32 +1,11 @@
-"""IPCV (SJTU EPIC Lab, "Information-Preserving Compression inside the Vision encoder"): training-free pruning
-inside the vision tower that gives the LLM every visual token back.
+"""IPCV ("Information-Preserving Compression inside the Vision encoder"): training-free pruning inside the
+vision tower that gives the LLM every visual token back.
 
-A statement-level port of the official InternVL2 code, Perkzi/IPCV at commit
-29726f044f0f9c0c2be4eb0005888ddeb5fa188e, ``InternVL2/InternVL2_IPCV/modeling_intern_vit_sparse_IPCV.py``
-(``eval_scripts/lmms_eval_multi.sh``: ``vit_pruned_layer`` 7, ``AS_layer`` 3, ``Top_K`` 10), on the
-vision-tower stage (:mod:`litelvlm.pruning.tower`: a block run as its attention and MLP branches):
+Official source: Perkzi/IPCV @ 29726f0, ``InternVL2/InternVL2_IPCV/modeling_intern_vit_sparse_IPCV.py``,
+on the vision-tower stage. Rebuilding after an earlier feature layer (GLaMM's CLIP) is this project's
+adaptation.
 
-* ``IPCV_ViT.forward`` L479-480: the input of block ``layer - 1`` is kept; L482-523 before block ``layer``:
-  per tile, the patch tokens (the [CLS] prefix excluded) whose input of block ``layer`` moved most from that
-  of block ``layer - 1`` (``get_retained_image_token_diff`` L645-663: the L2 norm of the difference, top-k),
-  sorted, the [CLS] prefix kept in front; L526-565: each removed token's ``Top_K`` nearest kept tokens (L2,
-  ``cdist`` in float32) among the kept tokens of EVERY tile, flattened (B*K, W);
-* ``InternVisionEncoderLayer.forward`` L297-342 (attention stabilisation, blocks ``layer .. layer + AS_layer -
-  1``): the full sequence rebuilt (kept tokens as they are, each removed token its pruned state plus the mean
-  change of its neighbours since the pruning), the attention branch run on it, then the kept tokens alone
-  through the MLP branch; the later blocks run on the kept tokens alone;
-* L596-631: after the last block the full sequence is rebuilt the same way: the LLM receives all N tokens.
-
-The budget K sets the official ``vit_reduction_ratio`` to ``1 - K / N``: each tile keeps ``T * K // N`` of its
-T patch tokens (``int(T * (1 - ratio))`` in exact integers; at least 1, where the official ``int`` would keep
-none and fail). ``restores_tokens``: the LLM sees all N tokens whatever K; K counts what the tower's later
-blocks run on. The Qwen2-VL rule (Qwen2.5-VL's tower, frames and windows) is :mod:`.ipcv_qwen`; IPCV + FastV
-and IPCV + DART, the official compositions, are :mod:`.ipcv_fastv` and :mod:`.ipcv_dart`. Adaptations
-(this project's, README's deviations): on a tower whose family reads a feature layer before its last block
-(GLaMM's CLIP, ``hidden_states[-2]``) the tokens are rebuilt after that block (the official code rebuilds
-after the tower's last block, which InternVL reads). As in the official code, a pruning layer at or past the
-blocks the tower runs prunes nothing (the tiny random towers at the default layer); below 2, where the
-official code fails (it reads no ``hidden_states_prev``), it is refused.
+Details, the official statements with their lines and the deviations: docs/methods/ipcv.md
 """
 
 from __future__ import annotations

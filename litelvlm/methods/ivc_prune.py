@@ -1,63 +1,12 @@
-"""IVC-Prune (Sun et al., ICLR 2026, "Revealing the Implicit Visual Coordinates in LVLMs for Vision Token
-Pruning") inside the LLM: at one decoder layer, keep the visual tokens whose RoPE rotations are closest to the
-identity and to the 90-degree rotation (implicit visual coordinates, IVC), a few prompt-relevant seed tokens
-and the foreground tokens whose values resemble the question's and the seeds'; layers K.. run on the kept
-tokens with their ORIGINAL RoPE positions (the FastV mechanism,
-:func:`litelvlm.llm.pruned_forward.run_pruned_from`).
+"""IVC-Prune (Sun et al., ICLR 2026) inside the LLM: at one decoder layer, keep the visual tokens whose RoPE
+rotations are closest to the identity and to the 90-degree rotation (implicit visual coordinates), a few
+prompt-relevant seed tokens and the foreground tokens whose values resemble the question's and the seeds'.
 
-A statement-level port of the official LLaVA-1.5 code, FireRedTeam/IVC-Prune @
-03afd9cee41f60bb30b51a4105839f2b5d467814, ``transformers/src/transformers/models/llama/modeling_llama.py``
-(``modeling_llava.py`` L432-444 routes LLaVA's LLM through it):
+Official source: FireRedTeam/IVC-Prune @ 03afd9c,
+``transformers/src/transformers/models/llama/modeling_llama.py``. The budget K is this project's, for budgets
+the official code does not define (``official_budget`` runs the official method).
 
-* L966-976 with ``compute_attention_weights`` L734-766 (value similarity): before decoder layer ``K-1``
-  runs, its ``input_layernorm`` output goes through ``v_proj``; per key-value head,
-  ``softmax(V V^T / sqrt(d))`` (no mask; the product and the division in the model's dtype, the softmax in
-  float32 cast back), an (S, S) matrix; the sequence's RoPE cos/sin (``position_embeddings``) are kept with
-  it.
-* L894-945 (selection, when the loop reaches layer ``K``; prefill only), with ``s`` the image's first index,
-  ``n`` its token count and the question rows ``s + n + 2 .. S-1``: the head mean of the similarity (L896);
-  seeds = top ``max(1, round(0.01 n))`` visual tokens by the question rows' mean similarity (L899-908);
-  foreground = top ``round(0.2 n)`` by the mean over the rows [seeds (``topk`` order), question rows]
-  (L911-923); IVC tokens = top ``round(0.05 n)`` by ``cos.mean(head_dim)`` and top ``round(0.05 n)`` by
-  ``sin.mean(head_dim)`` of the image rows' RoPE (L926-936); everything kept is the sorted union with every
-  text token (L938-945). All means and ``topk`` in the model's dtype, as there.
-* L946-962: the hidden states entering layer ``K`` are cut to the kept rows, ``position_ids = keep_indexs``
-  (original positions) and the causal mask cut to them. L964 / L1013-1048 also cut the KV cache of layers
-  1..K-1, which only the generated tokens read; GLaMM's masks come from one teacher-forced prefill.
-* ``VLMEvalKit/vlmeval/config.py`` L511-519 (``llava_v1.5_7b_IVCP``): ``ivcp_k = 16``,
-  ``image_token_start_index = 5``, ``image_token_length = 576``; ``vlm/ivcp/llava_ivcp.py`` L31-37 runs the
-  model in float16.
-
-Budget. The official LLaVA-1.5 code has no budget: it keeps the union of ``round(0.05 n)`` + ``round(0.05 n)``
-IVC tokens, ``max(1, round(0.01 n))`` seeds and ``round(0.2 n)`` foreground tokens, whose size depends on the
-image (at most 29 + 29 + 6 + 115 = 179 of 576; :func:`official_budget`). Here ``K`` is the number of visual
-tokens the layers from ``layer`` on receive, and the kept tokens are the IVC tokens and the seeds (the
-priority), then the foreground ranking fills up to K: the official target-count rule of the repository's
-Qwen2.5-VL variant (``qwen2_5_vl/modeling_qwen2_5_vl.py`` L1526-1542). At ``K = official_budget(ctx)`` this
-is exactly the official LLaVA-1.5 selection (the ``round(0.2 n)`` foreground tokens are the front of the
-ranking), so ``pipe.ground(prep, "ivc-prune", official_budget(pipe.context(prep)))`` runs the official method.
-
-Deviations from the official code (this project's, for budgets the official code does not define):
-
-1. Other budgets. The foreground ranking is the official ``topk(round(0.2 n))`` order, then the other
-   visual tokens by the same score (descending, ties by index); K above the official count takes more of
-   it, K below takes less. When K is below the priority's size (the IVC tokens and seeds, about 64 of
-   576), the per-axis IVC count and the seed count shrink to ``floor(c * K / T)`` with
-   ``T = 2 round(0.05 n) + max(1, round(0.01 n))`` (the first ones of their official ``topk`` lists) and the
-   foreground ranking fills the rest.
-2. ``image_token_start_index``/``image_token_length`` (5/576 in the official config, FastV's values for
-   a prompt without a system line, although ``llava_ivcp.py`` L123/L144 puts LLaVA's system line before
-   the image) are the actual place and count of the visual tokens (``ctx.layout``). The question rows are
-   every token from two after the image on; on GLaMM that is the teacher-forced prompt's questions and
-   answers with their ``[SEG]`` tokens (the official statement takes whatever follows the image).
-3. Layer: ``ivcp_k = 16`` assumes a 32-layer LLM (LLaVA-1.5-7B, GLaMM-7B); an LLM with L layers uses
-   ``round(16 L / 32)`` (at least 1; the tiny 4-layer GLaMM: 2); ``layer=`` overrides.
-
-The rule is defined for 1-D RoPE (one position per token: ``position_ids`` of shape (1, S)); a family
-with multi-axis positions runs the repository's Qwen2.5-VL variant instead
-(:mod:`litelvlm.methods.ivc_prune_qwen`, ``ivc-prune``'s ``qwen2.5-vl`` variant), or is refused. The scores
-are computed in the model's dtype whatever ``score_dtype``, as the official code does (float16 there, bfloat16
-for GLaMM): many scores tie there, and ``topk`` breaks the ties as the backend does.
+Details, the official statements with their lines and the deviations: docs/methods/ivc_prune.md
 """
 
 from __future__ import annotations
@@ -199,7 +148,7 @@ def official_budget(ctx: LLMContext, layer: int | None = None) -> int:
 
 def ivc_prune_select(ctx: LLMContext, budget: int, *, layer: int | None = None) -> Selection:
     """The ``budget`` visual tokens IVC-Prune keeps from decoder layer ``layer`` on (default 16 of 32): IVC
-    tokens and seeds, then foreground tokens; raster order (see the module docstring)."""
+    tokens and seeds, then foreground tokens; raster order (see docs/methods/ivc_prune.md)."""
     layer = checked_layer(ctx, layer)
     with torch.no_grad():
         lists = ivc_scores(ctx, layer)

@@ -1,63 +1,12 @@
-"""IVC-Prune's Qwen2.5-VL variant (the ``ivc-prune`` method on the ``qwen2.5-vl`` backbone, UniPixel): at one
-decoder layer, keep the visual tokens whose M-RoPE rotations are closest to the identity and to the 90-degree
-rotation (implicit visual coordinates, IVC), a few prompt-relevant seed tokens, then the visual tokens whose
-values resemble the question's and the seeds' up to a target count; layers K.. run on the kept tokens with
-their ORIGINAL 3-D M-RoPE positions (the FastV mechanism,
-:func:`litelvlm.llm.pruned_forward.run_pruned_from`).
+"""IVC-Prune's Qwen2.5-VL variant (``ivc-prune`` on ``qwen2.5-vl``, UniPixel): at one decoder layer, keep the
+visual tokens whose M-RoPE rotations are closest to the identity and to the 90-degree rotation, a few
+prompt-relevant seed tokens, then the tokens whose values resemble the question's and the seeds' up to K.
 
-A statement-level port of the official Qwen2.5-VL code, FireRedTeam/IVC-Prune @
-03afd9cee41f60bb30b51a4105839f2b5d467814,
-``transformers/src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py``
-(``Qwen2_5_VLForConditionalGeneration.forward`` L2266-2282 routes the LLM through
-``IVCP_forward_flashattention``):
+Official source: FireRedTeam/IVC-Prune @ 03afd9c,
+``transformers/src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py``. What the official code does not
+define (K below the priority set, other depths) is this project's (the deviations list).
 
-* L2108-2122 (``get_image_token_length_single_pair``): the image starts one token after the first
-  ``<|vision_start|>`` and holds the tokens up to the first ``<|vision_end|>``: here ``ctx.image_start`` and
-  N.
-* L1577-1590 with L866-873, L887-889, L916-918, L948-949 and L1135-1163: decoder layer ``K-1`` (run on the
-  full sequence) hands out its value states: ``v_proj(input_layernorm(h))`` per key-value head, repeated to
-  every attention head (``repeat_kv``), in flash-attention layout.
-* L1355-1390 (``calculate_avg_similarity_for_subset_einsum``): for a set of query rows, per head
-  ``softmax(V_q V_img^T / sqrt(d))`` over the IMAGE columns only (the product in the model's dtype, the
-  softmax in float32 cast back), averaged over batch and heads: (Q, N).
-* L1487-1551 (selection, when the loop reaches layer ``K``; prefill only), with ``s`` the image's first index
-  and ``n`` its token count: question rows ``s + n + 2 .. S-1``; seeds = top ``max(1, round(n * 0.01))`` by
-  the question rows' mean similarity (L1487-1503); score = the mean over the rows [question rows, seeds] of
-  their similarity to the image (L1506-1516); IVC tokens = top ``round(n * 0.1)`` by ``cos.mean(dim=(0, 2))``
-  and top ``round(n * 0.1)`` by ``sin.mean(dim=(0, 2))`` of the image rows (L1519-1524), where ``cos``/``sin``
-  are the rotary embedding's per-axis tables of shape (3, B, S, head_dim)
-  (``Qwen2_5_VLRotaryEmbedding.forward`` L585-600): the mean runs over the three M-RoPE axes (temporal,
-  height, width) and the whole head dimension of each, before ``apply_multimodal_rotary_pos_emb`` (L685-691)
-  picks each axis' ``mrope_section`` of frequencies; priority = ``unique(cat(IVC cos, IVC sin, seeds))``;
-  target ``round(n * 0.5)``; the rest of the target is filled from ``score.topk(n)`` skipping the priority
-  (L1526-1542); everything kept is the sorted union with every text token (L1544-1551). All means and ``topk``
-  in the model's dtype, as there.
-* L1554-1561: the hidden states entering layer ``K`` are cut to the kept rows, ``position_ids[:, :, keep]``
-  (the original 3-D ids) and the cos/sin rows of the kept tokens; L1564 keeps flash attention's causal mask
-  (causal over the kept rows). L1569 cuts the KV cache of layers 0..K-1, which only generated tokens read;
-  UniPixel's masks come from one teacher-forced prefill.
-* ``VLMEvalKit/vlmeval/config.py`` L1089-1134: ``ivcp_k = 22`` for Qwen2.5-VL-3B (36 layers) and ``16`` for
-  Qwen2.5-VL-7B (28 layers), in the grounding (``..._Grounding_IVCP``, run by ``test_ivcp_qwen_grounding.sh``)
-  and the general settings alike; ``torch_dtype='auto'`` (bfloat16) and flash attention
-  (``vlm/ivcp/qwen2_5_ivcp.py`` L194-203).
-
-Budget. The official code keeps ``max(round(n * 0.5), |priority|)`` visual tokens (:func:`official_budget`;
-half the image whenever the priority, about 21% of it, fits). Here ``K`` is the number of visual tokens the
-layers from ``layer`` on receive, and stands for ``target_image_token_count``: for ``K >= |priority|`` the
-selection is the official statement with that target (at ``K = official_budget(ctx)`` the official selection
-itself).
-
-Deviations from the official code (this project's, for what the official code does not define):
-
-1. ``K < |priority|`` (the official code would keep the whole priority, more than K): the per-axis IVC count
-   and the seed count shrink to ``floor(c * K / T)`` with ``T = 2 round(n * 0.1) + max(1, round(n * 0.01))``
-   (the first ones of their official ``topk`` lists) and the score ranking fills the rest, as the LLaVA-1.5
-   port does (:func:`litelvlm.methods.ivc_prune.keep_for_budget`).
-2. Layer: the official ``ivcp_k`` for 28 and 36 layers; another depth L uses ``round(16 L / 28)`` (at least 1;
-   the tiny 2-layer model: 1); ``layer=`` overrides.
-3. The question rows are every token from two after the image on; on UniPixel that is the teacher-forced
-   prompt's question and answer with its ``<seg>`` (the official statement takes whatever follows the image,
-   which in its generation setting is the question and the assistant header).
+Details, the official statements with their lines and the deviations: docs/methods/ivc_prune_qwen.md
 """
 
 from __future__ import annotations
@@ -185,7 +134,7 @@ def official_budget(ctx: LLMContext, layer: int | None = None) -> int:
 def ivc_prune_qwen_select(ctx: LLMContext, budget: int, *, layer: int | None = None) -> Selection:
     """The ``budget`` visual tokens IVC-Prune's Qwen2.5-VL code keeps from decoder layer ``layer`` on
     (default: its ``ivcp_k``): IVC tokens and seeds, then the value-similarity ranking; raster order (see the
-    module docstring)."""
+    docs/methods/ivc_prune_qwen.md)."""
     layer = checked_layer(ctx, layer, default_layer)
     with torch.no_grad():
         lists = ivc_scores(ctx, layer)

@@ -1,80 +1,10 @@
 """PruMerge and PruMerge+ (Shang et al., 2024): [CLS]-attention outliers, merged with their neighbours.
 
-A statement-level port of the official code, 42Shawn/LLaVA-PruMerge at commit
-097c04116a58465e4bcb58cec44a94018a68ff1a, ``llava/model/multimodal_encoder/clip_encoder.py``:
+Official source: 42Shawn/LLaVA-PruMerge @ 097c041, ``llava/model/multimodal_encoder/clip_encoder.py``. The
+official budget is adaptive (``prumerge_adaptive``, ``adaptive_budget``); the fixed-budget mode
+(``select(name, inputs, K)``) is this project's, not in the official code.
 
-* L93-112 / L182-201: forward hooks on ``layers[23].self_attn.{q,k}_proj`` (the last of CLIP
-  ViT-L's 24 blocks, whose input is ``hidden_states[-2]``) give q and k, all heads concatenated,
-  before scaling; ``attn = softmax(q @ k^T * C ** -0.5)`` is ONE attention over the full width
-  (C = 1024, the feature width; not the per-head attention), over all 577 keys (CLS included),
-  and ``cls_attn = attn[:, 0, 1:]`` is the CLS query's row over the patches (not renormalised).
-  The features are the patch tokens of ``hidden_states[select_layer]`` (LLaVA: -2), L74-81.
-* L34-47 ``outlier_dectection``: in float32 numpy, ``Q1, Q3 = np.percentile(attn, 25 / 75)``;
-  the patches with attention ``> Q3 + 1.5 * (Q3 - Q1)`` are outliers; ``reduction_ratio`` is
-  their share. L115-116 / L203-205: ``idx = topk(cls_attn, int(N * reduction_ratio))``, i.e. the
-  outliers in DESCENDING attention order (``int(576 * (c / 576)) == c`` for every count c).
-* PruMerge+ only, L208-214 (the ``if_adaptive`` branch, the one ``forward`` runs, L300):
-  ``step_length = int(1 / reduction_ratio)``; the samples ``arange(0, 575, int(step_length / 3))``
-  that are not outliers (ascending) are appended: ``idx = [outliers, samples]``.
-* L119-165 / L229-276, the merge: ``compl`` = the other patches, ASCENDING (``complement_idx``,
-  L12-25). Keys are L2-normalised. For each kept token i (in ``idx`` order) the candidates are
-  ``[kept tokens except i (idx order), compl]``; the 32 of highest key cosine to i (``topk``) are
-  its cluster, and its new feature is ``x_i + sum(attn_j * x_j over the cluster)``: an
-  UNnormalised attention-weighted sum (candidates may be other kept tokens).
-* L168-170 / L278-280: one extra token ``sum(attn_j * x_j over compl)`` is appended, so the
-  projector (``llava_arch.py`` ``encode_images``) gets ``len(idx) + 1`` tokens:
-  ``[merged kept tokens in idx order, extra]``. L298-300: ``forward`` calls PruMerge+ with
-  ``if_adaptive=True``; the README (Step 2) says to switch that line for PruMerge.
-
-The budget is ADAPTIVE: the number of outliers depends on the image. ``prumerge_adaptive`` (or
-the registered selectors with ``budget=None``) returns the official selection;
-``adaptive_budget`` says its size (up to N + 1: PruMerge+'s outliers and samples can cover all N
-patches, and the official code then hands the LLM N + 1 tokens; so can the project), and ``select(name,
-inputs, adaptive_budget(inputs, plus), adaptive=True)`` runs it through the registry and the grounding
-pipeline.
-
-Fixed-budget mode (``select(name, inputs, K)``; NOT in the official code): K - 1 patch tokens
-are kept and the extra token makes K.
-
-* ``prumerge``: the top K - 1 patches by the same ``cls_attn`` (descending) instead of the
-  outliers. This is the official ``if_adaptive=False`` branch of PruMerge (L114-116) with
-  ``int(576 * reduction_ratio) = K - 1``; at K = ``adaptive_budget`` it is the adaptive selection.
-* ``prumerge+``: the top ``ceil((K - 1) * top_share)`` patches by ``cls_attn`` (descending), then
-  the rest of K - 1 as spatially uniform samples: evenly spaced (``rest[(j * R) // S]``,
-  j = 0..S-1) in raster order over the R patches that are not top tokens (ascending). The default
-  ``top_share = 1/4`` follows the adaptive branch, whose samples are spaced a third of the
-  outliers' mean spacing apart (``int(step_length / 3)``): about three samples per outlier. The
-  official non-adaptive PruMerge+ branch (L216-227, "this is for training": half top tokens,
-  half ``arange(int(s / 2), 575, s)``, duplicates not removed, and a shape error unless the
-  two counts agree) is not used.
-* Both: the same merge and extra token; for K = 1 only the extra token (all patches merged).
-
-Representation in :class:`~litelvlm.pruning.selection.Selection`: ``features`` are the rows the
-projector receives, in the official order; ``indices`` name their sources: the kept patches,
-then :data:`EXTRA_INDEX` (-2, not a patch) for the extra token; consumers that index patch
-arrays drop it (``indices[indices >= 0]``). ``parts``: ``"outliers"`` (the attention-ranked
-tokens), ``"spatial"`` (PruMerge+'s samples), ``"pruned"`` (ascending); ``scores`` is ``cls_attn``.
-
-Deviations from the official code (none changes a selection the official code makes on
-LLaVA-1.5's 576 patches, except where it would crash, or in exact ties, item 4):
-
-1. Hard-coded sizes: ``layers[23]`` is ``attention_block=-1`` (the last block; the same block
-   for CLIP ViT-L, whose block 23 is the last), the ``575`` of ``arange`` is N - 1, the cluster
-   size 32 is ``min(32, N - 1)`` (for N <= 32 the official ``topk`` raises), and the sample step
-   ``int(step_length / 3)`` is at least 1 (it always is for N = 576: at most a quarter of the
-   values exceed Q3, so ``step_length >= 4``).
-2. PruMerge+ with no outlier: ``int(1 / 0.0)`` raises ZeroDivisionError. Here the share is taken
-   as at least 1/N for the step only (the spacing one outlier gives: ``step_length = N``), so
-   the samples ``arange(0, N - 1, N // 3)`` are kept. PruMerge keeps only the extra token then,
-   as the official code does (``topk`` of 0).
-3. One image at a time: the official IQR statistics are over the whole batch (flattened); in
-   LLaVA's evaluation the batch is one image.
-4. Rounding and ties: arithmetic runs in the trace's dtype (the official code runs in the vision
-   tower's, fp16 in LLaVA's evaluation), and the attention is the official full (S, S) product
-   (``attention="official"``, the default; ``"project"``: the earlier one-row product, which rounds
-   differently); the cluster similarities of all kept tokens are one matrix product with the token's own
-   column set to -inf instead of one product per token over a list without it. Exact ties in ``topk``
-   fall as torch breaks them, which may differ from the official per-token call.
+Details, the official statements with their lines and the deviations: docs/methods/prumerge.md
 """
 
 from __future__ import annotations

@@ -1,28 +1,10 @@
-"""Random pruning at a deep LLM layer (``random-deep``): this project's reading of "When Token Pruning is
-Worse than Random: Understanding Visual Token Information in VLLMs" (Wang et al., CVPR 2026, arXiv
-2512.07580, the "information horizon"), not official code.
+"""Random pruning at a deep LLM layer (``random-deep``): K visual tokens drawn uniformly before a deep layer.
 
-Its repository, YahongWang1/Information-Horizon, holds only a README ("Code will be released soon"): no code,
-no layer and no ratio were read. The paper's abstract: in deep layers ("e.g., beyond the 20th") existing
-training-free pruning methods do no better than random pruning, visual tokens having lost the information of
-their own beyond an intermediate layer; random pruning in deep layers balances performance and efficiency.
+This project's reading of "When Token Pruning is Worse than Random" (Wang et al., CVPR 2026, arXiv
+2512.07580), not official code (YahongWang1/Information-Horizon holds only a README); the layer is this
+project's choice.
 
-This reading:
-
-* Layers ``0..L-1`` see all N visual tokens. Before decoder layer ``L`` (FastV's mechanism,
-  :func:`litelvlm.llm.pruned_forward.pruned_forward`), K of them drawn uniformly without replacement are kept
-  with every text token, at their original RoPE positions (``positions="keep"``, as FastV and DART; a family's
-  own rule or ``ground(positions=...)`` switches it). ``L`` equal to the LLM's depth prunes after its last
-  layer.
-* The draw is seeded as ``random``'s: ``torch.randperm(N)`` of a CPU generator seeded with the prepared
-  input's ``seed`` (0 unless ``prepare_image(seed=...)``), its first K, sorted; the same seed and N give the
-  same tokens (and, on GLaMM, the tokens ``random`` keeps at the LLM input).
-* ``L`` (``--random-deep-layer``): by default 20 on a 32-layer LLM (the abstract's "beyond the 20th",
-  LLaVA-1.5-7B's depth; the README gives no layer) and the same relative depth on others, ``20 L / 32``
-  rounded half up (this project's choice): 18 of Qwen2.5-VL-7B's 28 layers, 23 of 3B's 36, 3 of the tiny
-  GLaMM's 4, 1 of the tiny Sa2VA's 2.
-
-Reads no attention weight and no CLIP trace; runs wherever FastV runs (every family's LLM).
+Details, the official statements with their lines and the deviations: docs/methods/random_deep.md
 """
 
 from __future__ import annotations

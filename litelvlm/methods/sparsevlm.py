@@ -1,67 +1,11 @@
 """SparseVLM (Zhang et al., ICML 2025) inside the GLaMM LLM: text raters score the visual tokens at
 three LLM layers, the lowest-rated are dropped and a few of them are recycled as merged tokens.
 
-A statement-level port of the official code, Gumpest/SparseVLMs at commit
-26a5f48813c46cd1c7364160354e7fdd3febaa67, default mode ``USE_VERSION=1_0`` (SparseVLM v1.5):
+Official source: Gumpest/SparseVLMs @ 26a5f48, default mode ``USE_VERSION=1_0`` (SparseVLM v1.5). Budgets
+other than the official 192/128/96/64 are mapped (the deviations list); the Qwen2.5-VL variant
+(``litelvlm.methods.sparsevlm_qwen``) is this project's adaptation.
 
-* ``llava/model/language_model/modelling_sparse_llama.py`` L198-204 (text raters): once, on the
-  LLM input embeddings, ``m_v_t = softmax(V @ T^T, over text).mean(over visual)`` for the visual
-  embeddings V and every token after the image T; the raters are the text tokens with
-  ``m_v_t > m_v_t.mean()``. Here T is everything after the image in GLaMM's teacher-forced
-  prompt (questions and answers with their [SEG]), as the official statement takes what follows
-  the image in the sequence it gets.
-* L70 ``pruning_loc=[2, 6, 15]`` and ``score.py`` L9-21 (the schedule): decoder layer ``l`` of
-  each stage runs on the whole current sequence, then its OUTPUT keeps
-  ``min(count, v - 1)`` of its ``v`` visual tokens (``score.py`` L41), with the counts
-  ``SPARSE_TOKEN_DICT[K]`` for ``RETAIN_TOKN=K`` (192: 300/200/110, 128: 303/110/36,
-  96: 238/48/26, 64: 66/30/17).
-* L239-261 with ``score.py`` L23-46 (scoring): the attention of layer ``l`` itself (its SDPA
-  softmax, ``utils.py`` L95-116) averaged over heads, rows of the raters (at their current
-  sequence positions), columns of the current visual tokens, averaged over raters; top-k.
-  Only those rows are computed here (``attention_rows_at``), never a full attention matrix.
-* L275-307 with ``utils.py`` L159-239 (recycling): of the ``p`` dropped tokens (layer-``l``
-  outputs), the ``int(0.3 p) + 1`` best rated (``topk`` order) are clustered by DPC-KNN
-  (``cluster_and_merge``, ``int(n / 10) + 1`` clusters, k-NN size = cluster count) and each
-  cluster's mean (sum / (size + 1e-6)) is inserted right after the kept visual tokens
-  (kept tokens in sequence order, then the clusters in centre order). Recycled tokens count as
-  visual tokens from then on: later stages rate, drop and recycle them like the others.
-* L302 / L314 (positions): ``position_ids[:, :L']``, i.e. the pruned sequence is RENUMBERED
-  0..L'-1 (RoPE positions are not kept; only SparseVLM+ keeps them), with a plain causal
-  mask over it (SDPA ``is_causal``). Text tokens are never dropped (L263-269), so the
-  [SEG]-predicting tokens always survive. The rule is ``sparsevlm_forward``'s ``renumber`` argument (this one
-  by default, for 1-D RoPE); the Qwen2.5-VL variant (:mod:`litelvlm.methods.sparsevlm_qwen`, this project's
-  adaptation) passes its rule for M-RoPE's three axes.
-
-So for K = 192 on LLaVA-1.5 / GLaMM-7B the visual tokens entering the 32 layers are 576 (layers
-0-2), 309 (3-6), 204 (7-15) and 113 (16-31): the counts plus the recycled tokens, the same for
-every image (``token_schedule``).
-
-The selection carries this forward's final hidden states (``Selection.llm_output``, computed once, in
-``sparsevlm_select``); the method's ``forward`` (``staged_forward``) returns them to the pipeline.
-``indices`` are the original visual tokens that reach the last layer, in sequence order (the
-recycled tokens, which follow them, are counted in ``parts["stage_recycled"]``).
-
-Deviations from the official code:
-
-1. DPC-KNN noise: the official density gets ``torch.rand(...) * 1e-6`` "to ensure no tokens have
-   the same density" (``utils.py`` L190-192), which makes the clustering random (densities of
-   real tokens can differ by less than 1e-6). It is left out: ties fall by the strict ``>``
-   comparison and ``topk``, deterministically.
-2. Budgets: the official code defines 192/128/96/64 only (``sparse_token_dict[RETAIN_TOKN]``
-   raises a KeyError otherwise). K = N is the unpruned model here; any other K scales the
-   schedule of the nearest defined budget (in ratio) by K / K_ref, rounded, at least 1
-   (e.g. 32 -> 33/15/8). ``counts=`` gives a schedule explicitly.
-3. Layers: (2, 6, 15) assume a 32-layer LLM (every LLaVA-1.5-7B/GLaMM-7B); an LLM with L
-   layers uses ``round(l * L / 32)`` (the tiny 4-layer GLaMM: 0, 1, 2). ``layers=`` overrides.
-4. Precision: with ``score_dtype="model"`` (``--protocol official``) the rater rows are computed
-   as the official ``utils.py`` L95-116 does (logits, softmax, means over heads and raters and
-   ``topk`` in the model dtype: bfloat16 for GLaMM), only for the rater rows; with ``float32`` (this
-   project's earlier choice, ``--protocol per-expression``) the logits and softmax are float32.
-5. No rater (all ``m_v_t`` equal, e.g. a single text token): the official mean over an empty
-   set is NaN; here every text token rates.
-
-Not ported: SparseVLM+ (``USE_VERSION=2_0``: other counts, a RoPE-bias correction, 14
-selected heads, no recycling, kept positions). Batch size 1, as the official ``B == 1`` code.
+Details, the official statements with their lines and the deviations: docs/methods/sparsevlm.md
 """
 
 from __future__ import annotations
@@ -257,7 +201,7 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
 def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | None = None,
                      counts: tuple[int, ...] | None = None,
                      renumber: Callable[[LLMContext, int], torch.Tensor] | None = None) -> Selection:
-    """SparseVLM's staged pruning with recycling; K = N is no pruning (see the module docstring);
+    """SparseVLM's staged pruning with recycling; K = N is no pruning (see docs/methods/sparsevlm.md);
     ``renumber``: the pruned sequence's positions (:func:`sparsevlm_forward`)."""
     if budget == ctx.num_visual:
         return Selection(indices=torch.arange(ctx.num_visual))

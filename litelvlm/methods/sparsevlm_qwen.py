@@ -1,30 +1,9 @@
 """SparseVLM on Qwen2.5-VL (UniPixel): this project's adaptation, not official code.
 
-The official SparseVLM (Gumpest/SparseVLMs @26a5f48) has no Qwen2.5-VL code: its position rule (L302,
-``position_ids[:, :L']``) renumbers the pruned sequence on LLaVA's one-axis RoPE. This variant runs the same
-statements as :mod:`litelvlm.methods.sparsevlm` (text raters, per-stage rater attention, top-k, the DPC-KNN
-recycling; ``sparsevlm_forward`` unchanged) with a multi-axis position rule:
+The statements of ``litelvlm.methods.sparsevlm`` (Gumpest/SparseVLMs @ 26a5f48) with this project's
+multi-axis M-RoPE position rule after each pruning layer.
 
-* Layers ``0..l_1`` (up to and including the first pruning layer) run on the unpruned sequence with its
-  original 3-D M-RoPE ids (transformers' ``get_rope_index``), as the official code runs them on the original
-  positions.
-* After each pruning layer the sequence (the text before the image, the kept visual tokens in sequence order,
-  the recycled cluster means, the text after) is numbered ``0..S'-1`` and EVERY token gets its index on all
-  three M-RoPE axes (t = h = w = its row), the kept and the recycled visual tokens alike: a recycled token
-  (the mean of a cluster of dropped tokens, which has no original 3-D id) sits at the rows right after the
-  kept visual tokens, as on LLaVA. This is the family's renumbered layout (``pipeline.layout(prepared,
-  K').position_ids`` for K' < N, ``positions="renumber"``). With equal ids on the three axes Qwen2.5-VL's
-  M-RoPE is its 1-D RoPE (every frequency band reads the same position), so from the first pruning layer on
-  the official statements do what they do on one axis; with axis-independent positions the selections equal
-  the GLaMM code path's (tested).
-* Layers: the official ``pruning_loc`` (2, 6, 15) of a 32-layer LLM mapped as ``round(l * L / 32)`` (GLaMM's
-  deviation 3: (2, 5, 13) on Qwen2.5-VL-7B's 28 layers). Where an LLM is too shallow for three distinct layers
-  (the 2-layer test model: 0, 0, 1), stages that land on the same layer collapse into one that keeps the LAST
-  of their counts (``shallow_stages``: (0, 1) with the last two counts); ``layers=``/``counts=`` override.
-
-``positions="keep"`` is refused (recycled tokens have no original position), so ``official`` and ``renumber``
-both mean the rule above. Budgets, counts, recycling and precision are those of
-:mod:`litelvlm.methods.sparsevlm`.
+Details, the official statements with their lines and the deviations: docs/methods/sparsevlm_qwen.md
 """
 
 from __future__ import annotations
@@ -51,7 +30,7 @@ def every_axis_renumbered(ctx: LLMContext, length: int) -> torch.Tensor:
 
 def shallow_stages(budget: int, num_layers: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(pruning layers, keep counts) for an LLM of ``num_layers`` layers: the mapped official layers, stages
-    landing on one layer collapsed into one with the last of their counts (see the module docstring)."""
+    landing on one layer collapsed into one with the last of their counts (docs/methods/sparsevlm_qwen.md)."""
     layers: list[int] = []
     counts: list[int] = []
     for loc, count in zip(PRUNING_LOC, stage_counts(budget)):

@@ -1,73 +1,10 @@
 """ToMe (Bolya et al., ICLR 2023): token merging inside the CLIP vision tower, down to K patch tokens.
 
-A statement-level port of the official code, facebookresearch/ToMe at commit
-af95e4b1befa172dadccd8c81e223b10090f9579, applied to the blocks of LLaVA's CLIP tower
-(transformers ``CLIPEncoderLayer`` modules of the backend's ``CLIPModel``; nothing is patched):
+Official source: facebookresearch/ToMe @ af95e4b, applied to the blocks of LLaVA's CLIP tower (nothing is
+patched). The merge schedule that turns a target count K into r per block is this project's mapping (the
+official code takes r per block); the Qwen2.5-VL variant is ``litelvlm.methods.tome_qwen``.
 
-* ``tome/merge.py`` L18-97 ``bipartite_soft_matching`` (class token protected, L36-68):
-  ``r = min(r, (t - 1) // 2)``; the metric is L2-normalised, split into A = tokens 0, 2, 4, ...
-  and B = tokens 1, 3, 5, ... (the CLS token, index 0, is in A and its score row is -inf); each A
-  token's best B match (``max``) is its edge; the ``r`` A tokens with the highest edges
-  (``argsort(descending=True)``) are merged into their B match, the others stay, sorted by position
-  (L68, which keeps CLS first); ``merge`` (L70-80) returns ``cat[unmerged A, B]`` with the merged A
-  tokens ``scatter_reduce``-d into their B token. ``class_token=False`` (the official default: nothing
-  protected, r capped at t // 2, unmerged A tokens left in edge order) serves the Qwen2.5-VL variant
-  (:mod:`litelvlm.methods.tome_qwen`, this project's adaptation), which has no class token.
-* ``tome/merge.py`` L210-224 ``merge_wavg``: ``merge(x * size, "sum") / merge(size, "sum")``, the
-  size-weighted average (size starts at 1 per token); L227-239 ``merge_source``: the
-  token -> initial-token adjacency, merged with ``amax``.
-* ``tome/patch/timm.py`` L34-56 ``ToMeBlock.forward`` (pre-LN):
-  ``x_attn, metric = attn(norm1(x), size)``; ``x = x + x_attn``; ToMe with this block's ``r``
-  (source tracking, then ``merge_wavg`` of ``x`` and ``size``); ``x = x + mlp(norm2(x))``.
-  L66-96 ``ToMeAttention.forward``: ``(q @ k^T) * scale`` plus ``log(size)`` over the keys
-  (proportional attention, on by default: ``apply_patch(prop_attn=True)``, L116-150), softmax,
-  ``@ v``, ``proj``; it returns ``k.mean(1)``, the keys (before scaling) averaged over heads, as
-  the metric. L106-111: per forward ``r = parse_r(len(blocks), model.r)`` (``tome/utils.py``
-  L80-105: an int is a constant r per block; a list gives r per block, zero-padded), size and
-  source start as None (no proportional attention before the first merge).
-
-Here the CLIP block is computed from its own modules: ``layer_norm1``, ``self_attn.{q,k,v}_proj``
-(``num_heads``, ``head_dim``, ``scale = head_dim ** -0.5`` applied after ``q @ k^T``, as both
-transformers' eager CLIP attention and timm's do), ``out_proj``, ``layer_norm2`` and ``mlp``
-(quick_gelu for OpenAI CLIP); with no merge it equals ``CLIPModel.vision_model`` (tested to 1e-5).
-The blocks before LLaVA's feature layer (``inputs.feature_layer``, -2: blocks 0..22 of ViT-L)
-run, so that layer holds exactly K patch tokens plus the protected CLS token, which is then
-dropped as LLaVA drops it.
-
-Merge schedule (the official code takes r per block, not a target count): with B blocks before
-the feature layer and R = N - K merges, :func:`merge_schedule` gives a constant r = R // B per
-block with the remainder R % B on the FIRST blocks (ToMe's ``parse_r`` with an int, made to sum to
-R); e.g. 576 -> 64 in 23 blocks: r = 23 in blocks 0-5, 22 in blocks 6-22. ToMe merges at most
-half the patches of a block (L44); where the constant schedule would ask more of a late block
-(small K: 576 -> 8 gives 26 x 19, 25, 25, 16, 8) that block merges the most it can and the rest
-moves to the blocks before it. ``schedule=[r_0, r_1, ...]`` overrides it (ToMe's list form).
-
-Representation in :class:`~litelvlm.pruning.selection.Selection`: ``features`` (K, W) are the
-feature-layer tokens after merging (the block output of size-weighted averages), CLS dropped, in
-the order ToMe leaves them: each merge puts the unmerged A tokens (position order) before the B
-tokens, so the order is a deterministic shuffle, not raster order. The LLM receives them in this
-order. ``indices`` (K,) give, for each output token, its representative patch: the patch whose
-token every merge kept as the destination (merges fold A tokens into B tokens, so each output
-token descends from one token that was never a source). ``parts["assignment"]`` (N,) is the
-output row each patch was merged into (``merge_source``'s adjacency, one row per patch),
-``parts["size"]`` (K,) the patches per output token, ``parts["schedule"]`` r per block.
-
-Deviations from the official code:
-
-1. Target count: the official ToMe gets r per block; here r per block comes from K through the
-   schedule above (documented there), and a given schedule must reach exactly K.
-2. A block whose r exceeds ToMe's cap of half its patches: the official code clamps r and
-   silently returns more than K tokens. Here the block merges in successive rounds, each a
-   ``bipartite_soft_matching`` with the official cap, the metric of merged tokens being the
-   size-weighted average of their keys (``merge_wavg`` of the metric). The default schedule asks
-   this only of the first block and only where no schedule fits the cap (N > K * 2^B: towers
-   with few blocks, e.g. the tiny test tower with one block before its feature layer).
-3. Rounding: the arithmetic runs in the trace's dtype, as the official code runs in the model's,
-   but the attention softmax is taken in float32 and cast back, as transformers' eager CLIP
-   attention does (timm's runs in the input dtype); identical in float32.
-4. K = N: every r is 0, ToMe is then the unmodified model, so the trace's own feature-layer
-   patches are returned without a second forward (no ``features``). Likewise the blocks before
-   the first one with r > 0 are not re-run: their input is the trace's hidden state.
+Details, the official statements with their lines and the deviations: docs/methods/tome.md
 """
 
 from __future__ import annotations

@@ -1,37 +1,9 @@
 """ToMe on Qwen2.5-VL (UniPixel): this project's adaptation, not official code.
 
-ToMe (facebookresearch/ToMe @af95e4b) merges tokens inside a ViT's blocks, ``r`` per block; it has no
-Qwen2.5-VL code, and Qwen's tower ends in a 2x2 patch merger whose N merged tokens are what the LLM receives.
-This variant applies ToMe's rule to those N tokens at the LLM input (an ``llm-input`` method), with the
-functions of
-:mod:`litelvlm.methods.tome` unchanged (``bipartite_soft_matching``, ``merge_wavg``, ``ToMeState``: the
-rule lives once):
+ToMe's rule (facebookresearch/ToMe @ af95e4b, no Qwen2.5-VL code) applied to the N merged tokens at the LLM
+input, with the functions of ``litelvlm.methods.tome`` unchanged.
 
-* Metric: ToMe's metric is a block's keys averaged over heads (``ToMeAttention`` returns ``k.mean(1)``). Here:
-  the keys of Qwen's LAST vision block (a full-attention block), as its attention uses them (after the vision
-  RoPE:
-  :meth:`litelvlm.qwen_vision.vision.QwenVision.block_qk`), averaged over heads, then over the 4 patches of
-  each merge unit, in the LLM's order (``to_llm_order``): one (d,) key per merged token.
-* Tokens: the LLM-input merged tokens (``prepared.visual``, or ``visual_embeds``), each of size 1 (sizes count
-  merged tokens, so they sum to N).
-* Rounds: ToMe's ``r`` per block has no meaning outside the tower. Each round is one
-  ``bipartite_soft_matching`` (no class token: Qwen's tower has none, so ``class_token=False``, the official
-  default: A = tokens 0, 2, 4,
-  ..., B = 1, 3, 5, ... in the current order, r capped at half the tokens) merging ``r = min(cap, T - K)``
-  tokens (default: as many as ToMe allows, so about log2(N / K) rounds; ``r=`` sets a smaller constant per
-  round), until K remain. Tokens are merged with ``merge_wavg`` (size-weighted means: each output token is the
-  mean of the merged tokens it absorbed), and so is the metric for the next round (ToMe port's deviation 2,
-  the same statement).
-
-Output (``Selection``): ``features`` (K, h), the merged tokens in the order ToMe leaves them (each round puts
-the unmerged A tokens, in ToMe's edge order, before the B tokens), which the LLM receives with renumbered
-positions (``original_positions=False``: a merged token has no single original position); ``indices`` (K,)
-each output token's representative (the token every round kept as destination); ``parts``: ``assignment`` (N,)
-the output row of each merged token, ``size`` (K,) tokens per output, ``rounds`` r of each round. K = N merges
-nothing (the tokens as they are; the tower is not re-run). It reads the family's Qwen tower
-(``pipeline.vision(prepared)``, a
-:class:`~litelvlm.qwen_vision.vision.QwenVision`), so it lives with the Qwen code, not in the families' shared
-layer.
+Details, the official statements with their lines and the deviations: docs/methods/tome_qwen.md
 """
 
 from __future__ import annotations

@@ -1,42 +1,11 @@
-"""V2Drop (Chen, Liu et al., CVPR 2026, "Variation-aware Vision Token Dropping for Faster Large
-Vision-Language Models", arXiv 2509.01552) inside the LLM: at a few decoder layers the visual tokens whose
-hidden state changed least through the previous layer ("lazy" tokens) are dropped; the kept tokens keep their
-original RoPE positions. It reads no attention weights (FlashAttention-compatible, as the paper stresses).
+"""V2Drop (Chen, Liu et al., CVPR 2026) inside the LLM: at a few decoder layers the visual tokens whose hidden
+state changed least through the previous layer ("lazy" tokens) are dropped; the kept tokens keep their
+original RoPE positions (no attention weights read).
 
-A statement-level port of the official LLaVA code, xuyang-liu16/V2Drop @ 219e03e:
+Official source: xuyang-liu16/V2Drop @ 219e03e, ``llava/model/language_model/V2Drop.py``. The budget floor K
+and the layers on other depths are this project's mapping and adaptation.
 
-* ``llava/model/language_model/llava_llama.py`` L13, L19: LLaVA's LLM is the ``V2DropLlamaModel``.
-* ``llava/model/language_model/V2Drop.py`` L107-183 (``V2DropLlamaModel.forward``, the prefill): before each
-  decoder layer the hidden states entering it are kept as ``prev_hidden_states`` (L173, after any drop);
-  before the layers ``{3, 17, 22}`` (L129) the variation of each current visual token (L132-136) is
-  ``torch.norm(current - prev, p=2, dim=-1)[0]``, the L2 norm of what layer ``l-1`` added to it, in the
-  model's dtype; the layer keeps ``k = max(1, int(v * keep_ratio))`` of its ``v`` visual tokens (L139-146,
-  keep ratios 0.5, 0.5 and 0 of the tokens present, so 576 -> 288 -> 144 -> 1), the ``torch.topk(...,
-  largest=True)`` (L147); ``keep_indexs`` (the text before the image, the kept visual tokens, the text after)
-  is sorted (L150-151), the hidden states and ``position_ids`` are gathered with it (L152-153: the kept tokens
-  keep their ORIGINAL positions) and the causal mask is cut to the kept rows (L155-159; the flash-attention
-  path passes none: causal over the kept rows). The image sits at the hard-coded L132 index 35 with 576
-  tokens (L123-126: LLaVA-1.5's prompt); here at the family's own image start and count. L161-170 (the KV
-  cache) concern generated tokens only.
-
-Budget. K is the number of visual tokens left after the LAST drop, the tokens the last layers see (FastV's and
-DART's K; SparseVLM's ``indices`` are likewise the tokens reaching the last layer). The official count
-``max(1, int(v * r))`` has the floor 1, which its last ratio 0 reaches: the official code is K = 1. Here the
-floor is K: each drop keeps ``max(K, int(v * r))`` (this project's mapping of a budget onto the official
-ratios), so with the official ratios the last drop keeps exactly K, the earlier ones their official share
-or K if that is more (K = 64 on GLaMM-7B: 576 visual tokens in layers 0-2, 288 in 3-16, 144 in 17-21, 64 in
-22-31; K = 192: 576, 288, 192, 192). The schedule (``Method.schedule``) gives these counts, so the FLOPs
-count sees every layer's tokens. K = N prunes nothing (the unpruned forward). Ratios whose last drop keeps
-more than K are refused (K would not be the tokens after the last drop).
-
-Layers on other depths (this project's adaptation): the official layers are written for a 32-layer LLM
-(LLaVA-1.5-7B, as GLaMM-7B); an LLM of L layers drops before ``round_half_up(l * L / 32)``, at least 1
-(the variation needs the layer before it) and at most L - 1; drops that land on one layer are made in turn
-there, i.e. one drop keeping the last of their counts (the tiny 4-layer GLaMM: layers 1, 2, 3).
-``layers=`` / ``ratios=`` (``--v2drop-layers``, ``--v2drop-ratios``, comma-separated) override both.
-
-The Qwen2-VL code of the same repository uses other layers and ratios (``litelvlm.methods.v2drop_qwen``, the
-variant the Qwen2.5-VL families run). Batch size 1, as the official code (L136's ``[0]``).
+Details, the official statements with their lines and the deviations: docs/methods/v2drop.md
 """
 
 from __future__ import annotations
@@ -188,7 +157,7 @@ def select_with(ctx: LLMContext, budget: int, layers, ratios, defaults: Defaults
 def v2drop_select(ctx: LLMContext, budget: int, *, layers: str | Sequence[int] | None = None,
                   ratios: str | Sequence[float] | None = None) -> Selection:
     """The K visual tokens left after V2Drop's last drop (official LLaVA layers 3/17/22 and ratios
-    0.5/0.5/0 by default, mapped to the LLM's depth); see the module docstring."""
+    0.5/0.5/0 by default, mapped to the LLM's depth); see docs/methods/v2drop.md."""
     return select_with(ctx, budget, layers, ratios, LLAVA)
 
 

@@ -1,58 +1,9 @@
 """VisionZip (Yang et al., 2025): dominant tokens by [CLS] attention plus merged contextual tokens.
 
-A statement-level port of the official code, dvlab-research/VisionZip at commit
-3151f6df4fca36a4cd1c985e5956e725b1f9ad02:
+Official source: dvlab-research/VisionZip @ 3151f6d, ``visionzip/``. Budgets other than 64/128/192 follow
+the official ratio (D = floor(K * 27/32 + 1/2); the deviations list).
 
-* ``visionzip/main.py`` L5-7: ``visionzip(model, dominant=D, contextual=C)`` keeps D - 1
-  patches plus the CLS token as the D dominant tokens, and C contextual tokens; the LLM
-  receives D + C tokens. The README (L127-128) uses D = 54, C = 10 (64 tokens); the paper's
-  LLaVA-1.5 settings are 54/10, 108/20 and 162/30 for 64/128/192 tokens, i.e. D = K * 27/32.
-* ``visionzip/utils.py`` L21-24, L89, L113-124, L191: the merge metric is the KEY
-  projection ``k_proj(layer_norm1(h))`` of encoder block -2 (``r`` is 1 only for block 22
-  of 24), split into heads and averaged over the heads (``raw_key_states.mean(1)``: one
-  64-dim vector per token, not the 1024-dim concatenation).
-* ``visionzip/clip_encoder.py`` L42-85, for one image (S = 1 + N tokens):
-
-  - ``hidden_states[-2]`` (the output of block -2, CLS included) are the merged states and
-    ``attentions[-2]`` (block -2) gives the CLS query's attention over the patches, SUMMED
-    over heads; the top D - 1 patches by it (CLS excluded) and the CLS token are dominant;
-  - dominant tokens are taken through a mask, so in sequence order: ``[CLS, patches in
-    raster order]``;
-  - the other patches (raster order) are the candidates; their metric is divided by its
-    L2 norm; ``step = max(1, R // C)``, targets are candidates ``0, step, 2*step, ...``
-    (the first C); every other candidate is assigned to the target of highest cosine
-    (``argmax``, first on ties);
-  - contextual token = ``target_hidden + sum(assigned hidden) / max(1, n_assigned)``:
-    the target's state PLUS the mean of its assigned states (not the mean of both);
-  - the LLM receives ``cat[dominant, contextual]`` (contextual in target order) through
-    the projector (``visionzip/llava_arch.py`` L31-35, L135).
-
-Representation in :class:`~litelvlm.pruning.selection.Selection` (budget K = D + C):
-``features`` (K, W) are exactly the K rows the LLM receives, CLS first; ``indices`` (K,)
-name their sources in the same order: :data:`CLS_INDEX` (-1) for the CLS token, then the
-dominant patches (raster order), then each contextual token's target patch. The CLS
-token is not a patch, so consumers that index patch arrays with ``indices`` must drop the
--1 first (``indices[indices >= 0]``). ``parts["dominant"]`` holds ``[-1, dominant
-patches]`` (the official dominant set includes CLS) and ``parts["contextual"]`` the
-target patches. ``scores`` is the head-summed CLS attention the dominant tokens are ranked by.
-
-Deviations from the official code:
-
-1. Budgets other than 64/128/192: D = floor(K * 27/32 + 1/2) (the official ratio 54/64,
-   rounded half up), at least 1 (the CLS token) and at most K; C = K - D. For 64, 128
-   and 192 this gives the official 54/10, 108/20, 162/30. Where C = 0 (K <= 3) there
-   are no contextual tokens; the official code would divide by zero (``R // C``).
-2. The hidden states, metric and attention come from the block/layer given by
-   ``inputs.feature_layer`` (default -2, the official hard-coded value; the attention and
-   key block is the one that outputs that layer, -2 for layer -2).
-3. None in the arithmetic: it runs in the trace's dtype, as the official code runs in the
-   vision tower's (fp16 in LLaVA's evaluation, bf16 in GLaMM's), and the CLS attention is
-   computed by the official statements (``attention="official"``, the default:
-   :func:`~litelvlm.pruning.scores.eager_cls_attention`, the full ``bmm`` and softmax in that
-   dtype), so ties in ``topk``/``argmax`` fall as in the official code on the same device.
-   ``attention="project"`` is the earlier computation (one float32 row, cast): it rounds
-   differently and so can swap two near-equal attentions at the top-k boundary, which shifts
-   every later contextual target (e.g. K = 379 on a real image with ``vit-l-14-336-random``).
+Details, the official statements with their lines and the deviations: docs/methods/visionzip.md
 """
 
 from __future__ import annotations

@@ -1,54 +1,10 @@
-"""ViTCoP (Luo et al., AAAI 2026, "Accelerating Large Vision-Language Models via Visual and Textual Semantic
-Collaborative Pruning", arXiv 2601.17818): redundancy filtering at the vision encoder's output, then step-wise
-co-pruning inside the LLM by the L2 norm of the key vectors (no attention weights: FlashAttention-compatible).
+"""ViTCoP (Luo et al., AAAI 2026): redundancy filtering at the vision encoder's output, then step-wise
+co-pruning inside the LLM by the L2 norm of the key vectors (no attention weights).
 
-A statement-level port of the official LLaVA-1.5 code, chaser682/ViTCoP @ 627f632, folder ``LLaVA/llava/``:
+Official source: chaser682/ViTCoP @ 627f632, folder ``LLaVA/llava/`` (LLaVA-1.5). The knobs for a budget K
+and other grids and depths are this project's mapping and adaptation.
 
-* ``model/multimodal_encoder/clip_encoder.py`` L187-244 (``visual_tokens_spatial_similarity``): the [CLS] row
-  of block -2's attention (``attentions[-2]``, transformers' eager ``CLIPAttention``) SUMMED over heads keeps
-  its top ``int(VISION_PRUNE_RARIO * 576)`` patches, in raster order (``masked_select``), with their features
-  of layer -2; those patches are clustered by VIC (``model/multimodal_encoder/utils.py``,
-  :mod:`litelvlm.pruning.vic`) on block -2's ``k_proj`` outputs and their (y, x) / 24 grid positions, ``dc =
-  8``, ``k = 0.6``, ``percentage = CLUSTER_PERCENTAGE``.
-* ``model/vitcop_llava_arch.py`` L325-512: the kept features through the projector enter the LLM as the image,
-  the sequence numbered 0..S-1.
-* ``model/language_model/vitcop_modeling_llama.py`` L1187-1413 (prefill): at decoder layer ``s =
-  SHALLOW_PRUNED_LAYER`` (2) the keys layer s-1 left in the cache (after RoPE) are averaged over heads and
-  their L2 norm per visual token feeds ``token_filter_l2_norm_cluster`` (L1191-1288): with more clusters than
-  the shallow count R, the R-1 clusters of smallest norm sum become one token each and the rest one more;
-  otherwise every cluster keeps its quota of smallest-norm tokens (shares by size, rounded, adjusted in one
-  pass by norm sum) and its remaining tokens become one. A merged token is the hidden state at its group's
-  median position PLUS the group's mean, at that position; the rows are re-sorted by position and keep
-  their positions. At layer ``d = DEEP_PRUNED_LAYER`` (22) layer d-1's key norms over the R rows after the
-  image start keep the ``round(R / 5)`` smallest; the positions become the kept rows' indices in the
-  sequence before that cut (``position_ids = all_keep``).
-* The counts (L1295-1296): ``R = round((32 p / v - s) / (d - s + (32 - d) / 5) * V)`` for the overall
-  ratio ``p = VITCOP_PRUNED_RARIO``, ``v = VISION_PRUNE_RARIO`` and ``V = int(v * 576)`` tokens entering the
-  LLM: the layers see V, R and round(R/5) visual tokens, on average ``p * 576``.
-
-The budget: K is that average over the LLM's layers, ``p = K / N`` (the official ratio's meaning). The knobs
-for a K are this project's mapping: the paper's script (``eval/llava/vitcop_llava_1_5.sh``) runs p = 1/3,
-2/9, 1/9 with v = 0.5, 0.4, 0.3 and ``CLUSTER_PERCENTAGE`` 0.18, 0.15, 0.12, one line, ``v = 0.2 + 0.9 p``
-and ``c = 0.09 + 0.27 p``, taken between them (exactly the official values at K = 192, 128, 64 of 576);
-below 1/9, v = 2.7 p (the 1/9 setting's V / K) and c = 0.12; above 1/3, v = min(1, 1.5 p) and c = 0.18.
-Where p exceeds the largest average the schedule reaches (``v (d + (L - d) / 5) / L``: every token kept at
-layer s), p is that largest. K = N prunes nothing.
-
-Deviations and adaptations (the official behaviour wherever it runs):
-
-1. R < 1 (tiny budgets on shallow LLMs): the official ``topk(k=R-1)`` fails; here R = 1. R > V (an explicit
-   ``vision_ratio`` too small for p): the official deep cut reads rows past the image; here R = V.
-2. Other grids and depths (this project's adaptation): the grid positions are (y, x) / (rows, cols) of the
-   family's CLIP grid (the official code asserts 24 x 24); on an LLM of L layers the layers are ``round(2 L /
-   32)`` (at least 1) and ``round(22 L / 32)`` (above s, below L) and 32 in the count is L.
-3. ``positions="renumber"``: every stage's sequence numbered 0..S'-1 (the official rule is above).
-
-``Selection.indices``: the CLIP grid index each token reaching the last layer stands at (a merged token at its
-group's median); ``parts``: ``stage1_kept`` (the V patches entering the LLM), ``clusters`` (their VIC
-labels), ``shallow_kept`` (the grid index of each token after layer s), ``stage_counts`` (V, R, D). Options:
-``vision_ratio``, ``cluster_percentage``, ``shallow_layer``, ``deep_layer``. Only LLaVA code is published (no
-Qwen2.5-VL port): the families without CLIP's [CLS] attention and keys on their own tokens refuse it. Batch
-size 1.
+Details, the official statements with their lines and the deviations: docs/methods/vitcop.md
 """
 
 from __future__ import annotations
@@ -96,7 +52,7 @@ def default_layers(num_layers: int) -> tuple[int, int]:
 def settings(budget: int, num_visual: int, num_layers: int, *, vision_ratio: float | None = None,
              cluster_percentage: float | None = None, shallow_layer: int | None = None,
              deep_layer: int | None = None) -> Settings:
-    """The official knobs for an average of K visual tokens over the layers (the module docstring's
+    """The official knobs for an average of K visual tokens over the layers (docs/methods/vitcop.md's
     mapping)."""
     s, d = default_layers(num_layers)
     s = s if shallow_layer is None else int(shallow_layer)
@@ -181,7 +137,7 @@ def _positions(rule: str | None, official: torch.Tensor) -> torch.Tensor:
 
 
 def vitcop_run(ctx: LLMContext, st: Settings) -> ViTCoPRun:
-    """Both stages over ``ctx``'s sequence with the official knobs ``st`` (see the module docstring)."""
+    """Both stages over ``ctx``'s sequence with the official knobs ``st`` (see docs/methods/vitcop.md)."""
     v, r, dn = counts(st, ctx.num_visual, ctx.num_layers)
     stage1, labels = vision_filter(ctx.prepared.selector_inputs(), v, st.cluster_percentage)
     tokens = ctx.pipeline.clip_selection_tokens(ctx.prepared, Selection(indices=stage1.cpu()),
@@ -222,7 +178,7 @@ def vitcop_run(ctx: LLMContext, st: Settings) -> ViTCoPRun:
 def vitcop_select(ctx: LLMContext, budget: int, *, vision_ratio: float | None = None,
                   cluster_percentage: float | None = None, shallow_layer: int | None = None,
                   deep_layer: int | None = None) -> Selection:
-    """ViTCoP for an average of K visual tokens over the LLM's layers (see the module docstring); K = N prunes
+    """ViTCoP for an average of K visual tokens over the LLM's layers (docs/methods/vitcop.md); K = N prunes
     nothing. Returns the forward's final hidden states with the selection."""
     n = ctx.num_visual
     if budget == n:

@@ -1,68 +1,10 @@
 """VScan (Zhang et al., 2025): complementary global and local scans with token merging in the vision
 encoder, then pruning in the middle of the LLM by the last token's attention.
 
-A statement-level port of the official LLaVA-1.5 code, Tencent/SelfEvolvingAgent at commit
-a82450e1b5e15070bee79ee8b79f8d9a97cb85f7, folder ``VScan/``:
+Official source: Tencent/SelfEvolvingAgent @ a82450e, folder ``VScan/`` (LLaVA-1.5). Other towers than
+24x24 and other depths are this project's adaptation (options; the official behaviour is the default).
 
-* ``llava/model/multimodal_encoder/clip_encoder.py`` L38-79: the vision tower returns every block's
-  attention (transformers 4.37's eager ``CLIPAttention``, ``output_attentions=True``), kept as the
-  [CLS] row over the patch columns, ``attentions[:, :, :, 0, 1:]``, in the tower's dtype.
-* ``llava/model/llava_arch.py`` ``encode_images`` L254-293: the attentions averaged over heads in that
-  dtype; with ``visual_token_num`` = V tokens to keep (V = 576: every token, unmerged, L261-264):
-
-  - local scan (L274, ``window_cls_selection`` L199-252): block 5's attention on LLaVA's 24x24 grid
-    cut into 4x4 windows of 6x6 patches; in each window, in row-major window order, the top
-    ``int(V * 0.5) // 16`` patches (``torch.topk`` on the window's 36 values);
-  - global scan (L277-279): block -2's attention (the block whose output are the features) with the
-    local picks set to 0; its top ``V - int(V * 0.5)`` patches;
-  - both into one index mask (L284-285), so the LLM receives the kept tokens in RASTER order; a patch
-    picked twice counts once (only possible where attentions underflow to 0);
-  - merging (L287-290, ``token_merging`` L142-197): on the projector outputs, every dropped token is
-    added to the kept token of highest cosine similarity (``F.cosine_similarity``, first maximum),
-    each kept token divided by 1 + the number of tokens added to it.
-* ``llava/model/modeling_llama_x.py`` ``forward_x`` L1228-1293 and ``layer_prune`` L1320-1509: after
-  decoder layer 16 (``--layer_list '[16]'``) the hidden states entering layer 16 go through ITS
-  ``input_layernorm``, ``q_proj`` and ``k_proj`` with RoPE; the attention of the last prompt token
-  (``prompt_total_len - 1``) as ``layer_prune`` computes it (logits in the model dtype divided by
-  sqrt(d), float32 softmax cast back, L1427-1429), averaged over heads in that dtype,
-  over the visual columns; its top ``image_token_list[1]`` tokens (``min`` with the tokens there),
-  sorted, stay; the sequence is RENUMBERED ``0..S'-1`` (L1490) and runs on with a plain causal mask.
-* The budget (``README.md`` "Usage", every ``scripts/llava1_5/*.sh``): ``--visual_token_num 96
-  --layer_list '[16]' --image_token_list '[32]'`` "to keep an average of 64 tokens throughout the 32
-  layers"; the Qwen2.5-VL configs keep the same 3:1 ratio between the stages. So K here is that
-  average: ``V = min(N, 3K // 2)`` tokens enter the LLM and ``2K - V`` (= ``ceil(K / 2)``) stay from the
-  middle layer on (K = 64: 96/32; 128: 192/64; 192: 288/96; K = N: no pruning). :func:`vscan_schedule`
-  counts what the official arithmetic keeps (V itself only when ``int(V / 2)`` is a multiple of 16).
-
-The scans read the CLIP trace (``ctx.prepared.selector_inputs()``; the attentions are recomputed from the
-blocks' own q/k by :func:`~litelvlm.pruning.scores.eager_cls_attention`, as transformers 4.x's eager
-``CLIPAttention`` does). They index CLIP's patch grid: the tokens merged are the family's LLM inputs of the
-whole grid (``clip_selection_tokens``; GLaMM's projector outputs as they are), and ``Selection.indices`` are
-CLIP grid indices of the tokens that reach the last layer (``parts["stage1_kept"]``: those entering the LLM).
-The last prompt token on GLaMM is the final token of its teacher-forced prompt (answers with ``[SEG]``), as
-FastV's. The middle-layer scores are computed in the model's dtype as above when ``score_dtype`` is
-``model`` (the official numerics), in float32 otherwise; only that one attention row is formed.
-
-Deviations and adaptations (options; the official behaviour is the default wherever it runs):
-
-1. V < 32 (K <= 21): the official code crashes (the local scan's ``torch.tensor`` of no index is a float
-   tensor, which cannot index, L247, L278). Here the local scan then keeps nothing and the global scan its
-   official ``V - int(V / 2)``.
-2. ``exact=True``: the local picks the window split cannot place (``int(V / 2) % 16``) go to the global
-   scan, so V tokens enter the LLM for every K (officially fewer where ``int(V / 2) % 16 != 0``).
-3. Other towers (this project's adaptation): on another grid than 24x24 the windows are ``side // 4``
-   patches (4x4 windows again, 6 on 24x24; the official code asserts 576 patches); the local block keeps
-   its relative depth (``round(6 * L / 24) - 1``: 5 of 24); on an LLM of L layers the middle layer is
-   ``round(16 * L / 32)`` (16 of 32).
-4. ``deterministic=True``: the merge's two ``scatter_add_`` run under
-   ``torch.use_deterministic_algorithms`` (on CUDA, float ``scatter_add_`` adds atomically, so the official
-   merged tokens can change in the last bits from run to run; nothing changes on CPU; not run on a GPU in
-   this port's tests).
-
-Options: ``counts=(V, kept)`` (the official ``visual_token_num`` and ``image_token_list``), ``layer``,
-``local_block``, ``global_block`` (0-based blocks), ``window``, ``exact``, ``deterministic``. Not ported:
-several pruning layers (``--layer_list '[8, 16]'``), LLaVA-NeXT's tiles. The Qwen2.5-VL code is ported on its
-own (:mod:`litelvlm.methods.vscan_qwen`, the variant the UniPixel family runs). Batch size 1.
+Details, the official statements with their lines and the deviations: docs/methods/vscan.md
 """
 
 from __future__ import annotations
@@ -304,7 +246,7 @@ def vscan_select(ctx: LLMContext, budget: int, *, counts: tuple[int, int] | None
                  layer: int | None = None,
                  local_block: int | None = None, global_block: int | None = None, window: int | None = None,
                  exact: bool = False, deterministic: bool = False) -> Selection:
-    """VScan for an average of K visual tokens over the LLM's layers (see the module docstring); K = N prunes
+    """VScan for an average of K visual tokens over the LLM's layers (see docs/methods/vscan.md); K = N prunes
     nothing. Returns the forward's final hidden states with the selection."""
     n = ctx.num_visual
     visual, keep = stage_counts(budget, n) if counts is None else (int(counts[0]), int(counts[1]))

@@ -1,56 +1,10 @@
 """VScan's official Qwen2.5-VL variant: global and local scans of the vision tower's attention with token
 merging at the LLM input, then pruning in the middle of the LLM by the last token's attention (no RoPE).
 
-A statement-level port of Tencent/SelfEvolvingAgent at commit a82450e1b5e15070bee79ee8b79f8d9a97cb85f7, folder
-``VScan/qwen/`` (the classes ``eval/test_refcoco.py`` L134-140 binds; its settings L147-153 are the defaults
-here):
+Official source: Tencent/SelfEvolvingAgent @ a82450e, folder ``VScan/qwen/``. The mapping of a budget K
+onto the kept count and the layer on other depths are this project's adaptations.
 
-* ``model/qwen2_5_vl_custom.py`` L338-392 (``Qwen2_5_VisionTransformerPretrainedModel_X``): the scores of two
-  full-attention blocks, the local one ``fullatt_block_indexes[0]`` and the global one, the last block: each
-  block's softmax attention (``Qwen2_5_VLVisionSdpaAttention_X`` L474-509, after the vision RoPE), summed over
-  heads, averaged over the query patches and over the 4 patches of each merged token, in the LLM's token order
-  (:func:`litelvlm.qwen_vision.vit_attention.received_attentions`), in the tower's dtype.
-* ``Qwen2_5_VLForConditionalGeneration_X.forward`` L143-175: V = ``int(image_token_ratio * N)`` tokens kept
-  (none dropped when the ratio is 1); the local scan (``model/qwen2_5_vl_utils.py`` ``window_selection``
-  L136-193) picks ``V // 2`` merged tokens in descending local score, at most ``(V // 2) / windows`` rounded
-  up per window of 4x4 merged tokens (as torch computes it: the float32 reciprocal of the window count times V
-  // 2, which can round above an exact quotient: 21 over 7 windows allows 4 per window), the rows and columns
-  past the last whole window belonging to it; the global scan the top
-  ``V - V // 2`` of the global score with the local picks set to 0; both sorted (raster order); then
-  ``token_merging`` (``qwen2_5_vl_utils.py`` L97-134): every dropped token is added to the kept token of
-  highest cosine similarity (first maximum), each kept token divided by 1 + the tokens added to it. The kept
-  tokens (and the text after them) keep their 3-D M-RoPE ids (``position_ids[remove_mask]``, L174).
-* ``Qwen2_5_VLModel_X.forward`` L626-656 and ``layer_prune`` L691-785: after the decoder layer before layer
-  ``l`` (``layer_list = [14]`` of the 28 layers of Qwen2.5-VL-7B: layers 14.. see the pruned sequence), the
-  hidden states entering layer ``l`` go through ITS ``input_layernorm``, ``q_proj`` and ``k_proj`` WITHOUT
-  RoPE (the official rotation is commented out, L723-726); the last token's row (``seq_len - 1``) over every
-  key, divided by sqrt(d), softmax in float32 cast back, averaged over heads in the model dtype, over the
-  visual columns; its top ``int(image_token_ratio_list[0] * V)`` tokens (0.67 of V) stay, sorted, with their
-  position ids (L775); the following layers run causally on the shorter sequence (the official mask is sdpa's
-  ``is_causal``: no padding).
-
-The budget K is the average visual tokens over the LLM's L layers (as the LLaVA-1.5 port,
-:mod:`litelvlm.methods.vscan`; the RefCOCO settings, ratios 0.6 and 0.67 at layer 14 of 28, average 50% of N):
-V is the largest in 1..N with ``l * V + (L - l) * int(0.67 * V) <= L * K`` (this project's mapping of a token
-budget onto the official ratios; ``ratios=(image_token_ratio, image_token_ratio_list[0])`` gives the official
-ratios themselves), and the middle layer keeps the official ``int(0.67 * V)``; K = N prunes nothing.
-:func:`vscan_qwen_schedule` counts exactly that.
-
-UniPixel feeds its image as a 1-frame video; the official code prunes images only (its video branch, L193-209,
-prunes nothing and would not even unpack the tower's three outputs): here the scans run on the frame's merged
-tokens as the image path does (same tower, same 1-frame grid). The middle-layer query is the last token of
-UniPixel's teacher-forced prompt (as FastV's on this family).
-
-Deviations (options; the official behaviour is the default wherever it runs):
-
-1. ``fit_windows=True``: on a merged grid with a side under 4 tokens the official window split has no window
-   on that side and ``window_selection`` fails (its limit divides by 0 windows, its assert fires); then that
-   side is one window. The default raises.
-2. On an LLM of other depth than 28 the layer is ``round(14 * L / 28)`` (this project's adaptation);
-``layer=`` sets it.
-
-Options: ``ratios``, ``stage_ratio`` (0.67), ``layer``, ``window`` (4 merged tokens), ``local_block``,
-``global_block`` (0-based vision blocks), ``fit_windows``. Batch size 1, one image.
+Details, the official statements with their lines and the deviations: docs/methods/vscan_qwen.md
 """
 
 from __future__ import annotations
@@ -84,7 +38,7 @@ def default_layer(num_layers: int) -> int:
 def stage_counts(budget: int, num_visual: int, num_layers: int, layer: int | None = None,
                  stage_ratio: float = STAGE_RATIO,
                  ratios: tuple[float, float] | None = None) -> tuple[int, int]:
-    """(V, kept): tokens entering the LLM and tokens from the middle layer on (see the module docstring)."""
+    """(V, kept): tokens entering the LLM and tokens from the middle layer on (docs/methods/vscan_qwen.md)."""
     n = num_visual
     if ratios is not None:  # the official ratios (L145-147, L635)
         visual = n if ratios[0] == 1 else int(ratios[0] * n)
@@ -271,8 +225,9 @@ def vscan_qwen_select(ctx: LLMContext, budget: int, *, ratios: tuple[float, floa
                       stage_ratio: float = STAGE_RATIO, layer: int | None = None, window: int = WINDOW,
                       local_block: int | None = None, global_block: int | None = None,
                       fit_windows: bool = False) -> Selection:
-    """VScan on Qwen2.5-VL for an average of K visual tokens over the LLM's layers (module docstring); K = N
-    prunes nothing. Returns the forward's final hidden states with the selection."""
+    """VScan on Qwen2.5-VL for an average of K visual tokens over the LLM's layers
+    (docs/methods/vscan_qwen.md); K = N prunes nothing. Returns the forward's final hidden states with the
+    selection."""
     n = ctx.num_visual
     check_budget(budget, n)
     visual, keep = stage_counts(budget, n, ctx.num_layers, layer, stage_ratio, ratios)

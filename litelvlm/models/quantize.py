@@ -2,21 +2,7 @@
 int8 weight-only. GLaMM's LLM decoder layers (:func:`quantize_llm_layers`), and CLIP's encoder layers
 (:func:`quantize_clip`, this project's option for asking whether quantization changes what LiteLVLM keeps).
 
-What the GLaMM/LISA family's users know: LISA's ``chat.py`` (dvlab-research/LISA, commit 3cb2d43,
-lines 88-116) and VideoGLaMM's ``chat.py`` (mbzuai-oryx/VideoGLaMM, commit 6b15b1e, lines 155-177)
-load the model with ``BitsAndBytesConfig(load_in_8bit=True)`` or ``BitsAndBytesConfig(load_in_4bit=True,
-bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=...)``. Those
-configurations are reproduced here with the same bitsandbytes layers and settings
-(``Linear8bitLt(has_fp16_weights=False, threshold=6.0)``, the config's defaults; ``Linear4bit(nf4,
-compress_statistics=True, blocksize=64)``) but applied to the GLaMM model after its GLaMM-RefSeg
-checkpoint is read (that layout is not a transformers one, so ``from_pretrained`` cannot read it).
-
-Only the ``nn.Linear`` layers of the Llama decoder layers are quantized: every module path starts with
-:data:`QUANTIZED_PREFIX`. The CLIP vision tower, the CLIP text tower that ranks LiteLVLM's tokens, SAM,
-the projector, ``text_hidden_fcs``, the embeddings and the LM head keep the model's dtype. (LISA's
-``llm_int8_skip_modules=["visual_model"]`` also quantizes its projector and ``text_hidden_fcs``; this
-project keeps them, see docs/quantization.md.) The 4-bit compute dtype is the model's dtype (LISA:
-float16 throughout).
+Details: docs/quantization.md (``litelvlm.models.quantize``).
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
 """Named Qwen2.5-VL sizes (``"3b"``, ``"7b"``, ``"scaled"``, ``"tiny"``) and the ``config.json`` they write.
 
-``3b`` and ``7b`` are the released ``Qwen/Qwen2.5-VL-3B-Instruct`` and ``Qwen/Qwen2.5-VL-7B-Instruct``:
-every value below is transcribed from those repositories' ``config.json`` (as published on the Hugging
-Face Hub and mirrored by many public projects), ``preprocessor_config.json`` and ``generation_config.json``;
-where transformers' ``Qwen2_5_VLConfig`` defaults agree (the vision tower: depth 32, window 112,
-``fullatt_block_indexes`` [7, 15, 23, 31], patch 14, merge 2, temporal patch 2; the special-token ids)
-the comment says so. Note that the 7B's vocabulary is 152064 rows, the 3B's 151936: both tokenizers
-have 151665 tokens (151643 byte-level BPE tokens, then 22 special ones), the rest is padding.
-
-``scaled`` keeps the real vocabulary and special-token ids at narrow widths (the shard layout and the
-full-size tokenizer at a size a test can write). ``tiny`` is for tests: a few layers and small widths,
-and a small vocabulary, so its special tokens cannot sit at Qwen's ids (151643 and up): they keep
-Qwen's order and offsets from ``special_base`` instead (``<|image_pad|>`` = ``special_base + 12``).
-
-What every preset on Qwen's tokenizer shares lives here once, for the models built on it
-(:mod:`litelvlm.sa2va.qwen3_config`, :mod:`litelvlm.sa2va.internvl.config`): :class:`QwenTokenPreset` (token
-ids, the rows and rotary checks, the JSON form), and the processor's patching keys and an Instruct release's
-``generation_config.json`` (:func:`patching`, :func:`instruct_generation`); a preset is looked up by name as
-every family's is (:func:`litelvlm.models.presets.named_preset`).
+Details: docs/qwen.md (``litelvlm.qwen.config``).
 """
 
 from __future__ import annotations

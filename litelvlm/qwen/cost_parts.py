@@ -1,36 +1,8 @@
 """One grounding call of a Qwen2.5-VL + SAM 2 pipeline as measurable parts, and its FLOPs rows; each family's
 cost (:class:`litelvlm.qwen.cost.QwenSam2Cost`) gives the hooks: its image's view and vision forward.
+The paired external CLIP is this project's adaptation of the CLIP-side methods.
 
-The parts run the statements the pipeline runs:
-
-* ``vision``: Qwen2.5-VL's vision tower on the protocol's 1-frame video (``prepare_image``'s
-  ``get_video_features``): the patch embedding (a Conv3d over 2 x 14 x 14 x 3 patches), the 32 blocks (window
-  attention over 8 x 8-patch windows, i.e. 112 px, in every block but ``fullatt_block_indexes`` 7, 15, 23, 31,
-  which attend over all patches; each block's MLP is SwiGLU), then the merger (RMSNorm, Linear(4w, 4w), GELU,
-  Linear(4w, d) on the 2 x 2-merged patches: N rows), which is Qwen2.5-VL's projector into the LLM;
-* ``prompt``: ``with_sentences`` (the protocol's chat template, tokenisation; the processor reads the video
-  again for the prompt's placeholders): CPU work every method runs, no FLOPs;
-* ``prefill``: the shared LLM prefill of a token schedule (:class:`~litelvlm.cost.parts.PrefillParts`), plus
-  the LM head on every position (tied to the embeddings in the 3B: the same matmul);
-* ``sam``: SAM 2's image encoder (``prepare_image``) and ``ground``'s mask decoding of one ``<|seg|>``: the
-  seg head on the final norm's input, SAM 2's mask decoder, the upscaling;
-* ``clip`` and ``text``: the paired external CLIP (this project's adaptation of the CLIP-side methods to
-  a Qwen2.5-VL family): its vision forward on the image padded to a square and its text forward on the
-  protocol's question, which ``ground`` runs for a method that reads CLIP (``Method.uses_clip``; the text for
-  ``needs_text``), and ``select``, that method's selection on the mapped scores;
-* ``e2e``: :meth:`litelvlm.qwen.cost.QwenSam2Cost.prepare` then the pipeline's ``ground(prepared, method,
-budget)``.
-
-The FLOPs columns (:func:`flops_rows`): ``vision_tflops`` (patch embedding and blocks), of which
-``vision_window_tflops`` (the window-attention blocks) and ``vision_full_tflops`` (the full-attention blocks),
-``projector_tflops`` (the merger), ``selector_tflops`` (a selection on the N x d LLM inputs: DivPrune's, on
-real tensors of the true shapes), ``sam_tflops``, ``clip_tflops`` and ``text_tflops`` (the paired CLIP's
-forwards, for the methods that read it; 0 for the others); ``e2e_tflops`` is their sum with the LLM's. A
-CLIP-side selection on the mapped scores (a sort of N scores) is not counted (``selector_tflops`` 0). A
-Qwen2.5-VL variant that re-runs the vision tower to select (``Method.reads_vision_blocks``: HiPrune, VScan,
-VisionZip, VisPruner, PruMerge(+), ToMe) is charged that forward, tower and merger, as ``selector_tflops``;
-the attention it then recomputes from one or two blocks' inputs (2 P^2 w per block read, well under 1% of the
-tower) and its own arithmetic are not counted.
+Details: docs/efficiency.md (``litelvlm.qwen.cost_parts``).
 """
 
 from __future__ import annotations
@@ -140,7 +112,7 @@ class QwenSam2Parts(PrefillParts):
 
 def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
                method_args) -> list[CountedRow]:
-    """The FLOPs rows of ``cost``'s family (``num_visual``, the parts of the module docstring, the end-to-end
+    """The FLOPs rows of ``cost``'s family (``num_visual``, the parts in docs/efficiency.md, the end-to-end
     sum), counted on ``meta``, with the ``meta`` activation of every prefill."""
     with MetaScalars():
         pipe = cost.build(arch, "meta", dtype, attns[0])

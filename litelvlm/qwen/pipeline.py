@@ -1,26 +1,7 @@
 """``QwenSam2Pipeline``: Qwen2.5-VL + SAM 2 prompted by the LLM's hidden state, the part of the family
 contract every such family shares (a family subclasses it with its own protocol, prompt head and SAM 2 input).
 
-What is shared: the visual tokens are the vision tower's merged tokens (``pooler_output``) at the prompt's
-image/video-pad rows, in one block; the LLM is ``Qwen2_5_VLForConditionalGeneration``'s language model (3-D
-M-RoPE, transformers' ``get_rope_index``); SAM 2 is a :class:`litelvlm.sam2.prompt.Sam2Prompt` (the image
-features made once per image, the prompt decoded on them, the logits upscaled to the original size).
-
-What is this project's (labelled wherever a user meets it, ``describe()``):
-
-* ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (the abilities'
-  ``position_rule="keep"``), as UniPruneBench's and vLLM's Qwen pruners do; ``renumber`` gives a pruned
-  sequence the positions of a plain token sequence, ``0..S'-1`` on all three axes (no official definition
-  exists for a pruned M-RoPE grid);
-* the CLIP-side methods that read per-token scores alone (LiteLVLM, its ablations, random:
-  ``Method.scores_only``) select among the merged tokens through an external CLIP run on the same image
-  (``clip``), its scores mapped onto the merged grid (:mod:`litelvlm.qwen.mapped`): CLIP sees the image padded
-  to a square (LLaVA's "pad", so every merged token lies under CLIP's patches) and each token takes the
-  area-weighted mean of the patch scores its box overlaps; CLIP's text is the family protocol's question
-  (``clip_question``; ``clip_text="question"``, as the official LiteLVLM embeds GLaMM's question) or the
-  expression. ``context`` and ``similarity`` say where LiteLVLM's two parts come from. CLIP is loaded on first
-  use. The other methods run as their Qwen2.5-VL variants where
-  :data:`litelvlm.methods.VARIANTS` has one.
+Details: docs/qwen.md (``litelvlm.qwen.pipeline``).
 """
 
 from __future__ import annotations
@@ -96,7 +77,7 @@ ABILITIES = Abilities(sentences_per_prompt=1, clip_side="mapped", position_axes=
 
 
 class QwenSam2Pipeline(GroundingPipeline):
-    """``Qwen2_5_VLForConditionalGeneration`` + processor + a prompt head + SAM 2 (module docstring). A family
+    """``Qwen2_5_VLForConditionalGeneration`` + processor + a prompt head + SAM 2 (docs/qwen.md). A family
     sets ``family``, its abilities (:data:`ABILITIES` with its ``seg_reads`` and ``answers``), ``seg_token`` /
     ``seg_token_id`` and implements its protocol (``prepare_image``, ``with_sentences``, ``vision``),
     :meth:`seg_rows`, :meth:`clip_question`, ``seg_prompts``."""

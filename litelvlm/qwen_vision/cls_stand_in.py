@@ -1,24 +1,9 @@
 """A stand-in for CLIP's [CLS] attention and keys on Qwen2.5-VL's vision tower (this project's adaptation).
 
-VisionZip, VisPruner, PruMerge and PruMerge+ rank CLIP's patches by the attention the [CLS] query pays them
-and merge by CLIP's keys, both on CLIP's own patch grid. Qwen2.5-VL's tower has no [CLS] token and hands the
-LLM merged tokens (2x2 patches each), so their Qwen2.5-VL variants (:mod:`litelvlm.methods.visionzip_qwen`,
-``vispruner_qwen``, ``prumerge_qwen``) read this stand-in instead, from one block of the tower (by default the
-last full-attention block, ``fullatt_block_indexes[-1]``: the last block in every Qwen2.5-VL):
+For the Qwen2.5-VL variants of VisionZip, VisPruner, PruMerge and PruMerge+; everything here is this
+project's definition.
 
-* ``score`` (M,): the attention each merged token receives in that block, VScan's Qwen score
-  (:func:`litelvlm.qwen_vision.vit_attention.received_from`: softmax attention after the vision RoPE, summed
-  over heads, averaged over the query patches and over the token's 4 patches), in the LLM's order;
-* ``keys`` (M, heads, d): that block's keys (``QwenVision.block_qk``: after the vision RoPE, as the attention
-  reads them) averaged over each merge unit of 4 patches and put in the LLM's order
-  (``QwenVision.to_llm_order``).
-
-The features a method keeps or merges are the LLM-input merged tokens (``LLMContext.visual_embeds``: the
-family's ``prepared.visual`` unless the caller replaces them). No official Qwen2.5-VL code of these methods
-could be read (the mirrored snapshots of VisionZip and VisPruner have none; VisionZip's later Qwen2.5-VL code
-is not mirrored), so everything here is this project's definition. The score and keys are computed once per
-image (one forward of the tower with a pre-hook on the block) and kept in the prepared image's ``clip_cache``
-where it has one.
+Details: docs/qwen.md (``litelvlm.qwen_vision.cls_stand_in``).
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
 """Qwen2.5-VL's visual token grid: 14-px patches, 2x2-merged tokens, pixels, and the vision tower's window
 order.
 
-An image (or a video's temporal patch) resized to ``h x w`` pixels (multiples of 28) is a grid of
-``h/14 x w/14`` patches and ``h/28 x w/28`` merged tokens. Three orders (transformers 5):
-
-* **patchify order**, the rows of the processor's ``pixel_values`` (``Qwen2VLImageProcessor.patchify``,
-  ``Qwen2VLVideoProcessor.patchify``): by ``(t, row // 2, col // 2, row % 2, col % 2)``, so each 2x2 block
-  of patches is 4 consecutive rows and the blocks come in raster order; a row holds
-  ``(channel, temporal 2, 14, 14)`` values (an image's one frame repeated twice);
-* **LLM order**: the merger makes token ``k`` from patches ``4k .. 4k+3`` (``Qwen2_5_VLPatchMerger``), so
-  the tokens come in raster (row-major) order of the merged grid, ``t`` first; ``get_rope_index`` gives them
-  (t, row, col) positions in that order. LLM order *is* raster merged-grid order;
-* **window order**: the vision tower's blocks see merged tokens (4 patches each) grouped in windows of
-  ``window_size / 28`` tokens a side (4 for 112 px), windows in raster order, tokens in raster order inside
-  each; ``window_index[j]`` is the LLM index of the ``j``-th token in window order
-  (``transformers.vision_utils.get_vision_window_index``) and ``argsort(window_index)`` its inverse. The
-  tower's blocks, and its ``last_hidden_state``, are in window order at patch level (patch ``4 *
-  window_index[j] + s``); its merged ``pooler_output`` is put back in LLM order.
-
-:func:`resample_to_grid` puts a score map of another model (e.g. CLIP's 24x24 grid over a centre-cropped
-square) on the merged grid: both grids are mapped back to the original image's pixels and each token
-takes the area-weighted mean of the score cells its box overlaps (see its docstring for aspect ratios).
+Details: docs/qwen.md (``litelvlm.qwen_vision.grid``).
 """
 
 from __future__ import annotations

@@ -1,28 +1,8 @@
 """The one run machinery under every command that writes results (the studies', ``toy-data``'s,
-``toy-train``'s):
-:class:`RunFolder`, the ``--out`` folder of one run, with the studies' resumable parts
+``toy-train``'s): :class:`RunFolder`, the ``--out`` folder of one run, with the studies' resumable parts
 (:meth:`RunFolder.resume`, :mod:`litelvlm.runs.parts`).
 
-* **A lock per folder.** A second run on the same ``--out`` is refused at once, naming the run that holds it;
-  two runs never interleave. The lock file goes when the run ends (a killed run's stays, and is reused).
-* **One command per folder.** A folder holding another command's run is refused
-  (:mod:`litelvlm.runs.run_owner`, which ``litelvlm`` runs before anything loads); ``--overwrite`` replaces
-  the earlier run whole at the commit (a failed run puts it back). The commit records the run
-  (:data:`~litelvlm.runs.run_owner.MARKER`: the command and the checksum of every result file), so a damaged
-  earlier result is found before it is read or replaced.
-* **Atomic results.** Every table, figure and ``config.json`` the run writes through :mod:`litelvlm.runs.io`
-  is staged and moved into place together when the run finishes (:mod:`litelvlm.runs.transaction`): a failed,
-  stopped or killed run leaves the folder's results as they were; the next run on the folder finishes a commit
-  a kill interrupted.
-* **Cleanup of its own names only.** On a failure the run removes the files it wrote and nothing else;
-  the only leftovers it ever removes are the project's own staging folders and ``*.litelvlm-tmp`` files.
-* **Resumable parts that never duplicate.** The files under ``direct`` folders (a study's finished ``parts/``)
-  are written in place as they finish, each atomically, and recorded, so a failure removes exactly those.
-  :meth:`RunFolder.resume` checks the configuration the finished parts were computed with
-  (:data:`PARTS_CONFIG`) before any of them is reused, and drops damaged ones.
-* **Inputs first.** A run checks every input before it enters the folder; whatever it refuses inside
-  (a :class:`~litelvlm.errors.LiteLVLMError`) removes everything the run wrote, and a folder the run
-  created is removed again.
+Details: docs/results-folders.md (``litelvlm.runs.run_folder``).
 """
 
 from __future__ import annotations

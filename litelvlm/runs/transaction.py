@@ -1,24 +1,6 @@
 """One results folder's transaction: a run's tables and its ``config.json`` change together or not at all.
 
-While a :class:`Transaction` on a folder is open, every write that goes through :mod:`litelvlm.runs.io`
-(:func:`~litelvlm.runs.io.atomic_path` and the writers built on it) into that folder is *staged*: it lands in
-a hidden staging folder inside it, not in place. The staging folder is named for the process that opened it
-(``.litelvlm-stage-<pid>-<token>``) and records what the run staged (:data:`LOG`): a write finds the open
-transaction of its folder by its own path (:func:`route`), so no list of open transactions is kept anywhere,
-and two folders open at once, or a write of another process, never land in each other's staging folder.
-:meth:`Transaction.commit` then moves the staged files into place behind a journal (``.litelvlm-commit.json``,
-written atomically before the first move): a process killed during the moves leaves the journal, and the next
-transaction on the folder rolls the commit forward before it starts (:func:`recover`). Before the journal,
-every target is checked (:func:`check_targets`); each earlier file is moved aside before the new one takes its
-place, so a move that fails is rolled back. A failed or killed run leaves the folder as it was; a finished one
-leaves the new files complete, never a mixture of two runs. An earlier run replaced whole (``--overwrite``,
-:meth:`Transaction.replace_earlier`) waits in a ``.litelvlm-replaced-*`` folder until the commit removes it,
-and returns when the run fails (after a kill, at the next :func:`recover`).
-
-Writes into the folders named ``direct`` (the resumable parts) go in place at once, each atomically, and
-are recorded in :attr:`Transaction.written`, so a failure can remove exactly what this run wrote and nothing
-else. Cleanup only ever touches the names this module makes: the staging folders, the journal, the replaced
-folders, and the temporary files ending in :data:`TMP_SUFFIX`.
+Details: docs/results-folders.md (``litelvlm.runs.transaction``).
 """
 
 from __future__ import annotations

@@ -1,28 +1,7 @@
 """Random-weight Sa2VA-Qwen2.5-VL and Sa2VA-Qwen3-VL checkpoints in the released folder layout, and the
 loader of any such folder (the backbone's classes: :mod:`litelvlm.sa2va.qwen3_checkpoint`).
 
-A released folder (``ByteDance/Sa2VA-Qwen2_5-VL-3B`` / ``-7B``) is what ``tools/convert_to_hf.py``
-(bytedance/Sa2VA @9832e1a, L82-83, L150-190) writes: ``Sa2VAChatModelQwen.save_pretrained`` under the
-``latest`` pin of ``pyproject.toml`` (transformers 4.57.0, L33) plus the processor and the model code. The
-tensor names are the module tree of ``modeling_sa2va_qwen.py`` L38-61 (no checkpoint conversion mapping is
-declared on the wrapper):
-
-* ``model.`` + the ``Qwen2_5_VLForConditionalGeneration`` names of transformers >= 4.52
-  (``model.model.visual.*``, ``model.model.language_model.*``, ``model.lm_head.weight``; the last is absent
-  when the 3B ties it to the embeddings); a folder with the older names (``model.visual.*``,
-  ``model.model.layers.*``) loads too;
-* ``grounding_encoder.sam2_model.`` + SAM 2's own names (``SAM2VideoPredictor``: ``image_encoder.*``,
-  ``sam_prompt_encoder.*``, ``sam_mask_decoder.*``, ``obj_ptr_proj.*``, ``memory_attention.*``,
-  ``memory_encoder.*``, ``maskmem_tpos_enc``, ``no_mem_embed``, ...; SAM 2.0 Hiera-L without the 2.1 tensors
-  ``no_obj_embed_spatial`` and ``obj_ptr_tpos_proj``: ``sam2.py`` L86-126 leaves them off);
-* ``text_hidden_fcs.0.*`` and ``text_hidden_fcs.2.*`` (``nn.Sequential(Linear, ReLU, Linear, Dropout)``).
-
-``config.json`` is ``Sa2VAChatConfigQwen.to_dict()``: Qwen2.5-VL's config (nested ``text_config`` and
-``vision_config``, 151670 rows) with ``model_type`` ``sa2va_chat``, ``architectures``
-``["Sa2VAChatModelQwen"]``, ``template`` and the ``auto_map`` of the copied code. The tokenizer holds the five
-added tokens. A random folder's tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with them
-added; its config records ``litelvlm_random``. Every tensor is checked on loading: a missing or unknown name
-or a wrong shape is a ``LiteLVLMError`` naming the file.
+Details: docs/sa2va.md (`litelvlm.sa2va.checkpoint`).
 """
 
 from __future__ import annotations
@@ -149,7 +128,7 @@ def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed
                       device: str | torch.device = "cpu", max_shard_bytes: int | None = -1,
                       fill: str = "auto") -> Path:
     """Build a random Sa2VA of ``preset`` (``fill`` as :func:`build_sa2va`) and write it in the released
-    layout (module docstring)."""
+    layout (docs/sa2va.md)."""
     p = get_preset(preset)
     q = p.qwen_preset()
     fill = resolve_fill(fill, p.full_size)
@@ -324,7 +303,7 @@ def preset_dtype(preset: str | Sa2VAPreset) -> torch.dtype:
 def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                processor: bool = True) -> Sa2VAModules:
     """The modules of a Sa2VA model string (``sa2va-*-random[:SEED]`` or a checkpoint folder); ``dtype`` None
-    keeps the folder's. Every tensor is checked (module docstring)."""
+    keeps the folder's. Every tensor is checked (docs/sa2va.md)."""
     resolved = family_model(model, CARD)
     if not writes_folders() and resolved.is_preset:  # validate --no-write
         return built_sa2va(resolved, device, dtype, processor)

@@ -1,23 +1,8 @@
 """Sa2VA-Qwen2.5-VL's sizes and constants: which Qwen2.5-VL, which SAM 2, the added tokens, the pixel bounds.
 
-Source: bytedance/Sa2VA @9832e1a. ``projects/sa2va/hf/models_qwen2_5_vl/modeling_sa2va_qwen.py`` (the released
-``Sa2VAChatModelQwen``) holds ``model`` (a ``Qwen2_5_VLForConditionalGeneration``), ``grounding_encoder``
-(``SAM2``, ``sam2.py`` L76-132: a ``SAM2VideoPredictor`` at 1024 px with the Hiera-L trunk of L137-151 --
-``embed_dim`` 144, ``num_heads`` 2, stages (2, 6, 36, 4), global attention in blocks 23, 33, 43, background
-positional embedding 7 x 7, windows (8, 4, 16, 8); neck 256 wide over [1152, 576, 288, 144]; memory attention
-4 layers, 256 wide, FFN 2048, ``kv_in_dim`` 64; memory encoder ``out_dim`` 64; ``num_maskmem`` 7) and
-``text_hidden_fcs`` (Linear(h, h), ReLU, Linear(h, 256), Dropout(0): the ``[SEG]`` hidden state -> one SAM 2
-prompt token, L55-61). ``min_pixels`` = 512*28*28 and ``max_pixels`` = 2048*28*28 (L45-46) bound the image the
-LLM sees; SAM 2 sees the image stretched to 1024 x 1024 (``DirectResize``, L21-30).
+Source: bytedance/Sa2VA @ 9832e1a. Importing this module is light.
 
-The configs ``projects/sa2va/configs/sa2va_qwenvl25/sa2va_qwen25_{3b,7b}.py`` build the two released models on
-``Qwen/Qwen2.5-VL-{3B,7B}-Instruct`` (L28) with ``special_tokens = ['[SEG]', '<p>', '</p>', '<vp>', '</vp>']``
-(L53), added after Qwen's 151665 tokens by ``tokenizer.add_tokens(..., special_tokens=True)`` and
-``resize_token_embeddings(len(tokenizer))`` (``projects/sa2va/models/mllm/qwenvl.py`` L69-77): the embedding
-(and output) rows become 151670 in both sizes. The config's ``template`` is ``qwen_chat`` (L32).
-
-``tiny`` is for tests: the tiny Qwen preset (its rows resized the same way) and the tiny SAM 2 of
-:mod:`litelvlm.sam2.config` at a 128-pixel input. Importing this module is light.
+Details: docs/sa2va.md (`litelvlm.sa2va.config`).
 """
 
 from __future__ import annotations

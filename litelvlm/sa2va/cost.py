@@ -1,22 +1,7 @@
-"""Sa2VA's cost description for the efficiency study (``COST``, its card's ``cost``).
+"""Sa2VA's cost description for the efficiency study (``COST``, its card's ``cost``): the cost of every
+Qwen2.5-VL + SAM 2 family. Pruning Sa2VA is this project's adaptation (no official code prunes it).
 
-Sa2VA-Qwen2.5-VL is Qwen2.5-VL + SAM 2, so its cost is that of every such family
-(:class:`litelvlm.qwen.cost.QwenSam2Cost` and :mod:`litelvlm.qwen.cost_parts`: the vision tower and its
-merger, the LLM prefill, SAM 2's encoder and mask decoding, the paired CLIP for the score-only CLIP-side
-methods) with what is Sa2VA's own in place of the hooks:
-
-* the image the LLM sees: an image (``<|image_pad|>`` tokens), resized within the preset's pixel bounds
-  (:func:`litelvlm.sa2va.protocol.llm_image`); N is the merged-token count of the study's photo
-  (``litelvlm.cost.clip.IMAGE_SIZE``) after that resize;
-* the prompt around them: Sa2VA's RefCOCO question on the study's sentence with this project's teacher-forced
-  answer (``Sa2VAPipeline.with_sentences``), tokenized by the preset's stand-in tokenizer (Qwen's with Sa2VA's
-  five added tokens);
-* the model: ``build_sa2va``'s modules in memory (``meta`` for counting the full sizes anywhere), its
-  processor and its paired random CLIP (:func:`litelvlm.sa2va.pipeline.default_clip`'s sizes).
-
-As for UniPixel, the tiny preset's LLM runs at 4 layers here (FastV at its default layer 2 and DART then prune
-inside it). Pruning Sa2VA is this project's adaptation (no official code prunes it): these rows have no paper
-numbers to stand beside.
+Details: docs/sa2va.md (`litelvlm.sa2va.cost`).
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
 """Qwen3-VL's DeepStack on the LLM's first decoder layers, as forward hooks, for every layer loop of the
-suite.
+suite (its rows in a pruned sequence are this project's adaptation).
 
-What transformers' ``Qwen3VLTextModel.forward`` does (transformers 5.24 ``modeling_qwen3_vl.py``, the class
-the official ``models_qwen3vl/modeling_sa2va_qwen.py`` L53 builds): after decoder layer ``i`` for ``i < D``
-(``D`` the vision tower's ``deepstack_visual_indexes``, 3 on Qwen3-VL-4B), the ``i``-th DeepStack feature of
-each visual token (a ViT block's output through its own merger, ``Qwen3VLVisionModel.forward``) is added to
-the hidden state of that token's row (``_deepstack_process``: ``h[visual_pos_masks] + features``, in the
-hidden states' dtype).
-
-Here the same addition is made by a forward hook on each of those layers (:class:`DeepStack`), so the LLM's
-own forward, the suite's layer loop (:func:`litelvlm.llm.context.run_layers`), a captured prefill (which runs
-hooked layers eagerly) and every method's own loop make it without knowing of it. Which visual token a row is
-is read from the rows themselves: a row entering layer 0 that equals, bit for bit, one of the visual tokens a
-prepared input registered (:meth:`DeepStack.register`) is that token; a row entering layer ``i > 0`` is the
-row it continues (the tensor the previous hooked layer returned), or, in a sequence a method cut from one
-(``hidden[:, keep]``), the row of that sequence it copies. This is this project's adaptation for a pruned
-sequence (the official code never prunes): **the kept visual tokens carry their own DeepStack features**, at
-whatever rows and positions the method gives them; a row that is no copy of a visual token (a token merged or
-pooled by a method, a PosPad marker, SparseVLM's recycled cluster means) gets none. On the unpruned sequence
-the additions are the official ones (the tests compare with ``Qwen3VLTextModel`` given
-``deepstack_visual_embeds``). A forward that is given ``deepstack_visual_embeds`` itself (the full
-``Qwen3VLForConditionalGeneration.forward``) is left to add them alone.
+Details: docs/sa2va.md (`litelvlm.sa2va.deepstack`).
 """
 
 from __future__ import annotations
@@ -82,7 +63,7 @@ class _Seen:
 
 class DeepStack:
     """The DeepStack additions of a Qwen3-VL text model ``lm`` after its first ``depth`` decoder layers
-    (module docstring); :meth:`remove` takes the hooks off."""
+    (docs/sa2va.md); :meth:`remove` takes the hooks off."""
 
     def __init__(self, lm, depth: int) -> None:
         self.lm, self.depth = lm, int(depth)

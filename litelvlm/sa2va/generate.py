@@ -1,23 +1,7 @@
 """Sa2VA's ``answer="generate"``: the official greedy answer and the masks of the ``[SEG]`` tokens it
-generates.
+generates (bytedance/Sa2VA @ 9832e1a, ``modeling_sa2va_qwen.py`` ``predict_forward``).
 
-bytedance/Sa2VA @9832e1a, ``modeling_sa2va_qwen.py`` ``predict_forward``:
-``model.generate(max_new_tokens=2048, do_sample=False, output_hidden_states=True)`` (L218-224), then
-``get_seg_hidden_states`` (L255-259, L283-289): the final (normed) hidden state of every row whose INPUT is a
-generated ``[SEG]`` -- the step after it was generated; a ``[SEG]`` generated last (no step after it) has none
---, each through ``text_hidden_fcs`` into SAM 2 (L261-274). The evaluations read them as
-``sa2va_eval_refcoco.py`` L160-186 (an image: the union of every ``[SEG]``'s mask when the answer holds one,
-else no mask) and ``sa2va_eval_ref_vos.py`` L196-201 (a video: the first ``[SEG]``'s masks, else all-zero
-masks).
-
-Here the decoding is :func:`litelvlm.lvlm.generate.greedy_with_seg` (the prefill with the visual tokens a
-method kept at the LLM input, then the KV cache), reached through :meth:`GroundingPipeline.ground`: the
-pipeline's LM head keeps its input at every step (:class:`RecordingHead`: the last row's final normed state),
-or, where the family reads the final norm's input (Sa2VA-Qwen3-VL's ``seg_state="unnormed"``: the last
-``hidden_states`` entry under its pin, transformers 4.57, is the last decoder layer's output), a hook on the
-final norm keeps that input's last row, which gives the ``[SEG]`` rows' states afterwards
-(:func:`generated_masks`); ``[SEG]`` is hidden from the
-decoder's own reading of the rows that predict it (UniPixel's rule, not Sa2VA's) while it runs.
+Details: docs/sa2va.md (`litelvlm.sa2va.generate`).
 """
 
 from __future__ import annotations
@@ -63,7 +47,7 @@ def reading_generation(pipe) -> Iterator[list]:
 
 def generated_masks(pipe, prepared, out, seen: list):
     """``out`` (a generation's :class:`GroundingOutput`, no mask read yet) with the masks of its generated
-    ``[SEG]`` rows (module docstring): one image's union, or a video's first; none generated: an all-zero
+    ``[SEG]`` rows (docs/sa2va.md): one image's union, or a video's first; none generated: an all-zero
     mask."""
     ids = out.generated
     steps = [t for t in range(len(ids)) if int(ids[t]) == pipe.seg_token_id and t + 1 < len(seen)]

@@ -1,24 +1,7 @@
 """``Sa2VAPipeline``: the ``sa2va`` family (Sa2VA-Qwen2.5-VL: Qwen2.5-VL + SAM 2 prompted by ``[SEG]``) on the
-contract.
+contract. Pruning Sa2VA at all is this project's (no official code prunes it).
 
-    from litelvlm.registry.families import load_pipeline
-    pipe = load_pipeline("sa2va-tiny-random:0")         # or a Sa2VA-Qwen2_5-VL checkpoint folder
-    prep = pipe.prepare(image, ["the dog on the left"])
-    out = pipe.ground(prep, "fastv", 16)                 # any method that acts with the LLM
-
-What is Sa2VA's (bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/modeling_sa2va_qwen.py``):
-the image goes to Qwen2.5-VL as an image (``<|image_pad|>`` tokens, 3-D M-RoPE over its grid), resized as
-:mod:`litelvlm.sa2va.protocol` says; the mask head reads the FINAL (normed) hidden state at the row whose
-input is ``[SEG]``, through ``text_hidden_fcs`` into SAM 2 as one prompt token
-(:mod:`litelvlm.sa2va.sam2_head`).
-
-What is this project's: pruning Sa2VA at all (no official code prunes it) -- the budget counts the merged
-visual tokens of the Qwen2.5-VL grid, and every method runs as on every Qwen2.5-VL + SAM 2 family
-(:mod:`litelvlm.qwen.pipeline`: the LLM-side methods on the image tokens, their Qwen2.5-VL variants where one
-exists, the score-only CLIP-side methods through a paired CLIP mapped onto the merged grid; the kept tokens
-keep their M-RoPE ids, ``positions="keep"``); the teacher-forced answer (the default; ``answer="generate"`` is
-the official greedy decoding,
-:mod:`litelvlm.sa2va.generate`). ``describe()`` says so on every run.
+Details: docs/sa2va.md (`litelvlm.sa2va.pipeline`).
 """
 
 from __future__ import annotations

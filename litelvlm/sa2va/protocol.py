@@ -1,38 +1,10 @@
 """Sa2VA-Qwen2.5-VL's referring-segmentation protocol: the question, the image the LLM sees, the ``[SEG]``
 rows.
 
-bytedance/Sa2VA @9832e1a:
+Official source: bytedance/Sa2VA @ 9832e1a; the teacher-forced answer is this project's (labelled where a
+user meets it).
 
-1. question (``projects/sa2va/evaluation/dataset/RES.py`` L179-187, RefCOCO/+/g): ``"<image>\\n Please segment
-   {sent} in this image."``; Ref-VOS (``dataset/refVOS.py`` L13-14, L99): ``"<image>\\nPlease segment
-   {exp}."``, or ``"<image>\\n {exp} Please respond with a segmentation mask."`` when the expression holds a
-   ``?``. ``predict_forward`` drops ``<image>`` from the text (``modeling_sa2va_qwen.py`` L87) and puts the
-   image before it in one user turn (L190-203);
-2. the image the LLM sees (L205-214): ``qwen_vl_utils.process_vision_info`` first (``fetch_image``: RGB, then
-   PIL's default bicubic resize to qwen-vl-utils' ``smart_resize`` with its defaults, factor 28, 4*28*28 ..
-   16384*28*28 pixels), then the processor with ``min_pixels`` 512*28*28 and ``max_pixels`` 2048*28*28
-   (L45-46), whose image processor resizes again to transformers' ``smart_resize`` (factor 28, Qwen2.5-VL's
-   patch 14 merged 2 x 2; on Qwen3-VL, ``models_qwen3vl/`` L197-206, the same two steps, the second at
-   factor 32: patch 16 merged 2 x 2, transformers 4.57.0 ``processing_qwen3_vl.py`` L41-51 passing the
-   bounds to ``Qwen2VLImageProcessorFast``; qwen-vl-utils' ``process_vision_info`` keeps its default
-   ``image_patch_size`` 14, so its factor stays 28). The evaluation scripts
-   load the processor with ``AutoProcessor.from_pretrained(path, trust_remote_code=True)``
-   (``sa2va_eval_refcoco.py`` L92); under the official pin (``pyproject.toml``: transformers 4.57.0) with
-   torchvision installed that is ``Qwen2VLImageProcessorFast`` (transformers 4.57.0
-   ``models/auto/image_processing_auto.py`` L52, L528-531: ``FORCE_FAST_IMAGE_PROCESSOR``), whose resize is
-   torchvision's bicubic with antialias on the uint8 tensor (``image_processing_utils_fast.py`` L363, L582) --
-   :func:`llm_image` with ``resize="torchvision"``, the default; ``resize="pil"`` is the slow processor's PIL
-   bicubic (this project's earlier choice, an option);
-3. prompt: the processor's chat template with ``add_generation_prompt=True`` (L203);
-4. answer: greedy generation, up to 2048 new tokens (L218-224); the mask of each ``[SEG]`` comes from the
-   final (normed) hidden state of the row whose INPUT is that ``[SEG]`` (``get_seg_hidden_states`` L255-259
-   over the generated sequence less its last token) -- :func:`seg_rows`. RefCOCO keeps a sample's masks only
-   when the answer holds ``[SEG]``, their union (``sa2va_eval_refcoco.py`` L160-186).
-
-This project's (labelled where a user meets it): ``answer="teacher-forced"`` (the default) appends a training
-answer (``projects/sa2va/datasets/common.py`` L36-42, :data:`ANSWERS_LIST`) after the prompt, so that random
-weights, which never generate ``[SEG]``, still give a ``[SEG]`` row; ``answer="generate"`` is step 4 as it is
-(:mod:`litelvlm.sa2va.generate`).
+Details: docs/sa2va.md (`litelvlm.sa2va.protocol`).
 """
 
 from __future__ import annotations

@@ -1,29 +1,9 @@
 """``Sa2VAQwen3Pipeline``: Sa2VA-Qwen3-VL (``ByteDance/Sa2VA-Qwen3-VL-4B``), the ``sa2va`` family on Qwen3-VL.
 
-What is Sa2VA's (bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen3vl/``, whose
-``modeling_sa2va_qwen.py`` differs from ``models_qwen2_5_vl/``'s only in building
-``Qwen3VLForConditionalGeneration`` from a ``Qwen3VLConfig``, L3, L35, L53): the protocol of
-:mod:`litelvlm.sa2va.protocol` (the prompt, the two resizes -- the processor's at Qwen3-VL's factor 32 --, the
-``[SEG]`` rows, SAM 2's input and decoding) and Qwen3-VL's LLM as transformers runs it: interleaved 3-D M-RoPE
-over the image grid and **DeepStack** (the features of three ViT blocks added to the visual rows after the
-first three LLM layers), made here by hooks on those layers (:mod:`litelvlm.sa2va.deepstack`). The mask head
-reads the ``[SEG]`` row's state as the official code computes it under its pin (``pyproject.toml``
-``latest``: transformers 4.57.0): ``predict_forward`` takes the last entry of ``hidden_states``
-(``modeling_sa2va_qwen.py`` L232-237), and transformers 4.57's ``@check_model_inputs`` on
-``Qwen3VLForConditionalGeneration.forward`` fills it with the last decoder layer's output, BEFORE the final
-RMSNorm (``utils/generic.py`` L1084-1091: ``last_hidden_state`` goes last only where the output has one, and
-the causal LM's has none); so ``seg_state="unnormed"``, the default, reads the final norm's input (the
-abilities' ``seg_reads="norm_input"``) on every path: the image, the video, a method pruning inside the LLM
-and the generated answer.
+Official source: bytedance/Sa2VA @ 9832e1a, ``projects/sa2va/hf/models_qwen3vl/``; pruning it is this
+project's (``describe()`` says so on every run).
 
-What is this project's (``describe()`` says so on every run): pruning it at all, as on Sa2VA-Qwen2.5-VL (the
-budget counts the merged tokens of Qwen3-VL's grid, the kept tokens keep their M-RoPE ids); **the kept visual
-tokens carry their own DeepStack features** wherever a method puts them (at the LLM input or inside the LLM; a
-merged or pooled token carries none); the methods' Qwen2.5-VL variants run on Qwen3-VL's tower where their
-rule reads nothing Qwen3-VL lacks (:class:`Qwen3Vision`: the tower has no window attention, so its tokens are
-in the LLM's order throughout), and VScan's, which takes its local scan from Qwen2.5-VL's first full-attention
-block between window-attention blocks, is refused (:data:`REFUSES`); ``seg_state="normed"`` reads the final
-normed state instead, what transformers 5 returns as that last entry (:data:`SEG_STATES`).
+Details: docs/sa2va.md (`litelvlm.sa2va.qwen3_pipeline`).
 """
 
 from __future__ import annotations
@@ -50,7 +30,7 @@ DEEPSTACK = ("official on the unpruned sequence (the features of the ViT blocks 
              "added to the visual rows after the first LLM layers); pruned (this project's adaptation): each "
              "kept visual token carries its own features, a merged or pooled token none")
 #: ``seg_state``: what the mask head reads at the ``[SEG]`` row -> the abilities' ``seg_reads`` and how
-#: ``describe()`` labels it (module docstring)
+#: ``describe()`` labels it (docs/sa2va.md)
 SEG_STATES = {
     "unnormed": ("norm_input", "the last decoder layer's output before the final RMSNorm (the official "
                                "predict_forward under its pin, transformers 4.57: hidden_states[-1])"),

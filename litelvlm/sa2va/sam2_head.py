@@ -1,27 +1,7 @@
 """Sa2VA's mask head: ``text_hidden_fcs`` and SAM 2 prompted by the ``[SEG]`` hidden state, on transformers'
-``Sam2Model``.
+``Sam2Model`` (bytedance/Sa2VA @ 9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/``).
 
-bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/``:
-
-* the SAM 2 input (``modeling_sa2va_qwen.py`` L21-30, L181-188; ``sam2.py`` L366-374): the RGB image stretched
-  to ``image_size`` squared by ``DirectResize`` (``to_pil_image(...).resize((S, S))``: PIL's default,
-  bicubic), then ``/ 255``, minus the mean, over the std, with the mean and std as bfloat16 tensors. On one
-  image the pixels are cast to bfloat16 first, so the whole normalisation runs in bfloat16 (L183-188); on a
-  video they stay uint8, so it runs in float32 against the bfloat16-rounded constants, cast to bfloat16 after
-  (L112-137) -- :func:`sam_pixels`;
-* the prompt (``text_hidden_fcs``, L55-61): ``Linear(h, h)``, ReLU, ``Linear(h, 256)`` of the ``[SEG]`` row's
-  final hidden state -- one prompt token;
-* SAM 2 (``sam2.py`` ``add_language_embd`` L3752-3820, ``_forward_sam_heads`` L3190-3330): frame 0 an initial
-  conditioning frame with no point inputs, so the prompt encoder gets the empty point (label -1) and pads one
-  more (no boxes); the token is appended to those two sparse rows; dense = ``no_mask_embed``; 3 masks
-  (``_use_multimask``: 0 points within ``multimask_min_pt_num`` 0 .. ``max_pt_num`` 1), the masks cast to
-  float32 and the one of highest predicted IoU kept. **No object-score gate**: Sa2VA comments out the
-  ``torch.where( is_obj_appearing, masks, NO_OBJ_SCORE)`` of SAM 2 (L3299-3305), so a mask is never blanked by
-  the object score (which still decides the object pointer of the video memory);
-* the output (``propagate_in_video`` -> ``_get_orig_video_res_output`` L3677-3697 with ``video_height`` =
-  ``video_width`` = ``image_size`` (``init_state`` L3716-3717), then ``predict_forward`` L246-250): the
-  ``image_size / 4`` logits bilinearly resized to ``image_size`` squared, then to the original (H, W), both
-  ``align_corners=False`` in float32, and ``sigmoid > 0.5`` (logit > 0) -- :meth:`Sa2VASam2.upscale`.
+Details: docs/sa2va.md (`litelvlm.sa2va.sam2_head`).
 """
 
 from __future__ import annotations
@@ -56,7 +36,7 @@ def direct_resize(image, size: int) -> np.ndarray:
 
 def sam_pixels(image, size: int, video: bool = False) -> torch.Tensor:
     """(3, size, size) bfloat16 SAM 2 pixels of one image (normalised in bfloat16) or of a video frame
-    (normalised in float32 against bfloat16 constants), as the module docstring says."""
+    (normalised in float32 against bfloat16 constants), as docs/sa2va.md says."""
     x = torch.from_numpy(direct_resize(image, size)).permute(2, 0, 1).contiguous()
     if not video:
         x = x.to(torch.bfloat16)
@@ -69,7 +49,7 @@ def sam_pixels(image, size: int, video: bool = False) -> torch.Tensor:
 
 
 class Sa2VASam2(Sam2Prompt):
-    """transformers' ``Sam2Model`` with Sa2VA's ``[SEG]`` prompt (module docstring); ``image_size`` 1024 as
+    """transformers' ``Sam2Model`` with Sa2VA's ``[SEG]`` prompt (docs/sa2va.md); ``image_size`` 1024 as
     released.
     :meth:`~litelvlm.sam2.prompt.Sam2Prompt.decode` is the base's: three candidates, the masks cast to
     float32, the best by predicted IoU, no object-score gate."""

@@ -1,27 +1,7 @@
 """Sa2VA's video path: the first five frames to the LLM, the ``[SEG]`` prompt on each of them, SAM 2's memory
-over the rest.
+over the rest. Pruning the video's LLM input is this project's adaptation.
 
-bytedance/Sa2VA @9832e1a, ``modeling_sa2va_qwen.py`` ``predict_forward`` (video branch, L107-146, L240-252) as
-``sa2va_eval_ref_vos.py`` L188-193 calls it with every frame of the video:
-
-* the LLM sees the first ``min(5, T)`` frames, each as one image of the prompt (L121-122), before the question
-  (:func:`litelvlm.sa2va.protocol.video_question`), each resized as one image is;
-* SAM 2 sees every frame: ``DirectResize`` to 1024, left uint8, normalised in float32 against the bfloat16
-  constants (:func:`litelvlm.sa2va.sam2_head.sam_pixels` with ``video=True``), cast to bfloat16 (L112-137);
-* ``language_embd_inference(init_state(frames), [seg] * min(5, T))`` (``sam2.py`` L332-358): the prompt is
-  added on each of the first ``min(5, T)`` frames, each an initial conditioning frame (``add_language_embd``,
-  no memory read); ``propagate_in_video`` then memory-encodes them (not binarised:
-  ``binarize_mask_from_pts_for_mem_enc`` keeps its False default; features stored in bfloat16, L3650-3653) and
-  tracks every later frame forward, each attending to all conditioning frames and the 6 previous frames'
-  memories and up to 16 object pointers without temporal encoding (SAM 2.0: no occlusion embedding);
-* each frame's ``image_size / 4`` logits -> ``image_size`` squared -> the first frame's (H, W), ``sigmoid >
-0.5``.
-
-Here: transformers' ``Sam2VideoModel`` with the checkpoint's SAM 2 weights (:mod:`litelvlm.sam2.video`, driven
-by
-:mod:`litelvlm.video.sam2_propagation`), the prompt appended to the empty point's sparse embeddings on each of
-the conditioning frames. Pruning the video's LLM input is this project's adaptation (:func:`joined`: the
-frames' blocks joined into one, the method keeping K of the N merged tokens over the whole video).
+Details: docs/sa2va.md (`litelvlm.sa2va.video`).
 """
 
 from __future__ import annotations
@@ -97,7 +77,7 @@ def no_object_gate(net) -> Iterator[None]:
 
 def propagate(sam2, pixels: torch.Tensor, prompt: torch.Tensor, num_cond: int) -> torch.Tensor:
     """(T, 1, h, w) float32 low-resolution logits of one ``(1, C)`` prompt added on frames ``0..num_cond-1``
-    of ``(T, 3, S, S)`` SAM 2 pixels, the later frames tracked by the memory (module docstring)."""
+    of ``(T, 3, S, S)`` SAM 2 pixels, the later frames tracked by the memory (docs/sa2va.md)."""
     net = video_model(sam2)
     T, side = len(pixels), net.config.image_size // 4
     session = video_session(net, pixels.to(sam2.device, sam2.dtype), (sam2.image_size, sam2.image_size))

@@ -1,22 +1,9 @@
 """SAM 2's architecture sizes and the transformers ``Sam2Config`` of its image path.
 
-The sizes transcribe the official configs (facebookresearch/sam2, also vendored by the grounding LVLMs):
-
-* ``sam2.1_hiera_b+`` -- ``sam2/configs/sam2.1/sam2.1_hiera_b+.yaml`` (L4-117: trunk ``embed_dim`` 112,
-  ``num_heads`` 2; neck ``d_model`` 256, ``backbone_channel_list`` [896, 448, 224, 112]; memory attention
-  ``d_model`` 256, ``dim_feedforward`` 2048, ``kv_in_dim`` 64, 4 layers; memory encoder ``out_dim`` 64;
-  ``num_maskmem`` 7) with ``Hiera``'s defaults for what it leaves out (``sam2/modeling/backbones/hieradet.py``
-  L186-207: stages (2, 3, 16, 3), global attention in blocks 12, 16, 20, background positional embedding 14 x
-  14, windows (8, 4, 14, 7), q-pooling in 3 stages with stride 2, dims and heads doubling per stage);
-* ``sam2_hiera_l`` -- ``sam2_hiera_l.yaml`` (SAM 2.0 Hiera-L: ``embed_dim`` 144, ``num_heads`` 2, stages
-  (2, 6, 36, 4), global attention in blocks 23, 33, 43, background positional embedding 7 x 7, windows
-  (8, 4, 16, 8); neck 256 wide over [1152, 576, 288, 144]; the same memory modules);
-* the SAM heads ``SAM2Base._build_sam_heads`` hard-codes (``sam2/modeling/sam2_base.py`` L221-238: 3 multimask
-  outputs, a depth-2 two-way transformer with MLP 2048 and 8 heads, IoU head depth 3 and width 256).
-
-``tiny`` is this project's test size: every code path of the trunk (windows with and without padding,
-q-pooling, a global block) at a 128-pixel input, the SAM heads at the widths ``_build_sam_heads`` hard-codes.
+The sizes transcribe the official configs (facebookresearch/sam2); ``tiny`` is this project's test size.
 Importing this module is light (transformers is imported by :func:`sam2_config` when called).
+
+Details: docs/sam2.md (`litelvlm.sam2.config`).
 """
 
 from __future__ import annotations

@@ -1,37 +1,6 @@
 """SAM 2 prompted by an LLM's hidden state, on transformers' ``Sam2Model``: the image path on one frame.
 
-The grounding LVLMs built on SAM 2 hand its mask decoder ``(T, C)`` tokens made from the LLM's hidden state,
-appended to the sparse prompt embeddings, which the stock SAM 2 has no input for. :class:`Sam2Prompt` feeds
-them to the stock ``Sam2Model``'s modules; as it is, it transcribes the modified SAM 2.1 of
-PolyU-ChenLab/UniPixel @5c8e941 on frame 0 of a one-frame "video" (a family subclasses it for its own input
-transform and edits) (``qwen2_5_vl.py`` L361-366: ``init_state``, ``add_new_hidden_state``,
-``propagate_in_video``, ``> 0``):
-
-* the image (``unipixel/utils/transforms.py`` L21-34): ``uint8 / 255``, resized to ``image_size`` squared
-  (bilinear, antialiased, aspect not kept), normalised with ImageNet's mean and std;
-* its features (``sam2_video_predictor.py`` L754-798, ``sam2_base.py`` L464-488): the Hiera trunk and FPN
-  neck at strides 4, 8, 16, the mask decoder's ``conv_s0`` / ``conv_s1`` on the two finer levels, and on the
-  coarsest the ``no_mem_embed`` (frame 0 is an initial conditioning frame and ``directly_add_no_mem_embed``
-  is set: ``sam2_base.py`` L631-637) -- ``Sam2Model.get_image_embeddings`` does exactly this;
-* the prompt (``sam2/modeling/sam/prompt_encoder.py`` L142-188, called from ``sam2_base.py`` L307-342 with
-  no points, boxes or masks): sparse embeddings = two ``not_a_point_embed`` rows (the empty point SAM pads
-  with, and ``_embed_points``' own padding point, both label -1) then the T hidden-state rows; dense =
-  ``no_mask_embed`` at every position;
-* the decoder (``sam2_base.py`` L343-389): 3 masks (``_use_multimask``, L860-866: no points counts as 0
-  points, inside ``multimask_min_pt_num`` 0 .. ``max_pt_num`` 1 of the config), every mask set to
-  ``NO_OBJ_SCORE`` (-1024) when the object score is not positive (``inference_mode``, set by
-  ``SAM2VideoPredictor``), then the mask with the highest predicted IoU;
-* the output (``sam2_video_predictor.py`` L644-686, L454-474): that low-resolution mask
-  (``image_size / 4`` squared) bilinearly resized to the original image size (``align_corners=False``, in
-  the mask's dtype), and ``> 0``. No hole filling (``fill_hole_area`` 0) and no non-overlap constraint.
-
-The decoder's image positional encoding is computed in float32 and cast, as UniPixel's SAM 2 does
-(``PositionEmbeddingRandom.forward``, position_encoding.py L158-174; transformers computes it in the weights'
-dtype): it is an input of the mask decoder. One computation stays transformers' (the model code is used as it
-is): the Hiera's background positional embedding is resized (bicubic) in the weights' dtype, where UniPixel
-resizes it in float32 and casts (``hieradet.py`` L272-278). In float32 the two agree; in bfloat16 the image
-features differ at bfloat16 rounding (docs/unipixel.md, deviations). Each seg token is decoded on its own, as
-UniPixel loops over them (L352-366).
+Details: docs/sam2.md (`litelvlm.sam2.prompt`).
 """
 
 from __future__ import annotations
@@ -151,7 +120,7 @@ class Sam2Prompt(nn.Module):
     def decode(self, features: list[torch.Tensor], seg_tokens: torch.Tensor,
                original_size: tuple[int, int]) -> Sam2Masks:
         """Masks of S prompts ``(S, T, C)`` on one image's ``features`` (:meth:`encode_image`), at the
-        original ``(H, W)``; see the module docstring for each step. The prompts are cast to SAM 2's dtype
+        original ``(H, W)``; see docs/sam2.md for each step. The prompts are cast to SAM 2's dtype
         (UniPixel runs the LLM and SAM 2 in one dtype). Differentiable in the prompts (the saliency oracle's
         mask target)."""
         if seg_tokens.dim() != 3 or seg_tokens.shape[-1] != self.hidden_dim:

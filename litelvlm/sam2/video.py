@@ -1,22 +1,7 @@
 """SAM 2's video model on transformers' ``Sam2VideoModel``: one config and builder for every SAM 2-headed
 family, and the memory encoding the grounding LVLMs' SAM 2 code does.
 
-The settings every family shares (facebookresearch/sam2 ``sam2_base.py`` L23-90 and the ``sam2*_hiera_*.yaml``
-configs): ``num_maskmem`` frames of memory, the memory encoder's sigmoid scale 20 / bias -10, multimask
-outputs on every frame (0..1 points, ``multimask_output_for_tracking``), up to 16 object pointers, every
-conditioning frame attended (``max_cond_frames_in_attn`` -1). What the versions switch
-(:data:`litelvlm.sam2.keys.VERSIONS`):
-
-* ``2.1``: the occlusion embedding ``no_obj_embed_spatial`` and the object pointers' projected temporal
-  encodings (``add_tpos_enc_to_obj_ptrs``, ``proj_tpos_enc_in_obj_ptrs``);
-* ``2.0``: neither (no such tensors: :func:`litelvlm.sam2.keys.tracking_shapes`).
-
-``stability`` is the image path's ``dynamic_multimask_via_stability``
-(:func:`litelvlm.sam2.config.sam2_config`).
-:func:`memory_encoder` replaces ``_encode_new_memory`` where a family's SAM 2 encodes differently from
-transformers (which binarises a mask from point inputs and stores the features in bfloat16). The tiny size's
-memory width (16) differs from the 64 transformers fixes for the memory cross-attention's keys and values, so
-those two projections are rebuilt at its width (:func:`~litelvlm.video.sam2_propagation.set_memory_width`).
+Details: docs/sam2.md (`litelvlm.sam2.video`).
 """
 
 from __future__ import annotations
@@ -35,7 +20,7 @@ from .keys import VERSIONS
 
 
 def sam2_video_config(size: Sam2Size, image_size: int, version: str = "2.1", stability: bool = False):
-    """transformers ``Sam2VideoConfig`` of a SAM 2 ``version`` at ``image_size`` (the module docstring's
+    """transformers ``Sam2VideoConfig`` of a SAM 2 ``version`` at ``image_size`` (docs/sam2.md's
     settings)."""
     if version not in VERSIONS:
         raise ValueError(f"SAM 2 version must be one of {', '.join(VERSIONS)}; got {version!r}")

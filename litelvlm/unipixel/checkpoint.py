@@ -1,27 +1,6 @@
 """Random-weight UniPixel checkpoints in the released folder layout, and the loader of any UniPixel folder.
 
-A released UniPixel folder (``PolyU-ChenLab/UniPixel-3B`` / ``-7B``) is what ``CustomTrainer.
-gather_and_save_model`` writes with ``--save_full_model True`` (PolyU-ChenLab/UniPixel @5c8e941,
-``unipixel/train/custom_trainer.py`` L251-267: the merged model's state dict through transformers 4.53's
-``save_pretrained``, which writes Qwen2.5-VL's released names) plus the processor. It holds Qwen2.5-VL's
-files (:mod:`litelvlm.qwen.checkpoint`: sharded safetensors, tokenizer, chat template, preprocessor and
-generation configs) with:
-
-* ``config.json``: Qwen2.5-VL's, with ``model_type`` ``pixel_qwen2_5_vl``, ``architectures``
-  ``["PixelQwen2_5_VLForConditionalGeneration"]``, the model arguments ``train.py`` L113-114 merges in
-  (``sam2_config``, ``sam2_image_size``, ``sam2_hidden_tokens``, ``sam2_batch_mode``, ...; values of the
-  stage-3 launch scripts) and ``ref_token_id`` / ``seg_token_id`` / ``mem_token_id`` (L177-179);
-* the tokenizer with ``<|ref|>``, ``<|seg|>``, ``<|mem|>`` added as special tokens (``train.py`` L171-175);
-* the weights: Qwen2.5-VL's tensors, ``sam2.*``, ``seg_head.*`` and the prompt-encoding modules
-  (:mod:`litelvlm.unipixel.keys`).
-
-:func:`load_unipixel` returns the project's modules: transformers' ``Qwen2_5_VLForConditionalGeneration``
-(``from_pretrained`` of the folder with a plain Qwen2.5-VL config), the
-:class:`~litelvlm.unipixel.head.SegHead` and the :class:`~litelvlm.sam2.prompt.Sam2Prompt`, every tensor
-accounted for: a missing or unknown name, or a wrong shape, is a ``LiteLVLMError`` naming the file that holds
-it. The processor is loaded as ``unipixel/model/builder.py`` L23 loads it (``use_fast=True, do_resize=False``:
-UniPixel resizes images itself before the processor). A random folder's tokenizer is the Qwen stand-in of
-:mod:`litelvlm.qwen.tokenizer` with the three tokens added; its config records ``litelvlm_random``.
+Details: docs/unipixel.md (``litelvlm.unipixel.checkpoint``).
 """
 
 from __future__ import annotations
@@ -136,7 +115,7 @@ def save_random_unipixel(path: str | Path, preset: str | UniPixelPreset = "tiny"
                          device: str | torch.device = "cpu", max_shard_bytes: int | None = -1,
                          fill: str = "auto") -> Path:
     """Build a random UniPixel of ``preset`` (``fill`` as :func:`build_unipixel`) and write it in the released
-    layout (module docstring)."""
+    layout (docs/unipixel.md)."""
     p = get_preset(preset)
     fill = resolve_fill(fill, p.name != "tiny")
     qwen, head, sam2, extras = build_unipixel(p, seed=seed, device=device, fill=fill)
@@ -277,7 +256,7 @@ def _head_modules(folder: Path, cfg: dict, qwen_config, dtype) -> tuple[SegHead,
 def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                   processor: bool = True) -> UniPixelModules:
     """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint
-    folder); ``dtype`` None keeps the folder's. Every tensor is checked (module docstring), the non-Qwen ones
+    folder); ``dtype`` None keeps the folder's. Every tensor is checked (docs/unipixel.md), the non-Qwen ones
     first."""
     resolved = family_model(model, CARD)
     folder = unipixel_folder(resolved, device=device)

@@ -1,22 +1,8 @@
 """UniPixel's sizes: which Qwen2.5-VL, which SAM 2.1, the SAM input size and the hidden-state prompt length.
 
-Source: PolyU-ChenLab/UniPixel @5c8e941. Both released models are trained by ``scripts/launch_3b.sh`` and
-``scripts/launch_7b.sh`` (stage 3, L102-151, the one whose ``--save_full_model True`` folder is released):
-``--model_name_or_path model_zoo/Qwen2.5-VL-{3B,7B}-Instruct`` (L104), ``--sam2_config
-configs/sam2.1_hiera_b+`` (L108), ``--sam2_image_size 768`` (L110), ``--sam2_hidden_tokens 2`` (L113),
-``--sam2_batch_mode False`` (L114); the two scripts differ only in the Qwen folder and the DeepSpeed
-config. ``unipixel/train/train.py`` L113-114 writes every model argument into ``config.json``
-(``config.update(model_args.__dict__)``) and L171-179 adds the three tokens ``<|ref|>``, ``<|seg|>``,
-``<|mem|>`` (``unipixel/constants.py`` L5-7) after Qwen's 151665, so they get ids 151665-151667, inside
-both vocabularies (151936 and 152064 rows: no resize).
+Source: PolyU-ChenLab/UniPixel @ 5c8e941. Importing this module is light.
 
-The SAM 2.1 size ``sam2.1_hiera_b+`` and the test size ``tiny`` are :mod:`litelvlm.sam2.config`'s.
-
-``tiny`` is for tests: the tiny Qwen preset and a tiny SAM 2 of the same structure at a 128-pixel input. Its
-random weights' default seed is 5 (``unipixel-tiny-random`` means ``unipixel-tiny-random:5``,
-:attr:`litelvlm.unipixel.card.CARD.default_seeds`): for seed 0 SAM 2's object-score gate is closed on the
-sample images (every mask logit -1024, every mask empty, every score 0); for 5 it is open, so the examples'
-numbers move with the method. Importing this module is light.
+Details: docs/unipixel.md (``litelvlm.unipixel.config``).
 """
 
 from __future__ import annotations

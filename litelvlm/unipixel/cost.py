@@ -2,28 +2,7 @@
 its random pipeline and its per-image steps, on the cost of every Qwen2.5-VL + SAM 2 family
 (:class:`litelvlm.qwen.cost.QwenSam2Cost`; the parts and the FLOPs rows: :mod:`litelvlm.qwen.cost_parts`).
 
-``--arch unipixel-3b`` / ``unipixel-7b`` / ``unipixel-tiny`` are the presets ``3b``, ``7b``, ``tiny`` of
-``litelvlm.unipixel.config.PRESETS`` (Qwen2.5-VL-3B/7B-Instruct's released sizes, ``litelvlm.qwen.config``,
-and SAM 2.1 hiera b+ at 768 px; the tiny one for tests, whose LLM this study runs at 4 layers instead of 2, as
-GLaMM's tiny, so that FastV at its default layer 2 and DART, which prunes after layer 1, run on it: this
-project's test size, :func:`study_preset`). What the study reads comes from the family:
-
-* the decoder's sizes: ``DecoderSizes.of`` the preset's transformers ``Qwen2_5_VLConfig.text_config`` (with
-  its grouped-query key/value width);
-* N: the study's synthetic photo (``litelvlm.cost.clip.IMAGE_SIZE``, 640 x 480) through UniPixel's protocol
-  resize (``litelvlm.unipixel.protocol.resized_size``: 476 x 644 px, a 34 x 46 patch grid, 17 x 23 = 391
-  merged tokens, for every preset: the protocol's resize does not depend on the model's size);
-* the prompt around them: the protocol's prompt for :data:`~litelvlm.cost.clip.SENTENCE` as the pipeline's
-  ``with_sentences`` builds it (chat template, question, this project's teacher-forced answer), tokenized by
-  the model's tokenizer: for the random presets the offline stand-in of ``litelvlm.qwen.tokenizer``, which
-  splits English into more pieces than Qwen2.5's own BPE (a real checkpoint's tokenizer gives fewer text
-  tokens; ``--text-tokens`` sets another length, then the prompt is :func:`synthetic_prompt`).
-
-The pipeline is ``UniPixelPipeline`` over modules built in memory
-(``litelvlm.unipixel.checkpoint.build_unipixel``, created directly on the device: ``meta`` needs no memory, so
-the 7B counts anywhere) and the processor a random folder holds, loaded as
-``UniPixelPipeline.from_model_string`` loads it (``backend="torchvision", do_resize=False``; UniPixel's
-``model/builder.py`` L21-23).
+Details: docs/unipixel.md (``litelvlm.unipixel.cost``).
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """The tensor names of a released UniPixel checkpoint, and their mapping onto the project's modules.
 
-A ``PixelQwen2_5_VLForConditionalGeneration`` (PolyU-ChenLab/UniPixel @5c8e941, ``unipixel/model/
-qwen2_5_vl.py`` L55-106) saved by transformers 4.53's ``save_pretrained`` holds, besides Qwen2.5-VL's
-released names (``visual.*``, ``model.*``, ``lm_head.weight``; :mod:`litelvlm.qwen.checkpoint`):
-
-* ``sam2.*``: its SAM 2.1 module (``SAM2Train`` when trained, ``SAM2VideoPredictor`` at inference: the
-  same parameters) under SAM 2's own names, ``memory_encoder.fuser.layers.{i}.gamma`` renamed ``.weight``
-  (``sam2/modeling/memory_encoder.py`` L94-98, and ``load_sam2_weights``, qwen2_5_vl.py L131-135). The
-  image path reads the trunk, neck, prompt encoder, mask decoder and ``no_mem_embed``; they map onto
-  transformers' ``Sam2Model`` (:mod:`litelvlm.sam2.keys`, :data:`SAM2_KEY_PAIRS`, after transformers' own
-  ``convert_sam2_to_hf.py`` ``KEYS_TO_MODIFY_MAPPING``; ``sam_prompt_encoder.point_embeddings.{0..3}`` are
-  stacked into ``prompt_encoder.point_embed.weight``, and the random-Fourier matrix is also
-  ``shared_image_embedding.positional_embedding``). The memory attention, memory encoder, object-pointer
-  and temporal-encoding tensors serve later frames of a video only (:func:`tracking_shapes`);
-* ``seg_head.{0,1,3}.*``: the seg head (:mod:`litelvlm.unipixel.head`);
-* ``ref_encoder.*``, ``ref_proj_single.*``, ``ref_proj_double.*``, ``ref_proj.1.*``, ``tem_pe.*``,
-  ``tem_emb.*``, ``tem_proj.*``, ``msk_proj.{0,2}.*`` (L78-94): they encode point / region prompts
-  (``<|ref|>``, ``<|mem|>``) into the LLM's input, which referring segmentation never has
-  (:func:`extra_shapes`).
-
-The loader keeps the first three groups' image-path tensors and checks every other name and shape against
-these tables, so a checkpoint of another layout fails by name.
+Details: docs/unipixel.md (``litelvlm.unipixel.keys``).
 """
 
 from __future__ import annotations

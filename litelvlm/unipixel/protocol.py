@@ -1,36 +1,9 @@
 """UniPixel's RefCOCO referring-segmentation protocol, as data and pure functions.
 
-Official code: PolyU-ChenLab/UniPixel @5c8e941 (``scripts/auto_eval.sh`` L354-372 runs
-``unipixel/eval/infer_seg.py --dataset refcoco --split val`` with the defaults, then
-``unipixel/eval/eval_refcoco.py``). Per sample (one per REFER sentence, ``query`` = the sentence's
-``sent``; ``dataset/sub_classes/segmentation.py`` L1103-1123):
+Official code: PolyU-ChenLab/UniPixel @ 5c8e941 (``unipixel/eval/infer_seg.py``, ``eval_refcoco.py``); the
+teacher-forced answer is this project's (not in the official evaluation).
 
-1. question (``infer_seg.py`` L98-103): strip dots at both ends, lower-case the first character,
-   drop a leading ``"the "``, then ``"an "``, then ``"a "`` (checked in that order, each once), and
-   ask ``"Please segment the {query} in this image."`` (``media`` is ``image`` for ``seg_image``);
-2. visual input (``infer_seg.py`` L115-133, ``dataset/utils.py`` L59-147 and L312-327): the image goes
-   in as a *video* of its one frame. The frame is converted to RGB (RGBA over white), resized with
-   PIL's default (bicubic) to UniPixel's ``smart_resize`` (factor 28, ``min_pixels`` 128*28*28,
-   ``max_pixels`` 256*28*28*int(16 / 1)), then repeated to 2 frames (``temporal_patch_size``), so the
-   vision tower sees one temporal patch: ``video_grid_thw`` = (1, h/14, w/14) and h*w/784 ``<|video_pad|>``
-   tokens. The processor is loaded with ``do_resize=False`` (``model/builder.py`` L23), so it does not
-   resize again; ``second_per_grid_ts`` = 2 / 2.0 (fps 2.0, ``dataset/utils.py`` L326). Images are opened
-   with ``PIL.Image.open``: EXIF orientation is not applied;
-3. prompt: the chat template of the processor with ``add_generation_prompt=True`` (``infer_seg.py`` L129);
-4. answer: greedy generation (:data:`GENERATE_KWARGS`, ``infer_seg.py`` L190-197). The mask comes from
-   the row that predicts ``<|seg|>``: UniPixel's ``seg_head`` reads the last decoder layer's output before
-   the final norm (``model/qwen2_5_vl.py`` L298-301, the ``norm`` pre-hook L52) at every ``<|seg|>`` of the
-   input, shifted by one (L342-346), and at the last row of each step whose argmax is ``<|seg|>`` (L348-350).
-   Only the first mask counts (``infer_seg.py`` L238-241); a sample that produces none, or fails, scores
-   an all-zero prediction (L216-219);
-5. score (``infer_seg.py`` L239-250, ``eval_refcoco.py`` L29-34): see :func:`score_sample` and
-:func:`summarize`.
-
-This project's (not in the official evaluation): ``answer="teacher-forced"`` appends a training
-answer (``segmentation.py`` L76-82, :data:`SEG_RESPONSES`; :func:`teacher_forced_answer`) to the prompt,
-so that random weights, which never generate ``<|seg|>``, still give a ``<|seg|>`` row (the official
-model code handles a ``<|seg|>`` in its input the same way, L342-346). The official default is
-``answer="generate"``.
+Details: docs/unipixel.md (``litelvlm.unipixel.protocol``).
 """
 
 from __future__ import annotations

@@ -1,33 +1,10 @@
 """UniPixel's referring-video protocol: which frames the LLM sees, how they are resized, the prompt, and the
 Qwen2.5-VL video inputs (``pixel_values_videos``, ``video_grid_thw``, ``second_per_grid_ts``).
 
-Source: PolyU-ChenLab/UniPixel @5c8e941, ``unipixel/eval/infer_seg.py`` (the script ``scripts/auto_eval.sh``
-runs on Ref-DAVIS-17, Refer-YouTube-VOS, MeViS, ReVOS, Ref-SAV and GroundMoRe):
+Source: PolyU-ChenLab/UniPixel @ 5c8e941, ``unipixel/eval/infer_seg.py``; the teacher-forced answer is this
+project's, as on images.
 
-1. frames (L90, ``unipixel/utils/io.py`` L49-76 with ``sample_for_llm_only=True``): the LLM sees
-   ``--sample_frames`` (16) frames sampled uniformly, ``np.arange(0, n, (n - 1) / (16 - 1))[:16].round()``
-   (all frames when the video has at most 16); SAM 2 sees every frame of the video, at its original size
-   (:func:`sample_indices`);
-2. resizing (L115-127, ``dataset/utils.py`` L311-327 and L99-147): each sampled frame goes through
-   ``fetch_image`` with ``min_pixels`` 128 x 28 x 28 and ``max_pixels`` 256 x 28 x 28 x ``int(16 / frames
-   sampled)`` (UniPixel's ``smart_resize``, PIL's bicubic resize), then the list is padded with copies of its
-   last frame to an even length (``FRAME_FACTOR`` 2); ``fps`` 2.0, so ``second_per_grid_ts`` = 2 / 2.0 = 1
-   (:func:`llm_frames`);
-3. the question (L96-103): ``"Please segment the {query} in this video."`` (``image`` for a one-frame "video",
-   whose ``data_type`` is ``seg_image``: ``dataset/sub_classes/segmentation.py`` L546), the query cleaned as
-   for RefCOCO (:func:`litelvlm.unipixel.protocol.clean_query`); the chat template with
-   ``add_generation_prompt``;
-4. the masks (``model/qwen2_5_vl.py`` L361-366 with ``sam2_batch_mode`` False): the seg head's prompt is added
-   on frame 0 of the WHOLE video (``init_state(frames[0], frame_size[0])``, ``add_new_hidden_state(state, 0,
-   0, seg)``) and ``propagate_in_video`` gives a mask for every frame, written for every frame
-   (``infer_seg.py`` L225-234);
-5. the score (``eval/eval_seg.py`` L167-199, L257-265 for ``ref_davis17``, ``mevis``, ``ref_sav``): per
-   expression, J and F are frame means over every frame, and the dataset's J and F are means over expressions
-   (:func:`litelvlm.video.metrics.mevis_scores`, :func:`litelvlm.video.metrics.mevis_summary`).
-
-A one-frame video is the image protocol exactly (:mod:`litelvlm.unipixel.protocol`): the same frames, pixel
-bounds and question. This project's, as on images: ``answer="teacher-forced"`` appends a training answer with
-``<|seg|>`` (random weights never generate one).
+Details: docs/unipixel.md (``litelvlm.unipixel.video``).
 """
 
 from __future__ import annotations

@@ -1,29 +1,8 @@
 """UniPixel's video path on the family contract: ``ground`` on a whole video, one mask per frame.
 
-    from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
-    pipe = UniPixelVideoPipeline.from_model_string("unipixel-tiny-random:0")   # or .of(a loaded
-    UniPixelPipeline) prep = pipe.with_sentences(pipe.prepare_video(frames), ["the dog running left"])
-    out = pipe.ground(prep, "fastv", 64)       # out.masks: (frames, H, W), one mask per frame of the video
+The ``frame-wise`` fallback and the CLIP-side methods' video mapping are this project's.
 
-What is UniPixel's (PolyU-ChenLab/UniPixel @5c8e941; :mod:`litelvlm.unipixel.video`): the LLM sees 16 frames
-sampled uniformly (all of a shorter video), resized and padded to an even count, as one Qwen2.5-VL video
-(temporal patches of 2 frames, 3-D M-RoPE with ``second_per_grid_ts`` 1); the prompt is the video question;
-the seg head's prompt is given to SAM 2 on frame 0 of the whole video and a mask comes out for every frame.
-
-How the mask reaches the later frames (:data:`PROPAGATIONS`, ``propagation=``):
-
-* ``sam2`` (the default, UniPixel's): SAM 2's memory carries the frame-0 prompt forward through the video
-  (``propagate_in_video``), on transformers' ``Sam2VideoModel`` with UniPixel's SAM 2.1 settings
-  (:mod:`litelvlm.unipixel.sam2_video`);
-* ``frame-wise`` (this project's fallback, labelled wherever a user meets it): the frame-0 prompt decoded on
-  every frame's own SAM 2 features as on an image (each frame an initial conditioning frame, ``no_mem_embed``
-  added, no memory of the frames before). Frame 0's mask is the same; the later frames' are not UniPixel's.
-
-The methods run on the video's merged tokens as on an image's (the LLM-side methods and the Qwen2.5-VL
-variants); the CLIP-side methods that read scores alone through the paired CLIP's scores of each LLM frame,
-mapped onto its temporal patch's merged grid (:mod:`litelvlm.unipixel.video_mapped`, this project's
-adaptation). A budget K keeps K of the video's N merged tokens, chosen over the whole video. VScan is refused
-(:data:`ONE_IMAGE_VARIANTS`).
+Details: docs/unipixel.md (``litelvlm.unipixel.video_pipeline``).
 """
 
 from __future__ import annotations
@@ -44,7 +23,7 @@ from .sam2_video import propagated_logits
 from .video import llm_frames, prepare_video_inputs, sample_indices
 from .video_mapped import video_mapped_inputs
 
-#: how the frame-0 prompt reaches the later frames (see the module docstring)
+#: how the frame-0 prompt reaches the later frames (see docs/unipixel.md)
 PROPAGATIONS = ("sam2", "frame-wise")
 #: the methods whose Qwen2.5-VL variant reads one image's merged grid, and why they are refused on a video
 ONE_IMAGE_VARIANTS = {"vscan": "VScan's Qwen2.5-VL window scan runs over one image's merged grid (its "

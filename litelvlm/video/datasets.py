@@ -1,49 +1,8 @@
 """Referring video object segmentation data in their released layouts: Ref-DAVIS-17, Refer-YouTube-VOS, MeViS.
 
-One :class:`VideoExpression` per referring expression: its video, sentence, object id(s) and frame names,
-with the frames (RGB) and the ground-truth masks (bool, the union over the expression's objects) loaded
-lazily, one frame at a time. ``has_masks`` is False for the splits whose ground truth is held by an
-evaluation server (Refer-YouTube-VOS ``valid`` and ``test``, MeViS ``valid``); asking them for a mask is a
-:class:`LiteLVLMError`. A partial download (a missing meta file, frame folder, frame, annotation folder,
-annotation or ``mask_dict.json``) is a :class:`LiteLVLMError` naming the file or folder: the folders and
-meta files when the split is read, each frame and annotation when it is loaded (or all of them, with their
-sizes and modes, when read with ``check_files=True``: :func:`litelvlm.video.checks.check_videos`, which a
-run calls on the videos it will use before it writes anything).
+One :class:`VideoExpression` per referring expression, its frames and ground-truth masks loaded lazily.
 
-Layouts, as the official loaders read them (VideoGLaMM = mbzuai-oryx/VideoGLaMM @6b15b1e7, files under
-``VideoGLaMM/``; ReferFormer = wjn922/ReferFormer @06fc218f; MeViS = henghuiding/MeViS @7c0620b9):
-
-- **Ref-DAVIS-17** (``root`` = ReferFormer's ``data/ref-davis``, VideoGLaMM's
-  ``processed/refer_davis/2017``), splits ``train`` and ``valid``, both with masks:
-  ``meta_expressions/<split>/meta_expressions.json`` (``{"videos": {video: {"expressions": {exp_id:
-  {"exp", "obj_id"}}, "frames": [...]}}}``, ``obj_id`` a string from "1"), ``<split>/JPEGImages/<video>/
-  <frame>.jpg`` and ``<split>/Annotations/<video>/<frame>.png``, palette PNGs whose index is the object id
-  (VideoGLaMM ``utils/refer_datasets/new/davis17.py`` L19-45, ``utils/refer_datasets/davis.py`` L62-89 and
-  L147-157: ``Image.open(png).convert('P')``, ``mask == obj_id``; ``eval_referdavis_infer.py`` L113-176:
-  the ``valid`` split, expressions and frames in the file's order, four expressions per object;
-  ReferFormer ``tools/data/convert_davis_to_ytvos.py`` L38-101 and L159-211, which writes this layout from
-  DAVIS-2017 ``Annotations_unsupervised/480p``).
-- **Refer-YouTube-VOS** (``root`` = ``refer_youtube_vos``), splits ``train`` (masks), ``valid`` and ``test``
-  (no public masks): the same files; ``valid``'s meta file also lists the ``test`` videos, which are
-  dropped using ``meta_expressions/test/meta_expressions.json`` (so both are needed) and the rest sorted
-  (VideoGLaMM ``utils/refer_datasets/new/ytvos.py`` L19-57, ``utils/refer_datasets/ytvos.py`` L43-50 and
-  L66-93, L152-160; ReferFormer ``inference_ytvos.py`` L70-85). ``obj_id`` is read where present; the
-  splits without masks need none.
-- **MeViS** (``root`` = ``mevis``), splits ``train`` and ``valid_u`` (masks) and ``valid`` (none):
-  ``<split>/meta_expressions.json`` (expressions with lists ``obj_id`` and ``anno_id``),
-  ``<split>/JPEGImages/<video>/<frame>.jpg`` and ``<split>/mask_dict.json``, ``{anno_id: [COCO RLE or
-  null per frame]}`` indexed by the frame's position (VideoGLaMM ``utils/refer_datasets/mevis.py``
-  L59-158). The mask of a frame is the union of its annotations' RLEs, as MeViS ``tools/eval_mevis.py``
-  L41-51 sums them and ``tools/metrics.py`` L18 reads the sum as bool; a null entry is an empty mask.
-
-Frames are listed in the meta file's order (the official evaluation scripts' order; the training loaders
-sort them, the same list for the released files). Frames open as ``PIL.Image.open(path).convert('RGB')``
-without EXIF rotation, as every loader above. An annotation PNG must be palette (``P``) or greyscale
-(``L``): ``convert('P')`` keeps those indices and would quantize colours of any other mode, which is refused.
-Kept as released: the sentence as written (VideoGLaMM lower-cases it and collapses its spaces, e.g.
-``mevis.py`` L122, ``eval_referdavis_infer.py`` L196), and MeViS videos of one frame (VideoGLaMM's loader
-skips them in the splits with masks, ``mevis.py`` L84-85; MeViS ``tools/eval_mevis.py`` L71-74 evaluates
-every expression).
+Details: docs/video.md (``litelvlm.video.datasets``).
 """
 
 from __future__ import annotations

@@ -1,32 +1,9 @@
 """J&F of video object segmentation, as the official DAVIS 2017 evaluation computes it.
 
-Official code: davisvideochallenge/davis2017-evaluation @ ac7c43f (``davis2017/metrics.py``,
-``davis2017/evaluation.py``, ``davis2017/utils.py``, ``davis2017/davis.py``, ``davis2017/results.py``,
-``evaluation_method.py``); transcribed and compared in ``tests/litelvlm/video/test_metrics.py``.
+Official code: davisvideochallenge/davis2017-evaluation @ ac7c43f (``davis2017/metrics.py`` and the files
+beside it); transcribed and compared in ``tests/litelvlm/video/test_metrics.py``.
 
-- J, region similarity (:func:`region_similarity`, ``db_eval_iou``): |P & G| / |P | G| counted outside
-  the void pixels; 1 when the union is empty (both masks empty).
-- F, boundary measure (:func:`boundary_f`, ``f_measure``): the one-pixel boundary maps of P and G
-  (``_seg2bmap``, of the masks with the void pixels cleared), each dilated by a disk of radius
-  ``ceil(bound_th * sqrt(H^2 + W^2))`` pixels (``bound_th`` 0.008; a ``bound_th >= 1`` is the radius
-  itself); precision = P's boundary pixels inside G's dilated boundary / P's boundary pixels, recall
-  the reverse, F = 2PR / (P + R). No boundary in P: precision 1, recall 0 (F = 0); none in G: 0 and 1
-  (F = 0); none in either: F = 1. The dilation is OpenCV's ``cv2.dilate`` with scikit-image's ``disk``, the
-  libraries the official code calls (imported when F is first computed).
-- A sequence (:func:`sequence_scores`, ``DAVISEvaluation``): J and F of every frame of every ground-truth
-  object. ``task="unsupervised"`` (the default of the official ``evaluation_method.py``, and what the
-  referring-VOS code runs for Ref-DAVIS17: ReferFormer's ``eval_davis.py``, VideoGLaMM's
-  ``eval_referdavis_metrics.py``): all frames, void pixels excluded, predicted objects matched to the
-  ground-truth objects by the Hungarian algorithm on the mean over frames of (J + F) / 2 (at most 20
-  predicted objects). ``task="semi-supervised"``: the first and the last frame dropped, no void, the
-  predicted object k scored against the ground-truth object k.
-- The dataset (:func:`summarize`): per object, the mean, recall (frames with a value > 0.5) and decay of
-  J and of F over its frames (``db_statistics``); every global number is the mean over OBJECTS (not over
-  sequences), and J&F = (J-Mean + F-Mean) / 2.
-- MeViS (:func:`mevis_scores`, :func:`mevis_summary`; henghuiding/MeViS @ 7c0620b ``tools/eval_mevis.py``,
-  whose ``tools/metrics.py`` is the DAVIS file unchanged): one expression's ground truth is the union of
-  its objects' masks; J and F are plain means over ALL its frames, no void; J, F are means over
-  expressions and J&F = (J + F) / 2.
+Details: docs/video.md (``litelvlm.video.metrics``).
 """
 
 from __future__ import annotations

@@ -1,32 +1,7 @@
 """SAM 2 memory propagation of a frame-0 prompt given as sparse prompt embeddings, on transformers'
-``Sam2VideoModel``.
+``Sam2VideoModel`` (as VideoGLaMM's and UniPixel's SAM 2 code hands its mask decoder an embedding).
 
-Stock SAM 2 takes points, boxes and masks; the grounding LVLMs built on it (VideoGLaMM's ``add_new_text``,
-UniPixel's hidden-state prompt) hand its mask decoder an embedding instead: their prompt encoders append it to
-the sparse embeddings of the (empty) point prompt (VideoGLaMM @6b15b1e
-``model/segment_anything_2/sam2/modeling/ sam/prompt_encoder.py`` L167-189; UniPixel @5c8e941
-``sam2/modeling/sam/prompt_encoder.py`` L167-179). This module drives transformers' own video inference with
-such a prompt and edits none of its code:
-
-* an inference session over the clip's preprocessed frames (:func:`video_session`; the image encoder's
-  features of every frame can be given, :func:`vision_features`, so that a clip's frames are encoded once);
-* on frame 0 every object gets the empty point SAM 2 pads a prompt-less call with (``(0, 0)``, label -1:
-  ``sam2_base.py`` ``_forward_sam_heads`` L300-305) through the session's point inputs, and one
-  ``model(session, frame_idx=0)`` call runs the conditioning frame with a forward hook on ``prompt_encoder``
-  that appends the object's embeddings to its sparse output (``append=False``: replaces it). The hook is
-  removed in ``finally``; nothing else is touched;
-* ``propagate_in_video_iterator(start_frame_idx=0)`` then tracks forward through the memory (memory encoder,
-  memory attention, object pointers); frame 0's conditioning output is reused, as in SAM 2's
-  ``propagate_in_video``.
-
-The point inputs make frame 0 an initial conditioning frame whose mask is binarised for the memory encoder
-(``is_mask_from_pts``), what SAM 2's video predictor does to the frames a prompt was added on
-(``_consolidate_temp_output_across_obj``, ``is_mask_from_pts=True``), and a single point keeps SAM 2's
-multimask choice (``multimask_min_pt_num`` 0 <= 1 <= ``multimask_max_pt_num`` 1) what it is without points.
-The result is the low-resolution mask logits of every frame and object (``image_size / 4`` square, float32,
-before any resizing), and the object score logits. Official SAM 2 tracking names map onto transformers' with
-:func:`tracking_key_to_hf`; :func:`set_memory_width` fits a model whose memory is not 64 channels wide (test
-sizes) to the memory cross-attention, whose key/value width transformers fixes at 64.
+Details: docs/video.md (``litelvlm.video.sam2_propagation``).
 """
 
 from __future__ import annotations
@@ -176,7 +151,7 @@ def add_prompts(model, session, prompts: torch.Tensor, append: bool = True) -> N
 def propagate_prompts(model, pixels: torch.Tensor, video_size: tuple[int, int], prompts: torch.Tensor,
                       append: bool = True, features: list[dict] | None = None) -> Propagation:
     """Masks of every frame of ``(T, 3, S, S)`` pixels from ``(O, n, C)`` sparse prompt embeddings on frame 0,
-    propagated forward by SAM 2's memory (module docstring). ``O = 0`` gives ``(T, 0, h, w)``."""
+    propagated forward by SAM 2's memory (docs/video.md). ``O = 0`` gives ``(T, 0, h, w)``."""
     T, side = len(pixels), model.config.image_size // 4
     if len(prompts) == 0:
         return Propagation(torch.zeros(T, 0, side, side), torch.zeros(T, 0))

@@ -1,23 +1,9 @@
 """Per-frame budget allocation for VideoGLaMM's per-frame pruning (this project's own idea; no official code).
 
-:func:`litelvlm.videoglamm.pruning.prune_clip` takes one budget per context frame (``allocation=``). This
-module turns a per-frame budget K and per-frame weights into those 16 budgets, keeping the clip's total 16 K:
+Turns a per-frame budget K and per-frame weights into the 16 context frames' budgets, keeping the clip's
+total 16 K.
 
-* **weights**: ``uniform`` (every frame K: the default, what ``eval-video`` ran before), explicit weights (16
-  non-negative numbers, not all zero), or ``relevance``: CLIP's own frame retrieval for the expression, the
-  softmax over the 16 frames of ``logit_scale`` x the frame's best patch-text cosine similarity (the projected
-  layer -2 patches against the text embedding, :func:`relevance_weights`; ``logit_scale`` is the paired CLIP's
-  learned temperature, 100 for OpenAI's CLIP), so frames where the expression is seen get more tokens;
-* **integer budgets** (``direct`` arrangement, any K per frame): frame f's target is 16 K x w_f; frames whose
-  target exceeds 576 are capped and the rest is shared again among the others by weight (water filling); every
-  frame keeps at least 1; the floors are topped up by the largest remainders (ties: the earlier frame), so the
-  total is exactly 16 K (:func:`integer_budgets`);
-* **square budgets** (``pool`` and ``pool-min``, whose pooling needs a square count, ``arch.py`` L88-96): each
-  frame gets the largest square side s_f <= sqrt(target) (the water-filled target; at least 1, at most 24),
-  then sides grow by one, the frame with the largest shortfall target - s_f^2 first (ties: the earlier frame),
-  while the total of squares stays within 16 K (:func:`square_budgets`). The total is at most 16 K and may
-  fall short of it (a square grid cannot hit every total); equal weights give every frame K back when K is a
-  square.
+Details: docs/video.md (``litelvlm.videoglamm.allocation``).
 """
 
 from __future__ import annotations
@@ -67,7 +53,7 @@ def targets(weights: Sequence[float], total: int, cap: int = NUM_PATCHES) -> lis
 
 
 def integer_budgets(weights: Sequence[float], total: int, cap: int = NUM_PATCHES) -> list[int]:
-    """Budgets summing to ``total``, each in 1..``cap``, proportional to ``weights`` (module docstring)."""
+    """Budgets summing to ``total``, each in 1..``cap``, proportional to ``weights`` (docs/video.md)."""
     exact = [max(t, 1.0) for t in targets(weights, total, cap)]
     n = len(exact)
     out = [min(cap, math.floor(x)) for x in exact]
@@ -104,7 +90,7 @@ def square_budgets(weights: Sequence[float], total: int, side_cap: int = SIDE) -
 def frame_allocation(weights: Sequence[float], budget: int, arrangement: str,
                      frames: int = NUM_FRAMES) -> list[int]:
     """The ``frames`` budgets of per-frame budget ``budget`` shared by ``weights``: integers for ``direct``,
-    squares for the pooling arrangements (module docstring)."""
+    squares for the pooling arrangements (docs/video.md)."""
     total = budget * frames
     if arrangement == "direct":
         return integer_budgets(weights, total)

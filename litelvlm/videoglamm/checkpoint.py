@@ -1,26 +1,7 @@
 """Random-weight VideoGLaMM checkpoints in the official tensor layout, and the loader of any VideoGLaMM
 folder.
 
-The released weights (mbzuai-oryx/VideoGLaMM, README / ``RUN_VideoGLaMM.md`` L7: a SharePoint folder) could
-not be read offline, so the layout is the state dict of the official ``VideoGLaMMForCausalLM`` (@6b15b1e,
-``VideoGLaMM/model/VideoGLaMM.py`` L882-895 and the modules it builds) after ``initialize_vision_modules``
-(``chat.py`` L315) has loaded both towers, as ``save_pretrained`` writes it:
-
-* ``model.embed_tokens`` / ``model.layers.*`` / ``model.norm`` / ``lm_head``: Phi-3 (transformers' names);
-* ``model.vision_tower.vision_encoder.*``: ``InternVideo2_Stage2V`` (``internvideo/utils.py`` L146-164), plus
-  ``model.vision_tower.vision_proj.*`` and the encoder's modules the inference never runs
-  (:data:`~litelvlm.videoglamm.internvideo2.UNUSED`), which the loader accepts and leaves out;
-* ``model.image_vision_tower.vision_tower.vision_model.*``: ``CLIPVisionTower.vision_tower``, a
-  ``CLIPVisionModel`` as transformers 4 names it (transformers 5 drops the ``vision_model`` prefix)
-  (``clip_encoder.py`` L26-30);
-* ``model.mm_projector.*``, ``model.image_mm_projector.*`` (``arch.py`` L18-19), ``model.text_hidden_fcs.0.*``
-  (``VideoGLaMM.py`` L142);
-* ``model.visual_model.*``: SAM 2 (``sam2_hiera_l``, SAM 2.0) under SAM 2's own names
-  (:mod:`litelvlm.sam2.keys`: VideoGLaMM's SAM 2 also saves the fuser's ``gamma`` as ``.weight``,
-  ``memory_encoder.py`` L97-99; SAM 2.0 has no ``no_obj_embed_spatial`` and no ``obj_ptr_tpos_proj``).
-
-``config.json`` is Phi-3's with VideoGPT+'s and VideoGLaMM's keys (:func:`videoglamm_config`); a random
-folder records ``litelvlm_random`` and its preset, a real one is read as the ``videoglamm`` sizes.
+Details: docs/videoglamm.md (``litelvlm.videoglamm.checkpoint``).
 """
 
 from __future__ import annotations
@@ -101,7 +82,7 @@ def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dty
 
 
 def videoglamm_tensors(model: VideoGLaMM, extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Every tensor under its official name (module docstring)."""
+    """Every tensor under its official name (docs/videoglamm.md)."""
     out = {k: v.detach() for k, v in model.llm.state_dict().items()}
     for official, ours in PREFIXES:
         module = model.get_submodule(ours[:-1])

@@ -1,36 +1,8 @@
 """VideoGLaMM's sizes: Phi-3-mini, CLIP ViT-L/14-336, InternVideo2-1B (4-frame chunks), SAM 2 Hiera-L.
 
-Source: mbzuai-oryx/VideoGLaMM @6b15b1e (``VideoGLaMM/``):
+Source: mbzuai-oryx/VideoGLaMM @ 6b15b1e (``VideoGLaMM/``).
 
-* LLM: ``microsoft/Phi-3-mini-4k-instruct`` (``train_ds_with_videogptplus.py`` L31) through
-  ``VideoGPTPlusPhi3ForCausalLM`` (``model/videogpt_plus/model/language_model/phi3.py``: transformers'
-  ``Phi3Model`` / ``Phi3ForCausalLM`` with the multimodal input); the vocabulary is resized to the tokenizer's
-  length after ``[SEG]`` is added (``chat.py`` L296-300): Phi-3's 32011 tokens + ``[SEG]`` = 32012 rows,
-  ``[SEG]`` = 32011 (``mm_use_im_start_end`` and ``mm_use_im_patch_token`` off, ``VideoGLaMMModel.__init__``
-  L173 and the config default ``getattr(..., False)`` of ``chat.py`` L290-291);
-* image tower: ``openai/clip-vit-large-patch14-336`` (L39), ``hidden_states[mm_vision_select_layer]``
-  without CLS (``multimodal_encoder/clip_encoder.py`` L34-42; select layer -2, VideoGPT+'s setting):
-  24 x 24 = 576 tokens per frame, width 1024 (``multimodal_projector/builder.py`` L23);
-* video tower: ``OpenGVLab/InternVideo2-Stage2_1B-224p-f4`` (L38): ``pretrain_internvideo2_1b_patch14_224``
-  (``internvideo/internvideo2.py`` L698-723: width 1408, depth 40, 16 heads, MLP ratio 48/11, qk RMS norm,
-  layer scale) on 4-frame chunks at 224 px (``internvideo2_stage2_config_vision.py`` L14, L46-53): 4 x 16 x 16
-  tokens after a CLS; features are the output of block 38 (``x_vis_return_idx=-2``, ``utils.py`` L229-238);
-* projectors: ``mm_projector`` (1408 -> h) and ``image_mm_projector`` (1024 -> h) of type ``mlp2x_gelu``
-  (``builder.py`` L36-45; the type is VideoGPT+'s training setting, ``PROJECTOR_TYPE=mlp2x_gelu`` in
-  mbzuai-oryx/VideoGPT-plus ``scripts/finetune_dual_encoder.sh``, which also sets ``--mm_vision_select_layer
-  -2`` and ``--mm_use_im_start_end False``; VideoGLaMM starts from that model,
-  ``train_ds_with_videogptplus.py`` L30);
-* pooling (``model/videogpt_plus/model/arch.py`` L164-191): CLIP 576 -> 12 x 12 = 144 per frame, InternVideo2
-  256 -> 8 x 8 = 64 per frame; ``NUM_FRAMES`` 16, ``CHUNK_SIZE`` 4 (``constants.py`` L6-7);
-* ``text_hidden_fcs``: Linear(h, h), ReLU, Linear(h, 256), Dropout(0) (``VideoGLaMM.py`` L134-142,
-  ``out_dim`` 256, L44 of the training script);
-* SAM 2: ``sam2_hiera_l.yaml`` (``VideoGLaMM.py`` L112-115; Hiera-L: embed 144, heads 2, stages
-  (2, 6, 36, 4), global blocks (23, 33, 43), window-pos background 7 x 7, windows (8, 4, 16, 8), neck
-  channels (1152, 576, 288, 144), 1024 px), built with ``apply_postprocessing`` (``build_sam.py`` L19-27:
-  ``dynamic_multimask_via_stability`` with delta 0.05 and threshold 0.98).
-
-``tiny`` keeps every structural count the code asserts or hard-codes (24 x 24 CLIP grid, 16 x 16
-InternVideo2 grid, 16 frames in chunks of 4, the pooled sizes) at tiny widths, with SAM 2 at 128 px.
+Details: docs/videoglamm.md (``litelvlm.videoglamm.config``).
 """
 
 from __future__ import annotations

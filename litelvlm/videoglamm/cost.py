@@ -1,38 +1,7 @@
 """VideoGLaMM in the efficiency study: the FLOPs of one video prompt, unpruned and with per-frame CLIP-side
-pruning.
+pruning (per-frame pruning is this project's adaptation; no official code prunes VideoGLaMM).
 
-``--arch videoglamm`` is the real size (``litelvlm.videoglamm.config.PRESETS['videoglamm']``: Phi-3-mini, CLIP
-ViT-L/14-336, InternVideo2-1B, SAM 2 Hiera-L, with the exact parameter counts
-``tests/litelvlm/test_videoglamm.py`` checks), built on the ``meta`` device, so it counts anywhere in seconds;
-``--arch videoglamm-tiny`` the tiny preset (tests). VideoGLaMM is not a registered family
-(docs/videoglamm.md), so this module counts its parts itself, each on the library's own modules
-(:class:`litelvlm.videoglamm.model.VideoGLaMM`) under FlopCounterMode, for one video prompt:
-
-* ``clip``: CLIP on the 16 context frames (16 x 336 x 336; every layer kept, the per-frame trace the selectors
-  read, whose layer -2 is the LLM's CLIP stream: counted once);
-* ``video``: InternVideo2-1B on 4 chunks of 4 frames at 224 px (to block 38 of 40);
-* ``text``: the paired CLIP's text forward on the expression (only for the text-reading methods,
-``needs_text``);
-* ``selector``: each per-frame method's own selection on one frame's trace of the true shapes
-  (:class:`litelvlm.cost.meta.SelectorBench` with the paired CLIP's sizes), times 16 frames;
-* ``projector``: ``image_mm_projector`` on each frame's kept (or merged) CLIP rows and ``mm_projector`` on the
-  4 x 1024 InternVideo2 rows, plus both adaptive poolings (FlopCounterMode has no formula for
-  ``adaptive_avg_pool2d``: counted here analytically, one operation per input element of each window,
-  :func:`pooling_flops`);
-* ``llm``: Phi-3-mini's prefill (logits on every position) over the text tokens + 16 x c context tokens + 16 x
-  64 video tokens, where c depends on the arrangement (``litelvlm.videoglamm.pruning``): ``none`` 144;
-  ``pool`` 144; ``pool-min`` min(sqrt(K), 12)^2; ``direct`` K. Eager attention computes the full n x n scores
-  under the sliding-window mask, so the count is the full causal prefill;
-* ``sam``: SAM 2's image encoder at 1024 px, the ``[SEG]`` head and its mask decoding, per frame, times
-  :data:`SAM_FRAMES` (a 16-frame clip: SAM 2 sees every frame of the clip, a longer clip adds
-  ``sam_tflops_per_frame`` per frame).
-
-The prompt (:data:`VIDEO_PROMPT_TOKENS`): the Ref-DAVIS question on the study sentence with the teacher-forced
-answer ``It is [SEG].``, as ``eval-video`` runs it, counted with Llama-2's SentencePiece tokenizer plus
-Phi-3's added tokens (Phi-3-mini's vocabulary: docs/efficiency.md); the tiny preset counts its stand-in
-tokenizer's. Timing (without ``--flops-only``): :mod:`litelvlm.videoglamm.cost_timing`. Per-frame pruning is
-this project's adaptation (docs/video.md); no official code prunes VideoGLaMM, so these rows have no paper
-numbers to stand beside.
+Details: docs/videoglamm.md (``litelvlm.videoglamm.cost``).
 """
 
 from __future__ import annotations

@@ -1,26 +1,8 @@
 """InternVideo2's vision encoder as VideoGLaMM runs it: a small torch port of what inference needs.
 
-transformers has no InternVideo2 class. This ports ``PretrainInternVideo2`` of mbzuai-oryx/VideoGLaMM @6b15b1e
-(``VideoGLaMM/model/videogpt_plus/model/internvideo/internvideo2.py``) on the path VideoGLaMM's video tower
-takes: ``InternVideo2_Stage2V.forward`` (``internvideo/utils.py`` L229-238) calls the encoder with no mask,
-``use_image`` False (4-frame chunks), ``x_vis_return_idx=-2`` and ``x_vis_only=True``, and the config
-(``internvideo2_stage2_config_vision.py`` L22, L56-58) turns flash attention, the fused RMS norm and the fused
-MLP off. So:
+Official source: mbzuai-oryx/VideoGLaMM @ 6b15b1e, ``model/videogpt_plus/model/internvideo/internvideo2.py``.
 
-* ``PatchEmbed`` (L319-351): a Conv3d with a (1, 14, 14) kernel and stride, flattened to (B, T, HW, C);
-* a CLS token, then the learned ``pos_embed`` (1, 1 + T*HW, C) (L585-617; initialised from a 3-D sin-cos
-  table, L518-531, then overwritten by the checkpoint);
-* ``Block`` (L265-316) without the fused path: ``x + ls1(attn(norm1(x)))``, ``x + ls2(mlp(norm2(x)))``, with
-  ``RMSNorm`` eps 1e-6 (L134-145, computed in float32), ``Attention._naive_attn`` with qk RMS normalisation
-  over the flattened heads (L190-209), ``Mlp`` fc1-GELU-fc2 (L238-262), ``LayerScale`` in float32
-  (``force_fp32`` = not ``layerscale_no_force_fp32`` = True, L148-163, L279-280);
-* the loop stops after block ``depth - 2`` (L640-642: ``idx == depth + x_vis_return_idx``) and returns the
-  tokens with no final norm (L649-651).
-
-The attention-pooling, CLIP-decoder and image position-embedding modules of ``PretrainInternVideo2``
-(L462-511) and ``InternVideo2_Stage2V.vision_proj`` (utils.py L162) never run on this path; the module does
-not hold them and the checkpoint loader lists them (:data:`UNUSED`). The last block (index ``depth - 1``) is
-held (its tensors are in every checkpoint) but never run.
+Details: docs/videoglamm.md (``litelvlm.videoglamm.internvideo2``).
 """
 
 from __future__ import annotations
@@ -133,7 +115,7 @@ class PatchEmbed(nn.Module):
 
 
 class InternVideo2Encoder(nn.Module):
-    """``PretrainInternVideo2`` on VideoGLaMM's path (module docstring); names match the official module."""
+    """``PretrainInternVideo2`` on VideoGLaMM's path (docs/videoglamm.md); names match the official module."""
 
     def __init__(self, size: InternVideo2Size) -> None:
         super().__init__()

@@ -1,26 +1,8 @@
 """VideoGLaMM's modules on current transformers, and its video forward up to the [SEG] embeddings.
 
-mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/``: ``VideoGLaMMForCausalLM`` (``model/VideoGLaMM.py``
-L882-903) = VideoGPT+'s Phi-3 (``model/videogpt_plus/model/language_model/phi3.py``) with two vision towers
-and two projectors (``model/videogpt_plus/model/arch.py`` L11-19), ``text_hidden_fcs`` (``VideoGLaMM.py``
-L133-145) and SAM 2 (``visual_model``). Here: transformers' ``Phi3ForCausalLM`` and ``CLIPVisionModel``, the
-InternVideo2 port (:mod:`.internvideo2`), the projectors and ``text_hidden_fcs`` as ``nn.Linear`` stacks under
-the official names, and SAM 2 on ``Sam2Model`` (:mod:`.sam2_text`).
+Official source: mbzuai-oryx/VideoGLaMM @ 6b15b1e, ``VideoGLaMM/model/VideoGLaMM.py``.
 
-The video input (``prepare_inputs_labels_for_multimodal``, arch.py L205-552, video branch L281-371):
-
-1. ``encode_videos`` (L121-151): InternVideo2 on the 16 frames in 4 chunks of 4 -> ``(4, 4 * 256, 1408)``
-   after dropping the CLS; CLIP on the 16 context images -> ``(16, 576, 1024)`` (``hidden_states[-2]``
-   without CLS): :meth:`VideoGLaMM.clip_tokens` -- the per-frame CLIP stream a pruning method selects from;
-2. ``project`` (L164-191): ``mm_projector`` then 256 -> 8 x 8 pooling per frame (64), ``image_mm_projector``
-   then 576 -> 12 x 12 pooling per frame (144) (:func:`apply_adaptive_avg_pooling`, L88-96); the LLM's visual
-   tokens are all 16 x 144 context tokens first, then the 16 x 64 video tokens (3328);
-3. the run of ``IMAGE_TOKEN_INDEX`` ids (16 consecutive ``<image>`` ids from the prompt) is replaced by those
-   3328 embeddings (L281-371: text before the first id, the features, text after the last id).
-
-The mask head reads the final normed hidden state of the row *before* each ``[SEG]`` (``inference_framewise``
-L630-643: ``output_ids[:, 1:] == seg_token_idx`` shifted by the added visual length) through
-``text_hidden_fcs[0]`` (L640).
+Details: docs/videoglamm.md (``litelvlm.videoglamm.model``).
 """
 
 from __future__ import annotations

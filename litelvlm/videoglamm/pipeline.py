@@ -1,32 +1,7 @@
 """``VideoGLaMMPipeline``: the ``videoglamm`` family, VideoGLaMM on the family contract (a video, not an
-image).
+image). Its budgets (K of each frame's CLIP patches) are this project's (labelled wherever a user meets them).
 
-    from litelvlm.registry.families import load_pipeline
-    pipe = load_pipeline("videoglamm-tiny-random:0")       # or a VideoGLaMM checkpoint folder
-    prep = pipe.prepare(frames, ["the red circle"])         # frames: one clip's (H, W, 3) uint8 arrays
-    out = pipe.ground(prep, "fastv", 196)                   # budget: K of each frame's 576 CLIP patches
-    out.masks                                               # (S, T, H, W) bool: one mask per [SEG] and frame
-
-What is VideoGLaMM's (mbzuai-oryx/VideoGLaMM @6b15b1e, :mod:`.inference`, :mod:`.model`, :mod:`.prompt`): the
-16 sampled frames' 16 x 144 pooled CLIP context tokens then 16 x 64 InternVideo2 tokens (N = 3328) replace the
-prompt's 16 ``<image>`` ids; 1-D RoPE (Phi-3, positions 0..S-1, its sliding window); one expression per prompt
-(the Ref-DAVIS question, ``eval_referdavis_infer.py`` L196); the mask head reads the final normed hidden state
-of the row before ``[SEG]`` (the abilities' ``seg_reads="final"``, ``inference_framewise`` L630-643) through
-``text_hidden_fcs`` into SAM 2 on every frame of the clip. The answer is teacher-forced (``It is [SEG].``, the
-default: random weights generate no ``[SEG]``) or generated greedily (``answer="generate"``: ``lm_head``, the
-tokenizer's EOS, at most 512 new tokens, L616-626).
-
-What is this project's (labelled wherever a user meets it):
-
-* **budgets** (the abilities' ``budget_unit="frame"``): ``ground``'s budget K counts each frame's CLIP patches
-  (1..576, the paper's per-frame 196 and 81), for every method. A CLIP-side method keeps K of every frame's
-  576 CLIP tokens (:func:`litelvlm.videoglamm.pruning.prune_clip`, ``arrangement`` / ``clip_text`` options);
-  an LLM-side method acts on the LLM's whole visual sequence (3328 tokens, frames and both streams together)
-  and keeps the same fraction, ``round(3328 * K / 576)`` (:meth:`VideoGLaMMPipeline.llm_budget`): 196 -> 1132,
-  81 -> 468, 576 -> all;
-* LLM-side methods that read one image's CLIP trace (``reads_clip``: CDPruner, VScan) are refused (the
-  abilities' ``refuses``): no map from a frame's CLIP patches onto the pooled and InternVideo2 tokens is
-  defined.
+Details: docs/videoglamm.md (``litelvlm.videoglamm.pipeline``).
 """
 
 from __future__ import annotations

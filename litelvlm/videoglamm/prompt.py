@@ -1,31 +1,8 @@
 """VideoGLaMM's referring-video inputs: frame sampling, the two towers' pixels, the prompt and its ids.
 
-mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/`` (the Ref-DAVIS-17 inference, ``eval_referdavis_infer.py``):
+Official source: mbzuai-oryx/VideoGLaMM @ 6b15b1e, ``VideoGLaMM/`` (``eval_referdavis_infer.py``).
 
-* the sentence (L196): ``"What is {phrase} in this video? Please respond with segmentation masks."`` with the
-  expression lower-cased; clips of at most 64 frames (L184-187) are segmented one at a time;
-* frames (``chat.py`` ``preprocess_vision`` L416-456): the LLM's frames are 16 indices of
-  ``np.linspace(0, T - 1, 16, dtype=int)`` when the clip is longer (L421-427); a shorter clip repeats its last
-  frame up to 16 (``utils/enc_preprocessors.py`` L144-149); SAM 2 sees every frame of the clip (L448);
-* InternVideo2's pixels (``internvideo/utils.py`` L120-143, ``VideoTrainProcessor``): OpenCV's own
-  ``cv2.resize(x, (224, 224))`` (its default ``INTER_LINEAR``) of the uint8 frame, then ``(x / 255 - mean) /
-  std`` with ImageNet's mean and std (L16-21);
-* CLIP's pixels (enc_preprocessors.py L152): ``CLIPImageProcessor`` of ``openai/clip-vit-large-patch14-336``
-  (shortest side 336, bicubic, centre crop 336, OpenAI's mean and std) on each of the 16 frames, on the PIL
-  backend as the official transformers 4.41 runs it;
-* the prompt (``utils/conv_generator.py`` L86-111, ``ConvGenerator_VideoGPTPlus`` with the ``phi3_instruct``
-  template, ``model/videogpt_plus/conversation.py`` L60-68 and L124-132): ``<video>`` becomes 16 ``<image>``
-  (``NUM_FRAMES``; no start / end tokens), one user message and an empty assistant message::
-
-      <|system|>\\nYou are a helpful AI
-      assistant.<|end|>\\n<|user|>\\n<image>...<image>\\n{sentence}<|end|>\\n<|assistant|>\\n
-
-* the ids (``model/videogpt_plus/mm_utils.py`` L17-37, ``tokenizer_image_token``): each ``<image>`` is the id
-  ``IMAGE_TOKEN_INDEX`` (-200); the chunks between are tokenised on their own, a leading BOS kept once.
-
-A teacher-forced answer (``answer=``) is appended as the template appends an assistant message
-(``role + message + sep``); VideoGLaMM's referring answers are ``"It is [SEG]."`` / ``"Sure, [SEG]."``
-(``utils/ordered_datasets/ordered_rvos.py`` L53-56).
+Details: docs/videoglamm.md (``litelvlm.videoglamm.prompt``).
 """
 
 from __future__ import annotations
@@ -52,7 +29,7 @@ def question(expression: str) -> str:
 
 
 def prompt_text(sentence: str, answer: str | None = None, num_frames: int = NUM_FRAMES) -> str:
-    """The ``phi3_instruct`` conversation of ``apply_for_chat(type='video')`` (module docstring)."""
+    """The ``phi3_instruct`` conversation of ``apply_for_chat(type='video')`` (docs/videoglamm.md)."""
     user = "<image>" * num_frames + "\n" + sentence
     text = SYSTEM + SEP + ROLES[0] + user + SEP + ROLES[1]
     return text + (answer + SEP if answer else "")

@@ -1,37 +1,9 @@
 """Per-frame visual-token pruning on VideoGLaMM's CLIP context stream (this project's adaptation).
 
-VideoGLaMM's LLM reads 16 frames' CLIP patch tokens, (16, 576, 1024) at CLIP layer -2, each frame projected
-and pooled to 12 x 12 = 144 context tokens (``project``, arch.py L164-191), then 16 x 64 InternVideo2 tokens.
-No official code prunes it; here a CLIP-side method (``Method.acts_on_clip``: VisPruner, the paper's video
-baseline, LiteLVLM and its variants, random, CLIP top-similarity, VisionZip, HiPrune, ToMe, PruMerge) selects
-K of each frame's 576 tokens **before** the projection and pooling, frame by frame, on a
-:class:`SelectorInputs` built from that frame's CLIP trace; the InternVideo2 stream is untouched.
+No official code prunes VideoGLaMM: a CLIP-side method keeps K of each context frame's 576 patch tokens
+before the official projection and pooling.
 
-* **The trace** (:func:`trace_context`): one CLIP vision forward of the 16 context frames through VideoGLaMM's
-  own tower, every layer kept (:meth:`VideoGLaMM.clip_hidden_states`); its layer -2 without the CLS is exactly
-  ``PreparedClip.tokens.clip``. VideoGLaMM's tower has no text tower and no ``visual_projection``: a CLIP
-  backend of the same vision size is paired with it (:func:`pair_clip`) and reads VideoGLaMM's vision tower
-  (the module is shared), so the q/k/v, the [CLS] attention and the projected patches come from the weights
-  VideoGLaMM runs, and the text side (``text_embeds``) from the paired model. With released weights the tower
-  is OpenAI's frozen ``clip-vit-large-patch14-336`` (clip_encoder.py L26-30), so pairing that model changes
-  nothing; with random weights the paired model's text tower and projection are random (:func:`default_clip`).
-* **The text** (``clip_text``): the referring expression as written (default), or VideoGLaMM's question
-  (``"What is {expression} in this video? ..."``, eval_referdavis_infer.py L196: ``"question"``).
-* **Per frame**: frame ``f`` gets ``SelectorInputs(vision=<frame f's trace>, text, feature_layer=-2,
-  seed=seed + f)`` (distinct random draws per frame) and the method's selection of ``K_f`` tokens: the kept
-  layer -2 patch tokens in the selection's order, or the method's merged features (VisionZip's [CLS] and
-  contextual tokens, ToMe's and PruMerge's merged tokens).
-* **Budgets** (``allocation``): ``K`` on every frame (default), or one budget per frame (16 values).
-* **Meeting the square-only pooling** (``arrangement``, this project's reading; the paper's 196 and 81 are
-  squares): ``pool`` (default): the K kept tokens, in the selection's order (raster order for the selecting
-  methods), as a sqrt(K) x sqrt(K) grid through the official pooling to 12 x 12 -- the LLM still reads 144
-  tokens a frame (81 is upsampled by ``adaptive_avg_pool2d``); ``pool-min``: pooled to min(sqrt(K), 12)
-  squared, so a frame never gets more LLM tokens than it kept (81 -> 9 x 9); ``direct``: no pooling, the K
-  projected tokens go to the LLM as they are (any K; 196 x 16 is more than the unpruned 144 x 16). The pooling
-  arrangements need a square K.
-
-The LLM-side methods (``llm-input``, ``llm-layer``, ``llm-stages``) act on the LLM's whole visual sequence,
-not on a frame's CLIP tokens: :func:`frame_method_error` refuses them by name. ``none`` keeps all 576.
+Details: docs/video.md (``litelvlm.videoglamm.pruning``).
 """
 
 from __future__ import annotations
@@ -57,7 +29,7 @@ from .inference import PreparedClip
 from .model import VideoGLaMM, apply_adaptive_avg_pooling
 from .prompt import clip_pixels, question
 
-#: how K kept tokens meet VideoGLaMM's square-only pooling (module docstring)
+#: how K kept tokens meet VideoGLaMM's square-only pooling (docs/video.md)
 ARRANGEMENTS = ("pool", "pool-min", "direct")
 #: what the CLIP text encoder embeds for the text-reading methods
 CLIP_TEXTS = ("expression", "question")

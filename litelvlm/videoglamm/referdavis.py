@@ -1,22 +1,7 @@
 """Ref-DAVIS-17 with VideoGLaMM as ``eval_referdavis_infer.py`` runs it, scored by
-:mod:`litelvlm.video.metrics`.
+:mod:`litelvlm.video.metrics` (mbzuai-oryx/VideoGLaMM @ 6b15b1e).
 
-mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/eval_referdavis_infer.py``:
-
-* a video's expressions come four per object, in the meta file's order (object k: expressions 4k .. 4k+3;
-  ``num_obj = num_expressions // 4``, L164), and each of the four "annotator" sets (``anno_id`` 0..3,
-  L165-166: ``Davis17_annot1``, ``..._full_video``, ``Davis17_annot2``, ``..._full_video``) is predicted on
-  its own: for each object the expression ``obj_id * 4 + anno_id`` (L172);
-* each expression is run on clips of at most 64 frames (L184-187; :func:`clip_ranges`), each clip through
-  :func:`~litelvlm.videoglamm.inference.segment_clip` (frame-wise SAM 2 here; the script's
-  ``--use_sam2_video_branch`` propagation is not ported), the first ``[SEG]``'s mask per frame kept
-  (L236-239), the clips concatenated (L245);
-* the objects' masks of one annotator set become one label map per frame (L249-256; :func:`label_maps`):
-  values below 0.5 zeroed, a constant 0.1 background stacked first, the argmax;
-* the label maps are scored as ``eval_referdavis_metrics.py`` scores them: DAVIS 2017, unsupervised task
-  (docs/video.md), one :class:`~litelvlm.video.metrics.Summary` per annotator set (L533-536; not averaged).
-
-The answer is teacher-forced (:mod:`.inference`); with random weights the numbers mean nothing.
+Details: docs/videoglamm.md (``litelvlm.videoglamm.referdavis``).
 """
 
 from __future__ import annotations

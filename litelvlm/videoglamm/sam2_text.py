@@ -1,27 +1,9 @@
 """SAM 2 prompted by VideoGLaMM's ``[SEG]`` embedding, frame by frame, on transformers' ``Sam2Model``.
 
-VideoGLaMM (mbzuai-oryx/VideoGLaMM @6b15b1e) segments a video in one of two ways; this module does the
-frame-wise one, ``VideoGLaMM_SAM2.inference_framewise`` (``VideoGLaMM/model/VideoGLaMM.py`` L598-768, SAM 2
-branch):
+Official source: mbzuai-oryx/VideoGLaMM @ 6b15b1e, ``VideoGLaMM/model/VideoGLaMM.py``
+``inference_framewise``.
 
-* every frame (all of the clip's frames, not only the LLM's 16) is preprocessed by ``sam_preprocess(...,
-  model_type="sam2")`` (``utils/sam_transforms.py`` L26-65): the longest side resized to 1024
-  (``ResizeLongestSide.apply_image``: PIL bilinear), ``(x - mean) / std`` in 0-255 units, then bilinearly
-  stretched to 1024 x 1024 (``F.interpolate``, ``align_corners`` False) -- no padding;
-* its features (``get_visual_embs_sam2``, L205-241): ``forward_image`` (trunk, FPN neck, ``conv_s0`` /
-  ``conv_s1`` on the two finer levels) and ``no_mem_embed`` added to the coarsest
-  (``directly_add_no_mem_embed``) -- ``Sam2Model.get_image_embeddings``;
-* the prompt (L689-699; the ``text_embeds`` argument of VideoGLaMM's ``PromptEncoder.forward``,
-  ``sam2/modeling/sam/prompt_encoder.py`` L167-189): sparse = the ``[SEG]`` embedding alone (no point padding,
-  since no points are given), dense = ``no_mask_embed`` everywhere;
-* the decoder (L736-745): ``multimask_output=False``, so with ``build_sam2``'s post-processing
-  (``dynamic_multimask_via_stability``) the single-mask output falls back to the best of the three others when
-  its stability score is under 0.98 (``mask_decoder.py`` L145-153); the object score is not applied;
-* the output (L746-766): the 256 x 256 low-resolution logits bilinearly resized to the original frame size
-  (``postprocess_masks``, L147-153, in float32) and ``> 0``.
-
-The image positional encoding is ``get_dense_pe()``, computed in the weights' dtype, as transformers does.
-The memory path (``inference_video_branch``: ``add_new_text`` on frame 0, ``propagate_in_video``) is not here.
+Details: docs/videoglamm.md (``litelvlm.videoglamm.sam2_text``).
 """
 
 from __future__ import annotations
@@ -58,7 +40,7 @@ def sam2_pixels(frame: np.ndarray, size: int = 1024) -> torch.Tensor:
 
 
 class Sam2Text(nn.Module):
-    """transformers' ``Sam2Model`` with VideoGLaMM's ``[SEG]``-embedding prompt (module docstring)."""
+    """transformers' ``Sam2Model`` with VideoGLaMM's ``[SEG]``-embedding prompt (docs/videoglamm.md)."""
 
     def __init__(self, config, image_size: int) -> None:
         super().__init__()

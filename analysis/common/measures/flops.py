@@ -1,25 +1,7 @@
 """LLM FLOPs per method and budget: the analytic counts (the sizes and token plans:
 :mod:`litelvlm.cost.tokens`).
 
-Conventions (n tokens, a Llama-style decoder with d, L, m, V; k = the width of the key and value
-projections, ``num_key_value_heads`` x head_dim: k = d for Llama-2-7B's multi-head attention, less for
-Qwen2.5-VL's grouped-query attention; ``4·n·d²`` below is ``2·n·d² + 2·n·d·k`` when k < d):
-
-* ``exact``: 2·L·(4·n·d² + 2·n²·d + 3·n·d·m) + 2·n·d·V floating-point operations (a multiply-add
-  is 2; q/k/v/o projections, the two attention matmuls over the full n×n score matrix, SwiGLU's three
-  matrices, the LM head on every position). FlopCounterMode counts exactly this.
-* ``fastv``: the FastV paper's L·(4·n·d² + 2·n²·d + 2·n·d·m): multiply-accumulates, a two-matrix FFN,
-  no LM head.
-* ``mac_swiglu``: L·(4·n·d² + 2·n²·d + 3·n·d·m) multiply-accumulates (no LM head), i.e. half the
-  exact count without the head. The LiteLVLM paper's 4.66 / 2.11 / 1.27 "TB" follow this one.
-
-Tied embeddings (Qwen2.5-VL-3B) change no count: the LM head's matmul runs with the tied matrix all the same.
-
-One token schedule per method (:class:`TokenPlan`: the visual tokens each LLM layer sees, as stages
-``[(first_layer, visual_tokens), ...]``) drives both the analytic count here and the prefill the
-efficiency study runs (``litelvlm.cost.parts``): ``none`` is [(0, N)], CLIP-side methods [(0, K)], FastV
-[(0, N), (K_layer, K)]; a method pruning at several LLM layers (SparseVLM: 576 tokens in layers
-0-2, then fewer from layers 3, 7 and 16) is a longer list.
+Details: docs/efficiency.md (``analysis.common.measures.flops``).
 """
 
 from __future__ import annotations
@@ -47,7 +29,7 @@ __all__ = ["PAPER_TFLOPS", "DecoderSizes", "LLMSizes", "TokenPlan", "count_flops
 
 
 def llm_flops_exact(s: LLMSizes, plan: TokenPlan, lm_head: bool = True) -> int:
-    """Exact FLOPs of a Llama/SwiGLU prefill with the token schedule ``plan`` (see the module docstring)."""
+    """Exact FLOPs of a Llama/SwiGLU prefill with the token schedule ``plan`` (see docs/efficiency.md)."""
     d, m, V = s.llm_hidden, s.llm_intermediate, s.vocab_size
     total = sum(2 * c * (projection_macs(s, n) + 2 * n * n * d + 3 * n * d * m) for c,
                 n in plan.layers(s.llm_layers))

@@ -1,32 +1,9 @@
 """The paper's efficiency quantities, as the authors' compiled GLaMM code computes them.
 
-The official repository (sejong-rcv/LiteLVLM @5896153) ships no source of the code that printed the
-paper's efficiency table, only its compiled CPython 3.10 files:
-``model/llava/model/language_model/__pycache__/modeling_llama_fastv.cpython-310.pyc`` and
-``modelling_sparse_llama.cpython-310.pyc``. Read with ``marshal``/``dis`` (code objects keep their
-source lines), ``LlamaModel.forward`` of the FastV port (first line 621) does, for a prefill:
+Source: the compiled files of sejong-rcv/LiteLVLM @ 5896153; the methods that code does not cover are counted
+as they run, layer by layer (this project's choice for DART).
 
-* L693-697: ``torch.cuda.Event``s, synchronise, record the start (only when the sequence is longer
-  than 1); L699 ``for idx, decoder_layer in enumerate(self.layers)``;
-* L700-703 at the TOP of each iteration: ``n, d = hidden_states.shape[1:]``,
-  ``m = layers[idx].mlp.up_proj.out_features``, ``FLOPs += 4*n*d**2 + 2*n**2*d + 3*n*d*m``;
-* L706-707: ``activation_memory += n * (2*d + m) * hidden_states.element_size()``;
-* L738-780: FastV's in-place pruning at ``idx == fast_v_agg_layer`` (2), AFTER the count: the layer
-  where FastV prunes is counted at the full n, though it runs on the kept tokens;
-* L850-863: record the end, synchronise, ``total_cuda_time += elapsed_time`` (ms, cumulative over
-  forwards), print "Prefill Time", ``FLOPs / num_forward * 1e-12`` as "TFLOPs" and
-  ``activation_memory / 2**30`` as "Storing Activation: … GB" (cumulative: after one forward, that
-  forward's figure). No embedding, LM head or SAM is counted or timed.
-
-``LlamaDynamicvitModel.forward`` of the SparseVLM port (first line 101) counts the same FLOPs at the
-top of each iteration (L217-222) and prunes at ``layer_idx in pruning_loc`` after that layer has run
-(L224-326), so its count is the schedule as run; it times the layer loop the same way (L212-215,
-L366-370) and counts no activation.
-
-So, per method here: ``fastv`` follows the FastV port (the pruning layer at the full n); ``sparsevlm``
-and every method the compiled code does not cover (``none``, the CLIP-side methods, ``divprune``,
-``dart``) are counted as they run, layer by layer: this project's choice for DART, which prunes
-like FastV but whose GLaMM port the authors did not ship.
+Details: docs/efficiency.md (``analysis.common.measures.paper_efficiency``).
 """
 
 from __future__ import annotations

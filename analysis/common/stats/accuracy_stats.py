@@ -1,42 +1,9 @@
 """The statistics of an accuracy table (``eval-grounding``, ``eval-video``): a 95% interval beside every
 figure, paired comparisons of the methods (``comparisons.csv``) and the paper's two claims (``claims.csv``).
 
-Each study gives, per (method, budget) and metric, a :class:`~analysis.common.stats.bootstrap.UnitStat`
-over its resampling unit (images for RefCOCO, videos for the video sets); ``n_boot`` replicates (bootstrap
-draws or random swap patterns) are drawn with the bootstrap seed (``--boot-seed``, by default
-``--seed``).
+The heavy-tail label and the reading of the paper's claims are this project's.
 
-* :func:`with_intervals`: ``<metric>_lo`` and ``<metric>_hi`` right after each metric's column, and
-  ``<metric>_mc``, its Monte Carlo error: the studentized bootstrap interval
-  (:func:`~analysis.common.stats.bootstrap.studentized`), or for a hit rate (:data:`HIT_RATES`, 0/1 rows) the
-  Clopper-Pearson interval over the effective rows (:mod:`analysis.common.stats.proportion`; Monte Carlo error
-  0); and at the table's end ``unit`` (what is resampled), ``units`` (how many) and ``heavy_tails`` (the
-  metrics whose units' contributions have heavy tails by :mod:`analysis.common.stats.proportion`'s rule, where
-  the bootstrap interval under-covers: this project's own label).
-* :func:`comparisons_table`: per budget, every method against the unpruned model (``none``) and against
-  LiteLVLM on the same units: the difference (method minus reference) and the ratio method / reference
-  (against ``none``: the share of the unpruned model's score kept), each with the interval that inverts the
-  paired swap test whose p-value stands beside them (:mod:`analysis.common.stats.permutation`: the
-  difference's interval excludes 0 exactly when the unadjusted ``p < 0.05``), ``p_adjusted``, Holm's
-  correction within the comparison's family, and its ``family_size``
-  (:mod:`analysis.common.stats.significance`: one comparison's metrics, whatever else the run holds, the one
-  criterion every artefact marks by), and the Monte Carlo errors (``p_mc``, ``difference_mc``,
-  ``ratio_mc``; 0 where the test enumerates every pattern). A study may add references (``extra_references``:
-  the leaderboard's ``random`` and ``downsample``, :mod:`analysis.common.stats.leaderboard`): their rows
-  come after, each comparison a family of its own as every other.
-* :func:`claims_table`: the paper's two claims, each READ FROM ``comparisons.csv`` so that a claim and the
-  comparison of the same pair can never disagree on significance. "Maintains 90% of the original performance":
-  LiteLVLM's share of the unpruned score per budget, the ratio of its comparison with ``none``. "Outperforms
-  existing methods by over 5%": this project's reading tests LiteLVLM against EACH existing method at the
-  budget, one row per competitor (``compared_with``): LiteLVLM minus it, read as 5 points of the metric on its
-  0-1 scale, with the interval, ``p``, Holm-adjusted ``p_adjusted`` and ``family_size`` of that competitor's
-  comparison with LiteLVLM (the same paired swap test and the same family, the sign turned). The claim holds
-  at a budget when it holds against every competitor, i.e. against the best. (Until this version the margin
-  was taken over the best competitor of each bootstrap replicate, a percentile interval that could call
-  LiteLVLM significantly worse than a competitor whose paired test said p = 0.13.) Each row is MET or MISSED
-  by its estimate, with its interval and whether the whole interval clears the threshold; "not judged" on
-  random or toy weights, where no claim is tested; a claim on fewer units than the paired test needs for a 95%
-  interval (6) says so.
+Details: docs/statistics.md (``analysis.common.stats.accuracy_stats``).
 """
 
 from __future__ import annotations

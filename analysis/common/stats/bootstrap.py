@@ -1,28 +1,7 @@
 """The project's one bootstrap: percentile intervals, paired differences and ratios, a paired p-value and
 Holm's correction, all resampling UNITS (images, expressions or videos), never rows.
 
-A statistic is a :class:`UnitStat`: per unit (a resampled item) and per stratum (e.g. a Ref-DAVIS annotator
-set) a numerator and a denominator, and the value ``mean over strata of sum(num) / (sum(den) + eps)``. One
-form covers every figure the studies report:
-
-* a mean over rows (gIoU, an AUROC): numerator the rows' values, denominator their count (one stratum);
-* a ratio of sums (cIoU = sum(I) / (sum(U) + 1e-10)): the sums are re-taken in every resample, never an
-  average of per-row ratios;
-* DAVIS's J (a mean over the objects of each annotator set, averaged over the sets): one stratum per set.
-
-Every replicate draws as many units as there are, with replacement (``numpy.random.default_rng(seed)
-.integers(0, U, size=(n_boot, U))``: scipy's own draw), and the interval is the percentile interval (linear
-interpolation, as ``scipy.stats.bootstrap(method="percentile")``). Two statistics on the same units share the
-draw, so their difference is a paired bootstrap. The p-value of a difference is the two-sided bootstrap test
-of "no difference" that centres the replicates on the null (Efron & Tibshirani 1993, sec. 16.4; Hall & Wilson
-1991): ``p = (1 + #{|d*_b - d| >= |d|}) / (B + 1)``, ties kept within a relative tolerance (:data:`RTOL`).
-
-The accuracy tables (:mod:`analysis.common.stats.accuracy_stats`) use :func:`studentized` for a single
-figure's interval (the percentile interval under-covers at a few dozen units) and the paired swap test of
-:mod:`analysis.common.stats.permutation`, with the intervals that invert it, for their comparisons and the
-paper's claims (a margin over the best competitor of each replicate, once here, disagreed with those tests and
-is gone); :func:`interval` and :func:`paired` remain for the CLIP studies' ``bootstrap_ci`` and for
-comparison.
+Details: docs/statistics.md (``analysis.common.stats.bootstrap``).
 """
 
 from __future__ import annotations

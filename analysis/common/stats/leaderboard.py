@@ -1,35 +1,8 @@
 """The leaderboard columns of an accuracy table (``eval-grounding``, ``eval-video``; this project's addition):
 what benchmark suites report beside accuracy, per (method, budget) of ``summary.csv``, each written only where
-its inputs exist (a run without them, or an earlier run's folder, keeps its tables as they were):
+its inputs exist (a run without them, or an earlier run's folder, keeps its tables as they were).
 
-* ``loyalty`` (with ``_lo``, ``_hi``, ``_mc``): the mean mask IoU of each prediction against the unpruned
-  model's (``none``) for the same expression (EffiVLM-Bench's "loyalty": agreement with the unpruned model);
-  a video expression's IoU is the mean over its frames. Both masks empty count as IoU 1. The predictions
-  travel in the parts as COCO RLEs (:data:`PRED_RLE`; eval-video's ``masks`` table); the interval is the
-  run's own (the studentized bootstrap over images or videos, with the run's bootstrap seed). It needs
-  ``none`` in the run.
-* ``layer_avg_tokens``: the visual tokens each decoder layer sees, summed over the layers and divided by their
-  number, from the method's declared token schedule (``Method.token_schedule``, the FLOPs counts' own); K for
-  a method pruning before the LLM, between K and N for one pruning inside it (FastV, SparseVLM, VScan, ...).
-  eval-grounding only (a video family's schedule counts frames and pools, see docs/grounding.md).
-* ``share_of_unpruned_<metric>``: the metric over the unpruned model's (cIoU and gIoU; J&F for video).
-* ``diff_vs_<reference>_<metric>`` and ``p_adjusted_vs_<reference>_<metric>``: the method minus ``random``
-  (or ``downsample``) at the same budget and the Holm-adjusted p-value of that pair's paired swap test (the
-  run's one criterion, :mod:`analysis.common.stats.significance`; ``p_adjusted_family_size``, after them, the
-  size of its family), read from
-  ``comparisons.csv`` (:func:`analysis.common.stats.accuracy_stats.comparisons_table`'s
-      ``extra_references``).
-* ``reads_attention``: whether the method reads any LLM decoder layer's attention weights
-  (``Method.attention_layers``, at its default options): what matters for FlashAttention at a glance.
-* ``prune_ms``: the median time of the pruning step per call (``eval-grounding --time-pruning``): the
-  ``selection`` stage of :class:`litelvlm.cost.stages.StageTimer` for a method selecting on CLIP's side; NaN
-  where the selection runs inside the LLM's or the vision tower's forward and is not separable.
-* ``stage_<stage>_ms``, ``stage_<stage>_flops``, ``stage_<stage>_weight_bytes`` (``eval-grounding
-  --stage-costs``; this project's measurement, :mod:`analysis.common.measures.stage_costs`): for every method,
-  the median ms per whole call of the vision towers (the paired CLIP included), the selection, the LLM
-  prefill, the mask decoder and the whole call, and one counted call's FLOPs and weight bytes by stage
-  (:data:`STAGE_COLUMNS`); beside ``layer_avg_tokens`` and ``prune_ms``, the paper's LLM-only definitions,
-  which stay as they are.
+Details: docs/statistics.md (``analysis.common.stats.leaderboard``).
 """
 
 from __future__ import annotations

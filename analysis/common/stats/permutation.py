@@ -1,25 +1,7 @@
 """Paired comparisons by a permutation test of exchangeability within units, and the intervals that invert it,
 so that a comparison's interval and its p-value can never disagree.
 
-The test (Fisher's paired randomisation test, Good 2005 sec. 3.6): under "no difference" the two methods'
-results on one unit (an image, an expression, a video) are exchangeable, so swapping them on any subset of the
-units gives an equally likely table. The statistic is the difference of the two
-:class:`~analysis.common.stats.bootstrap.UnitStat` values, recomputed after each swap pattern from the swapped
-units' numerators AND denominators: a ratio of sums (cIoU) stays a ratio of sums, DAVIS's strata stay strata
-(no linearisation is needed). For a mean this is the sign-flip test of the per-unit differences. ``p`` is the
-share of swap patterns whose ``|T*|`` reaches ``|T|`` (within the relative tolerance
-:data:`~analysis.common.stats.bootstrap.RTOL`, so that rounding never breaks a tie): all ``2^n`` patterns for
-``n <= EXACT_MAX_UNITS`` (exact), else ``n_perm`` random ones drawn with ``seed``, ``p = (1 + #) / (n_perm +
-1)``.
-
-The intervals invert the same test. The difference's interval is every shift ``d`` for which the test of ``a``
-shifted by ``d`` (each unit's numerator minus ``d`` times its denominator, which moves every stratum's ratio
-by exactly ``d``) against ``b`` does not reject at ``1 - level``; the ratio's interval is every ``r`` for
-which the test of ``a`` against ``b`` scaled by ``r`` does not reject. ``d = 0`` and ``r = 1`` are the test of
-"no difference" itself, so the difference's interval excludes 0, and the ratio's excludes 1, exactly when ``p
-< 1
-- level`` (the end points are found by bisection from brackets that include the null). With ``n`` units the
-smallest possible ``p`` is ``2 / 2^n``: under 6 units no 95% interval is finite, and the bounds are infinite.
+Details: docs/statistics.md (``analysis.common.stats.permutation``).
 """
 
 from __future__ import annotations

@@ -1,24 +1,8 @@
 """Intervals for a hit rate (a mean of 0/1 rows, e.g. UniPixel's box accuracy) and the label of a metric with
 heavy tails: the two places where the bootstrap of :mod:`analysis.common.stats.bootstrap` breaks at the
-sizes users have.
+sizes users have. The heavy-tail rule is this project's own.
 
-*A hit rate's interval* is the Clopper-Pearson ("exact") interval (Clopper & Pearson 1934, Biometrika
-26:404-413): ``Beta(a/2; x, n - x + 1)`` to ``Beta(1 - a/2; x + 1, n - x)``, which covers at least its level
-for every true rate and every n. (Wilson's score interval was considered and left out: at n = 8 and n = 20 its
-coverage dips to 84-85% near the ends of [0, 1].) A bootstrap of a few dozen 0/1 units collapses (every
-replicate of 8 hits in 8 is 1: the interval covered 57% at n = 8 and 85% at n = 20). Where a unit (an image)
-holds several rows, the rows are not independent, and ``n`` and ``x`` are the effective ones of Korn &
-Graubard (1998, Survey Methodology 24:193-201): ``n_eff = n / deff * (z / t_{U-1})^2``, with the design effect
-``deff`` the clustered variance of the rate over the binomial one (at least 1), and ``x_eff = rate * n_eff``;
-where every unit holds one row it is the plain Clopper-Pearson interval over the rows. ``n_eff`` stays within
-[U, n].
-
-*Heavy tails* (this project's own rule): a metric is labelled ``heavy`` where the bias-corrected excess
-kurtosis of its units' contributions (each unit's linearised influence on the figure,
-:func:`analysis.common.stats.bootstrap.linearised`'s ``z``) exceeds :data:`HEAVY_KURTOSIS` (3, the Laplace
-distribution's), with at least 4 units. There the studentized bootstrap covers less than its level (about 89%
-was measured); the label warns, the interval stays. Under normal units the rule labels 4% of samples of 8
-units and 1.5% of 20; under lognormal(0, 1.5) units 47% and 73%.
+Details: docs/statistics.md (``analysis.common.stats.proportion``).
 """
 
 from __future__ import annotations

@@ -1,34 +1,9 @@
 """Sa2VA-InternVL3's sizes and constants: which InternViT, which Qwen2.5 LLM, which SAM 2, the added tokens,
 the template, the ``config.json`` a released folder holds.
 
-Source: bytedance/Sa2VA @9832e1a. ``projects/sa2va/configs/sa2va_in30_2b.py`` builds Sa2VA-InternVL3-2B on
-``OpenGVLab/InternVL3-2B`` (L27: InternViT-300M-448px-V2.5 + ``mlp1`` + Qwen2.5-1.5B) with ``template =
-"qwen_chat"`` (L31) and ``special_tokens = ['[SEG]', '<p>', '</p>', '<vp>', '</vp>']`` (L52), added after the
-InternVL3 tokenizer's tokens by ``tokenizer.add_tokens(..., special_tokens=True)`` and
-``resize_token_embeddings(len(tokenizer))`` (``projects/sa2va/models/mllm/internvl.py`` L58-66); -8B and -14B
-(``sa2va_in30_{8b,14b}.py``) differ only in the base. ``tools/convert_to_hf.py`` L90-100, L112, L135-148
-writes the released ``config.json``: InternVL3's ``Sa2VAChatConfig.to_dict()`` with ``llm_config.vocab_size``
-= ``len(tokenizer)``, ``template`` and the ``auto_map`` of ``projects/sa2va/hf/models/``; ``save_pretrained``
-names the class ``Sa2VAChatModel``. The released model (``modeling_sa2va_chat.py``) holds ``vision_model``
-(``InternVisionModel``, L119-122), ``language_model`` (``Qwen2ForCausalLM``, L132-133), ``mlp1`` (LayerNorm,
-Linear, GELU, Linear over the pixel-shuffled features, L144-149), ``grounding_encoder`` (the same ``SAM2`` as
-Sa2VA-Qwen2.5-VL: SAM 2.0 Hiera-L at 1024 px) and ``text_hidden_fcs`` (L164-170).
+Source: bytedance/Sa2VA @ 9832e1a. Importing this module is light.
 
-The image protocol's constants are ``preparing_for_generation``'s (L527-587): tiles of 448 px, 1 to 12 of them
-plus a thumbnail, patch 14, pixel shuffle 0.5 (256 tokens a tile), ImageNet's mean and std, ``<img>``,
-``</img>``, ``<IMG_CONTEXT>``, ``DirectResize(1024)`` for SAM 2.
-
-The sizes of ``internvl3-2b`` are InternVL3-2B's ``config.json`` (``llm_config``: Qwen2.5-1.5B, hidden 1536,
-intermediate 8960, 28 layers, 12 heads, 2 KV heads, RoPE theta 1e6, 32768 positions, untied head;
-``vision_config``: InternViT-300M-448px-V2.5, hidden 1024, intermediate 4096, 24 layers, 16 heads, qkv bias,
-no QK norm, LayerNorm eps 1e-6, layer scale 0.1; ``downsample_ratio`` 0.5, ``ps_version`` v2, ``select_layer``
--1, ``max_dynamic_patch`` 12, ``use_thumbnail``, ``force_image_size`` 448). Its tokenizer is Qwen2.5's (151643
-byte-level tokens, the 22 special ones) with InternVL's 9 tokens after them (151665 ``<img>``, 151666
-``</img>``, 151667 ``<IMG_CONTEXT>``, then ``<quad>``, ``</quad>``, ``<ref>``, ``</ref>``, ``<box>``,
-``</box>``): 151674, and Sa2VA's five make 151679 rows.
-
-``internvl3-tiny`` is for tests: the same structure and image protocol at small widths, the tiny Qwen stand-in
-tokenizer's ids (special tokens from 384), the tiny SAM 2 at 128 px. Importing this module is light.
+Details: docs/sa2va.md (`litelvlm.sa2va.internvl.config`).
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
 """``Sa2VAInternVLPipeline``: Sa2VA-InternVL3 (InternViT + ``mlp1`` + Qwen2.5 + SAM 2 prompted by ``[SEG]``),
-the ``sa2va`` family on InternVL3.
+the ``sa2va`` family on InternVL3. Pruning it is this project's (``describe()`` says so on every run).
 
-    from litelvlm.registry.families import load_pipeline
-    pipe = load_pipeline("sa2va-internvl3-tiny-random:0")     # or a Sa2VA-InternVL3 checkpoint folder
-    prep = pipe.prepare(image, ["the dog on the left"])
-    out = pipe.ground(prep, "fastv", 64)
-
-What is Sa2VA's (bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models/modeling_sa2va_chat.py``): the image as
-1 to 12 tiles of 448 px and a thumbnail (:mod:`.tiles`), each tile's InternViT features pixel-shuffled and
-projected by ``mlp1`` into 256 ``<IMG_CONTEXT>`` rows of one ``<img>`` block (``extract_feature`` L222-240,
-``generate`` L497-501), the Qwen2.5 LLM over plain 1-D positions (``position_ids=None``, L728), the mask head
-reading the final hidden state of the row whose input is ``[SEG]`` through ``text_hidden_fcs`` into SAM 2
-(L750-770, as on Sa2VA-Qwen2.5-VL: :mod:`litelvlm.sa2va.sam2_head`); the video protocol of :mod:`.video`.
-
-What is this project's (``describe()`` says so on every run): pruning it at all -- the budget counts the
-``<IMG_CONTEXT>`` tokens (all tiles' and the thumbnail's); the methods acting with the LLM run in their LLaVA
-form (1-D RoPE: each method's own position rule), the score-only CLIP-side methods through the paired CLIP's
-scores mapped onto the tiles' tokens (:mod:`.mapped`); the teacher-forced answer (the default;
-``answer="generate"`` is the official greedy decoding). Refused by name, with the reason: the CLIP-side
-methods reading CLIP's features or attention (no CLIP patch grid here), FlowCut (InternViT's tower stage,
-:mod:`.tower`, runs IPCV's branches only), ``downsample`` (:data:`REFUSES`), ``context="vit"`` (read on
-Qwen2.5-VL's tower only).
+Details: docs/sa2va.md (`litelvlm.sa2va.internvl.pipeline`).
 """
 
 from __future__ import annotations
@@ -82,7 +63,7 @@ class InternVLInput(QwenSam2Input):
 
 class Sa2VAInternVLPipeline(QwenSam2Pipeline):
     """Sa2VA-InternVL3: transformers' ``InternVLForConditionalGeneration`` + tokenizer + ``text_hidden_fcs`` +
-    SAM 2 (module docstring)."""
+    SAM 2 (docs/sa2va.md)."""
 
     family = "sa2va"
     abilities = ABILITIES

@@ -1,25 +1,7 @@
 """Sa2VA-InternVL3's image protocol: the tiles the vision tower sees, their pixels, the prompt around their
-tokens.
+tokens (bytedance/Sa2VA @ 9832e1a; the teacher-forced answer is this project's).
 
-bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models/modeling_sa2va_chat.py``:
-
-1. tiles (``predict_forward`` L661-663 with ``dynamic_preprocess`` L797-837 and ``find_closest_aspect_ratio``
-   L781-795, at ``min_dynamic_patch`` 1, ``max_dynamic_patch`` 12, ``image_size`` 448, ``use_thumbnail``,
-   L555-560): the grid (cols, rows) of at most 12 tiles whose aspect ratio is closest to the image's (a tie
-   goes to the later grid when the image's area exceeds half the grid's pixels), the image resized to it by
-   PIL's default filter (bicubic for RGB) and cut into 448-px tiles in row-major order, then, when there is
-   more than one tile, the whole image resized to 448 x 448 as a thumbnail -- :func:`tile_grid`,
-   :func:`image_tiles`;
-2. pixels (``self.transformer``, L571-576): RGB, ``Resize((448, 448), bicubic)`` (the identity on a tile),
-   ``ToTensor``, ImageNet's ``Normalize``, then the model's dtype (L672) -- :func:`tile_pixels`; a video's
-   first five frames each go through it whole, no tiles (L637-641);
-3. the prompt (L703-719): ``<img>`` + ``<IMG_CONTEXT>`` x 256 per tile + ``</img>`` + ``\\n``, once per frame,
-   stripped, in place of ``<image>`` in the question, inside ``qwen_chat``'s instruction (no system turn),
-   then ``tokenizer.encode`` -- :func:`prompt_text`. The questions are Sa2VA's
-   (:mod:`litelvlm.sa2va.protocol`: ``RES.py`` L186 for RefCOCO, ``refVOS.py`` L99 for a video).
-
-This project's (labelled where a user meets it): ``answer="teacher-forced"`` appends a training answer of
-:data:`litelvlm.sa2va.protocol.ANSWERS_LIST` after the prompt, so random weights give a ``[SEG]`` row.
+Details: docs/sa2va.md (`litelvlm.sa2va.internvl.tiles`).
 """
 
 from __future__ import annotations
@@ -64,7 +46,7 @@ def _ratios(lo: int, hi: int) -> list[tuple[int, int]]:
 
 def tile_grid(width: int, height: int, max_tiles: int, min_tiles: int = MIN_TILES, tile: int = TILE,
               thumbnail: bool = True) -> TileGrid:
-    """The grid ``dynamic_preprocess`` cuts a ``width`` x ``height`` image into (module docstring, step 1)."""
+    """The grid ``dynamic_preprocess`` cuts a ``width`` x ``height`` image into (docs/sa2va.md, step 1)."""
     aspect = width / height
     best, best_diff, area = (1, 1), float("inf"), width * height
     for ratio in _ratios(min_tiles, max_tiles):
@@ -92,7 +74,7 @@ _TRANSFORM = T.Compose([T.Lambda(lambda im: im.convert("RGB") if im.mode != "RGB
 
 
 def tile_pixels(images: list[Image.Image], dtype: torch.dtype) -> torch.Tensor:
-    """(n, 3, 448, 448) pixels of tiles (or a video's frames), in ``dtype`` (module docstring, step 2)."""
+    """(n, 3, 448, 448) pixels of tiles (or a video's frames), in ``dtype`` (docs/sa2va.md, step 2)."""
     return torch.stack([_TRANSFORM(im) for im in images]).to(dtype)
 
 

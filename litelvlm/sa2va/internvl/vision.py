@@ -1,26 +1,7 @@
 """The released Sa2VA-InternVL3 module tree on transformers' ``InternVLForConditionalGeneration``: the config
 and the tensor names both ways.
 
-The released names (``modeling_sa2va_chat.py`` L119-149, ``modeling_intern_vit.py``; bytedance/Sa2VA @9832e1a)
-and transformers 5's (``models/internvl/modeling_internvl.py``):
-
-* ``vision_model.embeddings.{class_embedding, patch_embedding, position_embedding}`` ->
-  ``model.vision_tower.embeddings.{cls_token, patch_embeddings.projection, position_embeddings}``;
-* ``vision_model.encoder.layers.<i>.{attn.qkv, attn.proj, attn.q_norm, attn.k_norm, mlp.fc1, mlp.fc2, norm1,
-  norm2, ls1, ls2}`` -> ``model.vision_tower.encoder.layer.<i>.{attention.q_proj / k_proj / v_proj (the fused
-  qkv's three row blocks, as ``_naive_attn`` L146 splits its output), attention.projection_layer,
-  attention.q_norm, attention.k_norm, mlp.fc1, mlp.fc2, layernorm_before, layernorm_after, lambda_1,
-  lambda_2}``;
-* ``mlp1.{0, 1, 3}`` -> ``model.multi_modal_projector.{layer_norm, linear_1, linear_2}``;
-* ``language_model.model.*`` -> ``model.language_model.*`` (``Qwen2Model``), ``language_model.lm_head`` ->
-  ``lm_head``.
-
-What the two compute alike (tested against the official modules): the tower's last hidden state
-(``select_layer`` -1) without its [CLS] row, pixel shuffle ``ps_version`` v2 (``pixel_shuffle`` L206-220),
-then ``mlp1`` (``extract_feature`` L222-240); the official tower interpolates its position embedding
-bicubically to the patch grid every time, which at 448 px (the only size the protocol feeds it) is the
-identity that transformers skips. The tower's last LayerNorm is off (``use_mean_pooling``: InternViT has
-none).
+Details: docs/sa2va.md (`litelvlm.sa2va.internvl.vision`).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ read).
 The official code keeps an image-dependent count (the union of its four lists). Other budgets follow the
 module's documented rule: the target-count fill of the repository's Qwen2.5-VL variant
 (``qwen2_5_vl/modeling_qwen2_5_vl.py`` L1526-1542) over the LLaVA-1.5 lists, with deviation 1 (the foreground
-ranking after the official top 20%, written here in plain Python from the docstring; the shrunk priority below
-its size). At the official count the two transcriptions agree, which the tests check.
+ranking after the official top 20%, written here in plain Python from docs/methods/ivc_prune.md; the shrunk
+priority below its size). At the official count the two transcriptions agree, which the tests check.
 """
 
 from __future__ import annotations

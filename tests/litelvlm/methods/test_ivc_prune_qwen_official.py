@@ -25,7 +25,7 @@ before the call).
 
 Budgets: the official code keeps ``target_image_token_count = round(n * 0.5)``; the transcription takes the
 target as a parameter (the module's K). Below the priority's size the module's deviation 1 (the shrunk
-priority), written here in plain Python from the docstring.
+priority), written here in plain Python from docs/methods/ivc_prune_qwen.md.
 """
 
 from __future__ import annotations
