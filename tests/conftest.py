@@ -330,3 +330,13 @@ def pytest_sessionfinish(session):
     lines = ["cpu_s\tchildren_cpu_s\twall_s\toutcome\tnodeid"] + [
         f"{c:.2f}\t{k:.2f}\t{w:.2f}\t{o}\t{n}" for n, (c, k, w, o) in rows]
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pinned_server():
+    """Closes the server of the official sides' pinned runs (``tests/pinned_env.py``) at the session's end, so
+    that its CPU time is counted in the session's last test."""
+    yield
+    from tests.pinned_env import close_pinned_server
+
+    close_pinned_server()

@@ -9,15 +9,22 @@ environment), once, and :func:`run_pinned` runs a script with that folder first 
 tensors through files. The folder is kept under ``LITELVLM_PINNED_ENVS`` (default
 ``~/.cache/litelvlm/pinned``) across sessions. Tests skip with the reason when the registry cannot be
 reached. The script imports the official code and the pinned
-packages only: it shares no step with this project.
+packages only: it shares no step with this project. Each run is a process forked from a server
+(``pinned_scripts/forkserver.py``, one a test process, closed at the session's end) that has imported the
+packages no pin installs (torch above all), so that a run costs the pinned packages' import and its work.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -82,8 +89,6 @@ def _home() -> Path:
         home.mkdir(parents=True, exist_ok=True)
         return home
     except OSError:
-        import tempfile
-
         return Path(tempfile.gettempdir()) / "litelvlm-pinned"
 
 
@@ -113,23 +118,97 @@ def pinned_env(name: str) -> Path:
     return folder
 
 
+class _Server:
+    """``tests/pinned_scripts/forkserver.py``, started on the first :func:`run_pinned` of a process and closed
+    by :func:`close_pinned_server` (the test session's end) or at exit."""
+
+    def __init__(self, threads: int):
+        self.threads, self.pending = threads, b""
+        self.log = tempfile.NamedTemporaryFile(prefix="litelvlm-pinned-server-", suffix=".log", delete=False)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+        env.update(PYTHONPATH=str(SCRIPTS), PYTHONNOUSERSITE="1", HF_HUB_OFFLINE="1",
+                   TRANSFORMERS_NO_ADVISORY_WARNINGS="1", OMP_NUM_THREADS=str(threads))
+        self.proc = subprocess.Popen([sys.executable, "-P", str(SCRIPTS / "forkserver.py")], env=env,
+                                     cwd=str(SCRIPTS), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, bufsize=0, start_new_session=True)
+        if self.answer(600) is None:
+            self.close(kill=True)
+            pytest.fail("the server of pinned runs (tests/pinned_scripts/forkserver.py) did not start")
+
+    def answer(self, timeout: float) -> dict | None:
+        """The server's next line, or None when it did not come within ``timeout`` seconds or the server
+        ended."""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            chunk = os.read(fd, 1 << 16) if ready else b""
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, folder: Path, script: str, args: tuple, timeout: int) -> tuple[int | None, str, str]:
+        """(exit code, stdout, stderr) of ``script args`` under ``folder``; None when it timed out (then the
+        server is stopped)."""
+        with tempfile.TemporaryDirectory(prefix="litelvlm-pinned-run-") as tmp:
+            out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            request = {"folder": str(folder), "script": str(SCRIPTS / script), "args": list(args),
+                       "stdout": str(out), "stderr": str(err), "threads": self.threads}
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            started = self.answer(60)
+            done = self.answer(timeout) if started is not None else None
+            if done is None:
+                self.close(kill=True)
+            text = [p.read_text(errors="replace") if p.is_file() else "" for p in (out, err)]
+            return (None if done is None else done["rc"]), text[0], text[1]
+
+    def close(self, kill: bool = False) -> None:
+        if kill:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            self.proc.stdin.close()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+_SERVER: list = []   # the running server, if any
+
+
+def close_pinned_server() -> None:
+    """Stop this process's server of pinned runs (waiting for it, so its CPU time is counted here)."""
+    while _SERVER:
+        _SERVER.pop().close()
+
+
 def run_pinned(name: str, script: str, *args: str, timeout: int = 600) -> str:
     """Run ``tests/pinned_scripts/<script>`` with ``args`` under ``PINS[name]``: its folder first on the path,
     then the scripts' folder (their shared ``results.py``), no user site, this project's folder not on the
-    path, and this process's intra-op thread count (so that float sums run in the same order on both sides).
-    Its stdout; a failure fails the test with its output."""
+    path, and this process's intra-op thread count (so that float sums run in the same order on both sides);
+    in a process of its own, forked from this test process's server (``pinned_scripts/forkserver.py``), which
+    has imported the packages no pin installs. Its stdout; a failure fails the test with its output."""
     import torch
 
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
-    env.update(PYTHONPATH=os.pathsep.join([str(pinned_env(name)), str(SCRIPTS)]), PYTHONNOUSERSITE="1",
-               HF_HUB_OFFLINE="1",
-               TRANSFORMERS_NO_ADVISORY_WARNINGS="1", OMP_NUM_THREADS=str(torch.get_num_threads()))
-    got = subprocess.run([sys.executable, "-P", str(SCRIPTS / script), *args], capture_output=True, text=True,
-                         env=env, cwd=str(SCRIPTS), timeout=timeout)
-    if got.returncode != 0:
-        pytest.fail(f"{script} under the {name} pins failed (rc {got.returncode}):\n{got.stdout[-3000:]}\n"
-                    f"{got.stderr[-6000:]}")
-    return got.stdout
+    folder = pinned_env(name)
+    threads = torch.get_num_threads()
+    if _SERVER and (_SERVER[0].threads != threads or _SERVER[0].proc.poll() is not None):
+        close_pinned_server()
+    if not _SERVER:
+        _SERVER.append(_Server(threads))
+        atexit.register(close_pinned_server)
+    rc, stdout, stderr = _SERVER[0].run(folder, script, args, timeout)
+    if rc is None:
+        _SERVER.clear()
+        pytest.fail(f"{script} under the {name} pins did not end within {timeout} s:\n{stdout[-3000:]}\n"
+                    f"{stderr[-6000:]}")
+    if rc != 0:
+        pytest.fail(f"{script} under the {name} pins failed (rc {rc}):\n{stdout[-3000:]}\n{stderr[-6000:]}")
+    return stdout
 
 
-__all__ = ["PINS", "pinned_env", "run_pinned"]
+__all__ = ["PINS", "close_pinned_server", "pinned_env", "run_pinned"]
