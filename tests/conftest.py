@@ -340,3 +340,14 @@ def _pinned_server():
     from tests.pinned_env import close_pinned_server
 
     close_pinned_server()
+
+
+@pytest.fixture
+def finished_runs(tmp_path_factory):
+    """The finished runs of this process (``tests/fixtures/finished_runs.py``): a copy of a command line's
+    finished run, made once; their folders live under the session's temporary folder."""
+    from tests.fixtures.finished_runs import FinishedRuns
+
+    base = tmp_path_factory.getbasetemp() / "finished-runs"
+    base.mkdir(exist_ok=True)
+    return FinishedRuns(base)

@@ -25,9 +25,8 @@ RESUMABLE = ["eval-grounding", "importance", "positions", "validate", "eval-vide
                       "the part computed again with a warning; config.json and parts/config.json one line "
                       "naming the file (exit 2), left as they were")
 @pytest.mark.parametrize("command", RESUMABLE)
-def test_damaged_files_of_an_earlier_run(command, coco128, tmp_path, capsys, caplog):
-    out = tmp_path / "out"
-    assert main(argv(command, coco128, out)) == 0
+def test_damaged_files_of_an_earlier_run(command, coco128, tmp_path, capsys, caplog, finished_runs):
+    out = finished_runs.copy(lambda o: argv(command, coco128, o), tmp_path / "out")   # a finished run
     clean = results(out)   # the finished run's results, before any damage
     marker = sorted((out / "parts").glob("part-*.json"))[0]
     marker.write_bytes(b"\xff\xfe not a marker")

@@ -214,8 +214,9 @@ def _one_fault(command, kind, n, coco, tmp_path, faults, results_dir, clean, pri
 @pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_ONE_FAULT else c
                                      for c in COMMANDS])
 def test_a_fault_at_a_write_leaves_the_results_whole(command, coco128, tmp_path, faults, reversal_results,
-                                                     capsys):
+                                                     capsys, finished_runs):
     clean, total = _clean(command, coco128, tmp_path / "clean", faults, reversal_results)
+    finished_runs.remember(lambda out: argv(command, coco128, out, reversal_results), tmp_path / "clean")
     again = _counted(command, coco128, tmp_path / "clean", tmp_path / "again", faults, reversal_results)
     assert total >= 2 and again >= 2 and clean
     cases = [(1, "enospc", None), ((total + 1) // 2, "eacces", None), (again, "kill", tmp_path / "clean")]

@@ -60,10 +60,10 @@ def test_grounding_grows_images_methods_and_budgets(coco128, tmp_path, monkeypat
     assert {f: (out / f).read_bytes() for f in TABLES["eval-grounding"]} == fresh_small
 
 
-def test_importance_grows_its_limit(coco128, tmp_path, monkeypatch):
+def test_importance_grows_its_limit(coco128, tmp_path, monkeypatch, finished_runs):
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     args = study_args("importance", coco128, out)
-    assert main(with_limit(args, 1)) == 0
+    finished_runs.copy(lambda o: with_limit(study_args("importance", coco128, o), 1), out)   # the smaller run
     real, seen = importance.evaluate_image, []
     monkeypatch.setattr(importance, "evaluate_image",
                         lambda pipe, a, recs, *r: seen.append(recs[0].image_id) or real(pipe, a, recs, *r))
@@ -74,23 +74,24 @@ def test_importance_grows_its_limit(coco128, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("study", ["reversal", "sink", "retention"])
-def test_rerun_with_a_larger_limit_equals_a_fresh_run(study, coco128, tmp_path):
+def test_rerun_with_a_larger_limit_equals_a_fresh_run(study, coco128, tmp_path, finished_runs):
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     args = study_args(study, coco128, out)
     n = int(args[args.index("--limit") + 1])
     assert main(with_limit(args, max(1, n // 2))) == 0
     assert main(args) == 0
-    assert main(study_args(study, coco128, fresh)) == 0
+    finished_runs.copy(lambda o: study_args(study, coco128, o), fresh)   # a fresh run's results
     assert_same_tables(study, out, fresh)
 
 
 @pytest.mark.parametrize("study,option",
                          [("eval-grounding", ["--seed", "1"]), ("importance", ["--seed", "1"]),
                                           ("eval-grounding", ["--max-sentences", "1"])])
-def test_incompatible_options_are_refused_naming_them(study, option, coco128, tmp_path, capsys):
+def test_incompatible_options_are_refused_naming_them(study, option, coco128, tmp_path, capsys,
+                                                      finished_runs):
     out = tmp_path / "out"
     args = with_limit(study_args(study, coco128, out), 1)
-    assert main(args) == 0
+    finished_runs.copy(lambda o: with_limit(study_args(study, coco128, o), 1), out)   # a finished run
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert main([*args, *option]) == 2
     err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """A bad argument fails before the heavy imports: every subcommand returns 2 without importing torch
-(nor transformers, open_clip, pandas, scipy, matplotlib or captum), checked in a fresh interpreter.
+(nor transformers, open_clip, pandas, scipy, matplotlib or captum), checked in a fresh interpreter (one
+for all the refused command lines, the heavy modules noted after each).
 Parsing imports only the subcommand's module, whose top-level imports are light; the output-folder
 and thread checks run before the subcommand does. A module whose docstring says it imports nothing heavy is
 held to it the same way. No timing is asserted (see docs/testing.md)."""
@@ -16,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from litelvlm.cli import all_commands
-
-HEAVY = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", "captum")
+from tests.fixtures.fresh import HEAVY, run_fresh
 
 #: one bad value of an option each subcommand has (refused at parse time)
 BAD_ARGUMENT = {
@@ -30,40 +30,10 @@ BAD_ARGUMENT = {
     "toy-train": ["--steps", "0"], "tables": ["--threads", "1.5"],
 }
 
-CODE = """
-import json, sys
-from litelvlm.cli import main
-rc = main(json.loads(sys.argv[1]))
-print(json.dumps({"rc": rc, "heavy": sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)}))
-"""
-
 
 def _run(argv: list[str]) -> dict:
-    done = subprocess.run([sys.executable, "-c", CODE, json.dumps(argv), json.dumps(HEAVY)],
-                          capture_output=True, text=True, timeout=120)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_every_subcommand_has_a_case():
-    assert set(BAD_ARGUMENT) == set(all_commands())
-
-
-@pytest.mark.parametrize("command", sorted(BAD_ARGUMENT))
-def test_a_bad_argument_fails_before_the_heavy_imports(command, tmp_path):
-    result = _run([command, *BAD_ARGUMENT[command], "--out", str(tmp_path / "out")])
-    assert result == {"rc": 2, "heavy": []}
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("command", ["reversal", "sink", "retention", "eval-grounding", "importance", "demo"])
-def test_a_usage_error_after_parsing_needs_no_torch_either(command, tmp_path):
-    a_file = tmp_path / "a-file"  # --out that is a file: check_common_options, before the subcommand runs
-    a_file.write_text("keep me")
-    argv = [command, "--out", str(a_file), "--model", "tiny-random"]
-    if command in ("eval-grounding", "importance"):
-        argv += ["--refer-dir", str(tmp_path)]
-    assert _run(argv) == {"rc": 2, "heavy": []}
-    assert a_file.read_text() == "keep me"
+    """``litelvlm ARGV`` in a fresh interpreter: {"rc", "heavy"}."""
+    return run_fresh({"case": argv})["case"]
 
 
 #: one bad value each study refuses in its light ``options.check_args`` (after parsing, before torch)
@@ -73,13 +43,52 @@ BAD_AFTER_PARSING = {
     "efficiency": ["--attn", "flash"], "demo": ["--budget-share", "2"], "figures": [],
     "eval-video": ["--methods", "none"],
 }
+#: the commands whose ``--out`` is a file in the usage-error case
+USAGE_AFTER_PARSING = ["reversal", "sink", "retention", "eval-grounding", "importance", "demo"]
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    """Every refused command line of this module run once, in turn, in ONE fresh interpreter (a fresh
+    interpreter per command line costs a second of CPU each): its folder and {case: {"rc", "heavy"}}, the
+    heavy modules loaded after that case (they only accumulate, so a case that loaded one shows it)."""
+    root = tmp_path_factory.mktemp("startup")
+    cases = {f"bad {c}": [c, *BAD_ARGUMENT[c], "--out", str(root / f"bad-{c}")] for c in sorted(BAD_ARGUMENT)}
+    for command in USAGE_AFTER_PARSING:
+        a_file = root / f"a-file-{command}"  # --out that is a file: check_common_options, before the run
+        a_file.write_text("keep me")
+        argv = [command, "--out", str(a_file), "--model", "tiny-random"]
+        if command in ("eval-grounding", "importance"):
+            argv += ["--refer-dir", str(root)]
+        cases[f"usage {command}"] = argv
+    cases.update({f"combination {c}": [c, *BAD_AFTER_PARSING[c], "--out", str(root / f"combination-{c}")]
+                  for c in sorted(BAD_AFTER_PARSING)})
+    return root, run_fresh(cases)
+
+
+def test_every_subcommand_has_a_case():
+    assert set(BAD_ARGUMENT) == set(all_commands())
+
+
+@pytest.mark.parametrize("command", sorted(BAD_ARGUMENT))
+def test_a_bad_argument_fails_before_the_heavy_imports(command, refused):
+    root, results = refused
+    assert results[f"bad {command}"] == {"rc": 2, "heavy": []}
+    assert not (root / f"bad-{command}").exists()
+
+
+@pytest.mark.parametrize("command", USAGE_AFTER_PARSING)
+def test_a_usage_error_after_parsing_needs_no_torch_either(command, refused):
+    root, results = refused
+    assert results[f"usage {command}"] == {"rc": 2, "heavy": []}
+    assert (root / f"a-file-{command}").read_text() == "keep me"
 
 
 @pytest.mark.parametrize("command", sorted(BAD_AFTER_PARSING))
-def test_a_bad_combination_is_refused_by_the_light_options_module(command, tmp_path):
-    result = _run([command, *BAD_AFTER_PARSING[command], "--out", str(tmp_path / "out")])
-    assert result == {"rc": 2, "heavy": []}
-    assert not (tmp_path / "out").exists()
+def test_a_bad_combination_is_refused_by_the_light_options_module(command, refused):
+    root, results = refused
+    assert results[f"combination {command}"] == {"rc": 2, "heavy": []}
+    assert not (root / f"combination-{command}").exists()
 
 
 IMPORTS = """
@@ -107,8 +116,11 @@ LIGHT_CLAIM = re.compile(r"(?:This|this) (?:module|package file) (?:is light|imp
                          r"|Importing this module imports nothing heavy")
 LOADED = """
 import importlib, json, sys
-importlib.import_module(sys.argv[1])
-print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
+heavy, seen = json.loads(sys.argv[2]), {}
+for module in json.loads(sys.argv[1]):
+    importlib.import_module(module)
+    seen[module] = sorted(m for m in heavy if m in sys.modules)
+print(json.dumps(seen))
 """
 
 
@@ -124,15 +136,15 @@ def _claims_light() -> list[str]:
 
 
 def test_a_module_that_says_it_is_light_loads_nothing_heavy():
-    """Each module whose docstring says it imports nothing heavy, imported alone in a fresh interpreter
-    (its parents' ``__init__`` included: that is what importing it costs), loads none of :data:`HEAVY`."""
+    """Each module whose docstring says it imports nothing heavy (its parents' ``__init__`` included: that is
+    what importing it costs) loads none of :data:`HEAVY`: imported one after another in one fresh
+    interpreter, the heavy modules loaded after each (they only accumulate, so none after the last means none
+    for any module imported alone)."""
     modules = _claims_light()
     assert len(modules) >= 8, modules
-    loaded = {}
-    for module in modules:
-        done = subprocess.run([sys.executable, "-c", LOADED, module, json.dumps(HEAVY)], capture_output=True,
-                              text=True, timeout=120, cwd=ROOT)
-        assert done.returncode == 0, done.stderr
-        if heavy := json.loads(done.stdout.strip().splitlines()[-1]):
-            loaded[module] = heavy
-    assert loaded == {}
+    done = subprocess.run([sys.executable, "-c", LOADED, json.dumps(modules), json.dumps(HEAVY)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert list(seen) == modules
+    assert {module: heavy for module, heavy in seen.items() if heavy} == {}

@@ -5,10 +5,12 @@ N as its card gives it (a random preset, a released checkpoint's hub id) and a `
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from litelvlm.cli import main
-from tests.end_to_end.test_startup import _run
+from tests.fixtures.fresh import run_fresh
 
 BUDGET_TOO_LARGE = {
     "eval-grounding": ["--refer-dir", "REFER", "--budgets", "1000"],
@@ -23,20 +25,36 @@ def _argv(command: str, extra: list[str], refer: str, out: str) -> list[str]:
     return [command.split()[0], *[refer if a == "REFER" else a for a in extra], "--out", out]
 
 
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory, coco128) -> tuple[Path, dict[str, dict]]:
+    """Every command line of this module refused before the heavy imports, run in turn in ONE fresh
+    interpreter (``tests/fixtures/fresh.py``): its folder and {case: {"rc", "heavy"}}."""
+    root = tmp_path_factory.mktemp("model-free")
+    (root / "refer").mkdir()   # a --refer-dir without refs(unc).p
+    image = str(next((coco128 / "images").glob("*.jpg")))
+    cases = {f"budget {case}": _argv(case, BUDGET_TOO_LARGE[case], str(coco128), str(root / f"out-{i}"))
+             for i, case in enumerate(sorted(BUDGET_TOO_LARGE))}
+    cases.update({f"refs {c}": [c, "--refer-dir", str(root / "refer"), "--out", str(root / f"out-{c}")]
+                  for c in NO_REFS})
+    cases["select"] = ["select", "--model", "tiny-random:0", "--image", image, "--text", "bowl", "--budget",
+                       "1000"]
+    cases["explore"] = ["explore", "--image", image, "--text", "bowl", "--budgets", "64,1000", "--out",
+                        str(root / "page.html")]
+    return root, run_fresh(cases)
+
+
 @pytest.mark.parametrize("case", sorted(BUDGET_TOO_LARGE))
-def test_a_budget_above_the_cards_n_is_refused_before_the_heavy_imports(case, tmp_path, coco128):
-    result = _run(_argv(case, BUDGET_TOO_LARGE[case], str(coco128), str(tmp_path / "out")))
-    assert result == {"rc": 2, "heavy": []}
-    assert not (tmp_path / "out").exists()
+def test_a_budget_above_the_cards_n_is_refused_before_the_heavy_imports(case, refused):
+    root, results = refused
+    assert results[f"budget {case}"] == {"rc": 2, "heavy": []}
+    assert not (root / f"out-{sorted(BUDGET_TOO_LARGE).index(case)}").exists()
 
 
 @pytest.mark.parametrize("command", NO_REFS)
-def test_a_refer_folder_without_refs_is_refused_before_the_heavy_imports(command, tmp_path):
-    empty = tmp_path / "refer"
-    empty.mkdir()
-    result = _run([command, "--refer-dir", str(empty), "--out", str(tmp_path / "out")])
-    assert result == {"rc": 2, "heavy": []}
-    assert not (tmp_path / "out").exists()
+def test_a_refer_folder_without_refs_is_refused_before_the_heavy_imports(command, refused):
+    root, results = refused
+    assert results[f"refs {command}"] == {"rc": 2, "heavy": []}
+    assert not (root / f"out-{command}").exists()
 
 
 def test_the_refusals_name_the_budget_and_the_missing_file(tmp_path, coco128, capsys):
@@ -49,12 +67,7 @@ def test_the_refusals_name_the_budget_and_the_missing_file(tmp_path, coco128, ca
 
 
 @pytest.mark.parametrize("command", ["select", "explore"])
-def test_select_and_explore_refuse_a_budget_above_the_cards_n_before_the_heavy_imports(command, tmp_path,
-                                                                                          coco128):
-    image = str(next((coco128 / "images").glob("*.jpg")))
-    argv = {"select": ["select", "--model", "tiny-random:0", "--image", image, "--text", "bowl", "--budget",
-                       "1000"],
-            "explore": ["explore", "--image", image, "--text", "bowl", "--budgets", "64,1000", "--out",
-                        str(tmp_path / "page.html")]}[command]
-    assert _run(argv) == {"rc": 2, "heavy": []}
-    assert not (tmp_path / "page.html").exists()
+def test_select_and_explore_refuse_a_budget_above_the_cards_n_before_the_heavy_imports(command, refused):
+    root, results = refused
+    assert results[command] == {"rc": 2, "heavy": []}
+    assert not (root / "page.html").exists()

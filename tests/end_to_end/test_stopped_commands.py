@@ -75,10 +75,10 @@ def _one_run(out: Path, before: dict[str, bytes], command: str) -> str:
 
 
 @pytest.fixture
-def earlier(coco128, tmp_path) -> tuple[Path, dict[str, bytes]]:
-    """A folder holding a finished reversal run (and a file of the user's), with its files."""
-    out = tmp_path / "runs" / "d"
-    assert main(_reversal(coco128, out, 5)) == 0
+def earlier(coco128, tmp_path, finished_runs) -> tuple[Path, dict[str, bytes]]:
+    """A folder holding a finished reversal run (a copy of one made once) and a file of the user's, with its
+    files."""
+    out = finished_runs.copy(lambda o: _reversal(coco128, o, 5), tmp_path / "runs" / "d")
     (out / "notes.txt").write_text("the user's")
     return out, _files(out)
 

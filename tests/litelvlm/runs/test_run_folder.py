@@ -95,9 +95,8 @@ def test_out_of_range_layer_writes_nothing(option, coco128, tmp_path, capsys):
     assert "99" in capsys.readouterr().err and not out.exists()
 
 
-def test_an_error_in_an_existing_folder_leaves_it_as_it_was(coco128, tmp_path):
-    out = tmp_path / "out"
-    assert main(study_args("reversal", coco128, out)) == 0
+def test_an_error_in_an_existing_folder_leaves_it_as_it_was(coco128, tmp_path, finished_runs):
+    out = finished_runs.copy(lambda o: study_args("reversal", coco128, o), tmp_path / "out")   # finished
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert main([*study_args("reversal", fake_refer(tmp_path, coco128), out), "--no-cache"]) == 2
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -143,8 +142,8 @@ def test_stale_tmp_files_are_removed_and_nothing_else(study, coco128, tmp_path):
 
 def test_truncated_part_is_recomputed_and_truncated_config_named(coco128, tmp_path, capsys):
     out, fresh = tmp_path / "out", tmp_path / "fresh"
-    assert main(study_args("eval-grounding", coco128, fresh)) == 0
     assert main(study_args("eval-grounding", coco128, out)) == 0
+    shutil.copytree(out, fresh)   # the finished run's results as they were before any damage
     parts = sorted((out / "parts").glob("part-*.parquet"))
     parts[0].write_bytes(parts[0].read_bytes()[:50])            # a partial copy
     marker = sorted((out / "parts").glob("part-*.json"))[1]
@@ -194,10 +193,12 @@ def test_part_store_verify_and_readers(tmp_path):
     ("reversal", ["similarity_maps.parquet"]),
     ("sink", ["eos_attention_examples.parquet", "ablation.parquet", "ablation_summary.csv"]),
 ])
-def test_rerun_with_other_options_drops_old_optional_outputs(study, optional, coco128, shared_data, tmp_path):
+def test_rerun_with_other_options_drops_old_optional_outputs(study, optional, coco128, shared_data, tmp_path,
+                                                            finished_runs):
     out = tmp_path / "out"
     args = study_args(study, coco128, out)
-    assert main([*args, *(["--save-maps", "2"] if study == "reversal" else [])]) == 0
+    maps = ["--save-maps", "2"] if study == "reversal" else []
+    finished_runs.copy(lambda o: [*study_args(study, coco128, o), *maps], out)   # the first run
     assert all((out / f).exists() for f in optional)
     if study == "reversal":
         assert main(args) == 0
