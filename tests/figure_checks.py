@@ -82,9 +82,19 @@ def _undrawn_ticks(fig) -> set[int]:
     return out
 
 
+#: the figures :func:`reviewer_flaws` has laid out for its checks (each check reads that one layout)
+_LAID_OUT: set[int] = set()
+
+
+def _lay_out(fig) -> None:
+    """Lay ``fig`` out (a draw without rendering), unless :func:`reviewer_flaws` has just done so."""
+    if id(fig) not in _LAID_OUT:
+        fig.draw_without_rendering()
+
+
 def _texts(fig) -> list[Text]:
     """Every drawn, non-empty text of ``fig`` (after a layout)."""
-    fig.draw_without_rendering()
+    _lay_out(fig)
     undrawn = _undrawn_ticks(fig)
     return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in undrawn
             and (t.axes is None or t.axes.get_visible())]
@@ -181,7 +191,7 @@ def _inside(p: np.ndarray, box, pad: float) -> np.ndarray:
 def legends_over_data(fig) -> list[str]:
     """The legends of ``fig`` (of its axes and its own) whose box covers a plotted point of any axes: each
     named by its first entry."""
-    fig.draw_without_rendering()
+    _lay_out(fig)
     renderer = fig.canvas.get_renderer()
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
     points = [(ax, _data_points(ax)) for ax in fig.axes if ax.get_visible()]
@@ -211,7 +221,7 @@ def _is_number(s: str) -> bool:
 def fractional_integer_ticks(fig) -> list[str]:
     """Axes of ``fig`` whose label names an integer quantity (a layer, a budget, a count:
     :data:`INTEGER_LABEL`) and whose tick labels show a fraction (``0.5``): ``"<axis label>: <tick>"``."""
-    fig.draw_without_rendering()
+    _lay_out(fig)
     out = []
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
@@ -310,8 +320,13 @@ def legend_colours(fig) -> dict[str, set[str]]:
 
 
 def reviewer_flaws(fig) -> dict[str, list]:
-    """Every flaw of ``fig`` the checks above find (empty lists: none)."""
-    return {"legend over data": legends_over_data(fig), "text past the canvas": texts_past_canvas(fig),
-            "texts over each other": overlapping_texts(fig), "fraction on an integer axis":
-            fractional_integer_ticks(fig), "path of the machine": machine_paths(fig),
-            "unreadable when printed": unreadable_texts(fig), "budget not varied": unvaried_axes(fig)}
+    """Every flaw of ``fig`` the checks above find (empty lists: none), each read from one layout of it."""
+    fig.draw_without_rendering()
+    _LAID_OUT.add(id(fig))
+    try:
+        return {"legend over data": legends_over_data(fig), "text past the canvas": texts_past_canvas(fig),
+                "texts over each other": overlapping_texts(fig), "fraction on an integer axis":
+                fractional_integer_ticks(fig), "path of the machine": machine_paths(fig),
+                "unreadable when printed": unreadable_texts(fig), "budget not varied": unvaried_axes(fig)}
+    finally:
+        _LAID_OUT.discard(id(fig))

@@ -338,17 +338,32 @@ def _draw(case: Case, tmp_path: Path, monkeypatch) -> dict:
     return drawn
 
 
+#: each case of :data:`CASES` drawn once per test session: (figure_set, variant) -> (its figures, its runs)
+_DRAWN: dict = {}
+
+
+def drawn(case: Case, tmp_path_factory) -> tuple[dict, Path]:
+    """``case`` drawn by :func:`_draw` once per test session (the checks only read its figures): (its
+    figures, the folder of its runs)."""
+    key = (case.figure_set, case.variant)
+    if key not in _DRAWN:
+        tmp = tmp_path_factory.mktemp(f"drawn-{case.figure_set}-{case.variant}")
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _DRAWN[key] = (_draw(case, tmp, monkeypatch), tmp / "runs")
+    return _DRAWN[key]
+
+
 def _params():
     for c in CASES:
         yield pytest.param(c, id=f"{c.figure_set}-{c.variant}", marks=[pytest.mark.slow] if c.slow else [])
 
 
 @pytest.mark.parametrize("case", list(_params()))
-def test_every_figure_states_its_runs_own_labels(case, tmp_path, monkeypatch):
+def test_every_figure_states_its_runs_own_labels(case, tmp_path_factory):
     import matplotlib.pyplot as plt
 
-    figs = _draw(case, tmp_path, monkeypatch)
-    config = json.loads(sorted((tmp_path / "runs" / case.variant).rglob("config.json"))[0].read_text())
+    figs, runs = drawn(case, tmp_path_factory)
+    config = json.loads(sorted((runs / case.variant).rglob("config.json"))[0].read_text())
     ident = config["identity"]
     prefix, _ = runs_name(case.figure_set, [ident])
     try:

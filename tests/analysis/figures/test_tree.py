@@ -3,10 +3,11 @@ studies under one folder, each drawn under its own family and model name, never 
 drawn under another's name; what cannot be drawn is skipped with one line naming the folder and the reason.
 
 The tree is built once per session from real runs: every family of :func:`litelvlm.registry.families.cards`
-(so a new family joins by registering) with its tiny random preset at the cheapest arguments. The default test
-runs each family's grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies
-(``reversal``, ``sink``) and the reversal in a merged-grid family's LLM input space; the slow one every study
-of every family (``eval-video`` on each family with a video path) and the CLIP studies, in one tree."""
+(so a new family joins by registering) with its tiny random preset at the cheapest arguments. The slow tests
+run each family's grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies
+(``reversal``, ``sink``) and the reversal in a merged-grid family's LLM input space, and every study of every
+family (``eval-video`` on each family with a video path) and the CLIP studies, in one tree; the default test
+(what cannot be drawn) one family's grounding run beside the folders no figure set draws."""
 
 from __future__ import annotations
 
@@ -111,6 +112,23 @@ def results_tree(tmp_path_factory, shared_data):
     root = tmp_path_factory.mktemp("tree") / "runs"
     status = _build(root, coco, _default_pairs())
     _clip_runs(root, coco)
+    _undrawable(root)
+    return root, status
+
+
+@pytest.fixture(scope="module")
+def undrawable_tree(tmp_path_factory, shared_data):
+    """The tree of what cannot be drawn: the first family's grounding (or video) run, and beside it the
+    folders :func:`_undrawable` adds (no figure set can draw them)."""
+    root = tmp_path_factory.mktemp("undrawable") / "runs"
+    assert set(_build(root, shared_data / "coco128_refer", _default_pairs()[:1]).values()) == {0}
+    _undrawable(root)
+    return root
+
+
+def _undrawable(root: Path) -> None:
+    """Beside the first family's run in ``root``: a copy written before run identities (its ``identity``
+    removed), a copy missing its tables, and a model folder."""
     family, study = _default_pairs()[0]
     first = root / family / study
     old = root / "old" / "grounding"
@@ -125,7 +143,6 @@ def results_tree(tmp_path_factory, shared_data):
             table.unlink()
     (root / "notes").mkdir()
     (root / "notes" / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
-    return root, status
 
 
 def _ident(family: str, study: str) -> dict:
@@ -195,8 +212,8 @@ def test_every_familys_runs_are_drawn_under_their_own_family_and_model(results_t
     assert any(f.startswith(f"reversal_grid_{identity_tag(_ident(MERGED, 'reversal'))}_") for f in drawn)
 
 
-def test_what_cannot_be_drawn_is_skipped_with_one_line_naming_the_folder(results_tree, tmp_path, capsys):
-    root, _ = results_tree
+def test_what_cannot_be_drawn_is_skipped_with_one_line_naming_the_folder(undrawable_tree, tmp_path, capsys):
+    root = undrawable_tree
     assert main(
         ["figures", "--results", str(root), "--out", str(tmp_path / "f"), "--figure-set", "positions"]) == 2
     out = capsys.readouterr().out

@@ -37,6 +37,7 @@ from tests.analysis.figures.test_registry_labels import (  # noqa: E402
     _draw,
     _params,
     all_texts,
+    drawn,
     retention_run,
 )
 from tests.analysis.figures.test_tree import _build, _clip_runs, _default_pairs, tiny_model  # noqa: E402
@@ -65,9 +66,9 @@ def _flaws(figs: dict) -> dict:
 
 
 @pytest.mark.parametrize("case", list(_params()))
-def test_every_figure_set_passes_a_reviewers_checks(case, tmp_path, monkeypatch):
+def test_every_figure_set_passes_a_reviewers_checks(case, tmp_path_factory):
     try:
-        figs = _draw(case, tmp_path, monkeypatch)
+        figs, _ = drawn(case, tmp_path_factory)
         assert _flaws(figs) == {}
         if case.figure_set in NO_INTERVALS:   # a figure set declared to draw none draws none
             assert {name: drawn_intervals(fig) for name, fig in figs.items() if drawn_intervals(fig)} == {}
@@ -218,9 +219,9 @@ def test_the_retention_grids_run_label_stays_clear_of_its_headers(tmp_path, monk
         plt.close("all")
 
 
-def test_a_run_of_one_precision_is_not_titled_by_precision(tmp_path, monkeypatch):
+def test_a_run_of_one_precision_is_not_titled_by_precision(tmp_path_factory):
     case = next(c for c in CASES if c.figure_set == "validate" and not c.slow)
-    figs = _draw(case, tmp_path, monkeypatch)
+    figs, _ = drawn(case, tmp_path_factory)
     try:
         for name, fig in figs.items():
             assert not any("by precision" in t for t in all_texts(fig)), name
