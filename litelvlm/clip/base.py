@@ -23,7 +23,8 @@ from PIL import Image
 
 from ..data.geometry import transform_params
 from ..data.resize_cap import check_resize
-from ..runs.cache import config_key, default_cache_dir
+from ..runs.cache import config_key
+from ..runs.cache_dir import default_cache_dir
 from ..runs.io import atomic_path
 from .files import model_files
 from .traces import Geometry, TextTrace, VisionTrace, attention_rows

@@ -27,7 +27,8 @@ from typing import Any
 from .. import clip as _package  # the package, partly imported here: load_clip read at call time
 from ..errors import LiteLVLMError
 from ..machine.versions import dist_version
-from ..runs.cache import config_key, default_cache_dir
+from ..runs.cache import config_key
+from ..runs.cache_dir import default_cache_dir
 from ..runs.io import atomic_path
 from .files import model_files
 from .traces import Geometry

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..runs.cache import default_cache_dir, write_once
+from ..runs.cache import write_once
+from ..runs.cache_dir import random_models_root
 from ..runs.io import atomic_path, shard_by_size
 from .random_weights import cache_suffix, progress, resolve_fill
 from .safetensors_stream import save_shards
@@ -35,17 +36,10 @@ from .safetensors_stream import save_shards
 if TYPE_CHECKING:
     import torch
 
-#: the cache's subfolder holding every random model
-RANDOM_MODELS = "random-models"
 #: the version of what the random folders' writers write: raise it whenever a writer's output changes (a
 #: config key, a file; ``tests/litelvlm/models/test_random_models.py`` fails until it is raised), so that a
 #: folder an earlier writer left in a user's cache is written again instead of being read as it is
 RANDOM_LAYOUT = 2
-
-
-def random_models_root() -> Path:
-    """``$LITELVLM_CACHE/random-models`` (:func:`litelvlm.runs.cache.default_cache_dir`)."""
-    return default_cache_dir() / RANDOM_MODELS
 
 
 class RandomWeightsWarning(UserWarning):
@@ -145,6 +139,6 @@ def write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int 
     return names
 
 
-__all__ = ["RANDOM_LAYOUT", "RANDOM_MODELS", "RandomWeightsWarning", "cached_random_folder", "in_command",
-           "random_folder_name", "random_models_root", "random_preset_folder", "random_record",
+__all__ = ["RANDOM_LAYOUT", "RandomWeightsWarning", "cached_random_folder", "in_command",
+           "random_folder_name", "random_preset_folder", "random_record",
            "random_writer", "warn_random_weights", "write_json", "write_weights"]

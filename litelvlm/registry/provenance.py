@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..models.model_spec import ModelSpec
-from ..models.random_models import random_models_root
+from ..runs.cache_dir import random_models_root
 from .families import cards
 from .resolved_model import ResolvedClip, ResolvedModel
 

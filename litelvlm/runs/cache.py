@@ -27,11 +27,6 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def default_cache_dir() -> Path:
-    """``$LITELVLM_CACHE`` or ``~/.cache/litelvlm``."""
-    return Path(os.environ.get("LITELVLM_CACHE", Path.home() / ".cache" / "litelvlm"))
-
-
 def write_once(root: Path, write, verify: bool = True, writer: str | None = None) -> Path:
     """The folder ``root``, written by ``write(folder)`` the first time it is asked for: written aside and
     renamed into place, marked complete with a manifest of its files' sizes and checksums, so concurrent

@@ -18,7 +18,8 @@ import torch
 
 from litelvlm.data.refer import open_rgb
 from litelvlm.errors import LiteLVLMError
-from litelvlm.runs.cache import TensorCache, config_key, default_cache_dir
+from litelvlm.runs.cache import TensorCache, config_key
+from litelvlm.runs.cache_dir import default_cache_dir
 
 log = logging.getLogger(__name__)
 

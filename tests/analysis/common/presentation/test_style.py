@@ -21,6 +21,7 @@ ax.plot([0, 1, 2], [2, 0, 1], label="litelvlm")
 ax.set_title("K=64 \\u2192 cIoU")
 ax.legend()
 save_figure(fig, sys.argv[1], "probe")
+print(sorted(m for m in ("torch", "transformers", "open_clip") if m in sys.modules))
 """
 
 
@@ -72,9 +73,13 @@ def test_save_figure_writes_pdf_and_png_without_dates_or_type3(tmp_path):
 
 
 def test_same_figure_gives_same_bytes_across_processes_and_dates(tmp_path):
+    """The same figure's bytes in two processes at two dates; drawing it loads no model library (torch,
+    transformers, open_clip: a figure script or notebook kernel pays for the plotting libraries only)."""
     digests = []
     for i, epoch in enumerate(("0", "1700000000")):
         env = dict(os.environ, SOURCE_DATE_EPOCH=epoch)
-        subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / str(i))], check=True, env=env)
+        done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / str(i))], check=True, env=env,
+                              capture_output=True, text=True)
+        assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
         digests.append([_digest(tmp_path / str(i) / f"probe.{ext}") for ext in ("pdf", "png")])
     assert digests[0] == digests[1]
