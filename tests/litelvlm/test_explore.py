@@ -144,31 +144,38 @@ def test_a_clip_model_shows_tokens_and_similarity_but_no_masks(toy_scene):
         clip_data.masks("litelvlm", 5)
 
 
+#: what the interpreter writes on stderr before each case's command
+SEPARATOR = "\n--- next case ---\n"
 CODE = """
 import json, sys
 from litelvlm.cli import main
-rc = main(json.loads(sys.argv[1]))
-print(json.dumps({"rc": rc, "torch": "torch" in sys.modules}))
+for args in json.loads(sys.argv[1]):
+    sys.stderr.write(sys.argv[2])
+    sys.stderr.flush()
+    rc = main(args)
+    sys.stderr.flush()
+    print(json.dumps({"rc": rc, "torch": "torch" in sys.modules}), flush=True)
 """
 
+BAD_INPUTS = ["no-image", "no-text", "not-html", "file-as-folder", "bad-method", "video-model", "zero-budget",
+              "missing-model-folder"]
 
-@pytest.mark.parametrize("case",
-                         ["no-image", "no-text", "not-html", "file-as-folder", "bad-method", "video-model",
-                                  "zero-budget", "missing-model-folder"])
-def test_bad_input_is_one_line_and_exit_2_before_torch(case, toy_scene, tmp_path):
-    image, texts = toy_scene
-    argv = {"image": image, "text": texts[0], "out": str(tmp_path / "page.html")}
+
+def _bad_input_args(case: str, image: str, text: str, folder) -> list[str]:
+    """The ``explore`` arguments of one bad-input case, writing (if anything) under ``folder``."""
+    folder.mkdir()
+    argv = {"image": image, "text": text, "out": str(folder / "page.html")}
     extra: list[str] = []
     if case == "no-image":
-        argv["image"] = str(tmp_path / "missing.png")
+        argv["image"] = str(folder / "missing.png")
     elif case == "no-text":
         del argv["text"]
     elif case == "not-html":
-        argv["out"] = str(tmp_path / "page.png")
+        argv["out"] = str(folder / "page.png")
     # a missing folder is made (tests/litelvlm/explore/test_page.py); a file is not one
     elif case == "file-as-folder":
-        (tmp_path / "a-file").write_text("keep me")
-        argv["out"] = str(tmp_path / "a-file" / "runs" / "page.html")
+        (folder / "a-file").write_text("keep me")
+        argv["out"] = str(folder / "a-file" / "runs" / "page.html")
     elif case == "bad-method":
         extra = ["--methods", "litelvlm,litlevlm"]
     elif case == "video-model":
@@ -176,15 +183,26 @@ def test_bad_input_is_one_line_and_exit_2_before_torch(case, toy_scene, tmp_path
     elif case == "zero-budget":
         extra = ["--budgets", "64,0"]
     else:
-        extra = ["--model", str(tmp_path / "no-model")]
-    args = ["explore", *[x for k, v in argv.items() for x in (f"--{k}", v)], *extra]
-    done = subprocess.run([sys.executable, "-c", CODE, json.dumps(args)], capture_output=True, text=True,
-                          timeout=120)
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"rc": 2, "torch": False}, done.stderr
-    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, lines  # an argument error is one line too (no usage dump)
-    assert "error" in lines[-1]
-    assert not list(tmp_path.glob("*.html"))
+        extra = ["--model", str(folder / "no-model")]
+    return ["explore", *[x for k, v in argv.items() for x in (f"--{k}", v)], *extra]
+
+
+def test_bad_input_is_one_line_and_exit_2_before_torch(toy_scene, tmp_path):
+    """Every case of :data:`BAD_INPUTS`, one after another in one fresh interpreter (the process is what is
+    tested: torch never imported): exit 2, one line on stderr, no page written."""
+    image, texts = toy_scene
+    args = [_bad_input_args(case, image, texts[0], tmp_path / case) for case in BAD_INPUTS]
+    done = subprocess.run([sys.executable, "-c", CODE, json.dumps(args), SEPARATOR], capture_output=True,
+                          text=True, timeout=120)
+    results = [json.loads(ln) for ln in done.stdout.strip().splitlines() if ln.startswith("{")]
+    assert results == [{"rc": 2, "torch": False}] * len(BAD_INPUTS), done.stderr
+    errs = done.stderr.split(SEPARATOR)[1:]
+    assert len(errs) == len(BAD_INPUTS), done.stderr
+    for case, err in zip(BAD_INPUTS, errs, strict=True):
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1, (case, lines)  # an argument error is one line too (no usage dump)
+        assert "error" in lines[-1], case
+        assert not list((tmp_path / case).glob("*.html")), case
 
 
 def test_a_method_the_family_refuses_is_one_line_before_the_model_loads(toy_scene, tmp_path, capsys,

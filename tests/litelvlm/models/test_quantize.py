@@ -40,6 +40,28 @@ def _quantized(pipe, mode: str, backend: str = "bitsandbytes"):
     return q
 
 
+@pytest.fixture(scope="module")
+def quantized(pipe):
+    """:func:`_quantized` copies of ``pipe``, each (mode, backend) made once per module (the tests only read
+    them)."""
+    made: dict = {}
+
+    def get(mode: str, backend: str = "bitsandbytes"):
+        if (mode, backend) not in made:
+            made[mode, backend] = _quantized(pipe, mode, backend)
+        return made[mode, backend]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def prepared(pipe, image):
+    """The image with :data:`SENTENCES` prepared, and the unquantized model's ``none`` output on it."""
+    prep = pipe.prepare(image, SENTENCES)
+    with torch.no_grad():
+        return prep, pipe.ground(prep, "none")
+
+
 def _expected_type(mode: str, backend: str) -> type:
     if backend == "torchao":
         return nn.Linear
@@ -48,12 +70,12 @@ def _expected_type(mode: str, backend: str) -> type:
 
 @pytest.mark.parametrize("mode,backend",
                          [("int8", "bitsandbytes"), ("nf4", "bitsandbytes"), ("int8", "torchao")])
-def test_only_decoder_linears_are_quantized(pipe, mode, backend):
+def test_only_decoder_linears_are_quantized(pipe, quantized, mode, backend):
     if backend == "torchao":
         pytest.importorskip("torchao", reason="torchao not installed (pip install 'litelvlm[quantize]')")
     before = {n for n, _ in quantized_linears(pipe.model)}
     assert len(before) == pipe.model.arch.llm_layers * 7  # q, k, v, o, gate, up, down per layer
-    q = _quantized(pipe, mode, backend)
+    q = quantized(mode, backend)
     assert q.quantization.quantized == len(before) and q.quantization.kept == ()
     for name, m in q.model.named_modules():
         if name in before:
@@ -74,23 +96,23 @@ def test_only_decoder_linears_are_quantized(pipe, mode, backend):
 
 
 @pytest.mark.parametrize("mode,min_iou", [("int8", 0.9), ("nf4", 0.9)])
-def test_quantized_masks_finite_and_close_to_unquantized(pipe, image, mode, min_iou):
-    prep = pipe.prepare(image, SENTENCES)
-    q = _quantized(pipe, mode)
+def test_quantized_masks_finite_and_close_to_unquantized(quantized, prepared, mode, min_iou):
+    prep, ref = prepared
+    q = quantized(mode)
     with torch.no_grad():
-        ref = pipe.ground(prep, "none")
-        for method, budget in (("none", None), ("litelvlm", 8)):
-            out = q.ground(prep, method, budget)
-            assert torch.isfinite(out.mask_logits).all() and torch.isfinite(out.seg_hidden.float()).all()
-            assert out.masks.shape == ref.masks.shape and out.masks.dtype == torch.bool
-        out = q.ground(prep, "none")
+        outs = {method: q.ground(prep, method, budget)
+                for method, budget in (("none", None), ("litelvlm", 8))}
+    for out in outs.values():
+        assert torch.isfinite(out.mask_logits).all() and torch.isfinite(out.seg_hidden.float()).all()
+        assert out.masks.shape == ref.masks.shape and out.masks.dtype == torch.bool
+    out = outs["none"]
     inter = (out.masks & ref.masks).sum().item()
     union = (out.masks | ref.masks).sum().item()
     iou = inter / union if union else 1.0
     assert iou >= min_iou, f"{mode}: mask IoU with the unquantized model {iou:.3f}"
 
 
-def test_storage_bytes_counts_quantized_weights(pipe):
+def test_storage_bytes_counts_quantized_weights(pipe, quantized):
     lin = nn.Linear(64, 32)
     assert storage_bytes(lin) == (64 * 32 + 32) * 4
     shared = nn.Sequential(lin, lin)  # one storage counted once
@@ -99,8 +121,8 @@ def test_storage_bytes_counts_quantized_weights(pipe):
         assert storage_bytes(nn.Linear(64, 32)) == (64 * 32 + 32) * 4
     full = storage_bytes(pipe.model)
     linear_bytes = sum(m.weight.numel() * 2 for _, m in quantized_linears(pipe.model))
-    int8 = storage_bytes(_quantized(pipe, "int8").model)
-    nf4 = storage_bytes(_quantized(pipe, "nf4").model)
+    int8 = storage_bytes(quantized("int8").model)
+    nf4 = storage_bytes(quantized("nf4").model)
     # int8: 1 byte per weight plus one float32 scale per output row; nf4: half a byte plus block scales
     assert full - linear_bytes / 2 * 1.2 < int8 < full - linear_bytes / 2 * 0.8
     assert nf4 < int8 and full - linear_bytes * 0.75 <= nf4

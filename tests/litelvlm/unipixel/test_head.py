@@ -94,6 +94,20 @@ def official_sam2(file_tensors: dict[str, torch.Tensor]) -> off.SAM2FrameZero:
     return model
 
 
+@pytest.fixture(scope="module")
+def sam2_pair(tiny, file_tensors):
+    """(our SAM 2, the official one) in a dtype, each dtype's pair built once per module; every caller gets
+    fresh copies to change."""
+    made: dict = {}
+
+    def get(dtype: torch.dtype) -> tuple[Sam2Prompt, off.SAM2FrameZero]:
+        if dtype not in made:
+            made[dtype] = copy.deepcopy(tiny.sam2).to(dtype), official_sam2(file_tensors).to(dtype)
+        return copy.deepcopy(made[dtype][0]), copy.deepcopy(made[dtype][1])
+
+    return get
+
+
 def steer(ours: Sam2Prompt, ref: off.SAM2FrameZero, best: int, present: bool) -> None:
     """The same bias change in both: mask ``best`` of the three wins the IoU vote; the object score is
     positive (``present``) or far below 0."""
@@ -126,8 +140,8 @@ CASES = [  # (H, W), seg tokens, winning mask, object present
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("size, n_seg, best, present", CASES)
-def test_frame_zero_masks_match_unipixel(tiny, file_tensors, dtype, size, n_seg, best, present):
-    ours, ref = copy.deepcopy(tiny.sam2).to(dtype), official_sam2(file_tensors).to(dtype)
+def test_frame_zero_masks_match_unipixel(sam2_pair, dtype, size, n_seg, best, present):
+    ours, ref = sam2_pair(dtype)
     steer(ours, ref, best, present)
     (h, w), img = size, _image(*size, seed=size[0])
     frames = off.get_sam2_transform(TINY.image_size)(torch.from_numpy(img)[None]).to(dtype)
@@ -152,12 +166,12 @@ def test_frame_zero_masks_match_unipixel(tiny, file_tensors, dtype, size, n_seg,
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-def test_image_features_match_unipixel(tiny, file_tensors, dtype):
+def test_image_features_match_unipixel(sam2_pair, dtype):
     """``encode_image`` = ``forward_image`` + ``no_mem_embed`` on the coarsest map (sam2_base.py L464-472,
     L631-637): float rounding in float32; in bfloat16 within bfloat16 rounding, since transformers resizes the
     Hiera's background positional embedding in bfloat16 where UniPixel resizes it in float32 (a deviation
     kept: the model code is used as it is)."""
-    ours, ref = copy.deepcopy(tiny.sam2).to(dtype), official_sam2(file_tensors).to(dtype)
+    ours, ref = sam2_pair(dtype)
     frames = off.get_sam2_transform(TINY.image_size)(torch.from_numpy(_image(45, 71, 3))[None]).to(dtype)
     got = ours.encode_image(frames)
     with torch.no_grad():
@@ -173,7 +187,7 @@ def test_image_features_match_unipixel(tiny, file_tensors, dtype):
             assert (a - b).abs().max().item() < 1e-5
 
 
-def test_seg_head_and_rows_match_unipixel(tiny, file_tensors):
+def test_seg_head_and_rows_match_unipixel(tiny, file_tensors, sam2_pair):
     """The seg head (qwen2_5_vl.py L74-76, L300-301) on the rows predicting ``<|seg|>`` (L343-350), then the
     whole mask path from the final norm's input."""
     seg = tiny.seg_token_id
@@ -193,7 +207,7 @@ def test_seg_head_and_rows_match_unipixel(tiny, file_tensors):
     # the same operations; on fewer rows the matmul may round differently (measured: at most 6e-7)
     assert (torch.cat(want[:-1]) - got).abs().max() <= 2e-6 and (want[-1] - last).abs().max() <= 2e-6
     assert seg_rows(torch.tensor([1, 2, 3]), seg).numel() == 0
-    ref = official_sam2(file_tensors)
+    ref = sam2_pair(torch.float32)[1]
     img = _image(90, 61, 1)
     frames = off.get_sam2_transform(TINY.image_size)(torch.from_numpy(img)[None])
     want_masks = off.predict_masks(ref, [frames], [(90, 61)], want)
