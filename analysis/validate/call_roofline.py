@@ -25,13 +25,17 @@ from litelvlm.cost.stage_count import known_rate
 
 
 def add_stage_rooflines(rows: pd.DataFrame, pipe, tflops: float | None,
-                        call: Callable[[str, int], object], count: bool = False) -> pd.DataFrame:
+                        call: Callable[[str, int], object], count: bool = False,
+                        tower: Callable[[str], Callable | None] | None = None) -> pd.DataFrame:
     """``rows`` with each stage's FLOPs, weight bytes and roofline of one counted ``call(method, K)`` per row
-    (without a rate ``tflops``: the FLOPs and weight bytes where ``count``, else ``rows`` unchanged)."""
+    (without a rate ``tflops``: the FLOPs and weight bytes where ``count``, else ``rows`` unchanged);
+    ``tower(method)``: the full tower run a method running the tower itself is charged in place of
+    (:func:`analysis.common.measures.stage_costs.tower_rerun`)."""
     if not (known_rate(tflops) or count) or rows.empty:
         return rows
     gbps = device_gbps(str(pipe.device)) if known_rate(tflops) else None
-    counted = [counted_rooflines(pipe, lambda m=m, k=k: call(m, int(k)), tflops, gbps, count)
+    counted = [counted_rooflines(pipe, lambda m=m, k=k: call(m, int(k)), tflops, gbps, count,
+                                 None if tower is None else tower(m))
                for m, k in zip(rows["method"], rows["budget"])]
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(counted)], axis=1)
 

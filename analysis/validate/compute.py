@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from analysis.common.grounding.grounding_runs import clip_record, method_options, pick_image, prompt_records
 from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
+from analysis.common.measures.stage_costs import less_tower_ms, tower_rerun
 from analysis.common.presentation.caveats import TIMING_KEY
 from analysis.common.presentation.degenerate import warn_if_degenerate
 from analysis.common.presentation.stage_plots import STAGE_FILES, stage_row, timing_record
@@ -119,9 +120,9 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options),
                               pipe.device)[1]
         # the whole call a user waits for, by stage: the input's forwards, the prompt, ground
-        stages = time_stages(pipe, lambda: pipe.ground(fresh(), method, budget, positions=positions,
-                                                       **options))[1] if fresh \
-            else None
+        stages = less_tower_ms(pipe, time_stages(pipe, lambda: pipe.ground(
+            fresh(), method, budget, positions=positions, **options))[1], tower_rerun(pipe, spec, prep)) \
+            if fresh else None
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
     row = {"method": method, "budget": k, "kind": spec.kind, "prune_layer": out.prune_layer,
@@ -331,7 +332,7 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
     rows = pf.add_limits(rows, pipe, tflops := pf.resolve_tflops(a, pipe))
     rows = add_stage_rooflines(rows, pipe, tflops, lambda m, k: pipe.ground(  # each stage's, one counted call
         fresh(), m, budget_of.get((m, k), Budget.of(k)), positions=a.positions, **method_options(a, m, pipe)),
-        a.stage_costs)
+        a.stage_costs, lambda m: tower_rerun(pipe, pipe.spec(m), fresh()))
     setup["limit_lines"] = pf.limit_lines(rows, tflops)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)

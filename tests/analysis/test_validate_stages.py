@@ -249,3 +249,17 @@ def test_eager_encoders_record_nothing_more(stage_run):
     timing = json.loads((out / "config.json").read_text())["stage_timing"]
     assert timing["encoders"] == "eager"
     assert "encoders_captured" not in timing and "encoders_eager" not in timing
+
+
+def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(coco128, tmp_path):
+    """One accounting everywhere: IPCV pruning after block 2 of UniPixel's tiny tower is charged its own tower
+    run in place of the preparation's full one in ``validate``'s stages too (the leaderboard's rule,
+    :mod:`analysis.common.measures.stage_costs`), so its vision stage counts fewer FLOPs than ``none``'s."""
+    out = tmp_path / "run"
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--model", "unipixel-tiny-random:0",
+                 "--methods", "none,ipcv", "--budgets", "8", "--ipcv-layer", "2", "--ipcv-as-layers", "1",
+                 "--stage-costs", "--threads", "1"]) == 0
+    stages = pd.read_csv(out / "stages.csv")
+    vision = stages[stages["stage"] == "vision"].set_index("method")
+    assert vision.loc["ipcv", "flops"] < vision.loc["none", "flops"]
+    assert vision.loc["ipcv", "ms"] > 0

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from analysis.common.grounding.grounding_runs import Run, image_runs, method_options, official_turns, run_keys
-from analysis.common.measures.stage_costs import call_costs
+from analysis.common.measures.stage_costs import call_costs, tower_rerun
 from analysis.common.stats import leaderboard as lb
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.batched import batch_error
@@ -172,7 +172,7 @@ def stage_costs(pipe, args: ScoringArgs, fresh, prepared, method: str, budget, c
     ``method`` at ``budget`` on the prompt ``fresh()`` makes again (``count``: counted once more); a method
     running the vision tower itself is charged its own run in place of a full run on ``prepared``."""
     options = method_options(args, method, pipe)
-    tower = (lambda: pipe.tower_context(prepared).full_run()) if pipe.spec(method).uses_vision_tower else None
+    tower = tower_rerun(pipe, pipe.spec(method), prepared)
     return call_costs(pipe, lambda: pipe.ground_many([fresh()], method, budget, positions=args.positions,
                                                      **options), count, tower)
 

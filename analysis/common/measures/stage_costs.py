@@ -11,7 +11,8 @@ measurement): ``eval-grounding --stage-costs`` (the leaderboard's stage columns,
 
 A method running the vision tower itself (``Method.uses_vision_tower``: FlowCut, IPCV and its compositions)
 runs it again inside ``ground``, after the preparation ran it on every token for the image's other methods.
-Its vision stage is charged its own run *in place of* that full run: the vision stage (and the whole call)
+Its vision stage is charged its own run *in place of* that full run, in ``eval-grounding``, ``validate`` and
+``efficiency`` alike: the vision stage (and the whole call)
 less the vision stage of one full run of the same tower (``TowerContext.full_run``, timed or counted in the
 same way), so that a method pruning in the tower shows what it saves there. The paper's LLM-only figures
 (``layer_avg_tokens``, the FLOPs tables) are not touched.
@@ -46,10 +47,10 @@ def count_columns(counts: dict[str, StageCount], stages: Iterable[str] = COLUMNS
             **{STAGE_WEIGHT_BYTES[s]: float(counts[s].weight_bytes) for s in stages}}
 
 
-def counted(pipe, call: Callable[[], Any], stages: Iterable[str] = COLUMNS) -> dict[str, float]:
-    """:func:`count_columns` of one counted ``call()`` of ``pipe`` (under ``torch.no_grad``)."""
-    with torch.no_grad():
-        return count_columns(count_stages(pipe, call)[1], stages)
+def tower_rerun(pipe, spec, prepared) -> Callable[[], Any] | None:
+    """A full run of the vision tower on ``prepared`` where the method ``spec`` runs the tower again itself
+    (``Method.uses_vision_tower``), else None: what :func:`less_tower` takes off its call."""
+    return (lambda: pipe.tower_context(prepared).full_run()) if spec.uses_vision_tower else None
 
 
 def in_place_of(ms: dict[str, float], rerun: float) -> dict[str, float]:
@@ -57,25 +58,44 @@ def in_place_of(ms: dict[str, float], rerun: float) -> dict[str, float]:
     return {s: v - rerun if s in REPLACED else v for s, v in ms.items()}
 
 
+def less_tower_ms(pipe, ms: dict[str, float], tower: Callable[[], Any] | None) -> dict[str, float]:
+    """A timed call's {stage: ms} charged the method's own tower run in place of the full one (see the
+    module): ``tower``'s vision stage off the call's vision stage and total (``ms`` as it is without one)."""
+    if tower is None:
+        return ms
+    with torch.no_grad():
+        return in_place_of(ms, time_stages(pipe, tower)[1]["vision"])
+
+
+def less_tower_counts(pipe, counts: dict[str, StageCount], tower: Callable[[], Any] | None
+                      ) -> dict[str, StageCount]:
+    """A counted call's {stage: count} charged the same way as :func:`less_tower_ms`."""
+    if tower is None:
+        return counts
+    with torch.no_grad():
+        full = count_stages(pipe, tower)[1]["vision"]
+    return {s: StageCount(*(a - b for a, b in zip(c, full, strict=True))) if s in REPLACED else c
+            for s, c in counts.items()}
+
+
+def counted(pipe, call: Callable[[], Any], stages: Iterable[str] = COLUMNS,
+            tower: Callable[[], Any] | None = None) -> dict[str, float]:
+    """:func:`count_columns` of one counted ``call()`` of ``pipe`` (under ``torch.no_grad``; ``tower``: see
+    :func:`less_tower_counts`)."""
+    with torch.no_grad():
+        return count_columns(less_tower_counts(pipe, count_stages(pipe, call)[1], tower), stages)
+
+
 def call_costs(pipe, call: Callable[[], Any], count: bool = False,
                tower: Callable[[], Any] | None = None) -> dict[str, float]:
     """The :data:`MS_COLUMNS` of one timed ``call()`` (the whole call) and, with ``count``, the
     :data:`COUNT_COLUMNS` of one more, counted; ``tower``: a full run of the vision tower the call's method
-    runs again (see the module), whose vision stage is taken off the call's vision stage and total."""
+    runs again (:func:`tower_rerun`), whose vision stage is taken off the call's vision stage and total."""
     with torch.no_grad():
-        ms = time_stages(pipe, call)[1]
-        if tower is not None:
-            ms = in_place_of(ms, time_stages(pipe, tower)[1]["vision"])
-        out = {STAGE_MS[s]: float(ms[s]) for s in BOARD_STAGES}
-        if not count:
-            return out
-        counts = count_stages(pipe, call)[1]
-        if tower is not None:
-            full = count_stages(pipe, tower)[1]["vision"]
-            counts = {s: StageCount(*(a - b for a, b in zip(c, full, strict=True))) if s in REPLACED else c
-                      for s, c in counts.items()}
-    return out | count_columns(counts, BOARD_STAGES)
+        ms = less_tower_ms(pipe, time_stages(pipe, call)[1], tower)
+    out = {STAGE_MS[s]: float(ms[s]) for s in BOARD_STAGES}
+    return out | counted(pipe, call, BOARD_STAGES, tower) if count else out
 
 
 __all__ = ["BOARD_COLUMNS", "BOARD_STAGES", "COUNT_COLUMNS", "MS_COLUMNS", "REPLACED", "call_costs",
-           "count_columns", "counted", "in_place_of"]
+           "count_columns", "counted", "in_place_of", "less_tower_counts", "less_tower_ms", "tower_rerun"]

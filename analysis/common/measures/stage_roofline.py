@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from analysis.common.measures.stage_costs import counted
+from analysis.common.measures.stage_costs import counted, less_tower_counts
 from analysis.common.presentation.stage_plots import STAGE_FLOPS, STAGE_ROOFLINE, STAGE_WEIGHT_BYTES
 from litelvlm.cost.bound import device_gbps
 from litelvlm.cost.stage_count import StageCount, count_stages, known_rate, rooflines_ms
@@ -36,17 +36,18 @@ def roofline_columns(counts: dict[str, StageCount], tflops: float, gbps: float) 
     return out
 
 
-def counted_rooflines(pipe, call: Callable[[], Any], tflops: float | None,
-                      gbps: float | None = None, count: bool = False) -> dict[str, float]:
+def counted_rooflines(pipe, call: Callable[[], Any], tflops: float | None, gbps: float | None = None,
+                      count: bool = False, tower: Callable[[], Any] | None = None) -> dict[str, float]:
     """:func:`roofline_columns` of one counted ``call()`` of ``pipe`` (under ``torch.no_grad``); ``gbps``
     None: measured on the pipeline's device; without a known ``tflops``, each stage's FLOPs and weight bytes
-    where ``count`` (:func:`analysis.common.measures.stage_costs.counted`), else {} (nothing run)."""
+    where ``count`` (:func:`analysis.common.measures.stage_costs.counted`), else {} (nothing run);
+    ``tower``: a method's own tower run charged in place of the full one (``less_tower_counts``)."""
     if not known_rate(tflops):
-        return counted(pipe, call) if count else {}
+        return counted(pipe, call, tower=tower) if count else {}
     gbps = device_gbps(str(pipe.device)) if gbps is None else gbps
     with torch.no_grad():
         counts = count_stages(pipe, call)[1]
-    return roofline_columns(counts, tflops, gbps)
+    return roofline_columns(less_tower_counts(pipe, counts, tower), tflops, gbps)
 
 
 __all__ = ["counted_rooflines", "roofline_columns"]
