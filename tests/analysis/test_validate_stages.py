@@ -256,8 +256,8 @@ def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(coco1
     run in place of the preparation's full one in ``validate``'s stages too (the leaderboard's rule,
     :mod:`analysis.common.measures.stage_costs`), so its vision stage counts fewer FLOPs than ``none``'s."""
     out = tmp_path / "run"
-    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--model", "unipixel-tiny-random:0",
-                 "--methods", "none,ipcv", "--budgets", "8", "--ipcv-layer", "2", "--ipcv-as-layers", "1",
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--model",
+                 "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8", "--ipcv-layer", "2", "--ipcv-as-layers", "1",
                  "--stage-costs", "--threads", "1"]) == 0
     stages = pd.read_csv(out / "stages.csv")
     vision = stages[stages["stage"] == "vision"].set_index("method")
