@@ -185,7 +185,7 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path, argv: tuple[s
     ``--compare-to`` (a re-run with others adds their rows), the image, the model's dtype and its paired
     CLIP's weights (None: the family pairs none); ``argv``, the command line, in its provenance record."""
 
-    skip = ("out", "methods", "budgets", "repeats", "compare_to", "matmul_tflops", "write",
+    skip = ("out", "methods", "budgets", "repeats", "compare_to", "matmul_tflops", "write", "figures",
             # recorded when not their defaults (earlier folders resume)
             *(("positions",) if a.positions == "official" else ()),
             *(() if a.stage_costs else ("stage_costs",)),

@@ -92,6 +92,8 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     write: bool = arg(True, help="--no-write: a random preset built in memory, no checkpoint folder written "
                                  "(where only timings are wanted: the same weights as the written folder's; "
                                  "the families that offer it: docs/validate.md)")
+    figures: bool = arg(True, help="--no-figures: write stages.csv and amdahl.csv without stages.png and "
+                                   "amdahl.png (where only the tables are wanted)")
     compare_to: str | None = arg(None, help="another validate folder of the same model, image and seed (e.g. "
                                             "the unquantized run): each run's masks are compared with its "
                                             "unpruned masks (mask_iou_vs_compare, logit_diff_vs_compare); "

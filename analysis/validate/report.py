@@ -294,9 +294,10 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     write_csv(out / "ratios.csv", r)
     stages = stages_frame(rows)  # the whole call by stage: stages.csv, stages.png
     lengths = llm_lengths(rows, "seq_len")   # each run's LLM sequence, named beside its ratios
-    setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model,
+    setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model, a.figures,
                                         notes=[timing_caveat(setup)]) + write_amdahl(
-        out, stages, a.model, notes=[timing_caveat(setup)], lengths=lengths)   # where the savings land
+        out, stages, a.model, a.figures, notes=[timing_caveat(setup)],
+        lengths=lengths)   # where the savings land
     base = rows[is_baseline_row(rows)].iloc[0]
     mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
                        paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])

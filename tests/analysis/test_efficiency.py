@@ -349,31 +349,33 @@ GLAMM7B_METHODS = {True: "none,litelvlm,fastv,sparsevlm",
                    False: "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"}
 
 
-def _glamm7b_flops_only(out: Path, light: bool) -> str:
-    """``efficiency --arch glamm-7b --flops-only`` into ``out`` (``light``: SDPA at K = 192 and 64), its
-    screen."""
-    subset = ["--attn", "sdpa", "--budgets", "192", "64"] if light else []  # every attention and budget: slow
-    screen = io.StringIO()
-    with contextlib.redirect_stdout(screen):
-        assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods",
-                     GLAMM7B_METHODS[light], *subset, "-v"], out) == 0
-    return screen.getvalue()
+def _glamm7b_flops_only(out: Path, light: bool) -> tuple[str, str]:
+    """``efficiency --arch glamm-7b --flops-only`` into ``out``, its screen (stdout, stderr). ``light``: SDPA
+    at K = 192 and 64, and the default command's way there (no ``--arch``, no ``--flops-only``: the default
+    glamm-7b on the default CPU is counted as with ``--flops-only``)."""
+    # every attention and budget: slow
+    subset = ["--attn", "sdpa", "--budgets", "192", "64"] if light else ["--arch", "glamm-7b", "--flops-only"]
+    screen, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(screen), contextlib.redirect_stderr(err):
+        assert _cli(["--no-figures", "--methods", GLAMM7B_METHODS[light], *subset, "-v"], out) == 0
+    return screen.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
-def glamm7b_light(tmp_path_factory) -> tuple[Path, str]:
-    """The light full-size FLOPs-only run (its folder and screen), shared by the tests that read it."""
+def glamm7b_light(tmp_path_factory) -> tuple[Path, str, str]:
+    """The light full-size FLOPs-only run (its folder, stdout and stderr), shared by the tests that read
+    it."""
     out = tmp_path_factory.mktemp("glamm7b")
-    return out, _glamm7b_flops_only(out, True)
+    return out, *_glamm7b_flops_only(out, True)
 
 
 @pytest.mark.parametrize("light", [True, pytest.param(False, marks=pytest.mark.slow)],
                          ids=["sdpa-192-64", "all"])
 def test_cli_flops_only_glamm7b(tmp_path, light, request):
     if light:
-        tmp_path, screen = request.getfixturevalue("glamm7b_light")
+        tmp_path, screen, _ = request.getfixturevalue("glamm7b_light")
     else:
-        screen = _glamm7b_flops_only(tmp_path, False)
+        screen = _glamm7b_flops_only(tmp_path, False)[0]
     # FLOPs-only: the analytic quantities, no time column (--verbose)
     assert "TFLOPs (paper's definition)" in screen and "storing activation GiB (paper's definition)" in screen
     assert "decoder-layer loop" not in screen and "the paper's own: litelvlm" in screen
@@ -497,16 +499,14 @@ def test_efficiency_figures_paper_stars_and_legend(plot, glamm7b_rows):
     plt.close(fig)
 
 
-def test_the_default_command_counts_instead_of_refusing(tmp_path, capsys):
+def test_the_default_command_counts_instead_of_refusing(glamm7b_light):
     """`litelvlm efficiency` with its defaults (glamm-7b, cpu) counts FLOPs and memory, saying why it does not
-    time."""
-    from litelvlm.cli import main
-
-    assert main(["efficiency", "--methods", "none", "litelvlm", "--budgets", "192", "--no-figures",
-                 "--out", str(tmp_path / "e")]) == 0
-    assert "not timed on a CPU; counting its FLOPs" in capsys.readouterr().err
-    df = pd.read_csv(tmp_path / "e" / "efficiency.csv")
-    assert set(df["method"]) == {"none", "litelvlm"} and df["llm_tflops_analytic"].notna().all()
+    time (the light full-size run is that command: no ``--arch``, no ``--flops-only``)."""
+    out, _, err = glamm7b_light
+    assert "not timed on a CPU; counting its FLOPs" in err
+    df = pd.read_csv(out / "efficiency.csv")
+    assert {"none", "litelvlm"} <= set(df["method"]) and 192 in set(df["budget"])
+    assert df["llm_tflops_analytic"].notna().all()
 
 
 #: the methods of the tiny rows drawn by test_efficiency_figures_show_every_method

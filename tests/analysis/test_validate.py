@@ -31,7 +31,7 @@ def tiny_run_calls(coco128, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("validate") / "out"
     argv = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", METHODS,
-            "--budgets", "576,64", "--threads", "1"]
+            "--budgets", "576,64", "--threads", "1", "--no-figures"]
     seen, load = [], compute.load_pipeline
 
     def spy_load(*args, **kwargs):
@@ -221,7 +221,8 @@ def test_full_size_validate_one_method(coco128, shared_data, tmp_path):
 
 def test_repeats_interleave_and_grow_the_same_folder(coco128, tmp_path):
     out = tmp_path / "out"
-    base = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--threads", "1", "--budgets", "64"]
+    base = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--threads", "1", "--budgets", "64",
+            "--no-figures"]
     assert main([*base, "--methods", "litelvlm", "--repeats", "2"]) == 0
     rows = pd.read_parquet(out / "validate.parquet")
     assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "litelvlm": 2}
@@ -283,7 +284,7 @@ def test_compare_to_measures_mask_agreement_with_another_run(coco128, tmp_path, 
     run's own folder gives the agreement of pruning alone (1.0 for none); a folder of another prompt, or no
     validate folder, is refused with exit 2 naming it, before anything is measured."""
     base = ["validate", "--refer-dir", str(coco128), "--threads", "1", "--methods", "litelvlm", "--budgets",
-            "64"]
+            "64", "--no-figures"]
     own = tmp_path / "fp32"
     assert main([*base, "--out", str(own), "--compare-to", str(own)]) == 0
     rows = pd.read_csv(own / "validate.csv").set_index("method")
@@ -389,7 +390,7 @@ def test_a_vision_tower_method_is_timed_by_its_tower_stage(coco128, tmp_path):
     selection time is the tower stage's own run, not a CLIP-side selection (which refuses it)."""
     out = tmp_path / "out"
     assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--threads", "1",
-                 "--budgets", "64", "--methods", "flowcut"]) == 0
+                 "--budgets", "64", "--methods", "flowcut", "--no-figures"]) == 0
     row = pd.read_parquet(out / "validate.parquet").set_index("method").loc["flowcut"]
     assert math.isfinite(row["selection_ms"]) and row["selection_ms"] > 0
     assert row["visual_tokens_kept"] == 64

@@ -108,8 +108,19 @@ def test_the_figure_and_the_screen_line_say_how_the_stages_were_timed(stage_run)
 
 @pytest.fixture(scope="module")
 def roofline_run(coco128, tmp_path_factory):
-    """A run with a matrix-product rate (``--matmul-tflops 0.05``: this CPU's order of magnitude)."""
-    return _validate(coco128, tmp_path_factory.mktemp("validate-roofline"), "--matmul-tflops", "0.05")
+    """A run with a matrix-product rate (``--matmul-tflops 0.05``: this CPU's order of magnitude), without
+    figures (``--no-figures``)."""
+    return _validate(coco128, tmp_path_factory.mktemp("validate-roofline"), "--matmul-tflops", "0.05",
+                     "--no-figures")
+
+
+def test_no_figures_writes_the_stage_tables_without_their_figures(roofline_run):
+    """``--no-figures``: stages.csv and amdahl.csv, neither PNG; the run's identity (config.json) does not
+    record it."""
+    out, _ = roofline_run
+    assert (out / "stages.csv").exists() and (out / "amdahl.csv").exists()
+    assert not (out / "stages.png").exists() and not (out / "amdahl.png").exists()
+    assert "figures" not in json.loads((out / "config.json").read_text())
 
 
 def test_with_a_rate_every_stage_gets_its_roofline_and_the_headline_its_ratios(roofline_run):
@@ -234,7 +245,7 @@ def test_the_run_records_its_captured_encoders_and_says_which_calls_ran_eagerly(
     why = encoders.CapturedEncoder._why_eager
     monkeypatch.setattr(encoders.CapturedEncoder, "_why_eager", lambda self, a, k: "a test's refusal" if type(
         self.module).__name__ == "CLIPTextModel" else why(self, a, k))
-    out, _ = _validate(coco128, tmp_path, "--encoders", "compile-eager")
+    out, _ = _validate(coco128, tmp_path, "--encoders", "compile-eager", "--no-figures")
     timing = json.loads((out / "config.json").read_text())["stage_timing"]
     assert timing["encoders_captured"] == ["CLIPTextModel", "CLIPVisionModel", "SamVisionEncoder"]
     calls = timing["encoders_eager"]["CLIPTextModel: a test's refusal"]
@@ -257,8 +268,8 @@ def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(coco1
     :mod:`analysis.common.measures.stage_costs`), so its vision stage counts fewer FLOPs than ``none``'s."""
     out = tmp_path / "run"
     assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--model",
-                 "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8", "--ipcv-layer", "2", "--ipcv-as-layers", "1",
-                 "--stage-costs", "--threads", "1"]) == 0
+                 "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8", "--ipcv-layer", "2",
+                 "--ipcv-as-layers", "1", "--stage-costs", "--threads", "1", "--no-figures"]) == 0
     stages = pd.read_csv(out / "stages.csv")
     vision = stages[stages["stage"] == "vision"].set_index("method")
     assert vision.loc["ipcv", "flops"] < vision.loc["none", "flops"]

@@ -28,7 +28,7 @@ def _validate(coco, out, model: str, *extra) -> tuple[int, str]:
     with contextlib.redirect_stdout(screen):
         rc = main(
             ["validate", "--model", model, "--refer-dir", str(coco), "--out", str(out), "--repeats", "1",
-                   "--threads", "1", *map(str, extra)])
+                   "--threads", "1", "--no-figures", *map(str, extra)])
     return rc, screen.getvalue()
 
 
@@ -109,17 +109,19 @@ def test_all_n_equals_none_on_open_masks(coco128, tmp_path):
     assert pd.read_csv(out / "checks.csv")["passed"].all()
 
 
-def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path):
+def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path, monkeypatch):
     """No ``--methods``: every registered method the family runs (the oracles included: the saliency oracle's
-    gradient flows through SAM 2's decoder), none it refuses."""
+    gradient flows through SAM 2's decoder), none it refuses (asked of the pipeline the run loaded)."""
+    import analysis.validate.compute as compute
     from litelvlm.methods import available_methods
-    from litelvlm.registry.families import load_pipeline
 
-    pipe = load_pipeline("unipixel-tiny-random:0")
-    offered = {m for m in available_methods() if pipe.method_error(m) is None}
+    loaded, load = [], compute.load_pipeline
+    monkeypatch.setattr(compute, "load_pipeline", lambda *a, **k: loaded.append(load(*a, **k)) or loaded[-1])
     out = tmp_path / "run"
     assert _validate(coco128, out, "unipixel-tiny-random:0", "--budgets", 8, "--fastv-layer", 1,
                      "--ipcv-llm-layer", 1)[0] == 0
+    (pipe,) = loaded
+    offered = {m for m in available_methods() if pipe.method_error(m) is None}
     rows = pd.read_parquet(out / "validate.parquet")
     assert set(rows["method"]) == offered and {"saliency", "llm-attention"} <= offered
     assert "litelvlm" in offered and {"visionzip", "vispruner", "prumerge", "prumerge+", "tome",

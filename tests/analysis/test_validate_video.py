@@ -34,7 +34,7 @@ def _video(out, *extra) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def pool_min(tmp_path_factory):
     out = tmp_path_factory.mktemp("validate_pool_min") / "out"
-    rc, screen = _video(out, "--arrangement", "pool-min")
+    rc, screen = _video(out, "--arrangement", "pool-min", "--no-figures")
     assert rc == 0, screen
     return out, screen
 

@@ -34,7 +34,7 @@ def _validate(out, *extra) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("validate_videoglamm") / "out"
-    rc, screen = _validate(out, "--methods", "divprune", "--budgets", "576,81")
+    rc, screen = _validate(out, "--methods", "divprune", "--budgets", "576,81", "--no-figures")
     assert rc == 0, screen
     return out, screen
 
