@@ -61,27 +61,39 @@ def test_transformers_preprocessing_is_the_installed_processor(loop, coco128):
     torch.testing.assert_close(ours, ref.to(ours.dtype), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("budget", [576, 192, pytest.param(128, marks=pytest.mark.slow),
-                                    # 128, 64: also on one image below
-                                    pytest.param(64, marks=pytest.mark.slow), 7])
-def test_kept_tokens_equal_the_official_clip_vision_tower(loop, coco128, budget):
+@pytest.fixture(scope="module")
+def four_images(loop, coco128):
+    """The first four val images of COCO-128, each with its official question sample, prepared once per
+    dtype for every budget: [(image id, sample, prepared, official pixels)]."""
     from litelvlm.data import load_refer
 
-    pipe, (vision_tower, text_tower, text_tokenizer) = loop
+    pipe, _ = loop
     records = load_refer(coco128, None, split="val")
     by_image: dict[int, list] = {}
     for r in records:
         by_image.setdefault(r.image_id, []).append(r)
-    checked = 0
+    prepared = []
     for image_id in sorted(by_image)[:4]:
         recs = sorted(by_image[image_id], key=lambda r: r.order)
         sample = sample_official([r.sentence for r in recs], 0, image_id)
         image = recs[0].image()
         prep = pipe.with_sentences(pipe.prepare_image(image), sample.sentences, sample.turns)
+        with torch.no_grad():
+            pixels = pipe.clip.preprocess([image], processor=pipe.numerics.clip_preprocess)
+        prepared.append((image_id, sample, prep, pixels))
+    return prepared
+
+
+@pytest.mark.parametrize("budget", [576, 192, pytest.param(128, marks=pytest.mark.slow),
+                                    # 128, 64: also on one image below
+                                    pytest.param(64, marks=pytest.mark.slow), 7])
+def test_kept_tokens_equal_the_official_clip_vision_tower(loop, four_images, budget):
+    pipe, (vision_tower, text_tower, text_tokenizer) = loop
+    checked = 0
+    for image_id, sample, prep, pixels in four_images:
         assert prep.text.texts == sample.questions  # LiteLVLM embeds the formatted questions
         ours = pipe.ground(prep, "litelvlm", budget).kept_indices
         with torch.no_grad():
-            pixels = pipe.clip.preprocess([image], processor=pipe.numerics.clip_preprocess)
             ref = _official_keep(vision_tower, text_tower, text_tokenizer, pixels,
                                  sample.questions, budget)
         assert ours.tolist() == ref.tolist(), f"image {image_id}, K={budget}"

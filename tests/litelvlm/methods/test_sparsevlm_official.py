@@ -405,7 +405,7 @@ def _stages_equal_official(pipe, prep, ctx, budget):
     """Every stage's kept tokens and visual counts equal the transcription's with ``stage_counts(budget)``:
     the official schedule at 192/128/96/64, the documented scaling (deviation 2) elsewhere."""
     with torch.no_grad():
-        sel = sv.sparsevlm_select(pipe.context(prep), budget)
+        sel = sv.sparsevlm_select(ctx, budget)  # ctx's cached layer-0 output serves every budget
         if budget == ctx.num_visual:  # no pruning (the official code has no such budget)
             assert sel.indices.tolist() == list(range(budget)) and "stage_layers" not in sel.parts
             return
@@ -419,10 +419,14 @@ def _stages_equal_official(pipe, prep, ctx, budget):
 
 def _first_layer_once(monkeypatch, ctx):
     """The transcription's decoder layer 0 sees the unpruned ``ctx.embeds`` at every budget: computed once
-    per test (the later layers, on the pruned sequences, run each time)."""
+    per test (the later layers, on the pruned sequences, run each time). The layers after the last stage
+    (layer 2 here) pass their input through: the kept tokens and counts compared do not depend on them."""
     plain, memo = official_decoder_layer, {}
+    after_the_stages = set(ctx.lm.layers[3:])
 
     def layer(decoder_layer, hidden_states, position_ids, rotary_emb):
+        if decoder_layer in after_the_stages:
+            return hidden_states, None
         if decoder_layer is not ctx.lm.layers[0] or hidden_states is not ctx.embeds:
             return plain(decoder_layer, hidden_states, position_ids, rotary_emb)
         assert torch.equal(position_ids, torch.arange(hidden_states.shape[1])[None])

@@ -4,8 +4,9 @@ The transcription below follows ToMe's ``bipartite_soft_matching``, ``merge_wavg
 ``merge_source``, ``parse_r`` and the timm ``ToMeBlock``/``ToMeAttention`` forwards line by line
 (batch dimension kept, as in the originals) and runs them on the SAME weights: the blocks of a
 random transformers ``CLIPModel`` with LLaVA-1.5's vision shapes (CLIP ViT-L/14-336: 577 tokens =
-CLS + 24x24 patches, width 1024, 16 heads, quick_gelu MLP; 6 layers in the fast tests, all 24 in
-the slow one). timm's fused ``qkv`` Linear is the concatenation of CLIP's q/k/v projections
+CLS + 24x24 patches, width 1024, 16 heads, quick_gelu MLP; all 24 layers in the slow test; the fast
+tests take 6 layers of width 256, the same 577 tokens and 16 heads, where the width is not what is
+tested). timm's fused ``qkv`` Linear is the concatenation of CLIP's q/k/v projections
 (:class:`FusedQKV`), its ``proj`` is ``out_proj``, ``norm1``/``norm2``/``mlp`` are the CLIP layer's.
 """
 
@@ -26,6 +27,8 @@ from litelvlm.pruning import SelectorInputs
 
 TOME_COMMIT = "af95e4b1befa172dadccd8c81e223b10090f9579"
 GRID, WIDTH, HEADS = 24, 1024, 16
+#: the width of the fast tests' 6-layer tower (the token count, the heads and the merges as at ViT-L)
+FAST_WIDTH = 256
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,13 +308,15 @@ class TowerBackend:
 
 @functools.cache
 def make_tower(layers: int, seed: int = 0):
-    """(CLIPModel, HF hidden states) for a random ViT-L/14-336-shaped tower and one random image."""
+    """(CLIPModel, HF hidden states) for a random ViT-L/14-336-shaped tower (width 1024 at 24 layers,
+    :data:`FAST_WIDTH` otherwise) and one random image."""
     from transformers import CLIPConfig, CLIPModel
 
+    width = WIDTH if layers == 24 else FAST_WIDTH
     cfg = CLIPConfig(
         text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                          projection_dim=24, hidden_act="quick_gelu"),
-        vision_config=dict(hidden_size=WIDTH, intermediate_size=4 * WIDTH, num_hidden_layers=layers,
+        vision_config=dict(hidden_size=width, intermediate_size=4 * width, num_hidden_layers=layers,
                            num_attention_heads=HEADS, image_size=336, patch_size=14, hidden_act="quick_gelu",
                            projection_dim=24),
         projection_dim=24)
