@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.common.measures.stage_costs import less_tower_ms, tower_rerun
 from analysis.common.measures.stage_roofline import counted_rooflines
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.stage_plots import median_stages, stage_row, timing_record
@@ -141,11 +142,14 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
             e2e_act = peak_activation_bytes(e2e, device)[0] / MB
+            # a method running the tower itself: charged its own run in place of the preparation's full one
+            tower = tower_rerun(parts.pipe, parts.pipe.spec(method), parts.prepared)
             with torch.no_grad():  # the chain by stage: more calls, each under the stage timer
-                stages = median_stages([stage_row(time_stages(parts.pipe, e2e)[1]) for _ in range(repeats)])
+                stages = median_stages([stage_row(less_tower_ms(parts.pipe, time_stages(parts.pipe, e2e)[1],
+                                                                tower)) for _ in range(repeats)])
             # with a rate, each stage's roofline: one more chain, counted (not on a run's eager account)
             stages |= counted_rooflines(parts.pipe, functools.partial(parts.run_e2e, method, budget), tflops,
-                                        count=getattr(method_args, "stage_costs", False))
+                                        count=getattr(method_args, "stage_costs", False), tower=tower)
         else:
             e2e_ms, e2e_cuda, e2e_act = sum(own.values()) + prefill_ms, float("nan"), float("nan")
         rows.append({

@@ -76,7 +76,10 @@ class QwenSam2Parts(PrefillParts):
 
     def run_select(self, method: str, budget: int):
         """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one
-        sentence)."""
+        sentence), or a tower-stage method's (its run of the vision tower's blocks)."""
+        spec = self.pipe.spec(method)
+        if spec.prunes_in_vision_tower:
+            return spec.select(self.pipe.tower_context(self.prepared), budget)
         return select(method, self.prepared.selector_inputs(), budget)
 
     def run_sam(self) -> torch.Tensor:
