@@ -76,8 +76,8 @@ def test_stage_costs_count_each_stage_of_the_chain_without_a_rate(tmp_path):
 
 
 def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(tmp_path):
-    """The leaderboard's accounting in ``efficiency``'s chain too: IPCV after block 2 of UniPixel's tiny tower
-    runs there (its selection is the tower's own run) and is charged its own tower run in place of the
+    """The leaderboard's accounting in ``efficiency``'s chain too: IPCV after block 2 of UniPixel's tiny
+    tower runs there (its selection is the tower's own run) and is charged its own tower run in place of the
     preparation's full one, so its vision stage counts fewer FLOPs than ``none``'s."""
     assert main(["efficiency", "--model", "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8",
                  "--ipcv-layer", "2", "--ipcv-as-layers", "1", "--attn", "sdpa", "--e2e", "chain",
