@@ -79,10 +79,10 @@ def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(tmp_p
     """The leaderboard's accounting in ``efficiency``'s chain too: IPCV after block 2 of UniPixel's tiny
     tower runs there (its selection is the tower's own run) and is charged its own tower run in place of the
     preparation's full one, so its vision stage counts fewer FLOPs than ``none``'s."""
-    assert main(["efficiency", "--model", "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8",
-                 "--ipcv-layer", "2", "--ipcv-as-layers", "1", "--attn", "sdpa", "--e2e", "chain",
-                 "--stage-costs", "--warmup", "0", "--repeats", "1", "--threads", "1", "--no-figures", "--out",
-                 str(tmp_path)]) == 0
+    assert main(["efficiency", "--model", "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets",
+                 "8", "--ipcv-layer", "2", "--ipcv-as-layers", "1", "--attn", "sdpa", "--e2e", "chain",
+                 "--stage-costs", "--warmup", "0", "--repeats", "1", "--threads", "1", "--no-figures",
+                 "--out", str(tmp_path)]) == 0
     stages = pd.read_csv(tmp_path / "stages.csv")
     vision = stages[stages["stage"] == "vision"].set_index("method")
     assert vision.loc["ipcv", "flops"] < vision.loc["none", "flops"]
