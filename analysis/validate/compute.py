@@ -332,7 +332,8 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
     rows = pf.add_limits(rows, pipe, tflops := pf.resolve_tflops(a, pipe))
     rows = add_stage_rooflines(rows, pipe, tflops, lambda m, k: pipe.ground(  # each stage's, one counted call
         fresh(), m, budget_of.get((m, k), Budget.of(k)), positions=a.positions, **method_options(a, m, pipe)),
-        a.stage_costs, lambda m: tower_rerun(pipe, pipe.spec(m), fresh()))
+        a.stage_costs, lambda m: tower_rerun(pipe, pipe.spec(m), fresh()) if pipe.spec(m).uses_vision_tower
+        else None)
     setup["limit_lines"] = pf.limit_lines(rows, tflops)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)
