@@ -170,8 +170,10 @@ for model in "${MODELS[@]}"; do
     [ "$prefill" = captured ] && extra="${FUSED[*]:-}"
     extra="${extra:+${extra% } }"   # the options, each followed by one space
     methods="litelvlm" runs_budgets="$budgets"
-    # the headline run: FastV (inside the LLM) and 64 beside LiteLVLM@192
-    [ "$name-$run" = "$first-${runs[0]}" ] && methods="litelvlm fastv" runs_budgets="$budgets 64"
+    # the headline run: FastV (inside the LLM) and 64 beside LiteLVLM@192; the methods that prune inside the
+    # vision tower (ViTCoP on GLaMM's CLIP, IPCV on every image family's tower) in each image model's first run
+    [ "$name-$run" = "$first-${runs[0]}" ] && methods="litelvlm fastv vitcop ipcv" runs_budgets="$budgets 64"
+    case "$name" in sa2va*|unipixel*) [ "$run" = "${runs[0]}" ] && methods="litelvlm ipcv" ;; esac
     step "validate-$name-$run" "$PY -m litelvlm.cli validate --model $model $([ "$name" = "$first" ] && echo "$tok")\
 $input --device $DEVICE --attn $attn --methods $methods --budgets $runs_budgets --repeats $REPEATS \
 ${enc:+$(encoders "$enc")}--prefill $prefill $extra--matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) \

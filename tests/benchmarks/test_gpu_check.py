@@ -92,7 +92,11 @@ def test_the_check_runs_every_attention_and_prefill_for_every_model():
             budget = "196 64" if model.startswith("videoglamm") else "192"
             headline = (model, run) == (FULL[0], "eager-captured")
             assert f"--budgets {budget}{' 64' if headline else ''} " in cmd and "--repeats 3" in cmd
-            assert f"--methods {'litelvlm fastv' if headline else 'litelvlm'} " in cmd
+            # the tower methods in each image model's first run: ViTCoP and IPCV beside the headline's FastV,
+            # IPCV on the Qwen-tower families (VideoGLaMM's runs stay LiteLVLM's alone)
+            first = run == _runs(model)[0] and not model.startswith("videoglamm")
+            methods = ("litelvlm fastv vitcop ipcv" if headline else "litelvlm ipcv" if first else "litelvlm")
+            assert f"--methods {methods} " in cmd
             assert ("--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd
                     and f"--out '/nowhere/validate/{model}-{run}'" in cmd)
             # the default encoders (auto) but in GLaMM-7B's all-official run
