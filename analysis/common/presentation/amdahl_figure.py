@@ -30,11 +30,15 @@ def _panel(ax, table: pd.DataFrame, lengths: dict) -> None:
     """One kernel's curve, ceiling and runs (each named with its LLM sequence length where ``lengths`` has
     it)."""
     p = float(table["llm_share_of_base"].iloc[0])
-    top = max(float(np.nanmax(table["llm_speedup"].to_numpy(float), initial=1.0)), 2.0) * 1.5
-    s = np.geomspace(1.0, top, 100)
+    llm = table["llm_speedup"].to_numpy(float)
+    top = max(float(np.nanmax(llm, initial=1.0)), 2.0) * 1.5
+    low = min(0.9, float(np.nanmin(llm, initial=1.0)) * 0.9)   # a run whose LLM got slower stays in view
+    s = np.geomspace(low, top, 100)
     ax.plot(s, 1 / ((1 - p) + p / s), color=REFERENCE_COLOR, lw=1.2, label="only the LLM shortened")
     ax.axhline(1 / (1 - p), color=REFERENCE_COLOR, ls="--", lw=1, label="its ceiling (the LLM's time at 0)")
     ax.axhline(1.0, color="0.8", lw=0.6, zorder=0)
+    placed: list[tuple[float, float]] = []
+    span = max(float(np.nanmax(table["speedup"].to_numpy(float), initial=1.0)), 1 / (1 - p) if p < 1 else 1.0)
     for _, r in table.iterrows():
         if not (np.isfinite(r["llm_speedup"]) and np.isfinite(r["speedup"])):
             continue
@@ -42,11 +46,15 @@ def _panel(ax, table: pd.DataFrame, lengths: dict) -> None:
         ax.plot([r["llm_speedup"]], [r["speedup"]], ls="none", marker=style["marker"], ms=5,
                 color=style["color"], zorder=4)
         n = lengths.get((r["method"], r["budget"]))
+        # runs at (nearly) one point: each further label a line lower, none over another
+        at = (float(np.log10(r["llm_speedup"])), float(r["speedup"]))
+        near = sum(abs(at[0] - x) < 0.08 and abs(at[1] - y) < 0.04 * span for x, y in placed)
+        placed.append(at)
         ax.annotate(run_name(r["method"], r["budget"]) + (f", {n} tokens" if n is not None else ""),
                     (r["llm_speedup"], r["speedup"]),
-                    textcoords="offset points", xytext=(4, 3), fontsize=6)
+                    textcoords="offset points", xytext=(4, 3 - 8 * near), fontsize=6)
     ax.set_xscale("log")
-    ax.set_xlim(0.9, top)
+    ax.set_xlim(low, top)
     ticks = [2.0 ** k for k in range(int(np.log2(top)) + 1)]
     ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])   # plain numbers, no scientific notation
     ax.xaxis.set_minor_locator(NullLocator())

@@ -27,9 +27,13 @@ RUNS = {("none", 576): {"prepare": 5, "vision": 30, "selection": 0, "prefill": 2
 
 
 def stages(attn: tuple[str, ...] = ()) -> pd.DataFrame:
+    return stages_of(RUNS, attn)
+
+
+def stages_of(runs: dict, attn: tuple[str, ...] = ()) -> pd.DataFrame:
     rows = []
     for kernel in attn or (None,):
-        for (method, budget), ms in RUNS.items():
+        for (method, budget), ms in runs.items():
             total = sum(ms.values())
             for stage, v in [*ms.items(), ("total", total)]:
                 rows.append({**({"attn": kernel} if kernel else {}), "method": method, "budget": budget,
@@ -105,5 +109,27 @@ def test_the_figure_draws_the_bound_the_curve_and_every_run():
         titles = [a.get_title().splitlines()[0] for a in two.axes]
         assert titles == ["LLM attention: eager", "LLM attention: sdpa"]
         assert {k: v for k, v in reviewer_flaws(two).items() if v} == {}
+    finally:
+        plt.close("all")
+
+
+def test_the_figure_shows_slower_llms_and_keeps_coincident_runs_readable():
+    """A run whose LLM got slower (0.8x) lies inside the axes, and runs at one point (a tower method that
+    keeps the LLM's sequence, at two budgets) are named without their labels overlapping."""
+    from analysis.common.presentation.amdahl_figure import plot_amdahl
+
+    runs = {**RUNS, ("slow", 64): {**RUNS[("none", 576)], "prefill": 25, "selection": 3},
+            ("tower", 192): {**RUNS[("none", 576)], "vision": 29.9},
+            ("tower", 128): {**RUNS[("none", 576)], "vision": 29.8}}
+    frame = amdahl_frame(stages_of(runs))
+    fig = plot_amdahl(frame, "tiny-random:0")
+    try:
+        ax = fig.axes[0]
+        lo, hi = ax.get_xlim()
+        xs = [x for line in ax.lines if line.get_marker() not in (None, "None", "")
+              for x in line.get_xdata()]
+        assert len(xs) == 5 and all(lo < x < hi for x in xs), (lo, hi, xs)
+        assert {"slow@64", "tower@192", "tower@128"} <= {t.get_text() for t in ax.texts}
+        assert {k: v for k, v in reviewer_flaws(fig).items() if v} == {}
     finally:
         plt.close("all")
