@@ -111,6 +111,23 @@ def _unshortened(run: Run, budget: int) -> str:
     return ""
 
 
+def _own_cost_bound(run: Run | None, budget: int) -> str:
+    """The most LiteLVLM's whole call could gain over ``none``'s were its LLM to take no time, with what it
+    adds in the vision and selection stages (its paired CLIP, its scoring): below 1x, a slower call is
+    unavoidable."""
+    if run is None:
+        return ""
+    ms = {(m, s): stage_ms(run, m, b, s)[0] for m, b in (("none", None), ("litelvlm", budget))
+          for s in ("total", "vision", "selection", "prefill", "decode")}
+    llm = ms[("none", "prefill")] + ms[("none", "decode")]
+    own = sum(ms[("litelvlm", s)] - ms[("none", s)] for s in ("vision", "selection"))
+    if not finite(llm, own, ms[("none", "total")]) or ms[("none", "total")] - llm + own <= 0:
+        return ""
+    bound = ms[("none", "total")] / (ms[("none", "total")] - llm + own)
+    return (f"; at most {bound:.2f}x with no LLM time (its vision and selection add {own:+.1f} ms, "
+            f"none's LLM {llm:.1f} ms)")
+
+
 def speedup_targets(runs: list[Run]) -> list[Verdict]:
     """T3: LiteLVLM over ``none``, the whole call, per family and attention kernel; GLaMM-7B's against the
     roofline's own ratio too."""
@@ -126,7 +143,8 @@ def speedup_targets(runs: list[Run]) -> list[Verdict]:
             x = none[0] / lite[0] if finite(none[0], lite[0]) else NAN
             why = "" if finite(x) else (none[2] if not finite(none[0]) else lite[2])
             out.append(judge("T3", family, f"over none, {attn}", x, x >= T3_SPEEDUP, f">= {T3_SPEEDUP:g}x",
-                             name, why or f"LiteLVLM@{budget}{_unshortened(run, budget)}"))
+                             name, why or f"LiteLVLM@{budget}{_unshortened(run, budget)}"
+                             f"{_own_cost_bound(run, budget)}"))
             if family != "GLaMM-7B":
                 continue
             roof = none[1] / lite[1] if finite(none[1], lite[1]) and lite[1] > 0 else NAN

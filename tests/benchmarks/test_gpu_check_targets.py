@@ -202,3 +202,16 @@ def test_the_summary_shows_what_the_loaders_overlap_bought(tmp_path):
     text = summary(tmp_path)
     assert "## What eval-grounding's loader buys (benchmarks/bench_prepare_overlap.py)" in text
     assert "glamm-7b-random: 1.25x images/s overlapped over serial" in text
+
+
+def test_a_slower_call_shows_the_bound_its_own_cost_puts_on_it(tmp_path):
+    """T3's note gives the most the call could gain were the LLM to take no time, with what the method adds in
+    the vision and selection stages: here 20 / (20 - 1 + 3) = 0.91x, so the slower call is unavoidable."""
+    folder = write_run(tmp_path, "sa2va-qwen2_5-vl-3b-random-sdpa-captured", (20.0, 8.0), None)
+    rows = _stage_rows("none", 576, 20.0, 8.0) + _stage_rows("litelvlm", 192, 23.0, 5.0, vision=(7.0, 3.0))
+    pd.DataFrame(rows).to_csv(folder / "stages.csv", index=False)
+    summary(tmp_path)
+    value, verdict, note = _verdicts(tmp_path)[("T3", "Sa2VA-3B", "over none, sdpa")]
+    assert verdict == "MISSED" and value == pytest.approx(20 / 23)
+    assert "at most 0.91x with no LLM time" in note, note
+    assert "vision and selection add +3.0 ms" in note and "none's LLM 1.0 ms" in note, note
