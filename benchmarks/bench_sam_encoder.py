@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_fused_prefill import timed  # noqa: E402  (first call s, median ms, min ms of a call)
 
 FIELDS = ["attn", "path", "median_ms", "min_ms", "first_call_s", "tflop", "weight_mb", "roofline_ms",
           "over_roofline", "max_rel_diff", "tflops", "copy_gbps", "device"]
@@ -57,26 +58,6 @@ def build(args):
             one = name.endswith("weight") and param.dim() == 1
             param.copy_(noise + (1.0 if one else 0.0))
     return sam
-
-
-def timed(fn, device: str, warmup: int, repeats: int) -> tuple[float, float, float]:
-    """(first call s, median ms, min ms) of ``fn`` (CUDA events on cuda, perf_counter elsewhere)."""
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    first = time.perf_counter() - t0
-    for _ in range(max(warmup - 1, 0)):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t) * 1e3)
-    return first, statistics.median(times), min(times)
 
 
 def layer_step(layer, hidden: torch.Tensor) -> torch.Tensor:
