@@ -3,9 +3,10 @@
 # rate and copy bandwidth (the roofline's two rates); per model (GLaMM-7B, Sa2VA-3B, UniPixel-3B, VideoGLaMM)
 # validate's tables with the time by stage beside each stage's roofline (stages.csv) at the model's official
 # attention and at the other kernel under the default prefill and image encoders (GLaMM-7B also under the eager
-# prefill, and once all official: eager attention, prefill and encoders), none against LiteLVLM and FastV at
-# 576/192/64 (VideoGLaMM per frame 576/196/64 with --arrangement pool-min, so pruning shortens its prompt); the
-# gpu-marked tests right after GLaMM-7B's runs and profile; the grounding throughput at batch sizes 1/8/32 and
+# prefill, once all official: eager attention, prefill and encoders, and once with --encoders fused), none against
+# LiteLVLM and FastV at 576/192/64 (VideoGLaMM per frame 576/196/64 with --arrangement pool-min, so pruning shortens
+# its prompt); the gpu-marked tests right after GLaMM-7B's runs and profile; the grounding throughput at batch
+# sizes 1/8/32 and
 # what eval-grounding's loader buys (bench_prepare_overlap.py);
 # GLaMM-7B's decoder stack alone per attention kernel and prefill path (benchmarks/bench_fused_prefill.py, last:
 # the deadline may skip it). The most important
@@ -46,7 +47,8 @@ WHEELS="$ROOT/.whl"
 # does not fit the folder: the quantization tests skip without it, named
 MISSING=("transformers==5.24.0" "open_clip_torch" "captum" "pycocotools" "ftfy" "wcwidth")
 PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
-# validate's choice of image encoders (--encoders auto|eager|graph|compile|compile-eager). Set ENCODERS_OPT= (empty)
+# validate's choice of image encoders (--encoders auto|eager|graph|fused|compile|compile-eager|fused-eager; a dry
+# run gives fused as fused-eager: no CUDA graph on a CPU). Set ENCODERS_OPT= (empty)
 # to leave it out where validate does not have the option yet: the encoders' runs then take validate's default.
 ENCODERS_OPT="${ENCODERS_OPT---encoders}"
 
@@ -101,8 +103,9 @@ if [ "$DRY" = 1 ]; then
   BUDGETS=(192)   # 192 (VideoGLaMM 196 per frame): the targets' budget, where the image has that many tokens
   VIDEO_BUDGETS=(196)
   REPEATS=1
-  # traced and replayed by dynamo: no code generation on a CPU
-  FUSED=(--capture fused-eager "$(encoders compile-eager)")
+  # traced and replayed by dynamo: no code generation on a CPU (the encoders too, where a run names none)
+  FUSED=(--capture fused-eager)
+  CAPTURED_ENCODERS=compile-eager
   THROUGHPUT=(--batch-sizes 1 2 --budgets 64 --repeats 1 --memory-limit-gib 1)
   BENCH=(--dry-run)
   WORKERS=1
@@ -117,6 +120,7 @@ else
   VIDEO_BUDGETS=(196 64)
   REPEATS=3
   FUSED=()
+  CAPTURED_ENCODERS=""
   THROUGHPUT=(--batch-sizes "${GPU_BATCHES[@]}" --budgets 192 --repeats 1 --memory-limit-gib 60)
   BENCH=(--device cuda --repeats 10)
   WORKERS=3
@@ -148,7 +152,8 @@ step env "(nvidia-smi || true; df -h / /tmp /dev/shm \"\${LITELVLM_CACHE:-\$HOME
 cat '$OUT/env.txt'; exit \$rc"
 step rates "$PY '$ROOT/benchmarks/gpu_check.py' matmul '$OUT' $DEVICE"
 # per model: attention-prefill[-encoders] runs, its official attention first (Sa2VA and UniPixel: sdpa), under the
-# default captured prefill and encoders; GLaMM-7B also under the official eager prefill, and all official
+# default captured prefill and encoders; GLaMM-7B also with the encoders fused (this project's --encoders fused,
+# not yet the default: measured here beside the headline run), under the official eager prefill, and all official
 for model in "${MODELS[@]}"; do
   name="${model%%:*}"
   input="--refer-dir '$DATA/coco128_refer'"
@@ -162,12 +167,17 @@ for model in "${MODELS[@]}"; do
   case "$name" in videoglamm*) input="--arrangement pool-min"; budgets="${VIDEO_BUDGETS[*]}" ;; esac
   # the tiny Sa2VA's image has 117 visual tokens: a dry run prunes it to 64
   [ "$DRY" = 1 ] && [[ "$name" == sa2va* ]] && budgets=64
-  # the first model: the official all-eager path (attention, prefill, encoders) beside the default
-  [ "$name" = "$first" ] && runs=("${runs[0]}" "eager-eager-eager" "${runs[@]:1}")
+  # the first model: the headline run with the encoders fused, then the official all-eager path (attention,
+  # prefill, encoders) beside the default
+  [ "$name" = "$first" ] && runs=("${runs[0]}" "eager-captured-fused" "eager-eager-eager" "${runs[@]:1}")
   for run in "${runs[@]}"; do
     IFS=- read -r attn prefill enc <<< "$run"
     extra=""
     [ "$prefill" = captured ] && extra="${FUSED[*]:-}"
+    # a dry run: fused with dynamo's eager backend and no graph; a captured run naming no encoders: the default's
+    [ "$DRY" = 1 ] && [ "$enc" = fused ] && enc=fused-eager
+    [ "$prefill" = captured ] && [ -z "$enc" ] && [ -n "$CAPTURED_ENCODERS" ] \
+      && extra="$extra $(encoders "$CAPTURED_ENCODERS")"
     extra="${extra:+${extra% } }"   # the options, each followed by one space
     methods="litelvlm" runs_budgets="$budgets"
     # the headline run: FastV (inside the LLM) and 64 beside LiteLVLM@192; the methods that prune inside the

@@ -228,7 +228,7 @@ class CapturedPrefill:
         """The fused capture's compiled :func:`one_layer` (one ``torch.compile`` for every layer), made on
         first use."""
         if self._layer_fn is None:
-            _raise_recompile_limits(len(self.lm.layers))
+            raise_recompile_limits(len(self.lm.layers))
             self._layer_fn = torch.compile(one_layer, backend=self.backend, mode=self.mode, dynamic=False)
         return self._layer_fn
 
@@ -240,7 +240,7 @@ class CapturedPrefill:
         if self.capture == "compile":
             fn = self._compiled.get((first, end))
             if fn is None:
-                _raise_recompile_limits(len(self.lm.layers))
+                raise_recompile_limits(len(self.lm.layers))
                 fn = torch.compile(functools.partial(run_stack, layers), backend=self.backend, mode=self.mode,
                                    dynamic=False)
                 self._compiled[(first, end)] = fn
@@ -283,7 +283,9 @@ def merge_eager_runs(*accounts: dict[str, list[str]]) -> dict[str, list[str]]:
     return out
 
 
-def _raise_recompile_limits(num_layers: int) -> None:
+def raise_recompile_limits(num_layers: int) -> None:
+    """Let dynamo keep :data:`RECOMPILE_LIMIT` compiled variants per layer of a stack of ``num_layers`` (one
+    compiled function serves every layer); never lowers a limit."""
     dynamo = torch._dynamo.config
     for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
                  "accumulated_cache_size_limit"):
@@ -322,4 +324,5 @@ def runner_of(lm: nn.Module) -> CapturedPrefill | None:
 
 
 __all__ = ["ATTR", "CAPTURES", "PREFILLS", "CapturedPrefill", "default_capture", "eager_lines", "install",
-           "merge_eager_runs", "one_layer", "run_stack", "runner_of", "uninstall"]
+           "merge_eager_runs", "one_layer", "raise_recompile_limits", "run_stack", "runner_of",
+           "uninstall"]

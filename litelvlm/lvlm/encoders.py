@@ -1,6 +1,6 @@
 """Captured image encoders (``--encoders``; this project's option): a family's image encoders run as one CUDA
-graph per input shape instead of hundreds of kernels launched from Python (``--encoders eager`` is the
-official path).
+graph per input shape instead of hundreds of kernels launched from Python, or (``fused``) that graph over the
+encoder's layers run through one inductor-compiled layer function (``--encoders eager`` is the official path).
 
 Details: docs/efficiency.md (``litelvlm.lvlm.encoders``).
 """
@@ -18,10 +18,14 @@ from torch import nn
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from ..llm.captured import raise_recompile_limits
+
 log = logging.getLogger(__name__)
 
 #: ``--encoders`` values once resolved (``auto`` is :func:`default_mode` of the device)
-MODES = ("eager", "graph", "compile", "compile-eager")
+MODES = ("eager", "graph", "fused", "compile", "compile-eager", "fused-eager")
+#: the modes that record CUDA graphs (refused off CUDA)
+CUDA_MODES = ("graph", "fused")
 #: ``--encoders`` choices
 CHOICES = ("auto", *MODES)
 #: untimed calls of a new key before its graph is recorded (on a side stream)
@@ -40,12 +44,12 @@ def default_mode(device: str | torch.device) -> str:
 
 
 def resolve_mode(mode: str, device: str | torch.device) -> str:
-    """``mode`` with ``auto`` resolved; ``graph`` off CUDA is refused (ValueError)."""
+    """``mode`` with ``auto`` resolved; ``graph`` and ``fused`` off CUDA are refused (ValueError)."""
     if mode not in CHOICES:
         raise ValueError(f"encoders must be one of {', '.join(CHOICES)}; got {mode!r}")
     mode = default_mode(device) if mode == "auto" else mode
-    if mode == "graph" and torch.device(device).type != "cuda":
-        raise ValueError(f"--encoders graph records CUDA graphs: it needs a CUDA device (got {device})")
+    if mode in CUDA_MODES and torch.device(device).type != "cuda":
+        raise ValueError(f"--encoders {mode} records CUDA graphs: it needs a CUDA device (got {device})")
     return mode
 
 
@@ -84,6 +88,23 @@ def call_key(args: tuple, kwargs: dict) -> tuple:
     shape, dtype, device and, for small integer tensors, values; others: their value)."""
     leaves, spec = pytree.tree_flatten((args, kwargs))
     return (str(spec), *(_leaf_key(leaf) for leaf in leaves))
+
+
+def layer_stack(module: nn.Module) -> nn.ModuleList | None:
+    """``module``'s repeated layers (``fused`` runs each through one compiled function): the ``ModuleList``
+    inside it of two or more modules of one class that holds the most parameters; None where it has none."""
+    best, most = None, -1
+    for m in module.modules():
+        if isinstance(m, nn.ModuleList) and len(m) > 1 and len({type(x) for x in m}) == 1:
+            n = sum(p.numel() for p in m.parameters())
+            best, most = (m, n) if n > most else (best, most)
+    return best
+
+
+def one_layer(layer: nn.Module, *args, **kwargs):
+    """One layer through its class's ``forward`` (its hooks run around it, from its ``__call__``): what
+    ``fused`` compiles once for every layer of a stack."""
+    return type(layer).forward(layer, *args, **kwargs)
 
 
 def _clone(x):
@@ -142,6 +163,8 @@ class CapturedEncoder:
         self._inner = [m for m in module.modules() if m is not module]
         self._graphs: dict = {}
         self._compiled = None
+        #: the layers ``fused`` runs through the compiled :func:`one_layer` (None: the whole forward compiled)
+        self.stack = layer_stack(module) if mode.startswith("fused") else None
         #: calls run captured (``captured``) and eagerly (``eager``)
         self.counts: Counter = Counter()
         #: why calls ran eagerly: {reason: calls}
@@ -151,6 +174,20 @@ class CapturedEncoder:
         """The module's own ``forward`` (the official eager path)."""
         return type(self.module).forward(self.module, *args, **kwargs)
 
+    def fused_forward(self, *args, **kwargs):
+        """The module's own ``forward`` with each layer of :attr:`stack` run through the one compiled layer
+        function (the whole forward compiled where the module has no stack)."""
+        step = self._compile()
+        if self.stack is None:
+            return step(*args, **kwargs)
+        for layer in self.stack:   # for this call only: an eager fallback runs the layers' own forward
+            vars(layer)["forward"] = functools.partial(step, layer)
+        try:
+            return self.eager_forward(*args, **kwargs)
+        finally:
+            for layer in self.stack:
+                vars(layer).pop("forward", None)
+
     def _why_eager(self, args: tuple, kwargs: dict) -> str | None:
         if torch.is_grad_enabled():
             return "autograd enabled"
@@ -158,7 +195,7 @@ class CapturedEncoder:
             return "a tensor-tracking dispatch mode (a FLOP count or a memory measurement)"
         if _hooked_inside(self._inner) or nn.modules.module._global_forward_hooks:
             return "hooks inside the encoder (an attention reader or a quantization wrapper)"
-        if self.mode == "graph":
+        if self.mode in CUDA_MODES:
             device = next(self.module.parameters()).device
             leaves = pytree.tree_leaves((args, kwargs))
             if any(isinstance(t, torch.Tensor) and t.device != device for t in leaves):
@@ -167,9 +204,10 @@ class CapturedEncoder:
 
     def __call__(self, *args, **kwargs):
         why = self._why_eager(args, kwargs)
-        if why is None and self.mode in ("compile", "compile-eager"):
+        if why is None and self.mode not in CUDA_MODES:   # compile, compile-eager, fused-eager: no graph
             self.counts["captured"] += 1
-            return self._compile()(*args, **kwargs, **self._index(args, kwargs))
+            fn = self.fused_forward if self.mode == "fused-eager" else self._compile()
+            return fn(*args, **kwargs, **self._index(args, kwargs))
         key = None
         if why is None:
             try:
@@ -188,9 +226,12 @@ class CapturedEncoder:
 
     def _compile(self):
         if self._compiled is None:
-            backend = "eager" if self.mode == "compile-eager" else "inductor"
-            self._compiled = torch.compile(functools.partial(type(self.module).forward, self.module),
-                                           backend=backend, dynamic=False)
+            backend = "eager" if self.mode.endswith("-eager") else "inductor"
+            fn = functools.partial(type(self.module).forward, self.module)
+            if self.stack is not None:
+                raise_recompile_limits(len(self.stack))
+                fn = one_layer
+            self._compiled = torch.compile(fn, backend=backend, dynamic=False)
         return self._compiled
 
     def _index(self, args: tuple, kwargs: dict) -> dict:
@@ -203,7 +244,8 @@ class CapturedEncoder:
                 return f"more than {MAX_KEYS} input shapes"
             try:
                 device = next(self.module.parameters()).device
-                fn = functools.partial(self.eager_forward, **self._index(args, kwargs))
+                forward = self.fused_forward if self.mode == "fused" else self.eager_forward
+                fn = functools.partial(forward, **self._index(args, kwargs))
                 self._graphs[key] = _Graph(fn, args, kwargs, self.pool, device)
             except RuntimeError as err:  # an operation that cannot be captured: this key runs eagerly, named
                 torch.cuda.synchronize()
@@ -217,7 +259,7 @@ class CapturedEncoders:
 
     def __init__(self, modules: Iterable[nn.Module | Indexed], mode: str) -> None:
         self.mode = mode
-        self.pool = torch.cuda.graph_pool_handle() if mode == "graph" else None
+        self.pool = torch.cuda.graph_pool_handle() if mode in CUDA_MODES else None
         self.encoders: dict[int, CapturedEncoder] = {}
         self.add(modules)
 
@@ -294,5 +336,6 @@ def runner_of(pipe) -> CapturedEncoders | None:
     return vars(pipe).get(ATTR)
 
 
-__all__ = ["CHOICES", "MODES", "CapturedEncoder", "CapturedEncoders", "Indexed", "adopt", "call_key",
-           "default_mode", "install", "module_of", "resolve_mode", "runner_of", "uninstall"]
+__all__ = ["CHOICES", "CUDA_MODES", "MODES", "CapturedEncoder", "CapturedEncoders", "Indexed", "adopt",
+           "call_key", "default_mode", "install", "layer_stack", "module_of", "one_layer", "resolve_mode",
+           "runner_of", "uninstall"]

@@ -35,8 +35,9 @@ def _runs(model: str) -> list[str]:
     """A model's validate runs (attention-prefill[-encoders]), in the check's order."""
     first = OFFICIAL[model.split("-")[0]]
     other = f"{'sdpa' if first == 'eager' else 'eager'}-captured"
-    # the first model: the official all-eager path right after the default
-    return [f"{first}-captured", *(["eager-eager-eager"] if model in (FULL[0], TINY[0]) else []), other]
+    # the first model: the default with the encoders fused, then the official all-eager path
+    firsts = ["eager-captured-fused", "eager-eager-eager"] if model in (FULL[0], TINY[0]) else []
+    return [f"{first}-captured", *firsts, other]
 
 
 def _order(models: tuple[str, ...], drops: bool) -> list[str]:
@@ -99,9 +100,11 @@ def test_the_check_runs_every_attention_and_prefill_for_every_model():
             assert f"--methods {methods} " in cmd
             assert ("--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd
                     and f"--out '/nowhere/validate/{model}-{run}'" in cmd)
-            # the default encoders (auto) but in GLaMM-7B's all-official run
+            # the default encoders (auto) but in GLaMM-7B's all-official run and its fused-encoders run (this
+            # project's --encoders fused at the official attention, the captured prefill, LiteLVLM@192)
             assert ("--encoders eager --prefill eager" in cmd) == (run == "eager-eager-eager")
-            assert ("--encoders" in cmd) == (run == "eager-eager-eager")
+            assert ("--encoders fused --prefill captured" in cmd) == (run == "eager-captured-fused")
+            assert ("--encoders" in cmd) == (run in ("eager-eager-eager", "eager-captured-fused"))
     assert "--tokenizer" in steps["validate-glamm-7b-random-eager-eager-eager"]
     for run in _runs("videoglamm-random"):   # a video model: the synthetic clip, pruning shortens the prompt
         assert "--refer-dir" not in steps[f"validate-videoglamm-random-{run}"]
@@ -139,6 +142,10 @@ def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
         assert "--capture fused-eager --encoders compile-eager" in cmd   # traced, nothing generated on a CPU
     assert "--dry-run" in steps["profile-tiny-random"]
     assert "--encoders eager --prefill eager" in steps["validate-tiny-random-eager-eager-eager"]
+    # fused encoders on a CPU: dynamo's eager backend and no graph, the run's own encoders (not the default's)
+    cmd = steps["validate-tiny-random-eager-captured-fused"]
+    assert "--methods litelvlm --budgets 192 " in cmd and "--encoders fused-eager --prefill captured" in cmd
+    assert "compile-eager" not in cmd and cmd.count("--encoders") == 1
     assert "--dry-run" in steps["fused-prefill"] and "--batch-sizes 1 2" in steps["throughput-tiny-random"]
     assert "bench_prepare_overlap.py' --dry-run" in steps["overlap-tiny-random"]
     full = print_steps()["overlap-glamm-7b-random"]

@@ -24,13 +24,18 @@ CAPTURE_HELP = ("--prefill captured: fused (one inductor-compiled layer function
                 "backend, traced and replayed without generated code, a quick check; auto: fused on cuda, "
                 "compile elsewhere")
 #: ``--encoders``: auto (CUDA graphs on cuda, eager elsewhere) or one of ``litelvlm.lvlm.encoders.MODES``
-ENCODER_CHOICES = ("auto", "eager", "graph", "compile", "compile-eager")
+#: (named here, the one place every command's choices come from: this module imports no torch)
+ENCODER_CHOICES = ("auto", "eager", "graph", "fused", "compile", "compile-eager", "fused-eager")
+#: the ``--encoders`` values that record CUDA graphs (``litelvlm.lvlm.encoders.CUDA_MODES``)
+CUDA_ENCODERS = ("graph", "fused")
 ENCODERS_HELP = ("the image encoders (CLIP's and the family's vision towers, SAM's and SAM 2's image "
                  "encoders): auto (the default: graph on cuda, eager on a CPU), eager (each layer from "
                  "Python, the official path), graph (one CUDA graph per input shape, replaying the eager "
-                 "kernels; cuda only), compile (torch.compile) or compile-eager (dynamo's eager backend, a "
-                 "quick check); an encoder that cannot be captured runs eagerly, named; this project's "
-                 "option")
+                 "kernels; cuda only), fused (that graph over the encoder's layers, each run through one "
+                 "inductor-compiled layer function; cuda only; not yet measured end to end, so not auto), "
+                 "compile (torch.compile), compile-eager / fused-eager (compile / fused with dynamo's eager "
+                 "backend and no graph, a quick check); an encoder that cannot be captured runs eagerly, "
+                 "named; this project's option")
 TFLOPS_HELP = ("the device's matrix-product rate (TFLOP/s) for each prefill's arithmetic limit: auto "
                "(measured by a large GEMM on cuda; none on a CPU), measure, a number (e.g. "
                "benchmarks/gpu_check.sh's), or off")
@@ -68,10 +73,11 @@ def resolve_prefill(prefill: str, device: str, compile_layers: bool = False) -> 
 def check_prefill(prefill: str, compile_layers: bool, tflops: str, capture: str = "auto",
                   device: str = "cpu", encoders: str = "auto") -> None:
     """Refuse ``--compile`` with ``--prefill captured`` (two ways of compiling the same layers), ``--capture
-    graph`` or ``--encoders graph`` off CUDA, and a ``--matmul-tflops`` that is no positive number, auto,
-    measure or off."""
-    if encoders == "graph" and not str(device).startswith("cuda"):
-        raise LiteLVLMError(f"--encoders graph records CUDA graphs: it needs --device cuda (got {device})")
+    graph`` or ``--encoders graph`` / ``fused`` off CUDA, and a ``--matmul-tflops`` that is no positive
+    number, auto, measure or off."""
+    if encoders in CUDA_ENCODERS and not str(device).startswith("cuda"):
+        raise LiteLVLMError(f"--encoders {encoders} records CUDA graphs: it needs --device cuda "
+                            f"(got {device})")
     if prefill == "captured" and compile_layers:
         raise LiteLVLMError("--compile with --prefill captured: the captured prefill compiles the whole "
                             "stack; give one of them")
@@ -89,6 +95,6 @@ def check_prefill(prefill: str, compile_layers: bool, tflops: str, capture: str 
                                 "or off")
 
 
-__all__ = ["CAPTURE_CHOICES", "CAPTURE_HELP", "ENCODERS_HELP", "ENCODER_CHOICES", "PREFILLS", "PREFILL_HELP",
-           "STAGE_COSTS_HELP", "TFLOPS_HELP", "PrefillArgs", "check_prefill", "prefill_record",
-           "resolve_prefill"]
+__all__ = ["CAPTURE_CHOICES", "CAPTURE_HELP", "CUDA_ENCODERS", "ENCODERS_HELP", "ENCODER_CHOICES", "PREFILLS",
+           "PREFILL_HELP", "STAGE_COSTS_HELP", "TFLOPS_HELP", "PrefillArgs", "check_prefill",
+           "prefill_record", "resolve_prefill"]
