@@ -72,30 +72,25 @@ def tiny_hf_clip(tiny_hf_clip_dir):
 
 
 @pytest.fixture(scope="session")
-def smoke_figures(tmp_path_factory):
+def session_folders(tmp_path_factory):
+    """``made_once(name, make)``: the folder ``name`` that ``make(folder)`` fills, made once per test session
+    and shared by the xdist workers (``tests/fixtures/shared_folders.py``)."""
+    from tests.fixtures.shared_folders import made_once, shared_base
+
+    shared = shared_base(tmp_path_factory.getbasetemp())
+    return lambda name, make: made_once(shared, name, make)
+
+
+@pytest.fixture(scope="session")
+def smoke_figures(session_folders):
     """``build(name)``: the folder of ``litelvlm figures --smoke --figure-set NAME``, made once per test
-    session. The folder is shared by the xdist workers: the first to ask makes it under a file lock
-    (in a temporary folder, then ``os.replace``), the others wait for it and reuse it."""
-    import tempfile
-
-    from filelock import FileLock
-
+    session, shared by the xdist workers (:func:`session_folders`)."""
     from litelvlm.cli import main
 
-    base = tmp_path_factory.getbasetemp()  # under xdist: <session basetemp>/popen-gwN
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "smoke_figures"
-    shared.mkdir(exist_ok=True)
+    def make(name: str, tmp: Path) -> None:
+        assert main(["figures", "--smoke", "--figure-set", name, "--out", str(tmp)]) == 0
 
-    def build(name: str) -> Path:
-        out = shared / name
-        with FileLock(str(shared / f"{name}.lock")):
-            if not out.is_dir():
-                tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=shared))
-                assert main(["figures", "--smoke", "--figure-set", name, "--out", str(tmp)]) == 0
-                os.replace(tmp, out)
-        return out
-
-    return build
+    return lambda name: session_folders(f"smoke-figures-{name}", lambda tmp: make(name, tmp))
 
 
 _GLAMM_PIPES: dict = {}

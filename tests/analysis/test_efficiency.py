@@ -114,18 +114,23 @@ def test_token_plan_stages():
 
 @pytest.fixture(scope="module")
 def meta_parts():
-    """The tiny and the 4-layer glamm-7b pipelines on meta, with their parts."""
+    """``parts(name)``: the tiny or the 4-layer glamm-7b pipeline on meta, with its parts, built when a test
+    first asks for it (a worker running one case builds that case's alone)."""
     from litelvlm.cost.meta import MetaScalars
     from litelvlm.glamm.cost_parts import PipelineParts, build_pipeline
 
-    out = {}
-    for name in ("tiny", "glamm-7b"):
-        arch = get_arch(name)
-        if name == "glamm-7b":
-            arch = with_sizes(arch, llm_layers=4)
-        with MetaScalars():
-            out[name] = PipelineParts(build_pipeline(arch, "meta", torch.bfloat16, "eager"), arch)
-    return out
+    built = {}
+
+    def parts(name: str):
+        if name not in built:
+            arch = get_arch(name)
+            if name == "glamm-7b":
+                arch = with_sizes(arch, llm_layers=4)
+            with MetaScalars():
+                built[name] = PipelineParts(build_pipeline(arch, "meta", torch.bfloat16, "eager"), arch)
+        return built[name]
+
+    return parts
 
 
 @pytest.mark.parametrize("arch_name", ["tiny", "glamm-7b"])
@@ -134,7 +139,7 @@ def test_analytic_flops_match_flop_counter_for_every_method_and_budget(arch_name
     # the all-32-layer model is checked by test_cli_flops_only_glamm7b
     from litelvlm.cost.meta import MetaScalars
 
-    parts = meta_parts[arch_name]
+    parts = meta_parts(arch_name)
     arch = parts.arch
     plans = {(m, b): token_plan(arch, m, b) for m in METHODS for b in BUDGETS}
     with MetaScalars():
@@ -361,12 +366,19 @@ def _glamm7b_flops_only(out: Path, light: bool) -> tuple[str, str]:
     return screen.getvalue(), err.getvalue()
 
 
+def _keep_glamm7b_light(folder: Path) -> None:
+    """The light full-size FLOPs-only run in ``folder / "run"``, its stdout and stderr beside it."""
+    screen, err = _glamm7b_flops_only(folder / "run", True)
+    (folder / "stdout.txt").write_text(screen)
+    (folder / "stderr.txt").write_text(err)
+
+
 @pytest.fixture(scope="module")
-def glamm7b_light(tmp_path_factory) -> tuple[Path, str, str]:
-    """The light full-size FLOPs-only run (its folder, stdout and stderr), shared by the tests that read
-    it."""
-    out = tmp_path_factory.mktemp("glamm7b")
-    return out, *_glamm7b_flops_only(out, True)
+def glamm7b_light(session_folders) -> tuple[Path, str, str]:
+    """The light full-size FLOPs-only run (its folder, stdout and stderr), made once per test session (the
+    xdist workers share it) for the tests that read it."""
+    folder = session_folders("efficiency-glamm7b-light", _keep_glamm7b_light)
+    return folder / "run", (folder / "stdout.txt").read_text(), (folder / "stderr.txt").read_text()
 
 
 @pytest.mark.parametrize("light", [True, pytest.param(False, marks=pytest.mark.slow)],
@@ -513,15 +525,22 @@ def test_the_default_command_counts_instead_of_refusing(glamm7b_light):
 FIGURE_METHODS = ("litelvlm", "vispruner", "visionzip", "prumerge", "random", "fastv", "dart")
 
 
-@pytest.fixture(scope="module")
-def tiny_figure_rows() -> pd.DataFrame:
-    """The tiny GLaMM's counted rows of :data:`FIGURE_METHODS` at 192 and 64 (with ``none``), counted once
-    for every figure drawn from them."""
+def _count_figure_rows(folder: Path) -> None:
+    """The tiny GLaMM's counted rows of :data:`FIGURE_METHODS` at 192 and 64 (with ``none``), with their
+    ratios, pickled into ``folder``."""
     from analysis.efficiency.compare import add_ratios
     from analysis.efficiency.count import flops_rows
 
     pairs = [("none", 576)] + [(m, b) for m in FIGURE_METHODS for b in (192, 64)]
-    return add_ratios(flops_rows(get_arch("tiny"), pairs, ["sdpa"], torch.float32, 2), ["attn"])
+    add_ratios(flops_rows(get_arch("tiny"), pairs, ["sdpa"], torch.float32, 2), ["attn"]).to_pickle(
+        folder / "rows.pkl")
+
+
+@pytest.fixture(scope="module")
+def tiny_figure_rows(session_folders) -> pd.DataFrame:
+    """The rows of :func:`_count_figure_rows`, counted once per test session (the xdist workers share them)
+    for every figure drawn from them."""
+    return pd.read_pickle(session_folders("efficiency-tiny-figure-rows", _count_figure_rows) / "rows.pkl")
 
 
 @pytest.mark.parametrize("plot", ["plot_flops_vs_budget", "plot_memory_vs_budget", "plot_prefill_vs_budget"])
