@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from litelvlm.methods import dart as dart_module  # noqa: F401  (registers "dart")
+from tests.fixtures.once import computed_once
 
 DART_COMMIT = "9fee9fa199d591cf91891ad468ab52c754de9bf5"
 
@@ -38,6 +39,12 @@ def prep(pipe):
 
     img = Image.new("RGB", (64, 48), (90, 140, 30))
     return pipe.prepare(img, ["the dog on the left", "a red cup"])
+
+
+@pytest.fixture(scope="module")
+def ctx(pipe, prep):
+    """The context over ``prep`` (read only), made once per module."""
+    return pipe.context(prep)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,35 +192,30 @@ def assert_same(pipe, prep, ctx, cfg, monkeypatch):
 # ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("max_num_trunction,K", [(128, 2), (64, 2), (192, 2), (128, 1), (128, 3), (8, 2)])
-def test_dart_equals_the_official_loop(pipe, prep, monkeypatch, max_num_trunction, K):
-    ctx = pipe.context(prep)
+def test_dart_equals_the_official_loop(pipe, prep, ctx, monkeypatch, max_num_trunction, K):
     assert_same(pipe, prep, ctx, dart_config(ctx, K=K, max_num_trunction=max_num_trunction), monkeypatch)
 
 
-def test_dart_equals_the_official_loop_by_reduction_ratio(pipe, prep, monkeypatch):
-    ctx = pipe.context(prep)
+def test_dart_equals_the_official_loop_by_reduction_ratio(pipe, prep, ctx, monkeypatch):
     cfg = dart_config(ctx, max_num_trunction=None, reduction_ratio=0.778)
     assert official_kept(cfg) == 4 + 8 * 15  # ceil(127.87 // 8) = 15
     assert_same(pipe, prep, ctx, cfg, monkeypatch)
 
 
 @pytest.mark.parametrize("pivots,max_num_trunction", [((2, 6), 96), ((8, 0), 64), ((1, 1), 40)])
-def test_dart_equals_the_official_loop_other_pivots(pipe, prep, monkeypatch, pivots, max_num_trunction):
-    ctx = pipe.context(prep)
+def test_dart_equals_the_official_loop_other_pivots(pipe, prep, ctx, monkeypatch, pivots, max_num_trunction):
     assert_same(pipe, prep, ctx, dart_config(ctx, max_num_trunction=max_num_trunction, pivots=pivots),
                 monkeypatch)
 
 
-def test_readme_setting_keeps_132_tokens(pipe, prep):
-    ctx = pipe.context(prep)
+def test_readme_setting_keeps_132_tokens(ctx):
     assert official_kept(dart_config(ctx)) == 132  # textvqa.sh 0.778 128 (README L93)
 
 
-def test_selection_inputs_are_the_layer_keys_and_normed_states(pipe, prep, monkeypatch):
+def test_selection_inputs_are_the_layer_keys_and_normed_states(pipe, ctx, monkeypatch):
     """``key_states`` equals the key_states the layer computes (captured from its attention)."""
     from transformers.models.llama import modeling_llama
 
-    ctx = pipe.context(prep)
     lm = pipe.model.language_model
     captured = []
     eager = modeling_llama.eager_attention_forward
@@ -238,8 +240,7 @@ def test_selection_inputs_are_the_layer_keys_and_normed_states(pipe, prep, monke
 
 
 @pytest.mark.parametrize("budget", [576, 300, 128, 64, 13, 7, 4, 3, 1])
-def test_every_budget_keeps_k_tokens_with_the_pivots(pipe, prep, budget):
-    ctx = pipe.context(prep)
+def test_every_budget_keeps_k_tokens_with_the_pivots(ctx, budget):
     sel = dart_module.dart_select(ctx, budget)
     idx = sel.indices.tolist()
     assert len(idx) == budget == len(set(idx)) and idx == sorted(idx)
@@ -255,18 +256,16 @@ def test_pivot_counts_spread_the_remainder_over_the_first_pivots():
     assert dart_module.pivot_counts(3, 8) == [1, 1, 1, 0, 0, 0, 0, 0]
 
 
-def test_the_pivot_order_is_the_official_set_order(pipe, prep):
-    ctx = pipe.context(prep)
+def test_the_pivot_order_is_the_official_set_order(ctx):
     sel = dart_module.dart_select(ctx, 132)
     image = (sel.parts["pivots"] + ctx.image_start).tolist()
     text = sel.parts["text_pivots"].tolist()
     assert sel.parts["pivot_order"].tolist() == list(set(image + text))
 
 
-def test_rejects_bad_options(pipe, prep):
+def test_rejects_bad_options(pipe, prep, ctx):
     from litelvlm.errors import LiteLVLMError
 
-    ctx = pipe.context(prep)
     with pytest.raises(LiteLVLMError):
         dart_module.dart_select(ctx, 64, layer=0)
     with pytest.raises(LiteLVLMError, match="1 <= K"):  # the budget: counted once, where ground takes it
@@ -340,7 +339,7 @@ def test_budgets_equal_the_official_selection(typed, monkeypatch, K, budgets):
     n = ctx.num_visual
     ks = range(1, n + 1) if budgets == "every" else sorted({1, 2, 3, 5, n - 1, n, *range(4, n + 1, 8),
                                                              *range(6, n, 9)})
-    with torch.no_grad():
+    with torch.no_grad(), computed_once(dart_module, "key_states"):  # the same keys at every budget
         ours_state = ctx.lm.norm(ctx.hidden_before(K))
         torch.testing.assert_close(ours_state, state, rtol=0, atol=0)
         for budget in ks:

@@ -38,6 +38,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.llm.context import LLMContext
 from litelvlm.methods import ivc_prune as ivc
 from tests.fixtures.kept import visual_part
+from tests.fixtures.once import computed_once
 
 IVC_COMMIT = "03afd9cee41f60bb30b51a4105839f2b5d467814"
 
@@ -254,12 +255,17 @@ def run_official(ctx, k, target=None):
 # The pipeline against the official loop (a real image, float32)
 # ----------------------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def glamm_ctx(tiny_glamm, tiny_glamm_prep):
+    """The tiny GLaMM's context over the prepared COCO image (read only), made once per module."""
+    return tiny_glamm.context(tiny_glamm_prep)
+
+
 @pytest.mark.parametrize("layer",
                          [2, pytest.param(1, marks=pytest.mark.slow),
                           pytest.param(3, marks=pytest.mark.slow)])
-def test_pipeline_equals_the_official_loop(tiny_glamm, tiny_glamm_prep, layer):
-    pipe, prep = tiny_glamm, tiny_glamm_prep
-    ctx = pipe.context(prep)
+def test_pipeline_equals_the_official_loop(tiny_glamm, tiny_glamm_prep, glamm_ctx, layer):
+    pipe, prep, ctx = tiny_glamm, tiny_glamm_prep, glamm_ctx
     budget = ivc.official_budget(ctx, layer)
     ours = pipe.ground(prep, "ivc-prune", budget, layer=layer)
     keep, final, _ = run_official(ctx, layer)
@@ -271,9 +277,8 @@ def test_pipeline_equals_the_official_loop(tiny_glamm, tiny_glamm_prep, layer):
 
 @pytest.mark.parametrize("budget",
                          [9, *(pytest.param(k, marks=pytest.mark.slow) for k in (576, 300, 64, 40, 1))])
-def test_pipeline_at_other_budgets_equals_the_budget_rule(tiny_glamm, tiny_glamm_prep, budget):
-    pipe, prep = tiny_glamm, tiny_glamm_prep
-    ctx = pipe.context(prep)
+def test_pipeline_at_other_budgets_equals_the_budget_rule(tiny_glamm, tiny_glamm_prep, glamm_ctx, budget):
+    pipe, prep, ctx = tiny_glamm, tiny_glamm_prep, glamm_ctx
     ours = pipe.ground(prep, "ivc-prune", budget)
     assert ours.prune_layer == ivc.default_layer(4) == 2
     keep, final, _ = run_official(ctx, 2, target=budget)
@@ -318,7 +323,8 @@ def test_default_layer_is_the_official_16_of_32(pipe32, tiny_glamm_prep, n):
 def typed(request):
     """The tiny GLaMM in each dtype (float16: the official run's; bfloat16: GLaMM's), its value projections
     scaled by 8 so that the value similarities spread (about 200 distinct bfloat16 foreground scores over 576
-    tokens instead of 7: the ranking is the scores', not only ``topk``'s tie-breaking)."""
+    tokens instead of 7: the ranking is the scores', not only ``topk``'s tie-breaking), a prepared image and
+    its context (read only)."""
     from PIL import Image
 
     from litelvlm.glamm import GlammPipeline
@@ -330,33 +336,34 @@ def typed(request):
     g = torch.Generator().manual_seed(7)
     image = Image.fromarray((torch.rand(80, 120, 3, generator=g) * 255).to(torch.uint8).numpy())
     prep = p.prepare(image, ["the dog on the left", "a red cup"])
-    return p, prep
+    return p, prep, p.context(prep)
 
 
 def _sweep(ctx, layer, budgets):
     """Our selection at every budget against the budget rule over the official loop's own tensors; at the
-    official count, against the official selection too."""
+    official count, against the official selection too. The selection runs at every budget; the scores it
+    reads (``ivc_scores``, a function of the context and the layer) are computed once per sweep."""
     _, _, (weights, pe) = run_official(ctx, layer)
     assert weights.dtype == pe[0].dtype == ctx.embeds.dtype
     cfg, dev = ivcp_config(ctx, layer), ctx.embeds.device
     official = visual_part(official_keep_indexs(weights, pe, cfg, ctx.seq_len, dev), ctx)
     assert len(official) == ivc.official_budget(ctx, layer)
     lists = budget_lists(weights, pe, cfg, ctx.seq_len, dev)
-    for budget in sorted({*budgets, len(official)}):
-        with torch.no_grad():
-            sel = ivc.ivc_prune_select(ctx, budget, layer=layer)
-        ref = visual_part(budget_fill(lists, cfg, ctx.seq_len, dev, budget), ctx)
-        assert sel.indices.tolist() == ref and len(ref) == budget, f"K={budget}"
-        if budget == len(official):
-            assert ref == official
-        parts = sel.parts
-        assert set(parts["ivc"].tolist()) | set(parts["seeds"].tolist()) | set(parts["foreground"].tolist()) \
-            == set(ref)
+    with computed_once(ivc, "ivc_scores"):
+        for budget in sorted({*budgets, len(official)}):
+            with torch.no_grad():
+                sel = ivc.ivc_prune_select(ctx, budget, layer=layer)
+            ref = visual_part(budget_fill(lists, cfg, ctx.seq_len, dev, budget), ctx)
+            assert sel.indices.tolist() == ref and len(ref) == budget, f"K={budget}"
+            if budget == len(official):
+                assert ref == official
+            parts = sel.parts
+            assert set(parts["ivc"].tolist()) | set(parts["seeds"].tolist()) \
+                | set(parts["foreground"].tolist()) == set(ref)
 
 
 def test_similarity_and_rope_are_the_official(typed):
-    pipe, prep = typed
-    ctx = pipe.context(prep)
+    pipe, prep, ctx = typed
     pe = official_rotary(ctx.lm.rotary_emb, ctx.embeds, torch.arange(ctx.seq_len)[None])
     ours = ctx.lm.rotary_emb(ctx.embeds, position_ids=ctx.position_ids)
     assert torch.equal(ours[0], pe[0]) and torch.equal(ours[1], pe[1])
@@ -371,8 +378,7 @@ def test_similarity_and_rope_are_the_official(typed):
 def test_sampled_budgets_equal_the_transcription(typed):
     """N = 576: every 97th budget, the edges, around the priority's size (up to 64) and the official count
     (added by ``_sweep``), at layer 2; every budget in the slow test below."""
-    pipe, prep = typed
-    ctx = pipe.context(prep)
+    pipe, prep, ctx = typed
     n = ctx.num_visual
     _sweep(ctx, 2, {1, 2, 3, 5, 57, 58, 63, 64, 65, 179, n - 1, n, *range(4, n, 97)})
 
@@ -383,23 +389,21 @@ def test_sampled_budgets_equal_the_transcription(typed):
                                                                 in ((20, 1), (37, 1), (37, 3), (100, 3)))])
 def test_every_budget_on_other_token_counts(typed, n, layer):
     """N visual tokens (the first N of the image's), every budget 1..N."""
-    pipe, prep = typed
+    pipe, prep, _ = typed
     ctx = LLMContext(pipe, prep, pipe.visual_tokens(prep)[:n])
     _sweep(ctx, layer, range(1, n + 1))
 
 
 @pytest.mark.slow
 def test_every_budget_at_576(typed):
-    pipe, prep = typed
-    ctx = pipe.context(prep)
+    pipe, prep, ctx = typed
     _sweep(ctx, 2, range(1, ctx.num_visual + 1))
 
 
 @pytest.mark.parametrize("budget", [None, 5, pytest.param(64, marks=pytest.mark.slow)])
 def test_official_loop_in_each_dtype(typed, budget):
     """Kept tokens and [SEG] states of the method's pruned forward (None: the official count)."""
-    pipe, prep = typed
-    ctx = pipe.context(prep)
+    pipe, prep, ctx = typed
     k = ivc.official_budget(ctx) if budget is None else budget
     with torch.no_grad():
         sel = ivc.ivc_prune_select(ctx, k)
@@ -426,16 +430,16 @@ def test_counts_layers_and_schedule():
     assert m.stage.name == "llm-layer" and m.host_sync and not m.needs_text and m.schedule is ivc.ivc_schedule
 
 
-def test_official_count_is_at_most_the_parts(tiny_glamm, tiny_glamm_prep):
-    ctx = tiny_glamm.context(tiny_glamm_prep)
+def test_official_count_is_at_most_the_parts(glamm_ctx):
+    ctx = glamm_ctx
     budget = ivc.official_budget(ctx)
     assert 115 <= budget <= 6 + 115 + 2 * 29
 
 
-def test_refusals(tiny_glamm, tiny_glamm_prep):
+def test_refusals(tiny_glamm, tiny_glamm_prep, glamm_ctx):
     from types import SimpleNamespace
 
-    ctx = tiny_glamm.context(tiny_glamm_prep)
+    ctx = glamm_ctx
     with pytest.raises(LiteLVLMError, match="layer K must be in 1..4"):
         ivc.ivc_prune_select(ctx, 64, layer=0)
     with pytest.raises(LiteLVLMError, match="budget"):  # the budget: counted once, where ground takes it

@@ -19,6 +19,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import vscan_qwen as vq
 from tests import official_vscan_qwen as off  # noqa: E402
 from tests.fixtures.images import noise_image as _noise
+from tests.fixtures.once import computed_once
 
 MODEL = "unipixel-tiny-random:0"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -78,13 +79,21 @@ class Official:
         return dict(embeds=embeds, keep=keep, local=local, global_=global_, final=final, rows=kept[0])
 
 
-def _check(pipe, prep, ref: Official, budget: int, exact_features: bool) -> None:
+def _checks(pipe, prep, ref: Official, budgets, exact_features: bool) -> None:
+    """:func:`_check` at each budget, on one context of ``prep`` (read only); the tower's scores the
+    selection reads (``vision_scores``, a function of the context) are computed once."""
     from litelvlm.llm.context import LLMContext
 
+    ctx = LLMContext(pipe, prep, pipe.visual_tokens(prep))
+    with computed_once(vq, "vision_scores"):
+        for budget in budgets:
+            _check(pipe, ctx, ref, budget, exact_features)
+
+
+def _check(pipe, ctx, ref: Official, budget: int, exact_features: bool) -> None:
     n, num_layers = ref.n, len(pipe.language_model.layers)
     layer = vq.default_layer(num_layers)
     visual, keep = vq.stage_counts(budget, n, num_layers)
-    ctx = LLMContext(pipe, prep, pipe.visual_tokens(prep))
     sel = pipe.spec("vscan").select(ctx, budget)
     if budget == n:
         assert sel.indices.tolist() == list(range(n)) and sel.llm_output is None
@@ -95,7 +104,7 @@ def _check(pipe, prep, ref: Official, budget: int, exact_features: bool) -> None
     if got["keep"] is not None:
         assert sel.parts["local"].tolist() == got["local"].tolist()  # the official pick order
         assert sel.parts["global"].tolist() == got["global_"].tolist()
-        merged, kept, _ = vq.vision_stage(LLMContext(pipe, prep, pipe.visual_tokens(prep)), visual)
+        merged, kept, _ = vq.vision_stage(ctx, visual)
         assert torch.equal(kept.cpu(), stage1)
         tol = 0 if exact_features else 1e-5
         torch.testing.assert_close(merged, got["embeds"], rtol=0, atol=tol)
@@ -119,16 +128,14 @@ def test_budgets_across_the_range_match_the_official_code(pipe):
     dtype."""
     prep = pipe.prepare(_noise(97, 131), ["the cup"])
     ref = Official(pipe, prep)
-    for budget in _budgets(ref.n, 9):
-        _check(pipe, prep, ref, budget, exact_features=pipe.dtype != torch.float32)
+    _checks(pipe, prep, ref, _budgets(ref.n, 9), exact_features=pipe.dtype != torch.float32)
 
 
 @pytest.mark.slow
 def test_every_budget_matches_the_official_code(pipe):
     prep = pipe.prepare(_noise(97, 131, seed=2), ["the cup"])
     ref = Official(pipe, prep)
-    for budget in range(1, ref.n + 1):
-        _check(pipe, prep, ref, budget, exact_features=pipe.dtype != torch.float32)
+    _checks(pipe, prep, ref, range(1, ref.n + 1), exact_features=pipe.dtype != torch.float32)
 
 
 @pytest.mark.parametrize("size", [(45, 301), (300, 400), (131, 97)])
@@ -136,8 +143,7 @@ def test_odd_sizes_match_the_official_code(fp32, size):
     """Other odd sizes: 45x301 is a 5x30 merged grid (a partial row of windows joins the last one)."""
     prep = fp32.prepare(_noise(*size, seed=3), ["the cup"])
     ref = Official(fp32, prep)
-    for budget in (1, 5, ref.n // 2, ref.n - 7):
-        _check(fp32, prep, ref, budget, exact_features=False)
+    _checks(fp32, prep, ref, (1, 5, ref.n // 2, ref.n - 7), exact_features=False)
 
 
 def test_the_official_ratios(fp32):
