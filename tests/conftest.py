@@ -338,11 +338,9 @@ def _pinned_server():
 
 
 @pytest.fixture
-def finished_runs(tmp_path_factory):
-    """The finished runs of this process (``tests/fixtures/finished_runs.py``): a copy of a command line's
-    finished run, made once; their folders live under the session's temporary folder."""
+def finished_runs(session_folders):
+    """The finished runs of this session (``tests/fixtures/finished_runs.py``): a copy of a command line's
+    finished run, made once per session and shared by the xdist workers (:func:`session_folders`)."""
     from tests.fixtures.finished_runs import FinishedRuns
 
-    base = tmp_path_factory.getbasetemp() / "finished-runs"
-    base.mkdir(exist_ok=True)
-    return FinishedRuns(base)
+    return FinishedRuns(session_folders)

@@ -53,9 +53,9 @@ def test_damaged_files_of_an_earlier_run(command, coco128, tmp_path, capsys, cap
 @pytest.mark.odd_case("damaged results", "a results folder of an older layout, or with a garbled "
                       "config.json, under figures --results", "figures",
                       "that folder skipped with one line naming it and the reason; the other families drawn")
-def test_figures_skip_a_folder_they_cannot_read(coco128, tmp_path, capsys):
+def test_figures_skip_a_folder_they_cannot_read(coco128, tmp_path, capsys, finished_runs):
     tree = tmp_path / "runs"
-    assert main(argv("reversal", coco128, tree / "reversal")) == 0
+    finished_runs.copy(lambda o: argv("reversal", coco128, o), tree / "reversal")   # a finished run
     old = tree / "video"   # an eval-video folder of an older layout: no J&F column, no run identity
     old.mkdir()
     (old / "summary.csv").write_text("method,budget,J,F\nnone,576,0.5,0.5\n")

@@ -151,12 +151,17 @@ def faults(monkeypatch):
     return f
 
 
-@pytest.fixture(scope="module")
-def reversal_results(coco128, tmp_path_factory) -> Path:
-    """A finished reversal run, for ``figures`` to draw."""
-    out = tmp_path_factory.mktemp("reversal-results") / "reversal"
-    assert main(argv("reversal", coco128, out)) == 0
-    return out
+@pytest.fixture
+def reversal_results(coco128, tmp_path, finished_runs) -> Path:
+    """A copy of a finished reversal run (the one the reversal tests make, where one did), for ``figures`` to
+    draw."""
+    return finished_runs.copy(lambda out: argv("reversal", coco128, out), tmp_path / "reversal-results")
+
+
+def results_for(command: str, request) -> Path | None:
+    """The ``--results`` of ``command``: :func:`reversal_results` for ``figures``, the one command that reads
+    a finished run; none (and no run made) for the others."""
+    return request.getfixturevalue("reversal_results") if command == "figures" else None
 
 
 def _clean(command: str, coco: Path, where: Path, faults, results_dir: Path) -> tuple[dict, int]:
@@ -213,8 +218,9 @@ def _one_fault(command, kind, n, coco, tmp_path, faults, results_dir, clean, pri
                       "the next run; a re-run equals a clean run")
 @pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_ONE_FAULT else c
                                      for c in COMMANDS])
-def test_a_fault_at_a_write_leaves_the_results_whole(command, coco128, tmp_path, faults, reversal_results,
-                                                     capsys, finished_runs):
+def test_a_fault_at_a_write_leaves_the_results_whole(command, coco128, tmp_path, faults, request, capsys,
+                                                     finished_runs):
+    reversal_results = results_for(command, request)
     clean, total = _clean(command, coco128, tmp_path / "clean", faults, reversal_results)
     finished_runs.remember(lambda out: argv(command, coco128, out, reversal_results), tmp_path / "clean")
     again = _counted(command, coco128, tmp_path / "clean", tmp_path / "again", faults, reversal_results)
@@ -228,8 +234,9 @@ def test_a_fault_at_a_write_leaves_the_results_whole(command, coco128, tmp_path,
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["enospc", "eacces", "kill"])
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_fault_at_every_write_leaves_the_results_whole(command, kind, coco128, tmp_path, faults,
-                                                         reversal_results, capsys):
+def test_a_fault_at_every_write_leaves_the_results_whole(command, kind, coco128, tmp_path, faults, request,
+                                                         capsys):
+    reversal_results = results_for(command, request)
     clean, total = _clean(command, coco128, tmp_path / "clean", faults, reversal_results)
     again = _counted(command, coco128, tmp_path / "clean", tmp_path / "again", faults, reversal_results)
     for prior, writes in ((None, total), (tmp_path / "clean", again)):
@@ -243,8 +250,9 @@ def test_a_fault_at_every_write_leaves_the_results_whole(command, kind, coco128,
                       "refused at once (exit 2, one line naming the folder and the holder); the folder "
                       "untouched")
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_second_run_on_a_busy_folder_is_refused_for_every_command(command, coco128, tmp_path,
-                                                                    reversal_results, capsys):
+def test_a_second_run_on_a_busy_folder_is_refused_for_every_command(command, coco128, tmp_path, request,
+                                                                    capsys):
+    reversal_results = results_for(command, request)
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("the user's")

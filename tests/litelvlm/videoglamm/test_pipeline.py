@@ -212,25 +212,27 @@ def test_generated_answer(pipe, prep, video):
         assert not out.masks.any()
 
 
-def test_sam2_video_branch_option(video):
+def test_sam2_video_branch_option(pipe, video, none_out):
     """``sam2_video_branch=True`` (the official ``--use_sam2_video_branch``): the family's masks are
     ``segment_clip(..., sam2_video_branch=True)``'s (SAM 2's memory from frame 0, tested against the official
-    orchestration in tests/litelvlm/videoglamm/test_sam2_video.py), for ``none`` and a pruned run alike."""
+    orchestration in tests/litelvlm/videoglamm/test_sam2_video.py), for ``none`` and a pruned run alike; they
+    differ from the frame-wise masks of the same weights (the module's ``none``, ``segment_clip``'s own)."""
     from litelvlm.videoglamm.inference import segment_clip
 
     frames, sentence = video
     branch = load_pipeline(MODEL, sam2_video_branch=True)
     assert branch.describe()["sam2_video_branch"] is True
-    assert "sam2_video_branch" not in load_pipeline(MODEL).describe()
+    assert "sam2_video_branch" not in pipe.describe()   # ``pipe``: load_pipeline(MODEL)
+    weights, same = branch.model.state_dict(), pipe.model.state_dict()
+    assert weights.keys() == same.keys() and all(torch.equal(weights[k], same[k]) for k in weights)
     prep = branch.prepare(frames, [sentence])
     with torch.no_grad():
         out = branch.ground(prep, "none")
         ref = segment_clip(branch.model, branch.tokenizer, prep.clip, sentence, sam2_video_branch=True)
-        framewise = segment_clip(branch.model, branch.tokenizer, prep.clip, sentence)
         pruned = branch.ground(prep, "fastv", 81)
     assert out.mask_logits.shape == (1, len(frames), *frames[0].shape[:2])
     assert torch.equal(out.mask_logits, ref.logits.transpose(0, 1))
-    assert not torch.equal(out.mask_logits, framewise.logits.transpose(0, 1))
+    assert not torch.equal(out.mask_logits, none_out.mask_logits)
     assert pruned.mask_logits.shape == out.mask_logits.shape
 
 
