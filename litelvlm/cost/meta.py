@@ -11,6 +11,7 @@ last two vision blocks, the post-layernorm and the projection) of a ``meta`` CLI
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -112,22 +113,39 @@ class SelectorBench:
         """The selectors' inputs: the synthetic vision trace and the one-text trace."""
         return SelectorInputs(self.trace, self.text)
 
-    def select(self, method: str, budget: int) -> Selection:
+    def tower(self) -> ClipTower:
+        """The CLIP tower from the trace's embeddings (:class:`~litelvlm.pruning.tower.ClipTower`), its map
+        onto the LLM's inputs keeping the kept patches' features as they are: the projector is the row's own
+        part (``projector_tflops``)."""
+        return ClipTower.of(self.backend, self.trace, to_llm=lambda sel: (sel.features, sel.indices))
+
+    def select(self, method: str, budget: int, **options) -> Selection:
         """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first); a tower-stage
-        method's runs the tower's blocks from the trace's embeddings
-        (:class:`~litelvlm.pruning.tower.ClipTower`)."""
+        method's runs the tower's blocks from the trace's embeddings (:meth:`tower`)."""
         spec = get_method(method)
         if spec.prunes_in_vision_tower:
-            return spec.select(ClipTower.of(self.backend, self.trace), budget)
+            return spec.select(self.tower(), budget, **options)
         return select(method, self.inputs(), budget)
 
-    def run(self, method: str, budget: int) -> tuple[int, Selection | None]:
+    def full_tower_flops(self) -> int:
+        """FLOPs of one full run of the tower (``TowerContext.full_run``): what a method running the tower
+        itself (``Method.uses_vision_tower``) is charged its own run in place of, as ``eval-grounding``'s
+        stage costs charge it (this project's accounting)."""
+        materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
+        return count_flops(lambda: self.tower().full_run())[0]
+
+    def run(self, method: str, budget: int, **options) -> tuple[int, Selection | None]:
         """(FLOPs of the selection, the selection); (0, None) for ``none`` and FastV, whose cost is in the
-        LLM."""
+        LLM; ``options``: the method's (``Method.options_from``). An LLM-side method composed with a tower
+        rule (IPCV + FastV) is charged its tower run (``Method.tower_tokens``), its selection None."""
         spec = get_method(method)
         # ToMe re-runs the vision blocks, HiPrune reads a middle block's attention
         if spec.reads_vision_blocks:
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
+        if spec.tower_tokens is not None:
+            own = inspect.signature(spec.tower_tokens).parameters
+            kw = {k: v for k, v in options.items() if k in own}
+            return count_flops(lambda: spec.tower_tokens(self.tower(), budget, **kw))[0], None
         if selects_on_llm_input(spec):  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
             prepared = StandInInput(inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
             return llm_input_selection_flops(method, budget, self.backend.num_patches, self.llm_hidden,
@@ -135,7 +153,7 @@ class SelectorBench:
         if not selects_on_clip(spec):  # none, FastV, DART, SparseVLM: their cost is in the prefill
             return 0, None
         out: dict[str, Selection] = {}
-        flops = count_flops(lambda: out.setdefault("selection", self.select(method, budget)))[0]
+        flops = count_flops(lambda: out.setdefault("selection", self.select(method, budget, **options)))[0]
         return flops, out["selection"]
 
 

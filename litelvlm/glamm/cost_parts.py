@@ -31,7 +31,9 @@ from .tokenizer import build_tiny_tokenizer
 def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
                method_args: Any) -> list[CountedRow]:
     """GLaMM's FLOPs rows: CLIP, text (for the methods that read it), selector, projector, prefill and SAM,
-    and the end-to-end sum, with the ``meta`` activation of every prefill."""
+    and the end-to-end sum, with the ``meta`` activation of every prefill. A method running the tower itself
+    (IPCV, FlowCut) has its run as the selector and the CLIP trace less one full tower run (this project's
+    accounting, ``eval-grounding``'s and ``validate``'s stage costs)."""
     with MetaScalars():
         pipe = build_pipeline(arch, "meta", dtype, attns[0])
         parts = PipelineParts(pipe, arch, method_args)
@@ -40,7 +42,10 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
     bench = SelectorBench(arch)
     plans = {p: cost.plan(arch, p, method_args) for p in pairs}
     llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(pipe, attn))
-    selections = {p: bench.run(*p) for p in tqdm(pairs, desc="selector FLOPs", leave=False)}
+    selections = {p: bench.run(*p, **parts.options(p[0])) for p in tqdm(pairs, desc="selector FLOPs",
+                                                                           leave=False)}
+    # a method running the tower itself: its run (the selector) in place of the trace's full one
+    in_place = {m: bench.full_tower_flops() for m in {m for m, _ in pairs} if arch.spec(m).uses_vision_tower}
     proj_flops: dict[int, int] = {}
     rows = []
     for attn in attns:
@@ -53,10 +58,11 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
                 with MetaScalars():
                     proj_flops[vis_in] = count_flops(lambda n=vis_in: parts.run_projector(n))[0]
             proj = proj_flops[vis_in]
-            own = {"clip_tflops": const["clip"] / 1e12, "text_tflops": text / 1e12,
+            clip = const["clip"] - in_place.get(method, 0)
+            own = {"clip_tflops": clip / 1e12, "text_tflops": text / 1e12,
                    "selector_tflops": sel / 1e12,
                    "projector_tflops": proj / 1e12, "sam_tflops": const["sam"] / 1e12,
-                   "e2e_tflops": (const["clip"] + text + sel + proj + flops + const["sam"]) / 1e12}
+                   "e2e_tflops": (clip + text + sel + proj + flops + const["sam"]) / 1e12}
             rows.append(CountedRow(attn, method, budget, plan, flops, peak, kept, own))
     return rows
 

@@ -136,12 +136,24 @@ def _positions(rule: str | None, official: torch.Tensor) -> torch.Tensor:
     return official if rule is None else torch.arange(official.shape[-1], device=official.device)[None]
 
 
+def group_means(rows: torch.Tensor, groups: list[torch.Tensor]) -> torch.Tensor:
+    """(G, h) the mean of ``rows`` (n, h) over each group of row indices, bit for bit
+    ``rows[g].mean(dim=0)`` (a float sum divided by the count, rounded to the rows' dtype) in one padded
+    gather: the groups' rows zero-padded to the longest, whose trailing zeros leave the CPU's summation
+    order of each group as it is (tested). ``index_add_`` and ``scatter_reduce`` sum in another order."""
+    lengths = torch.tensor([len(g) for g in groups], device=rows.device)
+    pad = torch.nn.utils.rnn.pad_sequence(groups, batch_first=True)
+    gathered = rows[pad].masked_fill_((torch.arange(pad.shape[1], device=rows.device) >= lengths[:, None])
+                                      [..., None], 0)
+    acc = torch.float32 if rows.dtype in (torch.float16, torch.bfloat16) else rows.dtype
+    return (gathered.sum(dim=1, dtype=acc) / lengths[:, None].to(acc)).to(rows.dtype)
+
+
 def vitcop_run(ctx: LLMContext, st: Settings) -> ViTCoPRun:
     """Both stages over ``ctx``'s sequence with the official knobs ``st`` (see docs/methods/vitcop.md)."""
     v, r, dn = counts(st, ctx.num_visual, ctx.num_layers)
     stage1, labels = vision_filter(ctx.prepared.selector_inputs(), v, st.cluster_percentage)
-    tokens = ctx.pipeline.clip_selection_tokens(ctx.prepared, Selection(indices=stage1.cpu()),
-                                                ctx.visual_embeds)
+    tokens = ctx.pipeline.clip_selection_tokens(ctx.prepared, Selection(indices=stage1), ctx.visual_embeds)
     run_ctx = LLMContext(ctx.pipeline, ctx.prepared, tokens, ctx.position_rule)
     vs, lm, s, d = run_ctx.image_start, ctx.lm, st.shallow, st.deep
     if int(run_ctx.seg_predictors.min()) < vs + v:
@@ -154,10 +166,11 @@ def vitcop_run(ctx: LLMContext, st: Settings) -> ViTCoPRun:
     norms = key_norms(lm, s - 1, hidden, pos)[vs:vs + v]
     hidden = run_layers(lm, hidden, pos, s - 1, s)
     selected, groups, medians = token_filter_l2_norm_cluster(labels.to(dev), norms, r)
-    merged = [hidden[:, vs + m] + hidden[:, vs + g].mean(dim=1) for g, m in zip(groups, medians)]
-    mid_tokens = torch.cat([hidden[:, vs + selected], *(t[:, None] for t in merged)], dim=1)
-    order = torch.sort(torch.cat([selected, torch.tensor(medians, dtype=torch.long, device=dev)]))
+    order = torch.sort(torch.cat([selected, medians]))
     shallow = order.values
+    # one gather of the selected and median rows; each group's mean added to its median's
+    mid_tokens = hidden.index_select(1, vs + torch.cat([selected, medians]))
+    mid_tokens[:, len(selected):] += group_means(hidden[0, vs:vs + v], groups)
     rows = torch.cat([torch.arange(vs, device=dev), vs + shallow, torch.arange(vs + v, hidden.shape[1],
                                                                                device=dev)])
     hidden = torch.cat([hidden[:, :vs], mid_tokens[:, order.indices], hidden[:, vs + v:]], dim=1)

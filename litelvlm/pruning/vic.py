@@ -52,27 +52,24 @@ def vic_labels(x: torch.Tensor, pos: torch.Tensor | None = None, *, dc: float = 
     return labels
 
 
-def _merged(indices: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(a merge group, its median position ``sorted[len // 2]``)."""
-    return indices, int(torch.sort(indices).values[len(indices) // 2])
-
-
 def _quotas(labels: torch.Tensor, sizes: torch.Tensor, sums: torch.Tensor, budget: int) -> list[int]:
     """Per cluster, the tokens it keeps when the clusters are at most the budget R (L1236-1260): shares of
     R - K by size - 1, rounded, within 0..size-1, the difference to R - K made up in one pass by norm sum
     (ascending to add, descending to remove); all-singleton clusters keep none (the official 0 / 0
-    weights)."""
+    weights). The pass runs on Python integers (one read-back, not one per cluster)."""
     k = labels.size(0)
-    total = int(sizes.sum())
+    size_list = sizes.tolist()
+    total = sum(size_list)
     if total == k:
         return [0] * k
     weights = (sizes.float() - 1) / (total - k)
-    quotas = torch.minimum((weights * (budget - k)).round().to(torch.long), torch.clamp(sizes - 1, min=0))
     max_quota = torch.clamp(sizes - 1, min=0)
-    diff = (budget - k) - quotas.sum().item()
+    quotas = torch.minimum((weights * (budget - k)).round().to(torch.long), max_quota).tolist()
+    caps = [max(s - 1, 0) for s in size_list]
+    diff = (budget - k) - sum(quotas)
     if diff != 0:
-        for i in torch.argsort(sums, descending=(diff < 0)):
-            if diff > 0 and quotas[i] < max_quota[i]:
+        for i in torch.argsort(sums, descending=(diff < 0)).tolist():
+            if diff > 0 and quotas[i] < caps[i]:
                 quotas[i] += 1
                 diff -= 1
             elif diff < 0 and quotas[i] > 0:
@@ -80,39 +77,57 @@ def _quotas(labels: torch.Tensor, sizes: torch.Tensor, sums: torch.Tensor, budge
                 diff += 1
             if diff == 0:
                 break
-    return [min(int(q), int(s) - 1) for q, s in zip(quotas, sizes)]
+    return [min(q, s - 1) for q, s in zip(quotas, size_list)]
+
+
+def medians_of(groups: list[torch.Tensor], ascending: list[bool]) -> torch.Tensor:
+    """(G,) each group's median row ``sorted[len // 2]`` (L1226-1233) in one gather: the groups padded
+    into one (G, M) matrix, those not ``ascending`` sorted in it (padding after every row)."""
+    lengths = [len(g) for g in groups]
+    pad = torch.nn.utils.rnn.pad_sequence(groups, batch_first=True, padding_value=2 ** 30)
+    if not all(ascending):
+        pad = torch.sort(pad, dim=1).values
+    half = torch.tensor([n // 2 for n in lengths], device=pad.device)
+    return pad.gather(1, half[:, None])[:, 0]
 
 
 def token_filter_l2_norm_cluster(cluster_labels: torch.Tensor, l2_norm: torch.Tensor,
-                                 budget: int) -> tuple[torch.Tensor, list[torch.Tensor], list[int]]:
+                                 budget: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
     """ViTCoP's clustered co-pruning to R = ``budget`` tokens (``vitcop_modeling_llama.py`` L1191-1288): (the
-    visual rows kept as they are, the groups each merged into one token, each group's median row), rows
-    relative to the image; label -1 is a cluster as any other. More clusters than R: the R-1 of smallest norm
-    sum are one token each, all others one more; else each cluster keeps its quota of smallest-norm tokens
-    and merges the rest."""
+    visual rows kept as they are, the groups each merged into one token (ascending, but the one of the
+    clusters over R), (G,) each group's median row), rows relative to the image; label -1 is a cluster as any
+    other. More clusters than R: the R-1 of smallest norm sum are one token each, all others one more; else
+    each cluster keeps its quota of smallest-norm tokens and merges the rest. The clusters' members come from
+    one stable sort of the labels; each cluster's norm sum and its smallest norms stay its own reductions (the
+    official order of summation and of ties)."""
     device = l2_norm.device
-    labels = torch.unique(cluster_labels)
+    labels, inverse, counts = torch.unique(cluster_labels, return_inverse=True, return_counts=True)
     k = labels.size(0)
-    members = [(cluster_labels == cid).nonzero(as_tuple=False).squeeze(1) for cid in labels]
+    members = list(torch.split(torch.sort(inverse, stable=True).indices, counts.tolist()))
     sums = torch.stack([l2_norm[m].sum() for m in members])
-    sizes = torch.tensor([len(m) for m in members], device=device)
     selected: list[torch.Tensor] = []
-    groups: list[tuple[torch.Tensor, int]] = []
+    groups: list[torch.Tensor] = []
+    ascending: list[bool] = []
     if k > budget:
         retained = torch.topk(sums, k=budget - 1, largest=False).indices.tolist()
-        groups = [_merged(members[i]) for i in retained]
-        rest = torch.cat([members[i] for i in range(k) if i not in set(retained)])
+        groups, ascending = [members[i] for i in retained], [True] * len(retained)
+        kept = set(retained)
+        rest = torch.cat([members[i] for i in range(k) if i not in kept])
         if rest.numel() > 0:
-            groups.append(_merged(rest))
+            groups.append(rest)
+            ascending.append(False)
     else:
-        for m, keep_count in zip(members, _quotas(labels, sizes, sums, budget)):
+        for m, keep_count in zip(members, _quotas(labels, counts, sums, budget)):
             if keep_count > 0:
                 top = torch.topk(l2_norm[m], k=keep_count, largest=False).indices
                 selected.append(m[top])
                 keep_mask = torch.ones(len(m), dtype=torch.bool, device=device)
-                keep_mask[top] = False
-                m = m[keep_mask]
+                keep_mask[top] = False  # the rest, ascending, without a read-back of its count
+                m = m[torch.sort(keep_mask.to(torch.uint8), descending=True, stable=True).indices[
+                    :len(m) - keep_count]]
             if m.numel() > 0:
-                groups.append(_merged(m))
+                groups.append(m)
+                ascending.append(True)
     picked = torch.cat(selected) if selected else torch.zeros(0, dtype=torch.long, device=device)
-    return picked, [g for g, _ in groups], [p for _, p in groups]
+    medians = medians_of(groups, ascending) if groups else torch.zeros(0, dtype=torch.long, device=device)
+    return picked, groups, medians

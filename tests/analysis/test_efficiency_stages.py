@@ -86,3 +86,18 @@ def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(tmp_p
     stages = pd.read_csv(tmp_path / "stages.csv")
     vision = stages[stages["stage"] == "vision"].set_index("method")
     assert vision.loc["ipcv", "flops"] < vision.loc["none", "flops"]
+
+
+def test_a_tower_method_is_counted_on_glamms_clip_in_place_of_the_full_run(tmp_path):
+    """``--flops-only`` on GLaMM's CLIP tower: IPCV runs there (it maps onto the LLM inputs through the row's
+    own projector) and is charged its tower run in place of the trace's full one, as the stage costs charge
+    it. On the tiny tower (one block before the feature layer, IPCV's layer beyond it) nothing is pruned, so
+    its run costs the full run's FLOPs and the whole call ``none``'s."""
+    assert main(["efficiency", "--arch", "tiny", "--methods", "none,ipcv", "--budgets", "64", "--flops-only",
+                 "--no-figures", "--attn", "sdpa", "--out", str(tmp_path)]) == 0
+    df = pd.read_csv(tmp_path / "efficiency.csv").set_index("method")
+    assert df.loc["ipcv", "selector_tflops"] > 0
+    assert df.loc["ipcv", "clip_tflops"] < df.loc["none", "clip_tflops"]
+    assert df.loc["ipcv", "clip_tflops"] + df.loc["ipcv", "selector_tflops"] == pytest.approx(
+        df.loc["none", "clip_tflops"], rel=1e-12)
+    assert df.loc["ipcv", "e2e_tflops"] == pytest.approx(df.loc["none", "e2e_tflops"], rel=1e-12)
