@@ -32,6 +32,7 @@ from analysis.common.grounding.grounding_runs import (
     prompt_records,
     run_keys,
 )
+from analysis.common.grounding.method_choice import study_methods
 from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
@@ -39,10 +40,9 @@ from analysis.common.runs.run_record import run_record
 from analysis.common.runs.study import portable_paths
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
-from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.method import position_error
-from litelvlm.methods import BASELINE, get_method, method_names
+from litelvlm.methods import BASELINE, get_method
 from litelvlm.registry.families import image_resize_record, load_pipeline
 from litelvlm.registry.provenance import mark_weights, weights_banner
 from litelvlm.registry.resolved_model import record
@@ -161,10 +161,8 @@ def run_positions(a: PositionsArgs, checked: tuple | None = None, screen: Screen
                          dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                          numerics=study_numerics(a, "official"), **image_resize_kwargs(a.image_resize),
                          **quantize_kwargs(a))
-    if errors := [why for m in given if (why := pipe.method_error(m))]:  # before anything is written
-        raise LiteLVLMError("; ".join(errors))
-    methods = given or [m for m in method_names() if not get_method(m).baseline and not get_method(m).oracle
-                        and pipe.method_error(m) is None]
+    # before anything is written: a named method the family refuses or whose layer the model lacks
+    methods = study_methods(pipe, given, a, keep=lambda m: not get_method(m).oracle)
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
     config = {k: v for k, v in record(a).items() if k not in ("out", "device", "methods", "budgets")}
     # recorded for a family that has one

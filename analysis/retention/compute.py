@@ -235,7 +235,7 @@ def run_family_retention(a: RetentionArgs, screen: Screen = Screen()) -> Path:
                             "model")
     pipe = load_pipeline(a.model, device="cpu", dtype=getattr(torch, a.dtype),
                          **image_resize_kwargs(a.image_resize))
-    methods = family_methods(pipe, split_list(a.methods))
+    methods = family_methods(pipe, split_list(a.methods), a)
     skipped: list[dict] = []
     examples = study_examples(a, skipped)
     out = Path(a.out)

@@ -19,23 +19,19 @@ import pandas as pd
 import torch
 
 from analysis.common.grounding.grounding_runs import Run, image_runs, plan
+from analysis.common.grounding.method_choice import study_methods
 from analysis.retention.parts import selection_parts
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import available_methods, get_method
+from litelvlm.methods import get_method
 
 log = logging.getLogger(__name__)
 
 
-def family_methods(pipe, methods: list[str]) -> list[str]:
-    """``methods`` checked against the family (any it cannot run is an error naming why), or, when empty,
-    every method it runs that is no analysis oracle."""
-    if not methods:
-        return [m for m in available_methods() if pipe.method_error(m) is None and not get_method(m).oracle]
-    errors = [why for m in methods if (why := pipe.method_error(m))]
-    if errors:
-        raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
-    return methods
+def family_methods(pipe, methods: list[str], args=None) -> list[str]:
+    """``methods`` checked against the family and the model's layers (any it cannot run is an error naming
+    why), or, when empty, every method it runs that is no analysis oracle and whose layer options fit."""
+    return study_methods(pipe, methods, args, keep=lambda m: not get_method(m).oracle)
 
 
 def _kept_rows(meta: dict, method: str, budget: Budget, sel, n: int, stage: str) -> pd.DataFrame:

@@ -15,35 +15,30 @@ from __future__ import annotations
 import logging
 
 from analysis.common.grounding.grounding_runs import Run, image_runs, plan
+from analysis.common.grounding.method_choice import study_methods
 from analysis.validate.video import use_arrangement
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import BASELINE, available_methods, get_method
+from litelvlm.methods import BASELINE, get_method
 
 log = logging.getLogger(__name__)
 
 
 def check_methods(a, pipe) -> list[str]:
-    """The baseline then ``--methods`` (default: every registered method ``pipe``'s family runs); refuses,
-    naming each, a method the family cannot run and a layer option (``--fastv-layer``) the model does not
-    have; gives a video model its ``--arrangement`` (:func:`analysis.validate.video.use_arrangement`)."""
+    """The baseline then ``--methods`` (default: every registered method ``pipe``'s family runs whose layer
+    options fit the model, :func:`~analysis.common.grounding.method_choice.study_methods`); refuses, naming
+    each, a method the family cannot run and a layer option (``--fastv-layer``) the model does not have;
+    gives a video model its ``--arrangement`` (:func:`analysis.validate.video.use_arrangement`)."""
 
     given = split_list(a.methods)
-    # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens)
-    # would hold every layer's attention (about 3 GB a layer at VideoGLaMM's real size)
     for m in given:
         get_method(m)  # an unknown name: an error naming the known ones
-    methods = given or [m for m in available_methods() if not get_method(m).baseline
-                        and pipe.method_error(m) is None
-                        and _has_schedule(pipe, m)
-                        and not (pipe.abilities.budget_unit == "frame" and pipe.spec(m).oracle)]
+    # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens)
+    # would hold every layer's attention (about 3 GB a layer at VideoGLaMM's real size)
+    methods = study_methods(pipe, given, a, keep=lambda m: _has_schedule(pipe, m) and not (
+        pipe.abilities.budget_unit == "frame" and pipe.spec(m).oracle))
     methods = [BASELINE, *[m for m in methods if not get_method(m).baseline]]
-    layers = int(pipe.language_model.config.num_hidden_layers)
-    errors = [why for m in methods if (why := pipe.method_error(m))]
-    errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, layers)]
-    if errors:
-        raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
     use_arrangement(a, pipe, methods)  # a video model's --arrangement (refused for an image model)
     return methods
 

@@ -13,12 +13,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import math
 
 import pandas as pd
 import pytest
 
+from analysis.validate import ValidateArgs
+from analysis.validate.inputs import check_methods
 from litelvlm.cli import main
+from litelvlm.errors import LiteLVLMError
 
 METHODS = ("none", "fastv", "dart", "divprune")
 
@@ -126,3 +130,19 @@ def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path, monkeyp
     assert set(rows["method"]) == offered and {"saliency", "llm-attention"} <= offered
     assert "litelvlm" in offered and {"visionzip", "vispruner", "prumerge", "prumerge+", "tome",
                                       "sparsevlm"} <= offered
+
+
+def test_a_default_method_whose_default_layer_the_model_lacks_is_left_out_by_name(tiny_unipixel_pipe, caplog):
+    """The tiny UniPixel has 2 decoder layers; IPCV + FastV / DART prune after the official layer 3 by
+    default: with no ``--methods`` they are left out with a warning naming the option, not a refusal of the
+    whole run; named, they are refused."""
+    layers = int(tiny_unipixel_pipe.language_model.config.num_hidden_layers)
+    assert layers < 3
+    with caplog.at_level(logging.WARNING):
+        methods = check_methods(ValidateArgs(), tiny_unipixel_pipe)
+    assert "ipcv+fastv" not in methods and "ipcv+dart" not in methods
+    assert {"none", "litelvlm", "fastv", "ipcv"} <= set(methods)
+    said = caplog.text
+    assert "ipcv+fastv left out of the default methods" in said and "--ipcv-llm-layer 3" in said, said
+    with pytest.raises(LiteLVLMError, match=r"--ipcv-llm-layer 3: ipcv\+fastv's layer must be in 1\.\.2"):
+        check_methods(ValidateArgs(methods=["ipcv+fastv"]), tiny_unipixel_pipe)
