@@ -25,6 +25,11 @@ from analysis.common.presentation.style import (
     model_name,
 )
 
+#: at most this many runs are named beside their points; more are named by method in the legend
+LABELLED_RUNS = 12
+#: the legend entries of the curve and its ceiling (more: the methods, named there)
+REFERENCE_LINES = 2
+
 
 def _panel(ax, table: pd.DataFrame, lengths: dict) -> None:
     """One kernel's curve, ceiling and runs (each named with its LLM sequence length where ``lengths`` has
@@ -39,12 +44,20 @@ def _panel(ax, table: pd.DataFrame, lengths: dict) -> None:
     ax.axhline(1.0, color="0.8", lw=0.6, zorder=0)
     placed: list[tuple[float, float]] = []
     span = max(float(np.nanmax(table["speedup"].to_numpy(float), initial=1.0)), 1 / (1 - p) if p < 1 else 1.0)
-    for _, r in table.iterrows():
-        if not (np.isfinite(r["llm_speedup"]) and np.isfinite(r["speedup"])):
+    finite = np.isfinite(table["llm_speedup"].to_numpy(float)) & np.isfinite(table["speedup"].to_numpy(float))
+    shown = table[finite]
+    # few runs: each named beside its point; many: each method once in the legend, the budget by marker size
+    named = len(shown) <= LABELLED_RUNS
+    sizes = {b: 3.5 + 3 * i for i, b in enumerate(sorted(set(shown["budget"])))}
+    seen: set[str] = set()
+    for _, r in shown.iterrows():
+        style, method = method_style(str(r["method"])), str(r["method"])
+        label = None if named or method in seen else method
+        seen.add(method)
+        ax.plot([r["llm_speedup"]], [r["speedup"]], ls="none", marker=style["marker"],
+                ms=5 if named else sizes[r["budget"]], color=style["color"], zorder=4, label=label)
+        if not named:
             continue
-        style = method_style(str(r["method"]))
-        ax.plot([r["llm_speedup"]], [r["speedup"]], ls="none", marker=style["marker"], ms=5,
-                color=style["color"], zorder=4)
         n = lengths.get((r["method"], r["budget"]))
         # runs at (nearly) one point: each further label a line lower, none over another
         at = (float(np.log10(r["llm_speedup"])), float(r["speedup"]))
@@ -55,7 +68,7 @@ def _panel(ax, table: pd.DataFrame, lengths: dict) -> None:
                     textcoords="offset points", xytext=(4, 3 - 8 * near), fontsize=6)
     ax.set_xscale("log")
     ax.set_xlim(low, top)
-    ticks = [2.0 ** k for k in range(int(np.log2(top)) + 1)]
+    ticks = [2.0 ** k for k in range(int(np.ceil(np.log2(low))), int(np.log2(top)) + 1)]
     ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])   # plain numbers, no scientific notation
     ax.xaxis.set_minor_locator(NullLocator())
     speeds = table["speedup"].to_numpy(float)
@@ -80,7 +93,12 @@ def plot_amdahl(table: pd.DataFrame, model: str, notes: Iterable[str] = (), leng
                      + f": at most {1 / (1 - p):.2f}x", fontsize=6.5)
     fig.supxlabel("LLM speed-up over the unpruned call (prefill + decode)", fontsize=8)
     axes[0][0].set_ylabel("whole-call speed-up")
-    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    many = len(labels) > 16
+    axes[0][-1].legend(handles, labels, fontsize=5 if many else 6, ncol=2 if many else 1, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                       title=("marker size: the budget (larger, more tokens kept)"
+                              if len(labels) > REFERENCE_LINES else None), title_fontsize=5)
     fig.suptitle(f"{model_name(model)}: where each run's savings land (Amdahl's law, this project's reading)",
                  fontsize=7.5)
     label_weights(fig, model)

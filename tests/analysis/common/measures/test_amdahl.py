@@ -133,3 +133,25 @@ def test_the_figure_shows_slower_llms_and_keeps_coincident_runs_readable():
         assert {k: v for k, v in reviewer_flaws(fig).items() if v} == {}
     finally:
         plt.close("all")
+
+
+def test_the_figure_of_many_runs_names_methods_in_a_legend_without_overlaps():
+    """A validate of every method at two budgets (here 24 methods): no label over another or past the canvas,
+    each method named once in the legend, and ticks below 1x where LLMs got slower."""
+    from analysis.common.presentation.amdahl_figure import plot_amdahl
+
+    runs = {("none", 576): RUNS[("none", 576)]}
+    for i in range(24):
+        for budget, cut in ((64, 12.0), (16, 15.0)):
+            ms = {**RUNS[("none", 576)], "prefill": 20 - cut * (i % 7) / 7 + (40 if i == 3 else 0),
+                  "selection": 0.2 * i}
+            runs[(f"m{i:02d}", budget)] = ms
+    fig = plot_amdahl(amdahl_frame(stages_of(runs)), "tiny-random:0")
+    try:
+        ax = fig.axes[0]
+        names = {t.get_text() for leg in [ax.get_legend()] for t in leg.get_texts()}
+        assert {f"m{i:02d}" for i in range(24)} <= names
+        assert min(ax.get_xticks()) < 1.0
+        assert {k: v for k, v in reviewer_flaws(fig).items() if v} == {}
+    finally:
+        plt.close("all")
