@@ -28,7 +28,7 @@ from litelvlm.methods import get_method
 log = logging.getLogger(__name__)
 
 
-def family_methods(pipe, methods: list[str], args=None) -> list[str]:
+def family_methods(pipe, methods: list[str], args) -> list[str]:
     """``methods`` checked against the family and the model's layers (any it cannot run is an error naming
     why), or, when empty, every method it runs that is no analysis oracle and whose layer options fit."""
     return study_methods(pipe, methods, args, keep=lambda m: not get_method(m).oracle)

@@ -80,13 +80,12 @@ def _quotas(labels: torch.Tensor, sizes: torch.Tensor, sums: torch.Tensor, budge
     return [min(q, s - 1) for q, s in zip(quotas, size_list)]
 
 
-def medians_of(groups: list[torch.Tensor], ascending: list[bool]) -> torch.Tensor:
+def medians_of(groups: list[torch.Tensor]) -> torch.Tensor:
     """(G,) each group's median row ``sorted[len // 2]`` (L1226-1233) in one gather: the groups padded
-    into one (G, M) matrix, those not ``ascending`` sorted in it (padding after every row)."""
+    into one (G, M) matrix and sorted in it (the padding after every row)."""
     lengths = [len(g) for g in groups]
     pad = torch.nn.utils.rnn.pad_sequence(groups, batch_first=True, padding_value=2 ** 30)
-    if not all(ascending):
-        pad = torch.sort(pad, dim=1).values
+    pad = torch.sort(pad, dim=1).values
     half = torch.tensor([n // 2 for n in lengths], device=pad.device)
     return pad.gather(1, half[:, None])[:, 0]
 
@@ -107,15 +106,13 @@ def token_filter_l2_norm_cluster(cluster_labels: torch.Tensor, l2_norm: torch.Te
     sums = torch.stack([l2_norm[m].sum() for m in members])
     selected: list[torch.Tensor] = []
     groups: list[torch.Tensor] = []
-    ascending: list[bool] = []
     if k > budget:
         retained = torch.topk(sums, k=budget - 1, largest=False).indices.tolist()
-        groups, ascending = [members[i] for i in retained], [True] * len(retained)
+        groups = [members[i] for i in retained]
         kept = set(retained)
         rest = torch.cat([members[i] for i in range(k) if i not in kept])
         if rest.numel() > 0:
             groups.append(rest)
-            ascending.append(False)
     else:
         for m, keep_count in zip(members, _quotas(labels, counts, sums, budget)):
             if keep_count > 0:
@@ -127,7 +124,6 @@ def token_filter_l2_norm_cluster(cluster_labels: torch.Tensor, l2_norm: torch.Te
                     :len(m) - keep_count]]
             if m.numel() > 0:
                 groups.append(m)
-                ascending.append(True)
     picked = torch.cat(selected) if selected else torch.zeros(0, dtype=torch.long, device=device)
-    medians = medians_of(groups, ascending) if groups else torch.zeros(0, dtype=torch.long, device=device)
+    medians = medians_of(groups) if groups else torch.zeros(0, dtype=torch.long, device=device)
     return picked, groups, medians

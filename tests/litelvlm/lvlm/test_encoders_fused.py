@@ -42,13 +42,14 @@ class _Tower(torch.nn.Module):
         return self.heads[0](h) + self.heads[1](h)
 
 
-def _compiles(monkeypatch) -> list[tuple]:
-    """Every ``torch.compile`` call as (the function compiled, its backend), compiled as asked."""
+def _compiles(monkeypatch, backend: str | None = None) -> list[tuple]:
+    """Every ``torch.compile`` call as (the function compiled, the backend asked), compiled as asked or, with
+    ``backend``, with that one instead (dynamo's eager: no code generated on a CPU)."""
     seen, real = [], torch.compile
 
     def spy(fn, **kw):
         seen.append((fn, kw.get("backend")))
-        return real(fn, **kw)
+        return real(fn, **(kw | ({"backend": backend} if backend else {})))
     monkeypatch.setattr(torch, "compile", spy)
     return seen
 
@@ -79,12 +80,7 @@ def test_fused_records_the_compiled_layers_as_one_graph_per_key(monkeypatch):
     inductor as the backend (here swapped for dynamo's eager one: no code generated on a CPU)."""
     for name in ("Stream", "CUDAGraph", "graph", "stream", "current_stream"):
         monkeypatch.setattr(torch.cuda, name, getattr(_FakeCuda, name))
-    seen, real = [], torch.compile
-
-    def eager_backend(fn, **kw):
-        seen.append((fn, kw["backend"]))
-        return real(fn, **(kw | {"backend": "eager"}))
-    monkeypatch.setattr(torch, "compile", eager_backend)
+    seen = _compiles(monkeypatch, backend="eager")
     tower, x = _Tower(), torch.randn(2, 3)
     with torch.no_grad():
         want = tower(x)
