@@ -10,6 +10,7 @@ Details, the official statements with their lines and the deviations: docs/metho
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,10 @@ from ..pruning.tower import TowerContext
 LAYER = 7
 AS_LAYERS = 3
 TOP_K = 10
+
+log = logging.getLogger(__name__)
+#: the (pruning layer, tower depth) pairs already named on screen as pruning nothing (once a process)
+_SAID_PAST: set[tuple[int, int]] = set()
 
 
 @dataclass
@@ -101,6 +106,10 @@ def ipcv_run(tower: TowerContext, keep: int, layer: int, as_layers: int, top_k: 
     if not 1 <= keep <= x.shape[1] - tower.prefix:
         raise LiteLVLMError(f"IPCV keeps 1..{x.shape[1] - tower.prefix} patch tokens per sequence; "
                             f"got {keep}")
+    if layer >= blocks and (layer, blocks) not in _SAID_PAST:
+        _SAID_PAST.add((layer, blocks))
+        log.warning("IPCV's pruning layer %d lies past the blocks this tower runs (%d): it prunes nothing "
+                    "(its result is the unpruned tower's)", layer, blocks)
     prev, pruned = None, None
     for i in range(blocks):
         if i == layer - 1:

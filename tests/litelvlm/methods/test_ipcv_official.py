@@ -19,10 +19,13 @@ where the official code rebuilds).
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import ipcv
 from litelvlm.methods.ipcv import ipcv_run
 from litelvlm.pruning.tower import ClipTower, clip_attention_branch
 from tests.official_ipcv import official_ipcv
@@ -58,7 +61,7 @@ def test_every_budget_matches_the_official_code(tower, as_layers):
         assert torch.equal(got, expected), (as_layers, keep)
 
 
-def test_refusals_and_a_layer_past_the_feature_layer(tower):
+def test_refusals_and_a_layer_past_the_feature_layer(tower, caplog, monkeypatch):
     """Below layer 2 refused (the official code fails); a layer the blocks run do not reach (GLaMM's feature
     layer -2 on this 3-block tower runs 2) prunes nothing; more patches than a tile holds refused."""
     with pytest.raises(LiteLVLMError, match="pruning layer"):
@@ -68,6 +71,13 @@ def test_refusals_and_a_layer_past_the_feature_layer(tower):
     with torch.no_grad():
         for i in range(2):
             x = short.feed(i, short.attend(i, x, None))
-    assert torch.equal(ipcv_run(short, 4, 2, 1, 10), x)
+    monkeypatch.setattr(ipcv, "_SAID_PAST", set())   # said once a process: this test's process afresh
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(ipcv_run(short, 4, 2, 1, 10), x)
+        ipcv_run(short, 4, 2, 1, 10)
+    # the null result named on screen, once for this layer and depth
+    said = [r.getMessage() for r in caplog.records if "prunes nothing" in r.getMessage()]
+    assert said == ["IPCV's pruning layer 2 lies past the blocks this tower runs (2): it prunes nothing (its "
+                    "result is the unpruned tower's)"], said
     with pytest.raises(LiteLVLMError, match="patch tokens"):
         ipcv_run(tower, 17, 2, 1, 10)
