@@ -94,7 +94,8 @@ class HFClip(ClipBackend):
             self.model = CLIPModel.from_pretrained(self.name, dtype=dtype, **kw).to(device).eval()
             self.model.requires_grad_(False)
             load = partial(AutoTokenizer.from_pretrained, self.name, **kw)
-            self.tokenizer = shared_tokenizer(self.name, load, f"AutoTokenizer {sorted(kw)}")
+            # CLIP's tokenizer reads nothing of its folder once loaded: shared by the folders' contents
+            self.tokenizer = shared_tokenizer(self.name, load, f"AutoTokenizer {sorted(kw)}", by_content=True)
             self.processor = AutoImageProcessor.from_pretrained(self.name, **kw)
         except OSError as e:
             raise LiteLVLMError(_offline_hint(self.name) + f" ({e})") from e

@@ -3,12 +3,15 @@
 Loading a tokenizer reads and converts its vocabulary (CLIP's ``tokenizer.json`` is 3.6 MB; about 0.35
 CPU-s each time), and a notebook or a study loads the same folder again and again. :func:`shared_tokenizer`
 keeps the last few it loaded, keyed by the folder, the loader and the size and modification time of every file
-in the folder, so a rewritten folder loads afresh. The tokenizer returned is shared: treat it as read-only
-(the library never adds tokens to a loaded one).
+in the folder, so a rewritten folder loads afresh. A loader whose tokenizer reads nothing of its folder after
+loading (CLIP's) may key it by its files' contents instead (``by_content``): two folders with the same
+tokenizer files (random models written into a fresh cache) then share one. The tokenizer returned is shared:
+treat it as read-only (the library never adds tokens to a loaded one).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,14 +36,31 @@ def _signature(folder: Path) -> tuple:
     return tuple(sorted(out))
 
 
-def shared_tokenizer(folder: str | os.PathLike, load: Callable[[], T], kind: str) -> T:
+#: files a tokenizer never reads: the weights (what ``by_content`` leaves out of its digest)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".gguf")
+
+
+def _content_signature(folder: Path) -> tuple:
+    """(name, BLAKE2 digest) of every file in ``folder`` but the weights: the same files give the same
+    signature in any folder."""
+    out = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.is_file() and not e.name.endswith(WEIGHT_SUFFIXES):
+                out.append((e.name, hashlib.blake2b(Path(e.path).read_bytes()).hexdigest()))
+    return tuple(sorted(out))
+
+
+def shared_tokenizer(folder: str | os.PathLike, load: Callable[[], T], kind: str,
+                     by_content: bool = False) -> T:
     """``load()``'s tokenizer of the local ``folder``, loaded once per process for the same ``kind`` (the
-    loader and its options, in words) and the same files; anything but a local folder (a hub id) is loaded
-    each time."""
+    loader and its options, in words) and the same files (``by_content``: the same files' contents, in any
+    folder); anything but a local folder (a hub id) is loaded each time."""
     path = Path(folder).expanduser()
     if not path.is_dir():
         return load()
-    key = (str(path.resolve()), kind, _signature(path))
+    key = ((kind, "content", _content_signature(path)) if by_content
+           else (str(path.resolve()), kind, _signature(path)))
     if key in _LOADED:
         _LOADED.move_to_end(key)
         return _LOADED[key]

@@ -47,3 +47,33 @@ def test_two_clips_from_one_folder_share_their_tokenizer(tiny_hf_clip_dir):
 
     a, b = load_clip(str(tiny_hf_clip_dir), "hf"), load_clip(str(tiny_hf_clip_dir), "hf")
     assert a.tokenizer is b.tokenizer and a.model is not b.model
+
+
+def test_by_content_two_folders_with_the_same_files_share_and_other_files_do_not(tmp_path):
+    loads = []
+
+    def load():
+        loads.append(1)
+        return object()
+
+    st.forget_tokenizers()
+    for name, text in (("a", "{}"), ("b", "{}"), ("c", '{"other": 1}')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "tokenizer.json").write_text(text)
+        (tmp_path / name / "model.safetensors").write_bytes(name.encode())  # weights: not in the key
+    a = st.shared_tokenizer(tmp_path / "a", load, "test", by_content=True)
+    assert st.shared_tokenizer(tmp_path / "b", load, "test", by_content=True) is a and len(loads) == 1
+    assert st.shared_tokenizer(tmp_path / "c", load, "test", by_content=True) is not a and len(loads) == 2
+    assert st.shared_tokenizer(tmp_path / "b", load, "test") is not a and len(loads) == 3  # by folder
+    st.forget_tokenizers()
+
+
+def test_two_clips_written_into_two_caches_share_their_tokenizer(tmp_path):
+    from litelvlm.clip import load_clip
+    from litelvlm.clip.random_init import save_random_hf_clip
+
+    st.forget_tokenizers()
+    a, b = (load_clip(str(save_random_hf_clip(tmp_path / name, "tiny", seed=0)), "hf") for name in "ab")
+    assert a.tokenizer is b.tokenizer
+    assert a.tokenizer("a photo").input_ids == b.tokenizer("a photo").input_ids
+    st.forget_tokenizers()
