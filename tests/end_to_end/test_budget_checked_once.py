@@ -25,7 +25,8 @@ CASES = {
     "efficiency-unipixel":
     (["efficiency", "--arch", "unipixel-tiny", "--flops-only", "--budgets", "64,16", "--methods",
                              "fastv,divprune", "--no-figures"], {(64, 391): 1, (16, 391): 1}),
-    "validate": (["validate", "--methods", "divprune,prumerge", "--budgets", "64,16", "--repeats", "1"],
+    "validate": (["validate", "--methods", "divprune,prumerge", "--budgets", "64,16", "--repeats", "1",
+                  "--no-figures"],
                  {(64, 576): 1, (16, 576): 1}),
     "eval-video": ([*VIDEO, "--methods", "random,fastv"], {(196, 576): 1, (81, 576): 1}),
     "eval-video-unipixel": ([*VIDEO, "--model", "unipixel-tiny-random:0", "--methods", "random,fastv"],

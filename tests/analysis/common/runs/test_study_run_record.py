@@ -63,7 +63,7 @@ def test_a_command_line_run_records_its_command_and_a_run_from_python_none(coco1
 
 
 @pytest.mark.parametrize("argv", [
-    ["validate", "--methods", "litelvlm", "--budgets", "32"],
+    ["validate", "--methods", "litelvlm", "--budgets", "32", "--no-figures"],
     ["retention", "--budgets", "16", "--methods", "litelvlm"],
     ["reversal", "--model", "tiny336-random", "--limit-sentences", "6", "--n-boot", "10", "--no-cache"],
     ["sink", "--model", "tiny336-random", "--limit-sentences", "6", "--n-boot", "10", "--no-cache"],
