@@ -7,31 +7,34 @@ full-size run produced is committed under ``results/validate/``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import re
+import shutil
 
 import pandas as pd
 import pytest
 import torch
 
 from litelvlm.cli import main
+from tests.fixtures.kept_runs import keep, kept_run
 
 METHODS = "litelvlm,vispruner,visionzip,fastv,sparsevlm,divprune"
 
 
-@pytest.fixture(scope="module")
-def tiny_run_calls(coco128, tmp_path_factory):
-    """The tiny run (its folder and command line), and the (method, budget) of every ``ground`` call it made
-    (a pass-through spy on the loaded pipeline)."""
-    import contextlib
-    import io
+def _tiny_argv(coco128, out) -> list[str]:
+    """The tiny run's command line, writing ``out``."""
+    return ["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", METHODS,
+            "--budgets", "576,64", "--threads", "1", "--no-figures"]
 
+
+def _make_tiny_run(coco128, folder) -> None:
+    """The tiny run in ``folder / "out"``, kept with its screen and the (method, budget) of every ``ground``
+    call it made, as they were passed (a pass-through spy on the loaded pipeline)."""
     import analysis.validate.compute as compute
 
-    out = tmp_path_factory.mktemp("validate") / "out"
-    argv = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", METHODS,
-            "--budgets", "576,64", "--threads", "1", "--no-figures"]
     seen, load = [], compute.load_pipeline
 
     def spy_load(*args, **kwargs):
@@ -48,19 +51,20 @@ def tiny_run_calls(coco128, tmp_path_factory):
     screen = io.StringIO()
     with contextlib.redirect_stdout(screen), pytest.MonkeyPatch.context() as mp:
         mp.setattr(compute, "load_pipeline", spy_load)
-        assert main(argv) == 0
-    (out.parent / "screen.txt").write_text(screen.getvalue())  # what the terminal showed, beside the run
-    return out, argv, seen
+        assert main(_tiny_argv(coco128, folder / "out")) == 0
+    keep(folder, screen.getvalue(), calls=seen)
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tiny_run_calls):
-    out, argv, _ = tiny_run_calls
-    return out, argv
+def tiny_run(coco128, session_folders):
+    """The tiny run's folder, its screen and its ``ground`` calls; run once per test session (the xdist
+    workers share it) for the tests that read it."""
+    out, screen, noted = kept_run(session_folders, "validate-tiny-run", lambda t: _make_tiny_run(coco128, t))
+    return out, screen, noted["calls"]
 
 
 def test_tiny_validate_writes_table_report_and_passes_checks(tiny_run):
-    out, _ = tiny_run
+    out, screen, _ = tiny_run
     rows = pd.read_parquet(out / "validate.parquet")
     assert list(rows["method"].unique()) == ["none", *sorted(METHODS.split(","))]
     assert len(rows) == 1 + 6 * 2
@@ -87,7 +91,6 @@ def test_tiny_validate_writes_table_report_and_passes_checks(tiny_run):
     report = (out / "report.md").read_text()
     assert "``paper_prefill_ms`` is the paper's prefill time" in report and "| paper_prefill_ms |" in report
     assert "Beside the paper's LiteLVLM figures" not in report
-    screen = (out.parent / "screen.txt").read_text()
     assert "litelvlm@64 vs none, on the paper's definitions: prefill (decoder-layer loop)" in screen
     assert "CUDA" not in screen and "litelvlm@576" in screen  # CUDA-only quantities only on CUDA
     # every ratio names the sequence lengths it was measured at (none's, and the run's)
@@ -100,10 +103,10 @@ def test_tiny_validate_writes_table_report_and_passes_checks(tiny_run):
     assert "RANDOM WEIGHTS (tiny-random:0)" in report and "PASS: no method changes the text tokens" in report
 
 
-def test_validate_resumes_from_its_parts(tiny_run, capsys):
-    out, argv = tiny_run
+def test_validate_resumes_from_its_parts(tiny_run, coco128, tmp_path, capsys):
+    out = shutil.copytree(tiny_run[0], tmp_path / "out", symlinks=True)   # the shared run, left as it is
     before = (out / "validate.parquet").read_bytes()
-    assert main(argv) == 0  # every (method, budget) is done: nothing is measured again
+    assert main(_tiny_argv(coco128, out)) == 0  # every (method, budget) is done: nothing is measured again
     assert (out / "validate.parquet").read_bytes() == before
 
 
@@ -308,7 +311,7 @@ def test_report_tables_are_short_and_cuda_free_on_cpu(tiny_run):
     CPU."""
     from tests.md_tables import markdown_tables
 
-    out, _ = tiny_run
+    out, _, _ = tiny_run
     tables = markdown_tables((out / "report.md").read_text())
     assert len(tables) == 3 and all(1 < len(header) <= 10 for header, _ in tables)
     assert not any("cuda" in col for header, _ in tables for col in header)
@@ -371,12 +374,12 @@ def test_plan_runs_carries_budgets_and_skips_above_the_images_n(coco128):
         "576,64,8")
 
 
-def test_runs_reach_the_pipeline_as_budgets(tiny_run_calls):
+def test_runs_reach_the_pipeline_as_budgets(tiny_run):
     """Every ``ground`` call of a validate run gets a Budget (the reference and the baseline at N, each method
     at its K); the table keys hold the counted K."""
     from litelvlm.budget import Budget
 
-    out, _, seen = tiny_run_calls
+    out, _, seen = tiny_run
     assert seen and all(isinstance(b, Budget) for _, b in seen), seen
     # the reference run keeps every token (Budget.ALL), the planned baseline run K = N = 576
     runs = [(m, k) for m in sorted(METHODS.split(",")) for k in (576, 64)]

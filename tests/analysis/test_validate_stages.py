@@ -17,6 +17,7 @@ import pytest
 
 from litelvlm.cli import main
 from litelvlm.cost.stages import COLUMNS
+from tests.fixtures.kept_runs import keep, kept_run
 
 
 def _validate(coco128, folder: Path, *extra: str) -> tuple[Path, str]:
@@ -29,10 +30,9 @@ def _validate(coco128, folder: Path, *extra: str) -> tuple[Path, str]:
     return out, screen.getvalue()
 
 
-@pytest.fixture(scope="module")
-def stage_run_spied(coco128, tmp_path_factory):
-    """:func:`_validate`'s run (folder, screen), and the inputs made so far (``prepare_image`` calls) at each
-    timing by stage (pass-through spies)."""
+def _make_stage_run(coco128, folder: Path) -> None:
+    """:func:`_validate`'s run, kept with the inputs made so far (``prepare_image`` calls) at each timing by
+    stage (pass-through spies)."""
     import analysis.validate.compute as vc
     from litelvlm.glamm.pipeline import GlammPipeline
 
@@ -50,8 +50,15 @@ def stage_run_spied(coco128, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(GlammPipeline, "prepare_image", prepare)
         mp.setattr(vc, "time_stages", timer)
-        out, screen = _validate(coco128, tmp_path_factory.mktemp("validate-stages"))
-    return out, screen, at_timing
+        keep(folder, _validate(coco128, folder)[1], at_timing=at_timing)
+
+
+@pytest.fixture(scope="module")
+def stage_run_spied(coco128, session_folders):
+    """:func:`_validate`'s run (folder, screen), and the inputs made so far at each timing by stage, run once
+    per test session (:func:`_make_stage_run`)."""
+    out, screen, noted = kept_run(session_folders, "validate-stages", lambda t: _make_stage_run(coco128, t))
+    return out, screen, noted["at_timing"]
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +114,13 @@ def test_the_figure_and_the_screen_line_say_how_the_stages_were_timed(stage_run)
 
 
 @pytest.fixture(scope="module")
-def roofline_run(coco128, tmp_path_factory):
+def roofline_run(coco128, session_folders):
     """A run with a matrix-product rate (``--matmul-tflops 0.05``: this CPU's order of magnitude), without
-    figures (``--no-figures``)."""
-    return _validate(coco128, tmp_path_factory.mktemp("validate-roofline"), "--matmul-tflops", "0.05",
-                     "--no-figures")
+    figures (``--no-figures``), run once per test session (the xdist workers share it)."""
+    def make(folder: Path) -> None:
+        keep(folder, _validate(coco128, folder, "--matmul-tflops", "0.05", "--no-figures")[1])
+
+    return kept_run(session_folders, "validate-roofline-run", make)[:2]
 
 
 def test_no_figures_writes_the_stage_tables_without_their_figures(roofline_run):

@@ -86,7 +86,7 @@ def test_validate_records_the_choice_in_config(coco128, tmp_path, stub_bench):
     out = tmp_path / "v"
     assert main(
         ["validate", "--refer-dir", str(coco128), "--out", str(out), "--threads", "1", "--dtype", "bfloat16",
-                 "--methods", "litelvlm", "--budgets", "64"]) == 0
+                 "--methods", "litelvlm", "--budgets", "64", "--no-figures"]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["layer_dtype"] == "float32" and cfg["layer_dtype_auto"]["asked"] == "auto"
     assert cfg["layer_dtype_auto"]["gflops"]["float32"] > cfg["layer_dtype_auto"]["gflops"]["bfloat16"]
