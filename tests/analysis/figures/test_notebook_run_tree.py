@@ -36,6 +36,18 @@ def two_importance_runs(root: Path) -> Path:
     return root
 
 
+def two_runs_drawn(session_folders) -> tuple[Path, Path]:
+    """(the tree of :func:`two_importance_runs`, the folder ``litelvlm figures --results TREE --figure-set
+    importance`` wrote from it), each made once per test session; the tests only read them (or copy them)."""
+    root = session_folders("importance-two-runs", lambda base: two_importance_runs(base / "runs")) / "runs"
+
+    def draw(base: Path) -> None:
+        assert main(["figures", "--results", str(root), "--figure-set", "importance", "--out",
+                     str(base / "command")]) == 0
+
+    return root, session_folders("importance-two-runs-drawn", draw) / "command"
+
+
 def files(folder: Path) -> list[Path]:
     """The files in ``folder`` (its lock and run record aside), by name."""
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
@@ -66,12 +78,11 @@ def check_same_files(got: list[Path], command: Path) -> None:
     assert len(want) == 2 * len([p for p in want if "-0_a_" in p.name])
 
 
-def test_the_notebook_with_parameters_draws_every_run_of_a_tree_as_the_command_does(tmp_path, capsys):
-    root = two_importance_runs(tmp_path / "runs")
-    assert main(["figures", "--results", str(root), "--figure-set", "importance", "--out",
-                 str(tmp_path / "command")]) == 0
+def test_the_notebook_with_parameters_draws_every_run_of_a_tree_as_the_command_does(tmp_path, capsys,
+                                                                                   session_folders):
+    root, command = two_runs_drawn(session_folders)
     paths = run_notebook("importance", RESULTS=str(root), SMOKE=False, OUT=str(tmp_path / "notebook"))
-    check_same_files(paths, tmp_path / "command")
+    check_same_files(paths, command)
     assert sorted(paths) == files(tmp_path / "notebook")
 
 

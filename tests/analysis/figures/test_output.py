@@ -4,6 +4,7 @@ them); other figure sets' files and other files stay; a failed run leaves the fo
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -12,18 +13,18 @@ matplotlib.use("Agg")
 
 from analysis.figures.output import figure_files, owner  # noqa: E402
 from litelvlm.cli import main  # noqa: E402
-from tests.analysis.figures.test_notebook_run_tree import files, run_notebook, two_importance_runs  # noqa: E402
+from tests.analysis.figures.test_notebook_run_tree import files, run_notebook, two_runs_drawn  # noqa: E402
 from tests.analysis.figures.test_registry_labels import importance_run  # noqa: E402
 
 #: another figure set's file and a file of no figure set, which a figures run of importance leaves alone
 OTHERS = ("sink_clip-tiny336-random_sos_heatmap.png", "notes.txt")
 
 
-def trees(tmp_path: Path) -> tuple[Path, Path]:
-    """(a tree of two importance runs of one model, a tree that is one run: its files name no folder)."""
+def one_run(tmp_path: Path) -> Path:
+    """A tree that is one importance run: its files name no folder."""
     one = tmp_path / "one"
     importance_run("glamm-tiny-random:0", "glamm", 576)(one)
-    return two_importance_runs(tmp_path / "two"), one
+    return one
 
 
 def test_a_file_belongs_to_the_longest_figure_set_name_it_starts_with(tmp_path):
@@ -40,11 +41,13 @@ def test_a_file_belongs_to_the_longest_figure_set_name_it_starts_with(tmp_path):
     assert [p.name for p in figure_files(tmp_path, ["reversal"])] == ["reversal_b.pdf"]
 
 
-def test_the_command_replaces_an_earlier_runs_files(tmp_path, capsys):
-    two, one = trees(tmp_path)
+def test_the_command_replaces_an_earlier_runs_files(tmp_path, capsys, session_folders):
+    one = one_run(tmp_path)
     out = tmp_path / "figures"
     argv = ["figures", "--figure-set", "importance", "--out", str(out), "--results"]
-    assert main([*argv, str(two)]) == 0
+    # the folder `figures` wrote from a tree of two importance runs of one model (the same command, run once
+    # per test session)
+    shutil.copytree(two_runs_drawn(session_folders)[1], out, symlinks=True)
     tagged = [p.name for p in files(out)]
     runs = ("importance_glamm-tiny-random-0_a_", "importance_glamm-tiny-random-0_b_")
     assert tagged and all(n.startswith(runs) for n in tagged)
@@ -62,7 +65,7 @@ def test_the_command_replaces_an_earlier_runs_files(tmp_path, capsys):
 
 
 def test_the_notebook_replaces_an_earlier_runs_files_as_the_command_does(tmp_path, capsys):
-    _, one = trees(tmp_path)
+    one = one_run(tmp_path)
     out = tmp_path / "notebook"
     out.mkdir()
     earlier = ["importance_glamm-tiny-random-0_a_by_layer_spearman.png",

@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 
 from analysis.common.presentation.caveats import NOTE_GID, TIMING_KEY, null_results, run_caveats  # noqa: E402
 from analysis.common.presentation.figure_set import save_figures  # noqa: E402
+from tests.fixtures.png_only import png_only  # noqa: E402
 
 BUSY = ("the machine was busy while timing (1-minute load 7.0 above 1 thread(s)): other work shared the "
         "cores, so times and their ratios are unreliable; rerun on a quiet machine")
@@ -119,7 +120,7 @@ def _saved_notes(fig) -> list[str]:
 
 
 @pytest.mark.parametrize("family", ["sa2va", pytest.param("videoglamm", marks=pytest.mark.slow)])
-def test_a_null_video_run_says_so_on_its_figures(tmp_path, family):
+def test_a_null_video_run_says_so_on_its_figures(tmp_path, family, monkeypatch):
     from analysis.video.figure_set import FIGURE_SET, draw_video, read_video
 
     model = f"{family}-tiny-random:0"
@@ -129,11 +130,12 @@ def test_a_null_video_run_says_so_on_its_figures(tmp_path, family):
     notes = FIGURE_SET.run_notes(tables, [model], [run])
     assert len(notes["notes"]) == 1 and notes["notes"][0].startswith("null result: every J, F, J&F is 0")
     figs = draw_video(tables)
+    png_only(monkeypatch)   # the figure's notes are checked, not its files
     assert save_figures({"jf": figs["jf"]}, tmp_path / "figs", "video", [model], **notes)  # one file: light
     assert _saved_notes(figs["jf"]) == notes["notes"]
 
 
-def test_a_busy_runs_caveat_is_drawn_on_its_timed_figures(tmp_path):
+def test_a_busy_runs_caveat_is_drawn_on_its_timed_figures(tmp_path, monkeypatch):
     from analysis.quantization.figure_set import FIGURE_SET, draw_quantization, read_quantization_runs
 
     run = _validate_run(tmp_path / "none", "float32", busy=BUSY, device="cuda:0")
@@ -143,6 +145,7 @@ def test_a_busy_runs_caveat_is_drawn_on_its_timed_figures(tmp_path):
     assert notes["timing"] == [f"TIMES UNRELIABLE: {BUSY}"] and not notes["notes"]
     figs = draw_quantization(tables)
     figs = {k: figs[k] for k in ("prefill_cuda:0", "memory_cuda:0")}
+    png_only(monkeypatch)   # the figures' notes are checked, not their files
     save_figures(figs, tmp_path / "figs", "quantization", ["tiny-random:0"], **notes)
     assert _saved_notes(figs["prefill_cuda:0"]) == notes["timing"]  # the time a busy machine measured says so
     assert _saved_notes(figs["memory_cuda:0"]) == []  # memory, which no load changes, keeps its bytes

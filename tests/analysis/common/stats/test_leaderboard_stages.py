@@ -7,6 +7,7 @@ tower; the tiny GLaMM tower runs one block, before any pruning), and their cells
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,11 +18,15 @@ from tests.fixtures.cli import run_grounding
 
 
 @pytest.fixture(scope="module")
-def glamm_run(tmp_path_factory, shared_data):
-    """(the run folder, its summary.csv indexed by method): tiny GLaMM, one image, --stage-costs."""
-    out = tmp_path_factory.mktemp("stages") / "run"
-    assert run_grounding(shared_data / "coco128_refer", out, "--methods", "none,litelvlm,flowcut",
-                         "--budgets", 64, "--limit-images", 1, "--n-boot", 10, "--stage-costs") == 0
+def glamm_run(session_folders, shared_data):
+    """(the run folder, its summary.csv indexed by method): tiny GLaMM, one image, --stage-costs; run once per
+    test session (the tests only read it)."""
+    def make(base: Path) -> None:
+        assert run_grounding(shared_data / "coco128_refer", base / "run", "--methods",
+                             "none,litelvlm,flowcut", "--budgets", 64, "--limit-images", 1, "--n-boot", 10,
+                             "--stage-costs") == 0
+
+    out = session_folders("stages-glamm-run", make) / "run"
     return out, pd.read_csv(out / "summary.csv").set_index("method")
 
 
