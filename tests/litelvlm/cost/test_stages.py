@@ -231,7 +231,9 @@ def test_the_named_stages_add_up_to_the_whole_call_within_10_percent(model, only
                     call()  # warm-up (first-call costs)
                 except LiteLVLMError:   # refused on this tiny model with its reason (SparseVLM: 2 layers)
                     continue
-                runs = [time_stages(pipe, call)[1] for _ in range(2)]
+                runs = [time_stages(pipe, call)[1]]
+                if runs[0][OTHER] / runs[0][TOTAL] >= 0.10:   # the second call only decides a first one over
+                    runs.append(time_stages(pipe, call)[1])
                 best = min(runs, key=lambda r: r[OTHER] / r[TOTAL])
                 if best[OTHER] / best[TOTAL] >= 0.10:
                     over[method] = round(best[OTHER] / best[TOTAL], 3)

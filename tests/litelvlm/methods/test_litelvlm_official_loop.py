@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from litelvlm.glamm.protocol import sample_official
-from tests.official_litelvlm import official_keep as _official_keep  # noqa: E402
+from tests.official_litelvlm import official_retain, official_scores  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["float32", "bfloat16"])
@@ -84,18 +84,26 @@ def four_images(loop, coco128):
     return prepared
 
 
+@pytest.fixture(scope="module")
+def four_official_scores(loop, four_images):
+    """The official forward's two scores (``official_scores``: what ``official_keep`` ranks, the same at
+    every budget) of each of :func:`four_images`, once per dtype."""
+    _, (vision_tower, text_tower, text_tokenizer) = loop
+    with torch.no_grad():
+        return [official_scores(vision_tower, text_tower, text_tokenizer, pixels, sample.questions)
+                for _, sample, _, pixels in four_images]
+
+
 @pytest.mark.parametrize("budget", [576, 192, pytest.param(128, marks=pytest.mark.slow),
                                     # 128, 64: also on one image below
                                     pytest.param(64, marks=pytest.mark.slow), 7])
-def test_kept_tokens_equal_the_official_clip_vision_tower(loop, four_images, budget):
-    pipe, (vision_tower, text_tower, text_tokenizer) = loop
+def test_kept_tokens_equal_the_official_clip_vision_tower(loop, four_images, four_official_scores, budget):
+    pipe, _ = loop
     checked = 0
-    for image_id, sample, prep, pixels in four_images:
+    for (image_id, sample, prep, _), scores in zip(four_images, four_official_scores, strict=True):
         assert prep.text.texts == sample.questions  # LiteLVLM embeds the formatted questions
         ours = pipe.ground(prep, "litelvlm", budget).kept_indices
-        with torch.no_grad():
-            ref = _official_keep(vision_tower, text_tower, text_tokenizer, pixels,
-                                 sample.questions, budget)
+        ref = official_retain(*scores, budget)   # official_keep: official_scores, then official_retain
         assert ours.tolist() == ref.tolist(), f"image {image_id}, K={budget}"
         checked += 1
     assert checked == 4
@@ -136,8 +144,10 @@ def test_every_budget_equals_the_official_loop(loop, coco128, budgets):
     n = prep.vision.num_patches
     with torch.no_grad():
         pixels = pipe.clip.preprocess([image], processor=pipe.numerics.clip_preprocess)
+        # official_keep at each budget: the official forward's scores (budget-free) once, then its rule
+        scores = official_scores(vision_tower, text_tower, text_tokenizer, pixels, sample.questions)
         for budget in budgets:
             ours = select("litelvlm", prep.selector_inputs(), budget).indices
-            ref = _official_keep(vision_tower, text_tower, text_tokenizer, pixels, sample.questions, budget)
+            ref = official_retain(*scores, budget)
             assert ours.tolist() == ref.tolist(), f"K={budget}"
     assert len(sample.questions) == 3 and n == 576

@@ -48,14 +48,35 @@ def deeper(case):
     tower.layers, tower.num_blocks, tower.finish = layers, len(layers), finish
 
 
+@pytest.fixture(scope="module")
+def official_branches():
+    """:data:`BRANCHES`, each call's output kept for the module: a branch is a function of its block and
+    input, so a block's input seen before (the unpruned blocks ahead of the pruning layer, the same at every
+    count and case) gives the output computed then, bit for bit."""
+    seen: list = []
+
+    def memo(which):
+        def branch(layer, x):
+            for w, blk, inp, out in seen:
+                if w == which and blk is layer and inp.shape == x.shape and torch.equal(inp, x):
+                    return out
+            out = BRANCHES[which](layer, x)
+            seen.append((which, layer, x, out))
+            return out
+        return branch
+
+    return memo(0), memo(1)
+
+
 @pytest.mark.parametrize("layer,as_layers", [(2, 0), (2, 1), (3, 3)])
-def test_the_rule_matches_the_official_code_on_the_tiles(deeper, layer, as_layers):
+def test_the_rule_matches_the_official_code_on_the_tiles(deeper, official_branches, layer, as_layers):
     """The official code bit for bit on the tiles' sequences (neighbours across tiles) at the edges and a
     middle count; every tile keeps the same count."""
     patches = deeper.embed().shape[1] - 1
     for keep in sorted({1, 2, patches // 3, patches - 1, patches}):
         with torch.no_grad():
-            expected = official_ipcv(deeper.layers, deeper.embed(), keep, layer, as_layers, 10, BRANCHES)
+            expected = official_ipcv(deeper.layers, deeper.embed(), keep, layer, as_layers, 10,
+                                     official_branches)
         assert torch.equal(ipcv_run(deeper, keep, layer, as_layers, 10), expected), keep
 
 
