@@ -37,7 +37,8 @@ def _signature(folder: Path) -> tuple:
 
 
 #: files a tokenizer never reads: the weights (what ``by_content`` leaves out of its digest)
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".gguf")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".gguf", ".onnx",
+                   ".npz", ".tflite", ".ot")
 
 
 def _content_signature(folder: Path) -> tuple:

@@ -54,6 +54,18 @@ def _compiles(monkeypatch, backend: str | None = None) -> list[tuple]:
     return seen
 
 
+def _wrapped_calls(module, mode: str, inputs: list) -> tuple[encoders.CapturedEncoder, list]:
+    """(``module`` wrapped as a :class:`~litelvlm.lvlm.encoders.CapturedEncoder` in ``mode``, its outputs on
+    ``inputs`` in order), dynamo's caches cleared before and after."""
+    torch._dynamo.reset()
+    enc = encoders.CapturedEncoder(module, mode)
+    try:
+        with torch.no_grad():
+            return enc, [enc(x) for x in inputs]
+    finally:
+        torch._dynamo.reset()
+
+
 def test_fused_eager_runs_each_layer_through_one_compiled_function(monkeypatch):
     """The layer stack is the list of one class holding the most parameters; one ``torch.compile`` of
     :func:`one_layer` serves every layer of it, for that call only (then each layer's own ``forward``)."""
@@ -62,13 +74,7 @@ def test_fused_eager_runs_each_layer_through_one_compiled_function(monkeypatch):
         want = tower(x)
     assert layer_stack(tower) is tower.layers and layer_stack(torch.nn.Linear(2, 2)) is None
     seen = _compiles(monkeypatch)
-    torch._dynamo.reset()
-    enc = encoders.CapturedEncoder(tower, "fused-eager")
-    try:
-        with torch.no_grad():
-            got = [enc(x) for _ in range(2)]
-    finally:
-        torch._dynamo.reset()
+    enc, got = _wrapped_calls(tower, "fused-eager", [x, x])
     assert seen == [(one_layer, "eager")] and enc.stack is tower.layers
     assert all(torch.equal(g, want) for g in got) and dict(enc.counts) == {"captured": 2}
     assert all("forward" not in vars(layer) for layer in tower.layers)
@@ -84,14 +90,8 @@ def test_fused_records_the_compiled_layers_as_one_graph_per_key(monkeypatch):
     tower, x = _Tower(), torch.randn(2, 3)
     with torch.no_grad():
         want = tower(x)
-    torch._dynamo.reset()
-    enc = encoders.CapturedEncoder(tower, "fused")
-    try:
-        with torch.no_grad():
-            got = [enc(x) for _ in range(3)]
-            enc(torch.randn(5, 3))
-    finally:
-        torch._dynamo.reset()
+    enc, got = _wrapped_calls(tower, "fused", [x, x, x, torch.randn(5, 3)])
+    got = got[:3]
     assert seen == [(one_layer, "inductor")] and len(enc._graphs) == 2
     assert all(not isinstance(g, str) for g in enc._graphs.values())
     # a stood-in replay runs nothing: each call returns the recording's outputs, those of the eager forward
@@ -101,13 +101,9 @@ def test_fused_records_the_compiled_layers_as_one_graph_per_key(monkeypatch):
 def test_fused_without_a_layer_stack_compiles_the_whole_forward(monkeypatch):
     seen = _compiles(monkeypatch)
     lin, x = torch.nn.Linear(3, 2), torch.randn(2, 3)
-    torch._dynamo.reset()
-    enc = encoders.CapturedEncoder(lin, "fused-eager")
-    try:
-        with torch.no_grad():
-            assert torch.equal(enc(x), lin(x))
-    finally:
-        torch._dynamo.reset()
+    enc, got = _wrapped_calls(lin, "fused-eager", [x])
+    with torch.no_grad():
+        assert torch.equal(got[0], lin(x))
     assert enc.stack is None and len(seen) == 1 and seen[0][0] is not one_layer
 
 
