@@ -22,6 +22,7 @@ from . import __version__
 from .cli_args import split_list
 from .commands import Command
 from .errors import LiteLVLMError
+from .machine import allocator
 from .methods import describe
 from .models.model_spec import ModelSpec
 from .runs.recovery import settle
@@ -314,6 +315,7 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
         # None: the bundled toy CLIP
         hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")
         check_common_options(args)
+        allocator.apply_choice()   # glibc keeps freed blocks for the next tensor (LITELVLM_MALLOC)
         n = args.threads if getattr(args, "threads", None) is not None else default_threads(hint)
         with torch_threads(n), stops_as_interrupts():   # SIGTERM, SIGHUP: rolled back as Ctrl-C is
             code = int(args._run(args) or 0)

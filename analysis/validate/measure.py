@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from analysis.common.measures.layer_timer import LayerLoopTimer
+from litelvlm.machine.allocator import release_freed_memory
 from litelvlm.machine.memory import LiveTensorBytes
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -29,7 +30,9 @@ def rss_bytes() -> int:
 
 
 class PeakRSS:
-    """Context manager: ``peak`` is the most resident memory seen while the block ran (5 ms sampling)."""
+    """Context manager: ``peak`` is the most resident memory seen while the block ran (5 ms sampling), after
+    the memory glibc kept free from earlier work went back to the kernel
+    (:mod:`litelvlm.machine.allocator`)."""
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
@@ -43,6 +46,7 @@ class PeakRSS:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakRSS:
+        release_freed_memory()   # what the allocator kept from earlier work is not this block's
         self.peak = rss_bytes()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()

@@ -12,6 +12,7 @@ import torch
 
 from analysis.common.runs.study import git_commit
 from litelvlm import __version__
+from litelvlm.machine import allocator
 from litelvlm.machine.versions import run_versions
 
 
@@ -19,12 +20,12 @@ def run_record(argv: Sequence[str] | None) -> dict:
     """The provenance record every study's config.json keeps under ``run`` (never compared on resume: it
     describes the latest run): the command line ``litelvlm ARGV`` (``argv``: the run's
     :attr:`Screen.argv <analysis.common.runs.command.Screen.argv>`; None for a study run from Python), the
-    library versions, the project's version and git commit, the torch thread count, and when the record was
-    written (UTC)."""
+    library versions, the project's version and git commit, the torch thread count, what glibc's allocator was
+    told (``malloc``: :mod:`litelvlm.machine.allocator`), and when the record was written (UTC)."""
     return {"command": None if argv is None else "litelvlm " + shlex.join(argv),
             "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "litelvlm": __version__, "git_commit": git_commit(), "versions": run_versions(),
-            "torch_threads": torch_thread_count()}
+            "torch_threads": torch_thread_count(), "malloc": allocator.in_force()}
 
 
 def torch_thread_count() -> int:

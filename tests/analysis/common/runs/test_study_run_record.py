@@ -20,6 +20,7 @@ from analysis.retention import RetentionArgs
 from analysis.retention import run as run_retention
 from litelvlm import __version__
 from litelvlm.cli import main
+from litelvlm.machine import allocator
 
 
 def _check(record: dict, command: str | None) -> None:
@@ -28,6 +29,7 @@ def _check(record: dict, command: str | None) -> None:
     assert record["litelvlm"] == __version__ and record["versions"]["torch"]
     assert record["git_commit"] is None or len(record["git_commit"].split("+")[0]) == 40
     assert record["torch_threads"] >= 1
+    assert record["malloc"] == allocator.in_force()    # what glibc was told (litelvlm.machine.allocator)
 
 
 def test_record_from_python_names_no_command():
@@ -74,6 +76,7 @@ def test_every_study_records_its_run(argv, coco128, tmp_path):
     assert main(full) == 0
     cfg = json.loads((out / "config.json").read_text())
     _check(cfg["run"], "litelvlm " + shlex.join(full))
+    assert cfg["run"]["malloc"] == ("keep" if allocator.supported() else "unsupported")  # the command's own
     if argv[0] == "validate":  # a rerun resumes: the record is never compared
         assert main(full) == 0
         assert "paths" in cfg and cfg["torch_threads"] >= 1
