@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -16,9 +17,17 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min
 # tests start (official sides under their pins, notebook kernels): the same numbers, far fewer page faults.
 keep_freed_memory()
 os.environ.setdefault("GLIBC_TUNABLES", child_tunables())
+# Python's cycle collector: a full pass walks every object alive (torch, transformers, the models tests keep),
+# so the suite runs it rarer and leaves out what imports and collection made (pytest_collection_finish). It
+# frees the same cycles, later; 8% of a worker's CPU time went to it.
+gc.set_threshold(10_000, 20, 20)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LITELVLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def pytest_collection_finish(session) -> None:
+    gc.freeze()   # the modules, fixtures and test items alive now are never garbage
 
 
 @pytest.fixture(scope="session", autouse=True)
