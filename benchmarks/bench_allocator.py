@@ -21,9 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_video_faults import cpu_name, line
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_video_faults import cpu_name, line  # noqa: E402
+
 EXAMPLE = ("--refer-dir ../shared/data/coco128_refer --limit-images 4 --model tiny-random:0 "
            "--methods none,litelvlm,fastv --budgets 64 --n-boot 50 --quiet")
 TABLES = ("summary.csv", "grounding.parquet", "comparisons.csv", "claims.csv")
