@@ -49,11 +49,14 @@ def supported() -> bool:
 
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process (once is enough); True when they were set."""
+    global _IN_FORCE
     libc = _libc()
     if libc is None:
         return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    kept = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
                 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    _IN_FORCE = "keep" if kept else _IN_FORCE
+    return kept
 
 
 def release_freed_memory() -> bool:
@@ -77,15 +80,14 @@ def apply_choice(environ: dict[str, str] | None = None) -> str:
     """What the ``litelvlm`` command does first: :func:`keep_freed_memory` unless ``LITELVLM_MALLOC=system``.
     Returns the setting in force for the run record: ``keep``, ``system`` or ``unsupported``."""
     global _IN_FORCE
-    if choice(environ) == "system":
-        return _IN_FORCE
-    _IN_FORCE = "keep" if keep_freed_memory() else "unsupported"
+    if choice(environ) != "system" and not keep_freed_memory():
+        _IN_FORCE = "unsupported"
     return _IN_FORCE
 
 
 def in_force() -> str:
-    """The setting :func:`apply_choice` left in this process: ``keep``, ``unsupported`` or ``system`` (also
-    when it never ran: a notebook importing the library)."""
+    """The setting in force in this process: ``keep`` once :func:`keep_freed_memory` ran, ``unsupported``
+    when :func:`apply_choice` could not, else ``system`` (a notebook importing the library)."""
     return _IN_FORCE
 
 

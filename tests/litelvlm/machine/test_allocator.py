@@ -95,3 +95,9 @@ def test_peak_rss_hands_the_kept_memory_back_before_it_measures():
     with PeakRSS() as rss:
         pass
     assert kept - rss.peak >= 128 << 20              # measured after the kept memory went back
+
+
+def test_the_setting_in_force_is_what_the_process_was_told():
+    assert allocator.keep_freed_memory() and allocator.in_force() == "keep"
+    # a process cannot go back: LITELVLM_MALLOC=system after keep still records keep
+    assert allocator.apply_choice({allocator.ENV: "system"}) == "keep"
