@@ -23,6 +23,7 @@ from .cli_args import split_list
 from .commands import Command
 from .errors import LiteLVLMError
 from .machine import allocator
+from .machine.collector import rarer_collection
 from .methods import describe
 from .models.model_spec import ModelSpec
 from .runs.recovery import settle
@@ -317,7 +318,7 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
         check_common_options(args)
         allocator.apply_choice()   # glibc keeps freed blocks for the next tensor (LITELVLM_MALLOC)
         n = args.threads if getattr(args, "threads", None) is not None else default_threads(hint)
-        with torch_threads(n), stops_as_interrupts():   # SIGTERM, SIGHUP: rolled back as Ctrl-C is
+        with torch_threads(n), rarer_collection(), stops_as_interrupts():   # SIGTERM, SIGHUP: as Ctrl-C
             code = int(args._run(args) or 0)
         if argv is None and code == 0:   # this process ends with the command: a late stop says it completed
             done = committed_runs()[commits:]

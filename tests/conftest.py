@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from litelvlm.machine.allocator import child_tunables, keep_freed_memory
+from litelvlm.machine.collector import THRESHOLDS
 
 # One intra-op thread per xdist worker (two workers on two cores); two when the suite runs in one process.
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
@@ -17,10 +18,9 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min
 # tests start (official sides under their pins, notebook kernels): the same numbers, far fewer page faults.
 keep_freed_memory()
 os.environ.setdefault("GLIBC_TUNABLES", child_tunables())
-# Python's cycle collector: a full pass walks every object alive (torch, transformers, the models tests keep),
-# so the suite runs it rarer and leaves out what imports and collection made (pytest_collection_finish). It
-# frees the same cycles, later; 8% of a worker's CPU time went to it.
-gc.set_threshold(10_000, 20, 20)
+# Python's cycle collector runs rarer, as during a litelvlm command (litelvlm.machine.collector), and leaves
+# out what imports and collection made (pytest_collection_finish): 8% of a worker's CPU time went to it.
+gc.set_threshold(*THRESHOLDS)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LITELVLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
