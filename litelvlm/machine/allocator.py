@@ -29,7 +29,7 @@ MMAP_THRESHOLD = 256 << 20
 #: the heap's free top is handed back only above this (glibc's default: 128 KiB); mallopt's largest value
 TRIM_THRESHOLD = 2**31 - 1
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_IN_FORCE = "system"   # what apply_choice set in this process (for the run record)
+_IN_FORCE = "system"   # what this process was told (for the run record: in_force)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # mallopt's parameter numbers (malloc.h)
 
 
