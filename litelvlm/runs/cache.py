@@ -6,8 +6,8 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,8 +60,9 @@ def write_once(root: Path, write, verify: bool = True, writer: str | None = None
 def _write_aside(root: Path, write, damaged: int | None, writer: str | None = None) -> Path:
     """:func:`write_once`'s write: aside, marked complete (with its ``writer``), renamed into place."""
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    tmp = _aside_name(root, "")
     try:
+        tmp.mkdir()
         write(tmp)
         manifest = {**folder_manifest(tmp), **({} if writer is None else {"writer": writer})}
         (tmp / ".complete").write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -98,12 +99,20 @@ def _inode(path: Path) -> int | None:
 
 def _remove(root: Path) -> None:
     """Move ``root`` aside (readers see the old folder or none), then delete it."""
-    aside = Path(tempfile.mkdtemp(prefix=f".{root.name}-old-", dir=root.parent))
+    aside = _aside_name(root, "old-")
     try:
+        aside.mkdir()
         os.replace(root, aside / root.name)
     except OSError:  # gone already, or replaced by another process meanwhile
         pass
-    shutil.rmtree(aside, ignore_errors=True)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _aside_name(root: Path, tag: str) -> Path:
+    """A folder name beside ``root`` no other process or call uses, held before the folder is made (a stop
+    landing the moment it exists finds it to remove)."""
+    return root.parent / f".{root.name}-{tag}{os.getpid()}-{secrets.token_hex(6)}"
 
 
 class TensorCache:

@@ -122,7 +122,9 @@ class Transaction:
     def replace_earlier(self, names: list[str]) -> None:
         """Move the top-level entries ``names`` (an earlier run, replaced whole) aside until the commit, which
         removes them; a failed run puts them back (:meth:`abort`, or :func:`recover` after a kill)."""
-        self.replaced = Path(tempfile.mkdtemp(prefix=REPLACED_PREFIX, dir=self.out))
+        # named before it is made: a stop landing the moment it exists finds it to remove (abort)
+        self.replaced = self.out / f"{REPLACED_PREFIX}{os.getpid()}-{_TOKEN}"
+        self.replaced.mkdir()
         step("replaced folder made")
         for name in names:
             replace(inside(self.out, self.out / name), self.replaced / name)

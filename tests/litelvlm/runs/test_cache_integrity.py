@@ -269,3 +269,26 @@ def test_a_description_with_a_damaged_layer_count_is_refused_when_the_model_load
     with pytest.raises(LiteLVLMError, match="no longer matches its saved description"):
         clip.load()
     assert not path.exists()
+
+
+@pytest.mark.parametrize("where", ["written aside", "damaged one moved aside"])
+def test_a_stop_the_moment_an_aside_folder_exists_leaves_nothing_beside_it(where, tmp_path, monkeypatch):
+    """A stop (SIGTERM, Ctrl-C) landing as the folder a model is written into, or a damaged one moved into,
+    has just been made, before the code holds its name: nothing hidden is left beside the cache entry."""
+    root = tmp_path / "cache" / "model"
+    if where == "damaged one moved aside":
+        write_once(root, lambda d: (d / "w.bin").write_bytes(b"weights"))
+        (root / "w.bin").write_bytes(b"damaged")
+    real_mkdir, aside = os.mkdir, "-old-" if where == "damaged one moved aside" else "-"
+
+    def mkdir(path, *args, **kwargs):
+        real_mkdir(path, *args, **kwargs)
+        if os.path.basename(path).startswith(f".model{aside}"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    with pytest.raises(KeyboardInterrupt):
+        write_once(root, lambda d: (d / "w.bin").write_bytes(b"weights"))
+    monkeypatch.undo()
+    # the damaged entry itself stays until the next use writes it again; nothing hidden beside it
+    assert sorted(p.name for p in root.parent.iterdir()) == ([] if where == "written aside" else ["model"])

@@ -7,6 +7,7 @@ it."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,10 +19,11 @@ import litelvlm.cli as cli
 from litelvlm.errors import LiteLVLMError
 from litelvlm.runs import run_owner
 from litelvlm.runs.io import write_json, write_text
+from litelvlm.runs.recovery import leftovers
 from litelvlm.runs.run_folder import RunFolder
 from litelvlm.runs.run_owner import MARKER, claim, owner, release
 from litelvlm.runs.stop_signals import Stopped
-from litelvlm.runs.transaction import Transaction
+from litelvlm.runs.transaction import REPLACED_PREFIX, Transaction
 
 
 def _stop(out: Path, command: str, parts: bool, **kw) -> Stopped:
@@ -102,6 +104,32 @@ def test_a_stop_while_overwrite_takes_the_folder_says_the_earlier_run_is_back(tm
     assert got.value.outcome == ("the results folder holds its earlier run, byte for byte: this run replaced "
                                  "nothing")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
+def test_a_stop_the_moment_the_replaced_folder_exists_leaves_nothing(tmp_path, monkeypatch):
+    """SIGTERM landing as the folder that takes the earlier run aside has just been made (before the run knows
+    its name: the window a real SIGTERM hit once in the suite): the earlier run byte for byte, and no empty
+    folder of the replaced run left behind."""
+    out = tmp_path / "d"
+    with RunFolder(out, command="reversal"):
+        write_json(out / "config.json", {"command": "reversal"})
+    release(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):
+        real_mkdir(path, *args, **kwargs)
+        if os.path.basename(path).startswith(REPLACED_PREFIX):
+            raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    with pytest.raises(Stopped):
+        with RunFolder(out, command="reversal", overwrite=True):
+            raise AssertionError("not reached")
+    monkeypatch.undo()
+    release(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == before
+    assert not leftovers(out), sorted(p.name for p in out.iterdir())
 
 
 ARGV = ["reversal", "--model", "tiny336-random", "--limit-sentences", "4", "--n-boot", "10", "--no-cache"]
