@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,10 +40,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     staged = transaction.route(path)
     target = staged[0] / staged[1] if staged is not None else path
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=transaction.TMP_SUFFIX, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    # named before it is made: a stop landing the moment it exists finds it to remove (finally)
+    tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}{transaction.TMP_SUFFIX}"
     try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         yield tmp
         if tmp.exists():  # mkstemp makes 0600 files
             publish(tmp)

@@ -22,6 +22,28 @@ def test_failed_write_leaves_nothing_and_keeps_the_old_file(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]
 
 
+def test_a_stop_the_moment_the_temporary_file_exists_leaves_nothing(tmp_path, monkeypatch):
+    """A stop (SIGTERM, Ctrl-C) landing as the temporary file beside a result has just been created, before
+    the write holds its name: nothing is left beside the result."""
+    target = tmp_path / "out" / "result.json"
+    write_json(target, {"a": 1})
+    real_open = os.open
+
+    def open_then_stop(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        if str(path).endswith(".litelvlm-tmp"):
+            os.close(fd)
+            raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.write_text("not reached")
+    monkeypatch.undo()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]
+
+
 def test_results_get_the_usual_permissions_and_parquet_is_deterministic(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
