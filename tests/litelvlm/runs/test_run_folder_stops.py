@@ -82,14 +82,24 @@ def test_a_stopped_overwrite_says_the_earlier_run_is_back(tmp_path):
                                "nothing")
 
 
+def _top_files(out: Path) -> dict[str, bytes]:
+    """The files at the top of ``out`` (its lock aside), byte for byte."""
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+
+
+def _earlier_reversal(out: Path) -> dict[str, bytes]:
+    """A finished reversal run in ``out``: its top files."""
+    with RunFolder(out, command="reversal"):
+        write_json(out / "config.json", {"command": "reversal"})
+    release(out)
+    return _top_files(out)
+
+
 def test_a_stop_while_overwrite_takes_the_folder_says_the_earlier_run_is_back(tmp_path, monkeypatch):
     """SIGTERM just after --overwrite moved the earlier run aside, before the run's body began (inside the
     folder's ``__enter__``, where no ``__exit__`` follows): the same line, the earlier run back."""
     out = tmp_path / "d"
-    with RunFolder(out, command="reversal"):
-        write_json(out / "config.json", {"command": "reversal"})
-    release(out)
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+    before = _earlier_reversal(out)
     real = Transaction.replace_earlier
 
     def stopped(self, names):
@@ -103,7 +113,7 @@ def test_a_stop_while_overwrite_takes_the_folder_says_the_earlier_run_is_back(tm
     release(out)
     assert got.value.outcome == ("the results folder holds its earlier run, byte for byte: this run replaced "
                                  "nothing")
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == before
+    assert _top_files(out) == before
 
 
 def test_a_stop_the_moment_the_replaced_folder_exists_leaves_nothing(tmp_path, monkeypatch):
@@ -111,10 +121,7 @@ def test_a_stop_the_moment_the_replaced_folder_exists_leaves_nothing(tmp_path, m
     its name: the window a real SIGTERM hit once in the suite): the earlier run byte for byte, and no empty
     folder of the replaced run left behind."""
     out = tmp_path / "d"
-    with RunFolder(out, command="reversal"):
-        write_json(out / "config.json", {"command": "reversal"})
-    release(out)
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+    before = _earlier_reversal(out)
     real_mkdir = os.mkdir
 
     def mkdir(path, *args, **kwargs):
@@ -128,7 +135,7 @@ def test_a_stop_the_moment_the_replaced_folder_exists_leaves_nothing(tmp_path, m
             raise AssertionError("not reached")
     monkeypatch.undo()
     release(out)
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == before
+    assert _top_files(out) == before
     assert not leftovers(out), sorted(p.name for p in out.iterdir())
 
 
