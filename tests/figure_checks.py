@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
@@ -92,6 +93,14 @@ def _lay_out(fig) -> None:
         fig.draw_without_rendering()
 
 
+def _renderer(fig):
+    """The renderer of ``fig``'s layout; a closed figure (its canvas gone back to the base class, which has
+    none) is given an Agg canvas first."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()
+
+
 def _texts(fig) -> list[Text]:
     """Every drawn, non-empty text of ``fig`` (after a layout)."""
     _lay_out(fig)
@@ -107,7 +116,7 @@ def machine_paths(fig) -> list[str]:
 
 def _saved_box(fig) -> Bbox:
     """The area of ``fig`` that ``savefig(bbox_inches="tight")`` writes, in display pixels."""
-    renderer = fig.canvas.get_renderer()
+    renderer = _renderer(fig)
     box = fig.get_tightbbox(renderer)
     return Bbox.from_extents(*(np.asarray(box.extents) * fig.dpi))
 
@@ -115,7 +124,7 @@ def _saved_box(fig) -> Bbox:
 def texts_past_canvas(fig, tol: float = 1.0) -> list[str]:
     """Texts of ``fig`` that reach past the saved canvas, or past the clip box they are drawn in (a tick label
     or title cut where the figure or its axes end)."""
-    renderer = fig.canvas.get_renderer()
+    renderer = _renderer(fig)
     canvas = _saved_box(fig)
     out = []
     for t in _texts(fig):
@@ -134,18 +143,47 @@ def texts_past_canvas(fig, tol: float = 1.0) -> list[str]:
 def overlapping_texts(fig, tol: float = 0.5) -> list[tuple[str, str]]:
     """Pairs of texts of ``fig`` drawn over each other (a label over a header, crowded tick labels); the
     cells of a table are laid out by matplotlib and left out."""
-    renderer = fig.canvas.get_renderer()
+    renderer = _renderer(fig)
     cells = {id(c.get_text()) for ax in fig.axes for tab in ax.tables for c in tab.get_celld().values()}
     texts = [t for t in _texts(fig) if id(t) not in cells]
-    boxes = [t.get_window_extent(renderer) for t in texts]
+    corners = [_text_corners(t, renderer) for t in texts]
     pairs = []
-    for i, (a, ba) in enumerate(zip(texts, boxes)):
-        for b, bb in zip(texts[i + 1:], boxes[i + 1:]):
-            w = min(ba.x1, bb.x1) - max(ba.x0, bb.x0)
-            h = min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
-            if w > tol and h > tol:
+    for i, (a, ca) in enumerate(zip(texts, corners)):
+        for b, cb in zip(texts[i + 1:], corners[i + 1:]):
+            if _rectangles_overlap(ca, cb, tol):
                 pairs.append((a.get_text(), b.get_text()))
     return pairs
+
+
+def _text_corners(t: Text, renderer) -> np.ndarray:
+    """The four display corners of the rectangle ``t``'s lines take, turned by its rotation (a slanted tick
+    label's axis-aligned box is far larger than its text, and slanted neighbours' boxes cross)."""
+    box = t.get_window_extent(renderer)
+    angle = np.deg2rad(t.get_rotation())
+    if np.isclose(np.sin(2 * angle), 0):
+        return np.array([[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1]])
+    turned = t.get_rotation()
+    t.set_rotation(0)   # its lines' own size, measured level
+    try:
+        flat = t.get_window_extent(renderer)
+    finally:
+        t.set_rotation(turned)
+    w, h = flat.width, flat.height
+    half = np.array([[-w, -h], [w, -h], [w, h], [-w, h]]) / 2
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return half @ turn.T + [(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]
+
+
+def _rectangles_overlap(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
+    """Whether two rectangles (4 corners each, in order) overlap by more than ``tol`` pixels along every
+    direction that could separate them (their edges' normals)."""
+    for quad in (a, b):
+        for edge in (quad[1] - quad[0], quad[2] - quad[1]):
+            normal = np.array([-edge[1], edge[0]]) / np.hypot(*edge)
+            pa, pb = a @ normal, b @ normal
+            if min(pa.max(), pb.max()) - max(pa.min(), pb.min()) <= tol:
+                return False
+    return True
 
 
 def _data_points(ax) -> np.ndarray:
@@ -192,7 +230,7 @@ def legends_over_data(fig) -> list[str]:
     """The legends of ``fig`` (of its axes and its own) whose box covers a plotted point of any axes: each
     named by its first entry."""
     _lay_out(fig)
-    renderer = fig.canvas.get_renderer()
+    renderer = _renderer(fig)
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
     points = [(ax, _data_points(ax)) for ax in fig.axes if ax.get_visible()]
     bad = []

@@ -16,6 +16,8 @@ __all__ = ["model_input_view", "plot_similarity_map", "plot_auroc_by_layer", "pl
 
 #: groups drawn as vertical bars; more become horizontal bars, one label per line
 MAX_VERTICAL_BARS = 12
+#: the most characters a breakdown's labels take together, level under their bars, on a one-column figure
+MAX_LEVEL_LABEL_CHARS = 28
 #: the fewest units (images where the table counts them, else sentences) an interval is drawn over (the
 #: statistics' own rule)
 MIN_INTERVAL_N = MIN_UNITS
@@ -169,7 +171,9 @@ def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", 
     for xi, ni in zip(x, n):
         ax.text(xi, 0.02, f"n={int(ni)}", ha="center", va="bottom", fontsize="xx-small", color="white")
     ax.axhline(0.5, color="grey", ls="--", lw=1)
-    ax.set_xticks(x, d["group"], rotation=45 if len(d) > 4 else 0, ha="right" if len(d) > 4 else "center")
+    # slanted when the labels would not fit side by side (four area bins' intervals already touch)
+    slant = len(d) > 4 or sum(len(str(g)) for g in d["group"]) > MAX_LEVEL_LABEL_CHARS
+    ax.set_xticks(x, d["group"], rotation=45 if slant else 0, ha="right" if slant else "center")
     ax.set_ylim(0, 1)
     ax.set_xlabel(name)
     ax.set_ylabel(label)

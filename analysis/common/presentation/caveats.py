@@ -18,8 +18,8 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from analysis.common.presentation.style import laid_out_renderer
 from analysis.common.runs.study import read_json
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, get_method
@@ -130,10 +130,7 @@ def draw_notes(fig, lines) -> list[str]:
         return []
     width = max(40, int(fig.get_figwidth() * 17))
     text = "\n".join(w for line in lines for w in textwrap.wrap(line, width))
-    if not hasattr(fig.canvas, "get_renderer"):
-        FigureCanvasAgg(fig)
-    fig.draw_without_rendering()
-    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    box = fig.get_tightbbox(laid_out_renderer(fig))
     x = max(box.x0 / fig.get_figwidth(), 0.0) if box is not None else 0.01
     y = min(box.y0 / fig.get_figheight(), 0.0) - 0.01 if box is not None else 0.0
     fig.text(x, y, text, ha="left", va="top", fontsize=6, color=NOTE_COLOR, fontweight="bold", gid=NOTE_GID)

@@ -188,6 +188,15 @@ FOOTNOTE_COLOR = "#b2182b"
 FOOTNOTE_SIZE = 6
 
 
+def laid_out_renderer(fig):
+    """``fig`` laid out (a draw without rendering) and the renderer that measured it; a closed or canvas-less
+    figure is given an Agg canvas to measure with first."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    return fig.canvas.get_renderer()
+
+
 def weights_footnote(fig, *models: str | None) -> str | None:
     """Write the weights banner of ``models`` (:func:`litelvlm.registry.provenance.weights_banner`) under
     ``fig`` as a footnote; returns it, or None (nothing drawn) when every model has real weights."""
@@ -197,11 +206,7 @@ def weights_footnote(fig, *models: str | None) -> str | None:
     text = "\n".join(textwrap.wrap(banner, max(40, int(fig.get_figwidth() * 17))))  # fits the width
     style = {"ha": "left", "va": "top", "fontsize": FOOTNOTE_SIZE, "color": FOOTNOTE_COLOR,
              "fontweight": "bold", "gid": "weights-footnote"}
-    if not hasattr(fig.canvas, "get_renderer"):  # a closed or canvas-less figure: give it one to measure with
-
-        FigureCanvasAgg(fig)
-    fig.draw_without_rendering()  # lay the figure out, then put the note under everything drawn
-    renderer = fig.canvas.get_renderer()
+    renderer = laid_out_renderer(fig)  # lay the figure out, then put the note under everything drawn
     box = fig.get_tightbbox(renderer)
     if box is None:
         fig.text(0.01, 0.0, text, **style)

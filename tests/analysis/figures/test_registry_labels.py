@@ -366,6 +366,11 @@ def test_every_figure_states_its_runs_own_labels(case, tmp_path_factory):
     config = json.loads(sorted((runs / case.variant).rglob("config.json"))[0].read_text())
     ident = config["identity"]
     prefix, _ = runs_name(case.figure_set, [ident])
+
+    def own(name: str) -> str:
+        """A file name's own part: after the set and the model, and the run's folder (``variant``)."""
+        return name[len(prefix) + 1:].removeprefix(f"{case.variant}_")
+
     try:
         for name, fig in figs.items():
             texts = all_texts(fig)
@@ -390,10 +395,9 @@ def test_every_figure_states_its_runs_own_labels(case, tmp_path_factory):
                 assert tokens not in shown, (name, tokens, shown)
             # (c) a busy run's caveat under every figure of measured times, and only there
             caveat = any("TIMES UNRELIABLE" in t for t in texts)
-            assert caveat == (case.busy
-                              and name[len(prefix) + 1:].startswith(case.timed or ("\0",))), (name, shown)
+            assert caveat == (case.busy and own(name).startswith(case.timed or ("\0",))), (name, shown)
     finally:
         plt.close("all")
     if case.busy:
-        assert any(n[len(prefix) + 1:].startswith(case.timed) for n in figs), ("no timed figure drawn",
+        assert any(own(n).startswith(case.timed) for n in figs), ("no timed figure drawn",
                                                                                list(figs))

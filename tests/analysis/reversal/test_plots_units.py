@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.reversal import plots  # noqa: E402
-from tests.figure_checks import drawn_intervals  # noqa: E402
+from tests.figure_checks import drawn_intervals, overlapping_texts, texts_past_canvas  # noqa: E402
 
 
 def _summary(n_images: int) -> pd.DataFrame:
@@ -51,5 +51,20 @@ def test_the_space_figure_draws_intervals_exactly_from_3_images():
             assert (drawn_intervals(fig) > 0) == (n >= 3), n
             assert ("no interval" in ax.get_xlabel()) == (n < 3), ax.get_xlabel()
             assert f"n = {n} images" in ax.get_xlabel(), ax.get_xlabel()
+        finally:
+            plt.close("all")
+
+
+def test_the_breakdowns_labels_stand_apart_at_every_number_of_groups():
+    """Every area bin the study writes, from 1 to 7 of them (four intervals' labels touched when level), and
+    short category names: no two labels over each other, no label past the figure."""
+    bins = ("[0,0.02)", "[0.02,0.05)", "[0.05,0.1)", "[0.1,0.2)", "[0.2,0.4)", "[0.4,0.7)", "[0.7,1]")
+    for groups in [bins[:n] for n in range(1, len(bins) + 1)] + [("dog", "cat", "car", "bus")]:
+        summary = pd.DataFrame([{"breakdown": "area_bin", "group": g, "layer": 2} for g in groups]).assign(
+            model="m", n_images=5, auroc_reversed_mean=0.6, auroc_reversed_ci_low=0.5,
+            auroc_reversed_ci_high=0.7)
+        try:
+            fig, _ = plots.plot_reversal_breakdown(summary, "area_bin")
+            assert overlapping_texts(fig) == [] and texts_past_canvas(fig) == [], groups
         finally:
             plt.close("all")

@@ -299,13 +299,18 @@ def test_each_check_finds_the_flaw_it_names():
 
 
 def test_the_overlap_check_sees_every_kind_of_text():
-    """Tick labels over each other, an axis label over a neighbour's tick labels, and a corner label over the
-    title are each found (the cases of the issue: crowded ticks, the positions figure's two axis labels, the
-    run label over a title)."""
+    """Tick labels over each other (level and slanted), an axis label over a neighbour's tick labels, and a
+    corner label over the title are each found (the cases of the issue: crowded ticks, the positions figure's
+    two axis labels, the run label over a title)."""
     try:
         fig, ax = plt.subplots(figsize=(1.5, 1.5))
         ax.set_xticks(range(12), [f"method {i}" for i in range(12)])
         assert ("method 0", "method 1") in overlapping_texts(fig)
+        # slanted labels: crowded ones cross, spaced ones do not (their level boxes would)
+        ax.set_xticks(range(12), [f"method {i}" for i in range(12)], rotation=45, ha="right")
+        assert ("method 0", "method 1") in overlapping_texts(fig)
+        fig.set_size_inches(8, 1.5)
+        assert overlapping_texts(fig) == []
         fig, (a, b) = plt.subplots(1, 2, figsize=(3, 1.5), gridspec_kw={"wspace": 0})
         b.set_ylabel("mask IoU with the unpruned model", fontsize=9)
         a.set_yticks([0.0, 0.5, 1.0], ["0.0", "0.5", "1.0"])
