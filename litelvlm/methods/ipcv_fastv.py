@@ -43,6 +43,11 @@ def ipcv_dart_select(ctx: LLMContext, budget: int, *, layer: int = LLM_LAYER, vi
     return dart_select(ctx, budget, layer=layer)
 
 
+def composed_attention_weights(num_layers: int) -> tuple[int, ...]:
+    """The layer whose attention weights IPCV + FastV reads at its default K: FastV's, K-1."""
+    return (LLM_LAYER - 1,)
+
+
 def composed_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int = LLM_LAYER,
                       **tower: object) -> tuple[tuple[int, int], ...]:
     """N visual tokens up to LLM layer K-1, K from layer K (the tower's pruning is no LLM token)."""
@@ -51,6 +56,7 @@ def composed_schedule(budget: int, num_visual: int, num_layers: int, *, layer: i
 
 IPCV_FASTV = Method("llm-layer", ipcv_fastv_select, forward=pruned_forward, tower_tokens=ipcv_tokens,
                     schedule=composed_schedule, ranks=True, positions="keep", host_sync=True,
+                    attention_weights=composed_attention_weights,
                     reads_vision_blocks=True,
                     name="ipcv+fastv", options=COMPOSED_OPTIONS,
                     description=("IPCV + FastV: IPCV inside the vision tower (all N tokens given back), then "

@@ -19,16 +19,19 @@ import torch
 from PIL import Image
 
 from litelvlm.commands.select import methods_record
+from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method, method_names
 from litelvlm.registry.families import load_pipeline
 
 MODELS = ("tiny-random:0", "sa2va-tiny-random:0")
-#: what a family refuses outright (the Sa2VA family offers no vision-tower stage)
-REFUSED = {("sa2va-tiny-random:0", "flowcut")}
-#: the cases of the default suite: one at one layer, one over several stages, one computed by hand
-FAST = {("tiny-random:0", "fastv"), ("tiny-random:0", "sparsevlm"), ("sa2va-tiny-random:0", "vscan")}
-CASES = [pytest.param(model, name, marks=() if (model, name) in FAST else pytest.mark.slow)
-         for model in MODELS for name in method_names() if (model, name) not in REFUSED]
+#: what a family refuses outright (the Sa2VA family offers no vision-tower stage, nor a CLIP method on CLIP's
+#: own patch grid)
+REFUSED = {("sa2va-tiny-random:0", "flowcut"), ("sa2va-tiny-random:0", "vitcop")}
+#: what the tiny Qwen LLM (2 layers) is too shallow for at the default layer: the IPCV compositions prune from
+#: LLM layer 3 (the IPCV scripts' ``pruned_layer``); the tiny GLaMM runs them
+TOO_SHALLOW = {("sa2va-tiny-random:0", "ipcv+fastv"), ("sa2va-tiny-random:0", "ipcv+dart")}
+CASES = [(model, name) for model in MODELS for name in method_names()
+         if (model, name) not in REFUSED | TOO_SHALLOW]
 
 
 @contextlib.contextmanager
@@ -88,15 +91,25 @@ def test_the_refused_cases_are_refused(prepared):
     assert all(prepared(model)[0].method_error(name) for model, name in REFUSED)
 
 
+@pytest.mark.parametrize("model,name", sorted(TOO_SHALLOW))
+def test_a_layer_past_the_llm_is_one_error_naming_the_range(prepared, model, name):
+    pipe, prep = prepared(model)
+    layers = len(pipe.language_model.layers)
+    with torch.no_grad(), pytest.raises(LiteLVLMError, match=rf"layer K must be in 1\.\.{layers}; got 3"):
+        pipe.ground(prep, name, pipe.num_visual(prep) // 4)
+
+
 def test_declarations_on_the_papers_depths():
     """At 32 layers (LLaVA-1.5-7B, GLaMM-7B) the official layers; at 28 (Qwen2.5-VL-7B) the variants' own."""
     paper = {r["name"]: r["attention_weights"] for r in methods_record("glamm-7b-random:0")["methods"]}
     assert paper["fastv"] == [1] and paper["sparsevlm"] == [2, 6, 15] and paper["vscan"] == [16]
-    assert paper["llm-attention"] == [16]
-    assert {k for k, v in paper.items() if v} == {"fastv", "sparsevlm", "vscan", "llm-attention"}
+    assert paper["llm-attention"] == [16] and paper["ipcv+fastv"] == [2]   # the IPCV scripts' pruned_layer 3
+    readers = {"fastv", "sparsevlm", "vscan", "llm-attention", "ipcv+fastv"}
+    assert {k for k, v in paper.items() if v} == readers
     qwen = {name: get_method(name, "qwen2.5-vl").attention_layers(28) for name in method_names()}
     assert qwen["sparsevlm"] == [2, 5, 13] and qwen["vscan"] == [14] and qwen["fastv"] == [1]
-    assert {k for k, v in qwen.items() if v} == {"fastv", "sparsevlm", "vscan", "llm-attention"}
+    assert qwen["ipcv+fastv"] == [2]
+    assert {k for k, v in qwen.items() if v} == readers
 
 
 def test_tower_readers_are_declared_apart():
