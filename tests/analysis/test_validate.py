@@ -210,7 +210,7 @@ def test_shard_groups_cut_by_size():
 
 @pytest.mark.slow
 @pytest.mark.skipif((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) < 22 * 2**30,
-                    reason="the full-size random GLaMM needs about 17 GB of memory")
+                    reason="the full-size random GLaMM's validate peaks at about 21 GiB (run it alone)")
 def test_full_size_validate_one_method(coco128, shared_data, tmp_path):
     out = tmp_path / "out"
     assert main(
