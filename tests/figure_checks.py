@@ -159,10 +159,10 @@ def _text_corners(t: Text, renderer) -> np.ndarray:
     """The four display corners of the rectangle ``t``'s lines take, turned by its rotation (a slanted tick
     label's axis-aligned box is far larger than its text, and slanted neighbours' boxes cross)."""
     box = t.get_window_extent(renderer)
-    angle = np.deg2rad(t.get_rotation())
+    turned = t.get_rotation()
+    angle = np.deg2rad(turned)
     if np.isclose(np.sin(2 * angle), 0):
         return np.array([[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1]])
-    turned = t.get_rotation()
     t.set_rotation(0)   # its lines' own size, measured level
     try:
         flat = t.get_window_extent(renderer)
