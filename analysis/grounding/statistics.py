@@ -112,7 +112,8 @@ def with_loyalty(rows: pd.DataFrame) -> pd.DataFrame:
     expression (:func:`analysis.common.stats.leaderboard.loyalty_values`; only where the run holds
     ``none`` and every row its mask), the masks themselves (``pred_rle``, kept in the parts) left out."""
     values = lb.loyalty_values(rows, EXPRESSION_KEYS)
-    if values is None and lb.PRED_RLE in rows and rows[lb.PRED_RLE].notna().any():
+    masks = rows[lb.PRED_RLE] if lb.PRED_RLE in rows else pd.Series(dtype=object)
+    if values is None and masks.notna().any() and masks.isna().any():  # not a run without ``none``
         log.warning("eval-grounding: some rows lack their masks (parts of an earlier version): no loyalty "
                     "column; re-run in a fresh --out to have it")
     rows = rows.drop(columns=[lb.PRED_RLE], errors="ignore")

@@ -143,3 +143,23 @@ def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monke
     assert json.loads((out / "config.json").read_text())["boot_seed"] == 7
     # --seed is the experiment's
     assert _run(coco128, out, "per-expression", "--n-boot", 100, "--seed", 7) == 2
+
+
+def _rows(methods: list[str], masks: list[str | None]) -> pd.DataFrame:
+    """Two expressions' rows per method, each with the mask ``masks`` gives in turn (None: no mask)."""
+    keys = [dict(image_id=34, ref_id=r, sent_id=r, turn=0) for r in (1, 2)]
+    rows = [dict(method=m, budget=0 if m == "none" else 16, **k) for m in methods for k in keys]
+    return pd.DataFrame(rows).assign(pred_rle=masks)
+
+
+@pytest.mark.parametrize("methods,masks,warned,loyalty", [
+    (["litelvlm", "random"], ["[]"] * 4, False, False),   # no `none`: no loyalty, and nothing to warn of
+    (["none", "litelvlm"], ["[]"] * 4, False, True),
+    (["none", "litelvlm"], ["[]", "[]", None, "[]"], True, False),  # parts of an earlier version
+], ids=["no-baseline", "every-mask", "a-mask-missing"])
+def test_loyalty_warns_only_of_missing_masks(caplog, methods, masks, warned, loyalty):
+    from analysis.grounding.statistics import with_loyalty
+
+    out = with_loyalty(_rows(methods, masks))
+    assert ("lack their masks" in caplog.text) == warned, caplog.text
+    assert ("loyalty" in out) == loyalty and "pred_rle" not in out
