@@ -30,8 +30,8 @@ def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cp
     if a.vocab_size is None:
         a = with_vocab(a, len(build_tiny_tokenizer()))
     dev = torch.device(device)
-    if dev.type == "meta":
-        with torch.device("meta"):
+    if dev.type == "meta":  # shapes alone: torch's initialisation would only spend time on them
+        with torch.device("meta"), skip_init():
             model = GlammModel(a)
         return model.to(dtype).eval().requires_grad_(False)
     if dev.type == "cuda" and not torch.cuda.is_available():

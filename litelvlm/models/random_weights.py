@@ -129,6 +129,12 @@ def skip_init() -> Iterator[None]:
             setattr(owner, name, fn)
 
 
+def skip_init_unless_kept(fast: bool, device: str | torch.device) -> contextlib.AbstractContextManager:
+    """Where a builder creates its modules: :func:`skip_init` when their initial values would be thrown away
+    (a fast fill follows, or ``device`` is ``meta``, which holds none), else nothing (``"init"``)."""
+    return skip_init() if fast or torch.device(device).type == "meta" else contextlib.nullcontext()
+
+
 def _keep(tensor, *args, **kwargs):
     return tensor
 

@@ -40,7 +40,7 @@ from ..models.model_folder import (
 from ..models.model_folder import weight_files as folder_weight_files
 from ..models.model_spec import RANDOM_QWENS, ModelSpec
 from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
-from ..models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
+from ..models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init_unless_kept
 from ..runs.io import atomic_path
 from .config import (
     QwenPreset,
@@ -80,7 +80,7 @@ def build_qwen(preset: str | QwenPreset = "tiny", seed: int = 0, dtype: torch.dt
     if dev.type != "meta":
         torch.manual_seed(seed)
     with default_dtype(
-        dtype), dev, skip_init() if fill == "fast" and dev.type != "meta" else contextlib.nullcontext():
+        dtype), dev, skip_init_unless_kept(fill == "fast", dev):
         model = Qwen2_5_VLForConditionalGeneration(config)
     if fill == "fast" and dev.type != "meta":
         fast_fill(init_plan(model, config.get_text_config().initializer_range), seed,

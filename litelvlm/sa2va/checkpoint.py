@@ -6,7 +6,6 @@ Details: docs/sa2va.md (`litelvlm.sa2va.checkpoint`).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import re
@@ -23,7 +22,13 @@ from safetensors import safe_open
 from ..errors import LiteLVLMError
 from ..models.model_folder import read_config
 from ..models.random_models import write_json, write_weights
-from ..models.random_weights import default_dtype, resolve_fill, skip_init, writes_folders
+from ..models.random_weights import (
+    default_dtype,
+    resolve_fill,
+    skip_init,
+    skip_init_unless_kept,
+    writes_folders,
+)
 from ..models.shared_tokenizer import shared_tokenizer
 from ..qwen.checkpoint import quiet_transformers, weight_files
 from ..registry.families import family_model
@@ -90,7 +95,7 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
     qwen = KINDS[p.backbone].build(p.qwen_preset(), seed=seed, dtype=dtype, device=device,
                                    fill="fast" if fast else "init")
     size, llm = p.sam2_size, qwen.config.text_config.hidden_size
-    with default_dtype(dtype), torch.device(device), skip_init() if fast else contextlib.nullcontext():
+    with default_dtype(dtype), torch.device(device), skip_init_unless_kept(fast, device):
         fcs = TextHiddenFcs(llm, size.d_model).eval().requires_grad_(False)
         sam2 = Sa2VASam2(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
     tracking = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(size).items()}

@@ -19,7 +19,6 @@ special tokens and this project's rendering of Qwen3-VL's chat template
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from transformers import (
 
 from ..models.model_spec import ModelSpec
 from ..models.random_models import write_json
-from ..models.random_weights import default_dtype, fast_fill, init_plan, skip_init
+from ..models.random_weights import default_dtype, fast_fill, init_plan, skip_init_unless_kept
 from ..qwen import config as qwen25
 from ..qwen.checkpoint import _write_tokenizer, build_qwen
 from ..qwen.tokenizer import CHAT_TEMPLATE as QWEN25_CHAT_TEMPLATE
@@ -76,7 +75,7 @@ def build_qwen3(preset, seed: int = 0, dtype: torch.dtype | None = None, device:
     if dev.type != "meta":
         torch.manual_seed(seed)
     fast = fill == "fast" and dev.type != "meta"
-    with default_dtype(dtype), dev, skip_init() if fast else contextlib.nullcontext():
+    with default_dtype(dtype), dev, skip_init_unless_kept(fast, dev):
         model = Qwen3VLForConditionalGeneration(config)
     if fast:
         fast_fill(init_plan(model, config.text_config.initializer_range), seed,

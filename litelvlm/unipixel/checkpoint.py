@@ -5,7 +5,6 @@ Details: docs/unipixel.md (``litelvlm.unipixel.checkpoint``).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForCondition
 from ..errors import LiteLVLMError
 from ..models.model_folder import check_model_folder
 from ..models.random_models import random_preset_folder, random_record
-from ..models.random_weights import default_dtype, resolve_fill, skip_init
+from ..models.random_weights import default_dtype, resolve_fill, skip_init, skip_init_unless_kept
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
 from ..qwen.tokenizer import build_qwen_tokenizer
@@ -88,7 +87,7 @@ def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: 
     dtype = preset_dtype(p.qwen) if dtype is None else dtype
     qwen = build_qwen(p.qwen, seed=seed, dtype=dtype, device=device, fill="fast" if fast else "init")
     size, llm = p.sam2_size, qwen.config.text_config.hidden_size
-    with default_dtype(dtype), torch.device(device), skip_init() if fast else contextlib.nullcontext():
+    with default_dtype(dtype), torch.device(device), skip_init_unless_kept(fast, device):
         head = SegHead(llm, size.d_model, p.hidden_tokens).eval().requires_grad_(False)
         sam2 = Sam2Prompt(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
     merger = qwen.model.visual.merger.hidden_size

@@ -6,7 +6,6 @@ Details: docs/videoglamm.md (``litelvlm.videoglamm.checkpoint``).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -18,7 +17,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from ..errors import LiteLVLMError
 from ..models.model_folder import check_model_folder, weight_files
 from ..models.random_models import random_preset_folder, random_record, write_json, write_weights
-from ..models.random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
+from ..models.random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init_unless_kept
 from ..models.shared_tokenizer import shared_tokenizer
 from ..registry.families import family_model
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
@@ -63,7 +62,7 @@ def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dty
     p = get_preset(preset)
     fast = resolve_fill(fill, p.name != "tiny") == "fast"
     dtype = getattr(torch, p.dtype) if dtype is None else dtype
-    with default_dtype(dtype), torch.device(device), skip_init() if fast else contextlib.nullcontext():
+    with default_dtype(dtype), torch.device(device), skip_init_unless_kept(fast, device):
         model = VideoGLaMM(p).eval().requires_grad_(False)
     extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(p).items()}
     if fast:

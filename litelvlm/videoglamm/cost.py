@@ -21,6 +21,7 @@ from ..cost.tokens import DecoderSizes, TokenPlan, count_flops
 from ..errors import LiteLVLMError
 from ..lvlm.numerics import set_attention
 from ..methods import BASELINE, get_method
+from ..models.random_weights import skip_init
 from . import cost_timing  # imports this module: timing_rows read at call time
 from .card import CARD
 from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, NUM_FRAMES, get_preset
@@ -130,7 +131,7 @@ class VideoParts:
     def __init__(self, arch: CostArch, dtype: torch.dtype):
         self.arch, self.dtype = arch, dtype
         self.preset = p = get_preset(arch.preset)
-        with torch.device("meta"):
+        with torch.device("meta"), skip_init():
             self.model = VideoGLaMM(p).to(dtype).eval().requires_grad_(False)
 
     def _zeros(self, *shape: int) -> torch.Tensor:

@@ -17,14 +17,13 @@ ids; its ``config.json`` records ``litelvlm_random``. :mod:`.loading` reads any 
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
 from transformers import InternVLForConditionalGeneration
 
 from ...models.random_models import write_json, write_weights
-from ...models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
+from ...models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init_unless_kept
 from ...qwen.checkpoint import _write_tokenizer
 from ...qwen.tokenizer import stand_in_tokenizer
 from ...sam2.config import sam2_size
@@ -57,7 +56,7 @@ def build_internvl(preset: str | InternVLPreset, seed: int = 0, dtype: torch.dty
     config = internvl_config(released_config(p), p.token_id(IMG_CONTEXT))
     if dev.type != "meta":
         torch.manual_seed(seed)
-    with default_dtype(dtype), dev, skip_init() if fast else contextlib.nullcontext():
+    with default_dtype(dtype), dev, skip_init_unless_kept(fast, dev):
         model = InternVLForConditionalGeneration(config)
     if fast and dev.type != "meta":
         fast_fill(init_plan(model, config.text_config.initializer_range), seed,
@@ -68,7 +67,7 @@ def build_internvl(preset: str | InternVLPreset, seed: int = 0, dtype: torch.dty
             for t in (emb.cls_token, emb.position_embeddings):
                 t.normal_(0.0, 0.02)
     size = sam2_size(p.sam2)
-    with default_dtype(dtype), dev, skip_init() if fast else contextlib.nullcontext():
+    with default_dtype(dtype), dev, skip_init_unless_kept(fast, dev):
         fcs = TextHiddenFcs(p.hidden, size.d_model).eval().requires_grad_(False)
         sam2 = Sa2VASam2(sam2_config(size, p.sam_size), p.sam_size).eval().requires_grad_(False)
     tracking = {k: torch.empty(s, dtype=dtype, device=dev) for k, s in sam2_tracking_shapes(size).items()}

@@ -245,3 +245,43 @@ def test_the_fast_fill_leaves_meta_tensors_alone_and_fills_the_rest_as_before():
     mixed = [torch.empty(5, 3), torch.empty(4, 4, device="meta"), torch.empty(5, 3)]
     fast_fill([("a", mixed[0], 0.02, None), ("m", mixed[1], 0.02, None), ("b", mixed[2], 0.02, None)], seed=3)
     assert torch.equal(mixed[0], real[0]) and mixed[1].is_meta and mixed[2].isfinite().all()
+
+
+#: every builder of a family's modules on ``meta`` (the efficiency study's counts, a checkpoint's shapes
+#: before its tensors are assigned): module, callable, arguments
+META_BUILDS = [
+    ("litelvlm.glamm.build", "build_glamm", ("tiny",)),
+    ("litelvlm.qwen.checkpoint", "build_qwen", ("tiny",)),
+    ("litelvlm.unipixel.checkpoint", "build_unipixel", ("tiny",)),
+    ("litelvlm.videoglamm.checkpoint", "build_videoglamm", ("tiny",)),
+    ("litelvlm.sa2va.checkpoint", "build_sa2va", ("tiny",)),
+    ("litelvlm.sa2va.internvl.checkpoint", "build_internvl", ("internvl3-tiny",)),
+    ("litelvlm.sa2va.qwen3_checkpoint", "build_qwen3", ("tiny",)),
+]
+
+
+@pytest.mark.parametrize("module,name,args", META_BUILDS, ids=[n for _, n, _ in META_BUILDS])
+def test_a_build_on_meta_runs_no_initialisation(module, name, args, monkeypatch):
+    """``meta`` holds no values: initialising its tensors only spends time (torch's reference kernels, op by
+    op, in Python)."""
+    import importlib
+
+    calls = []
+    for fn in rw._INIT_FUNCTIONS:
+        real = getattr(torch.nn.init, fn)
+        monkeypatch.setattr(torch.nn.init, fn, lambda *a, _fn=fn, _real=real, **k: (calls.append(_fn),
+                                                                                       _real(*a, **k))[1])
+    built = getattr(importlib.import_module(module), name)(*args, device="meta")
+    tensors = [t for m in (built if isinstance(built, tuple) else (built,)) if isinstance(m, torch.nn.Module)
+               for t in m.parameters()]
+    assert tensors and all(t.is_meta for t in tensors)
+    assert calls == [], f"{name} on meta initialised tensors: {sorted(set(calls))}"
+
+
+def test_the_efficiency_studys_meta_videoglamm_runs_no_initialisation(monkeypatch):
+    from litelvlm.videoglamm.cost import VideoParts, videoglamm_arch
+
+    calls = []
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", lambda *a, **k: calls.append(1))
+    parts = VideoParts(videoglamm_arch("tiny", "tiny"), torch.float32)
+    assert calls == [] and next(parts.model.parameters()).is_meta
