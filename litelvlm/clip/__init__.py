@@ -149,8 +149,15 @@ def refuse_non_finite(module: Any, what: str, skip: str | None = None) -> None:
     """A ``LiteLVLMError`` naming ``what`` and its first parameter holding NaN or infinity: such weights
     give NaN scores, and a NaN sorts like any number, so a study would write tables that look fine.
     Parameters whose name contains ``skip`` are not read (weights the computation never uses)."""
-    for name, p in getattr(module, "named_parameters", lambda: [])():
-        if skip and skip in name:
-            continue
-        if p.is_floating_point() and not torch.isfinite(p).all():
+    named = [(name, p) for name, p in getattr(module, "named_parameters", lambda: [])()
+             if not (skip and skip in name) and p.is_floating_point()]
+    groups: dict[tuple, list] = {}
+    for _, p in named:
+        groups.setdefault((p.device, p.dtype), []).append(p)
+    # one norm per tensor in one call per group: NaN or infinity makes it non-finite (so may huge finite
+    # values, which the loop below then reads one by one)
+    if all(torch.stack(torch._foreach_norm(ps)).isfinite().all() for ps in groups.values()):
+        return
+    for name, p in named:
+        if not torch.isfinite(p).all():
             raise LiteLVLMError(f"{what} has non-finite weights (NaN or infinity) in {name!r}")
