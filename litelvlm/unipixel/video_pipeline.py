@@ -54,8 +54,10 @@ class UniPixelVideoInput(UniPixelInput):
 class UniPixelVideoPipeline(UniPixelPipeline):
     """:class:`UniPixelPipeline` on videos: ``prepare_video``, and masks (frames, H, W) from ``ground``."""
 
-    #: the image path's abilities; the variants reading one image's grid refused (:data:`ONE_IMAGE_VARIANTS`)
-    abilities = replace(UniPixelPipeline.abilities, refuses=ONE_IMAGE_VARIANTS)
+    #: the image path's abilities; its refusals and the variants reading one image's grid
+    #: (:data:`ONE_IMAGE_VARIANTS`) refused
+    abilities = replace(UniPixelPipeline.abilities, refuses={**UniPixelPipeline.abilities.refuses,
+                                                             **ONE_IMAGE_VARIANTS})
     prepared_type = UniPixelVideoInput
     #: the contract's default (the image handed back): a video's preparation makes its frames' pixels itself
     pixels = GroundingPipeline.pixels
