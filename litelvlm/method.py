@@ -215,11 +215,12 @@ class Method:
                 for opt in self.options}
 
     def layer_errors(self, args: Any, num_layers: int) -> list[str]:
-        """``--flag value: why`` for each of this method's layer options in ``args`` out of the model's
-        range."""
+        """``--flag value: why`` for each of this method's layer options out of the model's range: its value
+        in ``args``, or its default where ``args`` holds none (``eval-video`` gives no method option)."""
         out = []
         for opt in self.options:
             value = getattr(args, opt.dest, None)
+            value = opt.default if value is None else value
             if value is not None and (why := opt.layer_error(value, num_layers)):
                 out.append(f"--{opt.dest.replace('_', '-')} {value}: {self.name or 'this method'}'s "
                            f"{opt.name} {why}")

@@ -11,7 +11,7 @@ import torch
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
 from ..video.pipeline_runner import PipelineVideoRunner
-from ..video.runner import FRAME_PATCHES, fraction_budget
+from ..video.runner import FRAME_PATCHES, fraction_budget, layer_refusals, planned_methods
 from .pipeline import Sa2VAPipeline
 from .video import video_method_error
 from .video_eval import BUDGET_READING, offered_methods
@@ -42,7 +42,8 @@ class Sa2VARunner(PipelineVideoRunner):
         refusals (Sa2VA-InternVL3 refuses methods the Qwen-VL backbones run), before anything is written."""
         if errors := [why for m in given if (why := video_method_error(self.pipe, m))]:
             raise LiteLVLMError("; ".join(errors))
-        return given or [m for m in offered_methods() if video_method_error(self.pipe, m) is None]
+        candidates = given or [m for m in offered_methods() if video_method_error(self.pipe, m) is None]
+        return planned_methods(given, candidates, layer_refusals(self.pipe, candidates))
 
     def config(self) -> dict:
         """What ``config.json`` records of this model's run."""

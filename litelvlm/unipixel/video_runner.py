@@ -11,6 +11,7 @@ import torch
 from ..budget import Budget, Count
 from ..video.metrics import mevis_summary
 from ..video.pipeline_runner import PipelineVideoRunner
+from ..video.runner import layer_refusals, planned_methods
 from .video_eval import BUDGET_READING, offered_methods, video_budget
 from .video_pipeline import UniPixelVideoPipeline
 
@@ -50,8 +51,10 @@ class UniPixelRunner(PipelineVideoRunner):
         return self.frame_masks(rec, out.masks), round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
-        """``given``, or every method the video path offers."""
-        return given or offered_methods()
+        """``given``, or every method the video path offers; one whose layer option this model's LLM lacks is
+        refused when given and left out, with a warning, by default."""
+        candidates = given or offered_methods()
+        return planned_methods(given, candidates, layer_refusals(self.pipe, candidates))
 
     def config(self) -> dict:
         """What ``config.json`` records of this model's run."""

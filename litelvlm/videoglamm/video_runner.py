@@ -13,7 +13,6 @@ one-expression case.
 
 from __future__ import annotations
 
-import logging
 import types
 from typing import Any
 
@@ -28,6 +27,7 @@ from ..lvlm.numerics import Numerics
 from ..method import position_error
 from ..methods import available_methods
 from ..video.decoded import DecodedVideo, frames_of
+from ..video.runner import layer_refusals, planned_methods
 from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm
@@ -38,8 +38,6 @@ from .pipeline import FRAME_PATCHES, VideoGLaMMPipeline
 from .referdavis import clip_ranges
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
 from .video_input import VideoGLaMMInput
-
-log = logging.getLogger(__name__)
 
 
 class VideoGLaMMRunner:
@@ -166,11 +164,8 @@ class VideoGLaMMRunner:
                     [spec.schedule(pipe.llm_budget(b.count(FRAME_PATCHES)), n, layers) for b in budgets]
             except LiteLVLMError as e:
                 bad[m] = f"{m}: {e}"
-        if given and bad:
-            raise LiteLVLMError("; ".join(bad.values()))
-        for why in bad.values():
-            log.warning("left out: %s", why)
-        return [m for m in methods if m not in bad]
+        return planned_methods(given, methods, {**bad, **layer_refusals(pipe, [m for m in methods
+                                                                             if m not in bad])})
 
     def position_error(self, method: str) -> str | None:
         """Why ``--positions`` cannot apply to ``method`` here (None: it can): a per-frame CLIP-side method

@@ -183,3 +183,14 @@ def test_the_baseline_is_the_one_baseline_method():
 
     assert [n for n in method_names() if get_method(n).baseline] == [BASELINE]
     assert get_method(BASELINE).stage.name == "llm-input" and not get_method(BASELINE).oracle
+
+
+def test_a_layer_option_nobody_gave_is_checked_at_its_default():
+    """``eval-video`` gives no method option: IPCV + DART's LLM layer is then its default, 3, which a
+    2-layer decoder lacks; a given value is checked as given."""
+    spec = get_method("ipcv+dart")
+    assert spec.layer_errors(SimpleNamespace(), 2) == [
+        "--ipcv-llm-layer 3: ipcv+dart's layer must be in 1..2 for this model (2 decoder layers)"]
+    assert spec.layer_errors(SimpleNamespace(ipcv_llm_layer=None), 4) == []
+    assert spec.layer_errors(SimpleNamespace(ipcv_llm_layer=2), 2) == []
+    assert get_method("vitcop").layer_errors(SimpleNamespace(), 2) == []   # no default: scaled to the model

@@ -168,7 +168,7 @@ def test_every_offered_method_runs_through_eval_grounding(coco128, tmp_path):
     out = tmp_path / "g"
     assert main(
         ["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", MODEL, "--image-ids",
-                 "34", "--methods", ",".join(methods), "--budgets", "8,2"]) == 0
+                 "34", "--methods", ",".join(methods), "--budgets", "8,2", "--ipcv-llm-layer", "2"]) == 0
     summary = pd.read_csv(out / "summary.csv")
     from litelvlm.budget import Budget
 
