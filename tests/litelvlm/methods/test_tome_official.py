@@ -356,6 +356,10 @@ def check_against_official(inputs: SelectorInputs, budget: int, schedule=None, r
     assert x.shape[1] == budget + 1 and len(sel) == budget
     torch.testing.assert_close(feats, x[0, 1:], atol=1e-5, rtol=1e-5)
     assert sel.indices.tolist() == (rep[1:] - 1).tolist()
+    if source is None:   # K = N: no block merges, and the official code tracks no source or size
+        assert budget == 576 and size is None
+        assert sel.parts["assignment"].tolist() == list(range(576)) and set(sel.parts["size"].tolist()) == {1}
+        return
     assert torch.equal(source[0, 0], torch.eye(577)[0])  # CLS: protected, first, alone
     assert torch.equal(source.sum(1), torch.ones(1, 577))  # every initial token in exactly one row
     assert sel.parts["assignment"].tolist() == (source[0, :, 1:].argmax(0) - 1).tolist()
