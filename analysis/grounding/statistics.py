@@ -112,8 +112,8 @@ def with_loyalty(rows: pd.DataFrame) -> pd.DataFrame:
     expression (:func:`analysis.common.stats.leaderboard.loyalty_values`; only where the run holds
     ``none`` and every row its mask), the masks themselves (``pred_rle``, kept in the parts) left out."""
     values = lb.loyalty_values(rows, EXPRESSION_KEYS)
-    masks = rows[lb.PRED_RLE] if lb.PRED_RLE in rows else pd.Series(dtype=object)
-    if values is None and masks.notna().any() and masks.isna().any():  # not a run without ``none``
+    masks = rows.get(lb.PRED_RLE)   # some parts with masks, others without: not merely a run without none
+    if values is None and masks is not None and masks.notna().any() and masks.isna().any():
         log.warning("eval-grounding: some rows lack their masks (parts of an earlier version): no loyalty "
                     "column; re-run in a fresh --out to have it")
     rows = rows.drop(columns=[lb.PRED_RLE], errors="ignore")

@@ -45,12 +45,14 @@ def layer_refusals(pipe: Any, methods: list[str]) -> dict[str, str]:
 def planned_methods(given: list[str], candidates: list[str], refused: dict[str, str]) -> list[str]:
     """``given`` (one ``LiteLVLMError`` with every reason where ``refused`` names one of them), or
     ``candidates`` less those ``refused`` names, each left out with a warning."""
-    if bad := [refused[m] for m in given if m in refused]:
-        raise LiteLVLMError("; ".join(bad))
-    for m in candidates if not given else ():
+    if given:
+        if bad := [refused[m] for m in given if m in refused]:
+            raise LiteLVLMError("; ".join(bad))
+        return list(given)
+    for m in candidates:
         if m in refused:
             log.warning("left out: %s", refused[m])
-    return list(given) or [m for m in candidates if m not in refused]
+    return [m for m in candidates if m not in refused]
 
 
 @runtime_checkable
