@@ -7,6 +7,7 @@ Details: docs/efficiency.md (``litelvlm.qwen.cost_parts``).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 
 import torch
@@ -19,7 +20,10 @@ from ..cost.meta import MetaScalars, llm_input_selection_flops, llm_prefills
 from ..cost.parts import PrefillParts
 from ..cost.tokens import count_flops, selects_on_llm_input
 from ..methods.select import select
+from ..models.random_weights import fast_fill, init_plan, skip_init
 from ..qwen_vision.index import tower_index
+from ..qwen_vision.tower import QwenTower
+from ..qwen_vision.vision import QwenVision
 
 
 class QwenSam2Parts(PrefillParts):
@@ -33,6 +37,7 @@ class QwenSam2Parts(PrefillParts):
             self.base = cost.prepare_image(pipe, self.image)  # the image part, before any sentence
             self.prepared = cost.with_sentence(pipe, arch, self.base)
             pixels, self.grid = cost.vision_inputs(pipe, self.image)
+            self.cpu_pixels = pixels
             self.pixels = pixels.to(pipe.device, pipe.dtype)
             self.index = tower_index(pipe.qwen.model.visual, self.grid) if pipe.device.type == "meta" else {}
             self.sam_pixels = pipe.sam2.preprocess(self.image)
@@ -113,10 +118,50 @@ class QwenSam2Parts(PrefillParts):
                 "full": sum(v for i, v in blocks.items() if i in full_blocks), "projector": merger}
 
 
+class TowerBench:
+    """A method's own run of the vision tower (IPCV and its compositions, ``Method.uses_vision_tower``)
+    counted on real tensors of the arch's true shapes: the rule ranks and gathers the patches by value, which
+    ``meta`` cannot. The tower is built again from ``visual``'s config on the CPU in float32 with random
+    weights (the FLOPs do not depend on them; which patches are kept, and so each window's attention, does)
+    and eager attention (its products counted as ``meta`` counts SDPA's; the CPU's fused SDPA kernel is not
+    counted by ``FlopCounterMode``); the image's ``pixels`` and ``grid`` as the preparation reads them."""
+
+    def __init__(self, visual: torch.nn.Module, pixels: torch.Tensor, grid: torch.Tensor, seed: int = 0):
+        with skip_init(), torch.device("cpu"):
+            tower = type(visual)._from_config(visual.config, dtype=torch.float32, attn_implementation="eager")
+        fast_fill(init_plan(tower), seed, desc="vision tower weights")
+        self.vision = QwenVision(tower.eval(), pixels.float().cpu(), grid.cpu())
+        self._runs: dict[tuple, int] = {}
+
+    def full(self) -> int:
+        """FLOPs of one full run of the tower (``TowerContext.full_run``: patch embedding, blocks, merger):
+        the preparation's vision forward counted on ``meta`` (tested), which the rows take in its place."""
+        return self.run(None, 0, {})
+
+    def run(self, spec, budget: int, options: dict) -> int:
+        """FLOPs of ``spec``'s own run of the tower at ``budget`` with its ``options`` (None: the full run);
+        the same rule at the same budget and options (IPCV alone and composed) counted once."""
+        fn, kw = _full_run, {}
+        if spec is not None:
+            fn = spec.tower_tokens if spec.tower_tokens is not None else spec.select
+            kw = {k: v for k, v in options.items() if k in inspect.signature(fn).parameters}
+        key = (fn, budget, tuple(sorted(kw.items())))
+        if key not in self._runs:
+            with torch.no_grad():
+                self._runs[key] = count_flops(lambda: fn(QwenTower(self.vision), budget, **kw))[0]
+        return self._runs[key]
+
+
+def _full_run(tower: QwenTower, budget: int) -> torch.Tensor:
+    """Every block on every patch (``TowerContext.full_run``), whatever the budget."""
+    return tower.full_run()
+
+
 def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
                method_args) -> list[CountedRow]:
     """The FLOPs rows of ``cost``'s family (``num_visual``, the parts in docs/efficiency.md, the end-to-end
-    sum), counted on ``meta``, with the ``meta`` activation of every prefill."""
+    sum), counted on ``meta``, with the ``meta`` activation of every prefill; a method pruning inside the
+    tower charged its own run (:class:`TowerBench`) in place of the preparation's full one."""
     with MetaScalars():
         pipe = cost.build(arch, "meta", dtype, attns[0])
         parts = QwenSam2Parts(cost, pipe, arch, method_args)
@@ -124,13 +169,21 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
         sam, clip, text = (count_flops(fn)[0] for fn in (parts.run_sam, parts.run_clip, parts.run_text))
     plans = {p: cost.plan(arch, p, method_args) for p in pairs}
     llm = llm_prefills(parts, plans, attns, lambda attn: cost.set_attention(pipe, attn))
+    bench = (TowerBench(pipe.qwen.model.visual, parts.cpu_pixels, parts.grid)
+             if any(arch.spec(m).uses_vision_tower for m, _ in pairs) else None)
     rows = []
     for attn in attns:
         for (method, budget), plan in plans.items():
             flops, peak, kept = llm[attn, plan]
             spec = arch.spec(method)
-            # a Qwen2.5-VL variant re-running the tower: its forward (and merger) again
-            if spec.reads_vision_blocks:
+            own_vision, projector = vision["vision"], vision["projector"]
+            if spec.uses_vision_tower:
+                # its own run (blocks and merger on the patches it keeps) in place of the preparation's
+                # full one
+                # (the full run is the preparation's vision forward, counted on meta: TowerBench.full)
+                sel = bench.run(spec, budget, parts.options(method))
+                own_vision, projector = 0, 0
+            elif spec.reads_vision_blocks:  # a Qwen2.5-VL variant re-running the tower: its forward again
                 sel = vision["vision"] + vision["projector"]
             elif selects_on_llm_input(spec):
                 sel = llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden,
@@ -140,11 +193,11 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
             own_clip = clip if spec.uses_clip else 0
             own_text = text if spec.uses_clip and spec.needs_text else 0
             own = {"num_visual": arch.num_patches,
-                   "vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,
+                   "vision_tflops": own_vision / 1e12, "vision_window_tflops": vision["window"] / 1e12,
                    "vision_full_tflops": vision["full"] / 1e12, "selector_tflops": sel / 1e12,
-                   "projector_tflops": vision["projector"] / 1e12, "sam_tflops": sam / 1e12,
+                   "projector_tflops": projector / 1e12, "sam_tflops": sam / 1e12,
                    "clip_tflops": own_clip / 1e12, "text_tflops": own_text / 1e12}
-            e2e = vision["vision"] + sel + vision["projector"] + flops + sam + own_clip + own_text
+            e2e = own_vision + sel + projector + flops + sam + own_clip + own_text
             rows.append(
                 CountedRow(attn, method, budget, plan, flops, peak, kept, {**own, "e2e_tflops": e2e / 1e12}))
     return rows

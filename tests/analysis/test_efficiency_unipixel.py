@@ -150,6 +150,31 @@ def test_cli_refuses_what_the_family_does_not_offer(tmp_path):
     assert not (tmp_path / "efficiency.csv").exists()
 
 
+def test_a_tower_method_is_charged_its_own_run_on_qwens_tower_in_place_of_the_full_one(tmp_path):
+    """``--flops-only`` on UniPixel's tiny Qwen2.5-VL tower: IPCV (and IPCV + FastV, the same tower run) is
+    charged its own run of the tower's blocks and merger on the patches it keeps as its selection, and the
+    preparation's vision forward less one full run of the tower (nothing left) as its vision part, as the
+    stage costs charge it: fewer patches kept, fewer FLOPs end to end. HiPrune re-runs the whole tower."""
+    assert _run(tmp_path, "--arch", "unipixel-tiny", "--flops-only", "--attn", "sdpa", "--methods",
+                "none,ipcv,ipcv+fastv,hiprune", "--budgets", "64", "16", "--ipcv-layer", "2",
+                "--ipcv-as-layers", "1") == 0
+    df = pd.read_csv(tmp_path / "efficiency.csv").set_index(["method", "budget"])
+    none = df.loc["none"].iloc[0]  # one row: no budget
+    full = none["vision_tflops"] + none["projector_tflops"]
+    for method in ("ipcv", "ipcv+fastv"):
+        rows = df.loc[method]
+        assert (rows["vision_tflops"] == 0).all() and (rows["projector_tflops"] == 0).all(), method
+        assert 0 < rows.loc[16, "selector_tflops"] < rows.loc[64, "selector_tflops"] < full, method
+        assert rows.loc[16, "e2e_tflops"] < rows.loc[64, "e2e_tflops"], method
+    assert (df.loc["ipcv", "selector_tflops"] == df.loc["ipcv+fastv", "selector_tflops"]).all()
+    # IPCV gives the LLM every token back: its prefill is none's, its whole call lighter by its tower's saving
+    ipcv = df.loc[("ipcv", 64)]
+    assert ipcv["llm_tflops_measured"] == none["llm_tflops_measured"]
+    assert ipcv["e2e_tflops"] == pytest.approx(none["e2e_tflops"] - full + ipcv["selector_tflops"], rel=1e-12)
+    hiprune = df.loc[("hiprune", 64)]
+    assert hiprune["selector_tflops"] == pytest.approx(full, rel=1e-12)
+
+
 @pytest.mark.parametrize("budgets", [pytest.param(("128", "64"), marks=pytest.mark.slow),
                                      pytest.param(("256", "128", "64"), marks=pytest.mark.slow)],
                          ids=["two", "three"])
@@ -166,23 +191,30 @@ def test_cli_flops_only_unipixel_3b(tmp_path, budgets):
     assert clip["litelvlm", 64] == glamm.loc[glamm["method"] == "litelvlm", "clip_tflops"].iloc[0]
     assert clip["fastv", 64] == 0 and df.loc[df["method"] == "litelvlm", "text_tflops"].gt(0).all()
     # a Qwen2.5-VL variant re-running the vision tower is charged that forward (tower and merger) as its
-    # selection
-    for m in [m for m in _offered() if get_arch("unipixel-3b").spec(m).reads_vision_blocks]:
+    # selection; one pruning inside it (IPCV) its own run, in place of the preparation's full one
+    arch = get_arch("unipixel-3b")
+    none = df[df["method"] == "none"].iloc[0]
+    for m in [m for m in _offered() if arch.spec(m).reads_vision_blocks]:
         row = df[(df["method"] == m) & (df["budget"] == 64)].iloc[0]
-        assert row["selector_tflops"] == pytest.approx(row["vision_tflops"] + row["projector_tflops"],
-                                                       rel=1e-12), m
+        if arch.spec(m).uses_vision_tower:
+            assert row["vision_tflops"] == 0 and 0 < row["selector_tflops"] < none["vision_tflops"], m
+        else:
+            assert row["selector_tflops"] == pytest.approx(row["vision_tflops"] + row["projector_tflops"],
+                                                           rel=1e-12), m
     lite = df[(df["method"] == "litelvlm") & (df["budget"] == 64)].iloc[0]
     parts = ("vision_tflops", "selector_tflops", "projector_tflops", "sam_tflops", "clip_tflops",
              "text_tflops")
     assert lite["e2e_tflops"] == pytest.approx(sum(lite[c] for c in parts) + lite["llm_tflops_measured"],
                                                rel=1e-9)
-    for col in ("paper_tflops", "llm_tflops_analytic", "llm_tflops_measured", "e2e_tflops", "vision_tflops",
-                "sam_tflops"):
+    for col in ("paper_tflops", "llm_tflops_analytic", "llm_tflops_measured", "e2e_tflops", "sam_tflops"):
         assert df[col].map(math.isfinite).all() and (df[col] > 0).all(), col
-    base = float(df.loc[df["method"] == "none", "paper_tflops"].iloc[0])
+    tower = df["method"].map(lambda m: arch.spec(m).uses_vision_tower)
+    assert (df.loc[~tower, "vision_tflops"] > 0).all()
+    base = {c: float(none[c]) for c in ("paper_tflops", "e2e_tflops")}
     for method, g in df[df["method"] != "none"].groupby("method"):
-        flops = g.sort_values("budget", ascending=False)["paper_tflops"].tolist()
-        # fewer, fewer FLOPs
+        # fewer, fewer FLOPs: in the LLM, or (IPCV alone, which gives the LLM every token back) in the tower
+        col = "e2e_tflops" if arch.spec(method).restores_tokens else "paper_tflops"
+        flops = g.sort_values("budget", ascending=False)[col].tolist()
         assert flops == sorted(flops, reverse=True) and len(set(flops)) == len(budgets), method
-        assert max(flops) < base, method
+        assert max(flops) < base[col], method
     assert df["llm_flops_rel_diff"].abs().max() < 0.02  # FastV adds its scoring; the others are exact
