@@ -10,8 +10,9 @@ import torch
 
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
+from ..lvlm.method_plan import layer_refusals, planned_methods
 from ..video.pipeline_runner import PipelineVideoRunner
-from ..video.runner import FRAME_PATCHES, fraction_budget, layer_refusals, planned_methods
+from ..video.runner import FRAME_PATCHES, fraction_budget
 from .pipeline import Sa2VAPipeline
 from .video import video_method_error
 from .video_eval import BUDGET_READING, offered_methods

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 
 from ..budget import Budget, Count
+from ..lvlm.method_plan import layer_refusals, planned_methods
 from ..video.metrics import mevis_summary
 from ..video.pipeline_runner import PipelineVideoRunner
-from ..video.runner import layer_refusals, planned_methods
 from .video_eval import BUDGET_READING, offered_methods, video_budget
 from .video_pipeline import UniPixelVideoPipeline
 

@@ -13,11 +13,9 @@ entry point at every ``eval-video --batch-size``.
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from typing import Any, Protocol, runtime_checkable
 
 from ..budget import Budget, Count
-from ..errors import LiteLVLMError
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +30,6 @@ def fraction_budget(n: int, budget: Budget, num_patches: int = FRAME_PATCHES) ->
     by construction, that the family's ``ground`` (handed ``Budget.of(K)``) does not check again."""
     b = budget.count(num_patches)
     return Count(max(1, min(n, round(n * b / num_patches))), n)
-
-
-def layer_refusals(pipe: Any, methods: list[str]) -> dict[str, str]:
-    """{method: why} for each of ``methods`` whose decoder-layer options, at their defaults (``eval-video``
-    gives none), lie outside ``pipe``'s LLM (IPCV + DART's layer 3 on a 2-layer tiny model)."""
-    layers = int(pipe.language_model.config.num_hidden_layers)
-    return {m: "; ".join(errors) for m in methods
-            if (errors := pipe.spec(m).layer_errors(SimpleNamespace(), layers))}
-
-
-def planned_methods(given: list[str], candidates: list[str], refused: dict[str, str]) -> list[str]:
-    """``given`` (one ``LiteLVLMError`` with every reason where ``refused`` names one of them), or
-    ``candidates`` less those ``refused`` names, each left out with a warning."""
-    if given:
-        if bad := [refused[m] for m in given if m in refused]:
-            raise LiteLVLMError("; ".join(bad))
-        return list(given)
-    for m in candidates:
-        if m in refused:
-            log.warning("left out: %s", refused[m])
-    return [m for m in candidates if m not in refused]
 
 
 @runtime_checkable
@@ -119,5 +96,4 @@ class VideoEval(Protocol):
         """The loaded model (``a.model``, ``a.device``, ``a.dtype``, ...) on its video path."""
 
 
-__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunner", "fraction_budget", "layer_refusals",
-           "planned_methods"]
+__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunner", "fraction_budget"]

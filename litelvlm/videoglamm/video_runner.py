@@ -23,11 +23,11 @@ from ..budget import Budget
 from ..clip import load_clip
 from ..errors import LiteLVLMError
 from ..lvlm.batched import batch_error
+from ..lvlm.method_plan import layer_refusals, planned_methods
 from ..lvlm.numerics import Numerics
 from ..method import position_error
 from ..methods import available_methods
 from ..video.decoded import DecodedVideo, frames_of
-from ..video.runner import layer_refusals, planned_methods
 from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm

@@ -75,7 +75,8 @@ def test_every_offered_method_by_default(tmp_path, caplog):
     assert main(["eval-video", "--out", str(out), *FAST]) == 0
     too_deep = {"ipcv+dart", "ipcv+fastv"}
     _check_run(out, [m for m in offered_methods() if m not in too_deep])
-    assert all(f"left out: --ipcv-llm-layer 3: {m}'s layer must be in 1..2" in caplog.text for m in too_deep)
+    assert all(f"{m} left out of the default methods: --ipcv-llm-layer 3: {m}'s layer must be in 1..2"
+               in caplog.text for m in too_deep)
 
 
 def test_own_summary_equals_eval_seg():

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from analysis.common.grounding.method_choice import refusals, study_methods
+from analysis.common.grounding.method_choice import study_methods
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm.method_plan import refusals
 
 
 def test_default_methods_fit_the_models_layers_and_named_ones_are_refused(tiny_unipixel_pipe, caplog):
@@ -22,8 +23,9 @@ def test_default_methods_fit_the_models_layers_and_named_ones_are_refused(tiny_u
     assert "ipcv+dart" not in methods and {"fastv", "ipcv", "litelvlm"} <= set(methods)
     assert "ipcv+dart left out of the default methods: --ipcv-llm-layer 3" in caplog.text
     assert study_methods(tiny_unipixel_pipe, [], SimpleNamespace(ipcv_llm_layer=1)).count("ipcv+dart") == 1
-    assert refusals(tiny_unipixel_pipe, ["fastv", "ipcv+dart"], args) == [
-        "--ipcv-llm-layer 3: ipcv+dart's layer must be in 1..2 for this model (2 decoder layers)"]
+    assert refusals(tiny_unipixel_pipe, ["fastv", "ipcv+dart"], args) == {
+        "ipcv+dart": "--ipcv-llm-layer 3: ipcv+dart's layer must be in 1..2 for this model (2 decoder "
+                     "layers)"}
     with pytest.raises(LiteLVLMError, match=r"ipcv\+dart's layer must be in 1\.\.2"):
         study_methods(tiny_unipixel_pipe, ["ipcv+dart"], args)
 
