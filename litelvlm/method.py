@@ -11,6 +11,7 @@ This module imports nothing heavy: the registry and the command-line layer read 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -172,6 +173,21 @@ class Method:
         """Whether it runs the family's vision tower block by block: a vision-tower method, or an LLM-side one
         composed with a tower rule (``tower_tokens``)."""
         return self.stage.prunes_in_vision_tower or self.tower_tokens is not None
+
+    def tower_options(self, options: dict) -> dict:
+        """Those of ``options`` (the method's, ``options_from``) that its own run of the vision tower takes:
+        the parameters of its tower rule (``tower_tokens``) or, for a vision-tower method, of
+        ``select``."""
+        rule = self.tower_tokens if self.tower_tokens is not None else self.select
+        own = inspect.signature(rule).parameters
+        return {k: v for k, v in options.items() if k in own}
+
+    def tower_run(self, tower: Any, budget: int, **options) -> Any:
+        """Its own run of the vision tower (``tower``: the family's ``TowerContext``) at ``budget`` (a method
+        with :attr:`uses_vision_tower`): the composed rule's (N, h) tokens, or the vision-tower method's
+        selection. ``eval-grounding`` runs it inside ``ground``; every cost count and timing runs it here."""
+        rule = self.tower_tokens if self.tower_tokens is not None else self.select
+        return rule(tower, budget, **self.tower_options(options))
 
     @property
     def uses_clip(self) -> bool:

@@ -121,7 +121,7 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
                                      base, plan)} for plan in plans}
     llm = {plan: (walls[plan]["median"], walls[plan]["min"], cuda_time_ms(fn, device),
                   peak_activation_bytes(fn, device)[0]) for plan, fn in prefill.items()}
-    rows = []
+    rows, full_tower = [], None
     for method, budget in tqdm(pairs, desc=f"timing ({attn})", leave=False):
         plan = token_plan(method, budget)
         prefill_ms, prefill_min, cuda, act = llm[plan]
@@ -134,10 +134,15 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
         def selection(m=method, b=budget):
             return parts.run_select(m, b)
 
-        # LLM-side: inside the prefill
-        sel_ms = wall(selection) if selects_on_clip(arch.spec(method)) else 0.0
+        spec = arch.spec(method)
+        # a method running the tower itself: its own run; LLM-side: inside the prefill
+        sel_ms = (wall(functools.partial(parts.run_tower, method, budget)) if spec.uses_vision_tower
+                  else wall(selection) if selects_on_clip(spec) else 0.0)
         # GLaMM: clip, text (text-guided methods), selector, sam
         own = parts.part_times(method, fixed, sel_ms)
+        if spec.uses_vision_tower:  # ... in place of the preparation's full run, as the stage costs charge
+            full_tower = full_tower if full_tower is not None else wall(parts.run_full_tower)
+            own[parts.tower_part] -= full_tower
         stages = {}
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)

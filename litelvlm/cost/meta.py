@@ -11,7 +11,6 @@ last two vision blocks, the post-layernorm and the projection) of a ``meta`` CLI
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -124,7 +123,7 @@ class SelectorBench:
         method's runs the tower's blocks from the trace's embeddings (:meth:`tower`)."""
         spec = get_method(method)
         if spec.prunes_in_vision_tower:
-            return spec.select(self.tower(), budget, **options)
+            return spec.tower_run(self.tower(), budget, **options)
         return select(method, self.inputs(), budget)
 
     def full_tower_flops(self) -> int:
@@ -143,9 +142,7 @@ class SelectorBench:
         if spec.reads_vision_blocks:
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
         if spec.tower_tokens is not None:
-            own = inspect.signature(spec.tower_tokens).parameters
-            kw = {k: v for k, v in options.items() if k in own}
-            return count_flops(lambda: spec.tower_tokens(self.tower(), budget, **kw))[0], None
+            return count_flops(lambda: spec.tower_run(self.tower(), budget, **options))[0], None
         if selects_on_llm_input(spec):  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
             prepared = StandInInput(inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
             return llm_input_selection_flops(method, budget, self.backend.num_patches, self.llm_hidden,

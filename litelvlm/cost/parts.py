@@ -35,6 +35,9 @@ class PrefillParts:
     method_args: Any
     prepared: object
     visual: torch.Tensor
+    #: the time column of the part that runs the vision tower a method running it itself runs again
+    #: (GLaMM's ``clip_ms``, Qwen2.5-VL's ``vision_ms``)
+    tower_part: str = "vision_ms"
 
     def lm_head(self, final: torch.Tensor) -> torch.Tensor:
         """The family's LM head on the final hidden states (the logits its generation computes in the
@@ -54,6 +57,17 @@ class PrefillParts:
         """{time column: ms} of the parts of ``method``'s grounding call beside its prefill, in the table's
         order."""
         raise NotImplementedError
+
+    def run_tower(self, method: str, budget: int):
+        """A method's own run of the vision tower at ``budget`` with its options (``Method.tower_run``, a
+        method with ``uses_vision_tower``), as ``ground`` runs it."""
+        spec = self.pipe.spec(method)
+        return spec.tower_run(self.pipe.tower_context(self.prepared), budget, **self.options(method))
+
+    def run_full_tower(self):
+        """One full run of the vision tower (``TowerContext.full_run``): what the preparation ran for the
+        image's other methods, and a method running the tower itself is charged its own run in place of."""
+        return self.pipe.tower_context(self.prepared).full_run()
 
     def run_prefill(self, plan: TokenPlan) -> torch.Tensor:
         """Next-token logits (1, S', V) of the LLM forward with the token schedule ``plan``: one stage is

@@ -71,6 +71,8 @@ class PipelineParts(PrefillParts):
     """The parts of one grounding call of a GLaMM ``pipe`` (one synthetic image, one sentence, the arch's
     prompt)."""
 
+    tower_part = "clip_ms"
+
     def __init__(self, pipe, arch: CostArch, method_args: Any = None, image: Image.Image | None = None):
         self.pipe, self.arch, self.method_args = pipe, arch, method_args
         self.image = synthetic_image() if image is None else image
@@ -111,9 +113,8 @@ class PipelineParts(PrefillParts):
     def run_select(self, method: str, budget: int):
         """The selection of a CLIP-side method (``ground``'s first step for it), or a tower-stage method's
         (its run of the CLIP tower's blocks)."""
-        spec = self.pipe.spec(method)
-        if spec.prunes_in_vision_tower:
-            return spec.select(self.pipe.tower_context(self.prepared), budget)
+        if self.pipe.spec(method).prunes_in_vision_tower:
+            return self.run_tower(method, budget)
         return select(method, self.prepared.selector_inputs(), budget)
 
     def run_projector(self, rows: int) -> torch.Tensor:

@@ -96,9 +96,7 @@ def llm_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
         if given:
             raise LiteLVLMError(f"{method} computes its visual tokens in the vision tower, so it cannot "
                                 "take given visual_embeds")
-        own = inspect.signature(spec.tower_tokens).parameters
-        full = spec.tower_tokens(pipeline.tower_context(prepared), budget,
-                                 **{k: v for k, v in options.items() if k in own})
+        full = spec.tower_run(pipeline.tower_context(prepared), budget, **options)
     full = pipeline.visual_tokens(prepared) if full is None else full
     ctx = LLMContext(pipeline, prepared, full, None if positions == "official" else positions)
     sel = spec.select(ctx, budget, **options)

@@ -7,7 +7,6 @@ Details: docs/efficiency.md (``litelvlm.qwen.cost_parts``).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 
 import torch
@@ -82,9 +81,8 @@ class QwenSam2Parts(PrefillParts):
     def run_select(self, method: str, budget: int):
         """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one
         sentence), or a tower-stage method's (its run of the vision tower's blocks)."""
-        spec = self.pipe.spec(method)
-        if spec.prunes_in_vision_tower:
-            return spec.select(self.pipe.tower_context(self.prepared), budget)
+        if self.pipe.spec(method).prunes_in_vision_tower:
+            return self.run_tower(method, budget)
         return select(method, self.prepared.selector_inputs(), budget)
 
     def run_sam(self) -> torch.Tensor:
@@ -141,20 +139,16 @@ class TowerBench:
     def run(self, spec, budget: int, options: dict) -> int:
         """FLOPs of ``spec``'s own run of the tower at ``budget`` with its ``options`` (None: the full run);
         the same rule at the same budget and options (IPCV alone and composed) counted once."""
-        fn, kw = _full_run, {}
-        if spec is not None:
-            fn = spec.tower_tokens if spec.tower_tokens is not None else spec.select
-            kw = {k: v for k, v in options.items() if k in inspect.signature(fn).parameters}
-        key = (fn, budget, tuple(sorted(kw.items())))
+        if spec is None:
+            key, run = (None, 0, ()), lambda: QwenTower(self.vision).full_run()
+        else:
+            kw = spec.tower_options(options)
+            key = (spec.tower_tokens or spec.select, budget, tuple(sorted(kw.items())))
+            run = lambda: spec.tower_run(QwenTower(self.vision), budget, **kw)  # noqa: E731
         if key not in self._runs:
             with torch.no_grad():
-                self._runs[key] = count_flops(lambda: fn(QwenTower(self.vision), budget, **kw))[0]
+                self._runs[key] = count_flops(run)[0]
         return self._runs[key]
-
-
-def _full_run(tower: QwenTower, budget: int) -> torch.Tensor:
-    """Every block on every patch (``TowerContext.full_run``), whatever the budget."""
-    return tower.full_run()
 
 
 def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,

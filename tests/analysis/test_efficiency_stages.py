@@ -101,3 +101,22 @@ def test_a_tower_method_is_counted_on_glamms_clip_in_place_of_the_full_run(tmp_p
     assert df.loc["ipcv", "clip_tflops"] + df.loc["ipcv", "selector_tflops"] == pytest.approx(
         df.loc["none", "clip_tflops"], rel=1e-12)
     assert df.loc["ipcv", "e2e_tflops"] == pytest.approx(df.loc["none", "e2e_tflops"], rel=1e-12)
+
+
+def test_a_tower_method_is_timed_by_its_own_run_in_place_of_the_full_one(tmp_path):
+    """Summing the parts (the CPU default), a method running UniPixel's tiny tower itself is charged its own
+    run as its selector, IPCV alone and composed with FastV alike (the composition's run was not timed), and
+    its vision part less one full run of the tower: the accounting of its FLOPs and of the stage costs."""
+    assert main(["efficiency", "--model", "unipixel-tiny-random:0", "--methods", "none,ipcv,ipcv+fastv",
+                 "--budgets", "16", "--ipcv-layer", "2", "--ipcv-as-layers", "1", "--ipcv-llm-layer", "1",
+                 "--attn", "sdpa", "--warmup", "0", "--repeats", "1", "--threads", "1", "--no-figures",
+                 "--out", str(tmp_path)]) == 0
+    df = pd.read_csv(tmp_path / "efficiency.csv").set_index("method")
+    parts = ["vision_ms", "prompt_ms", "clip_ms", "text_ms", "selector_ms", "sam_ms"]
+    for method in ("ipcv", "ipcv+fastv"):
+        assert df.loc[method, "selector_ms"] > 0, method
+        assert df.loc[method, "vision_ms"] < df.loc["none", "vision_ms"], method
+        assert df.loc[method, "e2e_ms"] == pytest.approx(df.loc[method, parts].sum() + df.loc[method,
+                                                                                              "prefill_ms"])
+    assert df.loc["ipcv", "vision_ms"] == df.loc["ipcv+fastv", "vision_ms"]
+    assert df.loc["none", "selector_ms"] == 0
