@@ -38,6 +38,7 @@ from analysis.common.runs.command import Screen
 from analysis.common.runs.run_tree import NO_RUN, Run, find_runs
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
+from litelvlm.threads import default_threads, torch_threads
 
 #: what reading a run of an older layout, or a damaged one, raises while a figure set draws it
 UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, FileNotFoundError)
@@ -245,8 +246,9 @@ def load_runs(figure_set: FigureSet, results: str | os.PathLike | None, smoke: b
     line per run it skips; ``results`` None with ``smoke``: the one group of small results made now
     (:meth:`FigureSet.load`). No run to draw is an error saying how to make one."""
     figure_set.check()
-    if results is None:
-        return [figure_set.load(None, smoke, model)]
+    if results is None:  # made now on the command's thread count for the model (one for a tiny or toy one)
+        with torch_threads(default_threads(model)):
+            return [figure_set.load(None, smoke, model)]
     root = Path(results)
     taken, _ = survey(root, [figure_set], list(FIGURE_SETS.values()), explicit=True)
     found = []

@@ -246,3 +246,25 @@ def test_every_study_of_every_family_in_one_tree(tmp_path, shared_data, capsys):
     files = _check_tree(tmp_path / "runs", tmp_path / "figures", capsys)
     for family in MODEL_FAMILIES:
         assert any(folder.startswith(str(tmp_path / "runs" / family)) for folder in files), family
+
+
+def test_a_notebooks_smoke_results_are_made_on_the_commands_thread_count(monkeypatch):
+    """``load_runs`` without a results tree makes smoke results as ``litelvlm figures --smoke`` does, on the
+    thread count the command gives the model (one for a tiny or toy model) whatever the kernel's: with two
+    threads the paired notebook's cIoU differed from the command's in its last digits."""
+    import torch
+
+    from analysis.figures import tree
+
+    figure_set = tree.FIGURE_SETS["paired"]
+    seen = []
+    monkeypatch.setattr(type(figure_set), "load",
+                        lambda self, *a, **k: seen.append(torch.get_num_threads()) or {"ok": True})
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert tree.load_runs(figure_set, None, smoke=True) == [{"ok": True}]
+        assert tree.load_runs(figure_set, None, smoke=True, model="tiny-random:0") == [{"ok": True}]
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
