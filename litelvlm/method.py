@@ -174,20 +174,22 @@ class Method:
         composed with a tower rule (``tower_tokens``)."""
         return self.stage.prunes_in_vision_tower or self.tower_tokens is not None
 
+    @property
+    def tower_rule(self) -> Callable[..., Any]:
+        """The function of its own run of the vision tower: its composed tower rule (``tower_tokens``) or, for
+        a vision-tower method, its ``select``."""
+        return self.tower_tokens if self.tower_tokens is not None else self.select
+
     def tower_options(self, options: dict) -> dict:
-        """Those of ``options`` (the method's, ``options_from``) that its own run of the vision tower takes:
-        the parameters of its tower rule (``tower_tokens``) or, for a vision-tower method, of
-        ``select``."""
-        rule = self.tower_tokens if self.tower_tokens is not None else self.select
-        own = inspect.signature(rule).parameters
+        """Those of ``options`` (the method's, ``options_from``) that its :attr:`tower_rule` takes."""
+        own = inspect.signature(self.tower_rule).parameters
         return {k: v for k, v in options.items() if k in own}
 
     def tower_run(self, tower: Any, budget: int, **options) -> Any:
         """Its own run of the vision tower (``tower``: the family's ``TowerContext``) at ``budget`` (a method
         with :attr:`uses_vision_tower`): the composed rule's (N, h) tokens, or the vision-tower method's
         selection. ``eval-grounding`` runs it inside ``ground``; every cost count and timing runs it here."""
-        rule = self.tower_tokens if self.tower_tokens is not None else self.select
-        return rule(tower, budget, **self.tower_options(options))
+        return self.tower_rule(tower, budget, **self.tower_options(options))
 
     @property
     def uses_clip(self) -> bool:

@@ -143,7 +143,7 @@ class TowerBench:
             key, run = (None, 0, ()), lambda: QwenTower(self.vision).full_run()
         else:
             kw = spec.tower_options(options)
-            key = (spec.tower_tokens or spec.select, budget, tuple(sorted(kw.items())))
+            key = (spec.tower_rule, budget, tuple(sorted(kw.items())))
             run = lambda: spec.tower_run(QwenTower(self.vision), budget, **kw)  # noqa: E731
         if key not in self._runs:
             with torch.no_grad():
