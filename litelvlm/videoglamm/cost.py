@@ -256,7 +256,14 @@ class VideoGLaMMCost(FamilyCost):
                                 "end-to-end time is the sum of the parts)")
 
     def method_errors(self, named: list[str]) -> list[str]:
-        return [why for m in named if (why := frame_method_error(m))]
+        """The family's reason (every study's words), else why its per-frame rows have no form of the
+        method."""
+        reasons = []
+        for m in named:
+            family = super().method_errors([m])
+            if why := family[0] if family else frame_method_error(m):
+                reasons.append(why)
+        return reasons
 
     def offered_methods(self, arch: CostArch, candidates: list[str]) -> list[str]:
         return [BASELINE, *per_frame_methods()]

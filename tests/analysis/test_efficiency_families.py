@@ -13,7 +13,8 @@ from analysis.efficiency.arch import arch_names, arch_of_model, get_arch
 from litelvlm.cli import main
 from litelvlm.cost import CostArch, FamilyCost, cost_of_arch, family_cost
 from litelvlm.errors import LiteLVLMError
-from litelvlm.registry.families import cards
+from litelvlm.methods import get_method, method_names
+from litelvlm.registry.families import cards, get_family
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,24 @@ def test_every_family_card_points_at_its_cost_description():
     assert cost_of_arch("tiny").family == "glamm" and cost_of_arch("sa2va-tiny").family == "sa2va"
     with pytest.raises(LiteLVLMError, match="unknown --arch 'nope'; choose one of .*sa2va-tiny"):
         cost_of_arch("nope")
+
+
+@pytest.mark.parametrize("family", [card.name for card in cards()])
+def test_a_method_the_family_refuses_is_refused_in_the_familys_words(family):
+    """``efficiency`` refuses a method the family cannot run with the family's own reason (the words
+    ``eval-grounding``, ``eval-video`` and ``validate`` print); a family whose count offers fewer methods
+    than it runs (VideoGLaMM's per-frame rows) says so in words true of the method's stage."""
+    cost, cls = family_cost(next(c for c in cards() if c.name == family)), get_family(family)
+    for method in method_names():
+        own = cls.method_error(cls.__new__(cls), method)
+        errors = cost.method_errors([method])
+        if own is not None:
+            assert errors == [own], (family, method)
+        for why in errors:
+            stage = get_method(method).stage.name
+            assert f"stage {stage!r}" in why or own is not None, (family, method, why)
+            if stage == "vision-tower":
+                assert "LLM" not in why, (family, method, why)
 
 
 def test_the_study_reaches_a_family_only_through_the_registry():
