@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .budget import Budget
-from .method_stage import Stage, stage_of
+from .method_stage import TOWER_STAGE, Stage, stage_of
 
 
 def at_input(budget: int, num_visual: int, num_layers: int, **options) -> tuple[tuple[int, int], ...]:
@@ -173,6 +173,14 @@ class Method:
         """Whether it runs the family's vision tower block by block: a vision-tower method, or an LLM-side one
         composed with a tower rule (``tower_tokens``)."""
         return self.stage.prunes_in_vision_tower or self.tower_tokens is not None
+
+    @property
+    def where(self) -> str:
+        """Where it acts, in words (:attr:`Stage.where`): "inside the vision tower and inside the LLM" for an
+        LLM-side method composed with a tower rule."""
+        if self.tower_tokens is not None and not self.prunes_in_vision_tower:
+            return f"{TOWER_STAGE.where} and {self.stage.where}"
+        return self.stage.where
 
     @property
     def tower_rule(self) -> Callable[..., Any]:

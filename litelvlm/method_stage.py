@@ -77,6 +77,8 @@ class Stage:
     #: finishes on the kept tokens; it needs the grounding model (kind ``llm``), and a family offering the
     #: stage
     prunes_in_vision_tower: bool = False
+    #: where a method of the stage acts, in the words a table or a refusal says it ("inside the LLM")
+    where: str = ""
 
     def __post_init__(self) -> None:
         if self.name not in STAGES:
@@ -115,16 +117,17 @@ class Stage:
 
 
 #: on CLIP's visual tokens, before the LLM
-CLIP_STAGE = Stage("clip", clip_step, acts_on_clip=True)
+CLIP_STAGE = Stage("clip", clip_step, acts_on_clip=True, where="on CLIP's visual tokens, before the LLM")
 #: chosen with the LLM (or its input embeddings), applied at the LLM input
-INPUT_STAGE = Stage("llm-input", llm_step, selects_at_llm_input=True)
+INPUT_STAGE = Stage("llm-input", llm_step, selects_at_llm_input=True, where="at the LLM's input")
 #: inside the LLM, from one decoder layer on
-LAYER_STAGE = Stage("llm-layer", llm_step, prunes_inside_llm=True, prunes_at_one_layer=True)
+LAYER_STAGE = Stage("llm-layer", llm_step, prunes_inside_llm=True, prunes_at_one_layer=True,
+                    where="inside the LLM")
 #: inside the LLM, over several stages
-STAGES_STAGE = Stage("llm-stages", llm_step, prunes_inside_llm=True)
+STAGES_STAGE = Stage("llm-stages", llm_step, prunes_inside_llm=True, where="inside the LLM")
 #: inside the family's vision tower, between its encoder blocks: the method's ``select`` runs the tower,
 #: choosing after each block which tokens go on; the LLM receives the tower's output on the kept ones
-TOWER_STAGE = Stage("vision-tower", tower_step, prunes_in_vision_tower=True)
+TOWER_STAGE = Stage("vision-tower", tower_step, prunes_in_vision_tower=True, where="inside the vision tower")
 
 #: every stage by its name
 STAGE_OBJECTS: dict[str, Stage] = {s.name: s

@@ -166,8 +166,8 @@ def run_retention(a: RetentionArgs, screen: Screen = Screen()) -> Path:
     methods = split_list(a.methods) or available_methods("clip")
     for m in methods:
         if not get_method(m).acts_on_clip:
-            raise LiteLVLMError(f"--methods: {m!r} runs inside the LLM; retention draws CLIP-side methods: "
-                                f"{', '.join(available_methods('clip'))}")
+            raise LiteLVLMError(f"--methods: {m!r} acts {get_method(m).where}; retention draws CLIP-side "
+                                f"methods: {', '.join(available_methods('clip'))}")
     skipped: list[dict] = []
     examples = study_examples(a, skipped)
 

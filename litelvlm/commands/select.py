@@ -147,8 +147,7 @@ def run(ns) -> int:
         return run_family(a)
     spec = get_method(a.method)  # unknown method -> error listing the known ones
     if spec.acts_with_llm:
-        raise LiteLVLMError(f"method {a.method!r} acts with the LLM or in a model's vision tower and needs a "
-                            "grounding model (--model "
+        raise LiteLVLMError(f"method {a.method!r} acts {spec.where} and needs a grounding model (--model "
                             f"{' or '.join(c.default_model for c in cards() if c.input == 'image')}, or a "
                             f"checkpoint folder); CLIP-side methods: {', '.join(available_methods('clip'))}")
     texts = a.text or []

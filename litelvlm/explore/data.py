@@ -307,7 +307,7 @@ def _methods(pipe, methods: list[str] | None) -> list[str]:
         if pipe is not None:
             return pipe.method_error(name)
         if get_method(name).acts_with_llm:
-            return (f"method {name!r} runs inside the LLM and needs a grounding model (--model "
+            return (f"method {name!r} acts {get_method(name).where} and needs a grounding model (--model "
                     f"{', '.join(image_models())}, or a checkpoint folder of one)")
         return None
 

@@ -95,7 +95,7 @@ def check_selector(spec: Method, inputs: SelectorInputs | MappedInputs) -> None:
     text it needs."""
     method = spec.name or "this method"
     if not spec.acts_on_clip:
-        raise LiteLVLMError(f"method {method!r} runs inside the LLM; use the grounding pipeline "
+        raise LiteLVLMError(f"method {method!r} acts {spec.where}; use the grounding pipeline "
                             "(litelvlm.lvlm) to apply it")
     if not isinstance(inputs, SelectorInputs) and not spec.scores_only:
         raise LiteLVLMError(f"method {method!r} reads CLIP's features or attention on CLIP's own grid, so it "

@@ -47,8 +47,8 @@ def frame_method_error(name: str) -> str | None:
     if spec.baseline or spec.acts_on_clip:
         return None
     if spec.uses_vision_tower:
-        return (f"method {name!r} prunes inside the vision tower, not one frame's CLIP tokens after it: it "
-                "has no per-frame form here")
+        return (f"method {name!r} acts {spec.where}, not on one frame's CLIP tokens after it: it has no "
+                "per-frame form here")
     return (f"method {name!r} acts on the LLM's visual tokens (stage {spec.stage.name!r}), the whole video's "
             "sequence, not on one frame's CLIP tokens: it has no per-frame form here")
 

@@ -74,7 +74,7 @@ def test_run_retention_writes_tables_and_is_deterministic(tmp_path, tiny_hf_clip
 def test_bad_inputs_are_clear_errors(tmp_path, tiny_hf_clip_dir):
     with pytest.raises(LiteLVLMError, match="missing retention.parquet"):
         load_retention(tmp_path)
-    with pytest.raises(LiteLVLMError, match="runs inside the LLM"):
+    with pytest.raises(LiteLVLMError, match="fastv. acts inside the LLM; retention draws"):
         run_retention(RetentionArgs(out=str(tmp_path / "x"), model=str(tiny_hf_clip_dir), methods=["fastv"]))
     with pytest.raises(LiteLVLMError, match="refs"):
         run_retention(

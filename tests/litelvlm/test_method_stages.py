@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image
 
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, from_namespace
 from litelvlm.errors import LiteLVLMError
@@ -130,3 +131,44 @@ def test_a_token_schedule_takes_the_methods_options_dict():
     assert get_method("litelvlm").token_schedule(Budget.ALL, 576, 32, {"layer": 3}) == ((0, 576),)
     with pytest.raises(LiteLVLMError, match="1 <= K <= 576"):
         get_method("litelvlm").token_schedule(577, 576, 32)
+
+
+
+def _where_said(name: str, capsys, out: Path) -> dict[str, str]:
+    """{where: the words} of every refusal that says where a non-CLIP method acts: the CLIP-side selection
+    contract, the explorer without a grounding model, the ``retention`` and ``select`` commands on a CLIP
+    model."""
+    from litelvlm.cli import main
+    from litelvlm.explore.data import _methods
+    from litelvlm.pruning.selection import check_selector
+
+    said = {}
+    for where, call in (("selection", lambda: check_selector(get_method(name), None)),
+                        ("explore", lambda: _methods(None, [name]))):
+        with pytest.raises(LiteLVLMError) as err:
+            call()
+        said[where] = str(err.value)
+    capsys.readouterr()
+    Image.new("RGB", (8, 8)).save(out / "none.png")
+    for command in (["retention", "--methods", name, "--out", str(out)],
+                    ["select", "--method", name, "--image", str(out / "none.png"), "--budget", "4"]):
+        assert main([*command, "--model", "tiny336-random"]) == 2
+        said[command[0]] = capsys.readouterr().err
+    return said
+
+
+@pytest.mark.parametrize("name", [m for m in method_names() if not get_method(m).acts_on_clip])
+def test_a_refusal_says_where_the_method_acts(name, capsys, tmp_path):
+    """A method acting with the grounding model is refused where only CLIP runs in words true of where it acts
+    (:attr:`Method.where`): a vision-tower method is not said to run inside the LLM."""
+    spec = get_method(name)
+    for where, words in _where_said(name, capsys, tmp_path).items():
+        assert spec.where in words, (where, words)
+        if spec.uses_vision_tower:
+            assert "vision tower" in words, (where, words)
+        if spec.prunes_in_vision_tower:
+            assert "inside the LLM" not in words, (where, words)
+    assert get_method("ipcv").where == "inside the vision tower"
+    assert get_method("ipcv+fastv").where == "inside the vision tower and inside the LLM"
+    assert get_method("fastv").where == "inside the LLM"
+    assert get_method("cdpruner").where == "at the LLM's input"

@@ -243,7 +243,7 @@ def test_pipeline_budgets_match_official(pipe, prep):
 
 def test_no_clip_only_run(prep):
     """DivPrune needs the projector outputs: the CLIP-side entry point refuses it."""
-    with pytest.raises(LiteLVLMError, match="inside the LLM"):
+    with pytest.raises(LiteLVLMError, match="divprune. acts at the LLM.s input; use the grounding pipeline"):
         select("divprune", prep.selector_inputs(), 64)
 
 

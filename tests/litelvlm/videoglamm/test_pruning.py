@@ -121,9 +121,10 @@ def test_refusals(setup):
         with pytest.raises(LiteLVLMError, match=name):
             VP.prune_clip(model, prep, trace, text, name, 81)
     assert VP.frame_method_error("none") is None and VP.frame_method_error("vispruner") is None
-    for name in ("ipcv", "flowcut", "ipcv+fastv"):  # inside the tower: no claim of acting on the LLM's tokens
-        assert "inside the vision tower" in VP.frame_method_error(name)
+    for name in ("ipcv", "flowcut"):  # inside the tower: no claim of acting on the LLM's tokens
+        assert "acts inside the vision tower, not on one frame" in VP.frame_method_error(name)
         assert "LLM" not in VP.frame_method_error(name)
+    assert "acts inside the vision tower and inside the LLM" in VP.frame_method_error("ipcv+fastv")
     with pytest.raises(LiteLVLMError, match="square"):
         VP.prune_clip(model, prep, trace, text, "vispruner", 120)
     with pytest.raises(LiteLVLMError, match="16 budgets"):
