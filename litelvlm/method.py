@@ -108,6 +108,7 @@ class Method:
     schedule: Callable[..., tuple[tuple[int, int], ...]] = at_input
     baseline: bool = False
     oracle: bool = False
+    needs_mask_gradient: bool = False
     host_sync: bool = False
     reads_vision_blocks: bool = False
     ranks: bool = False

@@ -90,7 +90,7 @@ def saliency_select(ctx, budget: int, *, attribution: str = "saliency", target: 
                      parts={"ranking": torch.argsort(score, descending=True, stable=True).cpu()})
 
 
-SALIENCY = Method("llm-input", saliency_select, oracle=True,
+SALIENCY = Method("llm-input", saliency_select, oracle=True, needs_mask_gradient=True,
                   name="saliency",
                   description=("oracle: rank visual tokens by captum gradient saliency of the predicted "
                                "mask logits w.r.t. the visual tokens (a full forward and backward of the "

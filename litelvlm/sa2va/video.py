@@ -147,7 +147,10 @@ VIDEO_REFUSES = {"reads_vision_blocks": "{method} reads Qwen2.5-VL's vision towe
                                         "Sa2VA's video gives the tower min(5, T) images, for which no rule "
                                         "is defined yet",
                  "downsample": "{method} pools one image's merged grid; Sa2VA's video gives the LLM min(5, "
-                               "T) images' grids, for which no pooling is defined yet"}
+                               "T) images' grids, for which no pooling is defined yet",
+                 "needs_mask_gradient": "{method} backpropagates from the masks to the visual tokens; "
+                                        "Sa2VA's video masks come from SAM 2's memory propagation, run "
+                                        "without gradients (a saliency target needs one image)"}
 
 
 def video_method_error(pipe, method: str) -> str | None:

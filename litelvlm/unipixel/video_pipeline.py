@@ -30,7 +30,10 @@ ONE_IMAGE_VARIANTS = {"vscan": "VScan's Qwen2.5-VL window scan runs over one ima
                                "official code prunes images); a video's several temporal patches have no "
                                "scan of its own yet",
                       "downsample": "{method} pools one image's merged grid; a video's several temporal "
-                                    "patches have no pooling of their own yet"}
+                                    "patches have no pooling of their own yet",
+                      "needs_mask_gradient": "{method} backpropagates from the masks to the visual tokens; "
+                                             "UniPixel's video masks come from SAM 2's memory propagation, "
+                                             "run without gradients (a saliency target needs one image)"}
 
 
 @dataclass
