@@ -260,9 +260,10 @@ class VideoGLaMMCost(FamilyCost):
         method."""
         reasons = []
         for m in named:
-            family = super().method_errors([m])
-            if why := family[0] if family else frame_method_error(m):
-                reasons.append(why)
+            if family := super().method_errors([m]):
+                reasons.append(family[0])
+            elif why := frame_method_error(m):
+                reasons.append(f"{why} (this count's rows prune frame by frame; eval-video runs {m})")
         return reasons
 
     def offered_methods(self, arch: CostArch, candidates: list[str]) -> list[str]:
