@@ -83,6 +83,8 @@ class Stage:
     def __post_init__(self) -> None:
         if self.name not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {self.name!r}")
+        if not self.where:
+            raise ValueError(f"stage {self.name!r}: say where its methods act (where)")
 
     def __str__(self) -> str:
         return self.name

@@ -168,6 +168,8 @@ def test_a_refusal_says_where_the_method_acts(name, capsys, tmp_path):
             assert "vision tower" in words, (where, words)
         if spec.prunes_in_vision_tower:
             assert "inside the LLM" not in words, (where, words)
+    with pytest.raises(ValueError, match="say where its methods act"):
+        Stage("clip", clip_step, acts_on_clip=True)
     assert get_method("ipcv").where == "inside the vision tower"
     assert get_method("ipcv+fastv").where == "inside the vision tower and inside the LLM"
     assert get_method("fastv").where == "inside the LLM"

@@ -273,5 +273,5 @@ def test_pipeline_ground_matches_official(pipe, prep):
 
 def test_no_clip_only_run(prep):
     """CDPruner needs the projector outputs: the CLIP-side entry point refuses it."""
-    with pytest.raises(LiteLVLMError, match="inside the LLM"):
+    with pytest.raises(LiteLVLMError, match="cdpruner. acts at the LLM.s input; use the grounding pipeline"):
         select("cdpruner", prep.selector_inputs(), 64)
