@@ -142,7 +142,9 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
         own = parts.part_times(method, fixed, sel_ms)
         if spec.uses_vision_tower:  # ... in place of the preparation's full run, as the stage costs charge
             full_tower = full_tower if full_tower is not None else wall(parts.run_full_tower)
-            own[parts.tower_part] -= full_tower
+            # the rest of the vision forward: on Qwen2.5-VL the forward IS a full run, so two medians of the
+            # same work differ by noise; a part is no time below 0
+            own[parts.tower_part] = max(0.0, own[parts.tower_part] - full_tower)
         stages = {}
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
