@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.common.grounding.grounding_batches import BatchCheck, batch_notes, batch_summary
-from analysis.common.grounding.grounding_runs import Run, clip_record, plan, run_keys
+from analysis.common.grounding.grounding_runs import NOTHING_FITS, Run, clip_record, plan, run_keys
 from analysis.common.grounding.grounding_scoring import evaluate_images, summarize, with_pixels
 from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
 from analysis.common.options.prefill_args import prefill_record
@@ -141,6 +141,8 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
     if rows.empty and skipped:
         raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
                             f"{skipped[0]['reason']}); nothing written")
+    if rows.empty:   # every image skipped every planned budget (each said so)
+        raise LiteLVLMError(NOTHING_FITS)
     cfg = read_json_if(out / "config.json") or {}
     if model is None and cfg.get("model") is not None:   # read back from the folder, resolved once
         model = resolve(cfg["model"])

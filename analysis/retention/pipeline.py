@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.common.grounding.grounding_runs import Run, image_runs, plan
+from analysis.common.grounding.grounding_runs import NOTHING_FITS, Run, image_runs, plan
 from analysis.common.grounding.method_choice import study_methods
 from analysis.retention.parts import selection_parts
 from litelvlm.budget import Budget
@@ -91,7 +91,7 @@ def family_tables(pipe, model: str, examples, budgets: list[Budget], methods: li
         visual.append(info)
         images[image_id] = pipe.visual_window(image).astype(np.float64) / 255.0
     if not rows:
-        raise LiteLVLMError("no planned budget fits any image's visual tokens; nothing written")
+        raise LiteLVLMError(NOTHING_FITS)
     table = pd.concat(rows, ignore_index=True)
     score_cols = ["image_id", "text", "model", "method", "budget", "patch", "row", "col", "score"]
     score_table = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=score_cols)

@@ -105,6 +105,23 @@ def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_pa
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_budgets_above_every_images_tokens_are_refused_as_retention_refuses_them(coco128, tmp_path, capsys,
+                                                                                caplog):
+    """Every planned budget above each image's N (UniPixel's N is the image's): each image warns that it
+    skips them, and the run, which has nothing to score, is one error, exit 2, nothing left in the folder,
+    in the words ``retention`` says it with (not an empty table and exit 0)."""
+    from analysis.common.grounding.grounding_runs import NOTHING_FITS
+
+    out = tmp_path / "run"
+    assert _run(coco128, out, "--image-ids", 34, "--methods", "random", "--budgets", 100000) == 2
+    err = capsys.readouterr().err
+    assert NOTHING_FITS in err and "budget(s) 100000 skipped" in caplog.text
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["retention", "--model", MODEL, "--refer-dir", str(coco128), "--limit-images", "1",
+                 "--methods", "random", "--budgets", "100000", "--out", str(tmp_path / "r")]) == 2
+    assert NOTHING_FITS in capsys.readouterr().err
+
+
 def test_a_tower_method_is_refused_before_writing(coco128, tmp_path, capsys):
     """FlowCut reads the [CLS] token's attention inside a vision tower, and Qwen2.5-VL's has no [CLS] token:
     one line, exit 2, nothing written."""

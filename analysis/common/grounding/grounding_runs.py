@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 #: one run of a study: (method name, its budget)
 Run = tuple[str, Budget]
+#: a study's error where every planned budget is above every image's visual tokens (:func:`image_runs`)
+NOTHING_FITS = "no planned budget fits any image's visual tokens; nothing written"
 
 
 def plan(methods: list[str], budgets: list[Budget], num_patches: int | None) -> list[Run]:
