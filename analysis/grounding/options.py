@@ -16,7 +16,12 @@ from analysis.common.presentation.family_text import merged_grid_names, official
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.refer_layout import check_refer_folder
-from litelvlm.registry.families import check_budgets_fit, check_hub_model, check_image_resize
+from litelvlm.registry.families import (
+    check_budgets_fit,
+    check_hub_model,
+    check_image_model,
+    check_image_resize,
+)
 from litelvlm.shared_options import (
     DTYPES,
     boot_seed_option,
@@ -125,6 +130,7 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
     an option declares, its budgets' form included, is checked where it is read: by the parser, or by
     :func:`~litelvlm.cli_args.check_declared` for options built in code)."""
     methods = split_list(a.methods)
+    check_image_model(a.model, "eval-grounding")   # a video family's model: before anything loads
     check_image_resize(a.image_resize, a.model)
     check_budgets_fit(a.model, a.budgets)   # against the card's N, before anything loads
     check_hub_model(a.model)   # a hub id offline with no cached snapshot

@@ -14,7 +14,7 @@ from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
 from litelvlm.refer_layout import check_refer_folder
-from litelvlm.registry.families import check_hub_model
+from litelvlm.registry.families import check_hub_model, check_image_model
 from litelvlm.shared_options import (
     DTYPES,
     device_option,
@@ -66,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_args(a: ImportanceArgs) -> list[str]:
     """The LLM-side signals to compute; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming
     it."""
+    check_image_model(a.model, "importance")   # a video family's model: before anything loads
     signals = split_list(a.signals)
     if signals == ["all"]:
         signals = list(LLM_SIGNALS)

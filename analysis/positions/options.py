@@ -22,7 +22,7 @@ from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.methods import TABLE, describe
 from litelvlm.refer_layout import check_refer_folder
-from litelvlm.registry.families import check_budgets_fit, check_hub_model
+from litelvlm.registry.families import check_budgets_fit, check_hub_model, check_image_model
 from litelvlm.shared_options import (
     DTYPES,
     budgets_option,
@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_args(a: PositionsArgs) -> tuple[list[str], list[Budget]]:
     """(methods as given, budgets); an unknown method or a bad budget is refused before torch loads."""
     methods = split_list(a.methods)
+    check_image_model(a.model, "positions")   # a video family's model: before anything loads
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones

@@ -18,7 +18,7 @@ from litelvlm.cli_args import add_dataclass_arguments, arg, read_declared
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_arg
 from litelvlm.models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
-from litelvlm.registry.families import cards, check_image_resize, family_of
+from litelvlm.registry.families import cards, check_image_model, check_image_resize, family_of
 from litelvlm.shared_options import (
     budgets_option,
     dtype_option,
@@ -95,6 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(a: RetentionArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
+    if model_family(a.model) is not None:   # a video family's model (a CLIP preset's name stays the CLIP)
+        check_image_model(a.model, "retention")
     if a.image_dir and not a.refer_dir:
         raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
     if a.refer_dir and not (Path(a.refer_dir) / "refs(unc).p").is_file():   # before anything loads

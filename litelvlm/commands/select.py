@@ -23,6 +23,7 @@ from ..registry.families import (
     card_of,
     cards,
     check_budgets_fit,
+    check_image_model,
     check_image_resize,
     family_or_clip,
     names_family,
@@ -137,6 +138,7 @@ def run(ns) -> int:
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")
+    check_image_model(a.model, "select")   # a video family's model: before anything loads
     check_image_resize(a.image_resize, a.model)   # a family with a resize of its own, before anything loads
     check_budgets_fit(a.model, [a.budget], "--budget")   # above the family card's N: before anything loads
     from ..methods.select import visual_features

@@ -151,6 +151,15 @@ def check_budgets_fit(model: str | ModelSpec | ResolvedModel, budgets: Sequence[
         resolved.check_budgets_fit(budgets, option)
 
 
+def check_image_model(model: Any, command: str) -> None:
+    """Refuse, before anything loads, a model whose family reads a video in the image command ``command``
+    (a CLIP or an image family's model passes): one line naming the image families and ``eval-video``."""
+    if (resolved := _resolved_or_none(model)) is not None and resolved.input == "video":
+        images = ", ".join(sorted(c.name for c in cards() if c.input == "image"))
+        raise LiteLVLMError(f"--model {resolved.text}: the {resolved.family} family's input is a video; "
+                            f"{command} runs the image families {images} (eval-video runs this one)")
+
+
 def check_hub_model(model: str | ModelSpec | ResolvedModel) -> None:
     """Refuse, before anything loads, a released checkpoint's hub id that cannot be had: offline
     (``HF_HUB_OFFLINE=1``) with no cached snapshot (:meth:`ResolvedModel.check_hub`); the line names the

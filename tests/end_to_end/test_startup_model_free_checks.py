@@ -19,6 +19,9 @@ BUDGET_TOO_LARGE = {
     "eval-grounding hub id": ["--refer-dir", "REFER", "--budgets", "1000", "--model", "MBZUAI/GLaMM-RefSeg"],
 }
 NO_REFS = ("eval-grounding", "positions", "importance", "validate", "reversal", "sink", "retention")
+#: the image commands, each given the video family's model
+IMAGE_COMMANDS = ("eval-grounding", "positions", "importance", "retention", "select")
+VIDEO_MODEL = "videoglamm-tiny-random:0"
 
 
 def _argv(command: str, extra: list[str], refer: str, out: str) -> list[str]:
@@ -40,7 +43,16 @@ def refused(tmp_path_factory, coco128) -> tuple[Path, dict[str, dict]]:
                        "1000"]
     cases["explore"] = ["explore", "--image", image, "--text", "bowl", "--budgets", "64,1000", "--out",
                         str(root / "page.html")]
+    cases.update({f"video {c}": _video_argv(c, str(coco128), image, str(root / f"video-{c}"))
+                  for c in IMAGE_COMMANDS})
     return root, run_fresh(cases)
+
+
+def _video_argv(command: str, refer: str, image: str, out: str) -> list[str]:
+    """``command`` on the video family's model, its other arguments valid."""
+    if command == "select":
+        return ["select", "--model", VIDEO_MODEL, "--image", image, "--text", "bowl", "--budget", "16"]
+    return [command, "--model", VIDEO_MODEL, "--refer-dir", refer, "--out", out]
 
 
 @pytest.mark.parametrize("case", sorted(BUDGET_TOO_LARGE))
@@ -71,3 +83,20 @@ def test_select_and_explore_refuse_a_budget_above_the_cards_n_before_the_heavy_i
     root, results = refused
     assert results[command] == {"rc": 2, "heavy": []}
     assert not (root / "page.html").exists()
+
+
+@pytest.mark.parametrize("command", IMAGE_COMMANDS)
+def test_an_image_command_refuses_a_video_model_before_the_heavy_imports(command, refused, tmp_path, coco128,
+                                                                         capsys):
+    """A video family's model in an image command: one line naming the model, its family, the image families
+    the command runs and ``eval-video``, exit 2, nothing loaded or written, whatever the methods."""
+    root, results = refused
+    assert results[f"video {command}"] == {"rc": 2, "heavy": []}
+    assert not (root / f"video-{command}").exists()
+    image = str(next((coco128 / "images").glob("*.jpg")))
+    argv = _video_argv(command, str(coco128), image, str(tmp_path / "o"))
+    assert main([*argv, *(["--method", "cdpruner"] if command == "select" else ["--methods", "cdpruner"]
+                          if command not in ("importance",) else [])]) == 2
+    err = capsys.readouterr().err
+    assert (f"--model {VIDEO_MODEL}: the videoglamm family's input is a video; {command} runs the image "
+            "families glamm, sa2va, unipixel (eval-video runs this one)") in err, err
