@@ -15,7 +15,7 @@ from ..errors import LiteLVLMError
 from ..image_resize import image_resize_arg
 from ..models.model_spec import ModelSpec
 from ..registry import families
-from ..registry.families import check_image_resize, family_input, names_family
+from ..registry.families import check_image_resize
 from ..shared_options import budgets_option, methods_option, model_option, seed_option
 from .defaults import DEFAULT_MODEL, image_models
 
@@ -79,8 +79,7 @@ def check_args(a: ExploreArgs) -> None:
     families.check_budgets_fit(a.model or DEFAULT_MODEL, [*(a.budgets or ()), *(a.mask_budgets or ())],
                                "--budgets/--mask-budgets")
     if a.model:
-        if names_family(a.model) and family_input(a.model) != "image":
-            raise LiteLVLMError(f"--model {a.model}: its family reads a video; the explorer reads one image")
+        families.check_image_model(a.model, "explore")   # a video family's model: before anything loads
 
 
 def run(ns) -> int:
