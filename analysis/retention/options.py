@@ -95,8 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(a: RetentionArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
-    if model_family(a.model) is not None:   # a video family's model (a CLIP preset's name stays the CLIP)
-        check_image_model(a.model, "retention")
+    check_image_model(a.model, "retention")   # a video family's model (a CLIP passes): before anything loads
     if a.image_dir and not a.refer_dir:
         raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
     if a.refer_dir and not (Path(a.refer_dir) / "refs(unc).p").is_file():   # before anything loads
