@@ -81,8 +81,9 @@ class PrefillParts:
         # its selection cannot run on meta
         if pipe.device.type == "meta" and spec is not None and spec.host_sync:
             return self.lm_head(self._staged_stand_in(plan))
-        # its selection on the projector outputs, then K tokens
-        if spec is not None and selects_on_llm_input(spec):
+        # its selection on the projector outputs, then K tokens; counting on meta, the selection is charged on
+        # its own (``selector_tflops``), so the prefill is that of K tokens (as a CLIP-side method's)
+        if spec is not None and selects_on_llm_input(spec) and pipe.device.type != "meta":
             ctx = LLMContext(pipe, prepared, self.visual)
             kept = self.visual[spec.select(ctx, plan.budget).indices.to(self.visual.device)]
             final = pipe.run_llm(prepared, kept)[0]

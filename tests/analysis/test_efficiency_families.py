@@ -120,6 +120,24 @@ def test_efficiency_runs_on_sa2va_counted_and_timed(tmp_path):
     assert (t["e2e_ms"] > 0).all() and (t["vision_ms"] > 0).all() and t["dtype"].eq("float32").all()
 
 
+@pytest.mark.parametrize("arch_name", ["tiny", "unipixel-tiny", "sa2va-tiny"])
+def test_a_selection_on_the_llms_inputs_is_counted_once(arch_name):
+    """A method selecting on the LLM's input embeddings (DivPrune, CDPruner) is charged its selection as
+    ``selector_tflops``; its prefill's measured count is its token plan's analytic one, so the end-to-end sum
+    holds the selection once (CDPruner's ran again inside the counted prefill)."""
+    import torch
+
+    from analysis.efficiency.count import flops_rows
+    from litelvlm.cost.tokens import selects_on_llm_input
+
+    arch = get_arch(arch_name)
+    methods = [m for m in method_names() if selects_on_llm_input(arch.spec(m)) and not get_method(m).oracle
+               and not cost_of_arch(arch_name).method_errors([m])]
+    assert {"divprune", "cdpruner"} <= set(methods), methods
+    df = flops_rows(arch, [(m, 16) for m in methods], ["sdpa"], torch.float32)
+    assert (df.set_index("method").loc[["divprune", "cdpruner"], "selector_tflops"] > 0).all()
+    assert df["llm_flops_rel_diff"].abs().lt(1e-12).all(), df[["method", "llm_flops_rel_diff"]]
+
 def test_model_and_arch_are_one_choice(tmp_path):
     assert main(["efficiency", "--arch", "tiny", "--model", "tiny-random", "--out", str(tmp_path / "x")]) == 2
     assert main(["efficiency", "--arch", "nope", "--flops-only", "--out", str(tmp_path / "y")]) == 2
