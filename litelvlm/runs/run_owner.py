@@ -78,8 +78,9 @@ def _from_config(config: dict, out: Path) -> str | None:
     ident = config.get("identity")
     if isinstance(ident, dict):
         return STUDY_COMMAND.get(ident["study"], ident["study"])
-    if isinstance(config.get("command"), str):
-        return config["command"]
+    if isinstance(config.get("command"), str):  # the command's name, or (efficiency) its whole line
+        named = config["command"]
+        return _command_line({"command": named}) if named.startswith("litelvlm ") else named
     line = _command_line(config.get("run"))
     if line is not None:
         return line

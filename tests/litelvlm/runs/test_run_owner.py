@@ -27,6 +27,9 @@ HELD = {
     "identity video": ({"config.json": _identity("video")}, "eval-video"),
     "identity sink": ({"config.json": _identity("sink")}, "sink"),
     "command key": ({"config.json": {"command": "reversal", "args": {}}}, "reversal"),
+    # efficiency's config.json: the whole command line under "command", no record (a committed results folder)
+    "command line key": ({"config.json": {"command": "litelvlm efficiency --arch tiny --out x",
+                                          "run": {"command": None}}}, "efficiency"),
     "provenance line": ({"config.json": {"run": {"command": "litelvlm -v validate --out x"}}}, "validate"),
     "demo summary": ({"demo_summary.json": {"scenes": 4}}, "demo"),
     "toy REFER": ({"refs(unc).p": "", "scenes.json": []}, "toy-data"),
@@ -48,6 +51,21 @@ def _folder(tmp_path: Path, files: dict) -> Path:
 def test_the_command_a_folder_holds(tmp_path, case):
     files, command = HELD[case]
     assert owner(_folder(tmp_path, files)) == command
+
+
+def test_every_committed_results_folder_is_held_by_a_command_of_this_project():
+    """The folders under ``results/`` (committed without their run records) are claimed by the command that
+    wrote them, so a user re-running a README command there replaces them instead of being refused with a
+    garbled name (efficiency's config.json holds its whole command line)."""
+    from analysis.commands import COMMANDS as STUDIES
+    from litelvlm.cli import COMMANDS
+
+    results = Path(__file__).resolve().parents[3] / "results"
+    folders = sorted(p.parent for p in results.glob("*/*/config.json"))
+    assert folders
+    for folder in folders:  # None: an early config naming no command (any command may write there)
+        assert owner(folder) in {*COMMANDS, *STUDIES, None}, folder
+    assert {owner(p.parent) for p in results.glob("efficiency/*/config.json")} == {"efficiency"}
 
 
 @pytest.mark.odd_case("a run owns its --out", "an --out holding another command's run",
