@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
@@ -28,6 +27,7 @@ from ..methods.select import select
 from ..pruning import Selection, SelectorInputs
 from ..pruning.tower import ClipTower
 from .clip import SENTENCE, InMemoryHFClip, build_clip_sizes
+from .meta_memo import MetaKernelMemo
 from .tokens import TokenPlan, count_flops, selects_on_clip, selects_on_llm_input
 
 
@@ -53,16 +53,18 @@ MB = 2 ** 20
 QUERY_TOKENS = 16
 
 
-class MetaScalars(TorchDispatchMode):
+class MetaScalars(MetaKernelMemo):
     """Within the block, a boolean read back from a ``meta`` tensor is ``True`` (the checks transformers
-    makes on the all-ones attention masks the pipeline builds); any other read-back is an error."""
+    makes on the all-ones attention masks the pipeline builds); any other read-back is an error. Every other
+    op goes through :class:`~litelvlm.cost.meta_memo.MetaKernelMemo` (a repeat answered without its kernel),
+    so enter it before the counting modes."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func is torch.ops.aten._local_scalar_dense.default and args[0].device.type == "meta":
             if args[0].dtype != torch.bool:
                 raise RuntimeError(f"a {args[0].dtype} value was read back from a meta tensor")
             return True
-        return func(*args, **(kwargs or {}))
+        return super().__torch_dispatch__(func, types, args, kwargs)
 
 
 def materialize_selector_modules(model: torch.nn.Module, device: str | torch.device = "cpu",
