@@ -35,7 +35,7 @@ from litelvlm.cost.meta import MB
 from litelvlm.cost.parts import PrefillParts
 from litelvlm.cost.stages import time_stages
 from litelvlm.cost.timing import LayerLoopTimer, cuda_time_ms, interleaved_wall_ms, llm_layers, wall_time_ms
-from litelvlm.cost.tokens import selects_on_clip
+from litelvlm.cost.tokens import selects_on_clip, selects_on_llm_input
 from litelvlm.llm.captured import runner_of
 from litelvlm.machine.memory import peak_activation_bytes
 
@@ -135,9 +135,12 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
             return parts.run_select(m, b)
 
         spec = arch.spec(method)
-        # a method running the tower itself: its own run; LLM-side: inside the prefill
+        # a method running the tower itself: its own run; on the LLM's inputs: its selection there (as
+        # validate's stages time it and its FLOPs are counted); inside the LLM: inside the prefill
         sel_ms = (wall(functools.partial(parts.run_tower, method, budget)) if spec.uses_vision_tower
-                  else wall(selection) if selects_on_clip(spec) else 0.0)
+                  else wall(selection) if selects_on_clip(spec)
+                  else wall(functools.partial(parts.run_llm_input_select, method, budget))
+                  if selects_on_llm_input(spec) else 0.0)
         # GLaMM: clip, text (text-guided methods), selector, sam
         own = parts.part_times(method, fixed, sel_ms)
         if spec.uses_vision_tower:  # ... in place of the preparation's full run, as the stage costs charge

@@ -81,13 +81,9 @@ class PrefillParts:
         # its selection cannot run on meta
         if pipe.device.type == "meta" and spec is not None and spec.host_sync:
             return self.lm_head(self._staged_stand_in(plan))
-        # its selection on the projector outputs, then K tokens; counting on meta, the selection is charged on
-        # its own (``selector_tflops``), so the prefill is that of K tokens (as a CLIP-side method's)
-        if spec is not None and selects_on_llm_input(spec) and pipe.device.type != "meta":
-            ctx = LLMContext(pipe, prepared, self.visual)
-            kept = self.visual[spec.select(ctx, plan.budget).indices.to(self.visual.device)]
-            final = pipe.run_llm(prepared, kept)[0]
-        elif len(plan.stages) == 1:
+        # one stage: the LLM on K tokens (a selection on the LLM's inputs is a part of its own,
+        # :meth:`run_llm_input_select`: counted as ``selector_tflops``, timed as ``selector_ms``)
+        if len(plan.stages) == 1:
             final = pipe.run_llm(prepared, self.visual[: plan.stages[0][1]])[0]
         elif spec is not None and spec.forward is not None:  # the method's own forward inside the LLM
             ctx = LLMContext(pipe, prepared, self.visual)
@@ -101,6 +97,14 @@ class PrefillParts:
         else:
             raise LiteLVLMError(f"no prefill for the token stages {plan.stages} of method {plan.method!r}")
         return self.lm_head(final)
+
+    def run_llm_input_select(self, method: str, budget: int):
+        """The selection of a method choosing on the LLM's input embeddings (DivPrune, CDPruner: ``ground``'s
+        step before the LLM), on the (N, h) visual tokens, with its options."""
+        spec = self.arch.spec(method)
+        if not selects_on_llm_input(spec):
+            raise LiteLVLMError(f"{method} does not select on the LLM's input embeddings")
+        return spec.select(LLMContext(self.pipe, self.prepared, self.visual), budget, **self.options(method))
 
     def _staged_stand_in(self, plan: TokenPlan) -> torch.Tensor:
         """Final hidden states of an LLM forward with ``plan``'s token counts, keeping the FIRST visual tokens

@@ -181,6 +181,21 @@ def test_prefill_is_grounds_llm_forward():
     assert masks.shape == (1, *reversed(parts.image.size))
 
 
+def test_a_selection_on_the_llms_inputs_is_its_own_part_not_the_prefills():
+    """DivPrune and CDPruner select on the LLM's input embeddings before the LLM: their selection is a part
+    of its own (``run_llm_input_select``, timed as ``selector_ms``, as ``validate``'s stages time it and as
+    its FLOPs are counted), and their prefill is the LLM on K tokens, the prefill of a CLIP-side method."""
+    from litelvlm.glamm.cost_parts import PipelineParts, build_pipeline
+
+    arch = get_arch("tiny")
+    parts = PipelineParts(build_pipeline(arch, "cpu", torch.float32, "sdpa"), arch)
+    with torch.no_grad():
+        clip_side = parts.run_prefill(token_plan(arch, "litelvlm", 16))
+        for method in ("divprune", "cdpruner"):
+            assert torch.equal(parts.run_prefill(token_plan(arch, method, 16)), clip_side), method
+            assert len(parts.run_llm_input_select(method, 16).indices) == 16, method
+
+
 def test_conventions_and_the_papers_flops():
     g = get_arch("glamm-7b").glamm
     d, m, L = g.llm_hidden, g.llm_intermediate, g.llm_layers

@@ -103,6 +103,21 @@ def test_a_tower_method_is_counted_on_glamms_clip_in_place_of_the_full_run(tmp_p
     assert df.loc["ipcv", "e2e_tflops"] == pytest.approx(df.loc["none", "e2e_tflops"], rel=1e-12)
 
 
+def test_a_selection_on_the_llms_inputs_is_timed_as_the_selector(tmp_path):
+    """Timed by parts on the CPU, DivPrune's and CDPruner's selection on the LLM's inputs is ``selector_ms``
+    (it was inside ``prefill_ms``, with a selector overhead of 0), and the row's sum stays its parts'."""
+    assert main(["efficiency", "--arch", "tiny", "--methods", "none,divprune,cdpruner", "--budgets", "16",
+                 "--attn", "sdpa", "--warmup", "0", "--repeats", "1", "--threads", "1", "--no-figures",
+                 "--out", str(tmp_path)]) == 0
+    df = pd.read_csv(tmp_path / "efficiency.csv").set_index("method")
+    assert df.loc["none", "selector_ms"] == 0
+    parts = ["clip_ms", "text_ms", "selector_ms", "sam_ms"]
+    for method in ("divprune", "cdpruner"):
+        assert df.loc[method, "selector_ms"] > 0, method
+        assert df.loc[method, "e2e_ms"] == pytest.approx(df.loc[method, parts].sum() + df.loc[method,
+                                                                                              "prefill_ms"])
+
+
 def test_a_tower_part_less_the_full_run_is_no_time_below_zero(tmp_path, monkeypatch):
     """Summing the parts, a tower method's vision part is the vision forward less one full tower run: on
     Qwen2.5-VL the two are the same work, so their medians' difference is noise around 0; a part is no time
