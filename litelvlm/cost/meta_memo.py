@@ -6,10 +6,10 @@ hundreds of microseconds of Python, most of a count's time, and an LLM's layers 
 same shapes. On ``meta`` an op's outputs are a function of its inputs' shapes, strides, offsets and dtypes and
 of its other arguments, so :class:`MetaKernelMemo` keeps each op's output metadata and answers a repeat with
 fresh tensors of that metadata. It answers only what a fresh allocation reproduces: ops that neither mutate
-nor alias an input (by their schema and by what the first call returned), whose arguments it can key
-(tensors on ``meta``; numbers, strings, dtypes and the like keyed with their type, so ``x + 1`` and
-``x + 1.0`` differ), and whose outputs are ``meta`` tensors of their own storage; anything else runs its
-kernel every time.
+nor alias an input (by their schema and by what the first call returned), whose arguments it can key (tensors
+on ``meta``; numbers, strings, dtypes and the like keyed with their type, so ``x + 1`` and ``x + 1.0`` differ;
+with torch's default dtype, which a factory without one makes), and whose outputs are ``meta`` tensors of
+their own storage; anything else runs its kernel every time.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class MetaKernelMemo(TorchDispatchMode):
         if schema.is_mutable or any(r.alias_info is not None for r in schema.returns):
             return func(*args, **kwargs)
         try:
-            key = (func, _key(args), _key(kwargs))
+            # a factory without a dtype makes the default one (a model build under a dtype changes it)
+            key = (func, torch.get_default_dtype(), _key(args), _key(kwargs))
         except _Unkeyable:
             return func(*args, **kwargs)
         seen = self._seen.get(key)

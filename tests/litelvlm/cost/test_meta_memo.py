@@ -64,6 +64,20 @@ def test_keys_tell_the_arguments_types_apart():
     assert (ints.dtype, floats.dtype) == (torch.int64, torch.float32)
 
 
+def test_a_factory_follows_the_default_dtype_of_each_call():
+    """A model built under a dtype sets torch's default dtype for its parameters: the same factory call then
+    makes another dtype, so the default dtype is part of the key."""
+    with MetaKernelMemo():
+        before = torch.empty(3, device="meta").dtype
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            during = torch.empty(3, device="meta").dtype
+        finally:
+            torch.set_default_dtype(previous)
+    assert (before, during) == (torch.float32, torch.float64)
+
+
 def test_what_a_fresh_allocation_does_not_reproduce_runs_its_kernel():
     x = _meta(4, 6)
     with MetaKernelMemo() as memo:
