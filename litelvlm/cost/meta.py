@@ -195,17 +195,19 @@ def llm_prefills(parts, plans: dict, attns: list[str], set_attention) -> dict:
     ``meta``, per attention implementation (``set_attention(attn)`` switches the pipeline's); ``parts`` runs a
     plan's prefill (``run_prefill(plan)``)."""
     llm: dict = {}
+    scalars = MetaScalars()  # one memo for every prefill: the plans and kernels share most of their ops
     for attn in attns:
         set_attention(attn)  # same weights (none: meta), other attention kernel
         for plan in tqdm(list(dict.fromkeys(plans.values())), desc=f"LLM on meta ({attn})", leave=False):
-            llm[attn, plan] = meta_prefill(parts, plan)
+            llm[attn, plan] = meta_prefill(parts, plan, scalars)
     return llm
 
 
-def meta_prefill(parts, plan: TokenPlan) -> tuple[int, int, int]:
-    """(FLOPs, peak bytes, bytes the logits keep) of one prefill of the pipeline on ``meta``."""
+def meta_prefill(parts, plan: TokenPlan, scalars: MetaScalars | None = None) -> tuple[int, int, int]:
+    """(FLOPs, peak bytes, bytes the logits keep) of one prefill of the pipeline on ``meta``; ``scalars``: the
+    :class:`MetaScalars` to run it in (its memo kept from earlier prefills; None: a new one)."""
     fc, mem = FlopCounterMode(display=False), LiveTensorBytes()
-    with torch.no_grad(), MetaScalars(), fc, mem:
+    with torch.no_grad(), scalars or MetaScalars(), fc, mem:
         out = parts.run_prefill(plan)
     kept = mem.live
     del out

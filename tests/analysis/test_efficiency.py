@@ -159,6 +159,29 @@ def test_analytic_flops_match_flop_counter_for_every_method_and_budget(arch_name
     assert measured[fv] > measured[cs]
 
 
+def test_every_prefill_of_a_count_shares_one_memo_and_counts_what_a_fresh_one_counts(meta_parts):
+    """``llm_prefills`` runs every plan under both kernels in one ``MetaScalars``: each prefill's FLOPs and
+    bytes are what it gives in a mode of its own, and the later prefills reuse what the earlier ran."""
+    from litelvlm.cost.meta import MetaScalars, llm_prefills, meta_prefill
+    from litelvlm.glamm.cost_parts import set_attention
+
+    parts = meta_parts("tiny")
+    runs = (("none", 576), ("litelvlm", 64), ("fastv", 64))
+    plans = {(m, b): token_plan(parts.arch, m, b) for m, b in runs}
+    try:
+        shared = llm_prefills(parts, plans, ["eager", "sdpa"], lambda attn: set_attention(parts.pipe, attn))
+        assert set(shared) == {(a, p) for a in ("eager", "sdpa") for p in plans.values()}
+        one, alone = MetaScalars(), 0
+        for (attn, plan), counted in shared.items():
+            set_attention(parts.pipe, attn)
+            fresh = MetaScalars()
+            assert meta_prefill(parts, plan, fresh) == counted == meta_prefill(parts, plan, one), (attn, plan)
+            alone += fresh.hits
+        assert one.hits > alone  # a prefill answered from the ones before it
+    finally:
+        set_attention(parts.pipe, "eager")  # the fixture's kernel, for the module's other tests
+
+
 def test_prefill_is_grounds_llm_forward():
     # the study's prefill runs the LLM as GlammPipeline.ground does (FastV: the library's), on the
     # pipeline built from the preset: its logits at the [SEG]-predicting rows are the LM head of the
