@@ -13,12 +13,11 @@ from typing import Any
 
 import torch
 
-from litelvlm.llm.context import run_layers
-
 from ..errors import LiteLVLMError
-from ..llm.context import LLMContext
+from ..llm.context import LLMContext, run_layers
 from ..llm.pruned_forward import pruned_forward, run_pruned_from
 from ..lvlm.family import GroundingPipeline
+from ..pruning.selection import Selection
 from . import CostArch
 from .tokens import TokenPlan, selects_on_llm_input
 
@@ -98,7 +97,7 @@ class PrefillParts:
             raise LiteLVLMError(f"no prefill for the token stages {plan.stages} of method {plan.method!r}")
         return self.lm_head(final)
 
-    def run_llm_input_select(self, method: str, budget: int):
+    def run_llm_input_select(self, method: str, budget: int) -> Selection:
         """The selection of a method choosing on the LLM's input embeddings (DivPrune, CDPruner: ``ground``'s
         step before the LLM), on the (N, h) visual tokens, with its options."""
         spec = self.arch.spec(method)
