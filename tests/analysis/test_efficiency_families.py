@@ -138,6 +138,7 @@ def test_a_selection_on_the_llms_inputs_is_counted_once(arch_name):
     assert (df.set_index("method").loc[["divprune", "cdpruner"], "selector_tflops"] > 0).all()
     assert df["llm_flops_rel_diff"].abs().lt(1e-12).all(), df[["method", "llm_flops_rel_diff"]]
 
+
 def test_model_and_arch_are_one_choice(tmp_path):
     assert main(["efficiency", "--arch", "tiny", "--model", "tiny-random", "--out", str(tmp_path / "x")]) == 2
     assert main(["efficiency", "--arch", "nope", "--flops-only", "--out", str(tmp_path / "y")]) == 2
