@@ -70,21 +70,22 @@ class PrefillParts:
 
     def run_prefill(self, plan: TokenPlan) -> torch.Tensor:
         """Next-token logits (1, S', V) of the LLM forward with the token schedule ``plan``: one stage is
-        the LLM on that many visual tokens (``none``, CLIP-side methods, DivPrune); more stages run the
-        plan's LLM-side method inside the LLM (FastV and DART at their layer, SparseVLM's stages)."""
+        the LLM on that many visual tokens (``none``, CLIP-side methods, those selecting on the LLM's inputs,
+        a method pruning nothing inside the LLM at its budget); more stages run the plan's LLM-side method
+        inside the LLM (FastV and DART at their layer, SparseVLM's stages)."""
         pipe, prepared = self.pipe, self.prepared
         if plan.text_tokens != self.arch.text_tokens:
             raise LiteLVLMError(f"the plan has {plan.text_tokens} text tokens, the prompt "
                                 f"{self.arch.text_tokens}")
+        # one stage: the LLM on K tokens, whatever chose them (a selection on the LLM's inputs is a part of
+        # its own, :meth:`run_llm_input_select`: counted as ``selector_tflops``, timed as ``selector_ms``)
+        if len(plan.stages) == 1:
+            return self.lm_head(pipe.run_llm(prepared, self.visual[: plan.stages[0][1]])[0])
         spec = self.arch.spec(plan.method) if plan.method else None  # None: the plan needs no LLM-side method
         # its selection cannot run on meta
         if pipe.device.type == "meta" and spec is not None and spec.host_sync:
             return self.lm_head(self._staged_stand_in(plan))
-        # one stage: the LLM on K tokens (a selection on the LLM's inputs is a part of its own,
-        # :meth:`run_llm_input_select`: counted as ``selector_tflops``, timed as ``selector_ms``)
-        if len(plan.stages) == 1:
-            final = pipe.run_llm(prepared, self.visual[: plan.stages[0][1]])[0]
-        elif spec is not None and spec.forward is not None:  # the method's own forward inside the LLM
+        if spec is not None and spec.forward is not None:  # the method's own forward inside the LLM
             ctx = LLMContext(pipe, prepared, self.visual)
             # a method pruning once from one layer (FastV's forward: FastV, DART) selects at the plan's layer
             layer = {"layer": plan.stages[1][0]} if spec.forward is pruned_forward else {}

@@ -139,6 +139,27 @@ def test_a_selection_on_the_llms_inputs_is_counted_once(arch_name):
     assert df["llm_flops_rel_diff"].abs().lt(1e-12).all(), df[["method", "llm_flops_rel_diff"]]
 
 
+def test_one_token_count_has_one_counted_prefill():
+    """Every row whose plan is one stage of K visual tokens (nothing pruned inside the LLM) counts the prefill
+    of a CLIP-side method at that K: the same FLOPs and the same activation bytes on ``meta`` (DivPrune and
+    downsample, whose selections cannot run there, and SparseVLM or ViTCoP at K = N, took a stand-in whose
+    bytes differed)."""
+    import torch
+
+    from analysis.efficiency.count import flops_rows
+
+    arch = get_arch("tiny")
+    methods = [m for m in method_names()
+               if not get_method(m).oracle and not cost_of_arch("tiny").method_errors([m])]
+    n = arch.num_patches
+    df = flops_rows(arch, [(m, k) for m in methods for k in (n, 16)], ["sdpa"], torch.float32)
+    one = df[df["prune_layer"].eq(0) & df["n_tokens_first_layers"].eq(df["n_tokens"])]
+    assert {"divprune", "downsample", "sparsevlm", "vitcop", "litelvlm"} <= set(one["method"])
+    cols = ["llm_tflops_measured", "llm_act_mb_meta"]
+    spread = one.groupby("n_tokens")[cols].nunique()
+    assert (spread == 1).all().all(), one.sort_values("n_tokens")[["method", "budget", "n_tokens", *cols]]
+
+
 def test_model_and_arch_are_one_choice(tmp_path):
     assert main(["efficiency", "--arch", "tiny", "--model", "tiny-random", "--out", str(tmp_path / "x")]) == 2
     assert main(["efficiency", "--arch", "nope", "--flops-only", "--out", str(tmp_path / "y")]) == 2
