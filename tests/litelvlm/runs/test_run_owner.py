@@ -53,7 +53,7 @@ def test_the_command_a_folder_holds(tmp_path, case):
     assert owner(_folder(tmp_path, files)) == command
 
 
-def test_every_committed_results_folder_is_held_by_a_command_of_this_project():
+def test_every_committed_results_folder_is_read_as_its_command_or_none():
     """The folders under ``results/`` (committed without their run records) are claimed by the command that
     wrote them, so a user re-running a README command there replaces them instead of being refused with a
     garbled name (efficiency's config.json holds its whole command line)."""
