@@ -18,6 +18,7 @@ import pytest
 
 from litelvlm.cli import all_commands
 from tests.fixtures.fresh import HEAVY, run_fresh
+from tests.fixtures.sources import parsed
 
 #: one bad value of an option each subcommand has (refused at parse time)
 BAD_ARGUMENT = {
@@ -128,7 +129,7 @@ def _claims_light() -> list[str]:
     found = []
     for package in ("litelvlm", "analysis"):
         for path in sorted((ROOT / package).rglob("*.py")):
-            doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
+            doc = " ".join((ast.get_docstring(parsed(path)) or "").split())
             if LIGHT_CLAIM.search(doc):
                 parts = path.relative_to(ROOT).with_suffix("").parts
                 found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))

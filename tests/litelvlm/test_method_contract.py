@@ -14,6 +14,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.method import Method, Option
 from litelvlm.method_stage import STAGES
 from litelvlm.methods import TABLE, available_methods, describe, get_method, method_names
+from tests.fixtures.sources import parsed
 
 LIB = Path(__file__).resolve().parents[2] / "litelvlm"
 
@@ -119,7 +120,7 @@ def _imports(path: Path) -> set[str]:
     rel = path.relative_to(LIB.parent).with_suffix("")
     parts = list(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
     here = parts if rel.name == "__init__" else parts[:-1]
-    tree = ast.parse(path.read_text())
+    tree = parsed(path)
     skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
             and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
     out = set()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.fixtures.sources import parsed, text
+
 ROOT = Path(__file__).resolve().parents[2]
 TREES = ("litelvlm", "analysis", "benchmarks")
 MAX_FILE, MAX_FUNCTION = 400, 60
@@ -25,8 +27,8 @@ def test_no_module_over_400_lines():
 def test_no_function_over_60_lines_without_a_reason():
     long, excused = {}, 0
     for path in _modules():
-        lines = path.read_text().splitlines()
-        for node in ast.walk(ast.parse("\n".join(lines))):
+        lines = text(path).splitlines()
+        for node in ast.walk(parsed(path)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 size = node.end_lineno - node.lineno + 1
                 if size > MAX_FUNCTION:

@@ -13,6 +13,7 @@ from pathlib import Path
 from litelvlm.lvlm.family import GroundingPipeline
 from litelvlm.lvlm.prepared import Prepared
 from litelvlm.registry.families import family_names, get_family
+from tests.fixtures.sources import modules, parsed
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the names a pipeline or a prepared input goes by in the code
@@ -24,8 +25,8 @@ HOLDERS = {"pipe", "pipeline", "self.pipe", "prepared", "prep", "given", "run.pi
 def _probes() -> list[str]:
     """``file:line getattr(holder, 'name')`` of every constant-name getattr/hasattr on a holder."""
     found = []
-    for path in sorted([*(ROOT / "litelvlm").rglob("*.py"), *(ROOT / "analysis").rglob("*.py")]):
-        tree = ast.parse(path.read_text(), str(path))
+    for path in modules("litelvlm", "analysis"):
+        tree = parsed(path)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                     and node.func.id in ("getattr", "hasattr") and len(node.args) >= 2:

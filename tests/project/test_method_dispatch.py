@@ -11,6 +11,7 @@ from pathlib import Path
 
 from litelvlm.method_stage import STAGE_OBJECTS, STAGES
 from litelvlm.methods import method_names
+from tests.fixtures.sources import modules, parsed
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the contract and the registry, which define names and stages
@@ -34,7 +35,7 @@ def branches(path: Path) -> list[str]:
     rel = path.relative_to(ROOT).as_posix()
     names, kinds = set(method_names()), set(STAGES) | {"clip", "llm"}
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Compare):
             sides = [node.left, *node.comparators]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "isin":
@@ -58,7 +59,7 @@ def name_dispatches(path: Path) -> list[str]:
     step (a stage dispatched by a name it holds, not by the function it holds)."""
     rel = path.relative_to(ROOT).as_posix()
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parsed(path)):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
                 and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
                 and any(w in ast.unparse(node.args[1]) for w in ("stage", "step"))):
@@ -67,8 +68,8 @@ def name_dispatches(path: Path) -> list[str]:
 
 
 def method_branches() -> list[str]:
-    files = [*(ROOT / "analysis").rglob("*.py"), *(ROOT / "litelvlm").rglob("*.py")]
-    return [b for p in sorted(files) if p.relative_to(ROOT).as_posix() not in CONTRACT | set(NOT_PRUNING)
+    skipped = CONTRACT | set(NOT_PRUNING)
+    return [b for p in modules("analysis", "litelvlm") if p.relative_to(ROOT).as_posix() not in skipped
             for b in branches(p)]
 
 
@@ -96,8 +97,7 @@ def test_a_stage_runs_the_function_it_holds_not_a_name():
     pipeline: every stage holds a plain function, and nothing in the library or the studies calls ``getattr``
     with a stage's or a step's name."""
     assert all(inspect.isfunction(s.step) and not isinstance(s, str) for s in STAGE_OBJECTS.values())
-    files = [*(ROOT / "analysis").rglob("*.py"), *(ROOT / "litelvlm").rglob("*.py")]
-    found = [d for p in sorted(files) for d in name_dispatches(p)]
+    found = [d for p in modules("analysis", "litelvlm") for d in name_dispatches(p)]
     assert not found, "\n".join(found)
 
 

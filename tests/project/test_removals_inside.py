@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.fixtures.sources import modules, parsed
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: calls that move or remove files: os.<name>, shutil.<name>, or <path>.<name>() for the path methods
@@ -62,8 +64,8 @@ def places() -> dict[str, bool]:
     """"file:function" of every function that moves or removes files -> whether it checks with ``inside``."""
     found: dict[str, bool] = {}
     for package in ("litelvlm", "analysis"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            tree = ast.parse(path.read_text())
+        for path in modules(package):
+            tree = parsed(path)
             for fn in ast.walk(tree):
                 if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     continue

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.sources import parsed
+
 ANALYSIS = Path(__file__).resolve().parents[2] / "analysis"
 
 
@@ -29,7 +31,7 @@ def _module_name(path: Path) -> str:
 def imports(path: Path) -> list[tuple[int, bool, str]]:
     """(line, inside a function, imported module) for every import of ``path``; ``from a import b`` counts
     as both ``a`` and ``a.b`` (b may be a submodule), relative imports are resolved."""
-    tree = ast.parse(path.read_text())
+    tree = parsed(path)
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rsplit(".", 1)[0]
     found: list[tuple[int, bool, str]] = []
 
@@ -285,7 +287,7 @@ def _bindings(path: Path) -> dict[str, str]:
     """name -> the qualified name it is bound to by the top-level imports of ``path``
     (``from analysis.grounding import run``: ``run`` -> ``analysis.grounding.run``)."""
     found = {}
-    for node in ast.parse(path.read_text()).body:
+    for node in parsed(path).body:
         if isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
         elif isinstance(node, ast.Import):   # ``import a.b`` binds ``a``; ``import a.b as c`` binds ``a.b``
@@ -318,7 +320,7 @@ def _typed_runs(path: Path) -> list[str]:
     """The calls in the smoke function of the figure set ``path`` of its study's typed ``run``
     (``analysis.<study>.command.run``, imported from there or from the study's package, for a study of its
     ``studies``) given the study's options dataclass made in place (``run(GroundingArgs(...))``)."""
-    tree = ast.parse(path.read_text())
+    tree = parsed(path)
     bound = _bindings(path)
     runs = {f"analysis.{study}.command.run": f"analysis.{study}." for study in _studies(tree)}
     found = []

@@ -23,6 +23,7 @@ import pytest
 import tomllib
 
 from litelvlm.lazy import Lazy
+from tests.fixtures.sources import parsed
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the files the string rules read: every module of the library and of the studies
@@ -47,7 +48,7 @@ def _texts() -> tuple[tuple[str, str], ...]:
 
 @functools.cache
 def _tree(rel: str) -> ast.Module:
-    return ast.parse((ROOT / rel).read_text(encoding="utf-8"), rel)
+    return parsed(ROOT / rel)
 
 
 def _trees(pattern: str) -> list[tuple[str, ast.Module]]:
@@ -207,7 +208,7 @@ def _lazy_export_modules() -> list[str]:
     """The packages of the library and the studies that export names through a module ``__getattr__``."""
     out = []
     for path in sorted(p for pkg in ("litelvlm", "analysis") for p in (ROOT / pkg).rglob("__init__.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parsed(path)
         if any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body):
             out.append(".".join(path.relative_to(ROOT).parent.parts))
     return out

@@ -21,6 +21,8 @@ import ast
 import functools
 from pathlib import Path
 
+from tests.fixtures.sources import modules, parsed
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("litelvlm", "analysis")
 
@@ -78,8 +80,7 @@ def _command_modules() -> set[str]:
 
 @functools.cache
 def _files() -> tuple[tuple[str, ast.Module], ...]:
-    return tuple((str(path.relative_to(ROOT)), ast.parse(path.read_text(), str(path)))
-                 for pkg in PACKAGES for path in sorted((ROOT / pkg).rglob("*.py")))
+    return tuple((str(path.relative_to(ROOT)), parsed(path)) for path in modules(*PACKAGES))
 
 
 def _absolute(rel: str, node: ast.ImportFrom) -> str:
