@@ -41,14 +41,27 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", "
                    ".npz", ".tflite", ".ot")
 
 
+def _read_digest(path: str) -> str:
+    """The BLAKE2 digest of the file at ``path``."""
+    return hashlib.blake2b(Path(path).read_bytes()).hexdigest()
+
+
+#: (path, size, modification and change times, inode) -> digest: an unchanged file is hashed once
+_DIGESTS: dict[tuple, str] = {}
+
+
 def _content_signature(folder: Path) -> tuple:
     """(name, BLAKE2 digest) of every file in ``folder`` but the weights: the same files give the same
-    signature in any folder."""
+    signature in any folder. A file whose size, times and inode stand is hashed once per process."""
     out = []
     with os.scandir(folder) as entries:
         for e in entries:
             if e.is_file() and not e.name.endswith(WEIGHT_SUFFIXES):
-                out.append((e.name, hashlib.blake2b(Path(e.path).read_bytes()).hexdigest()))
+                st = e.stat()
+                key = (e.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                if key not in _DIGESTS:
+                    _DIGESTS[key] = _read_digest(e.path)
+                out.append((e.name, _DIGESTS[key]))
     return tuple(sorted(out))
 
 
@@ -73,5 +86,6 @@ def shared_tokenizer(folder: str | os.PathLike, load: Callable[[], T], kind: str
 
 
 def forget_tokenizers() -> None:
-    """Drop every shared tokenizer (the next load reads its folder again)."""
+    """Drop every shared tokenizer and every remembered file digest (the next load reads its folder again)."""
     _LOADED.clear()
+    _DIGESTS.clear()

@@ -77,3 +77,18 @@ def test_two_clips_written_into_two_caches_share_their_tokenizer(tmp_path):
     assert a.tokenizer is b.tokenizer
     assert a.tokenizer("a photo").input_ids == b.tokenizer("a photo").input_ids
     st.forget_tokenizers()
+
+
+def test_by_content_reads_an_unchanged_file_once_and_a_rewritten_one_again(tmp_path, monkeypatch):
+    """The content key hashes each file once while its size and times stand (CLIP's 3.6 MB ``tokenizer.json``
+    was hashed at every load); a rewritten file is read and hashed again."""
+    (tmp_path / "tokenizer.json").write_text("{}")
+    read, real = [], st._read_digest
+    monkeypatch.setattr(st, "_read_digest", lambda path: read.append(path) or real(path))
+    st.forget_tokenizers()
+    first = st._content_signature(tmp_path)
+    assert st._content_signature(tmp_path) == first and len(read) == 1
+    (tmp_path / "tokenizer.json").write_text('{"changed": 1}')
+    os.utime(tmp_path / "tokenizer.json", ns=(1, 1))
+    assert st._content_signature(tmp_path) != first and len(read) == 2
+    st.forget_tokenizers()
