@@ -3,13 +3,13 @@
 Where an official repository pins a transformers version whose behaviour differs from this project's on the
 compared path (a ``hidden_states`` entry whose meaning changed, a renamed config key, another image resize),
 running the official code under this project's transformers compares it with the wrong reference. A
-:data:`PINS` entry names the pinned packages; :func:`pinned_env` installs them from the package registry
-into a folder of their own (``pip install --target``, no dependencies: the rest comes from this
-environment), once, and :func:`run_pinned` runs a script with that folder first on ``sys.path``, exchanging
-tensors through files. The folder is kept under ``LITELVLM_PINNED_ENVS`` (default
-``~/.cache/litelvlm/pinned``) across sessions. Tests skip with the reason when the registry cannot be
-reached. The script imports the official code and the pinned
-packages only: it shares no step with this project. Each run is a process forked from a server
+:data:`PINS` entry names the pinned packages; :func:`pinned_env` installs them from the package registry into
+a folder of their own (``pip install --target``, no dependencies: the rest comes from this environment; no
+bytecode: each run keeps the bytecode of what it imports there), once, and :func:`run_pinned` runs a script
+with that folder first on ``sys.path``, exchanging tensors through files. The folder is kept under
+``LITELVLM_PINNED_ENVS`` (default ``~/.cache/litelvlm/pinned``) across sessions. Tests skip with the reason
+when the registry cannot be reached. The script imports the official code and the pinned packages only: it
+shares no step with this project. Each run is a process forked from a server
 (``pinned_scripts/forkserver.py``, one a test process, closed at the session's end) that has imported the
 packages no pin installs (torch above all), so that a run costs the pinned packages' import and its work.
 """
@@ -107,9 +107,11 @@ def pinned_env(name: str) -> Path:
     with FileLock(str(folder) + ".lock"):
         if done.is_file():
             return folder
-        got = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-                              str(folder), "--upgrade", *packages], capture_output=True, text=True,
-                             timeout=600)
+        # --no-compile: a pinned script imports a small part of transformers; each pinned run keeps the
+        # bytecode of what it imports (forkserver.py), instead of pip compiling every module once per install
+        got = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
+                              "--target", str(folder), "--upgrade", *packages], capture_output=True,
+                             text=True, timeout=600)
         if got.returncode != 0:
             last = (got.stderr.strip().splitlines() or ["(no output)"])[-1]
             pytest.skip(f"the official pins of {name} ({', '.join(packages)}) could not be installed from "
@@ -192,9 +194,15 @@ def run_pinned(name: str, script: str, *args: str, timeout: int = 600) -> str:
     path, and this process's intra-op thread count (so that float sums run in the same order on both sides);
     in a process of its own, forked from this test process's server (``pinned_scripts/forkserver.py``), which
     has imported the packages no pin installs. Its stdout; a failure fails the test with its output."""
+    return run_in_folder(pinned_env(name), script, *args, timeout=timeout, name=f"the {name} pins")
+
+
+def run_in_folder(folder: Path, script: str, *args: str, timeout: int = 600, name: str | None = None) -> str:
+    """:func:`run_pinned`'s run with ``folder`` first on the path (``name``: what the failure calls it); its
+    stdout."""
     import torch
 
-    folder = pinned_env(name)
+    name = name or str(folder)
     threads = torch.get_num_threads()
     if _SERVER and (_SERVER[0].threads != threads or _SERVER[0].proc.poll() is not None):
         close_pinned_server()
@@ -204,11 +212,11 @@ def run_pinned(name: str, script: str, *args: str, timeout: int = 600) -> str:
     rc, stdout, stderr = _SERVER[0].run(folder, script, args, timeout)
     if rc is None:
         _SERVER.clear()
-        pytest.fail(f"{script} under the {name} pins did not end within {timeout} s:\n{stdout[-3000:]}\n"
+        pytest.fail(f"{script} under {name} did not end within {timeout} s:\n{stdout[-3000:]}\n"
                     f"{stderr[-6000:]}")
     if rc != 0:
-        pytest.fail(f"{script} under the {name} pins failed (rc {rc}):\n{stdout[-3000:]}\n{stderr[-6000:]}")
+        pytest.fail(f"{script} under {name} failed (rc {rc}):\n{stdout[-3000:]}\n{stderr[-6000:]}")
     return stdout
 
 
-__all__ = ["PINS", "close_pinned_server", "pinned_env", "run_pinned"]
+__all__ = ["PINS", "close_pinned_server", "pinned_env", "run_in_folder", "run_pinned"]

@@ -59,6 +59,8 @@ def child(request: dict) -> None:
         torch.set_num_threads(request["threads"])
         os.environ["PYTHONPATH"] = os.pathsep.join([request["folder"], sys.path[0]])
         sys.path.insert(0, request["folder"])
+        # the pins are installed without bytecode (pinned_env.py): what a run imports is compiled once, kept
+        sys.dont_write_bytecode = False
         sys.argv = [request["script"], *request["args"]]
         runpy.run_path(request["script"], run_name="__main__")
         code = 0

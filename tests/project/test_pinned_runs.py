@@ -1,0 +1,38 @@
+"""The official sides' pinned environments (``tests/pinned_env.py``) cost their install once and their
+bytecode once: pip installs a pin's packages without compiling every module (most of transformers is never
+imported by a pinned script), and a pinned run keeps the bytecode of what it imports in the pinned folder, so
+the next run reads it instead of compiling again."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import tests.pinned_env as pinned
+
+
+def test_a_pin_is_installed_without_compiling_every_module(tmp_path, monkeypatch):
+    calls = []
+
+    def pip(args, **kw):   # pip makes the target folder
+        calls.append(args)
+        Path(args[args.index("--target") + 1]).mkdir(parents=True, exist_ok=True)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setenv("LITELVLM_PINNED_ENVS", str(tmp_path))
+    monkeypatch.setattr(pinned.subprocess, "run", pip)
+    folder = pinned.pinned_env("glamm")
+    (args,) = calls
+    assert "--no-compile" in args and "--target" in args and str(folder) in args
+    assert (folder / ".installed").is_file() and pinned.pinned_env("glamm") == folder and len(calls) == 1
+
+
+def test_a_pinned_run_keeps_the_bytecode_of_what_it_imports_from_the_pinned_folder(tmp_path):
+    folder = tmp_path / "pinned"
+    folder.mkdir()
+    (folder / "pinned_module.py").write_text("VALUE = 41\n")
+    script = tmp_path / "script.py"
+    script.write_text("import pinned_module\nprint(pinned_module.VALUE + 1)\n")
+    for _ in range(2):
+        assert pinned.run_in_folder(folder, str(script)).strip() == "42"
+        assert [p.name.split(".")[0] for p in (folder / "__pycache__").glob("*.pyc")] == ["pinned_module"]
