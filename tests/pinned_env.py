@@ -5,11 +5,11 @@ compared path (a ``hidden_states`` entry whose meaning changed, a renamed config
 running the official code under this project's transformers compares it with the wrong reference. A
 :data:`PINS` entry names the pinned packages; :func:`pinned_env` installs them from the package registry into
 a folder of their own (``pip install --target``, no dependencies: the rest comes from this environment; no
-bytecode: each run keeps the bytecode of what it imports there), once, and :func:`run_pinned` runs a script
-with that folder first on ``sys.path``, exchanging tensors through files. The folder is kept under
-``LITELVLM_PINNED_ENVS`` (default ``~/.cache/litelvlm/pinned``) across sessions. Tests skip with the reason
-when the registry cannot be reached. The script imports the official code and the pinned packages only: it
-shares no step with this project. Each run is a process forked from a server
+bytecode: each run keeps the bytecode of what it imports in the folder's ``.pycache``), once, and
+:func:`run_pinned` runs a script with that folder first on ``sys.path``, exchanging tensors through files. The
+folder is kept under ``LITELVLM_PINNED_ENVS`` (default ``~/.cache/litelvlm/pinned``) across sessions. Tests
+skip with the reason when the registry cannot be reached. The script imports the official code and the pinned
+packages only: it shares no step with this project. Each run is a process forked from a server
 (``pinned_scripts/forkserver.py``, one a test process, closed at the session's end) that has imported the
 packages no pin installs (torch above all), so that a run costs the pinned packages' import and its work.
 """
@@ -108,7 +108,7 @@ def pinned_env(name: str) -> Path:
         if done.is_file():
             return folder
         # --no-compile: a pinned script imports a small part of transformers; each pinned run keeps the
-        # bytecode of what it imports (forkserver.py), instead of pip compiling every module once per install
+        # bytecode of what it imports under the folder (forkserver.py), not pip compiling every module
         got = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
                               "--target", str(folder), "--upgrade", *packages], capture_output=True,
                              text=True, timeout=600)

@@ -59,7 +59,10 @@ def child(request: dict) -> None:
         torch.set_num_threads(request["threads"])
         os.environ["PYTHONPATH"] = os.pathsep.join([request["folder"], sys.path[0]])
         sys.path.insert(0, request["folder"])
-        # the pins are installed without bytecode (pinned_env.py): what a run imports is compiled once, kept
+        # the pins are installed without bytecode (pinned_env.py): what a run imports is compiled once and
+        # kept under the pinned folder (a prefix: nothing is written beside a source, ../shared's official
+        # code among them)
+        sys.pycache_prefix = os.path.join(request["folder"], ".pycache")
         sys.dont_write_bytecode = False
         sys.argv = [request["script"], *request["args"]]
         runpy.run_path(request["script"], run_name="__main__")

@@ -1,7 +1,7 @@
 """The official sides' pinned environments (``tests/pinned_env.py``) cost their install once and their
 bytecode once: pip installs a pin's packages without compiling every module (most of transformers is never
-imported by a pinned script), and a pinned run keeps the bytecode of what it imports in the pinned folder, so
-the next run reads it instead of compiling again."""
+imported by a pinned script), and a pinned run keeps the bytecode of what it imports under the pinned folder
+(and nowhere else), so the next run reads it instead of compiling again."""
 
 from __future__ import annotations
 
@@ -27,12 +27,20 @@ def test_a_pin_is_installed_without_compiling_every_module(tmp_path, monkeypatch
     assert (folder / ".installed").is_file() and pinned.pinned_env("glamm") == folder and len(calls) == 1
 
 
-def test_a_pinned_run_keeps_the_bytecode_of_what_it_imports_from_the_pinned_folder(tmp_path):
-    folder = tmp_path / "pinned"
+def test_a_pinned_run_keeps_the_bytecode_of_what_it_imports_in_the_pinned_folder_and_nowhere_else(tmp_path):
+    """The bytecode goes under the pinned folder (a pycache prefix), never beside a source it imports from
+    elsewhere: the official code in ``../shared`` is read, never written."""
+    folder, elsewhere = tmp_path / "pinned", tmp_path / "official"
     folder.mkdir()
-    (folder / "pinned_module.py").write_text("VALUE = 41\n")
+    elsewhere.mkdir()
+    (folder / "pinned_module.py").write_text("VALUE = 40\n")
+    (elsewhere / "official_module.py").write_text("STEP = 1\n")
     script = tmp_path / "script.py"
-    script.write_text("import pinned_module\nprint(pinned_module.VALUE + 1)\n")
+    script.write_text(f"import sys\nsys.path.append({str(elsewhere)!r})\n"
+                      "import official_module, pinned_module\n"
+                      "print(pinned_module.VALUE + 2 * official_module.STEP)\n")
     for _ in range(2):
         assert pinned.run_in_folder(folder, str(script)).strip() == "42"
-        assert [p.name.split(".")[0] for p in (folder / "__pycache__").glob("*.pyc")] == ["pinned_module"]
+        kept = sorted(p.name.split(".")[0] for p in folder.rglob("*.pyc"))
+        assert "pinned_module" in kept and "official_module" in kept
+        assert not list(elsewhere.rglob("*.pyc")) and not (folder / "__pycache__").exists()
