@@ -46,8 +46,10 @@ def _read_digest(path: str) -> str:
     return hashlib.blake2b(Path(path).read_bytes()).hexdigest()
 
 
-#: (path, size, modification and change times, inode) -> digest: an unchanged file is hashed once
+#: (path, size, modification and change times, inode) -> digest: an unchanged file is hashed once; at most
+#: KEEP_DIGESTS are kept (a long session writing fresh folders starts over)
 _DIGESTS: dict[tuple, str] = {}
+KEEP_DIGESTS = 4096
 
 
 def _content_signature(folder: Path) -> tuple:
@@ -60,6 +62,8 @@ def _content_signature(folder: Path) -> tuple:
                 st = e.stat()
                 key = (e.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
                 if key not in _DIGESTS:
+                    if len(_DIGESTS) >= KEEP_DIGESTS:
+                        _DIGESTS.clear()
                     _DIGESTS[key] = _read_digest(e.path)
                 out.append((e.name, _DIGESTS[key]))
     return tuple(sorted(out))

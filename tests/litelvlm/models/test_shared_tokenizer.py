@@ -92,3 +92,13 @@ def test_by_content_reads_an_unchanged_file_once_and_a_rewritten_one_again(tmp_p
     os.utime(tmp_path / "tokenizer.json", ns=(1, 1))
     assert st._content_signature(tmp_path) != first and len(read) == 2
     st.forget_tokenizers()
+
+
+def test_a_process_keeps_a_bounded_number_of_file_digests(tmp_path, monkeypatch):
+    monkeypatch.setattr(st, "KEEP_DIGESTS", 3)
+    st.forget_tokenizers()
+    for i in range(7):
+        (tmp_path / f"{i}.json").write_text(str(i))
+    st._content_signature(tmp_path)
+    assert 0 < len(st._DIGESTS) <= 3
+    st.forget_tokenizers()
