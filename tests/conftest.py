@@ -235,22 +235,10 @@ def unoffered_methods(monkeypatch):
     return {name: why for name, (why, _) in UNOFFERED.items()}
 
 
-_DESELECTED: list = []
-
-
-def pytest_deselected(items):
-    """Keep the deselected items: ``tests/project/test_suite_counts.py`` counts the slow and GPU ones."""
-    _DESELECTED.extend(items)
-
-
-@pytest.fixture(scope="session")
-def deselected_items() -> list:
-    """The items this session's selection (``-m``, ``-k``, ``--deselect``) left out."""
-    return _DESELECTED
-
-
 def pytest_collection_modifyitems(config, items):
-    """GPU tests skip, with the reason, where no CUDA device is present."""
+    """Tests marked ``early`` first (xdist hands them out at the start, so the two workers end together);
+    GPU tests skip, with the reason, where no CUDA device is present."""
+    items.sort(key=lambda item: item.get_closest_marker("early") is None)   # stable: the rest keep theirs
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (none present)")

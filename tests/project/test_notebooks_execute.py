@@ -11,12 +11,13 @@ from analysis.figures.registry import FIGURE_SETS
 READY = [f for f in FIGURE_SETS.values() if not f.missing()]
 #: the notebooks the default suite runs: every notebook is generated from one template over its figure_set's
 #: functions (tests/project/test_notebooks_stripped.py), so a few light ones stand for the rest, which run
-#: with the slow tests
+#: with the slow tests; each runs first (``early``: a notebook kernel is the suite's longest single test)
 DEFAULT = {"sink"}
 
 
 @pytest.mark.parametrize("figure_set",
-                         [f if f.name in DEFAULT else pytest.param(f, marks=pytest.mark.slow) for f in READY],
+                         [pytest.param(f, marks=pytest.mark.early if f.name in DEFAULT else pytest.mark.slow)
+                          for f in READY],
                          ids=lambda f: f.name)
 def test_notebook_runs_in_smoke_mode_and_matches_the_command(figure_set, smoke_figures, tmp_path,
                                                              monkeypatch):
