@@ -19,15 +19,25 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min
 keep_freed_memory()
 os.environ.setdefault("GLIBC_TUNABLES", child_tunables())
 # Python's cycle collector runs rarer, as during a litelvlm command (litelvlm.machine.collector), and leaves
-# out what imports and collection made (pytest_collection_finish): 8% of a worker's CPU time went to it.
+# out what imports and collection made (pytest_collection below): 8% of a worker's CPU time went to it.
 gc.set_threshold(*THRESHOLDS)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LITELVLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def pytest_collection_finish(session) -> None:
-    gc.freeze()   # the modules, fixtures and test items alive now are never garbage
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """The collector, off since ``tests/__init__.py``, stays off while the test modules are imported; then one
+    pass, what is left (modules, fixtures, test items) frozen (never garbage, never walked again), and the
+    collector on."""
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        gc.collect()
+        gc.freeze()
+        gc.enable()
 
 
 @pytest.fixture(scope="session", autouse=True)
