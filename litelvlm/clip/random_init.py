@@ -7,6 +7,7 @@ BPE, taken from the vocabulary that ships inside open_clip, so nothing is downlo
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,15 +75,22 @@ def open_clip_config(arch: ClipArch) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=1)
+def openai_bpe() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+    """OpenAI CLIP's vocabulary (token, id) with transformers' names of the two special tokens, and its merges
+    in rank order, from open_clip's bundled BPE; read once per process."""
+    st = SimpleTokenizer()
+    renames = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = tuple((renames.get(k, k), v) for k, v in st.encoder.items())
+    return vocab, tuple(pair for pair, _ in sorted(st.bpe_ranks.items(), key=lambda kv: kv[1]))
+
+
 def write_clip_tokenizer(path: str | Path):
     """Write OpenAI CLIP's tokenizer (vocab.json, merges.txt) from open_clip's bundled BPE."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    st = SimpleTokenizer()
-    vocab = dict(st.encoder)
-    renames = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
-    vocab = {renames.get(k, k): v for k, v in vocab.items()}
-    merges = [pair for pair, _ in sorted(st.bpe_ranks.items(), key=lambda kv: kv[1])]
+    pairs, ranked = openai_bpe()
+    vocab, merges = dict(pairs), list(ranked)
     try:  # transformers >= 5: the tokenizers-backed class takes the vocabulary directly
         tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
     except TypeError:  # older transformers: file paths
