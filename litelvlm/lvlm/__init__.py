@@ -1,7 +1,8 @@
 """The family contract: what a pixel-grounding LVLM gives the pruning methods and the studies.
 
-* :mod:`litelvlm.lvlm.family`: ``GroundingPipeline`` (the contract a family's pipeline implements and its one
-  ``ground``), ``SequenceLayout``, ``GroundingOutput`` (:mod:`~litelvlm.lvlm.sequence`);
+* :mod:`litelvlm.lvlm.family`: ``GroundingPipeline`` (the contract a family's pipeline implements,
+  :mod:`~litelvlm.lvlm.contract`'s ``FamilyContract``, and its one ``ground``), ``SequenceLayout``,
+  ``GroundingOutput`` (:mod:`~litelvlm.lvlm.sequence`);
 * :mod:`~litelvlm.lvlm.prune`: the step of ``ground`` that runs a method's stage;
   :mod:`~litelvlm.lvlm.generate`: the generated answer; :mod:`~litelvlm.lvlm.visual_view`: the visual tokens'
   grid and window;

@@ -19,6 +19,7 @@ import torch
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.glamm import GlammPipeline
+from litelvlm.lvlm.contract import FamilyContract
 from litelvlm.lvlm.family import GroundingPipeline, SequenceLayout
 from litelvlm.registry.families import family_names, family_of, get_family, load_pipeline, table
 
@@ -31,8 +32,8 @@ def tiny_glamm_pipeline(tiny_glamm):
 
 
 def _contract() -> set[str]:
-    return {n for n in vars(GroundingPipeline) if not n.startswith("__")} | set(
-        GroundingPipeline.__annotations__)
+    return {n for klass in (FamilyContract, GroundingPipeline) for n in [*vars(klass), *klass.__annotations__]
+            if not n.startswith("__")}
 
 
 def _required() -> list[str]:
