@@ -1,14 +1,14 @@
 """What a model family implements (:class:`FamilyContract`): the members every family provides
 (``abc.abstractmethod``: its input, its LLM sequence, its mask head), what it declares as data (``family``,
-``abilities``, ``prepared_type``) and holds as state, and what it may override: defaults, and the hooks
-``ground_many`` calls, each with its default. A family's pipeline subclasses
-:class:`~litelvlm.lvlm.family.GroundingPipeline`, which adds what no family overrides."""
+``abilities``, ``prepared_type``) and holds as state, and the defaults it may override (``device``,
+``num_visual``, ``mask_shape``, ...). A family's pipeline subclasses
+:class:`~litelvlm.lvlm.family.GroundingPipeline`, which adds ``ground_many``, the hooks it calls (each with
+its default) and what no family overrides."""
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,7 +18,6 @@ from ..errors import LiteLVLMError
 from ..pruning import Selection
 from .abilities import Abilities
 from .prepared import Prepared
-from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout
 from .visual_view import visual_grid, visual_window
 
@@ -215,31 +214,3 @@ class FamilyContract(abc.ABC):
     def summarize_metrics(cls, rows) -> dict:
         """The family's own summary columns over one (method, budget)'s rows of :meth:`sample_metrics`."""
         return {}
-
-    # -- the hooks ``ground_many`` calls ---------------------------------------------------------------------
-    def run_input(self, prepared: Prepared, method: str, prunes: bool):
-        """The input ``ground`` runs ``method`` on (default: ``prepared``); ``prunes``: the run keeps fewer
-        than all the visual tokens. A family whose prompt differs when pruned (Sa2VA's video) returns that
-        prompt here, and refuses a method this input cannot run."""
-        return prepared
-
-    def run_clip_stage(self, prepared: Prepared, method: str, budget: int, full, **kw) -> tuple:
-        """A CLIP-side method's step of :meth:`ground` (:data:`~litelvlm.method_stage.CLIP_STAGE`):
-        :func:`clip_stage`."""
-        return clip_stage(self, prepared, method, budget, full, **kw)
-
-    def run_llm_stage(self, prepared: Prepared, method: str, budget: int, full, **kw) -> tuple:
-        """The step of :meth:`ground` of a method acting with the LLM (the other stages):
-        :func:`llm_stage`."""
-        return llm_stage(self, prepared, method, budget, full, **kw)
-
-    def generated(self, prepared: Prepared, run: Callable[[], GroundingOutput]) -> GroundingOutput:
-        """``answer="generate"``: ``run()``'s output (:mod:`~litelvlm.lvlm.generate`) as the family's official
-        code reads it."""
-        return run()
-
-    def decode_masks_many(self, prepared: list[Prepared], prompts: list[torch.Tensor]) -> list[torch.Tensor]:
-        """:meth:`decode_masks` of several inputs (their ``prompts`` each), for the inputs that shared an LLM
-        forward in ``ground_many``; default: one call per input. A family whose decoder can take them in one
-        call (GLaMM) overrides it, each input's logits equal to its own call's up to rounding."""
-        return [self.decode_masks(p, q) for p, q in zip(prepared, prompts, strict=True)]

@@ -14,10 +14,10 @@ registered by its card in :mod:`litelvlm.registry.families`. The contract has th
   every family (their steps: :mod:`litelvlm.lvlm.batched`), and what they run (``method_error``,
   ``final_hidden``, the LLM layer by layer: :mod:`litelvlm.llm.context`).
 
-The first two are :class:`~litelvlm.lvlm.contract.FamilyContract`, the base; :class:`GroundingPipeline` adds
-the third. N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit,
-the rows predicting each [SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last
-axis only."""
+:class:`~litelvlm.lvlm.contract.FamilyContract`, the base, holds the first part, the declared data and the
+defaults; :class:`GroundingPipeline` adds the hooks ``ground_many`` calls and the third part. N is asked per
+prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting each
+[SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last axis only."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from . import contract_steps as steps
 from .contract import FamilyContract
 from .numerics import set_attention, tower_implementation
 from .prepared import Prepared
+from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
@@ -48,9 +49,38 @@ POSITION_SWITCH = ("official", "keep", "renumber", "pad")
 
 class GroundingPipeline(FamilyContract):
     """A family's pipeline: one image (or video), its sentences, any method and budget -> masks. What a family
-    implements, declares and may override is :class:`~litelvlm.lvlm.contract.FamilyContract`; what follows is
-    the same for every family (final)."""
+    implements, declares and its defaults are :class:`~litelvlm.lvlm.contract.FamilyContract`; here, the hooks
+    ``ground_many`` calls (a family may override each) and what is the same for every family (final)."""
 
+    # -- the hooks ``ground_many`` calls ---------------------------------------------------------------------
+    def run_input(self, prepared: Prepared, method: str, prunes: bool):
+        """The input ``ground`` runs ``method`` on (default: ``prepared``); ``prunes``: the run keeps fewer
+        than all the visual tokens. A family whose prompt differs when pruned (Sa2VA's video) returns that
+        prompt here, and refuses a method this input cannot run."""
+        return prepared
+
+    def run_clip_stage(self, prepared: Prepared, method: str, budget: int, full, **kw) -> tuple:
+        """A CLIP-side method's step of :meth:`ground` (:data:`~litelvlm.method_stage.CLIP_STAGE`):
+        :func:`clip_stage`."""
+        return clip_stage(self, prepared, method, budget, full, **kw)
+
+    def run_llm_stage(self, prepared: Prepared, method: str, budget: int, full, **kw) -> tuple:
+        """The step of :meth:`ground` of a method acting with the LLM (the other stages):
+        :func:`llm_stage`."""
+        return llm_stage(self, prepared, method, budget, full, **kw)
+
+    def generated(self, prepared: Prepared, run: Callable[[], GroundingOutput]) -> GroundingOutput:
+        """``answer="generate"``: ``run()``'s output (:mod:`~litelvlm.lvlm.generate`) as the family's official
+        code reads it."""
+        return run()
+
+    def decode_masks_many(self, prepared: list[Prepared], prompts: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`decode_masks` of several inputs (their ``prompts`` each), for the inputs that shared an LLM
+        forward in ``ground_many``; default: one call per input. A family whose decoder can take them in one
+        call (GLaMM) overrides it, each input's logits equal to its own call's up to rounding."""
+        return [self.decode_masks(p, q) for p, q in zip(prepared, prompts, strict=True)]
+
+    # -- the same for every family (final) -------------------------------------------------------------------
     @final
     def spec(self, method: str) -> Method:
         """The :class:`~litelvlm.method.Method` ``method`` runs as here: its variant for
