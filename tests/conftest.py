@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import tests
 from litelvlm.machine.allocator import child_tunables, keep_freed_memory
 from litelvlm.machine.collector import THRESHOLDS
 
@@ -24,6 +25,13 @@ gc.set_threshold(*THRESHOLDS)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LITELVLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def pytest_configure(config) -> None:
+    """An xdist worker (``config.workerinput``) ends without the interpreter's teardown
+    (``tests/__init__.py``)."""
+    if hasattr(config, "workerinput"):
+        tests.end_as_worker()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -37,21 +37,39 @@ def test_the_collector_runs_during_the_tests_and_skips_what_collection_left():
     assert gc.get_freeze_count() > 10_000   # the modules, fixtures and test items of the session
 
 
-@pytest.mark.parametrize("worker", ["gw9", None], ids=["xdist worker", "any other process"])
-def test_a_worker_ends_after_its_exit_handlers_without_the_teardown(tmp_path, worker):
+#: how the child below ends (its last lines; how many of its processes tore down; its exit status): as a
+#: marked xdist worker, as another process importing the suite with the worker's variable inherited, or as a
+#: marked worker whose forked process exits with a status of its own (written to the file "status")
+FORK = ("if os.fork() == 0:\n    sys.exit(3)\n"
+        "open(os.path.join(OUT, 'status'), 'w').write(str(os.waitstatus_to_exitcode(os.wait()[1])))")
+ENDINGS = {
+    "xdist worker": ("tests.end_as_worker()", 0, 0),
+    "another process with the worker's variable": ("sys.exit(4)", 1, 4),
+    "a marked worker's fork exiting with 3": ("tests.end_as_worker()\n" + FORK, 1, 0),
+}
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_only_a_worker_ends_after_its_exit_handlers_without_the_teardown(tmp_path, ending):
+    code, teardowns, status = ENDINGS[ending]
     script = f"""
-import atexit
+import atexit, os, sys
 import tests
 
+OUT = {str(tmp_path)!r}
+
 class Freed:
-    def __del__(self, _open=open):   # builtins may be gone by then: bound here
-        _open({str(tmp_path / "teardown")!r}, "w").close()
+    def __del__(self, _open=open, _pid=os.getpid, _join=os.path.join):   # bound here: builtins may be gone
+        _open(_join(OUT, f"teardown-{{_pid()}}"), "w").close()
 
 freed = Freed()   # freed in the interpreter's teardown
-atexit.register(lambda: open({str(tmp_path / "handler")!r}, "w").close())
+atexit.register(lambda: open(os.path.join(OUT, f"handler-{{os.getpid()}}"), "w").close())
+{code}
 """
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"} | (
-        {"PYTEST_XDIST_WORKER": worker} if worker else {})
-    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True)
-    assert (tmp_path / "handler").exists()
-    assert (tmp_path / "teardown").exists() == (worker is None)
+    env = os.environ | {"PYTEST_XDIST_WORKER": "gw9"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env)
+    assert out.returncode == status
+    assert len(list(tmp_path.glob("handler-*"))) == 1 + ("fork" in ending)   # every exit handler ran
+    assert len(list(tmp_path.glob("teardown-*"))) == teardowns
+    if "fork" in ending:
+        assert (tmp_path / "status").read_text() == "3"
