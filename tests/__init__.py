@@ -2,7 +2,8 @@
 (before ``tests/conftest.py`` imports torch).
 
 - Python's cycle collector is off until collection ends (``pytest_collection`` in the conftest): its passes
-  over a heap that only grows cost a process about 1 of its 11 CPU-s of startup.
+  over a heap that only grows cost a process about 1 of its 11 CPU-s of startup. Only under pytest: another
+  process importing the suite's helpers keeps its collector.
 - An xdist worker ends without the interpreter's teardown: its results are sent and every other exit
   handler has run (this one, registered first, runs last); freeing a worker's modules and objects one by one
   took about 3 s at the end of each run, while the controller waited. Only the process the conftest marks
@@ -16,7 +17,8 @@ import logging
 import os
 import sys
 
-gc.disable()
+if "_pytest.config" in sys.modules:   # pytest's own process, collecting
+    gc.disable()
 
 #: the process id of the xdist worker this process is (None: not one)
 _worker_pid: int | None = None

@@ -37,6 +37,12 @@ def test_the_collector_runs_during_the_tests_and_skips_what_collection_left():
     assert gc.get_freeze_count() > 10_000   # the modules, fixtures and test items of the session
 
 
+def test_a_process_importing_the_suite_outside_pytest_keeps_its_collector():
+    out = subprocess.run([sys.executable, "-c", "import gc, tests; print(gc.isenabled())"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
 #: how the child below ends (its last lines; how many of its processes tore down; its exit status): as a
 #: marked xdist worker, as another process importing the suite with the worker's variable inherited, or as a
 #: marked worker whose forked process exits with a status of its own (written to the file "status")
