@@ -18,38 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.import_graph import cycles, imports, module_name, source_of
 from tests.fixtures.sources import parsed
 
 ANALYSIS = Path(__file__).resolve().parents[2] / "analysis"
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(ANALYSIS.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports(path: Path) -> list[tuple[int, bool, str]]:
-    """(line, inside a function, imported module) for every import of ``path``; ``from a import b`` counts
-    as both ``a`` and ``a.b`` (b may be a submodule), relative imports are resolved."""
-    tree = parsed(path)
-    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rsplit(".", 1)[0]
-    found: list[tuple[int, bool, str]] = []
-
-    def visit(node: ast.AST, nested: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.Import):
-                found.extend((child.lineno, nested, a.name) for a in child.names)
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    up = package.split(".")[: len(package.split(".")) - child.level + 1]
-                    base = ".".join(up + ([base] if base else []))
-                found.append((child.lineno, nested, base))
-                found.extend((child.lineno, nested, f"{base}.{a.name}") for a in child.names)
-            visit(child, nested or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
-
-    visit(tree, False)
-    return found
 
 
 OPTIONS = sorted(ANALYSIS.glob("*/options.py"))
@@ -93,7 +65,7 @@ def cross_study_imports() -> set[tuple[str, str, int]]:
         rel = path.relative_to(ANALYSIS).parts
         if len(rel) < 2:
             continue  # analysis/commands.py, analysis/__init__.py: the registry level
-        study, module = rel[0], _module_name(path)
+        study, module = rel[0], module_name(path)
         for line, _, name in imports(path):
             parts = name.split(".")
             if parts[0] != "analysis" or len(parts) < 2 or parts[1] in (study, "common"):
@@ -104,7 +76,7 @@ def cross_study_imports() -> set[tuple[str, str, int]]:
                 continue  # ``from analysis import x``: x is checked as analysis.x
             if path.name == "figure_set.py" and len(parts) >= 3 and parts[2] in DRAWING_SIDE:
                 continue
-            if len(parts) == 2 or _source_of(".".join(parts[:3])) is None:
+            if len(parts) == 2 or source_of(".".join(parts[:3])) is None:
                 continue  # the study's public API (``from analysis.grounding import GroundingArgs, run``)
             found.add((module, ".".join(parts[:3]), line))
     return found
@@ -118,10 +90,10 @@ def test_no_study_imports_another_study_s_internals():
 
 # -- layers: the figure-set base below the studies, the registry above them ----------------------------------
 def _package_of(module: str) -> str | None:
-    path = _source_of(module)
+    path = source_of(module)
     if path is None:
         return None
-    name = _module_name(path)
+    name = module_name(path)
     return name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
 
 
@@ -130,42 +102,13 @@ def package_graph() -> dict[str, set[str]]:
     inside a function; ``from analysis import x`` counts as ``analysis.x``)."""
     graph: dict[str, set[str]] = {}
     for path in sorted(ANALYSIS.rglob("*.py")):
-        source = _package_of(_module_name(path))
+        source = _package_of(module_name(path))
         edges = graph.setdefault(source, set())
         for _, _, name in imports(path):
             target = _package_of(name) if name.startswith("analysis.") else None
             if target is not None and target != source:
                 edges.add(target)
     return graph
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected groups of more than one node of ``graph`` (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for nxt in graph.get(node, ()):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            group = []
-            while not group or group[-1] != node:
-                group.append(stack.pop())
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
 
 
 def test_cycles_finds_a_strongly_connected_group():
@@ -203,14 +146,6 @@ HEAVY_PACKAGES = ("torch", "transformers", "open_clip", "pandas", "scipy", "matp
                   "pycocotools", "tqdm", "PIL", "numpy", "pyarrow", "seaborn", "statsmodels", "papermill")
 
 
-def _source_of(module: str) -> Path | None:
-    base = ROOT / module.replace(".", "/")
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.exists():
-            return path
-    return None
-
-
 def _top_level_imports(path: Path) -> list[str]:
     return [name for _, nested, name in imports(path) if not nested]
 
@@ -229,7 +164,7 @@ def is_heavy(module: str, seen: frozenset = frozenset()) -> bool:
         parts = module.split(".")
         heavy = False
         for i in range(1, len(parts) + 1):  # the packages above it run first
-            path = _source_of(".".join(parts[:i]))
+            path = source_of(".".join(parts[:i]))
             if path is not None and any(is_heavy(m, seen | {module}) for m in _top_level_imports(path)):
                 heavy = True
                 break
@@ -246,7 +181,7 @@ def nested_imports_without_reason() -> list[str]:
         for line, nested, name in imports(path):
             if not nested or "# lazy:" in lines[line - 1] or is_heavy(name):
                 continue
-            if _source_of(name) is None and "." in name and is_heavy(name.rsplit(".", 1)[0]):
+            if source_of(name) is None and "." in name and is_heavy(name.rsplit(".", 1)[0]):
                 continue  # ``from heavy_module import a_name``
             found.append(f"{path.relative_to(ROOT)}:{line}: {name}")
     return sorted(set(found))
@@ -300,8 +235,8 @@ def _resolve(qualified: str) -> str:
     which ``analysis/grounding/__init__.py`` imports from ``analysis.grounding.command``, is
     ``analysis.grounding.command.run``)."""
     module, _, name = qualified.rpartition(".")
-    path = _source_of(module) if module.startswith("analysis.") else None
-    if path is None or path.name != "__init__.py" or _source_of(qualified) is not None:
+    path = source_of(module) if module.startswith("analysis.") else None
+    if path is None or path.name != "__init__.py" or source_of(qualified) is not None:
         return qualified
     target = _bindings(path).get(name)
     return qualified if target is None or target == qualified else _resolve(target)
