@@ -17,6 +17,7 @@ of another architecture, an unknown name) is a :class:`~litelvlm.errors.LiteLVLM
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -125,7 +126,8 @@ def load_clip(model: str | ResolvedClip = DEFAULT_HF_MODEL, backend: str | None 
         saved = description_path(model, resolved, backend, dtype)
         record = read_description(saved) if saved is not None else None
         if record is not None:
-            return DeferredClip(model, backend, device, dtype, record, saved)
+            return DeferredClip(model, backend, record, saved,
+                                functools.partial(load_clip, model, backend, device=device, dtype=dtype))
         resolve_random_model(spec, backend)  # loaded now: the random model's checksums first
     cls = BACKENDS["hf" if backend == "hf" else "open_clip"].get()
     try:

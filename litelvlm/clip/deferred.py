@@ -21,10 +21,10 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import clip as _package  # the package, partly imported here: load_clip read at call time
 from ..errors import LiteLVLMError
 from ..machine.versions import dist_version
 from ..runs.cache import config_key
@@ -163,8 +163,8 @@ class DeferredClip:
     layer/head counts need no model; any other attribute loads it (:meth:`load`) and is read from it.
     """
 
-    def __init__(self, model: str, backend: str, device: Any, dtype: Any, record: dict, path: Path):
-        self._args = (model, backend, device, dtype)
+    def __init__(self, model: str, backend: str, record: dict, path: Path, load: Callable[[], Any]):
+        self._load = load   # the load this one stands for (``litelvlm.clip.load_clip`` of the same arguments)
         self._path = path
         self._described = record["describe"]
         self._loaded = None
@@ -195,20 +195,19 @@ class DeferredClip:
         """The loaded backend (loaded once); its description (``describe()`` and the layer and head counts)
         must equal the saved one."""
         if self._loaded is None:
-            model, backend, device, dtype = self._args
-            clip = _package.load_clip(model, backend, device=device, dtype=dtype)
+            clip = self._load()
             saved = {"describe": self._described, **{k: getattr(self, k) for k in DESCRIBED}}
             if as_json({"describe": clip.describe(), **{k: getattr(clip, k) for k in DESCRIBED}}) != as_json(
                 saved):
                 self._path.unlink(missing_ok=True)
                 raise LiteLVLMError(
-                    f"CLIP model {model!r} no longer matches its saved description {str(self._path)!r} "
+                    f"CLIP model {self.name!r} no longer matches its saved description {str(self._path)!r} "
                     "(removed now; run the command again)")
             self._loaded = clip
         return self._loaded
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_loaded", "_args", "_path", "_described"):
+        if name.startswith("__") or name in ("_loaded", "_load", "_path", "_described"):
             raise AttributeError(name)
         return getattr(self.load(), name)
 
