@@ -6,10 +6,9 @@ resolution) pairs an external CLIP run on the same image with a map ``weights`` 
 to its N tokens: token ``n``'s score is the weighted mean of the patch scores its box overlaps
 (:func:`litelvlm.qwen_vision.grid.resample_matrix`, the area rule of ``resample_to_grid``). The methods that
 read only per-token scores and the token count (``Method.scores_only``: LiteLVLM's similarity and context
-parts, its ablations, random) select among the family's N tokens through :class:`MappedInputs`, unchanged: the
-functions of
-:mod:`litelvlm.pruning.scores` compute each score on CLIP's grid, in the trace's dtype as on GLaMM, and map
-it.
+parts, its ablations, random) select among the family's N tokens through :class:`MappedInputs`, unchanged:
+:mod:`litelvlm.pruning.patch_scores` computes each score on CLIP's grid, in the trace's dtype as on GLaMM, and
+:meth:`MappedInputs.map` maps it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .scores import context_scores, similarity
+from .patch_scores import patch_context, patch_similarity
 from .selection import SelectorInputs
 
 
@@ -66,20 +65,20 @@ class MappedInputs:
         return scores.to(self.weights.device, torch.float64) @ self.weights.T
 
     def similarity(self, layer: int = -2, kind: str = "dot") -> torch.Tensor:
-        """(T, N) the override, or CLIP's patch-text similarity (:func:`litelvlm.pruning.scores.similarity`)
-        mapped onto the tokens."""
+        """(T, N) the override, or CLIP's patch-text similarity
+        (:func:`litelvlm.pruning.patch_scores.patch_similarity`) mapped onto the tokens."""
         if self.similarity_override is not None:
             return self.similarity_override.to(torch.float64)
 
-        return self.map(similarity(self.clip, layer=layer, kind=kind))
+        return self.map(patch_similarity(self.clip, layer=layer, kind=kind))
 
     def context(self, block: int = -1) -> torch.Tensor:
-        """(N,) the context score: the override, or CLIP's (:func:`litelvlm.pruning.scores.context_scores`)
-        mapped."""
+        """(N,) the context score: the override, or CLIP's
+        (:func:`litelvlm.pruning.patch_scores.patch_context`) mapped."""
         if self.context_override is not None:
             return self.context_override.to(torch.float64)
 
-        return self.map(context_scores(self.clip, block=block))
+        return self.map(patch_context(self.clip, block=block))
 
 
 __all__ = ["MappedInputs"]

@@ -1,53 +1,31 @@
-"""Per-patch scores shared by several selectors: CLIP similarity and LiteLVLM's context score."""
+"""Per-token scores shared by several selectors: the similarity and LiteLVLM's context score of the tokens a
+selector chooses among (CLIP's patches or a family's tokens), and CLIP's [CLS] attention."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from . import mapped  # imports this module: MappedInputs read at call time
+from .mapped import MappedInputs
+from .patch_scores import patch_context, patch_similarity
 from .selection import SelectorInputs
 
 
-def similarity(inputs: SelectorInputs, layer: int = -2, kind: str = "dot") -> torch.Tensor:
-    """(T, N) similarity of each text's ``text_embeds`` with the projected patch tokens of ``layer``.
-
-    ``kind="dot"`` is the raw dot product LiteLVLM uses; ``"cosine"`` normalises both sides. The
-    arithmetic runs in the traces' dtype, as the official ``sim_aware_pruning`` does (bfloat16 there).
-    """
-    if isinstance(inputs, mapped.MappedInputs):
+def similarity(inputs: SelectorInputs | MappedInputs, layer: int = -2, kind: str = "dot") -> torch.Tensor:
+    """(T, N) each text's similarity with the N tokens a selector chooses among: CLIP's patches
+    (:func:`~litelvlm.pruning.patch_scores.patch_similarity`) or a family's tokens
+    (:meth:`MappedInputs.similarity`)."""
+    if isinstance(inputs, MappedInputs):
         return inputs.similarity(layer=layer, kind=kind)
-    if inputs.text is None:
-        raise ValueError("similarity needs texts")
-    img = inputs.vision.projected(layer)[inputs.image_index]
-    txt = inputs.text.text_embeds.to(img.device, img.dtype)
-    if kind == "cosine":
-        img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
-    elif kind != "dot":
-        raise ValueError(f"similarity kind must be 'dot' or 'cosine', got {kind!r}")
-    return txt @ img.T
+    return patch_similarity(inputs, layer=layer, kind=kind)
 
 
-def context_scores(inputs: SelectorInputs, block: int = -1) -> torch.Tensor:
-    """(N,) LiteLVLM's context score ``|| softmax(cos(q_cls, k_i) / sqrt(D)) * v_i ||``.
-
-    q/k/v are the projections of encoder block ``block`` (default: the last), all heads
-    concatenated; D is the hidden size. The arithmetic runs in the traces' dtype, as the official
-    ``ctx_aware_pruning`` (``clip_encoder.py`` L78-96) does.
-    """
-    if isinstance(inputs, mapped.MappedInputs):
+def context_scores(inputs: SelectorInputs | MappedInputs, block: int = -1) -> torch.Tensor:
+    """(N,) LiteLVLM's context score of the N tokens a selector chooses among: CLIP's patches
+    (:func:`~litelvlm.pruning.patch_scores.patch_context`) or a family's tokens
+    (:meth:`MappedInputs.context`)."""
+    if isinstance(inputs, MappedInputs):
         return inputs.context(block=block)
-    q, k, v = inputs.vision.qkv(block)
-    p = inputs.vision.num_prefix_tokens
-    i = inputs.image_index
-    if p < 1:
-        inputs.vision.cls(0)  # raises the "no CLS token" error
-    q_cls = F.normalize(q[i, :1], dim=-1)
-    k_img = F.normalize(k[i, p:], dim=-1)
-    v_img = v[i, p:]
-    d = q.shape[-1]
-    attn = torch.softmax(q_cls @ k_img.T / d ** 0.5, dim=-1)  # (1, N)
-    return (attn.T * v_img).norm(dim=-1)
+    return patch_context(inputs, block=block)
 
 
 def cls_attention_mean(inputs: SelectorInputs, block: int = -2) -> torch.Tensor:
