@@ -1,9 +1,9 @@
 """The check of a video folder's files before a run uses them (:func:`check_videos`).
 
-The readers of :mod:`litelvlm.video.datasets` load each frame and annotation when it is asked for; a run that
-scores whole videos needs every one of them, of one size. :func:`check_videos` opens every frame and
-annotation of the given expressions' videos once (the image header only: cheap) and refuses, as one
-:class:`~litelvlm.errors.LiteLVLMError` naming the file and the cause:
+The records the readers of :mod:`litelvlm.video.datasets` give (:mod:`litelvlm.video.records`) load each
+frame and annotation when it is asked for; a run that scores whole videos needs every one of them, of one
+size. :func:`check_videos` opens every frame and annotation of the given expressions' videos once (the image
+header only: cheap) and refuses, as one :class:`~litelvlm.errors.LiteLVLMError` naming the file and the cause:
 
 * a video whose meta file lists no frame;
 * a listed frame or annotation that is absent or not an image;
@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import LiteLVLMError
-from . import datasets  # imports this module: its classes read at call time
+from .records import PaletteMasks, VideoExpression
 
 
 def image_header(path: Path, what: str, listed: str) -> tuple[tuple[int, int], str]:
@@ -44,7 +44,7 @@ def _size(size: tuple[int, int]) -> str:
     return f"{size[0]} x {size[1]}"
 
 
-def _check_frames(rec: datasets.VideoExpression) -> list[tuple[int, int]]:
+def _check_frames(rec: VideoExpression) -> list[tuple[int, int]]:
     """The size of every listed frame of ``rec``'s video, all one size."""
     if not rec.frames:
         raise LiteLVLMError(f"video {rec.video!r} ({str(rec.frame_dir)!r}) has no frames: its meta file "
@@ -60,7 +60,7 @@ def _check_frames(rec: datasets.VideoExpression) -> list[tuple[int, int]]:
     return sizes
 
 
-def _check_palette(rec: datasets.VideoExpression, masks: datasets.PaletteMasks,
+def _check_palette(rec: VideoExpression, masks: PaletteMasks,
                    sizes: list[tuple[int, int]]) -> None:
     """Every listed frame's annotation PNG: present, palette or greyscale, of its frame's size."""
     for i, name in enumerate(rec.frames):
@@ -74,14 +74,14 @@ def _check_palette(rec: datasets.VideoExpression, masks: datasets.PaletteMasks,
                                 f"{str(rec.frame_path(i))!r} is {_size(sizes[i])}")
 
 
-def check_videos(records: Iterable[datasets.VideoExpression]) -> None:
+def check_videos(records: Iterable[VideoExpression]) -> None:
     """Check every frame and annotation file of ``records``' videos (each video once; header reads only): a
     :class:`LiteLVLMError` naming the first file that is absent, unreadable or of the wrong size or mode."""
     seen: dict[Path, list[tuple[int, int]]] = {}
     for rec in records:
         if rec.frame_dir not in seen:
             seen[rec.frame_dir] = sizes = _check_frames(rec)
-            if rec.has_masks and isinstance(rec.masks, datasets.PaletteMasks):
+            if rec.has_masks and isinstance(rec.masks, PaletteMasks):
                 _check_palette(rec, rec.masks, sizes)
-        if rec.has_masks and not isinstance(rec.masks, datasets.PaletteMasks):
+        if rec.has_masks and not isinstance(rec.masks, PaletteMasks):
             rec.masks.check(rec)   # MeViS: the expression's annotations in mask_dict.json, one entry a frame

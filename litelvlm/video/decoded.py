@@ -1,7 +1,7 @@
 """One video's frames decoded ahead of the model (this project's loader, as :mod:`litelvlm.data.prefetch` is
 for images): ``eval-video`` decodes the next video's frames on a worker thread while the model works on the
 current one, and its runner reads them through :func:`frames_of`. The images are those of
-:meth:`~litelvlm.video.datasets.VideoExpression.frame`, read once each: only when they are decoded changes."""
+:meth:`~litelvlm.video.records.VideoExpression.frame`, read once each: only when they are decoded changes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .datasets import VideoExpression
+from .records import VideoExpression
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from .datasets import VideoExpression, read_object_ids
+from .records import VideoExpression, read_object_ids
 
 
 def label_maps(object_masks: torch.Tensor) -> np.ndarray:

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..video import metrics
-from ..video.datasets import VideoExpression, load_ref_davis
+from ..video.datasets import load_ref_davis
+from ..video.records import VideoExpression
 from ..video.ref_davis import annotator_expressions, by_video, ground_truth, label_maps
 from .inference import prepare_clip, segment_clip
 from .prompt import ANSWER

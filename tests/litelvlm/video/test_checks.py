@@ -24,7 +24,8 @@ from PIL import Image
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 from litelvlm.video.checks import check_videos
-from litelvlm.video.datasets import load_ref_davis, read_object_ids
+from litelvlm.video.datasets import load_ref_davis
+from litelvlm.video.records import read_object_ids
 
 VIDEO = "clip-a"
 

@@ -39,8 +39,8 @@ from litelvlm.video.datasets import (
     load_ref_davis,
     load_ref_youtube_vos,
     load_video_expressions,
-    read_object_ids,
 )
+from litelvlm.video.records import read_object_ids
 from litelvlm.video.synthetic import COLOURS, write_synthetic_videos
 
 W, H = 12, 8
