@@ -1,16 +1,16 @@
 """Timing rows of one VideoGLaMM video prompt (``efficiency --arch videoglamm-tiny`` on a CPU; the real size
 on ``--device cuda``): wall time per part and the LLM prefill's activation memory, on a random-weight model.
 
-The parts are those of :mod:`litelvlm.videoglamm.cost` on real tensors of the true shapes (random pixels: the
-time of these forwards does not depend on pixel values): ``clip_ms`` (CLIP on the 16 context frames, every
-hidden state), ``video_ms`` (InternVideo2 on 4 chunks of 4), ``text_ms`` (the paired CLIP's text forward, for
-the text-reading methods), ``selector_ms`` (the method's selection on each of the 16 frames' traces, as
-``litelvlm.videoglamm.pruning.prune_clip`` runs it), ``projector_ms`` (both projectors and poolings),
-``prefill_ms`` (Phi-3-mini's prefill with its LM head, every token plan timed round-robin:
+The parts are those of :mod:`litelvlm.videoglamm.cost_parts` on real tensors of the true shapes (random
+pixels: the time of these forwards does not depend on pixel values): ``clip_ms`` (CLIP on the 16 context
+frames, every hidden state), ``video_ms`` (InternVideo2 on 4 chunks of 4), ``text_ms`` (the paired CLIP's text
+forward, for the text-reading methods), ``selector_ms`` (the method's selection on each of the 16 frames'
+traces, as ``litelvlm.videoglamm.pruning.prune_clip`` runs it), ``projector_ms`` (both projectors and
+poolings), ``prefill_ms`` (Phi-3-mini's prefill with its LM head, every token plan timed round-robin:
 ``interleaved_wall_ms``; its median), ``paper_prefill_ms`` (the decoder-layer loop only, timed in the same
 calls: ``LayerLoopTimer``), ``llm_act_mb`` (the prefill's peak activation bytes), ``sam_ms`` (SAM 2 on one
-frame, encoder, ``[SEG]`` head and decoding, times the :data:`~litelvlm.videoglamm.cost.SAM_FRAMES` frames)
-and ``e2e_ms``, the sum of the parts' medians (``e2e_mode`` "sum of parts"; no chained run).
+frame, encoder, ``[SEG]`` head and decoding, times the :data:`~litelvlm.videoglamm.cost_parts.SAM_FRAMES`
+frames) and ``e2e_ms``, the sum of the parts' medians (``e2e_mode`` "sum of parts"; no chained run).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from ..lvlm.numerics import set_attention
 from ..machine.memory import peak_activation_bytes
 from ..methods import get_method
 from ..methods.select import select
-from . import cost as family_cost  # imports this module: its names read at call time
 from . import pruning as vp
 from .checkpoint import build_videoglamm
+from .cost_parts import PAIRED_CLIP, SAM_FRAMES, video_plan
 from .pruning import context_part, frame_inputs, video_part
 
 
@@ -44,7 +44,7 @@ class TimedParts:
         self.model, _ = build_videoglamm(arch.preset, seed=seed, dtype=dtype, device=device)
         p = self.preset = self.model.preset
         self.device, self.dtype = torch.device(device), dtype
-        clip = paired_clip(family_cost.PAIRED_CLIP[arch.preset], device, dtype, "paired-clip")
+        clip = paired_clip(PAIRED_CLIP[arch.preset], device, dtype, "paired-clip")
         self.clip = vp.pair_clip(self.model, clip)
         g = torch.Generator().manual_seed(seed)
         size = p.clip_image_size
@@ -108,8 +108,8 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
         return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
 
     fixed = {"clip_ms": wall(parts.run_clip), "video_ms": wall(parts.run_video),
-             "text_ms": wall(parts.run_text), "sam_ms": family_cost.SAM_FRAMES * wall(parts.run_sam_frame)}
-    plans = {r: family_cost.video_plan(arch, *r).n_tokens for r in rows_spec}
+             "text_ms": wall(parts.run_text), "sam_ms": SAM_FRAMES * wall(parts.run_sam_frame)}
+    plans = {r: video_plan(arch, *r).n_tokens for r in rows_spec}
     selectors = {(m, b): 0.0 if get_method(m).baseline else wall(functools.partial(parts.run_select, m, b))
                  for m, b, _ in rows_spec}
     kept = {(m, b): 576 if get_method(m).baseline else _kept(parts.run_select(m, b)) for m, b, _ in rows_spec}

@@ -15,7 +15,7 @@ from analysis.common.measures.flops import DecoderSizes, TokenPlan, llm_flops_ex
 from analysis.efficiency.arch import get_arch
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.videoglamm.cost import (
+from litelvlm.videoglamm.cost_parts import (
     VIDEO_PROMPT_TOKENS,
     VideoParts,
     context_tokens,

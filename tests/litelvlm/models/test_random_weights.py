@@ -279,7 +279,7 @@ def test_a_build_on_meta_runs_no_initialisation(module, name, args, monkeypatch)
 
 
 def test_the_efficiency_studys_meta_videoglamm_runs_no_initialisation(monkeypatch):
-    from litelvlm.videoglamm.cost import VideoParts, videoglamm_arch
+    from litelvlm.videoglamm.cost_parts import VideoParts, videoglamm_arch
 
     calls = []
     monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", lambda *a, **k: calls.append(1))
