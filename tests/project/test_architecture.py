@@ -1,10 +1,13 @@
-"""The house rules that code can check: the library never imports the studies."""
+"""The house rules that code can check: the library never imports the studies, and no module imports one that
+imports it back."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+from tests.fixtures import import_graph
+from tests.fixtures.import_graph import cycles, module_graph
 from tests.fixtures.sources import parsed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +41,29 @@ def test_study_subcommands_reach_the_cli_through_entry_points():
 
     assert not any(m.startswith("analysis") for m, _ in COMMANDS.values())
     assert {"demo", "reversal", "eval-grounding", "figures", "select"} <= set(all_commands())
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """Every import arrow runs one way: no group of modules of ``litelvlm/`` or ``analysis/`` imports each
+    other when they run (imports inside functions and under ``if TYPE_CHECKING:`` aside). A circle works only
+    while each side reads the other's names at call time, and it hides which of the two is the lower one."""
+    graph = module_graph("litelvlm", "analysis")
+    assert {"litelvlm.pruning.scores", "litelvlm.clip"} <= set(graph)   # the walk sees the library
+    assert "litelvlm.pruning.selection" in graph["litelvlm.pruning.scores"]   # and its relative imports
+    assert cycles(graph) == [], "modules that import each other: give the names they share a lower module"
+
+
+def test_the_module_graph_follows_what_runs_at_import(tmp_path, monkeypatch):
+    """``from p import m`` is an edge to the module ``p.m``, ``from p import name`` to ``p``; an import inside
+    a function or under ``if TYPE_CHECKING:`` is none."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .a import A\n")
+    (package / "a.py").write_text("from typing import TYPE_CHECKING\nfrom . import b\nA = 1\n"
+                                  "if TYPE_CHECKING:\n    from .c import C\n")
+    (package / "b.py").write_text("from pkg import A\n\n\ndef f():\n    from .c import C\n")
+    (package / "c.py").write_text("from .a import A\n")
+    monkeypatch.setattr(import_graph, "ROOT", tmp_path)
+    graph = import_graph.module_graph("pkg")
+    assert graph == {"pkg": {"pkg.a"}, "pkg.a": {"pkg.b"}, "pkg.b": {"pkg"}, "pkg.c": {"pkg.a"}}
+    assert cycles(graph) == [["pkg", "pkg.a", "pkg.b"]]
