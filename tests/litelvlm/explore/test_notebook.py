@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,17 @@ def test_the_committed_notebook_is_the_generated_one_and_stripped():
     assert names == {"IMAGE", "TEXTS", "MODEL", "METHODS"}
 
 
-def test_the_notebook_opens_the_explorer_on_a_sample_image(one_glamm_pipeline):
+def test_the_notebook_opens_the_explorer_on_a_sample_image(one_glamm_pipeline, tmp_path, monkeypatch):
     from litelvlm.explore.widget import Explorer
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # where the notebook writes its sample scene
     scope: dict = {}
     nb = json.loads(PATH.read_text())
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             exec(compile("".join(cell["source"]), str(PATH), "exec"), scope)
     ex = scope["explorer"]
+    assert Path(scope["IMAGE"]).is_relative_to(tmp_path)   # the sample scene is the test's, not left behind
     assert isinstance(ex, Explorer) and ex.data.referent[0] is not None and ex.data.banner
     assert "application/vnd.jupyter.widget-view+json" in ex._repr_mimebundle_()
     ex.budget.value = 32
@@ -42,9 +45,10 @@ def test_the_notebook_opens_the_explorer_on_a_sample_image(one_glamm_pipeline):
 
 
 @pytest.mark.slow
-def test_the_notebook_runs_in_a_kernel(tmp_path):
+def test_the_notebook_runs_in_a_kernel(tmp_path, monkeypatch):
     import papermill
 
+    monkeypatch.setenv("TMPDIR", str(tmp_path))   # the kernel writes its sample scene under the test's folder
     papermill.execute_notebook(str(PATH), str(tmp_path / "run.ipynb"), kernel_name="python3",
                                progress_bar=False)
     assert b'"output_type": "error"' not in (tmp_path / "run.ipynb").read_bytes()
