@@ -45,5 +45,5 @@ def patch_context(inputs: SelectorInputs, block: int = -1) -> torch.Tensor:
     k_img = F.normalize(k[i, p:], dim=-1)
     v_img = v[i, p:]
     d = q.shape[-1]
-    attn = torch.softmax(q_cls @ k_img.T / d ** 0.5, dim=-1)  # (1, N)
+    attn = torch.softmax(q_cls @ k_img.T / d ** 0.5, dim=-1)  # (1, P)
     return (attn.T * v_img).norm(dim=-1)
