@@ -39,7 +39,7 @@ COMMANDS: dict[str, Command] = {
     "explore": Command("litelvlm.explore.command", "write an interactive page of the tokens each method "
                        "keeps for an image, at every budget (this project's own explorer)"),
     "toy-data": Command("litelvlm.toy.cli", "write a synthetic referring-segmentation set in REFER layout"),
-    "toy-train": Command("litelvlm.toy.options", "train the bundled toy CLIP on synthetic scenes (CPU)"),
+    "toy-train": Command("litelvlm.toy.command", "train the bundled toy CLIP on synthetic scenes (CPU)"),
 }
 
 #: Packages add subcommands through this entry-point group: each entry is a dict like

@@ -1,15 +1,14 @@
-"""``litelvlm toy-train``: its options (:class:`ToyTrainArgs`), their checks and the entry point.
+"""``litelvlm toy-train``: its options (:class:`ToyTrainArgs`) and their checks.
 
-This module is what the command line imports to parse the options: it is light (no torch), so a
-bad option is refused at once; the training itself (:mod:`litelvlm.toy.train`) is imported by
-:func:`run` after the checks.
+Light (no torch): the command's entry (:mod:`litelvlm.toy.command`) checks them before the training
+(:mod:`litelvlm.toy.train`) is imported.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cli_args import add_dataclass_arguments, arg, check_declared, from_namespace
+from ..cli_args import arg, check_declared
 from ..errors import LiteLVLMError
 from ..shared_options import out_option, seed_option
 from .scenes import CELLS
@@ -100,16 +99,3 @@ def check_args(a: ToyTrainArgs) -> None:
         raise LiteLVLMError(f"--vision-heads {a.vision_heads} must divide --vision-width {a.vision_width}")
     if a.image_size % a.patch_size:
         raise LiteLVLMError(f"--image-size {a.image_size} is not a multiple of --patch-size {a.patch_size}")
-
-
-def add_arguments(parser) -> None:
-    """Add the ``toy-train`` options (one per :class:`ToyTrainArgs` field) to ``parser``."""
-    add_dataclass_arguments(parser, ToyTrainArgs)
-
-
-def run(ns) -> int:
-    """Entry point of ``litelvlm toy-train``: check the options, then import torch and train."""
-    check_args(from_namespace(ToyTrainArgs, ns))
-    from .train import run as train_run
-
-    return train_run(ns)

@@ -46,7 +46,7 @@ ALLOWED: set[tuple[str, str, str]] = {
     ("litelvlm/explore/command.py", "litelvlm.explore.data", "explore: runs the model (torch) after the "
      "checks"),
     ("litelvlm/explore/command.py", "litelvlm.explore.page", "explore: writes the page (numpy, PIL)"),
-    ("litelvlm/toy/options.py", "litelvlm.toy.train", "toy-train: trains (torch) after the checks"),
+    ("litelvlm/toy/command.py", "litelvlm.toy.train", "toy-train: trains (torch) after the checks"),
     ("analysis/figures/command.py", "analysis.figures.compute",
      "figures: draws (matplotlib) after the checks"),
     ("analysis/figures/command.py", "analysis.figures.notebook_gen", "figures --notebooks: every figure "
