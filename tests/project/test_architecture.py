@@ -51,6 +51,8 @@ def test_no_module_imports_one_that_imports_it_back():
     assert {"litelvlm.pruning.scores", "litelvlm.clip"} <= set(graph)   # the walk sees the library
     assert "litelvlm.pruning.selection" in graph["litelvlm.pruning.scores"]   # and its relative imports
     assert cycles(graph) == [], "modules that import each other: give the names they share a lower module"
+    # nor when their functions run: a command module imports its heavy part late, and nothing imports it back
+    assert cycles(module_graph("litelvlm", "analysis", inside_functions=True)) == []
 
 
 def test_the_module_graph_follows_what_runs_at_import(tmp_path, monkeypatch):
@@ -67,3 +69,4 @@ def test_the_module_graph_follows_what_runs_at_import(tmp_path, monkeypatch):
     graph = import_graph.module_graph("pkg")
     assert graph == {"pkg": {"pkg.a"}, "pkg.a": {"pkg.b"}, "pkg.b": {"pkg"}, "pkg.c": {"pkg.a"}}
     assert cycles(graph) == [["pkg", "pkg.a", "pkg.b"]]
+    assert import_graph.module_graph("pkg", inside_functions=True)["pkg.b"] == {"pkg", "pkg.c"}
