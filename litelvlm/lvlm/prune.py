@@ -26,7 +26,7 @@ from ..llm.context import LLMContext
 from ..llm.positions_pad import pad_inputs
 from ..method import Method
 from ..pruning import Selection
-from ..pruning.selection import check_selector, checked
+from ..pruning.run import check_selector, checked
 
 
 def stage_inputs(pipe, prepared, method: str, spec: Method, budget: int, full: torch.Tensor | None,
@@ -61,8 +61,8 @@ def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor 
     the official code (``attention="official"``) unless the pipeline's numerics score in float32
     (``Numerics.project()``), which keeps the earlier ``attention="project"``. ``budget`` is K, counted by
     ``ground``; the kernel runs here, after the contract's checks
-    (:func:`~litelvlm.pruning.selection.check_selector`,
-    :func:`~litelvlm.pruning.selection.checked`)."""
+    (:func:`~litelvlm.pruning.run.check_selector`,
+    :func:`~litelvlm.pruning.run.checked`)."""
     if "attention" in inspect.signature(spec.select).parameters and "attention" not in options:
         numerics = pipeline.numerics
         if numerics is not None and numerics.score_dtype == "float32":

@@ -9,7 +9,8 @@ import torch
 
 from ..budget import Budget
 from ..pruning.mapped import MappedInputs
-from ..pruning.selection import Selection, SelectorInputs, run_selector
+from ..pruning.run import run_selector
+from ..pruning.selection import Selection, SelectorInputs
 from . import get_method
 
 

@@ -5,8 +5,9 @@ The methods themselves, and ``select("litelvlm", inputs, K)`` by name, are in :m
 """
 
 from .mapped import MappedInputs
+from .run import run_selector
 from .scores import cls_attention_mean, context_scores, similarity
-from .selection import Selection, SelectorInputs, check_budget, run_selector
+from .selection import Selection, SelectorInputs, check_budget
 
 __all__ = ["MappedInputs", "Selection", "SelectorInputs", "check_budget", "run_selector", "similarity",
            "context_scores", "cls_attention_mean"]

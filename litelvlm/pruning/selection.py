@@ -1,20 +1,15 @@
-"""What a selector reads and returns (:class:`SelectorInputs`, :class:`Selection`), the budget rule, and
-``run_selector``: a CLIP-side method's selection (by name: :func:`litelvlm.methods.select.select`)."""
+"""What a selector reads and returns (:class:`SelectorInputs`, :class:`Selection`) and the budget rule; a
+CLIP-side method's selection runs in :mod:`litelvlm.pruning.run` (by name:
+:func:`litelvlm.methods.select.select`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..budget import Budget, BudgetError, Count, range_error
 from ..clip.traces import TextTrace, VisionTrace
-from ..errors import LiteLVLMError
-
-if TYPE_CHECKING:
-    from ..method import Method
-    from .mapped import MappedInputs
 
 
 @dataclass
@@ -80,34 +75,3 @@ def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise BudgetError(range_error(budget, num_patches, extra_tokens))
     return Budget(budget).count(num_patches, extra_tokens)
-
-
-def run_selector(spec: Method, inputs: SelectorInputs | MappedInputs, k: int, **options: Any) -> Selection:
-    """``spec``'s selection of ``k`` tokens, K already counted (:func:`select`), after the contract's checks
-    (:func:`check_selector`, :func:`checked`; the pipeline's ``ground`` makes the same two around its kernel
-    call)."""
-    check_selector(spec, inputs)
-    return checked(spec, spec.select(inputs, k, **options), k)
-
-
-def check_selector(spec: Method, inputs: SelectorInputs | MappedInputs) -> None:
-    """The contract's checks before a CLIP-side selection: a CLIP-side method, on inputs it can read, with the
-    text it needs."""
-    method = spec.name or "this method"
-    if not spec.acts_on_clip:
-        raise LiteLVLMError(f"method {method!r} acts {spec.where}; use the grounding pipeline "
-                            "(litelvlm.lvlm) to apply it")
-    if not isinstance(inputs, SelectorInputs) and not spec.scores_only:
-        raise LiteLVLMError(f"method {method!r} reads CLIP's features or attention on CLIP's own grid, so it "
-                            "cannot select among another family's tokens (only methods reading per-token "
-                            "scores can)")
-    if spec.needs_text and (inputs.text is None or len(inputs.text.texts) == 0):
-        raise LiteLVLMError(f"method {method!r} needs at least one text")
-
-
-def checked(spec: Method, sel: Selection, k: int) -> Selection:
-    """``sel``, the selection ``spec`` made for K = ``k``, checked to hold K tokens."""
-    if sel.indices.numel() != k:
-        raise AssertionError(f"{spec.name or 'this method'} returned {sel.indices.numel()} tokens for budget "
-                             f"{k}")
-    return sel

@@ -140,7 +140,7 @@ def _where_said(name: str, capsys, out: Path) -> dict[str, str]:
     model."""
     from litelvlm.cli import main
     from litelvlm.explore.data import _methods
-    from litelvlm.pruning.selection import check_selector
+    from litelvlm.pruning.run import check_selector
 
     said = {}
     for where, call in (("selection", lambda: check_selector(get_method(name), None)),
