@@ -4,8 +4,8 @@ Where an official repository pins a transformers version whose behaviour differs
 compared path (a ``hidden_states`` entry whose meaning changed, a renamed config key, another image resize),
 running the official code under this project's transformers compares it with the wrong reference. A
 :data:`PINS` entry names the pinned packages; :func:`pinned_env` installs them from the package registry into
-a folder of their own (``pip install --target``, no dependencies: the rest comes from this environment; no
-bytecode: each run keeps the bytecode of what it imports in the folder's ``.pycache``), once, and
+a folder per set of packages (``pip install --target``, no dependencies: the rest comes from this environment;
+no bytecode: each run keeps the bytecode of what it imports in the folder's ``.pycache``), once, and
 :func:`run_pinned` runs a script with that folder first on ``sys.path``, exchanging tensors through files. The
 folder is kept under ``LITELVLM_PINNED_ENVS`` (default ``~/.cache/litelvlm/pinned``) across sessions. Tests
 skip with the reason when the registry cannot be reached. The script imports the official code and the pinned
@@ -94,12 +94,13 @@ def _home() -> Path:
 
 def pinned_env(name: str) -> Path:
     """The folder holding ``PINS[name]``'s packages, installed on first use (under a file lock); skips the
-    test, with pip's last line, when they cannot be installed (no registry)."""
+    test, with pip's last line, when they cannot be installed (no registry). Pins of the same packages share
+    one folder (named by its first package and the packages' digest)."""
     from filelock import FileLock
 
     packages = PINS[name][1]
     key = hashlib.sha256("\n".join(packages).encode()).hexdigest()[:12]
-    folder = _home() / f"{name}-{key}"
+    folder = _home() / f"{packages[0].replace('==', '-')}-{key}"
     done = folder / ".installed"
     if done.is_file():
         return folder

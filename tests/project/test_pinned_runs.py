@@ -47,3 +47,21 @@ def test_a_pinned_run_keeps_the_bytecode_of_what_it_imports_in_the_pinned_folder
         assert not list(elsewhere.rglob("*.pyc")) and not (folder / "__pycache__").exists()
         written.append(kept)
     assert written[1] == written[0]   # the second run read the bytecode the first one kept, writing none
+
+
+def test_pins_of_the_same_packages_share_one_folder_and_one_install(tmp_path, monkeypatch):
+    """IVC-Prune's and VScan's Qwen pins both name transformers 4.51.3 (and its bounds): one folder, installed
+    once, its bytecode kept once."""
+    calls = []
+
+    def pip(args, **kw):
+        calls.append(args)
+        Path(args[args.index("--target") + 1]).mkdir(parents=True, exist_ok=True)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    assert pinned.PINS["ivc-prune"][1] == pinned.PINS["vscan-qwen"][1]
+    monkeypatch.setenv("LITELVLM_PINNED_ENVS", str(tmp_path))
+    monkeypatch.setattr(pinned.subprocess, "run", pip)
+    assert pinned.pinned_env("ivc-prune") == pinned.pinned_env("vscan-qwen")
+    assert len(calls) == 1
+    assert pinned.pinned_env("glamm") != pinned.pinned_env("ivc-prune") and len(calls) == 2
