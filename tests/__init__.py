@@ -1,5 +1,5 @@
 """The suite's package: two settings of its processes, made here, the first module of the suite pytest imports
-(before ``tests/conftest.py`` imports torch).
+(before ``tests/conftest.py``, and before any test module imports torch).
 
 - Python's cycle collector is off until collection ends (``pytest_collection`` in the conftest): its passes
   over a heap that only grows cost a process about 1 of its 11 CPU-s of startup. Only under pytest: another

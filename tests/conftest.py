@@ -7,14 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 import tests
 from litelvlm.machine.allocator import child_tunables, keep_freed_memory
 from litelvlm.machine.collector import THRESHOLDS
 
-# One intra-op thread per xdist worker (two workers on two cores); two when the suite runs in one process.
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 # glibc keeps freed blocks for the next tensor, as the litelvlm command has it, here and in the processes the
 # tests start (official sides under their pins, notebook kernels): the same numbers, far fewer page faults.
 keep_freed_memory()
@@ -27,9 +24,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LITELVLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def is_xdist_controller(config) -> bool:
+    """Whether this process hands the tests to xdist workers and runs none itself."""
+    return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
+
+
 def pytest_configure(config) -> None:
-    """An xdist worker (``config.workerinput``) ends without the interpreter's teardown
-    (``tests/__init__.py``)."""
+    """A process that runs tests imports torch here, before any test module: one intra-op thread per xdist
+    worker (two workers on two cores), two when the suite runs in one process; the xdist controller runs no
+    test and never imports torch, so the workers start a second sooner. A worker (``config.workerinput``)
+    ends without the interpreter's teardown (``tests/__init__.py``)."""
+    if is_xdist_controller(config):
+        return
+    import torch
+
+    torch.set_num_threads(1 if hasattr(config, "workerinput") else max(1, min(2, os.cpu_count() or 1)))
     if hasattr(config, "workerinput"):
         tests.end_as_worker()
 
@@ -161,6 +170,8 @@ def tiny_glamm():
 @pytest.fixture(scope="module")
 def tiny_glamm_bf16():
     """The tiny random GLaMM (``tiny-random:0``) in bfloat16, loaded once per test module."""
+    import torch
+
     from litelvlm.glamm import GlammPipeline
 
     return GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16)
@@ -256,6 +267,8 @@ def unoffered_methods(monkeypatch):
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``early`` first (xdist hands them out at the start, so the two workers end together);
     GPU tests skip, with the reason, where no CUDA device is present."""
+    import torch
+
     items.sort(key=lambda item: item.get_closest_marker("early") is None)   # stable: the rest keep theirs
     if torch.cuda.is_available():
         return
@@ -338,7 +351,12 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session):
-    """Write ``--cpu-durations``' TSV, slowest first (once, from the controller under xdist)."""
+    """Write ``--cpu-durations``' TSV, slowest first (once, from the controller under xdist). A worker freezes
+    what is left instead: it ends without the teardown (nothing is freed), so pytest's closing collections
+    (its unraisable-exception check, twice, at the run's tail) walk no heap."""
+    if hasattr(session.config, "workerinput"):
+        gc.freeze()
+        return
     path = session.config.getoption("cpu_durations", None)
     if not path or os.environ.get("PYTEST_XDIST_WORKER"):
         return

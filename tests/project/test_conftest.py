@@ -1,7 +1,8 @@
 """The suite's own settings (``tests/__init__.py``, ``tests/conftest.py``): a test marked ``early`` (many
 seconds of wall time on its own) is collected first, so xdist hands it out at the start instead of leaving one
 worker alone at the end while the other runs it; the cycle collector, off during collection, is on again for
-the tests; an xdist worker ends after its exit handlers without the interpreter's teardown."""
+the tests; an xdist worker ends after its exit handlers without the interpreter's teardown, its heap frozen
+first; the xdist controller, which runs no test, never imports torch."""
 
 from __future__ import annotations
 
@@ -79,3 +80,38 @@ atexit.register(lambda: open(os.path.join(OUT, f"handler-{{os.getpid()}}"), "w")
     assert len(list(tmp_path.glob("teardown-*"))) == teardowns
     if "fork" in ending:
         assert (tmp_path / "status").read_text() == "3"
+
+
+#: a process playing the part of ``ROLE`` for the conftest's hooks: what it imported and how it ends
+ROLE_SCRIPT = """
+import gc, sys, types
+import tests.conftest as conftest
+
+config = types.SimpleNamespace(option=types.SimpleNamespace(dist={dist!r}),
+                               getoption=lambda name, default=None: None)
+if {worker}:
+    config.workerinput = {{"workerid": "gw0"}}
+conftest.pytest_configure(config)
+print("torch" in sys.modules, sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None)
+leftover = [[i] for i in range(1000)]
+frozen = gc.get_freeze_count()
+conftest.pytest_sessionfinish(types.SimpleNamespace(config=config))
+print(gc.get_freeze_count() - frozen >= 1000)
+"""
+ROLES = {"xdist controller": ("load", False, "False None\nFalse"),
+         "xdist worker": ("load", True, "True 1\nTrue"),
+         "one process, no xdist": ("no", False, "True 2\nFalse")}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_a_process_that_runs_tests_imports_torch_and_a_worker_ends_with_its_heap_frozen(role):
+    """The controller runs no test: no torch (its workers start sooner). A worker ends without teardown, so
+    what it leaves is frozen at the session's end and pytest's closing collections walk no heap."""
+    dist, worker, expected = ROLES[role]
+    if role == "one process, no xdist" and (os.cpu_count() or 1) < 2:
+        expected = "True 1\nFalse"
+    script = ROLE_SCRIPT.format(dist=dist, worker=worker)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == expected
