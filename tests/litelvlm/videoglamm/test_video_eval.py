@@ -23,7 +23,8 @@ LLM_SIDE = ["dart", "divprune", "divprune+random-deep", "fastv", "ivc-prune", "r
 FAST_LLM_SIDE = ["divprune", "fastv"]
 
 
-@pytest.mark.parametrize("every", [pytest.param(False, id="two-per-frame"),
+# early: about 6 s on one worker; near the end of the collection it kept that worker running alone
+@pytest.mark.parametrize("every", [pytest.param(False, id="two-per-frame", marks=pytest.mark.early),
                                    pytest.param(True, id="every-per-frame", marks=pytest.mark.slow)])
 def test_every_method_at_the_paper_budgets_resume_and_refusals(tmp_path, every):
     """Every per-frame method (two in the default suite, LiteLVLM and VisPruner; all of them with ``-m slow``)

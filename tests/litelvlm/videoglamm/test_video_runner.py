@@ -14,6 +14,10 @@ from litelvlm.budget import Budget
 from litelvlm.registry.families import video_eval
 from tests.fixtures.video_batches import same_as_batch_one, video_records
 
+#: early: the default tests take about 6 s together; near the end of the collection they kept one worker
+#: running alone (the module's tests stay together, sharing its runner)
+pytestmark = pytest.mark.early
+
 MODEL = "videoglamm-tiny-random:0"
 
 
