@@ -9,7 +9,8 @@ Each request (a JSON line on stdin: the pinned folder, the script, its arguments
 stderr, the intra-op thread count) forks a process that puts the pinned folder first on ``sys.path``, as the
 pinned interpreter's ``PYTHONPATH`` did, and runs the script as ``__main__``; nothing a script imports or
 patches outlives its process. The server answers ``{"pid"}`` at the fork and ``{"rc", "cpu_s"}`` when it
-ends (it waits for each, so their CPU time is its children's). The quantization backends are hidden from the
+ends (it waits for each, so their CPU time is its children's). When its stdin closes it ends at once, without
+the interpreter's teardown. The quantization backends are hidden from the
 scripts (no script quantizes; transformers imports them whenever they are installed).
 
 usage: forkserver.py (requests on stdin until it closes)
@@ -93,6 +94,10 @@ def main() -> None:
         _, status, usage = os.wait4(pid, 0)
         print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "cpu_s": usage.ru_utime + usage.ru_stime}),
               file=answer, flush=True)
+    # every run has ended and been answered: end now, without tearing down the torch imported above (about a
+    # second, which the test process closing this server would wait for at the end of its session)
+    answer.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

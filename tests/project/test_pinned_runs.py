@@ -1,12 +1,15 @@
 """The official sides' pinned environments (``tests/pinned_env.py``) cost their install once and their
 bytecode once: pip installs a pin's packages without compiling every module (most of transformers is never
 imported by a pinned script), and a pinned run keeps the bytecode of what it imports under the pinned folder
-(and nowhere else), so the next run reads it instead of compiling again."""
+(and nowhere else), so the next run reads it instead of compiling again. The server the pinned runs are
+forked from ends, when its test process closes it, without tearing down what it imported."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+
+import pytest
 
 import tests.pinned_env as pinned
 
@@ -65,3 +68,28 @@ def test_pins_of_the_same_packages_share_one_folder_and_one_install(tmp_path, mo
     assert pinned.pinned_env("ivc-prune") == pinned.pinned_env("vscan-qwen")
     assert len(calls) == 1
     assert pinned.pinned_env("glamm") != pinned.pinned_env("ivc-prune") and len(calls) == 2
+
+
+def test_the_server_of_pinned_runs_ends_without_the_interpreters_teardown(monkeypatch):
+    """Each test process closes its server at the session's end and waits for it: the server, whose every
+    run has ended and been answered, ends at once (``os._exit``, its answers flushed) instead of tearing down
+    the torch it imported (about a second at the end of each worker)."""
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location("forkserver", pinned.SCRIPTS / "forkserver.py")
+    server = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(server)
+    answers, ended = io.StringIO(), []
+
+    def exit_now(code):
+        ended.append((code, answers.getvalue()))
+        raise SystemExit(code)
+
+    monkeypatch.setattr(server, "preload", lambda: None)
+    monkeypatch.setattr(server.os, "fdopen", lambda fd, mode: answers)
+    monkeypatch.setattr(server.os, "_exit", exit_now)
+    monkeypatch.setattr(server.sys, "stdin", io.StringIO(""))   # no request: the test process closed it
+    with pytest.raises(SystemExit):
+        server.main()
+    assert ended == [(0, '{"ready": true}\n')]
