@@ -32,7 +32,7 @@ def is_xdist_controller(config) -> bool:
 def pytest_configure(config) -> None:
     """A process that runs tests imports torch here, before any test module: one intra-op thread per xdist
     worker (two workers on two cores), two when the suite runs in one process; the xdist controller runs no
-    test and never imports torch, so the workers start a second sooner. A worker (``config.workerinput``)
+    test and never imports torch, so the workers start sooner. A worker (``config.workerinput``)
     ends without the interpreter's teardown (``tests/__init__.py``)."""
     if is_xdist_controller(config):
         return

@@ -10,8 +10,8 @@ stderr, the intra-op thread count) forks a process that puts the pinned folder f
 pinned interpreter's ``PYTHONPATH`` did, and runs the script as ``__main__``; nothing a script imports or
 patches outlives its process. The server answers ``{"pid"}`` at the fork and ``{"rc", "cpu_s"}`` when it
 ends (it waits for each, so their CPU time is its children's). When its stdin closes it ends at once, without
-the interpreter's teardown. The quantization backends are hidden from the
-scripts (no script quantizes; transformers imports them whenever they are installed).
+the interpreter's teardown. The quantization backends are hidden from the scripts (no script quantizes;
+transformers imports them whenever they are installed).
 
 usage: forkserver.py (requests on stdin until it closes)
 """
