@@ -14,16 +14,24 @@ import pytest
 import tests.pinned_env as pinned
 
 
-def test_a_pin_is_installed_without_compiling_every_module(tmp_path, monkeypatch):
+@pytest.fixture
+def pip_calls(tmp_path, monkeypatch) -> list:
+    """The pip commands :func:`pinned.pinned_env` runs, under ``tmp_path``; each one only makes its target
+    folder, as pip would."""
     calls = []
 
-    def pip(args, **kw):   # pip makes the target folder
+    def pip(args, **kw):
         calls.append(args)
         Path(args[args.index("--target") + 1]).mkdir(parents=True, exist_ok=True)
         return subprocess.CompletedProcess(args, 0, "", "")
 
     monkeypatch.setenv("LITELVLM_PINNED_ENVS", str(tmp_path))
     monkeypatch.setattr(pinned.subprocess, "run", pip)
+    return calls
+
+
+def test_a_pin_is_installed_without_compiling_every_module(pip_calls):
+    calls = pip_calls
     folder = pinned.pinned_env("glamm")
     (args,) = calls
     assert "--no-compile" in args and "--target" in args and str(folder) in args
@@ -52,19 +60,11 @@ def test_a_pinned_run_keeps_the_bytecode_of_what_it_imports_in_the_pinned_folder
     assert written[1] == written[0]   # the second run read the bytecode the first one kept, writing none
 
 
-def test_pins_of_the_same_packages_share_one_folder_and_one_install(tmp_path, monkeypatch):
+def test_pins_of_the_same_packages_share_one_folder_and_one_install(pip_calls):
     """IVC-Prune's and VScan's Qwen pins both name transformers 4.51.3 (and its bounds): one folder, installed
     once, its bytecode kept once."""
-    calls = []
-
-    def pip(args, **kw):
-        calls.append(args)
-        Path(args[args.index("--target") + 1]).mkdir(parents=True, exist_ok=True)
-        return subprocess.CompletedProcess(args, 0, "", "")
-
+    calls = pip_calls
     assert pinned.PINS["ivc-prune"][1] == pinned.PINS["vscan-qwen"][1]
-    monkeypatch.setenv("LITELVLM_PINNED_ENVS", str(tmp_path))
-    monkeypatch.setattr(pinned.subprocess, "run", pip)
     assert pinned.pinned_env("ivc-prune") == pinned.pinned_env("vscan-qwen")
     assert len(calls) == 1
     assert pinned.pinned_env("glamm") != pinned.pinned_env("ivc-prune") and len(calls) == 2
@@ -87,6 +87,7 @@ def test_the_server_of_pinned_runs_ends_without_the_interpreters_teardown(monkey
         raise SystemExit(code)
 
     monkeypatch.setattr(server, "preload", lambda: None)
+    monkeypatch.setattr(server.os, "dup", lambda fd: fd)   # no descriptor opened for the answers
     monkeypatch.setattr(server.os, "fdopen", lambda fd, mode: answers)
     monkeypatch.setattr(server.os, "_exit", exit_now)
     monkeypatch.setattr(server.sys, "stdin", io.StringIO(""))   # no request: the test process closed it
