@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 import re
 import shutil
 
@@ -20,6 +19,7 @@ import torch
 
 from litelvlm.cli import main
 from tests.fixtures.kept_runs import keep, kept_run
+from tests.fixtures.memory import skip_unless_free
 
 METHODS = "litelvlm,vispruner,visionzip,fastv,sparsevlm,divprune"
 
@@ -209,9 +209,8 @@ def test_shard_groups_cut_by_size():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) < 22 * 2**30,
-                    reason="the full-size random GLaMM's validate peaks at about 21 GiB (run it alone)")
 def test_full_size_validate_one_method(coco128, shared_data, tmp_path):
+    skip_unless_free(22, "the full-size random GLaMM's validate (its peak: about 21 GiB)")
     out = tmp_path / "out"
     assert main(
         ["validate", "--model", "glamm-7b-random", "--tokenizer", str(shared_data / "glamm_refseg_tokenizer"),

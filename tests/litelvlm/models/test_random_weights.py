@@ -9,6 +9,7 @@ import torch
 from litelvlm.errors import LiteLVLMError
 from litelvlm.models import random_weights as rw
 from litelvlm.runs.checksums import tensors_digest
+from tests.fixtures.memory import skip_unless_free
 
 #: tensors_digest of the tiny presets' state dicts at seed 3, as per-module initialisation built them before
 #: the fast fill existed (the default commands' result tables rest on these weights)
@@ -177,22 +178,12 @@ def test_no_write_builds_the_tiny_glamm_its_folder_loads(fresh_cache):
     assert mem_tok("It is [SEG].").input_ids == disk_tok("It is [SEG].").input_ids
 
 
-def _available_gb() -> float:
-    from pathlib import Path
-
-    for line in Path("/proc/meminfo").read_text().splitlines() if Path("/proc/meminfo").exists() else []:
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / (1 << 20)
-    return 0.0
-
-
 @pytest.mark.slow
 def test_the_full_size_random_sa2va_round_trips_with_progress_and_is_reused(fresh_cache, capsys):
     """Sa2VA-Qwen2_5-VL-3B, fast-filled (about 7.5 GB in bfloat16): written once under the cache with its
     progress shown, loaded back through the checkpoint path with every tensor as the file holds it, reused on
     a second use."""
-    if _available_gb() < 18:
-        pytest.skip("the full-size Sa2VA needs about 16 GB of free memory (built, then loaded)")
+    skip_unless_free(18, "the full-size Sa2VA (built, then loaded: about 16 GB)")
     from safetensors import safe_open
 
     from litelvlm.sa2va.checkpoint import load_sa2va, sa2va_folder, sa2va_tensors
