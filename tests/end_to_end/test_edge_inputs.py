@@ -24,6 +24,8 @@ from litelvlm.errors import LiteLVLMError
 from tests.fixtures.cli import one_error_line as _one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the environment's say on bytecode, which the capped interpreter's small environment keeps
+BYTECODE_SETTINGS = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -50,9 +52,27 @@ def _capped_run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path),
            # the session's (conftest)
-           "LITELVLM_CACHE": os.environ.get("LITELVLM_CACHE", str(tmp_path / "cache"))}
+           "LITELVLM_CACHE": os.environ.get("LITELVLM_CACHE", str(tmp_path / "cache")),
+           # whether and where bytecode is written, as the user set it (no __pycache__ in the checkout)
+           **{k: os.environ[k] for k in BYTECODE_SETTINGS if k in os.environ}}
     return subprocess.run([sys.executable, "-m", "litelvlm.cli", *argv], capture_output=True, text=True,
                           preexec_fn=cap, env=env, cwd=ROOT, timeout=600)
+
+
+@pytest.mark.parametrize("setting", [{"PYTHONDONTWRITEBYTECODE": "1"}, {"PYTHONPYCACHEPREFIX": "PREFIX"}],
+                         ids=["no bytecode", "a bytecode prefix"])
+def test_the_capped_interpreter_keeps_the_users_bytecode_setting(setting, tmp_path, monkeypatch):
+    """The capped run's small environment carries where (or whether) Python writes bytecode: without it, a
+    run under ``PYTHONDONTWRITEBYTECODE=1`` wrote ``__pycache__`` folders into the checkout."""
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    setting = {k: str(tmp_path) if v == "PREFIX" else v for k, v in setting.items()}
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
+    seen = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: seen.append(k["env"]))
+    _capped_run(["--help"], tmp_path)
+    assert {k: v for k, v in seen[0].items() if k.startswith("PYTHON") and k != "PYTHONPATH"} == setting
 
 
 # ---------------------------------------------------------------- segmentations
