@@ -64,7 +64,7 @@ def _capped_run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 def test_the_capped_interpreter_keeps_the_users_bytecode_setting(setting, tmp_path, monkeypatch):
     """The capped run's small environment carries where (or whether) Python writes bytecode: without it, a
     run under ``PYTHONDONTWRITEBYTECODE=1`` wrote ``__pycache__`` folders into the checkout."""
-    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
+    for name in BYTECODE_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     setting = {k: str(tmp_path) if v == "PREFIX" else v for k, v in setting.items()}
     for name, value in setting.items():
