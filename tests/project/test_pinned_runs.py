@@ -31,11 +31,10 @@ def pip_calls(tmp_path, monkeypatch) -> list:
 
 
 def test_a_pin_is_installed_without_compiling_every_module(pip_calls):
-    calls = pip_calls
     folder = pinned.pinned_env("glamm")
-    (args,) = calls
+    (args,) = pip_calls
     assert "--no-compile" in args and "--target" in args and str(folder) in args
-    assert (folder / ".installed").is_file() and pinned.pinned_env("glamm") == folder and len(calls) == 1
+    assert (folder / ".installed").is_file() and pinned.pinned_env("glamm") == folder and len(pip_calls) == 1
 
 
 def test_a_pinned_run_keeps_the_bytecode_of_what_it_imports_in_the_pinned_folder_and_nowhere_else(tmp_path):
@@ -63,11 +62,10 @@ def test_a_pinned_run_keeps_the_bytecode_of_what_it_imports_in_the_pinned_folder
 def test_pins_of_the_same_packages_share_one_folder_and_one_install(pip_calls):
     """IVC-Prune's and VScan's Qwen pins both name transformers 4.51.3 (and its bounds): one folder, installed
     once, its bytecode kept once."""
-    calls = pip_calls
     assert pinned.PINS["ivc-prune"][1] == pinned.PINS["vscan-qwen"][1]
     assert pinned.pinned_env("ivc-prune") == pinned.pinned_env("vscan-qwen")
-    assert len(calls) == 1
-    assert pinned.pinned_env("glamm") != pinned.pinned_env("ivc-prune") and len(calls) == 2
+    assert len(pip_calls) == 1
+    assert pinned.pinned_env("glamm") != pinned.pinned_env("ivc-prune") and len(pip_calls) == 2
 
 
 def test_the_server_of_pinned_runs_ends_without_the_interpreters_teardown(monkeypatch):
