@@ -140,7 +140,7 @@ def load_clip(model: str | ResolvedClip = DEFAULT_HF_MODEL, backend: str | None 
         logging.getLogger(__name__).debug("loading %r failed", model, exc_info=True)
         raise LiteLVLMError(
             f"CLIP model {model!r} could not be loaded: {type(e).__name__}: {_one_line(e)}") from e
-    refuse_non_finite(getattr(clip, "model", None), f"CLIP model {model!r}")
+    refuse_non_finite(clip.model, f"CLIP model {model!r}")
     clip.name = model
     if saved is not None:
         save_description(clip, saved)

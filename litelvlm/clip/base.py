@@ -65,6 +65,7 @@ class ClipBackend(abc.ABC):
     name: str
     source: str                 # the resolved model string the files come from (``name`` may be an alias)
     backend: str
+    model: torch.nn.Module      # the loaded model: transformers' ``CLIPModel`` or open_clip's ``CLIP``
     vision_heads: int
     text_heads: int
     vision_layers: int          # encoder blocks (hidden_states has one more entry)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 def stage_parts(pipe) -> dict[str, list]:
     """{stage: modules and (owner, attribute) steps} of the GLaMM pipeline ``pipe``."""
-    clip, sam = pipe.clip.modules(), pipe.model.sam
+    towers, sam = pipe.clip.modules(), pipe.model.sam
     return {"prepare": [(pipe, "pixels"), (pipe, "_on_device")],
-            "vision": [clip.vision_model, getattr(clip, "text_model", None),
+            "vision": [towers.vision_model, towers.text_model,
                        *((pipe.clip, n) for n in ("trace_image", "encode_text"))],
             "mask": [*sam.children(), (sam, "get_image_embeddings")],
             "other": [pipe.model.projector]}
@@ -20,8 +20,8 @@ def stage_parts(pipe) -> dict[str, list]:
 def encoder_parts(pipe) -> list:
     """CLIP's vision and text towers and SAM's image encoder of ``pipe`` (captured under ``--encoders``; the
     text tower once per batch shape of the questions)."""
-    clip = pipe.clip.modules()
-    return [clip.vision_model, getattr(clip, "text_model", None), pipe.model.sam.vision_encoder]
+    towers = pipe.clip.modules()
+    return [towers.vision_model, towers.text_model, pipe.model.sam.vision_encoder]
 
 
 __all__ = ["encoder_parts", "stage_parts"]

@@ -108,12 +108,9 @@ def relevance_weights(trace, text, logit_scale: float) -> list[float]:
 
 
 def clip_logit_scale(clip) -> float:
-    """The paired CLIP's learned temperature ``exp(logit_scale)`` (transformers ``CLIPModel``)."""
-    scale = getattr(getattr(clip, "model", None), "logit_scale", None)
-    if scale is None:
-        raise LiteLVLMError(f"CLIP {getattr(clip, 'name', clip)!r} has no logit_scale for the relevance "
-                            "allocation")
-    return float(scale.detach().float().exp())
+    """The paired CLIP backend's learned temperature ``exp(logit_scale)`` (transformers' ``CLIPModel`` and
+    open_clip's ``CLIP`` both keep it)."""
+    return float(clip.model.logit_scale.detach().float().exp())
 
 
 __all__ = ["RULES", "clip_logit_scale", "frame_allocation", "integer_budgets", "relevance_weights",

@@ -86,7 +86,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
         self.seg_token_id = int(tokenizer.convert_tokens_to_ids("[SEG]"))
         #: ``answer="generate"``: ``generate(max_new_tokens=512)`` (``inference_framewise`` L616-626)
         self.max_new_tokens = 512
-        paired = getattr(clip, "modules", lambda: None)()   # numerics.attn at load (InternVideo2: its own)
+        paired = self.loaded_clip_modules()   # numerics.attn at load (InternVideo2: its own)
         set_attention(self.numerics.attn, model.clip, model.sam2.model, paired, llm=self.language_model,
                       clip_softmax=self.numerics.clip_softmax)
 

@@ -79,10 +79,10 @@ def default_clip(model: str, config: dict | None = None) -> str:
 def pair_clip(model: VideoGLaMM, clip):
     """``clip`` (a transformers CLIP backend) reading VideoGLaMM's own vision tower: the module is shared, so
     its traces are those of VideoGLaMM's tower; its text tower and ``visual_projection`` stay its own."""
-    inner = getattr(clip, "model", None)
-    if getattr(clip, "backend", None) != "hf" or not hasattr(inner, "vision_model"):
-        raise LiteLVLMError("per-frame pruning pairs a transformers CLIP model (hf backend) with "
-                            "VideoGLaMM's tower")
+    if clip.backend != "hf":
+        raise LiteLVLMError(f"per-frame pruning pairs a transformers CLIP model (hf backend) with "
+                            f"VideoGLaMM's tower; CLIP {clip.name!r} is {clip.backend}'s")
+    inner = clip.model
     ours, theirs = model.clip.config, inner.vision_model.config
     keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size",
             "intermediate_size")

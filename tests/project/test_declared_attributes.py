@@ -2,7 +2,9 @@
 ``getattr``/``hasattr`` of a constant attribute name on a pipeline or a prepared input anywhere in the
 library or the studies (every attribute they read is declared on
 :class:`litelvlm.lvlm.family.GroundingPipeline` or :class:`litelvlm.lvlm.prepared.Prepared`, so it is read
-plainly), and every family's prepared input extends :class:`~litelvlm.lvlm.prepared.Prepared`."""
+plainly), and every family's prepared input extends :class:`~litelvlm.lvlm.prepared.Prepared`. A CLIP
+backend (a pipeline's paired CLIP) is read the same way, through what :class:`litelvlm.clip.base.ClipBackend`
+declares."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import ast
 import importlib
 from pathlib import Path
 
+from litelvlm.clip.base import ClipBackend
 from litelvlm.lvlm.family import GroundingPipeline
 from litelvlm.lvlm.prepared import Prepared
 from litelvlm.registry.families import family_names, get_family
@@ -20,10 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 HOLDERS = {"pipe", "pipeline", "self.pipe", "prepared", "prep", "given", "run.pipe", "self.pipeline",
            "pipe._clip", "ctx.pipeline", "ctx.prepared", "self.prepared", "run.prepared", "run.pipeline",
            "self._clip"}
+#: the names a CLIP backend goes by in the code (a pipeline's paired CLIP, a study's CLIP)
+CLIP_HOLDERS = {"clip", "self.clip", "pipe.clip", "paired", "self.backend", "backend"}
 
 
-def _probes() -> list[str]:
-    """``file:line getattr(holder, 'name')`` of every constant-name getattr/hasattr on a holder."""
+def _probes(holders: set[str], any_getattr: bool) -> list[str]:
+    """``file:line getattr(holder, 'name')`` of every constant-name getattr/hasattr on a holder
+    (``any_getattr``: and every getattr, whatever its name)."""
     found = []
     for path in modules("litelvlm", "analysis"):
         tree = parsed(path)
@@ -31,14 +37,23 @@ def _probes() -> list[str]:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                     and node.func.id in ("getattr", "hasattr") and len(node.args) >= 2:
                 holder, name = ast.unparse(node.args[0]), node.args[1]
-                if holder in HOLDERS and isinstance(name, ast.Constant) or (
-                        holder in HOLDERS and node.func.id == "getattr"):
+                named = isinstance(name, ast.Constant) or any_getattr and node.func.id == "getattr"
+                if holder in holders and named:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
     return found
 
 
 def test_no_pipeline_or_input_is_probed_for_an_attribute():
-    assert _probes() == []
+    assert _probes(HOLDERS, any_getattr=True) == []
+
+
+def test_no_clip_backend_is_probed_for_an_attribute():
+    assert _probes(CLIP_HOLDERS, any_getattr=False) == []
+
+
+def test_a_clip_backend_declares_what_the_library_reads():
+    for name in ("model", "backend", "name", "modules"):
+        assert name in ClipBackend.__annotations__ or hasattr(ClipBackend, name), name
 
 
 def test_the_contract_declares_what_the_studies_read():

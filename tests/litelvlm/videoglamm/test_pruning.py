@@ -154,6 +154,15 @@ def test_pair_clip_refuses_another_tower(setup):
         VP.pair_clip(setup[0], load_clip("tiny-random:0", "hf"))
 
 
+def test_pair_clip_refuses_an_open_clip_backend(setup):
+    from litelvlm.clip import load_clip
+
+    clip = load_clip(VP.default_clip("videoglamm-tiny-random:0"), "open_clip")
+    with pytest.raises(LiteLVLMError, match=r"pairs a transformers CLIP model .*CLIP 'tiny336-random:0' is "
+                                            r"open_clip's"):
+        VP.pair_clip(setup[0], clip)
+
+
 def test_keeping_every_patch_is_the_official_stream_in_bfloat16():
     """A selecting method keeping all 576 patches of every frame in raster order gives the LLM VideoGLaMM's
     own visual tokens bit for bit, in bfloat16 too (the projector reads the trace's layer -2 slice, as
