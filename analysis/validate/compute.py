@@ -63,6 +63,7 @@ from analysis.validate.weights import weights_mb
 from litelvlm.budget import Budget
 from litelvlm.cost.stages import time_stages
 from litelvlm.cost.tokens import selects_on_clip
+from litelvlm.data.refer import ReferRecord
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
 from litelvlm.lvlm.captured_paths import install_paths
@@ -212,9 +213,8 @@ def _prepare(a: ValidateArgs, pipe, recs: list, image, clip_methods: bool = Fals
     ``clip_methods``: the paired external CLIP's traces are made here too."""
     with torch.no_grad():
         base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
-        picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences) if hasattr(
-            recs[0], "image_id") else (
-            recs, None)
+        picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences) if isinstance(
+            recs[0], ReferRecord) else (recs, None)
         prep = pipe.with_sentences(base, [r.sentence for r in picked], turns)
         # a paired CLIP's forward (UniPixel; a video's frames) is per-input work, as GLaMM's CLIP's
         if clip_methods:
@@ -258,7 +258,8 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
         # the paired external CLIP loaded now: its weights are the model's, its loading no call's
         if clip_methods:
             log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
-        config = _config(a, pipe, getattr(recs[0], "image_id", None) or recs[0].video, out, argv)
+        source = recs[0].image_id if isinstance(recs[0], ReferRecord) else recs[0].video   # an image, a video
+        config = _config(a, pipe, source, out, argv)
         # N is known after the image's forwards: checked (and recorded) below where it depends on the image
         folder.resume(config, ignore=("num_visual",), record=pipe.num_visual_tokens is not None)
         prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)

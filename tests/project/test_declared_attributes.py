@@ -4,7 +4,7 @@ library or the studies (every attribute they read is declared on
 :class:`litelvlm.lvlm.family.GroundingPipeline` or :class:`litelvlm.lvlm.prepared.Prepared`, so it is read
 plainly), and every family's prepared input extends :class:`~litelvlm.lvlm.prepared.Prepared`. A CLIP
 backend (a pipeline's paired CLIP) is read the same way, through what :class:`litelvlm.clip.base.ClipBackend`
-declares."""
+declares; a sentence's record is told from a video's expression by its type, not by probing it."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ HOLDERS = {"pipe", "pipeline", "self.pipe", "prepared", "prep", "given", "run.pi
            "self._clip"}
 #: the names a CLIP backend goes by in the code (a pipeline's paired CLIP, a study's CLIP)
 CLIP_HOLDERS = {"clip", "self.clip", "pipe.clip", "paired", "self.backend", "backend"}
+#: the names a record (``litelvlm.data.refer.ReferRecord``, ``video.records.VideoExpression``) goes by
+RECORD_HOLDERS = {"rec", "record", "recs[0]", "records[0]", "expression", "expr"}
 
 
 def _probes(holders: set[str], any_getattr: bool) -> list[str]:
@@ -49,6 +51,10 @@ def test_no_pipeline_or_input_is_probed_for_an_attribute():
 
 def test_no_clip_backend_is_probed_for_an_attribute():
     assert _probes(CLIP_HOLDERS, any_getattr=False) == []
+
+
+def test_no_record_is_probed_for_an_attribute():
+    assert _probes(RECORD_HOLDERS, any_getattr=False) == []
 
 
 def test_a_clip_backend_declares_what_the_library_reads():
