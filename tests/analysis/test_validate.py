@@ -396,3 +396,35 @@ def test_a_vision_tower_method_is_timed_by_its_tower_stage(coco128, tmp_path):
     row = pd.read_parquet(out / "validate.parquet").set_index("method").loc["flowcut"]
     assert math.isfinite(row["selection_ms"]) and row["selection_ms"] > 0
     assert row["visual_tokens_kept"] == 64
+
+
+def _renumbered_to_0(refer):
+    """The one-image REFER folder ``refer`` with its image numbered 0 (COCO's ids start at 1; a folder of
+    one's own may not)."""
+    import json
+    import pickle
+
+    from litelvlm.toy.refer_layout import image_file_name
+
+    inst = json.loads((refer / "instances.json").read_text())
+    (old,) = [im["id"] for im in inst["images"]]
+    for item in (*inst["images"], *inst["annotations"]):
+        item["image_id" if "image_id" in item else "id"] = 0
+    inst["images"][0]["file_name"] = image_file_name(0)
+    (refer / "instances.json").write_text(json.dumps(inst))
+    refs = pickle.loads((refer / "refs(unc).p").read_bytes())
+    for ref in refs:
+        ref["image_id"] = 0
+    (refer / "refs(unc).p").write_bytes(pickle.dumps(refs))
+    (refer / "images" / image_file_name(old)).rename(refer / "images" / image_file_name(0))
+    return refer
+
+
+def test_an_image_numbered_0_is_validated(tmp_path):
+    from litelvlm.toy.refer_layout import write_refer
+
+    refer = _renumbered_to_0(write_refer(tmp_path / "refer", 1, size=64))
+    out = tmp_path / "out"
+    assert main(["validate", "--refer-dir", str(refer), "--image-id", "0", "--out", str(out), "--methods",
+                 "litelvlm", "--budgets", "16", "--threads", "1", "--no-figures"]) == 0
+    assert pd.read_parquet(out / "validate.parquet")["method"].tolist() == ["none", "litelvlm"]
