@@ -17,12 +17,11 @@ use).
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..methods import get_method, method_names
 from ..models.family_card import Lazy
+from ..video.runner import VideoRunArgs
 
 #: the pipeline, the video runner and the video path's method check (heavy: torch), imported when a method is
 #: checked or a run loads
@@ -57,7 +56,7 @@ class Sa2VAVideoEval:
 
     note = NOTE
 
-    def check_options(self, a: Any, budgets: list[Budget]) -> None:
+    def check_options(self, a: VideoRunArgs, budgets: list[Budget]) -> None:
         """``--sam2-video-branch`` and ``--allocation`` are refused: Sa2VA always propagates by SAM 2's memory
         from the frames the LLM sees, and selects among the merged tokens of those frames at once."""
         if a.sam2_video_branch or a.allocation != "uniform":
@@ -69,7 +68,7 @@ class Sa2VAVideoEval:
         """:func:`method_error` of each method."""
         return [why for m in methods if (why := method_error(m))]
 
-    def runner(self, a: Any):
+    def runner(self, a: VideoRunArgs):
         """The loaded Sa2VA on its video path (:class:`litelvlm.sa2va.video_runner.Sa2VARunner`)."""
         Sa2VARunner = RUNNER.get()
 

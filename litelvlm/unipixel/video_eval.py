@@ -14,13 +14,11 @@ Importing this module is light (the options are checked before the weights load)
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
 from ..methods import get_method, method_names
 from ..models.family_card import Lazy
-from ..video.runner import FRAME_PATCHES, fraction_budget
+from ..video.runner import FRAME_PATCHES, VideoRunArgs, fraction_budget
 
 #: the video pipeline and the runner (heavy: torch), imported when a method is checked or a run loads
 PIPELINE = Lazy("litelvlm.unipixel.video_pipeline", "UniPixelVideoPipeline")
@@ -58,7 +56,7 @@ class UniPixelVideoEval:
 
     note = NOTE
 
-    def check_options(self, a: Any, budgets: list[Budget]) -> None:
+    def check_options(self, a: VideoRunArgs, budgets: list[Budget]) -> None:
         """``--sam2-video-branch`` and ``--allocation`` are refused: UniPixel's video path always propagates
         by SAM 2's memory and selects among the video's merged tokens at once (any per-frame budget, square or
         not)."""
@@ -71,7 +69,7 @@ class UniPixelVideoEval:
         """:func:`method_error` of each method."""
         return [why for m in methods if (why := method_error(m))]
 
-    def runner(self, a: Any):
+    def runner(self, a: VideoRunArgs):
         """The loaded UniPixel on its video path (:class:`litelvlm.unipixel.video_runner.UniPixelRunner`)."""
         UniPixelRunner = RUNNER.get()
 

@@ -13,16 +13,15 @@ case."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
-from ..image_resize import IMAGE_RESIZES, image_resize_kwargs
+from ..image_resize import image_resize_kwargs
 from ..lvlm.batched import batch_error
 from ..lvlm.numerics import Numerics
 from .decoded import DecodedVideo, frames_of
+from .runner import VideoRunArgs
 
 
 class PipelineVideoRunner:
@@ -31,20 +30,18 @@ class PipelineVideoRunner:
 
     extra_columns: list[str] = []
 
-    def __init__(self, a: Any, pipeline_class: type) -> None:
+    def __init__(self, a: VideoRunArgs, pipeline_class: type) -> None:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
         self.pipe = pipeline_class.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
-                                                     clip_text=a.clip_text, numerics=None if (
-                                                         attn := getattr(a, "attn", None)) is None
-                                                     else Numerics.for_protocol("official", attn=attn),
-                                                     **image_resize_kwargs(
-                                                         getattr(a, "image_resize", IMAGE_RESIZES[0])))
+                                                     clip_text=a.clip_text, numerics=None if a.attn is None
+                                                     else Numerics.for_protocol("official", attn=a.attn),
+                                                     **image_resize_kwargs(a.image_resize))
         self.model = self.pipe
         #: the paired CLIP (the CLIP-side methods' scores, mapped onto the family's merged grid)
         self.clip_name = self.pipe.describe()["clip"]["model"]
         self.args = a
         #: ``ground``'s position rule (``eval-video --positions``; official: each method's own)
-        self.positions = getattr(a, "positions", "official")
+        self.positions = a.positions
         self.prepared = None
         self.video: str | None = None
         #: the video's frames decoded ahead (:meth:`new_video`)

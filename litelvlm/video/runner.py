@@ -32,6 +32,23 @@ def fraction_budget(n: int, budget: Budget, num_patches: int = FRAME_PATCHES) ->
     return Count(max(1, min(n, round(n * b / num_patches))), n)
 
 
+class VideoRunArgs(Protocol):
+    """What a family's video runner reads of the run's options (``litelvlm eval-video``'s provide each)."""
+
+    model: Any                  # a model string (``ModelSpec``)
+    device: str
+    dtype: str                  # auto, float32, bfloat16, float16
+    clip: Any                   # the paired CLIP's model string (None: the family's default)
+    clip_text: str
+    attn: str | None            # the attention kernel (None: the family's official one)
+    image_resize: str
+    positions: str              # ``ground``'s position rule
+    seed: int
+    arrangement: str            # VideoGLaMM: how K kept tokens meet its pooling
+    allocation: str             # VideoGLaMM: how a clip's tokens are shared by its frames
+    sam2_video_branch: bool     # VideoGLaMM: SAM 2's memory propagation
+
+
 @runtime_checkable
 class VideoRunner(Protocol):
     """One loaded model on its video path and the caches of the video being scored."""
@@ -85,15 +102,15 @@ class VideoEval(Protocol):
     #: the closing note printed and recorded in ``config.json``: where the numbers' weights come from
     note: str
 
-    def check_options(self, a: Any, budgets: list[Budget]) -> None:
+    def check_options(self, a: VideoRunArgs, budgets: list[Budget]) -> None:
         """Refuse (:class:`~litelvlm.errors.LiteLVLMError`) the study's options this family cannot take;
         light."""
 
     def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """Why each method of ``methods`` cannot run on this video path (empty: all can); loads no weights."""
 
-    def runner(self, a: Any) -> VideoRunner:
+    def runner(self, a: VideoRunArgs) -> VideoRunner:
         """The loaded model (``a.model``, ``a.device``, ``a.dtype``, ...) on its video path."""
 
 
-__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunner", "fraction_budget"]
+__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunArgs", "VideoRunner", "fraction_budget"]

@@ -11,11 +11,11 @@ Importing this module is light (the options are checked before torch loads); the
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..models.family_card import Lazy
+from ..video.runner import VideoRunArgs
 from .config import NUM_FRAMES
 
 #: the pipeline and the video runner (heavy: torch), imported when a method is checked or a run loads
@@ -50,7 +50,7 @@ class VideoGLaMMVideoEval:
 
     note = NOTE
 
-    def check_options(self, a: Any, budgets: list[Budget]) -> None:
+    def check_options(self, a: VideoRunArgs, budgets: list[Budget]) -> None:
         """Square budgets unless ``--arrangement direct`` (the 12 x 12 pooling), and a valid ``--allocation``
         (every token, :data:`Budget.ALL`, is 24 x 24)."""
         squares = [b.tokens for b in budgets if not b.is_all]
@@ -65,7 +65,7 @@ class VideoGLaMMVideoEval:
 
         return [why for m in methods if (why := VideoGLaMMPipeline.method_error(VideoGLaMMPipeline, m))]
 
-    def runner(self, a: Any):
+    def runner(self, a: VideoRunArgs):
         """The loaded VideoGLaMM and its paired CLIP
         (:class:`litelvlm.videoglamm.video_runner.VideoGLaMMRunner`)."""
         VideoGLaMMRunner = RUNNER.get()

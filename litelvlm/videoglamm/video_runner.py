@@ -14,7 +14,6 @@ one-expression case.
 from __future__ import annotations
 
 import types
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from ..lvlm.numerics import Numerics
 from ..method import position_error
 from ..methods import available_methods
 from ..video.decoded import DecodedVideo, frames_of
+from ..video.runner import VideoRunArgs
 from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm
@@ -43,7 +43,7 @@ from .video_input import VideoGLaMMInput
 class VideoGLaMMRunner:
     """One loaded VideoGLaMM with its paired CLIP, and the per-clip caches of the video being scored."""
 
-    def __init__(self, a: Any) -> None:
+    def __init__(self, a: VideoRunArgs) -> None:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
         self.model, self.tokenizer, cfg = load_videoglamm(a.model, device=a.device, dtype=dtype)
         self.clip_name = a.clip or vp.default_clip(a.model, cfg)
@@ -54,10 +54,10 @@ class VideoGLaMMRunner:
                                        clip_text=a.clip_text, arrangement=a.arrangement,
                                        sam2_video_branch=a.sam2_video_branch,
                                        numerics=Numerics.for_protocol("official",
-                                                                      attn=getattr(a, "attn", None)))
+                                                                      attn=a.attn))
         self.args = a
         #: ``ground``'s position rule for the LLM-side methods (``eval-video --positions``)
-        self.positions = getattr(a, "positions", "official")
+        self.positions = a.positions
         #: the prepared clips of the video being scored: {(video, first frame): VideoGLaMMInput}
         self.prepared: dict = {}
         #: the video's frames decoded ahead (:meth:`new_video`)

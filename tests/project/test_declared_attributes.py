@@ -4,11 +4,14 @@ library or the studies (every attribute they read is declared on
 :class:`litelvlm.lvlm.family.GroundingPipeline` or :class:`litelvlm.lvlm.prepared.Prepared`, so it is read
 plainly), and every family's prepared input extends :class:`~litelvlm.lvlm.prepared.Prepared`. A CLIP
 backend (a pipeline's paired CLIP) is read the same way, through what :class:`litelvlm.clip.base.ClipBackend`
-declares; a sentence's record is told from a video's expression by its type, not by probing it."""
+declares; a sentence's record is told from a video's expression by its type, not by probing it; a study's
+options (``a``) are read as the dataclass of its options declares them, and a family's video runner reads what
+:class:`litelvlm.video.runner.VideoRunArgs` declares, which ``eval-video``'s options provide."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -27,6 +30,8 @@ HOLDERS = {"pipe", "pipeline", "self.pipe", "prepared", "prep", "given", "run.pi
 CLIP_HOLDERS = {"clip", "self.clip", "pipe.clip", "paired", "self.backend", "backend"}
 #: the names a record (``litelvlm.data.refer.ReferRecord``, ``video.records.VideoExpression``) goes by
 RECORD_HOLDERS = {"rec", "record", "recs[0]", "records[0]", "expression", "expr"}
+#: the name a run's options go by in the studies and in what they hand the library
+OPTION_HOLDERS = {"a", "self.args"}
 
 
 def _probes(holders: set[str], any_getattr: bool) -> list[str]:
@@ -55,6 +60,19 @@ def test_no_clip_backend_is_probed_for_an_attribute():
 
 def test_no_record_is_probed_for_an_attribute():
     assert _probes(RECORD_HOLDERS, any_getattr=False) == []
+
+
+def test_no_runs_options_are_probed_for_an_attribute():
+    assert _probes(OPTION_HOLDERS, any_getattr=False) == []
+
+
+def test_eval_videos_options_give_what_a_video_runner_reads():
+    from analysis.video.options import VideoArgs
+    from litelvlm.video.runner import VideoRunArgs
+
+    declared = set(VideoRunArgs.__annotations__)
+    assert {"model", "device", "dtype", "attn", "positions", "seed"} <= declared
+    assert declared <= {f.name for f in dataclasses.fields(VideoArgs)}
 
 
 def test_a_clip_backend_declares_what_the_library_reads():
