@@ -13,6 +13,7 @@ import sys
 
 import pandas as pd
 
+from analysis.efficiency.options import EfficiencyArgs
 from litelvlm.cost.bound import (
     OVERHEAD_BOUND,
     decoder_params,
@@ -26,12 +27,11 @@ from litelvlm.llm.captured import eager_lines, merge_eager_runs
 from litelvlm.lvlm.captured_paths import install_paths
 
 
-def install_prefill(pipe, args) -> None:
+def install_prefill(pipe, args: EfficiencyArgs) -> None:
     """``--prefill captured``: a fresh captured prefill on ``pipe``'s LLM (one per attention implementation: a
     capture is specialised to the attention it recorded), and ``--encoders`` (the image encoders captured on
     cuda by default); nothing for the eager paths."""
-    install_paths(pipe, getattr(args, "prefill", "eager"), getattr(args, "capture", "auto"),
-                  getattr(args, "encoders", "auto"))
+    install_paths(pipe, args.prefill, args.capture, args.encoders)
 
 
 def say_eager(accounts: list[dict[str, list[str]]]) -> None:
@@ -42,9 +42,9 @@ def say_eager(accounts: list[dict[str, list[str]]]) -> None:
         print(f"efficiency: {line}", file=sys.stderr)
 
 
-def resolve_tflops(args, device, dtype) -> float | None:
+def resolve_tflops(args: EfficiencyArgs, device, dtype) -> float | None:
     """The rate of ``--matmul-tflops`` (TFLOP/s), None: no limit (``off``, or ``auto`` on a CPU)."""
-    value = str(getattr(args, "matmul_tflops", "off"))
+    value = str(args.matmul_tflops)
     if value == "off" or (value == "auto" and str(device) == "cpu"):
         return None
     return matmul_tflops(device, dtype) if value in ("auto", "measure") else float(value)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import logging
 import statistics
-from typing import Any
 
 import pandas as pd
 import torch
@@ -30,6 +29,7 @@ from analysis.common.measures.stage_roofline import counted_rooflines
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.stage_plots import median_stages, stage_row, timing_record
 from analysis.efficiency.bound import install_prefill, limit_columns, resolve_tflops, say_eager
+from analysis.efficiency.options import EfficiencyArgs
 from litelvlm.cost import CostArch, FamilyCost
 from litelvlm.cost.meta import MB
 from litelvlm.cost.parts import PrefillParts
@@ -43,14 +43,14 @@ log = logging.getLogger("analysis.efficiency.compute")
 
 
 def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str],
-                device: str | torch.device, dtype: torch.dtype, method_args: Any, warmup: int, repeats: int,
-                chain: bool = True, quantize: tuple[str, str] = ("none", "bitsandbytes")) -> pd.DataFrame:
+                device: str | torch.device, dtype: torch.dtype, method_args: EfficiencyArgs, warmup: int,
+                repeats: int, chain: bool = True,
+                quantize: tuple[str, str] = ("none", "bitsandbytes")) -> pd.DataFrame:
     """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention
     implementation (one pipeline, the same weights, its LLM and CLIP attention switched); ``quantize``: (mode,
     backend) of its decoder layers' weights; ``method_args``: the run's arguments (each method's options)."""
     if cost.sums_parts:  # the family times its own parts; the end-to-end time is their sum
-        capture = getattr(method_args, "capture", "auto") if getattr(method_args, "prefill",
-                                                                     "eager") == "captured" else None
+        capture = method_args.capture if method_args.prefill == "captured" else None
         rows = cost.timing_rows(arch, pairs, attns, device, dtype, warmup, repeats, device_name(device),
                                 capture)
         say_eager([rows.attrs.pop("prefill_eager", {})])
@@ -159,7 +159,7 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
                                                                 tower)) for _ in range(repeats)])
             # with a rate, each stage's roofline: one more chain, counted (not on a run's eager account)
             stages |= counted_rooflines(parts.pipe, functools.partial(parts.run_e2e, method, budget), tflops,
-                                        count=getattr(method_args, "stage_costs", False), tower=tower)
+                                        count=method_args.stage_costs, tower=tower)
         else:
             e2e_ms, e2e_cuda, e2e_act = sum(own.values()) + prefill_ms, float("nan"), float("nan")
         rows.append({

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
@@ -74,6 +74,15 @@ class CountedRow:
     columns: dict
 
 
+class CostRunArgs(Protocol):
+    """What a family's cost description reads of the run's options (``litelvlm efficiency``'s provide each,
+    with the methods' own options, which :meth:`~litelvlm.method.MethodSpec.options_from` reads)."""
+
+    quantize: str               # none, int8, nf4: the decoder layers' weights
+    e2e: str                    # how the end-to-end time is measured (``chain``: the parts chained)
+    arrangements: list[str]     # the arrangements a video row may take (VideoGLaMM)
+
+
 class FamilyCost:
     """A family's cost description (the defaults: a single-image family whose N is fixed by its grid).
 
@@ -126,22 +135,21 @@ class FamilyCost:
         """Of ``candidates`` (the registered methods but the oracles), those the family offers by default."""
         return [m for m in candidates if not self.method_errors([m])]
 
-    def rows(self, arch: CostArch, runs: list[tuple[str, Budget]], method_args: Any) -> list[tuple]:
+    def rows(self, arch: CostArch, runs: list[tuple[str, Budget]], method_args: CostRunArgs) -> list[tuple]:
         """The rows of a run (keys after ``attn`` in :attr:`row_keys`) from its (method, budget) runs, each
         budget counted once (:meth:`Budget.count` against ``arch``'s N) into its K: (method, K)."""
         return counted(arch, runs)
 
-    def plan(self, arch: CostArch, row: tuple, method_args: Any):
+    def plan(self, arch: CostArch, row: tuple, method_args: CostRunArgs | None):
         """The token plan of ``row`` (``litelvlm.cost.tokens.TokenPlan``), as the method declares it."""
         method, budget = row[:2]
         spec = arch.spec(method)
         return schedule_plan(method, budget, arch.num_patches, arch.llm.llm_layers, arch.text_tokens,
                              spec.options_from(method_args), spec=spec)
 
-    def check(self, arch: CostArch, method_args: Any) -> None:
+    def check(self, arch: CostArch, method_args: CostRunArgs) -> None:
         """Refuse what the family does not offer in a run of ``method_args`` (a :class:`LiteLVLMError`)."""
-        quantize = getattr(method_args, "quantize", "none")
-        if not self.offers_quantize and quantize != "none":
+        if not self.offers_quantize and method_args.quantize != "none":
             raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
 
     # -- counting and timing ---------------------------------------------------------------------------------

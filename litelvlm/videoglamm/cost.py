@@ -8,7 +8,7 @@ Details: docs/videoglamm.md (``litelvlm.videoglamm.cost``).
 from __future__ import annotations
 
 from ..budget import VIDEO_BUDGETS
-from ..cost import CostArch, FamilyCost, counted
+from ..cost import CostArch, CostRunArgs, FamilyCost, counted
 from ..cost.tokens import TokenPlan
 from ..errors import LiteLVLMError
 from ..methods import BASELINE, get_method
@@ -38,9 +38,8 @@ class VideoGLaMMCost(FamilyCost):
     def arch(self, name: str, text_tokens: int | None = None) -> CostArch:
         return videoglamm_arch(name, self.archs[name], text_tokens)
 
-    def check(self, arch: CostArch, method_args) -> None:
-        quantize, e2e = getattr(method_args, "quantize", "none"), getattr(method_args, "e2e", "auto")
-        if quantize != "none" or e2e == "chain":
+    def check(self, arch: CostArch, method_args: CostRunArgs) -> None:
+        if method_args.quantize != "none" or method_args.e2e == "chain":
             raise LiteLVLMError(f"--arch {arch.name} times its parts (no --quantize, no --e2e chain: the "
                                 "end-to-end time is the sum of the parts)")
 
@@ -58,8 +57,8 @@ class VideoGLaMMCost(FamilyCost):
     def offered_methods(self, arch: CostArch, candidates: list[str]) -> list[str]:
         return [BASELINE, *per_frame_methods()]
 
-    def rows(self, arch, runs, method_args):
-        return plan_rows(counted(arch, runs), list(getattr(method_args, "arrangements", ARRANGEMENTS)))
+    def rows(self, arch, runs, method_args: CostRunArgs):
+        return plan_rows(counted(arch, runs), list(method_args.arrangements))
 
     def plan(self, arch: CostArch, row: tuple, method_args) -> TokenPlan:
         return video_plan(arch, *row)

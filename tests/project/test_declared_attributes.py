@@ -30,8 +30,15 @@ HOLDERS = {"pipe", "pipeline", "self.pipe", "prepared", "prep", "given", "run.pi
 CLIP_HOLDERS = {"clip", "self.clip", "pipe.clip", "paired", "self.backend", "backend"}
 #: the names a record (``litelvlm.data.refer.ReferRecord``, ``video.records.VideoExpression``) goes by
 RECORD_HOLDERS = {"rec", "record", "recs[0]", "records[0]", "expression", "expr"}
-#: the name a run's options go by in the studies and in what they hand the library
-OPTION_HOLDERS = {"a", "self.args"}
+#: the names a run's options go by in the studies and in what they hand the library
+OPTION_HOLDERS = {"a", "self.args", "args", "method_args"}
+#: where a namespace of any command is read, and why its options cannot be declared in one place
+ANY_COMMAND = {
+    "litelvlm/cli.py": "the dispatcher reads the namespace of whichever subcommand ran",
+    "analysis/common/runs/command.py": "Screen.of reads any command's namespace, or an options dataclass",
+    "analysis/figures/command.py": "--list and --write-notebooks are actions of the command line, which "
+                                   "FiguresArgs (a run from code) does not have",
+}
 
 
 def _probes(holders: set[str], any_getattr: bool) -> list[str]:
@@ -63,7 +70,9 @@ def test_no_record_is_probed_for_an_attribute():
 
 
 def test_no_runs_options_are_probed_for_an_attribute():
-    assert _probes(OPTION_HOLDERS, any_getattr=False) == []
+    found = _probes(OPTION_HOLDERS, any_getattr=False)
+    assert [p for p in found if p.split(":")[0] not in ANY_COMMAND] == []
+    assert {p.split(":")[0] for p in found} == set(ANY_COMMAND)   # each exception still needed
 
 
 def test_eval_videos_options_give_what_a_video_runner_reads():

@@ -30,6 +30,8 @@ class ScoringArgs(Protocol):
     clip_text: str
     positions: str
     gt_parts: str | None
+    stage_costs: bool           # each whole call timed by stage at batch 1
+    time_pruning: bool          # each call timed at batch 1 (each row's ``prune_ms``)
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -187,12 +189,12 @@ def evaluate_images(pipe, args: ScoringArgs, items: list[tuple], pairs: list[Run
     LLM forward one by one itself. ``args.time_pruning`` times each call at batch 1 (each row's ``prune_ms``),
     ``args.stage_costs`` each whole call by stage at batch 1 (:func:`stage_costs`; counted on the first prompt
     of image ``first``); ``check`` (where given) compares each shared run's first batch with batch 1."""
-    costs = batch_size == 1 and getattr(args, "stage_costs", False)
+    costs = batch_size == 1 and args.stage_costs
     prompts = []  # (image index, records, prepared, targets, the image's runs[, the prompt made again])
     for i, (records, image, *pixels) in enumerate(items):
         todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs, *pixels, remake=costs)
         prompts.extend((i, recs, prep, gts, todo, *fresh) for recs, prep, gts, *fresh in image_prompts_)
-    timed = batch_size == 1 and getattr(args, "time_pruning", False)
+    timed = batch_size == 1 and args.time_pruning
     counted: set[tuple[str, int]] = set()
     done: dict[tuple[int, str, int], list[dict]] = {}
     for method, column in dict.fromkeys(run_keys(pairs)):
