@@ -76,7 +76,7 @@ class CountedRow:
 
 class CostRunArgs(Protocol):
     """What a family's cost description reads of the run's options (``litelvlm efficiency``'s provide each,
-    with the methods' own options, which :meth:`~litelvlm.method.MethodSpec.options_from` reads)."""
+    with the methods' own options, which :meth:`~litelvlm.method.Method.options_from` reads)."""
 
     quantize: str               # none, int8, nf4: the decoder layers' weights
     e2e: str                    # how the end-to-end time is measured (``chain``: the parts chained)
