@@ -149,7 +149,8 @@ class FamilyCost:
 
     def check(self, arch: CostArch, method_args: CostRunArgs) -> None:
         """Refuse what the family does not offer in a run of ``method_args`` (a :class:`LiteLVLMError`)."""
-        if not self.offers_quantize and method_args.quantize != "none":
+        quantize = method_args.quantize
+        if not self.offers_quantize and quantize != "none":
             raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
 
     # -- counting and timing ---------------------------------------------------------------------------------

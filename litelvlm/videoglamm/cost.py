@@ -39,7 +39,8 @@ class VideoGLaMMCost(FamilyCost):
         return videoglamm_arch(name, self.archs[name], text_tokens)
 
     def check(self, arch: CostArch, method_args: CostRunArgs) -> None:
-        if method_args.quantize != "none" or method_args.e2e == "chain":
+        quantize, e2e = method_args.quantize, method_args.e2e
+        if quantize != "none" or e2e == "chain":
             raise LiteLVLMError(f"--arch {arch.name} times its parts (no --quantize, no --e2e chain: the "
                                 "end-to-end time is the sum of the parts)")
 

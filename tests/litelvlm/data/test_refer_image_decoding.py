@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -82,5 +83,6 @@ def test_eval_grounding_refuses_a_mismatched_image_before_scoring(tmp_path):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (640, 480)).save(plain)
     rec = _record(plain, 480, 640)
+    untimed = SimpleNamespace(stage_costs=False, time_pruning=False)   # no other option is read before it
     with pytest.raises(LiteLVLMError, match=r"plain\.png.*is 640 x 480 .*annotations are for 480 x 640"):
-        evaluate_image(None, None, [rec], Image.open(plain), [])
+        evaluate_image(None, untimed, [rec], Image.open(plain), [])
