@@ -74,6 +74,8 @@ class ClipBackend(abc.ABC):
     context_length: int
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
+    #: :meth:`weights_hash` once computed (None: not yet, or the weights changed)
+    _weights_hash: str | None = None
 
     @property
     @abc.abstractmethod
@@ -205,7 +207,7 @@ class ClipBackend(abc.ABC):
         folder, keyed by the weight files' paths, sizes and modification times (and the dtype and
         backend): a changed file is hashed afresh, and so is a memo that is not 16 hex digits (damaged).
         """
-        if getattr(self, "_weights_hash", None) is None:
+        if self._weights_hash is None:
             memo = self._weights_hash_memo()
             saved = ""
             with contextlib.suppress(OSError):

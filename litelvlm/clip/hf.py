@@ -63,6 +63,8 @@ class HFClip(ClipBackend):
     """A transformers CLIP model with its tokenizer and image processor."""
 
     backend = "hf"
+    #: the PIL image processor of ``--image-resize pil``, made on first use
+    _pil_processor = None
 
     def __init__(self, name: str = DEFAULT_HF_MODEL, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32):
@@ -152,7 +154,7 @@ class HFClip(ClipBackend):
     @property
     def pil_processor(self):
         """The loaded processor's settings on transformers' PIL backend (made once, on first use)."""
-        if getattr(self, "_pil_processor", None) is None:
+        if self._pil_processor is None:
             settings = {k: v for k, v in self.processor.to_dict().items() if k != "image_processor_type"}
             self._pil_processor = CLIPImageProcessorPil(**settings)
         return self._pil_processor

@@ -68,6 +68,8 @@ class VideoGLaMM(nn.Module):
         self.preset = preset
         #: the model string it was loaded from (what refusals name); the preset's name until a loader sets it
         self.source = f"VideoGLaMM preset {preset.name!r}"
+        #: the eager attention's score buffers, kept from one forward to the next (:meth:`scratch`)
+        self._scratch: Scratch | None = None
         h = preset.llm_hidden
         self.llm = Phi3ForCausalLM(phi3_config(preset))
         self.clip = CLIPVisionModel(clip_config(preset))
@@ -156,7 +158,7 @@ class VideoGLaMM(nn.Module):
         (:mod:`.scratch_attention`: the same values); under a captured prefill, the captured layers' own."""
         if runner_of(self.llm.model) is not None:
             return contextlib.nullcontext()
-        if not hasattr(self, "_scratch"):
+        if self._scratch is None:
             self._scratch = Scratch()
         return scratch_eager(self.llm.model, self._scratch)
 

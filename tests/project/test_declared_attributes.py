@@ -75,6 +75,14 @@ def test_no_runs_options_are_probed_for_an_attribute():
     assert {p.split(":")[0] for p in found} == set(ANY_COMMAND)   # each exception still needed
 
 
+def test_no_object_probes_itself_for_an_attribute():
+    """A lazy cache is declared with its default (``_weights_hash = None``), not probed."""
+    mixin = "analysis/common/options/model_args.py"   # the model options of every study: a study's device
+    found = _probes({"self"}, any_getattr=False)
+    assert [p for p in found if not p.startswith(mixin)] == []
+    assert found, "the model options' mixin no longer reads a study's device: drop the exception"
+
+
 def test_eval_videos_options_give_what_a_video_runner_reads():
     from analysis.video.options import VideoArgs
     from litelvlm.video.runner import VideoRunArgs
