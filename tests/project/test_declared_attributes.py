@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import importlib
 from pathlib import Path
 
@@ -41,20 +42,25 @@ ANY_COMMAND = {
 }
 
 
+@functools.cache
+def _attribute_calls() -> tuple[tuple[str, str, bool, str], ...]:
+    """(holder, function, whether the name is a literal, ``file:line call``) of every getattr/hasattr in the
+    library and the studies, walked once for every test here."""
+    found = []
+    for path in modules("litelvlm", "analysis"):
+        for node in ast.walk(parsed(path)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("getattr", "hasattr") and len(node.args) >= 2:
+                found.append((ast.unparse(node.args[0]), node.func.id, isinstance(node.args[1], ast.Constant),
+                              f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}"))
+    return tuple(found)
+
+
 def _probes(holders: set[str], any_getattr: bool) -> list[str]:
     """``file:line getattr(holder, 'name')`` of every constant-name getattr/hasattr on a holder
     (``any_getattr``: and every getattr, whatever its name)."""
-    found = []
-    for path in modules("litelvlm", "analysis"):
-        tree = parsed(path)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                    and node.func.id in ("getattr", "hasattr") and len(node.args) >= 2:
-                holder, name = ast.unparse(node.args[0]), node.args[1]
-                named = isinstance(name, ast.Constant) or any_getattr and node.func.id == "getattr"
-                if holder in holders and named:
-                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
-    return found
+    return [where for holder, func, literal, where in _attribute_calls()
+            if holder in holders and (literal or any_getattr and func == "getattr")]
 
 
 def test_no_pipeline_or_input_is_probed_for_an_attribute():
