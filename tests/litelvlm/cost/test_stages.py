@@ -204,9 +204,9 @@ def _family_methods(pipe, prepared, only) -> list[tuple[str, int | None]]:
 def test_the_named_stages_add_up_to_the_whole_call_within_10_percent(model, only, coco128):
     """The 10% rule: ``other`` (everything outside the named stages) under a tenth of a whole grounding call
     (the input's preparation and forwards, the prompt, ``ground``) on each family's tiny random model for
-    every method it runs, the best of two calls (a busy machine's stall lands anywhere); every stage the call
-    runs is seen: ``prepare`` (the image's resizing, the prompt) on every call, ``selection`` where the method
-    selects."""
+    every method it runs, the best of up to three calls (a busy machine's stall lands anywhere); every stage
+    the call runs is seen: ``prepare`` (the image's resizing, the prompt) on every call, ``selection`` where
+    the method selects."""
     from litelvlm.data.refer import load_refer
     from litelvlm.errors import LiteLVLMError
     from litelvlm.methods import get_method
@@ -232,8 +232,8 @@ def test_the_named_stages_add_up_to_the_whole_call_within_10_percent(model, only
                 except LiteLVLMError:   # refused on this tiny model with its reason (SparseVLM: 2 layers)
                     continue
                 runs = [time_stages(pipe, call)[1]]
-                if runs[0][OTHER] / runs[0][TOTAL] >= 0.10:   # the second call only decides a first one over
-                    runs.append(time_stages(pipe, call)[1])
+                while runs[-1][OTHER] / runs[-1][TOTAL] >= 0.10 and len(runs) < 3:   # only a call over
+                    runs.append(time_stages(pipe, call)[1])                         # is tried again
                 best = min(runs, key=lambda r: r[OTHER] / r[TOTAL])
                 if best[OTHER] / best[TOTAL] >= 0.10:
                     over[method] = round(best[OTHER] / best[TOTAL], 3)
