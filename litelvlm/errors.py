@@ -1,5 +1,6 @@
-"""User-facing errors: the CLI prints them on stderr and exits with status 2; and the storage errors that
-become one (:func:`storage_errno`)."""
+"""User-facing errors: the CLI prints them on stderr and exits with status 2; the storage errors that become
+one (:func:`storage_errno`); and the library's warning category. This module imports nothing heavy: a
+warnings filter that names the category imports it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ class LiteLVLMError(Exception):
 
 class UnsupportedModelError(LiteLVLMError):
     """The model lacks a token or module that the requested computation needs (e.g. a CLS token)."""
+
+
+class RandomWeightsWarning(UserWarning):
+    """A model with random weights was loaded through the library API (``load_clip("tiny336-random")``,
+    ``GlammPipeline.from_model_string("tiny-random:0")``): its outputs are not findings."""
 
 
 #: the errnos of a folder that cannot take a write: a full disk or quota, a read-only filesystem, no

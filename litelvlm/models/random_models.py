@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..errors import RandomWeightsWarning
 from ..runs.cache import write_once
 from ..runs.cache_dir import random_models_root
 from ..runs.io import atomic_path, shard_by_size
@@ -40,11 +41,6 @@ if TYPE_CHECKING:
 #: config key, a file; ``tests/litelvlm/models/test_random_models.py`` fails until it is raised), so that a
 #: folder an earlier writer left in a user's cache is written again instead of being read as it is
 RANDOM_LAYOUT = 2
-
-
-class RandomWeightsWarning(UserWarning):
-    """A model with random weights was loaded through the library API (``load_clip("tiny336-random")``,
-    ``GlammPipeline.from_model_string("tiny-random:0")``): its outputs are not findings."""
 
 
 #: the random models this process has warned of (once per process and model)

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -49,3 +51,14 @@ def test_a_command_does_not_warn_and_select_json_names_the_weights(fresh, capsys
                      "5", "--json"]) == 0
     assert _random_warnings(caught) == []
     assert json.loads(capsys.readouterr().out)["weights"] == "random"
+
+
+def test_the_warnings_category_lives_in_a_module_that_loads_no_torch():
+    """Whatever names the category imports its module: a warnings filter (``-W``, pytest's
+    ``filterwarnings``) and pytest-xdist's controller, for each warning a worker reports. That module loads no
+    torch (it was ``litelvlm.models.random_models``: the controller imported torch mid-run)."""
+    module = RandomWeightsWarning.__module__
+    code = f"import importlib, sys; importlib.import_module({module!r}); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"], f"importing {module} loads torch"
