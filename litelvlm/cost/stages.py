@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..machine.collector import paused_collection
 from ..methods import get_method
 
 #: the named stages of a grounding call, in reading order
@@ -184,24 +185,27 @@ class StageTimer:
 
     # -- a timed call -------------------------------------------------------------------------------------
     def time(self, fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
-        """(``fn()``, {stage: ms} over :data:`COLUMNS`); the hooks are removed afterwards whatever happens."""
+        """(``fn()``, {stage: ms} over :data:`COLUMNS`), the call run with Python's cycle collector paused
+        (:func:`~litelvlm.machine.collector.paused_collection`); the hooks are removed afterwards whatever
+        happens."""
         handles: list = []
         patched: list = []
         self._active, self._spans = [], []
         self._ms = dict.fromkeys((*STAGES, OTHER), 0.0)
-        try:
-            self._install(handles, patched)
-            if self.cuda:
-                torch.cuda.synchronize(self.pipe.device)
-            start = self._last = self._mark()
-            self._running = True
-            out = fn()
-            self._switch_to_end()
-            end = self._last
-        finally:
-            self._running = False
-            self._remove(handles, patched)
-            self._active = []
+        with paused_collection():
+            try:
+                self._install(handles, patched)
+                if self.cuda:
+                    torch.cuda.synchronize(self.pipe.device)
+                start = self._last = self._mark()
+                self._running = True
+                out = fn()
+                self._switch_to_end()
+                end = self._last
+            finally:
+                self._running = False
+                self._remove(handles, patched)
+                self._active = []
         return out, self._result(start, end)
 
     def _switch_to_end(self) -> None:

@@ -1,6 +1,6 @@
 """Python's cycle collector run rarer while a ``litelvlm`` command runs (``litelvlm.machine.collector``): the
 thresholds in force inside, the caller's own restored afterwards (also after an error), and the command's run
-wrapped in it."""
+wrapped in it; paused inside a timed call, and enabled again after it."""
 
 from __future__ import annotations
 
@@ -39,3 +39,18 @@ def test_the_command_runs_inside_it(monkeypatch):
     monkeypatch.setattr(cli, "rarer_collection", spy)
     assert cli.main(["select", "--list-methods"]) == 0
     assert seen == ["enter", "exit"]
+
+
+def test_paused_inside_and_enabled_after_even_on_error():
+    enabled = gc.isenabled()
+    gc.enable()
+    try:
+        with collector.paused_collection():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError), collector.paused_collection():
+            raise RuntimeError("the timed call failed")
+        assert gc.isenabled()
+    finally:
+        if not enabled:
+            gc.disable()
