@@ -15,6 +15,7 @@ import torch
 
 from analysis.common.measures.layer_timer import LayerLoopTimer
 from litelvlm.machine.allocator import release_freed_memory
+from litelvlm.machine.collector import paused_collection
 from litelvlm.machine.memory import LiveTensorBytes
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -188,14 +189,17 @@ class RunProbe:
 
 
 def timed_ms(fn, device: torch.device) -> tuple[object, float]:
-    """(``fn()``, its wall time in ms; CUDA synchronised)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, (time.perf_counter() - t0) * 1e3
+    """(``fn()``, its wall time in ms; CUDA synchronised), the call run with Python's cycle collector paused
+    as the stage timer runs its call (:func:`~litelvlm.machine.collector.paused_collection`)."""
+    with paused_collection():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        ms = (time.perf_counter() - t0) * 1e3
+    return out, ms
 
 
 __all__ = ["PeakRSS", "RunProbe", "RunRecord", "rss_bytes", "timed_ms"]

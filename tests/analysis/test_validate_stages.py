@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
+from analysis.validate.measure import timed_ms
 from litelvlm.cli import main
 from litelvlm.cost.stages import COLUMNS
+from tests.fixtures.collector import collections_during
 from tests.fixtures.kept_runs import keep, kept_run
 
 
@@ -283,3 +286,11 @@ def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(coco1
     vision = stages[stages["stage"] == "vision"].set_index("method")
     assert vision.loc["ipcv", "flops"] < vision.loc["none", "flops"]
     assert vision.loc["ipcv", "ms"] > 0
+
+
+def test_validates_own_timings_pay_no_collector_pause():
+    """``timed_ms`` (the image's preparation, a method's selection) times its call with the collector paused,
+    as the stage timer does; the collections due run after it."""
+    inside, after = collections_during(lambda allocate: timed_ms(allocate, torch.device("cpu")))
+    assert inside == 0
+    assert after > 0

@@ -15,6 +15,7 @@ from torch import nn
 
 from litelvlm.cost import stages as st
 from litelvlm.cost.stages import COLUMNS, OTHER, STAGES, TOTAL, StageTimer, time_stages
+from tests.fixtures.collector import collections_during
 
 
 class _Clock:
@@ -110,40 +111,17 @@ def test_stages_never_overlap_and_add_up_to_the_call(monkeypatch):
 
 
 def test_no_cycle_collection_runs_inside_a_timed_call():
-    """A collection of every generation is due at the call's first allocations (threshold 1); none runs
-    until the call is timed, and the pending one runs after it (the timed call pays no collector pause)."""
+    """A collection of every generation is due at each allocation (threshold 1); none runs while the call is
+    timed, and the pending ones run after it (the timed call pays no collector pause)."""
     clock = _Clock()
     pipe = _FakePipe(clock)
-    ran: list[tuple[str, int]] = []
-    inside = [False]
 
-    def seen(phase: str, info: dict) -> None:
-        if phase == "start":
-            ran.append(("inside" if inside[0] else "outside", info["generation"]))
+    def call(allocate):
+        return StageTimer(pipe).time(lambda: (allocate(), pipe.call()))
 
-    def call() -> torch.Tensor:
-        inside[0] = True
-        try:
-            [[] for _ in range(1000)]   # allocations that would trigger a collection at threshold 1
-            return pipe.call()
-        finally:
-            inside[0] = False
-
-    before, enabled = gc.get_threshold(), gc.isenabled()
-    gc.callbacks.append(seen)
-    try:
-        gc.enable()
-        gc.set_threshold(1, 1, 1)
-        StageTimer(pipe).time(call)
-        assert gc.isenabled()
-        [[] for _ in range(10)]
-    finally:
-        gc.callbacks.remove(seen)
-        gc.set_threshold(*before)
-        if not enabled:
-            gc.disable()
-    assert not [r for r in ran if r[0] == "inside"]
-    assert [r for r in ran if r[0] == "outside"], "the collections due ran after the call"
+    inside, after = collections_during(call)
+    assert inside == 0
+    assert after > 0, "the collections due ran after the call"
 
 
 def test_a_caller_that_paused_the_collector_keeps_it_paused():
