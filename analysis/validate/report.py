@@ -38,7 +38,7 @@ from analysis.common.presentation.stage_plots import (
     stages_frame,
     write_stages,
 )
-from analysis.validate.call_roofline import report_lines
+from analysis.validate.call_roofline import report_lines, unsteady_lines
 from analysis.validate.checks import checks, failed_text, is_baseline_row, logit_tolerance
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
@@ -293,6 +293,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     write_csv(out / "validate.csv", with_arrangement(rows, a))
     write_csv(out / "ratios.csv", r)
     stages = stages_frame(rows)  # the whole call by stage: stages.csv, stages.png
+    unsteady = unsteady_lines(rows)   # runs whose rounds of the whole call lie twofold apart
     lengths = llm_lengths(rows, "seq_len")   # each run's LLM sequence, named beside its ratios
     setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model, a.figures,
                                         notes=[timing_caveat(setup)]) + write_amdahl(
@@ -321,7 +322,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              *(["", *video] if video else []),
              "", "## Checks", "",
              *[f"- {'PASS' if not v else 'FAIL'}: {k}" + (f" (failing: {' '.join(v)})" if v else "")
-                                    for k, v in result.items()], *report_lines(stages, lengths),
+                                    for k, v in result.items()], *report_lines(stages, lengths, unsteady),
              "", "## Targets (LiteLVLM at 192 against 576; "
              f"{'CUDA' if pipe.device.type == 'cuda' else 'CPU'} ratios)",
              "", *target_lines(r, arch=arch), "",
@@ -355,7 +356,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
     screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda, lengths) + video + [
-        line for line in [screen_line(stages)] if line] + headline_lines(stages, lengths=lengths)
+        line for line in [screen_line(stages)] if line] + headline_lines(stages, lengths=lengths) + unsteady
     screen += amdahl_lines(amdahl_frame(stages), stages, "litelvlm", lengths=lengths)   # where savings land
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")

@@ -21,8 +21,8 @@ TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_
 
 
 #: The timed quantities whose per-round values are kept (``<name>_rounds``), for the spread of the paired
-#: ratios.
-ROUND_TIMES = ("prefill_ms", "paper_prefill_ms")
+#: ratios and the whole call's steadiness (:func:`analysis.validate.call_roofline.unsteady_lines`).
+ROUND_TIMES = ("prefill_ms", "paper_prefill_ms", "stage_total_ms")
 
 
 def round_id(method: str, k: int, round_: int) -> int:
@@ -60,7 +60,7 @@ def median_row(rows: list[dict], group: str = "") -> dict:
     for k in TIMES:  # a call kept before a column existed (a resumed run) has none of it
         out[k] = float(pd.Series([r.get(k, float("nan")) for r in rows], dtype=float).median())
     for k in ROUND_TIMES:
-        out[f"{k}_rounds"] = " ".join(repr(float(r[k])) for r in rows)
+        out[f"{k}_rounds"] = " ".join(repr(float(r.get(k, float("nan")))) for r in rows)
     if COMPARED[0] in rows[-1]:  # the worst agreement of the calls
         out[COMPARED[0]] = min(r[COMPARED[0]] for r in rows)
         out[COMPARED[1]] = max(r[COMPARED[1]] for r in rows)

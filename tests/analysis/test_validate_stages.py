@@ -16,7 +16,10 @@ import pandas as pd
 import pytest
 import torch
 
+from analysis.validate.call_roofline import unsteady_lines
 from analysis.validate.measure import timed_ms
+from analysis.validate.report import ROW_COLUMNS
+from analysis.validate.rounds import median_row
 from litelvlm.cli import main
 from litelvlm.cost.stages import COLUMNS
 from tests.fixtures.collector import collections_during
@@ -294,3 +297,24 @@ def test_validates_own_timings_pay_no_collector_pause():
     inside, after = collections_during(lambda allocate: timed_ms(allocate, torch.device("cpu")))
     assert inside == 0
     assert after > 0
+
+
+def test_a_run_whose_whole_call_varied_twofold_across_rounds_is_named_unsteady():
+    """``stage_total_ms_rounds`` keeps each round's whole call; a run whose slowest round took twice its
+    fastest or more is named, with its rounds, in report.md's whole-call section and on the screen."""
+    def call(total: float) -> dict:
+        return {**dict.fromkeys(ROW_COLUMNS, 0), "method": "ipcv", "budget": 192, "stage_total_ms": total,
+                "prefill_ms": 1.0, "paper_prefill_ms": 1.0, "peak_rss_gib": 0.0, "activation_mb": 0.0,
+                "llm_activation_mb": 0.0, "max_logit_diff_none": 0.0, "text_ids_equal": True,
+                "masks_equal_none": True}
+
+    row = median_row([call(407.0), call(112.7), call(45.2)])
+    assert row["stage_total_ms_rounds"] == "407.0 112.7 45.2"
+    steady = {**median_row([call(50.0), call(60.0), call(55.0)]), "method": "none", "budget": 391}
+    lines = unsteady_lines(pd.DataFrame([steady, row]))
+    assert len(lines) == 1
+    assert "ipcv@192" in lines[0] and "45.2-407" in lines[0] and "9.0x" in lines[0]
+    assert unsteady_lines(pd.DataFrame([steady])) == []
+    # one round, or rounds kept before the column existed: nothing to judge
+    assert unsteady_lines(pd.DataFrame([{**steady, "stage_total_ms_rounds": "50.0"}])) == []
+    assert unsteady_lines(pd.DataFrame([{"method": "none", "budget": 391}])) == []
