@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.measures.steadiness import unsteady_rounds
+
 #: a validate run's folder name: the model, the attention kernel, the prefill path and, where not the default,
 #: the image encoders
 NAME = re.compile(r"^(?P<model>.+?)-(?P<attn>eager|sdpa|flash)-(?P<prefill>eager|captured|auto)"
@@ -103,6 +105,24 @@ def prefill_value(run: Run, method: str, budget: int | None, column: str) -> tup
     if rows.empty or column not in rows:
         return NAN, f"no {method}{'' if budget is None else f'@{budget}'} {column} in {run.name}/validate.csv"
     return float(rows[column].iloc[0]), ""
+
+
+def unsteady_note(run: Run | None, pairs: list[tuple[str, int | None]]) -> str:
+    """"; unsteady rounds: none 64.9-201 ms (3.1x), ..." for each (method, budget) of ``pairs`` whose whole
+    call varied twofold or more across its rounds in ``run``
+    (:func:`analysis.common.measures.steadiness.unsteady_rounds`); "" when every one was steady or has no
+    rounds."""
+    if run is None or run.table is None or "stage_total_ms_rounds" not in run.table:
+        return ""
+    said = []
+    for method, budget in pairs:
+        rows = _rows(run.table, method, budget)
+        spread = unsteady_rounds(rows["stage_total_ms_rounds"].iloc[0]) if len(rows) else None
+        if spread:
+            lo, hi, _ = spread
+            at = "" if budget is None else f"@{budget}"
+            said.append(f"{method}{at} {lo:.3g}-{hi:.3g} ms ({hi / lo:.1f}x)")
+    return f"; unsteady rounds: {', '.join(said)}" if said else ""
 
 
 def throughput(out: Path, model: str) -> pd.DataFrame | None:

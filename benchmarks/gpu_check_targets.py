@@ -21,6 +21,7 @@ from gpu_check_runs import (
     read_runs,
     stage_ms,
     throughput,
+    unsteady_note,
 )
 
 #: each family's full-size random preset, then its tiny one (a dry run)
@@ -97,7 +98,7 @@ def roofline_targets(runs: list[Run]) -> list[Verdict]:
             ms, roof, why = stage_ms(run, "none", None, stage)
         x = ms / roof if finite(ms, roof) and roof > 0 else NAN
         out.append(judge(target, family, stage, x, x <= bound, f"<= {bound:g}x", run.name if run else "",
-                         _note(run, why) if run else why))
+                         (_note(run, why) + unsteady_note(run, [("none", None)])) if run else why))
     return out
 
 
@@ -144,7 +145,8 @@ def speedup_targets(runs: list[Run]) -> list[Verdict]:
             why = "" if finite(x) else (none[2] if not finite(none[0]) else lite[2])
             out.append(judge("T3", family, f"over none, {attn}", x, x >= T3_SPEEDUP, f">= {T3_SPEEDUP:g}x",
                              name, why or f"LiteLVLM@{budget}{_unshortened(run, budget)}"
-                             f"{_own_cost_bound(run, budget)}"))
+                             f"{_own_cost_bound(run, budget)}"
+                             f"{unsteady_note(run, [('none', None), ('litelvlm', budget)])}"))
             if family != "GLaMM-7B":
                 continue
             roof = none[1] / lite[1] if finite(none[1], lite[1]) and lite[1] > 0 else NAN

@@ -31,6 +31,7 @@ from analysis.common.grounding.grounding_runs import Run, image_runs, plan
 from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines, llm_lengths, write_amdahl
 from analysis.common.measures.flops import fit_paper_text_tokens
 from analysis.common.measures.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
+from analysis.common.measures.steadiness import unsteady_lines
 from analysis.common.presentation.caveats import TIMING_KEY, draw_notes, timing_caveat
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.stage_plots import STAGE_FILES, stages_frame, write_stages
@@ -298,6 +299,8 @@ def _run(a: EfficiencyArgs, folder, screen: Screen
     screen.show_table(tables, out / "summary.txt", "the paper's quantities per method and budget")
     if bound := _bound.screen_warning(df, a.prefill == "captured"):  # overhead-bound prefills, with the ratio
         print(f"efficiency: {bound}")
+    for line in unsteady_lines(df.to_dict("records")):   # a chain whose rounds lie twofold apart
+        print(f"efficiency: {line}")
     print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s; ratios: "
           f"{out / 'comparison.md'}")
     screen.headline("efficiency", efficiency_headline(df, arch.name, a.repeats)

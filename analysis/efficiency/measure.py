@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 from analysis.common.measures.stage_costs import less_tower_ms, tower_rerun
 from analysis.common.measures.stage_roofline import counted_rooflines
 from analysis.common.presentation.device import device_name
-from analysis.common.presentation.stage_plots import median_stages, stage_row, timing_record
+from analysis.common.presentation.stage_plots import STAGE_MS, median_stages, stage_row, timing_record
 from analysis.efficiency.bound import install_prefill, limit_columns, resolve_tflops, say_eager
 from analysis.efficiency.options import EfficiencyArgs
 from litelvlm.cost import CostArch, FamilyCost
 from litelvlm.cost.meta import MB
 from litelvlm.cost.parts import PrefillParts
-from litelvlm.cost.stages import time_stages
+from litelvlm.cost.stages import TOTAL, time_stages
 from litelvlm.cost.timing import LayerLoopTimer, cuda_time_ms, interleaved_wall_ms, llm_layers, wall_time_ms
 from litelvlm.cost.tokens import selects_on_clip, selects_on_llm_input
 from litelvlm.llm.captured import runner_of
@@ -155,8 +155,11 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
             # a method running the tower itself: charged its own run in place of the preparation's full one
             tower = tower_rerun(parts.pipe, parts.pipe.spec(method), parts.prepared)
             with torch.no_grad():  # the chain by stage: more calls, each under the stage timer
-                stages = median_stages([stage_row(less_tower_ms(parts.pipe, time_stages(parts.pipe, e2e)[1],
-                                                                tower)) for _ in range(repeats)])
+                calls = [stage_row(less_tower_ms(parts.pipe, time_stages(parts.pipe, e2e)[1], tower))
+                         for _ in range(repeats)]
+            # their medians, and each call's whole call (how steady the medians are)
+            stages = median_stages(calls) | {
+                "stage_total_ms_rounds": " ".join(repr(float(c[STAGE_MS[TOTAL]])) for c in calls)}
             # with a rate, each stage's roofline: one more chain, counted (not on a run's eager account)
             stages |= counted_rooflines(parts.pipe, functools.partial(parts.run_e2e, method, budget), tflops,
                                         count=method_args.stage_costs, tower=tower)

@@ -9,13 +9,12 @@ rooflines at the run's matrix-product rate and the device's copy bandwidth
 ``roofline_ms`` / ``over_roofline``. Counting is deterministic, so a resumed run counts its runs again;
 without a rate nothing is counted and the tables are as before, unless ``--stage-costs`` asks for the FLOPs
 and weight bytes (no roofline). report.md and the terminal headline each run's
-whole call beside its prefill (:func:`report_lines`; the terminal LiteLVLM's runs), and name the runs whose
-whole call varied twofold or more across their rounds (:func:`unsteady_lines`).
+whole call beside its prefill (:func:`report_lines`; the terminal LiteLVLM's runs), and the runs whose whole
+call varied twofold or more across their rounds after them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import pandas as pd
@@ -24,9 +23,6 @@ from analysis.common.measures.stage_roofline import counted_rooflines
 from analysis.common.presentation.stage_plots import speedup_lines
 from litelvlm.cost.bound import device_gbps
 from litelvlm.cost.stage_count import known_rate
-
-#: a run's whole call is unsteady when its slowest round took this many times its fastest or more
-UNSTEADY = 2.0
 
 
 def add_stage_rooflines(rows: pd.DataFrame, pipe, tflops: float | None,
@@ -45,27 +41,11 @@ def add_stage_rooflines(rows: pd.DataFrame, pipe, tflops: float | None,
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(counted)], axis=1)
 
 
-def unsteady_lines(rows: pd.DataFrame, factor: float = UNSTEADY) -> list[str]:
-    """One line per run of ``rows`` (validate.csv's) whose whole call's slowest round
-    (``stage_total_ms_rounds``) took ``factor`` times its fastest or more: a stall in some rounds, so that its
-    medians and speed-ups say little."""
-    out = []
-    for _, row in rows.iterrows():
-        kept = row.get("stage_total_ms_rounds")
-        times = [t for t in map(float, kept.split()) if math.isfinite(t)] if isinstance(kept, str) else []
-        if len(times) >= 2 and max(times) >= factor * min(times):
-            lo, hi = min(times), max(times)
-            out.append(f"unsteady: {row['method']}@{row['budget']}'s whole call took {lo:.3g}-{hi:.3g} ms "
-                       f"over its {len(times)} rounds ({hi / lo:.1f}x), a stall in some of them: its medians "
-                       "and speed-ups say little (more --repeats, or a quieter machine)")
-    return out
-
-
 def report_lines(stages: pd.DataFrame, lengths: dict | None = None,
                  unsteady: list[str] | None = None) -> list[str]:
     """report.md's section on the whole call's speed-up over ``none`` beside the prefill's (``stages``:
     ``stages.csv``'s frame; empty when no stage was timed; ``lengths``: each run's LLM sequence length;
-    ``unsteady``: :func:`unsteady_lines`, said after them)."""
+    ``unsteady``: :func:`~analysis.common.measures.steadiness.unsteady_lines`, said after them)."""
     lines = speedup_lines(stages, lengths=lengths) + list(unsteady or [])
     if not lines:
         return []
@@ -80,4 +60,4 @@ def report_lines(stages: pd.DataFrame, lengths: dict | None = None,
             *[f"- {line}" for line in lines]]
 
 
-__all__ = ["UNSTEADY", "add_stage_rooflines", "report_lines", "unsteady_lines"]
+__all__ = ["add_stage_rooflines", "report_lines"]

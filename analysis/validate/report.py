@@ -28,6 +28,7 @@ import torch
 from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines, llm_lengths, write_amdahl
 from analysis.common.measures.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
+from analysis.common.measures.steadiness import unsteady_lines
 from analysis.common.presentation.caveats import timing_caveat
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.markdown_table import to_markdown
@@ -38,7 +39,7 @@ from analysis.common.presentation.stage_plots import (
     stages_frame,
     write_stages,
 )
-from analysis.validate.call_roofline import report_lines, unsteady_lines
+from analysis.validate.call_roofline import report_lines
 from analysis.validate.checks import checks, failed_text, is_baseline_row, logit_tolerance
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
@@ -293,7 +294,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     write_csv(out / "validate.csv", with_arrangement(rows, a))
     write_csv(out / "ratios.csv", r)
     stages = stages_frame(rows)  # the whole call by stage: stages.csv, stages.png
-    unsteady = unsteady_lines(rows)   # runs whose rounds of the whole call lie twofold apart
+    unsteady = unsteady_lines(rows.to_dict("records"))   # runs whose whole call's rounds lie twofold apart
     lengths = llm_lengths(rows, "seq_len")   # each run's LLM sequence, named beside its ratios
     setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model, a.figures,
                                         notes=[timing_caveat(setup)]) + write_amdahl(

@@ -9,8 +9,9 @@ import json
 import pandas as pd
 import pytest
 
+from analysis.efficiency import measure
 from litelvlm.cli import main
-from litelvlm.cost.stages import COLUMNS
+from litelvlm.cost.stages import COLUMNS, time_stages
 
 ARGS = ["efficiency", "--arch", "tiny", "--methods", "none", "litelvlm", "--budgets", "64", "--attn", "sdpa",
         "--warmup", "0", "--repeats", "1", "--threads", "1"]
@@ -158,3 +159,24 @@ def test_a_tower_method_is_timed_by_its_own_run_in_place_of_the_full_one(tmp_pat
                                                                                               "prefill_ms"])
     assert df.loc["ipcv", "vision_ms"] == df.loc["ipcv+fastv", "vision_ms"]
     assert df.loc["none", "selector_ms"] == 0
+
+
+def test_a_chain_whose_rounds_lie_twofold_apart_is_named_unsteady(tmp_path, capsys, monkeypatch):
+    """Each round of the chain's whole call is kept (``stage_total_ms_rounds`` in efficiency.csv), and a run
+    whose slowest round took twice its fastest or more is named on the screen, as ``validate`` names it:
+    here every odd call of the stage timer is made to report a 3x longer call."""
+    calls = []
+
+    def uneven(pipe, fn):
+        out, ms = time_stages(pipe, fn)
+        calls.append(1)
+        return out, {k: v * (3 if len(calls) % 2 else 1) for k, v in ms.items()}
+
+    monkeypatch.setattr(measure, "time_stages", uneven)
+    args = [a if a != "1" or i != ARGS.index("--repeats") + 1 else "2" for i, a in enumerate(ARGS)]
+    assert main([*args, "--e2e", "chain", "--no-figures", "--out", str(tmp_path)]) == 0
+    rows = pd.read_csv(tmp_path / "efficiency.csv")
+    assert all(len(kept.split()) == 2 for kept in rows["stage_total_ms_rounds"])
+    said = capsys.readouterr().out
+    assert "efficiency: unsteady: none@" in said and "efficiency: unsteady: litelvlm@64's whole call" in said
+    assert "(3.0x)" in said

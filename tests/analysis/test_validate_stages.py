@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.validate.call_roofline import unsteady_lines
+from analysis.common.measures.steadiness import unsteady_lines
 from analysis.validate.measure import timed_ms
 from analysis.validate.report import ROW_COLUMNS
 from analysis.validate.rounds import median_row
@@ -311,10 +311,10 @@ def test_a_run_whose_whole_call_varied_twofold_across_rounds_is_named_unsteady()
     row = median_row([call(407.0), call(112.7), call(45.2)])
     assert row["stage_total_ms_rounds"] == "407.0 112.7 45.2"
     steady = {**median_row([call(50.0), call(60.0), call(55.0)]), "method": "none", "budget": 391}
-    lines = unsteady_lines(pd.DataFrame([steady, row]))
+    lines = unsteady_lines([steady, row])
     assert len(lines) == 1
     assert "ipcv@192" in lines[0] and "45.2-407" in lines[0] and "9.0x" in lines[0]
-    assert unsteady_lines(pd.DataFrame([steady])) == []
+    assert unsteady_lines([steady]) == []
     # one round, or rounds kept before the column existed: nothing to judge
-    assert unsteady_lines(pd.DataFrame([{**steady, "stage_total_ms_rounds": "50.0"}])) == []
-    assert unsteady_lines(pd.DataFrame([{"method": "none", "budget": 391}])) == []
+    assert unsteady_lines([{**steady, "stage_total_ms_rounds": "50.0"}]) == []
+    assert unsteady_lines([{"method": "none", "budget": 391}]) == []

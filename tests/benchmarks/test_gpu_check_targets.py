@@ -215,3 +215,26 @@ def test_a_slower_call_shows_the_bound_its_own_cost_puts_on_it(tmp_path):
     assert verdict == "MISSED" and value == pytest.approx(20 / 23)
     assert "at most 0.91x with no LLM time" in note, note
     assert "vision and selection add +3.0 ms" in note and "none's LLM 1.0 ms" in note, note
+
+
+def test_a_target_read_from_unsteady_rounds_says_so_in_its_note(tmp_path):
+    """A run whose whole call varied twofold or more across its rounds (``stage_total_ms_rounds``, as
+    validate names it) is named with its rounds in the notes of the targets read from it; steady rounds add
+    nothing."""
+    folder = write_run(tmp_path, "unipixel-3b-random-sdpa-captured", (197.0, 6.5), (253.0, 5.5))
+    table = pd.read_csv(folder / "validate.csv")
+    table["stage_total_ms_rounds"] = ["196.9 201.1 64.9", "252.9 257.2 80.5"]
+    table.to_csv(folder / "validate.csv", index=False)
+    write_run(tmp_path, "sa2va-qwen2_5-vl-3b-random-sdpa-captured", (20.0, 8.0), (21.0, 5.0))
+    steady = tmp_path / "validate" / "sa2va-qwen2_5-vl-3b-random-sdpa-captured" / "validate.csv"
+    table = pd.read_csv(steady)
+    table["stage_total_ms_rounds"] = ["20.0 21.0 19.5", "21.0 22.0 20.5"]
+    table.to_csv(steady, index=False)
+    summary(tmp_path)
+    verdicts = _verdicts(tmp_path)
+    for key in (("T2", "UniPixel-3B", "total"), ("T3", "UniPixel-3B", "over none, sdpa")):
+        note = verdicts[key][2]
+        assert "unsteady rounds: none 64.9-201 ms (3.1x)" in note, note
+    assert "litelvlm@192 80.5-257 ms (3.2x)" in verdicts[("T3", "UniPixel-3B", "over none, sdpa")][2]
+    for key in (("T2", "Sa2VA-3B", "total"), ("T3", "Sa2VA-3B", "over none, sdpa")):
+        assert "unsteady" not in verdicts[key][2]
