@@ -24,6 +24,8 @@ from analysis.common.measures.flops import (
 )
 from analysis.efficiency.arch import get_arch
 from analysis.efficiency.flops import token_plan
+from analysis.efficiency.options import EfficiencyArgs
+from analysis.efficiency.scope import checked_scope
 from litelvlm.errors import LiteLVLMError
 from litelvlm.glamm.cost import OFFICIAL_PREFIX_TOKENS, OFFICIAL_PROMPT_TOKENS, with_sizes
 from litelvlm.machine.memory import LiveTensorBytes, peak_activation_bytes
@@ -339,15 +341,12 @@ def test_cli_flops_only_tiny_columns_and_config(tmp_path):
 
 def test_cli_rejects_bad_arguments(tmp_path):
     with pytest.raises(LiteLVLMError, match="--budgets"):
-        from analysis.efficiency.compute import EfficiencyArgs, _validate
-
-        _validate(EfficiencyArgs(out=str(tmp_path), arch="tiny", budgets=["700"]))
-    from analysis.efficiency.compute import EfficiencyArgs, _validate
-
+        checked_scope(EfficiencyArgs(out=str(tmp_path), arch="tiny", budgets=["700"]))
     with pytest.raises(LiteLVLMError, match="glamm-7b on a CPU"):
-        _validate(EfficiencyArgs(out=str(tmp_path), arch="glamm-7b", device="cpu"))
+        checked_scope(EfficiencyArgs(out=str(tmp_path), arch="glamm-7b", device="cpu"))
     with pytest.raises(LiteLVLMError, match="oracle"):
-        _validate(EfficiencyArgs(out=str(tmp_path), arch="tiny", methods=["llm-attention"], flops_only=True))
+        checked_scope(EfficiencyArgs(out=str(tmp_path), arch="tiny", methods=["llm-attention"],
+                                     flops_only=True))
 
 
 def test_cli_timing_tiny_on_cpu(tmp_path, capsys, monkeypatch):

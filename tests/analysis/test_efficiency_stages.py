@@ -164,13 +164,14 @@ def test_a_tower_method_is_timed_by_its_own_run_in_place_of_the_full_one(tmp_pat
 def test_a_chain_whose_rounds_lie_twofold_apart_is_named_unsteady(tmp_path, capsys, monkeypatch):
     """Each round of the chain's whole call is kept (``stage_total_ms_rounds`` in efficiency.csv), and a run
     whose slowest round took twice its fastest or more is named on the screen, as ``validate`` names it:
-    here every odd call of the stage timer is made to report a 3x longer call."""
-    calls = []
+    here each run's first call of the stage timer is made to report 3x its second's."""
+    calls: list[dict] = []
 
     def uneven(pipe, fn):
         out, ms = time_stages(pipe, fn)
-        calls.append(1)
-        return out, {k: v * (3 if len(calls) % 2 else 1) for k, v in ms.items()}
+        calls.append(ms)
+        first = len(calls) % 2 == 1   # a run's two calls: its first, then its second with the first's times
+        return out, {k: v * 3 for k, v in ms.items()} if first else dict(calls[-2])
 
     monkeypatch.setattr(measure, "time_stages", uneven)
     args = [a if a != "1" or i != ARGS.index("--repeats") + 1 else "2" for i, a in enumerate(ARGS)]

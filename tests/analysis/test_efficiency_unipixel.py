@@ -14,7 +14,7 @@ import torch
 from analysis.common.measures.flops import DecoderSizes, TokenPlan, count_flops, llm_flops_exact
 from analysis.common.measures.paper_efficiency import paper_flops
 from analysis.efficiency.arch import get_arch
-from analysis.efficiency.compute import family_method_error
+from analysis.efficiency.scope import family_method_error
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method, method_names
 

@@ -111,8 +111,8 @@ def test_stages_never_overlap_and_add_up_to_the_call(monkeypatch):
 
 
 def test_no_cycle_collection_runs_inside_a_timed_call():
-    """A collection is due at each allocation (threshold 1); none runs while the call is timed, and the pending
-    ones run after it (the timed call pays no collector pause)."""
+    """A collection is due at each allocation (threshold 1); none runs while the call is timed, and the
+    pending ones run after it (the timed call pays no collector pause)."""
     clock = _Clock()
     pipe = _FakePipe(clock)
 

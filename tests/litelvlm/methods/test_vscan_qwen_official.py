@@ -247,7 +247,7 @@ def test_it_grounds_on_unipixel(fp32):
     assert full.seq_len == len(prep.input_ids) and full.prune_layer == 0
     with pytest.raises(LiteLVLMError, match="layer"):
         fp32.ground(prep, "vscan", 32, layer=2)
-    from analysis.efficiency.compute import family_method_error
+    from analysis.efficiency.scope import family_method_error
 
     # efficiency charges its tower re-run as its selection
     assert family_method_error("unipixel", "vscan") is None
