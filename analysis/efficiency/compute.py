@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 #: the methods' options this command offers, at their defaults (``EfficiencyArgs``' fields)
 METHOD_DEFAULTS = {f.name: f.default for f in fields(EfficiencyArgs)}
 
+
 def run_efficiency(a: EfficiencyArgs, screen: Screen = Screen()) -> int:
     """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored);
     ``screen`` says what it prints."""
