@@ -8,7 +8,8 @@ transformers, a model's modules, pandas): with Python's default thresholds (700,
 thresholds come back when the command returns (a notebook calling ``litelvlm.cli.main`` keeps its own).
 
 A timed call runs with the collector paused (:func:`paused_collection`, as ``timeit`` times): a full pass
-over a loaded model's process takes 0.1-0.4 s and would land in whichever stage allocated last.
+walks every live object (0.37 s in a tiny UniPixel ``validate`` on 2 cores of an AMD EPYC) and would land in
+whichever stage allocated last.
 """
 
 from __future__ import annotations
