@@ -24,7 +24,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.measures.stage_costs import less_tower_ms, tower_rerun
+from analysis.common.measures.stage_costs import (
+    forwards_rerun,
+    less_tower_ms,
+    preparation_tower_ms,
+    tower_rerun,
+)
 from analysis.common.measures.stage_roofline import counted_rooflines
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.stage_plots import STAGE_MS, median_stages, stage_row, timing_record
@@ -143,19 +148,23 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
                   if selects_on_llm_input(spec) else 0.0)
         # GLaMM: clip, text (text-guided methods), selector, sam
         own = parts.part_times(method, fixed, sel_ms)
-        if spec.uses_vision_tower:  # ... in place of the preparation's full run, as the stage costs charge
-            full_tower = full_tower if full_tower is not None else wall(parts.run_full_tower)
-            # the rest of the vision forward: on Qwen2.5-VL the forward IS a full run, so two medians of the
-            # same work differ by noise; a part is no time below 0
+        if spec.uses_vision_tower:  # ... in place of the preparation's run, as the stage costs charge it
+            full_tower = full_tower if full_tower is not None else statistics.median(
+                preparation_tower_ms(parts.pipe, parts.run_forwards) for _ in range(max(repeats, 1)))
+            # the rest of the vision forward: on Qwen2.5-VL the forward IS the preparation's run, so two
+            # medians of the same work differ by noise; a part is no time below 0
             own[parts.tower_part] = max(0.0, own[parts.tower_part] - full_tower)
         stages = {}
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
             e2e_act = peak_activation_bytes(e2e, device)[0] / MB
-            # a method running the tower itself: charged its own run in place of the preparation's full one
-            tower = tower_rerun(parts.pipe, parts.pipe.spec(method), parts.prepared)
+            # a method running the tower itself: charged its own run in place of the preparation's (timed: the
+            # image's forwards made again; counted: a full run of the tower)
+            spec = parts.pipe.spec(method)
+            tower = tower_rerun(parts.pipe, spec, parts.prepared)
+            forwards = forwards_rerun(spec, parts.run_forwards)
             with torch.no_grad():  # the chain by stage: more calls, each under the stage timer
-                calls = [stage_row(less_tower_ms(parts.pipe, time_stages(parts.pipe, e2e)[1], tower))
+                calls = [stage_row(less_tower_ms(parts.pipe, time_stages(parts.pipe, e2e)[1], forwards))
                          for _ in range(repeats)]
             # their medians, and each call's whole call (how steady the medians are)
             stages = median_stages(calls) | {

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from analysis.common.grounding.grounding_runs import clip_record, method_options, pick_image, prompt_records
 from analysis.common.grounding.model_setup import quantize_kwargs, study_numerics
-from analysis.common.measures.stage_costs import less_tower_ms, tower_rerun
+from analysis.common.measures.stage_costs import forwards_rerun, less_tower_ms, tower_rerun
 from analysis.common.presentation.caveats import TIMING_KEY
 from analysis.common.presentation.degenerate import warn_if_degenerate
 from analysis.common.presentation.stage_plots import STAGE_FILES, stage_row, timing_record
@@ -93,14 +93,15 @@ def _run_order(col: pd.Series) -> pd.Series:
 
 
 def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, reference: dict | None,
-                 compare: dict | None = None, fresh=None, positions: str = "official") -> dict:
+                 compare: dict | None = None, fresh=None, positions: str = "official", forwards=None) -> dict:
     """One row: ``ground`` for (method, budget) under :class:`~analysis.validate.measure.RunProbe`,
     plus the CLIP-side selection timed alone; the row's ``budget`` is K, ``budget`` counted against the
     input's full budget (``pipe.full_budget``); ``reference``: the ``none`` row's ids and masks; ``compare``:
     another run's (``--compare-to``) reference, whose masks this row's are compared with; ``fresh()``: the
     input made again (image forwards and prompt), whose whole grounding call is timed by stage
     (:mod:`litelvlm.cost.stages`; None: not timed); ``positions``: ``ground``'s position rule
-    (``--positions``)."""
+    (``--positions``); ``forwards()``: the image's forwards made again, whose tower run a method running the
+    tower itself is timed less (:func:`~analysis.common.measures.stage_costs.forwards_rerun`)."""
     k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
         # compile this length, untimed
@@ -122,7 +123,7 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
                               pipe.device)[1]
         # the whole call a user waits for, by stage: the input's forwards, the prompt, ground
         stages = less_tower_ms(pipe, time_stages(pipe, lambda: pipe.ground(
-            fresh(), method, budget, positions=positions, **options))[1], tower_rerun(pipe, spec, prep)) \
+            fresh(), method, budget, positions=positions, **options))[1], forwards_rerun(spec, forwards)) \
             if fresh else None
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
@@ -264,9 +265,11 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
         folder.resume(config, ignore=("num_visual",), record=pipe.num_visual_tokens is not None)
         prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)
 
+    def forwards():  # the image's forwards made again (a tower method's call is timed less their tower run)
+        return pipe.prepare_image(image, seed=a.seed)
+
     def fresh():  # the input made again, for the whole call timed by stage
-        sentences = [r.sentence for r in picked]
-        return pipe.with_sentences(pipe.prepare_image(image, seed=a.seed), sentences, turns)
+        return pipe.with_sentences(forwards(), [r.sentence for r in picked], turns)
     n = pipe.num_visual(prep)  # N of this image (the same for every image of a fixed-grid family)
     full = pipe.full_budget(prep)  # the budget keeping everything: N, or a video's per-frame 576
     if pipe.num_visual_tokens is None:  # N depends on the image: part of the run's identity
@@ -309,14 +312,14 @@ def _run_validate(a: ValidateArgs, folder, argv: tuple[str, ...] | None) -> int:
     if a.repeats == 1:  # each run is kept as it finishes
         for method, k in tqdm(todo, desc="validate"):
             row = measure_pair(pipe, prep, method, budget_of[method, k], method_options(a, method, pipe),
-                               reference, compare, fresh, a.positions)
+                               reference, compare, fresh, a.positions, forwards)
             store.write([part_id(method, k)],
                         pd.DataFrame([{c: row[c] for c in ROW_COLUMNS + COMPARED if c in row}]))
     # rounds over every pair (A B C A B C ...), each call kept as it finishes, then the median per pair
     elif todo:
         calls = measure_rounds(out, todo, a.repeats, lambda m, k: measure_pair(
             pipe, prep, m, budget_of[m, k], method_options(a, m, pipe), reference, compare, fresh,
-            a.positions))
+            a.positions, forwards))
         group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))

@@ -63,10 +63,10 @@ class PrefillParts:
         spec = self.pipe.spec(method)
         return spec.tower_run(self.pipe.tower_context(self.prepared), budget, **self.options(method))
 
-    def run_full_tower(self):
-        """One full run of the vision tower (``TowerContext.full_run``): what the preparation ran for the
-        image's other methods, and a method running the tower itself is charged its own run in place of."""
-        return self.pipe.tower_context(self.prepared).full_run()
+    def run_forwards(self):
+        """The image's forwards as :meth:`run_e2e`'s chain makes them (``prepare_image``): their vision stage
+        is the preparation's run of the tower, which a method running the tower itself is timed less."""
+        raise NotImplementedError
 
     def run_prefill(self, plan: TokenPlan) -> torch.Tensor:
         """Next-token logits (1, S', V) of the LLM forward with the token schedule ``plan``: one stage is

@@ -130,6 +130,10 @@ class PipelineParts(PrefillParts):
         low = model.decode_masks(embeddings, model.seg_prompts(self.seg_hidden))
         return self.pipe.upscale_masks(self.prepared, low)
 
+    def run_forwards(self):
+        """The image's forwards, as :meth:`run_e2e` makes them."""
+        return self.pipe.prepare_image(self.image)
+
     def run_e2e(self, method: str, budget: int) -> torch.Tensor:
         """The whole chain for one image and one sentence; returns the mask logits."""
         prepared = prepare(self.pipe, self.arch, self.image)

@@ -94,6 +94,10 @@ class QwenSam2Parts(PrefillParts):
         low = pipe.decode_masks(prepared, pipe.seg_prompts(self.seg_hidden))
         return pipe.upscale_masks(prepared, low)
 
+    def run_forwards(self):
+        """The image's forwards, as :meth:`run_e2e` makes them."""
+        return self.cost.prepare_image(self.pipe, self.image)
+
     def run_e2e(self, method: str, budget: int) -> torch.Tensor:
         """The whole chain for one image and one sentence; returns the mask logits."""
         prepared = self.cost.prepare(self.pipe, self.arch, self.image)

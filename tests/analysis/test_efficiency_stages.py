@@ -120,19 +120,12 @@ def test_a_selection_on_the_llms_inputs_is_timed_as_the_selector(tmp_path):
 
 
 def test_a_tower_part_less_the_full_run_is_no_time_below_zero(tmp_path, monkeypatch):
-    """Summing the parts, a tower method's vision part is the vision forward less one full tower run: on
-    Qwen2.5-VL the two are the same work, so their medians' difference is noise around 0; a part is no time
-    below 0 (here a full run timed far above the forward), and the row's sum stays its parts'."""
-    import analysis.efficiency.measure as measure
-
-    real = measure.wall_time_ms
-
-    def timed(fn, *args, **kw):
-        out = real(fn, *args, **kw)
-        slow = getattr(fn, "__name__", "") == "run_full_tower"
-        return {**out, "median": out["median"] + 1000.0} if slow else out
-
-    monkeypatch.setattr(measure, "wall_time_ms", timed)
+    """Summing the parts, a tower method's vision part is the vision forward less the preparation's tower run
+    (the vision stage of the image's forwards made again): on Qwen2.5-VL the two are the same work, so their
+    medians' difference is noise around 0; a part is no time below 0 (here the preparation's run timed far
+    above the forward), and the row's sum stays its parts'."""
+    real = measure.preparation_tower_ms
+    monkeypatch.setattr(measure, "preparation_tower_ms", lambda pipe, fn: real(pipe, fn) + 1000.0)
     assert main(["efficiency", "--model", "unipixel-tiny-random:0", "--methods", "ipcv", "--budgets", "16",
                  "--ipcv-layer", "2", "--ipcv-as-layers", "1", "--attn", "sdpa", "--warmup", "0", "--repeats",
                  "1", "--threads", "1", "--no-figures", "--out", str(tmp_path)]) == 0
@@ -145,7 +138,8 @@ def test_a_tower_part_less_the_full_run_is_no_time_below_zero(tmp_path, monkeypa
 def test_a_tower_method_is_timed_by_its_own_run_in_place_of_the_full_one(tmp_path):
     """Summing the parts (the CPU default), a method running UniPixel's tiny tower itself is charged its own
     run as its selector, IPCV alone and composed with FastV alike (the composition's run was not timed), and
-    its vision part less one full run of the tower: the accounting of its FLOPs and of the stage costs."""
+    its vision part less the preparation's run of the tower: the accounting of its FLOPs and of the stage
+    costs."""
     assert main(["efficiency", "--model", "unipixel-tiny-random:0", "--methods", "none,ipcv,ipcv+fastv",
                  "--budgets", "16", "--ipcv-layer", "2", "--ipcv-as-layers", "1", "--ipcv-llm-layer", "1",
                  "--attn", "sdpa", "--warmup", "0", "--repeats", "1", "--threads", "1", "--no-figures",
@@ -164,8 +158,16 @@ def test_a_tower_method_is_timed_by_its_own_run_in_place_of_the_full_one(tmp_pat
 def test_a_chain_whose_rounds_lie_twofold_apart_is_named_unsteady(tmp_path, capsys, monkeypatch):
     """Each round of the chain's whole call is kept (``stage_total_ms_rounds`` in efficiency.csv), and a run
     whose slowest round took twice its fastest or more is named on the screen, as ``validate`` names it:
-    here each run's first call of the stage timer is made to report 3x its second's."""
+    here each run's first call of the stage timer is made to report 3x its second's. IPCV (running GLaMM's
+    CLIP tower itself) is timed less the image's forwards made again, as the chain made them."""
     calls: list[dict] = []
+    seen = []
+    real = measure.less_tower_ms
+
+    def spy(pipe, ms, forwards):
+        if forwards is not None:
+            seen.append(type(forwards()).__name__)
+        return real(pipe, ms, forwards)
 
     def uneven(pipe, fn):
         out, ms = time_stages(pipe, fn)
@@ -174,10 +176,13 @@ def test_a_chain_whose_rounds_lie_twofold_apart_is_named_unsteady(tmp_path, caps
         return out, {k: v * 3 for k, v in ms.items()} if first else dict(calls[-2])
 
     monkeypatch.setattr(measure, "time_stages", uneven)
+    monkeypatch.setattr(measure, "less_tower_ms", spy)
     args = [a if a != "1" or i != ARGS.index("--repeats") + 1 else "2" for i, a in enumerate(ARGS)]
+    args[args.index("litelvlm")] = "litelvlm,ipcv"
     assert main([*args, "--e2e", "chain", "--no-figures", "--out", str(tmp_path)]) == 0
     rows = pd.read_csv(tmp_path / "efficiency.csv")
     assert all(len(kept.split()) == 2 for kept in rows["stage_total_ms_rounds"])
     said = capsys.readouterr().out
     assert "efficiency: unsteady: none@" in said and "efficiency: unsteady: litelvlm@64's whole call" in said
     assert "(3.0x)" in said
+    assert seen == ["PreparedImage", "PreparedImage"]   # the image's forwards, each of IPCV's two calls

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from analysis.common.measures.steadiness import unsteady_lines
+from analysis.validate import compute
 from analysis.validate.measure import timed_ms
 from analysis.validate.report import ROW_COLUMNS
 from analysis.validate.rounds import median_row
@@ -277,10 +278,21 @@ def test_eager_encoders_record_nothing_more(stage_run):
     assert "encoders_captured" not in timing and "encoders_eager" not in timing
 
 
-def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(coco128, tmp_path):
+def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(coco128, tmp_path, monkeypatch):
     """One accounting everywhere: IPCV pruning after block 2 of UniPixel's tiny tower is charged its own tower
     run in place of the preparation's full one in ``validate``'s stages too (the leaderboard's rule,
-    :mod:`analysis.common.measures.stage_costs`), so its vision stage counts fewer FLOPs than ``none``'s."""
+    :mod:`analysis.common.measures.stage_costs`), so its vision stage counts fewer FLOPs than ``none``'s; its
+    timed call is charged less the image's forwards made again (the preparation's run as the call made it:
+    captured where the encoders are), not less an eager full run of the tower."""
+    seen = []
+    real = compute.less_tower_ms
+
+    def spy(pipe, ms, forwards):
+        if forwards is not None:
+            seen.append(type(forwards()).__name__)
+        return real(pipe, ms, forwards)
+
+    monkeypatch.setattr(compute, "less_tower_ms", spy)
     out = tmp_path / "run"
     assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--model",
                  "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8", "--ipcv-layer", "2",
@@ -289,6 +301,7 @@ def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(coco1
     vision = stages[stages["stage"] == "vision"].set_index("method")
     assert vision.loc["ipcv", "flops"] < vision.loc["none", "flops"]
     assert vision.loc["ipcv", "ms"] > 0
+    assert seen == ["UniPixelInput"]   # the image's forwards (a prepared input), not a tower run's tokens
 
 
 def test_validates_own_timings_pay_no_collector_pause():

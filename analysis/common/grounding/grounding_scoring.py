@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from analysis.common.grounding.grounding_runs import Run, image_runs, method_options, official_turns, run_keys
-from analysis.common.measures.stage_costs import call_costs, tower_rerun
+from analysis.common.measures.stage_costs import call_costs, forwards_rerun, tower_rerun
 from analysis.common.stats import leaderboard as lb
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.batched import batch_error
@@ -89,7 +89,8 @@ def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run
     """(the runs this image keeps, its prompts as (records, prepared, targets)): the image (or its
     ``pixels``, :func:`with_pixels`) prepared once, then one prompt per the protocol's group of sentences;
     with ``remake``, each prompt also holds a function making its prepared input again from the image (the
-    whole call ``--stage-costs`` times)."""
+    whole call ``--stage-costs`` times) and one making the image's forwards again (what a tower method's
+    timed call is charged less, :func:`~analysis.common.measures.stage_costs.forwards_rerun`)."""
     image_id = records[0].image_id
     if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
         raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width "
@@ -111,9 +112,13 @@ def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run
         return pipe.with_sentences(prepared, [r.sentence for r in recs], turns, clip_text=args.clip_text,
                                    **answer)
 
+    def forwards():
+        """The image's forwards made again, as ``prompt`` makes them."""
+        return pipe.prepare_image(source, seed=args.seed)
+
     prompts = []
     for recs, turns in groups:
-        again = (lambda recs=recs, turns=turns: prompt(recs, turns),) if remake else ()
+        again = (lambda recs=recs, turns=turns: prompt(recs, turns), forwards) if remake else ()
         prompts.append((recs, prompt(recs, turns, base), [r.mask(gt_parts(args)) for r in recs], *again))
     return todo, prompts
 
@@ -169,14 +174,16 @@ def ground_part(pipe, args: ScoringArgs, preps: list, method: str, budget, timed
     return outs, {lb.PRUNE_MS: ms}
 
 
-def stage_costs(pipe, args: ScoringArgs, fresh, prepared, method: str, budget, count: bool) -> dict:
+def stage_costs(pipe, args: ScoringArgs, fresh, forwards, prepared, method: str, budget, count: bool) -> dict:
     """The stage columns (:func:`analysis.common.measures.stage_costs.call_costs`) of one whole call of
     ``method`` at ``budget`` on the prompt ``fresh()`` makes again (``count``: counted once more); a method
-    running the vision tower itself is charged its own run in place of a full run on ``prepared``."""
+    running the vision tower itself is charged its own run in place of the preparation's: timed, the image's
+    ``forwards()`` made again; counted, a full run on ``prepared``."""
     options = method_options(args, method, pipe)
-    tower = tower_rerun(pipe, pipe.spec(method), prepared)
+    spec = pipe.spec(method)
     return call_costs(pipe, lambda: pipe.ground_many([fresh()], method, budget, positions=args.positions,
-                                                     **options), count, tower)
+                                                     **options), count, tower_rerun(pipe, spec, prepared),
+                      forwards_rerun(spec, forwards))
 
 
 @torch.no_grad()
@@ -190,7 +197,9 @@ def evaluate_images(pipe, args: ScoringArgs, items: list[tuple], pairs: list[Run
     ``args.stage_costs`` each whole call by stage at batch 1 (:func:`stage_costs`; counted on the first prompt
     of image ``first``); ``check`` (where given) compares each shared run's first batch with batch 1."""
     costs = batch_size == 1 and args.stage_costs
-    prompts = []  # (image index, records, prepared, targets, the image's runs[, the prompt made again])
+    # (image index, records, prepared, targets, the image's runs[, the prompt and the image's forwards made
+    # again])
+    prompts = []
     for i, (records, image, *pixels) in enumerate(items):
         todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs, *pixels, remake=costs)
         prompts.extend((i, recs, prep, gts, todo, *fresh) for recs, prep, gts, *fresh in image_prompts_)
@@ -206,11 +215,11 @@ def evaluate_images(pipe, args: ScoringArgs, items: list[tuple], pairs: list[Run
             budget = part[0][2]   # one budget column: equal budgets, each counted against its own image's N
             outs, ms = ground_part(pipe, args, [p[2] for _, p, _ in part], method, budget, timed)
             if costs:   # batch 1: one prompt, its whole call made again
-                _, recs, prep, _, _, again = part[0][1]
+                _, recs, prep, _, _, again, forwards = part[0][1]
                 count = recs[0].image_id == first and (method, column) not in counted
                 if count:
                     counted.add((method, column))
-                ms = (ms or {}) | stage_costs(pipe, args, again, prep, method, budget, count)
+                ms = (ms or {}) | stage_costs(pipe, args, again, forwards, prep, method, budget, count)
             if checked and start == 0:
                 check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
             for (j, p, b), out in zip(part, outs, strict=True):

@@ -12,10 +12,11 @@ measurement): ``eval-grounding --stage-costs`` (the leaderboard's stage columns,
 A method running the vision tower itself (``Method.uses_vision_tower``: FlowCut, IPCV and its compositions)
 runs it again inside ``ground``, after the preparation ran it on every token for the image's other methods.
 Its vision stage is charged its own run *in place of* that full run, in ``eval-grounding``, ``validate`` and
-``efficiency`` alike: the vision stage (and the whole call)
-less the vision stage of one full run of the same tower (``TowerContext.full_run``, timed or counted in the
-same way), so that a method pruning in the tower shows what it saves there. The paper's LLM-only figures
-(``layer_avg_tokens``, the FLOPs tables) are not touched.
+``efficiency`` alike: the vision stage (and the whole call) less that of the preparation's run, so that a
+method pruning in the tower shows what it saves there. Timed, the preparation's run is the image's forwards
+made again as the call made them (:func:`forwards_rerun`: a graph replay where the encoders are captured);
+counted, one full run of the tower (``TowerContext.full_run``: the same FLOPs however it runs). The paper's
+LLM-only figures (``layer_avg_tokens``, the FLOPs tables) are not touched.
 """
 
 from __future__ import annotations
@@ -49,22 +50,35 @@ def count_columns(counts: dict[str, StageCount], stages: Iterable[str] = COLUMNS
 
 def tower_rerun(pipe, spec, prepared) -> Callable[[], Any] | None:
     """A full run of the vision tower on ``prepared`` where the method ``spec`` runs the tower again itself
-    (``Method.uses_vision_tower``), else None: what :func:`less_tower` takes off its call."""
+    (``Method.uses_vision_tower``), else None: what :func:`less_tower_counts` takes off a counted call."""
     return (lambda: pipe.tower_context(prepared).full_run()) if spec.uses_vision_tower else None
 
 
+def forwards_rerun(spec, forwards: Callable[[], Any]) -> Callable[[], Any] | None:
+    """``forwards`` (the input's image forwards made again, as the timed call's preparation makes them)
+    where the method ``spec`` runs the vision tower itself, else None: what :func:`less_tower_ms` times,
+    whose vision stage is the preparation's run of the tower."""
+    return forwards if spec.uses_vision_tower else None
+
+
 def in_place_of(ms: dict[str, float], rerun: float) -> dict[str, float]:
-    """{stage: value} with the :data:`REPLACED` stages less ``rerun`` (a full tower run's vision stage)."""
+    """{stage: value} with the :data:`REPLACED` stages less ``rerun`` (the preparation's tower run's vision
+    stage)."""
     return {s: v - rerun if s in REPLACED else v for s, v in ms.items()}
 
 
-def less_tower_ms(pipe, ms: dict[str, float], tower: Callable[[], Any] | None) -> dict[str, float]:
-    """A timed call's {stage: ms} charged the method's own tower run in place of the full one (see the
-    module): ``tower``'s vision stage off the call's vision stage and total (``ms`` as it is without one)."""
-    if tower is None:
-        return ms
+def preparation_tower_ms(pipe, forwards: Callable[[], Any]) -> float:
+    """The vision stage (ms) of the image's ``forwards`` made again: the preparation's run of the tower, as
+    the call's preparation makes it."""
     with torch.no_grad():
-        return in_place_of(ms, time_stages(pipe, tower)[1]["vision"])
+        return time_stages(pipe, forwards)[1]["vision"]
+
+
+def less_tower_ms(pipe, ms: dict[str, float], forwards: Callable[[], Any] | None) -> dict[str, float]:
+    """A timed call's {stage: ms} charged the method's own tower run in place of the preparation's (see the
+    module): :func:`preparation_tower_ms` of ``forwards`` (:func:`forwards_rerun`) off the call's vision stage
+    and total (``ms`` as it is without one)."""
+    return ms if forwards is None else in_place_of(ms, preparation_tower_ms(pipe, forwards))
 
 
 def less_tower_counts(pipe, counts: dict[str, StageCount], tower: Callable[[], Any] | None
@@ -86,16 +100,18 @@ def counted(pipe, call: Callable[[], Any], stages: Iterable[str] = COLUMNS,
         return count_columns(less_tower_counts(pipe, count_stages(pipe, call)[1], tower), stages)
 
 
-def call_costs(pipe, call: Callable[[], Any], count: bool = False,
-               tower: Callable[[], Any] | None = None) -> dict[str, float]:
+def call_costs(pipe, call: Callable[[], Any], count: bool = False, tower: Callable[[], Any] | None = None,
+               forwards: Callable[[], Any] | None = None) -> dict[str, float]:
     """The :data:`MS_COLUMNS` of one timed ``call()`` (the whole call) and, with ``count``, the
-    :data:`COUNT_COLUMNS` of one more, counted; ``tower``: a full run of the vision tower the call's method
-    runs again (:func:`tower_rerun`), whose vision stage is taken off the call's vision stage and total."""
+    :data:`COUNT_COLUMNS` of one more, counted. Where the call's method runs the vision tower again, the
+    preparation's run comes off the call's vision stage and total: timed, the vision stage of ``forwards``
+    (:func:`forwards_rerun`); counted, that of ``tower`` (:func:`tower_rerun`)."""
     with torch.no_grad():
-        ms = less_tower_ms(pipe, time_stages(pipe, call)[1], tower)
+        ms = less_tower_ms(pipe, time_stages(pipe, call)[1], forwards)
     out = {STAGE_MS[s]: float(ms[s]) for s in BOARD_STAGES}
     return out | counted(pipe, call, BOARD_STAGES, tower) if count else out
 
 
 __all__ = ["BOARD_COLUMNS", "BOARD_STAGES", "COUNT_COLUMNS", "MS_COLUMNS", "REPLACED", "call_costs",
-           "count_columns", "counted", "in_place_of", "less_tower_counts", "less_tower_ms", "tower_rerun"]
+           "count_columns", "counted", "forwards_rerun", "in_place_of", "less_tower_counts", "less_tower_ms",
+           "preparation_tower_ms", "tower_rerun"]

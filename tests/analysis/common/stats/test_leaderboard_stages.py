@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.common.grounding import grounding_scoring as scoring
 from analysis.common.stats.leaderboard import BOARD_STAGES, STAGE_COLUMNS
 from litelvlm.cli import main
 from tests.fixtures.cli import run_grounding
@@ -60,9 +61,20 @@ def test_tables_show_the_stage_columns_with_their_caption(glamm_run, tmp_path, c
     assert "this project's measurement" in printed and "stay beside" in printed
 
 
-def test_a_method_pruning_inside_the_tower_saves_vision_flops(coco128, tmp_path):
+def test_a_method_pruning_inside_the_tower_saves_vision_flops(coco128, tmp_path, monkeypatch):
     """IPCV pruning after block 2 of UniPixel's 4-block tiny tower: its vision stage, charged its own run in
-    place of the preparation's full one, is smaller than ``none``'s; its LLM sees every token again."""
+    place of the preparation's full one, is smaller than ``none``'s; its LLM sees every token again. Timed,
+    the preparation's run is the image's forwards made again (as the call made them), not an eager full run
+    of the tower."""
+    seen = []
+    real = scoring.call_costs
+
+    def spy(pipe, call, count=False, tower=None, forwards=None):
+        if forwards is not None:
+            seen.append(type(forwards()).__name__)
+        return real(pipe, call, count, tower, forwards)
+
+    monkeypatch.setattr(scoring, "call_costs", spy)
     out = tmp_path / "run"
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model",
                  "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8", "--image-ids", "34",
@@ -71,3 +83,4 @@ def test_a_method_pruning_inside_the_tower_saves_vision_flops(coco128, tmp_path)
     assert s.loc["ipcv", "stage_vision_flops"] < s.loc["none", "stage_vision_flops"]
     assert s.loc["ipcv", "stage_prefill_flops"] == s.loc["none", "stage_prefill_flops"]
     assert all(math.isfinite(s.loc["ipcv", f"stage_{st}_ms"]) for st in BOARD_STAGES)
+    assert seen and set(seen) == {"UniPixelInput"}
