@@ -12,6 +12,7 @@ import pytest
 from analysis.efficiency import measure
 from litelvlm.cli import main
 from litelvlm.cost.stages import COLUMNS, time_stages
+from tests.fixtures.spies import forwards_seen
 
 ARGS = ["efficiency", "--arch", "tiny", "--methods", "none", "litelvlm", "--budgets", "64", "--attn", "sdpa",
         "--warmup", "0", "--repeats", "1", "--threads", "1"]
@@ -161,13 +162,7 @@ def test_a_chain_whose_rounds_lie_twofold_apart_is_named_unsteady(tmp_path, caps
     here each run's first call of the stage timer is made to report 3x its second's. IPCV (running GLaMM's
     CLIP tower itself) is timed less the image's forwards made again, as the chain made them."""
     calls: list[dict] = []
-    seen = []
-    real = measure.less_tower_ms
-
-    def spy(pipe, ms, forwards):
-        if forwards is not None:
-            seen.append(type(forwards()).__name__)
-        return real(pipe, ms, forwards)
+    seen = forwards_seen(monkeypatch, measure, "less_tower_ms")
 
     def uneven(pipe, fn):
         out, ms = time_stages(pipe, fn)
@@ -176,7 +171,6 @@ def test_a_chain_whose_rounds_lie_twofold_apart_is_named_unsteady(tmp_path, caps
         return out, {k: v * 3 for k, v in ms.items()} if first else dict(calls[-2])
 
     monkeypatch.setattr(measure, "time_stages", uneven)
-    monkeypatch.setattr(measure, "less_tower_ms", spy)
     args = [a if a != "1" or i != ARGS.index("--repeats") + 1 else "2" for i, a in enumerate(ARGS)]
     args[args.index("litelvlm")] = "litelvlm,ipcv"
     assert main([*args, "--e2e", "chain", "--no-figures", "--out", str(tmp_path)]) == 0

@@ -25,6 +25,7 @@ from litelvlm.cli import main
 from litelvlm.cost.stages import COLUMNS
 from tests.fixtures.collector import collections_during
 from tests.fixtures.kept_runs import keep, kept_run
+from tests.fixtures.spies import forwards_seen
 
 
 def _validate(coco128, folder: Path, *extra: str) -> tuple[Path, str]:
@@ -284,15 +285,7 @@ def test_a_method_pruning_inside_the_tower_is_charged_as_in_eval_grounding(coco1
     :mod:`analysis.common.measures.stage_costs`), so its vision stage counts fewer FLOPs than ``none``'s; its
     timed call is charged less the image's forwards made again (the preparation's run as the call made it:
     captured where the encoders are), not less an eager full run of the tower."""
-    seen = []
-    real = compute.less_tower_ms
-
-    def spy(pipe, ms, forwards):
-        if forwards is not None:
-            seen.append(type(forwards()).__name__)
-        return real(pipe, ms, forwards)
-
-    monkeypatch.setattr(compute, "less_tower_ms", spy)
+    seen = forwards_seen(monkeypatch, compute, "less_tower_ms")
     out = tmp_path / "run"
     assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--model",
                  "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8", "--ipcv-layer", "2",

@@ -16,6 +16,7 @@ from analysis.common.grounding import grounding_scoring as scoring
 from analysis.common.stats.leaderboard import BOARD_STAGES, STAGE_COLUMNS
 from litelvlm.cli import main
 from tests.fixtures.cli import run_grounding
+from tests.fixtures.spies import forwards_seen
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +67,7 @@ def test_a_method_pruning_inside_the_tower_saves_vision_flops(coco128, tmp_path,
     place of the preparation's full one, is smaller than ``none``'s; its LLM sees every token again. Timed,
     the preparation's run is the image's forwards made again (as the call made them), not an eager full run
     of the tower."""
-    seen = []
-    real = scoring.call_costs
-
-    def spy(pipe, call, count=False, tower=None, forwards=None):
-        if forwards is not None:
-            seen.append(type(forwards()).__name__)
-        return real(pipe, call, count, tower, forwards)
-
-    monkeypatch.setattr(scoring, "call_costs", spy)
+    seen = forwards_seen(monkeypatch, scoring, "call_costs")
     out = tmp_path / "run"
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model",
                  "unipixel-tiny-random:0", "--methods", "none,ipcv", "--budgets", "8", "--image-ids", "34",
