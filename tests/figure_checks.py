@@ -4,6 +4,7 @@ every line shows at least one point that no other line covers."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -357,12 +358,23 @@ def legend_colours(fig) -> dict[str, set[str]]:
     return out
 
 
+def layout_abandoned(fig) -> list[str]:
+    """matplotlib's warnings that it could not lay ``fig`` out (its constrained layout gave up: the axes would
+    have had no room, so they keep the default positions and the command prints the warning), from one
+    layout of it."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fig.draw_without_rendering()
+    return [str(w.message) for w in seen if "layout not applied" in str(w.message)]
+
+
 def reviewer_flaws(fig) -> dict[str, list]:
     """Every flaw of ``fig`` the checks above find (empty lists: none), each read from one layout of it."""
-    fig.draw_without_rendering()
+    abandoned = layout_abandoned(fig)
     _LAID_OUT.add(id(fig))
     try:
-        return {"legend over data": legends_over_data(fig), "text past the canvas": texts_past_canvas(fig),
+        return {"layout abandoned": abandoned, "legend over data": legends_over_data(fig),
+                "text past the canvas": texts_past_canvas(fig),
                 "texts over each other": overlapping_texts(fig), "fraction on an integer axis":
                 fractional_integer_ticks(fig), "path of the machine": machine_paths(fig),
                 "unreadable when printed": unreadable_texts(fig), "budget not varied": unvaried_axes(fig)}

@@ -93,6 +93,7 @@ def plot_auroc_by_layer(summary: pd.DataFrame, ax=None, value: str = "auroc_reve
     """AUROC_reversed (mean with its 95% CI over images) against vision layer, one line per model (runs
     measured in an LLM's input space, ``space == "llm"``, have no vision layer and are left to
     :func:`plot_space_auroc`)."""
+    own = ax is None  # the figure is this function's: its legend may stand under it
     fig, ax = fig_ax(ax)
     d = summary[summary["breakdown"] == "all"] if "breakdown" in summary else summary
     d = d[d["space"] != "llm"] if "space" in d else d
@@ -113,8 +114,11 @@ def plot_auroc_by_layer(summary: pd.DataFrame, ax=None, value: str = "auroc_reve
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("vision layer (index into hidden_states)")
     ax.set_ylabel("AUROC of -s for the referent")
-    beside = max(len(str(m)) for m in models) > 24  # long labels (a grid named): the legend beside the axes
-    ax.legend(fontsize="small", **({"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if beside else {}))
+    if own and max(len(str(m)) for m in models) > 24:
+        # long labels (a grid named) beside the axes would leave them no room: the legend under the figure
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize="small")
+    else:
+        ax.legend(fontsize="small")
     return fig, ax
 
 

@@ -159,6 +159,11 @@ def budget_axis(ax, budgets: Iterable) -> None:
     ax.set_xlabel("visual tokens kept (K)")
 
 
+#: the most entries a legend beside the axes lists in one column; a longer one takes two, or it would stand
+#: taller than the figure and leave the axes no room
+BESIDE_ROWS = 12
+
+
 def figsize(columns: int = 1, aspect: float = 0.75, height: float | None = None) -> tuple[float, float]:
     """(width, height) in inches for a figure spanning ``columns`` (1 or 2) paper columns."""
     if columns not in (1, 2):

@@ -19,6 +19,7 @@ from analysis.common.presentation.style import (  # noqa: E402
     method_style,
 )
 from litelvlm.methods import PAPER_COMPARISON, TABLE  # noqa: E402
+from tests.figure_checks import layout_abandoned  # noqa: E402
 
 #: the least CIELAB distance (CIE76) between two colours a reader must tell apart: the seaborn colour-blind
 #: palette's orange and vermillion are 25.6 apart, its brown 37 from the orange
@@ -104,6 +105,7 @@ def test_legend_with_every_method_stays_outside_the_axes(kind):
 
         df = _summary().rename(columns={"ciou": "paper_tflops"}).assign(attn="eager", arch="tiny")
         fig, ax = plot_flops_vs_budget(df)
+    assert layout_abandoned(fig) == [], "the legend leaves the axes no room"
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     legend = ax.get_legend()
