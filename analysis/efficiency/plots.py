@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common.measures.paper_efficiency import PAPER_BY_METHOD
-from analysis.common.presentation.style import BESIDE_ROWS, budget_axis, figure, method_label, method_style
+from analysis.common.presentation.style import beside_columns, budget_axis, figure, method_label, method_style
 from analysis.efficiency.arch import paper_archs
 from analysis.efficiency.compare import baseline_rows
 from litelvlm.methods import method_names
@@ -184,7 +184,7 @@ def _legend(ax) -> None:
     """The legend outside the axes, on the right: its paper-star handle is never read as a data point; in two
     columns past :data:`~analysis.common.presentation.style.BESIDE_ROWS` entries (every method)."""
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-              ncol=1 if len(ax.get_legend_handles_labels()[0]) <= BESIDE_ROWS else 2)
+              ncol=beside_columns(len(ax.get_legend_handles_labels()[0])))
 
 
 def _pick(d: pd.DataFrame, *cols: str) -> str:

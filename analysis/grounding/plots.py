@@ -17,8 +17,8 @@ from analysis.common.presentation.stat_plots import (
     spread,
 )
 from analysis.common.presentation.style import (
-    BESIDE_ROWS,
     apply_style,
+    beside_columns,
     budget_axis,
     figsize,
     method_colors,
@@ -93,7 +93,7 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
                  + few_units_note(d["units"] if "units" in d else None, unit))
     if legend and (methods or not base.empty):  # outside the axes: it never covers a line
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                  ncol=1 if len(ax.get_lines()) <= BESIDE_ROWS else 2)
+                  ncol=beside_columns(len(ax.get_lines())))
     return fig, ax
 
 
@@ -149,5 +149,5 @@ def plot_protocol_difference(difference: pd.DataFrame, metric: str = "ciou", ax=
                                           else ""))
     if methods:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                  ncol=1 if len(ax.get_lines()) <= BESIDE_ROWS else 2)
+                  ncol=beside_columns(len(ax.get_lines())))
     return fig, ax

@@ -164,6 +164,11 @@ def budget_axis(ax, budgets: Iterable) -> None:
 BESIDE_ROWS = 12
 
 
+def beside_columns(entries: int) -> int:
+    """The columns of a legend beside the axes that lists ``entries``: one, two past :data:`BESIDE_ROWS`."""
+    return 1 if entries <= BESIDE_ROWS else 2
+
+
 def figsize(columns: int = 1, aspect: float = 0.75, height: float | None = None) -> tuple[float, float]:
     """(width, height) in inches for a figure spanning ``columns`` (1 or 2) paper columns."""
     if columns not in (1, 2):
