@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import report  # noqa: E402
 
+from analysis.common.options.clip_args import CLIP_DTYPES  # noqa: E402
+
 #: RefCOCO (UNC) val images and the goal for a full val reversal, in minutes
 REFCOCO_VAL_IMAGES = 1500
 FULL_VAL_GOAL_MIN = 45.0
@@ -56,7 +58,7 @@ def main() -> None:
     p.add_argument("--model", default="vit-l-14-336-random")
     p.add_argument("--batch-size", type=int, default=8, help="images per vision forward")
     p.add_argument("--text-batch-size", type=int, default=256)
-    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--dtype", default="bfloat16", choices=list(CLIP_DTYPES))
     p.add_argument("--pairs", type=int, default=3, help="cold/warm pairs (each cold run has a fresh cache)")
     p.add_argument("--limit-sentences", type=int, default=None, help="only the first N sentences (fewer "
                    "images)")

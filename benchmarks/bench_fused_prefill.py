@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from litelvlm.switches import ATTN_IMPLEMENTATIONS  # noqa: E402
 
 TEXT = 137
 FIELDS = ["attn", "path", "budget", "seq_len", "median_ms", "min_ms", "first_call_s", "roofline_ms",
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="tiny widths on a CPU, dynamo's eager backend")
     p.add_argument("--out", required=True)
     p.add_argument("--layers", type=int, default=32)
-    p.add_argument("--attn", nargs="+", default=["eager", "sdpa", "flash"])
+    p.add_argument("--attn", nargs="+", default=list(ATTN_IMPLEMENTATIONS))
     p.add_argument("--paths", nargs="+", default=["loop", "graph", "fused"],
                    choices=["loop", "graph", "fused", "stack"],
                    help="stack: the whole segment through one torch.compile (--capture compile)")

@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_fused_prefill import timed  # noqa: E402  (first call s, median ms, min ms of a call)
 
+from litelvlm.switches import CUDA_MODES  # noqa: E402
+
 FIELDS = ["attn", "path", "median_ms", "min_ms", "first_call_s", "tflop", "weight_mb", "roofline_ms",
           "over_roofline", "max_rel_diff", "tflops", "copy_gbps", "device"]
 PATHS = ("loop", "graph", "fused", "compile")
@@ -141,7 +143,7 @@ def run(args) -> list[dict]:
             for path in [p for p in args.paths if p != "graph" or args.device == "cuda"]:
                 try:
                     fn = encoder_fn(encoder, path, args.backend)
-                    if args.device == "cuda" and path in ("graph", "fused"):
+                    if args.device == "cuda" and path in CUDA_MODES:
                         fn = as_graph(fn, pixels)
                     first, med, best = timed(lambda fn=fn: fn(pixels), args.device, args.warmup, args.repeats)
                     got = fn(pixels).float()

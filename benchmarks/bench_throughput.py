@@ -30,6 +30,7 @@ from analysis.common.options.prefill_args import (  # noqa: E402
     PREFILLS,
     resolve_prefill,
 )
+from litelvlm.switches import ATTN_IMPLEMENTATIONS  # noqa: E402
 
 GOAL = 2.0
 #: the GPU check's second throughput target: LiteLVLM@192 at B = 32 over ``none`` at B = 1
@@ -260,7 +261,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--refer-dir", default=None, help="a REFER folder's first images (default: synthetic)")
     p.add_argument("--tokenizer", default=None, help="a full-size random GLaMM's tokenizer folder")
     p.add_argument("--device", default=None, help="default cpu")
-    p.add_argument("--attn", default="eager", choices=["eager", "sdpa", "flash"],
+    p.add_argument("--attn", default="eager", choices=list(ATTN_IMPLEMENTATIONS),
                    help="the LLM's attention kernel (eager: the official stack's; sdpa: no S x S matrix in "
                    "memory; flash: SDPA's FlashAttention backend, CUDA only)")
     p.add_argument("--sub-batch-bytes", default="auto",

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_layer_dtype import cpu_flags  # noqa: E402
 
-PATHS = ("eager", "captured")
+from litelvlm.switches import PREFILLS as PATHS  # noqa: E402  (the prefill paths profiled)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:

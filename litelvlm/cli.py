@@ -30,6 +30,7 @@ from .runs.recovery import settle
 from .runs.run_folder import committed_runs
 from .runs.run_owner import claim
 from .runs.stop_signals import STOPS, Stopped, stops_as_interrupts
+from .switches import QUANTIZE_BACKENDS
 from .threads import default_threads, torch_threads
 
 #: The library's own subcommands: name -> its :class:`~litelvlm.commands.Command` (module, one-line help).
@@ -116,10 +117,6 @@ def quiet_third_party(verbose: bool = False) -> None:
     hf_logging.disable_progress_bar()
 
 
-#: The quantization back-ends (the ``quantize`` extra): imported only when ``--quantize`` asks for one
-QUANTIZATION_BACKENDS = ("bitsandbytes", "torchao")
-
-
 def defer_quantization_backends() -> None:
     """Hide the quantization back-ends from transformers, which imports torchao (seconds, and torch warnings)
     whenever it is installed; :mod:`litelvlm.models.quantize` imports the one ``--quantize`` asks for. A
@@ -127,7 +124,7 @@ def defer_quantization_backends() -> None:
     them yet."""
     if "transformers" in sys.modules:
         return
-    for name in QUANTIZATION_BACKENDS:
+    for name in QUANTIZE_BACKENDS:   # the ``quantize`` extra: imported only when ``--quantize`` asks
         sys.modules.setdefault(name, None)
 
 

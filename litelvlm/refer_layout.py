@@ -1,12 +1,23 @@
-"""A REFER folder's layout, checked before anything loads: ``refs(<split-by>).p`` and ``instances.json`` in
-the folder or in its ``<dataset>/`` (:func:`litelvlm.data.refer.load_refer` reads them there). This module
-imports nothing heavy (the studies' light options call it)."""
+"""A REFER folder's layout, checked before anything loads: the datasets and their split schemes, and
+``refs(<split-by>).p`` and ``instances.json`` in the folder or in its ``<dataset>/``
+(:func:`litelvlm.data.refer.load_refer` reads them there). This module imports nothing heavy (the studies'
+light options call it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .errors import LiteLVLMError
+
+#: dataset -> the ``split_by`` values its official release provides (``refs(<split-by>).p``)
+SPLITS_BY: dict[str, tuple[str, ...]] = {
+    "refcoco": ("unc", "google"),
+    "refcoco+": ("unc",),
+    "refcocog": ("umd", "google"),
+}
+#: the REFER datasets, and every split scheme of theirs (``--dataset``, ``--split-by``)
+REFER_DATASETS: tuple[str, ...] = tuple(SPLITS_BY)
+SPLIT_SCHEMES: tuple[str, ...] = tuple(dict.fromkeys(s for schemes in SPLITS_BY.values() for s in schemes))
 
 
 def find_refer_file(folder: str | Path, name: str, dataset: str) -> Path:
@@ -27,4 +38,4 @@ def check_refer_folder(refer_dir: str | Path, dataset: str = "refcoco", split_by
         find_refer_file(refer_dir, name, dataset)
 
 
-__all__ = ["check_refer_folder", "find_refer_file"]
+__all__ = ["REFER_DATASETS", "SPLITS_BY", "SPLIT_SCHEMES", "check_refer_folder", "find_refer_file"]

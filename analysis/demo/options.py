@@ -13,6 +13,7 @@ from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.models.model_spec import ModelSpec
 from litelvlm.shared_options import device_option, model_option, n_boot_option, out_option, seed_option
+from litelvlm.switches import CLIP_BACKENDS
 
 #: where the demo writes by default: an untracked folder of the working directory, never the
 #: committed figures/demo/ of a checkout
@@ -27,7 +28,7 @@ class DemoArgs:
                                            "save_pretrained folder, local-dir:PATH (open_clip), a hub id in "
                                            "the local cache, or tiny-random[:SEED]")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
-                       choices=["hf", "open_clip"])
+                       choices=list(CLIP_BACKENDS))
     out: str = out_option("folder for the figures and demo_summary.json (the default is a new folder in the "
                           "working directory; the committed figures/demo/ is remade only with --out "
                           "figures/demo)", DEFAULT_OUT)

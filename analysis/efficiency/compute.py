@@ -26,7 +26,6 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.measures.amdahl import amdahl_frame, amdahl_lines, llm_lengths, write_amdahl
 from analysis.common.measures.flops import fit_paper_text_tokens
 from analysis.common.measures.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
@@ -68,6 +67,7 @@ from litelvlm.machine.versions import dist_version
 from litelvlm.methods import get_method, method_names
 from litelvlm.runs.io import atomic_path, write_csv, write_json
 from litelvlm.runs.run_folder import RunFolder
+from litelvlm.switches import ARRANGEMENTS
 
 log = logging.getLogger(__name__)
 #: the methods' options this command offers, at their defaults (``EfficiencyArgs``' fields)
@@ -259,7 +259,7 @@ def _argv(a: EfficiencyArgs) -> list[str]:
     for dest in method_options(a):  # each method's options set away from their defaults
         if getattr(a, dest) != METHOD_DEFAULTS[dest]:
             parts += [f"--{dest.replace('_', '-')}", str(getattr(a, dest))]
-    if split_list(a.arrangements) != list(VIDEO_ARRANGEMENTS):
+    if split_list(a.arrangements) != list(ARRANGEMENTS):
         parts += ["--arrangements", *split_list(a.arrangements)]
     if not a.figures:
         parts.append("--no-figures")

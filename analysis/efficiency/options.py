@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.options.defaults import GROUNDING_BUDGETS
 from analysis.common.options.model_args import ATTN_CHOICES as ATTNS
 from analysis.common.options.prefill_args import (
@@ -39,6 +38,7 @@ from litelvlm.shared_options import (
     model_option,
     out_option,
 )
+from litelvlm.switches import ARRANGEMENTS, QUANTIZE_BACKENDS, QUANTIZE_MODES
 
 #: the budgets of an image arch (a family with default budgets of its own, a video one, has those instead)
 DEFAULT_BUDGETS = GROUNDING_BUDGETS
@@ -71,7 +71,7 @@ class EfficiencyArgs(MethodFlags):
                                                   "FlashAttention backend in the LLM, CUDA only)")
     text_tokens: int | None = arg(None,
                                   help="prompt text tokens around the visual ones (default: the arch's)")
-    arrangements: list[str] = arg(list(VIDEO_ARRANGEMENTS),
+    arrangements: list[str] = arg(list(ARRANGEMENTS),
                                   help="a video prompt only: how a frame's K kept CLIP tokens meet the "
                                        "square-only pooling (pool: 144 LLM tokens a frame; pool-min: "
                                        "min(sqrt K, 12)^2; direct: K)")
@@ -89,12 +89,12 @@ class EfficiencyArgs(MethodFlags):
     encoders: str = arg("auto", choices=list(ENCODER_CHOICES), help=ENCODERS_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     stage_costs: bool = arg(False, help=STAGE_COSTS_HELP)
-    quantize: str = arg("none", choices=["none", "int8", "nf4"],
+    quantize: str = arg("none", choices=list(QUANTIZE_MODES),
                         help="time the model with its LLM decoder layers' weights quantized (int8: "
                              "LLM.int8(); nf4: 4-bit NF4), as --quantize of the other commands "
                              "(docs/quantization.md); not with --flops-only (quantization changes the "
                              "weights' storage, not the FLOPs)")
-    quantize_backend: str = arg("bitsandbytes", choices=["bitsandbytes", "torchao"],
+    quantize_backend: str = arg("bitsandbytes", choices=list(QUANTIZE_BACKENDS),
                                 help="library of --quantize: bitsandbytes (int8, nf4) or torchao (int8 "
                                 "weight-only)")
 
@@ -117,9 +117,9 @@ def check_args(a: EfficiencyArgs) -> None:
             raise LiteLVLMError(f"--attn flash: SDPA's FlashAttention backend runs on CUDA only (--device "
                                 f"{a.device})")
     arrangements = split_list(a.arrangements)
-    if bad := [x for x in arrangements if x not in VIDEO_ARRANGEMENTS] or (not arrangements and ["(none)"]):
+    if bad := [x for x in arrangements if x not in ARRANGEMENTS] or (not arrangements and ["(none)"]):
         raise LiteLVLMError(f"--arrangements: unknown {', '.join(bad)}; choose among "
-                            f"{', '.join(VIDEO_ARRANGEMENTS)}")
+                            f"{', '.join(ARRANGEMENTS)}")
     if a.arch is not None and a.model is not None:
         raise LiteLVLMError("--arch and --model name the same thing: give one")
     known = [arch for c in cards() if c.cost for arch in c.cost_archs]

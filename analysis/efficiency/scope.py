@@ -10,7 +10,6 @@ from dataclasses import replace
 
 import torch
 
-from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.grounding.grounding_runs import Run, image_runs, plan
 from analysis.efficiency.arch import arch_names, arch_of_model, cost_of, get_arch
 from analysis.efficiency.options import DEFAULT_BUDGETS, EfficiencyArgs, check_args
@@ -22,6 +21,7 @@ from litelvlm.lvlm.fastest_dtype import fastest_dtype
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.models.quantize import check_quantize
 from litelvlm.registry.families import card
+from litelvlm.switches import ARRANGEMENTS
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def checked_scope(a: EfficiencyArgs) -> tuple:
     arch = get_arch(a.arch, a.text_tokens)
     cost = cost_of(arch)
     cost.check(arch, a)
-    if not cost.arrangements and split_list(a.arrangements) != list(VIDEO_ARRANGEMENTS):
+    if not cost.arrangements and split_list(a.arrangements) != list(ARRANGEMENTS):
         offered = [name for c in costs() if c.arrangements for name in c.archs]
         raise LiteLVLMError(f"--arrangements applies to --arch {' / '.join(offered)} only")
     methods = _methods(arch, split_list(a.methods))

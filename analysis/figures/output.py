@@ -16,11 +16,11 @@ from pathlib import Path
 
 from analysis.common.presentation.figure_set import FigureSet, notebook_out_dir
 from analysis.figures.registry import FIGURE_SETS, RENAMED
-from litelvlm.runs.io import remove_result
+from litelvlm.runs.io import FIGURE_FORMATS, remove_result
 from litelvlm.runs.run_folder import RunFolder
 
-#: the kinds of file a figures run writes (``analysis.common.presentation.style.FORMATS``)
-FIGURE_SUFFIXES = (".pdf", ".png")
+#: the kinds of file a figures run writes
+FIGURE_SUFFIXES = tuple(f".{fmt}" for fmt in FIGURE_FORMATS)
 #: the command whose runs a figures folder holds (the notebooks write the same files as it)
 COMMAND = "figures"
 

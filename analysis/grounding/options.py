@@ -33,6 +33,7 @@ from litelvlm.shared_options import (
     n_boot_option,
     seed_option,
 )
+from litelvlm.switches import ANSWERS, CLIP_CONTEXTS, CLIP_SIMILARITIES, CLIP_TEXTS, MASK_PARTS
 
 PROTOCOLS = ("per-expression", "official")
 
@@ -57,25 +58,26 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
     max_sentences: int = arg(3, help=f"official protocol: sentences sampled per image ({_OFFICIAL}: 3)",
                              minimum=1)
     clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
-                                          "or the bare expression", choices=["question", "expression"])
+                                          "or the bare expression", choices=list(CLIP_TEXTS))
     clip_context: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's context part comes from: the paired "
                                          "CLIP's [CLS] score mapped onto the merged grid, or the attention "
                                          "each merged token receives in Qwen's last vision block (VScan's "
                                          "Qwen score); both this project's "
-                                         "adaptations", choices=["clip", "vit"])
+                                         "adaptations", choices=list(CLIP_CONTEXTS))
     clip_similarity: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's similarity part comes from: the "
                                             "paired CLIP's patch-text similarity mapped onto the merged "
                                             "grid, or the relevance of each merged token to the prompt's "
                                             "instruction in the LLM's input space (cosine with the mean "
                                             "instruction-token embedding, as OpenVINO's CDPruner port "
                                             "scores Qwen tokens); both this project's adaptations, the "
-                                            "lowest kept first as LiteLVLM's rule", choices=["clip", "llm"])
+                                            "lowest kept first as LiteLVLM's rule",
+                               choices=list(CLIP_SIMILARITIES))
     answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the "
                                              f"official evaluation of {_OFFICIAL}; this project's on a "
                                              "family that decodes its answer, whose random weights never "
                                              "generate its [SEG] token) or generate (that family's official "
                                              "greedy decoding; methods pruning at the LLM input only)",
-                      choices=["teacher-forced", "generate"])
+                      choices=list(ANSWERS))
     limit_images: int | None = limit_images_option("only the first N images (sorted by image id)")
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "
                                         "before --limit-images)", each=int)
@@ -98,7 +100,7 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
     gt_parts: str | None = arg(None, help="ground truth of a multi-polygon referent: sum (the official REFER "
                                           "code: overlapping parts count 2 and are scored as the official "
                                           "metric does) or union; default: sum under --protocol official, "
-                                          "union under per-expression", choices=["sum", "union"])
+                                          "union under per-expression", choices=list(MASK_PARTS))
 
     time_pruning: bool = arg(False, help="time each call's pruning step (this project's addition): "
                              "summary.csv's prune_ms, the median ms of a CLIP-side method's selection (the "

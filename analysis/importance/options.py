@@ -23,6 +23,7 @@ from litelvlm.shared_options import (
     n_boot_option,
     seed_option,
 )
+from litelvlm.switches import SALIENCY_TARGETS
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
@@ -46,7 +47,7 @@ class ImportanceArgs(ModelDataArgs):
                                              "keep tokens by one score per token, e.g. vispruner, fastv, "
                                              "dart)")
     target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
-                                   "prompt-embedding norm", choices=["mask", "seg_norm"])
+                                   "prompt-embedding norm", choices=list(SALIENCY_TARGETS))
     ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients", minimum=1)
     internal_batch_size: int = arg(4, help="IG steps evaluated at once (bounds memory)", minimum=1)
     group: int = arg(4, help="ablation: remove group x group spatial token blocks", minimum=1)

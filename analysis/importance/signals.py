@@ -32,8 +32,7 @@ from litelvlm.llm import attention_rows, attribution
 from litelvlm.methods.saliency import GroundingTarget
 from litelvlm.methods.select import select
 from litelvlm.pruning.scores import context_scores, similarity
-
-QUERY_SETS = ("seg", "last", "text")
+from litelvlm.switches import QUERY_KINDS as QUERY_SETS  # the query rows whose attention is read
 
 
 class SignalKey(NamedTuple):

@@ -18,6 +18,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, PAPER_COMPARISON, TABLE, describe, is_baseline
 from litelvlm.registry.families import DEFAULT_MODEL, card_of
 from litelvlm.shared_options import (
+    DTYPES,
     budgets_option,
     device_option,
     dtype_option,
@@ -69,7 +70,7 @@ class PlanArgs:
                               "models, else the physical cores)", minimum=1)
     device: str = device_option("torch device of the calibration and of the printed commands")
     dtype: str = dtype_option("auto", help="model dtype of the calibration and of the printed commands",
-                              choices=["auto", "float32", "bfloat16", "float16"])
+                              choices=["auto", *DTYPES])
     limit_images: int | None = limit_images_option("append --limit-images N to every printed image command "
                                                    "(only the first N images; a short trial of the plan)",
                                                    deprecated=())

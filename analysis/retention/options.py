@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.common.options.clip_args import CLIP_DTYPES
 from analysis.common.options.defaults import RETENTION_BUDGETS
 from analysis.common.presentation.family_text import paper_family
 from analysis.common.runs.study import check_same_model
@@ -28,6 +29,7 @@ from litelvlm.shared_options import (
     out_option,
     seed_option,
 )
+from litelvlm.switches import CLIP_BACKENDS, QUANTIZE_BACKENDS, QUANTIZE_MODES
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
 BUDGETS = RETENTION_BUDGETS
@@ -48,7 +50,7 @@ class RetentionArgs:
                                     f"model family (e.g. {_EXAMPLE}, or a checkpoint folder): the methods it "
                                     "runs, on its own visual tokens")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
-                       choices=["hf", "open_clip"])
+                       choices=list(CLIP_BACKENDS))
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic "
                          "image", deprecated=("--data",))
     image_dir: str = arg(None, help="image folder (default: <refer-dir>/images)")
@@ -62,12 +64,12 @@ class RetentionArgs:
     seed: int = seed_option("seed for the random method")
     image_resize: str = image_resize_arg()
     dtype: str = dtype_option("float32", help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in "
-                              "bfloat16)", choices=["float32", "bfloat16"])
+                              "bfloat16)", choices=list(CLIP_DTYPES))
     quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or "
                                      "nf4 (this project's option, to ask whether quantization changes what "
-                                     "is kept)", choices=["none", "int8", "nf4"])
+                                     "is kept)", choices=list(QUANTIZE_MODES))
     quantize_backend: str = arg("bitsandbytes", help="library of --quantize",
-                                choices=["bitsandbytes", "torchao"])
+                                choices=list(QUANTIZE_BACKENDS))
     compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
                                      "unquantized run): writes overlap.csv, the share of kept tokens both "
                                      "keep")

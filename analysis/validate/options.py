@@ -10,7 +10,6 @@ import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.options.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
 from analysis.common.options.model_args import LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs, positions_arg
 from analysis.common.options.prefill_args import (
@@ -38,6 +37,7 @@ from litelvlm.shared_options import (
     methods_option,
     seed_option,
 )
+from litelvlm.switches import ARRANGEMENTS
 
 
 @dataclass
@@ -51,7 +51,7 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                            "first clip of at most 64 frames) and that video's first "
                                            "expression are validated; default: the project's synthetic set, "
                                            "written to a temporary folder")
-    arrangement: str | None = arg(None, choices=list(VIDEO_ARRANGEMENTS), help="a video model: how a "
+    arrangement: str | None = arg(None, choices=list(ARRANGEMENTS), help="a video model: how a "
                                   "frame's K kept CLIP tokens meet the square-only pooling: pool (default, "
                                   "the official pooling: 144 LLM tokens a frame whatever K), pool-min "
                                   "(min(sqrt K, 12)^2) or direct (K), both this project's readings "

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.common.grounding.arrangements import VIDEO_ARRANGEMENTS
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
+from litelvlm.switches import ARRANGEMENTS
 from litelvlm.video.datasets import load_ref_davis
 from litelvlm.video.ref_davis import by_video
 from litelvlm.video.runner import FRAME_PATCHES
@@ -81,8 +81,8 @@ def use_arrangement(a, pipe, methods: list[str]) -> None:
                                 "model's (how a frame's kept CLIP tokens meet its square-only pooling)")
         return
     arrangement = arrangement_of(a)
-    if arrangement not in VIDEO_ARRANGEMENTS:
-        raise LiteLVLMError(f"--arrangement must be one of {', '.join(VIDEO_ARRANGEMENTS)}; got "
+    if arrangement not in ARRANGEMENTS:
+        raise LiteLVLMError(f"--arrangement must be one of {', '.join(ARRANGEMENTS)}; got "
                             f"{arrangement!r}")
     bad = sorted({k for b in a.budgets if math.isqrt(k := b.count(FRAME_PATCHES)) ** 2 != k}, reverse=True)
     if arrangement != "direct" and bad and any(selects_on_clip(pipe.spec(m)) for m in methods):

@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 
 EXPRESSION_COLUMNS = ["video", "anno_set", "exp_id", "obj_id", "sentence", "method", "budget",
                       "context_tokens", "J", "F", "J&F", "llm_visual_tokens"]
-OBJECT_COLUMNS = ["video", "anno_set", "object", "method", "budget", "J", "F"]
 SUMMARY_COLUMNS = ["method", "budget", "context_tokens", "J", "F", "J&F", "videos", "objects", "expressions",
                    "llm_visual_tokens"]
 
@@ -107,7 +106,7 @@ def video_part(run: VideoRunner, records: list, sets: list[int], method: str, bu
                     for k in range(len(j))]
     frame = pd.DataFrame(rows, columns=EXPRESSION_COLUMNS + list(run.extra_columns)).astype(
         {"context_tokens": "Int64"})
-    return frame, pd.DataFrame(objects, columns=OBJECT_COLUMNS), pd.DataFrame(mask_rows,
+    return frame, pd.DataFrame(objects, columns=protocols.OBJECT_COLUMNS), pd.DataFrame(mask_rows,
                                                                               columns=protocols.MASK_COLUMNS)
 
 
@@ -162,7 +161,8 @@ def collect(store: PartStore, groups: dict,
             pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The plan's expression and object rows from the finished parts, in video and plan order."""
     expr = pd.concat(store.frames(), ignore_index=True)
-    objects = pd.concat(store.frames("objects") or [pd.DataFrame(columns=OBJECT_COLUMNS)], ignore_index=True)
+    objects = pd.concat(store.frames("objects") or [pd.DataFrame(columns=protocols.OBJECT_COLUMNS)],
+                        ignore_index=True)
     keep = {(v, m, int(b)) for v in groups for m, b in pairs}
     expr = expr[
         [(v, m, int(b)) in keep for v, m, b in zip(expr.video, expr.method, expr.budget, strict=True)]]

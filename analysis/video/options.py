@@ -32,6 +32,7 @@ from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.models.model_spec import ModelSpec
 from litelvlm.registry.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, resolve, video_eval
 from litelvlm.shared_options import (
+    DTYPES,
     boot_seed_option,
     budgets_option,
     device_option,
@@ -42,6 +43,7 @@ from litelvlm.shared_options import (
     out_option,
     seed_option,
 )
+from litelvlm.switches import ARRANGEMENTS, CLIP_TEXTS
 from litelvlm.video.datasets import MEVIS, REF_DAVIS, REF_YOUTUBE_VOS, SPLITS
 from litelvlm.video.runner import FRAME_PATCHES
 
@@ -52,9 +54,6 @@ DEFAULT_SPLITS: dict[str, str] = {REF_DAVIS: "valid", REF_YOUTUBE_VOS: "valid", 
 #: each dataset's display name, as the protocol a run used is named on screen and in its figures' titles
 DATASET_NAMES: dict[str, str] = {REF_DAVIS: "Ref-DAVIS-17", REF_YOUTUBE_VOS: "Refer-YouTube-VOS",
                                  MEVIS: "MeViS"}
-# the 16-frame CLIP stream's pooling (its family's pruning module)
-ARRANGEMENTS = ("pool", "pool-min", "direct")
-CLIP_TEXTS = ("expression", "question")             # the CLIP text of the text-reading methods
 NUM_PATCHES = FRAME_PATCHES                         # the per-frame budget's unit
 #: the families with a video path, in registry order
 VIDEO_CARDS = [c for c in cards() if c.video_eval]
@@ -127,7 +126,7 @@ class VideoArgs(PrefillArgs):
                                   "1 (batch_check.csv)",
                           minimum=1)
     dtype: str = dtype_option("auto", help="model dtype (auto: the checkpoint's)",
-                              choices=["auto", "float32", "bfloat16", "float16"])
+                              choices=["auto", *DTYPES])
     attn: str | None = attn_arg()
     positions: str = positions_arg()
 

@@ -21,6 +21,7 @@ from analysis.common.presentation.stat_plots import (
 )
 from analysis.common.presentation.style import baseline, figure, method_label, method_style, ordered
 from analysis.video.options import DATASET_NAMES
+from analysis.video.statistics import DAVIS_METRICS
 from litelvlm.video.datasets import REF_DAVIS
 
 __all__ = ["VideoLabels", "frame_tokens", "plot_jf_vs_budget", "plot_claims_table"]
@@ -70,7 +71,7 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
     baseline as a dashed line; ``labels``: what the run's model family and dataset say (its title and axis
     labels). With ``<metric>_lo``/``_hi`` columns each point's 95% interval is a bar and the unpruned model's
     a band. Returns ``(fig, ax)``."""
-    if metric not in ("J&F", "J", "F"):
+    if metric not in DAVIS_METRICS:
         raise ValueError(f"metric must be J&F, J or F; got {metric!r}")
     if labels is None:
         raise ValueError("labels: the run's model family, what its budget means and its weights note")

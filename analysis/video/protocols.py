@@ -25,8 +25,8 @@ from litelvlm.video.datasets import REF_DAVIS, SPLITS
 #: the display names (:data:`analysis.video.options.DATASET_NAMES`)
 NAMES: dict[str, str] = DATASET_NAMES
 MASK_COLUMNS = ["video", "exp_id", "method", "budget", "frames", "rles"]
-#: one row per expression of a split with masks (MeViS's unit), as ``analysis.video.compute`` reads object
-#: rows
+#: the object table's columns (``objects.parquet``; under a split with masks, MeViS's unit, one row per
+#: expression)
 OBJECT_COLUMNS = ["video", "anno_set", "object", "method", "budget", "J", "F"]
 #: a zip entry's fixed time, so the same predictions give the same bytes
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)

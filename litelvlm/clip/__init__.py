@@ -31,6 +31,7 @@ from ..models.model_folder import SCHEMAS, check_model_folder, read_config
 from ..models.model_spec import DEFAULT_HF_MODEL, ModelSpec
 from ..models.random_models import cached_random_folder
 from ..models.resolved_clip import ResolvedClip, resolve_clip
+from ..switches import CLIP_BACKENDS
 from .base import ClipBackend
 from .deferred import DeferredClip, description_path, read_description, save_description
 from .traces import HOOK_POINTS, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
@@ -110,8 +111,8 @@ def load_clip(model: str | ResolvedClip = DEFAULT_HF_MODEL, backend: str | None 
     resolved_clip = resolve_clip(model)   # its folder's config.json read once (none read again here)
     spec, model = resolved_clip.spec, resolved_clip.text
     backend = backend or resolved_clip.backend
-    if backend not in ("hf", "open_clip"):
-        raise LiteLVLMError(f"unknown backend {backend!r}; choose 'hf' or 'open_clip'")
+    if backend not in CLIP_BACKENDS:
+        raise LiteLVLMError(f"unknown backend {backend!r}; choose {' or '.join(map(repr, CLIP_BACKENDS))}")
     if spec.random_clip is not None:
         spec.random_seed()  # a bad seed is refused before anything is written
 

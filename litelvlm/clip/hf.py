@@ -14,16 +14,15 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 
 from ..errors import LiteLVLMError, UnsupportedModelError
 from ..models.shared_tokenizer import shared_tokenizer
+from ..switches import CLIP_PREPROCESSING, check_one_of
 from . import DEFAULT_HF_MODEL
 from .base import ClipBackend
 from .traces import Geometry, VisionTrace
 
 __all__ = ["DEFAULT_HF_MODEL", "HFClip", "PREPROCESSORS", "expand2square"]
 
-#: ``HFClip.preprocess(processor=...)``: ``official`` = the transformers 4.28 PIL path (resize with PIL
-#: bicubic, floor-offset centre crop, float32 rescale and normalisation); ``transformers`` = the loaded
-#: processor.
-PREPROCESSORS = ("official", "transformers")
+#: ``HFClip.preprocess(processor=...)``: :data:`litelvlm.switches.CLIP_PREPROCESSING`
+PREPROCESSORS = CLIP_PREPROCESSING
 
 
 def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
@@ -139,9 +138,7 @@ class HFClip(ClipBackend):
         """Pixel tensor (B, 3, H, W). ``processor="official"``: the PIL-backed ``CLIPImageProcessorPil``,
         bit-identical to the official transformers 4.28 ``CLIPImageProcessor``; ``"transformers"``: the
         loaded processor (torchvision-backed in transformers 5)."""
-        if processor not in PREPROCESSORS:
-            raise LiteLVLMError(f"CLIP preprocessing must be one of {', '.join(PREPROCESSORS)}; got "
-                                f"{processor!r}")
+        check_one_of("CLIP preprocessing", processor, PREPROCESSORS)
         self.check_resize(images, pad_to_square)
         images = [im.convert("RGB") for im in images]
         if pad_to_square:

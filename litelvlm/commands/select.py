@@ -30,6 +30,7 @@ from ..registry.families import (
 )
 from ..runs.io import save_plot
 from ..shared_options import model_option, seed_option
+from ..switches import CLIP_BACKENDS
 from .select_family import _load_image, run_family
 
 
@@ -51,7 +52,7 @@ class SelectArgs(MethodFlags):
                                     "pipeline then runs the method on its own visual tokens")
     method: str = arg("litelvlm", help="selection method (see --list-methods)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
-                       choices=["hf", "open_clip"])
+                       choices=list(CLIP_BACKENDS))
     seed: int = seed_option("seed for random methods")
     image_resize: str = image_resize_arg()
     raster: bool = arg(False, help="re-sort the kept indices into raster order")

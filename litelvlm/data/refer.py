@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import LiteLVLMError
-from ..refer_layout import find_refer_file
+from ..refer_layout import SPLITS_BY, find_refer_file
 from ..runs.exclusions import Exclusions
 from ..runs.io import read_json_file
 from .resize_cap import SOURCE_KEY
@@ -27,12 +27,6 @@ from .segmentation import check_segmentation, decode_segmentation, polygons_outs
 
 log = logging.getLogger(__name__)
 
-#: dataset -> the ``split_by`` values its official release provides
-SPLITS_BY: dict[str, tuple[str, ...]] = {
-    "refcoco": ("unc", "google"),
-    "refcoco+": ("unc",),
-    "refcocog": ("umd", "google"),
-}
 
 
 @dataclass(frozen=True)

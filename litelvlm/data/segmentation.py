@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..switches import MASK_PARTS
+
 #: pycocotools' ``rleFrPoly`` (``maskApi.c``) scales each coordinate by 5 into a C ``int``: a coordinate past
 #: this overflows it
 MAX_COORDINATE = (2**31 - 1) / 5 - 1
@@ -30,9 +32,6 @@ MAX_BOUNDARY_POINTS = 2**24
 #: the largest single RLE count pycocotools stores (``uint``)
 MAX_RLE_COUNT = 2**32 - 1
 
-#: How the polygon parts of one object become a mask: ``union`` (this project's: overlapping parts stay
-#: 1) or ``sum`` (the official REFER ``getMask``: part counts, so overlaps are 2).
-MASK_PARTS = ("union", "sum")
 
 
 def rle_string_counts(counts: bytes | str) -> list[int]:
@@ -177,7 +176,7 @@ def decode_segmentation(segmentation: Any, height: int, width: int, parts: str =
     parts stay 1). ``parts="sum"``: uint8 part counts, as sejong-rcv/LiteLVLM @5896153
     ``dataset/utils/refcoco_refer.py`` L312-320 (``getMask``) sums the decoded parts.
     """
-    if parts not in MASK_PARTS:
+    if parts not in MASK_PARTS:   # a programming error, not the user's input
         raise ValueError(f"parts must be one of {', '.join(MASK_PARTS)}; got {parts!r}")
     check_segmentation(segmentation, height, width)
     if isinstance(segmentation, list):

@@ -6,7 +6,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..models.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
-from .config import GlammArch, get_arch, with_vocab
+from .config import TEST_PRESETS, GlammArch, get_arch, with_vocab
 from .model import GlammModel
 from .tokenizer import build_tiny_tokenizer
 
@@ -37,7 +37,7 @@ def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cp
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
     torch.manual_seed(seed)
-    if resolve_fill(fill, a.name not in ("tiny", "scaled")) == "fast":
+    if resolve_fill(fill, a.name not in TEST_PRESETS) == "fast":
         with default_dtype(dtype), dev, skip_init():
             model = GlammModel(a)
         fast_fill(init_plan(model), seed, desc=f"random GLaMM {a.name}: filling")

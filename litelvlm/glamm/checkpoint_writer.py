@@ -20,7 +20,7 @@ from ..models.safetensors_stream import save_shards
 from ..runs.io import atomic_path, shard_by_size
 from .build import build_glamm
 from .checkpoint import model_key_to_glamm
-from .config import get_arch
+from .config import TEST_PRESETS, get_arch
 from .tokenizer import build_tiny_tokenizer, load_tokenizer
 
 #: Files of a slow (sentencepiece) tokenizer folder, as GLaMM-RefSeg ships it.
@@ -129,7 +129,7 @@ def save_random_glamm(path: str | Path, arch: str = "tiny", seed: int = 0, shard
     :func:`~litelvlm.glamm.build.build_glamm` (recorded in ``litelvlm_random`` when ``"fast"``).
     """
     a = get_arch(arch)
-    fill = resolve_fill(fill, a.name not in ("tiny", "scaled"))
+    fill = resolve_fill(fill, a.name not in TEST_PRESETS)
     random_note = {"litelvlm_random": random_record({"arch": a.name}, seed, fill)}
     if tokenizer_dir is None:
         tok = build_tiny_tokenizer()

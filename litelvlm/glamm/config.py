@@ -74,6 +74,9 @@ class GlammArch:
         return d
 
 
+#: the presets built with each module's own initialisation under ``fill="auto"`` (their weights are pinned)
+TEST_PRESETS = ("tiny", "scaled")
+
 ARCHS: dict[str, GlammArch] = {
     "glamm-7b": GlammArch(
         name="glamm-7b", clip="vit-l-14-336", llm_hidden=4096, llm_layers=32, llm_intermediate=11008,

@@ -25,6 +25,7 @@ from ..models.random_weights import writes_folders
 from ..pruning import Selection, SelectorInputs
 from ..pruning.tower import ClipTower
 from ..registry.families import card, family_model
+from ..switches import CLIP_TEXTS, check_one_of
 from .checkpoint import load_glamm_checkpoint
 from .prompts import (
     IMAGE_PLACEHOLDER,
@@ -50,10 +51,6 @@ class GlammPixels:
     clip: torch.Tensor
     sam: torch.Tensor
     reshaped: tuple[int, int]
-
-
-#: What LiteLVLM's CLIP text encoder embeds: the formatted questions (official) or the bare sentences.
-CLIP_TEXTS = ("question", "expression")
 
 
 @dataclass
@@ -84,8 +81,7 @@ class GlammPipeline(GroundingPipeline):
 
     def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm",
                  clip_text: str = "question", numerics: Numerics | None = None):
-        if clip_text not in CLIP_TEXTS:
-            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        check_one_of("clip_text", clip_text, CLIP_TEXTS)
         self.model = model
         self.tokenizer = tokenizer
         self.encoder = prompt_encoder(tokenizer)
@@ -274,8 +270,7 @@ class GlammPipeline(GroundingPipeline):
         if n_seg != len(sentences):
             raise LiteLVLMError(f"the prompt has {n_seg} [SEG] tokens for {len(sentences)} sentences")
         clip_text = self.clip_text if clip_text is None else clip_text
-        if clip_text not in CLIP_TEXTS:
-            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        check_one_of("clip_text", clip_text, CLIP_TEXTS)
         if clip_texts is None:
             clip_texts = [q for q, _ in turns] if clip_text == "question" else list(sentences)
         text = self.clip.encode_text(list(clip_texts), warn_truncation=False)

@@ -20,6 +20,10 @@ from ..errors import LiteLVLMError
 from ..models.shared_tokenizer import shared_tokenizer
 from .config import ADDED_TOKENS, SEG_TOKEN
 
+#: LLaMA's special tokens, in their ids' order: the ones a slow tokenizer never splits and never strips around
+#: (``AddedToken`` with lstrip = rstrip = False in GLaMM-RefSeg's ``tokenizer_config.json``)
+SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
+
 _CORPUS_WORDS = (
     "a chat between curious human and an artificial intelligence assistant the gives helpful detailed "
     "polite answers to human's questions user can you segment in this image please output segmentation mask "
@@ -36,7 +40,7 @@ def build_tiny_tokenizer(path: str | Path | None = None, vocab_size: int = 384):
     tok.normalizer = normalizers.Replace(" ", "▁")
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                   initial_alphabet=list(string.printable.strip()) + ["▁", "\n"],
                                   show_progress=False)
     corpus = [_CORPUS_WORDS, _CORPUS_WORDS.upper(), string.punctuation, "0 1 2 3 4 5 6 7 8 9"]
@@ -70,11 +74,6 @@ def load_tokenizer(path: str | Path):
         raise LiteLVLMError(f"could not load the tokenizer from {path}: {e}") from e
     seg_token_id(tok, f"the tokenizer in {path}")
     return tok
-
-
-#: The tokens a slow tokenizer never splits and never strips around (``AddedToken`` with
-#: lstrip = rstrip = False in GLaMM-RefSeg's ``tokenizer_config.json``).
-_NO_STRIP = ("<s>", "</s>", "<unk>")
 
 
 class PromptEncoder:
@@ -129,7 +128,7 @@ def prompt_encoder(tokenizer) -> PromptEncoder:
     """The :class:`PromptEncoder` of a loaded tokenizer: its sentencepiece model when the folder has
     ``tokenizer.model`` (GLaMM-RefSeg's slow layout), else the tokenizer's own chunk encoding."""
     vocab = tokenizer.get_vocab()
-    special = {t: vocab[t] for t in _NO_STRIP if t in vocab}
+    special = {t: vocab[t] for t in SPECIAL_TOKENS if t in vocab}
     added = {t: i for t,
              i in tokenizer.get_added_vocab().items() if t not in special and t != tokenizer.pad_token}
     spm_file = _sentencepiece_file(tokenizer)

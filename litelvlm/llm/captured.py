@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from ..switches import PREFILLS
+
 log = logging.getLogger(__name__)
 
-#: ``--prefill`` values: ``eager`` (each layer from Python, the default) or ``captured`` (this module)
-PREFILLS = ("eager", "captured")
 #: how a segment is captured: ``graph`` (CUDA graphs of the eager layers), ``fused`` (CUDA graphs of the
 #: inductor-compiled layers) or ``compile`` (torch.compile of the stack)
 CAPTURES = ("graph", "fused", "compile")

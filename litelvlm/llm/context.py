@@ -19,11 +19,10 @@ import torch
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 from ..errors import LiteLVLMError
+from ..switches import QUERY_KINDS
 from .attention_rows import rows_from_hidden
 from .captured import call_layers, runner_of
 from .limits import check_llm_input
-
-QUERY_KINDS = ("last", "text", "seg")
 
 
 def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor,

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..method import position_error
+from ..switches import check_one_of
 
 #: where a marker sits in its run: ``last`` (FocusUI's code, the default) or ``first``
 MARKER_ANCHORS = ("last", "first")
@@ -45,8 +46,7 @@ def pad_inputs(vis: torch.Tensor, kept: torch.Tensor, full: torch.Tensor,
     """((K + R, h) LLM inputs, (K + R,) visual-token indices) under PosPad: the kept inputs ``vis`` (K, h),
     standing for the visual tokens ``kept`` (K,), and one marker per dropped run (the mean of ``full``'s (N,
     h) tokens of the run, at its ``anchor`` token's index), ordered by index (raster order)."""
-    if anchor not in MARKER_ANCHORS:
-        raise LiteLVLMError(f"anchor must be one of {', '.join(MARKER_ANCHORS)}; got {anchor!r}")
+    check_one_of("anchor", anchor, MARKER_ANCHORS)
     kept = kept.long().cpu()
     n = int(full.shape[0])
     if kept.numel() and (int(kept.min()) < 0 or int(kept.max()) >= n):

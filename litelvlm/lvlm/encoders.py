@@ -19,15 +19,12 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from ..llm.captured import raise_recompile_limits
+from ..switches import CUDA_MODES, ENCODER_CHOICES, ENCODER_MODES
 
 log = logging.getLogger(__name__)
 
-#: ``--encoders`` values once resolved (``auto`` is :func:`default_mode` of the device)
-MODES = ("eager", "graph", "fused", "compile", "compile-eager", "fused-eager")
-#: the modes that record CUDA graphs (refused off CUDA)
-CUDA_MODES = ("graph", "fused")
-#: ``--encoders`` choices
-CHOICES = ("auto", *MODES)
+#: ``--encoders`` values once resolved (``auto`` is :func:`default_mode` of the device), and its choices
+MODES, CHOICES = ENCODER_MODES, ENCODER_CHOICES
 #: untimed calls of a new key before its graph is recorded (on a side stream)
 WARMUP_CALLS = 2
 #: keys captured per module; a module called with more distinct inputs runs the rest eagerly

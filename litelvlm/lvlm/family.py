@@ -32,6 +32,7 @@ from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
 from ..method import Method
 from ..methods import get_method
+from ..switches import POSITION_SWITCH, check_one_of
 from . import batched, encoders
 from . import contract_steps as steps
 from .contract import FamilyContract
@@ -39,12 +40,6 @@ from .numerics import set_attention, tower_implementation
 from .prepared import Prepared
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
-
-#: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
-#: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are
-#: ``renumber``-ed, or ``pad`` (PosPad: original positions, one marker per dropped run;
-#: :mod:`litelvlm.llm.positions_pad`)
-POSITION_SWITCH = ("official", "keep", "renumber", "pad")
 
 
 class GroundingPipeline(FamilyContract):
@@ -166,16 +161,15 @@ class GroundingPipeline(FamilyContract):
         against :meth:`full_budget` (N, or a video's per-frame patches).
 
         ``visual_embeds``: per input, (N, h) tokens in place of the family's (or None). ``positions``
-        (:data:`POSITION_SWITCH`): the kept tokens' RoPE positions as the method's official code sets them,
-        or their original ones (``keep``), or those of the shorter sequence (``renumber``), or PosPad's
-        (``pad``: original ones, one marker per dropped run). Per input the family's hooks run in order:
-        :meth:`run_input`, the method's stage (:meth:`run_clip_stage` / :meth:`run_llm_stage`), the mask head
-        (:meth:`decode_masks_many` for inputs that shared a forward) and, under ``answer="generate"``,
-        :meth:`generated`. Inputs that can share the LLM's forward run in one right-padded forward (its eager
-        attention in sub-batches within ``sub_batch_bytes``; this project's addition), the others one by one:
-        :mod:`litelvlm.lvlm.batched`."""
-        if positions not in POSITION_SWITCH:
-            raise LiteLVLMError(f"positions must be one of {', '.join(POSITION_SWITCH)}; got {positions!r}")
+        (:data:`~litelvlm.switches.POSITION_SWITCH`): the kept tokens' RoPE positions as the method's official
+        code sets them, or their original ones (``keep``), or those of the shorter sequence (``renumber``), or
+        PosPad's (``pad``: original ones, one marker per dropped run). Per input the family's hooks run in
+        order: :meth:`run_input`, the method's stage (:meth:`run_clip_stage` / :meth:`run_llm_stage`), the
+        mask head (:meth:`decode_masks_many` for inputs that shared a forward) and, under
+        ``answer="generate"``, :meth:`generated`. Inputs that can share the LLM's forward run in one
+        right-padded forward (its eager attention in sub-batches within ``sub_batch_bytes``; this project's
+        addition), the others one by one: :mod:`litelvlm.lvlm.batched`."""
+        check_one_of("positions", positions, POSITION_SWITCH)
         if why := self.method_error(method):
             raise LiteLVLMError(why)
         return batched.ground_many(self, list(prepared), method, budget, visual_embeds, positions,

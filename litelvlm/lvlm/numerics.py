@@ -20,24 +20,8 @@ from transformers.utils import logging
 
 from ..clip.attention import clip_models
 from ..clip.attention import register as register_clip
-from ..errors import LiteLVLMError
 from ..llm.flash import check_flash, register
-
-#: ``--attn``: attention kernels of the LLM, CLIP (vision and text), the vision towers and SAM. ``flash`` is
-#: SDPA held to PyTorch's FlashAttention backend in the LLM (:mod:`litelvlm.llm.flash`, CUDA only), ``sdpa``
-#: in the other modules.
-ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash")
-#: ``--clip-preprocess``: ``official`` = the transformers 4.28 PIL path; ``transformers`` = the installed
-#: transformers' default ``CLIPImageProcessor`` (torchvision-backed in transformers 5).
-CLIP_PREPROCESSING = ("official", "transformers")
-#: ``--score-dtype``: precision of the in-LLM methods' scores: ``model`` (the official: the model's
-#: dtype, e.g. bfloat16 attention probabilities) or ``float32`` (this project's earlier choice).
-SCORE_DTYPES = ("model", "float32")
-#: ``--clip-softmax``: CLIP's eager attention (vision and text towers, under ``--attn eager``): ``official`` =
-#: transformers 4.x's (queries scaled before the product, softmax in the tower's dtype;
-#: :mod:`litelvlm.clip.attention`); ``float32`` = transformers 5's eager kernel (scaled after the product,
-#: softmax in float32), this project's earlier computation. The same in float32 at CLIP's head sizes.
-CLIP_SOFTMAXES = ("official", "float32")
+from ..switches import ATTN_IMPLEMENTATIONS, CLIP_PREPROCESSING, CLIP_SOFTMAXES, SCORE_DTYPES, check_one_of
 
 
 @dataclass(frozen=True)
@@ -54,8 +38,7 @@ class Numerics:
                                      ("clip_preprocess", self.clip_preprocess, CLIP_PREPROCESSING),
                                      ("score_dtype", self.score_dtype, SCORE_DTYPES),
                                      ("clip_softmax", self.clip_softmax, CLIP_SOFTMAXES)):
-            if value not in allowed:
-                raise LiteLVLMError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+            check_one_of(name, value, allowed)
 
     @classmethod
     def official(cls) -> Numerics:
@@ -87,8 +70,7 @@ class Numerics:
 
 
 def _checked(attn: str) -> str:
-    if attn not in ATTN_IMPLEMENTATIONS:
-        raise LiteLVLMError(f"attn must be one of {', '.join(ATTN_IMPLEMENTATIONS)}; got {attn!r}")
+    check_one_of("attn", attn, ATTN_IMPLEMENTATIONS)
     return attn
 
 
@@ -109,8 +91,7 @@ def clip_implementation(attn: str, clip_softmax: str = "official") -> str:
     """The implementation transformers' CLIP towers run for ``--attn attn``: under ``eager``, 4.x's kernel
     (:data:`litelvlm.clip.attention.NAME`, registered here on first use) for ``clip_softmax="official"``,
     transformers 5's ``eager`` for ``float32``; :func:`tower_implementation` otherwise."""
-    if clip_softmax not in CLIP_SOFTMAXES:
-        raise LiteLVLMError(f"clip_softmax must be one of {', '.join(CLIP_SOFTMAXES)}; got {clip_softmax!r}")
+    check_one_of("clip_softmax", clip_softmax, CLIP_SOFTMAXES)
     towers = tower_implementation(attn)
     return register_clip() if towers == "eager" and clip_softmax == "official" else towers
 

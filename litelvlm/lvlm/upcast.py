@@ -17,11 +17,8 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from ..errors import LiteLVLMError
+from ..switches import LAYER_DTYPES
 from .fastest_dtype import fastest_dtype
-
-#: ``--layer-dtype`` values: ``model`` (the weights' dtype, the official), ``float32``, or ``auto`` (the
-#: faster of the two on this machine: :func:`resolve_layer_dtype`)
-LAYER_DTYPES = ("model", "float32", "auto")
 
 
 def _cast(obj, dtype: torch.dtype):

@@ -16,6 +16,7 @@ import torch
 from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
+from ..switches import check_one_of
 from .hiprune import anchors_and_buffers
 
 if TYPE_CHECKING:
@@ -54,8 +55,7 @@ def block_weights(vision: QwenVision, block: int, seen: dict, attention: str = "
 def block_scores(vision: QwenVision, blocks: list[int], attention: str = "flash") -> dict[int, torch.Tensor]:
     """{block: (N,) its score per merged token, LLM order}: weights averaged over heads, summed over the query
     patches, averaged over each merge unit, un-permuted (the tower's L571-576)."""
-    if attention not in ATTENTIONS:
-        raise LiteLVLMError(f"attention must be one of {', '.join(ATTENTIONS)}; got {attention!r}")
+    check_one_of("attention", attention, ATTENTIONS)
     depth = len(vision.visual.blocks)
     blocks = sorted({b % depth for b in blocks})
     seen = vision.block_inputs(blocks)
@@ -105,8 +105,7 @@ def select_tokens(shallow: torch.Tensor, deep: torch.Tensor, budget: int, width:
     ``width`` tokens wide: the kept tokens in the LLM's order; ``scores`` the last block's."""
     n = deep.shape[0]
     check_budget(budget, n)
-    if registers not in REGISTERS:
-        raise LiteLVLMError(f"registers must be one of {', '.join(REGISTERS)}; got {registers!r}")
+    check_one_of("registers", registers, REGISTERS)
     anchored = anchors_and_buffers(shallow, round(budget * float(alpha) / 5), width)
     if anchored.shape[0] > budget:
         raise LiteLVLMError(f"HiPrune: {anchored.shape[0]} anchor and buffer tokens exceed K = {budget} "

@@ -8,6 +8,7 @@ import torch
 from ..llm.context import LLMContext
 from ..method import Method, Option
 from ..pruning.selection import Selection
+from ..switches import QUERY_KINDS
 
 
 def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = None,
@@ -30,7 +31,7 @@ def middle_layer(num_layers: int) -> tuple[int, ...]:
 LLM_ATTENTION_OPTIONS = (
     Option("layer", "attention_layer", "0..L-1",
            help="llm-attention: decoder layer (default: the middle one)"),
-    Option("queries", "attention_queries", value_type=str, default="seg", choices=("last", "text", "seg"),
+    Option("queries", "attention_queries", value_type=str, default="seg", choices=QUERY_KINDS,
            help="llm-attention: query rows"),
 )
 

@@ -26,8 +26,8 @@ from ..errors import LiteLVLMError
 from ..llm.attribution import mask_logit_target, nonempty_mask, seg_norm_target, token_attributions
 from ..method import Method
 from ..pruning.selection import Selection
+from ..switches import SALIENCY_TARGETS
 
-TARGETS = ("mask", "seg_norm")
 #: the attributions the oracle ranks by (``attribution.METHODS``; per-token scores as there)
 ATTRIBUTIONS = ("saliency", "input_x_gradient", "integrated_gradients")
 
@@ -70,7 +70,8 @@ class GroundingTarget:
     def __call__(self, visual: torch.Tensor, target: str = "mask") -> torch.Tensor:
         """(B,) the target per batch element (``mask`` or ``seg_norm``, summed over the ``[SEG]`` tokens)."""
         if target not in self.targets:
-            raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of {', '.join(TARGETS)}")
+            raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of "
+                                f"{', '.join(SALIENCY_TARGETS)}")
         return self.targets[target](visual)
 
 
@@ -78,8 +79,9 @@ def saliency_select(ctx, budget: int, *, attribution: str = "saliency", target: 
                     n_steps: int = 16, internal_batch_size: int = 4) -> Selection:
     """Oracle: keep the ``budget`` visual tokens with the largest captum attribution of the grounding
     ``target`` (``mask`` logits inside the predicted mask, or the ``seg_norm``) in the unpruned model."""
-    if target not in TARGETS:
-        raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target not in SALIENCY_TARGETS:
+        raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of "
+                            f"{', '.join(SALIENCY_TARGETS)}")
     if attribution not in ATTRIBUTIONS:
         raise LiteLVLMError(f"unknown attribution {attribution!r}; choose one of {', '.join(ATTRIBUTIONS)}")
     gt = GroundingTarget(ctx.pipeline, ctx.prepared)

@@ -16,13 +16,10 @@ from torch import nn
 
 from ..errors import LiteLVLMError
 from ..machine.optional import optional_import
+from ..switches import QUANTIZE_BACKENDS, QUANTIZE_MODES
 
 log = logging.getLogger(__name__)
 
-#: ``--quantize`` values
-QUANTIZE_MODES = ("none", "int8", "nf4")
-#: ``--quantize-backend`` values
-QUANTIZE_BACKENDS = ("bitsandbytes", "torchao")
 #: the module paths (in ``GlammModel``) whose ``nn.Linear`` layers are quantized; nothing else is
 QUANTIZED_PREFIX = "llava.model.language_model.layers."
 #: the same for a transformers ``CLIPModel``: the vision and text encoder layers (embeddings, the final

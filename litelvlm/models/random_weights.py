@@ -29,7 +29,7 @@ import torch
 import torch.nn.init as init
 from tqdm.auto import tqdm
 
-from ..errors import LiteLVLMError
+from ..switches import check_one_of
 from .family_card import Lazy
 
 #: transformers' model base class, whose ``initialize_weights`` :func:`skip_init` also turns off (imported
@@ -64,12 +64,10 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 def resolve_fill(fill: str, full_size: bool) -> str:
     """``"init"`` or ``"fast"``: ``fill`` itself; for ``"auto"`` the environment's ``LITELVLM_RANDOM_FILL``
     where it names one, else ``"fast"`` on a full-size preset only. An unknown name is a ``LiteLVLMError``."""
-    if fill not in FILLS:
-        raise LiteLVLMError(f"fill must be one of {', '.join(FILLS)}; got {fill!r}")
+    check_one_of("fill", fill, FILLS)
     if fill == "auto":
         fill = os.environ.get("LITELVLM_RANDOM_FILL", "") or "auto"
-        if fill not in FILLS:
-            raise LiteLVLMError(f"LITELVLM_RANDOM_FILL must be one of {', '.join(FILLS)}; got {fill!r}")
+        check_one_of("LITELVLM_RANDOM_FILL", fill, FILLS)
     return ("fast" if full_size else "init") if fill == "auto" else fill
 
 

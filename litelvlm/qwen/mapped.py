@@ -23,12 +23,11 @@ from ..llm import relevance
 from ..pruning import MappedInputs, SelectorInputs
 from ..qwen_vision.grid import TokenGrid, resample_matrix, source_edges
 from ..qwen_vision.vit_attention import received_attention
+from ..switches import CLIP_CONTEXTS, CLIP_SIMILARITIES
 from .pixels import clip_vision
 
-#: where LiteLVLM's context part comes from (see the module docstring)
-CONTEXTS = ("clip", "vit")
-#: where LiteLVLM's similarity part comes from (see the module docstring)
-SIMILARITIES = ("clip", "llm")
+#: where LiteLVLM's context and similarity parts come from (see the module docstring)
+CONTEXTS, SIMILARITIES = CLIP_CONTEXTS, CLIP_SIMILARITIES
 #: CLIP's layer whose patch tokens the similarity part reads (LLaVA's feature layer, which LiteLVLM's code
 #: uses)
 CLIP_FEATURE_LAYER = -2

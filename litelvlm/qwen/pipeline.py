@@ -26,11 +26,8 @@ from ..qwen_vision.index import forward_index
 from ..qwen_vision.tower import QwenTower
 from ..registry.families import card, family_model
 from ..registry.resolved_model import ResolvedModel
+from ..switches import CLIP_TEXTS, check_one_of
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
-
-#: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM
-#: embeds GLaMM's question) or the referring expression alone
-CLIP_TEXTS = ("question", "expression")
 
 
 @dataclass
@@ -147,12 +144,11 @@ class QwenSam2Pipeline(GroundingPipeline):
         return random_folder_clip(config) or paired_clip(None)
 
     def _set_clip(self, clip, clip_text: str, context: str, similarity: str) -> None:
-        """Check and keep the paired CLIP's options (:data:`CLIP_TEXTS`, :data:`CONTEXTS`,
-        :data:`SIMILARITIES`)."""
+        """Check and keep the paired CLIP's options (:data:`~litelvlm.switches.CLIP_TEXTS`,
+        :data:`~litelvlm.switches.CLIP_CONTEXTS`, :data:`~litelvlm.switches.CLIP_SIMILARITIES`)."""
         for what, got, known in (("clip_text", clip_text, CLIP_TEXTS), ("context", context, CONTEXTS),
                                  ("similarity", similarity, SIMILARITIES)):
-            if got not in known:
-                raise LiteLVLMError(f"{what} must be one of {', '.join(known)}; got {got!r}")
+            check_one_of(what, got, known)
         #: where LiteLVLM's similarity part comes from (:data:`SIMILARITIES`; ``llm`` is this project's
         #: adaptation)
         self.similarity_source = similarity
@@ -372,5 +368,5 @@ def random_folder_clip(config: dict | None) -> str | None:
     return paired_clip(str(rnd["preset"]), int(rnd.get("seed", 0)))
 
 
-__all__ = ["ABILITIES", "CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input",
+__all__ = ["ABILITIES", "CLIP_FEATURE_LAYER", "CONTEXTS", "SIMILARITIES", "QwenSam2Input",
            "QwenSam2Pipeline", "paired_clip", "random_folder_clip"]

@@ -14,13 +14,11 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
 from ..errors import LiteLVLMError
+from ..image_resize import IMAGE_RESIZES
+from ..switches import check_one_of
 
 #: ``MAX_RATIO``: the largest aspect ratio ``smart_resize`` accepts
 MAX_RATIO = 200
-#: the Qwen2-VL image processor's resize: ``torchvision`` is ``Qwen2VLImageProcessorFast`` (what
-#: ``AutoProcessor`` loads under transformers 4.57 with torchvision installed), ``pil`` the slow
-#: ``Qwen2VLImageProcessor``
-PROCESSOR_RESIZES = ("torchvision", "pil")
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -51,8 +49,7 @@ def processor_resize(image: Image.Image, width: int, height: int, how: str = "to
     if how == "pil":
         return image if image.size == (width, height) else image.resize((width, height),
                                                                         Image.Resampling.BICUBIC)
-    if how != "torchvision":
-        raise LiteLVLMError(f"image resize must be one of {', '.join(PROCESSOR_RESIZES)}; got {how!r}")
+    check_one_of("image resize", how, IMAGE_RESIZES)
 
     out = F.resize(F.pil_to_tensor(image), [height, width], interpolation=F.InterpolationMode.BICUBIC,
                    antialias=True)
@@ -68,4 +65,4 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-__all__ = ["MAX_RATIO", "PROCESSOR_RESIZES", "processor_resize", "smart_resize", "to_rgb"]
+__all__ = ["MAX_RATIO", "processor_resize", "smart_resize", "to_rgb"]

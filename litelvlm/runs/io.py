@@ -110,12 +110,14 @@ def write_csv(path: str | os.PathLike, df) -> None:
 #: with any matplotlib release.
 PDF_METADATA = {"Creator": "litelvlm", "Producer": "litelvlm", "CreationDate": None, "ModDate": None}
 PNG_METADATA = {"Software": "litelvlm"}
+#: the file formats a figure is saved in
+FIGURE_FORMATS = ("pdf", "png")
 
 
 def save_plot(fig, path: str | os.PathLike, fmt: str = "png", **savefig_kwargs) -> Path:
     """The one way a matplotlib figure is written to a file: ``fig.savefig`` atomically, with the fixed
     :data:`PDF_METADATA` / :data:`PNG_METADATA` (``fmt``: ``pdf`` or ``png``); returns ``path``."""
-    if fmt not in ("pdf", "png"):
+    if fmt not in FIGURE_FORMATS:
         raise ValueError(f"unsupported figure format {fmt!r}; use pdf or png")
     meta = PDF_METADATA if fmt == "pdf" else PNG_METADATA
     with atomic_path(path) as tmp:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ..image_resize import IMAGE_RESIZES
 from ..models.family_card import FamilyCard, Lazy
 
 CARD = FamilyCard(
@@ -32,6 +33,5 @@ CARD = FamilyCard(
     hub_ids=("ByteDance/Sa2VA-Qwen2_5-VL-3B", "ByteDance/Sa2VA-Qwen2_5-VL-7B", "ByteDance/Sa2VA-Qwen3-VL-4B",
              "ByteDance/Sa2VA-InternVL3-2B", "ByteDance/Sa2VA-InternVL3-8B", "ByteDance/Sa2VA-InternVL3-14B"),
     builds_in_memory=True,  # validate --no-write: litelvlm.sa2va.checkpoint.built_sa2va
-    # litelvlm.qwen.vision_info.PROCESSOR_RESIZES: the fast processor's first
-    image_resizes=("torchvision", "pil"),
+    image_resizes=IMAGE_RESIZES,  # the fast processor's first
 )

@@ -12,20 +12,21 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..image_resize import IMAGE_RESIZES
 from ..lvlm.numerics import Numerics
 from ..models.family_card import Lazy
 from ..models.model_spec import ModelSpec
 from ..qwen.mapped import frames_mapped_inputs
-from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
+from ..qwen.pipeline import ABILITIES, QwenSam2Input, QwenSam2Pipeline
 from ..qwen.pixels import QwenPixels, as_pixels, paired_clip_pixels
 from ..qwen_vision.vision import QwenVision
 from ..registry.families import family_model
+from ..switches import ANSWERS, CLIP_TEXTS, check_one_of
 from . import protocol as _protocol
 from .card import CARD
 from .checkpoint import load_sa2va
 from .generate import RecordingHead, generated_masks, reading_generation
 from .protocol import (
-    PROCESSOR_RESIZES,
     image_question,
     llm_image,
     processor_factor,
@@ -74,7 +75,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     #: the mask head reads the final states; this project's teacher-forced answer (the default: random weights
     #: never generate ``[SEG]``) or the official greedy generation (``predict_forward`` L218-224,
     #: :mod:`.generate`)
-    abilities = replace(ABILITIES, answers=("teacher-forced", "generate"))
+    abilities = replace(ABILITIES, answers=ANSWERS)
     #: ``answer="generate"``: the official limit on new tokens (``predict_forward`` L220)
     max_new_tokens = 2048
     #: while generating: the LM head's inputs, one per decoding step (:mod:`litelvlm.sa2va.generate`)
@@ -86,9 +87,9 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                  clip_text: str = "question", context: str = "clip", similarity: str = "clip",
                  min_pixels: int = 512 * 28 * 28, max_pixels: int = 2048 * 28 * 28,
                  image_resize: str = "torchvision") -> None:
-        if image_resize not in PROCESSOR_RESIZES:
+        if image_resize not in IMAGE_RESIZES:
             raise LiteLVLMError(f"model {name!r}: --image-resize must be one of "
-                                f"{', '.join(PROCESSOR_RESIZES)}; got {image_resize!r}")
+                                f"{', '.join(IMAGE_RESIZES)}; got {image_resize!r}")
 
         self._set_clip(clip, clip_text, context, similarity)
         self.qwen, self.processor, self.sam2, self.name = qwen, processor, sam2, str(name)
@@ -226,8 +227,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         if answer not in self.abilities.answers:
             raise LiteLVLMError(f"answer must be one of {', '.join(self.abilities.answers)}; got {answer!r}")
         clip_text = self.clip_text if clip_text is None else clip_text
-        if clip_text not in CLIP_TEXTS:
-            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        check_one_of("clip_text", clip_text, CLIP_TEXTS)
         if len(sentences) != 1:
             raise LiteLVLMError(f"Sa2VA's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:

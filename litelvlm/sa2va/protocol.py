@@ -18,7 +18,7 @@ from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from ..errors import LiteLVLMError
 from ..qwen.prompt import grid_prompt
-from ..qwen.vision_info import PROCESSOR_RESIZES, processor_resize, to_rgb
+from ..qwen.vision_info import processor_resize, to_rgb
 from ..qwen.vision_info import smart_resize as qwen_vl_utils_smart_resize
 from .config import SEG_TOKEN
 
@@ -29,7 +29,6 @@ VIDEO_QUESTION_ASKED = "<image>\n {} Please respond with a segmentation mask."
 #: ``projects/sa2va/datasets/common.py`` L36-42: the answers of the referring-segmentation training data
 ANSWERS_LIST = ("It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].", "Sure, the segmentation result is "
                 "[SEG].", "[SEG].")
-ANSWER_MODES = ("teacher-forced", "generate")
 #: qwen_vl_utils' ``fetch_image`` defaults (IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS)
 FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS = 28, 4 * 28 * 28, 16384 * 28 * 28
 #: the processor's resize factor on Qwen2.5-VL (patch 14, merge 2)
@@ -143,6 +142,6 @@ def prompt_inputs(processor, grid_thw: torch.Tensor, question: str, response: in
     return Sa2VAInputs(question=question, text=text + (said or ""), response=said, images=[], inputs=inputs)
 
 
-__all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "PROCESSOR_RESIZES", "Sa2VAInputs",
+__all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "Sa2VAInputs",
            "chat_messages", "image_question", "llm_image", "llm_size", "prepare_inputs", "processor_factor",
            "prompt_inputs", "seg_rows", "seg_token_id", "video_question"]

@@ -12,9 +12,9 @@ from dataclasses import replace
 
 import torch
 
-from ..errors import LiteLVLMError
 from ..qwen_vision.vision import QwenVision
 from ..qwen_vision.vit_attention import received_from
+from ..switches import check_one_of
 from .clip_pairing import default_clip
 from .deepstack import DeepStack, match_rows
 from .pipeline import Sa2VAPipeline
@@ -62,8 +62,7 @@ class Sa2VAQwen3Pipeline(Sa2VAPipeline):
     vision_class = Qwen3Vision
 
     def __init__(self, qwen, processor, fcs, sam2, seg_state: str = "unnormed", **kw) -> None:
-        if seg_state not in SEG_STATES:
-            raise LiteLVLMError(f"seg_state must be one of {', '.join(SEG_STATES)}; got {seg_state!r}")
+        check_one_of("seg_state", seg_state, SEG_STATES)
         super().__init__(qwen, processor, fcs, sam2, **kw)
         #: what the mask head reads at the [SEG] row (:data:`SEG_STATES`)
         self.seg_state = seg_state

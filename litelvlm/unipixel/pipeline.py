@@ -30,7 +30,6 @@ from ..models.model_spec import ModelSpec
 from ..qwen.pipeline import (
     ABILITIES,
     CLIP_FEATURE_LAYER,
-    CLIP_TEXTS,
     CONTEXTS,
     SIMILARITIES,
     QwenSam2Input,
@@ -38,11 +37,11 @@ from ..qwen.pipeline import (
 )
 from ..qwen.pixels import QwenPixels, as_pixels, paired_clip_pixels
 from ..qwen_vision.vision import QwenVision
+from ..switches import ANSWERS, CLIP_TEXTS, check_one_of
 from . import protocol as _protocol
 from .card import CARD
 from .checkpoint import load_unipixel
 from .protocol import (
-    ANSWERS,
     GENERATE_KWARGS,
     SEG_TOKEN,
     SampleScore,
@@ -72,7 +71,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
     #: the mask head reads the final norm's input; this project's teacher-forced answer (the default: random
     #: weights never generate ``<|seg|>``) or the official greedy generation (``infer_seg.py`` L190-197);
     #: UniPixel's own RefCOCO metric (``eval_refcoco.py``, :meth:`sample_metrics`) beside GLaMM's
-    abilities = replace(ABILITIES, seg_reads="norm_input", answers=("teacher-forced", "generate"),
+    abilities = replace(ABILITIES, seg_reads="norm_input", answers=ANSWERS,
                         own_metric="unipixel")
     #: the image goes in as a 1-frame video
     rope_grid = "video_grid_thw"
@@ -148,12 +147,10 @@ class UniPixelPipeline(QwenSam2Pipeline):
         official prompt alone, whose answer ``ground`` generates (:mod:`litelvlm.unipixel.protocol`);
         ``clip_text`` (this call's, else the pipeline's) is what the paired CLIP embeds
         (:data:`CLIP_TEXTS`)."""
-        if answer not in ANSWERS:
-            raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)}; got {answer!r}")
+        check_one_of("answer", answer, ANSWERS)
 
         clip_text = self.clip_text if clip_text is None else clip_text
-        if clip_text not in CLIP_TEXTS:
-            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        check_one_of("clip_text", clip_text, CLIP_TEXTS)
         if len(sentences) != 1:
             raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
@@ -235,5 +232,5 @@ class UniPixelPipeline(QwenSam2Pipeline):
 default_clip = UniPixelPipeline.default_clip
 
 
-__all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput",
+__all__ = ["CLIP_FEATURE_LAYER", "CONTEXTS", "SIMILARITIES", "UniPixelInput",
            "UniPixelPipeline", "default_clip"]

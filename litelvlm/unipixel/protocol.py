@@ -25,6 +25,7 @@ from ..errors import LiteLVLMError
 from ..qwen.prompt import grid_prompt
 from ..qwen.vision_info import smart_resize as qwen_smart_resize
 from ..qwen.vision_info import to_rgb  # noqa: F401 (fetch_image's RGB, UniPixel's too)
+from ..switches import ANSWERS
 
 #: UniPixel's added tokens in the order ``train/train.py`` L173-174 adds them (ids 151665, 151666, 151667).
 REF_TOKEN, SEG_TOKEN, MEM_TOKEN = "<|ref|>", "<|seg|>", "<|mem|>"
@@ -46,8 +47,6 @@ SEG_RESPONSES = (f"The target is {SEG_TOKEN}.", f"The segmentation result is {SE
 #: ``infer_seg.py`` L190-197: greedy, the checkpoint's sampling settings switched off.
 GENERATE_KWARGS = {"do_sample": False, "temperature": None, "top_k": None, "top_p": None,
                    "repetition_penalty": None, "max_new_tokens": 512}
-#: ``answer=``: the official generation, or this project's teacher-forced training answer.
-ANSWERS = ("generate", "teacher-forced")
 #: UniPixel opens images with ``PIL.Image.open`` (``dataset/utils.py`` L123, ``utils/io.py`` L16).
 EXIF_TRANSPOSE = False
 #: ``infer_seg.py`` L24: connected components smaller than this are ignored by the box of a prediction.
@@ -286,7 +285,7 @@ def summarize(scores: Iterable[SampleScore]) -> dict[str, float]:
             "cum_inter": cum_inter, "cum_union": cum_union, "n": len(scores)}
 
 
-__all__ = ["ADDED_TOKENS", "ANSWERS", "ARTICLES", "EXIF_TRANSPOSE", "FRAME_FACTOR", "FRAME_PIXELS",
+__all__ = ["ADDED_TOKENS", "ARTICLES", "EXIF_TRANSPOSE", "FRAME_FACTOR", "FRAME_PIXELS",
            "GENERATE_KWARGS", "IMAGE_FACTOR", "MAX_RATIO", "MEM_TOKEN", "MIN_BOX_AREA", "MIN_PIXELS",
            "QUESTION", "REF_TOKEN", "SAMPLE_FRAMES", "SEG_RESPONSES", "SEG_TOKEN", "VIDEO_FPS", "SampleScore",
            "UniPixelInputs",

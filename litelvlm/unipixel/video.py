@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..switches import ANSWERS
 from .protocol import (
-    ANSWERS,
     FRAME_FACTOR,
     IMAGE_FACTOR,
     MIN_PIXELS,

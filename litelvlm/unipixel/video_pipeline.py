@@ -17,8 +17,9 @@ from PIL import Image
 from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingPipeline
 from ..qwen_vision.vision import QwenVision
-from .pipeline import CLIP_TEXTS, UniPixelInput, UniPixelPipeline
-from .protocol import ANSWERS, SAMPLE_FRAMES
+from ..switches import ANSWERS, CLIP_TEXTS, check_one_of
+from .pipeline import UniPixelInput, UniPixelPipeline
+from .protocol import SAMPLE_FRAMES
 from .sam2_video import propagated_logits
 from .video import llm_frames, prepare_video_inputs, sample_indices
 from .video_mapped import video_mapped_inputs
@@ -70,8 +71,7 @@ class UniPixelVideoPipeline(UniPixelPipeline):
     @classmethod
     def of(cls, pipe: UniPixelPipeline, propagation: str = "sam2") -> UniPixelVideoPipeline:
         """The video path of a loaded ``UniPixelPipeline`` (the same modules, not copied)."""
-        if propagation not in PROPAGATIONS:
-            raise LiteLVLMError(f"propagation must be one of {', '.join(PROPAGATIONS)}; got {propagation!r}")
+        check_one_of("propagation", propagation, PROPAGATIONS)
         out = copy.copy(pipe)
         out.__class__ = cls
         out.propagation = propagation

@@ -18,8 +18,6 @@ from ..pruning.scores import similarity
 from .config import NUM_FRAMES
 from .pruning import frame_inputs
 
-#: the weight rules beside explicit weights
-RULES = ("uniform", "relevance")
 #: CLIP tokens of a frame (the 24 x 24 grid) and the grid side
 NUM_PATCHES, SIDE = 576, 24
 
@@ -113,5 +111,5 @@ def clip_logit_scale(clip) -> float:
     return float(clip.model.logit_scale.detach().float().exp())
 
 
-__all__ = ["RULES", "clip_logit_scale", "frame_allocation", "integer_budgets", "relevance_weights",
+__all__ = ["clip_logit_scale", "frame_allocation", "integer_budgets", "relevance_weights",
            "square_budgets", "targets"]

@@ -12,8 +12,9 @@ from ..cost import CostArch, CostRunArgs, FamilyCost, counted
 from ..cost.tokens import TokenPlan
 from ..errors import LiteLVLMError
 from ..methods import BASELINE, get_method
+from ..switches import ARRANGEMENTS
 from .card import CARD
-from .cost_parts import ARRANGEMENTS, count_rows, plan_rows, video_plan, videoglamm_arch
+from .cost_parts import count_rows, plan_rows, video_plan, videoglamm_arch
 from .cost_timing import timing_rows
 from .pruning import frame_method_error, per_frame_methods
 

@@ -38,8 +38,6 @@ PAIRED_CLIP = {"videoglamm": "vit-l-14-336", "tiny": "tiny-336"}
 VIDEO_PROMPT_TOKENS = (52, 18)
 #: frames SAM 2 decodes per prompt in the table (a 16-frame clip)
 SAM_FRAMES = 16
-#: every arrangement (``litelvlm.videoglamm.pruning.ARRANGEMENTS``)
-ARRANGEMENTS = ("pool", "pool-min", "direct")
 
 _DESCRIPTIONS = {
     "videoglamm": "VideoGLaMM (litelvlm.videoglamm PRESETS['videoglamm']): CLIP ViT-L/14-336 on 16 frames, "

@@ -23,6 +23,7 @@ from ..lvlm.numerics import Numerics, set_attention
 from ..lvlm.prune import llm_stage
 from ..pruning import Selection
 from ..registry.families import family_model
+from ..switches import ANSWERS, ARRANGEMENTS, CLIP_TEXTS, check_one_of
 from .card import CARD
 from .checkpoint import load_videoglamm
 from .config import FRAME_PATCHES, IMAGE_TOKEN_INDEX, NUM_FRAMES
@@ -30,8 +31,6 @@ from .frames import frame_stage
 from .inference import prepare_clip
 from .prompt import ANSWER, input_ids
 from .pruning import (
-    ARRANGEMENTS,
-    CLIP_TEXTS,
     clip_text_trace,
     default_clip,
     pair_clip,
@@ -43,8 +42,8 @@ from .sam2_video import video_branch_low
 from .stages import encoder_parts, stage_parts
 from .video_input import VideoGLaMMInput
 
-#: the answers a prompt offers: this project's teacher-forced one (default) or the official greedy generation
-ANSWERS = ("teacher-forced", "generate")
+#: the answers a prompt offers (:data:`~litelvlm.switches.ANSWERS`): this project's teacher-forced one
+#: (default) or the official greedy generation
 #: one expression per prompt, 1-D RoPE, the final states, per-frame budgets; the LLM-side methods reading one
 #: image's CLIP trace refused (no map onto a video's pooled and InternVideo2 tokens)
 ABILITIES = Abilities(sentences_per_prompt=1, answers=ANSWERS, budget_unit="frame", refuses={
@@ -66,10 +65,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
 
     def __init__(self, model, tokenizer, name: str = "videoglamm", clip=None, clip_text: str = "expression",
                  arrangement: str = "pool", numerics=None, sam2_video_branch: bool = False) -> None:
-        if clip_text not in CLIP_TEXTS:
-            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
-        if arrangement not in ARRANGEMENTS:
-            raise LiteLVLMError(f"arrangement must be one of {', '.join(ARRANGEMENTS)}; got {arrangement!r}")
+        check_one_of("clip_text", clip_text, CLIP_TEXTS)
+        check_one_of("arrangement", arrangement, ARRANGEMENTS)
         self.model = model
         self.tokenizer = tokenizer
         self.name = str(name)   # the model string as written (a resolved model travels apart)
@@ -213,14 +210,12 @@ class VideoGLaMMPipeline(GroundingPipeline):
                        **unused) -> VideoGLaMMInput:
         """``prepared`` with the Ref-DAVIS prompt for one expression and the teacher-forced ``It is [SEG].``,
         or (``answer="generate"``) the official prompt alone; ``clip_text``: what the paired CLIP embeds."""
-        if answer not in ANSWERS:
-            raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)}; got {answer!r}")
+        check_one_of("answer", answer, ANSWERS)
         if len(sentences) != 1 or turns is not None:
             raise LiteLVLMError("VideoGLaMM's protocol asks one expression per prompt (no turns); got "
                                 f"{len(sentences)}")
         clip_text = self.clip_text if clip_text is None else clip_text
-        if clip_text not in CLIP_TEXTS:
-            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        check_one_of("clip_text", clip_text, CLIP_TEXTS)
         ids = input_ids(self.tokenizer, sentences[0], ANSWER if answer == "teacher-forced" else None)[0]
         if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
             raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} [SEG]")

@@ -23,16 +23,13 @@ from ..methods.select import select
 from ..models.model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
 from ..registry.resolved_model import ResolvedModel
+from ..switches import ARRANGEMENTS, CLIP_TEXTS, check_one_of
 from .card import CARD
 from .config import CHUNK_SIZE, NUM_FRAMES
 from .inference import PreparedClip
 from .model import VideoGLaMM, apply_adaptive_avg_pooling
 from .prompt import clip_pixels, question
 
-#: how K kept tokens meet VideoGLaMM's square-only pooling (docs/video.md)
-ARRANGEMENTS = ("pool", "pool-min", "direct")
-#: what the CLIP text encoder embeds for the text-reading methods
-CLIP_TEXTS = ("expression", "question")
 #: the official per-frame pooled grid (arch.py L186)
 POOLED = 12
 #: the per-frame method the paper reports on video (listed first by :func:`per_frame_methods`)
@@ -104,8 +101,7 @@ def trace_context(model: VideoGLaMM, clip, prepared: PreparedClip) -> VisionTrac
 
 def clip_text_trace(clip, expression: str, clip_text: str = "expression") -> TextTrace:
     """The CLIP text trace the text-reading methods read: the expression, or VideoGLaMM's question."""
-    if clip_text not in CLIP_TEXTS:
-        raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+    check_one_of("clip_text", clip_text, CLIP_TEXTS)
     return clip.encode_text([expression if clip_text == "expression" else question(expression)],
                             warn_truncation=False)
 
@@ -121,8 +117,7 @@ def frame_inputs(trace: VisionTrace, text: TextTrace | None, frame: int, seed: i
 def pooled_side(budget: int, arrangement: str) -> int | None:
     """The pooled grid side of a frame of K kept tokens (None: ``direct``, no pooling); a non-square K is
     refused."""
-    if arrangement not in ARRANGEMENTS:
-        raise LiteLVLMError(f"arrangement must be one of {', '.join(ARRANGEMENTS)}; got {arrangement!r}")
+    check_one_of("arrangement", arrangement, ARRANGEMENTS)
     if arrangement == "direct":
         return None
     side = math.isqrt(budget)
@@ -227,7 +222,7 @@ def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, te
     return PrunedVisual(visual, budgets, [c.shape[0] for c in context], sels)
 
 
-__all__ = ["ARRANGEMENTS", "CLIP_TEXTS", "FEATURE_LAYER", "POOLED", "PrunedVisual", "clip_text_trace",
+__all__ = ["FEATURE_LAYER", "POOLED", "PrunedVisual", "clip_text_trace",
            "context_part", "default_clip", "frame_budgets", "frame_inputs", "frame_method_error",
            "kept_features",
            "pair_clip", "per_frame_methods", "pooled_side", "prune_clip", "trace_context", "video_part"]

@@ -15,6 +15,7 @@ import math
 from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..models.family_card import Lazy
+from ..switches import FRAME_ALLOCATIONS
 from ..video.runner import VideoRunArgs
 from .config import NUM_FRAMES
 
@@ -24,7 +25,6 @@ RUNNER = Lazy("litelvlm.videoglamm.video_runner", "VideoGLaMMRunner")
 #: what the numbers' weights are
 NOTE = ("the paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public; numbers "
         "here come from the weights named in the weights column")
-ALLOCATION_RULES = ("uniform", "relevance")         # litelvlm.videoglamm.allocation.RULES
 #: the expression rows' columns under a non-uniform ``--allocation``
 ALLOCATION_COLUMNS = ["frame_budgets", "kept_tokens", "llm_context_tokens"]
 
@@ -32,7 +32,7 @@ ALLOCATION_COLUMNS = ["frame_budgets", "kept_tokens", "llm_context_tokens"]
 def allocation_weights(text: str) -> str | list[float]:
     """``--allocation``: a rule name, or the 16 per-frame weights it lists (finite, non-negative, not all
     zero)."""
-    if text in ALLOCATION_RULES:
+    if text in FRAME_ALLOCATIONS:
         return text
     try:
         weights = [float(x) for x in text.split(",")]
@@ -40,7 +40,7 @@ def allocation_weights(text: str) -> str | list[float]:
         weights = []
     if len(weights) != NUM_FRAMES or not all(math.isfinite(w) and w >= 0
                                              for w in weights) or sum(weights) <= 0:
-        raise LiteLVLMError(f"--allocation must be {' or '.join(ALLOCATION_RULES)}, or {NUM_FRAMES} "
+        raise LiteLVLMError(f"--allocation must be {' or '.join(FRAME_ALLOCATIONS)}, or {NUM_FRAMES} "
                             f"comma-separated non-negative weights, not all zero; got {text!r}")
     return weights
 
@@ -76,5 +76,5 @@ class VideoGLaMMVideoEval:
 #: the registered video path (:data:`litelvlm.registry.families.TABLE`)
 VIDEO_EVAL = VideoGLaMMVideoEval()
 
-__all__ = ["ALLOCATION_COLUMNS", "ALLOCATION_RULES", "NOTE", "VIDEO_EVAL", "VideoGLaMMVideoEval",
+__all__ = ["ALLOCATION_COLUMNS", "NOTE", "VIDEO_EVAL", "VideoGLaMMVideoEval",
            "allocation_weights"]

@@ -14,6 +14,7 @@ from analysis.common.runs.study import check_same_model
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
+from litelvlm.refer_layout import REFER_DATASETS, SPLIT_SCHEMES
 from litelvlm.registry.families import card, question_templates
 from litelvlm.shared_options import (
     device_option,
@@ -23,7 +24,10 @@ from litelvlm.shared_options import (
     out_option,
     seed_option,
 )
+from litelvlm.switches import CLIP_BACKENDS
 
+#: the CLIP studies' ``--dtype`` names
+CLIP_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 
 def int_or_all(text: str) -> int | str:
     """One ``--layers`` item, checked at parse time: an integer or ``all`` (the range needs the model)."""
@@ -39,14 +43,14 @@ class ClipStudyArgs:
                                     "local dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
                                     "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
-                       choices=["hf", "open_clip"])
+                       choices=list(CLIP_BACKENDS))
     refer_dir: str = arg(None, help="folder with refs(<split-by>).p and instances.json (or <dir>/<dataset>/)")
     image_dir: str = arg(None, help="image folder (COCO train2014 for RefCOCO; default: <refer-dir>/images, "
                                     "or images/ beside --coco-instances)")
     coco_instances: str = arg(None, help="a plain COCO instances JSON instead of --refer-dir "
                                          "(the category name is the phrase)")
-    dataset: str = arg("refcoco", help="REFER dataset", choices=["refcoco", "refcoco+", "refcocog"])
-    split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
+    dataset: str = arg("refcoco", help="REFER dataset", choices=list(REFER_DATASETS))
+    split_by: str = arg("unc", help="REFER split scheme", choices=list(SPLIT_SCHEMES))
     split: str = arg("val", help="split name (val, testA, testB, test, train) or 'all'")
     text_template: str = arg("plain", help="'plain': the sentence as given; a family's name: wrapped in that "
                              "family's referring-segmentation question chosen by --seed "
@@ -72,7 +76,7 @@ class ClipStudyArgs:
     dtype: str = dtype_option("float32", help="CLIP dtype: bfloat16 is about 2x faster on a CPU with native "
                               "bfloat16 (avx512_bf16, amx) and about 6-7x slower on an AVX2-only CPU, which "
                               "emulates it (its effect on AUROC and the sink shares is bounded in the tests)",
-                              choices=["float32", "bfloat16"])
+                              choices=list(CLIP_DTYPES))
 
 
 def check_clip_study(args: ClipStudyArgs) -> None:

@@ -9,21 +9,29 @@ from litelvlm.cli_args import arg, read_declared
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
 from litelvlm.models.model_spec import ModelSpec
+from litelvlm.refer_layout import REFER_DATASETS, SPLIT_SCHEMES
 from litelvlm.registry.families import DEFAULT_MODEL, model_help, resolve
 from litelvlm.shared_options import DTYPES as DTYPES  # the --dtype names, declared there
 from litelvlm.shared_options import model_option, out_option
+from litelvlm.switches import (
+    ATTN_IMPLEMENTATIONS,
+    CLIP_PREPROCESSING,
+    CLIP_SOFTMAXES,
+    LAYER_DTYPES,
+    POSITION_SWITCH,
+    QUANTIZE_BACKENDS,
+    QUANTIZE_MODES,
+    SCORE_DTYPES,
+)
 
-#: ``--layer-dtype`` names (``litelvlm.lvlm.upcast.LAYER_DTYPES``, named here: this module imports no torch)
-LAYER_DTYPES: tuple[str, ...] = ("model", "float32", "auto")
 LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-encoder layers: model (--dtype, "
                     "the official), float32 (weights stay in --dtype, each layer upcast while it runs: "
                     "several times faster on an AVX2-only CPU, docs/validate.md; this project's option, "
                     "results differ at bfloat16 rounding) or auto (float32 where "
                     "a short matmul benchmark at start measures it faster than bfloat16 on this CPU, "
                     "recorded in config.json; bfloat16 on CUDA)")
-#: ``--attn`` names (``litelvlm.lvlm.numerics.ATTN_IMPLEMENTATIONS``, named here: this module imports no
-#: torch)
-ATTN_CHOICES: tuple[str, ...] = ("eager", "sdpa", "flash")
+#: ``--attn`` names
+ATTN_CHOICES = ATTN_IMPLEMENTATIONS
 ATTN_HELP = ("attention kernel of the LLM, CLIP, the vision tower and SAM: eager (the official stack's), "
              "sdpa (PyTorch's scaled_dot_product_attention, faster) or flash (this project's option: SDPA "
              "held to its FlashAttention backend in the LLM, CUDA and --dtype bfloat16/float16 only; CLIP, "
@@ -33,9 +41,8 @@ ATTN_HELP = ("attention kernel of the LLM, CLIP, the vision tower and SAM: eager
              "config.json")
 
 
-#: ``--positions`` names: ``official`` (each method's own rule) and the rules of
-#: ``litelvlm.lvlm.family.POSITION_SWITCH`` (named here: this module imports no torch)
-POSITION_CHOICES: tuple[str, ...] = ("official", "keep", "renumber", "pad")
+#: ``--positions`` names: ``official`` (each method's own rule) and the rules every method may be held to
+POSITION_CHOICES = POSITION_SWITCH
 #: the rules a run compares (the ``positions`` study) or sets for every method
 POSITION_RULES: tuple[str, ...] = POSITION_CHOICES[1:]
 POSITIONS_HELP = ("RoPE positions of the kept visual tokens: official (default: each method's official rule; "
@@ -83,29 +90,29 @@ class ModelDataArgs:
     sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
                                      "come from the model's checkpoint")
     image_dir: str | None = arg(None, help="image folder (default: <refer-dir>/images)")
-    dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
-    split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
+    dataset: str = arg("refcoco", help="dataset name", choices=list(REFER_DATASETS))
+    split_by: str = arg("unc", help="REFER split scheme", choices=list(SPLIT_SCHEMES))
     split: str = arg("val", help="split (val, testA, testB, test, ...)")
     attn: str | None = attn_arg()
     clip_preprocess: str | None = arg(None, help="CLIP image preprocessing: official (transformers 4.28's "
                                                  "PIL path) or transformers (the installed default); "
-                                                 "default: the study's", choices=["official", "transformers"])
+                                                 "default: the study's", choices=list(CLIP_PREPROCESSING))
     score_dtype: str | None = arg(None, help="precision of FastV's, SparseVLM's and DART's scores: model "
                                              "(the official: the model's dtype) or float32; default: the "
                                              "study's",
-                                  choices=["model", "float32"])
+                                  choices=list(SCORE_DTYPES))
     clip_softmax: str | None = arg(None, help="CLIP's eager attention (--attn eager): official "
                                               "(transformers 4.x's: queries scaled first, softmax in the "
                                               "model's dtype) or float32 (transformers 5's eager kernel, "
                                               "this project's earlier computation); default: the study's",
-                                   choices=["official", "float32"])
+                                   choices=list(CLIP_SOFTMAXES))
     quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 "
                                      "(4-bit NF4, double quantization); vision, CLIP text tower, SAM, "
                                      "projector and heads keep --dtype (docs/quantization.md)",
-                        choices=["none", "int8", "nf4"])
+                        choices=list(QUANTIZE_MODES))
     quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; the "
                                                      "official stacks' library) or torchao (int8 weight-only)"
-                                , choices=["bitsandbytes", "torchao"])
+                                , choices=list(QUANTIZE_BACKENDS))
     layer_dtype: str = arg("model", help=LAYER_DTYPE_HELP, choices=list(LAYER_DTYPES))
     image_resize: str = image_resize_arg()
 

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
+from litelvlm.switches import CUDA_MODES as CUDA_ENCODERS  # the --encoders values that record CUDA graphs
+from litelvlm.switches import (
+    ENCODER_CHOICES,  # --encoders: auto (CUDA graphs on cuda, eager elsewhere) or a mode
+)
+from litelvlm.switches import PREFILLS as SWITCH_PREFILLS
 
-#: ``--prefill``: auto (captured on CUDA, eager elsewhere) or one of ``litelvlm.llm.captured.PREFILLS`` (named
-#: here: this module imports no torch)
-PREFILLS = ("auto", "eager", "captured")
+#: ``--prefill``: auto (captured on CUDA, eager elsewhere) or one of :data:`litelvlm.switches.PREFILLS`
+PREFILLS = ("auto", *SWITCH_PREFILLS)
 #: ``--capture``: auto (fused on cuda, compile elsewhere) or one of ``litelvlm.llm.captured.CAPTURES``
 CAPTURE_CHOICES = ("auto", "fused", "graph", "compile", "fused-eager", "compile-eager")
 PREFILL_HELP = ("the LLM prefill: auto (the default: captured on cuda, eager on a CPU), eager (each decoder "
@@ -23,11 +27,6 @@ CAPTURE_HELP = ("--prefill captured: fused (one inductor-compiled layer function
                 "torch.compile of the whole stack (compile); fused-eager / compile-eager: dynamo's eager "
                 "backend, traced and replayed without generated code, a quick check; auto: fused on cuda, "
                 "compile elsewhere")
-#: ``--encoders``: auto (CUDA graphs on cuda, eager elsewhere) or one of ``litelvlm.lvlm.encoders.MODES``
-#: (named here, the one place every command's choices come from: this module imports no torch)
-ENCODER_CHOICES = ("auto", "eager", "graph", "fused", "compile", "compile-eager", "fused-eager")
-#: the ``--encoders`` values that record CUDA graphs (``litelvlm.lvlm.encoders.CUDA_MODES``)
-CUDA_ENCODERS = ("graph", "fused")
 ENCODERS_HELP = ("the image encoders (CLIP's and the family's vision towers, SAM's and SAM 2's image "
                  "encoders): auto (the default: graph on cuda, eager on a CPU), eager (each layer from "
                  "Python, the official path), graph (one CUDA graph per input shape, replaying the eager "

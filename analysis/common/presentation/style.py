@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from litelvlm.methods import PAPER_COMPARISON, TABLE, get_method
 from litelvlm.registry.provenance import weights_banner
+from litelvlm.runs.io import FIGURE_FORMATS as FORMATS
 from litelvlm.runs.io import PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
 
 #: Widths in inches of a one-column and a two-column figure (ICML/NeurIPS-style layouts).
@@ -35,7 +36,6 @@ PNG_DPI = 200
 #: black and the reference grey. Methods take their colours from it (:func:`method_style`), other categories
 #: in order.
 PALETTE = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#EE7733", "#332288")
-FORMATS = ("pdf", "png")
 
 _RC = {
     "pdf.fonttype": 42,  # TrueType, editable text in PDFs; no Type 3 fonts

@@ -18,8 +18,9 @@ from ...lvlm.family import SequenceLayout
 from ...lvlm.numerics import Numerics
 from ...models.model_spec import ModelSpec
 from ...qwen.mapped import frames_mapped_inputs
-from ...qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
+from ...qwen.pipeline import QwenSam2Input, QwenSam2Pipeline
 from ...qwen.pixels import QwenPixels, as_pixels, paired_clip_pixels
+from ...switches import ANSWERS, CLIP_TEXTS
 from .. import protocol
 from ..card import CARD
 from ..clip_pairing import default_clip
@@ -42,7 +43,7 @@ REFUSES = {"downsample": "{method} pools one image's grid of visual tokens; Sa2V
 #: one expression per prompt; an external CLIP's scores mapped onto the tiles' tokens (this project's); 1-D
 #: RoPE, each method's own position rule (as on LLaVA); the LLaVA form of every method (no variant)
 ABILITIES = Abilities(sentences_per_prompt=1, clip_side="mapped", position_axes=1,
-                      answers=("teacher-forced", "generate"), refuses=REFUSES, tower_stage=True)
+                      answers=ANSWERS, refuses=REFUSES, tower_stage=True)
 #: how ``describe()`` labels this backbone's pruning
 ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the <IMG_CONTEXT> "
               "tokens (256 per 448-px tile, the thumbnail's included); the methods acting with the LLM run "
