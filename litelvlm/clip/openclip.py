@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import LiteLVLMError, UnsupportedModelError
+from ..models.channel_stats import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from ..models.model_spec import OPEN_CLIP_PREFIXES, ModelSpec
 from .base import ClipBackend
 from .hf import expand2square
@@ -124,10 +125,8 @@ class OpenClip(ClipBackend):
         gs = visual.grid_size
         self._grid = (int(gs[0]), int(gs[1]))
         cfg = getattr(visual, "preprocess_cfg", {}) or {}
-        self.image_mean = tuple(cfg.get("mean", None) or visual.image_mean
-                                or (0.48145466, 0.4578275, 0.40821073))
-        self.image_std = tuple(cfg.get("std", None) or visual.image_std
-                               or (0.26862954, 0.26130258, 0.27577711))
+        self.image_mean = tuple(cfg.get("mean", None) or visual.image_mean or OPENAI_CLIP_MEAN)
+        self.image_std = tuple(cfg.get("std", None) or visual.image_std or OPENAI_CLIP_STD)
         size = cfg.get("size", visual.image_size)
         size = (size, size) if isinstance(size, int) else tuple(size)
         mode = cfg.get("resize_mode", "shortest")

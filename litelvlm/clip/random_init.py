@@ -18,6 +18,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from safetensors.torch import save_file
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
+from ..models.channel_stats import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from ..runs.io import atomic_path
 
 
@@ -129,8 +130,7 @@ def save_open_clip_dir(path: str | Path, arch: ClipArch, state_dict: dict[str, t
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = {"model_cfg": open_clip_config(arch),
-           "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073],
-                              "std": [0.26862954, 0.26130258, 0.27577711],
+           "preprocess_cfg": {"mean": list(OPENAI_CLIP_MEAN), "std": list(OPENAI_CLIP_STD),
                               "interpolation": "bicubic", "resize_mode": "shortest"},
            "litelvlm_arch": asdict(arch)}
     with atomic_path(path / "open_clip_config.json") as tmp:

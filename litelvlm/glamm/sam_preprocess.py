@@ -16,10 +16,10 @@ from transformers import SamImageProcessor
 from ..clip.hf import hub_reachable
 from ..data.resize_cap import check_resize
 from ..errors import LiteLVLMError
+from ..models.channel_stats import IMAGENET_MEAN_255, IMAGENET_STD_255
 
-#: SAM's pixel mean and std in 0-255 units (``ReferSegmDataset.IMG_MEAN``/``IMG_STD``, ``Sam.pixel_mean``).
-PIXEL_MEAN = (123.675, 116.28, 103.53)
-PIXEL_STD = (58.395, 57.12, 57.375)
+#: SAM's pixel mean and std in 0-255 units (``ReferSegmDataset.IMG_MEAN``/``IMG_STD``, ``Sam.pixel_mean``)
+PIXEL_MEAN, PIXEL_STD = IMAGENET_MEAN_255, IMAGENET_STD_255
 
 
 def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 from ..errors import LiteLVLMError
+from ..models.channel_stats import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from ..models.presets import named_preset
 
 #: Qwen2.5's special tokens in id order from ``<|endoftext|>`` = 151643 (the released
@@ -23,8 +24,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 QWEN_SPECIAL_BASE = 151643
 #: The released image processor (``preprocessor_config.json`` of both sizes; transformers'
 #: ``Qwen2VLImageProcessor`` defaults): CLIP's mean and std, bicubic resizing.
-IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
-IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGE_MEAN, IMAGE_STD = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 #: ``generation_config.json``'s sampling of the Qwen2.5-VL Instruct releases (near-greedy)
 SAMPLING = {"repetition_penalty": 1.05, "temperature": 0.1, "top_p": 0.001, "top_k": 1}
 

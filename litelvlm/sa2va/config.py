@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import LiteLVLMError
+from ..models.channel_stats import IMAGENET_MEAN, IMAGENET_STD
 from ..models.presets import named_preset
 from ..qwen.config import SPECIAL_TOKENS, QwenPreset
 from ..qwen.config import get_preset as get_qwen_preset
@@ -29,9 +30,8 @@ MODEL_TYPE = "sa2va_chat"
 ARCHITECTURE = "Sa2VAChatModelQwen"
 #: the config's ``template`` (``sa2va_qwen25_3b.py`` L32)
 TEMPLATE = "qwen_chat"
-#: ``sam2.py`` L134-135: SAM 2's input normalisation (on ``uint8 / 255``)
-SAM_MEAN = (0.485, 0.456, 0.406)
-SAM_STD = (0.229, 0.224, 0.225)
+#: ``sam2.py`` L134-135: SAM 2's input normalisation (on ``uint8 / 255``): ImageNet's
+SAM_MEAN, SAM_STD = IMAGENET_MEAN, IMAGENET_STD
 #: the LVLMs a Sa2VA preset is built on: backbone -> (the lookup of its ``qwen`` preset, its special tokens):
 #: Qwen2.5-VL (:mod:`litelvlm.qwen.config`) and Qwen3-VL (:mod:`litelvlm.sa2va.qwen3_config`)
 BACKBONES = {"qwen2.5-vl": (get_qwen_preset, SPECIAL_TOKENS),

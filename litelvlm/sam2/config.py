@@ -18,9 +18,6 @@ TRANSFORMERS = Lazy("transformers")
 
 #: ``sam2_base.py`` L18: the mask logit of frames where the object score says "absent".
 NO_OBJ_SCORE = -1024.0
-#: ImageNet's mean and std, SAM 2's input normalisation (on ``uint8 / 255``).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -116,5 +113,5 @@ def sam2_config(size: str | Sam2Size, image_size: int, stability: bool = False):
                                    mask_decoder_config=decoder)
 
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "NO_OBJ_SCORE", "SAM2_HIERA_B_PLUS", "SAM2_HIERA_L", "SAM2_SIZES",
+__all__ = ["NO_OBJ_SCORE", "SAM2_HIERA_B_PLUS", "SAM2_HIERA_L", "SAM2_SIZES",
            "SAM2_TINY", "Sam2Size", "sam2_config", "sam2_size"]

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Sam2Model
 
-from .config import IMAGENET_MEAN, IMAGENET_STD, NO_OBJ_SCORE
+from ..models.channel_stats import IMAGENET_MEAN, IMAGENET_STD  # SAM 2's input normalisation
+from .config import NO_OBJ_SCORE
 
 
 class Sam2Masks(NamedTuple):

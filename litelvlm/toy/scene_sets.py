@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..models.channel_stats import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from .scenes import Scene, make_scene
 
 #: scene seeds: training scenes, held-out evaluation scenes, demo scenes never overlap
@@ -17,8 +18,6 @@ TRAIN_SEED = 1
 HELDOUT_SEED = 2
 #: one-object scenes of the position warm-up
 WARMUP_SEED = 3
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _strip(scene: Scene) -> Scene:
@@ -37,9 +36,9 @@ def render_pixels(scenes_images: list[np.ndarray], image_size: int) -> torch.Ten
 
 def normalise(pixels_u8: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> float32 model input, OpenAI mean/std (in place on one float copy)."""
-    std = torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1)
     scale = 1.0 / (255.0 * std)
-    shift = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1) / std
+    shift = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1) / std
     return pixels_u8.float().mul_(scale).sub_(shift)
 
 

@@ -23,10 +23,6 @@ CHUNK_SIZE = 4
 IMAGE_TOKEN_INDEX = -200
 #: CLIP patches per frame (24 x 24): the unit of ``ground``'s budget
 FRAME_PATCHES = 576
-#: ImageNet mean / std (InternVideo2's ``VideoTrainProcessor``, ``internvideo/utils.py`` L16-21; SAM 2 in
-#: 0-255).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class InternVideo2Size:

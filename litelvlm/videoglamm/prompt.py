@@ -14,7 +14,10 @@ from PIL import Image
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 from ..data.resize_cap import check_resize
-from .config import IMAGE_TOKEN_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_FRAMES
+
+# ImageNet's mean / std: InternVideo2's ``VideoTrainProcessor`` (``internvideo/utils.py`` L16-21)
+from ..models.channel_stats import IMAGENET_MEAN, IMAGENET_STD
+from .config import IMAGE_TOKEN_INDEX, NUM_FRAMES
 
 SYSTEM = "<|system|>\nYou are a helpful AI assistant."
 ROLES = ("\n<|user|>\n", "\n<|assistant|>\n")

@@ -15,9 +15,10 @@ from PIL import Image
 from torch import nn
 from transformers import Sam2Model
 
+from ..models.channel_stats import IMAGENET_MEAN_255, IMAGENET_STD_255
+
 #: ``sam_preprocess``'s defaults (``utils/sam_transforms.py`` L28-29): SAM's pixel mean and std in 0-255 units
-PIXEL_MEAN = (123.675, 116.28, 103.53)
-PIXEL_STD = (58.395, 57.12, 57.375)
+PIXEL_MEAN, PIXEL_STD = IMAGENET_MEAN_255, IMAGENET_STD_255
 
 
 def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:

@@ -11,6 +11,9 @@ Two rules over ``litelvlm/``, ``analysis/`` and ``benchmarks/``:
 * no literal elsewhere (a keyword argument, the right side of ``in`` / ``not in``) spells out the names of a
   declaration: it imports them (pandas' named aggregations, ``agg(union=("union", "sum"))``, are pairs of a
   column and a function, not names).
+
+The same holds for numbers: a literal run of three or more numbers, one of them a fraction (a normalisation's
+channel means, say), is written in one place (:mod:`litelvlm.models.channel_stats`).
 """
 
 from __future__ import annotations
@@ -115,6 +118,25 @@ def test_the_listed_coincidences_still_stand():
     assert DIFFERENT_CONCEPTS
     for names in DIFFERENT_CONCEPTS:
         assert len({p.split(":")[0] for p in declared.get(names, []) + spelled.get(names, [])}) > 1, names
+
+
+def _number_runs() -> dict[tuple, list[str]]:
+    """Every literal tuple or list of three or more numbers with a fraction among them: numbers -> where."""
+    found: dict[tuple, list[str]] = defaultdict(list)
+    for path in modules("litelvlm", "analysis", "benchmarks"):
+        for node in ast.walk(parsed(path)):
+            if isinstance(node, (ast.Tuple, ast.List)) and len(node.elts) >= 3 and all(
+                    isinstance(e, ast.Constant) and type(e.value) in (int, float) for e in node.elts) and any(
+                    type(e.value) is float for e in node.elts):
+                found[tuple(e.value for e in node.elts)].append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_each_run_of_numbers_is_written_once():
+    found = _number_runs()
+    assert (0.485, 0.456, 0.406) in found   # the scan saw ImageNet's means
+    twice = {numbers: places for numbers, places in found.items() if len(places) > 1}
+    assert not twice, f"the same numbers written in more than one place (import the one constant): {twice}"
 
 
 def test_the_scan_finds_a_copy_in_each_form(tmp_path, monkeypatch):

@@ -32,8 +32,6 @@ INTERNVL_TOKENS: tuple[str, ...] = (IMG_START, IMG_END, IMG_CONTEXT, "<quad>", "
                                     "<box>", "</box>")
 #: ``preparing_for_generation`` L556-566: tiles, patch, pixel shuffle, ImageNet normalisation
 TILE, PATCH, DOWNSAMPLE, MIN_TILES, MAX_TILES = 448, 14, 0.5, 1, 12
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: the frames of a video the LLM sees (``predict_forward`` L637)
 LLM_FRAMES = 5
 
@@ -145,7 +143,7 @@ def released_config(p: InternVLPreset) -> dict:
             "vision_config": vision_config(p)}
 
 
-__all__ = ["ARCHITECTURE", "BACKBONE", "DOWNSAMPLE", "IMAGENET_MEAN", "IMAGENET_STD", "IMG_CONTEXT",
+__all__ = ["ARCHITECTURE", "BACKBONE", "DOWNSAMPLE", "IMG_CONTEXT",
            "IMG_END", "IMG_START", "INSTRUCTION", "INTERNVL_TOKENS", "InternVLPreset", "LLM_FRAMES",
            "MAX_TILES", "MIN_TILES", "MODEL_TYPE", "PATCH", "PRESETS", "STOP_WORDS", "TEMPLATE", "TILE",
            "get_preset", "is_internvl", "llm_config", "released_config", "vision_config"]

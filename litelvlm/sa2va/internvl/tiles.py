@@ -13,7 +13,8 @@ import torchvision.transforms as T
 from PIL import Image
 from torchvision.transforms.functional import InterpolationMode
 
-from .config import IMAGENET_MEAN, IMAGENET_STD, IMG_CONTEXT, IMG_END, IMG_START, INSTRUCTION, MIN_TILES, TILE
+from ...models.channel_stats import IMAGENET_MEAN, IMAGENET_STD  # InternViT's normalisation
+from .config import IMG_CONTEXT, IMG_END, IMG_START, INSTRUCTION, MIN_TILES, TILE
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from litelvlm.videoglamm.config import IMAGENET_MEAN, IMAGENET_STD
+from litelvlm.models.channel_stats import IMAGENET_MEAN, IMAGENET_STD
 from litelvlm.videoglamm.prompt import internvideo_pixels
 
 UTILS = "VideoGLaMM/model/videogpt_plus/model/internvideo/utils.py"
