@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .captured import RECOMPILE_LIMIT, raise_recompile_limits  # noqa: F401 (RECOMPILE_LIMIT re-exported)
+
 #: untimed calls of one sequence length before it is timed (compile; CUDA graphs: warm up, then record)
 WARMUP_CALLS = 2
-#: compiled variants kept per layer (one per sequence length: methods x budgets, FastV's pruned lengths)
-RECOMPILE_LIMIT = 256
 
 
 def default_mode(device: str | torch.device) -> str | None:
@@ -38,11 +38,7 @@ def default_mode(device: str | torch.device) -> str | None:
 def compile_layers(layers: nn.ModuleList, mode: str | None = None, backend: str = "inductor") -> dict:
     """Compile each of ``layers``' ``forward`` in place (static shapes; hooks stay eager); returns the record
     for a run's config (``uncompile_layers`` restores the eager layers)."""
-    dynamo = torch._dynamo.config
-    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
-                 "accumulated_cache_size_limit"):
-        if hasattr(dynamo, name):
-            setattr(dynamo, name, max(getattr(dynamo, name), RECOMPILE_LIMIT * len(layers)))
+    raise_recompile_limits(len(layers))   # one compiled variant per sequence length, per layer
     for layer in layers:
         layer.forward = torch.compile(type(layer).forward.__get__(layer), mode=mode, backend=backend,
                                       dynamic=False)

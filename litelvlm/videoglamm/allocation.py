@@ -15,11 +15,12 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..pruning.scores import similarity
+from ..video.runner import FRAME_PATCHES
 from .config import NUM_FRAMES
 from .pruning import frame_inputs
 
 #: CLIP tokens of a frame (the 24 x 24 grid) and the grid side
-NUM_PATCHES, SIDE = 576, 24
+NUM_PATCHES, SIDE = FRAME_PATCHES, math.isqrt(FRAME_PATCHES)
 
 
 def _check(weights: Sequence[float], frames: int) -> list[float]:

@@ -21,8 +21,6 @@ ARCHITECTURE = "VideoGLaMMForCausalLM"
 NUM_FRAMES = 16
 CHUNK_SIZE = 4
 IMAGE_TOKEN_INDEX = -200
-#: CLIP patches per frame (24 x 24): the unit of ``ground``'s budget
-FRAME_PATCHES = 576
 
 @dataclass(frozen=True)
 class InternVideo2Size:
@@ -122,5 +120,5 @@ def sam2_config(p: VideoGLaMMPreset):
     return base(p.sam2, p.sam2_image_size, stability=True)
 
 
-__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "FRAME_PATCHES", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES",
+__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES",
            "PRESETS", "InternVideo2Size", "VideoGLaMMPreset", "get_preset", "sam2_config"]

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..pruning import Selection
-from .config import FRAME_PATCHES
+from ..video.runner import FRAME_PATCHES
 from .pruning import PrunedVisual
 
 

@@ -24,9 +24,10 @@ from ..lvlm.prune import llm_stage
 from ..pruning import Selection
 from ..registry.families import family_model
 from ..switches import ANSWERS, ARRANGEMENTS, CLIP_TEXTS, check_one_of
+from ..video.runner import FRAME_PATCHES
 from .card import CARD
 from .checkpoint import load_videoglamm
-from .config import FRAME_PATCHES, IMAGE_TOKEN_INDEX, NUM_FRAMES
+from .config import IMAGE_TOKEN_INDEX, NUM_FRAMES
 from .frames import frame_stage
 from .inference import prepare_clip
 from .prompt import ANSWER, input_ids
@@ -342,4 +343,4 @@ class VideoGLaMMPipeline(GroundingPipeline):
             self.arrangement == "pool" and bool(torch.equal(out.kept_indices.cpu(), every_patch)))
 
 
-__all__ = ["ABILITIES", "ANSWERS", "FRAME_PATCHES", "VideoGLaMMInput", "VideoGLaMMPipeline"]
+__all__ = ["ABILITIES", "ANSWERS", "VideoGLaMMInput", "VideoGLaMMPipeline"]

@@ -27,14 +27,14 @@ from ..lvlm.numerics import Numerics
 from ..method import position_error
 from ..methods import available_methods
 from ..video.decoded import DecodedVideo, frames_of
-from ..video.runner import VideoRunArgs
+from ..video.runner import FRAME_PATCHES, VideoRunArgs
 from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm
 from .config import NUM_FRAMES
 from .frames import FrameSelection
 from .inference import prepare_clip
-from .pipeline import FRAME_PATCHES, VideoGLaMMPipeline
+from .pipeline import VideoGLaMMPipeline
 from .referdavis import clip_ranges
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
 from .video_input import VideoGLaMMInput

@@ -18,8 +18,6 @@ OFFICIAL_ELEMENT_SIZE = 2
 #: FastV port) or ``as run`` (after that layer has run: the SparseVLM port).
 OFFICIAL_LOOPS = {"fastv": "before", "sparsevlm": "as run"}
 OFFICIAL_LOOP_METHODS = tuple(OFFICIAL_LOOPS)
-#: Text tokens of the official RefCOCO prompt (3 sentences, median over RefCOCO val): 36 before the image.
-OFFICIAL_TEXT_TOKENS = 129
 
 
 def counted_layer_tokens(s: LLMSizes, plan: TokenPlan) -> list[int]:

@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 from litelvlm.data.fixtures import write_tiny_refer
+from litelvlm.models.model_spec import COMMAND_CLIP_MODEL
 
 ROOT = Path(__file__).resolve().parents[3]
-#: The CLIP model smoke results use unless ``--model`` says otherwise (random weights, 24x24 grid).
-SMOKE_MODEL = "tiny336-random"
+#: The CLIP model smoke results use unless ``--model`` says otherwise: the commands' default (random weights,
+#: 24x24 grid).
+SMOKE_MODEL = COMMAND_CLIP_MODEL
 
 
 def shared_data_dir() -> Path:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from litelvlm.glamm.config import ARCHS
 from litelvlm.registry.families import card, cards, check_budgets_fit
+from litelvlm.video.runner import FRAME_PATCHES
 from litelvlm.videoglamm.config import PRESETS
-from litelvlm.videoglamm.pipeline import FRAME_PATCHES
 
 
 def test_the_cards_n_is_the_configurations():
