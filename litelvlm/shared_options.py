@@ -19,10 +19,13 @@ from typing import Any
 
 from .budget import Budget
 from .cli_args import arg
+from .refer_layout import SPLIT_SCHEMES
+from .switches import CLIP_BACKENDS, QUANTIZE_BACKENDS, QUANTIZE_MODES
 
 #: the fields the groups below declare (every command's option of that name comes from its group here)
 SHARED_OPTIONS: tuple[str, ...] = ("budgets", "seed", "model", "out", "device", "dtype", "limit_images",
-                                   "methods", "n_boot", "boot_seed")
+                                   "methods", "n_boot", "boot_seed", "backend", "quantize",
+                                   "quantize_backend", "split_by")
 #: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 
@@ -90,6 +93,28 @@ def methods_option(default: list[str] | None, help: str) -> Any:
     return arg(default, help=help, shared="methods")
 
 
-__all__ = ["DTYPES", "SHARED_OPTIONS", "boot_seed_option", "budgets_option", "device_option", "dtype_option",
-           "limit_images_option", "methods_option", "model_option", "n_boot_option", "out_option",
-           "seed_option"]
+def clip_backend_option() -> Any:
+    """``--backend``: the CLIP back-end, ``hf`` or ``open_clip`` (default: inferred from ``--model``)."""
+    return arg(None, help="hf or open_clip (default: inferred from --model)", choices=list(CLIP_BACKENDS),
+               shared="backend")
+
+
+def quantize_option(help: str) -> Any:
+    """``--quantize``: ``none``, ``int8`` or ``nf4`` (``help`` says what the command quantizes)."""
+    return arg("none", help=help, choices=list(QUANTIZE_MODES), shared="quantize")
+
+
+def quantize_backend_option(help: str) -> Any:
+    """``--quantize-backend``: the library of ``--quantize``, ``bitsandbytes`` (default) or ``torchao``."""
+    return arg("bitsandbytes", help=help, choices=list(QUANTIZE_BACKENDS), shared="quantize_backend")
+
+
+def split_by_option() -> Any:
+    """``--split-by``: a REFER split scheme (``unc``, the default; ``google``, ``umd``)."""
+    return arg("unc", help="REFER split scheme", choices=list(SPLIT_SCHEMES), shared="split_by")
+
+
+__all__ = ["DTYPES", "SHARED_OPTIONS", "boot_seed_option", "budgets_option", "clip_backend_option",
+           "device_option", "dtype_option", "limit_images_option", "methods_option", "model_option",
+           "n_boot_option", "out_option", "quantize_backend_option", "quantize_option", "seed_option",
+           "split_by_option"]

@@ -12,8 +12,14 @@ from dataclasses import dataclass, replace
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.models.model_spec import ModelSpec
-from litelvlm.shared_options import device_option, model_option, n_boot_option, out_option, seed_option
-from litelvlm.switches import CLIP_BACKENDS
+from litelvlm.shared_options import (
+    clip_backend_option,
+    device_option,
+    model_option,
+    n_boot_option,
+    out_option,
+    seed_option,
+)
 
 #: where the demo writes by default: an untracked folder of the working directory, never the
 #: committed figures/demo/ of a checkout
@@ -27,8 +33,7 @@ class DemoArgs:
     model: ModelSpec | None = model_option(None, help="CLIP model (default: the bundled toy CLIP); a local "
                                            "save_pretrained folder, local-dir:PATH (open_clip), a hub id in "
                                            "the local cache, or tiny-random[:SEED]")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
-                       choices=list(CLIP_BACKENDS))
+    backend: str | None = clip_backend_option()
     out: str = out_option("folder for the figures and demo_summary.json (the default is a new folder in the "
                           "working directory; the committed figures/demo/ is remade only with --out "
                           "figures/demo)", DEFAULT_OUT)

@@ -37,8 +37,10 @@ from litelvlm.shared_options import (
     methods_option,
     model_option,
     out_option,
+    quantize_backend_option,
+    quantize_option,
 )
-from litelvlm.switches import ARRANGEMENTS, QUANTIZE_BACKENDS, QUANTIZE_MODES
+from litelvlm.switches import ARRANGEMENTS
 
 #: the budgets of an image arch (a family with default budgets of its own, a video one, has those instead)
 DEFAULT_BUDGETS = GROUNDING_BUDGETS
@@ -89,14 +91,12 @@ class EfficiencyArgs(MethodFlags):
     encoders: str = arg("auto", choices=list(ENCODER_CHOICES), help=ENCODERS_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     stage_costs: bool = arg(False, help=STAGE_COSTS_HELP)
-    quantize: str = arg("none", choices=list(QUANTIZE_MODES),
-                        help="time the model with its LLM decoder layers' weights quantized (int8: "
-                             "LLM.int8(); nf4: 4-bit NF4), as --quantize of the other commands "
-                             "(docs/quantization.md); not with --flops-only (quantization changes the "
-                             "weights' storage, not the FLOPs)")
-    quantize_backend: str = arg("bitsandbytes", choices=list(QUANTIZE_BACKENDS),
-                                help="library of --quantize: bitsandbytes (int8, nf4) or torchao (int8 "
-                                "weight-only)")
+    quantize: str = quantize_option("time the model with its LLM decoder layers' weights quantized (int8: "
+                                    "LLM.int8(); nf4: 4-bit NF4), as --quantize of the other commands "
+                                    "(docs/quantization.md); not with --flops-only (quantization changes the "
+                                    "weights' storage, not the FLOPs)")
+    quantize_backend: str = quantize_backend_option("library of --quantize: bitsandbytes (int8, nf4) or "
+                                                    "torchao (int8 weight-only)")
 
     def __post_init__(self) -> None:
         read_declared(self)   # a Python caller's budgets; the command line's are read already

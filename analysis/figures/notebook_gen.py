@@ -21,6 +21,7 @@ from pathlib import Path
 
 from analysis.common.presentation.figure_set import FigureSet
 from analysis.figures.registry import FIGURE_SETS
+from litelvlm.explore.notebook import notebook_of
 from litelvlm.machine.optional import optional_import
 from litelvlm.runs.io import atomic_path
 
@@ -152,7 +153,7 @@ def drawing(figure_set: FigureSet) -> str:
 
 def make_notebook(figure_set: FigureSet):
     """The notebook of ``figure_set`` (an ``nbformat`` v4 notebook, no outputs)."""
-    nbformat, v4 = optional_import("nbformat"), optional_import("nbformat.v4")
+    v4 = optional_import("nbformat.v4")
     cells = [
         v4.new_markdown_cell(intro(figure_set)),
         v4.new_code_cell(parameters(figure_set), metadata={"tags": ["parameters"]}),
@@ -162,13 +163,7 @@ def make_notebook(figure_set: FigureSet):
         v4.new_code_cell('for p in paths:\n    if p.suffix == ".png":\n'
                          '        display(Image(filename=str(p)))'),
     ]
-    nb = v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
-    for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same file
-        cell["id"] = f"{figure_set.name}-{i}"
-    nbformat.validate(nb)
-    return nb
+    return notebook_of(cells, figure_set.name)
 
 
 def notebook_path(figure_set: FigureSet, notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> Path:

@@ -22,7 +22,13 @@ from analysis.common.grounding.model_setup import quantize_kwargs, study_numeric
 from analysis.common.options.prefill_args import prefill_record
 from analysis.common.presentation.caveats import null_results
 from analysis.common.presentation.degenerate import warn_if_degenerate
-from analysis.common.presentation.screen import board_text, methods_headline, table_notes, with_intervals
+from analysis.common.presentation.screen import (
+    METRIC_LABELS,
+    board_text,
+    methods_headline,
+    table_notes,
+    with_intervals,
+)
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import run_identity
 from analysis.common.runs.run_record import run_record, torch_thread_count
@@ -291,8 +297,8 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
                                     sum(len(by_image[i]) for i in image_ids), log)
             tested = current(out / "comparisons.csv")
             comparisons = pd.read_csv(tested) if tested.exists() else None
-            screen.headline("eval-grounding", methods_headline(summary, {"ciou": "cIoU", "giou": "gIoU"},
-                                                               comparisons=comparisons),
+            labels = {m: METRIC_LABELS[m] for m in ("ciou", "giou")}
+            screen.headline("eval-grounding", methods_headline(summary, labels, comparisons=comparisons),
                             weights_banner(a.model, a.clip))
     return 0
 

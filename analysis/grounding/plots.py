@@ -8,6 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from analysis.common.presentation.screen import METRIC_LABELS
 from analysis.common.presentation.stat_plots import (
     draw_interval,
     few_units_note,
@@ -29,7 +30,7 @@ from litelvlm.methods import BASELINE
 
 __all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference", "plot_claims_table"]
 
-_LABELS = {"ciou": "cIoU", "giou": "gIoU"}
+_LABELS = {m: METRIC_LABELS[m] for m in ("ciou", "giou")}
 
 
 def _check(summary: pd.DataFrame, metric: str) -> None:

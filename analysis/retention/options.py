@@ -22,14 +22,16 @@ from litelvlm.models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, Mode
 from litelvlm.registry.families import cards, check_image_model, check_image_resize, family_of
 from litelvlm.shared_options import (
     budgets_option,
+    clip_backend_option,
     dtype_option,
     limit_images_option,
     methods_option,
     model_option,
     out_option,
+    quantize_backend_option,
+    quantize_option,
     seed_option,
 )
-from litelvlm.switches import CLIP_BACKENDS, QUANTIZE_BACKENDS, QUANTIZE_MODES
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
 BUDGETS = RETENTION_BUDGETS
@@ -49,8 +51,7 @@ class RetentionArgs:
                                     "vit-l-14-336-random (see `litelvlm select --help`); or an LVLM of a "
                                     f"model family (e.g. {_EXAMPLE}, or a checkpoint folder): the methods it "
                                     "runs, on its own visual tokens")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
-                       choices=list(CLIP_BACKENDS))
+    backend: str | None = clip_backend_option()
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic "
                          "image", deprecated=("--data",))
     image_dir: str = arg(None, help="image folder (default: <refer-dir>/images)")
@@ -65,11 +66,10 @@ class RetentionArgs:
     image_resize: str = image_resize_arg()
     dtype: str = dtype_option("float32", help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in "
                               "bfloat16)", choices=list(CLIP_DTYPES))
-    quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or "
-                                     "nf4 (this project's option, to ask whether quantization changes what "
-                                     "is kept)", choices=list(QUANTIZE_MODES))
-    quantize_backend: str = arg("bitsandbytes", help="library of --quantize",
-                                choices=list(QUANTIZE_BACKENDS))
+    quantize: str = quantize_option("quantize CLIP's encoder layers (vision and text; hf backend): int8 or "
+                                    "nf4 (this project's option, to ask whether quantization changes what "
+                                    "is kept)")
+    quantize_backend: str = quantize_backend_option("library of --quantize")
     compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
                                      "unquantized run): writes overlap.csv, the share of kept tokens both "
                                      "keep")

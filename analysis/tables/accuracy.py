@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.presentation.screen import METRIC_LABELS
 from analysis.common.runs.run_tree import Run
 from analysis.common.stats import permutation
 from analysis.common.stats import significance as sig
@@ -53,7 +54,7 @@ class Accuracy:
         return next((m for m in self.metrics if m[0] == self.lead), self.metrics[0])
 
 
-GROUNDING = Accuracy("grounding", (("ciou", "cIoU"), ("giou", "gIoU")), "image", "K")
+GROUNDING = Accuracy("grounding", tuple((m, METRIC_LABELS[m]) for m in ("ciou", "giou")), "image", "K")
 VIDEO = Accuracy("video", (("J", "J"), ("F", "F"), ("J&F", "J&F")), "video", "K per frame", lead="J&F")
 
 

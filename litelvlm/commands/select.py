@@ -29,8 +29,7 @@ from ..registry.families import (
     names_family,
 )
 from ..runs.io import save_plot
-from ..shared_options import model_option, seed_option
-from ..switches import CLIP_BACKENDS
+from ..shared_options import clip_backend_option, model_option, seed_option
 from .select_family import _load_image, run_family
 
 
@@ -51,8 +50,7 @@ class SelectArgs(MethodFlags):
                                     f"preset such as {DEFAULT_MODEL}, or a checkpoint folder), whose "
                                     "pipeline then runs the method on its own visual tokens")
     method: str = arg("litelvlm", help="selection method (see --list-methods)")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
-                       choices=list(CLIP_BACKENDS))
+    backend: str | None = clip_backend_option()
     seed: int = seed_option("seed for random methods")
     image_resize: str = image_resize_arg()
     raster: bool = arg(False, help="re-sort the kept indices into raster order")

@@ -58,18 +58,25 @@ def sample_image(folder: str | Path) -> tuple[str, list[str]]:
     return str(first.image_path), [first.sentence]
 
 
-def make_notebook():
-    """The notebook (``nbformat`` v4, no outputs, stable cell ids)."""
+def notebook_of(cells: list, id_prefix: str):
+    """A generated notebook (``nbformat`` v4, no outputs) of ``cells`` on the Python 3 kernel, its cell ids
+    ``<id_prefix>-<i>`` (stable: regenerating gives the same file), validated."""
     nbformat, v4 = optional_import("nbformat"), optional_import("nbformat.v4")
-    cells = [v4.new_markdown_cell(INTRO), v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
-             v4.new_code_cell(BODY)]
     nb = v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
     for i, cell in enumerate(nb.cells):
-        cell["id"] = f"explore-{i}"
+        cell["id"] = f"{id_prefix}-{i}"
     nbformat.validate(nb)
     return nb
+
+
+def make_notebook():
+    """The notebook (``nbformat`` v4, no outputs, stable cell ids)."""
+    v4 = optional_import("nbformat.v4")
+    return notebook_of([v4.new_markdown_cell(INTRO),
+                        v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+                        v4.new_code_cell(BODY)], "explore")
 
 
 def notebook_text() -> str:

@@ -1,7 +1,8 @@
 """The options several commands share are declared once (:mod:`litelvlm.shared_options`): every command's
-``--budgets``, ``--seed``, ``--model``, ``--out``, ``--device``, ``--dtype``, ``--limit-images`` and
-``--methods`` come from their one declaration, each command's default a named constant; ``--budgets`` is read
-into Budgets once, by the parser, and that list travels on unread."""
+``--budgets``, ``--seed``, ``--model``, ``--out``, ``--device``, ``--dtype``, ``--limit-images``,
+``--methods``, ``--backend``, ``--quantize``, ``--quantize-backend``, ``--split-by`` ... come from their one
+declaration, each command's default a named constant; ``--budgets`` is read into Budgets once, by the parser,
+and that list travels on unread."""
 
 from __future__ import annotations
 

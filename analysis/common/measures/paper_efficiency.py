@@ -8,7 +8,7 @@ Details: docs/efficiency.md (``analysis.common.measures.paper_efficiency``).
 
 from __future__ import annotations
 
-from analysis.common.measures.flops import LLMSizes, TokenPlan, projection_macs
+from analysis.common.measures.flops import PAPER_TFLOPS, LLMSizes, TokenPlan, projection_macs
 from litelvlm.registry.families import cards
 
 #: Bytes of the official activations (bfloat16 ``hidden_states.element_size()``).
@@ -72,7 +72,7 @@ PAPER = {
     "prefill_ms": {576: 166.25, 192: 74.88, 64: 54.02},
     "cuda_ms": {576: 340.89, 192: 265.83, 64: 237.35},
     "activations_gb": {576: 0.81, 192: 0.35, 64: 0.21},
-    "flops_tb": {576: 4.66, 192: 2.11, 64: 1.27},
+    "flops_tb": PAPER_TFLOPS,
 }
 
 

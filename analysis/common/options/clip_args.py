@@ -14,17 +14,18 @@ from analysis.common.runs.study import check_same_model
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.models.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
-from litelvlm.refer_layout import REFER_DATASETS, SPLIT_SCHEMES
+from litelvlm.refer_layout import REFER_DATASETS
 from litelvlm.registry.families import card, question_templates
 from litelvlm.shared_options import (
+    clip_backend_option,
     device_option,
     dtype_option,
     model_option,
     n_boot_option,
     out_option,
     seed_option,
+    split_by_option,
 )
-from litelvlm.switches import CLIP_BACKENDS
 
 #: the CLIP studies' ``--dtype`` names
 CLIP_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
@@ -42,15 +43,14 @@ class ClipStudyArgs:
     model: ModelSpec = model_option(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or "
                                     "local dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
                                     "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
-                       choices=list(CLIP_BACKENDS))
+    backend: str | None = clip_backend_option()
     refer_dir: str = arg(None, help="folder with refs(<split-by>).p and instances.json (or <dir>/<dataset>/)")
     image_dir: str = arg(None, help="image folder (COCO train2014 for RefCOCO; default: <refer-dir>/images, "
                                     "or images/ beside --coco-instances)")
     coco_instances: str = arg(None, help="a plain COCO instances JSON instead of --refer-dir "
                                          "(the category name is the phrase)")
     dataset: str = arg("refcoco", help="REFER dataset", choices=list(REFER_DATASETS))
-    split_by: str = arg("unc", help="REFER split scheme", choices=list(SPLIT_SCHEMES))
+    split_by: str = split_by_option()
     split: str = arg("val", help="split name (val, testA, testB, test, train) or 'all'")
     text_template: str = arg("plain", help="'plain': the sentence as given; a family's name: wrapped in that "
                              "family's referring-segmentation question chosen by --seed "

@@ -9,18 +9,22 @@ from litelvlm.cli_args import arg, read_declared
 from litelvlm.errors import LiteLVLMError
 from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
 from litelvlm.models.model_spec import ModelSpec
-from litelvlm.refer_layout import REFER_DATASETS, SPLIT_SCHEMES
+from litelvlm.refer_layout import REFER_DATASETS
 from litelvlm.registry.families import DEFAULT_MODEL, model_help, resolve
 from litelvlm.shared_options import DTYPES as DTYPES  # the --dtype names, declared there
-from litelvlm.shared_options import model_option, out_option
+from litelvlm.shared_options import (
+    model_option,
+    out_option,
+    quantize_backend_option,
+    quantize_option,
+    split_by_option,
+)
 from litelvlm.switches import (
     ATTN_IMPLEMENTATIONS,
     CLIP_PREPROCESSING,
     CLIP_SOFTMAXES,
     LAYER_DTYPES,
     POSITION_SWITCH,
-    QUANTIZE_BACKENDS,
-    QUANTIZE_MODES,
     SCORE_DTYPES,
 )
 
@@ -91,7 +95,7 @@ class ModelDataArgs:
                                      "come from the model's checkpoint")
     image_dir: str | None = arg(None, help="image folder (default: <refer-dir>/images)")
     dataset: str = arg("refcoco", help="dataset name", choices=list(REFER_DATASETS))
-    split_by: str = arg("unc", help="REFER split scheme", choices=list(SPLIT_SCHEMES))
+    split_by: str = split_by_option()
     split: str = arg("val", help="split (val, testA, testB, test, ...)")
     attn: str | None = attn_arg()
     clip_preprocess: str | None = arg(None, help="CLIP image preprocessing: official (transformers 4.28's "
@@ -106,13 +110,11 @@ class ModelDataArgs:
                                               "model's dtype) or float32 (transformers 5's eager kernel, "
                                               "this project's earlier computation); default: the study's",
                                    choices=list(CLIP_SOFTMAXES))
-    quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 "
-                                     "(4-bit NF4, double quantization); vision, CLIP text tower, SAM, "
-                                     "projector and heads keep --dtype (docs/quantization.md)",
-                        choices=list(QUANTIZE_MODES))
-    quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; the "
-                                                     "official stacks' library) or torchao (int8 weight-only)"
-                                , choices=list(QUANTIZE_BACKENDS))
+    quantize: str = quantize_option("quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 "
+                                    "(4-bit NF4, double quantization); vision, CLIP text tower, SAM, "
+                                    "projector and heads keep --dtype (docs/quantization.md)")
+    quantize_backend: str = quantize_backend_option("library of --quantize: bitsandbytes (int8, nf4; the "
+                                                    "official stacks' library) or torchao (int8 weight-only)")
     layer_dtype: str = arg("model", help=LAYER_DTYPE_HELP, choices=list(LAYER_DTYPES))
     image_resize: str = image_resize_arg()
 

@@ -17,6 +17,10 @@ from analysis.common.stats import significance as sig
 from analysis.common.stats.bootstrap import MIN_UNITS
 from litelvlm.methods import is_baseline
 
+#: how a metric is written on the screen, in a table and on an axis (a family's own, ``<family>_<metric>``,
+#: after its card's display name: :func:`analysis.common.presentation.stat_plots.metric_label`)
+METRIC_LABELS = {"ciou": "cIoU", "giou": "gIoU", "box_acc": "box accuracy"}
+
 #: the most columns a human-facing table shows
 MAX_COLUMNS = 10
 #: the fewest units (images, videos) an interval is printed over (the statistics' own rule,

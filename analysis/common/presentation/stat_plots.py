@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
+from analysis.common.presentation.screen import METRIC_LABELS
 from analysis.common.presentation.style import (
     budget_axis,
     figsize,
@@ -26,8 +27,6 @@ __all__ = ["draw_interval", "readable_range", "reference_band", "spread", "plot_
 
 #: how a verdict is coloured in the claims table
 VERDICT_COLORS = {"MET": "#d9f0d3", "MISSED": "#f4cccc", "not judged": "#e6e6e6"}
-#: how a metric is written on an axis (a family's own, ``<family>_<metric>``, after its card's display name)
-METRIC_LABELS = {"ciou": "cIoU", "giou": "gIoU", "box_acc": "box accuracy"}
 
 
 def metric_label(metric: str) -> str:
