@@ -35,13 +35,13 @@ import sys
 import pytest
 
 from analysis.common.measures.paper_efficiency import (
-    OFFICIAL_TEXT_TOKENS,
     counted_layer_tokens,
     paper_activation_bytes,
     paper_flops,
 )
 from analysis.efficiency.arch import get_arch
 from analysis.efficiency.flops import token_plan
+from litelvlm.glamm.cost import OFFICIAL_PROMPT_TOKENS as OFFICIAL_TEXT_TOKENS  # the official prompt's text
 from litelvlm.methods.sparsevlm import token_schedule
 
 PYC = "model/llava/model/language_model/__pycache__/"
