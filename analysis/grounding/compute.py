@@ -51,7 +51,7 @@ from litelvlm.registry.resolved_model import ResolvedModel, record
 from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.runs.parts import PartStore, read_parquet
-from litelvlm.runs.transaction import current
+from litelvlm.runs.staging import current
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from litelvlm.runs.exclusions import announce_skipped_images
 from litelvlm.runs.io import atomic_path, remove_result, write_csv, write_json, write_parquet
 from litelvlm.runs.parts import PartStore, read_parquet
 from litelvlm.runs.run_folder import RunFolder
-from litelvlm.runs.transaction import current
+from litelvlm.runs.staging import current
 
 log = logging.getLogger(__name__)
 

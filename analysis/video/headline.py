@@ -15,7 +15,7 @@ from analysis.common.runs.command import Screen
 from analysis.video.options import VideoArgs
 from litelvlm.methods import is_baseline
 from litelvlm.registry.provenance import weights_banner
-from litelvlm.runs.transaction import current
+from litelvlm.runs.staging import current
 
 log = logging.getLogger("analysis.video.compute")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LiteLVLMError, storage_errno
-from . import transaction
+from . import staging, transaction
 
 
 def _current_umask() -> int:
@@ -35,9 +35,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds (a writer's
     error carrying a full disk's errno is an ``OSError`` naming ``path``, whichever library raised it). Inside
     a folder with an open :class:`~litelvlm.runs.transaction.Transaction`, "into place" is its staging
-    folder (:func:`~litelvlm.runs.transaction.route`), and the file reaches ``path`` when it commits."""
+    folder (:func:`~litelvlm.runs.staging.route`), and the file reaches ``path`` when it commits."""
     path = Path(path)
-    staged = transaction.route(path)
+    staged = staging.route(path)
     target = staged[0] / staged[1] if staged is not None else path
     target.parent.mkdir(parents=True, exist_ok=True)
     # named before it is made: a stop landing the moment it exists finds it to remove (finally)
@@ -49,7 +49,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             publish(tmp)
         transaction.replace(tmp, target)
         if staged is not None:
-            transaction.record(*staged)
+            staging.record(*staged)
     except OSError as e:
         # a full disk met by a writer that names no file: name it
         if e.filename is None and e.errno is not None:
@@ -68,11 +68,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def remove_result(path: str | os.PathLike) -> None:
     """Remove an earlier run's result file: when the open transaction of its folder commits (a failed or
     stopped run leaves it in place, beside the tables that name it), else at once."""
-    found = transaction.open_stage(path)
+    found = staging.open_stage(path)
     if found is None:
         Path(path).unlink(missing_ok=True)
     else:
-        transaction.record(found[1], Path(os.path.abspath(path)).relative_to(found[0]).as_posix(), "remove")
+        staging.record(found[1], Path(os.path.abspath(path)).relative_to(found[0]).as_posix(), "remove")
 
 
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -164,7 +164,7 @@ def read_json(path: str | os.PathLike) -> Any:
     """The JSON content of ``path``; a truncated or garbled file is a LiteLVLMError naming it."""
     path = Path(path)
     try:
-        return json.loads(transaction.current(path).read_text())
+        return json.loads(staging.current(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LiteLVLMError(f"{path} is not valid JSON (truncated or partial copy?): {e}") from None
     except OSError as e:   # a folder where the file should be, a broken link, no permission

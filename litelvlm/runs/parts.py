@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from ..errors import LiteLVLMError
 from .io import read_json, write_json, write_parquet
 from .records import inside
-from .transaction import current
+from .staging import current
 
 log = logging.getLogger(__name__)
 

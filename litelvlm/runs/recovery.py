@@ -9,7 +9,8 @@ import logging
 import os
 
 from .folder_lock import FolderLock
-from .transaction import JOURNAL, REPLACED_PREFIX, STAGE_PREFIX, recover
+from .staging import STAGE_PREFIX
+from .transaction import JOURNAL, REPLACED_PREFIX, recover
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import LiteLVLMError
 from .records import read_record
 from .run_owner import check_config_fields
-from .transaction import current
+from .staging import current
 
 #: options holding paths: config.json keeps them as typed and, under ``paths``, portably
 PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data", "video_dir")

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
 from ..errors import LiteLVLMError
 from .records import damaged, inside, plain_name, read_record
+from .staging import LOG, PROCESS_MARK, STAGE_PREFIX, absolute, entries, record, stage_name
 from .stop_signals import held
 
-STAGE_PREFIX = ".litelvlm-stage-"
 JOURNAL = ".litelvlm-commit.json"
 #: the suffix of every temporary file the project writes (and the only temporary files it ever removes)
 TMP_SUFFIX = ".litelvlm-tmp"
@@ -25,21 +24,10 @@ REPLACED_PREFIX = ".litelvlm-replaced-"
 #: inside a staging folder: the earlier versions of the files a commit replaces, until it completes
 EARLIER = ".earlier"
 
-#: inside a staging folder: what the run staged, created in place and removes at the commit (one JSON line
-#: each, after the line naming the ``direct`` folders); a staging folder takes writes while it holds this
-LOG = ".litelvlm-log"
-#: this process's mark in the names of the staging folders it opens, beside its pid (which a process started
-#: later may get again, where a killed one left its staging folder)
-_TOKEN = secrets.token_hex(4)
-
 
 def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Move ``src`` over ``dst`` atomically: the one rename every write of the project ends in."""
     os.replace(src, dst)
-
-
-def _absolute(path: str | os.PathLike) -> Path:
-    return Path(os.path.abspath(path))
 
 
 class Transaction:
@@ -48,7 +36,7 @@ class Transaction:
     path (:func:`open_stage`), so two folders open at once never see each other's writes."""
 
     def __init__(self, out: str | os.PathLike, direct: tuple[str, ...] = (), overwrite: bool = False):
-        self.out = _absolute(out)
+        self.out = absolute(out)
         self.overwrite = overwrite
         self.direct = tuple(direct)
         self.stage: Path | None = None
@@ -58,7 +46,7 @@ class Transaction:
     def begin(self) -> Transaction:
         """Finish or discard what an interrupted run left (:func:`recover`), then open the staging folder."""
         recover(self.out, discard_damaged=self.overwrite)
-        self.stage = self.out / _stage_name()
+        self.stage = self.out / stage_name()
         self.stage.mkdir()
         record(self.stage, list(self.direct), "direct")
         return self
@@ -66,17 +54,17 @@ class Transaction:
     @property
     def staged(self) -> list[str]:
         """The staged files, as paths relative to ``out``, in the order they were written."""
-        return _entries(self.stage, "staged")
+        return entries(self.stage, "staged")
 
     @property
     def written(self) -> list[Path]:
         """The files created in place (under a ``direct`` folder), absolute."""
-        return [self.out / rel for rel in _entries(self.stage, "wrote")]
+        return [self.out / rel for rel in entries(self.stage, "wrote")]
 
     @property
     def removed(self) -> list[str]:
         """Earlier result files to remove at the commit (:func:`litelvlm.runs.io.remove_result`)."""
-        return _entries(self.stage, "remove")
+        return entries(self.stage, "remove")
 
     def commit(self, drop: tuple[str, ...] | list[str] = ()) -> list[str]:
         """Move every staged file into place and remove the files named in ``drop`` that this run did not
@@ -123,7 +111,7 @@ class Transaction:
         """Move the top-level entries ``names`` (an earlier run, replaced whole) aside until the commit, which
         removes them; a failed run puts them back (:meth:`abort`, or :func:`recover` after a kill)."""
         # named before it is made: a stop landing the moment it exists finds it to remove (abort)
-        self.replaced = self.out / f"{REPLACED_PREFIX}{os.getpid()}-{_TOKEN}"
+        self.replaced = self.out / f"{REPLACED_PREFIX}{os.getpid()}-{PROCESS_MARK}"
         self.replaced.mkdir()
         step("replaced folder made")
         for name in names:
@@ -269,7 +257,7 @@ def recover(out: str | os.PathLike, discard_damaged: bool = False) -> list[str]:
     commit it records could not be completed), or removed with ``discard_damaged`` (``--overwrite``). Returns
     what it did to the folder's results (empty: they were as the last finished run left them). The caller
     holds the folder's lock."""
-    out = _absolute(out)
+    out = absolute(out)
     journal = out / JOURNAL
     did: list[str] = []
     with held():
@@ -316,62 +304,3 @@ def step(name: str) -> None:
     """Mark that the protocol step ``name`` has completed (:data:`STEP_HOOK`)."""
     if STEP_HOOK is not None:
         STEP_HOOK(name)
-
-
-def open_stage(path: str | os.PathLike) -> tuple[Path, Path] | None:
-    """The innermost folder holding ``path`` in which this process has a transaction open, with its staging
-    folder (None: a write to ``path`` goes in place)."""
-    name = _stage_name()
-    for folder in _absolute(path).parents:
-        if os.path.isfile(folder / name / LOG) and not os.path.islink(folder / name):
-            return folder, folder / name
-    return None
-
-
-def _stage_name() -> str:
-    return f"{STAGE_PREFIX}{os.getpid()}-{_TOKEN}"
-
-
-def route(path: str | os.PathLike) -> tuple[Path, str] | None:
-    """Where a write to ``path`` lands: (staging folder, path relative to it) in the open transaction of a
-    folder holding it, or None when it goes in place (then a file created under a ``direct`` folder is
-    recorded as the run's, :attr:`Transaction.written`)."""
-    found = open_stage(path)
-    if found is None:
-        return None
-    out, stage = found
-    rel = _absolute(path).relative_to(out)
-    with open(stage / LOG) as f:
-        direct = json.loads(f.readline())[1]
-    if rel.parts[0] in direct or rel.parts[0].startswith(STAGE_PREFIX):
-        if not os.path.exists(path):   # a file this run creates (one it rewrites is not its to remove)
-            record(stage, rel.as_posix(), "wrote")
-        return None
-    return stage, rel.as_posix()
-
-
-def record(stage: Path, value: object, kind: str = "staged") -> None:
-    """Record one entry in the staging folder's :data:`LOG` (``staged``: a file staged whole at ``value``)."""
-    with open(stage / LOG, "a") as f:
-        f.write(json.dumps([kind, value]) + "\n")
-
-
-def _entries(stage: Path | None, kind: str) -> list[str]:
-    """The entries ``kind`` of the staging folder's :data:`LOG`, once each in the order recorded (none once
-    it is closed)."""
-    try:
-        lines = (stage / LOG).read_text().splitlines() if stage is not None else []
-    except FileNotFoundError:
-        return []
-    return list(dict.fromkeys(value for k, value in map(json.loads, lines) if k == kind))
-
-
-def current(path: str | os.PathLike) -> Path:
-    """Where ``path`` is read from: this run's staged copy when an open transaction staged one (a run reads
-    its own writes), else ``path`` itself."""
-    found = open_stage(path)
-    if found is not None:   # a staged file is complete or absent (its writer renames it there last)
-        staged = found[1] / _absolute(path).relative_to(found[0])
-        if staged.is_file():
-            return staged
-    return Path(path)

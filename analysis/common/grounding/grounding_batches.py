@@ -17,7 +17,7 @@ from analysis.common.grounding.grounding_runs import Run, method_options
 from analysis.common.grounding.grounding_scoring import ScoringArgs
 from litelvlm.lvlm.batched import batch_error
 from litelvlm.runs.io import write_csv
-from litelvlm.runs.transaction import current
+from litelvlm.runs.staging import current
 
 #: the columns of ``OUT/batch_check.csv``
 CHECK_COLUMNS = ["method", "budget", "batch_size", "prompts", "pixels", "differing", "max_logit_difference"]

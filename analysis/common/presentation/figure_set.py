@@ -30,7 +30,7 @@ from analysis.common.runs.identity import identity_label, identity_tag, read_ide
 from analysis.common.runs.study import read_json
 from litelvlm.errors import LiteLVLMError
 from litelvlm.runs.io import PDF_METADATA, PNG_METADATA
-from litelvlm.runs.transaction import current
+from litelvlm.runs.staging import current
 
 
 def figure_set_dir(results_dir: str | os.PathLike, sub: str) -> Path:

@@ -13,12 +13,12 @@ import pytest
 from litelvlm.errors import LiteLVLMError
 from litelvlm.runs import transaction
 from litelvlm.runs.io import write_json, write_text
+from litelvlm.runs.staging import current
 from litelvlm.runs.transaction import (
     JOURNAL,
     STAGE_PREFIX,
     TMP_SUFFIX,
     Transaction,
-    current,
     pending,
     recover,
 )

@@ -1,6 +1,5 @@
-"""litelvlm.runs.transaction: an open transaction is its staging folder, found by the path of a write; no
-registry of open transactions lives in the process, and two folders open at once never see each other's
-writes."""
+"""litelvlm.runs.staging: an open transaction is its staging folder, found by the path of a write; no registry
+of open transactions lives in the process, and two folders open at once never see each other's writes."""
 
 from __future__ import annotations
 
@@ -10,7 +9,8 @@ import os
 from litelvlm.runs import transaction
 from litelvlm.runs.io import remove_result, write_text
 from litelvlm.runs.run_folder import RunFolder
-from litelvlm.runs.transaction import STAGE_PREFIX, Transaction, current
+from litelvlm.runs.staging import current
+from litelvlm.runs.transaction import STAGE_PREFIX, Transaction
 
 
 def test_the_module_holds_no_registry_of_open_transactions():
