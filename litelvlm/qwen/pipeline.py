@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from PIL import Image
 
-from ..clip import DEFAULT_HF_MODEL, load_clip
+from ..clip import load_clip
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.encoders import Indexed
@@ -25,8 +25,8 @@ from ..pruning import MappedInputs, Selection
 from ..qwen_vision.index import forward_index
 from ..qwen_vision.tower import QwenTower
 from ..registry.families import card, family_model
-from ..registry.resolved_model import ResolvedModel
 from ..switches import CLIP_TEXTS, check_one_of
+from .clip_pairing import family_clip
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
 
 
@@ -133,15 +133,9 @@ class QwenSam2Pipeline(GroundingPipeline):
 
     @classmethod
     def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
-        """The CLIP paired with a model string of the family (:func:`paired_clip` of its random preset); a
-        folder of random weights (its ``config``, else the one its resolution read) pairs with the random CLIP
-        of its preset and seed."""
-        spec, card = ModelSpec.of(model), cls.card()
-        if (preset := card.preset(spec)) is not None:
-            return paired_clip(preset, card.seed(spec))
-        if config is None and isinstance(model, ResolvedModel):
-            config = model.config
-        return random_folder_clip(config) or paired_clip(None)
+        """The CLIP paired with a model string of the family
+        (:func:`~litelvlm.qwen.clip_pairing.family_clip`)."""
+        return family_clip(cls.card(), model, config)
 
     def _set_clip(self, clip, clip_text: str, context: str, similarity: str) -> None:
         """Check and keep the paired CLIP's options (:data:`~litelvlm.switches.CLIP_TEXTS`,
@@ -350,23 +344,5 @@ class QwenSam2Pipeline(GroundingPipeline):
         return self.sam2.upscale(low, prepared.image_size).float()
 
 
-def paired_clip(preset: str | None, seed: int = 0) -> str:
-    """The CLIP paired with a model: a random CLIP of the preset's size for a random preset (``tiny``: the
-    tiny CLIP; any other: ViT-L/14-336's size), seeded alike, or ViT-L/14-336
-    (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint (``preset`` None)."""
-    if preset is None:
-        return DEFAULT_HF_MODEL
-    return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
-
-
-def random_folder_clip(config: dict | None) -> str | None:
-    """The CLIP paired with a random model read from its folder: :func:`paired_clip` of the preset and seed
-    its ``config.json`` records under ``litelvlm_random`` (None: not a random model's folder)."""
-    rnd = (config or {}).get("litelvlm_random")
-    if not isinstance(rnd, dict) or "preset" not in rnd:
-        return None
-    return paired_clip(str(rnd["preset"]), int(rnd.get("seed", 0)))
-
-
 __all__ = ["ABILITIES", "CLIP_FEATURE_LAYER", "CONTEXTS", "SIMILARITIES", "QwenSam2Input",
-           "QwenSam2Pipeline", "paired_clip", "random_folder_clip"]
+           "QwenSam2Pipeline"]

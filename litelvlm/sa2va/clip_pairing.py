@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..models.model_spec import ModelSpec
-from ..qwen.pipeline import paired_clip
+from ..qwen.clip_pairing import paired_clip
 from .card import CARD
 
 
 def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
     """A random CLIP of a random preset's size and seed (the tiny one for a small preset, the preset read from
     the string or the random folder's ``litelvlm_random``), ViT-L/14-336 for a checkpoint
-    (:func:`litelvlm.qwen.pipeline.paired_clip`)."""
+    (:func:`litelvlm.qwen.clip_pairing.paired_clip`)."""
     spec = ModelSpec.of(model)
     rnd = (config or {}).get("litelvlm_random") or {}
     preset = CARD.preset(spec) or rnd.get("preset")
