@@ -78,7 +78,7 @@ SALIENCY_TARGETS: tuple[str, ...] = ("mask", "seg_norm")
 #: ``--gt-parts``: how the polygon parts of one object become a mask: ``union`` (this project's: overlapping
 #: parts stay 1) or ``sum`` (the official REFER ``getMask``: part counts, so overlaps are 2)
 MASK_PARTS: tuple[str, ...] = ("union", "sum")
-#: ``--quantize``: the LLM's decoder-layer weights as they are, LLM.int8() or 4-bit NF4
+#: ``--quantize``: the weights as they are, LLM.int8() or 4-bit NF4 (which weights, each command's help says)
 QUANTIZE_MODES: tuple[str, ...] = ("none", "int8", "nf4")
 #: ``--quantize-backend``: the library that quantizes (the ``quantize`` extra; imported only when asked)
 QUANTIZE_BACKENDS: tuple[str, ...] = ("bitsandbytes", "torchao")
