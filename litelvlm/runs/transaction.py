@@ -33,7 +33,8 @@ def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 class Transaction:
     """Stage the writes into ``out`` (except those under the top-level folders ``direct``) until
     :meth:`commit`. Its staging folder, named for this process, is where they go: a write finds it by its
-    path (:func:`open_stage`), so two folders open at once never see each other's writes."""
+    path (:func:`~litelvlm.runs.staging.open_stage`), so two folders open at once never see each other's
+    writes."""
 
     def __init__(self, out: str | os.PathLike, direct: tuple[str, ...] = (), overwrite: bool = False):
         self.out = absolute(out)
