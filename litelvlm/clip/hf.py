@@ -19,10 +19,8 @@ from . import DEFAULT_HF_MODEL
 from .base import ClipBackend
 from .traces import Geometry, VisionTrace
 
-__all__ = ["DEFAULT_HF_MODEL", "HFClip", "PREPROCESSORS", "expand2square"]
+__all__ = ["DEFAULT_HF_MODEL", "HFClip", "expand2square"]
 
-#: ``HFClip.preprocess(processor=...)``: :data:`litelvlm.switches.CLIP_PREPROCESSING`
-PREPROCESSORS = CLIP_PREPROCESSING
 
 
 def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
@@ -138,7 +136,7 @@ class HFClip(ClipBackend):
         """Pixel tensor (B, 3, H, W). ``processor="official"``: the PIL-backed ``CLIPImageProcessorPil``,
         bit-identical to the official transformers 4.28 ``CLIPImageProcessor``; ``"transformers"``: the
         loaded processor (torchvision-backed in transformers 5)."""
-        check_one_of("CLIP preprocessing", processor, PREPROCESSORS)
+        check_one_of("CLIP preprocessing", processor, CLIP_PREPROCESSING)
         self.check_resize(images, pad_to_square)
         images = [im.convert("RGB") for im in images]
         if pad_to_square:

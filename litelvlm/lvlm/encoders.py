@@ -19,12 +19,10 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from ..llm.captured import raise_recompile_limits
-from ..switches import CUDA_MODES, ENCODER_CHOICES, ENCODER_MODES
+from ..switches import CUDA_MODES, ENCODER_CHOICES
 
 log = logging.getLogger(__name__)
 
-#: ``--encoders`` values once resolved (``auto`` is :func:`default_mode` of the device), and its choices
-MODES, CHOICES = ENCODER_MODES, ENCODER_CHOICES
 #: untimed calls of a new key before its graph is recorded (on a side stream)
 WARMUP_CALLS = 2
 #: keys captured per module; a module called with more distinct inputs runs the rest eagerly
@@ -42,8 +40,8 @@ def default_mode(device: str | torch.device) -> str:
 
 def resolve_mode(mode: str, device: str | torch.device) -> str:
     """``mode`` with ``auto`` resolved; ``graph`` and ``fused`` off CUDA are refused (ValueError)."""
-    if mode not in CHOICES:
-        raise ValueError(f"encoders must be one of {', '.join(CHOICES)}; got {mode!r}")
+    if mode not in ENCODER_CHOICES:
+        raise ValueError(f"encoders must be one of {', '.join(ENCODER_CHOICES)}; got {mode!r}")
     mode = default_mode(device) if mode == "auto" else mode
     if mode in CUDA_MODES and torch.device(device).type != "cuda":
         raise ValueError(f"--encoders {mode} records CUDA graphs: it needs a CUDA device (got {device})")
@@ -333,6 +331,6 @@ def runner_of(pipe) -> CapturedEncoders | None:
     return vars(pipe).get(ATTR)
 
 
-__all__ = ["CHOICES", "CUDA_MODES", "MODES", "CapturedEncoder", "CapturedEncoders", "Indexed", "adopt",
+__all__ = ["CUDA_MODES", "CapturedEncoder", "CapturedEncoders", "Indexed", "adopt",
            "call_key", "default_mode", "install", "layer_stack", "module_of", "one_layer", "resolve_mode",
            "runner_of", "uninstall"]

@@ -22,8 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from litelvlm.methods import PAPER_COMPARISON, TABLE, get_method
 from litelvlm.registry.provenance import weights_banner
-from litelvlm.runs.io import FIGURE_FORMATS as FORMATS
-from litelvlm.runs.io import PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
+from litelvlm.runs.io import FIGURE_FORMATS, PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
 
 #: Widths in inches of a one-column and a two-column figure (ICML/NeurIPS-style layouts).
 ONE_COLUMN = 3.25
@@ -245,15 +244,15 @@ def label_weights(fig, *models: str | None) -> str | None:
     return banner
 
 
-def save_figure(fig, out_dir: str | os.PathLike, name: str, formats: Iterable[str] = FORMATS,
+def save_figure(fig, out_dir: str | os.PathLike, name: str, formats: Iterable[str] = FIGURE_FORMATS,
                 close: bool = True) -> list[Path]:
     """Write ``fig`` as ``out_dir/name.pdf`` and ``.png`` (atomically, reproducible bytes); return the
     paths."""
     out_dir = Path(out_dir)
     paths = []
     for fmt in formats:
-        if fmt not in FORMATS:
-            raise ValueError(f"unsupported figure format {fmt!r}; use one of {FORMATS}")
+        if fmt not in FIGURE_FORMATS:
+            raise ValueError(f"unsupported figure format {fmt!r}; use one of {FIGURE_FORMATS}")
         paths.append(save_plot(fig, out_dir / f"{name}.{fmt}", fmt, dpi=PNG_DPI, bbox_inches="tight",
                                pad_inches=0.02))
     if close:

@@ -25,7 +25,7 @@ from litelvlm.lvlm.numerics import (
 
 
 def test_flash_is_registered_under_one_name_the_llm_alone_runs():
-    assert ATTN_CHOICES == ATTN_IMPLEMENTATIONS == ("eager", "sdpa", "flash")
+    assert ATTN_CHOICES is ATTN_IMPLEMENTATIONS and ATTN_IMPLEMENTATIONS == ("eager", "sdpa", "flash")
     assert llm_implementation("flash") == flash.NAME == flash.register()
     assert AttentionInterface().get_interface(flash.NAME, None) is flash.sdpa_fa_attention
     assert ALL_MASK_ATTENTION_FUNCTIONS[flash.NAME] is sdpa_mask

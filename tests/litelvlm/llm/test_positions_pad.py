@@ -178,7 +178,7 @@ def test_positions_option_declared_once_for_every_grounding_command():
     from analysis.video.options import VideoArgs
     from litelvlm.lvlm.family import POSITION_SWITCH
 
-    assert POSITION_CHOICES == POSITION_SWITCH and POSITION_RULES == ("keep", "renumber", "pad")
+    assert POSITION_CHOICES is POSITION_SWITCH and POSITION_RULES == ("keep", "renumber", "pad")
     fields = [{f.name: f for f in dataclasses.fields(cls)}["positions"]
               for cls in (GroundingArgs, VideoArgs, ValidateArgs)]
     assert all(f.default == "official" and f.metadata["choices"] == list(POSITION_CHOICES) for f in fields)

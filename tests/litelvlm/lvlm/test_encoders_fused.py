@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from analysis.common.options.prefill_args import CUDA_ENCODERS, ENCODER_CHOICES, check_prefill
+from litelvlm import switches
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm import encoders
 from litelvlm.lvlm.encoders import install, layer_stack, module_of, one_layer, resolve_mode, uninstall
@@ -120,7 +121,9 @@ def test_fused_needs_cuda_and_auto_stays_graph():
 
 def test_every_command_offers_the_library_s_encoder_modes():
     """The commands' one declaration of the choices (no torch there) names the library's modes."""
-    assert ENCODER_CHOICES == encoders.CHOICES and CUDA_ENCODERS == encoders.CUDA_MODES
+    assert ENCODER_CHOICES is switches.ENCODER_CHOICES
+    assert CUDA_ENCODERS is encoders.CUDA_MODES is switches.CUDA_MODES
+    assert ENCODER_CHOICES == ("auto", "eager", "graph", "fused", "compile", "compile-eager", "fused-eager")
 
 
 def test_glamm_encoders_fused_equal_the_eager_ones(tiny_glamm):
