@@ -14,18 +14,17 @@ from PIL import Image
 from ..errors import LiteLVLMError
 from ..image_resize import IMAGE_RESIZES
 from ..lvlm.numerics import Numerics
-from ..models.family_card import Lazy
 from ..models.model_spec import ModelSpec
 from ..qwen.mapped import frames_mapped_inputs
-from ..qwen.pipeline import ABILITIES, QwenSam2Input, QwenSam2Pipeline
+from ..qwen.pipeline import ABILITIES
 from ..qwen.pixels import QwenPixels, as_pixels, paired_clip_pixels
 from ..qwen_vision.vision import QwenVision
 from ..registry.families import family_model
 from ..switches import ANSWERS, CLIP_TEXTS, check_one_of
 from . import protocol as _protocol
+from .backbones import BACKBONE_PIPELINES, Sa2VABackbone, Sa2VABackboneInput
 from .card import CARD
 from .checkpoint import load_sa2va
-from .generate import RecordingHead, generated_masks, reading_generation
 from .protocol import (
     image_question,
     llm_image,
@@ -36,7 +35,7 @@ from .protocol import (
     video_question,
 )
 from .qwen3_checkpoint import backbone_of
-from .video import joined, propagate, video_method_error, video_parts
+from .video import joined, video_parts
 
 #: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
 VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its min(5, T) frames' tokens into "
@@ -46,28 +45,20 @@ VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its mi
 #: how ``describe()`` labels this family's pruning
 ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual "
               "tokens of the Qwen2.5-VL grid")
-#: the pipeline class of each backbone a Sa2VA model is built on (:data:`litelvlm.sa2va.config.BACKBONES`)
-BACKBONE_PIPELINES = {"qwen2.5-vl": Lazy("litelvlm.sa2va.pipeline", "Sa2VAPipeline"),
-                      "qwen3-vl": Lazy("litelvlm.sa2va.qwen3_pipeline", "Sa2VAQwen3Pipeline"),
-                      "internvl3": Lazy("litelvlm.sa2va.internvl.pipeline", "Sa2VAInternVLPipeline")}
 
 
 @dataclass
-class Sa2VAInput(QwenSam2Input):
+class Sa2VAInput(Sa2VABackboneInput):
     """One image (or a video's first frames) and its prompt (``grid_thw`` is the image grid, one row per
     image, ``mm_token_type_ids`` 1 on the image tokens)."""
 
     llm_images: list | None = None          # the image(s) the vision tower sees
-    # a video's frames for SAM 2 (:class:`litelvlm.sa2va.video.VideoParts`)
-    video: object | None = None
-    #: a pruned video's prompt (:func:`litelvlm.sa2va.video.joined`): the official M-RoPE ids of its rows
-    joined_positions: torch.Tensor | None = None
     #: (D, N, h) Qwen3-VL's DeepStack features of the visual tokens (:mod:`litelvlm.sa2va.deepstack`); None on
     #: Qwen2.5-VL
     deepstack: torch.Tensor | None = None
 
 
-class Sa2VAPipeline(QwenSam2Pipeline):
+class Sa2VAPipeline(Sa2VABackbone):
     """Sa2VA-Qwen2.5-VL: ``Qwen2_5_VLForConditionalGeneration`` + processor + ``text_hidden_fcs`` + SAM 2."""
 
     family = "sa2va"
@@ -78,10 +69,10 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     abilities = replace(ABILITIES, answers=ANSWERS)
     #: ``answer="generate"``: the official limit on new tokens (``predict_forward`` L220)
     max_new_tokens = 2048
-    #: while generating: the LM head's inputs, one per decoding step (:mod:`litelvlm.sa2va.generate`)
-    _lm_head_inputs: list | None = None
     #: how the methods' Qwen variants read the vision tower (:meth:`vision`)
     vision_class = QwenVision
+    #: how a pruned video runs (:meth:`join_video`)
+    video_pruning = VIDEO_PRUNING
 
     def __init__(self, qwen, processor, fcs, sam2, name: str = "sa2va", numerics=None, clip=None,
                  clip_text: str = "question", context: str = "clip", similarity: str = "clip",
@@ -212,11 +203,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                           visual=torch.cat(feats).to(self.dtype),
                           sam_features=None, seed=seed, llm_images=seen, video=parts, deepstack=extra)
 
-    def mask_shape(self, prepared: Sa2VAInput) -> tuple[int, ...]:
-        """(H, W) of an image, (T, H, W) of a video."""
-        size = tuple(int(v) for v in prepared.image_size)
-        return size if prepared.video is None else (len(prepared.video.pixels), *size)
-
     @torch.no_grad()
     def with_sentences(self, prepared: Sa2VAInput, sentences: list[str], turns=None,
                        clip_text: str | None = None,
@@ -292,81 +278,14 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         return super()._rope_index(prepared,
                                    ids) if prepared.joined_positions is None else prepared.joined_positions
 
-    def sequence_embeds(self, prepared: Sa2VAInput, visual: torch.Tensor) -> torch.Tensor:
-        """One image's tokens in one block (:class:`litelvlm.qwen.pipeline.QwenSam2Pipeline`); a video's N
-        tokens go to its frames' image-pad rows."""
-        if prepared.video is None or prepared.joined_positions is not None:
-            return super().sequence_embeds(prepared, visual)
-        if visual.shape[-2] != self.num_visual(prepared):
-            raise LiteLVLMError("a video's official prompt takes all N visual tokens; pruned: "
-                                f"{VIDEO_PRUNING}")
-        ids = prepared.input_ids.to(self.device)
-        rows = (prepared.mm_token_type_ids > 0).to(self.device)
-        text = self.language_model.embed_tokens(ids)
-        batch = visual if visual.dim() == 3 else visual[None]
-        out = text[None].expand(batch.shape[0], -1, -1).clone()
-        out[:, rows] = batch.to(out.dtype)
-        return out
-
-    # -- answer="generate" ----------------------------------------------------------------------------
-    @property
-    def lm_head(self):
-        """The LLM's output projection; while generating, one that keeps each input
-        (:mod:`litelvlm.sa2va.generate`)."""
-        if self._lm_head_inputs is None:
-            return self.qwen.lm_head
-
-        return RecordingHead(self.qwen.lm_head, self._lm_head_inputs)
-
-    def run_input(self, prepared, method: str, prunes: bool):
-        """A video pruned by the run (``prunes``) joined first (:data:`VIDEO_PRUNING`; K = N prunes nothing:
-        the official prompt, unjoined); the methods a video cannot run refused
-        (:func:`litelvlm.sa2va.video.video_method_error`)."""
-        if prepared.video is None:
-            return prepared
-
-        if why := video_method_error(self, method):
-            raise LiteLVLMError(why)
-        return joined(self, prepared) if prunes else prepared
-
-    def generated(self, prepared, run):
-        """``answer="generate"``: the masks of the generated ``[SEG]`` rows as ``predict_forward`` reads them
-        (:func:`litelvlm.sa2va.generate.generated_masks`)."""
-        with reading_generation(self) as inputs:
-            out = run()
-        return generated_masks(self, prepared, out, inputs)
-
-    # -- the mask head --------------------------------------------------------------------------------
-    def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
-        """``text_hidden_fcs`` of the [SEG] rows' final hidden states: (..., 1, 256) one SAM 2 prompt token
-        each."""
-        return self.fcs(seg_hidden).unsqueeze(-2)
-
-    def decode_masks(self, prepared: Sa2VAInput, prompts: torch.Tensor) -> torch.Tensor:
-        """One image: SAM 2's decoder on its features, (S, 1, h, w). A video: each prompt on the first min(5,
-        T) frames and SAM 2's memory over the rest (:func:`litelvlm.sa2va.video.propagate`), (S, T, h, w)."""
-        if prepared.video is None:
-            return super().decode_masks(prepared, prompts)
-
-        if torch.is_grad_enabled() and prompts.requires_grad:
-            raise LiteLVLMError("Sa2VA's video masks come from SAM 2's memory propagation, run without "
-                                "gradients: no gradient reaches the prompt (a saliency target needs one "
-                                "image)")
-        v = prepared.video
-        return torch.stack([propagate(self.sam2, v.pixels, p, v.llm_frames)[:, 0] for p in prompts])
-
-    def upscale_masks(self, prepared: Sa2VAInput, low: torch.Tensor) -> torch.Tensor:
-        """(S, H, W) or a video's (S, T, H, W) float32 logits: to ``image_size`` squared, then the original
-        size."""
-        if prepared.video is None:
-            return super().upscale_masks(prepared, low)
-        s, t = low.shape[:2]
-        return self.sam2.upscale(low.reshape(s * t, 1, *low.shape[-2:]), prepared.image_size).reshape(
-            s, t, *prepared.image_size)
+    def join_video(self, prepared: Sa2VAInput) -> Sa2VAInput:
+        """A pruned video's one block of tokens (:data:`VIDEO_PRUNING`,
+        :func:`litelvlm.sa2va.video.joined`)."""
+        return joined(self, prepared)
 
 
 #: the CLIP paired with a Sa2VA model string (:meth:`QwenSam2Pipeline.default_clip`)
 default_clip = Sa2VAPipeline.default_clip
 
 
-__all__ = ["ADAPTATION", "BACKBONE_PIPELINES", "Sa2VAInput", "Sa2VAPipeline", "default_clip"]
+__all__ = ["ADAPTATION", "Sa2VAInput", "Sa2VAPipeline", "default_clip"]

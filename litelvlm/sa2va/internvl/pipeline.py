@@ -18,14 +18,13 @@ from ...lvlm.family import SequenceLayout
 from ...lvlm.numerics import Numerics
 from ...models.model_spec import ModelSpec
 from ...qwen.mapped import frames_mapped_inputs
-from ...qwen.pipeline import QwenSam2Input, QwenSam2Pipeline
 from ...qwen.pixels import QwenPixels, as_pixels, paired_clip_pixels
 from ...switches import ANSWERS, CLIP_TEXTS
 from .. import protocol
+from ..backbones import Sa2VABackbone, Sa2VABackboneInput
 from ..card import CARD
 from ..clip_pairing import default_clip
-from ..generate import RecordingHead, generated_masks, reading_generation
-from ..video import propagate, video_method_error, video_parts
+from ..video import video_parts
 from . import tiles as _tiles
 from .config import IMG_CONTEXT, MAX_TILES, PATCH, STOP_WORDS, TILE
 from .loading import load_internvl
@@ -52,17 +51,14 @@ ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets
 
 
 @dataclass
-class InternVLInput(QwenSam2Input):
+class InternVLInput(Sa2VABackboneInput):
     """One image (or a video's first frames) and its prompt: ``grid_thw`` holds one (1, 32, 32) patch grid per
     tile or frame, ``mm_token_type_ids`` is 1 on the ``<IMG_CONTEXT>`` rows."""
 
     grid: TileGrid | None = None            # an image's tiles (None: a video)
-    video: object | None = None             # a video's frames for SAM 2 (litelvlm.sa2va.video.VideoParts)
-    #: a pruned video's prompt (:func:`.video.joined`): the official 1-D positions of its rows
-    joined_positions: torch.Tensor | None = None
 
 
-class Sa2VAInternVLPipeline(QwenSam2Pipeline):
+class Sa2VAInternVLPipeline(Sa2VABackbone):
     """Sa2VA-InternVL3: transformers' ``InternVLForConditionalGeneration`` + tokenizer + ``text_hidden_fcs`` +
     SAM 2 (docs/sa2va.md)."""
 
@@ -71,7 +67,8 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
     prepared_type = InternVLInput
     #: ``answer="generate"``: ``preparing_for_generation``'s limit (L527)
     max_new_tokens = 2048
-    _lm_head_inputs: list | None = None
+    #: how a pruned video runs (:meth:`join_video`)
+    video_pruning = VIDEO_PRUNING
 
     def __init__(self, model, tokenizer, fcs, sam2, name: str = "sa2va", numerics=None, clip=None,
                  clip_text: str = "question", context: str = "clip", similarity: str = "clip",
@@ -204,11 +201,6 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
         visual = self._features(list(frames[:parts.llm_frames]))
         return self._input(frames[0], visual, parts.llm_frames, seed=seed, sam_features=None, video=parts)
 
-    def mask_shape(self, prepared: InternVLInput) -> tuple[int, ...]:
-        """(H, W) of an image, (T, H, W) of a video."""
-        size = tuple(int(v) for v in prepared.image_size)
-        return size if prepared.video is None else (len(prepared.video.pixels), *size)
-
     @torch.no_grad()
     def with_sentences(self, prepared: InternVLInput, sentences: list[str], turns=None,
                        clip_text: str | None = None, answer: str = "teacher-forced", response: int = 0,
@@ -296,63 +288,9 @@ class Sa2VAInternVLPipeline(QwenSam2Pipeline):
                               find_seg_predictors=lambda: self.seg_rows(ids),
                               positions_are_indices=given is None)
 
-    def sequence_embeds(self, prepared: InternVLInput, visual: torch.Tensor) -> torch.Tensor:
-        """One block of visual tokens (an image, a joined video); a video's official prompt: its N tokens at
-        its ``<IMG_CONTEXT>`` rows (``generate`` L497-501)."""
-        if prepared.video is None or prepared.joined_positions is not None:
-            return super().sequence_embeds(prepared, visual)
-        ids = prepared.input_ids.to(self.device)
-        rows = (prepared.mm_token_type_ids > 0).to(self.device)
-        batch = visual if visual.dim() == 3 else visual[None]
-        out = self.language_model.embed_tokens(ids)[None].expand(batch.shape[0], -1, -1).clone()
-        out[:, rows] = batch.to(out.dtype)
-        return out
-
-    def run_input(self, prepared, method: str, prunes: bool):
-        """A video pruned by the run joined first (:data:`.video.VIDEO_PRUNING`), the methods a video cannot
-        run refused (:func:`litelvlm.sa2va.video.video_method_error`)."""
-        if prepared.video is None:
-            return prepared
-        if why := video_method_error(self, method):
-            raise LiteLVLMError(why)
-        return joined(prepared) if prunes else prepared
-
-    # -- answer="generate" ----------------------------------------------------------------------------
-    @property
-    def lm_head(self):
-        """The LLM's output projection; while generating, one that keeps each input."""
-        head = self.model.lm_head
-        return head if self._lm_head_inputs is None else RecordingHead(head, self._lm_head_inputs)
-
-    def generated(self, prepared, run):
-        """The masks of the generated ``[SEG]`` rows as ``predict_forward`` reads them (L750-770)."""
-        with reading_generation(self) as inputs:
-            out = run()
-        return generated_masks(self, prepared, out, inputs)
-
-    # -- the mask head --------------------------------------------------------------------------------
-    def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
-        """``text_hidden_fcs`` of the [SEG] rows' final hidden states: one SAM 2 prompt token each."""
-        return self.fcs(seg_hidden).unsqueeze(-2)
-
-    def decode_masks(self, prepared: InternVLInput, prompts: torch.Tensor) -> torch.Tensor:
-        """One image: SAM 2's decoder on its features. A video: each prompt on the first min(5, T) frames and
-        SAM 2's memory over the rest (:func:`litelvlm.sa2va.video.propagate`)."""
-        if prepared.video is None:
-            return super().decode_masks(prepared, prompts)
-        if torch.is_grad_enabled() and prompts.requires_grad:
-            raise LiteLVLMError("Sa2VA's video masks come from SAM 2's memory propagation, run without "
-                                "gradients")
-        v = prepared.video
-        return torch.stack([propagate(self.sam2, v.pixels, p, v.llm_frames)[:, 0] for p in prompts])
-
-    def upscale_masks(self, prepared: InternVLInput, low: torch.Tensor) -> torch.Tensor:
-        """(S, H, W) or a video's (S, T, H, W) float32 logits at the original size."""
-        if prepared.video is None:
-            return super().upscale_masks(prepared, low)
-        s, t = low.shape[:2]
-        return self.sam2.upscale(low.reshape(s * t, 1, *low.shape[-2:]), prepared.image_size).reshape(
-            s, t, *prepared.image_size)
+    def join_video(self, prepared: InternVLInput) -> InternVLInput:
+        """A pruned video's one block of tokens (:data:`.video.VIDEO_PRUNING`, :func:`.video.joined`)."""
+        return joined(prepared)
 
 
 __all__ = ["ABILITIES", "ADAPTATION", "InternVLInput", "REFUSES", "Sa2VAInternVLPipeline"]

@@ -22,8 +22,8 @@ def test_the_family_builds_it_by_backbone(internvl_tiny):
     """A random preset's name and a folder declaring ``Sa2VAChatModel`` both name the InternVL3 backbone,
     whose pipeline the family's loader builds; the Qwen-VL presets keep theirs."""
     from litelvlm.registry.families import family_of
+    from litelvlm.sa2va.backbones import BACKBONE_PIPELINES
     from litelvlm.sa2va.internvl.pipeline import Sa2VAInternVLPipeline
-    from litelvlm.sa2va.pipeline import BACKBONE_PIPELINES
     from litelvlm.sa2va.qwen3_checkpoint import backbone_of
 
     assert type(internvl_tiny.pipe) is Sa2VAInternVLPipeline and internvl_tiny.pipe.family == "sa2va"
