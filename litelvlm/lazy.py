@@ -1,5 +1,5 @@
 """A typed reference to a piece of code imported on first use (:class:`Lazy`), and the one place such a
-reference is imported (:func:`resolve`).
+reference is imported (:func:`resolve`); a package's names imported on first use (:func:`lazy_exports`).
 
 A light module (a family card, the method registry, the subcommand tables, read by ``litelvlm --help`` before
 torch loads) names a heavy piece as ``Lazy("package.module", "attribute")``: two fields, checked when the
@@ -10,7 +10,8 @@ fails the suite instead of a run. This module imports nothing heavy.
 from __future__ import annotations
 
 import importlib
-from typing import Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -58,4 +59,15 @@ def resolve(ref: Lazy[T]) -> T:
     return module if ref.attribute is None else getattr(module, ref.attribute)
 
 
-__all__ = ["Lazy", "resolve"]
+def lazy_exports(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562): each name of ``where`` imported on first use from the
+    module it maps to (relative to ``package`` or absolute), any other name an ``AttributeError``."""
+    def __getattr__(name: str) -> Any:
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(where[name], package), name)
+
+    return __getattr__
+
+
+__all__ = ["Lazy", "lazy_exports", "resolve"]

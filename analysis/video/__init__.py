@@ -6,16 +6,10 @@ baseline first, ``work(video, runs)``: ``eval-video``'s own work on one video) f
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from analysis.video.command import run
 from analysis.video.options import VideoArgs
+from litelvlm.lazy import lazy_exports
 
 __all__ = ["VideoArgs", "calibration", "run"]
 
-
-def __getattr__(name: str) -> Any:
-    if name != "calibration":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return importlib.import_module("analysis.video.compute").calibration
+__getattr__ = lazy_exports(__name__, {"calibration": "analysis.video.compute"})

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
-from ..models.family_card import Lazy
+from ..lazy import lazy_exports
 from .defaults import DEFAULT_METHODS, DEFAULT_MODEL
 
 #: name -> where it is defined (imported on first use: the explorer runs models, so its modules import torch)
@@ -21,7 +19,4 @@ def explore(image: str, texts: str | list[str], model: str | None = None, method
     return __getattr__("Explorer")(data, precompute=precompute)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return Lazy(_WHERE[name], name).get()
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -10,8 +10,7 @@ each name below imports its module on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 #: name -> the submodule that defines it
 _WHERE = {"GroundingOutput": "..lvlm.family", "build_glamm": ".build", "load_glamm_checkpoint": ".checkpoint",
@@ -19,12 +18,7 @@ _WHERE = {"GroundingOutput": "..lvlm.family", "build_glamm": ".build", "load_gla
           "ARCHS": ".config",
           "GlammArch": ".config", "get_arch": ".config", "GlammModel": ".model", "GlammPipeline": ".pipeline",
           "PreparedImage": ".pipeline"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = ["ARCHS", "GlammArch", "GlammModel", "GlammPipeline", "GroundingOutput", "PreparedImage",

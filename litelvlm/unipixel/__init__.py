@@ -6,18 +6,12 @@ package is light; the modules with weights import torch and transformers when us
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ..lazy import lazy_exports
 from .config import PRESETS, SAM2_SIZES, Sam2Size, UniPixelPreset, get_preset
 
-
-def __getattr__(name: str) -> Any:
-    """``load_unipixel``: the modules of a UniPixel model string
-    (:func:`litelvlm.unipixel.checkpoint.load_unipixel`), its module imported on first use."""
-    if name != "load_unipixel":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return importlib.import_module(".checkpoint", __name__).load_unipixel
+#: name -> the submodule that defines it (imported on first use: it imports torch and transformers)
+_WHERE = {"load_unipixel": ".checkpoint"}
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = ["PRESETS", "SAM2_SIZES", "Sam2Size", "UniPixelPreset", "get_preset", "load_unipixel"]

@@ -12,7 +12,8 @@ Two explicit ways reach a heavy or optional piece later without an import statem
   :func:`litelvlm.machine.optional.optional_import`, whose error names the extra (:data:`OPTIONAL_USERS`);
 * ``importlib.import_module`` only in the few modules that resolve named pieces on first use
   (:data:`RESOLVERS`): :func:`litelvlm.lazy.resolve` (every :class:`litelvlm.lazy.Lazy`: the families' card
-  pieces, the method registry, the subcommands) and the light packages' ``__getattr__``.
+  pieces, the method registry, the subcommands) and the packages' lazy exports
+  (:func:`litelvlm.lazy.lazy_exports`).
 """
 
 from __future__ import annotations
@@ -64,9 +65,7 @@ OPTIONAL_USERS: set[tuple[str, str]] = {
 #: the modules that call ``importlib.import_module`` (each resolves names it is given, on first use; the
 #: family cards' pieces, the method registry's typed entries, the subcommands and the studies' heavy run
 #: functions resolve through litelvlm.lazy.Lazy)
-RESOLVERS = {"litelvlm/lazy.py", "litelvlm/machine/optional.py",
-             "litelvlm/glamm/__init__.py", "litelvlm/qwen/__init__.py", "litelvlm/unipixel/__init__.py",
-             "analysis/video/__init__.py"}
+RESOLVERS = {"litelvlm/lazy.py", "litelvlm/machine/optional.py"}
 
 
 def _command_modules() -> set[str]:

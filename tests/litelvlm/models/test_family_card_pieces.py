@@ -21,11 +21,9 @@ ROOT = Path(__file__).resolve().parents[3]
 #: and the registries that are no card's (GLaMM's lazy exports; the methods' entries and the subcommands are
 #: Lazy references)
 IMPORTS = {("litelvlm/lazy.py", "resolve"): "card pieces, registered cards, methods, subcommands",
-           ("litelvlm/glamm/__init__.py", "__getattr__"): "GLaMM's lazy exports",
+           ("litelvlm/lazy.py", "__getattr__"): "a package's lazy exports (lazy_exports: GLaMM's, "
+                                                "Qwen2.5-VL's, UniPixel's, the explorer's, the video study)",
            ("analysis/common/runs/command.py", "run"): "a study's heavy function, after its checks",
-           ("litelvlm/qwen/__init__.py", "__getattr__"): "the Qwen2.5-VL package's lazy exports",
-           ("litelvlm/unipixel/__init__.py", "__getattr__"): "UniPixel's lazy exports",
-           ("analysis/video/__init__.py", "__getattr__"): "the video study's lazy exports",
            ("litelvlm/machine/optional.py", "optional_import"): "an optional package (an extra), by name"}
 
 
