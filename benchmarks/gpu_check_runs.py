@@ -8,7 +8,6 @@ empty table, and the targets say "NOT MEASURED" with the reason (``benchmarks/gp
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,8 +196,3 @@ def run_rows(out: Path) -> pd.DataFrame:
         if col not in rows:
             rows[col] = NAN
     return rows[COLUMNS]
-
-
-def finite(*values: float) -> bool:
-    """Whether every value is a finite number."""
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)

@@ -14,7 +14,6 @@ from gpu_check_runs import (
     NAN,
     Run,
     check_seconds,
-    finite,
     images_per_s,
     prefill_value,
     pytest_counts,
@@ -23,6 +22,8 @@ from gpu_check_runs import (
     throughput,
     unsteady_note,
 )
+
+from analysis.common.presentation.markdown_table import finite
 
 #: each family's full-size random preset, then its tiny one (a dry run)
 MODELS = {"GLaMM-7B": ("glamm-7b-random", "tiny-random"),

@@ -35,7 +35,7 @@ from analysis.common.presentation.figure_set import (
 )
 from analysis.common.runs import run_tree
 from analysis.common.runs.command import Screen
-from analysis.common.runs.run_tree import NO_RUN, Run, find_runs
+from analysis.common.runs.run_tree import NO_RUN, Run, find_runs, unreadable_reason
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
 from litelvlm.threads import default_threads, torch_threads
@@ -262,14 +262,6 @@ def load_runs(figure_set: FigureSet, results: str | os.PathLike | None, smoke: b
         raise LiteLVLMError(f"no {figure_set.name} runs to draw in {str(results)!r}; "
                             + figure_set.results_hint(results))
     return found
-
-
-def unreadable_reason(e: BaseException) -> str:
-    """One line saying why a run could not be drawn."""
-    if isinstance(e, KeyError):
-        return f"not of this version's layout (no {e.args[0]!r} column or field); rerun its study"
-    text = str(e).splitlines()[0] if str(e) else ""
-    return f"{'unreadable' if isinstance(e, LiteLVLMError) else type(e).__name__}: {text}"
 
 
 def draw_figure_set(figure_set: FigureSet, results: str | os.PathLike,

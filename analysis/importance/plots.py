@@ -10,7 +10,6 @@ from scipy import stats
 
 from analysis.common.presentation.style import (
     LITELVLM_STYLE,
-    baseline,
     figsize,
     figure,
     method_style,
@@ -19,7 +18,7 @@ from analysis.common.presentation.style import (
 from analysis.common.stats.bootstrap import MIN_UNITS
 from analysis.importance import answer
 from analysis.importance.options import GRADIENT_SIGNALS
-from litelvlm.methods import TABLE, get_method
+from litelvlm.methods import TABLE, get_method, is_baseline
 
 __all__ = ["plot_importance_by_layer", "plot_importance_scatter", "plot_overlap_vs_k", "plot_signal_heatmaps",
            "plot_oracle_ablation", "plot_mission_correlation", "MIN_INTERVAL_N"]
@@ -202,7 +201,7 @@ def plot_oracle_ablation(grounding_summary: pd.DataFrame, metric: str = "ciou", 
         fig, ax = figure(1, 0.8)
     fig = ax.figure
     s = grounding_summary
-    base = s["method"].map(baseline)
+    base = s["method"].map(is_baseline)
     methods = list(s.loc[~base, "method"].unique())
     for m in methods:
         g = s[s["method"] == m].sort_values("budget")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.common.presentation.style import baseline, budget_axis, figure, palette
+from analysis.common.presentation.style import budget_axis, figure, palette
+from litelvlm.methods import is_baseline
 
 #: precisions in drawing order, with their legend names (``{dtype}``: the run's recorded ``model_dtype``)
 PRECISIONS = {"none": "{dtype} (not quantized)", "int8": "int8 decoder layers", "nf4": "nf4 decoder layers"}
@@ -46,7 +47,7 @@ def _by_precision(ax, d: pd.DataFrame, y: str, scale: float = 1.0, method: str =
     for q in _precisions(d):
         g = d[(d["quantize"] == q) & (d["method"] == method)].sort_values("budget")
         ax.plot(g["budget"], g[y] * scale, marker="o", color=colors[q], label=precision_label(d, q))
-        base = d[(d["quantize"] == q) & d["method"].map(baseline)]
+        base = d[(d["quantize"] == q) & d["method"].map(is_baseline)]
         ax.scatter(base["budget"], base[y] * scale, marker="o", facecolors="none", edgecolors=colors[q], s=60,
                    zorder=5)
     budget_axis(ax, d["budget"])

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.presentation.markdown_table import finite
 from analysis.common.presentation.screen import METRIC_LABELS
 from analysis.common.runs.run_tree import Run
 from analysis.common.stats import permutation
@@ -80,10 +81,6 @@ def ordered(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     return rows, blocks
 
 
-def _finite(*values: float) -> bool:
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-
-
 def metric_numbers(row: pd.Series, metric: str, none_value: float, comparisons: pd.DataFrame | None) -> dict:
     """One row's numbers for ``metric``: the figure and its interval, its share of ``none``'s (%) with the
     ratio's interval, and the Holm-adjusted p of its tests against ``none`` and LiteLVLM (NaN: not tested)."""
@@ -110,7 +107,7 @@ def marks(numbers: dict, metric: str) -> str:
 
 
 def _interval(lo: float, hi: float, units: int, scale: float = 100.0) -> str:
-    if units < MIN_UNITS or not _finite(lo, hi):
+    if units < MIN_UNITS or not finite(lo, hi):
         return "—"
     return f"[{scale * lo:.1f}, {scale * hi:.1f}]"
 
@@ -129,7 +126,7 @@ def shown_row(numbers: dict, spec: Accuracy, method: str, budget: int, units: in
     cells = {"Method": method, spec.budget_title: budget_text(method, budget)}
     for metric, name in spec.metrics:
         pct = numbers[f"{metric}_pct_none"]
-        share = f"{pct:.1f}" if _finite(pct) else "—"
+        share = f"{pct:.1f}" if finite(pct) else "—"
         ratio = _interval(numbers[f"{metric}_pct_none_lo"], numbers[f"{metric}_pct_none_hi"], units, 1.0)
         cells[name] = f"{100 * numbers[metric]:.1f}{marks(numbers, metric)}"
         cells[f"{name} 95% CI"] = _interval(numbers[f"{metric}_lo"], numbers[f"{metric}_hi"], units)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from analysis.common.runs import run_tree
 from analysis.common.runs.command import Screen
 from analysis.common.runs.identity import identity_tag
-from analysis.common.runs.run_tree import NO_RUN, Run, find_runs
+from analysis.common.runs.run_tree import NO_RUN, Run, find_runs, unreadable_reason
 from analysis.tables.accuracy import GROUNDING, VIDEO, accuracy_table
 from analysis.tables.efficiency import efficiency_table
 from analysis.tables.options import TablesArgs
@@ -114,14 +114,6 @@ def unrecorded(root: Path) -> list[str]:
     above it (up to ``root``): nothing records its study, family and model, so it is no run."""
     return [f"tables: skipping {folder}: it holds {', '.join(found)} {NO_RUN}"
             for folder, found in run_tree.unrecorded(root, TABLE_FILES).items()]
-
-
-def unreadable_reason(e: BaseException) -> str:
-    """One line saying why a run could not be read."""
-    if isinstance(e, KeyError):
-        return f"not of this version's layout (no {e.args[0]!r} column or field); rerun its study"
-    text = str(e).splitlines()[0] if str(e) else ""
-    return f"{'unreadable' if isinstance(e, LiteLVLMError) else type(e).__name__}: {text}"
 
 
 def earlier_tables(out: Path) -> tuple[str, ...]:

@@ -19,9 +19,10 @@ from analysis.common.presentation.stat_plots import (
     reference_band,
     spread,
 )
-from analysis.common.presentation.style import baseline, figure, method_label, method_style, ordered
+from analysis.common.presentation.style import figure, method_label, method_style, ordered
 from analysis.video.options import DATASET_NAMES
 from analysis.video.statistics import DAVIS_METRICS
+from litelvlm.methods import is_baseline
 from litelvlm.video.datasets import REF_DAVIS
 
 __all__ = ["VideoLabels", "frame_tokens", "plot_jf_vs_budget", "plot_claims_table"]
@@ -60,7 +61,7 @@ class VideoLabels:
 def frame_tokens(summary: pd.DataFrame) -> int | None:
     """The tokens a frame of the run holds: ``none``'s ``context_tokens`` (all of them), None when not
     recorded."""
-    rows = summary[summary["method"].map(baseline)]
+    rows = summary[summary["method"].map(is_baseline)]
     if rows.empty or "context_tokens" not in rows or pd.isna(rows["context_tokens"].iloc[0]):
         return None
     return int(rows["context_tokens"].iloc[0])
@@ -80,8 +81,8 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
         fig, ax = figure(1, aspect=0.75)
     else:
         fig = ax.figure
-    is_baseline = summary["method"].map(baseline)
-    none, pruned = summary[is_baseline], summary[~is_baseline]
+    is_base = summary["method"].map(is_baseline)
+    none, pruned = summary[is_base], summary[~is_base]
     methods = ordered(pruned["method"])
     for i, method in enumerate(methods):
         d = pruned[pruned["method"] == method].sort_values("budget")

@@ -17,6 +17,7 @@ from ..errors import LiteLVLMError
 from ..llm.context import LLMContext, run_layers
 from ..llm.pruned_forward import pruned_forward, run_pruned_from
 from ..lvlm.family import GroundingPipeline
+from ..methods.select import select
 from ..pruning.selection import Selection
 from . import CostArch
 from .tokens import TokenPlan, selects_on_llm_input
@@ -62,6 +63,13 @@ class PrefillParts:
         method with ``uses_vision_tower``), as ``ground`` runs it."""
         spec = self.pipe.spec(method)
         return spec.tower_run(self.pipe.tower_context(self.prepared), budget, **self.options(method))
+
+    def run_select(self, method: str, budget: int):
+        """A CLIP-side method's selection on the prepared input's selector inputs (``ground``'s first step for
+        it), or a tower-stage method's (its run of the vision tower's blocks, :meth:`run_tower`)."""
+        if self.pipe.spec(method).prunes_in_vision_tower:
+            return self.run_tower(method, budget)
+        return select(method, self.prepared.selector_inputs(), budget)
 
     def run_forwards(self):
         """The image's forwards as :meth:`run_e2e`'s chain makes them (``prepare_image``): their vision stage

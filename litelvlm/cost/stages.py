@@ -16,6 +16,7 @@ import torch
 
 from ..machine.collector import paused_collection
 from ..methods import get_method
+from .timing import call_length
 
 #: the named stages of a grounding call, in reading order
 STAGES = ("prepare", "vision", "selection", "prefill", "decode", "mask")
@@ -31,11 +32,6 @@ MODULE_STAGES = ("prepare", "vision", "mask", OTHER)
 #: making, a method's selection step, the mask head's decoding and its upscaling to the input's size
 PIPELINE_STEPS = {"with_sentences": "prepare", "run_clip_stage": "selection", "run_llm_stage": "selection",
                   "decode_masks": "mask", "upscale_masks": "mask"}
-
-
-def _length(args: tuple, kwargs: dict) -> int:
-    hidden = args[0] if args else kwargs["hidden_states"]
-    return int(hidden.shape[1])
 
 
 def _unique(parts) -> list:
@@ -106,7 +102,7 @@ class StageTimer:
     def _on_first_layer(self, module, args, kwargs) -> None:
         if any(token is _LLM for _, token in self._active):
             return
-        self._enter("decode" if _length(args, kwargs) == 1 else "prefill", _LLM)
+        self._enter("decode" if call_length(args, kwargs) == 1 else "prefill", _LLM)
 
     def _on_last_layer(self, module, args, output) -> None:
         self._exit(_LLM)

@@ -78,7 +78,8 @@ def interleaved_wall_ms(fns: dict, device: str | torch.device = "cpu", *, warmup
             for k, v in times.items()}
 
 
-def _length(args: tuple, kwargs: dict) -> int:
+def call_length(args: tuple, kwargs: dict) -> int:
+    """The sequence length of a decoder layer's call (its hidden states' second axis; 1: a decode step)."""
     hidden = args[0] if args else kwargs["hidden_states"]
     return int(hidden.shape[1])
 
@@ -101,7 +102,7 @@ class LayerLoopTimer:
         self._handles: list = []
 
     def _on_first(self, module, args, kwargs) -> None:
-        if self._start is not None or _length(args, kwargs) == 1:
+        if self._start is not None or call_length(args, kwargs) == 1:
             return
         if self.cuda:
             torch.cuda.synchronize()  # L696

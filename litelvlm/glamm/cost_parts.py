@@ -19,7 +19,6 @@ from ..cost.parts import PrefillParts
 from ..cost.tokens import count_flops
 from ..errors import LiteLVLMError
 from ..lvlm.numerics import set_attention as set_attn
-from ..methods.select import select
 from ..models.quantize import quantize_llm_layers
 from .build import build_glamm
 from .pipeline import GlammPipeline
@@ -109,13 +108,6 @@ class PipelineParts(PrefillParts):
     def run_text(self):
         """The prepared image with the sentence (``with_sentences``: prompt and CLIP text trace)."""
         return with_sentence(self.pipe, self.arch, self.base)
-
-    def run_select(self, method: str, budget: int):
-        """The selection of a CLIP-side method (``ground``'s first step for it), or a tower-stage method's
-        (its run of the CLIP tower's blocks)."""
-        if self.pipe.spec(method).prunes_in_vision_tower:
-            return self.run_tower(method, budget)
-        return select(method, self.prepared.selector_inputs(), budget)
 
     def run_projector(self, rows: int) -> torch.Tensor:
         """The projector on ``rows`` CLIP feature-layer tokens."""

@@ -17,15 +17,10 @@ from ..clip.hf import hub_reachable
 from ..data.resize_cap import check_resize
 from ..errors import LiteLVLMError
 from ..models.channel_stats import IMAGENET_MEAN_255, IMAGENET_STD_255
+from ..models.sam_resize import preprocess_shape
 
 #: SAM's pixel mean and std in 0-255 units (``ReferSegmDataset.IMG_MEAN``/``IMG_STD``, ``Sam.pixel_mean``)
 PIXEL_MEAN, PIXEL_STD = IMAGENET_MEAN_255, IMAGENET_STD_255
-
-
-def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(h, w) with the longest side scaled to ``long_side`` (``ResizeLongestSide.get_preprocess_shape``)."""
-    scale = long_side * 1.0 / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 def sam_inputs(image: Image.Image, size: int = 1024,

@@ -93,7 +93,8 @@ def projected(module: nn.Module, x: torch.Tensor, which: str) -> torch.Tensor:
     return {"q": qkv[..., :q], "k": qkv[..., q:q + kv], "v": qkv[..., q + kv:]}[which]
 
 
-def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or in its own dtype where that is wider (float64)."""
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
@@ -122,7 +123,7 @@ def _probabilities(q: torch.Tensor, k: torch.Tensor, module: nn.Module, allowed:
                    additive: torch.Tensor | None, kernel: str) -> torch.Tensor:
     """Softmax rows of ``q`` (B, H, Q, d) against ``k`` (B, H, S, d), computed as ``kernel`` does."""
     if kernel == "float32":
-        logits = torch.matmul(_at_least_float32(q), _at_least_float32(k).transpose(2, 3)) * module.scaling
+        logits = torch.matmul(at_least_float32(q), at_least_float32(k).transpose(2, 3)) * module.scaling
         fill = float("-inf")
     elif kernel == "llama-4.28":
         logits = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(module.head_dim)

@@ -17,6 +17,8 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients, Saliency
 from torch import nn
 
+from .attention_rows import at_least_float32
+
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
 
 #: method name -> what the per-token score is
@@ -27,10 +29,6 @@ METHODS: dict[str, str] = {
     "layer_integrated_gradients": "sum over the hidden dim of IG at the projector output, "
                                   "integrating the projector input (captum LayerIntegratedGradients)",
 }
-
-
-def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
-    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def nonempty_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -51,7 +49,7 @@ def mask_logit_target(logits_fn: Callable[[torch.Tensor], torch.Tensor],
     ref = nonempty_mask(reference_mask)
 
     def target(x: torch.Tensor) -> torch.Tensor:
-        logits = _at_least_float32(logits_fn(x))
+        logits = at_least_float32(logits_fn(x))
         return (logits * ref.to(logits)).flatten(1).sum(1)
 
     return target
@@ -62,7 +60,7 @@ def seg_norm_target(seg_fn: Callable[[torch.Tensor], torch.Tensor]) -> TargetFn:
     (``seg_fn``: ``(B, N, h) -> (B, D)`` or ``(B, S, D)``)."""
 
     def target(x: torch.Tensor) -> torch.Tensor:
-        norms = _at_least_float32(seg_fn(x)).norm(dim=-1)
+        norms = at_least_float32(seg_fn(x)).norm(dim=-1)
         return norms if norms.dim() == 1 else norms.flatten(1).sum(1)
 
     return target

@@ -111,11 +111,5 @@ def llm_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
     if sel.features is not None:  # merged visual tokens (a variant merging the family's own tokens)
         vis = sel.features
     else:
-        vis = full if keeps_all(sel, n) else full[sel.indices.to(full.device)]
+        vis = full if sel.keeps_all(n) else full[sel.indices.to(full.device)]
     return vis, sel, sel.indices if rule == "keep" else None, None
-
-
-def keeps_all(sel: Selection, n: int) -> bool:
-    """Whether ``sel`` keeps all N tokens in raster order (the LLM input is then the visual tokens as they
-    are)."""
-    return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))

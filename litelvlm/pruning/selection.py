@@ -64,6 +64,11 @@ class Selection:
     def __len__(self) -> int:
         return int(self.indices.numel())
 
+    def keeps_all(self, n: int) -> bool:
+        """Whether it keeps all ``n`` tokens in raster order (the LLM input is then the visual tokens as they
+        are)."""
+        return len(self) == n and bool(torch.equal(self.indices.cpu(), torch.arange(n)))
+
 
 def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
     """K = ``budget`` (an int) checked against N = ``num_patches`` (+ ``extra_tokens``, for a method that adds

@@ -15,10 +15,20 @@ from litelvlm.lvlm.numerics import set_attention as set_attn
 
 from ..cost import CostArch, FamilyCost
 from ..cost.clip import SENTENCE, synthetic_image
+from .config import get_preset as qwen_preset
 from .cost_parts import QwenSam2Parts, count_rows
 
 #: layers of the tiny LLM in this study (``litelvlm.qwen.config.PRESETS['tiny']`` has 2)
 TINY_LLM_LAYERS = 4
+
+
+def with_study_llm(preset):
+    """A family preset on Qwen2.5-VL as the cost study builds it: the tiny one with its LLM at
+    :data:`TINY_LLM_LAYERS` layers, any other as it is."""
+    if preset.name != "tiny":
+        return preset
+    q = qwen_preset(preset.qwen)
+    return replace(preset, qwen=replace(q, name=f"{q.name}-{TINY_LLM_LAYERS}-layers", layers=TINY_LLM_LAYERS))
 
 
 #: the external CLIP a preset's random model pairs (each family pipeline's ``default_clip``): its

@@ -18,7 +18,6 @@ from ..cost.clip import SENTENCE, synthetic_image
 from ..cost.meta import MetaScalars, llm_input_selection_flops, llm_prefills
 from ..cost.parts import PrefillParts
 from ..cost.tokens import count_flops, selects_on_llm_input
-from ..methods.select import select
 from ..models.random_weights import fast_fill, init_plan, skip_init
 from ..qwen_vision.index import tower_index
 from ..qwen_vision.tower import QwenTower
@@ -77,13 +76,6 @@ class QwenSam2Parts(PrefillParts):
     def run_text(self):
         """The paired CLIP's text forward on the protocol's question (``_mapped_inputs``' text)."""
         return self.pipe.clip.encode_text([self.pipe.clip_question(SENTENCE)], warn_truncation=False)
-
-    def run_select(self, method: str, budget: int):
-        """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one
-        sentence), or a tower-stage method's (its run of the vision tower's blocks)."""
-        if self.pipe.spec(method).prunes_in_vision_tower:
-            return self.run_tower(method, budget)
-        return select(method, self.prepared.selector_inputs(), budget)
 
     def run_sam(self) -> torch.Tensor:
         """Mask logits at the image size: SAM 2's image encoder, then ``ground``'s mask decoding of one

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from ..cost.tokens import DecoderSizes
 from ..errors import LiteLVLMError
 from ..qwen.config import get_preset as qwen_preset
 from ..qwen.config import preprocessor_config
-from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention
+from ..qwen.cost import PAIRED_CLIP, QwenSam2Cost, set_attention, with_study_llm
 from ..qwen.hf_config import qwen_config
 from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
 from ..qwen_vision.index import tower_index
@@ -45,13 +44,8 @@ _DESCRIPTIONS = {
 
 
 def study_preset(preset: str):
-    """The ``UniPixelPreset`` the study builds for ``preset``: the library's, the tiny one with its LLM at
-    :data:`TINY_LLM_LAYERS` layers."""
-    p = get_preset(preset)
-    if p.name != "tiny":
-        return p
-    q = qwen_preset(p.qwen)
-    return replace(p, qwen=replace(q, name=f"{q.name}-{TINY_LLM_LAYERS}-layers", layers=TINY_LLM_LAYERS))
+    """The ``UniPixelPreset`` the study builds for ``preset`` (:func:`litelvlm.qwen.cost.with_study_llm`)."""
+    return with_study_llm(get_preset(preset))
 
 
 def merged_grid(image_size: tuple[int, int] = IMAGE_SIZE) -> dict:

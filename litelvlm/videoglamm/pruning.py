@@ -188,11 +188,6 @@ def context_part(model: VideoGLaMM, kept: list[torch.Tensor] | torch.Tensor,
     return out
 
 
-def _keeps_all(sel: Selection, n: int) -> bool:
-    """Whether ``sel`` keeps all N patches in raster order."""
-    return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))
-
-
 @torch.no_grad()
 def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, text: TextTrace | None,
                method: str, budget: int | None = None, *, allocation: Sequence[int] | None = None,
@@ -212,7 +207,7 @@ def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, te
         sel = Selection(indices=torch.arange(n)) if baseline else select(method, inputs, k, **options)
         sels.append(sel)
         kept.append(kept_features(inputs, sel))
-    if all(sel.features is None and _keeps_all(sel, n) for sel in sels):
+    if all(sel.features is None and sel.keeps_all(n) for sel in sels):
         # every frame keeps all its patches in raster order: the projector reads the trace's own layer -2
         # slice, as ``project`` reads ``hidden_states[-2][:, 1:]`` (a gathered copy changes a bfloat16 GEMM's
         # rounding)

@@ -16,16 +16,10 @@ from torch import nn
 from transformers import Sam2Model
 
 from ..models.channel_stats import IMAGENET_MEAN_255, IMAGENET_STD_255
+from ..models.sam_resize import preprocess_shape
 
 #: ``sam_preprocess``'s defaults (``utils/sam_transforms.py`` L28-29): SAM's pixel mean and std in 0-255 units
 PIXEL_MEAN, PIXEL_STD = IMAGENET_MEAN_255, IMAGENET_STD_255
-
-
-def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(h, w) with the longest side scaled to ``long_side`` (``ResizeLongestSide.get_preprocess_shape``,
-    ``model/segment_anything/utils/transforms.py``)."""
-    scale = long_side * 1.0 / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 def sam2_pixels(frame: np.ndarray, size: int = 1024) -> torch.Tensor:

@@ -18,12 +18,12 @@ from analysis.common.presentation.stage_figure import run_name
 from analysis.common.presentation.style import (
     REFERENCE_COLOR,
     TWO_COLUMN,
-    baseline,
     figure,
     label_weights,
     method_style,
     model_name,
 )
+from litelvlm.methods import is_baseline
 
 #: at most this many runs are named beside their points; more are named by method in the legend
 LABELLED_RUNS = 12
@@ -80,7 +80,7 @@ def plot_amdahl(table: pd.DataFrame, model: str, notes: Iterable[str] = (), leng
     """The figure of ``table`` (:func:`~analysis.common.measures.amdahl.amdahl_frame`), each run at the LLM
     sequence length ``lengths`` ({(method, budget): tokens}) gives; returns it."""
     lengths = lengths or {}
-    base_len = next((n for (m, _), n in lengths.items() if baseline(str(m))), None)
+    base_len = next((n for (m, _), n in lengths.items() if is_baseline(str(m))), None)
     kernels = list(table["attn"].unique()) if "attn" in table else [None]
     fig, axes = figure(2, figsize=(TWO_COLUMN, 2.6), ncols=len(kernels), squeeze=False, sharey=True)
     for ax, attn in zip(axes[0], kernels):

@@ -22,7 +22,7 @@ import pandas as pd
 from analysis.common.presentation.style import laid_out_renderer
 from analysis.common.runs.study import read_json
 from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import TABLE, get_method
+from litelvlm.methods import is_baseline
 from litelvlm.registry.provenance import weights_kind
 
 #: the ``config.json`` key of a run's busy-machine warning (a timed run on a loaded CPU; volatile, as its run
@@ -34,11 +34,6 @@ NOTE_GID = "run-note"
 SHOWN = 5e-5
 #: the colour of a drawn note
 NOTE_COLOR = "#8c510a"
-
-
-def baseline(method: str) -> bool:
-    """Whether ``method`` is the unpruned baseline (its registry entry says so; an unknown name is not)."""
-    return method in TABLE and get_method(method).baseline
 
 
 def _random(models) -> bool:
@@ -71,7 +66,7 @@ def null_results(summary: pd.DataFrame, metrics, models=(), tokens: str = "llm_v
                  "seed may open it)" if rnd else "every predicted mask is empty or misses its object")
         return [f"null result: every {', '.join(metrics)} is 0 in every row; likely cause: {cause}"]
     lines = []
-    is_base = summary["method"].map(baseline)
+    is_base = summary["method"].map(is_baseline)
     base, pruned = summary[is_base], summary[~is_base]
     cause = ("these random weights give masks that do not depend on the tokens kept" if rnd
              else "the masks do not depend on the tokens kept at these budgets")

@@ -7,6 +7,11 @@ import math
 import pandas as pd
 
 
+def finite(*values: object) -> bool:
+    """Whether every value is a finite number (what a table shows as a number; anything else is a dash)."""
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
     """A GitHub-flavoured markdown table (NaN shown as an em dash)."""
     def fmt(v):

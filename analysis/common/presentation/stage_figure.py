@@ -22,12 +22,12 @@ from analysis.common.presentation.caveats import draw_notes
 from analysis.common.presentation.style import (
     TWO_COLUMN,
     apply_style,
-    baseline,
     label_weights,
     model_name,
     palette,
 )
 from litelvlm.cost.stages import OTHER, STAGES, TOTAL
+from litelvlm.methods import is_baseline
 
 #: the segments of a bar, left to right
 SEGMENTS = (*STAGES, OTHER)
@@ -67,7 +67,7 @@ def stage_colors() -> dict[str, tuple[float, float, float]]:
 
 def run_name(method: str, budget) -> str:
     """A run as the figure and the screen name it: ``none``, or ``method@budget``."""
-    return str(method) if baseline(str(method)) else f"{method}@{budget}"
+    return str(method) if is_baseline(str(method)) else f"{method}@{budget}"
 
 
 def _prefill_words(rec: dict, config: dict) -> str:
@@ -107,7 +107,7 @@ def _setup(config: dict) -> str:
 def _runs(frame: pd.DataFrame) -> list[tuple[str, object]]:
     """(method, budget) of every run, in the table's order with the baseline first."""
     pairs = list(dict.fromkeys(zip(frame["method"], frame["budget"])))
-    return sorted(pairs, key=lambda p: not baseline(str(p[0])))
+    return sorted(pairs, key=lambda p: not is_baseline(str(p[0])))
 
 
 def _column(frame: pd.DataFrame, runs: list, stage: str, column: str = "ms") -> np.ndarray:

@@ -26,10 +26,11 @@ import pandas as pd
 
 from analysis.common.presentation.device import device_name
 from analysis.common.presentation.stage_figure import SEGMENTS, plot_stages, run_label, run_name
-from analysis.common.presentation.style import baseline, save_figure
+from analysis.common.presentation.style import save_figure
 from litelvlm.cost.stages import COLUMNS, TOTAL
 from litelvlm.llm.captured import runner_of
 from litelvlm.lvlm.encoders import runner_of as encoders_runner
+from litelvlm.methods import is_baseline
 from litelvlm.runs.io import write_csv
 
 #: the row column of each stage's median milliseconds
@@ -136,7 +137,7 @@ def screen_line(frame: pd.DataFrame, method: str = "litelvlm") -> str | None:
     if frame.empty:
         return None
     said = []
-    base = next((m for m in frame["method"].unique() if baseline(str(m))), None)
+    base = next((m for m in frame["method"].unique() if is_baseline(str(m))), None)
     if base is not None and (text := shares_text(frame, base)):
         said.append(f"stages ({base}): {text}")
     ours = frame[frame["method"] == method]
@@ -186,10 +187,10 @@ def speedup_lines(frame: pd.DataFrame, method: str | None = None, lengths: dict 
     if frame.empty:
         return []
     runs = list(dict.fromkeys(zip(frame["method"], frame["budget"])))
-    base = next(((m, b) for m, b in runs if baseline(str(m))), None)
+    base = next(((m, b) for m, b in runs if is_baseline(str(m))), None)
     if base is None:
         return []
-    return [line for m, b in runs if not baseline(str(m)) and method in (None, m)
+    return [line for m, b in runs if not is_baseline(str(m)) and method in (None, m)
             for line in [speedup_line(frame, m, b, base, lengths)] if line]
 
 

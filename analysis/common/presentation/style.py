@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from litelvlm.methods import PAPER_COMPARISON, TABLE, get_method
+from litelvlm.methods import PAPER_COMPARISON, TABLE
 from litelvlm.registry.provenance import weights_banner
 from litelvlm.runs.io import FIGURE_FORMATS, PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
 
@@ -65,12 +65,6 @@ def apply_style() -> None:
 def palette(n: int | None = None) -> list[tuple[float, float, float]]:
     """The project's palette (:data:`PALETTE`; ``n`` colours, cycled past its 8)."""
     return sns.color_palette(list(PALETTE), n)
-
-
-def baseline(method: str) -> bool:
-    """Whether ``method`` (a results table's ``method`` value) is the unpruned baseline, as its registry says
-    (:attr:`litelvlm.method.Method.baseline`); a name the registry does not know is not."""
-    return method in TABLE and get_method(method).baseline
 
 
 def model_name(model: str) -> str:

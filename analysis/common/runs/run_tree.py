@@ -90,4 +90,12 @@ def unrecorded(root: Path, names: list[str] | tuple[str, ...]) -> dict[Path, lis
 NO_RUN = ("but no config.json (nothing records its study, family and model: a partial copy, or not a run "
           "folder of this project)")
 
-__all__ = ["NO_RUN", "Run", "find_runs", "hidden", "unrecorded"]
+def unreadable_reason(e: BaseException) -> str:
+    """One line saying why a run of the tree could not be read (for ``tables`` and ``figures`` alike)."""
+    if isinstance(e, KeyError):
+        return f"not of this version's layout (no {e.args[0]!r} column or field); rerun its study"
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{'unreadable' if isinstance(e, LiteLVLMError) else type(e).__name__}: {text}"
+
+
+__all__ = ["NO_RUN", "Run", "find_runs", "hidden", "unreadable_reason", "unrecorded"]

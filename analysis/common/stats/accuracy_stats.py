@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.common.stats import bootstrap, permutation, proportion, significance
 from analysis.common.stats.bootstrap import UnitStat
-from litelvlm.methods import BASELINE, TABLE, get_method
+from litelvlm.methods import BASELINE, TABLE, get_method, is_baseline
 
 #: the method the paper's claims are about, and the reference of the second set of comparisons
 LITELVLM = "litelvlm"
@@ -89,12 +89,6 @@ def with_intervals(summary: pd.DataFrame, stats: Stats, metrics: list[str], n_bo
     if unit is not None:
         out = out.assign(**_labels(summary, stats, present, unit))
     return out
-
-
-def is_baseline(method: str) -> bool:
-    """Whether ``method`` (a table's ``method`` value) is the unpruned baseline (its registry's
-    ``Method.baseline``)."""
-    return method in TABLE and get_method(method).baseline
 
 
 def _baseline(stats: Stats) -> tuple[str, int] | None:
