@@ -12,7 +12,7 @@ last two vision blocks, the post-layernorm and the projection) of a ``meta`` CLI
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
@@ -36,9 +36,7 @@ class StandInInput(Prepared):
     """The prepared input of a count's made-up prompt: its ids and token types, and the CLIP traces a
     selection reads (``inputs``: :meth:`SelectorBench.inputs`)."""
 
-    input_ids: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     mm_token_type_ids: torch.Tensor | None = None
-    sentences: list[str] = field(default_factory=list)
     inputs: Callable[[], SelectorInputs] | None = None
 
     def selector_inputs(self, *args) -> SelectorInputs:
@@ -146,7 +144,9 @@ class SelectorBench:
         if spec.tower_tokens is not None:
             return count_flops(lambda: spec.tower_run(self.tower(), budget, **options))[0], None
         if selects_on_llm_input(spec):  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
-            prepared = StandInInput(inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
+            # the CLIP traces (CDPruner's relevance)
+            prepared = StandInInput(sentences=[], input_ids=torch.empty(0, dtype=torch.long),
+                                    inputs=self.inputs)
             return llm_input_selection_flops(method, budget, self.backend.num_patches, self.llm_hidden,
                                              prepared), None
         if not selects_on_clip(spec):  # none, FastV, DART, SparseVLM: their cost is in the prefill
@@ -187,7 +187,7 @@ def synthetic_prompt(arch, num_visual: int, hidden: int) -> tuple[SimpleNamespac
     pipeline = SimpleNamespace(language_model=SimpleNamespace(embed_tokens=SimpleNamespace(weight=weight)),
                                numerics=None, visual_grid=None)
     ids = torch.arange(len(types)) % 8
-    return pipeline, StandInInput(input_ids=ids, mm_token_type_ids=types)
+    return pipeline, StandInInput(sentences=[], input_ids=ids, mm_token_type_ids=types)
 
 
 def llm_prefills(parts, plans: dict, attns: list[str], set_attention) -> dict:

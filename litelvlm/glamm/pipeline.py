@@ -58,14 +58,11 @@ class PreparedImage(Prepared):
     """Everything computed once per image: reused by every method and budget."""
 
     image_size: tuple[int, int]              # original (H, W)
-    sentences: list[str]
-    input_ids: torch.Tensor                  # 1-D, one IMAGE_PLACEHOLDER
     vision: VisionTrace                      # the one CLIP vision forward (336 centre crop)
     text: TextTrace | None                   # CLIP text trace of the sentences (selectors)
     sam_embeddings: torch.Tensor             # (1, C, h, w)
     sam_reshaped_size: tuple[int, int]       # SAM input size before padding
     feature_layer: int = -2
-    seed: int = 0
 
     def selector_inputs(self) -> SelectorInputs:
         return SelectorInputs(vision=self.vision, text=self.text, image_index=0,

@@ -3,15 +3,18 @@ declared once, so that they are read plainly, never probed for."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 
+@dataclass(kw_only=True)
 class Prepared:
     """The base of every family's prepared input (``prepare_image`` then ``with_sentences``: the image or
-    clip, its sentences and prompt). A family's input is a dataclass extending it with its own fields; the
-    defaults below are what a family without the matching option has."""
+    clip, its sentences and prompt). A family's input is a dataclass extending it with its own fields; these
+    are keyword-only, so a family's own fields keep their order, and the defaults are what a family without
+    the matching option has."""
 
     #: the sentences of the prompt (one [SEG] each)
     sentences: list[str]
@@ -24,8 +27,9 @@ class Prepared:
     answer: str = "teacher-forced"
     #: the prompt's length before a teacher-forced answer (None: all of ``input_ids`` is the prompt)
     prompt_len: int | None = None
-    #: what this input's methods computed once and share (traces, stand-ins); None: the family keeps none
-    clip_cache: dict | None = None
+    #: what this input's methods computed once and share, made on first use (the paired CLIP's traces and
+    #: pixels, a vision tower's stand-ins); shared by every sentence of the input
+    clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def selector_inputs(self, *args: Any) -> Any:
         """What a CLIP-side method reads of this input (the family's own)."""

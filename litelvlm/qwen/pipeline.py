@@ -36,22 +36,11 @@ class QwenSam2Input(Prepared):
 
     image: Image.Image                      # the original image, which the protocol's prompt call reads
     image_size: tuple[int, int]             # original (H, W)
-    sentences: list[str]
-    input_ids: torch.Tensor                 # 1-D prompt ids with the N image/video-pad tokens
     mm_token_type_ids: torch.Tensor         # 1-D: 0 text, 1 image, 2 video (transformers' get_rope_index)
     grid_thw: torch.Tensor                  # (F, 3) patches in time, height, width (before the 2x2 merge)
     second_per_grid_ts: torch.Tensor        # (1,) the protocol's seconds per temporal patch
     visual: torch.Tensor                    # (N, h) merged tokens in the LLM's order (``pooler_output``)
     sam_features: object                    # SAM 2's image features (the adapter's)
-    seed: int = 0
-    #: the prompt's length before a teacher-forced answer (None: all of ``input_ids``, the official prompt)
-    prompt_len: int | None = None
-    #: ``teacher-forced`` (this project's: the prompt holds a training answer with the [SEG] token) or
-    #: ``generate`` (the official protocol: greedy decoding after the prefill, :mod:`litelvlm.lvlm.generate`)
-    answer: str = "teacher-forced"
-    #: the paired CLIP's per-image work (its vision trace, the map onto the merged grid), made on first use
-    #: and shared by every sentence of the image
-    clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
     #: made by ``with_sentences``: the CLIP-side methods' inputs on the merged tokens (computed on first use)
     mapped: Callable[[], MappedInputs] | None = field(default=None, repr=False, compare=False)
 

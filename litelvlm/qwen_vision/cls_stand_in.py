@@ -73,14 +73,11 @@ def compute_stand_in(vision: QwenVision, block: int | None = None) -> StandIn:
 
 def stand_in(ctx, block: int | None = None) -> StandIn:
     """The :class:`StandIn` of ``ctx``'s image (``ctx.pipeline.vision(ctx.prepared)``), cached in the prepared
-    image's ``clip_cache`` where it has one, on the device of ``ctx.visual_embeds``."""
+    image's ``clip_cache``, on the device of ``ctx.visual_embeds``."""
     cache = ctx.prepared.clip_cache
     key = ("qwen-stand-in", block)
-    if cache is None or key not in cache:
-        got = compute_stand_in(ctx.pipeline.vision(ctx.prepared), block)
-        if cache is None:
-            return _on(got, ctx.visual_embeds.device)
-        cache[key] = got
+    if key not in cache:
+        cache[key] = compute_stand_in(ctx.pipeline.vision(ctx.prepared), block)
     return _on(cache[key], ctx.visual_embeds.device)
 
 

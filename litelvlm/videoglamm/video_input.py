@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
-
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.prepared import Prepared
@@ -22,14 +20,6 @@ class VideoGLaMMInput(Prepared):
 
     # the frames, the 16 LLM frames' tokens, SAM 2's features of every frame
     clip: PreparedClip
-    sentences: list[str]
-    input_ids: torch.Tensor                 # 1-D prompt ids with the 16 IMAGE_TOKEN_INDEX ids
-    seed: int = 0
-    answer: str = "teacher-forced"
-    #: the prompt's length before a teacher-forced answer (None: the whole prompt is the official one)
-    prompt_len: int | None = None
-    #: the paired CLIP's trace of the clip's 16 context frames (made on first use, shared by every sentence)
-    clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
     #: the paired CLIP's text trace of the sentence (made by ``with_sentences``, computed on first use)
     text: Callable[[], TextTrace] | None = field(default=None, repr=False, compare=False)
     #: the clip's CLIP trace (made by ``with_sentences``, computed on first use)

@@ -104,7 +104,8 @@ class VideoGLaMMRunner:
         if key not in self.prepared:
             source = frames_of(rec, self.decoded)
             clip = prepare_clip(self.model, [np.asarray(source.frame(i)) for i in frames])
-            self.prepared[key] = VideoGLaMMInput(clip, [], torch.empty(0, dtype=torch.long),
+            self.prepared[key] = VideoGLaMMInput(clip=clip, sentences=[],
+                                                 input_ids=torch.empty(0, dtype=torch.long),
                                                  seed=self.args.seed)
         return self.prepared[key]
 
