@@ -150,18 +150,24 @@ def seg_rows(input_ids: torch.Tensor, seg_id: int) -> torch.Tensor:
 
 
 @dataclass
-class UniPixelInputs:
-    """One sample's model inputs and how they were made."""
+class ProtocolInputs:
+    """One sample's model inputs (an image's or a video's) and how they were made."""
 
     question: str
     text: str                     # the prompt, plus the answer when teacher-forced
     answer: str                   # "generate" or "teacher-forced"
     response: str | None          # the teacher-forced answer text
-    frame_size: tuple[int, int]   # (H, W) of the original image (the prediction's size)
-    resized: tuple[int, int]      # (h, w) of the frame the vision tower sees
-    frames: list[Image.Image]
+    frame_size: tuple[int, int]   # (H, W) of the original image or frames (the prediction's size)
+    frames: list[Image.Image]     # the frames the vision tower sees
     # the processor's BatchFeature (input_ids, pixel_values_videos, video_grid_thw, ...)
     inputs: Any
+
+
+@dataclass
+class UniPixelInputs(ProtocolInputs):
+    """One image's model inputs (the image as a two-frame video)."""
+
+    resized: tuple[int, int]      # (h, w) of the frame the vision tower sees
 
 
 def prepare_inputs(processor, image: Image.Image, expression: str, answer: str = "generate",
@@ -288,7 +294,7 @@ def summarize(scores: Iterable[SampleScore]) -> dict[str, float]:
 __all__ = ["ADDED_TOKENS", "ARTICLES", "EXIF_TRANSPOSE", "FRAME_FACTOR", "FRAME_PIXELS",
            "GENERATE_KWARGS", "IMAGE_FACTOR", "MAX_RATIO", "MEM_TOKEN", "MIN_BOX_AREA", "MIN_PIXELS",
            "QUESTION", "REF_TOKEN", "SAMPLE_FRAMES", "SEG_RESPONSES", "SEG_TOKEN", "VIDEO_FPS", "SampleScore",
-           "UniPixelInputs",
+           "ProtocolInputs", "UniPixelInputs",
            "box_iou", "chat_messages", "clean_query", "coco_box", "max_pixels", "min_box", "prepare_inputs",
            "prompt_inputs", "question", "resize_frame", "resized_size", "sample_seed", "score_sample",
            "seg_rows", "seg_token_id", "smart_resize", "summarize", "teacher_forced_answer", "to_rgb",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from .protocol import (
     MIN_PIXELS,
     SAMPLE_FRAMES,
     VIDEO_FPS,
+    ProtocolInputs,
     chat_messages,
     max_pixels,
     question,
@@ -71,18 +71,10 @@ def llm_frames(frames: Sequence[Image.Image], sample_frames: int = SAMPLE_FRAMES
 
 
 @dataclass
-class VideoInputs:
-    """One (video, expression)'s model inputs and how they were made."""
+class VideoInputs(ProtocolInputs):
+    """One (video, expression)'s model inputs (``frames``: the LLM's, resized and padded)."""
 
-    question: str
-    text: str                     # the prompt, plus the answer when teacher-forced
-    answer: str                   # "generate" or "teacher-forced"
-    response: str | None          # the teacher-forced answer text
-    frame_size: tuple[int, int]   # (H, W) of the original frames (the masks' size)
     sampled: list[int]            # indices of the frames the LLM sees
-    frames: list[Image.Image]     # the LLM's frames, resized and padded
-    # the processor's BatchFeature (input_ids, pixel_values_videos, video_grid_thw, ...)
-    inputs: Any
 
 
 def prepare_video_inputs(processor, frames: Sequence[Image.Image], expression: str, answer: str = "generate",
