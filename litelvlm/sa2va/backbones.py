@@ -5,6 +5,7 @@ video). This module is this project's own structure (docs/sa2va.md)."""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import torch
@@ -41,10 +42,10 @@ class Sa2VABackbone(QwenSam2Pipeline):
     #: while generating: the LM head's inputs, one per decoding step (:mod:`litelvlm.sa2va.generate`)
     _lm_head_inputs: list | None = None
 
+    @abc.abstractmethod
     def join_video(self, prepared: Sa2VABackboneInput) -> Sa2VABackboneInput:
         """``prepared`` (a video) with its LLM frames' tokens joined into one block, as the backbone joins
         them (its ``VIDEO_PRUNING``)."""
-        raise NotImplementedError
 
     def mask_shape(self, prepared: Sa2VABackboneInput) -> tuple[int, ...]:
         """(H, W) of an image, (T, H, W) of a video."""
