@@ -51,8 +51,11 @@ def first_part(study: str, out: Path, cache: Path) -> bool:
 def interrupt(args: list[str], ready, sig: int) -> int:
     """Run ``litelvlm ARGS`` in a subprocess, send ``sig`` once ``ready()``; returns its exit status."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # Ctrl-C's default action in the child, as a terminal gives it, whatever this process inherited (a shell
+    # starts a background job with SIGINT ignored, and an ignored signal stays ignored across exec)
     p = subprocess.Popen([sys.executable, "-m", "litelvlm.cli", *args], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while p.poll() is None and not ready() and time.monotonic() < deadline:
         time.sleep(0.005)
