@@ -37,8 +37,8 @@ class Sa2VABackbone(QwenSam2Pipeline):
     """The base of every Sa2VA backbone's pipeline: a video's path and the mask head on the family
     contract."""
 
-    #: how a video's LLM input is pruned (the backbone's ``VIDEO_PRUNING``, this project's adaptation)
-    video_pruning: str = ""
+    #: how a video's LLM input is pruned (each backbone sets its ``VIDEO_PRUNING``, this project's adaptation)
+    video_pruning: str
     #: while generating: the LM head's inputs, one per decoding step (:mod:`litelvlm.sa2va.generate`)
     _lm_head_inputs: list | None = None
 
@@ -55,7 +55,8 @@ class Sa2VABackbone(QwenSam2Pipeline):
     def sequence_embeds(self, prepared: Sa2VABackboneInput, visual: torch.Tensor) -> torch.Tensor:
         """One block of visual tokens (an image, a joined video:
         :class:`litelvlm.qwen.pipeline.QwenSam2Pipeline`); a video's official prompt: its N tokens at its
-        frames' visual rows."""
+        frames' visual rows (Qwen2.5-VL's image-pad rows; InternVL3's ``<IMG_CONTEXT>`` rows, ``generate``
+        L497-501)."""
         if prepared.video is None or prepared.joined_positions is not None:
             return super().sequence_embeds(prepared, visual)
         if visual.shape[-2] != self.num_visual(prepared):
@@ -88,7 +89,7 @@ class Sa2VABackbone(QwenSam2Pipeline):
 
     def generated(self, prepared, run):
         """``answer="generate"``: the masks of the generated ``[SEG]`` rows as ``predict_forward`` reads them
-        (:func:`litelvlm.sa2va.generate.generated_masks`)."""
+        (InternVL3's L750-770; :func:`litelvlm.sa2va.generate.generated_masks`)."""
         with reading_generation(self) as inputs:
             out = run()
         return generated_masks(self, prepared, out, inputs)
